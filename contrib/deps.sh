@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package albd needs to build, test and benchmark.
+# Idempotent: packages already present are not fetched again, and apt-get
+# update runs only when something is missing.
+#   contrib/deps.sh          build + test dependencies
+#   contrib/deps.sh --bench  also nginx, haproxy and wrk for bench/
+set -euo pipefail
+
+pkgs=(
+  # build
+  build-essential cmake pkg-config
+  libssl-dev libuv1-dev node-llhttp libnghttp2-dev zlib1g-dev libbrotli-dev
+  libcurl4-openssl-dev libyaml-dev libjansson-dev libcmocka-dev
+  # test tools
+  curl openssl python3 nghttp2-client
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(nginx-light haproxy wrk)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

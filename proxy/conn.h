@@ -1,0 +1,35 @@
+/* Client connections: the data plane (proxy/conn.c, proxy/h1.c,
+ * proxy/upstream.c). The worker (proxy/worker.c) calls these. */
+#ifndef ALBD_PROXY_CONN_H
+#define ALBD_PROXY_CONN_H
+
+#include "proxy/worker-t.h"
+
+/* Accepts one pending connection on wl (called from its connection callback
+ * with status 0). The connection takes a reference on w->snap and uses
+ * w->snap->listeners[wl->listener]. Failures are counted and logged, never
+ * fatal. */
+void px_conn_accept(struct px_worker *w, struct px_wlisten *wl);
+
+/* Asks c to finish what it is doing and close: an idle keep-alive
+ * connection closes now, one with a request in flight closes after its
+ * response (HTTP/1.1 "Connection: close"). Idempotent. */
+void px_conn_drain(struct px_conn *c);
+
+/* Closes c at once (drain deadline passed). Idempotent; memory is freed in
+ * the last close callback. */
+void px_conn_close(struct px_conn *c);
+
+/* The next connection in w->conns after c (NULL at the end). Lets the worker
+ * walk the list without knowing struct px_conn. */
+struct px_conn *px_conn_next(struct px_conn *c);
+
+/* Upstream pools of one worker, keyed by px_server.key; they outlive
+ * snapshots. new returns NULL on allocation failure. close_all closes every
+ * idle pooled connection (worker stop); free releases the table once the
+ * loop has run the close callbacks. */
+struct px_upstream_pools *px_upstream_pools_new(struct px_worker *w);
+void px_upstream_pools_close_all(struct px_upstream_pools *p);
+void px_upstream_pools_free(struct px_upstream_pools *p);
+
+#endif

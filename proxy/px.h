@@ -1,0 +1,43 @@
+/* The proxy runtime, as the agent sees it: start workers, apply a model,
+ * read counters, stop. Call every function here from the agent thread. */
+#ifndef ALBD_PROXY_PX_H
+#define ALBD_PROXY_PX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reconciler/model-t.h"
+
+struct px_runtime;
+
+/* Starts n_workers worker threads (n_workers <= 0: one per CPU), each with
+ * its own uv loop and no listener yet. Returns NULL with errno set on
+ * failure. */
+struct px_runtime *px_runtime_start(int n_workers);
+
+/* Builds a snapshot from m (taking a reference), opens the sockets of new
+ * listening addresses (one SO_REUSEPORT socket per worker), and publishes it
+ * with one atomic store; workers pick it up at once. Sockets of unchanged
+ * addresses are kept; removed ones stop accepting and their connections
+ * drain. On failure (a socket that will not bind, a certificate OpenSSL
+ * refuses) nothing is published, the running snapshot keeps serving, and -1
+ * is returned with the reason in err. */
+int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, char *err, size_t errlen);
+
+/* The generation of the published snapshot (0 before the first apply). */
+uint64_t px_runtime_generation(const struct px_runtime *rt);
+
+struct px_stats {
+    uint64_t connections_accepted, connections_active, requests;
+    uint64_t responses_by_class[6];
+    uint64_t upstream_connects, upstream_reused;
+    int snapshots_alive;
+};
+void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out);
+
+/* Stops accepting on every listener, lets in-flight requests finish for at
+ * most drain_ms, closes what is left, joins the workers and frees
+ * everything. */
+void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms);
+
+#endif

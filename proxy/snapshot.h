@@ -1,0 +1,26 @@
+#ifndef ALBD_PROXY_SNAPSHOT_H
+#define ALBD_PROXY_SNAPSHOT_H
+
+#include "proxy/snapshot-t.h"
+
+/* Builds a snapshot of model m for n_workers workers. prev (may be NULL) is
+ * the running snapshot: SSL_CTXs whose inputs are unchanged are reused from
+ * it. Returns 0 and a snapshot with one reference in *out, or -1 with a
+ * message (never secret) in err. Call on the agent thread. */
+int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_workers,
+                      uint64_t generation, struct px_snapshot **out, char *err, size_t errlen);
+
+/* Reference counting, safe from any thread. unref(NULL) is a no-op. */
+struct px_snapshot *px_snapshot_ref(struct px_snapshot *s);
+void px_snapshot_unref(struct px_snapshot *s);
+
+/* The bind with this key, or NULL. */
+const struct px_bind *px_snapshot_find_bind(const struct px_snapshot *s, const char *key);
+
+/* Picks the next server of g for worker `worker` by smooth weighted round
+ * robin, skipping servers of weight 0 and any server whose index has its bit
+ * set in `exclude` (a bit set of tried servers, index < 64; pass 0 for none).
+ * Returns NULL when no server is eligible. Call only from worker `worker`. */
+struct px_server *px_group_pick(struct px_group *g, int worker, uint64_t exclude);
+
+#endif

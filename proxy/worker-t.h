@@ -1,0 +1,59 @@
+/* A worker: one thread, one uv loop, its listening handles, its client
+ * connections and its upstream connection pools. Nothing here is touched by
+ * another thread except `snap_pending` handling (through the runtime's
+ * atomic pointer) and the relaxed-atomic counters in `stats`. */
+#ifndef ALBD_PROXY_WORKER_T_H
+#define ALBD_PROXY_WORKER_T_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/snapshot-t.h"
+
+struct px_runtime;
+struct px_worker;
+struct px_conn;
+struct px_upstream_pools;
+
+/* A listening socket of this worker, for one px_bind key. Its fd was
+ * created, bound and set to listen by the runtime (SO_REUSEPORT, one per
+ * worker), then opened here with uv_tcp_open. */
+struct px_wlisten {
+    struct px_worker *w;
+    uv_tcp_t tcp;
+    char key[96];
+    size_t listener; /* index into w->snap->listeners, refreshed on every swap */
+    bool closing;
+    struct px_wlisten *next;
+};
+
+/* Counters read by the agent for /metrics; written with relaxed atomics. */
+struct px_worker_stats {
+    atomic_uint_fast64_t connections_accepted;
+    atomic_uint_fast64_t connections_active;
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t responses_by_class[6]; /* index = status / 100 (1xx..5xx), 0 unused */
+    atomic_uint_fast64_t upstream_connects;
+    atomic_uint_fast64_t upstream_reused;
+};
+
+struct px_worker {
+    int id;
+    struct px_runtime *rt;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;       /* the runtime published a snapshot or asks to stop */
+    struct px_snapshot *snap; /* the newest snapshot this worker has seen; one reference */
+    struct px_wlisten *listens;
+    /* Every open client connection, for draining (intrusive list through
+     * px_conn.prev/next; maintained by proxy/conn.c). */
+    struct px_conn *conns;
+    struct px_upstream_pools *pools; /* owned by proxy/upstream.c */
+    bool draining;      /* stop requested: no new connections, finish in-flight */
+    uv_timer_t drain_timer; /* force-closes what is left at the drain deadline */
+    struct px_worker_stats stats;
+};
+
+#endif

@@ -1,0 +1,30 @@
+#ifndef ALBD_RECONCILER_ERR_H
+#define ALBD_RECONCILER_ERR_H
+
+#include <stdio.h>
+#include "reconciler/err-t.h"
+
+void rc_errs_init(struct rc_errs *e);
+void rc_errs_cleanup(struct rc_errs *e);
+
+/* Appends one error. loc may be NULL; kind, name, path may be NULL. The
+ * message is printf-formatted. All strings are copied. Allocation failure
+ * aborts the process (out of memory while reporting is not recoverable). */
+void rc_errs_add(struct rc_errs *e, enum rc_severity sev, const struct rc_loc *loc,
+                 const char *kind, const char *name, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/* Number of entries with severity RC_ERROR. */
+size_t rc_errs_count_errors(const struct rc_errs *e);
+
+/* Sorts by file, line, column, then message, so output is deterministic. */
+void rc_errs_sort(struct rc_errs *e);
+
+/* Writes one line per entry: "file:line:col: error: message (kind/name path)".
+ * Entries without location print what they have. */
+void rc_errs_print(const struct rc_errs *e, FILE *out);
+
+/* Formats one entry the same way into buf (truncated to size). */
+void rc_err_format(const struct rc_err *err, char *buf, size_t size);
+
+#endif
