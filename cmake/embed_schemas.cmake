@@ -2,7 +2,7 @@
 # Invoked with -DOUT=file.c -DSCHEMA_DIR=dir.
 file(GLOB files ${SCHEMA_DIR}/*.json)
 list(SORT files)
-set(body "/* generated from schemas/*.json: do not edit */\n#include <stddef.h>\n")
+set(body "/* generated from the files in schemas/: do not edit */\n#include <stddef.h>\n")
 string(APPEND body "#include \"reconciler/schema.h\"\n")
 set(table "const struct rc_schema_text rc_schema_texts[] = {\n")
 set(i 0)
