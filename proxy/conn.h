@@ -16,6 +16,11 @@ void px_conn_accept(struct px_worker *w, struct px_wlisten *wl);
  * response (HTTP/1.1 "Connection: close"). Idempotent. */
 void px_conn_drain(struct px_conn *c);
 
+/* The worker moved to a new snapshot (w->snap). An idle keep-alive
+ * connection moves to it now if its bind key is still there, and closes now
+ * if not; a busy one does the same after its current request. */
+void px_conn_on_snapshot(struct px_conn *c);
+
 /* Closes c at once (drain deadline passed). Idempotent; memory is freed in
  * the last close callback. */
 void px_conn_close(struct px_conn *c);

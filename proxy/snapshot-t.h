@@ -43,6 +43,9 @@ struct px_listener {
     const struct rc_listener *model;
     struct px_group *default_group;
     SSL_CTX *ssl_ctx; /* HTTPS: one reference owned by the snapshot; NULL for HTTP */
+    /* SHA-256 over everything the SSL_CTX is made of (listener TLS
+     * settings, certificate and policy digests): equal → reuse the SSL_CTX. */
+    char tls_digest[65];
     const char *scheme;  /* "http" or "https" (X-Forwarded-Proto) */
     char port_str[8];    /* the listener port as text (X-Forwarded-Port) */
 };
@@ -52,6 +55,9 @@ struct px_listener {
 struct px_bind {
     char key[96]; /* "HTTPS/[::]:8443" */
     size_t listener; /* index into px_snapshot.listeners */
+    /* Which generation of sockets serves this key (set by the runtime
+     * before publishing): a worker whose handle has another id replaces it. */
+    uint64_t sock_id;
     struct sockaddr_storage addr;
     socklen_t addrlen;
 };

@@ -5,10 +5,16 @@
 
 /* Builds a snapshot of model m for n_workers workers. prev (may be NULL) is
  * the running snapshot: SSL_CTXs whose inputs are unchanged are reused from
- * it. Returns 0 and a snapshot with one reference in *out, or -1 with a
+ * it. keys is the session-ticket key ring shared by every SSL_CTX (so that
+ * tickets survive swaps). Returns 0 and a snapshot with one reference in *out, or -1 with a
  * message (never secret) in err. Call on the agent thread. */
+struct px_tls_keys;
 int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_workers,
-                      uint64_t generation, struct px_snapshot **out, char *err, size_t errlen);
+                      uint64_t generation, struct px_tls_keys *keys, struct px_snapshot **out,
+                      char *err, size_t errlen);
+
+/* How many snapshots exist (published, or still referenced by connections). */
+int px_snapshot_alive_count(void);
 
 /* Reference counting, safe from any thread. unref(NULL) is a no-op. */
 struct px_snapshot *px_snapshot_ref(struct px_snapshot *s);

@@ -25,6 +25,7 @@ struct px_wlisten {
     uv_tcp_t tcp;
     char key[96];
     size_t listener; /* index into w->snap->listeners, refreshed on every swap */
+    uint64_t sock_id; /* px_bind.sock_id of the socket this handle owns */
     bool closing;
     struct px_wlisten *next;
 };
@@ -53,6 +54,8 @@ struct px_worker {
     struct px_upstream_pools *pools; /* owned by proxy/upstream.c */
     bool draining;      /* stop requested: no new connections, finish in-flight */
     uv_timer_t drain_timer; /* force-closes what is left at the drain deadline */
+    uint64_t drain_deadline; /* uv_now() value after which connections are closed */
+    bool started;
     struct px_worker_stats stats;
 };
 

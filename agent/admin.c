@@ -1,0 +1,379 @@
+/* A deliberately small HTTP/1.1 server for the admin endpoint: GET only,
+ * one request per connection, answers built in memory. Loopback traffic
+ * from probes and operators, not the data plane. */
+#include "agent/admin.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/log.h"
+#include "proxy/px.h"
+#include "reconciler/err.h"
+#include "reconciler/model-t.h"
+
+enum { REQ_MAX = 8192 };
+
+struct ag_admin {
+    struct ag_agent *agent;
+    uv_tcp_t tcp;
+    struct admin_conn *conns;
+};
+
+struct admin_conn {
+    struct ag_admin *ad;
+    uv_tcp_t tcp;
+    uv_write_t wr;
+    char req[REQ_MAX];
+    size_t len;
+    char *resp;
+    bool responded;
+    struct admin_conn *prev, *next;
+};
+
+/* A growable string for response bodies. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->p && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return;
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct admin_conn *c = h->data;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->ad)
+        c->ad->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->resp);
+    free(c);
+}
+
+static void conn_close(struct admin_conn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_written(uv_write_t *wr, int status)
+{
+    conn_close(wr->data);
+}
+
+static void respond(struct admin_conn *c, int code, const char *ctype, const char *body,
+                    size_t blen)
+{
+    const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed"
+                         : code == 503 ? "Service Unavailable" : "Bad Request";
+    struct sbuf b = {0};
+    sb_printf(&b,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+              code, reason, ctype, blen);
+    if (!b.p) {
+        conn_close(c);
+        return;
+    }
+    char *p = realloc(b.p, b.len + blen + 1);
+    if (!p) {
+        free(b.p);
+        conn_close(c);
+        return;
+    }
+    memcpy(p + b.len, body, blen);
+    c->resp = p;
+    c->responded = true;
+    uv_buf_t buf = uv_buf_init(p, (unsigned)(b.len + blen));
+    c->wr.data = c;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
+        conn_close(c);
+}
+
+static void iso_time(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *resource_status(const char *kind, const char *name, const char *type,
+                               const char *reason, const char *message, const char *source)
+{
+    json_t *cond = json_pack("{s:s, s:s, s:s}", "type", type, "status", "True", "reason", reason);
+    if (message)
+        json_object_set_new(cond, "message", json_string(message));
+    if (source)
+        json_object_set_new(cond, "source", json_string(source));
+    return json_pack("{s:s, s:s, s:[o]}", "kind", kind, "name", name, "conditions", cond);
+}
+
+static char *status_json(struct ag_agent *a)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "generation", json_integer((json_int_t)px_runtime_generation(a->rt)));
+    json_object_set_new(root, "ready", json_boolean(a->running != NULL));
+    json_object_set_new(root, "manifestDigest",
+                        a->manifest_digest[0] ? json_string(a->manifest_digest) : json_null());
+    char ts[32];
+    if (a->last_applied) {
+        iso_time(a->last_applied, ts);
+        json_object_set_new(root, "lastApplied", json_string(ts));
+    } else {
+        json_object_set_new(root, "lastApplied", json_null());
+    }
+    json_object_set_new(root, "lastError", a->last_error[0] ? json_string(a->last_error) : json_null());
+
+    json_t *problems = json_array();
+    for (size_t i = 0; i < a->last_errs.n; i++) {
+        const struct rc_err *e = &a->last_errs.v[i];
+        char src[512];
+        snprintf(src, sizeof src, "%s:%d:%d", e->file ? e->file : "", e->line, e->col);
+        json_t *o = json_pack("{s:s, s:s, s:s}", "severity", e->severity == RC_ERROR ? "error" : "warning",
+                              "message", e->msg ? e->msg : "", "source", src);
+        if (e->kind)
+            json_object_set_new(o, "kind", json_string(e->kind));
+        if (e->name)
+            json_object_set_new(o, "name", json_string(e->name));
+        if (e->path)
+            json_object_set_new(o, "path", json_string(e->path));
+        json_array_append_new(problems, o);
+    }
+    json_object_set_new(root, "problems", problems);
+
+    json_t *res = json_array();
+    const struct rc_model *m = a->running;
+    if (m) {
+#define READY(arr, n)                                                                              \
+    for (size_t i = 0; i < (n); i++)                                                               \
+        json_array_append_new(res, resource_status((arr)[i].meta.kind, (arr)[i].meta.name,         \
+                                                   "Ready", "Applied", NULL, NULL));
+        READY(m->instances, m->n_instances)
+        READY(m->certificates, m->n_certificates)
+        for (size_t i = 0; i < m->n_policies; i++)
+            if (!m->policies[i].system)
+                json_array_append_new(res, resource_status("TLSPolicy", m->policies[i].meta.name,
+                                                           "Ready", "Applied", NULL, NULL));
+        READY(m->groups, m->n_groups)
+        READY(m->listeners, m->n_listeners)
+#undef READY
+    }
+    for (size_t i = 0; i < a->last_errs.n; i++) {
+        const struct rc_err *e = &a->last_errs.v[i];
+        if (e->severity != RC_ERROR || !e->kind || !e->name)
+            continue;
+        char src[512];
+        snprintf(src, sizeof src, "%s:%d:%d", e->file ? e->file : "", e->line, e->col);
+        json_array_append_new(res, resource_status(e->kind, e->name, "Invalid", "ValidationFailed",
+                                                   e->msg, src));
+    }
+    json_object_set_new(root, "resources", res);
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    return s;
+}
+
+static char *metrics_text(struct ag_agent *a)
+{
+    struct px_stats st;
+    px_runtime_stats(a->rt, &st);
+    struct sbuf b = {0};
+    sb_printf(&b, "# HELP albd_reconciles_total Reconciles by result.\n"
+                  "# TYPE albd_reconciles_total counter\n"
+                  "albd_reconciles_total{result=\"success\"} %llu\n"
+                  "albd_reconciles_total{result=\"failure\"} %llu\n",
+              (unsigned long long)a->reconciles_ok, (unsigned long long)a->reconciles_failed);
+    sb_printf(&b, "# HELP albd_apply_duration_seconds Duration of the last successful apply.\n"
+                  "# TYPE albd_apply_duration_seconds gauge\n"
+                  "albd_apply_duration_seconds %.6f\n",
+              a->last_apply_seconds);
+    sb_printf(&b, "# HELP albd_config_generation Generation of the serving configuration.\n"
+                  "# TYPE albd_config_generation gauge\nalbd_config_generation %llu\n",
+              (unsigned long long)px_runtime_generation(a->rt));
+    sb_printf(&b, "# HELP albd_snapshots_active Configuration snapshots still in memory.\n"
+                  "# TYPE albd_snapshots_active gauge\nalbd_snapshots_active %d\n",
+              st.snapshots_alive);
+    sb_printf(&b, "# HELP albd_manifest_errors Errors found by the last reconcile.\n"
+                  "# TYPE albd_manifest_errors gauge\nalbd_manifest_errors %zu\n",
+              rc_errs_count_errors(&a->last_errs));
+    sb_printf(&b, "# HELP albd_connections_accepted_total Client connections accepted.\n"
+                  "# TYPE albd_connections_accepted_total counter\n"
+                  "albd_connections_accepted_total %llu\n"
+                  "# HELP albd_connections_active Client connections open.\n"
+                  "# TYPE albd_connections_active gauge\nalbd_connections_active %llu\n",
+              (unsigned long long)st.connections_accepted,
+              (unsigned long long)st.connections_active);
+    sb_printf(&b, "# HELP albd_requests_total Requests received.\n"
+                  "# TYPE albd_requests_total counter\nalbd_requests_total %llu\n",
+              (unsigned long long)st.requests);
+    sb_printf(&b, "# HELP albd_responses_total Responses sent, by status class.\n"
+                  "# TYPE albd_responses_total counter\n");
+    for (int c = 1; c <= 5; c++)
+        sb_printf(&b, "albd_responses_total{code=\"%dxx\"} %llu\n", c,
+                  (unsigned long long)st.responses_by_class[c]);
+    sb_printf(&b, "# HELP albd_upstream_connections_total Upstream connections opened or reused.\n"
+                  "# TYPE albd_upstream_connections_total counter\n"
+                  "albd_upstream_connections_total{kind=\"new\"} %llu\n"
+                  "albd_upstream_connections_total{kind=\"reused\"} %llu\n",
+              (unsigned long long)st.upstream_connects, (unsigned long long)st.upstream_reused);
+    return b.p;
+}
+
+static void handle(struct admin_conn *c)
+{
+    struct ag_agent *a = c->ad->agent;
+    char method[8], path[256];
+    if (sscanf(c->req, "%7s %255s HTTP/1.%*c", method, path) != 2) {
+        respond(c, 400, "text/plain", "bad request\n", 12);
+        return;
+    }
+    char *q = strchr(path, '?');
+    if (q)
+        *q = '\0';
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        respond(c, 405, "text/plain", "GET only\n", 9);
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        respond(c, 200, "text/plain", "ok\n", 3);
+    } else if (strcmp(path, "/readyz") == 0) {
+        if (a->running && !a->stopping)
+            respond(c, 200, "text/plain", "ready\n", 6);
+        else
+            respond(c, 503, "text/plain", "not ready\n", 10);
+    } else if (strcmp(path, "/status") == 0) {
+        char *s = status_json(a);
+        respond(c, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+        free(s);
+    } else if (strcmp(path, "/metrics") == 0) {
+        char *s = metrics_text(a);
+        respond(c, 200, "text/plain; version=0.0.4", s ? s : "", s ? strlen(s) : 0);
+        free(s);
+    } else {
+        respond(c, 404, "text/plain", "not found\n", 10);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct admin_conn *c = h->data;
+    buf->base = c->req + c->len;
+    buf->len = REQ_MAX - 1 - c->len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct admin_conn *c = s->data;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)n;
+    c->req[c->len] = '\0';
+    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
+        handle(c);
+    else if (c->len >= REQ_MAX - 1)
+        respond(c, 400, "text/plain", "request too large\n", 18);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct ag_admin *ad = server->data;
+    if (status < 0)
+        return;
+    struct admin_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->ad = ad;
+    c->tcp.data = c;
+    uv_tcp_init(server->loop, &c->tcp);
+    c->next = ad->conns;
+    if (ad->conns)
+        ad->conns->prev = c;
+    ad->conns = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
+}
+
+int ag_admin_start(struct ag_agent *a, const char *addr, struct ag_admin **out)
+{
+    char host[128];
+    int port = 0;
+    struct sockaddr_storage ss;
+    int rc;
+    if (addr[0] == '[') {
+        if (sscanf(addr, "[%127[^]]]:%d", host, &port) != 2)
+            return UV_EINVAL;
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+    } else {
+        if (sscanf(addr, "%127[^:]:%d", host, &port) != 2)
+            return UV_EINVAL;
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+    }
+    if (rc != 0 || port <= 0 || port > 65535)
+        return UV_EINVAL;
+    struct ag_admin *ad = calloc(1, sizeof *ad);
+    if (!ad)
+        return UV_ENOMEM;
+    ad->agent = a;
+    ad->tcp.data = ad;
+    uv_tcp_init(a->loop, &ad->tcp);
+    rc = uv_tcp_bind(&ad->tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&ad->tcp, 64, on_connection);
+    if (rc != 0) {
+        ag_admin_close(ad);
+        return rc;
+    }
+    *out = ad;
+    return 0;
+}
+
+static void on_admin_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void ag_admin_close(struct ag_admin *ad)
+{
+    if (!ad)
+        return;
+    struct admin_conn *next;
+    for (struct admin_conn *c = ad->conns; c; c = next) {
+        next = c->next;
+        c->ad = NULL;
+        c->prev = c->next = NULL;
+        conn_close(c);
+    }
+    ad->conns = NULL;
+    uv_close((uv_handle_t *)&ad->tcp, on_admin_closed);
+}

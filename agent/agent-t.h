@@ -1,0 +1,44 @@
+/* The agent: the main thread's loop and what it knows about the running
+ * configuration. */
+#ifndef ALBD_AGENT_AGENT_T_H
+#define ALBD_AGENT_AGENT_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include "reconciler/err-t.h"
+#include "reconciler/model-t.h"
+
+struct px_runtime;
+struct ag_admin;
+
+struct ag_options {
+    const char *manifest_dir;
+    const char *admin_addr; /* "127.0.0.1:9901", NULL = off */
+    int workers;            /* <= 0: one per CPU */
+    unsigned drain_ms;      /* SIGTERM drain deadline */
+    bool strict;
+};
+
+struct ag_agent {
+    struct ag_options opt;
+    uv_loop_t *loop;
+    struct px_runtime *rt;
+    struct rc_model *running; /* the model being served (one reference), NULL before the first */
+    uv_signal_t sig_term, sig_int, sig_hup;
+    struct ag_admin *admin;
+    bool stopping;
+    int exit_status;
+
+    /* What /status and /metrics report. */
+    uint64_t reconciles_ok, reconciles_failed;
+    double last_apply_seconds;  /* duration of the last successful apply */
+    time_t last_applied;        /* wall time of the last successful apply, 0 = never */
+    char manifest_digest[65];   /* of the running model */
+    struct rc_errs last_errs;   /* problems of the last reconcile (errors and warnings) */
+    char last_error[512];       /* the last apply failure, "" if the last reconcile succeeded */
+};
+
+#endif

@@ -1,0 +1,147 @@
+/* `albd run`: the agent thread's loop. */
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/admin.h"
+#include "proxy/log.h"
+#include "proxy/px.h"
+#include "reconciler/rc.h"
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void log_errs(const struct rc_errs *errs)
+{
+    char line[1024];
+    for (size_t i = 0; i < errs->n; i++) {
+        rc_err_format(&errs->v[i], line, sizeof line);
+        if (errs->v[i].severity == RC_ERROR)
+            px_log_error("%s", line);
+        else
+            px_log_warn("%s", line);
+    }
+}
+
+int ag_reconcile(struct ag_agent *a)
+{
+    double t0 = now_seconds();
+    struct rc_model *m = NULL;
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    int rc = rc_load_dir(a->opt.manifest_dir, time(NULL), &m, &errs);
+    rc_errs_sort(&errs);
+    log_errs(&errs);
+    rc_errs_cleanup(&a->last_errs);
+    a->last_errs = errs;
+    if (rc != 0) {
+        a->reconciles_failed++;
+        snprintf(a->last_error, sizeof a->last_error,
+                 "%zu error(s) in the manifests; the running configuration is unchanged",
+                 rc_errs_count_errors(&errs));
+        px_log_error("reconcile: %s", a->last_error);
+        return -1;
+    }
+    if (a->running && strcmp(a->running->digest, m->digest) == 0) {
+        rc_model_unref(m);
+        a->reconciles_ok++;
+        a->last_error[0] = '\0';
+        return 0;
+    }
+    char err[512];
+    if (px_runtime_apply(a->rt, m, err, sizeof err) != 0) {
+        rc_model_unref(m);
+        a->reconciles_failed++;
+        snprintf(a->last_error, sizeof a->last_error, "%s", err);
+        px_log_error("apply: %s; the running configuration is unchanged", err);
+        return -1;
+    }
+    rc_model_unref(a->running);
+    a->running = m;
+    a->reconciles_ok++;
+    a->last_error[0] = '\0';
+    a->last_applied = time(NULL);
+    a->last_apply_seconds = now_seconds() - t0;
+    memcpy(a->manifest_digest, m->digest, sizeof a->manifest_digest);
+    px_log_info("applied generation %llu (%zu listeners, %zu server groups, %zu certificates) "
+                "in %.1f ms",
+                (unsigned long long)px_runtime_generation(a->rt), m->n_listeners, m->n_groups,
+                m->n_certificates, a->last_apply_seconds * 1000);
+    return 0;
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct ag_agent *a = h->data;
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    px_log_info("%s: draining (at most %u ms)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+                a->opt.drain_ms);
+    uv_close((uv_handle_t *)&a->sig_term, NULL);
+    uv_close((uv_handle_t *)&a->sig_int, NULL);
+    uv_close((uv_handle_t *)&a->sig_hup, NULL);
+    ag_admin_close(a->admin);
+    a->admin = NULL;
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    struct ag_agent *a = h->data;
+    px_log_info("SIGHUP: reconciling");
+    ag_reconcile(a);
+}
+
+int ag_run(const struct ag_options *opt)
+{
+    struct ag_agent a = {.opt = *opt, .loop = uv_default_loop()};
+    rc_errs_init(&a.last_errs);
+    signal(SIGPIPE, SIG_IGN);
+
+    a.rt = px_runtime_start(opt->workers);
+    if (!a.rt) {
+        px_log_error("cannot start the workers: %s", strerror(errno));
+        return 1;
+    }
+    uv_signal_init(a.loop, &a.sig_term);
+    uv_signal_init(a.loop, &a.sig_int);
+    uv_signal_init(a.loop, &a.sig_hup);
+    a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
+    uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
+    uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
+
+    if (opt->admin_addr) {
+        int rc = ag_admin_start(&a, opt->admin_addr, &a.admin);
+        if (rc != 0) {
+            px_log_error("admin endpoint %s: %s", opt->admin_addr, uv_strerror(rc));
+            a.exit_status = 1;
+            a.stopping = true;
+            uv_close((uv_handle_t *)&a.sig_term, NULL);
+            uv_close((uv_handle_t *)&a.sig_int, NULL);
+            uv_close((uv_handle_t *)&a.sig_hup, NULL);
+        }
+    }
+    if (!a.stopping) {
+        px_log_info("albd %s: serving %s", ALBD_VERSION, opt->manifest_dir);
+        if (ag_reconcile(&a) != 0)
+            px_log_warn("not ready: fix the manifests, then send SIGHUP");
+    }
+
+    uv_run(a.loop, UV_RUN_DEFAULT);
+
+    px_runtime_stop(a.rt, opt->drain_ms);
+    rc_model_unref(a.running);
+    rc_errs_cleanup(&a.last_errs);
+    uv_loop_close(a.loop);
+    px_log_info("stopped");
+    return a.exit_status;
+}

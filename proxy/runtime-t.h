@@ -1,0 +1,38 @@
+/* The runtime shared by the agent thread and the workers. */
+#ifndef ALBD_PROXY_RUNTIME_T_H
+#define ALBD_PROXY_RUNTIME_T_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/worker-t.h"
+
+/* The listening sockets of one bind key, one per worker, created by the
+ * agent thread (so a bind error is known before publishing) and taken by
+ * each worker with uv_tcp_open. fds[i] is -1 once worker i took it. */
+struct rt_socks {
+    char key[96];
+    uint64_t sock_id;
+    int *fds;
+    struct rt_socks *next;
+};
+
+struct px_runtime {
+    int n_workers;
+    struct px_worker *workers;
+    /* Guards `published` against a worker's load+ref racing the agent's
+     * unref of the previous snapshot, and the socket table. Taken only on
+     * reconfiguration, never on the request path. */
+    uv_mutex_t lock;
+    struct px_snapshot *published; /* one reference, owned by the runtime */
+    struct rt_socks *socks;
+    uint64_t next_sock_id;
+    uint64_t generation;
+    struct px_tls_keys *tls_keys;
+    atomic_bool stopping;
+    unsigned drain_ms;
+};
+
+#endif

@@ -1,0 +1,219 @@
+/* The proxy runtime: worker threads, the published snapshot and the
+ * listening sockets that outlive snapshots. Agent thread only, except where
+ * noted in runtime-t.h. */
+#include "proxy/px.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy/log.h"
+#include "proxy/runtime-t.h"
+#include "proxy/snapshot.h"
+#include "proxy/tls_ctx.h"
+#include "proxy/worker.h"
+#include "reconciler/rc.h"
+
+enum { LISTEN_BACKLOG = 511 };
+
+struct px_runtime *px_runtime_start(int n_workers)
+{
+    if (n_workers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_workers = n > 0 ? (int)n : 1;
+    }
+    struct px_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return NULL;
+    rt->n_workers = n_workers;
+    rt->next_sock_id = 1;
+    rt->workers = calloc((size_t)n_workers, sizeof *rt->workers);
+    rt->tls_keys = px_tls_keys_new();
+    if (!rt->workers || !rt->tls_keys || uv_mutex_init(&rt->lock) != 0) {
+        px_tls_keys_free(rt->tls_keys);
+        free(rt->workers);
+        free(rt);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (int i = 0; i < n_workers; i++) {
+        int rc = px_worker_start(&rt->workers[i], rt, i);
+        if (rc != 0) {
+            rt->n_workers = i;
+            px_runtime_stop(rt, 0);
+            errno = -rc;
+            return NULL;
+        }
+    }
+    return rt;
+}
+
+/* One listening socket bound to b's address with SO_REUSEPORT, so that each
+ * worker has its own and the kernel spreads connections. Returns the fd or
+ * -errno. */
+static int open_listen_socket(const struct px_bind *b)
+{
+    int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        (b->addr.ss_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(fd, (const struct sockaddr *)&b->addr, b->addrlen) != 0 ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static void socks_free(struct rt_socks *s, int n_workers)
+{
+    for (int i = 0; i < n_workers; i++)
+        if (s->fds[i] >= 0)
+            close(s->fds[i]);
+    free(s->fds);
+    free(s);
+}
+
+static struct rt_socks *find_socks(struct rt_socks *list, const char *key)
+{
+    for (; list; list = list->next)
+        if (strcmp(list->key, key) == 0)
+            return list;
+    return NULL;
+}
+
+int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, char *err, size_t errlen)
+{
+    struct px_snapshot *s = NULL;
+    if (px_snapshot_build(m, rt->published, rt->n_workers, rt->generation + 1, rt->tls_keys, &s,
+                          err, errlen) != 0)
+        return -1;
+
+    /* Open the sockets of new addresses first: a port that will not bind
+     * fails the whole apply before anything changes. */
+    struct rt_socks *fresh = NULL;
+    for (size_t i = 0; i < s->n_binds; i++) {
+        struct px_bind *b = &s->binds[i];
+        struct rt_socks *have = find_socks(rt->socks, b->key);
+        if (!have)
+            have = find_socks(fresh, b->key);
+        if (have) {
+            b->sock_id = have->sock_id;
+            continue;
+        }
+        struct rt_socks *ns = calloc(1, sizeof *ns);
+        int *fds = calloc((size_t)rt->n_workers, sizeof *fds);
+        if (!ns || !fds) {
+            free(ns);
+            free(fds);
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        ns->fds = fds;
+        snprintf(ns->key, sizeof ns->key, "%s", b->key);
+        ns->sock_id = rt->next_sock_id++;
+        b->sock_id = ns->sock_id;
+        for (int w = 0; w < rt->n_workers; w++)
+            ns->fds[w] = -1;
+        ns->next = fresh;
+        fresh = ns;
+        for (int w = 0; w < rt->n_workers; w++) {
+            int fd = open_listen_socket(b);
+            if (fd < 0) {
+                const struct rc_listener *l = s->listeners[b->listener].model;
+                snprintf(err, errlen, "Listener/%s: cannot listen on %s: %s", l->meta.name,
+                         strchr(b->key, '/') + 1, strerror(-fd));
+                goto fail;
+            }
+            ns->fds[w] = fd;
+        }
+    }
+
+    uv_mutex_lock(&rt->lock);
+    struct px_snapshot *old = rt->published;
+    rt->published = s;
+    rt->generation = s->generation;
+    /* Drop the sockets of addresses no longer served: fds a worker never
+     * took are closed here; the taken ones are closed by their worker. */
+    struct rt_socks **pp = &rt->socks;
+    while (*pp) {
+        if (!px_snapshot_find_bind(s, (*pp)->key)) {
+            struct rt_socks *dead = *pp;
+            *pp = dead->next;
+            socks_free(dead, rt->n_workers);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    while (fresh) {
+        struct rt_socks *n = fresh->next;
+        fresh->next = rt->socks;
+        rt->socks = fresh;
+        fresh = n;
+    }
+    uv_mutex_unlock(&rt->lock);
+    px_snapshot_unref(old);
+    for (int i = 0; i < rt->n_workers; i++)
+        px_worker_wake(&rt->workers[i]);
+    return 0;
+
+fail:
+    while (fresh) {
+        struct rt_socks *n = fresh->next;
+        socks_free(fresh, rt->n_workers);
+        fresh = n;
+    }
+    px_snapshot_unref(s);
+    return -1;
+}
+
+uint64_t px_runtime_generation(const struct px_runtime *rt)
+{
+    return rt->generation;
+}
+
+void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < rt->n_workers; i++) {
+        const struct px_worker_stats *st = &rt->workers[i].stats;
+        out->connections_accepted += atomic_load_explicit(&st->connections_accepted, memory_order_relaxed);
+        out->connections_active += atomic_load_explicit(&st->connections_active, memory_order_relaxed);
+        out->requests += atomic_load_explicit(&st->requests, memory_order_relaxed);
+        for (int c = 0; c < 6; c++)
+            out->responses_by_class[c] +=
+                atomic_load_explicit(&st->responses_by_class[c], memory_order_relaxed);
+        out->upstream_connects += atomic_load_explicit(&st->upstream_connects, memory_order_relaxed);
+        out->upstream_reused += atomic_load_explicit(&st->upstream_reused, memory_order_relaxed);
+    }
+    out->snapshots_alive = px_snapshot_alive_count();
+}
+
+void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
+{
+    rt->drain_ms = drain_ms;
+    atomic_store(&rt->stopping, true);
+    for (int i = 0; i < rt->n_workers; i++)
+        px_worker_wake(&rt->workers[i]);
+    for (int i = 0; i < rt->n_workers; i++)
+        px_worker_join(&rt->workers[i]);
+    while (rt->socks) {
+        struct rt_socks *n = rt->socks->next;
+        socks_free(rt->socks, rt->n_workers);
+        rt->socks = n;
+    }
+    px_snapshot_unref(rt->published);
+    px_tls_keys_free(rt->tls_keys);
+    uv_mutex_destroy(&rt->lock);
+    free(rt->workers);
+    free(rt);
+}

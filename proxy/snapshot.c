@@ -1,0 +1,270 @@
+/* Snapshot construction from a model, reference counting, and the
+ * weighted round robin over a group's servers. */
+#include "proxy/snapshot.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/tls_ctx.h"
+#include "reconciler/rc.h"
+
+static atomic_int snapshots_alive;
+
+int px_snapshot_alive_count(void)
+{
+    return atomic_load_explicit(&snapshots_alive, memory_order_relaxed);
+}
+
+/* Parses an IP literal into addr; returns 0 or -EINVAL. */
+static int parse_ip(const char *ip, int port, struct sockaddr_storage *addr, socklen_t *len)
+{
+    memset(addr, 0, sizeof *addr);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof *v4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *v6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* "1.2.3.4:80" or "[::1]:80". */
+static void format_addr(const char *ip, int port, char *buf, size_t size)
+{
+    if (strchr(ip, ':'))
+        snprintf(buf, size, "[%s]:%d", ip, port);
+    else
+        snprintf(buf, size, "%s:%d", ip, port);
+}
+
+static int build_group(struct px_snapshot *s, struct px_group *g, const struct rc_server_group *m,
+                       char *err, size_t errlen)
+{
+    g->model = m;
+    g->n_servers = m->n_servers;
+    if (m->n_servers == 0)
+        return 0;
+    g->servers = calloc(m->n_servers, sizeof *g->servers);
+    g->wrr = calloc((size_t)s->n_workers * m->n_servers, sizeof *g->wrr);
+    if (!g->servers || !g->wrr) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < m->n_servers; i++) {
+        const struct rc_server *rs = &m->servers[i];
+        struct px_server *ps = &g->servers[i];
+        ps->model = rs;
+        ps->weight = rs->weight;
+        if (parse_ip(rs->address, rs->port, &ps->addr, &ps->addrlen) != 0) {
+            snprintf(err, errlen, "ServerGroup/%s: server address \"%s\" is not an IP address",
+                     m->meta.name, rs->address);
+            return -1;
+        }
+        format_addr(rs->address, rs->port, ps->key, sizeof ps->key);
+        g->total_weight += rs->weight;
+    }
+    return 0;
+}
+
+/* The digest of everything an HTTPS listener's SSL_CTX is built from. */
+static void tls_digest(const struct rc_listener *l, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx) {
+        out[0] = '\0';
+        return;
+    }
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, l->meta.digest, strlen(l->meta.digest));
+    const struct rc_certificate *c = l->tls.certificate;
+    if (c)
+        EVP_DigestUpdate(ctx, c->meta.digest, strlen(c->meta.digest));
+    for (size_t i = 0; i < l->tls.n_extension_certificates; i++) {
+        c = l->tls.extension_certificates[i];
+        EVP_DigestUpdate(ctx, c->meta.digest, strlen(c->meta.digest));
+    }
+    for (size_t i = 0; i < l->tls.mutual.n_ca_certificates; i++) {
+        c = l->tls.mutual.ca_certificates[i];
+        EVP_DigestUpdate(ctx, c->meta.digest, strlen(c->meta.digest));
+    }
+    if (l->tls.policy)
+        EVP_DigestUpdate(ctx, l->tls.policy->meta.digest, strlen(l->tls.policy->meta.digest));
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static SSL_CTX *reuse_ssl_ctx(const struct px_snapshot *prev, const char *digest)
+{
+    if (!prev || !digest[0])
+        return NULL;
+    for (size_t i = 0; i < prev->n_listeners; i++) {
+        const struct px_listener *pl = &prev->listeners[i];
+        if (pl->ssl_ctx && strcmp(pl->tls_digest, digest) == 0) {
+            SSL_CTX_up_ref(pl->ssl_ctx);
+            return pl->ssl_ctx;
+        }
+    }
+    return NULL;
+}
+
+static struct px_group *find_group(struct px_snapshot *s, const struct rc_server_group *m)
+{
+    for (size_t i = 0; i < s->n_groups; i++)
+        if (s->groups[i].model == m)
+            return &s->groups[i];
+    return NULL;
+}
+
+static void snapshot_free(struct px_snapshot *s)
+{
+    for (size_t i = 0; i < s->n_listeners; i++)
+        SSL_CTX_free(s->listeners[i].ssl_ctx);
+    for (size_t i = 0; i < s->n_groups; i++) {
+        free(s->groups[i].servers);
+        free(s->groups[i].wrr);
+    }
+    free(s->listeners);
+    free(s->groups);
+    free(s->binds);
+    rc_model_unref(s->model);
+    free(s);
+    atomic_fetch_sub_explicit(&snapshots_alive, 1, memory_order_relaxed);
+}
+
+int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_workers,
+                      uint64_t generation, struct px_tls_keys *keys, struct px_snapshot **out,
+                      char *err, size_t errlen)
+{
+    *out = NULL;
+    struct px_snapshot *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    atomic_init(&s->refs, 1);
+    atomic_fetch_add_explicit(&snapshots_alive, 1, memory_order_relaxed);
+    s->generation = generation;
+    s->n_workers = n_workers;
+    s->model = rc_model_ref(m);
+
+    size_t n_binds = 0;
+    for (size_t i = 0; i < m->n_listeners; i++)
+        if (m->listeners[i].protocol != RC_LISTENER_QUIC)
+            n_binds += m->listeners[i].instance->n_addresses;
+    s->groups = calloc(m->n_groups ? m->n_groups : 1, sizeof *s->groups);
+    s->listeners = calloc(m->n_listeners ? m->n_listeners : 1, sizeof *s->listeners);
+    s->binds = calloc(n_binds ? n_binds : 1, sizeof *s->binds);
+    if (!s->groups || !s->listeners || !s->binds) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+
+    s->n_groups = m->n_groups;
+    for (size_t i = 0; i < m->n_groups; i++)
+        if (build_group(s, &s->groups[i], &m->groups[i], err, errlen) != 0)
+            goto fail;
+
+    for (size_t i = 0; i < m->n_listeners; i++) {
+        const struct rc_listener *l = &m->listeners[i];
+        if (l->protocol == RC_LISTENER_QUIC)
+            continue; /* QUIC listeners are served by the QUIC module (later) */
+        size_t li = s->n_listeners++;
+        struct px_listener *pl = &s->listeners[li];
+        pl->model = l;
+        pl->default_group = l->default_group ? find_group(s, l->default_group) : NULL;
+        pl->scheme = l->protocol == RC_LISTENER_HTTPS ? "https" : "http";
+        snprintf(pl->port_str, sizeof pl->port_str, "%d", l->port);
+        if (l->protocol == RC_LISTENER_HTTPS) {
+            tls_digest(l, pl->tls_digest);
+            pl->ssl_ctx = reuse_ssl_ctx(prev, pl->tls_digest);
+            if (!pl->ssl_ctx) {
+                char terr[256];
+                pl->ssl_ctx = px_tls_ctx_new(l, keys, false, terr, sizeof terr);
+                if (!pl->ssl_ctx) {
+                    snprintf(err, errlen, "Listener/%s: %s", l->meta.name, terr);
+                    goto fail;
+                }
+            }
+        }
+        for (size_t a = 0; a < l->instance->n_addresses; a++) {
+            struct px_bind *b = &s->binds[s->n_binds];
+            const char *ip = l->instance->addresses[a];
+            if (parse_ip(ip, l->port, &b->addr, &b->addrlen) != 0) {
+                snprintf(err, errlen, "Instance/%s: \"%s\" is not an IP address",
+                         l->instance->meta.name, ip);
+                goto fail;
+            }
+            char hp[64];
+            format_addr(ip, l->port, hp, sizeof hp);
+            snprintf(b->key, sizeof b->key, "%s/%s",
+                     l->protocol == RC_LISTENER_HTTPS ? "HTTPS" : "HTTP", hp);
+            b->listener = li;
+            s->n_binds++;
+        }
+    }
+    *out = s;
+    return 0;
+fail:
+    snapshot_free(s);
+    return -1;
+}
+
+struct px_snapshot *px_snapshot_ref(struct px_snapshot *s)
+{
+    if (s)
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void px_snapshot_unref(struct px_snapshot *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(s);
+}
+
+const struct px_bind *px_snapshot_find_bind(const struct px_snapshot *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_binds; i++)
+        if (strcmp(s->binds[i].key, key) == 0)
+            return &s->binds[i];
+    return NULL;
+}
+
+/* Smooth weighted round robin (each pick: add every weight to its counter,
+ * take the largest, subtract the total): spreads a server's turns evenly
+ * instead of in bursts. */
+struct px_server *px_group_pick(struct px_group *g, int worker, uint64_t exclude)
+{
+    int *cur = g->wrr + (size_t)worker * g->n_servers;
+    int total = 0;
+    ssize_t best = -1;
+    for (size_t i = 0; i < g->n_servers; i++) {
+        int wgt = g->servers[i].weight;
+        if (wgt <= 0 || (i < 64 && (exclude >> i) & 1))
+            continue;
+        cur[i] += wgt;
+        total += wgt;
+        if (best < 0 || cur[i] > cur[best])
+            best = (ssize_t)i;
+    }
+    if (best < 0)
+        return NULL;
+    cur[best] -= total;
+    return &g->servers[best];
+}

@@ -1,0 +1,16 @@
+#ifndef ALBD_PROXY_WORKER_H
+#define ALBD_PROXY_WORKER_H
+
+#include "proxy/worker-t.h"
+
+/* Initialises worker w (id, loop, wake handle, pools) and starts its thread.
+ * Returns 0 or -errno. */
+int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id);
+
+/* Wakes w to pick up the newest snapshot or to begin stopping. Any thread. */
+void px_worker_wake(struct px_worker *w);
+
+/* Joins w's thread (after a stop) and frees its loop resources. */
+void px_worker_join(struct px_worker *w);
+
+#endif
