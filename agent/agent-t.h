@@ -13,12 +13,14 @@
 
 struct px_runtime;
 struct ag_admin;
+struct ag_watch;
 
 struct ag_options {
     const char *manifest_dir;
     const char *admin_addr; /* "127.0.0.1:9901", NULL = off */
     int workers;            /* <= 0: one per CPU */
     unsigned drain_ms;      /* SIGTERM drain deadline */
+    unsigned debounce_ms;   /* quiet time after a manifest change before reconciling */
     bool strict;
 };
 
@@ -29,6 +31,7 @@ struct ag_agent {
     struct rc_model *running; /* the model being served (one reference), NULL before the first */
     uv_signal_t sig_term, sig_int, sig_hup;
     struct ag_admin *admin;
+    struct ag_watch *watch; /* NULL when the tree cannot be watched */
     bool stopping;
     int exit_status;
 

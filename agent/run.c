@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/admin.h"
+#include "agent/watch.h"
 #include "proxy/log.h"
 #include "proxy/px.h"
 #include "reconciler/rc.h"
@@ -37,7 +38,16 @@ int ag_reconcile(struct ag_agent *a)
     struct rc_model *m = NULL;
     struct rc_errs errs;
     rc_errs_init(&errs);
+    uint64_t mark = a->watch ? ag_watch_mark(a->watch) : 0;
     int rc = rc_load_dir(a->opt.manifest_dir, time(NULL), &m, &errs);
+    if (a->watch && ag_watch_changed_since(a->watch, mark)) {
+        /* Files changed while they were read: this may be a half-written
+         * save. Read them again once the writes are quiet. */
+        px_log_debug("reconcile: manifests changed while being read; reading again");
+        rc_model_unref(m);
+        rc_errs_cleanup(&errs);
+        return 1;
+    }
     rc_errs_sort(&errs);
     log_errs(&errs);
     rc_errs_cleanup(&a->last_errs);
@@ -91,6 +101,15 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
     ag_admin_close(a->admin);
     a->admin = NULL;
+    ag_watch_close(a->watch);
+    a->watch = NULL;
+}
+
+static void on_manifests_changed(struct ag_watch *w, void *arg)
+{
+    struct ag_agent *a = arg;
+    if (!a->stopping)
+        ag_reconcile(a);
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -131,8 +150,13 @@ int ag_run(const struct ag_options *opt)
         }
     }
     if (!a.stopping) {
+        int rc = ag_watch_start(a.loop, opt->manifest_dir, opt->debounce_ms, on_manifests_changed, &a,
+                                &a.watch);
+        if (rc != 0)
+            px_log_warn("cannot watch %s (%s): reconciling on SIGHUP only", opt->manifest_dir,
+                        strerror(-rc));
         px_log_info("albd %s: serving %s", ALBD_VERSION, opt->manifest_dir);
-        if (ag_reconcile(&a) != 0)
+        if (ag_reconcile(&a) < 0)
             px_log_warn("not ready: fix the manifests, then send SIGHUP");
     }
 

@@ -1,0 +1,234 @@
+#include "agent/watch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proxy/log.h"
+
+enum {
+    WATCH_MASK = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                 IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR,
+    MAX_DEPTH = 32,
+};
+
+/* The directories watched, by watch descriptor (for adding subfolders). */
+struct wdir {
+    int wd;
+    char *path;
+    struct wdir *next;
+};
+
+struct ag_watch {
+    uv_loop_t *loop;
+    char *dir;
+    int fd;
+    uv_poll_t poll;
+    uv_timer_t debounce;
+    unsigned debounce_ms;
+    ag_watch_cb cb;
+    void *arg;
+    uint64_t changes;
+    struct wdir *dirs;
+    int closing; /* handles still to close */
+};
+
+static struct wdir *find_wd(struct ag_watch *w, int wd)
+{
+    for (struct wdir *d = w->dirs; d; d = d->next)
+        if (d->wd == wd)
+            return d;
+    return NULL;
+}
+
+/* Adds a watch on path and, recursively, on its subfolders. Hidden folders
+ * are watched too: Kubernetes' "..2026_..." data folders live there, and a
+ * change inside them is followed by the "..data" swap anyway. */
+static void add_tree(struct ag_watch *w, const char *path, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return;
+    int wd = inotify_add_watch(w->fd, path, WATCH_MASK);
+    if (wd < 0) {
+        if (errno != ENOENT && errno != ENOTDIR)
+            px_log_warn("watch %s: %s", path, strerror(errno));
+        return;
+    }
+    if (!find_wd(w, wd)) {
+        struct wdir *d = calloc(1, sizeof *d);
+        char *p = strdup(path);
+        if (!d || !p) {
+            free(d);
+            free(p);
+            return;
+        }
+        d->wd = wd;
+        d->path = p;
+        d->next = w->dirs;
+        w->dirs = d;
+    }
+    DIR *dh = opendir(path);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub)
+            continue;
+        struct stat st;
+        /* lstat: symlinked folders (..data) are not descended; their
+         * targets are siblings we visit anyway. */
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            add_tree(w, sub, depth + 1);
+    }
+    closedir(dh);
+}
+
+static void drop_all(struct ag_watch *w)
+{
+    while (w->dirs) {
+        struct wdir *d = w->dirs;
+        w->dirs = d->next;
+        inotify_rm_watch(w->fd, d->wd);
+        free(d->path);
+        free(d);
+    }
+}
+
+static void on_debounce(uv_timer_t *t)
+{
+    struct ag_watch *w = t->data;
+    w->cb(w, w->arg);
+}
+
+/* Reads every queued event; returns how many were relevant. */
+static int drain_events(struct ag_watch *w)
+{
+    int relevant = 0;
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(w->fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            p += sizeof *ev + ev->len;
+            relevant++;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                px_log_warn("watch: inotify queue overflowed; rescanning %s", w->dir);
+                drop_all(w);
+                add_tree(w, w->dir, 0);
+                continue;
+            }
+            if (ev->mask & IN_IGNORED) {
+                struct wdir **pp = &w->dirs;
+                while (*pp && (*pp)->wd != ev->wd)
+                    pp = &(*pp)->next;
+                if (*pp) {
+                    struct wdir *d = *pp;
+                    *pp = d->next;
+                    free(d->path);
+                    free(d);
+                }
+                continue;
+            }
+            if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && (ev->mask & IN_ISDIR) && ev->len) {
+                struct wdir *d = find_wd(w, ev->wd);
+                char sub[PATH_MAX];
+                if (d && snprintf(sub, sizeof sub, "%s/%s", d->path, ev->name) < (int)sizeof sub)
+                    add_tree(w, sub, 1);
+            }
+        }
+    }
+    if (relevant)
+        w->changes++;
+    return relevant;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    struct ag_watch *w = p->data;
+    if (status < 0) {
+        px_log_error("watch: %s", uv_strerror(status));
+        return;
+    }
+    if (drain_events(w) > 0)
+        uv_timer_start(&w->debounce, on_debounce, w->debounce_ms, 0);
+}
+
+int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_watch_cb cb,
+                   void *arg, struct ag_watch **out)
+{
+    struct ag_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->dir = strdup(dir);
+    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (!w->dir || w->fd < 0) {
+        int e = w->fd < 0 ? errno : ENOMEM;
+        if (w->fd >= 0)
+            close(w->fd);
+        free(w->dir);
+        free(w);
+        return -e;
+    }
+    w->loop = loop;
+    w->debounce_ms = debounce_ms;
+    w->cb = cb;
+    w->arg = arg;
+    add_tree(w, dir, 0);
+    if (!w->dirs) {
+        int e = errno ? errno : ENOENT;
+        close(w->fd);
+        free(w->dir);
+        free(w);
+        return -e;
+    }
+    uv_timer_init(loop, &w->debounce);
+    w->debounce.data = w;
+    uv_poll_init(loop, &w->poll, w->fd);
+    w->poll.data = w;
+    uv_poll_start(&w->poll, UV_READABLE, on_poll);
+    *out = w;
+    return 0;
+}
+
+uint64_t ag_watch_mark(struct ag_watch *w)
+{
+    return w->changes;
+}
+
+bool ag_watch_changed_since(struct ag_watch *w, uint64_t mark)
+{
+    if (drain_events(w) > 0)
+        uv_timer_start(&w->debounce, on_debounce, w->debounce_ms, 0);
+    return w->changes != mark;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct ag_watch *w = h->data;
+    if (--w->closing > 0)
+        return;
+    drop_all(w);
+    close(w->fd);
+    free(w->dir);
+    free(w);
+}
+
+void ag_watch_close(struct ag_watch *w)
+{
+    if (!w)
+        return;
+    w->closing = 2;
+    uv_close((uv_handle_t *)&w->poll, on_closed);
+    uv_close((uv_handle_t *)&w->debounce, on_closed);
+}

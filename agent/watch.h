@@ -1,0 +1,32 @@
+/* Watches a manifest directory tree with one inotify instance, driven by a
+ * uv_poll on the agent loop. Any change re-arms a debounce timer; when the
+ * tree has been quiet for the debounce period the callback runs. */
+#ifndef ALBD_AGENT_WATCH_H
+#define ALBD_AGENT_WATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct ag_watch;
+typedef void (*ag_watch_cb)(struct ag_watch *w, void *arg);
+
+/* Starts watching dir recursively. cb runs on loop after debounce_ms of
+ * quiet following any change (files written, renamed, created, deleted,
+ * folders added or removed, the ConfigMap "..data" link swapped) and after
+ * an inotify queue overflow (which also re-adds every watch). Returns 0 or a
+ * negative errno. */
+int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_watch_cb cb,
+                   void *arg, struct ag_watch **out);
+
+/* A counter of changes seen so far. Read it before loading the manifests
+ * and call ag_watch_changed_since() after: true means something changed
+ * while they were read, so the load must not be applied (the callback will
+ * run again after the debounce). */
+uint64_t ag_watch_mark(struct ag_watch *w);
+bool ag_watch_changed_since(struct ag_watch *w, uint64_t mark);
+
+/* Stops watching; frees in the close callbacks. NULL is a no-op. */
+void ag_watch_close(struct ag_watch *w);
+
+#endif
