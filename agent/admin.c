@@ -12,6 +12,7 @@
 #include "proxy/log.h"
 #include "proxy/px.h"
 #include "reconciler/err.h"
+#include "reconciler/export.h"
 #include "reconciler/model-t.h"
 
 enum { REQ_MAX = 8192 };
@@ -271,6 +272,17 @@ static void handle(struct admin_conn *c)
             respond(c, 503, "text/plain", "not ready\n", 10);
     } else if (strcmp(path, "/status") == 0) {
         char *s = status_json(a);
+        respond(c, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+        free(s);
+    } else if (strcmp(path, "/config") == 0) {
+        json_t *j = a->running ? rc_export_model(a->running) : json_object();
+        char *s = NULL;
+        if (j) {
+            json_object_set_new(j, "generation",
+                                json_integer((json_int_t)px_runtime_generation(a->rt)));
+            s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+            json_decref(j);
+        }
         respond(c, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
         free(s);
     } else if (strcmp(path, "/metrics") == 0) {

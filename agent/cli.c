@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "agent/agent.h"
+#include "agent/plan_cmd.h"
 #include "proxy/log.h"
 #include "reconciler/rc.h"
 
@@ -17,6 +18,9 @@ static const char usage[] =
     "commands:\n"
     "  run -m DIR [--admin ADDR|off] [--workers N] [--drain-timeout SECONDS] [--log-level L]\n"
     "        serve the manifests in DIR (SIGHUP: reconcile now; SIGTERM/SIGINT: drain, exit 0)\n"
+    "  plan -m DIR [--against URL|--state FILE] [-o text|json]\n"
+    "        show what applying DIR would change against a running albd's admin URL, a saved\n"
+    "        /config state, or nothing; exit 0 no changes, 2 changes, 1 error\n"
     "  validate -m DIR\n"
     "        check the manifests; exit 0 valid, 1 invalid (one file:line:col: line per problem)\n"
     "  version\n"
@@ -153,6 +157,8 @@ int ag_cli_main(int argc, char **argv)
     /* Subcommand options are parsed from argv[1] on, as if it were argv[0]. */
     if (strcmp(cmd, "validate") == 0)
         return cmd_validate(argc - 1, argv + 1);
+    if (strcmp(cmd, "plan") == 0)
+        return ag_plan_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "albd: unknown command \"%s\"\n\n%s", cmd, usage);

@@ -1,0 +1,9 @@
+#ifndef ALBD_AGENT_PLAN_CMD_H
+#define ALBD_AGENT_PLAN_CMD_H
+
+/* `albd plan -m DIR [--against URL|--state FILE] [-o text|json]`: prints
+ * what applying DIR would change. Exit 0 no changes, 2 changes, 1 error
+ * (Terraform's -detailed-exitcode convention). argv[0] is "plan". */
+int ag_plan_main(int argc, char **argv);
+
+#endif
