@@ -33,7 +33,11 @@ static int put_change(FILE *f, const struct rc_diff_change *ch)
         const struct rc_diff_field *fl = &ch->fields[i];
         const char *path = fl->path;
         if (ch->action == RC_DIFF_CREATE) {
-            /* A new resource reads like its manifest: spec is implied. */
+            /* A new resource reads like its manifest: spec is implied and
+             * "no labels" goes without saying. */
+            if (strcmp(path, "labels") == 0 && json_is_object(fl->new) &&
+                json_object_size(fl->new) == 0)
+                continue;
             if (strncmp(path, "spec.", 5) == 0)
                 path += 5;
             if (fprintf(f, "      %s: ", path) < 0 || put_value(f, fl->new) != 0)

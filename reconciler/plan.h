@@ -21,7 +21,7 @@
  *   Plan: 1 to add, 1 to change, 1 to destroy.
  *
  * (each line above starts two spaces in). A create lists every field of
- * the new resource with "spec." dropped; an update lists each changed field
+ * the new resource with "spec." dropped (and empty labels left out); an update lists each changed field
  * as "path: old → new" with "(none)" for an absent side; a delete lists only
  * the resource. Values are JSON (strings quoted). With no change the whole
  * text is "No changes. The running configuration matches the manifests.\n".
