@@ -19,8 +19,8 @@ static const char *const kind_order[] = {
 
 /* Arrays of scalars whose order means nothing. */
 static const char *const set_keys[] = {
-    "addresses", "caCertificates", "codes",   "dnsNames", "extensionCertificates",
-    "host",      "method",         "path",    "sourceIp", "tlsVersions",
+    "addresses", "caCertificates", "codes",         "dnsNames", "extensionCertificates",
+    "host",      "method",         "path",          "sourceIp", "tlsVersions",
     "trusted",   "values",         "removeHeaders",
 };
 
@@ -109,10 +109,8 @@ static bool is_scalar(const json_t *j)
 
 static bool all_scalars(const json_t *a)
 {
-    size_t i;
-    json_t *e;
-    json_array_foreach (a, i, e)
-        if (!is_scalar(e))
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (!is_scalar(json_array_get(a, i)))
             return false;
     return true;
 }
@@ -140,12 +138,12 @@ static long union_keys(const json_t *a, const json_t *b, const char ***out)
     const char **v = malloc((n > 0 ? n : 1) * sizeof *v);
     if (v == NULL)
         return -1;
-    const char *key;
-    json_t *val;
-    json_object_foreach ((json_t *)a, key, val)
-        v[k++] = key;
-    json_object_foreach ((json_t *)b, key, val)
-        v[k++] = key;
+    for (void *it = json_object_iter((json_t *)a); it != NULL;
+         it = json_object_iter_next((json_t *)a, it))
+        v[k++] = json_object_iter_key(it);
+    for (void *it = json_object_iter((json_t *)b); it != NULL;
+         it = json_object_iter_next((json_t *)b, it))
+        v[k++] = json_object_iter_key(it);
     qsort(v, k, sizeof *v, cmp_str);
     size_t u = 0;
     for (size_t i = 0; i < k; i++)
@@ -316,9 +314,9 @@ static int compare_objects(struct rc_diff_change *ch, const char *path, json_t *
     int rc = 0;
     for (long i = 0; i < n && rc == 0; i++) {
         char *p = path_key(path, keys[i]);
-        rc = p != NULL ? compare(ch, p, keys[i], json_object_get(a, keys[i]),
-                                 json_object_get(b, keys[i]))
-                       : -1;
+        rc = p != NULL
+                 ? compare(ch, p, keys[i], json_object_get(a, keys[i]), json_object_get(b, keys[i]))
+                 : -1;
         free(p);
     }
     free(keys);
@@ -402,7 +400,8 @@ static int compare(struct rc_diff_change *ch, const char *path, const char *key,
         json_t *shown = a != NULL ? a : b;
         if (json_is_array(shown) && is_set_key(key) && all_scalars(shown)) {
             json_t *s = sorted_set(shown);
-            int rc = s != NULL ? add_field(ch, path, a != NULL ? s : NULL, b != NULL ? s : NULL) : -1;
+            int rc =
+                s != NULL ? add_field(ch, path, a != NULL ? s : NULL, b != NULL ? s : NULL) : -1;
             json_decref(s);
             return rc;
         }
@@ -443,8 +442,9 @@ static struct rc_diff_change *add_change(struct rc_diff *d, enum rc_diff_action 
 static int diff_resource(struct rc_diff *d, const char *kind, const char *name, json_t *a,
                          json_t *b)
 {
-    enum rc_diff_action action = a == NULL ? RC_DIFF_CREATE : b == NULL ? RC_DIFF_DELETE
-                                                                        : RC_DIFF_UPDATE;
+    enum rc_diff_action action = a == NULL   ? RC_DIFF_CREATE
+                                 : b == NULL ? RC_DIFF_DELETE
+                                             : RC_DIFF_UPDATE;
     struct rc_diff_change *ch = add_change(d, action, kind, name);
     if (ch == NULL)
         return -1;
@@ -507,20 +507,18 @@ static json_t *resources_of(const json_t *doc, const char *which, char *err, siz
         snprintf(err, errlen, "%s configuration: \"resources\" is not an object", which);
         return NULL;
     }
-    const char *kind;
-    json_t *byname;
-    json_object_foreach (res, kind, byname) {
+    for (void *k = json_object_iter(res); k != NULL; k = json_object_iter_next(res, k)) {
+        const char *kind = json_object_iter_key(k);
+        json_t *byname = json_object_iter_value(k);
         if (!json_is_object(byname)) {
             snprintf(err, errlen, "%s configuration: resources.%.64s is not an object", which,
                      kind);
             return NULL;
         }
-        const char *name;
-        json_t *r;
-        json_object_foreach (byname, name, r)
-            if (!json_is_object(r)) {
-                snprintf(err, errlen, "%s configuration: %.64s/%.64s is not an object", which,
-                         kind, name);
+        for (void *r = json_object_iter(byname); r != NULL; r = json_object_iter_next(byname, r))
+            if (!json_is_object(json_object_iter_value(r))) {
+                snprintf(err, errlen, "%s configuration: %.64s/%.64s is not an object", which, kind,
+                         json_object_iter_key(r));
                 return NULL;
             }
     }
@@ -531,8 +529,8 @@ int rc_diff_compute(const json_t *running, const json_t *desired, struct rc_diff
 {
     rc_diff_cleanup(out);
     json_t *ra = NULL, *rb;
-    if (running != NULL && (ra = resources_of(running, "running", out->error,
-                                              sizeof out->error)) == NULL)
+    if (running != NULL &&
+        (ra = resources_of(running, "running", out->error, sizeof out->error)) == NULL)
         return -1;
     if ((rb = resources_of(desired, "desired", out->error, sizeof out->error)) == NULL)
         return -1;

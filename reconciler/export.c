@@ -216,7 +216,8 @@ static int export_policy(json_t *kind, const struct rc_tls_policy *p)
     if (json_object_set_new(spec, "tlsVersions", v) != 0)
         return -1;
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
-        if ((p->versions & versions[i].bit) != 0 && json_array_append_new(v, str_new(versions[i].name)))
+        if ((p->versions & versions[i].bit) != 0 &&
+            json_array_append_new(v, str_new(versions[i].name)))
             return -1;
     return set_str_array(spec, "ciphers", p->ciphers, p->n_ciphers);
 }

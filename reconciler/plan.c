@@ -23,8 +23,8 @@ static int put_value(FILE *f, const json_t *v)
 
 static int put_change(FILE *f, const struct rc_diff_change *ch)
 {
-    static const char sign[] = {[RC_DIFF_CREATE] = '+', [RC_DIFF_UPDATE] = '~',
-                                [RC_DIFF_DELETE] = '-'};
+    static const char sign[] = {
+        [RC_DIFF_CREATE] = '+', [RC_DIFF_UPDATE] = '~', [RC_DIFF_DELETE] = '-'};
     if (fprintf(f, "  %c %s/%s\n", sign[ch->action], ch->kind, ch->name) < 0)
         return -1;
     if (ch->action == RC_DIFF_DELETE)
@@ -59,8 +59,8 @@ static int put_plan(FILE *f, const struct rc_diff *d)
     for (size_t i = 0; i < d->n_changes; i++)
         if (put_change(f, &d->changes[i]) != 0)
             return -1;
-    if (fprintf(f, "\nPlan: %zu to add, %zu to change, %zu to destroy.\n", d->n_create,
-                d->n_update, d->n_delete) < 0)
+    if (fprintf(f, "\nPlan: %zu to add, %zu to change, %zu to destroy.\n", d->n_create, d->n_update,
+                d->n_delete) < 0)
         return -1;
     return 0;
 }

@@ -21,11 +21,11 @@
  *   Plan: 1 to add, 1 to change, 1 to destroy.
  *
  * (each line above starts two spaces in). A create lists every field of
- * the new resource with "spec." dropped (and empty labels left out); an update lists each changed field
- * as "path: old → new" with "(none)" for an absent side; a delete lists only
- * the resource. Values are JSON (strings quoted). With no change the whole
- * text is "No changes. The running configuration matches the manifests.\n".
- * Returns a malloc'd NUL-terminated string (caller free()s) or NULL on OOM. */
+ * the new resource with "spec." dropped (and empty labels left out); an update lists each changed
+ * field as "path: old → new" with "(none)" for an absent side; a delete lists only the resource.
+ * Values are JSON (strings quoted). With no change the whole text is "No changes. The running
+ * configuration matches the manifests.\n". Returns a malloc'd NUL-terminated string (caller
+ * free()s) or NULL on OOM. */
 char *rc_plan_text(const struct rc_diff *d);
 
 /* Writes rc_plan_text() to out. Returns 0, or -1 on OOM or write error. */

@@ -50,10 +50,17 @@ static inline void fx_group(struct rc_server_group *g, const char *name, struct 
     g->n_servers = n;
     g->upstream_keepalive = true;
     g->fail_open = true;
-    g->health_check = (struct rc_health_check){
-        .enabled = true, .protocol = 0, .method = "HEAD", .path = "/", .host = NULL, .port = 0,
-        .codes = (1u << 2) | (1u << 3), .interval_s = 2, .timeout_s = 5, .healthy_threshold = 3,
-        .unhealthy_threshold = 3};
+    g->health_check = (struct rc_health_check){.enabled = true,
+                                               .protocol = 0,
+                                               .method = "HEAD",
+                                               .path = "/",
+                                               .host = NULL,
+                                               .port = 0,
+                                               .codes = (1u << 2) | (1u << 3),
+                                               .interval_s = 2,
+                                               .timeout_s = 5,
+                                               .healthy_threshold = 3,
+                                               .unhealthy_threshold = 3};
 }
 
 /* Fills fx with: Instance edge; Certificates api-example-com (Server,

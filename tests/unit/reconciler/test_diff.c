@@ -19,8 +19,8 @@ static json_t *doc(const char *resources)
     json_t *res = json_loads(resources, 0, &err);
     if (res == NULL)
         fail_msg("bad test JSON at %d:%d: %s", err.line, err.column, err.text);
-    json_t *d = json_pack("{s:s, s:i, s:o}", "apiVersion", "albd/v1", "generation", 1,
-                          "resources", res);
+    json_t *d =
+        json_pack("{s:s, s:i, s:o}", "apiVersion", "albd/v1", "generation", 1, "resources", res);
     assert_non_null(d);
     return d;
 }
@@ -136,7 +136,7 @@ static void test_type_change(void **state)
     rc_diff_cleanup(&d);
 }
 
-#define GROUP(servers)                                                                         \
+#define GROUP(servers)                                                                             \
     "{\"ServerGroup\": {\"web\": {\"labels\": {}, \"spec\": {\"servers\": " servers "}}}}"
 
 static void test_servers_by_identity(void **state)
@@ -237,9 +237,11 @@ static void test_sets_ignore_order(void **state)
 static void test_ordered_array_by_index(void **state)
 {
     struct rc_diff d;
-    diff_texts("{\"TLSPolicy\": {\"p\": {\"labels\": {}, \"spec\": {\"ciphers\": [\"A\", \"B\"]}}}}",
-               "{\"TLSPolicy\": {\"p\": {\"labels\": {}, \"spec\": {\"ciphers\": [\"B\", \"A\", \"C\"]}}}}",
-               &d);
+    diff_texts(
+        "{\"TLSPolicy\": {\"p\": {\"labels\": {}, \"spec\": {\"ciphers\": [\"A\", \"B\"]}}}}",
+        "{\"TLSPolicy\": {\"p\": {\"labels\": {}, \"spec\": {\"ciphers\": [\"B\", \"A\", "
+        "\"C\"]}}}}",
+        &d);
     const struct rc_diff_change *c = &d.changes[0];
     assert_int_equal(c->n_fields, 3);
     assert_field(&c->fields[0], "spec.ciphers[0]", "\"A\"", "\"B\"");
@@ -268,10 +270,11 @@ static void test_label_change(void **state)
 static void test_delete_and_rename(void **state)
 {
     struct rc_diff d;
-    diff_texts("{\"Certificate\": {\"legacy\": {\"labels\": {}, \"spec\": {\"type\": \"Server\"}}},"
-               " \"ServerGroup\": {\"old-name\": {\"labels\": {}, \"spec\": {\"protocol\": \"HTTP\"}}}}",
-               "{\"ServerGroup\": {\"new-name\": {\"labels\": {}, \"spec\": {\"protocol\": \"HTTP\"}}}}",
-               &d);
+    diff_texts(
+        "{\"Certificate\": {\"legacy\": {\"labels\": {}, \"spec\": {\"type\": \"Server\"}}},"
+        " \"ServerGroup\": {\"old-name\": {\"labels\": {}, \"spec\": {\"protocol\": \"HTTP\"}}}}",
+        "{\"ServerGroup\": {\"new-name\": {\"labels\": {}, \"spec\": {\"protocol\": \"HTTP\"}}}}",
+        &d);
     assert_int_equal(d.n_changes, 3);
     assert_int_equal(d.n_delete, 2);
     assert_int_equal(d.n_create, 1);

@@ -118,12 +118,13 @@ static void test_listener_fields(void **state)
     json_t *tls = json_object_get(spec, "tls");
     assert_string_equal(str_at(tls, "certificate"), "example-com");
     assert_string_equal(str_at(tls, "policy"), "tls_cipher_policy_1_2");
-    assert_string_equal(json_string_value(json_array_get(json_object_get(tls, "extensionCertificates"), 0)),
-                        "api-example-com");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(tls, "extensionCertificates"), 0)),
+        "api-example-com");
     json_t *mutual = json_object_get(tls, "mutualAuthentication");
     assert_true(json_is_false(json_object_get(mutual, "enabled")));
-    assert_string_equal(json_string_value(json_array_get(json_object_get(mutual, "caCertificates"), 0)),
-                        "corp-ca");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(mutual, "caCertificates"), 0)), "corp-ca");
     assert_string_equal(
         str_at(json_object_get(json_object_get(spec, "defaultAction"), "forward"), "serverGroup"),
         "web");
@@ -133,20 +134,20 @@ static void test_listener_fields(void **state)
     assert_null(json_object_get(spec, "tls"));
     assert_null(json_object_get(spec, "http2"));
     assert_null(json_object_get(json_object_get(spec, "headers"), "clientCert"));
-    assert_int_equal(json_object_size(json_object_get(
-                         json_object_get(json_object_get(json_object_get(root, "resources"),
-                                                         "Listener"),
-                                         "web-http"),
-                         "labels")),
-                     0);
+    assert_int_equal(
+        json_object_size(json_object_get(
+            json_object_get(json_object_get(json_object_get(root, "resources"), "Listener"),
+                            "web-http"),
+            "labels")),
+        0);
     json_decref(root);
 
     /* no policy in the model means the documented default */
     fx.listeners[1].tls.policy = NULL;
     root = rc_export_model(&fx.model);
-    assert_string_equal(str_at(json_object_get(spec_of(root, "Listener", "web-https"), "tls"),
-                               "policy"),
-                        "tls_cipher_policy_1_2");
+    assert_string_equal(
+        str_at(json_object_get(spec_of(root, "Listener", "web-https"), "tls"), "policy"),
+        "tls_cipher_policy_1_2");
     json_decref(root);
 }
 

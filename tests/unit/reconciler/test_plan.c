@@ -103,13 +103,14 @@ static void test_text_layout(void **state)
     rc_diff_init(&d);
     assert_int_equal(rc_diff_compute(a, b, &d), 0);
     char *text = rc_plan_text(&d);
-    assert_string_equal(text, "  - Certificate/example-com\n"
-                              "  ~ Listener/web-https\n"
-                              "      labels.team: \"web\" \u2192 (none)\n"
-                              "      spec.idleTimeoutSeconds: 15 \u2192 30\n"
-                              "      spec.tls.certificate: \"example-com\" \u2192 \"api-example-com\"\n"
-                              "\n"
-                              "Plan: 0 to add, 1 to change, 1 to destroy.\n");
+    assert_string_equal(text,
+                        "  - Certificate/example-com\n"
+                        "  ~ Listener/web-https\n"
+                        "      labels.team: \"web\" \u2192 (none)\n"
+                        "      spec.idleTimeoutSeconds: 15 \u2192 30\n"
+                        "      spec.tls.certificate: \"example-com\" \u2192 \"api-example-com\"\n"
+                        "\n"
+                        "Plan: 0 to add, 1 to change, 1 to destroy.\n");
     free(text);
     rc_diff_cleanup(&d);
     json_decref(a);
@@ -127,8 +128,12 @@ static void test_create_drops_spec_prefix(void **state)
     diff_models(NULL, &only, &d);
     char *text = rc_plan_text(&d);
     assert_non_null(text);
-    assert_true(strncmp(text, "  + ServerGroup/api\n      healthCheck.codes: [\"http_2xx\", \"http_3xx\"]\n",
-                        strlen("  + ServerGroup/api\n      healthCheck.codes: [\"http_2xx\", \"http_3xx\"]\n")) == 0);
+    assert_true(
+        strncmp(
+            text, "  + ServerGroup/api\n      healthCheck.codes: [\"http_2xx\", \"http_3xx\"]\n",
+            strlen(
+                "  + ServerGroup/api\n      healthCheck.codes: [\"http_2xx\", \"http_3xx\"]\n")) ==
+        0);
     assert_null(strstr(text, "labels"));
     assert_non_null(strstr(text, "\n      protocol: \"HTTP\"\n"));
     assert_non_null(strstr(text, "\n      servers[10.0.1.1:9000].weight: 100\n"));
@@ -221,7 +226,7 @@ static void test_no_private_key_in_plan(void **state)
     fixture_init(&fx);
     fixture_init(&fx2);
     static const char other_key[] = "-----BEGIN EC PRIVATE KEY-----\nOTHERKEYBYTES\n"
-                                     "-----END EC PRIVATE KEY-----\n";
+                                    "-----END EC PRIVATE KEY-----\n";
     fx2.certs[2].key_pem = other_key;
     fx2.certs[2].key_pem_len = strlen(other_key);
     memset(fx2.certs[2].fingerprint_sha256, '9', 64);
