@@ -55,6 +55,15 @@ static json_t *add_obj(json_t *o, const char *key)
     return child;
 }
 
+/* Adds an empty array under key and returns it (borrowed), NULL on OOM. */
+static json_t *add_array(json_t *o, const char *key)
+{
+    json_t *child = json_array();
+    if (json_object_set_new(o, key, child) != 0)
+        return NULL;
+    return child;
+}
+
 static int set_str_array(json_t *o, const char *key, const char *const *v, size_t n)
 {
     json_t *a = json_array();
@@ -244,11 +253,11 @@ static int export_health_check(json_t *spec, const struct rc_health_check *hc)
     if (o == NULL)
         return -1;
     const char *proto = hc->protocol >= 0 && hc->protocol < 3 ? protocols[hc->protocol] : "HTTP";
-    json_t *codes = json_array();
+    json_t *codes;
     if (set_bool(o, "enabled", hc->enabled) != 0 || set_str(o, "protocol", proto) != 0 ||
         set_str(o, "method", hc->method) != 0 || set_str(o, "path", hc->path) != 0 ||
         set_str(o, "host", hc->host) != 0 || set_int(o, "port", hc->port) != 0 ||
-        json_object_set_new(o, "codes", codes) != 0)
+        (codes = add_array(o, "codes")) == NULL)
         return -1;
     /* bit n stands for http_nxx */
     for (int bit = 1; bit <= 5; bit++) {
@@ -270,10 +279,10 @@ static int export_group(json_t *kind, const struct rc_server_group *g)
     json_t *spec = add_resource(kind, &g->meta);
     if (spec == NULL)
         return -1;
-    json_t *servers = json_array();
+    json_t *servers;
     if (set_str(spec, "protocol", g->protocol == RC_GROUP_HTTPS ? "HTTPS" : "HTTP") != 0 ||
         set_str(spec, "scheduler", scheduler_name(g->scheduler)) != 0 ||
-        json_object_set_new(spec, "servers", servers) != 0)
+        (servers = add_array(spec, "servers")) == NULL)
         return -1;
     for (size_t i = 0; i < g->n_servers; i++) {
         const struct rc_server *s = &g->servers[i];

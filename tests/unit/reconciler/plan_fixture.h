@@ -6,6 +6,9 @@
 
 #include <string.h>
 
+#include <jansson.h>
+#include <stdlib.h>
+
 #include "reconciler/model-t.h"
 
 /* Recognisable secret material: no output may ever contain any of it. */
@@ -207,6 +210,36 @@ static inline void fixture_init(struct fixture *fx)
     https->default_group = &fx->groups[1];
     m->listeners = fx->listeners;
     m->n_listeners = 2;
+}
+
+/* Makes jansson's allocations fail after a budget, to walk every
+ * out-of-memory path: fx_oom_arm(n) lets n allocations through, then every
+ * further one fails until fx_oom_disarm(). */
+static long fx_oom_budget = -1;
+
+static inline void *fx_oom_malloc(size_t size)
+{
+    if (fx_oom_budget == 0)
+        return NULL;
+    if (fx_oom_budget > 0)
+        fx_oom_budget--;
+    return malloc(size);
+}
+
+static inline void fx_oom_free(void *p)
+{
+    free(p);
+}
+
+static inline void fx_oom_arm(long n)
+{
+    fx_oom_budget = n;
+    json_set_alloc_funcs(fx_oom_malloc, fx_oom_free);
+}
+
+static inline void fx_oom_disarm(void)
+{
+    fx_oom_budget = -1;
 }
 
 #endif

@@ -276,6 +276,31 @@ static void test_invalid_utf8_subject(void **state)
     json_decref(root);
 }
 
+/* Every allocation failure gives NULL, never a partial document (and,
+ * under ASan, no leak). */
+static void test_out_of_memory(void **state)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    json_t *want = rc_export_model(&fx.model);
+    long n;
+    for (n = 0;; n++) {
+        fx_oom_arm(n);
+        json_t *got = rc_export_model(&fx.model);
+        char *text = rc_export_model_text(&fx.model);
+        fx_oom_disarm();
+        if (got != NULL) {
+            assert_true(json_equal(got, want));
+            json_decref(got);
+            free(text);
+            break;
+        }
+        assert_null(text);
+    }
+    assert_true(n > 10);
+    json_decref(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_no_secret_in_export),
         cmocka_unit_test(test_text_is_stable_json),
         cmocka_unit_test(test_invalid_utf8_subject),
+        cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -289,6 +289,43 @@ static void test_deterministic(void **state)
     rc_diff_cleanup(&d3);
 }
 
+/* Allocation failures while diffing and rendering come back as errors with
+ * nothing half-built left behind (ASan checks the leaks). */
+static void test_out_of_memory(void **state)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    json_t *a = rc_export_model(&fx.model);
+    fx.listeners[1].tls.n_extension_certificates = 0; /* a set change needs allocations */
+    fx.web_servers[1].weight = 1;
+    json_t *b = rc_export_model(&fx.model);
+    int failures = 0;
+    for (long n = 0;; n++) {
+        struct rc_diff d;
+        rc_diff_init(&d);
+        fx_oom_arm(n);
+        int rc = rc_diff_compute(a, b, &d);
+        json_t *pj = rc == 0 ? rc_plan_json(&d) : NULL;
+        fx_oom_disarm();
+        if (rc != 0) {
+            assert_string_equal(d.error, "out of memory");
+            assert_int_equal(d.n_changes, 0);
+            failures++;
+        } else if (pj == NULL) {
+            failures++;
+        }
+        rc_diff_cleanup(&d);
+        if (pj != NULL) {
+            assert_int_equal(json_array_size(json_object_get(pj, "changes")), 2);
+            json_decref(pj);
+            break;
+        }
+    }
+    assert_true(failures > 2);
+    json_decref(a);
+    json_decref(b);
+}
+
 static json_t *load_json(const char *path)
 {
     json_error_t err;
@@ -300,7 +337,7 @@ static json_t *load_json(const char *path)
 
 static void run_case(const char *dir, bool regen)
 {
-    char path[1024];
+    char path[2048]; /* room for the case directory (< 1024) and a file name */
     snprintf(path, sizeof path, "%s/running.json", dir);
     FILE *probe = fopen(path, "r");
     json_t *running = NULL;
@@ -370,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_no_private_key_in_plan),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_data_cases),
+        cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
