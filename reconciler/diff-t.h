@@ -16,9 +16,11 @@ enum rc_diff_action {
  * "labels.team", "spec.servers[10.0.0.1:80].weight", "spec.rules[0].name").
  * old / new are references owned by the field; NULL means absent on that
  * side (never JSON null, which the export does not produce). For a created
- * resource every leaf appears with old NULL; for a deleted one with new
- * NULL. Arrays of scalars are leaves; identity arrays are indexed by their
- * identity in [], other arrays by position. */
+ * resource every leaf appears with old NULL (arrays of scalars are leaves
+ * there); for a deleted one with new NULL. In an update, scalar sets are
+ * shown whole and sorted, elements of identity arrays are named by their
+ * identity in [], those of other arrays by position; what appears or
+ * disappears as a whole (a key, a server) is one field with its value. */
 struct rc_diff_field {
     char *path;
     json_t *old;
