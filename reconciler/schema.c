@@ -3,7 +3,6 @@
  * regular expressions are compiled at the same time. */
 #include "reconciler/schema.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -216,7 +215,8 @@ static bool type_matches(const char *t, const yaml_node_t *n)
     if (!strcmp(t, "string"))
         return v.type == RC_Y_STR;
     if (!strcmp(t, "integer"))
-        return v.type == RC_Y_INT || (v.type == RC_Y_FLOAT && isfinite(v.d) && v.d == floor(v.d));
+        return v.type == RC_Y_INT || (v.type == RC_Y_FLOAT && v.d > -9e18 && v.d < 9e18 &&
+                                       (double)(long long)v.d == v.d);
     if (!strcmp(t, "number"))
         return v.type == RC_Y_INT || v.type == RC_Y_FLOAT;
     if (!strcmp(t, "boolean"))
@@ -276,7 +276,7 @@ static const char *did_you_mean(const json_t *props, const char *key)
         }
     }
     size_t len = strlen(key);
-    size_t limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
+    size_t limit = len <= 6 ? 2 : 3;
     return best_d <= limit ? best : NULL;
 }
 
