@@ -308,7 +308,8 @@ int rc_load_dir(const char *dir, time_t now, struct rc_model **out, struct rc_er
     struct walk w = {.errs = errs};
     walk_dir(&w, dir, 0);
     failed = w.oom;
-    qsort(w.files.v, w.files.n, sizeof(*w.files.v), path_cmp);
+    if (w.files.n > 1)
+        qsort(w.files.v, w.files.n, sizeof(*w.files.v), path_cmp);
     size_t dlen = strlen(dir);
     char **texts = calloc(w.files.n ? w.files.n : 1, sizeof(*texts));
     failed = failed || texts == NULL;
