@@ -139,6 +139,14 @@ struct px_tls_keys *px_tls_keys_new_from_files(const char *const *paths, size_t 
             ring_free(k);
             return NULL;
         }
+        for (size_t j = 0; j < i; j++) {
+            if (CRYPTO_memcmp(k->keys[j].name, k->keys[i].name, 16) == 0) {
+                snprintf(err, errlen, "session ticket key %s: same key name as %s", paths[i],
+                         paths[j]);
+                ring_free(k);
+                return NULL;
+            }
+        }
         k->n = i + 1;
     }
     return k;
