@@ -34,7 +34,7 @@ struct px_runtime *px_runtime_start(int n_workers)
     rt->workers = calloc((size_t)n_workers, sizeof *rt->workers);
     rt->tls_keys = px_tls_keys_new();
     if (!rt->workers || !rt->tls_keys || uv_mutex_init(&rt->lock) != 0) {
-        px_tls_keys_free(rt->tls_keys);
+        px_tls_keys_unref(rt->tls_keys);
         free(rt->workers);
         free(rt);
         errno = ENOMEM;
@@ -212,7 +212,7 @@ void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
         rt->socks = n;
     }
     px_snapshot_unref(rt->published);
-    px_tls_keys_free(rt->tls_keys);
+    px_tls_keys_unref(rt->tls_keys);
     uv_mutex_destroy(&rt->lock);
     free(rt->workers);
     free(rt);
