@@ -445,7 +445,9 @@ static const struct rc_certificate *server_cert(struct rc_load *L, struct rc_doc
     if (i < 0)
         return NULL;
     const struct rc_certificate *c = &L->m->certificates[i];
-    if (c->type == RC_CERT_CA || c->is_ca)
+    /* A self-signed leaf may carry CA:TRUE (what `openssl req -x509`
+     * makes by default); an issuing CA certificate may not serve. */
+    if (c->type == RC_CERT_CA || (c->is_ca && !c->self_signed))
         rc_doc_err(L, d, RC_ERROR, v, path,
                    "certificate \"%s\" is a CA certificate, not a server certificate",
                    c->meta.name);

@@ -245,6 +245,7 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     c->not_before = asn1_to_time(X509_get0_notBefore(x));
     c->not_after = asn1_to_time(X509_get0_notAfter(x));
     c->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
+    c->self_signed = (X509_get_extension_flags(x) & EXFLAG_SS) != 0;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     X509_digest(x, EVP_sha256(), md, &mdlen);
