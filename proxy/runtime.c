@@ -176,6 +176,28 @@ fail:
     return -1;
 }
 
+int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths, size_t n,
+                                char *err, size_t errlen)
+{
+    struct px_tls_keys *k = px_tls_keys_new_from_files(paths, n, err, errlen);
+    if (!k)
+        return -1;
+    px_tls_keys_unref(rt->tls_keys);
+    rt->tls_keys = k;
+    rt->ticket_keys_from_files = true;
+    return 0;
+}
+
+void px_runtime_rotate_ticket_keys(struct px_runtime *rt)
+{
+    if (rt->ticket_keys_from_files)
+        return;
+    int rc = px_tls_keys_rotate(rt->tls_keys);
+    if (rc != 0)
+        px_log_warn("session ticket key rotation failed (%s); keeping the current key",
+                    strerror(-rc));
+}
+
 uint64_t px_runtime_generation(const struct px_runtime *rt)
 {
     return rt->generation;
