@@ -9,7 +9,7 @@
  * non-ASCII and control bytes escaped), so they can go into a header as
  * they are. */
 struct px_client_cert {
-    bool present;         /* the client sent a certificate */
+    bool present;          /* the client sent a certificate */
     char subject_dn[1024]; /* X-Forwarded-Clientcert-subjectdn */
     char issuer_dn[1024];  /* X-Forwarded-Clientcert-issuerdn */
     char fingerprint[65];  /* -fingerprint: SHA-256 of the DER, lowercase hex */

@@ -27,7 +27,7 @@
 
 struct cert_entry {
     X509 *leaf;
-    STACK_OF(X509) *chain; /* intermediates, may be NULL */
+    STACK_OF(X509) * chain; /* intermediates, may be NULL */
     EVP_PKEY *pkey;
     bool rsa;
     int bits;
@@ -321,8 +321,8 @@ static int cert_load(struct cert_entry *e, const struct rc_certificate *c, char 
     BIO_free(b);
     if (e->pkey == NULL) {
         ERR_clear_error();
-        snprintf(err, errlen, "certificate %s: cannot read the private key (encrypted or malformed)",
-                 name);
+        snprintf(err, errlen,
+                 "certificate %s: cannot read the private key (encrypted or malformed)", name);
         return -1;
     }
     if (X509_check_private_key(e->leaf, e->pkey) != 1) {
@@ -630,9 +630,8 @@ static int set_sid_ctx(SSL_CTX *ctx, const struct rc_listener *l)
         }
     }
     ok = ok && EVP_DigestFinal_ex(h, md, &mdlen) == 1 &&
-         SSL_CTX_set_session_id_context(ctx, md, mdlen < SSL_MAX_SID_CTX_LENGTH
-                                                     ? mdlen
-                                                     : SSL_MAX_SID_CTX_LENGTH) == 1;
+         SSL_CTX_set_session_id_context(
+             ctx, md, mdlen < SSL_MAX_SID_CTX_LENGTH ? mdlen : SSL_MAX_SID_CTX_LENGTH) == 1;
     EVP_MD_CTX_free(h);
     return ok ? 0 : -1;
 }

@@ -213,8 +213,8 @@ int px_tls_keys_ticket_cb(struct px_tls_keys *k, unsigned char key_name[16], uns
     pthread_rwlock_rdlock(&k->lock);
     if (enc) {
         const struct ticket_key *cur = &k->keys[0];
-        int ivlen = EVP_CIPHER_get_iv_length(cur->size == 16 ? EVP_aes_128_cbc()
-                                                             : EVP_aes_256_cbc());
+        int ivlen =
+            EVP_CIPHER_get_iv_length(cur->size == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc());
         memcpy(key_name, cur->name, 16);
         rc = RAND_bytes(iv, ivlen) == 1 ? key_setup(cur, iv, cctx, hctx, 1) : -1;
     } else {

@@ -166,10 +166,8 @@ static void test_normalize(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wildcard_valid),
-        cmocka_unit_test(test_match),
-        cmocka_unit_test(test_match_n_uses_length),
-        cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_wildcard_valid),      cmocka_unit_test(test_match),
+        cmocka_unit_test(test_match_n_uses_length), cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_normalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
