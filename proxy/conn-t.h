@@ -66,6 +66,7 @@ struct px_conn {
     bool in_pump;      /* input_pump is on the stack */
     bool pump_again;   /* input_pump must loop once more */
     bool out_high;     /* output went over PX_OUTQ_HIGH; on_writable pending */
+    bool tls_seen;     /* the first bytes looked like TLS */
     int open_handles;
 
     uv_tcp_t tcp;

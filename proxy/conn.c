@@ -11,6 +11,7 @@
 
 #include "proxy/conn-io.h"
 #include "proxy/h1.h"
+#include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_io.h"
@@ -320,6 +321,27 @@ static void tls_input(struct px_conn *c)
     input_pump(c);
 }
 
+/* Plain HTTP sent to an HTTPS listener (the first byte is not a TLS
+ * handshake record): answered with a clear-text 400, as the reference does. */
+static void reject_plain_http(struct px_conn *c)
+{
+    struct px_buf b;
+    px_buf_init(&b, 512);
+    int rc = px_headers_error(&b, 1, 400);
+    if (rc == 0) {
+        uv_buf_t ub = uv_buf_init(b.data, (unsigned)b.len);
+        rc = px_outq_writev(&c->out, &ub, 1);
+    }
+    px_buf_cleanup(&b);
+    atomic_fetch_add_explicit(&c->w->stats.responses_by_class[4], 1, memory_order_relaxed);
+    px_tls_io_free(c->tls);
+    c->tls = NULL; /* finish without a close_notify */
+    if (rc < 0)
+        px_conn_close(c);
+    else
+        px_conn_finish(c);
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct px_conn *c = s->data;
@@ -343,6 +365,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->tls) {
+        if (c->state == PX_CONN_HANDSHAKE && !c->tls_seen && c->rbuf[0] != 0x16) {
+            reject_plain_http(c);
+            return;
+        }
+        c->tls_seen = true;
         if (px_tls_io_feed(c->tls, c->rbuf, (size_t)nread) < 0) {
             px_conn_close(c);
             return;
