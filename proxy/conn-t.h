@@ -54,19 +54,19 @@ enum px_conn_state {
 struct px_conn {
     struct px_conn *prev, *next; /* w->conns */
     struct px_worker *w;
-    struct px_snapshot *snap;       /* one reference */
-    const struct px_listener *lis;  /* in snap */
+    struct px_snapshot *snap;      /* one reference */
+    const struct px_listener *lis; /* in snap */
     char bind_key[96];
     enum px_conn_state state;
-    bool closing;      /* px_conn_close was called */
-    bool draining;     /* px_conn_drain was called */
-    bool want_input;   /* the handler accepts input */
-    bool reading;      /* uv_read_start is active */
-    bool eof;          /* the client sent EOF */
-    bool in_pump;      /* input_pump is on the stack */
-    bool pump_again;   /* input_pump must loop once more */
-    bool out_high;     /* output went over PX_OUTQ_HIGH; on_writable pending */
-    bool tls_seen;     /* the first bytes looked like TLS */
+    bool closing;    /* px_conn_close was called */
+    bool draining;   /* px_conn_drain was called */
+    bool want_input; /* the handler accepts input */
+    bool reading;    /* uv_read_start is active */
+    bool eof;        /* the client sent EOF */
+    bool in_pump;    /* input_pump is on the stack */
+    bool pump_again; /* input_pump must loop once more */
+    bool out_high;   /* output went over PX_OUTQ_HIGH; on_writable pending */
+    bool tls_seen;   /* the first bytes looked like TLS */
     int open_handles;
 
     uv_tcp_t tcp;

@@ -95,8 +95,6 @@ void px_conn_drain(struct px_conn *c)
     }
 }
 
-void px_conn_timer(struct px_conn *c, uint64_t ms);
-
 /* Moves TLS output produced by OpenSSL to the socket. */
 static int tls_flush(struct px_conn *c)
 {

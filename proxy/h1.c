@@ -42,8 +42,8 @@ struct h1 {
     enum phase phase;
     llhttp_t req;
     llhttp_t resp;
-    bool req_paused;     /* llhttp_execute returned HPE_PAUSED for req */
-    bool req_upgrade;    /* ... HPE_PAUSED_UPGRADE: resume accordingly */
+    bool req_paused;  /* llhttp_execute returned HPE_PAUSED for req */
+    bool req_upgrade; /* ... HPE_PAUSED_UPGRADE: resume accordingly */
 
     /* Head of the message being received (request, later the response):
      * target / reason phrase first, then header names and values. */
@@ -57,13 +57,13 @@ struct h1 {
     int err_status; /* set by a callback that refuses the request */
 
     /* The request. */
-    int minor;          /* client's HTTP/1.<minor> */
+    int minor; /* client's HTTP/1.<minor> */
     uint8_t method;
-    bool keepalive;     /* the client allows another request */
+    bool keepalive; /* the client allows another request */
     bool has_body;
-    bool chunked;       /* re-chunk the body to the backend */
+    bool chunked; /* re-chunk the body to the backend */
     bool req_complete;
-    bool body_sent;     /* body bytes went to a backend: no retry */
+    bool body_sent; /* body bytes went to a backend: no retry */
     bool idempotent;
     int up_minor;
 
@@ -82,10 +82,10 @@ struct h1 {
     /* The response. */
     int status;
     enum px_framing rframing;
-    bool resp_started;  /* something (even a 1xx) went to the client */
-    bool resp_any;      /* the backend sent a byte */
+    bool resp_started; /* something (even a 1xx) went to the client */
+    bool resp_any;     /* the backend sent a byte */
     bool resp_complete;
-    bool close_after;   /* close the client connection after this response */
+    bool close_after; /* close the client connection after this response */
 };
 
 static const llhttp_settings_t req_settings;
@@ -105,8 +105,7 @@ static void count_response(struct h1 *h, int status)
 {
     int cls = status / 100;
     if (cls >= 1 && cls <= 5)
-        atomic_fetch_add_explicit(&h->c->w->stats.responses_by_class[cls], 1,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->c->w->stats.responses_by_class[cls], 1, memory_order_relaxed);
 }
 
 static void head_reset(struct h1 *h)
@@ -276,9 +275,8 @@ static int on_req_headers_complete(llhttp_t *p)
     h->keepalive = llhttp_should_keep_alive(p);
     h->chunked = (p->flags & F_CHUNKED) != 0;
     h->has_body = h->chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
-    h->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD ||
-                    h->method == HTTP_OPTIONS || h->method == HTTP_PUT ||
-                    h->method == HTTP_DELETE;
+    h->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD || h->method == HTTP_OPTIONS ||
+                    h->method == HTTP_PUT || h->method == HTTP_DELETE;
     h->req_complete = false;
     h->body_sent = false;
     h->phase = PH_UPSTREAM;
@@ -362,8 +360,9 @@ static int build_upstream_head(struct h1 *h)
      * the 1.0 client sent a chunked body, which only 1.1 can carry). */
     h->up_minor = (h->minor || h->chunked) ? 1 : 0;
     bool keep = h->up_minor && h->group && h->group->model->upstream_keepalive;
-    enum px_framing fr = h->chunked ? PX_FRAME_CHUNKED : h->has_body ? PX_FRAME_LENGTH
-                                                                     : PX_FRAME_NONE;
+    enum px_framing fr = h->chunked    ? PX_FRAME_CHUNKED
+                         : h->has_body ? PX_FRAME_LENGTH
+                                       : PX_FRAME_NONE;
     px_buf_reset(&h->hout);
     return px_headers_request(&h->hout, llhttp_method_name(h->method), h->hin.data, h->first_len,
                               h->up_minor, h->hdrs, n, &fwd, fr, keep);
@@ -479,8 +478,8 @@ static void upstream_lost(struct h1 *h, int err)
 static void response_done(struct h1 *h, bool clean)
 {
     struct px_conn *c = h->c;
-    bool keep = clean && h->req_complete && h->up_minor &&
-                h->group->model->upstream_keepalive && llhttp_should_keep_alive(&h->resp);
+    bool keep = clean && h->req_complete && h->up_minor && h->group->model->upstream_keepalive &&
+                llhttp_should_keep_alive(&h->resp);
     drop_upstream(h, keep);
     if (h->close_after || !h->req_complete || c->draining || c->eof) {
         h->phase = PH_DONE;
@@ -529,8 +528,7 @@ static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssi
         return;
     }
     if (e != HPE_OK) {
-        px_log_debug("h1: malformed response from %s: %s", h->server->key,
-                     llhttp_errno_name(e));
+        px_log_debug("h1: malformed response from %s: %s", h->server->key, llhttp_errno_name(e));
         send_error(h, 502);
         return;
     }

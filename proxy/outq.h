@@ -26,8 +26,8 @@ typedef void (*px_outq_cb)(struct px_outq *q, int status);
 struct px_outq {
     uv_stream_t *stream;
     px_outq_cb on_written;
-    size_t queued;      /* bytes given to uv_write and not yet completed */
-    unsigned inflight;  /* uv_write requests not yet completed */
+    size_t queued;     /* bytes given to uv_write and not yet completed */
+    unsigned inflight; /* uv_write requests not yet completed */
     struct px_outq_chunk *free_chunks;
     unsigned n_free;
     struct px_outq_chunk *open; /* reserved by px_outq_reserve, not yet sent */

@@ -33,8 +33,8 @@ struct px_upstream_cbs {
 
 enum px_upstream_state {
     PX_UP_CONNECTING,
-    PX_UP_ACTIVE,  /* owned by a client exchange */
-    PX_UP_IDLE,    /* in its pool */
+    PX_UP_ACTIVE, /* owned by a client exchange */
+    PX_UP_IDLE,   /* in its pool */
     PX_UP_CLOSING,
 };
 
@@ -45,7 +45,7 @@ struct px_upstream {
     struct px_outq out;
     enum px_upstream_state state;
     struct px_worker *w;
-    struct px_pool *pool;                 /* the pool entry of its server */
+    struct px_pool *pool;                      /* the pool entry of its server */
     struct px_upstream *idle_prev, *idle_next; /* in pool->idle while PX_UP_IDLE */
     const struct px_upstream_cbs *cbs;
     void *owner;

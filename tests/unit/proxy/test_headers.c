@@ -9,7 +9,10 @@
 
 #include "proxy/headers.h"
 
-#define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define H(n, v)                                                                                    \
+    {                                                                                              \
+        n, sizeof(n) - 1, v, sizeof(v) - 1                                                         \
+    }
 
 static struct px_buf out;
 
@@ -36,13 +39,17 @@ static const struct px_fwd fwd_none = {.xff_mode = RC_XFF_PRESERVE, .client_ip =
 
 static void hop_by_hop_headers_are_stripped(void **state)
 {
-    struct px_hdr h[] = {H("Host", "a.example"), H("Connection", "keep-alive, X-Secret"),
-                         H("Keep-Alive", "timeout=5"), H("TE", "trailers"),
-                         H("Proxy-Connection", "close"), H("Upgrade", "websocket"),
-                         H("Trailer", "X-T"), H("X-Secret", "s"), H("Accept", "*/*")};
-    assert_int_equal(px_headers_request(&out, "GET", "/x?y", 4, 1, h, 9, &fwd_none,
-                                        PX_FRAME_NONE, true),
-                     0);
+    struct px_hdr h[] = {H("Host", "a.example"),
+                         H("Connection", "keep-alive, X-Secret"),
+                         H("Keep-Alive", "timeout=5"),
+                         H("TE", "trailers"),
+                         H("Proxy-Connection", "close"),
+                         H("Upgrade", "websocket"),
+                         H("Trailer", "X-T"),
+                         H("X-Secret", "s"),
+                         H("Accept", "*/*")};
+    assert_int_equal(
+        px_headers_request(&out, "GET", "/x?y", 4, 1, h, 9, &fwd_none, PX_FRAME_NONE, true), 0);
     assert_string_equal(head(), "GET /x?y HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n\r\n");
 }
 
@@ -71,9 +78,9 @@ static void xff_append_creates_header(void **state)
 {
     struct px_hdr h[] = {H("Host", "a")};
     struct px_fwd f = {.xff_mode = RC_XFF_APPEND, .client_ip = "2001:db8::1"};
-    assert_int_equal(px_headers_request(&out, "GET", "/", 1, 0, h, 1, &f, PX_FRAME_NONE, false),
-                     0);
-    assert_string_equal(head(), "GET / HTTP/1.0\r\nHost: a\r\nX-Forwarded-For: 2001:db8::1\r\n\r\n");
+    assert_int_equal(px_headers_request(&out, "GET", "/", 1, 0, h, 1, &f, PX_FRAME_NONE, false), 0);
+    assert_string_equal(head(),
+                        "GET / HTTP/1.0\r\nHost: a\r\nX-Forwarded-For: 2001:db8::1\r\n\r\n");
 }
 
 static void xff_remove_and_preserve(void **state)
@@ -91,8 +98,8 @@ static void xff_remove_and_preserve(void **state)
 static void forwarded_headers_replace_client_values_keeping_case(void **state)
 {
     struct px_hdr h[] = {H("Host", "shop.example:8443"), H("x-forwarded-proto", "ftp"),
-                         H("X-Forwarded-Port", "1"), H("slb-id", "forged"),
-                         H("x-forwarded-host", "evil"), H("X-Forwarded-Proto", "gopher")};
+                         H("X-Forwarded-Port", "1"),     H("slb-id", "forged"),
+                         H("x-forwarded-host", "evil"),  H("X-Forwarded-Proto", "gopher")};
     struct px_fwd f = {.xff_mode = RC_XFF_REMOVE,
                        .proto = "https",
                        .port = "8443",
@@ -119,8 +126,7 @@ static void forwarded_host_dropped_without_client_host(void **state)
 {
     struct px_hdr h[] = {H("X-Forwarded-Host", "evil")};
     struct px_fwd f = {.xff_mode = RC_XFF_PRESERVE, .host = true};
-    assert_int_equal(px_headers_request(&out, "GET", "/", 1, 0, h, 1, &f, PX_FRAME_NONE, false),
-                     0);
+    assert_int_equal(px_headers_request(&out, "GET", "/", 1, 0, h, 1, &f, PX_FRAME_NONE, false), 0);
     assert_string_equal(head(), "GET / HTTP/1.0\r\n\r\n");
 }
 
@@ -137,8 +143,8 @@ static void response_head_rebuilt_for_client_version(void **state)
 {
     struct px_hdr h[] = {H("Content-Type", "text/html"), H("Transfer-Encoding", "chunked"),
                          H("Connection", "keep-alive"), H("Keep-Alive", "timeout=4")};
-    assert_int_equal(
-        px_headers_response(&out, 1, 200, "Fine", 4, h, 4, PX_FRAME_CHUNKED, false), 0);
+    assert_int_equal(px_headers_response(&out, 1, 200, "Fine", 4, h, 4, PX_FRAME_CHUNKED, false),
+                     0);
     assert_string_equal(head(), "HTTP/1.1 200 Fine\r\nContent-Type: text/html\r\n"
                                 "Transfer-Encoding: chunked\r\n\r\n");
     px_buf_reset(&out);
@@ -180,8 +186,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(xff_append_joins_existing_values, setup, teardown),
         cmocka_unit_test_setup_teardown(xff_append_creates_header, setup, teardown),
         cmocka_unit_test_setup_teardown(xff_remove_and_preserve, setup, teardown),
-        cmocka_unit_test_setup_teardown(forwarded_headers_replace_client_values_keeping_case,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(forwarded_headers_replace_client_values_keeping_case, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(disabled_forwarded_headers_pass_through, setup, teardown),
         cmocka_unit_test_setup_teardown(forwarded_host_dropped_without_client_host, setup,
                                         teardown),
