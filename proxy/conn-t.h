@@ -38,6 +38,9 @@ struct px_proto {
     void (*on_timeout)(struct px_conn *c);
     /* px_conn_drain was called: close when idle, else after the response. */
     void (*drain)(struct px_conn *c);
+    /* The worker moved to a new snapshot: when idle, move to it now (or
+     * close if the listener is gone); when busy, after the response. */
+    void (*on_snapshot)(struct px_conn *c);
     /* c is closing: release upstream connections now, free state in
      * free (called from the last close callback). */
     void (*on_close)(struct px_conn *c);

@@ -95,6 +95,24 @@ void px_conn_drain(struct px_conn *c)
     }
 }
 
+void px_conn_on_snapshot(struct px_conn *c)
+{
+    if (!c || c->closing)
+        return;
+    switch (c->state) {
+    case PX_CONN_HANDSHAKE:
+        if (px_conn_snapshot_refresh(c) < 0)
+            px_conn_close(c);
+        break;
+    case PX_CONN_OPEN:
+        if (c->proto && c->proto->on_snapshot)
+            c->proto->on_snapshot(c);
+        break;
+    default:
+        break;
+    }
+}
+
 /* Moves TLS output produced by OpenSSL to the socket. */
 static int tls_flush(struct px_conn *c)
 {

@@ -849,6 +849,20 @@ static int h1_start(struct px_conn *c)
     return 0;
 }
 
+/* Idle keep-alive connections let go of the old snapshot at once, so it is
+ * freed without waiting for their next request or idle timeout; busy ones
+ * move in response_done. */
+static void h1_on_snapshot(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    if (h->phase != PH_IDLE)
+        return;
+    if (px_conn_snapshot_refresh(c) < 0) {
+        h->phase = PH_DONE;
+        px_conn_finish(c);
+    }
+}
+
 const struct px_proto px_h1_proto = {
     .name = "http/1.1",
     .start = h1_start,
@@ -857,6 +871,7 @@ const struct px_proto px_h1_proto = {
     .on_writable = h1_on_writable,
     .on_timeout = h1_on_timeout,
     .drain = h1_drain,
+    .on_snapshot = h1_on_snapshot,
     .on_close = h1_on_close,
     .free = h1_free,
 };
