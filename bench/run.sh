@@ -62,7 +62,8 @@ PY
 # One certificate for every proxy.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -keyout "$TMP/cert.key" -out "$TMP/cert.pem" -subj "/CN=localhost" \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
 chmod 600 "$TMP/cert.key"
 cat "$TMP/cert.pem" "$TMP/cert.key" > "$TMP/haproxy.pem"
 chmod 600 "$TMP/haproxy.pem"

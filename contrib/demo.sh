@@ -22,7 +22,8 @@ if [[ ! -s "$CERTS/demo.pem" || ! -s "$CERTS/demo.key" ]]; then
     umask 077
     openssl req -x509 -newkey rsa:2048 -nodes -days 365 \
       -keyout "$CERTS/demo.key" -out "$CERTS/demo.pem" -subj "/CN=localhost" \
-      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
   )
   chmod 600 "$CERTS/demo.key"
   chmod 644 "$CERTS/demo.pem"
