@@ -134,6 +134,17 @@ static int get_int(struct rc_doc *d, yaml_node_t *n, const char *path, int def)
     return y.type == RC_Y_INT || y.type == RC_Y_FLOAT ? (int)y.d : def;
 }
 
+/* For sizes beyond int (schema-bounded, so a double holds them exactly). */
+static uint64_t get_u64(struct rc_doc *d, yaml_node_t *n, const char *path, uint64_t def)
+{
+    yaml_node_t *v = rc_at(d, n, path);
+    struct rc_yval y;
+    if (v == NULL)
+        return def;
+    rc_y_classify(v, &y);
+    return (y.type == RC_Y_INT || y.type == RC_Y_FLOAT) && y.d >= 0 ? (uint64_t)y.d : def;
+}
+
 static const char *get_str(struct rc_doc *d, yaml_node_t *n, const char *path, const char *def)
 {
     const char *s = rc_y_str(rc_at(d, n, path));
@@ -566,6 +577,9 @@ static int build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listene
         rc_doc_err(L, d, RC_ERROR, h2, "spec.http2", "http2 is only for HTTPS listeners");
     li->idle_timeout_s = get_int(d, spec, "idleTimeoutSeconds", 15);
     li->request_timeout_s = get_int(d, spec, "requestTimeoutSeconds", 60);
+    li->limits.max_request_body_bytes = get_u64(d, spec, "limits.maxRequestBodyBytes", 0);
+    li->limits.header_timeout_s = get_int(d, spec, "limits.headerTimeoutSeconds", 10);
+    li->limits.min_body_rate = (uint32_t)get_u64(d, spec, "limits.minBodyRateBytesPerSecond", 256);
     li->gzip = get_bool(d, spec, "compression.gzip", true);
     li->brotli = get_bool(d, spec, "compression.brotli", true);
     const char *mode = get_str(d, spec, "xForwardedFor.mode", "Append");
