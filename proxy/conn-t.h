@@ -70,6 +70,8 @@ struct px_conn {
     bool pump_again; /* input_pump must loop once more */
     bool out_high;   /* output went over PX_OUTQ_HIGH; on_writable pending */
     bool tls_seen;   /* the first bytes looked like TLS */
+    bool wr_shut;    /* px_conn_shutdown_write was called: no more output */
+    bool wr_done;    /* ... and its shutdown completed */
     int open_handles;
 
     uv_tcp_t tcp;

@@ -152,10 +152,50 @@ static void finish_flushed(struct px_conn *c)
         px_conn_close(c);
 }
 
+static void half_close_cb(uv_shutdown_t *req, int status)
+{
+    struct px_conn *c = req->data;
+    if (c->closing)
+        return;
+    c->wr_done = true;
+    if (status < 0 || c->state == PX_CONN_FINISHING)
+        px_conn_close(c);
+}
+
+void px_conn_shutdown_write(struct px_conn *c)
+{
+    if (!c || c->closing || c->wr_shut || c->state != PX_CONN_OPEN)
+        return;
+    c->wr_shut = true;
+    if (c->tls) {
+        px_tls_io_shutdown(c->tls);
+        if (tls_flush(c) < 0) {
+            px_conn_close(c);
+            return;
+        }
+    }
+    /* libuv runs the shutdown after the writes already queued. */
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, half_close_cb) < 0)
+        px_conn_close(c);
+}
+
 void px_conn_finish(struct px_conn *c)
 {
     if (!c || c->closing || c->state == PX_CONN_FINISHING)
         return;
+    if (c->wr_shut) {
+        /* Already half-closed: nothing more to send; close once the FIN
+         * is out (half_close_cb). */
+        c->state = PX_CONN_FINISHING;
+        c->want_input = false;
+        c->in_len = 0;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        if (c->wr_done)
+            px_conn_close(c);
+        return;
+    }
     c->state = PX_CONN_FINISHING;
     c->want_input = false;
     c->in_len = 0;
@@ -185,7 +225,7 @@ static void on_written(struct px_outq *q, int status)
         return;
     }
     if (c->state == PX_CONN_FINISHING) {
-        if (q->queued == 0 && q->inflight == 0)
+        if (q->queued == 0 && q->inflight == 0 && !c->wr_shut)
             finish_flushed(c);
         return;
     }
@@ -198,7 +238,7 @@ static void on_written(struct px_outq *q, int status)
 
 int px_conn_write(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
 {
-    if (c->closing || c->state == PX_CONN_FINISHING)
+    if (c->closing || c->state == PX_CONN_FINISHING || c->wr_shut)
         return -EPIPE;
     int rc = 0;
     if (!c->tls) {
