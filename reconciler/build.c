@@ -268,8 +268,8 @@ static long find_doc(const struct kind_docs *k, const char *name)
  * referring resource fail too (even when the target's own error was
  * reported), and is recorded so that a deleted resource which a kept
  * version still uses can be kept as well. */
-static void missing_ref(struct rc_load *L, struct rc_doc *d, const yaml_node_t *v,
-                        const char *path, const char *kind, const char *name, bool broken)
+static void missing_ref(struct rc_load *L, struct rc_doc *d, const yaml_node_t *v, const char *path,
+                        const char *kind, const char *name, bool broken)
 {
     if (L->n_missing == L->cap_missing) {
         size_t cap = L->cap_missing ? L->cap_missing * 2 : 16;
@@ -374,8 +374,8 @@ static int build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_gro
     yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
     if (rc_fill_meta(L, d, &g->meta, NULL, 0, NULL, 0) != 0)
         return -1;
-    g->protocol = !strcmp(get_str(d, spec, "protocol", "HTTP"), "HTTPS") ? RC_GROUP_HTTPS
-                                                                         : RC_GROUP_HTTP;
+    g->protocol =
+        !strcmp(get_str(d, spec, "protocol", "HTTP"), "HTTPS") ? RC_GROUP_HTTPS : RC_GROUP_HTTP;
     const char *sch = get_str(d, spec, "scheduler", "Wrr");
     g->scheduler = !strcmp(sch, "Wlc")   ? RC_SCHED_WLC
                    : !strcmp(sch, "Sch") ? RC_SCHED_SCH
@@ -461,16 +461,30 @@ static int build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_gro
 
 /* Request headers a client-certificate header may not be renamed to
  * (alb-https-listener.txt). */
-static const char *const reserved_headers[] = {
-    "slb-id", "slb-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-eip",
-    "x-forwarded-port", "x-forwarded-client-srcport", "x-forwarded-host", "connection", "upgrade",
-    "content-length", "transfer-encoding", "keep-alive", "te", "host", "cookie", "remoteip",
-    "authority", NULL};
+static const char *const reserved_headers[] = {"slb-id",
+                                               "slb-ip",
+                                               "x-forwarded-for",
+                                               "x-forwarded-proto",
+                                               "x-forwarded-eip",
+                                               "x-forwarded-port",
+                                               "x-forwarded-client-srcport",
+                                               "x-forwarded-host",
+                                               "connection",
+                                               "upgrade",
+                                               "content-length",
+                                               "transfer-encoding",
+                                               "keep-alive",
+                                               "te",
+                                               "host",
+                                               "cookie",
+                                               "remoteip",
+                                               "authority",
+                                               NULL};
 
 struct cc_header {
-    const char *field;  /* manifest key under headers.clientCert */
-    const char *def;    /* the reference's header name */
-    size_t offset;      /* into rc_listener.client_cert_headers */
+    const char *field; /* manifest key under headers.clientCert */
+    const char *def;   /* the reference's header name */
+    size_t offset;     /* into rc_listener.client_cert_headers */
 };
 
 static const struct cc_header cc_headers[] = {
@@ -556,8 +570,8 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
     yaml_node_t *cert = rc_at(d, tls, "certificate");
     if (cert == NULL)
         rc_doc_err(L, d, RC_ERROR, tls ? tls : spec, tls ? "spec.tls" : "spec",
-                   "%s listeners need tls.certificate", li->protocol == RC_LISTENER_HTTPS ? "HTTPS"
-                                                                                        : "QUIC");
+                   "%s listeners need tls.certificate",
+                   li->protocol == RC_LISTENER_HTTPS ? "HTTPS" : "QUIC");
     else
         li->tls.certificate = server_cert(L, d, cert, "spec.tls.certificate", r);
 
@@ -685,8 +699,8 @@ static int build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listene
         return -1;
     yaml_node_t *gn = rc_at(d, spec, "defaultAction.forward.serverGroup");
     if (gn) {
-        long i = resolve(L, d, gn, "spec.defaultAction.forward.serverGroup", "ServerGroup",
-                         &r->groups);
+        long i =
+            resolve(L, d, gn, "spec.defaultAction.forward.serverGroup", "ServerGroup", &r->groups);
         if (i >= 0)
             li->default_group = &L->m->groups[i];
     }
@@ -716,8 +730,9 @@ static void check_ports(struct rc_load *L, struct kind_docs *ld)
                 continue;
             struct rc_doc *d = ld->v[i];
             rc_doc_err(L, d, RC_ERROR, rc_at(d, yaml_document_get_root_node(&d->y), "spec.port"),
-                       "spec.port", "port %d is already used by %s listener \"%s\" on instance \"%s\"",
-                       a->port, pnames[b->protocol], b->meta.name, a->instance->meta.name);
+                       "spec.port",
+                       "port %d is already used by %s listener \"%s\" on instance \"%s\"", a->port,
+                       pnames[b->protocol], b->meta.name, a->instance->meta.name);
             break;
         }
     }

@@ -40,10 +40,10 @@ struct rc_load {
     size_t n_dv;
     SSL_CTX *scratch; /* security level 0, to ask OpenSSL which cipher names it knows */
 
-    int pass;                   /* 1 for the first build of a load */
-    bool contain;               /* report references to missing resources as this
-                                 * resource's own failure and record them in missing */
-    const struct rc_model *prev; /* the running model: certificate facts to reuse; may be NULL */
+    int pass;                       /* 1 for the first build of a load */
+    bool contain;                   /* report references to missing resources as this
+                                     * resource's own failure and record them in missing */
+    const struct rc_model *prev;    /* the running model: certificate facts to reuse; may be NULL */
     const struct rc_broken *broken; /* sorted by kind, then name */
     size_t n_broken;
     struct rc_missing *missing; /* malloc'd, grows */

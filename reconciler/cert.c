@@ -267,7 +267,9 @@ static int parse_facts(struct rc_load *L, struct rc_doc *d, struct rc_certificat
         snprintf(c->fingerprint_sha256 + 2 * i, 3, "%02x", md[i]);
     EVP_PKEY *pub = X509_get0_pubkey(x);
     int base = pub ? EVP_PKEY_get_base_id(pub) : 0;
-    c->key_type = base == EVP_PKEY_RSA ? RC_KEY_RSA : base == EVP_PKEY_EC ? RC_KEY_EC : RC_KEY_OTHER;
+    c->key_type = base == EVP_PKEY_RSA  ? RC_KEY_RSA
+                  : base == EVP_PKEY_EC ? RC_KEY_EC
+                                        : RC_KEY_OTHER;
     c->key_bits = pub ? EVP_PKEY_get_bits(pub) : 0;
     if (c->subject == NULL || c->issuer == NULL || collect_dns_names(L, x, c) != 0) {
         X509_free(x);
@@ -367,8 +369,8 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
                        "CA certificates take no private key");
             rc = -1;
         } else if (keyn) {
-            int krc = file_field(L, d, files, "privateKey", &c->key_path, &c->key_pem,
-                                 &c->key_pem_len);
+            int krc =
+                file_field(L, d, files, "privateKey", &c->key_path, &c->key_pem, &c->key_pem_len);
             if (krc == -2)
                 return -2;
             rc = rc ? rc : krc;

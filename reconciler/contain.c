@@ -33,14 +33,14 @@ struct first_err {
 struct res {
     const char *kind; /* static */
     const char *name;
-    struct rc_doc *doc;            /* its new document, NULL when none counts */
-    bool doc_damaged;              /* it has a document, in a file that does not parse */
-    const struct rc_source *prev;  /* its last good source, NULL when none */
-    struct rc_doc *fallback;       /* prev parsed (lazily), NULL until needed */
-    bool invalid;                  /* the new version fails */
-    bool prev_bad;                 /* the last good version fails (or cannot be rebuilt) */
-    bool file_damaged;             /* prev's file did not parse: keep prev without a document */
-    bool needed;                   /* deleted, but a kept version uses it */
+    struct rc_doc *doc;           /* its new document, NULL when none counts */
+    bool doc_damaged;             /* it has a document, in a file that does not parse */
+    const struct rc_source *prev; /* its last good source, NULL when none */
+    struct rc_doc *fallback;      /* prev parsed (lazily), NULL until needed */
+    bool invalid;                 /* the new version fails */
+    bool prev_bad;                /* the last good version fails (or cannot be rebuilt) */
+    bool file_damaged;            /* prev's file did not parse: keep prev without a document */
+    bool needed;                  /* deleted, but a kept version uses it */
     const struct res *needed_by;
     enum choice choice;
     struct first_err err;      /* of the new version */
@@ -439,7 +439,7 @@ static int keep_sources(struct ctx *C, struct rc_model *m)
         struct rc_source src;
         if (r->choice == USE_NEW && r->doc->src_text) {
             const struct rc_doc *d = r->doc;
-            src = (struct rc_source){r->kind,   r->name,     d->file_src, d->dir,
+            src = (struct rc_source){r->kind,     r->name,    d->file_src, d->dir,
                                      d->src_text, d->src_len, d->src_line, d->src_col};
         } else if (r->choice == USE_PREV) {
             src = *r->prev;
@@ -469,7 +469,9 @@ static int keep_sources(struct ctx *C, struct rc_model *m)
 
 static enum rc_res_state state_of(const struct res *r)
 {
-    return r->choice == USE_NEW ? RC_RES_READY : r->choice == USE_PREV ? RC_RES_KEPT : RC_RES_ABSENT;
+    return r->choice == USE_NEW    ? RC_RES_READY
+           : r->choice == USE_PREV ? RC_RES_KEPT
+                                   : RC_RES_ABSENT;
 }
 
 /* Whether r counts at all: deleted resources are not listed. */
@@ -520,8 +522,8 @@ static void status_put(struct rc_status *st, const struct res *r, enum rc_res_st
     const struct first_err *fe = r->err.msg ? &r->err : r->prev_err.msg ? &r->prev_err : NULL;
     char *needed = NULL;
     if (state != RC_RES_READY && fe == NULL && r->needed_by &&
-        asprintf(&needed, "deleted, but the last good version of %s/%s uses it",
-                 r->needed_by->kind, r->needed_by->name) < 0)
+        asprintf(&needed, "deleted, but the last good version of %s/%s uses it", r->needed_by->kind,
+                 r->needed_by->name) < 0)
         abort();
     if (state != RC_RES_READY && fe) {
         e->message = strdup(fe->msg);
@@ -529,10 +531,11 @@ static void status_put(struct rc_status *st, const struct res *r, enum rc_res_st
         e->line = fe->line;
         e->col = fe->col;
     } else if (state != RC_RES_READY) {
-        e->message = needed ? needed : strdup(state == RC_RES_BLOCKED
-                                                  ? "not applied: --strict applies a change only "
-                                                    "when all of it is valid"
-                                                  : "invalid");
+        e->message =
+            needed ? needed
+                   : strdup(state == RC_RES_BLOCKED ? "not applied: --strict applies a change only "
+                                                      "when all of it is valid"
+                                                    : "invalid");
         needed = NULL;
     }
     free(needed);

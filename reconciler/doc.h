@@ -19,7 +19,7 @@ struct rc_doc {
      * load-scoped original. */
     const char *file;
     const char *file_src;
-    const char *dir;  /* absolute folder of the file: relative paths start here */
+    const char *dir; /* absolute folder of the file: relative paths start here */
     yaml_document_t y;
     const char *kind; /* a known kind (static string) or NULL */
     const char *name; /* metadata.name when it is a string, else NULL */

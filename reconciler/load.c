@@ -32,7 +32,7 @@ struct dir_id {
 struct walk {
     struct file_list files;
     struct file_list bad_dirs; /* below the top: could not be read */
-    struct dir_id *seen; /* directories entered: symlinked loops end here */
+    struct dir_id *seen;       /* directories entered: symlinked loops end here */
     size_t n_seen, cap_seen;
     struct rc_errs *errs;
     bool oom;

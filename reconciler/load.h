@@ -17,7 +17,7 @@
  * what only applying can reveal, such as a Listener whose port will not
  * bind. */
 struct rc_invalid {
-    const char *kind;   /* "Listener" */
+    const char *kind; /* "Listener" */
     const char *name;
     const char *reason; /* shown in the status ("cannot listen on ...") */
     bool absent;        /* its last good version fails too: drop it */

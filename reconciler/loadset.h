@@ -11,8 +11,8 @@
 #include "reconciler/load.h"
 
 struct rc_mfile {
-    const char *path; /* as walked */
-    bool damaged;     /* could not be read, or is not valid YAML: none of its documents count */
+    const char *path;  /* as walked */
+    bool damaged;      /* could not be read, or is not valid YAML: none of its documents count */
     bool unidentified; /* a document without a known kind or a name */
 };
 
