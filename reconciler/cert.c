@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
@@ -61,51 +63,53 @@ static int slurp_large(struct rc_load *L, const char *path, const char **out, si
 }
 
 /* Reads a whole (small) file into the arena. Returns 0 or -errno. The file
- * is read straight into the arena when its size is known, so that loading
- * thousands of certificates costs no large temporary buffers. */
+ * is read straight into the arena when its size is known, with plain
+ * read(2): loading thousands of certificates needs no stdio buffers. */
 static int slurp(struct rc_load *L, const char *path, const char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
     struct stat st;
-    size_t cap = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-                         (size_t)st.st_size <= MAX_PEM_SIZE
-                     ? (size_t)st.st_size + 1 /* one more: see that it did not grow */
-                     : MAX_PEM_SIZE + 1;
-    char *buf = cap > MAX_PEM_SIZE ? malloc(cap) : rc_arena_alloc(L->arena, cap + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    size_t n = fread(buf, 1, cap, f);
-    int rc = ferror(f) ? -EIO : n > MAX_PEM_SIZE ? -EFBIG : 0;
-    if (rc == 0 && n == cap && cap <= MAX_PEM_SIZE) {
-        /* It grew while being read: read it again with the large buffer. */
-        OPENSSL_cleanse(buf, n);
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (size_t)st.st_size > MAX_PEM_SIZE) {
+        close(fd);
         return slurp_large(L, path, out, len);
     }
-    fclose(f);
-    if (cap <= MAX_PEM_SIZE) {
-        buf[n] = '\0'; /* the arena buffer is the result (zeroed beyond n) */
-        if (rc == 0) {
-            *out = buf;
-            *len = n;
-        } else {
-            OPENSSL_cleanse(buf, n);
+    size_t cap = (size_t)st.st_size + 1; /* one more: see that it did not grow */
+    char *buf = rc_arena_alloc(L->arena, cap + 1);
+    if (buf == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    int rc = 0;
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            break;
         }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0 && n == cap) {
+        /* It grew while being read: read it again with the large buffer. */
+        OPENSSL_cleanse(buf, n);
+        return slurp_large(L, path, out, len);
+    }
+    if (rc != 0) {
+        OPENSSL_cleanse(buf, n);
         return rc;
     }
-    if (rc == 0) {
-        *out = rc_arena_strndup(L->arena, buf, n);
-        *len = n;
-        if (*out == NULL)
-            rc = -ENOMEM;
-    }
-    OPENSSL_cleanse(buf, n);
-    free(buf);
-    return rc;
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)

@@ -16,6 +16,7 @@
 #include "reconciler/loadset.h"
 #include "reconciler/rc.h"
 #include "reconciler/schema.h"
+#include "reconciler/source.h"
 
 #define MAX_FILE_SIZE (16u << 20)
 
@@ -300,6 +301,30 @@ static int parse_file(struct docs *D, size_t index, const char *afile, const cha
     return rc;
 }
 
+/* Whether d is byte for byte the source of a resource of the running
+ * model: then it passed the schema already (the outcome depends on the
+ * text alone), and validating it again would make a reload cost grow with
+ * the configuration instead of the change. Sets kind, name and schema_ok
+ * as rc_schema_validate_doc() would. */
+static bool same_as_prev(struct rc_doc *d, const struct rc_sources *prev)
+{
+    if (prev == NULL || d->src_text == NULL)
+        return false;
+    yaml_node_t *root = yaml_document_get_root_node(&d->y);
+    const char *kind = rc_y_str(rc_y_get(&d->y, root, "kind"));
+    yaml_node_t *name = rc_y_get(&d->y, rc_y_get(&d->y, root, "metadata"), "name");
+    if (kind == NULL || name == NULL || strcmp(rc_y_type_name(name), "string") != 0)
+        return false;
+    const struct rc_source *s = rc_sources_find(prev, kind, rc_y_str(name));
+    if (s == NULL || s->len != d->src_len || s->col != d->src_col ||
+        memcmp(s->text, d->src_text, d->src_len) != 0)
+        return false;
+    d->kind = s->kind; /* the static kind string */
+    d->name = rc_y_str(name);
+    d->schema_ok = true;
+    return true;
+}
+
 static void digest_file(EVP_MD_CTX *md, const char *rel, const char *text, size_t len)
 {
     uint64_t n = len;
@@ -386,9 +411,11 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     S.docs = D.v;
     S.n_docs = D.n;
 
+    const struct rc_sources *prev_src = rc_model_sources(o->prev);
     for (size_t i = 0; i < S.n_docs && !failed; i++) {
         struct rc_doc *d = S.docs[i];
-        rc_schema_validate_doc(d, errs);
+        if (!same_as_prev(d, prev_src))
+            rc_schema_validate_doc(d, errs);
         if (d->kind == NULL || d->name == NULL)
             S.files[d->file_index].unidentified = true;
     }
