@@ -90,13 +90,13 @@ struct h1 {
      * and the backend gets origin-form. Offsets into hin (the target is
      * its first bytes); auth_len 0 = origin-form target. */
     uint32_t auth_off, auth_len, path_off, path_len;
-    bool path_slash; /* the path is empty: "/" goes before it */
-    struct px_buf tgt; /* the rewritten target when path_slash */
-    uint64_t body_bytes;      /* request body received so far */
-    size_t ext_bytes;         /* chunk-extension bytes of the current chunk */
-    uint64_t rate_start;      /* uv_now() at the start of the rate window (0: none) */
-    uint64_t rate_bytes;      /* body bytes in the rate window */
-    struct px_tunnel *tun;    /* PH_TUNNEL */
+    bool path_slash;       /* the path is empty: "/" goes before it */
+    struct px_buf tgt;     /* the rewritten target when path_slash */
+    uint64_t body_bytes;   /* request body received so far */
+    size_t ext_bytes;      /* chunk-extension bytes of the current chunk */
+    uint64_t rate_start;   /* uv_now() at the start of the rate window (0: none) */
+    uint64_t rate_bytes;   /* body bytes in the rate window */
+    struct px_tunnel *tun; /* PH_TUNNEL */
 
     /* The backend. */
     struct px_group *group;

@@ -10,10 +10,10 @@ struct px_tunnel {
     struct px_upstream *u;
     const struct px_tunnel_client *client;
     void *ctx;
-    bool client_eof;   /* the client sent its FIN: backend write side shut */
-    bool backend_eof;  /* the backend sent its FIN: client write side shut */
-    bool ended;        /* done was called */
-    bool up_paused;    /* backend reading stopped for client backpressure */
+    bool client_eof;    /* the client sent its FIN: backend write side shut */
+    bool backend_eof;   /* the backend sent its FIN: client write side shut */
+    bool ended;         /* done was called */
+    bool up_paused;     /* backend reading stopped for client backpressure */
     bool client_paused; /* client input stopped for backend backpressure */
 };
 
