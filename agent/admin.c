@@ -197,8 +197,17 @@ static char *metrics_text(struct ag_agent *a)
     sb_printf(&b, "# HELP albd_reconciles_total Reconciles by result.\n"
                   "# TYPE albd_reconciles_total counter\n"
                   "albd_reconciles_total{result=\"success\"} %llu\n"
+                  "albd_reconciles_total{result=\"partial\"} %llu\n"
                   "albd_reconciles_total{result=\"failure\"} %llu\n",
-              (unsigned long long)a->reconciles_ok, (unsigned long long)a->reconciles_failed);
+              (unsigned long long)a->reconciles_ok, (unsigned long long)a->reconciles_partial,
+              (unsigned long long)a->reconciles_failed);
+    size_t invalid = 0;
+    for (size_t i = 0; i < a->last_status.n; i++)
+        invalid += a->last_status.v[i].state != RC_RES_READY;
+    sb_printf(&b, "# HELP albd_invalid_resources Resources not applied as written (kept last good, "
+                  "absent or blocked).\n"
+                  "# TYPE albd_invalid_resources gauge\nalbd_invalid_resources %zu\n",
+              invalid);
     sb_printf(&b, "# HELP albd_apply_duration_seconds Duration of the last successful apply.\n"
                   "# TYPE albd_apply_duration_seconds gauge\n"
                   "albd_apply_duration_seconds %.6f\n",

@@ -40,7 +40,9 @@ struct ag_agent {
     int exit_status;
 
     /* What /status and /metrics report. */
-    uint64_t reconciles_ok, reconciles_failed;
+    /* ok: everything applied; partial: applied with invalid resources
+     * contained; failed: nothing applied. */
+    uint64_t reconciles_ok, reconciles_partial, reconciles_failed;
     double last_apply_seconds;  /* duration of the last successful apply */
     time_t last_applied;        /* wall time of the last successful apply, 0 = never */
     char manifest_digest[65];   /* of the running model */

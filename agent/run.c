@@ -141,12 +141,12 @@ int ag_reconcile(struct ag_agent *a)
     if (result < 0) {
         a->reconciles_failed++;
         px_log_error("reconcile: %s", a->last_error);
-    } else {
+    } else if (result == 0 && n_invalid == 0 && rc_errs_count_errors(&a->last_errs) == 0) {
         a->reconciles_ok++;
-        if (result == 0 && n_invalid == 0 && rc_errs_count_errors(&a->last_errs) == 0)
-            a->last_error[0] = '\0';
-        else
-            snprintf(a->last_error, sizeof a->last_error,
+        a->last_error[0] = '\0';
+    } else {
+        a->reconciles_partial++;
+        snprintf(a->last_error, sizeof a->last_error,
                      "some resources are invalid; they keep their last good version or stay "
                      "absent, everything else applied");
     }
