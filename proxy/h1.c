@@ -18,6 +18,9 @@
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
+#include "proxy/tls_ctx.h"
+#include "proxy/tls_headers.h"
+#include "proxy/tls_io.h"
 #include "proxy/upstream.h"
 
 /* A response head from a backend may be this large before it is refused. */
@@ -86,6 +89,10 @@ struct h1 {
     bool resp_any;     /* the backend sent a byte */
     bool resp_complete;
     bool close_after; /* close the client connection after this response */
+
+    /* The client certificate, for X-Forwarded-Clientcert-*: read once per
+     * connection (renegotiation is refused, so it cannot change). */
+    struct px_client_cert *cc;
 };
 
 static const llhttp_settings_t req_settings;
@@ -275,6 +282,14 @@ static int on_req_headers_complete(llhttp_t *p)
     h->keepalive = llhttp_should_keep_alive(p);
     h->chunked = (p->flags & F_CHUNKED) != 0;
     h->has_body = h->chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    /* Domain fronting: the Host must be one the SNI certificate covers. */
+    if (px_tls_host_check_needed(c->lis->model)) {
+        size_t n = head_headers(h);
+        int st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, h->hin.data,
+                                      h->first_len, h->hdrs, n);
+        if (st)
+            return refuse(h, st);
+    }
     h->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD || h->method == HTTP_OPTIONS ||
                     h->method == HTTP_PUT || h->method == HTTP_DELETE;
     h->req_complete = false;
@@ -346,7 +361,10 @@ static int build_upstream_head(struct h1 *h)
 {
     struct px_conn *c = h->c;
     const struct rc_listener *m = c->lis->model;
-    size_t n = head_headers(h);
+    /* Client-sent X-Forwarded-Clientcert-* never reach a backend. */
+    size_t n = px_tls_headers_strip(m, h->hdrs, head_headers(h));
+    struct px_hdr cch[PX_TLS_HDR_MAX];
+    size_t n_cch = h->cc ? px_tls_headers_fill(m, h->cc, cch) : 0;
     struct px_fwd fwd = {
         .xff_mode = m->xff_mode,
         .client_ip = c->client_ip,
@@ -355,6 +373,8 @@ static int build_upstream_head(struct h1 *h)
         .host = m->headers.host,
         .client_port = m->headers.client_src_port ? c->client_port : NULL,
         .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
+        .extra = cch,
+        .n_extra = n_cch,
     };
     /* HTTP/1.1 to backends for 1.1 clients, 1.0 for 1.0 clients (unless
      * the 1.0 client sent a chunked body, which only 1.1 can carry). */
@@ -368,6 +388,25 @@ static int build_upstream_head(struct h1 *h)
                               h->up_minor, h->hdrs, n, &fwd, fr, keep);
 }
 
+/* Reads the client certificate when the listener sends its headers.
+ * Returns 0 or -ENOMEM. */
+static int load_client_cert(struct h1 *h)
+{
+    struct px_conn *c = h->c;
+    if (h->cc || !c->tls || !px_tls_headers_enabled(c->lis->model))
+        return 0;
+    h->cc = malloc(sizeof *h->cc);
+    if (!h->cc)
+        return -ENOMEM;
+    int rc = px_tls_client_cert_info(px_tls_io_ssl(c->tls), h->cc);
+    if (rc == -ENOMEM) {
+        free(h->cc);
+        h->cc = NULL;
+        return rc;
+    }
+    return 0; /* -ENOSPC: a DN was truncated, still worth sending */
+}
+
 static void exchange_start(struct h1 *h)
 {
     h->group = choose_group(h);
@@ -379,6 +418,10 @@ static void exchange_start(struct h1 *h)
     h->close_after = !h->keepalive || h->c->draining;
     h->up_congested = false;
     h->status = 0;
+    if (load_client_cert(h) < 0) {
+        send_error(h, 500);
+        return;
+    }
     if (build_upstream_head(h) < 0) {
         send_error(h, 431);
         return;
@@ -821,6 +864,7 @@ static void h1_free(struct px_conn *c)
     px_buf_cleanup(&h->hout);
     free(h->ents);
     free(h->hdrs);
+    free(h->cc);
     free(h);
     c->ps = NULL;
 }

@@ -40,6 +40,11 @@ struct px_fwd {
     bool host;               /* X-Forwarded-Host: the Host the client sent */
     const char *client_port; /* X-Forwarded-Client-srcport */
     const char *slb_id;      /* SLB-ID: the instance id */
+    /* More headers albd adds as they are (X-Forwarded-Clientcert-*, see
+     * proxy/tls_headers.h); the caller has already removed any client-sent
+     * copy from the request's headers. */
+    const struct px_hdr *extra;
+    size_t n_extra;
 };
 
 /* True for the hop-by-hop headers albd never forwards: Connection,
