@@ -247,6 +247,23 @@ class Certs:
                 "-addext", "extendedKeyUsage=serverAuth")
         return pair
 
+    def issue(self, name, names, ec=False, client=False, cn=None, self_signed=False):
+        """Another certificate from our CA (or self-signed: not trusted by
+        anyone): a server certificate for DNS names, or with client=True a
+        client certificate (CN cn, clientAuth). Returns a CertPair."""
+        keyargs = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if ec else ["-newkey", "rsa:2048"]
+        pair = CertPair(os.path.join(self.dir, f"{name}.pem"), os.path.join(self.dir, f"{name}.key"))
+        signer = [] if self_signed else ["-CA", self.ca.cert, "-CAkey", self.ca.key]
+        ext = ["-addext", "basicConstraints=critical,CA:FALSE",
+               "-addext", "keyUsage=critical,digitalSignature,keyEncipherment",
+               "-addext", f"extendedKeyUsage={'clientAuth' if client else 'serverAuth'}"]
+        if names:
+            ext += ["-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)]
+        openssl("req", "-x509", *keyargs, "-nodes", "-keyout", pair.key, "-out", pair.cert, "-days", "2",
+                "-subj", f"/CN={cn or names[0]}", *signer, *ext)
+        os.chmod(pair.key, 0o600)
+        return pair
+
     def client_context(self):
         """An ssl context that trusts only our CA and checks the host name."""
         ctx = ssl.create_default_context(cafile=self.ca.cert)
@@ -258,6 +275,22 @@ def openssl(*args):
     r = subprocess.run(["openssl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     if r.returncode != 0:
         raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {r.stderr.decode(errors='replace')}")
+
+
+def s_client(port, *args, data=b"", timeout=None):
+    """openssl s_client to 127.0.0.1:port with args (-servername, -tls1_2,
+    -sess_out ...); data goes to its stdin, then EOF. Returns (exit status,
+    stdout + stderr as text)."""
+    timeout = timeout or scaled(15)
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+                       input=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+def s_client_ok(out):
+    """True when an s_client transcript shows a completed handshake."""
+    m = re.search(r"Cipher is (\S+)", out)
+    return bool(m) and m.group(1) not in ("(NONE)", "0000")
 
 
 def self_signed(cert, key, names=("localhost",), ip="127.0.0.1"):
