@@ -138,3 +138,8 @@ SSL *px_tls_io_ssl(struct px_tls_io *t)
 {
     return t->ssl;
 }
+
+size_t px_tls_io_in_pending(struct px_tls_io *t)
+{
+    return BIO_ctrl_pending(t->rbio);
+}
