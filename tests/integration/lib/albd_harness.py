@@ -604,7 +604,7 @@ class Backend:
 class Albd:
     """One `albd run` process: own process group, stderr to a file."""
 
-    def __init__(self, env, manifest_dir, workers=2, extra_env=None, ports=()):
+    def __init__(self, env, manifest_dir, workers=2, extra_env=None, ports=(), args=()):
         self.env = env
         self.admin_port = free_port()
         self.ports = list(ports)
@@ -615,7 +615,7 @@ class Albd:
         if extra_env:
             e.update(extra_env)
         self.argv = [albd_binary(), "run", "-m", manifest_dir, "--admin", f"127.0.0.1:{self.admin_port}",
-                     "--workers", str(workers)]
+                     "--workers", str(workers), *args]
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
                                      env=e, start_new_session=True)
@@ -640,6 +640,25 @@ class Albd:
             return r.status, r.read()
         finally:
             c.close()
+
+    def generation(self):
+        """The serving configuration's generation (from /status)."""
+        st, body = self.admin_get("/status")
+        return json.loads(body).get("generation") if st == 200 else None
+
+    def wait_generation(self, above, timeout=None):
+        """Wait until a configuration newer than generation `above` serves;
+        returns the new generation, or None on timeout."""
+        end = time.monotonic() + (timeout or scaled(10))
+        while time.monotonic() < end:
+            try:
+                g = self.generation()
+                if g is not None and g > above:
+                    return g
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return None
 
     def wait_ready(self, timeout=None):
         """Poll /readyz until 200; if the admin endpoint never answers, fall
@@ -851,8 +870,9 @@ class Env:
             f.write(text)
         return path
 
-    def start_albd(self, ports=(), workers=2, ready=True, extra_env=None):
-        a = Albd(self, self.manifest_dir, workers=workers, extra_env=extra_env, ports=ports)
+    def start_albd(self, ports=(), workers=2, ready=True, extra_env=None, args=()):
+        """args: more `albd run` options (e.g. --session-ticket-key FILE)."""
+        a = Albd(self, self.manifest_dir, workers=workers, extra_env=extra_env, ports=ports, args=args)
         self.albds.append(a)
         if ready:
             a.wait_ready()
