@@ -22,6 +22,20 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Equal manifest bytes can still mean a new configuration: the certificate
+ * and key files they reference may have been rewritten (a renewal). Each
+ * certificate's digest covers its PEM bytes; the arrays are sorted by
+ * name. */
+static bool same_config(const struct rc_model *a, const struct rc_model *b)
+{
+    if (strcmp(a->digest, b->digest) != 0 || a->n_certificates != b->n_certificates)
+        return false;
+    for (size_t i = 0; i < a->n_certificates; i++)
+        if (strcmp(a->certificates[i].meta.digest, b->certificates[i].meta.digest) != 0)
+            return false;
+    return true;
+}
+
 static void log_errs(const struct rc_errs *errs)
 {
     char line[1024];
@@ -82,7 +96,7 @@ int ag_reconcile(struct ag_agent *a)
                      rc_errs_count_errors(&errs));
             break;
         }
-        if (a->running && strcmp(a->running->digest, m->digest) == 0) {
+        if (a->running && same_config(a->running, m)) {
             rc_model_unref(m);
             result = 0;
             break;

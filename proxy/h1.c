@@ -18,6 +18,9 @@
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
+#include "proxy/tls_ctx.h"
+#include "proxy/tls_headers.h"
+#include "proxy/tls_io.h"
 #include "proxy/tunnel.h"
 #include "proxy/upstream.h"
 
@@ -117,6 +120,10 @@ struct h1 {
     bool resp_any;     /* the backend sent a byte */
     bool resp_complete;
     bool close_after; /* close the client connection after this response */
+
+    /* The client certificate, for X-Forwarded-Clientcert-*: read once per
+     * connection (renegotiation is refused, so it cannot change). */
+    struct px_client_cert *cc;
 };
 
 static const llhttp_settings_t req_settings;
@@ -498,6 +505,14 @@ static int on_req_headers_complete(llhttp_t *p)
     h->body_bytes = 0;
     h->ext_bytes = 0;
     h->rate_start = 0;
+    /* Domain fronting: the Host must be one the SNI certificate covers. */
+    if (px_tls_host_check_needed(c->lis->model)) {
+        size_t n = head_headers(h);
+        st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, h->hin.data,
+                                  h->first_len, h->hdrs, n);
+        if (st)
+            return refuse(h, st);
+    }
     h->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD || h->method == HTTP_OPTIONS ||
                     h->method == HTTP_PUT || h->method == HTTP_DELETE;
     h->req_complete = false;
@@ -623,6 +638,10 @@ static int build_upstream_head(struct h1 *h)
         if (!hdr_is(&h->hdrs[i], "expect"))
             h->hdrs[k++] = h->hdrs[i];
     n = k;
+    /* Client-sent X-Forwarded-Clientcert-* never reach a backend. */
+    n = px_tls_headers_strip(m, h->hdrs, n);
+    struct px_hdr cch[PX_TLS_HDR_MAX];
+    size_t n_cch = h->cc ? px_tls_headers_fill(m, h->cc, cch) : 0;
     const char *target = h->hin.data + h->path_off;
     size_t target_len = h->path_len;
     if (h->path_slash) {
@@ -656,6 +675,8 @@ static int build_upstream_head(struct h1 *h)
         .client_port = m->headers.client_src_port ? c->client_port : NULL,
         .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
         .upgrade = h->ws ? "websocket" : NULL,
+        .extra = cch,
+        .n_extra = n_cch,
     };
     /* HTTP/1.1 to backends for 1.1 clients, 1.0 for 1.0 clients (unless
      * the 1.0 client sent a chunked body, which only 1.1 can carry). */
@@ -669,6 +690,25 @@ static int build_upstream_head(struct h1 *h)
                               h->up_minor, h->hdrs, n, &fwd, fr, keep);
 }
 
+/* Reads the client certificate when the listener sends its headers.
+ * Returns 0 or -ENOMEM. */
+static int load_client_cert(struct h1 *h)
+{
+    struct px_conn *c = h->c;
+    if (h->cc || !c->tls || !px_tls_headers_enabled(c->lis->model))
+        return 0;
+    h->cc = malloc(sizeof *h->cc);
+    if (!h->cc)
+        return -ENOMEM;
+    int rc = px_tls_client_cert_info(px_tls_io_ssl(c->tls), h->cc);
+    if (rc == -ENOMEM) {
+        free(h->cc);
+        h->cc = NULL;
+        return rc;
+    }
+    return 0; /* -ENOSPC: a DN was truncated, still worth sending */
+}
+
 static void exchange_start(struct h1 *h)
 {
     h->group = choose_group(h);
@@ -680,6 +720,10 @@ static void exchange_start(struct h1 *h)
     h->close_after = !h->keepalive || h->c->draining;
     h->up_congested = false;
     h->status = 0;
+    if (load_client_cert(h) < 0) {
+        send_error(h, 500);
+        return;
+    }
     if (build_upstream_head(h) < 0) {
         send_error(h, 431);
         return;
@@ -1255,6 +1299,7 @@ static void h1_free(struct px_conn *c)
     px_buf_cleanup(&h->tgt);
     free(h->ents);
     free(h->hdrs);
+    free(h->cc);
     free(h);
     c->ps = NULL;
 }

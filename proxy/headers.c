@@ -182,6 +182,9 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
         size_t nlen = slots[s].client ? slots[s].client->name_len : strlen(slots[s].name);
         TRY(put_header(out, name, nlen, slots[s].value, slots[s].value_len));
     }
+    for (size_t i = 0; i < fwd->n_extra; i++)
+        TRY(put_header(out, fwd->extra[i].name, fwd->extra[i].name_len, fwd->extra[i].value,
+                       fwd->extra[i].value_len));
     if (framing == PX_FRAME_CHUNKED)
         TRY(px_buf_puts(out, "Transfer-Encoding: chunked\r\n"));
     if (fwd->upgrade) {

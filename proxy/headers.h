@@ -44,6 +44,11 @@ struct px_fwd {
      * request carries "Connection: Upgrade" and "Upgrade: <upgrade>"
      * instead of the client's (hop-by-hop) copies and is never keep-alive. */
     const char *upgrade;
+    /* More headers albd adds as they are (X-Forwarded-Clientcert-*, see
+     * proxy/tls_headers.h); the caller has already removed any client-sent
+     * copy from the request's headers. */
+    const struct px_hdr *extra;
+    size_t n_extra;
 };
 
 /* True when the comma-separated list v[0..len) has the token tok

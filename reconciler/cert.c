@@ -19,6 +19,7 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/names.h"
 #include "reconciler/rc.h"
 
 #define EXPIRY_WARNING_DAYS 30
@@ -430,6 +431,18 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
         if (key_rc == -3)
             return -1;
     }
+
+    /* Names the proxy could never match must not pass silently: the same
+     * rule as proxy/sni.c (rc_wildcard_valid). */
+    for (size_t i = 0; c->type == RC_CERT_SERVER && i < c->n_dns_names; i++)
+        if (strchr(c->dns_names[i], '*') && !rc_wildcard_valid(c->dns_names[i])) {
+            rc_doc_err(L, d, RC_ERROR, where, wpath,
+                       "the certificate name \"%s\" is not a legal wildcard: one '*', only at the "
+                       "start of the leftmost label (\"*.example.com\", \"*test.example.com\"), "
+                       "followed by at least one label",
+                       c->dns_names[i]);
+            rc = -1;
+        }
 
     if (c->type == RC_CERT_CA && !c->is_ca)
         rc_doc_err(L, d, RC_ERROR, rc_at(d, spec, "type"), "spec.type",
