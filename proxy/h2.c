@@ -1171,7 +1171,12 @@ static size_t h2_on_data(struct px_conn *c, const char *data, size_t len)
         return len;
     if (rv < 0) {
         px_log_debug("h2: protocol error from %s: %s", c->client_ip, nghttp2_strerror((int)rv));
-        /* Send the GOAWAY nghttp2 queued (if any), then end. */
+        /* nghttp2 queues no GOAWAY for the errors it returns (floods, too
+         * many CONTINUATIONs, a bad preface): say why, then end. */
+        uint32_t code = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                            ? NGHTTP2_ENHANCE_YOUR_CALM
+                            : NGHTTP2_PROTOCOL_ERROR;
+        nghttp2_session_terminate_session(h->ng, code);
         flush(h);
         if (!c->closing)
             finish(h);
