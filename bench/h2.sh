@@ -109,7 +109,7 @@ http {
   http2_max_concurrent_streams 128;
   upstream backend {
     server 127.0.0.1:$P_BACKEND;
-    keepalive 256;
+    keepalive 512; # the same idle cap as albd (PX_UPSTREAM_IDLE_MAX)
   }
   server {
     listen 127.0.0.1:$P_NGINX ssl http2;
