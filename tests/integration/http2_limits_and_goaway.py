@@ -40,11 +40,12 @@ def body(env):
     c = env.check
     certs = env.certs()
     be = env.backend("a")
-    p_main, p_idle = free_ports(2)
-    env.write_manifests(instance(), certificate("rsa", certs.rsa), server_group("web", [be.addr]),
-                        https_listener("main", p_main, "rsa", "web", http2=True),
-                        https_listener("idle", p_idle, "rsa", "web", http2=True, idleTimeoutSeconds=1))
-    albd = env.start_albd(ports=(p_main, p_idle))
+    p_main, p_idle, p_gone = free_ports(3)
+    docs = [instance(), certificate("rsa", certs.rsa), server_group("web", [be.addr]),
+            https_listener("main", p_main, "rsa", "web", http2=True),
+            https_listener("idle", p_idle, "rsa", "web", http2=True, idleTimeoutSeconds=1)]
+    env.write_manifests(*docs, https_listener("gone", p_gone, "rsa", "web", http2=True))
+    albd = env.start_albd(ports=(p_main, p_idle, p_gone))
 
     # 1. Advertised limits.
     conn = h2.H2Conn.connect(env, p_main)
@@ -114,7 +115,31 @@ def body(env):
     c.within(round(took, 2), 0.8, scaled(2.5), "... after the 1 s idle timeout")
     conn.close()
 
-    # 6. SIGTERM with a stream in flight: GOAWAY first, the stream completes.
+    # 6. A reload that removes the listener: GOAWAY, the in-flight stream completes.
+    conn = h2.H2Conn.connect(env, p_gone)
+    first_settings(conn, scaled(5))
+    n0 = be.count()
+    conn.request(1, "GET", env.host, "/slow?delay=2")
+    c.require(be.wait_requests(n0 + 1, scaled(10)), "the slow stream on the doomed listener reached the backend")
+    env.write_manifests(*docs)
+    albd.signal(signal.SIGHUP)
+    seen, ga, status = [], None, None
+    for f in conn.frames(scaled(10)):
+        seen.append(f.type)
+        if f.type == h2.GOAWAY and ga is None:
+            ga = (f.goaway(), len(seen))
+        if f.stream == 1 and f.type == h2.HEADERS:
+            status = h2.status_of(f.payload)
+        if f.stream == 1 and f.flags & h2.END_STREAM:
+            break
+    c.eq(ga and ga[0], (1, h2.NO_ERROR), "removing the listener sends GOAWAY(last stream 1, NO_ERROR)")
+    c.ok(ga and ga[1] < len(seen), "... before the in-flight stream ends", "GOAWAY, then END_STREAM", seen)
+    c.eq(status, 200, "the in-flight stream completes with 200")
+    closed = all(False for _ in conn.frames(scaled(3))) and conn.closed
+    c.ok(closed, "albd closes that connection once the stream is done")
+    conn.close()
+
+    # 7. SIGTERM with a stream in flight: GOAWAY first, the stream completes.
     conn = h2.H2Conn.connect(env, p_main)
     first_settings(conn, scaled(5))
     n0 = be.count()

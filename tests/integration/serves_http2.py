@@ -27,11 +27,13 @@ RAW_RESPONSE = (b"HTTP/1.1 200 OK\r\nX-Mixed-Case: yes\r\nConnection: keep-alive
 
 def raw_backend():
     """A backend answering every request with RAW_RESPONSE (hop-by-hop
-    fields, a mixed-case name, a chunked body with a trailer)."""
+    fields, a mixed-case name, a chunked body with a trailer); returns the
+    listening socket and the list of byte strings it received."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
+    received = []
 
     def serve(conn):
         buf = b""
@@ -44,8 +46,17 @@ def raw_backend():
                 if not b:
                     return
                 buf += b
+                received.append(b)
                 while b"\r\n\r\n" in buf:
-                    _, _, buf = buf.partition(b"\r\n\r\n")
+                    head, _, rest = buf.partition(b"\r\n\r\n")
+                    if b"transfer-encoding: chunked" in head.lower():
+                        # Wait for the last chunk and the trailer section.
+                        end = rest.find(b"0\r\n")
+                        if end < 0 or rest.find(b"\r\n\r\n", end) < 0 and not rest[end:].startswith(b"0\r\n\r\n"):
+                            break
+                        tail = rest.find(b"\r\n\r\n", end)
+                        rest = rest[(end + 5 if rest[end:].startswith(b"0\r\n\r\n") else tail + 4):]
+                    buf = rest
                     conn.sendall(RAW_RESPONSE)
 
     def accept():
@@ -57,14 +68,14 @@ def raw_backend():
             threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
-    return srv
+    return srv, received
 
 
 def body(env):
     c = env.check
     certs = env.certs()
     be = env.backend("a")
-    raw = raw_backend()
+    raw, raw_received = raw_backend()
     p_h2, p_h1, p_raw, p_slow = free_ports(4)
     env.write_manifests(
         instance(), certificate("rsa", certs.rsa), server_group("web", [be.addr]),
@@ -121,6 +132,23 @@ def body(env):
     c.ok("x-checksum: abc123" in fields, "a chunked response's trailer arrives as an HTTP/2 trailer",
          "x-checksum: abc123", fields)
     c.ok("hello" in out, "the chunked response body arrives", "hello", out[-500:])
+
+    # 3b. Request trailers go to an HTTP/1.1 backend as chunked trailers.
+    conn = h2.H2Conn.connect(env, p_raw)
+    conn.request(1, "POST", env.host, "/trailers", extra=[("te", "trailers")], end_stream=False)
+    conn.send(h2.frame(h2.DATA, 0, 1, b"hello") +
+              h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1, h2.hpack([("x-req-trailer", "t1")])))
+    status = None
+    for f in conn.frames(scaled(5)):
+        if f.stream == 1 and f.type == h2.HEADERS and status is None:
+            status = h2.status_of(f.payload)
+        if f.stream == 1 and f.flags & h2.END_STREAM:
+            break
+    conn.close()
+    got = b"".join(raw_received)
+    c.eq(status, 200, "a request with trailers is answered")
+    c.ok(b"\r\n5\r\nhello\r\n0\r\nx-req-trailer: t1\r\n\r\n" in got,
+         "request trailers reach the backend as chunked trailers", "0\\r\\nx-req-trailer: t1", got[-300:])
 
     # 4. Many concurrent streams on few connections.
     r = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "50", f"https://127.0.0.1:{p_h2}/load"],
