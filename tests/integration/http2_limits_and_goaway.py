@@ -14,8 +14,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from albd_harness import (certificate, free_ports, https_listener, instance, run, scaled,  # noqa: E402
-                          server_group)
+from albd_harness import (certificate, free_ports, https_listener, instance, proc_mem_kib, run,  # noqa: E402
+                          scaled, server_group)
 import h2_frames as h2  # noqa: E402
 
 
@@ -113,6 +113,27 @@ def body(env):
     c.eq(ga and ga.goaway()[1], h2.NO_ERROR, "an idle connection gets GOAWAY NO_ERROR")
     c.ok(closed, "... and is closed")
     c.within(round(took, 2), 0.8, scaled(2.5), "... after the 1 s idle timeout")
+    conn.close()
+
+    # 5b. PING flood from a client that never reads: albd stops reading it
+    #     (its answers cannot leave), does not grow, and drops it when idle.
+    rss0 = proc_mem_kib(albd.pid, "VmRSS")
+    conn = h2.H2Conn.connect(env, p_idle)
+    pings = h2.frame(h2.PING, 0, 0, b"12345678") * 1000
+    t0, sent, err = time.monotonic(), 0, None
+    conn.sock.settimeout(scaled(8))
+    while time.monotonic() - t0 < scaled(8):
+        try:
+            conn.send(pings)
+            sent += 1000
+        except OSError as ex:
+            err = ex
+            break
+    took = time.monotonic() - t0
+    grown = proc_mem_kib(albd.pid, "VmRSS") - rss0
+    print(f"  PING flood: {sent} sent in {took:.1f}s, then {err!r}; RSS growth {grown} KiB")
+    c.ok(err is not None, "a PING flood that never reads is disconnected", "a send error", f"{sent} PINGs sent")
+    c.ok(grown < 16 * 1024, "albd does not grow under a PING flood", "< 16 MiB", f"{grown} KiB")
     conn.close()
 
     # 6. A reload that removes the listener: GOAWAY, the in-flight stream completes.
