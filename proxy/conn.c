@@ -11,6 +11,7 @@
 
 #include "proxy/conn-io.h"
 #include "proxy/h1.h"
+#include "proxy/h2.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
@@ -395,11 +396,8 @@ static int start_protocol(struct px_conn *c)
         const unsigned char *alpn;
         unsigned len;
         px_tls_io_alpn(c->tls, &alpn, &len);
-        if (len == 2 && memcmp(alpn, "h2", 2) == 0) {
-            /* HTTP/2 is a later handler; the SSL_CTX must not offer it yet. */
-            px_log_warn("conn: client negotiated h2, which this build does not serve");
-            return -EPROTONOSUPPORT;
-        }
+        if (len == 2 && memcmp(alpn, "h2", 2) == 0)
+            p = &px_h2_proto;
     }
     c->proto = p;
     c->state = PX_CONN_OPEN;

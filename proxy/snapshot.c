@@ -196,7 +196,7 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_
             pl->ssl_ctx = reuse_ssl_ctx(prev, pl->tls_digest);
             if (!pl->ssl_ctx) {
                 char terr[256];
-                pl->ssl_ctx = px_tls_ctx_new(l, keys, false, terr, sizeof terr);
+                pl->ssl_ctx = px_tls_ctx_new(l, keys, true, terr, sizeof terr);
                 if (!pl->ssl_ctx) {
                     snprintf(err, errlen, "Listener/%s: %s", l->meta.name, terr);
                     *failed_listener = l->meta.name;

@@ -13,7 +13,7 @@
 #define PX_UPSTREAM_CONNECT_MS 5000
 /* How long an idle pooled connection is kept, and how many per server. */
 #define PX_UPSTREAM_IDLE_MS 30000
-#define PX_UPSTREAM_IDLE_MAX 64
+#define PX_UPSTREAM_IDLE_MAX 512
 
 struct px_upstream;
 struct px_pool;
