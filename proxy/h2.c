@@ -34,6 +34,9 @@
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
+#include "proxy/tls_ctx.h"
+#include "proxy/tls_headers.h"
+#include "proxy/tls_io.h"
 #include "proxy/upstream.h"
 
 /* A response head from a backend may be this large before it is refused. */
@@ -130,6 +133,10 @@ struct h2 {
     size_t hb_bytes;
     bool hb_over;                      /* too large or too many fields: answered with 431 */
     int p_method, p_path, p_authority; /* entry index, -1 if absent */
+
+    /* The client certificate's facts, read once per connection when a
+     * listener sends X-Forwarded-Clientcert-*; NULL until then. */
+    struct px_client_cert *cc;
 
     /* Scratch for building heads (no stream keeps it across calls). */
     struct px_hdr *hdrs;
@@ -743,8 +750,28 @@ static struct px_hdr hb_field(struct h2 *h, int i)
     return (struct px_hdr){h->hb.data + e->no, e->nl, h->hb.data + e->vo, e->vl};
 }
 
+/* Reads the client certificate once per connection when the listener
+ * sends its headers. Returns 0 or -ENOMEM. */
+static int load_client_cert(struct h2 *h, const struct rc_listener *m)
+{
+    struct px_conn *c = h->c;
+    if (h->cc || !c->tls || !px_tls_headers_enabled(m))
+        return 0;
+    h->cc = malloc(sizeof *h->cc);
+    if (!h->cc)
+        return -ENOMEM;
+    if (px_tls_client_cert_info(px_tls_io_ssl(c->tls), h->cc) == -ENOMEM) {
+        free(h->cc);
+        h->cc = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* Builds the backend request head from the received header block:
- * :authority becomes Host, cookies split by HTTP/2 are joined again. */
+ * :authority becomes Host, cookies split by HTTP/2 are joined again.
+ * Returns 0, -1 (too large: 431) or an HTTP status to answer with (421 on
+ * domain fronting, 500). */
 static int build_request_head(struct h2_stream *s, const char *method)
 {
     struct h2 *h = s->h;
@@ -794,6 +821,19 @@ static int build_request_head(struct h2_stream *s, const char *method)
         }
         h->hdrs[n++] = f;
     }
+    /* Domain fronting: :authority (passed as Host) must be covered by the
+     * certificate SNI chose; client-sent client-certificate headers never
+     * reach a backend. The same rules as HTTP/1.1 (proxy/tls_headers.c). */
+    if (px_tls_host_check_needed(m)) {
+        int st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, NULL, 0, h->hdrs, n);
+        if (st)
+            return st;
+    }
+    n = px_tls_headers_strip(m, h->hdrs, n);
+    if (load_client_cert(h, m) < 0)
+        return 500;
+    struct px_hdr cch[PX_TLS_HDR_MAX];
+    size_t n_cch = h->cc ? px_tls_headers_fill(m, h->cc, cch) : 0;
     bool has_cl = false;
     for (size_t i = 0; i < n; i++)
         if (name_is(h->hdrs[i].name, h->hdrs[i].name_len, "content-length"))
@@ -810,6 +850,8 @@ static int build_request_head(struct h2_stream *s, const char *method)
         .host = m->headers.host,
         .client_port = m->headers.client_src_port ? c->client_port : NULL,
         .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
+        .extra = cch,
+        .n_extra = n_cch,
     };
     bool keep = s->group && s->group->model->upstream_keepalive;
     struct px_hdr path = hb_field(h, h->p_path);
@@ -848,8 +890,9 @@ static void request_start(struct h2_stream *s, bool end_stream)
     s->idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
                     strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
     s->group = s->lis->default_group;
-    if (build_request_head(s, method) < 0) {
-        stream_error(s, 431);
+    int st = build_request_head(s, method);
+    if (st != 0) {
+        stream_error(s, st < 0 ? 431 : st);
         return;
     }
     connect_next(s);
@@ -1285,6 +1328,7 @@ static void h2_free(struct px_conn *c)
     free(h->ents);
     free(h->hdrs);
     free(h->nva);
+    free(h->cc);
     free(h);
     c->ps = NULL;
 }
