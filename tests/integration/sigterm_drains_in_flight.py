@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""SIGTERM while a slow (2 s) request is in flight: albd stops accepting
+(new connections are refused), the request still completes with 200, and
+albd exits 0."""
+import os
+import signal
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from albd_harness import (certificate, echo_of, free_ports, https_listener, instance, run,  # noqa: E402
+                          scaled, server_group, socket)
+
+
+def body(env):
+    c = env.check
+    certs = env.certs()
+    be = env.backend("slow")
+    (port,) = free_ports(1)
+    env.write_manifests(instance(), certificate("rsa", certs.rsa), server_group("web", [be.addr]),
+                        https_listener("web", port, "rsa", "web"))
+    albd = env.start_albd(ports=(port,))
+
+    result = {}
+
+    def slow():
+        t = time.monotonic()
+        try:
+            result["answer"] = env.https("GET", port, "/slow?delay=2", timeout=scaled(15))
+        except Exception as ex:  # reported below
+            result["error"] = repr(ex)
+        result["took"] = time.monotonic() - t
+
+    th = threading.Thread(target=slow, daemon=True)
+    th.start()
+    c.require(be.wait_requests(1, scaled(10)), "the slow request reached the backend")
+    albd.signal(signal.SIGTERM)
+    sent = time.monotonic()
+
+    # New connections are refused soon after SIGTERM.
+    refused = False
+    while time.monotonic() - sent < scaled(1.5):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except ConnectionRefusedError:
+            refused = True
+            break
+        except OSError:
+            pass
+        time.sleep(0.02)
+    c.ok(refused, "new connections are refused after SIGTERM", "ECONNREFUSED", "connections still accepted")
+    c.ok(albd.alive() or not th.is_alive(), "albd keeps running while the request is in flight")
+
+    th.join(scaled(15))
+    st, hdrs, b = result.get("answer", (None, None, b""))
+    c.eq(st, 200, "the in-flight request completes with 200")
+    c.eq(echo_of(b).get("path"), "/slow?delay=2", "the in-flight request's answer is complete")
+    if "error" in result:
+        print("client error:", result["error"])
+    c.within(round(result.get("took", 0), 2), 1.9, scaled(6), "the request took its full 2 s")
+
+    try:
+        albd.proc.wait(timeout=scaled(10))
+    except Exception:
+        pass
+    c.ok(not albd.alive(), "albd exits on its own after draining", "exited", "still running")
+    albd.check_clean_exit(c)
+
+
+run("sigterm_drains_in_flight", body)
