@@ -191,9 +191,18 @@ def write_config(d, n_certs, n_groups, ports, backend, cache, leaf_key):
     return path
 
 
-def write_groups0(path, n_groups, backend, weight, writer=None):
+def write_groups0(path, n_groups, backend, weight):
     docs = [group_doc(i, backend, weight if i == 0 else 100) for i in range(min(100, n_groups))]
-    (writer or write_in_place)(path, yaml_docs(*docs))
+    write_in_place(path, yaml_docs(*docs))
+
+
+_weights = {}
+
+
+def toggle_groups0(path, n_groups, backend):
+    """Rewrites the file with g00000's weight flipped between 100 and 50."""
+    w = _weights[path] = 50 if _weights.get(path, 100) == 100 else 100
+    write_groups0(path, n_groups, backend, w)
 
 
 # --------------------------------------------------------------------------
@@ -236,13 +245,18 @@ def wait_gen(albd, above, timeout, poll=0.002):
     return None, None
 
 
-def changes(albd, path, n_groups, backend, count, timeout):
-    """count weight toggles of g00000; (write → serving seconds, albd apply seconds)."""
+def changes(albd, path, n_groups, backend, count, timeout, budget):
+    """count weight toggles of g00000 (fewer if budget seconds run out);
+    (write → serving seconds, albd apply seconds)."""
     lat, apply = [], []
+    end = time.monotonic() + budget
     for k in range(count):
+        if time.monotonic() > end:
+            print(f"  time budget ({budget:.0f}s) spent after {k} changes", flush=True)
+            break
         g = generation(albd)
         t0 = time.monotonic()
-        write_groups0(path, n_groups, backend, 50 if k % 2 == 0 else 100)
+        toggle_groups0(path, n_groups, backend)
         t1, _ = wait_gen(albd, g, timeout)
         if t1 is None:
             raise RuntimeError(f"change {k} did not apply within {timeout}s")
@@ -252,12 +266,18 @@ def changes(albd, path, n_groups, backend, count, timeout):
     return lat, apply
 
 
-def reloads(albd, path, n_groups, backend, count, timeout):
-    """count SIGHUP reloads with alternating content; RSS samples (KiB)."""
+def reloads(albd, path, n_groups, backend, count, timeout, budget):
+    """count SIGHUP reloads with alternating content (fewer if budget
+    seconds run out); RSS samples (KiB) as (reloads done, RSS)."""
     samples = [(0, rss_kib(albd.pid))]
+    end = time.monotonic() + budget
     for k in range(count):
+        if time.monotonic() > end:
+            print(f"  time budget ({budget:.0f}s) spent after {k} reloads", flush=True)
+            samples.append((k, rss_kib(albd.pid)))
+            break
         g = generation(albd)
-        write_groups0(path, n_groups, backend, 50 if k % 2 == 0 else 100)
+        toggle_groups0(path, n_groups, backend)
         albd.signal(signal.SIGHUP)
         t, _ = wait_gen(albd, g, timeout, poll=0.001)
         if t is None:
@@ -286,10 +306,10 @@ def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_relo
     rss_ready = rss_kib(r.albd.pid)
     print(f"[{name}] ready in {cold:.2f}s, RSS {rss_ready / 1024:.0f} MiB", flush=True)
     timeout = max(30.0, cold * 5)
-    lat, apply = changes(r.albd, path, n_groups, backend, args.changes, timeout)
+    lat, apply = changes(r.albd, path, n_groups, backend, args.changes, timeout, args.budget)
     print(f"[{name}] {len(lat)} changes: median {statistics.median(lat) * 1000:.1f} ms, "
           f"worst {max(lat) * 1000:.1f} ms", flush=True)
-    samples = reloads(r.albd, path, n_groups, backend, n_reloads, timeout) if n_reloads else []
+    samples = reloads(r.albd, path, n_groups, backend, n_reloads, timeout, args.budget) if n_reloads else []
     if samples:
         print(f"[{name}] {n_reloads} reloads: RSS " + ", ".join(f"{k}: {v / 1024:.1f} MiB" for k, v in samples),
               flush=True)
@@ -301,15 +321,15 @@ def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_relo
 
 def report(results):
     print()
-    print("| configuration | certs | groups | cold load s | RSS ready MiB | change median ms | change worst ms "
+    print("| configuration | certs | groups | cold load s | RSS ready MiB | changes | change median ms | change worst ms "
           "| apply median ms | apply worst ms | reloads | RSS before → after MiB | snapshots | exit |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for r in results:
         ap = [a for a in r["apply"] if a == a]
         rl = r["reloads"]
         rss = f"{rl[0][1] / 1024:.1f} → {rl[-1][1] / 1024:.1f}" if rl else "-"
         print(f"| {r['name']} | {r['certs']} | {r['groups']} | {r['cold']:.2f} | {r['rss_ready'] / 1024:.0f} "
-              f"| {ms(statistics.median(r['lat'])).strip()} | {ms(max(r['lat'])).strip()} "
+              f"| {len(r['lat'])} | {ms(statistics.median(r['lat'])).strip()} | {ms(max(r['lat'])).strip()} "
               f"| {ms(statistics.median(ap)).strip() if ap else '-'} | {ms(max(ap)).strip() if ap else '-'} "
               f"| {rl[-1][0] if rl else 0} | {rss} | {r['snapshots']} | {r['exit']} |")
     print("\nchange = file write until albd_config_generation moves (includes the watcher's debounce);"
@@ -327,6 +347,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "albd-bench-certs"))
     ap.add_argument("--load-timeout", type=float, default=600)
+    ap.add_argument("--budget", type=float, default=600, help="seconds at most for each series of changes or reloads")
     ap.add_argument("--quick", action="store_true", help="500 certificates and groups, 20 changes, 100 reloads")
     args = ap.parse_args()
     if args.quick:
