@@ -22,6 +22,8 @@ struct ag_options {
     unsigned drain_ms;      /* SIGTERM drain deadline */
     unsigned debounce_ms;   /* quiet time after a manifest change before reconciling */
     bool strict;
+    const char *ticket_key_files[8]; /* --session-ticket-key, in order */
+    size_t n_ticket_key_files;
 };
 
 struct ag_agent {
@@ -30,6 +32,7 @@ struct ag_agent {
     struct px_runtime *rt;
     struct rc_model *running; /* the model being served (one reference), NULL before the first */
     uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t ticket_timer; /* rotates generated session-ticket keys */
     struct ag_admin *admin;
     struct ag_watch *watch; /* NULL when the tree cannot be watched */
     bool stopping;

@@ -17,6 +17,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run -m DIR [--admin ADDR|off] [--workers N] [--drain-timeout SECONDS] [--log-level L]\n"
+    "      [--session-ticket-key FILE]...\n"
     "        serve the manifests in DIR (SIGHUP: reconcile now; SIGTERM/SIGINT: drain, exit 0)\n"
     "  plan -m DIR [--against URL|--state FILE] [-o text|json]\n"
     "        show what applying DIR would change against a running albd's admin URL, a saved\n"
@@ -84,6 +85,7 @@ static int cmd_run(int argc, char **argv)
                                          {"drain-timeout", required_argument, NULL, 'd'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"strict", no_argument, NULL, 's'},
+                                         {"session-ticket-key", required_argument, NULL, 't'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -123,6 +125,13 @@ static int cmd_run(int argc, char **argv)
         }
         case 's':
             o.strict = true;
+            break;
+        case 't':
+            if (o.n_ticket_key_files == sizeof o.ticket_key_files / sizeof o.ticket_key_files[0]) {
+                fprintf(stderr, "albd run: at most 8 --session-ticket-key files\n");
+                return 64;
+            }
+            o.ticket_key_files[o.n_ticket_key_files++] = optarg;
             break;
         case 'h':
             fputs(usage, stdout);

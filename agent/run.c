@@ -11,6 +11,7 @@
 #include "agent/watch.h"
 #include "proxy/log.h"
 #include "proxy/px.h"
+#include "proxy/tls_keys.h"
 #include "reconciler/rc.h"
 
 static double now_seconds(void)
@@ -99,6 +100,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
+    uv_close((uv_handle_t *)&a->ticket_timer, NULL);
     ag_admin_close(a->admin);
     a->admin = NULL;
     ag_watch_close(a->watch);
@@ -110,6 +112,12 @@ static void on_manifests_changed(struct ag_watch *w, void *arg)
     struct ag_agent *a = arg;
     if (!a->stopping)
         ag_reconcile(a);
+}
+
+static void on_ticket_timer(uv_timer_t *t)
+{
+    struct ag_agent *a = t->data;
+    px_runtime_rotate_ticket_keys(a->rt);
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -130,6 +138,19 @@ int ag_run(const struct ag_options *opt)
         px_log_error("cannot start the workers: %s", strerror(errno));
         return 1;
     }
+    if (opt->n_ticket_key_files) {
+        char err[512];
+        if (px_runtime_load_ticket_keys(a.rt, opt->ticket_key_files, opt->n_ticket_key_files, err,
+                                        sizeof err) != 0) {
+            px_log_error("session ticket keys: %s", err);
+            px_runtime_stop(a.rt, 0);
+            return 1;
+        }
+    }
+    uv_timer_init(a.loop, &a.ticket_timer);
+    a.ticket_timer.data = &a;
+    uv_timer_start(&a.ticket_timer, on_ticket_timer, PX_TLS_KEYS_ROTATE_S * 1000,
+                   PX_TLS_KEYS_ROTATE_S * 1000);
     uv_signal_init(a.loop, &a.sig_term);
     uv_signal_init(a.loop, &a.sig_int);
     uv_signal_init(a.loop, &a.sig_hup);
@@ -147,6 +168,7 @@ int ag_run(const struct ag_options *opt)
             uv_close((uv_handle_t *)&a.sig_term, NULL);
             uv_close((uv_handle_t *)&a.sig_int, NULL);
             uv_close((uv_handle_t *)&a.sig_hup, NULL);
+            uv_close((uv_handle_t *)&a.ticket_timer, NULL);
         }
     }
     if (!a.stopping) {

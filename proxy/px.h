@@ -24,6 +24,18 @@ struct px_runtime *px_runtime_start(int n_workers);
  * is returned with the reason in err. */
 int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, char *err, size_t errlen);
 
+/* Replaces the session-ticket key ring with keys read from files (48 or 80
+ * bytes each, the first encrypts, all decrypt), so a fleet of albd instances
+ * resumes each other's sessions. Such a ring is not rotated. Call before the
+ * first apply. Returns 0, or -1 with a reason (naming the file, never its
+ * contents) in err. */
+int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths, size_t n,
+                                char *err, size_t errlen);
+
+/* Rotates the generated session-ticket key (the previous key still
+ * decrypts). Call every 300 s; a no-op for keys loaded from files. */
+void px_runtime_rotate_ticket_keys(struct px_runtime *rt);
+
 /* The generation of the published snapshot (0 before the first apply). */
 uint64_t px_runtime_generation(const struct px_runtime *rt);
 

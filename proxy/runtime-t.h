@@ -30,7 +30,8 @@ struct px_runtime {
     struct rt_socks *socks;
     uint64_t next_sock_id;
     uint64_t generation;
-    struct px_tls_keys *tls_keys;
+    struct px_tls_keys *tls_keys; /* shared by every SSL_CTX, so tickets survive swaps */
+    bool ticket_keys_from_files;
     atomic_bool stopping;
     unsigned drain_ms;
 };

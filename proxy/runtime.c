@@ -34,7 +34,7 @@ struct px_runtime *px_runtime_start(int n_workers)
     rt->workers = calloc((size_t)n_workers, sizeof *rt->workers);
     rt->tls_keys = px_tls_keys_new();
     if (!rt->workers || !rt->tls_keys || uv_mutex_init(&rt->lock) != 0) {
-        px_tls_keys_free(rt->tls_keys);
+        px_tls_keys_unref(rt->tls_keys);
         free(rt->workers);
         free(rt);
         errno = ENOMEM;
@@ -176,6 +176,28 @@ fail:
     return -1;
 }
 
+int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths, size_t n,
+                                char *err, size_t errlen)
+{
+    struct px_tls_keys *k = px_tls_keys_new_from_files(paths, n, err, errlen);
+    if (!k)
+        return -1;
+    px_tls_keys_unref(rt->tls_keys);
+    rt->tls_keys = k;
+    rt->ticket_keys_from_files = true;
+    return 0;
+}
+
+void px_runtime_rotate_ticket_keys(struct px_runtime *rt)
+{
+    if (rt->ticket_keys_from_files)
+        return;
+    int rc = px_tls_keys_rotate(rt->tls_keys);
+    if (rc != 0)
+        px_log_warn("session ticket key rotation failed (%s); keeping the current key",
+                    strerror(-rc));
+}
+
 uint64_t px_runtime_generation(const struct px_runtime *rt)
 {
     return rt->generation;
@@ -212,7 +234,7 @@ void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
         rt->socks = n;
     }
     px_snapshot_unref(rt->published);
-    px_tls_keys_free(rt->tls_keys);
+    px_tls_keys_unref(rt->tls_keys);
     uv_mutex_destroy(&rt->lock);
     free(rt->workers);
     free(rt);

@@ -1,90 +1,801 @@
-/* Interim SSL_CTX construction: default certificate and policy only. */
+/* TLS server contexts (see tls_ctx.h).
+ *
+ * Certificate selection happens in the ClientHello callback, before OpenSSL
+ * chooses a cipher: it reads the SNI extension itself, looks the name up in
+ * an index built once per context (a hash of exact names and a hash of
+ * wildcard patterns keyed by the part after their first label), and
+ * installs on the SSL the best ECDSA (any non-RSA key) and the best RSA
+ * certificate for that name. With both installed, OpenSSL serves the one
+ * the client can verify: with server preference on, an ECDSA suite or
+ * signature algorithm first, RSA otherwise. The callback also runs on
+ * resumed handshakes, so px_tls_host_allowed() always has a selection. */
 #include "proxy/tls_ctx.h"
 
+#include <errno.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-struct px_tls_keys {
-    int unused;
+#include "proxy/sni.h"
+
+struct cert_entry {
+    X509 *leaf;
+    STACK_OF(X509) * chain; /* intermediates, may be NULL */
+    EVP_PKEY *pkey;
+    bool rsa;
+    int bits;
+    time_t not_after;
+    char **names; /* lowercase DNS names and valid wildcard patterns */
+    size_t n_names;
 };
 
-struct px_tls_keys *px_tls_keys_new(void)
+/* The certificates registered under one name (exact) or one pattern
+ * (wildcard): the best of each key kind. */
+struct slot {
+    char *pattern;   /* the certificate name, owned */
+    const char *key; /* hash key: pattern itself, or what follows its '*' label */
+    uint64_t hash;
+    struct cert_entry *ec, *rsa;
+    struct slot *next; /* bucket chain */
+};
+
+struct table {
+    struct slot **b;
+    size_t mask;
+};
+
+/* Everything a context owns beyond OpenSSL's own state; hangs off the
+ * SSL_CTX as ex_data and is freed with it. */
+struct tls_index {
+    struct cert_entry *certs;
+    size_t n_certs;
+    struct table exact, wild;
+    const struct cert_entry *def_ec, *def_rsa; /* no SNI, or an unknown name */
+    struct px_tls_keys *keys;                  /* one reference, may be NULL */
+    bool h2;
+};
+
+/* What the ClientHello callback chose for one SSL (its ex_data). */
+struct choice {
+    const struct cert_entry *ec, *rsa;
+};
+
+static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
+static int ctx_ex_idx = -1, ssl_ex_idx = -1;
+
+/* ---- the index ---------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
 {
-    return calloc(1, sizeof(struct px_tls_keys));
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
 }
 
-void px_tls_keys_free(struct px_tls_keys *k)
+static int table_init(struct table *t, size_t n)
 {
-    free(k);
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    t->b = calloc(cap, sizeof *t->b);
+    if (t->b == NULL)
+        return -ENOMEM;
+    t->mask = cap - 1;
+    return 0;
+}
+
+static void table_cleanup(struct table *t)
+{
+    if (t->b == NULL)
+        return;
+    for (size_t i = 0; i <= t->mask; i++) {
+        struct slot *s = t->b[i];
+        while (s != NULL) {
+            struct slot *next = s->next;
+            free(s->pattern);
+            free(s);
+            s = next;
+        }
+    }
+    free(t->b);
+    t->b = NULL;
+}
+
+static bool better(const struct cert_entry *a, const struct cert_entry *b)
+{
+    if (b == NULL)
+        return true;
+    if (a->bits != b->bits)
+        return a->bits > b->bits;
+    return a->not_after > b->not_after;
+}
+
+static void prefer(const struct cert_entry **cur, const struct cert_entry *e)
+{
+    if (e != NULL && better(e, *cur))
+        *cur = e;
+}
+
+static struct slot *slot_find(const struct table *t, const char *key, const char *pattern)
+{
+    uint64_t h = hash_str(key);
+    for (struct slot *s = t->b[h & t->mask]; s != NULL; s = s->next)
+        if (s->hash == h && strcmp(s->key, key) == 0 && strcmp(s->pattern, pattern) == 0)
+            return s;
+    return NULL;
+}
+
+static const char *wild_key(const char *pattern)
+{
+    return strchr(pattern, '.') + 1; /* valid patterns always have a dot */
+}
+
+static int index_add(struct tls_index *ix, struct cert_entry *e, const char *name)
+{
+    bool wild = name[0] == '*';
+    struct table *t = wild ? &ix->wild : &ix->exact;
+    const char *key = wild ? wild_key(name) : name;
+    struct slot *s = slot_find(t, key, name);
+    if (s == NULL) {
+        s = calloc(1, sizeof *s);
+        if (s == NULL || (s->pattern = strdup(name)) == NULL) {
+            free(s);
+            return -ENOMEM;
+        }
+        s->key = wild ? wild_key(s->pattern) : s->pattern;
+        s->hash = hash_str(s->key);
+        s->next = t->b[s->hash & t->mask];
+        t->b[s->hash & t->mask] = s;
+    }
+    struct cert_entry **kind = e->rsa ? &s->rsa : &s->ec;
+    if (better(e, *kind))
+        *kind = e;
+    return 0;
+}
+
+/* Fills the kinds still missing in c from the wildcard patterns covering
+ * host (normalized). */
+static void index_choose_wild(const struct tls_index *ix, const char *host, struct choice *c)
+{
+    const char *dot = strchr(host, '.');
+    if (dot == NULL)
+        return;
+    const char *key = dot + 1;
+    uint64_t h = hash_str(key);
+    bool need_ec = c->ec == NULL, need_rsa = c->rsa == NULL;
+    for (const struct slot *s = ix->wild.b[h & ix->wild.mask]; s != NULL; s = s->next) {
+        if (s->hash != h || strcmp(s->key, key) != 0 || !px_sni_match(s->pattern, host))
+            continue;
+        if (need_ec)
+            prefer(&c->ec, s->ec);
+        if (need_rsa)
+            prefer(&c->rsa, s->rsa);
+    }
+}
+
+/* The certificates for host (normalized, or NULL without usable SNI):
+ * exact name first; a kind the exact name lacks comes from a wildcard
+ * covering it; no match at all gives the default. */
+static void index_choose(const struct tls_index *ix, const char *host, struct choice *c)
+{
+    c->ec = c->rsa = NULL;
+    if (host != NULL) {
+        const struct slot *s = slot_find(&ix->exact, host, host);
+        if (s != NULL) {
+            c->ec = s->ec;
+            c->rsa = s->rsa;
+        }
+        if (c->ec == NULL || c->rsa == NULL)
+            index_choose_wild(ix, host, c);
+        if (c->ec != NULL || c->rsa != NULL)
+            return;
+    }
+    c->ec = ix->def_ec;
+    c->rsa = ix->def_rsa;
+}
+
+/* ---- certificates ------------------------------------------------------- */
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    return 0; /* encrypted keys are refused rather than prompting */
+}
+
+static void openssl_reason(char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    snprintf(buf, len, "%s", r ? r : "unknown error");
+    ERR_clear_error();
+}
+
+static int names_add(struct cert_entry *e, const unsigned char *data, size_t len)
+{
+    char buf[PX_SNI_NAME_MAX + 1];
+    if (len == 0 || len > PX_SNI_NAME_MAX || memchr(data, '\0', len) != NULL)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)((data[i] >= 'A' && data[i] <= 'Z') ? data[i] - 'A' + 'a' : data[i]);
+    buf[len] = '\0';
+    if (buf[0] == '*') {
+        if (!px_sni_wildcard_valid(buf))
+            return 0; /* the validator reports it; such a name selects nothing */
+    } else if (px_sni_normalize(buf, len, buf, sizeof buf) < 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < e->n_names; i++)
+        if (strcmp(e->names[i], buf) == 0)
+            return 0;
+    char **v = realloc(e->names, (e->n_names + 1) * sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    e->names = v;
+    if ((v[e->n_names] = strdup(buf)) == NULL)
+        return -ENOMEM;
+    e->n_names++;
+    return 0;
+}
+
+/* subjectAltName DNS entries, or the subject CN when there are none. */
+static int names_read(struct cert_entry *e)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(e->leaf, NID_subject_alt_name, NULL, NULL);
+    int rc = 0;
+    for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type == GEN_DNS)
+            rc = names_add(e, ASN1_STRING_get0_data(g->d.dNSName),
+                           (size_t)ASN1_STRING_length(g->d.dNSName));
+    }
+    GENERAL_NAMES_free(gens);
+    if (rc != 0 || e->n_names > 0)
+        return rc;
+    const X509_NAME *subj = X509_get_subject_name(e->leaf);
+    int at = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+    if (at < 0)
+        return 0;
+    unsigned char *utf8 = NULL;
+    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, at)));
+    if (len > 0)
+        rc = names_add(e, utf8, (size_t)len);
+    OPENSSL_free(utf8);
+    return rc;
+}
+
+static void cert_cleanup(struct cert_entry *e)
+{
+    X509_free(e->leaf);
+    sk_X509_pop_free(e->chain, X509_free);
+    EVP_PKEY_free(e->pkey);
+    for (size_t i = 0; i < e->n_names; i++)
+        free(e->names[i]);
+    free(e->names);
+}
+
+/* Parses certificate c (leaf, chain, key) into e. 0, or -1 with err. */
+static int cert_load(struct cert_entry *e, const struct rc_certificate *c, char *err, size_t errlen)
+{
+    char why[160];
+    const char *name = c->meta.name ? c->meta.name : "(unnamed)";
+    if (c->cert_pem == NULL || c->key_pem == NULL) {
+        snprintf(err, errlen, "certificate %s: no %s", name,
+                 c->cert_pem == NULL ? "certificate" : "private key");
+        return -1;
+    }
+    BIO *b = BIO_new_mem_buf(c->cert_pem, (int)c->cert_pem_len);
+    if (b == NULL)
+        goto nomem;
+    e->leaf = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+    if (e->leaf == NULL) {
+        BIO_free(b);
+        openssl_reason(why, sizeof why);
+        snprintf(err, errlen, "certificate %s: cannot read the certificate: %s", name, why);
+        return -1;
+    }
+    for (;;) {
+        X509 *x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+        if (x == NULL)
+            break;
+        if ((e->chain == NULL && (e->chain = sk_X509_new_null()) == NULL) ||
+            !sk_X509_push(e->chain, x)) {
+            X509_free(x);
+            BIO_free(b);
+            goto nomem;
+        }
+    }
+    BIO_free(b);
+    ERR_clear_error(); /* the end of the PEM text */
+
+    b = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
+    if (b == NULL)
+        goto nomem;
+    e->pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+    BIO_free(b);
+    if (e->pkey == NULL) {
+        ERR_clear_error();
+        snprintf(err, errlen,
+                 "certificate %s: cannot read the private key (encrypted or malformed)", name);
+        return -1;
+    }
+    if (X509_check_private_key(e->leaf, e->pkey) != 1) {
+        ERR_clear_error();
+        snprintf(err, errlen, "certificate %s: the private key does not match the certificate",
+                 name);
+        return -1;
+    }
+    e->rsa = EVP_PKEY_get_base_id(e->pkey) == EVP_PKEY_RSA ||
+             EVP_PKEY_get_base_id(e->pkey) == EVP_PKEY_RSA_PSS;
+    e->bits = EVP_PKEY_get_bits(e->pkey);
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(e->leaf), &tm) == 1)
+        e->not_after = timegm(&tm);
+    if (names_read(e) != 0)
+        goto nomem;
+    return 0;
+nomem:
+    snprintf(err, errlen, "certificate %s: out of memory", name);
+    return -1;
+}
+
+static void index_free(struct tls_index *ix)
+{
+    if (ix == NULL)
+        return;
+    for (size_t i = 0; i < ix->n_certs; i++)
+        cert_cleanup(&ix->certs[i]);
+    free(ix->certs);
+    table_cleanup(&ix->exact);
+    table_cleanup(&ix->wild);
+    px_tls_keys_unref(ix->keys);
+    free(ix);
+}
+
+/* Loads the listener's certificates and indexes their names. */
+static int index_build(struct tls_index *ix, const struct rc_listener *l, char *err, size_t errlen)
+{
+    size_t n = 1 + l->tls.n_extension_certificates;
+    ix->certs = calloc(n, sizeof *ix->certs);
+    if (ix->certs == NULL)
+        goto nomem;
+    size_t n_names = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct rc_certificate *c =
+            i == 0 ? l->tls.certificate : l->tls.extension_certificates[i - 1];
+        bool dup = c == NULL;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = c == (j == 0 ? l->tls.certificate : l->tls.extension_certificates[j - 1]);
+        if (dup)
+            continue; /* the default listed again as an extension: same certificate */
+        if (cert_load(&ix->certs[ix->n_certs], c, err, errlen) != 0) {
+            cert_cleanup(&ix->certs[ix->n_certs]);
+            return -1;
+        }
+        n_names += ix->certs[ix->n_certs].n_names;
+        ix->n_certs++;
+    }
+    if (table_init(&ix->exact, n_names) != 0 || table_init(&ix->wild, n_names) != 0)
+        goto nomem;
+    for (size_t i = 0; i < ix->n_certs; i++)
+        for (size_t j = 0; j < ix->certs[i].n_names; j++)
+            if (index_add(ix, &ix->certs[i], ix->certs[i].names[j]) != 0)
+                goto nomem;
+
+    /* Without SNI: the default certificate, with a certificate of the other
+     * kind registered under one of its names, if any. */
+    const struct cert_entry *def = &ix->certs[0];
+    const struct cert_entry *other = NULL;
+    for (size_t j = 0; j < def->n_names && other == NULL; j++) {
+        const char *nm = def->names[j];
+        const struct slot *s =
+            nm[0] == '*' ? slot_find(&ix->wild, wild_key(nm), nm) : slot_find(&ix->exact, nm, nm);
+        if (s != NULL)
+            other = def->rsa ? s->ec : s->rsa;
+    }
+    ix->def_ec = def->rsa ? other : def;
+    ix->def_rsa = def->rsa ? def : other;
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* ---- callbacks ---------------------------------------------------------- */
+
+static void ctx_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    index_free(ptr);
+}
+
+static void ssl_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    free(ptr);
+}
+
+static void ex_init(void)
+{
+    ctx_ex_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ctx_ex_free);
+    ssl_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, ssl_ex_free);
+}
+
+/* The first host_name of a server_name extension, normalized into host;
+ * NULL when absent or unusable. */
+static const char *sni_read(SSL *ssl, char *host, size_t hostsz)
+{
+    const unsigned char *p;
+    size_t len;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 2)
+        return NULL;
+    size_t list = ((size_t)p[0] << 8) | p[1];
+    if (list + 2 != len)
+        return NULL;
+    p += 2;
+    while (list >= 3) {
+        size_t nlen = ((size_t)p[1] << 8) | p[2];
+        if (nlen + 3 > list)
+            return NULL;
+        if (p[0] == TLSEXT_NAMETYPE_host_name)
+            return px_sni_normalize((const char *)p + 3, nlen, host, hostsz) >= 0 ? host : NULL;
+        p += 3 + nlen;
+        list -= 3 + nlen;
+    }
+    return NULL;
+}
+
+static int client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+    const struct tls_index *ix = arg;
+    char buf[PX_SNI_NAME_MAX + 1];
+    struct choice c;
+    index_choose(ix, sni_read(ssl, buf, sizeof buf), &c);
+
+    struct choice *kept = SSL_get_ex_data(ssl, ssl_ex_idx);
+    if (kept == NULL) {
+        kept = malloc(sizeof *kept);
+        if (kept == NULL || !SSL_set_ex_data(ssl, ssl_ex_idx, kept)) {
+            free(kept);
+            goto fail;
+        }
+    }
+    *kept = c;
+    SSL_certs_clear(ssl);
+    if (c.ec != NULL && SSL_use_cert_and_key(ssl, c.ec->leaf, c.ec->pkey, c.ec->chain, 1) != 1)
+        goto fail;
+    if (c.rsa != NULL && SSL_use_cert_and_key(ssl, c.rsa->leaf, c.rsa->pkey, c.rsa->chain, 1) != 1)
+        goto fail;
+    return SSL_CLIENT_HELLO_SUCCESS;
+fail:
+    *al = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
 }
 
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    static const unsigned char h11[] = "\x08http/1.1";
-    unsigned char *o = NULL;
-    if (SSL_select_next_proto(&o, outlen, h11, sizeof h11 - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK;
-    *out = o;
-    return SSL_TLSEXT_ERR_OK;
+    const struct tls_index *ix = arg;
+    bool h2 = false, h11 = false;
+    for (unsigned int i = 0; i < inlen;) {
+        unsigned int n = in[i];
+        if (n == 0 || i + 1 + n > inlen)
+            return SSL_TLSEXT_ERR_NOACK;
+        if (n == 2 && memcmp(in + i + 1, "h2", 2) == 0)
+            h2 = true;
+        else if (n == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0)
+            h11 = true;
+        i += 1 + n;
+    }
+    if (h2 && ix->h2) {
+        *out = (const unsigned char *)"h2";
+        *outlen = 2;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    if (h11) {
+        *out = (const unsigned char *)"http/1.1";
+        *outlen = 8;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    /* Nothing we speak: go on without ALPN; the connection is HTTP/1.1. */
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    const struct tls_index *ix = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_ex_idx);
+    if (ix == NULL || ix->keys == NULL)
+        return -1;
+    return px_tls_keys_ticket_cb(ix->keys, key_name, iv, cctx, hctx, enc);
+}
+
+/* ---- context setup ------------------------------------------------------ */
+
+static int apply_policy(SSL_CTX *ctx, const struct rc_tls_policy *p, char *err, size_t errlen)
+{
+    static const int version[4] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
+    static const uint64_t no_version[4] = {SSL_OP_NO_TLSv1, SSL_OP_NO_TLSv1_1, SSL_OP_NO_TLSv1_2,
+                                           SSL_OP_NO_TLSv1_3};
+    const char *name = p->meta.name ? p->meta.name : "(unnamed)";
+    unsigned v = p->versions & 0xfu;
+    if (v == 0) {
+        snprintf(err, errlen, "TLS policy %s: no TLS version", name);
+        return -1;
+    }
+    int lo = 0, hi = 3;
+    while (!(v & (1u << lo)))
+        lo++;
+    while (!(v & (1u << hi)))
+        hi--;
+    if (SSL_CTX_set_min_proto_version(ctx, version[lo]) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, version[hi]) != 1) {
+        snprintf(err, errlen, "TLS policy %s: versions not supported by OpenSSL", name);
+        return -1;
+    }
+    for (int i = lo + 1; i < hi; i++)
+        if (!(v & (1u << i)))
+            SSL_CTX_set_options(ctx, no_version[i]);
+    /* OpenSSL 3 offers TLS 1.0 and 1.1 (MD5/SHA-1 handshake signatures)
+     * only at security level 0. */
+    if (v & (RC_TLS_1_0 | RC_TLS_1_1))
+        SSL_CTX_set_security_level(ctx, 0);
+
+    if (v & (RC_TLS_1_0 | RC_TLS_1_1 | RC_TLS_1_2)) {
+        if (p->cipher_list == NULL || p->cipher_list[0] == '\0' ||
+            SSL_CTX_set_cipher_list(ctx, p->cipher_list) != 1) {
+            ERR_clear_error();
+            snprintf(err, errlen, "TLS policy %s: no cipher usable with TLS 1.0-1.2", name);
+            return -1;
+        }
+    }
+    const char *suites = (v & RC_TLS_1_3) ? p->ciphersuites : "";
+    if ((v & RC_TLS_1_3) && (suites == NULL || suites[0] == '\0')) {
+        snprintf(err, errlen, "TLS policy %s: TLS 1.3 without a TLS 1.3 cipher suite", name);
+        return -1;
+    }
+    if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+        ERR_clear_error();
+        snprintf(err, errlen, "TLS policy %s: unusable TLS 1.3 cipher suites", name);
+        return -1;
+    }
+    return 0;
+}
+
+static int apply_mutual(SSL_CTX *ctx, const struct rc_listener *l, char *err, size_t errlen)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    size_t added = 0;
+    if (names == NULL)
+        goto nomem;
+    for (size_t i = 0; i < l->tls.mutual.n_ca_certificates; i++) {
+        const struct rc_certificate *c = l->tls.mutual.ca_certificates[i];
+        if (c == NULL || c->cert_pem == NULL)
+            continue;
+        BIO *b = BIO_new_mem_buf(c->cert_pem, (int)c->cert_pem_len);
+        if (b == NULL)
+            goto nomem;
+        X509 *x;
+        while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+            X509_NAME *nm = X509_NAME_dup(X509_get_subject_name(x));
+            if (X509_STORE_add_cert(store, x) != 1 || nm == NULL || !sk_X509_NAME_push(names, nm)) {
+                X509_NAME_free(nm);
+                X509_free(x);
+                BIO_free(b);
+                goto nomem;
+            }
+            X509_free(x);
+            added++;
+        }
+        BIO_free(b);
+        ERR_clear_error();
+    }
+    if (added == 0) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        snprintf(err, errlen, "mutual authentication: no readable CA certificate");
+        return -1;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    /* A CA certificate that is itself an intermediate is a trust anchor. */
+    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    return 0;
+nomem:
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    ERR_clear_error();
+    snprintf(err, errlen, "mutual authentication: out of memory");
+    return -1;
+}
+
+/* Sessions resume only within the same listener and trust anchors. */
+static int set_sid_ctx(SSL_CTX *ctx, const struct rc_listener *l)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    const char *name = l->meta.name ? l->meta.name : "";
+    int ok = h != NULL && EVP_DigestInit_ex(h, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(h, "albd-listener", 14) == 1 &&
+             EVP_DigestUpdate(h, name, strlen(name) + 1) == 1;
+    if (ok && l->tls.mutual.enabled) {
+        for (size_t i = 0; ok && i < l->tls.mutual.n_ca_certificates; i++) {
+            const struct rc_certificate *c = l->tls.mutual.ca_certificates[i];
+            if (c != NULL && c->cert_pem != NULL)
+                ok = EVP_DigestUpdate(h, c->cert_pem, c->cert_pem_len) == 1;
+        }
+    }
+    ok = ok && EVP_DigestFinal_ex(h, md, &mdlen) == 1 &&
+         SSL_CTX_set_session_id_context(
+             ctx, md, mdlen < SSL_MAX_SID_CTX_LENGTH ? mdlen : SSL_MAX_SID_CTX_LENGTH) == 1;
+    EVP_MD_CTX_free(h);
+    return ok ? 0 : -1;
 }
 
 SSL_CTX *px_tls_ctx_new(const struct rc_listener *l, struct px_tls_keys *keys, bool h2_supported,
                         char *err, size_t errlen)
 {
-    const struct rc_certificate *c = l->tls.certificate;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    BIO *bio = NULL;
-    X509 *x = NULL;
-    EVP_PKEY *pk = NULL;
-    if (!ctx || !c || !c->cert_pem || !c->key_pem)
-        goto fail;
-    bio = BIO_new_mem_buf(c->cert_pem, (int)c->cert_pem_len);
-    x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-    if (!x || SSL_CTX_use_certificate(ctx, x) != 1)
-        goto fail;
-    X509 *chain;
-    while ((chain = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-        SSL_CTX_add0_chain_cert(ctx, chain);
-    ERR_clear_error();
-    BIO_free(bio);
-    bio = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
-    pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-    if (!pk || SSL_CTX_use_PrivateKey(ctx, pk) != 1)
-        goto fail;
-    const struct rc_tls_policy *p = l->tls.policy;
-    if (p) {
-        int min = 0, max = 0;
-        static const int v[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
-        for (int i = 0; i < 4; i++)
-            if (p->versions & (1u << i)) {
-                if (!min)
-                    min = v[i];
-                max = v[i];
-            }
-        SSL_CTX_set_min_proto_version(ctx, min);
-        SSL_CTX_set_max_proto_version(ctx, max);
-        if (p->cipher_list && p->cipher_list[0])
-            SSL_CTX_set_cipher_list(ctx, p->cipher_list);
-        if (p->ciphersuites)
-            SSL_CTX_set_ciphersuites(ctx, p->ciphersuites);
+    char msg[384] = "";
+    const char *lname = l != NULL && l->meta.name ? l->meta.name : "(unnamed)";
+    if (pthread_once(&ex_once, ex_init) != 0 || ctx_ex_idx < 0 || ssl_ex_idx < 0) {
+        snprintf(err, errlen, "listener %s: OpenSSL ex_data unavailable", lname);
+        return NULL;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
-    X509_free(x);
-    EVP_PKEY_free(pk);
-    BIO_free(bio);
+    if (l == NULL || l->tls.certificate == NULL || l->tls.policy == NULL) {
+        snprintf(err, errlen, "listener %s: HTTPS needs a certificate and a TLS policy", lname);
+        return NULL;
+    }
+    struct tls_index *ix = calloc(1, sizeof *ix);
+    SSL_CTX *ctx = NULL;
+    if (ix == NULL) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
+    if (index_build(ix, l, msg, sizeof msg) != 0)
+        goto fail;
+    ix->keys = px_tls_keys_ref(keys);
+    ix->h2 = h2_supported && l->http2;
+
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || !SSL_CTX_set_ex_data(ctx, ctx_ex_idx, ix)) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
+    struct tls_index *owned = ix;
+    ix = NULL; /* freed with ctx from now on */
+
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_NO_COMPRESSION);
+    if (apply_policy(ctx, l->tls.policy, msg, sizeof msg) != 0)
+        goto fail;
+    if (SSL_CTX_set1_groups_list(ctx, PX_TLS_GROUPS) != 1) {
+        snprintf(msg, sizeof msg, "ECDH groups %s not supported", PX_TLS_GROUPS);
+        goto fail;
+    }
+    /* The default certificates also go on the context, so that a
+     * certificate OpenSSL refuses (key too small for the security level)
+     * fails here rather than on the first handshake. */
+    const struct cert_entry *defs[2] = {owned->def_ec, owned->def_rsa};
+    for (int i = 0; i < 2; i++) {
+        if (defs[i] != NULL &&
+            SSL_CTX_use_cert_and_key(ctx, defs[i]->leaf, defs[i]->pkey, defs[i]->chain, 1) != 1) {
+            char why[160];
+            openssl_reason(why, sizeof why);
+            snprintf(msg, sizeof msg, "default certificate refused by OpenSSL: %s", why);
+            goto fail;
+        }
+    }
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, owned);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, owned);
+
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_timeout(ctx, PX_TLS_TICKET_LIFETIME_S);
+    if (keys != NULL && SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1) {
+        snprintf(msg, sizeof msg, "cannot install the session ticket key callback");
+        goto fail;
+    }
+    if (set_sid_ctx(ctx, l) != 0) {
+        snprintf(msg, sizeof msg, "cannot set the session id context");
+        goto fail;
+    }
+    if (l->tls.mutual.enabled && apply_mutual(ctx, l, msg, sizeof msg) != 0)
+        goto fail;
+    ERR_clear_error();
     return ctx;
 fail:
-    snprintf(err, errlen, "cannot build the TLS context (certificate %s)", c ? c->meta.name : "?");
     ERR_clear_error();
-    X509_free(x);
-    EVP_PKEY_free(pk);
-    BIO_free(bio);
+    index_free(ix);
     SSL_CTX_free(ctx);
+    snprintf(err, errlen, "listener %s: %s", lname, msg);
     return NULL;
+}
+
+/* ---- per-connection queries --------------------------------------------- */
+
+static bool entry_covers(const struct cert_entry *e, const char *host, size_t len)
+{
+    for (size_t i = 0; e != NULL && i < e->n_names; i++)
+        if (px_sni_match_n(e->names[i], host, len))
+            return true;
+    return false;
+}
+
+bool px_tls_host_allowed(SSL *ssl, const char *host, size_t len)
+{
+    if (ssl == NULL || host == NULL || len == 0 || ssl_ex_idx < 0 || host[0] == '[')
+        return false;
+    const struct choice *c = SSL_get_ex_data(ssl, ssl_ex_idx);
+    if (c == NULL)
+        return false;
+    const char *colon = memchr(host, ':', len);
+    if (colon != NULL) {
+        for (const char *p = colon + 1; p < host + len; p++)
+            if (*p < '0' || *p > '9')
+                return false;
+        len = (size_t)(colon - host);
+    }
+    /* The certificate actually served, when OpenSSL says which. */
+    const X509 *served = SSL_get_certificate(ssl);
+    if (c->ec != NULL && served == c->ec->leaf)
+        return entry_covers(c->ec, host, len);
+    if (c->rsa != NULL && served == c->rsa->leaf)
+        return entry_covers(c->rsa, host, len);
+    return entry_covers(c->ec, host, len) || entry_covers(c->rsa, host, len);
+}
+
+/* Prints name as RFC 2253 into buf; 0 or -ENOSPC (truncated) / -ENOMEM. */
+static int dn_print(const X509_NAME *name, char *buf, size_t size)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) < 0) {
+        rc = -ENOMEM;
+    } else {
+        char *data;
+        long n = BIO_get_mem_data(b, &data);
+        size_t len = n > 0 ? (size_t)n : 0;
+        if (len >= size) {
+            len = size - 1;
+            rc = -ENOSPC;
+        }
+        memcpy(buf, data, len);
+        buf[len] = '\0';
+    }
+    BIO_free(b);
+    return rc;
+}
+
+int px_tls_client_cert_info(SSL *ssl, struct px_client_cert *out)
+{
+    memset(out, 0, sizeof *out);
+    X509 *x = SSL_get0_peer_certificate(ssl);
+    if (x == NULL) {
+        snprintf(out->verify, sizeof out->verify, "NONE");
+        return 0;
+    }
+    out->present = true;
+    int rc = dn_print(X509_get_subject_name(x), out->subject_dn, sizeof out->subject_dn);
+    int rc2 = dn_print(X509_get_issuer_name(x), out->issuer_dn, sizeof out->issuer_dn);
+    if (rc == 0)
+        rc = rc2;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1) {
+        ERR_clear_error();
+        return -ENOMEM;
+    }
+    for (unsigned int i = 0; i < mdlen && 2 * i + 2 < sizeof out->fingerprint; i++)
+        snprintf(out->fingerprint + 2 * i, 3, "%02x", md[i]);
+    long vr = SSL_get_verify_result(ssl);
+    if (vr == X509_V_OK)
+        snprintf(out->verify, sizeof out->verify, "SUCCESS");
+    else
+        snprintf(out->verify, sizeof out->verify, "FAILED:%s", X509_verify_cert_error_string(vr));
+    return rc;
 }

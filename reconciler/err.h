@@ -20,8 +20,10 @@ size_t rc_errs_count_errors(const struct rc_errs *e);
 /* Sorts by file, line, column, then message, so output is deterministic. */
 void rc_errs_sort(struct rc_errs *e);
 
-/* Writes one line per entry: "file:line:col: error: message (kind/name path)".
- * Entries without location print what they have. */
+/* Writes one line per entry: "file:line:col: error: path: message (Kind/name)"
+ * ("warning:" for RC_WARNING). Parts that are unknown are left out: no
+ * ":line:col" when line is 0, no "file:..." prefix without a file, no
+ * "path: " without a path, no "(Kind/name)" without a kind. */
 void rc_errs_print(const struct rc_errs *e, FILE *out);
 
 /* Formats one entry the same way into buf (truncated to size). */

@@ -74,6 +74,7 @@ struct rc_certificate {
     enum rc_key_type key_type;
     int key_bits;
     bool is_ca; /* basicConstraints CA:TRUE */
+    bool self_signed; /* issuer == subject and self-signature verifies */
 };
 
 /* TLS versions as a bit set. */

@@ -1,0 +1,68 @@
+#include "proxy/buf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void px_buf_init(struct px_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->max = max;
+}
+
+void px_buf_cleanup(struct px_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static int reserve(struct px_buf *b, size_t n)
+{
+    if (n > b->max || b->len > b->max - n)
+        return -ENOBUFS;
+    size_t need = b->len + n;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    if (cap > b->max)
+        cap = b->max;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return -ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int px_buf_append(struct px_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int rc = reserve(b, n);
+    if (rc)
+        return rc;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+int px_buf_puts(struct px_buf *b, const char *s)
+{
+    return px_buf_append(b, s, strlen(s));
+}
+
+int px_buf_num(struct px_buf *b, unsigned long long v, int hex)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    unsigned base = hex ? 16 : 10;
+    do {
+        tmp[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    return px_buf_append(b, tmp + i, sizeof tmp - i);
+}

@@ -1,0 +1,30 @@
+/* A growable byte buffer with a hard size limit, owned by one connection and
+ * reused request after request (no per-request allocation once grown). */
+#ifndef ALBD_PROXY_BUF_H
+#define ALBD_PROXY_BUF_H
+
+#include <stddef.h>
+
+struct px_buf {
+    char *data;
+    size_t len, cap;
+    size_t max; /* appends that would grow past max fail with -ENOBUFS */
+};
+
+/* Sets up an empty buffer that may grow to max bytes; allocates nothing. */
+void px_buf_init(struct px_buf *b, size_t max);
+/* Frees the storage; the buffer is empty and usable again afterwards. */
+void px_buf_cleanup(struct px_buf *b);
+/* Empties the buffer, keeping its storage. */
+static inline void px_buf_reset(struct px_buf *b)
+{
+    b->len = 0;
+}
+/* Appends n bytes. Returns 0, -ENOMEM or -ENOBUFS (limit reached); on failure
+ * the buffer is unchanged. */
+int px_buf_append(struct px_buf *b, const void *p, size_t n);
+int px_buf_puts(struct px_buf *b, const char *s);
+/* Appends an unsigned number in decimal (or lowercase hex when hex != 0). */
+int px_buf_num(struct px_buf *b, unsigned long long v, int hex);
+
+#endif

@@ -1,0 +1,92 @@
+/* A client connection: transport (plain TCP or TLS over memory BIOs) plus
+ * the protocol handler chosen after the handshake (h1 now, h2 later).
+ * Shared by proxy/conn.c and the protocol handlers; nothing else looks
+ * inside. */
+#ifndef ALBD_PROXY_CONN_T_H
+#define ALBD_PROXY_CONN_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "proxy/outq.h"
+#include "proxy/worker-t.h"
+
+struct px_conn;
+struct px_tls_io;
+
+/* Bytes read from the socket at a time (and TLS plaintext at a time). */
+#define PX_CONN_RBUF (16 * 1024)
+
+/* A protocol handler. Every callback runs on the worker's loop; a callback
+ * that closes c (px_conn_close) must not touch c afterwards, and the
+ * caller checks c->closing. */
+struct px_proto {
+    const char *name;
+    /* Called once after the transport is up; 0 or -errno (c is closed). */
+    int (*start)(struct px_conn *c);
+    /* Plaintext from the client. Returns how many bytes were consumed; fewer
+     * than len when the handler paused its input (the rest is offered again
+     * after px_conn_want_input(c, true)). */
+    size_t (*on_data)(struct px_conn *c, const char *data, size_t len);
+    /* The client finished sending (TCP FIN or TLS close_notify). */
+    void (*on_eof)(struct px_conn *c);
+    /* Queued client output fell below PX_OUTQ_LOW after being above it. */
+    void (*on_writable)(struct px_conn *c);
+    /* The timer armed with px_conn_timer fired. */
+    void (*on_timeout)(struct px_conn *c);
+    /* px_conn_drain was called: close when idle, else after the response. */
+    void (*drain)(struct px_conn *c);
+    /* c is closing: release upstream connections now, free state in
+     * free (called from the last close callback). */
+    void (*on_close)(struct px_conn *c);
+    void (*free)(struct px_conn *c);
+};
+
+enum px_conn_state {
+    PX_CONN_HANDSHAKE, /* TLS handshake in progress */
+    PX_CONN_OPEN,      /* a protocol handler runs */
+    PX_CONN_FINISHING, /* flushing the last bytes, then shutdown and linger */
+    PX_CONN_CLOSING,   /* handles closing; freed in the last close callback */
+};
+
+struct px_conn {
+    struct px_conn *prev, *next; /* w->conns */
+    struct px_worker *w;
+    struct px_snapshot *snap;      /* one reference */
+    const struct px_listener *lis; /* in snap */
+    char bind_key[96];
+    enum px_conn_state state;
+    bool closing;    /* px_conn_close was called */
+    bool draining;   /* px_conn_drain was called */
+    bool want_input; /* the handler accepts input */
+    bool reading;    /* uv_read_start is active */
+    bool eof;        /* the client sent EOF */
+    bool in_pump;    /* input_pump is on the stack */
+    bool pump_again; /* input_pump must loop once more */
+    bool out_high;   /* output went over PX_OUTQ_HIGH; on_writable pending */
+    bool tls_seen;   /* the first bytes looked like TLS */
+    int open_handles;
+
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    struct px_outq out;
+    struct px_tls_io *tls; /* NULL for plain HTTP */
+
+    const struct px_proto *proto;
+    void *ps; /* the handler's state */
+
+    /* Plaintext received and not yet consumed by the handler: points into
+     * rbuf (plain) or plain (TLS). */
+    const char *in;
+    size_t in_len;
+    char *plain; /* TLS only: PX_CONN_RBUF bytes of decrypted input */
+
+    char client_ip[64];
+    char client_port[8];
+    char rbuf[PX_CONN_RBUF];
+};
+
+#endif

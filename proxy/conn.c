@@ -1,0 +1,548 @@
+/* Client connections: accept, transport (plain TCP or TLS over memory
+ * BIOs), input pumping with backpressure, graceful and abrupt close. The
+ * HTTP semantics live in the protocol handler chosen after the handshake
+ * (proxy/h1.c). */
+#include "proxy/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/conn-io.h"
+#include "proxy/h1.h"
+#include "proxy/headers.h"
+#include "proxy/log.h"
+#include "proxy/snapshot.h"
+#include "proxy/tls_io.h"
+
+/* How long a finishing connection waits for the client's EOF after our
+ * FIN, so that unread input does not turn the close into a reset that
+ * destroys the response we just sent. */
+#define LINGER_MS 2000
+
+#define CONN_OF(field_ptr, field)                                                                  \
+    ((struct px_conn *)((char *)(field_ptr)-offsetof(struct px_conn, field)))
+
+static void input_pump(struct px_conn *c);
+static void update_reading(struct px_conn *c);
+
+static void stat_add(atomic_uint_fast64_t *v, int64_t d)
+{
+    atomic_fetch_add_explicit(v, (uint_fast64_t)d, memory_order_relaxed);
+}
+
+struct px_conn *px_conn_next(struct px_conn *c)
+{
+    return c ? c->next : NULL;
+}
+
+static void conn_free(struct px_conn *c)
+{
+    struct px_worker *w = c->w;
+    if (c->proto && c->proto->free)
+        c->proto->free(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (w->conns == c)
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    px_outq_cleanup(&c->out);
+    px_tls_io_free(c->tls);
+    free(c->plain);
+    px_snapshot_unref(c->snap);
+    atomic_fetch_sub_explicit(&w->stats.connections_active, 1, memory_order_relaxed);
+    free(c);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    struct px_conn *c = h->data;
+    if (--c->open_handles == 0)
+        conn_free(c);
+}
+
+void px_conn_close(struct px_conn *c)
+{
+    if (!c || c->closing)
+        return;
+    c->closing = true;
+    c->state = PX_CONN_CLOSING;
+    if (c->proto && c->proto->on_close)
+        c->proto->on_close(c);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    uv_close((uv_handle_t *)&c->tcp, close_cb);
+    uv_close((uv_handle_t *)&c->timer, close_cb);
+}
+
+void px_conn_drain(struct px_conn *c)
+{
+    if (!c || c->closing || c->draining)
+        return;
+    c->draining = true;
+    switch (c->state) {
+    case PX_CONN_HANDSHAKE:
+        px_conn_close(c);
+        break;
+    case PX_CONN_OPEN:
+        if (c->proto && c->proto->drain)
+            c->proto->drain(c);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Moves TLS output produced by OpenSSL to the socket. */
+static int tls_flush(struct px_conn *c)
+{
+    while (px_tls_io_out_pending(c->tls)) {
+        size_t cap;
+        char *p = px_outq_reserve(&c->out, &cap);
+        if (!p)
+            return -ENOMEM;
+        size_t n = px_tls_io_take(c->tls, p, cap);
+        if (n == 0)
+            break;
+        int rc = px_outq_send(&c->out, n);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct px_conn *c = req->data;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        px_conn_close(c);
+        return;
+    }
+    /* Read and discard until EOF or the linger timer. */
+    px_conn_timer(c, LINGER_MS);
+    update_reading(c);
+}
+
+static void finish_flushed(struct px_conn *c)
+{
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0)
+        px_conn_close(c);
+}
+
+void px_conn_finish(struct px_conn *c)
+{
+    if (!c || c->closing || c->state == PX_CONN_FINISHING)
+        return;
+    c->state = PX_CONN_FINISHING;
+    c->want_input = false;
+    c->in_len = 0;
+    if (c->tls) {
+        px_tls_io_shutdown(c->tls);
+        if (tls_flush(c) < 0) {
+            px_conn_close(c);
+            return;
+        }
+    }
+    /* Bound the flush by the idle timeout: a client that does not read its
+     * response does not keep the connection forever. */
+    px_conn_timer(c, (uint64_t)(c->lis->model ? c->lis->model->idle_timeout_s : 15) * 1000);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    if (c->out.queued == 0)
+        finish_flushed(c);
+}
+
+static void on_written(struct px_outq *q, int status)
+{
+    struct px_conn *c = CONN_OF(q, out);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        px_conn_close(c);
+        return;
+    }
+    if (c->state == PX_CONN_FINISHING) {
+        if (q->queued == 0 && q->inflight == 0)
+            finish_flushed(c);
+        return;
+    }
+    if (c->out_high && q->queued < PX_OUTQ_LOW) {
+        c->out_high = false;
+        if (c->state == PX_CONN_OPEN && c->proto && c->proto->on_writable)
+            c->proto->on_writable(c);
+    }
+}
+
+int px_conn_write(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (c->closing || c->state == PX_CONN_FINISHING)
+        return -EPIPE;
+    int rc = 0;
+    if (!c->tls) {
+        rc = px_outq_writev(&c->out, bufs, n);
+    } else {
+        /* Small pieces (a chunk header, a CRLF) go into one TLS record. */
+        size_t total = 0;
+        for (unsigned i = 0; i < n; i++)
+            total += bufs[i].len;
+        if (total <= 16384 && n > 1) {
+            char tmp[16384];
+            size_t off = 0;
+            for (unsigned i = 0; i < n; i++) {
+                memcpy(tmp + off, bufs[i].base, bufs[i].len);
+                off += bufs[i].len;
+            }
+            rc = px_tls_io_write(c->tls, tmp, off);
+        } else {
+            for (unsigned i = 0; i < n && rc == 0; i++)
+                rc = px_tls_io_write(c->tls, bufs[i].base, bufs[i].len);
+        }
+        if (rc == 0)
+            rc = tls_flush(c);
+    }
+    if (rc < 0)
+        return rc;
+    if (c->out.queued > PX_OUTQ_HIGH)
+        c->out_high = true;
+    return 0;
+}
+
+bool px_conn_congested(const struct px_conn *c)
+{
+    return c->out_high;
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct px_conn *c = CONN_OF(t, timer);
+    if (c->closing)
+        return;
+    if (c->state == PX_CONN_OPEN && c->proto && c->proto->on_timeout)
+        c->proto->on_timeout(c);
+    else
+        px_conn_close(c); /* handshake too slow, or flush / linger over */
+}
+
+void px_conn_timer(struct px_conn *c, uint64_t ms)
+{
+    if (c->closing)
+        return;
+    if (ms == 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, timer_cb, ms, 0);
+}
+
+int px_conn_snapshot_refresh(struct px_conn *c)
+{
+    struct px_snapshot *ns = c->w->snap;
+    if (!ns || ns == c->snap)
+        return 0;
+    const struct px_bind *b = px_snapshot_find_bind(ns, c->bind_key);
+    if (!b || b->listener >= ns->n_listeners)
+        return -ENOENT;
+    px_snapshot_ref(ns);
+    px_snapshot_unref(c->snap);
+    c->snap = ns;
+    c->lis = &ns->listeners[b->listener];
+    return 0;
+}
+
+bool px_conn_listener_gone(const struct px_conn *c)
+{
+    const struct px_snapshot *ns = c->w->snap;
+    if (!ns || ns == c->snap)
+        return false;
+    return px_snapshot_find_bind(ns, c->bind_key) == NULL;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct px_conn *c = h->data;
+    (void)suggested;
+    buf->base = c->rbuf;
+    buf->len = sizeof c->rbuf;
+}
+
+static void client_eof(struct px_conn *c)
+{
+    c->eof = true;
+    if (c->state == PX_CONN_OPEN && c->proto && c->proto->on_eof)
+        c->proto->on_eof(c);
+    else
+        px_conn_close(c);
+}
+
+/* Picks the protocol handler once the transport is up. */
+static int start_protocol(struct px_conn *c)
+{
+    const struct px_proto *p = &px_h1_proto;
+    if (c->tls) {
+        const unsigned char *alpn;
+        unsigned len;
+        px_tls_io_alpn(c->tls, &alpn, &len);
+        if (len == 2 && memcmp(alpn, "h2", 2) == 0) {
+            /* HTTP/2 is a later handler; the SSL_CTX must not offer it yet. */
+            px_log_warn("conn: client negotiated h2, which this build does not serve");
+            return -EPROTONOSUPPORT;
+        }
+    }
+    c->proto = p;
+    c->state = PX_CONN_OPEN;
+    c->want_input = true;
+    return p->start(c);
+}
+
+static void tls_input(struct px_conn *c)
+{
+    if (c->state == PX_CONN_HANDSHAKE) {
+        int r = px_tls_io_handshake(c->tls);
+        int frc = tls_flush(c);
+        if (r < 0 || frc < 0) {
+            px_log_debug("conn: TLS handshake with %s failed", c->client_ip);
+            px_conn_close(c);
+            return;
+        }
+        if (r == 0)
+            return;
+        px_conn_timer(c, 0);
+        if (start_protocol(c) < 0) {
+            px_conn_close(c);
+            return;
+        }
+    }
+    input_pump(c);
+}
+
+/* Plain HTTP sent to an HTTPS listener (the first byte is not a TLS
+ * handshake record): answered with a clear-text 400, as the reference does. */
+static void reject_plain_http(struct px_conn *c)
+{
+    struct px_buf b;
+    px_buf_init(&b, 512);
+    int rc = px_headers_error(&b, 1, 400);
+    if (rc == 0) {
+        uv_buf_t ub = uv_buf_init(b.data, (unsigned)b.len);
+        rc = px_outq_writev(&c->out, &ub, 1);
+    }
+    px_buf_cleanup(&b);
+    atomic_fetch_add_explicit(&c->w->stats.responses_by_class[4], 1, memory_order_relaxed);
+    px_tls_io_free(c->tls);
+    c->tls = NULL; /* finish without a close_notify */
+    if (rc < 0)
+        px_conn_close(c);
+    else
+        px_conn_finish(c);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct px_conn *c = s->data;
+    (void)buf;
+    if (c->closing)
+        return;
+    if (nread == 0)
+        return;
+    if (c->state == PX_CONN_FINISHING) {
+        if (nread < 0)
+            px_conn_close(c);
+        return; /* lingering: discard */
+    }
+    if (nread < 0) {
+        uv_read_stop(s);
+        c->reading = false;
+        if (nread == UV_EOF)
+            client_eof(c);
+        else
+            px_conn_close(c);
+        return;
+    }
+    if (c->tls) {
+        if (c->state == PX_CONN_HANDSHAKE && !c->tls_seen && c->rbuf[0] != 0x16) {
+            reject_plain_http(c);
+            return;
+        }
+        c->tls_seen = true;
+        if (px_tls_io_feed(c->tls, c->rbuf, (size_t)nread) < 0) {
+            px_conn_close(c);
+            return;
+        }
+        tls_input(c);
+        return;
+    }
+    c->in = c->rbuf;
+    c->in_len = (size_t)nread;
+    input_pump(c);
+}
+
+static void update_reading(struct px_conn *c)
+{
+    if (c->closing)
+        return;
+    bool want;
+    if (c->state == PX_CONN_FINISHING)
+        want = c->out.queued == 0 && c->out.inflight == 0; /* lingering after shutdown */
+    else if (c->state == PX_CONN_HANDSHAKE)
+        want = true;
+    else
+        want = c->want_input && c->in_len == 0 && !c->eof;
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+            c->reading = true;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+/* Offers buffered plaintext to the handler while it wants input. Not
+ * re-entrant: a nested call (the handler resumed its own input from inside
+ * on_data) just asks the running one to loop again. */
+static void input_pump(struct px_conn *c)
+{
+    if (c->in_pump) {
+        c->pump_again = true;
+        return;
+    }
+    c->in_pump = true;
+    do {
+        c->pump_again = false;
+        while (!c->closing && c->state == PX_CONN_OPEN && c->want_input) {
+            if (c->in_len == 0 && c->tls) {
+                ssize_t n = px_tls_io_read(c->tls, c->plain, PX_CONN_RBUF);
+                if (tls_flush(c) < 0) {
+                    px_conn_close(c);
+                    break;
+                }
+                if (n > 0) {
+                    c->in = c->plain;
+                    c->in_len = (size_t)n;
+                } else if (n == -EPIPE) {
+                    if (!c->eof)
+                        client_eof(c);
+                    break;
+                } else if (n < 0) {
+                    px_conn_close(c);
+                    break;
+                }
+            }
+            if (c->in_len == 0)
+                break;
+            size_t used = c->proto->on_data(c, c->in, c->in_len);
+            if (c->closing)
+                break;
+            if (used > c->in_len)
+                used = c->in_len;
+            c->in += used;
+            c->in_len -= used;
+            if (used == 0)
+                break;
+        }
+    } while (c->pump_again && !c->closing);
+    c->in_pump = false;
+    update_reading(c);
+}
+
+void px_conn_want_input(struct px_conn *c, bool want)
+{
+    if (c->closing || c->state != PX_CONN_OPEN)
+        return;
+    c->want_input = want;
+    if (want)
+        input_pump(c);
+    else
+        update_reading(c);
+}
+
+static void peer_address(struct px_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    strcpy(c->client_ip, "unknown");
+    strcpy(c->client_port, "0");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    unsigned port = 0;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, c->client_ip, sizeof c->client_ip);
+        port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], c->client_ip, sizeof c->client_ip);
+        else
+            inet_ntop(AF_INET6, &a->sin6_addr, c->client_ip, sizeof c->client_ip);
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(c->client_port, sizeof c->client_port, "%u", port);
+}
+
+void px_conn_accept(struct px_worker *w, struct px_wlisten *wl)
+{
+    struct px_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        px_log_error("conn: out of memory accepting a connection");
+        return;
+    }
+    c->w = w;
+    if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->open_handles = 1;
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
+    px_outq_init(&c->out, (uv_stream_t *)&c->tcp, on_written);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    stat_add(&w->stats.connections_accepted, 1);
+    stat_add(&w->stats.connections_active, 1);
+    c->state = PX_CONN_HANDSHAKE;
+
+    int rc = uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&c->tcp);
+    if (rc != 0) {
+        if (rc != UV_EAGAIN)
+            px_log_warn("conn: accept on %s failed: %s", wl->key, uv_strerror(rc));
+        px_conn_close(c);
+        return;
+    }
+    struct px_snapshot *s = w->snap;
+    if (!s || wl->listener >= s->n_listeners || w->draining) {
+        px_conn_close(c);
+        return;
+    }
+    c->snap = px_snapshot_ref(s);
+    c->lis = &s->listeners[wl->listener];
+    snprintf(c->bind_key, sizeof c->bind_key, "%s", wl->key);
+    peer_address(c);
+    uv_tcp_nodelay(&c->tcp, 1);
+
+    if (c->lis->ssl_ctx) {
+        c->tls = px_tls_io_new(c->lis->ssl_ctx);
+        c->plain = malloc(PX_CONN_RBUF);
+        if (!c->tls || !c->plain) {
+            px_log_error("conn: out of memory for a TLS session");
+            px_conn_close(c);
+            return;
+        }
+        /* The handshake is bounded by the idle timeout. */
+        px_conn_timer(c, (uint64_t)c->lis->model->idle_timeout_s * 1000);
+        update_reading(c);
+        return;
+    }
+    if (start_protocol(c) < 0) {
+        px_conn_close(c);
+        return;
+    }
+    update_reading(c);
+}

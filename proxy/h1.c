@@ -1,0 +1,862 @@
+/* HTTP/1.x server side and the forwarding exchange.
+ *
+ * One exchange at a time per connection: the request parser pauses when a
+ * request's head is complete (until a backend connection is ready to take
+ * the body) and again when the request is complete (until the response is
+ * complete), so pipelined requests wait in the connection's input buffer.
+ * Bodies are streamed chunk by chunk: input from one side is stopped while
+ * the other side's output queue is above PX_OUTQ_HIGH. */
+#include "proxy/h1.h"
+
+#include <errno.h>
+#include <llhttp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/conn-io.h"
+#include "proxy/headers.h"
+#include "proxy/log.h"
+#include "proxy/snapshot.h"
+#include "proxy/upstream.h"
+
+/* A response head from a backend may be this large before it is refused. */
+#define MAX_RESPONSE_HEAD (64 * 1024)
+
+enum phase {
+    PH_IDLE,     /* between requests */
+    PH_HEAD,     /* a request head is arriving */
+    PH_UPSTREAM, /* head complete: choosing / connecting a backend */
+    PH_FORWARD,  /* request sent (body may still stream), response awaited / streaming */
+    PH_DONE,     /* an error response was sent; the connection is finishing */
+};
+
+/* A header line while it is being received: offsets into h1.hin, which may
+ * move when it grows. */
+struct hdr_ent {
+    uint32_t no, nl, vo, vl;
+};
+
+struct h1 {
+    struct px_conn *c;
+    enum phase phase;
+    llhttp_t req;
+    llhttp_t resp;
+    bool req_paused;  /* llhttp_execute returned HPE_PAUSED for req */
+    bool req_upgrade; /* ... HPE_PAUSED_UPGRADE: resume accordingly */
+
+    /* Head of the message being received (request, later the response):
+     * target / reason phrase first, then header names and values. */
+    struct px_buf hin;
+    struct hdr_ent *ents;
+    size_t n_ents;
+    struct px_hdr *hdrs; /* PX_HDR_MAX entries, filled from ents */
+    bool in_value;
+    size_t first_len; /* target (request) or reason phrase (response) */
+    size_t head_bytes;
+    int err_status; /* set by a callback that refuses the request */
+
+    /* The request. */
+    int minor; /* client's HTTP/1.<minor> */
+    uint8_t method;
+    bool keepalive; /* the client allows another request */
+    bool has_body;
+    bool chunked; /* re-chunk the body to the backend */
+    bool req_complete;
+    bool body_sent; /* body bytes went to a backend: no retry */
+    bool idempotent;
+    int up_minor;
+
+    /* The backend. */
+    struct px_group *group;
+    struct px_server *server;
+    struct px_upstream *u;
+    bool u_reused;
+    bool retried_fresh;
+    bool last_timeout;
+    unsigned attempts;
+    uint64_t tried;
+    bool up_congested;
+    struct px_buf hout; /* request head for the backend (kept for retries), then response head */
+
+    /* The response. */
+    int status;
+    enum px_framing rframing;
+    bool resp_started; /* something (even a 1xx) went to the client */
+    bool resp_any;     /* the backend sent a byte */
+    bool resp_complete;
+    bool close_after; /* close the client connection after this response */
+};
+
+static const llhttp_settings_t req_settings;
+static const llhttp_settings_t resp_settings;
+static const struct px_upstream_cbs up_cbs;
+
+static void req_resume(struct h1 *h);
+static void connect_next(struct h1 *h);
+static void upstream_lost(struct h1 *h, int err);
+
+static uint64_t ms(int seconds)
+{
+    return (uint64_t)seconds * 1000;
+}
+
+static void count_response(struct h1 *h, int status)
+{
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        atomic_fetch_add_explicit(&h->c->w->stats.responses_by_class[cls], 1, memory_order_relaxed);
+}
+
+static void head_reset(struct h1 *h)
+{
+    px_buf_reset(&h->hin);
+    h->n_ents = 0;
+    h->in_value = false;
+    h->first_len = 0;
+    h->head_bytes = 0;
+}
+
+/* Resolves the entries into h->hdrs (pointers into hin, stable from now). */
+static size_t head_headers(struct h1 *h)
+{
+    for (size_t i = 0; i < h->n_ents; i++) {
+        struct hdr_ent *e = &h->ents[i];
+        h->hdrs[i] = (struct px_hdr){h->hin.data + e->no, e->nl, h->hin.data + e->vo, e->vl};
+    }
+    return h->n_ents;
+}
+
+static void drop_upstream(struct h1 *h, bool keep)
+{
+    if (h->u) {
+        px_upstream_release(h->u, keep);
+        h->u = NULL;
+    }
+}
+
+/* Answers with albd's own error page and closes after it; when the response
+ * has already begun there is nothing honest to send: abort. */
+static void send_error(struct h1 *h, int status)
+{
+    struct px_conn *c = h->c;
+    drop_upstream(h, false);
+    if (c->closing)
+        return;
+    if (h->resp_started || h->phase == PH_DONE) {
+        px_conn_close(c);
+        return;
+    }
+    h->phase = PH_DONE;
+    px_buf_reset(&h->hout);
+    if (px_headers_error(&h->hout, h->minor, status) < 0) {
+        px_conn_close(c);
+        return;
+    }
+    count_response(h, status);
+    uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
+    if (px_conn_write(c, &b, 1) < 0) {
+        px_conn_close(c);
+        return;
+    }
+    px_conn_finish(c);
+}
+
+/* --- request parsing ------------------------------------------------- */
+
+static struct h1 *req_h1(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int refuse(struct h1 *h, int status)
+{
+    h->err_status = status;
+    return HPE_USER;
+}
+
+static int on_req_begin(llhttp_t *p)
+{
+    struct h1 *h = req_h1(p);
+    head_reset(h);
+    h->phase = PH_HEAD;
+    h->err_status = 0;
+    /* A client that starts a request must finish its head in time (408). */
+    px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = req_h1(p);
+    if (h->phase != PH_HEAD)
+        return 0;
+    h->first_len += len;
+    if (h->first_len > PX_H1_MAX_TARGET)
+        return refuse(h, 414);
+    if (px_buf_append(&h->hin, at, len) < 0)
+        return refuse(h, 414);
+    return 0;
+}
+
+/* Header bytes of the request or response head being received. Names and
+ * values arrive in pieces; a name is closed by on_header_field_complete
+ * (so an empty value still ends it). */
+static int add_header_bytes(struct h1 *h, const char *at, size_t len, bool value, size_t limit,
+                            int status)
+{
+    if (!value && (h->in_value || h->n_ents == 0)) {
+        if (h->n_ents >= PX_HDR_MAX)
+            return refuse(h, status);
+        h->ents[h->n_ents++] = (struct hdr_ent){(uint32_t)h->hin.len, 0, 0, 0};
+        h->in_value = false;
+        h->head_bytes += 4; /* ": " and CRLF */
+    }
+    if (h->n_ents == 0 || value != h->in_value)
+        return refuse(h, status);
+    struct hdr_ent *e = &h->ents[h->n_ents - 1];
+    h->head_bytes += len;
+    if (h->head_bytes > limit || px_buf_append(&h->hin, at, len) < 0)
+        return refuse(h, status);
+    if (value)
+        e->vl += (uint32_t)len;
+    else
+        e->nl += (uint32_t)len;
+    return 0;
+}
+
+/* The name is complete: its value (possibly empty) starts here. */
+static int header_name_done(struct h1 *h)
+{
+    if (h->n_ents == 0)
+        return 0;
+    struct hdr_ent *e = &h->ents[h->n_ents - 1];
+    e->vo = (uint32_t)h->hin.len;
+    e->vl = 0;
+    h->in_value = true;
+    return 0;
+}
+
+static int on_req_field_done(llhttp_t *p)
+{
+    struct h1 *h = req_h1(p);
+    return h->phase == PH_HEAD ? header_name_done(h) : 0;
+}
+
+static int on_req_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = req_h1(p);
+    if (h->phase != PH_HEAD)
+        return 0; /* trailers of a chunked body: not forwarded */
+    return add_header_bytes(h, at, len, false, PX_H1_MAX_HEADERS, 431);
+}
+
+static int on_req_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = req_h1(p);
+    if (h->phase != PH_HEAD)
+        return 0;
+    return add_header_bytes(h, at, len, true, PX_H1_MAX_HEADERS, 431);
+}
+
+static int on_req_headers_complete(llhttp_t *p)
+{
+    struct h1 *h = req_h1(p);
+    struct px_conn *c = h->c;
+    atomic_fetch_add_explicit(&c->w->stats.requests, 1, memory_order_relaxed);
+    h->minor = llhttp_get_http_minor(p) ? 1 : 0;
+    if (llhttp_get_http_major(p) != 1) {
+        h->minor = 1;
+        return refuse(h, 505);
+    }
+    h->method = llhttp_get_method(p);
+    if (h->method == HTTP_TRACE || h->method == HTTP_CONNECT)
+        return refuse(h, 405);
+    h->keepalive = llhttp_should_keep_alive(p);
+    h->chunked = (p->flags & F_CHUNKED) != 0;
+    h->has_body = h->chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    h->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD || h->method == HTTP_OPTIONS ||
+                    h->method == HTTP_PUT || h->method == HTTP_DELETE;
+    h->req_complete = false;
+    h->body_sent = false;
+    h->phase = PH_UPSTREAM;
+    /* With a body, stop here until a backend can take it; without one, the
+     * pause at message completion does the same. */
+    return h->has_body ? HPE_PAUSED : 0;
+}
+
+static int on_req_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = req_h1(p);
+    if (!h->u || h->phase != PH_FORWARD)
+        return refuse(h, 502);
+    char hex[24];
+    int rc;
+    if (h->chunked) {
+        struct px_buf hb = {hex, 0, sizeof hex, sizeof hex};
+        px_buf_num(&hb, len, 1);
+        px_buf_append(&hb, "\r\n", 2);
+        uv_buf_t b[3] = {uv_buf_init(hex, (unsigned)hb.len), uv_buf_init((char *)at, (unsigned)len),
+                         uv_buf_init("\r\n", 2)};
+        rc = px_upstream_write(h->u, b, 3);
+    } else {
+        uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
+        rc = px_upstream_write(h->u, &b, 1);
+    }
+    h->body_sent = true;
+    if (rc < 0)
+        return refuse(h, 502);
+    px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
+    return 0;
+}
+
+static int on_req_complete(llhttp_t *p)
+{
+    struct h1 *h = req_h1(p);
+    h->req_complete = true;
+    if (h->chunked && h->u && h->phase == PH_FORWARD) {
+        uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+        if (px_upstream_write(h->u, &b, 1) < 0)
+            return refuse(h, 502);
+    }
+    return HPE_PAUSED; /* the next request waits for this response */
+}
+
+static const llhttp_settings_t req_settings = {
+    .on_message_begin = on_req_begin,
+    .on_url = on_url,
+    .on_header_field = on_req_field,
+    .on_header_value = on_req_value,
+    .on_header_field_complete = on_req_field_done,
+    .on_headers_complete = on_req_headers_complete,
+    .on_body = on_req_body,
+    .on_message_complete = on_req_complete,
+};
+
+/* --- choosing and talking to the backend ----------------------------- */
+
+/* The group that serves this request. Forwarding rules will replace the
+ * default action here. */
+static struct px_group *choose_group(struct h1 *h)
+{
+    return h->c->lis->default_group;
+}
+
+static int build_upstream_head(struct h1 *h)
+{
+    struct px_conn *c = h->c;
+    const struct rc_listener *m = c->lis->model;
+    size_t n = head_headers(h);
+    struct px_fwd fwd = {
+        .xff_mode = m->xff_mode,
+        .client_ip = c->client_ip,
+        .proto = m->headers.proto ? c->lis->scheme : NULL,
+        .port = m->headers.port ? c->lis->port_str : NULL,
+        .host = m->headers.host,
+        .client_port = m->headers.client_src_port ? c->client_port : NULL,
+        .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
+    };
+    /* HTTP/1.1 to backends for 1.1 clients, 1.0 for 1.0 clients (unless
+     * the 1.0 client sent a chunked body, which only 1.1 can carry). */
+    h->up_minor = (h->minor || h->chunked) ? 1 : 0;
+    bool keep = h->up_minor && h->group && h->group->model->upstream_keepalive;
+    enum px_framing fr = h->chunked    ? PX_FRAME_CHUNKED
+                         : h->has_body ? PX_FRAME_LENGTH
+                                       : PX_FRAME_NONE;
+    px_buf_reset(&h->hout);
+    return px_headers_request(&h->hout, llhttp_method_name(h->method), h->hin.data, h->first_len,
+                              h->up_minor, h->hdrs, n, &fwd, fr, keep);
+}
+
+static void exchange_start(struct h1 *h)
+{
+    h->group = choose_group(h);
+    h->tried = 0;
+    h->attempts = 0;
+    h->retried_fresh = false;
+    h->last_timeout = false;
+    h->resp_started = h->resp_any = h->resp_complete = false;
+    h->close_after = !h->keepalive || h->c->draining;
+    h->up_congested = false;
+    h->status = 0;
+    if (build_upstream_head(h) < 0) {
+        send_error(h, 431);
+        return;
+    }
+    px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
+    connect_next(h);
+}
+
+/* The backend connection is usable: send the head, then let the body flow. */
+static void upstream_ready(struct h1 *h)
+{
+    uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
+    h->phase = PH_FORWARD;
+    llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
+    h->resp.data = h;
+    int rc = px_upstream_write(h->u, &b, 1);
+    if (rc < 0) {
+        upstream_lost(h, rc);
+        return;
+    }
+    if (!h->req_complete)
+        req_resume(h);
+}
+
+static void connect_server(struct h1 *h, struct px_server *s, bool allow_pooled)
+{
+    bool reused = false;
+    h->server = s;
+    int rc = px_upstream_acquire(h->c->w, s, allow_pooled, &up_cbs, h, &h->u, &reused);
+    if (rc < 0) {
+        h->u = NULL;
+        px_log_warn("h1: cannot connect to %s: %s", s->key, uv_strerror(rc));
+        connect_next(h);
+        return;
+    }
+    h->u_reused = reused;
+    if (reused)
+        upstream_ready(h);
+}
+
+/* Tries the next eligible server of the group; when none is left answers
+ * 503 (no server at all), 504 (the last one timed out) or 502. */
+static void connect_next(struct h1 *h)
+{
+    struct px_group *g = h->group;
+    struct px_server *s = NULL;
+    if (g && h->attempts < g->n_servers)
+        s = px_group_pick(g, h->c->w->id, h->tried);
+    if (!s) {
+        send_error(h, h->attempts == 0 ? 503 : h->last_timeout ? 504 : 502);
+        return;
+    }
+    h->attempts++;
+    size_t idx = (size_t)(s - g->servers);
+    if (idx < 64)
+        h->tried |= 1ull << idx;
+    connect_server(h, s, true);
+}
+
+static void up_on_connect(void *owner, struct px_upstream *u, int status)
+{
+    struct h1 *h = owner;
+    if (status < 0) {
+        h->u = NULL;
+        h->last_timeout = status == UV_ETIMEDOUT;
+        px_log_debug("h1: connect to %s failed: %s", h->server->key, uv_strerror(status));
+        connect_next(h);
+        return;
+    }
+    upstream_ready(h);
+}
+
+/* The backend connection died before any response byte. */
+static void upstream_lost(struct h1 *h, int err)
+{
+    drop_upstream(h, false);
+    px_conn_want_input(h->c, false); /* no body may be parsed without a backend */
+    if (h->resp_started) {
+        px_conn_close(h->c);
+        return;
+    }
+    if (!h->body_sent && h->u_reused && !h->retried_fresh && h->idempotent) {
+        /* A pooled connection the backend had closed: once more, fresh. */
+        h->retried_fresh = true;
+        connect_server(h, h->server, false);
+        return;
+    }
+    if (!h->body_sent && !h->u_reused) {
+        h->last_timeout = false;
+        connect_next(h);
+        return;
+    }
+    px_log_debug("h1: backend %s closed before responding: %s", h->server->key, uv_strerror(err));
+    send_error(h, 502);
+}
+
+static void response_done(struct h1 *h, bool clean)
+{
+    struct px_conn *c = h->c;
+    bool keep = clean && h->req_complete && h->up_minor && h->group->model->upstream_keepalive &&
+                llhttp_should_keep_alive(&h->resp);
+    drop_upstream(h, keep);
+    if (h->close_after || !h->req_complete || c->draining || c->eof) {
+        h->phase = PH_DONE;
+        px_conn_finish(c);
+        return;
+    }
+    h->phase = PH_IDLE;
+    if (px_conn_snapshot_refresh(c) < 0) {
+        h->phase = PH_DONE;
+        px_conn_finish(c);
+        return;
+    }
+    px_conn_timer(c, ms(c->lis->model->idle_timeout_s));
+    req_resume(h);
+}
+
+static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssize_t n)
+{
+    struct h1 *h = owner;
+    struct px_conn *c = h->c;
+    if (n < 0) {
+        if (!h->resp_any) {
+            upstream_lost(h, (int)n);
+            return;
+        }
+        if (n == UV_EOF) {
+            llhttp_errno_t e = llhttp_finish(&h->resp);
+            if (c->closing)
+                return;
+            if ((e == HPE_OK || e == HPE_PAUSED) && h->resp_complete) {
+                response_done(h, false);
+                return;
+            }
+        }
+        send_error(h, 502);
+        return;
+    }
+    h->resp_any = true;
+    px_conn_timer(c, ms(c->lis->model->request_timeout_s));
+    llhttp_errno_t e = llhttp_execute(&h->resp, data, (size_t)n);
+    if (c->closing || h->phase != PH_FORWARD)
+        return;
+    if (e == HPE_PAUSED) {
+        bool leftover = llhttp_get_error_pos(&h->resp) != data + n;
+        response_done(h, !leftover);
+        return;
+    }
+    if (e != HPE_OK) {
+        px_log_debug("h1: malformed response from %s: %s", h->server->key, llhttp_errno_name(e));
+        send_error(h, 502);
+        return;
+    }
+    if (h->u && px_conn_congested(c))
+        px_upstream_read(h->u, false);
+}
+
+static void up_on_writable(void *owner, struct px_upstream *u)
+{
+    struct h1 *h = owner;
+    if (h->up_congested) {
+        h->up_congested = false;
+        if (!h->req_complete && h->phase == PH_FORWARD)
+            px_conn_want_input(h->c, true);
+    }
+}
+
+static const struct px_upstream_cbs up_cbs = {
+    .on_connect = up_on_connect,
+    .on_read = up_on_read,
+    .on_writable = up_on_writable,
+};
+
+/* --- response parsing ------------------------------------------------ */
+
+static int on_resp_begin(llhttp_t *p)
+{
+    struct h1 *h = p->data;
+    if (h->c->closing)
+        return -1;
+    head_reset(h);
+    return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = p->data;
+    h->first_len += len;
+    if (px_buf_append(&h->hin, at, len) < 0)
+        return -1;
+    return 0;
+}
+
+static int on_resp_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = p->data;
+    if (h->resp_started && h->status >= 200)
+        return 0; /* trailers: dropped */
+    return add_header_bytes(h, at, len, false, MAX_RESPONSE_HEAD, 502) ? -1 : 0;
+}
+
+static int on_resp_field_done(llhttp_t *p)
+{
+    struct h1 *h = p->data;
+    if (h->resp_started && h->status >= 200)
+        return 0;
+    return header_name_done(h);
+}
+
+static int on_resp_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = p->data;
+    if (h->resp_started && h->status >= 200)
+        return 0;
+    return add_header_bytes(h, at, len, true, MAX_RESPONSE_HEAD, 502) ? -1 : 0;
+}
+
+static int write_client(struct h1 *h, const uv_buf_t *b, unsigned n)
+{
+    if (px_conn_write(h->c, b, n) < 0) {
+        px_conn_close(h->c);
+        return -1;
+    }
+    return 0;
+}
+
+static int on_resp_headers_complete(llhttp_t *p)
+{
+    struct h1 *h = p->data;
+    struct px_conn *c = h->c;
+    if (c->closing)
+        return -1;
+    int status = llhttp_get_status_code(p);
+    size_t n = head_headers(h);
+    if (status == 101)
+        return -1; /* albd did not ask for an upgrade */
+    if (status < 200) {
+        if (!h->minor)
+            return 0; /* HTTP/1.0 clients do not get interim responses */
+        px_buf_reset(&h->hout);
+        if (px_headers_response(&h->hout, 1, status, h->hin.data, h->first_len, h->hdrs, n,
+                                PX_FRAME_NONE, false) < 0)
+            return -1;
+        h->resp_started = true;
+        uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
+        return write_client(h, &b, 1);
+    }
+    h->status = status;
+    bool bodyless = h->method == HTTP_HEAD || status == 204 || status == 304;
+    if (bodyless)
+        h->rframing = PX_FRAME_NONE;
+    else if (p->flags & F_CHUNKED)
+        h->rframing = h->minor ? PX_FRAME_CHUNKED : PX_FRAME_CLOSE;
+    else if (p->flags & F_CONTENT_LENGTH)
+        h->rframing = PX_FRAME_LENGTH;
+    else
+        h->rframing = h->minor ? PX_FRAME_CHUNKED : PX_FRAME_CLOSE;
+    if (h->rframing == PX_FRAME_CLOSE || c->draining || !h->req_complete ||
+        px_conn_listener_gone(c))
+        h->close_after = true;
+    px_buf_reset(&h->hout);
+    if (px_headers_response(&h->hout, h->minor, status, h->hin.data, h->first_len, h->hdrs, n,
+                            h->rframing, h->close_after) < 0)
+        return -1;
+    h->resp_started = true;
+    count_response(h, status);
+    uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
+    if (write_client(h, &b, 1) < 0)
+        return -1;
+    return h->method == HTTP_HEAD ? 1 : 0;
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = p->data;
+    if (h->c->closing)
+        return -1;
+    if (h->rframing == PX_FRAME_CHUNKED) {
+        char hex[24];
+        struct px_buf hb = {hex, 0, sizeof hex, sizeof hex};
+        px_buf_num(&hb, len, 1);
+        px_buf_append(&hb, "\r\n", 2);
+        uv_buf_t b[3] = {uv_buf_init(hex, (unsigned)hb.len), uv_buf_init((char *)at, (unsigned)len),
+                         uv_buf_init("\r\n", 2)};
+        return write_client(h, b, 3);
+    }
+    uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
+    return write_client(h, &b, 1);
+}
+
+static int on_resp_complete(llhttp_t *p)
+{
+    struct h1 *h = p->data;
+    if (h->c->closing)
+        return -1;
+    if (h->status < 200)
+        return 0; /* an interim response; the final one follows */
+    h->resp_complete = true;
+    if (h->rframing == PX_FRAME_CHUNKED) {
+        uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+        if (write_client(h, &b, 1) < 0)
+            return -1;
+    }
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t resp_settings = {
+    .on_message_begin = on_resp_begin,
+    .on_status = on_status,
+    .on_header_field = on_resp_field,
+    .on_header_value = on_resp_value,
+    .on_header_field_complete = on_resp_field_done,
+    .on_headers_complete = on_resp_headers_complete,
+    .on_body = on_resp_body,
+    .on_message_complete = on_resp_complete,
+};
+
+/* --- the protocol handler -------------------------------------------- */
+
+static void req_resume(struct h1 *h)
+{
+    if (h->req_paused) {
+        h->req_paused = false;
+        if (h->req_upgrade)
+            llhttp_resume_after_upgrade(&h->req);
+        else
+            llhttp_resume(&h->req);
+    }
+    px_conn_want_input(h->c, true);
+}
+
+static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
+{
+    struct h1 *h = c->ps;
+    if (h->phase == PH_DONE)
+        return len;
+    size_t done = 0;
+    for (;;) {
+        llhttp_errno_t e = llhttp_execute(&h->req, data + done, len - done);
+        if (c->closing)
+            return len;
+        if (e == HPE_OK) {
+            if (h->u && px_upstream_congested(h->u)) {
+                h->up_congested = true;
+                px_conn_want_input(c, false);
+            }
+            return len;
+        }
+        if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+            done += (size_t)(llhttp_get_error_pos(&h->req) - (data + done));
+            if (e == HPE_PAUSED_UPGRADE && h->phase == PH_IDLE) {
+                /* A request that asked for an upgrade was answered as a
+                 * plain one (Upgrade is stripped): keep parsing HTTP. */
+                llhttp_resume_after_upgrade(&h->req);
+                if (done == len)
+                    return len;
+                continue;
+            }
+            h->req_paused = true;
+            h->req_upgrade = e == HPE_PAUSED_UPGRADE;
+            px_conn_want_input(c, false);
+            if (h->phase == PH_UPSTREAM)
+                exchange_start(h); /* may resume input at once (pooled backend) */
+            return done;
+        }
+        int status = h->err_status ? h->err_status : 400;
+        if (e != HPE_USER)
+            h->minor = h->req.http_major == 1 && h->req.http_minor == 0 ? 0 : 1;
+        px_log_debug("h1: refusing request from %s: %d (%s)", c->client_ip, status,
+                     llhttp_errno_name(e));
+        send_error(h, status);
+        return len;
+    }
+}
+
+static void h1_on_eof(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    if ((h->phase == PH_UPSTREAM || h->phase == PH_FORWARD) && h->req_complete) {
+        h->close_after = true; /* answer, then close */
+        return;
+    }
+    px_conn_close(c);
+}
+
+static void h1_on_writable(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    if (h->u && h->phase == PH_FORWARD) {
+        px_upstream_read(h->u, true);
+        px_conn_timer(c, ms(c->lis->model->request_timeout_s));
+    }
+}
+
+static void h1_on_timeout(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    switch (h->phase) {
+    case PH_IDLE:
+        px_conn_close(c);
+        break;
+    case PH_HEAD:
+        send_error(h, 408);
+        break;
+    case PH_UPSTREAM:
+    case PH_FORWARD:
+        if (!h->req_complete && h->phase == PH_FORWARD && c->want_input)
+            send_error(h, 408); /* the client stopped sending its body */
+        else
+            send_error(h, 504);
+        break;
+    case PH_DONE:
+        px_conn_close(c);
+        break;
+    }
+}
+
+static void h1_drain(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    if (h->phase == PH_IDLE && c->in_len == 0)
+        px_conn_close(c);
+    else
+        h->close_after = true;
+}
+
+static void h1_on_close(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    if (h)
+        drop_upstream(h, false);
+}
+
+static void h1_free(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    if (!h)
+        return;
+    px_buf_cleanup(&h->hin);
+    px_buf_cleanup(&h->hout);
+    free(h->ents);
+    free(h->hdrs);
+    free(h);
+    c->ps = NULL;
+}
+
+static int h1_start(struct px_conn *c)
+{
+    struct h1 *h = calloc(1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
+    h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
+    if (!h->ents || !h->hdrs) {
+        free(h->ents);
+        free(h->hdrs);
+        free(h);
+        return -ENOMEM;
+    }
+    h->c = c;
+    h->minor = 1;
+    px_buf_init(&h->hin, PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS + MAX_RESPONSE_HEAD);
+    px_buf_init(&h->hout, 2 * (PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS) + MAX_RESPONSE_HEAD);
+    llhttp_init(&h->req, HTTP_REQUEST, &req_settings);
+    h->req.data = h;
+    c->ps = h;
+    px_conn_timer(c, ms(c->lis->model->idle_timeout_s));
+    return 0;
+}
+
+const struct px_proto px_h1_proto = {
+    .name = "http/1.1",
+    .start = h1_start,
+    .on_data = h1_on_data,
+    .on_eof = h1_on_eof,
+    .on_writable = h1_on_writable,
+    .on_timeout = h1_on_timeout,
+    .drain = h1_drain,
+    .on_close = h1_on_close,
+    .free = h1_free,
+};

@@ -1,0 +1,155 @@
+#include "proxy/outq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Chunks kept for reuse per queue; more are freed on completion. */
+#define FREE_MAX 8
+
+struct px_outq_chunk {
+    uv_write_t req;
+    struct px_outq *q;
+    struct px_outq_chunk *next;
+    size_t len;
+    char data[PX_OUTQ_CHUNK];
+};
+
+void px_outq_init(struct px_outq *q, uv_stream_t *stream, px_outq_cb on_written)
+{
+    memset(q, 0, sizeof *q);
+    q->stream = stream;
+    q->on_written = on_written;
+}
+
+static struct px_outq_chunk *chunk_get(struct px_outq *q)
+{
+    struct px_outq_chunk *ch = q->free_chunks;
+    if (ch) {
+        q->free_chunks = ch->next;
+        q->n_free--;
+    } else {
+        ch = malloc(sizeof *ch);
+        if (!ch)
+            return NULL;
+    }
+    ch->q = q;
+    ch->next = NULL;
+    ch->len = 0;
+    return ch;
+}
+
+static void chunk_put(struct px_outq *q, struct px_outq_chunk *ch)
+{
+    if (q->n_free >= FREE_MAX) {
+        free(ch);
+        return;
+    }
+    ch->next = q->free_chunks;
+    q->free_chunks = ch;
+    q->n_free++;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct px_outq_chunk *ch = (struct px_outq_chunk *)req;
+    struct px_outq *q = ch->q;
+    q->queued -= ch->len;
+    q->inflight--;
+    chunk_put(q, ch);
+    if (q->on_written)
+        q->on_written(q, status);
+}
+
+static int chunk_send(struct px_outq *q, struct px_outq_chunk *ch)
+{
+    uv_buf_t b = uv_buf_init(ch->data, (unsigned)ch->len);
+    int rc = uv_write(&ch->req, q->stream, &b, 1, write_cb);
+    if (rc < 0) {
+        chunk_put(q, ch);
+        return rc;
+    }
+    q->queued += ch->len;
+    q->inflight++;
+    return 0;
+}
+
+int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n)
+{
+    size_t skip = 0;
+    if (q->inflight == 0 && !q->open) {
+        int w = uv_try_write(q->stream, bufs, n);
+        if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
+            return w;
+        if (w > 0)
+            skip = (size_t)w;
+    }
+    struct px_outq_chunk *ch = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        const char *p = bufs[i].base;
+        size_t len = bufs[i].len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        p += skip;
+        len -= skip;
+        skip = 0;
+        while (len) {
+            if (!ch) {
+                ch = chunk_get(q);
+                if (!ch)
+                    return UV_ENOMEM;
+            }
+            size_t take = PX_OUTQ_CHUNK - ch->len;
+            if (take > len)
+                take = len;
+            memcpy(ch->data + ch->len, p, take);
+            ch->len += take;
+            p += take;
+            len -= take;
+            if (ch->len == PX_OUTQ_CHUNK) {
+                int rc = chunk_send(q, ch);
+                ch = NULL;
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    return ch ? chunk_send(q, ch) : 0;
+}
+
+char *px_outq_reserve(struct px_outq *q, size_t *cap)
+{
+    if (!q->open) {
+        q->open = chunk_get(q);
+        if (!q->open)
+            return NULL;
+    }
+    *cap = PX_OUTQ_CHUNK;
+    return q->open->data;
+}
+
+int px_outq_send(struct px_outq *q, size_t len)
+{
+    struct px_outq_chunk *ch = q->open;
+    if (!ch || len == 0)
+        return 0;
+    q->open = NULL;
+    ch->len = len;
+    return chunk_send(q, ch);
+}
+
+void px_outq_cleanup(struct px_outq *q)
+{
+    if (q->open) {
+        free(q->open);
+        q->open = NULL;
+    }
+    while (q->free_chunks) {
+        struct px_outq_chunk *ch = q->free_chunks;
+        q->free_chunks = ch->next;
+        free(ch);
+    }
+    q->n_free = 0;
+}

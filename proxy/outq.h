@@ -1,0 +1,53 @@
+/* The output side of one uv stream: copies what it is given into pooled
+ * chunks, hands them to uv_write, and counts the bytes still queued so the
+ * owner can apply backpressure. Used by client connections (plain or TLS)
+ * and by upstream connections. */
+#ifndef ALBD_PROXY_OUTQ_H
+#define ALBD_PROXY_OUTQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+/* Bytes per chunk: one TLS record with its overhead fits. */
+#define PX_OUTQ_CHUNK (32 * 1024)
+/* Backpressure thresholds shared by the data plane: stop reading the
+ * source above HIGH queued bytes, resume below LOW. */
+#define PX_OUTQ_HIGH (256 * 1024)
+#define PX_OUTQ_LOW (64 * 1024)
+
+struct px_outq;
+struct px_outq_chunk;
+
+/* Called after each uv_write completion (status < 0: the write failed or
+ * was cancelled because the stream is closing). */
+typedef void (*px_outq_cb)(struct px_outq *q, int status);
+
+struct px_outq {
+    uv_stream_t *stream;
+    px_outq_cb on_written;
+    size_t queued;     /* bytes given to uv_write and not yet completed */
+    unsigned inflight; /* uv_write requests not yet completed */
+    struct px_outq_chunk *free_chunks;
+    unsigned n_free;
+    struct px_outq_chunk *open; /* reserved by px_outq_reserve, not yet sent */
+};
+
+void px_outq_init(struct px_outq *q, uv_stream_t *stream, px_outq_cb on_written);
+
+/* Writes the buffers in order: directly with uv_try_write when nothing is
+ * queued, the rest copied and queued. Returns 0 or a negative uv error
+ * (the stream is then unusable). */
+int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n);
+
+/* Zero-copy path for producers that fill memory themselves (TLS output):
+ * reserve returns a chunk of *cap bytes (NULL on ENOMEM); send queues its
+ * first len bytes (len 0 keeps it for the next reserve). */
+char *px_outq_reserve(struct px_outq *q, size_t *cap);
+int px_outq_send(struct px_outq *q, size_t len);
+
+/* Frees the cached chunks. Call from the stream's close callback: libuv has
+ * completed (cancelled) every write by then. */
+void px_outq_cleanup(struct px_outq *q);
+
+#endif

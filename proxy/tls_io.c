@@ -1,0 +1,140 @@
+#include "proxy/tls_io.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+
+struct px_tls_io {
+    SSL *ssl;
+    BIO *rbio; /* ciphertext from the peer */
+    BIO *wbio; /* ciphertext for the peer */
+};
+
+struct px_tls_io *px_tls_io_new(SSL_CTX *ctx)
+{
+    struct px_tls_io *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->ssl = SSL_new(ctx);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (!t->ssl || !t->rbio || !t->wbio) {
+        SSL_free(t->ssl);
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        free(t);
+        ERR_clear_error();
+        return NULL;
+    }
+    /* An empty memory BIO means "try again", not end of file. */
+    BIO_set_mem_eof_return(t->rbio, -1);
+    BIO_set_mem_eof_return(t->wbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns both BIOs now */
+    SSL_set_accept_state(t->ssl);
+    SSL_set_options(t->ssl, SSL_OP_NO_RENEGOTIATION);
+    SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+    return t;
+}
+
+void px_tls_io_free(struct px_tls_io *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl);
+    free(t);
+}
+
+int px_tls_io_feed(struct px_tls_io *t, const char *data, size_t n)
+{
+    while (n) {
+        int chunk = n > INT_MAX ? INT_MAX : (int)n;
+        int w = BIO_write(t->rbio, data, chunk);
+        if (w <= 0)
+            return -ENOMEM;
+        data += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Maps an SSL_get_error result; the error queue is cleared so a failure on
+ * one connection never shows up on another of this thread. */
+static int map_error(struct px_tls_io *t, int ret)
+{
+    int e = SSL_get_error(t->ssl, ret);
+    ERR_clear_error();
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return 0;
+    case SSL_ERROR_ZERO_RETURN:
+        return -EPIPE;
+    default:
+        return -EPROTO;
+    }
+}
+
+int px_tls_io_handshake(struct px_tls_io *t)
+{
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1)
+        return 1;
+    int e = map_error(t, r);
+    return e == -EPIPE ? -EPROTO : e;
+}
+
+ssize_t px_tls_io_read(struct px_tls_io *t, char *buf, size_t cap)
+{
+    int n = SSL_read(t->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+    if (n > 0)
+        return n;
+    return map_error(t, n);
+}
+
+int px_tls_io_write(struct px_tls_io *t, const char *data, size_t n)
+{
+    while (n) {
+        int chunk = n > INT_MAX ? INT_MAX : (int)n;
+        int w = SSL_write(t->ssl, data, chunk);
+        if (w <= 0) {
+            ERR_clear_error();
+            return -EPROTO;
+        }
+        data += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+void px_tls_io_shutdown(struct px_tls_io *t)
+{
+    if (SSL_is_init_finished(t->ssl))
+        SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
+size_t px_tls_io_out_pending(struct px_tls_io *t)
+{
+    return BIO_ctrl_pending(t->wbio);
+}
+
+size_t px_tls_io_take(struct px_tls_io *t, char *buf, size_t cap)
+{
+    int n = BIO_read(t->wbio, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+    return n > 0 ? (size_t)n : 0;
+}
+
+void px_tls_io_alpn(struct px_tls_io *t, const unsigned char **proto, unsigned *len)
+{
+    SSL_get0_alpn_selected(t->ssl, proto, len);
+    if (!*proto) {
+        *proto = (const unsigned char *)"";
+        *len = 0;
+    }
+}
+
+SSL *px_tls_io_ssl(struct px_tls_io *t)
+{
+    return t->ssl;
+}

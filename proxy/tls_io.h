@@ -1,0 +1,46 @@
+/* TLS over memory BIOs: the event loop moves ciphertext, OpenSSL never
+ * touches a socket. The owner feeds what it read (px_tls_io_feed), pumps the
+ * handshake and reads, writes plaintext, and after every call moves the
+ * produced ciphertext to its socket (px_tls_io_out_pending/take). */
+#ifndef ALBD_PROXY_TLS_IO_H
+#define ALBD_PROXY_TLS_IO_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct px_tls_io;
+
+/* A server-side session on ctx (reference taken by SSL_new). NULL on
+ * allocation failure. */
+struct px_tls_io *px_tls_io_new(SSL_CTX *ctx);
+void px_tls_io_free(struct px_tls_io *t);
+
+/* Hands n bytes of ciphertext from the peer to OpenSSL. 0 or -ENOMEM. */
+int px_tls_io_feed(struct px_tls_io *t, const char *data, size_t n);
+
+/* Advances the handshake: 1 finished, 0 needs more input, -EPROTO failed
+ * (send the pending output, e.g. an alert, then close). */
+int px_tls_io_handshake(struct px_tls_io *t);
+
+/* Decrypts into buf: > 0 bytes, 0 needs more input, -EPIPE the peer sent
+ * close_notify, -EPROTO a TLS error. */
+ssize_t px_tls_io_read(struct px_tls_io *t, char *buf, size_t cap);
+
+/* Encrypts n bytes (memory BIOs accept everything). 0 or -EPROTO. */
+int px_tls_io_write(struct px_tls_io *t, const char *data, size_t n);
+
+/* Queues a close_notify alert. */
+void px_tls_io_shutdown(struct px_tls_io *t);
+
+/* Ciphertext waiting to be sent, and a way to take it (returns bytes). */
+size_t px_tls_io_out_pending(struct px_tls_io *t);
+size_t px_tls_io_take(struct px_tls_io *t, char *buf, size_t cap);
+
+/* The ALPN protocol selected in the handshake ("" when none). */
+void px_tls_io_alpn(struct px_tls_io *t, const unsigned char **proto, unsigned *len);
+
+/* The underlying SSL, for peer certificate / SNI inspection. */
+SSL *px_tls_io_ssl(struct px_tls_io *t);
+
+#endif

@@ -1,0 +1,58 @@
+/* Connections to backend servers and the per-worker pools of idle ones. */
+#ifndef ALBD_PROXY_UPSTREAM_T_H
+#define ALBD_PROXY_UPSTREAM_T_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "proxy/outq.h"
+#include "proxy/worker-t.h"
+
+/* Fixed backend connect timeout (the reference's value, not configurable). */
+#define PX_UPSTREAM_CONNECT_MS 5000
+/* How long an idle pooled connection is kept, and how many per server. */
+#define PX_UPSTREAM_IDLE_MS 30000
+#define PX_UPSTREAM_IDLE_MAX 64
+
+struct px_upstream;
+struct px_pool;
+
+/* The user of an upstream connection. Callbacks run on the worker loop. */
+struct px_upstream_cbs {
+    /* The connection attempt finished: status 0, or a negative uv error
+     * (UV_ETIMEDOUT after PX_UPSTREAM_CONNECT_MS). After an error the
+     * upstream is already closing: forget it. */
+    void (*on_connect)(void *owner, struct px_upstream *u, int status);
+    /* Bytes from the backend (n > 0), or n < 0: UV_EOF or an error (a write
+     * error is reported here too). The bytes are valid during the call. */
+    void (*on_read)(void *owner, struct px_upstream *u, const char *data, ssize_t n);
+    /* Queued output fell below PX_OUTQ_LOW after passing PX_OUTQ_HIGH. */
+    void (*on_writable)(void *owner, struct px_upstream *u);
+};
+
+enum px_upstream_state {
+    PX_UP_CONNECTING,
+    PX_UP_ACTIVE, /* owned by a client exchange */
+    PX_UP_IDLE,   /* in its pool */
+    PX_UP_CLOSING,
+};
+
+struct px_upstream {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* connect timeout, then idle timeout while pooled */
+    uv_connect_t connect_req;
+    struct px_outq out;
+    enum px_upstream_state state;
+    struct px_worker *w;
+    struct px_pool *pool;                      /* the pool entry of its server */
+    struct px_upstream *idle_prev, *idle_next; /* in pool->idle while PX_UP_IDLE */
+    const struct px_upstream_cbs *cbs;
+    void *owner;
+    bool reading;
+    bool out_high;
+    int open_handles;
+    char rbuf[16 * 1024];
+};
+
+#endif

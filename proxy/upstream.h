@@ -1,0 +1,33 @@
+/* Backend connections: connect with a timeout, reuse from the worker's pool,
+ * read and write with backpressure, release back to the pool. Call only on
+ * the owning worker's loop. */
+#ifndef ALBD_PROXY_UPSTREAM_H
+#define ALBD_PROXY_UPSTREAM_H
+
+#include "proxy/conn.h"
+#include "proxy/snapshot-t.h"
+#include "proxy/upstream-t.h"
+
+/* Gets a connection to s for owner: an idle pooled one when allow_pooled
+ * and one exists (*reused = true, usable at once; on_connect is not
+ * called), else a new one (on_connect reports the outcome). Returns 0, or
+ * a negative errno when no attempt could be started. */
+int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool allow_pooled,
+                        const struct px_upstream_cbs *cbs, void *owner, struct px_upstream **out,
+                        bool *reused);
+
+/* Queues bytes to the backend (copied). 0 or a negative uv error. */
+int px_upstream_write(struct px_upstream *u, const uv_buf_t *bufs, unsigned n);
+
+/* True while queued output is above the high-water mark (see on_writable). */
+bool px_upstream_congested(const struct px_upstream *u);
+
+/* Pauses / resumes delivery of backend bytes (client backpressure). */
+void px_upstream_read(struct px_upstream *u, bool on);
+
+/* Gives u back: to its pool when keep (the response was complete and the
+ * backend keeps the connection open), else closes it. The owner's
+ * callbacks are never called again. */
+void px_upstream_release(struct px_upstream *u, bool keep);
+
+#endif

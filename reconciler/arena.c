@@ -1,0 +1,101 @@
+/* The model's bump allocator: a chain of blocks, each carved front to back.
+ * Large requests get a block of their own so small ones do not waste it. */
+#include "reconciler/arena.h"
+
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOCK_SIZE 16384
+
+struct block {
+    struct block *next;
+    size_t used, size;
+    alignas(max_align_t) unsigned char data[];
+};
+
+struct rc_arena {
+    struct block *head;
+};
+
+struct rc_arena *rc_arena_new(void)
+{
+    return calloc(1, sizeof(struct rc_arena));
+}
+
+void rc_arena_free(struct rc_arena *a)
+{
+    if (a == NULL)
+        return;
+    struct block *b = a->head;
+    while (b != NULL) {
+        struct block *next = b->next;
+        free(b);
+        b = next;
+    }
+    free(a);
+}
+
+static struct block *block_new(size_t size)
+{
+    struct block *b = malloc(sizeof(*b) + size);
+    if (b == NULL)
+        return NULL;
+    b->next = NULL;
+    b->used = 0;
+    b->size = size;
+    return b;
+}
+
+void *rc_arena_alloc(struct rc_arena *a, size_t n)
+{
+    const size_t align = alignof(max_align_t);
+    n = (n + align - 1) / align * align;
+    if (n == 0)
+        n = align;
+    struct block *b = a->head;
+    if (b == NULL || b->size - b->used < n) {
+        if (n > BLOCK_SIZE / 4) {
+            /* A block of its own, linked behind the current one so the
+             * current block keeps serving small requests. */
+            struct block *big = block_new(n);
+            if (big == NULL)
+                return NULL;
+            big->used = n;
+            if (b == NULL) {
+                a->head = big;
+            } else {
+                big->next = b->next;
+                b->next = big;
+            }
+            memset(big->data, 0, n);
+            return big->data;
+        }
+        b = block_new(BLOCK_SIZE);
+        if (b == NULL)
+            return NULL;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *rc_arena_strndup(struct rc_arena *a, const char *s, size_t n)
+{
+    if (s == NULL)
+        return NULL;
+    char *p = rc_arena_alloc(a, n + 1);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *rc_arena_strdup(struct rc_arena *a, const char *s)
+{
+    return s == NULL ? NULL : rc_arena_strndup(a, s, strlen(s));
+}

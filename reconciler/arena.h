@@ -1,0 +1,25 @@
+/* A bump allocator: one per model, freed at once. Not thread-safe; a model's
+ * arena is only written while rc_load_dir() builds it. */
+#ifndef ALBD_RECONCILER_ARENA_H
+#define ALBD_RECONCILER_ARENA_H
+
+#include <stddef.h>
+
+struct rc_arena;
+
+/* A new, empty arena, or NULL when out of memory. */
+struct rc_arena *rc_arena_new(void);
+
+/* Frees every block of the arena and the arena itself. NULL is a no-op. */
+void rc_arena_free(struct rc_arena *a);
+
+/* n zeroed bytes aligned for any type, valid until rc_arena_free(); NULL
+ * when out of memory. n == 0 returns a valid unique pointer. */
+void *rc_arena_alloc(struct rc_arena *a, size_t n);
+
+/* Copies of s (NUL-terminated) and of the first n bytes of s (plus a NUL);
+ * NULL when out of memory or when s is NULL. */
+char *rc_arena_strdup(struct rc_arena *a, const char *s);
+char *rc_arena_strndup(struct rc_arena *a, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,303 @@
+/* Certificate documents: reads the PEM (files or inline), parses it with
+ * libcrypto and records the facts the proxy and `albd plan` show. The
+ * private key is read into the model for the TLS code and is never part of
+ * any message. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reconciler/arena.h"
+#include "reconciler/build.h"
+
+#define EXPIRY_WARNING_DAYS 30
+#define MAX_PEM_SIZE (1u << 20)
+
+/* Makes p absolute: relative paths resolve against the manifest's folder. */
+static char *resolve_path(struct rc_load *L, struct rc_doc *d, const char *p)
+{
+    if (p[0] == '/')
+        return rc_arena_strdup(L->arena, p);
+    char *out = NULL;
+    if (asprintf(&out, "%s/%s", d->dir, p) < 0)
+        return NULL;
+    char *a = rc_arena_strdup(L->arena, out);
+    free(out);
+    return a;
+}
+
+/* Reads a whole (small) file into the arena. Returns 0 or -errno. */
+static int slurp(struct rc_load *L, const char *path, const char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
+    char *buf = malloc(MAX_PEM_SIZE + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    size_t n = fread(buf, 1, MAX_PEM_SIZE + 1, f);
+    int rc = ferror(f) ? -EIO : n > MAX_PEM_SIZE ? -EFBIG : 0;
+    fclose(f);
+    if (rc == 0) {
+        *out = rc_arena_strndup(L->arena, buf, n);
+        *len = n;
+        if (*out == NULL)
+            rc = -ENOMEM;
+    }
+    OPENSSL_cleanse(buf, n);
+    free(buf);
+    return rc;
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    return 0; /* encrypted keys are refused rather than prompted for */
+}
+
+static const char *dn_string(struct rc_load *L, const X509_NAME *name)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return NULL;
+    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    const char *s = rc_arena_strndup(L->arena, n > 0 ? data : "", n > 0 ? (size_t)n : 0);
+    BIO_free(b);
+    return s;
+}
+
+static char *lower_dup(struct rc_load *L, const unsigned char *s, size_t n)
+{
+    char *p = rc_arena_strndup(L->arena, (const char *)s, n);
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = (char)tolower((unsigned char)p[i]);
+    return p;
+}
+
+static int collect_dns_names(struct rc_load *L, X509 *x, struct rc_certificate *c)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    int n = gens ? sk_GENERAL_NAME_num(gens) : 0;
+    c->dns_names = rc_arena_alloc(L->arena, (size_t)(n + 1) * sizeof(*c->dns_names));
+    if (c->dns_names == NULL) {
+        GENERAL_NAMES_free(gens);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_DNS)
+            continue;
+        const ASN1_IA5STRING *s = g->d.dNSName;
+        char *name = lower_dup(L, ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
+        if (name == NULL) {
+            GENERAL_NAMES_free(gens);
+            return -1;
+        }
+        c->dns_names[c->n_dns_names++] = name;
+    }
+    GENERAL_NAMES_free(gens);
+    if (c->n_dns_names == 0) { /* no SAN DNS entry: the subject's CN */
+        X509_NAME *subj = X509_get_subject_name(x);
+        int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+        if (idx >= 0) {
+            ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
+            char *name = lower_dup(L, ASN1_STRING_get0_data(cn), (size_t)ASN1_STRING_length(cn));
+            if (name == NULL)
+                return -1;
+            c->dns_names[c->n_dns_names++] = name;
+        }
+    }
+    return 0;
+}
+
+static time_t asn1_to_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return timegm(&tm);
+}
+
+static void fmt_time(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Parses the leaf and checks the rest of the chain parses too. */
+static X509 *parse_chain(const char *pem, size_t len, int *n_certs)
+{
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    if (b == NULL)
+        return NULL;
+    X509 *leaf = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+    *n_certs = leaf ? 1 : 0;
+    X509 *more;
+    while (leaf && (more = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+        X509_free(more);
+        (*n_certs)++;
+    }
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    BIO_free(b);
+    return leaf;
+}
+
+static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, const char *field,
+                      const char **path, const char **pem, size_t *len)
+{
+    yaml_node_t *n = rc_at(d, files, field);
+    char fpath[64];
+    snprintf(fpath, sizeof(fpath), "spec.source.files.%s", field);
+    if ((*path = resolve_path(L, d, rc_y_str(n))) == NULL)
+        return -2;
+    int rc = slurp(L, *path, pem, len);
+    if (rc == -ENOMEM)
+        return -2;
+    if (rc != 0) {
+        rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", *path, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c)
+{
+    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    const char *type = rc_y_str(rc_at(d, spec, "type"));
+    c->type = type && !strcmp(type, "CA") ? RC_CERT_CA : RC_CERT_SERVER;
+    yaml_node_t *files = rc_at(d, spec, "source.files");
+    yaml_node_t *inl = rc_at(d, spec, "source.inline");
+    int rc = 0;
+    if (files) {
+        c->source = RC_CERT_SOURCE_FILES;
+        rc = file_field(L, d, files, "certificate", &c->cert_path, &c->cert_pem, &c->cert_pem_len);
+        if (rc == -2)
+            return -2;
+        yaml_node_t *keyn = rc_at(d, files, "privateKey");
+        if (keyn && c->type == RC_CERT_CA) {
+            rc_doc_err(L, d, RC_ERROR, keyn, "spec.source.files.privateKey",
+                       "CA certificates take no private key");
+            rc = -1;
+        } else if (keyn) {
+            int krc = file_field(L, d, files, "privateKey", &c->key_path, &c->key_pem,
+                                 &c->key_pem_len);
+            if (krc == -2)
+                return -2;
+            rc = rc ? rc : krc;
+        } else if (c->type == RC_CERT_SERVER) {
+            rc_doc_err(L, d, RC_ERROR, files, "spec.source.files",
+                       "Server certificates need privateKey");
+            rc = -1;
+        }
+    } else if (inl) {
+        c->source = RC_CERT_SOURCE_INLINE;
+        yaml_node_t *pn = rc_at(d, inl, "certificate");
+        const char *pem = rc_y_str(pn);
+        c->cert_pem = rc_arena_strdup(L->arena, pem);
+        c->cert_pem_len = strlen(pem);
+        if (c->cert_pem == NULL)
+            return -2;
+        if (strstr(pem, "PRIVATE KEY")) {
+            rc_doc_err(L, d, RC_ERROR, pn, "spec.source.inline.certificate",
+                       "private keys are not allowed inline (use source.files)");
+            c->cert_pem = NULL; /* keep the key out of the model */
+            return -1;
+        }
+        if (c->type == RC_CERT_SERVER) {
+            rc_doc_err(L, d, RC_ERROR, pn, "spec.source.inline",
+                       "inline certificates are for CA certificates and chains only: a Server "
+                       "certificate needs source.files with its private key");
+            rc = -1;
+        }
+    } else {
+        c->source = RC_CERT_SOURCE_SERVICE; /* unsupported.c reports it */
+        if (rc_fill_meta(L, d, &c->meta, NULL, 0, NULL, 0) != 0)
+            return -2;
+        return -1;
+    }
+    if (rc_fill_meta(L, d, &c->meta, c->cert_pem, c->cert_pem_len, c->key_pem, c->key_pem_len))
+        return -2;
+    if (c->cert_pem == NULL)
+        return -1;
+
+    yaml_node_t *where = files ? rc_at(d, files, "certificate") : rc_at(d, inl, "certificate");
+    const char *wpath = files ? "spec.source.files.certificate" : "spec.source.inline.certificate";
+    int n_certs = 0;
+    X509 *x = parse_chain(c->cert_pem, c->cert_pem_len, &n_certs);
+    if (x == NULL) {
+        ERR_clear_error();
+        rc_doc_err(L, d, RC_ERROR, where, wpath, "no PEM certificate could be parsed");
+        return -1;
+    }
+    c->subject = dn_string(L, X509_get_subject_name(x));
+    c->issuer = dn_string(L, X509_get_issuer_name(x));
+    c->not_before = asn1_to_time(X509_get0_notBefore(x));
+    c->not_after = asn1_to_time(X509_get0_notAfter(x));
+    c->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
+    c->self_signed = (X509_get_extension_flags(x) & EXFLAG_SS) != 0;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    X509_digest(x, EVP_sha256(), md, &mdlen);
+    for (unsigned i = 0; i < mdlen && i < 32; i++)
+        snprintf(c->fingerprint_sha256 + 2 * i, 3, "%02x", md[i]);
+    EVP_PKEY *pub = X509_get0_pubkey(x);
+    int base = pub ? EVP_PKEY_get_base_id(pub) : 0;
+    c->key_type = base == EVP_PKEY_RSA ? RC_KEY_RSA : base == EVP_PKEY_EC ? RC_KEY_EC : RC_KEY_OTHER;
+    c->key_bits = pub ? EVP_PKEY_get_bits(pub) : 0;
+    if (c->subject == NULL || c->issuer == NULL || collect_dns_names(L, x, c) != 0) {
+        X509_free(x);
+        return -2;
+    }
+
+    if (c->type == RC_CERT_CA && !c->is_ca)
+        rc_doc_err(L, d, RC_ERROR, rc_at(d, spec, "type"), "spec.type",
+                   "the certificate is not a CA certificate (no basicConstraints CA:TRUE)");
+
+    char when[32];
+    if (c->not_after < L->now) {
+        fmt_time(c->not_after, when, sizeof(when));
+        rc_doc_err(L, d, RC_ERROR, where, wpath, "the certificate expired on %s", when);
+        rc = -1;
+    } else if (c->not_before > L->now) {
+        fmt_time(c->not_before, when, sizeof(when));
+        rc_doc_err(L, d, RC_ERROR, where, wpath, "the certificate is not valid before %s", when);
+        rc = -1;
+    } else if (c->not_after - L->now < (time_t)EXPIRY_WARNING_DAYS * 86400) {
+        fmt_time(c->not_after, when, sizeof(when));
+        rc_doc_err(L, d, RC_WARNING, where, wpath, "the certificate expires on %s (in %lld days)",
+                   when, (long long)((c->not_after - L->now) / 86400));
+    }
+
+    if (c->key_pem) {
+        yaml_node_t *kn = rc_at(d, files, "privateKey");
+        BIO *b = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
+        EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+        BIO_free(b);
+        ERR_clear_error();
+        if (key == NULL) {
+            rc_doc_err(L, d, RC_ERROR, kn, "spec.source.files.privateKey",
+                       "no unencrypted PEM private key could be parsed (encrypted keys are not "
+                       "supported)");
+            rc = -1;
+        } else if (X509_check_private_key(x, key) != 1) {
+            ERR_clear_error();
+            rc_doc_err(L, d, RC_ERROR, kn, "spec.source.files.privateKey",
+                       "the private key does not match the certificate");
+            rc = -1;
+        }
+        EVP_PKEY_free(key);
+    }
+    X509_free(x);
+    return rc;
+}

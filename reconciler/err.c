@@ -1,0 +1,140 @@
+/* Error lists: growable arrays of owned copies, sorted and printed in one
+ * deterministic format (see err.h). */
+#include "reconciler/err.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *xalloc(void *p)
+{
+    if (p == NULL)
+        abort(); /* err.h: out of memory while reporting is not recoverable */
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s == NULL ? NULL : xalloc(strdup(s));
+}
+
+void rc_errs_init(struct rc_errs *e)
+{
+    e->v = NULL;
+    e->n = e->cap = 0;
+}
+
+void rc_errs_cleanup(struct rc_errs *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        struct rc_err *x = &e->v[i];
+        free(x->file);
+        free(x->kind);
+        free(x->name);
+        free(x->path);
+        free(x->msg);
+    }
+    free(e->v);
+    rc_errs_init(e);
+}
+
+void rc_errs_add(struct rc_errs *e, enum rc_severity sev, const struct rc_loc *loc,
+                 const char *kind, const char *name, const char *path, const char *fmt, ...)
+{
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 8;
+        e->v = xalloc(realloc(e->v, cap * sizeof(*e->v)));
+        e->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    struct rc_err *x = &e->v[e->n++];
+    x->severity = sev;
+    x->file = loc ? xstrdup(loc->file) : NULL;
+    x->line = loc ? loc->line : 0;
+    x->col = loc ? loc->col : 0;
+    x->kind = xstrdup(kind);
+    x->name = xstrdup(name);
+    x->path = path && *path ? xstrdup(path) : NULL;
+    x->msg = msg;
+}
+
+size_t rc_errs_count_errors(const struct rc_errs *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n; i++)
+        n += e->v[i].severity == RC_ERROR;
+    return n;
+}
+
+static int strcmp_null(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return (a != NULL) - (b != NULL);
+    return strcmp(a, b);
+}
+
+static int err_cmp(const void *pa, const void *pb)
+{
+    const struct rc_err *a = pa, *b = pb;
+    int c = strcmp_null(a->file, b->file);
+    if (c)
+        return c;
+    if (a->line != b->line)
+        return a->line < b->line ? -1 : 1;
+    if (a->col != b->col)
+        return a->col < b->col ? -1 : 1;
+    if ((c = strcmp_null(a->path, b->path)))
+        return c;
+    if ((c = strcmp_null(a->msg, b->msg)))
+        return c;
+    return (int)a->severity - (int)b->severity;
+}
+
+void rc_errs_sort(struct rc_errs *e)
+{
+    if (e->n > 1)
+        qsort(e->v, e->n, sizeof(*e->v), err_cmp);
+}
+
+void rc_err_format(const struct rc_err *x, char *buf, size_t size)
+{
+    if (size == 0)
+        return;
+    buf[0] = '\0';
+    size_t off = 0;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        if (off < size) {                                                                          \
+            int w_ = snprintf(buf + off, size - off, __VA_ARGS__);                                 \
+            if (w_ > 0)                                                                            \
+                off += (size_t)w_;                                                                 \
+        }                                                                                          \
+    } while (0)
+    if (x->file) {
+        PUT("%s", x->file);
+        if (x->line > 0)
+            PUT(":%d:%d", x->line, x->col);
+        PUT(": ");
+    }
+    PUT("%s: ", x->severity == RC_WARNING ? "warning" : "error");
+    if (x->path)
+        PUT("%s: ", x->path);
+    PUT("%s", x->msg ? x->msg : "");
+    if (x->kind)
+        PUT(" (%s/%s)", x->kind, x->name ? x->name : "?");
+#undef PUT
+}
+
+void rc_errs_print(const struct rc_errs *e, FILE *out)
+{
+    char buf[2048];
+    for (size_t i = 0; i < e->n; i++) {
+        rc_err_format(&e->v[i], buf, sizeof(buf));
+        fprintf(out, "%s\n", buf);
+    }
+}

@@ -1,0 +1,47 @@
+/* The model's lifetime (reference count over one arena) and its lookups. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "reconciler/arena.h"
+#include "reconciler/rc.h"
+
+/* model-t.h declares refs as a plain int so that the type header needs no
+ * <stdatomic.h>; every access goes through these atomic builtins. */
+struct rc_model *rc_model_ref(struct rc_model *m)
+{
+    if (m)
+        __atomic_fetch_add(&m->refs, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+void rc_model_unref(struct rc_model *m)
+{
+    if (m == NULL)
+        return;
+    if (__atomic_fetch_sub(&m->refs, 1, __ATOMIC_ACQ_REL) == 1)
+        rc_arena_free(m->arena); /* the model itself lives in its arena */
+}
+
+const struct rc_tls_policy *rc_model_policy(const struct rc_model *m, const char *name)
+{
+    for (size_t i = 0; m && name && i < m->n_policies; i++)
+        if (!strcmp(m->policies[i].meta.name, name))
+            return &m->policies[i];
+    return NULL;
+}
+
+const struct rc_server_group *rc_model_group(const struct rc_model *m, const char *name)
+{
+    for (size_t i = 0; m && name && i < m->n_groups; i++)
+        if (!strcmp(m->groups[i].meta.name, name))
+            return &m->groups[i];
+    return NULL;
+}
+
+const struct rc_certificate *rc_model_certificate(const struct rc_model *m, const char *name)
+{
+    for (size_t i = 0; m && name && i < m->n_certificates; i++)
+        if (!strcmp(m->certificates[i].meta.name, name))
+            return &m->certificates[i];
+    return NULL;
+}

@@ -1,0 +1,673 @@
+/* A JSON Schema (2020-12 subset) validator that walks libyaml's node tree.
+ * The schemas are parsed with jansson once per process; their "pattern"
+ * regular expressions are compiled at the same time. */
+#include "reconciler/schema.h"
+
+#include <pthread.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reconciler/doc.h"
+#include "reconciler/err.h"
+
+const char *const rc_kinds[] = {"Instance",  "Listener",    "Certificate", "CertificateService",
+                                "TLSPolicy", "ServerGroup", NULL};
+
+struct compiled_re {
+    const json_t *src; /* the "pattern" string of a parsed schema */
+    regex_t re;
+};
+
+static struct {
+    const char **names;
+    json_t **schemas;
+    size_t n;
+    struct compiled_re *res;
+    size_t n_res;
+} S;
+static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
+
+static void collect_patterns(json_t *j, size_t *cap)
+{
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) collect_patterns(v, cap);
+        return;
+    }
+    if (!json_is_object(j))
+        return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+    {
+        if (!strcmp(k, "pattern") && json_is_string(v)) {
+            if (S.n_res == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 32;
+                struct compiled_re *p = realloc(S.res, ncap * sizeof(*p));
+                if (p == NULL)
+                    continue; /* falls back to compiling at use */
+                S.res = p;
+                *cap = ncap;
+            }
+            if (regcomp(&S.res[S.n_res].re, json_string_value(v), REG_EXTENDED | REG_NOSUB) == 0)
+                S.res[S.n_res++].src = v;
+        } else {
+            collect_patterns(v, cap);
+        }
+    }
+}
+
+static void schemas_load(void)
+{
+    size_t n = 0;
+    while (rc_schema_texts[n].name)
+        n++;
+    S.names = calloc(n ? n : 1, sizeof(*S.names));
+    S.schemas = calloc(n ? n : 1, sizeof(*S.schemas));
+    if (S.names == NULL || S.schemas == NULL)
+        return;
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_error_t jerr;
+        json_t *j = json_loads(rc_schema_texts[i].json, 0, &jerr);
+        if (j == NULL)
+            continue; /* a broken schema file: the unit tests catch it */
+        S.names[S.n] = rc_schema_texts[i].name;
+        S.schemas[S.n] = j;
+        S.n++;
+        collect_patterns(j, &cap);
+    }
+}
+
+const json_t *rc_schema_get(const char *name)
+{
+    pthread_once(&schemas_once, schemas_load);
+    for (size_t i = 0; i < S.n; i++)
+        if (!strcmp(S.names[i], name))
+            return S.schemas[i];
+    return NULL;
+}
+
+/* Validation state for one document. */
+struct vctx {
+    const struct rc_doc *doc;
+    yaml_document_t *y;
+    struct rc_errs *errs;
+    const char *kind, *name;
+    char path[512];
+    size_t plen;
+    size_t n_err;
+    int depth;
+};
+
+static void verr(struct vctx *c, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void verr(struct vctx *c, const yaml_node_t *n, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct rc_loc loc = rc_y_loc(c->doc, n);
+    rc_errs_add(c->errs, RC_ERROR, &loc, c->kind, c->name, c->path, "%s", msg);
+    c->n_err++;
+}
+
+static size_t push_key(struct vctx *c, const char *key)
+{
+    size_t old = c->plen;
+    int w = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s", c->plen ? "." : "",
+                     key);
+    if (w > 0)
+        c->plen = c->plen + (size_t)w < sizeof(c->path) ? c->plen + (size_t)w : sizeof(c->path) - 1;
+    return old;
+}
+
+static size_t push_index(struct vctx *c, size_t i)
+{
+    size_t old = c->plen;
+    int w = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "[%zu]", i);
+    if (w > 0)
+        c->plen = c->plen + (size_t)w < sizeof(c->path) ? c->plen + (size_t)w : sizeof(c->path) - 1;
+    return old;
+}
+
+static void pop(struct vctx *c, size_t old)
+{
+    c->plen = old;
+    c->path[old] = '\0';
+}
+
+/* A scalar as it may appear in a message: quoted strings, bare numbers,
+ * shortened, and never a PEM block (keys must not reach messages). */
+static const char *show(const yaml_node_t *n, char *buf, size_t size)
+{
+    struct rc_yval v;
+    rc_y_classify(n, &v);
+    if (v.type == RC_Y_MAP)
+        return "an object";
+    if (v.type == RC_Y_SEQ)
+        return "an array";
+    const char *s = rc_y_str(n);
+    if (strstr(s, "-----BEGIN") || strstr(s, "PRIVATE KEY"))
+        return "a PEM block";
+    if (v.type == RC_Y_STR)
+        snprintf(buf, size, "\"%.60s%s\"", s, strlen(s) > 60 ? "..." : "");
+    else
+        snprintf(buf, size, "%.60s", s);
+    return buf;
+}
+
+static void show_json(const json_t *j, char *buf, size_t size)
+{
+    if (json_is_string(j))
+        snprintf(buf, size, "%s", json_string_value(j));
+    else if (json_is_integer(j))
+        snprintf(buf, size, "%lld", (long long)json_integer_value(j));
+    else if (json_is_real(j))
+        snprintf(buf, size, "%g", json_real_value(j));
+    else if (json_is_true(j))
+        snprintf(buf, size, "true");
+    else if (json_is_false(j))
+        snprintf(buf, size, "false");
+    else
+        snprintf(buf, size, "null");
+}
+
+static bool json_equals_node(const json_t *j, const yaml_node_t *n)
+{
+    struct rc_yval v;
+    rc_y_classify(n, &v);
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        return v.type == RC_Y_STR && !strcmp(json_string_value(j), rc_y_str(n));
+    case JSON_INTEGER:
+        return (v.type == RC_Y_INT && v.i == json_integer_value(j)) ||
+               (v.type == RC_Y_FLOAT && v.d == (double)json_integer_value(j));
+    case JSON_REAL:
+        return (v.type == RC_Y_INT || v.type == RC_Y_FLOAT) && v.d == json_real_value(j);
+    case JSON_TRUE:
+        return v.type == RC_Y_BOOL && v.b;
+    case JSON_FALSE:
+        return v.type == RC_Y_BOOL && !v.b;
+    case JSON_NULL:
+        return v.type == RC_Y_NULL;
+    default:
+        return false;
+    }
+}
+
+static bool type_matches(const char *t, const yaml_node_t *n)
+{
+    struct rc_yval v;
+    rc_y_classify(n, &v);
+    if (!strcmp(t, "object"))
+        return v.type == RC_Y_MAP;
+    if (!strcmp(t, "array"))
+        return v.type == RC_Y_SEQ;
+    if (!strcmp(t, "string"))
+        return v.type == RC_Y_STR;
+    if (!strcmp(t, "integer"))
+        return v.type == RC_Y_INT || (v.type == RC_Y_FLOAT && v.d > -9e18 && v.d < 9e18 &&
+                                       (double)(long long)v.d == v.d);
+    if (!strcmp(t, "number"))
+        return v.type == RC_Y_INT || v.type == RC_Y_FLOAT;
+    if (!strcmp(t, "boolean"))
+        return v.type == RC_Y_BOOL;
+    if (!strcmp(t, "null"))
+        return v.type == RC_Y_NULL;
+    return false;
+}
+
+static size_t utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = diag + cost;
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The closest known property to a misspelt one, or NULL if none is close. */
+static const char *did_you_mean(const json_t *props, const char *key)
+{
+    const char *best = NULL;
+    size_t best_d = 99;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)props, k, v)
+    {
+        size_t d = edit_distance(key, k);
+        if (d < best_d) {
+            best_d = d;
+            best = k;
+        }
+    }
+    size_t len = strlen(key);
+    size_t limit = len <= 6 ? 2 : 3;
+    return best_d <= limit ? best : NULL;
+}
+
+static bool pattern_matches(const json_t *pat, const char *s)
+{
+    for (size_t i = 0; i < S.n_res; i++)
+        if (S.res[i].src == pat)
+            return regexec(&S.res[i].re, s, 0, NULL, 0) == 0;
+    regex_t re; /* a schema that was not embedded (tests): compile now */
+    if (regcomp(&re, json_string_value(pat), REG_EXTENDED | REG_NOSUB) != 0)
+        return true;
+    bool ok = regexec(&re, s, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
+}
+
+static const json_t *resolve_ref(const json_t *root, const char *ref, const json_t **new_root)
+{
+    const char *hash = strchr(ref, '#');
+    *new_root = root;
+    if (hash != ref) {
+        char file[128];
+        size_t n = hash ? (size_t)(hash - ref) : strlen(ref);
+        if (n >= sizeof(file))
+            return NULL;
+        memcpy(file, ref, n);
+        file[n] = '\0';
+        char *dot = strstr(file, ".json");
+        if (dot)
+            *dot = '\0';
+        *new_root = rc_schema_get(file);
+        if (*new_root == NULL)
+            return NULL;
+        if (hash == NULL)
+            return *new_root;
+    }
+    /* "#/$defs/name" (one level is all the schemas use) or "#" */
+    const char *ptr = hash + 1;
+    if (*ptr == '\0')
+        return *new_root;
+    if (strncmp(ptr, "/$defs/", 7) != 0)
+        return NULL;
+    return json_object_get(json_object_get(*new_root, "$defs"), ptr + 7);
+}
+
+static void validate(struct vctx *c, const json_t *root, const json_t *schema, yaml_node_t *node);
+
+/* Validates into a scratch list; returns the errors found (caller frees). */
+static size_t try_schema(struct vctx *c, const json_t *root, const json_t *schema,
+                         yaml_node_t *node, struct rc_errs *scratch)
+{
+    struct rc_errs *saved = c->errs;
+    size_t saved_n = c->n_err;
+    rc_errs_init(scratch);
+    c->errs = scratch;
+    c->n_err = 0;
+    validate(c, root, schema, node);
+    size_t found = c->n_err;
+    c->errs = saved;
+    c->n_err = saved_n;
+    return found;
+}
+
+static void adopt(struct vctx *c, struct rc_errs *scratch)
+{
+    for (size_t i = 0; i < scratch->n; i++) {
+        struct rc_err *e = &scratch->v[i];
+        struct rc_loc loc = {e->file, e->line, e->col};
+        rc_errs_add(c->errs, e->severity, &loc, e->kind, e->name, e->path, "%s", e->msg);
+        c->n_err++;
+    }
+}
+
+static void validate_combinator(struct vctx *c, const json_t *root, const json_t *list,
+                                yaml_node_t *node, bool one)
+{
+    size_t i, matched = 0, best_n = (size_t)-1;
+    json_t *sub;
+    struct rc_errs best = {0};
+    json_array_foreach(list, i, sub)
+    {
+        struct rc_errs scratch;
+        size_t n = try_schema(c, root, sub, node, &scratch);
+        if (n == 0)
+            matched++;
+        if (n < best_n) {
+            rc_errs_cleanup(&best);
+            best = scratch;
+            best_n = n;
+        } else {
+            rc_errs_cleanup(&scratch);
+        }
+    }
+    if (matched == 0 && best_n != (size_t)-1)
+        adopt(c, &best); /* the closest alternative explains best what is wrong */
+    else if (one && matched > 1)
+        verr(c, node, "matches more than one of the allowed forms");
+    rc_errs_cleanup(&best);
+}
+
+static void validate_object(struct vctx *c, const json_t *root, const json_t *schema,
+                            yaml_node_t *node)
+{
+    const json_t *props = json_object_get(schema, "properties");
+    const json_t *addl = json_object_get(schema, "additionalProperties");
+    const json_t *names = json_object_get(schema, "propertyNames");
+    yaml_node_pair_t *start = node->data.mapping.pairs.start, *top = node->data.mapping.pairs.top;
+    size_t count = (size_t)(top - start);
+
+    for (yaml_node_pair_t *p = start; p < top; p++) {
+        yaml_node_t *k = yaml_document_get_node(c->y, p->key);
+        yaml_node_t *v = yaml_document_get_node(c->y, p->value);
+        const char *key = rc_y_str(k);
+        if (key == NULL) {
+            verr(c, k, "field names must be strings");
+            continue;
+        }
+        bool dup = false;
+        for (yaml_node_pair_t *q = start; q < p && !dup; q++) {
+            const char *other = rc_y_str(yaml_document_get_node(c->y, q->key));
+            dup = other && !strcmp(other, key);
+        }
+        size_t old = push_key(c, key);
+        if (dup) {
+            verr(c, k, "duplicate field");
+            pop(c, old);
+            continue;
+        }
+        if (names)
+            validate(c, root, names, k);
+        const json_t *sub = props ? json_object_get(props, key) : NULL;
+        if (sub) {
+            validate(c, root, sub, v);
+        } else if (json_is_false(addl)) {
+            const char *hint = props ? did_you_mean(props, key) : NULL;
+            if (hint)
+                verr(c, k, "unknown field (did you mean \"%s\"?)", hint);
+            else
+                verr(c, k, "unknown field");
+        } else if (json_is_object(addl)) {
+            validate(c, root, addl, v);
+        }
+        pop(c, old);
+    }
+
+    const json_t *req = json_object_get(schema, "required");
+    size_t i;
+    json_t *r;
+    json_array_foreach(req, i, r)
+    {
+        if (json_is_string(r) && rc_y_get_key(c->y, node, json_string_value(r)) == NULL)
+            verr(c, node, "missing required field \"%s\"", json_string_value(r));
+    }
+    const json_t *minp = json_object_get(schema, "minProperties");
+    const json_t *maxp = json_object_get(schema, "maxProperties");
+    if (json_is_integer(minp) && (json_int_t)count < json_integer_value(minp))
+        verr(c, node, "has %zu field%s, at least %lld required", count, count == 1 ? "" : "s",
+             (long long)json_integer_value(minp));
+    if (json_is_integer(maxp) && (json_int_t)count > json_integer_value(maxp))
+        verr(c, node, "has %zu fields, at most %lld allowed", count,
+             (long long)json_integer_value(maxp));
+}
+
+static void validate_array(struct vctx *c, const json_t *root, const json_t *schema,
+                           yaml_node_t *node)
+{
+    yaml_node_item_t *start = node->data.sequence.items.start, *top = node->data.sequence.items.top;
+    size_t count = (size_t)(top - start);
+    const json_t *items = json_object_get(schema, "items");
+    if (items) {
+        for (yaml_node_item_t *it = start; it < top; it++) {
+            size_t old = push_index(c, (size_t)(it - start));
+            validate(c, root, items, yaml_document_get_node(c->y, *it));
+            pop(c, old);
+        }
+    }
+    const json_t *mini = json_object_get(schema, "minItems");
+    const json_t *maxi = json_object_get(schema, "maxItems");
+    if (json_is_integer(mini) && (json_int_t)count < json_integer_value(mini))
+        verr(c, node, "has %zu item%s, at least %lld required", count, count == 1 ? "" : "s",
+             (long long)json_integer_value(mini));
+    if (json_is_integer(maxi) && (json_int_t)count > json_integer_value(maxi))
+        verr(c, node, "has %zu items, at most %lld allowed", count,
+             (long long)json_integer_value(maxi));
+    if (json_is_true(json_object_get(schema, "uniqueItems")) && count > 1) {
+        char **canon = calloc(count, sizeof(*canon));
+        if (canon == NULL)
+            return;
+        for (size_t i = 0; i < count; i++)
+            canon[i] = rc_y_canonical(c->y, yaml_document_get_node(c->y, start[i]), NULL);
+        for (size_t i = 1; i < count; i++) {
+            for (size_t j = 0; j < i; j++) {
+                if (canon[i] && canon[j] && !strcmp(canon[i], canon[j])) {
+                    size_t old = push_index(c, i);
+                    verr(c, yaml_document_get_node(c->y, start[i]), "duplicates item [%zu]", j);
+                    pop(c, old);
+                    break;
+                }
+            }
+        }
+        for (size_t i = 0; i < count; i++)
+            free(canon[i]);
+        free(canon);
+    }
+}
+
+static void validate_scalar(struct vctx *c, const json_t *schema, yaml_node_t *node)
+{
+    struct rc_yval v;
+    rc_y_classify(node, &v);
+    char sv[96];
+    if (v.type == RC_Y_INT || v.type == RC_Y_FLOAT) {
+        const json_t *min = json_object_get(schema, "minimum");
+        const json_t *max = json_object_get(schema, "maximum");
+        const json_t *xmin = json_object_get(schema, "exclusiveMinimum");
+        const json_t *xmax = json_object_get(schema, "exclusiveMaximum");
+        char lim[64];
+        if (json_is_number(min) && v.d < json_number_value(min)) {
+            show_json(min, lim, sizeof(lim));
+            verr(c, node, "%s is below the minimum %s", show(node, sv, sizeof(sv)), lim);
+        }
+        if (json_is_number(max) && v.d > json_number_value(max)) {
+            show_json(max, lim, sizeof(lim));
+            verr(c, node, "%s is above the maximum %s", show(node, sv, sizeof(sv)), lim);
+        }
+        if (json_is_number(xmin) && v.d <= json_number_value(xmin)) {
+            show_json(xmin, lim, sizeof(lim));
+            verr(c, node, "%s must be above %s", show(node, sv, sizeof(sv)), lim);
+        }
+        if (json_is_number(xmax) && v.d >= json_number_value(xmax)) {
+            show_json(xmax, lim, sizeof(lim));
+            verr(c, node, "%s must be below %s", show(node, sv, sizeof(sv)), lim);
+        }
+    }
+    if (v.type == RC_Y_STR) {
+        const char *s = rc_y_str(node);
+        size_t len = utf8_len(s);
+        const json_t *minl = json_object_get(schema, "minLength");
+        const json_t *maxl = json_object_get(schema, "maxLength");
+        const json_t *pat = json_object_get(schema, "pattern");
+        if (json_is_integer(minl) && (json_int_t)len < json_integer_value(minl)) {
+            if (len == 0)
+                verr(c, node, "must not be empty");
+            else
+                verr(c, node, "%s is shorter than %lld characters", show(node, sv, sizeof(sv)),
+                     (long long)json_integer_value(minl));
+        }
+        if (json_is_integer(maxl) && (json_int_t)len > json_integer_value(maxl))
+            verr(c, node, "is longer than %lld characters (%zu)",
+                 (long long)json_integer_value(maxl), len);
+        if (json_is_string(pat) && !pattern_matches(pat, s))
+            verr(c, node, "%s does not match the pattern %s", show(node, sv, sizeof(sv)),
+                 json_string_value(pat));
+    }
+}
+
+static void validate(struct vctx *c, const json_t *root, const json_t *schema, yaml_node_t *node)
+{
+    if (node == NULL || schema == NULL || json_is_true(schema))
+        return;
+    if (json_is_false(schema)) {
+        verr(c, node, "not allowed here");
+        return;
+    }
+    if (!json_is_object(schema) || c->depth > 64)
+        return;
+    c->depth++;
+
+    const json_t *ref = json_object_get(schema, "$ref");
+    if (json_is_string(ref)) {
+        const json_t *target_root;
+        const json_t *target = resolve_ref(root, json_string_value(ref), &target_root);
+        if (target)
+            validate(c, target_root, target, node);
+        else
+            verr(c, node, "schema error: unresolved $ref %s", json_string_value(ref));
+    }
+
+    char sv[96];
+    const json_t *type = json_object_get(schema, "type");
+    if (type) {
+        bool ok = false;
+        char want[96] = "";
+        if (json_is_string(type)) {
+            ok = type_matches(json_string_value(type), node);
+            snprintf(want, sizeof(want), "%s", json_string_value(type));
+        } else {
+            size_t i;
+            json_t *t;
+            json_array_foreach(type, i, t)
+            {
+                ok = ok || type_matches(json_string_value(t), node);
+                size_t l = strlen(want);
+                snprintf(want + l, sizeof(want) - l, "%s%s", i ? " or " : "", json_string_value(t));
+            }
+        }
+        if (!ok) {
+            const char *got = rc_y_type_name(node);
+            if (node->type == YAML_SCALAR_NODE)
+                verr(c, node, "expected %s, got %s %s", want, got, show(node, sv, sizeof(sv)));
+            else
+                verr(c, node, "expected %s, got %s", want, got);
+            c->depth--;
+            return; /* the other keywords would only repeat the same mistake */
+        }
+    }
+
+    const json_t *cst = json_object_get(schema, "const");
+    if (cst && !json_equals_node(cst, node)) {
+        char want[128];
+        show_json(cst, want, sizeof(want));
+        verr(c, node, "%s must be %s", show(node, sv, sizeof(sv)), want);
+    }
+    const json_t *en = json_object_get(schema, "enum");
+    if (json_is_array(en)) {
+        bool ok = false;
+        size_t i;
+        json_t *e;
+        char list[512] = "";
+        json_array_foreach(en, i, e)
+        {
+            ok = ok || json_equals_node(e, node);
+            char one[128];
+            show_json(e, one, sizeof(one));
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", one);
+        }
+        if (!ok)
+            verr(c, node, "%s is not one of %s", show(node, sv, sizeof(sv)), list);
+    }
+
+    if (node->type == YAML_MAPPING_NODE)
+        validate_object(c, root, schema, node);
+    else if (node->type == YAML_SEQUENCE_NODE)
+        validate_array(c, root, schema, node);
+    else
+        validate_scalar(c, schema, node);
+
+    const json_t *all = json_object_get(schema, "allOf");
+    size_t i;
+    json_t *sub;
+    json_array_foreach(all, i, sub) validate(c, root, sub, node);
+    const json_t *any = json_object_get(schema, "anyOf");
+    if (json_is_array(any))
+        validate_combinator(c, root, any, node, false);
+    const json_t *one = json_object_get(schema, "oneOf");
+    if (json_is_array(one))
+        validate_combinator(c, root, one, node, true);
+    c->depth--;
+}
+
+size_t rc_schema_validate(const json_t *root, const json_t *schema, const struct rc_doc *doc,
+                          yaml_node_t *node, const char *path, const char *kind, const char *name,
+                          struct rc_errs *errs)
+{
+    struct vctx c = {.doc = doc,
+                     .y = (yaml_document_t *)&doc->y,
+                     .errs = errs,
+                     .kind = kind,
+                     .name = name};
+    snprintf(c.path, sizeof(c.path), "%s", path ? path : "");
+    c.plen = strlen(c.path);
+    validate(&c, root, schema, node);
+    return c.n_err;
+}
+
+size_t rc_schema_validate_doc(struct rc_doc *doc, struct rc_errs *errs)
+{
+    yaml_node_t *root = yaml_document_get_root_node(&doc->y);
+    doc->kind = NULL;
+    doc->name = NULL;
+    doc->schema_ok = false;
+    if (root == NULL)
+        return 0;
+    const char *kind = rc_y_str(rc_y_get(&doc->y, root, "kind"));
+    for (size_t i = 0; kind && rc_kinds[i]; i++)
+        if (!strcmp(kind, rc_kinds[i]))
+            doc->kind = rc_kinds[i];
+    yaml_node_t *name = rc_y_get(&doc->y, rc_y_get(&doc->y, root, "metadata"), "name");
+    if (name && !strcmp(rc_y_type_name(name), "string"))
+        doc->name = rc_y_str(name);
+
+    const json_t *schema = rc_schema_get(doc->kind ? doc->kind : "Document");
+    if (schema == NULL) {
+        struct rc_loc loc = rc_y_loc(doc, root);
+        rc_errs_add(errs, RC_ERROR, &loc, doc->kind, doc->name, NULL,
+                    "internal error: the schema for %s is missing or does not parse",
+                    doc->kind ? doc->kind : "Document");
+        return 1;
+    }
+    size_t n = rc_schema_validate(schema, schema, doc, root, "", doc->kind, doc->name, errs);
+    doc->schema_ok = n == 0 && doc->kind != NULL;
+    return n;
+}

@@ -1,0 +1,81 @@
+/* Error lists: formatting, sorting and counting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "reconciler/arena.h"
+#include "reconciler/err.h"
+
+static void test_format_and_sort(void **state)
+{
+    struct rc_errs e;
+    rc_errs_init(&e);
+    struct rc_loc b = {"b.yaml", 3, 7}, a2 = {"a.yaml", 10, 1}, a1 = {"a.yaml", 2, 5};
+    rc_errs_add(&e, RC_ERROR, &b, "Listener", "web", "spec.port", "%d is above the maximum %d",
+                70000, 65535);
+    rc_errs_add(&e, RC_WARNING, &a2, "Certificate", "c", NULL, "expires soon");
+    rc_errs_add(&e, RC_ERROR, &a1, NULL, NULL, NULL, "YAML syntax error: %s", "bad");
+    rc_errs_add(&e, RC_ERROR, NULL, NULL, NULL, NULL, "out of memory");
+    struct rc_loc whole = {"c.yaml", 0, 0};
+    rc_errs_add(&e, RC_ERROR, &whole, NULL, NULL, "", "cannot read: %s", "Permission denied");
+    assert_int_equal(e.n, 5);
+    assert_int_equal(rc_errs_count_errors(&e), 4);
+    rc_errs_sort(&e);
+    char buf[256];
+    const char *want[] = {
+        "error: out of memory",
+        "a.yaml:2:5: error: YAML syntax error: bad",
+        "a.yaml:10:1: warning: expires soon (Certificate/c)",
+        "b.yaml:3:7: error: spec.port: 70000 is above the maximum 65535 (Listener/web)",
+        "c.yaml: error: cannot read: Permission denied",
+    };
+    for (size_t i = 0; i < 5; i++) {
+        rc_err_format(&e.v[i], buf, sizeof(buf));
+        assert_string_equal(buf, want[i]);
+    }
+    rc_err_format(&e.v[3], buf, 12); /* truncates, stays terminated */
+    assert_string_equal(buf, "b.yaml:3:7:");
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    rc_errs_print(&e, f);
+    assert_int_equal(ftell(f) > 100, 1);
+    fclose(f);
+    rc_errs_cleanup(&e);
+    assert_int_equal(e.n, 0);
+    assert_null(e.v);
+}
+
+static void test_arena(void **state)
+{
+    struct rc_arena *a = rc_arena_new();
+    assert_non_null(a);
+    char *s = rc_arena_strdup(a, "hello");
+    assert_string_equal(s, "hello");
+    assert_string_equal(rc_arena_strndup(a, "hello", 2), "he");
+    assert_null(rc_arena_strdup(a, NULL));
+    for (int i = 0; i < 1000; i++) {
+        unsigned char *p = rc_arena_alloc(a, (size_t)(i * 13 % 9000));
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % _Alignof(max_align_t), 0);
+        if (i * 13 % 9000)
+            assert_int_equal(p[0], 0);
+    }
+    assert_string_equal(s, "hello"); /* earlier allocations untouched */
+    rc_arena_free(a);
+    rc_arena_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_format_and_sort),
+        cmocka_unit_test(test_arena),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,140 @@
+/* The JSON Schema validator over libyaml nodes, and the embedded schemas. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "reconciler/doc.h"
+#include "reconciler/err.h"
+#include "reconciler/schema.h"
+
+/* Validates yaml against the schema text; returns the errors, formatted and
+ * joined by newlines, in buf. */
+static size_t check(const char *schema_text, const char *yaml, char *buf, size_t size)
+{
+    json_error_t jerr;
+    json_t *schema = json_loads(schema_text, 0, &jerr);
+    assert_non_null(schema);
+    struct rc_doc doc = {.file = "t.yaml"};
+    yaml_parser_t p;
+    assert_true(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, strlen(yaml));
+    assert_true(yaml_parser_load(&p, &doc.y));
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    size_t n = rc_schema_validate(schema, schema, &doc, yaml_document_get_root_node(&doc.y), "",
+                                  NULL, NULL, &errs);
+    assert_int_equal(n, errs.n);
+    rc_errs_sort(&errs);
+    buf[0] = '\0';
+    for (size_t i = 0; i < errs.n; i++) {
+        char line[512];
+        rc_err_format(&errs.v[i], line, sizeof(line));
+        strncat(buf, line, size - strlen(buf) - 2);
+        strcat(buf, "\n");
+    }
+    rc_errs_cleanup(&errs);
+    yaml_document_delete(&doc.y);
+    yaml_parser_delete(&p);
+    json_decref(schema);
+    return n;
+}
+
+static void test_embedded_schemas_parse(void **state)
+{
+    for (size_t i = 0; rc_kinds[i]; i++) {
+        const json_t *s = rc_schema_get(rc_kinds[i]);
+        assert_non_null(s);
+        assert_false(json_is_true(json_object_get(s, "additionalProperties")));
+    }
+    assert_non_null(rc_schema_get("Document"));
+    assert_null(rc_schema_get("Nope"));
+    size_t n = 0;
+    while (rc_schema_texts[n].name)
+        n++;
+    assert_int_equal(n, 7);
+}
+
+static void test_scalar_types(void **state)
+{
+    const char *schema = "{\"type\":\"object\",\"properties\":{"
+                         "\"i\":{\"type\":\"integer\"},\"n\":{\"type\":\"number\"},"
+                         "\"b\":{\"type\":\"boolean\"},\"s\":{\"type\":\"string\"},"
+                         "\"z\":{\"type\":\"null\"}}}";
+    char out[2048];
+    assert_int_equal(check(schema, "{i: 0o17, n: -1.5e3, b: false, s: 'true', z: ~}", out,
+                           sizeof(out)),
+                     0);
+    assert_int_equal(check(schema, "{i: 1.5, n: .inf, b: yes, s: 12, z: null}", out, sizeof(out)),
+                     3);
+    assert_string_equal(out, "t.yaml:1:5: error: i: expected integer, got number 1.5\n"
+                             "t.yaml:1:22: error: b: expected boolean, got string \"yes\"\n"
+                             "t.yaml:1:30: error: s: expected string, got integer 12\n");
+}
+
+static void test_keywords(void **state)
+{
+    const char *schema =
+        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"name\",\"kind\"],"
+        "\"properties\":{"
+        "\"name\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":5,\"pattern\":\"^[a-z]+$\"},"
+        "\"kind\":{\"enum\":[\"A\",\"B\"]},"
+        "\"v\":{\"const\":\"x\"},"
+        "\"list\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":3,\"uniqueItems\":true,"
+        "          \"items\":{\"$ref\":\"#/$defs/port\"}},"
+        "\"one\":{\"type\":\"object\",\"minProperties\":1,\"maxProperties\":1},"
+        "\"alt\":{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"string\",\"pattern\":\"^p\"}]},"
+        "\"map\":{\"type\":\"object\",\"propertyNames\":{\"maxLength\":2},"
+        "         \"additionalProperties\":{\"type\":\"integer\"}}},"
+        "\"$defs\":{\"port\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":65535}}}";
+    char out[4096];
+    const char *good = "name: abc\nkind: A\nv: x\nlist: [1, 2]\none: {a: 1}\nalt: pq\n"
+                       "map: {ab: 1}\n";
+    assert_int_equal(check(schema, good, out, sizeof(out)), 0);
+    const char *bad = "name: Abcdef\n"
+                      "kind: C\n"
+                      "v: y\n"
+                      "list: [0, 70000, 0, 5]\n"
+                      "one: {a: 1, b: 2}\n"
+                      "alt: q\n"
+                      "map: {abc: x}\n"
+                      "nmae: 1\n"
+                      "name: again\n";
+    check(schema, bad, out, sizeof(out));
+    assert_string_equal(out, "t.yaml:1:7: error: name: \"Abcdef\" does not match the pattern ^[a-z]+$\n"
+                             "t.yaml:1:7: error: name: is longer than 5 characters (6)\n"
+                             "t.yaml:2:7: error: kind: \"C\" is not one of A, B\n"
+                             "t.yaml:3:4: error: v: \"y\" must be x\n"
+                             "t.yaml:4:7: error: list: has 4 items, at most 3 allowed\n"
+                             "t.yaml:4:8: error: list[0]: 0 is below the minimum 1\n"
+                             "t.yaml:4:11: error: list[1]: 70000 is above the maximum 65535\n"
+                             "t.yaml:4:18: error: list[2]: 0 is below the minimum 1\n"
+                             "t.yaml:4:18: error: list[2]: duplicates item [0]\n"
+                             "t.yaml:5:6: error: one: has 2 fields, at most 1 allowed\n"
+                             "t.yaml:6:6: error: alt: expected integer, got string \"q\"\n"
+                             "t.yaml:7:7: error: map.abc: is longer than 2 characters (3)\n"
+                             "t.yaml:7:12: error: map.abc: expected integer, got string \"x\"\n"
+                             "t.yaml:8:1: error: nmae: unknown field (did you mean \"name\"?)\n"
+                             "t.yaml:9:1: error: name: duplicate field\n");
+    /* A missing required field is reported at the mapping; oneOf matching
+     * both alternatives is an error. */
+    const char *both = "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"x\":"
+                       "{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}}}";
+    assert_int_equal(check(both, "x: 3\n", out, sizeof(out)), 2);
+    assert_string_equal(out, "t.yaml:1:1: error: missing required field \"a\"\n"
+                             "t.yaml:1:4: error: x: matches more than one of the allowed forms\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_embedded_schemas_parse),
+        cmocka_unit_test(test_scalar_types),
+        cmocka_unit_test(test_keywords),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
