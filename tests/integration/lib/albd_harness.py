@@ -261,10 +261,13 @@ def openssl(*args):
 
 
 def self_signed(cert, key, names=("localhost",), ip="127.0.0.1"):
-    """One self-signed server certificate (key mode 0600)."""
+    """One self-signed server (not CA) certificate (key mode 0600)."""
     san = ",".join([f"DNS:{n}" for n in names] + [f"IP:{ip}"])
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-            "-days", "30", "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={san}")
+            "-days", "30", "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={san}",
+            "-addext", "basicConstraints=critical,CA:FALSE",
+            "-addext", "keyUsage=critical,digitalSignature,keyEncipherment",
+            "-addext", "extendedKeyUsage=serverAuth")
     os.chmod(key, 0o600)
 
 

@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: albd vs nginx (and HAProxy if installed), each
+# terminating TLS with the same certificate in front of the same backend
+# (an nginx answering a fixed 200), same worker count, upstream keep-alive.
+#
+#   bench/run.sh <albd-binary>
+#
+# Environment knobs (defaults in brackets):
+#   BENCH_DURATION [15]  seconds per wrk run     BENCH_CONNECTIONS [50]
+#   BENCH_WORKERS  [1]   proxy workers/threads   BENCH_THREADS [1]   wrk threads
+#   BENCH_HAPROXY  [1]   also run HAProxy        BENCH_NEWCONN [1]   new-connection runs too
+#   BENCH_OUT            also write the report to this file
+# Loopback only; every process started here is stopped by its PID on exit.
+set -euo pipefail
+
+if [[ $# -lt 1 ]]; then
+  echo "usage: $0 <albd-binary>" >&2
+  exit 64
+fi
+ALBD=$(realpath "$1")
+DURATION=${BENCH_DURATION:-15}
+CONNS=${BENCH_CONNECTIONS:-50}
+WORKERS=${BENCH_WORKERS:-1}
+THREADS=${BENCH_THREADS:-1}
+WITH_HAPROXY=${BENCH_HAPROXY:-1}
+WITH_NEWCONN=${BENCH_NEWCONN:-1}
+CLK_TCK=$(getconf CLK_TCK)
+
+for tool in wrk nginx openssl curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (contrib/deps.sh --bench)" >&2; exit 1; }
+done
+[[ -x "$ALBD" ]] || { echo "bench: $ALBD is not executable" >&2; exit 1; }
+if [[ "$WITH_HAPROXY" == 1 ]] && ! command -v haproxy >/dev/null; then WITH_HAPROXY=0; fi
+
+TMP=$(mktemp -d /tmp/albd-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Free loopback ports, distinct from one another.
+read -r P_BACKEND P_NGINX P_ALBD P_ADMIN P_HAPROXY < <(python3 - <<'PY'
+import socket
+s = [socket.socket() for _ in range(5)]
+for x in s:
+    x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])
+PY
+)
+
+# One certificate for every proxy.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout "$TMP/cert.key" -out "$TMP/cert.pem" -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
+chmod 600 "$TMP/cert.key"
+cat "$TMP/cert.pem" "$TMP/cert.key" > "$TMP/haproxy.pem"
+chmod 600 "$TMP/haproxy.pem"
+
+nginx_common() {
+  cat <<CONF
+daemon off;
+master_process on;
+error_log stderr warn;
+pid $1/nginx.pid;
+events { worker_connections 4096; }
+CONF
+}
+temp_paths() {
+  echo "client_body_temp_path $1/cb; proxy_temp_path $1/px; fastcgi_temp_path $1/fc;"
+  echo "uwsgi_temp_path $1/uw; scgi_temp_path $1/sc;"
+}
+
+# The backend: nginx with a fixed answer (fast; shared by every proxy).
+mkdir -p "$TMP/backend"
+{
+  nginx_common "$TMP/backend"
+  cat <<CONF
+worker_processes 1;
+http {
+  access_log off;
+  $(temp_paths "$TMP/backend")
+  keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:$P_BACKEND;
+    location / { return 200 "hello from the benchmark backend\n"; }
+  }
+}
+CONF
+} > "$TMP/backend/nginx.conf"
+
+# nginx as the proxy under test.
+mkdir -p "$TMP/nginx"
+{
+  nginx_common "$TMP/nginx"
+  cat <<CONF
+worker_processes $WORKERS;
+http {
+  access_log off;
+  $(temp_paths "$TMP/nginx")
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  upstream backend {
+    server 127.0.0.1:$P_BACKEND;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$P_NGINX ssl;
+    ssl_certificate $TMP/cert.pem;
+    ssl_certificate_key $TMP/cert.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_timeout 300s;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+CONF
+} > "$TMP/nginx/nginx.conf"
+
+# albd: the same, as manifests.
+mkdir -p "$TMP/albd"
+cat > "$TMP/albd/bench.yaml" <<CONF
+apiVersion: albd/v1
+kind: Instance
+metadata:
+  name: bench
+spec:
+  addresses:
+    - "127.0.0.1"
+---
+apiVersion: albd/v1
+kind: Certificate
+metadata:
+  name: bench
+spec:
+  source:
+    files:
+      certificate: $TMP/cert.pem
+      privateKey: $TMP/cert.key
+---
+apiVersion: albd/v1
+kind: ServerGroup
+metadata:
+  name: backend
+spec:
+  servers:
+    - address: "127.0.0.1"
+      port: $P_BACKEND
+  healthCheck:
+    enabled: false
+  upstreamKeepalive: true
+---
+apiVersion: albd/v1
+kind: Listener
+metadata:
+  name: bench
+spec:
+  instance: bench
+  protocol: HTTPS
+  port: $P_ALBD
+  http2: false
+  idleTimeoutSeconds: 60
+  compression:
+    gzip: false
+    brotli: false
+  xForwardedFor:
+    mode: Append
+  tls:
+    certificate: bench
+    policy: tls_cipher_policy_1_2
+  defaultAction:
+    forward:
+      serverGroup: backend
+CONF
+
+# HAProxy: the same again.
+cat > "$TMP/haproxy.cfg" <<CONF
+global
+  nbthread $WORKERS
+  maxconn 4096
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$P_HAPROXY ssl crt $TMP/haproxy.pem
+  default_backend be
+backend be
+  server s1 127.0.0.1:$P_BACKEND
+CONF
+
+wait_http() { # url seconds
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    if curl -sk -o /dev/null --max-time 1 "$1"; then return 0; fi
+    sleep 0.1
+  done
+  echo "bench: $1 did not answer within $2 s" >&2
+  return 1
+}
+
+# All PIDs of a process and its descendants.
+tree_pids() {
+  local p=$1 c
+  echo "$p"
+  for c in $(pgrep -P "$p" 2>/dev/null || true); do tree_pids "$c"; done
+}
+# utime+stime ticks of a process tree.
+cpu_ticks() {
+  local sum=0 p t
+  for p in $(tree_pids "$1"); do
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
+# Sum of VmHWM (peak RSS) over a process tree, KiB.
+peak_rss() {
+  local sum=0 p v
+  for p in $(tree_pids "$1"); do
+    v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+# wrk's latency to ms.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000
+    printf "%.2f", n }'
+}
+
+RESULTS=()
+# run_wrk name pid url extra-wrk-args...
+run_wrk() {
+  local name=$1 pid=$2 url=$3
+  shift 3
+  wrk -t"$THREADS" -c"$CONNS" -d2s "$@" "$url" >/dev/null 2>&1 || true # warm up
+  local t0 t1 out reqs rps p99 ticks cpu_us rss
+  t0=$(cpu_ticks "$pid")
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url")
+  t1=$(cpu_ticks "$pid")
+  reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
+  rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  ticks=$((t1 - t0))
+  cpu_us=$(awk -v t="$ticks" -v h="$CLK_TCK" -v r="${reqs:-0}" 'BEGIN { printf "%.1f", (r > 0 ? t / h / r * 1e6 : 0) }')
+  rss=$(peak_rss "$pid")
+  local errs
+  errs=$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr -s ' ' | paste -sd';' -)
+  RESULTS+=("$name|$rps|$p99|$cpu_us|$((rss / 1024))|${errs:-none}")
+  echo "  $name: $rps req/s, p99 $p99 ms, $cpu_us us CPU/request, peak RSS $((rss / 1024)) MiB ${errs:+($errs)}" >&2
+}
+
+echo "bench: backend nginx on :$P_BACKEND; $WORKERS proxy worker(s); wrk -t$THREADS -c$CONNS -d${DURATION}s" >&2
+nginx -c "$TMP/backend/nginx.conf" -p "$TMP/backend" 2>"$TMP/backend.err" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$P_BACKEND/" 10
+
+# albd
+"$ALBD" run -m "$TMP/albd" --admin "127.0.0.1:$P_ADMIN" --workers "$WORKERS" 2>"$TMP/albd.err" &
+ALBD_PID=$!
+PIDS+=("$ALBD_PID")
+if ! wait_http "http://127.0.0.1:$P_ADMIN/readyz" 10 && ! wait_http "https://127.0.0.1:$P_ALBD/" 5; then
+  tail -20 "$TMP/albd.err" >&2
+  exit 1
+fi
+echo "albd:" >&2
+run_wrk "albd keep-alive" "$ALBD_PID" "https://127.0.0.1:$P_ALBD/"
+if [[ "$WITH_NEWCONN" == 1 ]]; then
+  run_wrk "albd new-conn" "$ALBD_PID" "https://127.0.0.1:$P_ALBD/" -H "Connection: close"
+fi
+kill -TERM "$ALBD_PID"
+wait "$ALBD_PID" || echo "bench: albd exited with $?" >&2
+
+# nginx
+nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" 2>"$TMP/nginx.err" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+wait_http "https://127.0.0.1:$P_NGINX/" 10
+echo "nginx:" >&2
+run_wrk "nginx keep-alive" "$NGINX_PID" "https://127.0.0.1:$P_NGINX/"
+if [[ "$WITH_NEWCONN" == 1 ]]; then
+  run_wrk "nginx new-conn" "$NGINX_PID" "https://127.0.0.1:$P_NGINX/" -H "Connection: close"
+fi
+kill -QUIT "$NGINX_PID"
+wait "$NGINX_PID" || true
+
+# HAProxy
+if [[ "$WITH_HAPROXY" == 1 ]]; then
+  haproxy -f "$TMP/haproxy.cfg" -db 2>"$TMP/haproxy.err" &
+  HAPROXY_PID=$!
+  PIDS+=("$HAPROXY_PID")
+  wait_http "https://127.0.0.1:$P_HAPROXY/" 10
+  echo "haproxy:" >&2
+  run_wrk "haproxy keep-alive" "$HAPROXY_PID" "https://127.0.0.1:$P_HAPROXY/"
+  if [[ "$WITH_NEWCONN" == 1 ]]; then
+    run_wrk "haproxy new-conn" "$HAPROXY_PID" "https://127.0.0.1:$P_HAPROXY/" -H "Connection: close"
+  fi
+  kill -TERM "$HAPROXY_PID"
+  wait "$HAPROXY_PID" || true
+fi
+
+# Report.
+report() {
+  echo "albd benchmark — $(date -u +%FT%TZ), $(nproc) CPUs, $WORKERS worker(s), wrk -t$THREADS -c$CONNS -d${DURATION}s, TLS, HTTP/1.1"
+  printf '%-20s %12s %10s %14s %10s  %s\n' "run" "req/s" "p99 ms" "CPU us/req" "peak MiB" "errors"
+  local r
+  for r in "${RESULTS[@]}"; do
+    IFS='|' read -r n rps p99 cpu rss errs <<<"$r"
+    printf '%-20s %12s %10s %14s %10s  %s\n' "$n" "$rps" "$p99" "$cpu" "$rss" "$errs"
+  done
+  echo
+  echo "ratios albd/nginx (req/s higher is better; p99, CPU and RSS lower is better):"
+  local kind a b
+  for kind in keep-alive new-conn; do
+    a="" b=""
+    for r in "${RESULTS[@]}"; do
+      [[ "$r" == "albd $kind|"* ]] && a=$r
+      [[ "$r" == "nginx $kind|"* ]] && b=$r
+    done
+    [[ -n "$a" && -n "$b" ]] || continue
+    awk -F'|' -v a="$a" -v b="$b" -v k="$kind" 'BEGIN {
+      split(a, x, "|"); split(b, y, "|")
+      d = "n/a"
+      printf "  %-11s req/s %s  p99 %s  CPU/req %s  peak RSS %s\n", k,
+        (y[2] > 0 ? sprintf("%.2f", x[2] / y[2]) : d), (y[3] > 0 ? sprintf("%.2f", x[3] / y[3]) : d),
+        (y[4] > 0 ? sprintf("%.2f", x[4] / y[4]) : d), (y[5] > 0 ? sprintf("%.2f", x[5] / y[5]) : d) }'
+  done
+}
+if [[ -n "${BENCH_OUT:-}" ]]; then
+  report | tee "$BENCH_OUT"
+else
+  report
+fi
