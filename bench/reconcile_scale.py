@@ -268,8 +268,11 @@ def changes(albd, path, n_groups, backend, count, timeout, budget):
 
 def reloads(albd, path, n_groups, backend, count, timeout, budget):
     """count SIGHUP reloads with alternating content (fewer if budget
-    seconds run out); RSS samples (KiB) as (reloads done, RSS)."""
+    seconds run out). Returns RSS samples (KiB) as (reloads done, RSS) and
+    the latencies from the write (SIGHUP right after it) to serving: the
+    watcher's debounce is not in these."""
     samples = [(0, rss_kib(albd.pid))]
+    lat = []
     end = time.monotonic() + budget
     for k in range(count):
         if time.monotonic() > end:
@@ -277,14 +280,16 @@ def reloads(albd, path, n_groups, backend, count, timeout, budget):
             samples.append((k, rss_kib(albd.pid)))
             break
         g = generation(albd)
+        t0 = time.monotonic()
         toggle_groups0(path, n_groups, backend)
         albd.signal(signal.SIGHUP)
         t, _ = wait_gen(albd, g, timeout, poll=0.001)
         if t is None:
             raise RuntimeError(f"reload {k} did not apply within {timeout}s")
+        lat.append(t - t0)
         if (k + 1) in (10, 100, count // 2, count):
             samples.append((k + 1, rss_kib(albd.pid)))
-    return samples
+    return samples, lat
 
 
 def ms(v):
@@ -309,30 +314,35 @@ def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_relo
     lat, apply = changes(r.albd, path, n_groups, backend, args.changes, timeout, args.budget)
     print(f"[{name}] {len(lat)} changes: median {statistics.median(lat) * 1000:.1f} ms, "
           f"worst {max(lat) * 1000:.1f} ms", flush=True)
-    samples = reloads(r.albd, path, n_groups, backend, n_reloads, timeout, args.budget) if n_reloads else []
+    samples, rlat = reloads(r.albd, path, n_groups, backend, n_reloads, timeout, args.budget) \
+        if n_reloads else ([], [])
     if samples:
-        print(f"[{name}] {n_reloads} reloads: RSS " + ", ".join(f"{k}: {v / 1024:.1f} MiB" for k, v in samples),
-              flush=True)
+        print(f"[{name}] {len(rlat)} reloads: write+SIGHUP to serving median "
+              f"{statistics.median(rlat) * 1000:.1f} ms, worst {max(rlat) * 1000:.1f} ms; RSS "
+              + ", ".join(f"{k}: {v / 1024:.1f} MiB" for k, v in samples), flush=True)
     snaps = metrics(r.albd).get("albd_snapshots_active")
     rc = r.albd.stop(timeout=60)
     return {"name": name, "certs": n_certs, "groups": n_groups, "cold": cold, "rss_ready": rss_ready,
-            "lat": lat, "apply": apply, "reloads": samples, "snapshots": snaps, "exit": rc}
+            "lat": lat, "apply": apply, "reloads": samples, "rlat": rlat, "snapshots": snaps, "exit": rc}
 
 
 def report(results):
     print()
     print("| configuration | certs | groups | cold load s | RSS ready MiB | changes | change median ms | change worst ms "
-          "| apply median ms | apply worst ms | reloads | RSS before → after MiB | snapshots | exit |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+          "| apply median ms | apply worst ms | reloads | SIGHUP median ms | SIGHUP worst ms | RSS before → after MiB | snapshots | exit |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for r in results:
         ap = [a for a in r["apply"] if a == a]
         rl = r["reloads"]
         rss = f"{rl[0][1] / 1024:.1f} → {rl[-1][1] / 1024:.1f}" if rl else "-"
+        sig_med = ms(statistics.median(r["rlat"])).strip() if r["rlat"] else "-"
+        sig_max = ms(max(r["rlat"])).strip() if r["rlat"] else "-"
         print(f"| {r['name']} | {r['certs']} | {r['groups']} | {r['cold']:.2f} | {r['rss_ready'] / 1024:.0f} "
               f"| {len(r['lat'])} | {ms(statistics.median(r['lat'])).strip()} | {ms(max(r['lat'])).strip()} "
               f"| {ms(statistics.median(ap)).strip() if ap else '-'} | {ms(max(ap)).strip() if ap else '-'} "
-              f"| {rl[-1][0] if rl else 0} | {rss} | {r['snapshots']} | {r['exit']} |")
+              f"| {rl[-1][0] if rl else 0} | {sig_med} | {sig_max} | {rss} | {r['snapshots']} | {r['exit']} |")
     print("\nchange = file write until albd_config_generation moves (includes the watcher's debounce);"
+          "\nSIGHUP = file write then SIGHUP until the generation moves (no debounce);"
           "\napply = albd_apply_duration_seconds (load + validate + build + publish, measured by albd).")
 
 
