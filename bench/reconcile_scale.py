@@ -212,6 +212,17 @@ def rss_kib(pid):
     return h.proc_mem_kib(pid, "VmRSS")
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of the whole process (all threads). The machine may be
+    shared: CPU time is the figure that other load does not inflate."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 class Run:
     def __init__(self, env, manifest_dir, workers):
         self.albd = h.Albd(env, manifest_dir, workers=workers)
@@ -248,22 +259,24 @@ def wait_gen(albd, above, timeout, poll=0.002):
 def changes(albd, path, n_groups, backend, count, timeout, budget):
     """count weight toggles of g00000 (fewer if budget seconds run out);
     (write → serving seconds, albd apply seconds)."""
-    lat, apply = [], []
+    lat, apply, cpu = [], [], []
     end = time.monotonic() + budget
     for k in range(count):
         if time.monotonic() > end:
             print(f"  time budget ({budget:.0f}s) spent after {k} changes", flush=True)
             break
         g = generation(albd)
+        c0 = cpu_seconds(albd.pid)
         t0 = time.monotonic()
         toggle_groups0(path, n_groups, backend)
         t1, _ = wait_gen(albd, g, timeout)
         if t1 is None:
             raise RuntimeError(f"change {k} did not apply within {timeout}s")
         lat.append(t1 - t0)
+        cpu.append(cpu_seconds(albd.pid) - c0)
         apply.append(metrics(albd).get("albd_apply_duration_seconds", float("nan")))
         time.sleep(0.05)  # let the watcher's debounce settle before the next write
-    return lat, apply
+    return lat, apply, cpu
 
 
 def reloads(albd, path, n_groups, backend, count, timeout, budget):
@@ -307,11 +320,12 @@ def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_relo
     t0 = time.monotonic()
     r.wait_ready(args.load_timeout)
     cold = time.monotonic() - t0
+    cold_cpu = cpu_seconds(r.albd.pid)
     wait_for(lambda: generation(r.albd) >= 1, 10)
     rss_ready = rss_kib(r.albd.pid)
-    print(f"[{name}] ready in {cold:.2f}s, RSS {rss_ready / 1024:.0f} MiB", flush=True)
+    print(f"[{name}] ready in {cold:.2f}s ({cold_cpu:.2f}s CPU), RSS {rss_ready / 1024:.0f} MiB", flush=True)
     timeout = max(30.0, cold * 5)
-    lat, apply = changes(r.albd, path, n_groups, backend, args.changes, timeout, args.budget)
+    lat, apply, cpu = changes(r.albd, path, n_groups, backend, args.changes, timeout, args.budget)
     print(f"[{name}] {len(lat)} changes: median {statistics.median(lat) * 1000:.1f} ms, "
           f"worst {max(lat) * 1000:.1f} ms", flush=True)
     samples, rlat = reloads(r.albd, path, n_groups, backend, n_reloads, timeout, args.budget) \
@@ -322,7 +336,7 @@ def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_relo
               + ", ".join(f"{k}: {v / 1024:.1f} MiB" for k, v in samples), flush=True)
     snaps = metrics(r.albd).get("albd_snapshots_active")
     rc = r.albd.stop(timeout=60)
-    return {"name": name, "certs": n_certs, "groups": n_groups, "cold": cold, "rss_ready": rss_ready,
+    return {"name": name, "certs": n_certs, "groups": n_groups, "cold": cold, "cold_cpu": cold_cpu, "cpu": cpu, "rss_ready": rss_ready,
             "lat": lat, "apply": apply, "reloads": samples, "rlat": rlat, "snapshots": snaps, "exit": rc}
 
 
@@ -330,20 +344,22 @@ def report(results):
     print()
     print("| configuration | certs | groups | cold load s | RSS ready MiB | changes | change median ms | change worst ms "
           "| apply median ms | apply worst ms | reloads | SIGHUP median ms | SIGHUP worst ms | RSS before → after MiB | snapshots | exit |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for r in results:
         ap = [a for a in r["apply"] if a == a]
         rl = r["reloads"]
         rss = f"{rl[0][1] / 1024:.1f} → {rl[-1][1] / 1024:.1f}" if rl else "-"
         sig_med = ms(statistics.median(r["rlat"])).strip() if r["rlat"] else "-"
         sig_max = ms(max(r["rlat"])).strip() if r["rlat"] else "-"
-        print(f"| {r['name']} | {r['certs']} | {r['groups']} | {r['cold']:.2f} | {r['rss_ready'] / 1024:.0f} "
+        print(f"| {r['name']} | {r['certs']} | {r['groups']} | {r['cold']:.2f} ({r['cold_cpu']:.2f}) | {r['rss_ready'] / 1024:.0f} "
               f"| {len(r['lat'])} | {ms(statistics.median(r['lat'])).strip()} | {ms(max(r['lat'])).strip()} "
               f"| {ms(statistics.median(ap)).strip() if ap else '-'} | {ms(max(ap)).strip() if ap else '-'} "
+              f"| {ms(statistics.median(r['cpu'])).strip()} "
               f"| {rl[-1][0] if rl else 0} | {sig_med} | {sig_max} | {rss} | {r['snapshots']} | {r['exit']} |")
     print("\nchange = file write until albd_config_generation moves (includes the watcher's debounce);"
           "\nSIGHUP = file write then SIGHUP until the generation moves (no debounce);"
-          "\napply = albd_apply_duration_seconds (load + validate + build + publish, measured by albd).")
+          "\napply = albd_apply_duration_seconds (load + validate + build + publish, measured by albd);"
+          "\nCPU = albd's utime+stime during one change (not inflated by other load on the machine).")
 
 
 def main():
