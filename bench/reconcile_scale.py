@@ -342,8 +342,9 @@ def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_relo
 
 def report(results):
     print()
-    print("| configuration | certs | groups | cold load s | RSS ready MiB | changes | change median ms | change worst ms "
-          "| apply median ms | apply worst ms | reloads | SIGHUP median ms | SIGHUP worst ms | RSS before → after MiB | snapshots | exit |")
+    print("| configuration | certs | groups | cold load s (CPU s) | RSS ready MiB | changes | change median ms "
+          "| change worst ms | apply median ms | apply worst ms | CPU per change median ms | reloads "
+          "| SIGHUP median ms | SIGHUP worst ms | RSS before → after MiB | snapshots | exit |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for r in results:
         ap = [a for a in r["apply"] if a == a]
