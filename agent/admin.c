@@ -171,30 +171,17 @@ static char *status_json(struct ag_agent *a)
     json_object_set_new(root, "problems", problems);
 
     json_t *res = json_array();
-    const struct rc_model *m = a->running;
-    if (m) {
-#define READY(arr, n)                                                                              \
-    for (size_t i = 0; i < (n); i++)                                                               \
-        json_array_append_new(res, resource_status((arr)[i].meta.kind, (arr)[i].meta.name,         \
-                                                   "Ready", "Applied", NULL, NULL));
-        READY(m->instances, m->n_instances)
-        READY(m->certificates, m->n_certificates)
-        for (size_t i = 0; i < m->n_policies; i++)
-            if (!m->policies[i].system)
-                json_array_append_new(res, resource_status("TLSPolicy", m->policies[i].meta.name,
-                                                           "Ready", "Applied", NULL, NULL));
-        READY(m->groups, m->n_groups)
-        READY(m->listeners, m->n_listeners)
-#undef READY
-    }
-    for (size_t i = 0; i < a->last_errs.n; i++) {
-        const struct rc_err *e = &a->last_errs.v[i];
-        if (e->severity != RC_ERROR || !e->kind || !e->name)
-            continue;
-        char src[512];
-        snprintf(src, sizeof src, "%s:%d:%d", e->file ? e->file : "", e->line, e->col);
-        json_array_append_new(res, resource_status(e->kind, e->name, "Invalid", "ValidationFailed",
-                                                   e->msg, src));
+    const struct rc_status *st = &a->last_status;
+    for (size_t i = 0; i < st->n; i++) {
+        const struct rc_res_status *r = &st->v[i];
+        static const char *const reasons[] = {"Applied", "KeptLastGood", "Absent", "Blocked"};
+        char src[512] = "";
+        if (r->file)
+            snprintf(src, sizeof src, "%s:%d:%d", r->file, r->line, r->col);
+        bool ready = r->state == RC_RES_READY;
+        json_array_append_new(res, resource_status(r->kind, r->name, ready ? "Ready" : "Invalid",
+                                                   reasons[r->state], r->message,
+                                                   r->file ? src : NULL));
     }
     json_object_set_new(root, "resources", res);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -210,8 +197,17 @@ static char *metrics_text(struct ag_agent *a)
     sb_printf(&b, "# HELP albd_reconciles_total Reconciles by result.\n"
                   "# TYPE albd_reconciles_total counter\n"
                   "albd_reconciles_total{result=\"success\"} %llu\n"
+                  "albd_reconciles_total{result=\"partial\"} %llu\n"
                   "albd_reconciles_total{result=\"failure\"} %llu\n",
-              (unsigned long long)a->reconciles_ok, (unsigned long long)a->reconciles_failed);
+              (unsigned long long)a->reconciles_ok, (unsigned long long)a->reconciles_partial,
+              (unsigned long long)a->reconciles_failed);
+    size_t invalid = 0;
+    for (size_t i = 0; i < a->last_status.n; i++)
+        invalid += a->last_status.v[i].state != RC_RES_READY;
+    sb_printf(&b, "# HELP albd_invalid_resources Resources not applied as written (kept last good, "
+                  "absent or blocked).\n"
+                  "# TYPE albd_invalid_resources gauge\nalbd_invalid_resources %zu\n",
+              invalid);
     sb_printf(&b, "# HELP albd_apply_duration_seconds Duration of the last successful apply.\n"
                   "# TYPE albd_apply_duration_seconds gauge\n"
                   "albd_apply_duration_seconds %.6f\n",

@@ -17,7 +17,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run -m DIR [--admin ADDR|off] [--workers N] [--drain-timeout SECONDS] [--log-level L]\n"
-    "      [--session-ticket-key FILE]...\n"
+    "      [--session-ticket-key FILE]... [--strict]\n"
     "        serve the manifests in DIR (SIGHUP: reconcile now; SIGTERM/SIGINT: drain, exit 0)\n"
     "  plan -m DIR [--against URL|--state FILE] [-o text|json]\n"
     "        show what applying DIR would change against a running albd's admin URL, a saved\n"

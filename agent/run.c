@@ -12,6 +12,7 @@
 #include "proxy/log.h"
 #include "proxy/px.h"
 #include "proxy/tls_keys.h"
+#include "reconciler/load.h"
 #include "reconciler/rc.h"
 
 static double now_seconds(void)
@@ -19,6 +20,20 @@ static double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Equal manifest bytes can still mean a new configuration: the certificate
+ * and key files they reference may have been rewritten (a renewal). Each
+ * certificate's digest covers its PEM bytes; the arrays are sorted by
+ * name. */
+static bool same_config(const struct rc_model *a, const struct rc_model *b)
+{
+    if (strcmp(a->digest, b->digest) != 0 || a->n_certificates != b->n_certificates)
+        return false;
+    for (size_t i = 0; i < a->n_certificates; i++)
+        if (strcmp(a->certificates[i].meta.digest, b->certificates[i].meta.digest) != 0)
+            return false;
+    return true;
 }
 
 static void log_errs(const struct rc_errs *errs)
@@ -33,60 +48,123 @@ static void log_errs(const struct rc_errs *errs)
     }
 }
 
+/* Loads the manifests (with the running model as the source of last good
+ * versions), then applies. A listener the proxy cannot serve (its port will
+ * not bind, OpenSSL refuses its certificate) is contained like an invalid
+ * resource: loaded again as invalid — first keeping its last good version,
+ * then without it — while everything else applies. --strict applies all or
+ * nothing. */
 int ag_reconcile(struct ag_agent *a)
 {
     double t0 = now_seconds();
-    struct rc_model *m = NULL;
+    enum { MAX_CONTAINED = 16 };
+    struct rc_invalid invalid[MAX_CONTAINED];
+    char reasons[MAX_CONTAINED][512];
+    char names[MAX_CONTAINED][128];
+    size_t n_invalid = 0;
     struct rc_errs errs;
+    struct rc_status st;
     rc_errs_init(&errs);
-    uint64_t mark = a->watch ? ag_watch_mark(a->watch) : 0;
-    int rc = rc_load_dir(a->opt.manifest_dir, time(NULL), &m, &errs);
-    if (a->watch && ag_watch_changed_since(a->watch, mark)) {
-        /* Files changed while they were read: this may be a half-written
-         * save. Read them again once the writes are quiet. */
-        px_log_debug("reconcile: manifests changed while being read; reading again");
-        rc_model_unref(m);
+    rc_status_init(&st);
+    struct px_apply_error aerr = {{0}, {0}};
+    int result = -1;
+
+    for (;;) {
+        struct rc_load_opts o = {.now = time(NULL),
+                                 .prev = a->running,
+                                 .strict = a->opt.strict,
+                                 .invalid = invalid,
+                                 .n_invalid = n_invalid};
+        struct rc_model *m = NULL;
         rc_errs_cleanup(&errs);
-        return 1;
+        rc_status_cleanup(&st);
+        uint64_t mark = a->watch ? ag_watch_mark(a->watch) : 0;
+        int rc = rc_load_dir_ex(a->opt.manifest_dir, &o, &m, &errs, &st);
+        if (a->watch && ag_watch_changed_since(a->watch, mark)) {
+            /* Files changed while they were read: this may be a half-written
+             * save. Read them again once the writes are quiet. */
+            px_log_debug("reconcile: manifests changed while being read; reading again");
+            rc_model_unref(m);
+            rc_errs_cleanup(&errs);
+            rc_status_cleanup(&st);
+            return 1;
+        }
+        if (rc < 0 || !m) {
+            rc_model_unref(m);
+            snprintf(a->last_error, sizeof a->last_error,
+                     "%zu error(s) in the manifests; the running configuration is unchanged",
+                     rc_errs_count_errors(&errs));
+            break;
+        }
+        if (a->running && same_config(a->running, m)) {
+            rc_model_unref(m);
+            result = 0;
+            break;
+        }
+        if (px_runtime_apply(a->rt, m, &aerr) == 0) {
+            rc_model_unref(a->running);
+            a->running = m;
+            a->last_applied = time(NULL);
+            a->last_apply_seconds = now_seconds() - t0;
+            memcpy(a->manifest_digest, m->digest, sizeof a->manifest_digest);
+            px_log_info("applied generation %llu (%zu listeners, %zu server groups, "
+                        "%zu certificates%s) in %.1f ms",
+                        (unsigned long long)px_runtime_generation(a->rt), m->n_listeners,
+                        m->n_groups, m->n_certificates,
+                        rc > 0 ? "; invalid resources contained" : "",
+                        a->last_apply_seconds * 1000);
+            result = rc > 0 ? 1 : 0;
+            break;
+        }
+        rc_model_unref(m);
+        px_log_error("apply: %s", aerr.msg);
+        if (a->opt.strict || !aerr.listener[0]) {
+            snprintf(a->last_error, sizeof a->last_error, "%s", aerr.msg);
+            break;
+        }
+        /* Contain the listener: first with its last good version, then
+         * without it if that fails too. */
+        size_t i = 0;
+        while (i < n_invalid && strcmp(invalid[i].name, aerr.listener) != 0)
+            i++;
+        if (i < n_invalid && invalid[i].absent) {
+            snprintf(a->last_error, sizeof a->last_error, "%s", aerr.msg);
+            break; /* already dropped: nothing more to contain */
+        }
+        if (i == n_invalid) {
+            if (n_invalid == MAX_CONTAINED) {
+                snprintf(a->last_error, sizeof a->last_error, "%s", aerr.msg);
+                break;
+            }
+            n_invalid++;
+            snprintf(names[i], sizeof names[i], "%s", aerr.listener);
+            invalid[i] = (struct rc_invalid){.kind = "Listener", .name = names[i]};
+        } else {
+            invalid[i].absent = true;
+        }
+        snprintf(reasons[i], sizeof reasons[i], "%s", aerr.msg);
+        invalid[i].reason = reasons[i];
     }
+
     rc_errs_sort(&errs);
     log_errs(&errs);
     rc_errs_cleanup(&a->last_errs);
     a->last_errs = errs;
-    if (rc != 0) {
+    rc_status_cleanup(&a->last_status);
+    a->last_status = st;
+    if (result < 0) {
         a->reconciles_failed++;
-        snprintf(a->last_error, sizeof a->last_error,
-                 "%zu error(s) in the manifests; the running configuration is unchanged",
-                 rc_errs_count_errors(&errs));
         px_log_error("reconcile: %s", a->last_error);
-        return -1;
-    }
-    if (a->running && strcmp(a->running->digest, m->digest) == 0) {
-        rc_model_unref(m);
+    } else if (result == 0 && n_invalid == 0 && rc_errs_count_errors(&a->last_errs) == 0) {
         a->reconciles_ok++;
         a->last_error[0] = '\0';
-        return 0;
+    } else {
+        a->reconciles_partial++;
+        snprintf(a->last_error, sizeof a->last_error,
+                     "some resources are invalid; they keep their last good version or stay "
+                     "absent, everything else applied");
     }
-    char err[512];
-    if (px_runtime_apply(a->rt, m, err, sizeof err) != 0) {
-        rc_model_unref(m);
-        a->reconciles_failed++;
-        snprintf(a->last_error, sizeof a->last_error, "%s", err);
-        px_log_error("apply: %s; the running configuration is unchanged", err);
-        return -1;
-    }
-    rc_model_unref(a->running);
-    a->running = m;
-    a->reconciles_ok++;
-    a->last_error[0] = '\0';
-    a->last_applied = time(NULL);
-    a->last_apply_seconds = now_seconds() - t0;
-    memcpy(a->manifest_digest, m->digest, sizeof a->manifest_digest);
-    px_log_info("applied generation %llu (%zu listeners, %zu server groups, %zu certificates) "
-                "in %.1f ms",
-                (unsigned long long)px_runtime_generation(a->rt), m->n_listeners, m->n_groups,
-                m->n_certificates, a->last_apply_seconds * 1000);
-    return 0;
+    return result < 0 ? -1 : 0;
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -131,6 +209,7 @@ int ag_run(const struct ag_options *opt)
 {
     struct ag_agent a = {.opt = *opt, .loop = uv_default_loop()};
     rc_errs_init(&a.last_errs);
+    rc_status_init(&a.last_status);
     signal(SIGPIPE, SIG_IGN);
 
     a.rt = px_runtime_start(opt->workers);
@@ -187,6 +266,7 @@ int ag_run(const struct ag_options *opt)
     px_runtime_stop(a.rt, opt->drain_ms);
     rc_model_unref(a.running);
     rc_errs_cleanup(&a.last_errs);
+    rc_status_cleanup(&a.last_status);
     uv_loop_close(a.loop);
     px_log_info("stopped");
     return a.exit_status;

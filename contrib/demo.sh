@@ -52,6 +52,14 @@ for port in 8081 8082; do
   BACKENDS+=($!)
 done
 
+# Wait (bounded) until both backends accept, so the first request finds them.
+for port in 8081 8082; do
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+done
+
 echo "demo: backends on 127.0.0.1:8081 and :8082; albd admin on http://127.0.0.1:9901/readyz" >&2
 echo "demo: try  curl -k https://localhost:8443/   or   curl http://localhost:8080/   (Ctrl-C stops)" >&2
 # albd runs in the foreground; Ctrl-C reaches it (same process group) and it

@@ -3,7 +3,7 @@
 # Idempotent: packages already present are not fetched again, and apt-get
 # update runs only when something is missing.
 #   contrib/deps.sh          build + test dependencies
-#   contrib/deps.sh --bench  also nginx, haproxy and wrk for bench/
+#   contrib/deps.sh --bench  also nginx, haproxy, wrk and testssl.sh for bench/
 set -euo pipefail
 
 pkgs=(
@@ -15,7 +15,7 @@ pkgs=(
   curl openssl python3 nghttp2-client
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(nginx-light haproxy wrk)
+  pkgs+=(nginx-light haproxy wrk testssl.sh)
 fi
 
 missing=()

@@ -30,6 +30,12 @@ void px_conn_timer(struct px_conn *c, uint64_t ms);
  * after the client's EOF or a short linger. Idempotent. */
 void px_conn_finish(struct px_conn *c);
 
+/* Half-close (tunnels): queued output and, for TLS, a close_notify are
+ * flushed, then the write side is shut down; input keeps flowing to the
+ * handler. Later writes fail; px_conn_finish then closes c as soon as the
+ * shutdown has completed. Idempotent. */
+void px_conn_shutdown_write(struct px_conn *c);
+
 /* Moves c to the worker's newest snapshot if it differs. Returns 0 (c->lis
  * is current) or -ENOENT when the newest snapshot no longer has c's
  * listening address: c keeps its old snapshot and must close after the

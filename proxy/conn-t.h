@@ -18,6 +18,12 @@ struct px_tls_io;
 
 /* Bytes read from the socket at a time (and TLS plaintext at a time). */
 #define PX_CONN_RBUF (16 * 1024)
+/* Output written during one loop iteration is gathered here and sent once
+ * at its end (one TLS record, one write syscall) instead of per call. */
+#define PX_CONN_STAGE (16 * 1024)
+/* TLS input buffered while the handler does not want input: reading
+ * continues (no epoll change per request) up to this much. */
+#define PX_CONN_TLS_IN_MAX (64 * 1024)
 
 /* A protocol handler. Every callback runs on the worker's loop; a callback
  * that closes c (px_conn_close) must not touch c afterwards, and the
@@ -38,6 +44,9 @@ struct px_proto {
     void (*on_timeout)(struct px_conn *c);
     /* px_conn_drain was called: close when idle, else after the response. */
     void (*drain)(struct px_conn *c);
+    /* The worker moved to a new snapshot: when idle, move to it now (or
+     * close if the listener is gone); when busy, after the response. */
+    void (*on_snapshot)(struct px_conn *c);
     /* c is closing: release upstream connections now, free state in
      * free (called from the last close callback). */
     void (*on_close)(struct px_conn *c);
@@ -63,10 +72,15 @@ struct px_conn {
     bool want_input; /* the handler accepts input */
     bool reading;    /* uv_read_start is active */
     bool eof;        /* the client sent EOF */
+    bool eof_deferred; /* ... while paused: tell the handler once it consumed what came before */
     bool in_pump;    /* input_pump is on the stack */
     bool pump_again; /* input_pump must loop once more */
     bool out_high;   /* output went over PX_OUTQ_HIGH; on_writable pending */
     bool tls_seen;   /* the first bytes looked like TLS */
+    bool wr_shut;    /* px_conn_shutdown_write was called: no more output */
+    bool wr_done;    /* ... and its shutdown completed */
+    bool flush_queued; /* on w->flush_head, stage to send at the end of the iteration */
+    struct px_conn *flush_next;
     int open_handles;
 
     uv_tcp_t tcp;
@@ -87,6 +101,8 @@ struct px_conn {
     char client_ip[64];
     char client_port[8];
     char rbuf[PX_CONN_RBUF];
+    size_t stage_len;
+    char stage[PX_CONN_STAGE];
 };
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "proxy/conn-io.h"
 #include "proxy/h1.h"
+#include "proxy/h2.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
@@ -25,6 +26,7 @@
     ((struct px_conn *)((char *)(field_ptr)-offsetof(struct px_conn, field)))
 
 static void input_pump(struct px_conn *c);
+static int stage_flush(struct px_conn *c);
 static void update_reading(struct px_conn *c);
 
 static void stat_add(atomic_uint_fast64_t *v, int64_t d)
@@ -40,6 +42,13 @@ struct px_conn *px_conn_next(struct px_conn *c)
 static void conn_free(struct px_conn *c)
 {
     struct px_worker *w = c->w;
+    if (c->flush_queued) {
+        struct px_conn **pp = &w->flush_head;
+        while (*pp && *pp != c)
+            pp = &(*pp)->flush_next;
+        if (*pp)
+            *pp = c->flush_next;
+    }
     if (c->proto && c->proto->free)
         c->proto->free(c);
     if (c->prev)
@@ -95,6 +104,24 @@ void px_conn_drain(struct px_conn *c)
     }
 }
 
+void px_conn_on_snapshot(struct px_conn *c)
+{
+    if (!c || c->closing)
+        return;
+    switch (c->state) {
+    case PX_CONN_HANDSHAKE:
+        if (px_conn_snapshot_refresh(c) < 0)
+            px_conn_close(c);
+        break;
+    case PX_CONN_OPEN:
+        if (c->proto && c->proto->on_snapshot)
+            c->proto->on_snapshot(c);
+        break;
+    default:
+        break;
+    }
+}
+
 /* Moves TLS output produced by OpenSSL to the socket. */
 static int tls_flush(struct px_conn *c)
 {
@@ -134,10 +161,58 @@ static void finish_flushed(struct px_conn *c)
         px_conn_close(c);
 }
 
+static void half_close_cb(uv_shutdown_t *req, int status)
+{
+    struct px_conn *c = req->data;
+    if (c->closing)
+        return;
+    c->wr_done = true;
+    if (status < 0 || c->state == PX_CONN_FINISHING)
+        px_conn_close(c);
+}
+
+void px_conn_shutdown_write(struct px_conn *c)
+{
+    if (!c || c->closing || c->wr_shut || c->state != PX_CONN_OPEN)
+        return;
+    if (stage_flush(c) < 0) {
+        px_conn_close(c);
+        return;
+    }
+    c->wr_shut = true;
+    if (c->tls) {
+        px_tls_io_shutdown(c->tls);
+        if (tls_flush(c) < 0) {
+            px_conn_close(c);
+            return;
+        }
+    }
+    /* libuv runs the shutdown after the writes already queued. */
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, half_close_cb) < 0)
+        px_conn_close(c);
+}
+
 void px_conn_finish(struct px_conn *c)
 {
     if (!c || c->closing || c->state == PX_CONN_FINISHING)
         return;
+    if (c->wr_shut) {
+        /* Already half-closed: nothing more to send; close once the FIN
+         * is out (half_close_cb). */
+        c->state = PX_CONN_FINISHING;
+        c->want_input = false;
+        c->in_len = 0;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        if (c->wr_done)
+            px_conn_close(c);
+        return;
+    }
+    if (stage_flush(c) < 0) {
+        px_conn_close(c);
+        return;
+    }
     c->state = PX_CONN_FINISHING;
     c->want_input = false;
     c->in_len = 0;
@@ -167,7 +242,7 @@ static void on_written(struct px_outq *q, int status)
         return;
     }
     if (c->state == PX_CONN_FINISHING) {
-        if (q->queued == 0 && q->inflight == 0)
+        if (q->queued == 0 && q->inflight == 0 && !c->wr_shut)
             finish_flushed(c);
         return;
     }
@@ -178,37 +253,72 @@ static void on_written(struct px_outq *q, int status)
     }
 }
 
-int px_conn_write(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
+/* Writes bufs to the client now: through TLS, or straight to the queue. */
+static int write_now(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
 {
-    if (c->closing || c->state == PX_CONN_FINISHING)
-        return -EPIPE;
     int rc = 0;
     if (!c->tls) {
         rc = px_outq_writev(&c->out, bufs, n);
     } else {
-        /* Small pieces (a chunk header, a CRLF) go into one TLS record. */
-        size_t total = 0;
-        for (unsigned i = 0; i < n; i++)
-            total += bufs[i].len;
-        if (total <= 16384 && n > 1) {
-            char tmp[16384];
-            size_t off = 0;
-            for (unsigned i = 0; i < n; i++) {
-                memcpy(tmp + off, bufs[i].base, bufs[i].len);
-                off += bufs[i].len;
-            }
-            rc = px_tls_io_write(c->tls, tmp, off);
-        } else {
-            for (unsigned i = 0; i < n && rc == 0; i++)
-                rc = px_tls_io_write(c->tls, bufs[i].base, bufs[i].len);
-        }
+        for (unsigned i = 0; i < n && rc == 0; i++)
+            rc = px_tls_io_write(c->tls, bufs[i].base, bufs[i].len);
         if (rc == 0)
             rc = tls_flush(c);
     }
-    if (rc < 0)
-        return rc;
-    if (c->out.queued > PX_OUTQ_HIGH)
+    if (rc == 0 && c->out.queued > PX_OUTQ_HIGH)
         c->out_high = true;
+    return rc;
+}
+
+/* Sends what is staged. */
+static int stage_flush(struct px_conn *c)
+{
+    if (c->stage_len == 0)
+        return 0;
+    uv_buf_t b = uv_buf_init(c->stage, (unsigned)c->stage_len);
+    c->stage_len = 0;
+    return write_now(c, &b, 1);
+}
+
+void px_conn_flush_all(struct px_worker *w)
+{
+    while (w->flush_head) {
+        struct px_conn *c = w->flush_head;
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = false;
+        if (c->closing)
+            continue;
+        if (stage_flush(c) < 0)
+            px_conn_close(c);
+    }
+}
+
+int px_conn_write(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (c->closing || c->state == PX_CONN_FINISHING || c->wr_shut)
+        return -EPIPE;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    if (c->stage_len + total > sizeof c->stage) {
+        int rc = stage_flush(c);
+        if (rc < 0)
+            return rc;
+        if (total > sizeof c->stage)
+            return write_now(c, bufs, n);
+    }
+    /* Small output waits for the end of the loop iteration, so a response
+     * head and its body (or several pipelined responses) leave together. */
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(c->stage + c->stage_len, bufs[i].base, bufs[i].len);
+        c->stage_len += bufs[i].len;
+    }
+    if (!c->flush_queued && c->stage_len) {
+        c->flush_queued = true;
+        c->flush_next = c->w->flush_head;
+        c->w->flush_head = c;
+    }
     return 0;
 }
 
@@ -286,11 +396,8 @@ static int start_protocol(struct px_conn *c)
         const unsigned char *alpn;
         unsigned len;
         px_tls_io_alpn(c->tls, &alpn, &len);
-        if (len == 2 && memcmp(alpn, "h2", 2) == 0) {
-            /* HTTP/2 is a later handler; the SSL_CTX must not offer it yet. */
-            px_log_warn("conn: client negotiated h2, which this build does not serve");
-            return -EPROTONOSUPPORT;
-        }
+        if (len == 2 && memcmp(alpn, "h2", 2) == 0)
+            p = &px_h2_proto;
     }
     c->proto = p;
     c->state = PX_CONN_OPEN;
@@ -356,7 +463,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         uv_read_stop(s);
         c->reading = false;
-        if (nread == UV_EOF)
+        if (nread == UV_EOF && c->state == PX_CONN_OPEN && !c->want_input) {
+            /* Reading went on while the handler paused: input received
+             * before the EOF (pipelined requests) comes first. */
+            c->eof = true;
+            c->eof_deferred = true;
+        } else if (nread == UV_EOF)
             client_eof(c);
         else
             px_conn_close(c);
@@ -390,7 +502,12 @@ static void update_reading(struct px_conn *c)
     else if (c->state == PX_CONN_HANDSHAKE)
         want = true;
     else
-        want = c->want_input && c->in_len == 0 && !c->eof;
+        /* Reading goes on while the handler pauses (between pipelined
+         * requests, or while a backend is slow to take a body) until
+         * something is actually buffered: stopping and restarting for every
+         * request would cost two epoll_ctl calls each. */
+        want = c->in_len == 0 && !c->eof &&
+               (c->want_input || !c->tls || px_tls_io_in_pending(c->tls) < PX_CONN_TLS_IN_MAX);
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
             c->reading = true;
@@ -445,6 +562,12 @@ static void input_pump(struct px_conn *c)
         }
     } while (c->pump_again && !c->closing);
     c->in_pump = false;
+    if (c->eof_deferred && c->want_input && c->in_len == 0 && !c->closing &&
+        c->state == PX_CONN_OPEN) {
+        c->eof_deferred = false;
+        client_eof(c);
+        return;
+    }
     update_reading(c);
 }
 
@@ -455,7 +578,7 @@ void px_conn_want_input(struct px_conn *c, bool want)
     c->want_input = want;
     if (want)
         input_pump(c);
-    else
+    else if (!c->in_pump) /* the running pump updates reading when it returns */
         update_reading(c);
 }
 

@@ -29,6 +29,10 @@ void px_conn_close(struct px_conn *c);
  * walk the list without knowing struct px_conn. */
 struct px_conn *px_conn_next(struct px_conn *c);
 
+/* Sends the output every connection of w staged during this loop
+ * iteration. The worker calls it from its prepare and check handles. */
+void px_conn_flush_all(struct px_worker *w);
+
 /* Upstream pools of one worker, keyed by px_server.key; they outlive
  * snapshots. new returns NULL on allocation failure. close_all closes every
  * idle pooled connection (worker stop); free releases the table once the

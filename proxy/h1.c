@@ -18,10 +18,19 @@
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
+#include "proxy/tls_ctx.h"
+#include "proxy/tls_headers.h"
+#include "proxy/tls_io.h"
+#include "proxy/tunnel.h"
 #include "proxy/upstream.h"
 
 /* A response head from a backend may be this large before it is refused. */
 #define MAX_RESPONSE_HEAD (64 * 1024)
+/* Chunk-extension bytes allowed per chunk (they are parsed, then dropped). */
+#define MAX_CHUNK_EXT 1024
+/* The minimum body rate (limits.minBodyRateBytesPerSecond) is measured
+ * over windows this long. */
+#define BODY_RATE_WINDOW_MS 5000
 
 enum phase {
     PH_IDLE,     /* between requests */
@@ -29,6 +38,17 @@ enum phase {
     PH_UPSTREAM, /* head complete: choosing / connecting a backend */
     PH_FORWARD,  /* request sent (body may still stream), response awaited / streaming */
     PH_DONE,     /* an error response was sent; the connection is finishing */
+    PH_TUNNEL,   /* upgraded (WebSocket): bytes are spliced by h->tun */
+};
+
+/* What albd checks in the raw bytes of a request head before llhttp sees
+ * them (see scan_head). */
+struct head_scan {
+    bool done;    /* the head's empty line was seen */
+    bool cr;      /* the previous byte was CR */
+    bool prev_sp; /* request line: the previous byte was SP */
+    unsigned sp;  /* request line: SP seen */
+    uint32_t line, col;
 };
 
 /* A header line while it is being received: offsets into h1.hin, which may
@@ -55,6 +75,7 @@ struct h1 {
     size_t first_len; /* target (request) or reason phrase (response) */
     size_t head_bytes;
     int err_status; /* set by a callback that refuses the request */
+    struct head_scan scan;
 
     /* The request. */
     int minor; /* client's HTTP/1.<minor> */
@@ -66,6 +87,19 @@ struct h1 {
     bool body_sent; /* body bytes went to a backend: no retry */
     bool idempotent;
     int up_minor;
+    bool ws;              /* a WebSocket upgrade albd passes on */
+    bool expect_continue; /* the client waits for "100 Continue" */
+    /* Absolute-form target (RFC 9112 3.2.2): the authority replaces Host
+     * and the backend gets origin-form. Offsets into hin (the target is
+     * its first bytes); auth_len 0 = origin-form target. */
+    uint32_t auth_off, auth_len, path_off, path_len;
+    bool path_slash;       /* the path is empty: "/" goes before it */
+    struct px_buf tgt;     /* the rewritten target when path_slash */
+    uint64_t body_bytes;   /* request body received so far */
+    size_t ext_bytes;      /* chunk-extension bytes of the current chunk */
+    uint64_t rate_start;   /* uv_now() at the start of the rate window (0: none) */
+    uint64_t rate_bytes;   /* body bytes in the rate window */
+    struct px_tunnel *tun; /* PH_TUNNEL */
 
     /* The backend. */
     struct px_group *group;
@@ -86,6 +120,10 @@ struct h1 {
     bool resp_any;     /* the backend sent a byte */
     bool resp_complete;
     bool close_after; /* close the client connection after this response */
+
+    /* The client certificate, for X-Forwarded-Clientcert-*: read once per
+     * connection (renegotiation is refused, so it cannot change). */
+    struct px_client_cert *cc;
 };
 
 static const llhttp_settings_t req_settings;
@@ -93,6 +131,7 @@ static const llhttp_settings_t resp_settings;
 static const struct px_upstream_cbs up_cbs;
 
 static void req_resume(struct h1 *h);
+static void tunnel_start(struct h1 *h, const char *rest, size_t n);
 static void connect_next(struct h1 *h);
 static void upstream_lost(struct h1 *h, int err);
 
@@ -175,14 +214,69 @@ static int refuse(struct h1 *h, int status)
     return HPE_USER;
 }
 
+/* Bytes of a request head that llhttp (even strict) lets through but a
+ * proxy must refuse, because a backend may read them differently: a bare
+ * CR or LF, obs-fold or whitespace before a header name, control bytes,
+ * and a request line that is not exactly "method SP target SP version".
+ * Scans data up to the end of the head (empty lines before the request
+ * line are skipped, as RFC 9112 2.2 allows). 0 or -1. */
+static int scan_head(struct head_scan *s, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && !s->done; i++) {
+        unsigned char ch = (unsigned char)data[i];
+        if (s->cr) {
+            if (ch != '\n')
+                return -1;
+            s->cr = false;
+            if (s->col == 0) {
+                if (s->line > 0)
+                    s->done = true;
+                continue;
+            }
+            if (s->line == 0 && (s->sp != 2 || s->prev_sp))
+                return -1;
+            s->line++;
+            s->col = 0;
+            continue;
+        }
+        if (ch == '\r') {
+            s->cr = true;
+            continue;
+        }
+        if (ch == '\n')
+            return -1;
+        if (s->line == 0) {
+            if (ch == ' ') {
+                if (s->col == 0 || s->prev_sp)
+                    return -1;
+                s->sp++;
+            } else if (ch < 0x21 || ch == 0x7f) {
+                return -1;
+            }
+            s->prev_sp = ch == ' ';
+        } else {
+            if (s->col == 0 && (ch == ' ' || ch == '\t'))
+                return -1;
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return -1;
+        }
+        s->col++;
+    }
+    return 0;
+}
+
 static int on_req_begin(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
+    const struct rc_listener *m = h->c->lis->model;
     head_reset(h);
     h->phase = PH_HEAD;
     h->err_status = 0;
-    /* A client that starts a request must finish its head in time (408). */
-    px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
+    /* A client that starts a request must finish its head in time (408):
+     * a deadline from the first byte, not an idle timer that every byte
+     * would reset. */
+    int hs = m->limits.header_timeout_s;
+    px_conn_timer(h->c, ms(hs > 0 && hs < m->request_timeout_s ? hs : m->request_timeout_s));
     return 0;
 }
 
@@ -259,6 +353,133 @@ static int on_req_value(llhttp_t *p, const char *at, size_t len)
     return add_header_bytes(h, at, len, true, PX_H1_MAX_HEADERS, 431);
 }
 
+static bool hdr_is(const struct px_hdr *x, const char *lit)
+{
+    size_t l = strlen(lit);
+    return x->name_len == l && strncasecmp(x->name, lit, l) == 0;
+}
+
+static size_t trim_ows(const char *v, size_t n)
+{
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
+/* uri-host [ ":" port ]: reg-name / IPv4 / IP-literal characters only (no
+ * whitespace, "/", "@", "?" or "#" that would make the authority mean
+ * something else to the backend). */
+static bool authority_ok(const char *v, size_t n)
+{
+    static const char extra[] = "-._~!$&'()*+,;=:[]%";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch && strchr(extra, ch))))
+            return false;
+    }
+    return true;
+}
+
+/* The request target: origin-form, "*" (OPTIONS only) or absolute-form
+ * with an http(s) scheme, whose authority then replaces Host. 0 or 400. */
+static int parse_target(struct h1 *h)
+{
+    const char *t = h->hin.data;
+    size_t n = h->first_len, a;
+    h->auth_len = 0;
+    h->path_off = 0;
+    h->path_len = (uint32_t)n;
+    h->path_slash = false;
+    if (n && t[0] == '/')
+        return 0;
+    if (n == 1 && t[0] == '*')
+        return h->method == HTTP_OPTIONS ? 0 : 400;
+    if (n >= 7 && strncasecmp(t, "http://", 7) == 0)
+        a = 7;
+    else if (n >= 8 && strncasecmp(t, "https://", 8) == 0)
+        a = 8;
+    else
+        return 400;
+    size_t e = a;
+    while (e < n && t[e] != '/' && t[e] != '?' && t[e] != '#')
+        e++;
+    if (e == a || !authority_ok(t + a, e - a))
+        return 400;
+    h->auth_off = (uint32_t)a;
+    h->auth_len = (uint32_t)(e - a);
+    h->path_off = (uint32_t)e;
+    h->path_len = (uint32_t)(n - e);
+    h->path_slash = e == n || t[e] != '/';
+    return 0;
+}
+
+/* Transfer-Encoding: albd takes exactly "chunked". A list that ends in
+ * chunked after other codings is valid HTTP that albd cannot pass on
+ * (501); anything else is malformed or ambiguous (400). */
+static int te_status(const char *v, size_t vl)
+{
+    if (vl == 7 && strncasecmp(v, "chunked", 7) == 0)
+        return 0;
+    size_t i = vl;
+    while (i && v[i - 1] != ',')
+        i--;
+    if (i == 0)
+        return 400;
+    const char *last = v + i;
+    size_t ll = vl - i;
+    while (ll && (*last == ' ' || *last == '\t'))
+        last++, ll--;
+    if (ll != 7 || strncasecmp(last, "chunked", 7) != 0 || px_header_has_token(v, i - 1, "chunked"))
+        return 400;
+    return 501;
+}
+
+/* Request checks beyond llhttp's (which already refuses Content-Length with
+ * Transfer-Encoding, repeated or malformed Content-Length, and a
+ * Transfer-Encoding whose last coding is not chunked). Returns 0 or the
+ * status to answer. Also decides WebSocket and 100-continue handling. */
+static int check_request(struct h1 *h)
+{
+    size_t n = head_headers(h);
+    const struct px_hdr *hdr = h->hdrs;
+    size_t hosts = 0, tes = 0;
+    bool conn_upgrade = false, up_ws = false;
+    h->ws = false;
+    h->expect_continue = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct px_hdr *x = &hdr[i];
+        size_t vl = trim_ows(x->value, x->value_len);
+        if (x->name_len == 0)
+            return 400;
+        if (hdr_is(x, "host")) {
+            if (++hosts > 1 || !authority_ok(x->value, vl))
+                return 400;
+        } else if (hdr_is(x, "transfer-encoding")) {
+            if (++tes > 1 || h->minor == 0)
+                return 400;
+            int te = te_status(x->value, vl);
+            if (te)
+                return te;
+        } else if (hdr_is(x, "expect") && h->minor) {
+            if (vl != 12 || strncasecmp(x->value, "100-continue", 12) != 0)
+                return 417;
+            h->expect_continue = true;
+        } else if (hdr_is(x, "connection")) {
+            conn_upgrade = conn_upgrade || px_header_has_token(x->value, vl, "upgrade");
+        } else if (hdr_is(x, "upgrade")) {
+            up_ws = up_ws || px_header_has_token(x->value, vl, "websocket");
+        }
+    }
+    if (hosts == 0 && h->minor)
+        return 400;
+    int st = parse_target(h);
+    if (st)
+        return st;
+    h->ws = conn_upgrade && up_ws && h->minor && h->method == HTTP_GET && !h->has_body;
+    return 0;
+}
+
 static int on_req_headers_complete(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
@@ -275,6 +496,23 @@ static int on_req_headers_complete(llhttp_t *p)
     h->keepalive = llhttp_should_keep_alive(p);
     h->chunked = (p->flags & F_CHUNKED) != 0;
     h->has_body = h->chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    uint64_t max = c->lis->model->limits.max_request_body_bytes;
+    if (max && (p->flags & F_CONTENT_LENGTH) && p->content_length > max)
+        return refuse(h, 413);
+    int st = check_request(h);
+    if (st)
+        return refuse(h, st);
+    h->body_bytes = 0;
+    h->ext_bytes = 0;
+    h->rate_start = 0;
+    /* Domain fronting: the Host must be one the SNI certificate covers. */
+    if (px_tls_host_check_needed(c->lis->model)) {
+        size_t n = head_headers(h);
+        st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, h->hin.data,
+                                  h->first_len, h->hdrs, n);
+        if (st)
+            return refuse(h, st);
+    }
     h->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD || h->method == HTTP_OPTIONS ||
                     h->method == HTTP_PUT || h->method == HTTP_DELETE;
     h->req_complete = false;
@@ -285,11 +523,39 @@ static int on_req_headers_complete(llhttp_t *p)
     return h->has_body ? HPE_PAUSED : 0;
 }
 
+/* The body limit and the minimum body rate (slow-body defence); the rate
+ * window restarts whenever albd itself stopped reading (backpressure). */
+static int body_limits(struct h1 *h, size_t len)
+{
+    const struct rc_listener *m = h->c->lis->model;
+    h->body_bytes += len;
+    if (m->limits.max_request_body_bytes && h->body_bytes > m->limits.max_request_body_bytes)
+        return refuse(h, 413);
+    if (!m->limits.min_body_rate)
+        return 0;
+    uint64_t now = uv_now(&h->c->w->loop);
+    if (!h->rate_start) {
+        h->rate_start = now ? now : 1;
+        h->rate_bytes = 0;
+    }
+    h->rate_bytes += len;
+    uint64_t elapsed = now - h->rate_start;
+    if (elapsed >= BODY_RATE_WINDOW_MS) {
+        if (h->rate_bytes * 1000 < (uint64_t)m->limits.min_body_rate * elapsed)
+            return refuse(h, 408);
+        h->rate_start = now;
+        h->rate_bytes = 0;
+    }
+    return 0;
+}
+
 static int on_req_body(llhttp_t *p, const char *at, size_t len)
 {
     struct h1 *h = req_h1(p);
     if (!h->u || h->phase != PH_FORWARD)
         return refuse(h, 502);
+    if (body_limits(h, len))
+        return HPE_USER;
     char hex[24];
     int rc;
     if (h->chunked) {
@@ -322,8 +588,26 @@ static int on_req_complete(llhttp_t *p)
     return HPE_PAUSED; /* the next request waits for this response */
 }
 
+static int on_req_chunk_header(llhttp_t *p)
+{
+    req_h1(p)->ext_bytes = 0;
+    return 0;
+}
+
+/* Chunk extensions are dropped (albd re-chunks the body), but a client
+ * must not make albd parse unbounded amounts of them. */
+static int on_req_chunk_ext(llhttp_t *p, const char *at, size_t len)
+{
+    struct h1 *h = req_h1(p);
+    h->ext_bytes += len + 1;
+    return h->ext_bytes > MAX_CHUNK_EXT ? refuse(h, 400) : 0;
+}
+
 static const llhttp_settings_t req_settings = {
     .on_message_begin = on_req_begin,
+    .on_chunk_header = on_req_chunk_header,
+    .on_chunk_extension_name = on_req_chunk_ext,
+    .on_chunk_extension_value = on_req_chunk_ext,
     .on_url = on_url,
     .on_header_field = on_req_field,
     .on_header_value = on_req_value,
@@ -347,6 +631,41 @@ static int build_upstream_head(struct h1 *h)
     struct px_conn *c = h->c;
     const struct rc_listener *m = c->lis->model;
     size_t n = head_headers(h);
+    /* Expect means nothing from an HTTP/1.0 client, and albd answers
+     * 100-continue itself (upstream_ready): the backend gets neither. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!hdr_is(&h->hdrs[i], "expect"))
+            h->hdrs[k++] = h->hdrs[i];
+    n = k;
+    /* Client-sent X-Forwarded-Clientcert-* never reach a backend. */
+    n = px_tls_headers_strip(m, h->hdrs, n);
+    struct px_hdr cch[PX_TLS_HDR_MAX];
+    size_t n_cch = h->cc ? px_tls_headers_fill(m, h->cc, cch) : 0;
+    const char *target = h->hin.data + h->path_off;
+    size_t target_len = h->path_len;
+    if (h->path_slash) {
+        px_buf_reset(&h->tgt);
+        if (px_buf_append(&h->tgt, "/", 1) < 0 || px_buf_append(&h->tgt, target, target_len) < 0)
+            return -1;
+        target = h->tgt.data;
+        target_len = h->tgt.len;
+    }
+    if (h->auth_len) {
+        /* RFC 9112 3.2.2: the target's authority wins over Host. */
+        const char *auth = h->hin.data + h->auth_off;
+        size_t i = 0;
+        while (i < n && !hdr_is(&h->hdrs[i], "host"))
+            i++;
+        if (i == n) {
+            if (n >= PX_HDR_MAX)
+                return -1;
+            h->hdrs[n++] = (struct px_hdr){"Host", 4, auth, h->auth_len};
+        } else {
+            h->hdrs[i].value = auth;
+            h->hdrs[i].value_len = h->auth_len;
+        }
+    }
     struct px_fwd fwd = {
         .xff_mode = m->xff_mode,
         .client_ip = c->client_ip,
@@ -355,17 +674,39 @@ static int build_upstream_head(struct h1 *h)
         .host = m->headers.host,
         .client_port = m->headers.client_src_port ? c->client_port : NULL,
         .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
+        .upgrade = h->ws ? "websocket" : NULL,
+        .extra = cch,
+        .n_extra = n_cch,
     };
     /* HTTP/1.1 to backends for 1.1 clients, 1.0 for 1.0 clients (unless
      * the 1.0 client sent a chunked body, which only 1.1 can carry). */
     h->up_minor = (h->minor || h->chunked) ? 1 : 0;
-    bool keep = h->up_minor && h->group && h->group->model->upstream_keepalive;
+    bool keep = h->up_minor && h->group && h->group->model->upstream_keepalive && !h->ws;
     enum px_framing fr = h->chunked    ? PX_FRAME_CHUNKED
                          : h->has_body ? PX_FRAME_LENGTH
                                        : PX_FRAME_NONE;
     px_buf_reset(&h->hout);
-    return px_headers_request(&h->hout, llhttp_method_name(h->method), h->hin.data, h->first_len,
+    return px_headers_request(&h->hout, llhttp_method_name(h->method), target, target_len,
                               h->up_minor, h->hdrs, n, &fwd, fr, keep);
+}
+
+/* Reads the client certificate when the listener sends its headers.
+ * Returns 0 or -ENOMEM. */
+static int load_client_cert(struct h1 *h)
+{
+    struct px_conn *c = h->c;
+    if (h->cc || !c->tls || !px_tls_headers_enabled(c->lis->model))
+        return 0;
+    h->cc = malloc(sizeof *h->cc);
+    if (!h->cc)
+        return -ENOMEM;
+    int rc = px_tls_client_cert_info(px_tls_io_ssl(c->tls), h->cc);
+    if (rc == -ENOMEM) {
+        free(h->cc);
+        h->cc = NULL;
+        return rc;
+    }
+    return 0; /* -ENOSPC: a DN was truncated, still worth sending */
 }
 
 static void exchange_start(struct h1 *h)
@@ -379,6 +720,10 @@ static void exchange_start(struct h1 *h)
     h->close_after = !h->keepalive || h->c->draining;
     h->up_congested = false;
     h->status = 0;
+    if (load_client_cert(h) < 0) {
+        send_error(h, 500);
+        return;
+    }
     if (build_upstream_head(h) < 0) {
         send_error(h, 431);
         return;
@@ -398,6 +743,18 @@ static void upstream_ready(struct h1 *h)
     if (rc < 0) {
         upstream_lost(h, rc);
         return;
+    }
+    if (h->expect_continue && !h->req_complete) {
+        /* The client waits for this before sending its body; albd says it
+         * once a backend can take the body, so that no backend that
+         * ignores Expect can leave the client waiting (Content-Length
+         * over the limit was answered 413 before). */
+        h->expect_continue = false;
+        uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+        if (px_conn_write(h->c, &cont, 1) < 0) {
+            px_conn_close(h->c);
+            return;
+        }
     }
     if (!h->req_complete)
         req_resume(h);
@@ -487,6 +844,7 @@ static void response_done(struct h1 *h, bool clean)
         return;
     }
     h->phase = PH_IDLE;
+    memset(&h->scan, 0, sizeof h->scan);
     if (px_conn_snapshot_refresh(c) < 0) {
         h->phase = PH_DONE;
         px_conn_finish(c);
@@ -520,7 +878,14 @@ static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssi
     h->resp_any = true;
     px_conn_timer(c, ms(c->lis->model->request_timeout_s));
     llhttp_errno_t e = llhttp_execute(&h->resp, data, (size_t)n);
-    if (c->closing || h->phase != PH_FORWARD)
+    if (c->closing)
+        return;
+    if (h->phase == PH_TUNNEL && e == HPE_PAUSED) {
+        const char *rest = llhttp_get_error_pos(&h->resp);
+        tunnel_start(h, rest, (size_t)(data + n - rest));
+        return;
+    }
+    if (h->phase != PH_FORWARD)
         return;
     if (e == HPE_PAUSED) {
         bool leftover = llhttp_get_error_pos(&h->resp) != data + n;
@@ -536,11 +901,84 @@ static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssi
         px_upstream_read(h->u, false);
 }
 
+/* --- WebSocket: the exchange becomes a tunnel ---------------------------- */
+
+static int tun_write(void *ctx, const char *data, size_t len)
+{
+    struct h1 *h = ctx;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return px_conn_write(h->c, &b, 1);
+}
+
+static bool tun_congested(void *ctx)
+{
+    struct h1 *h = ctx;
+    return px_conn_congested(h->c);
+}
+
+static void tun_want_input(void *ctx, bool on)
+{
+    struct h1 *h = ctx;
+    px_conn_want_input(h->c, on);
+}
+
+static void tun_shutdown(void *ctx)
+{
+    struct h1 *h = ctx;
+    px_conn_shutdown_write(h->c);
+}
+
+/* The listener's idle timeout applies to a tunnel: no byte either way for
+ * idle_timeout_s closes both sides. */
+static void tun_activity(void *ctx)
+{
+    struct h1 *h = ctx;
+    px_conn_timer(h->c, ms(h->c->lis->model->idle_timeout_s));
+}
+
+static void tun_done(void *ctx, int err)
+{
+    struct h1 *h = ctx;
+    if (err)
+        px_conn_close(h->c);
+    else
+        px_conn_finish(h->c);
+}
+
+static const struct px_tunnel_client tun_client = {
+    .write = tun_write,
+    .congested = tun_congested,
+    .want_input = tun_want_input,
+    .shutdown = tun_shutdown,
+    .activity = tun_activity,
+    .done = tun_done,
+};
+
+/* The backend said 101 (relayed already): splice the two connections.
+ * rest: bytes the backend sent after its 101 head. */
+static void tunnel_start(struct h1 *h, const char *rest, size_t n)
+{
+    struct px_conn *c = h->c;
+    h->tun = px_tunnel_new(h->u, &tun_client, h);
+    if (!h->tun) {
+        px_conn_close(c);
+        return;
+    }
+    h->u = NULL; /* the tunnel's now */
+    if (n && tun_write(h, rest, n) < 0) {
+        px_conn_close(c);
+        return;
+    }
+    tun_activity(h);
+    px_conn_want_input(c, true); /* client bytes that came after the request go first */
+}
+
 static void up_on_writable(void *owner, struct px_upstream *u)
 {
     struct h1 *h = owner;
     if (h->up_congested) {
         h->up_congested = false;
+        h->rate_start = 0; /* albd was the slow one meanwhile */
         if (!h->req_complete && h->phase == PH_FORWARD)
             px_conn_want_input(h->c, true);
     }
@@ -613,8 +1051,23 @@ static int on_resp_headers_complete(llhttp_t *p)
         return -1;
     int status = llhttp_get_status_code(p);
     size_t n = head_headers(h);
-    if (status == 101)
-        return -1; /* albd did not ask for an upgrade */
+    if (status == 101) {
+        if (!h->ws)
+            return -1; /* albd did not ask for an upgrade */
+        px_buf_reset(&h->hout);
+        if (px_headers_response_upgrade(&h->hout, h->hin.data, h->first_len, h->hdrs, n,
+                                        "websocket") < 0)
+            return -1;
+        h->resp_started = true;
+        count_response(h, status);
+        uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
+        if (write_client(h, &b, 1) < 0)
+            return -1;
+        h->phase = PH_TUNNEL; /* up_on_read hands the connection to a tunnel */
+        return HPE_PAUSED;
+    }
+    if (h->ws && status >= 200)
+        h->close_after = true; /* upgrade refused: the client may have sent frames already */
     if (status < 200) {
         if (!h->minor)
             return 0; /* HTTP/1.0 clients do not get interim responses */
@@ -715,8 +1168,15 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
     struct h1 *h = c->ps;
     if (h->phase == PH_DONE)
         return len;
+    if (h->phase == PH_TUNNEL)
+        return h->tun ? px_tunnel_client_data(h->tun, data, len) : len;
     size_t done = 0;
     for (;;) {
+        if (scan_head(&h->scan, data + done, len - done) < 0) {
+            px_log_debug("h1: refusing request from %s: 400 (malformed head bytes)", c->client_ip);
+            send_error(h, 400);
+            return len;
+        }
         llhttp_errno_t e = llhttp_execute(&h->req, data + done, len - done);
         if (c->closing)
             return len;
@@ -733,6 +1193,7 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
                 /* A request that asked for an upgrade was answered as a
                  * plain one (Upgrade is stripped): keep parsing HTTP. */
                 llhttp_resume_after_upgrade(&h->req);
+                memset(&h->scan, 0, sizeof h->scan);
                 if (done == len)
                     return len;
                 continue;
@@ -757,6 +1218,11 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
 static void h1_on_eof(struct px_conn *c)
 {
     struct h1 *h = c->ps;
+    if (h->phase == PH_TUNNEL) {
+        if (h->tun)
+            px_tunnel_client_eof(h->tun);
+        return;
+    }
     if ((h->phase == PH_UPSTREAM || h->phase == PH_FORWARD) && h->req_complete) {
         h->close_after = true; /* answer, then close */
         return;
@@ -767,6 +1233,11 @@ static void h1_on_eof(struct px_conn *c)
 static void h1_on_writable(struct px_conn *c)
 {
     struct h1 *h = c->ps;
+    if (h->phase == PH_TUNNEL) {
+        if (h->tun)
+            px_tunnel_client_writable(h->tun);
+        return;
+    }
     if (h->u && h->phase == PH_FORWARD) {
         px_upstream_read(h->u, true);
         px_conn_timer(c, ms(c->lis->model->request_timeout_s));
@@ -791,6 +1262,7 @@ static void h1_on_timeout(struct px_conn *c)
             send_error(h, 504);
         break;
     case PH_DONE:
+    case PH_TUNNEL: /* idle for idle_timeout_s both ways */
         px_conn_close(c);
         break;
     }
@@ -799,6 +1271,8 @@ static void h1_on_timeout(struct px_conn *c)
 static void h1_drain(struct px_conn *c)
 {
     struct h1 *h = c->ps;
+    if (h->phase == PH_TUNNEL)
+        return; /* a tunnel runs until its ends close it or the drain deadline */
     if (h->phase == PH_IDLE && c->in_len == 0)
         px_conn_close(c);
     else
@@ -808,8 +1282,11 @@ static void h1_drain(struct px_conn *c)
 static void h1_on_close(struct px_conn *c)
 {
     struct h1 *h = c->ps;
-    if (h)
+    if (h) {
         drop_upstream(h, false);
+        px_tunnel_free(h->tun);
+        h->tun = NULL;
+    }
 }
 
 static void h1_free(struct px_conn *c)
@@ -819,8 +1296,10 @@ static void h1_free(struct px_conn *c)
         return;
     px_buf_cleanup(&h->hin);
     px_buf_cleanup(&h->hout);
+    px_buf_cleanup(&h->tgt);
     free(h->ents);
     free(h->hdrs);
+    free(h->cc);
     free(h);
     c->ps = NULL;
 }
@@ -842,11 +1321,26 @@ static int h1_start(struct px_conn *c)
     h->minor = 1;
     px_buf_init(&h->hin, PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS + MAX_RESPONSE_HEAD);
     px_buf_init(&h->hout, 2 * (PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS) + MAX_RESPONSE_HEAD);
+    px_buf_init(&h->tgt, PX_H1_MAX_TARGET + 1);
     llhttp_init(&h->req, HTTP_REQUEST, &req_settings);
     h->req.data = h;
     c->ps = h;
     px_conn_timer(c, ms(c->lis->model->idle_timeout_s));
     return 0;
+}
+
+/* Idle keep-alive connections let go of the old snapshot at once, so it is
+ * freed without waiting for their next request or idle timeout; busy ones
+ * move in response_done. */
+static void h1_on_snapshot(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    if (h->phase != PH_IDLE)
+        return;
+    if (px_conn_snapshot_refresh(c) < 0) {
+        h->phase = PH_DONE;
+        px_conn_finish(c);
+    }
 }
 
 const struct px_proto px_h1_proto = {
@@ -857,6 +1351,7 @@ const struct px_proto px_h1_proto = {
     .on_writable = h1_on_writable,
     .on_timeout = h1_on_timeout,
     .drain = h1_drain,
+    .on_snapshot = h1_on_snapshot,
     .on_close = h1_on_close,
     .free = h1_free,
 };

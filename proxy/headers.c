@@ -24,6 +24,24 @@ static bool is_ows(char ch)
     return ch == ' ' || ch == '\t';
 }
 
+bool px_header_has_token(const char *v, size_t len, const char *tok)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (is_ows(v[i]) || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && is_ows(v[end - 1]))
+            end--;
+        if (end > start && name_is(v + start, end - start, tok))
+            return true;
+    }
+    return false;
+}
+
 /* Drops every header named by the comma-separated tokens of one
  * Connection value. */
 static void mark_connection_tokens(const struct px_hdr *h, size_t n, bool *drop, const char *v,
@@ -164,10 +182,18 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
         size_t nlen = slots[s].client ? slots[s].client->name_len : strlen(slots[s].name);
         TRY(put_header(out, name, nlen, slots[s].value, slots[s].value_len));
     }
+    for (size_t i = 0; i < fwd->n_extra; i++)
+        TRY(put_header(out, fwd->extra[i].name, fwd->extra[i].name_len, fwd->extra[i].value,
+                       fwd->extra[i].value_len));
     if (framing == PX_FRAME_CHUNKED)
         TRY(px_buf_puts(out, "Transfer-Encoding: chunked\r\n"));
-    if (minor && !keepalive)
+    if (fwd->upgrade) {
+        TRY(px_buf_puts(out, "Connection: Upgrade\r\nUpgrade: "));
+        TRY(px_buf_puts(out, fwd->upgrade));
+        TRY(px_buf_append(out, "\r\n", 2));
+    } else if (minor && !keepalive) {
         TRY(px_buf_puts(out, "Connection: close\r\n"));
+    }
     return px_buf_append(out, "\r\n", 2);
 }
 
@@ -200,6 +226,20 @@ int px_headers_response(struct px_buf *out, int minor, int status, const char *r
             TRY(px_buf_puts(out, "Connection: keep-alive\r\n"));
     }
     return px_buf_append(out, "\r\n", 2);
+}
+
+int px_headers_response_upgrade(struct px_buf *out, const char *reason, size_t reason_len,
+                                const struct px_hdr *h, size_t n, const char *upgrade)
+{
+    size_t start = out->len;
+    TRY(px_headers_response(out, 1, 101, reason, reason_len, h, n, PX_FRAME_NONE, false));
+    out->len -= 2; /* reopen the head: px_headers_response ended it with CRLF */
+    if (px_buf_puts(out, "Connection: Upgrade\r\nUpgrade: ") || px_buf_puts(out, upgrade) ||
+        px_buf_append(out, "\r\n\r\n", 4)) {
+        out->len = start;
+        return -1;
+    }
+    return 0;
 }
 
 const char *px_status_reason(int status)
@@ -249,6 +289,8 @@ const char *px_status_reason(int status)
         return "Length Required";
     case 413:
         return "Payload Too Large";
+    case 417:
+        return "Expectation Failed";
     case 414:
         return "URI Too Long";
     case 421:

@@ -63,6 +63,27 @@ static void write_cb(uv_write_t *req, int status)
 
 static int chunk_send(struct px_outq *q, struct px_outq_chunk *ch)
 {
+    size_t off = 0;
+    if (q->inflight == 0) {
+        /* Try the socket first: a uv_write that completes at once still
+         * costs an epoll_ctl when libuv drops its POLLOUT interest. */
+        uv_buf_t t = uv_buf_init(ch->data, (unsigned)ch->len);
+        int w = uv_try_write(q->stream, &t, 1);
+        if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
+            chunk_put(q, ch);
+            return w;
+        }
+        if (w > 0)
+            off = (size_t)w;
+        if (off == ch->len) {
+            chunk_put(q, ch);
+            return 0;
+        }
+        if (off) {
+            memmove(ch->data, ch->data + off, ch->len - off);
+            ch->len -= off;
+        }
+    }
     uv_buf_t b = uv_buf_init(ch->data, (unsigned)ch->len);
     int rc = uv_write(&ch->req, q->stream, &b, 1, write_cb);
     if (rc < 0) {

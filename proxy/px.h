@@ -22,7 +22,14 @@ struct px_runtime *px_runtime_start(int n_workers);
  * drain. On failure (a socket that will not bind, a certificate OpenSSL
  * refuses) nothing is published, the running snapshot keeps serving, and -1
  * is returned with the reason in err. */
-int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, char *err, size_t errlen);
+struct px_apply_error {
+    /* The Listener that made the apply fail (a port that will not bind, a
+     * certificate OpenSSL refuses), "" when the failure is not one
+     * listener's. The agent contains it and applies the rest. */
+    char listener[128];
+    char msg[512]; /* never secret */
+};
+int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_error *err);
 
 /* Replaces the session-ticket key ring with keys read from files (48 or 80
  * bytes each, the first encrypts, all decrypt), so a fleet of albd instances

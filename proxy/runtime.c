@@ -91,12 +91,19 @@ static struct rt_socks *find_socks(struct rt_socks *list, const char *key)
     return NULL;
 }
 
-int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, char *err, size_t errlen)
+int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_error *e)
 {
     struct px_snapshot *s = NULL;
+    char *err = e->msg;
+    size_t errlen = sizeof e->msg;
+    const char *failed = NULL;
+    e->listener[0] = e->msg[0] = '\0';
     if (px_snapshot_build(m, rt->published, rt->n_workers, rt->generation + 1, rt->tls_keys, &s,
-                          err, errlen) != 0)
+                          err, errlen, &failed) != 0) {
+        if (failed)
+            snprintf(e->listener, sizeof e->listener, "%s", failed);
         return -1;
+    }
 
     /* Open the sockets of new addresses first: a port that will not bind
      * fails the whole apply before anything changes. */
@@ -132,6 +139,7 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, char *err, size_
                 const struct rc_listener *l = s->listeners[b->listener].model;
                 snprintf(err, errlen, "Listener/%s: cannot listen on %s: %s", l->meta.name,
                          strchr(b->key, '/') + 1, strerror(-fd));
+                snprintf(e->listener, sizeof e->listener, "%s", l->meta.name);
                 goto fail;
             }
             ns->fds[w] = fd;

@@ -149,9 +149,10 @@ static void snapshot_free(struct px_snapshot *s)
 
 int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_workers,
                       uint64_t generation, struct px_tls_keys *keys, struct px_snapshot **out,
-                      char *err, size_t errlen)
+                      char *err, size_t errlen, const char **failed_listener)
 {
     *out = NULL;
+    *failed_listener = NULL;
     struct px_snapshot *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -195,9 +196,10 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_
             pl->ssl_ctx = reuse_ssl_ctx(prev, pl->tls_digest);
             if (!pl->ssl_ctx) {
                 char terr[256];
-                pl->ssl_ctx = px_tls_ctx_new(l, keys, false, terr, sizeof terr);
+                pl->ssl_ctx = px_tls_ctx_new(l, keys, true, terr, sizeof terr);
                 if (!pl->ssl_ctx) {
                     snprintf(err, errlen, "Listener/%s: %s", l->meta.name, terr);
+                    *failed_listener = l->meta.name;
                     goto fail;
                 }
             }

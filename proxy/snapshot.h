@@ -11,7 +11,7 @@
 struct px_tls_keys;
 int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_workers,
                       uint64_t generation, struct px_tls_keys *keys, struct px_snapshot **out,
-                      char *err, size_t errlen);
+                      char *err, size_t errlen, const char **failed_listener);
 
 /* How many snapshots exist (published, or still referenced by connections). */
 int px_snapshot_alive_count(void);

@@ -12,7 +12,8 @@
  * trailing dot). Longer names never match. */
 #define PX_SNI_NAME_MAX 253
 
-/* True when pattern is a usable wildcard certificate name: exactly one '*',
+/* rc_wildcard_valid() (reconciler/names.h), which validation uses too.
+ * True when pattern is a usable wildcard certificate name: exactly one '*',
  * as the first character of the leftmost label ("*.example.com",
  * "*test.example.com"), the rest of that label made of [0-9A-Za-z-], and at
  * least one non-empty label after it. "test*.example.com", "*.*.com",

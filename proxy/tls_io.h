@@ -35,6 +35,8 @@ void px_tls_io_shutdown(struct px_tls_io *t);
 
 /* Ciphertext waiting to be sent, and a way to take it (returns bytes). */
 size_t px_tls_io_out_pending(struct px_tls_io *t);
+/* Ciphertext received and not yet decrypted. */
+size_t px_tls_io_in_pending(struct px_tls_io *t);
 size_t px_tls_io_take(struct px_tls_io *t, char *buf, size_t cap);
 
 /* The ALPN protocol selected in the handshake ("" when none). */

@@ -13,7 +13,7 @@
 #define PX_UPSTREAM_CONNECT_MS 5000
 /* How long an idle pooled connection is kept, and how many per server. */
 #define PX_UPSTREAM_IDLE_MS 30000
-#define PX_UPSTREAM_IDLE_MAX 64
+#define PX_UPSTREAM_IDLE_MAX 512
 
 struct px_upstream;
 struct px_pool;
@@ -42,6 +42,7 @@ struct px_upstream {
     uv_tcp_t tcp;
     uv_timer_t timer; /* connect timeout, then idle timeout while pooled */
     uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req; /* px_upstream_shutdown */
     struct px_outq out;
     enum px_upstream_state state;
     struct px_worker *w;
@@ -51,6 +52,7 @@ struct px_upstream {
     void *owner;
     bool reading;
     bool out_high;
+    bool shut; /* px_upstream_shutdown was called: never pooled */
     int open_handles;
     char rbuf[16 * 1024];
 };

@@ -263,7 +263,7 @@ int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool all
 
 int px_upstream_write(struct px_upstream *u, const uv_buf_t *bufs, unsigned n)
 {
-    if (u->state != PX_UP_ACTIVE)
+    if (u->state != PX_UP_ACTIVE || u->shut)
         return UV_EPIPE;
     int rc = px_outq_writev(&u->out, bufs, n);
     if (rc == 0 && u->out.queued > PX_OUTQ_HIGH)
@@ -276,6 +276,30 @@ bool px_upstream_congested(const struct px_upstream *u)
     return u->out_high;
 }
 
+void px_upstream_set_owner(struct px_upstream *u, const struct px_upstream_cbs *cbs, void *owner)
+{
+    if (u->state != PX_UP_ACTIVE)
+        return;
+    u->cbs = cbs;
+    u->owner = owner;
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct px_upstream *u = req->data;
+    if (status < 0 && u->state == PX_UP_ACTIVE && u->cbs)
+        u->cbs->on_read(u->owner, u, NULL, status);
+}
+
+int px_upstream_shutdown(struct px_upstream *u)
+{
+    if (u->state != PX_UP_ACTIVE || u->shut)
+        return UV_EPIPE;
+    u->shut = true;
+    u->shutdown_req.data = u;
+    return uv_shutdown(&u->shutdown_req, (uv_stream_t *)&u->tcp, shutdown_cb);
+}
+
 void px_upstream_release(struct px_upstream *u, bool keep)
 {
     if (!u || u->state == PX_UP_CLOSING)
@@ -283,7 +307,7 @@ void px_upstream_release(struct px_upstream *u, bool keep)
     u->cbs = NULL;
     u->owner = NULL;
     struct px_pool *e = u->pool;
-    if (!keep || u->state != PX_UP_ACTIVE || !e || !u->w->pools || u->w->pools->closed ||
+    if (!keep || u->shut || u->state != PX_UP_ACTIVE || !e || !u->w->pools || u->w->pools->closed ||
         e->n_idle >= PX_UPSTREAM_IDLE_MAX || u->out.queued || u->out.inflight) {
         upstream_close(u);
         return;

@@ -25,6 +25,15 @@ bool px_upstream_congested(const struct px_upstream *u);
 /* Pauses / resumes delivery of backend bytes (client backpressure). */
 void px_upstream_read(struct px_upstream *u, bool on);
 
+/* Hands an active connection to another owner (an HTTP exchange that
+ * became a tunnel): later callbacks go to cbs/owner. */
+void px_upstream_set_owner(struct px_upstream *u, const struct px_upstream_cbs *cbs, void *owner);
+
+/* Half-close toward the backend once the queued output is written
+ * (tunnels: the client finished sending). Reading goes on. 0 or a negative
+ * uv error; a failure of the shutdown itself comes to on_read as n < 0. */
+int px_upstream_shutdown(struct px_upstream *u);
+
 /* Gives u back: to its pool when keep (the response was complete and the
  * backend keeps the connection open), else closes it. The owner's
  * callbacks are never called again. */

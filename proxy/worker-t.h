@@ -52,6 +52,12 @@ struct px_worker {
      * px_conn.prev/next; maintained by proxy/conn.c). */
     struct px_conn *conns;
     struct px_upstream_pools *pools; /* owned by proxy/upstream.c */
+    /* Connections with staged output, sent by px_conn_flush_all from the
+     * prepare and check phases: after the I/O callbacks of an iteration
+     * and before the loop blocks again. */
+    struct px_conn *flush_head;
+    uv_prepare_t flush_prepare;
+    uv_check_t flush_check;
     bool draining;      /* stop requested: no new connections, finish in-flight */
     uv_timer_t drain_timer; /* force-closes what is left at the drain deadline */
     uint64_t drain_deadline; /* uv_now() value after which connections are closed */

@@ -155,6 +155,8 @@ static void on_drain_tick(uv_timer_t *t)
     /* Nothing left to serve: release what keeps the loop alive. */
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
+    uv_close((uv_handle_t *)&w->flush_prepare, NULL);
+    uv_close((uv_handle_t *)&w->flush_check, NULL);
     px_upstream_pools_close_all(w->pools);
     uv_close((uv_handle_t *)&w->wake, NULL);
 }
@@ -187,6 +189,16 @@ static void on_wake(uv_async_t *a)
     pick_up_snapshot(w);
 }
 
+static void on_flush_prepare(uv_prepare_t *p)
+{
+    px_conn_flush_all(p->data);
+}
+
+static void on_flush_check(uv_check_t *c)
+{
+    px_conn_flush_all(c->data);
+}
+
 static void worker_main(void *arg)
 {
     struct px_worker *w = arg;
@@ -203,6 +215,16 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
     w->wake.data = w;
     rc = uv_async_init(&w->loop, &w->wake, on_wake);
     if (rc == 0) {
+        /* Staged output is sent after each iteration's I/O callbacks (check)
+         * and before the loop blocks after timers (prepare). Unreferenced:
+         * they must not keep a drained loop alive. */
+        uv_prepare_init(&w->loop, &w->flush_prepare);
+        uv_check_init(&w->loop, &w->flush_check);
+        w->flush_prepare.data = w->flush_check.data = w;
+        uv_prepare_start(&w->flush_prepare, on_flush_prepare);
+        uv_check_start(&w->flush_check, on_flush_check);
+        uv_unref((uv_handle_t *)&w->flush_prepare);
+        uv_unref((uv_handle_t *)&w->flush_check);
         w->pools = px_upstream_pools_new(w);
         if (!w->pools)
             rc = -ENOMEM;
@@ -211,6 +233,10 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
         rc = uv_thread_create(&w->thread, worker_main, w);
     if (rc != 0) {
         uv_close((uv_handle_t *)&w->wake, NULL);
+        if (uv_is_active((uv_handle_t *)&w->flush_prepare)) {
+            uv_close((uv_handle_t *)&w->flush_prepare, NULL);
+            uv_close((uv_handle_t *)&w->flush_check, NULL);
+        }
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         px_upstream_pools_free(w->pools);

@@ -16,6 +16,7 @@ struct block {
 
 struct rc_arena {
     struct block *head;
+    void *user;
 };
 
 struct rc_arena *rc_arena_new(void)
@@ -98,4 +99,14 @@ char *rc_arena_strndup(struct rc_arena *a, const char *s, size_t n)
 char *rc_arena_strdup(struct rc_arena *a, const char *s)
 {
     return s == NULL ? NULL : rc_arena_strndup(a, s, strlen(s));
+}
+
+void rc_arena_set_user(struct rc_arena *a, void *p)
+{
+    a->user = p;
+}
+
+void *rc_arena_user(const struct rc_arena *a)
+{
+    return a ? a->user : NULL;
 }

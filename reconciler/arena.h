@@ -22,4 +22,9 @@ void *rc_arena_alloc(struct rc_arena *a, size_t n);
 char *rc_arena_strdup(struct rc_arena *a, const char *s);
 char *rc_arena_strndup(struct rc_arena *a, const char *s, size_t n);
 
+/* One pointer the arena's owner may attach (the reconciler keeps a model's
+ * private data, such as its resources' sources, there). NULL until set. */
+void rc_arena_set_user(struct rc_arena *a, void *p);
+void *rc_arena_user(const struct rc_arena *a);
+
 #endif

@@ -134,6 +134,17 @@ static int get_int(struct rc_doc *d, yaml_node_t *n, const char *path, int def)
     return y.type == RC_Y_INT || y.type == RC_Y_FLOAT ? (int)y.d : def;
 }
 
+/* For sizes beyond int (schema-bounded, so a double holds them exactly). */
+static uint64_t get_u64(struct rc_doc *d, yaml_node_t *n, const char *path, uint64_t def)
+{
+    yaml_node_t *v = rc_at(d, n, path);
+    struct rc_yval y;
+    if (v == NULL)
+        return def;
+    rc_y_classify(v, &y);
+    return (y.type == RC_Y_INT || y.type == RC_Y_FLOAT) && y.d >= 0 ? (uint64_t)y.d : def;
+}
+
 static const char *get_str(struct rc_doc *d, yaml_node_t *n, const char *path, const char *def)
 {
     const char *s = rc_y_str(rc_at(d, n, path));
@@ -162,44 +173,131 @@ static int doc_name_cmp(const void *a, const void *b)
     return strcmp((*(struct rc_doc *const *)a)->name, (*(struct rc_doc *const *)b)->name);
 }
 
+/* By name, then by position in L->dv (kept in a parallel index). */
+struct named {
+    struct rc_doc *d;
+    size_t pos;
+};
+
+static int named_cmp(const void *a, const void *b)
+{
+    const struct named *x = a, *y = b;
+    int c = strcmp(x->d->name, y->d->name);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int collect(struct rc_load *L, const char *kind, struct kind_docs *out)
 {
     memset(out, 0, sizeof(*out));
-    out->v = rc_arena_alloc(L->arena, (L->n_docs + 1) * sizeof(*out->v));
-    out->broken = rc_arena_alloc(L->arena, (L->n_docs + 1) * sizeof(*out->broken));
-    if (out->v == NULL || out->broken == NULL)
+    size_t n_extra = 0;
+    for (size_t i = 0; i < L->n_broken; i++)
+        n_extra += !strcmp(L->broken[i].kind, kind);
+    out->v = rc_arena_alloc(L->arena, (L->n_dv + 1) * sizeof(*out->v));
+    out->broken = rc_arena_alloc(L->arena, (L->n_dv + n_extra + 1) * sizeof(*out->broken));
+    struct named *all = malloc((L->n_dv + 1) * sizeof(*all));
+    bool *dup = calloc(L->n_dv + 1, sizeof(*dup));
+    if (out->v == NULL || out->broken == NULL || all == NULL || dup == NULL) {
+        free(all);
+        free(dup);
         return -1;
-    for (size_t i = 0; i < L->n_docs; i++) {
-        struct rc_doc *d = &L->docs[i];
-        if (d->kind == NULL || strcmp(d->kind, kind) != 0 || d->name == NULL)
-            continue;
-        struct rc_doc *first = NULL;
-        for (size_t j = 0; j < i && !first; j++)
-            if (L->docs[j].kind == d->kind && L->docs[j].name && !strcmp(L->docs[j].name, d->name))
-                first = &L->docs[j];
-        if (first) {
-            yaml_node_t *root = yaml_document_get_root_node(&d->y);
-            struct rc_loc fl = rc_y_loc(first, yaml_document_get_root_node(&first->y));
-            rc_doc_err(L, d, RC_ERROR, rc_at(d, root, "metadata.name"), "metadata.name",
-                       "duplicate %s name \"%s\" (first defined at %s:%d:%d)", kind, d->name,
-                       fl.file, fl.line, fl.col);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < L->n_dv; i++) {
+        struct rc_doc *d = L->dv[i];
+        if (d->kind != NULL && !strcmp(d->kind, kind) && d->name != NULL)
+            all[n++] = (struct named){d, i};
+    }
+    /* Duplicates sit next to each other once sorted; the first written
+     * one (lowest position) is the definition, later ones are errors. */
+    qsort(all, n, sizeof(*all), named_cmp);
+    for (size_t i = 0; i < n; i++) {
+        size_t first = i;
+        while (first > 0 && !strcmp(all[first - 1].d->name, all[i].d->name))
+            first--;
+        if (first == i) {
+            if (all[i].d->schema_ok)
+                out->v[out->n++] = all[i].d;
+            else
+                out->broken[out->n_broken++] = all[i].d->name;
             continue;
         }
-        if (d->schema_ok)
-            out->v[out->n++] = d;
-        else
-            out->broken[out->n_broken++] = d->name;
+        dup[all[i].pos] = true;
+        all[i].pos = all[first].pos; /* remember the definition for the message */
     }
+    /* Report duplicates in source order, naming the first definition. */
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || strcmp(all[i - 1].d->name, all[i].d->name))
+            continue;
+        struct rc_doc *d = all[i].d;
+        struct rc_doc *first = L->dv[all[i].pos];
+        yaml_node_t *root = yaml_document_get_root_node(&d->y);
+        struct rc_loc fl = rc_y_loc(first, yaml_document_get_root_node(&first->y));
+        rc_doc_err(L, d, RC_ERROR, rc_at(d, root, "metadata.name"), "metadata.name",
+                   "duplicate %s name \"%s\" (first defined at %s:%d:%d)", kind, d->name, fl.file,
+                   fl.line, fl.col);
+    }
+    free(all);
+    free(dup);
+    for (size_t i = 0; i < L->n_broken; i++)
+        if (!strcmp(L->broken[i].kind, kind))
+            out->broken[out->n_broken++] = L->broken[i].name;
+    /* Already sorted by name; the sort keeps this independent of that. */
     qsort(out->v, out->n, sizeof(*out->v), doc_name_cmp);
+    qsort(out->broken, out->n_broken, sizeof(*out->broken), str_cmp);
     return 0;
 }
 
 static bool is_broken(const struct kind_docs *k, const char *name)
 {
-    for (size_t i = 0; i < k->n_broken; i++)
-        if (!strcmp(k->broken[i], name))
-            return true;
-    return false;
+    return k->n_broken &&
+           bsearch(&name, k->broken, k->n_broken, sizeof(*k->broken), str_cmp) != NULL;
+}
+
+/* The index of the document named name in k (sorted by name), or -1. */
+static long find_doc(const struct kind_docs *k, const char *name)
+{
+    size_t lo = 0, hi = k->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(k->v[mid]->name, name);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* In a containment pass, a reference that does not resolve makes the
+ * referring resource fail too (even when the target's own error was
+ * reported), and is recorded so that a deleted resource which a kept
+ * version still uses can be kept as well. */
+static void missing_ref(struct rc_load *L, struct rc_doc *d, const yaml_node_t *v, const char *path,
+                        const char *kind, const char *name, bool broken)
+{
+    if (L->n_missing == L->cap_missing) {
+        size_t cap = L->cap_missing ? L->cap_missing * 2 : 16;
+        struct rc_missing *p = realloc(L->missing, cap * sizeof(*p));
+        if (p == NULL) {
+            L->oom = true;
+            return;
+        }
+        L->missing = p;
+        L->cap_missing = cap;
+    }
+    L->missing[L->n_missing++] = (struct rc_missing){d, kind, name, L->errs->n};
+    if (broken)
+        rc_doc_err(L, d, RC_ERROR, v, path, "%s \"%s\" is invalid and has no last good version",
+                   kind, name);
+    else
+        rc_doc_err(L, d, RC_ERROR, v, path, "no %s named \"%s\"", kind, name);
 }
 
 /* Resolves the reference at node v (a name) to an index of k; reports an
@@ -210,10 +308,12 @@ static long resolve(struct rc_load *L, struct rc_doc *d, yaml_node_t *v, const c
     const char *name = rc_y_str(v);
     if (name == NULL)
         return -1;
-    for (size_t i = 0; i < k->n; i++)
-        if (!strcmp(k->v[i]->name, name))
-            return (long)i;
-    if (!is_broken(k, name))
+    long i = find_doc(k, name);
+    if (i >= 0)
+        return i;
+    if (L->contain)
+        missing_ref(L, d, v, path, kind, name, is_broken(k, name));
+    else if (!is_broken(k, name))
         rc_doc_err(L, d, RC_ERROR, v, path, "no %s named \"%s\"", kind, name);
     return -1;
 }
@@ -285,8 +385,8 @@ static int build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_gro
     yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
     if (rc_fill_meta(L, d, &g->meta, NULL, 0, NULL, 0) != 0)
         return -1;
-    g->protocol = !strcmp(get_str(d, spec, "protocol", "HTTP"), "HTTPS") ? RC_GROUP_HTTPS
-                                                                         : RC_GROUP_HTTP;
+    g->protocol =
+        !strcmp(get_str(d, spec, "protocol", "HTTP"), "HTTPS") ? RC_GROUP_HTTPS : RC_GROUP_HTTP;
     const char *sch = get_str(d, spec, "scheduler", "Wrr");
     g->scheduler = !strcmp(sch, "Wlc")   ? RC_SCHED_WLC
                    : !strcmp(sch, "Sch") ? RC_SCHED_SCH
@@ -372,16 +472,30 @@ static int build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_gro
 
 /* Request headers a client-certificate header may not be renamed to
  * (alb-https-listener.txt). */
-static const char *const reserved_headers[] = {
-    "slb-id", "slb-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-eip",
-    "x-forwarded-port", "x-forwarded-client-srcport", "x-forwarded-host", "connection", "upgrade",
-    "content-length", "transfer-encoding", "keep-alive", "te", "host", "cookie", "remoteip",
-    "authority", NULL};
+static const char *const reserved_headers[] = {"slb-id",
+                                               "slb-ip",
+                                               "x-forwarded-for",
+                                               "x-forwarded-proto",
+                                               "x-forwarded-eip",
+                                               "x-forwarded-port",
+                                               "x-forwarded-client-srcport",
+                                               "x-forwarded-host",
+                                               "connection",
+                                               "upgrade",
+                                               "content-length",
+                                               "transfer-encoding",
+                                               "keep-alive",
+                                               "te",
+                                               "host",
+                                               "cookie",
+                                               "remoteip",
+                                               "authority",
+                                               NULL};
 
 struct cc_header {
-    const char *field;  /* manifest key under headers.clientCert */
-    const char *def;    /* the reference's header name */
-    size_t offset;      /* into rc_listener.client_cert_headers */
+    const char *field; /* manifest key under headers.clientCert */
+    const char *def;   /* the reference's header name */
+    size_t offset;     /* into rc_listener.client_cert_headers */
 };
 
 static const struct cc_header cc_headers[] = {
@@ -467,8 +581,8 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
     yaml_node_t *cert = rc_at(d, tls, "certificate");
     if (cert == NULL)
         rc_doc_err(L, d, RC_ERROR, tls ? tls : spec, tls ? "spec.tls" : "spec",
-                   "%s listeners need tls.certificate", li->protocol == RC_LISTENER_HTTPS ? "HTTPS"
-                                                                                        : "QUIC");
+                   "%s listeners need tls.certificate",
+                   li->protocol == RC_LISTENER_HTTPS ? "HTTPS" : "QUIC");
     else
         li->tls.certificate = server_cert(L, d, cert, "spec.tls.certificate", r);
 
@@ -494,7 +608,10 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
     yaml_node_t *pol = rc_at(d, tls, "policy");
     const char *pname = pol ? rc_y_str(pol) : "tls_cipher_policy_1_2";
     li->tls.policy = rc_model_policy(L->m, pname);
-    if (li->tls.policy == NULL && !is_broken(&r->policies, pname))
+    if (li->tls.policy == NULL && L->contain)
+        missing_ref(L, d, pol, "spec.tls.policy", "TLSPolicy", pname,
+                    is_broken(&r->policies, pname));
+    else if (li->tls.policy == NULL && !is_broken(&r->policies, pname))
         rc_doc_err(L, d, RC_ERROR, pol, "spec.tls.policy", "no TLSPolicy named \"%s\"", pname);
     if (li->tls.policy && !li->tls.policy->system && li->instance &&
         li->instance->edition == RC_EDITION_BASIC)
@@ -554,6 +671,11 @@ static int build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listene
     } else if (L->m->n_instances + r->instances.n_broken > 1) {
         rc_doc_err(L, d, RC_ERROR, spec, "spec",
                    "missing required field \"instance\" (there is more than one Instance)");
+    } else if (L->contain) {
+        /* The only Instance is invalid: its own error says why. */
+        rc_doc_err(L, d, RC_ERROR, spec, "spec",
+                   "the Instance this listener would use is invalid and has no last good "
+                   "version");
     }
     const char *proto = get_str(d, spec, "protocol", "HTTP");
     li->protocol = !strcmp(proto, "HTTPS")  ? RC_LISTENER_HTTPS
@@ -566,6 +688,9 @@ static int build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listene
         rc_doc_err(L, d, RC_ERROR, h2, "spec.http2", "http2 is only for HTTPS listeners");
     li->idle_timeout_s = get_int(d, spec, "idleTimeoutSeconds", 15);
     li->request_timeout_s = get_int(d, spec, "requestTimeoutSeconds", 60);
+    li->limits.max_request_body_bytes = get_u64(d, spec, "limits.maxRequestBodyBytes", 0);
+    li->limits.header_timeout_s = get_int(d, spec, "limits.headerTimeoutSeconds", 10);
+    li->limits.min_body_rate = (uint32_t)get_u64(d, spec, "limits.minBodyRateBytesPerSecond", 256);
     li->gzip = get_bool(d, spec, "compression.gzip", true);
     li->brotli = get_bool(d, spec, "compression.brotli", true);
     const char *mode = get_str(d, spec, "xForwardedFor.mode", "Append");
@@ -588,8 +713,8 @@ static int build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listene
         return -1;
     yaml_node_t *gn = rc_at(d, spec, "defaultAction.forward.serverGroup");
     if (gn) {
-        long i = resolve(L, d, gn, "spec.defaultAction.forward.serverGroup", "ServerGroup",
-                         &r->groups);
+        long i =
+            resolve(L, d, gn, "spec.defaultAction.forward.serverGroup", "ServerGroup", &r->groups);
         if (i >= 0)
             li->default_group = &L->m->groups[i];
     }
@@ -619,8 +744,9 @@ static void check_ports(struct rc_load *L, struct kind_docs *ld)
                 continue;
             struct rc_doc *d = ld->v[i];
             rc_doc_err(L, d, RC_ERROR, rc_at(d, yaml_document_get_root_node(&d->y), "spec.port"),
-                       "spec.port", "port %d is already used by %s listener \"%s\" on instance \"%s\"",
-                       a->port, pnames[b->protocol], b->meta.name, a->instance->meta.name);
+                       "spec.port",
+                       "port %d is already used by %s listener \"%s\" on instance \"%s\"", a->port,
+                       pnames[b->protocol], b->meta.name, a->instance->meta.name);
             break;
         }
     }
@@ -636,9 +762,9 @@ int rc_build_model(struct rc_load *L)
         collect(L, "CertificateService", &services) || collect(L, "Listener", &listeners))
         return -1;
 
-    for (size_t i = 0; i < L->n_docs; i++)
-        if (L->docs[i].schema_ok)
-            rc_check_unsupported(L, &L->docs[i]);
+    for (size_t i = 0; i < L->n_dv; i++)
+        if (L->dv[i]->schema_ok)
+            rc_check_unsupported(L, L->dv[i]);
 
     bool implicit = r.instances.n == 0 && r.instances.n_broken == 0;
     m->instances = rc_arena_alloc(L->arena, (r.instances.n + 1) * sizeof(*m->instances));
@@ -662,6 +788,8 @@ int rc_build_model(struct rc_load *L)
             resolve(L, d, svc, "spec.source.service.name", "CertificateService", &services);
         if (rc_build_certificate(L, d, &m->certificates[m->n_certificates++]) < -1)
             return -1;
+        if (L->pass == 1)
+            d->pass1_cert = &m->certificates[m->n_certificates - 1];
     }
 
     size_t n_sys = rc_system_policy_count();
@@ -689,5 +817,5 @@ int rc_build_model(struct rc_load *L)
         if (build_listener(L, listeners.v[i], &m->listeners[m->n_listeners++], &r) != 0)
             return -1;
     check_ports(L, &listeners);
-    return 0;
+    return L->oom ? -1 : 0;
 }

@@ -11,14 +11,47 @@
 #include "reconciler/err.h"
 #include "reconciler/model-t.h"
 
+/* A resource that is invalid and has no version to fall back to: a
+ * reference to it is a dependency failure, and an Instance of that name
+ * still counts (no implicit "default" instance appears in its place). */
+struct rc_broken {
+    const char *kind; /* static kind string */
+    const char *name;
+};
+
+/* A reference that did not resolve during a containment pass: lets the
+ * load keep a deleted resource that a kept (last good) version still uses. */
+struct rc_missing {
+    const struct rc_doc *from; /* the referring document */
+    const char *kind;          /* static kind string of the target */
+    const char *name;          /* the target's name (points into from->y) */
+    size_t err_index;          /* the error reported for it in L->errs */
+};
+
+/* One build pass: the documents to build from and where the model goes. A
+ * load runs one pass, or several when it contains invalid resources
+ * (contain.c); each pass builds a new model in its own arena. */
 struct rc_load {
     struct rc_model *m;
     struct rc_arena *arena; /* == m->arena */
     struct rc_errs *errs;
     time_t now;
-    struct rc_doc *docs;
-    size_t n_docs;
+    struct rc_doc **dv; /* the documents of this pass */
+    size_t n_dv;
     SSL_CTX *scratch; /* security level 0, to ask OpenSSL which cipher names it knows */
+
+    int pass;                       /* 1 for the first build of a load */
+    bool contain;                   /* report references to missing resources as this
+                                     * resource's own failure and record them in missing */
+    const struct rc_model *prev;    /* the running model: certificate facts to reuse; may be NULL */
+    const struct rc_broken *broken; /* sorted by kind, then name */
+    size_t n_broken;
+    struct rc_missing *missing; /* malloc'd, grows */
+    size_t n_missing, cap_missing;
+    bool oom;
+    /* Certificates whose PEM this load parsed, and those whose facts it took
+     * from an earlier parse of byte-identical PEM. */
+    size_t certs_parsed, certs_reused;
 };
 
 /* Builds every model array from the documents that passed the schema and

@@ -13,9 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/names.h"
+#include "reconciler/rc.h"
 
 #define EXPIRY_WARNING_DAYS 30
 #define MAX_PEM_SIZE (1u << 20)
@@ -33,8 +38,8 @@ static char *resolve_path(struct rc_load *L, struct rc_doc *d, const char *p)
     return a;
 }
 
-/* Reads a whole (small) file into the arena. Returns 0 or -errno. */
-static int slurp(struct rc_load *L, const char *path, const char **out, size_t *len)
+/* Reads a file of unknown or changing size through a MAX_PEM_SIZE buffer. */
+static int slurp_large(struct rc_load *L, const char *path, const char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
@@ -56,6 +61,56 @@ static int slurp(struct rc_load *L, const char *path, const char **out, size_t *
     OPENSSL_cleanse(buf, n);
     free(buf);
     return rc;
+}
+
+/* Reads a whole (small) file into the arena. Returns 0 or -errno. The file
+ * is read straight into the arena when its size is known, with plain
+ * read(2): loading thousands of certificates needs no stdio buffers. */
+static int slurp(struct rc_load *L, const char *path, const char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (size_t)st.st_size > MAX_PEM_SIZE) {
+        close(fd);
+        return slurp_large(L, path, out, len);
+    }
+    size_t cap = (size_t)st.st_size + 1; /* one more: see that it did not grow */
+    char *buf = rc_arena_alloc(L->arena, cap + 1);
+    if (buf == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    int rc = 0;
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0 && n == cap) {
+        /* It grew while being read: read it again with the large buffer. */
+        OPENSSL_cleanse(buf, n);
+        return slurp_large(L, path, out, len);
+    }
+    if (rc != 0) {
+        OPENSSL_cleanse(buf, n);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -159,6 +214,25 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
     yaml_node_t *n = rc_at(d, files, field);
     char fpath[64];
     snprintf(fpath, sizeof(fpath), "spec.source.files.%s", field);
+    /* A kept version, and the later passes of one load, use bytes already
+     * read rather than files that may have changed since. */
+    const struct rc_certificate *from = d->fallback_cert ? d->fallback_cert
+                                        : L->pass > 1    ? d->pass1_cert
+                                                         : NULL;
+    if (from) {
+        bool key = !strcmp(field, "privateKey");
+        const char *fp = key ? from->key_path : from->cert_path;
+        const char *bytes = key ? from->key_pem : from->cert_pem;
+        size_t blen = key ? from->key_pem_len : from->cert_pem_len;
+        if (fp == NULL || bytes == NULL) {
+            rc_doc_err(L, d, RC_ERROR, n, fpath, "the last good version has no %s", field);
+            return -1;
+        }
+        *path = rc_arena_strdup(L->arena, fp);
+        *pem = rc_arena_strndup(L->arena, bytes, blen);
+        *len = blen;
+        return *path && *pem ? 0 : -2;
+    }
     if ((*path = resolve_path(L, d, rc_y_str(n))) == NULL)
         return -2;
     int rc = slurp(L, *path, pem, len);
@@ -168,6 +242,116 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
         rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", *path, strerror(-rc));
         return -1;
     }
+    return 0;
+}
+
+/* Parses the PEM of c: the facts about the leaf, and that the private key
+ * (if any) parses and matches. Returns 0, -1 after a key error (the facts
+ * are filled), -3 when no certificate parses (nothing filled), or -2 when
+ * out of memory. */
+static int parse_facts(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c,
+                       yaml_node_t *files, yaml_node_t *where, const char *wpath)
+{
+    int n_certs = 0;
+    X509 *x = parse_chain(c->cert_pem, c->cert_pem_len, &n_certs);
+    if (x == NULL) {
+        ERR_clear_error();
+        rc_doc_err(L, d, RC_ERROR, where, wpath, "no PEM certificate could be parsed");
+        return -3;
+    }
+    c->subject = dn_string(L, X509_get_subject_name(x));
+    c->issuer = dn_string(L, X509_get_issuer_name(x));
+    c->not_before = asn1_to_time(X509_get0_notBefore(x));
+    c->not_after = asn1_to_time(X509_get0_notAfter(x));
+    c->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
+    c->self_signed = (X509_get_extension_flags(x) & EXFLAG_SS) != 0;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    X509_digest(x, EVP_sha256(), md, &mdlen);
+    for (unsigned i = 0; i < mdlen && i < 32; i++)
+        snprintf(c->fingerprint_sha256 + 2 * i, 3, "%02x", md[i]);
+    EVP_PKEY *pub = X509_get0_pubkey(x);
+    int base = pub ? EVP_PKEY_get_base_id(pub) : 0;
+    c->key_type = base == EVP_PKEY_RSA  ? RC_KEY_RSA
+                  : base == EVP_PKEY_EC ? RC_KEY_EC
+                                        : RC_KEY_OTHER;
+    c->key_bits = pub ? EVP_PKEY_get_bits(pub) : 0;
+    if (c->subject == NULL || c->issuer == NULL || collect_dns_names(L, x, c) != 0) {
+        X509_free(x);
+        return -2;
+    }
+    int rc = 0;
+    if (c->key_pem) {
+        yaml_node_t *kn = rc_at(d, files, "privateKey");
+        BIO *b = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
+        EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+        BIO_free(b);
+        ERR_clear_error();
+        if (key == NULL) {
+            rc_doc_err(L, d, RC_ERROR, kn, "spec.source.files.privateKey",
+                       "no unencrypted PEM private key could be parsed (encrypted keys are not "
+                       "supported)");
+            rc = -1;
+        } else if (X509_check_private_key(x, key) != 1) {
+            ERR_clear_error();
+            rc_doc_err(L, d, RC_ERROR, kn, "spec.source.files.privateKey",
+                       "the private key does not match the certificate");
+            rc = -1;
+        }
+        EVP_PKEY_free(key);
+    }
+    X509_free(x);
+    return rc;
+}
+
+static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return alen == blen && (a == b || memcmp(a, b, alen) == 0);
+}
+
+/* An earlier parse of byte-identical PEM (certificate and key) whose facts
+ * c may take instead of parsing again: parsing, the key check and the X509
+ * facts are the expensive part of a load, and every candidate here passed
+ * them (a model only holds certificates whose key matched; the first pass
+ * of this load only hands on certificates without errors). The checks that
+ * depend on the time or on the manifest (expiry, type) are run again. */
+static const struct rc_certificate *reusable(struct rc_load *L, const struct rc_doc *d,
+                                             const struct rc_certificate *c)
+{
+    const struct rc_certificate *cand[3] = {
+        d->fallback_cert,
+        L->pass > 1 ? d->pass1_cert : NULL,
+        rc_model_certificate(L->prev, d->name),
+    };
+    for (size_t i = 0; i < 3; i++) {
+        const struct rc_certificate *o = cand[i];
+        if (o && o->subject && o->issuer && o->cert_pem &&
+            same_bytes(o->cert_pem, o->cert_pem_len, c->cert_pem, c->cert_pem_len) &&
+            same_bytes(o->key_pem, o->key_pem_len, c->key_pem, c->key_pem_len))
+            return o;
+    }
+    return NULL;
+}
+
+static int copy_facts(struct rc_load *L, const struct rc_certificate *o, struct rc_certificate *c)
+{
+    c->subject = rc_arena_strdup(L->arena, o->subject);
+    c->issuer = rc_arena_strdup(L->arena, o->issuer);
+    c->dns_names = rc_arena_alloc(L->arena, (o->n_dns_names + 1) * sizeof(*c->dns_names));
+    if (c->subject == NULL || c->issuer == NULL || c->dns_names == NULL)
+        return -1;
+    for (size_t i = 0; i < o->n_dns_names; i++)
+        if ((c->dns_names[c->n_dns_names++] = rc_arena_strdup(L->arena, o->dns_names[i])) == NULL)
+            return -1;
+    c->not_before = o->not_before;
+    c->not_after = o->not_after;
+    memcpy(c->fingerprint_sha256, o->fingerprint_sha256, sizeof(c->fingerprint_sha256));
+    c->key_type = o->key_type;
+    c->key_bits = o->key_bits;
+    c->is_ca = o->is_ca;
+    c->self_signed = o->self_signed;
     return 0;
 }
 
@@ -190,8 +374,8 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
                        "CA certificates take no private key");
             rc = -1;
         } else if (keyn) {
-            int krc = file_field(L, d, files, "privateKey", &c->key_path, &c->key_pem,
-                                 &c->key_pem_len);
+            int krc =
+                file_field(L, d, files, "privateKey", &c->key_path, &c->key_pem, &c->key_pem_len);
             if (krc == -2)
                 return -2;
             rc = rc ? rc : krc;
@@ -233,32 +417,32 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
 
     yaml_node_t *where = files ? rc_at(d, files, "certificate") : rc_at(d, inl, "certificate");
     const char *wpath = files ? "spec.source.files.certificate" : "spec.source.inline.certificate";
-    int n_certs = 0;
-    X509 *x = parse_chain(c->cert_pem, c->cert_pem_len, &n_certs);
-    if (x == NULL) {
-        ERR_clear_error();
-        rc_doc_err(L, d, RC_ERROR, where, wpath, "no PEM certificate could be parsed");
-        return -1;
+    int key_rc = 0;
+    const struct rc_certificate *same = reusable(L, d, c);
+    if (same) {
+        if (copy_facts(L, same, c) != 0)
+            return -2;
+        L->certs_reused++;
+    } else {
+        L->certs_parsed++;
+        key_rc = parse_facts(L, d, c, files, where, wpath);
+        if (key_rc == -2)
+            return -2;
+        if (key_rc == -3)
+            return -1;
     }
-    c->subject = dn_string(L, X509_get_subject_name(x));
-    c->issuer = dn_string(L, X509_get_issuer_name(x));
-    c->not_before = asn1_to_time(X509_get0_notBefore(x));
-    c->not_after = asn1_to_time(X509_get0_notAfter(x));
-    c->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
-    c->self_signed = (X509_get_extension_flags(x) & EXFLAG_SS) != 0;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    X509_digest(x, EVP_sha256(), md, &mdlen);
-    for (unsigned i = 0; i < mdlen && i < 32; i++)
-        snprintf(c->fingerprint_sha256 + 2 * i, 3, "%02x", md[i]);
-    EVP_PKEY *pub = X509_get0_pubkey(x);
-    int base = pub ? EVP_PKEY_get_base_id(pub) : 0;
-    c->key_type = base == EVP_PKEY_RSA ? RC_KEY_RSA : base == EVP_PKEY_EC ? RC_KEY_EC : RC_KEY_OTHER;
-    c->key_bits = pub ? EVP_PKEY_get_bits(pub) : 0;
-    if (c->subject == NULL || c->issuer == NULL || collect_dns_names(L, x, c) != 0) {
-        X509_free(x);
-        return -2;
-    }
+
+    /* Names the proxy could never match must not pass silently: the same
+     * rule as proxy/sni.c (rc_wildcard_valid). */
+    for (size_t i = 0; c->type == RC_CERT_SERVER && i < c->n_dns_names; i++)
+        if (strchr(c->dns_names[i], '*') && !rc_wildcard_valid(c->dns_names[i])) {
+            rc_doc_err(L, d, RC_ERROR, where, wpath,
+                       "the certificate name \"%s\" is not a legal wildcard: one '*', only at the "
+                       "start of the leftmost label (\"*.example.com\", \"*test.example.com\"), "
+                       "followed by at least one label",
+                       c->dns_names[i]);
+            rc = -1;
+        }
 
     if (c->type == RC_CERT_CA && !c->is_ca)
         rc_doc_err(L, d, RC_ERROR, rc_at(d, spec, "type"), "spec.type",
@@ -279,25 +463,5 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
                    when, (long long)((c->not_after - L->now) / 86400));
     }
 
-    if (c->key_pem) {
-        yaml_node_t *kn = rc_at(d, files, "privateKey");
-        BIO *b = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
-        EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
-        BIO_free(b);
-        ERR_clear_error();
-        if (key == NULL) {
-            rc_doc_err(L, d, RC_ERROR, kn, "spec.source.files.privateKey",
-                       "no unencrypted PEM private key could be parsed (encrypted keys are not "
-                       "supported)");
-            rc = -1;
-        } else if (X509_check_private_key(x, key) != 1) {
-            ERR_clear_error();
-            rc_doc_err(L, d, RC_ERROR, kn, "spec.source.files.privateKey",
-                       "the private key does not match the certificate");
-            rc = -1;
-        }
-        EVP_PKEY_free(key);
-    }
-    X509_free(x);
-    return rc;
+    return key_rc ? -1 : rc;
 }

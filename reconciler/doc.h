@@ -9,14 +9,38 @@
 
 #include "reconciler/err-t.h"
 
-/* One YAML document of one manifest file. */
+struct rc_certificate;
+
+/* One YAML document of one manifest file, or the kept source of a resource
+ * of the previous model that is rebuilt as its last good version. */
 struct rc_doc {
-    const char *file; /* the path as walked (owned by the load) */
-    const char *dir;  /* absolute folder of the file: relative paths start here */
+    /* The path as walked, copied into the arena of the model being built
+     * (each build pass has its own arena: see load.c); file_src is the
+     * load-scoped original. */
+    const char *file;
+    const char *file_src;
+    const char *dir; /* absolute folder of the file: relative paths start here */
     yaml_document_t y;
     const char *kind; /* a known kind (static string) or NULL */
     const char *name; /* metadata.name when it is a string, else NULL */
     bool schema_ok;   /* no schema error: the model builder may trust its shape */
+    /* The document's text as written (its root node's byte range), kept in
+     * the model so that a later load can rebuild this version; src_line and
+     * src_col are where it starts in file (1-based). */
+    const char *src_text;
+    size_t src_len;
+    int src_line, src_col;
+    /* Added to every line number of y (a rebuilt source starts at line 1 of
+     * its own text, not of the file). */
+    int line_base;
+    /* Certificates: where the PEM bytes come from instead of the files.
+     * fallback_cert: the previous model's version (a resource kept at its
+     * last good version never re-reads files that may have changed);
+     * pass1_cert: what the first build pass read (later passes of the same
+     * load see the same bytes). NULL: read the files. */
+    const struct rc_certificate *fallback_cert;
+    const struct rc_certificate *pass1_cert;
+    size_t file_index; /* the manifest file it came from (load.c), or SIZE_MAX */
 };
 
 /* YAML 1.2 core-schema types of a node; quoted scalars are always strings. */

@@ -377,6 +377,12 @@ static int export_listener(json_t *kind, const struct rc_listener *l)
         set_int(spec, "idleTimeoutSeconds", l->idle_timeout_s) != 0 ||
         set_int(spec, "requestTimeoutSeconds", l->request_timeout_s) != 0)
         return -1;
+    json_t *lim = add_obj(spec, "limits");
+    if (lim == NULL ||
+        set_int(lim, "maxRequestBodyBytes", (json_int_t)l->limits.max_request_body_bytes) != 0 ||
+        set_int(lim, "headerTimeoutSeconds", l->limits.header_timeout_s) != 0 ||
+        set_int(lim, "minBodyRateBytesPerSecond", (json_int_t)l->limits.min_body_rate) != 0)
+        return -1;
     json_t *comp = add_obj(spec, "compression");
     if (comp == NULL || set_bool(comp, "gzip", l->gzip) != 0 ||
         set_bool(comp, "brotli", l->brotli) != 0)

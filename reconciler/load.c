@@ -13,8 +13,10 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/loadset.h"
 #include "reconciler/rc.h"
 #include "reconciler/schema.h"
+#include "reconciler/source.h"
 
 #define MAX_FILE_SIZE (16u << 20)
 
@@ -30,10 +32,12 @@ struct dir_id {
 
 struct walk {
     struct file_list files;
-    struct dir_id *seen; /* directories entered: symlinked loops end here */
+    struct file_list bad_dirs; /* below the top: could not be read */
+    struct dir_id *seen;       /* directories entered: symlinked loops end here */
     size_t n_seen, cap_seen;
     struct rc_errs *errs;
     bool oom;
+    bool top_failed;
 };
 
 static bool has_yaml_ext(const char *name)
@@ -57,11 +61,41 @@ static void file_error(struct rc_errs *errs, const char *path, const char *what,
     rc_errs_add(errs, RC_ERROR, &loc, NULL, NULL, NULL, "%s: %s", what, strerror(err));
 }
 
+static void list_add(struct walk *w, struct file_list *l, char *path)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = realloc(l->v, cap * sizeof(*p));
+        if (p == NULL) {
+            free(path);
+            w->oom = true;
+            return;
+        }
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->n++] = path;
+}
+
+static void bad_dir(struct walk *w, const char *dir, int depth, int err)
+{
+    file_error(w->errs, dir, "cannot read the manifest directory", err);
+    if (depth == 0) {
+        w->top_failed = true;
+        return;
+    }
+    char *p = strdup(dir);
+    if (p == NULL)
+        w->oom = true;
+    else
+        list_add(w, &w->bad_dirs, p);
+}
+
 static void walk_dir(struct walk *w, const char *dir, int depth)
 {
     struct stat st;
     if (stat(dir, &st) != 0) {
-        file_error(w->errs, dir, "cannot read the manifest directory", errno);
+        bad_dir(w, dir, depth, errno);
         return;
     }
     for (size_t i = 0; i < w->n_seen; i++)
@@ -83,7 +117,7 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
 
     DIR *d = opendir(dir);
     if (d == NULL) {
-        file_error(w->errs, dir, "cannot read the manifest directory", errno);
+        bad_dir(w, dir, depth, errno);
         return;
     }
     struct dirent *e;
@@ -110,18 +144,9 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
             walk_dir(w, path, depth + 1);
             free(path);
         } else if (S_ISREG(est.st_mode) && has_yaml_ext(e->d_name)) {
-            if (w->files.n == w->files.cap) {
-                size_t cap = w->files.cap ? w->files.cap * 2 : 16;
-                char **p = realloc(w->files.v, cap * sizeof(*p));
-                if (p == NULL) {
-                    free(path);
-                    w->oom = true;
-                    break;
-                }
-                w->files.v = p;
-                w->files.cap = cap;
-            }
-            w->files.v[w->files.n++] = path;
+            list_add(w, &w->files, path);
+            if (w->oom)
+                break;
         } else {
             free(path);
         }
@@ -204,14 +229,18 @@ static bool is_empty_doc(yaml_document_t *y)
     return v.type == RC_Y_NULL;
 }
 
-/* Parses every document of one file into L->docs. */
-static int parse_file(struct rc_load *L, const char *file, const char *text, size_t len,
-                      size_t *cap)
+struct docs {
+    struct rc_arena *tmp;
+    struct rc_doc **v;
+    size_t n, cap;
+    struct rc_errs *errs;
+};
+
+/* Parses every document of one file into D. Returns 0, 1 when the file is
+ * not valid YAML (the error is in D->errs), or -1 when out of memory. */
+static int parse_file(struct docs *D, size_t index, const char *afile, const char *adir,
+                      const char *text, size_t len)
 {
-    const char *afile = rc_arena_strdup(L->arena, file);
-    const char *adir = abs_dir_of(L->arena, file);
-    if (afile == NULL || adir == NULL)
-        return -1;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return -1;
@@ -225,13 +254,15 @@ static int parse_file(struct rc_load *L, const char *file, const char *text, siz
             if (parser.error == YAML_MEMORY_ERROR) {
                 rc = -1;
             } else {
-                rc_errs_add(L->errs, RC_ERROR, &loc, NULL, NULL, NULL, "YAML syntax error: %s%s%s",
+                rc_errs_add(D->errs, RC_ERROR, &loc, NULL, NULL, NULL, "YAML syntax error: %s%s%s",
                             parser.problem ? parser.problem : "invalid YAML",
                             parser.context ? " " : "", parser.context ? parser.context : "");
+                rc = 1;
             }
             break;
         }
-        if (yaml_document_get_root_node(&y) == NULL) { /* end of the stream */
+        yaml_node_t *root = yaml_document_get_root_node(&y);
+        if (root == NULL) { /* end of the stream */
             yaml_document_delete(&y);
             break;
         }
@@ -239,25 +270,59 @@ static int parse_file(struct rc_load *L, const char *file, const char *text, siz
             yaml_document_delete(&y);
             continue;
         }
-        if (L->n_docs == *cap) {
-            size_t ncap = *cap ? *cap * 2 : 16;
-            struct rc_doc *p = realloc(L->docs, ncap * sizeof(*p));
-            if (p == NULL) {
-                yaml_document_delete(&y);
-                rc = -1;
-                break;
+        struct rc_doc *d = rc_arena_alloc(D->tmp, sizeof(*d));
+        if (D->n == D->cap) {
+            size_t ncap = D->cap ? D->cap * 2 : 16;
+            struct rc_doc **p = realloc(D->v, ncap * sizeof(*p));
+            if (p != NULL) {
+                D->v = p;
+                D->cap = ncap;
             }
-            L->docs = p;
-            *cap = ncap;
         }
-        struct rc_doc *d = &L->docs[L->n_docs++];
-        memset(d, 0, sizeof(*d));
-        d->file = afile;
+        if (d == NULL || D->n == D->cap) {
+            yaml_document_delete(&y);
+            rc = -1;
+            break;
+        }
+        D->v[D->n++] = d;
+        d->file = d->file_src = afile;
         d->dir = adir;
         d->y = y;
+        d->file_index = index;
+        size_t start = root->start_mark.index, end = root->end_mark.index;
+        if (start <= end && end <= len) {
+            d->src_text = text + start;
+            d->src_len = end - start;
+            d->src_line = (int)root->start_mark.line + 1;
+            d->src_col = (int)root->start_mark.column + 1;
+        }
     }
     yaml_parser_delete(&parser);
     return rc;
+}
+
+/* Whether d is byte for byte the source of a resource of the running
+ * model: then it passed the schema already (the outcome depends on the
+ * text alone), and validating it again would make a reload cost grow with
+ * the configuration instead of the change. Sets kind, name and schema_ok
+ * as rc_schema_validate_doc() would. */
+static bool same_as_prev(struct rc_doc *d, const struct rc_sources *prev)
+{
+    if (prev == NULL || d->src_text == NULL)
+        return false;
+    yaml_node_t *root = yaml_document_get_root_node(&d->y);
+    const char *kind = rc_y_str(rc_y_get(&d->y, root, "kind"));
+    yaml_node_t *name = rc_y_get(&d->y, rc_y_get(&d->y, root, "metadata"), "name");
+    if (kind == NULL || name == NULL || strcmp(rc_y_type_name(name), "string") != 0)
+        return false;
+    const struct rc_source *s = rc_sources_find(prev, kind, rc_y_str(name));
+    if (s == NULL || s->len != d->src_len || s->col != d->src_col ||
+        memcmp(s->text, d->src_text, d->src_len) != 0)
+        return false;
+    d->kind = s->kind; /* the static kind string */
+    d->name = rc_y_str(name);
+    d->schema_ok = true;
+    return true;
 }
 
 static void digest_file(EVP_MD_CTX *md, const char *rel, const char *text, size_t len)
@@ -286,84 +351,106 @@ static void oom(struct rc_errs *errs)
     rc_errs_add(errs, RC_ERROR, NULL, NULL, NULL, NULL, "out of memory while loading manifests");
 }
 
-int rc_load_dir(const char *dir, time_t now, struct rc_model **out, struct rc_errs *errs)
+int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_model **out,
+                   struct rc_errs *errs, struct rc_status *st)
 {
     *out = NULL;
-    size_t errors_before = rc_errs_count_errors(errs);
-    struct rc_arena *arena = rc_arena_new();
-    struct rc_model *m = arena ? rc_arena_alloc(arena, sizeof(*m)) : NULL;
+    struct rc_loadset S = {.errs_before = errs->n, .tmp = rc_arena_new()};
+    struct docs D = {.tmp = S.tmp, .errs = errs};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (m == NULL || md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(md);
-        rc_arena_free(arena);
-        oom(errs);
-        return -1;
-    }
-    m->arena = arena;
-    m->refs = 1;
-    struct rc_load L = {.m = m, .arena = arena, .errs = errs, .now = now};
-    size_t cap = 0;
-    bool failed = false;
-
     struct walk w = {.errs = errs};
-    walk_dir(&w, dir, 0);
-    failed = w.oom;
-    if (w.files.n > 1)
-        qsort(w.files.v, w.files.n, sizeof(*w.files.v), path_cmp);
+    char **texts = NULL;
+    bool failed = S.tmp == NULL || md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    int rc = -1;
+
+    if (!failed) {
+        walk_dir(&w, dir, 0);
+        failed = w.oom;
+        if (w.files.n > 1)
+            qsort(w.files.v, w.files.n, sizeof(*w.files.v), path_cmp);
+        texts = calloc(w.files.n ? w.files.n : 1, sizeof(*texts));
+        S.files = rc_arena_alloc(S.tmp, (w.files.n + 1) * sizeof(*S.files));
+        S.bad_dirs = rc_arena_alloc(S.tmp, (w.bad_dirs.n + 1) * sizeof(*S.bad_dirs));
+        failed = failed || texts == NULL || S.files == NULL || S.bad_dirs == NULL;
+    }
+    for (size_t i = 0; !failed && i < w.bad_dirs.n; i++)
+        failed = (S.bad_dirs[S.n_bad_dirs++] = rc_arena_strdup(S.tmp, w.bad_dirs.v[i])) == NULL;
     size_t dlen = strlen(dir);
-    char **texts = calloc(w.files.n ? w.files.n : 1, sizeof(*texts));
-    failed = failed || texts == NULL;
     for (size_t i = 0; i < w.files.n && !failed; i++) {
         const char *file = w.files.v[i];
+        struct rc_mfile *f = &S.files[S.n_files++];
+        const char *afile = f->path = rc_arena_strdup(S.tmp, file);
+        const char *adir = abs_dir_of(S.tmp, file);
+        if (afile == NULL || adir == NULL) {
+            failed = true;
+            break;
+        }
         size_t len = 0;
-        int rc = read_file(file, &texts[i], &len);
-        if (rc != 0) {
-            file_error(errs, file, "cannot read", -rc);
+        int r = read_file(file, &texts[i], &len);
+        if (r != 0) {
+            file_error(errs, file, "cannot read", -r);
+            f->damaged = true;
             continue;
         }
         const char *rel = file + dlen;
         while (*rel == '/')
             rel++;
         digest_file(md, rel, texts[i], len);
-        if (parse_file(&L, file, texts[i], len, &cap) != 0)
+        r = parse_file(&D, i, afile, adir, texts[i], len);
+        if (r < 0)
             failed = true;
+        f->damaged = r == 1;
     }
-    unsigned char sum[EVP_MAX_MD_SIZE];
-    unsigned int sumlen = 0;
-    EVP_DigestFinal_ex(md, sum, &sumlen);
-    EVP_MD_CTX_free(md);
-    hex(sum, sumlen, m->digest);
-
-    for (size_t i = 0; i < L.n_docs && !failed; i++)
-        rc_schema_validate_doc(&L.docs[i], errs);
-
-    if (!failed) {
-        L.scratch = SSL_CTX_new(TLS_method());
-        if (L.scratch)
-            SSL_CTX_set_security_level(L.scratch, 0);
-        failed = L.scratch == NULL || rc_build_model(&L) != 0;
+    if (md != NULL) {
+        unsigned char sum[EVP_MAX_MD_SIZE];
+        unsigned int sumlen = 0;
+        EVP_DigestFinal_ex(md, sum, &sumlen);
+        EVP_MD_CTX_free(md);
+        hex(sum, sumlen, S.digest);
     }
+    S.docs = D.v;
+    S.n_docs = D.n;
+
+    const struct rc_sources *prev_src = rc_model_sources(o->prev);
+    for (size_t i = 0; i < S.n_docs && !failed; i++) {
+        struct rc_doc *d = S.docs[i];
+        if (!same_as_prev(d, prev_src))
+            rc_schema_validate_doc(d, errs);
+        if (d->kind == NULL || d->name == NULL)
+            S.files[d->file_index].unidentified = true;
+    }
+
     if (failed)
         oom(errs);
+    else if (!w.top_failed)
+        rc = rc_contain_build(&S, o, out, errs, st);
 
-    SSL_CTX_free(L.scratch);
-    for (size_t i = 0; i < L.n_docs; i++)
-        yaml_document_delete(&L.docs[i].y);
-    free(L.docs);
+    for (size_t i = 0; i < S.n_docs; i++)
+        yaml_document_delete(&S.docs[i]->y);
+    free(D.v);
     for (size_t i = 0; i < w.files.n; i++) {
         free(w.files.v[i]);
         if (texts)
             free(texts[i]);
     }
+    for (size_t i = 0; i < w.bad_dirs.n; i++)
+        free(w.bad_dirs.v[i]);
+    free(w.bad_dirs.v);
     free(texts);
     free(w.files.v);
     free(w.seen);
+    rc_arena_free(S.tmp);
 
     rc_errs_sort(errs);
-    if (rc_errs_count_errors(errs) > errors_before) {
-        rc_model_unref(m);
-        return -1;
+    if (rc < 0) {
+        rc_model_unref(*out);
+        *out = NULL;
     }
-    *out = m;
-    return 0;
+    return rc;
+}
+
+int rc_load_dir(const char *dir, time_t now, struct rc_model **out, struct rc_errs *errs)
+{
+    struct rc_load_opts o = {.now = now, .strict = true};
+    return rc_load_dir_ex(dir, &o, out, errs, NULL) == 0 ? 0 : -1;
 }

@@ -162,6 +162,12 @@ struct rc_listener {
         const char *subject_dn, *issuer_dn, *fingerprint, *client_verify;
     } client_cert_headers;
     const struct rc_server_group *default_group; /* defaultAction.forward.serverGroup */
+    /* spec.limits: HTTP/1.1 request limits and slow-client defences. */
+    struct {
+        uint64_t max_request_body_bytes; /* 0 = unlimited (default) -> 413 */
+        int header_timeout_s;            /* 1-600, default 10: head deadline -> 408 */
+        uint32_t min_body_rate;          /* bytes/s over 5 s windows, default 256; 0 = off */
+    } limits;
 };
 
 /* The whole desired configuration. Arrays are sorted by meta.name. */

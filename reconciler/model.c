@@ -30,18 +30,34 @@ const struct rc_tls_policy *rc_model_policy(const struct rc_model *m, const char
     return NULL;
 }
 
+/* Arrays are sorted by meta.name (model-t.h): a binary search. */
+static const void *by_name(const void *base, size_t n, size_t size, const char *name)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct rc_meta *meta = (const void *)((const char *)base + mid * size);
+        int c = strcmp(meta->name, name);
+        if (c == 0)
+            return meta;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 const struct rc_server_group *rc_model_group(const struct rc_model *m, const char *name)
 {
-    for (size_t i = 0; m && name && i < m->n_groups; i++)
-        if (!strcmp(m->groups[i].meta.name, name))
-            return &m->groups[i];
-    return NULL;
+    if (m == NULL || name == NULL || m->n_groups == 0)
+        return NULL;
+    return by_name(m->groups, m->n_groups, sizeof(*m->groups), name);
 }
 
 const struct rc_certificate *rc_model_certificate(const struct rc_model *m, const char *name)
 {
-    for (size_t i = 0; m && name && i < m->n_certificates; i++)
-        if (!strcmp(m->certificates[i].meta.name, name))
-            return &m->certificates[i];
-    return NULL;
+    if (m == NULL || name == NULL || m->n_certificates == 0)
+        return NULL;
+    return by_name(m->certificates, m->n_certificates, sizeof(*m->certificates), name);
 }

@@ -167,7 +167,7 @@ struct rc_loc rc_y_loc(const struct rc_doc *doc, const yaml_node_t *n)
 {
     struct rc_loc loc = {doc->file, 0, 0};
     if (n) {
-        loc.line = (int)n->start_mark.line + 1;
+        loc.line = (int)n->start_mark.line + 1 + doc->line_base;
         loc.col = (int)n->start_mark.column + 1;
     }
     return loc;

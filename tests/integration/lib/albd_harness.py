@@ -247,6 +247,23 @@ class Certs:
                 "-addext", "extendedKeyUsage=serverAuth")
         return pair
 
+    def issue(self, name, names, ec=False, client=False, cn=None, self_signed=False):
+        """Another certificate from our CA (or self-signed: not trusted by
+        anyone): a server certificate for DNS names, or with client=True a
+        client certificate (CN cn, clientAuth). Returns a CertPair."""
+        keyargs = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if ec else ["-newkey", "rsa:2048"]
+        pair = CertPair(os.path.join(self.dir, f"{name}.pem"), os.path.join(self.dir, f"{name}.key"))
+        signer = [] if self_signed else ["-CA", self.ca.cert, "-CAkey", self.ca.key]
+        ext = ["-addext", "basicConstraints=critical,CA:FALSE",
+               "-addext", "keyUsage=critical,digitalSignature,keyEncipherment",
+               "-addext", f"extendedKeyUsage={'clientAuth' if client else 'serverAuth'}"]
+        if names:
+            ext += ["-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)]
+        openssl("req", "-x509", *keyargs, "-nodes", "-keyout", pair.key, "-out", pair.cert, "-days", "2",
+                "-subj", f"/CN={cn or names[0]}", *signer, *ext)
+        os.chmod(pair.key, 0o600)
+        return pair
+
     def client_context(self):
         """An ssl context that trusts only our CA and checks the host name."""
         ctx = ssl.create_default_context(cafile=self.ca.cert)
@@ -258,6 +275,22 @@ def openssl(*args):
     r = subprocess.run(["openssl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     if r.returncode != 0:
         raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {r.stderr.decode(errors='replace')}")
+
+
+def s_client(port, *args, data=b"", timeout=None):
+    """openssl s_client to 127.0.0.1:port with args (-servername, -tls1_2,
+    -sess_out ...); data goes to its stdin, then EOF. Returns (exit status,
+    stdout + stderr as text)."""
+    timeout = timeout or scaled(15)
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+                       input=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+def s_client_ok(out):
+    """True when an s_client transcript shows a completed handshake."""
+    m = re.search(r"Cipher is (\S+)", out)
+    return bool(m) and m.group(1) not in ("(NONE)", "0000")
 
 
 def self_signed(cert, key, names=("localhost",), ip="127.0.0.1"):
@@ -571,7 +604,7 @@ class Backend:
 class Albd:
     """One `albd run` process: own process group, stderr to a file."""
 
-    def __init__(self, env, manifest_dir, workers=2, extra_env=None, ports=()):
+    def __init__(self, env, manifest_dir, workers=2, extra_env=None, ports=(), args=()):
         self.env = env
         self.admin_port = free_port()
         self.ports = list(ports)
@@ -582,7 +615,7 @@ class Albd:
         if extra_env:
             e.update(extra_env)
         self.argv = [albd_binary(), "run", "-m", manifest_dir, "--admin", f"127.0.0.1:{self.admin_port}",
-                     "--workers", str(workers)]
+                     "--workers", str(workers), *args]
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
                                      env=e, start_new_session=True)
@@ -607,6 +640,25 @@ class Albd:
             return r.status, r.read()
         finally:
             c.close()
+
+    def generation(self):
+        """The serving configuration's generation (from /status)."""
+        st, body = self.admin_get("/status")
+        return json.loads(body).get("generation") if st == 200 else None
+
+    def wait_generation(self, above, timeout=None):
+        """Wait until a configuration newer than generation `above` serves;
+        returns the new generation, or None on timeout."""
+        end = time.monotonic() + (timeout or scaled(10))
+        while time.monotonic() < end:
+            try:
+                g = self.generation()
+                if g is not None and g > above:
+                    return g
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return None
 
     def wait_ready(self, timeout=None):
         """Poll /readyz until 200; if the admin endpoint never answers, fall
@@ -818,8 +870,9 @@ class Env:
             f.write(text)
         return path
 
-    def start_albd(self, ports=(), workers=2, ready=True, extra_env=None):
-        a = Albd(self, self.manifest_dir, workers=workers, extra_env=extra_env, ports=ports)
+    def start_albd(self, ports=(), workers=2, ready=True, extra_env=None, args=()):
+        """args: more `albd run` options (e.g. --session-ticket-key FILE)."""
+        a = Albd(self, self.manifest_dir, workers=workers, extra_env=extra_env, ports=ports, args=args)
         self.albds.append(a)
         if ready:
             a.wait_ready()

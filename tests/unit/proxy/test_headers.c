@@ -168,6 +168,40 @@ static void error_response_is_plain_uncached_and_closes(void **state)
     assert_non_null(strstr(s, "\r\nContent-Length: 16\r\n\r\n502 Bad Gateway\n"));
 }
 
+static void token_lists_are_matched_by_element(void **state)
+{
+    assert_true(px_header_has_token("keep-alive, Upgrade", 19, "upgrade"));
+    assert_true(px_header_has_token(" upgrade ,x", 11, "UPGRADE"));
+    assert_false(px_header_has_token("upgrades", 8, "upgrade"));
+    assert_false(px_header_has_token("x-upgrade, y", 12, "upgrade"));
+    assert_false(px_header_has_token("", 0, "upgrade"));
+    assert_true(px_header_has_token("h2c, websocket", 14, "websocket"));
+}
+
+static void websocket_upgrade_is_passed_on_and_never_keepalive(void **state)
+{
+    /* The client's Connection / Upgrade are hop-by-hop; albd writes its own
+     * pair, and no "Connection: close" beside it. */
+    struct px_hdr h[] = {H("Host", "a"), H("Connection", "Upgrade, X-Drop"),
+                         H("Upgrade", "WebSocket"), H("X-Drop", "1"),
+                         H("Sec-WebSocket-Key", "k==")};
+    struct px_fwd f = fwd_none;
+    f.upgrade = "websocket";
+    assert_int_equal(px_headers_request(&out, "GET", "/ws", 3, 1, h, 5, &f, PX_FRAME_NONE, false),
+                     0);
+    assert_string_equal(head(), "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k==\r\n"
+                                "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
+static void switching_protocols_response_keeps_the_upgrade(void **state)
+{
+    struct px_hdr h[] = {H("Upgrade", "websocket"), H("Connection", "upgrade"),
+                         H("Sec-WebSocket-Accept", "acc=")};
+    assert_int_equal(px_headers_response_upgrade(&out, NULL, 0, h, 3, "websocket"), 0);
+    assert_string_equal(head(), "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: acc=\r\n"
+                                "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
 static void buffer_limit_is_enforced(void **state)
 {
     struct px_buf small;
@@ -197,6 +231,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(error_response_is_plain_uncached_and_closes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(buffer_limit_is_enforced, setup, teardown),
+        cmocka_unit_test_setup_teardown(token_lists_are_matched_by_element, setup, teardown),
+        cmocka_unit_test_setup_teardown(websocket_upgrade_is_passed_on_and_never_keepalive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(switching_protocols_response_keeps_the_upgrade, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

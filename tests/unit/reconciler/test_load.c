@@ -110,6 +110,8 @@ static const char full_yaml[] =
     "  port: 443\n"
     "  http2: false\n"
     "  idleTimeoutSeconds: 30\n"
+    "  limits: {maxRequestBodyBytes: 8589934592, headerTimeoutSeconds: 3,"
+    " minBodyRateBytesPerSecond: 0}\n"
     "  compression: {gzip: false}\n"
     "  xForwardedFor: {mode: Remove}\n"
     "  headers:\n"
@@ -228,6 +230,9 @@ static void test_full_model(void **state)
     assert_false(h->http2);
     assert_int_equal(h->idle_timeout_s, 15);
     assert_int_equal(h->request_timeout_s, 60);
+    assert_int_equal(h->limits.max_request_body_bytes, 0); /* unlimited */
+    assert_int_equal(h->limits.header_timeout_s, 10);
+    assert_int_equal(h->limits.min_body_rate, 256);
     assert_true(h->gzip && h->brotli);
     assert_int_equal(h->xff_mode, RC_XFF_APPEND);
     assert_null(h->tls.certificate);
@@ -238,6 +243,9 @@ static void test_full_model(void **state)
     assert_int_equal(s->port, 443);
     assert_false(s->http2);
     assert_int_equal(s->idle_timeout_s, 30);
+    assert_int_equal(s->limits.max_request_body_bytes, 8589934592ull); /* beyond int */
+    assert_int_equal(s->limits.header_timeout_s, 3);
+    assert_int_equal(s->limits.min_body_rate, 0);
     assert_false(s->gzip);
     assert_true(s->brotli);
     assert_int_equal(s->xff_mode, RC_XFF_REMOVE);

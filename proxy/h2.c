@@ -1,0 +1,1335 @@
+/* HTTP/2 server side (nghttp2) and one HTTP/1.1 forwarding exchange per
+ * stream.
+ *
+ * Input: client plaintext goes to nghttp2_session_mem_recv; its callbacks
+ * collect each request header block (in per-connection scratch: a block is
+ * never interleaved with other frames), build the backend request head with
+ * proxy/headers.c and start the exchange. Request DATA goes to the stream's
+ * backend connection (or waits in the stream until it is connected); its
+ * stream window is consumed only once the backend accepts the bytes, so a
+ * slow backend slows the client down instead of growing albd.
+ *
+ * Output: responses are parsed with llhttp and submitted as HEADERS, a
+ * deferred data provider and optional trailers. Frames are produced with
+ * nghttp2_session_mem_send outside nghttp2's callbacks (flush), coalesced
+ * into TLS-record-sized writes, and only while the client's output queue is
+ * below its high-water mark. Each stream stops reading its backend while it
+ * holds more than RESP_HIGH bytes the client has not taken.
+ *
+ * Timers: the connection has one timer. With streams open it fires at the
+ * earliest stream deadline (request timeout since the last progress; stale
+ * deadlines only make it fire early and re-arm); with none, at the idle
+ * timeout, which ends the connection with GOAWAY. */
+#include "proxy/h2.h"
+
+#include <errno.h>
+#include <llhttp.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/conn-io.h"
+#include "proxy/headers.h"
+#include "proxy/log.h"
+#include "proxy/snapshot.h"
+#include "proxy/upstream.h"
+
+/* A response head from a backend may be this large before it is refused. */
+#define MAX_RESPONSE_HEAD (64 * 1024)
+/* Response body a stream holds for its client before pausing its backend,
+ * and the level at which it resumes. */
+#define RESP_HIGH (128 * 1024)
+#define RESP_LOW (32 * 1024)
+/* Bytes handed to the TLS layer at once: one full TLS record. A DATA frame
+ * is capped so that it fits one record with its 9-byte header. */
+#define OBUF_SIZE 16384
+#define DATA_MAX (OBUF_SIZE - 9)
+/* The connection-level receive window: streams are limited by their own
+ * window, the connection only by how many streams are open. */
+#define CONN_WINDOW (16 * 1024 * 1024)
+/* Recycled stream objects kept per connection, and how large their
+ * buffers may stay while they wait. */
+#define FREE_STREAMS_MAX 32
+#define KEEP_BUF_MAX (64 * 1024)
+
+/* A header field being received: offsets into a px_buf that may move. */
+struct hdr_ent {
+    uint32_t no, nl, vo, vl;
+};
+
+struct h2;
+
+struct h2_stream {
+    struct h2 *h;
+    struct h2_stream *prev, *next; /* h->active, or h->free_streams (next only) */
+    int32_t id;
+    struct px_snapshot *snap; /* one reference while the stream is open */
+    const struct px_listener *lis;
+    uint64_t deadline; /* uv_now() after which the request timed out */
+
+    /* The request. */
+    bool is_head;
+    bool idempotent;
+    bool req_complete;   /* END_STREAM received */
+    bool chunked;        /* the body goes to the backend chunked */
+    bool discard;        /* answered by albd: request DATA is dropped */
+    bool body_sent;      /* body bytes went to a backend: no retry */
+    struct px_buf hout;  /* backend request head (kept for retries) */
+    struct px_buf pend;  /* framed request bytes waiting for the backend */
+    size_t pend_consume; /* DATA bytes in pend, not yet consumed */
+    size_t unconsumed;   /* DATA bytes given to a congested backend, not yet consumed */
+
+    /* The backend. */
+    struct px_group *group;
+    struct px_server *server;
+    struct px_upstream *u;
+    bool u_ready;
+    bool u_reused;
+    bool retried_fresh;
+    bool last_timeout;
+    bool up_paused; /* backend reading stopped: the client is behind */
+    unsigned attempts;
+    uint64_t tried;
+
+    /* The response. */
+    llhttp_t resp;
+    int status;
+    bool resp_any;       /* the backend sent a byte */
+    bool resp_submitted; /* HEADERS went (or are queued) to the client */
+    bool resp_complete;  /* everything for the client is in rq */
+    bool deferred;       /* the data provider is waiting for rq */
+    bool in_trailers;    /* the head was submitted: header fields are trailers */
+    struct px_buf hin;   /* response head, then trailers */
+    struct hdr_ent *ents;
+    size_t n_ents;
+    bool in_value;
+    size_t head_bytes;
+    struct px_buf rq; /* response body not yet taken by nghttp2 */
+    size_t rq_off;
+};
+
+struct h2 {
+    struct px_conn *c;
+    nghttp2_session *ng;
+    struct h2_stream *active;
+    unsigned n_active;
+    struct h2_stream *free_streams;
+    unsigned n_free;
+    bool in_ng;  /* inside nghttp2 (mem_recv / mem_send): no mem_send now */
+    bool goaway; /* a graceful GOAWAY was submitted */
+    bool finished;
+    uint64_t rst_since;
+    unsigned rst_count;
+
+    /* The request header block being received. */
+    struct px_buf hb;
+    struct hdr_ent *ents;
+    size_t n_ents;
+    size_t hb_bytes;
+    bool hb_over;                      /* too large or too many fields: answered with 431 */
+    int p_method, p_path, p_authority; /* entry index, -1 if absent */
+
+    /* Scratch for building heads (no stream keeps it across calls). */
+    struct px_hdr *hdrs;
+    nghttp2_nv *nva;
+
+    size_t olen;
+    uint8_t obuf[OBUF_SIZE];
+};
+
+static const llhttp_settings_t resp_settings;
+static const struct px_upstream_cbs up_cbs;
+static void connect_next(struct h2_stream *s);
+static void upstream_lost(struct h2_stream *s, int err);
+static void flush(struct h2 *h);
+static void give_window(struct h2_stream *s, size_t n);
+
+static uint64_t ms(int seconds)
+{
+    return (uint64_t)seconds * 1000;
+}
+
+static uint64_t now_ms(struct h2 *h)
+{
+    return uv_now(&h->c->w->loop);
+}
+
+static void count_response(struct h2 *h, int status)
+{
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        atomic_fetch_add_explicit(&h->c->w->stats.responses_by_class[cls], 1, memory_order_relaxed);
+}
+
+static bool name_is(const char *n, size_t len, const char *lit)
+{
+    size_t l = strlen(lit);
+    return len == l && strncasecmp(n, lit, l) == 0;
+}
+
+static void touch(struct h2_stream *s)
+{
+    s->deadline = now_ms(s->h) + ms(s->lis->model->request_timeout_s);
+}
+
+/* --- streams: allocation and release --------------------------------- */
+
+static struct h2_stream *stream_new(struct h2 *h, int32_t id)
+{
+    struct h2_stream *s = h->free_streams;
+    if (s) {
+        h->free_streams = s->next;
+        h->n_free--;
+    } else {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            return NULL;
+        s->ents = calloc(PX_HDR_MAX, sizeof *s->ents);
+        if (!s->ents) {
+            free(s);
+            return NULL;
+        }
+        px_buf_init(&s->hout, 2 * PX_H2_MAX_HEADER_LIST + 4096);
+        px_buf_init(&s->pend, 2 * PX_H2_STREAM_WINDOW);
+        px_buf_init(&s->hin, MAX_RESPONSE_HEAD + 1024);
+        px_buf_init(&s->rq, 4 * RESP_HIGH);
+    }
+    /* Reset everything but the buffers' storage. */
+    struct hdr_ent *ents = s->ents;
+    struct px_buf hout = s->hout, pend = s->pend, hin = s->hin, rq = s->rq;
+    memset(s, 0, sizeof *s);
+    s->ents = ents;
+    s->hout = hout;
+    s->pend = pend;
+    s->hin = hin;
+    s->rq = rq;
+    px_buf_reset(&s->hout);
+    px_buf_reset(&s->pend);
+    px_buf_reset(&s->hin);
+    px_buf_reset(&s->rq);
+
+    s->h = h;
+    s->id = id;
+    s->snap = px_snapshot_ref(h->c->snap);
+    s->lis = h->c->lis;
+    s->next = h->active;
+    if (h->active)
+        h->active->prev = s;
+    h->active = s;
+    if (h->n_active++ == 0)
+        px_conn_timer(h->c, ms(s->lis->model->request_timeout_s));
+    touch(s);
+    return s;
+}
+
+static void stream_buffers_free(struct h2_stream *s)
+{
+    px_buf_cleanup(&s->hout);
+    px_buf_cleanup(&s->pend);
+    px_buf_cleanup(&s->hin);
+    px_buf_cleanup(&s->rq);
+    free(s->ents);
+    free(s);
+}
+
+static void drop_upstream(struct h2_stream *s, bool keep)
+{
+    if (s->u) {
+        px_upstream_release(s->u, keep);
+        s->u = NULL;
+    }
+    s->u_ready = false;
+}
+
+/* The stream is closed (nghttp2 forgot it): back to the free list. */
+static void stream_release(struct h2_stream *s)
+{
+    struct h2 *h = s->h;
+    drop_upstream(s, false);
+    px_snapshot_unref(s->snap);
+    s->snap = NULL;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->active = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = NULL;
+    h->n_active--;
+    if (h->n_free >= FREE_STREAMS_MAX) {
+        stream_buffers_free(s);
+    } else {
+        if (s->pend.cap > KEEP_BUF_MAX)
+            px_buf_cleanup(&s->pend);
+        if (s->rq.cap > KEEP_BUF_MAX)
+            px_buf_cleanup(&s->rq);
+        if (s->hout.cap > KEEP_BUF_MAX)
+            px_buf_cleanup(&s->hout);
+        if (s->hin.cap > KEEP_BUF_MAX)
+            px_buf_cleanup(&s->hin);
+        s->next = h->free_streams;
+        h->free_streams = s;
+        h->n_free++;
+    }
+    if (h->n_active == 0 && !h->c->closing && h->c->state == PX_CONN_OPEN)
+        px_conn_timer(h->c, ms(h->c->lis->model->idle_timeout_s));
+}
+
+static struct h2_stream *stream_get(struct h2 *h, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(h->ng, id);
+}
+
+/* --- the response side ------------------------------------------------ */
+
+static void resume_output(struct h2_stream *s)
+{
+    if (s->deferred) {
+        s->deferred = false;
+        nghttp2_session_resume_data(s->h->ng, s->id);
+    }
+}
+
+/* Fills nva from h->hdrs[0..n) minus hop-by-hop fields; names are
+ * lowercased in place (they live in the stream's hin). Returns the count. */
+static size_t fields_to_nv(struct h2 *h, size_t n, size_t first)
+{
+    bool drop[PX_HDR_MAX];
+    px_headers_mark_hop(h->hdrs, n, drop);
+    size_t k = first;
+    for (size_t i = 0; i < n; i++) {
+        if (drop[i])
+            continue;
+        char *name = (char *)h->hdrs[i].name;
+        for (size_t j = 0; j < h->hdrs[i].name_len; j++)
+            if (name[j] >= 'A' && name[j] <= 'Z')
+                name[j] = (char)(name[j] - 'A' + 'a');
+        h->nva[k++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)h->hdrs[i].value,
+                                   h->hdrs[i].name_len, h->hdrs[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    }
+    return k;
+}
+
+static size_t stream_fields(struct h2_stream *s)
+{
+    struct h2 *h = s->h;
+    for (size_t i = 0; i < s->n_ents; i++) {
+        struct hdr_ent *e = &s->ents[i];
+        h->hdrs[i] = (struct px_hdr){s->hin.data + e->no, e->nl, s->hin.data + e->vo, e->vl};
+    }
+    return s->n_ents;
+}
+
+static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    struct h2_stream *s = src->ptr;
+    struct h2 *h = user;
+    size_t avail = s->rq.len - s->rq_off;
+    if (avail == 0 && !s->resp_complete) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = avail < length ? avail : length;
+    if (n > DATA_MAX)
+        n = DATA_MAX;
+    memcpy(buf, s->rq.data + s->rq_off, n);
+    s->rq_off += n;
+    if (s->rq_off == s->rq.len) {
+        s->rq_off = 0;
+        px_buf_reset(&s->rq);
+    } else if (s->rq_off >= RESP_HIGH) {
+        memmove(s->rq.data, s->rq.data + s->rq_off, s->rq.len - s->rq_off);
+        s->rq.len -= s->rq_off;
+        s->rq_off = 0;
+    }
+    touch(s);
+    if (s->up_paused && s->u && s->rq.len - s->rq_off < RESP_LOW) {
+        s->up_paused = false;
+        px_upstream_read(s->u, true);
+    }
+    if (s->resp_complete && s->rq.len == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->n_ents && s->in_trailers) {
+            size_t k = fields_to_nv(h, stream_fields(s), 0);
+            if (k && nghttp2_submit_trailer(ng, id, h->nva, k) == 0)
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+    }
+    return (ssize_t)n;
+}
+
+/* Answers the stream with albd's own error response; once the response has
+ * begun there is nothing honest to send: reset the stream. */
+static void stream_error(struct h2_stream *s, int status)
+{
+    struct h2 *h = s->h;
+    drop_upstream(s, false);
+    s->discard = true;
+    size_t give = s->pend_consume + s->unconsumed;
+    s->pend_consume = s->unconsumed = 0;
+    px_buf_reset(&s->pend);
+    if (give)
+        nghttp2_session_consume_stream(h->ng, s->id, give);
+    if (s->resp_submitted) {
+        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    const char *reason = px_status_reason(status);
+    char st[8], len[16];
+    px_buf_reset(&s->rq);
+    s->rq_off = 0;
+    s->n_ents = 0;
+    snprintf(st, sizeof st, "%d", status);
+    if (px_buf_puts(&s->rq, st) < 0 || px_buf_puts(&s->rq, " ") < 0 ||
+        px_buf_puts(&s->rq, reason) < 0 || px_buf_puts(&s->rq, "\n") < 0) {
+        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    snprintf(len, sizeof len, "%zu", s->rq.len);
+#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
+    nghttp2_nv nva[] = {NV(":status", st), NV("content-type", "text/plain"),
+                        NV("cache-control", "no-store"), NV("content-length", len)};
+#undef NV
+    s->resp_complete = true;
+    s->resp_submitted = true;
+    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
+    if (nghttp2_submit_response(h->ng, s->id, nva, sizeof nva / sizeof nva[0],
+                                s->is_head ? NULL : &dp) != 0) {
+        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    count_response(h, status);
+}
+
+static int resp_refuse(struct h2_stream *s)
+{
+    (void)s;
+    return -1;
+}
+
+static int on_resp_begin(llhttp_t *p)
+{
+    struct h2_stream *s = p->data;
+    if (!s->in_trailers) {
+        px_buf_reset(&s->hin);
+        s->n_ents = 0;
+        s->in_value = false;
+        s->head_bytes = 0;
+    }
+    return 0;
+}
+
+/* Header bytes of the response head or trailers; names and values arrive in
+ * pieces, a name is closed by on_resp_field_done. */
+static int add_field_bytes(struct h2_stream *s, const char *at, size_t len, bool value)
+{
+    if (!value && (s->in_value || s->n_ents == 0)) {
+        if (s->n_ents >= PX_HDR_MAX)
+            return resp_refuse(s);
+        s->ents[s->n_ents++] = (struct hdr_ent){(uint32_t)s->hin.len, 0, 0, 0};
+        s->in_value = false;
+        s->head_bytes += 4;
+    }
+    if (s->n_ents == 0 || value != s->in_value)
+        return resp_refuse(s);
+    struct hdr_ent *e = &s->ents[s->n_ents - 1];
+    s->head_bytes += len;
+    if (s->head_bytes > MAX_RESPONSE_HEAD || px_buf_append(&s->hin, at, len) < 0)
+        return resp_refuse(s);
+    if (value)
+        e->vl += (uint32_t)len;
+    else
+        e->nl += (uint32_t)len;
+    return 0;
+}
+
+static int on_resp_field(llhttp_t *p, const char *at, size_t len)
+{
+    return add_field_bytes(p->data, at, len, false);
+}
+
+static int on_resp_value(llhttp_t *p, const char *at, size_t len)
+{
+    return add_field_bytes(p->data, at, len, true);
+}
+
+static int on_resp_field_done(llhttp_t *p)
+{
+    struct h2_stream *s = p->data;
+    if (s->n_ents == 0)
+        return 0;
+    struct hdr_ent *e = &s->ents[s->n_ents - 1];
+    e->vo = (uint32_t)s->hin.len;
+    e->vl = 0;
+    s->in_value = true;
+    return 0;
+}
+
+static int on_resp_headers_complete(llhttp_t *p)
+{
+    struct h2_stream *s = p->data;
+    struct h2 *h = s->h;
+    if (s->in_trailers)
+        return 0;
+    int status = llhttp_get_status_code(p);
+    if (status == 101 || status < 100 || status > 999)
+        return -1; /* albd did not ask for an upgrade */
+    if (status < 200)
+        return 0; /* interim responses are not forwarded */
+    s->status = status;
+    char st[4];
+    snprintf(st, sizeof st, "%d", status);
+    h->nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    size_t k = fields_to_nv(h, stream_fields(s), 1);
+    bool bodyless = s->is_head || status == 204 || status == 304;
+    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
+    if (nghttp2_submit_response(h->ng, s->id, h->nva, k, bodyless ? NULL : &dp) != 0)
+        return -1;
+    s->resp_submitted = true;
+    count_response(h, status);
+    /* Whatever header fields come now are trailers. */
+    s->in_trailers = true;
+    px_buf_reset(&s->hin);
+    s->n_ents = 0;
+    s->in_value = false;
+    s->head_bytes = 0;
+    return s->is_head ? 1 : 0;
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct h2_stream *s = p->data;
+    if (px_buf_append(&s->rq, at, len) < 0)
+        return -1;
+    if (!s->up_paused && s->u && s->rq.len - s->rq_off > RESP_HIGH) {
+        s->up_paused = true;
+        px_upstream_read(s->u, false);
+    }
+    resume_output(s);
+    return 0;
+}
+
+static int on_resp_complete(llhttp_t *p)
+{
+    struct h2_stream *s = p->data;
+    if (s->status < 200)
+        return 0; /* an interim response; the final one follows */
+    s->resp_complete = true;
+    resume_output(s);
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t resp_settings = {
+    .on_message_begin = on_resp_begin,
+    .on_header_field = on_resp_field,
+    .on_header_value = on_resp_value,
+    .on_header_field_complete = on_resp_field_done,
+    .on_headers_complete = on_resp_headers_complete,
+    .on_body = on_resp_body,
+    .on_message_complete = on_resp_complete,
+};
+
+/* The response is complete: the backend connection goes back to its pool
+ * when nothing is left over and the request was complete too. */
+static void response_done(struct h2_stream *s, bool clean)
+{
+    bool keep = clean && s->req_complete && s->group && s->group->model->upstream_keepalive &&
+                llhttp_should_keep_alive(&s->resp);
+    drop_upstream(s, keep);
+    if (!s->req_complete) {
+        /* The rest of the request body has nowhere to go. */
+        s->discard = true;
+        size_t give = s->pend_consume + s->unconsumed;
+        s->pend_consume = s->unconsumed = 0;
+        give_window(s, give);
+    }
+}
+
+/* --- the backend side ------------------------------------------------- */
+
+/* Gives consumed request bytes back to the client's stream window. */
+static void give_window(struct h2_stream *s, size_t n)
+{
+    if (n)
+        nghttp2_session_consume_stream(s->h->ng, s->id, n);
+}
+
+/* Sends framed request bytes to the backend, or keeps them until it is
+ * connected. data_len is how many of them are DATA payload (for flow
+ * control). Returns 0, or -1 when the stream was answered with an error. */
+static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t data_len)
+{
+    if (s->u_ready) {
+        int rc = px_upstream_write(s->u, b, n);
+        if (rc < 0) {
+            stream_error(s, 502);
+            return -1;
+        }
+        if (data_len)
+            s->body_sent = true;
+        if (px_upstream_congested(s->u))
+            s->unconsumed += data_len;
+        else
+            give_window(s, data_len);
+        touch(s);
+        return 0;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (px_buf_append(&s->pend, b[i].base, b[i].len) < 0) {
+            stream_error(s, 502);
+            return -1;
+        }
+    }
+    s->pend_consume += data_len;
+    return 0;
+}
+
+static void upstream_ready(struct h2_stream *s)
+{
+    s->u_ready = true;
+    llhttp_init(&s->resp, HTTP_RESPONSE, &resp_settings);
+    s->resp.data = s;
+    uv_buf_t b[2] = {uv_buf_init(s->hout.data, (unsigned)s->hout.len),
+                     uv_buf_init(s->pend.data, (unsigned)s->pend.len)};
+    int rc = px_upstream_write(s->u, b, s->pend.len ? 2 : 1);
+    if (rc < 0) {
+        upstream_lost(s, rc);
+        return;
+    }
+    if (s->pend.len)
+        s->body_sent = true;
+    px_buf_reset(&s->pend);
+    size_t give = s->pend_consume;
+    s->pend_consume = 0;
+    if (px_upstream_congested(s->u))
+        s->unconsumed += give;
+    else
+        give_window(s, give);
+    touch(s);
+}
+
+static void connect_server(struct h2_stream *s, struct px_server *srv, bool allow_pooled)
+{
+    bool reused = false;
+    s->server = srv;
+    s->u_ready = false;
+    int rc = px_upstream_acquire(s->h->c->w, srv, allow_pooled, &up_cbs, s, &s->u, &reused);
+    if (rc < 0) {
+        s->u = NULL;
+        px_log_warn("h2: cannot connect to %s: %s", srv->key, uv_strerror(rc));
+        connect_next(s);
+        return;
+    }
+    s->u_reused = reused;
+    if (reused)
+        upstream_ready(s);
+}
+
+/* Tries the next eligible server; when none is left answers 503 (no server
+ * at all), 504 (the last one timed out) or 502. */
+static void connect_next(struct h2_stream *s)
+{
+    struct px_group *g = s->group;
+    struct px_server *srv = NULL;
+    if (g && s->attempts < g->n_servers)
+        srv = px_group_pick(g, s->h->c->w->id, s->tried);
+    if (!srv) {
+        stream_error(s, s->attempts == 0 ? 503 : s->last_timeout ? 504 : 502);
+        return;
+    }
+    s->attempts++;
+    size_t idx = (size_t)(srv - g->servers);
+    if (idx < 64)
+        s->tried |= 1ull << idx;
+    connect_server(s, srv, true);
+}
+
+/* The backend connection died before any response byte. */
+static void upstream_lost(struct h2_stream *s, int err)
+{
+    drop_upstream(s, false);
+    if (!s->body_sent && s->u_reused && !s->retried_fresh && s->idempotent) {
+        /* A pooled connection the backend had closed: once more, fresh. */
+        s->retried_fresh = true;
+        connect_server(s, s->server, false);
+        return;
+    }
+    if (!s->body_sent && !s->u_reused) {
+        s->last_timeout = false;
+        connect_next(s);
+        return;
+    }
+    px_log_debug("h2: backend %s closed before responding: %s", s->server->key, uv_strerror(err));
+    stream_error(s, 502);
+}
+
+static void up_on_connect(void *owner, struct px_upstream *u, int status)
+{
+    struct h2_stream *s = owner;
+    struct h2 *h = s->h;
+    if (status < 0) {
+        s->u = NULL;
+        s->last_timeout = status == UV_ETIMEDOUT;
+        px_log_debug("h2: connect to %s failed: %s", s->server->key, uv_strerror(status));
+        connect_next(s);
+    } else {
+        upstream_ready(s);
+    }
+    flush(h);
+}
+
+static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssize_t n)
+{
+    struct h2_stream *s = owner;
+    struct h2 *h = s->h;
+    if (n < 0) {
+        if (!s->resp_any) {
+            upstream_lost(s, (int)n);
+        } else {
+            llhttp_errno_t e = n == UV_EOF ? llhttp_finish(&s->resp) : HPE_USER;
+            if ((e == HPE_OK || e == HPE_PAUSED) && s->resp_complete)
+                response_done(s, false);
+            else
+                stream_error(s, 502);
+        }
+        flush(h);
+        return;
+    }
+    s->resp_any = true;
+    touch(s);
+    llhttp_errno_t e = llhttp_execute(&s->resp, data, (size_t)n);
+    if (e == HPE_PAUSED) {
+        bool leftover = llhttp_get_error_pos(&s->resp) != data + n;
+        response_done(s, !leftover);
+    } else if (e != HPE_OK) {
+        px_log_debug("h2: malformed response from %s: %s", s->server->key, llhttp_errno_name(e));
+        stream_error(s, 502);
+    }
+    flush(h);
+}
+
+static void up_on_writable(void *owner, struct px_upstream *u)
+{
+    struct h2_stream *s = owner;
+    size_t give = s->unconsumed;
+    s->unconsumed = 0;
+    give_window(s, give);
+    flush(s->h);
+}
+
+static const struct px_upstream_cbs up_cbs = {
+    .on_connect = up_on_connect,
+    .on_read = up_on_read,
+    .on_writable = up_on_writable,
+};
+
+/* --- requests --------------------------------------------------------- */
+
+static void hb_reset(struct h2 *h)
+{
+    px_buf_reset(&h->hb);
+    h->n_ents = 0;
+    h->hb_bytes = 0;
+    h->hb_over = false;
+    h->p_method = h->p_path = h->p_authority = -1;
+}
+
+static struct px_hdr hb_field(struct h2 *h, int i)
+{
+    struct hdr_ent *e = &h->ents[i];
+    return (struct px_hdr){h->hb.data + e->no, e->nl, h->hb.data + e->vo, e->vl};
+}
+
+/* Builds the backend request head from the received header block:
+ * :authority becomes Host, cookies split by HTTP/2 are joined again. */
+static int build_request_head(struct h2_stream *s, const char *method)
+{
+    struct h2 *h = s->h;
+    struct px_conn *c = h->c;
+    const struct rc_listener *m = s->lis->model;
+    /* Join the cookie fields first: it appends to hb (which may move). */
+    int first_cookie = -1, n_cookies = 0;
+    for (size_t i = 0; i < h->n_ents; i++) {
+        struct px_hdr f = hb_field(h, (int)i);
+        if (name_is(f.name, f.name_len, "cookie") && n_cookies++ == 0)
+            first_cookie = (int)i;
+    }
+    struct hdr_ent joined = {0};
+    if (n_cookies > 1) {
+        joined.vo = (uint32_t)h->hb.len;
+        for (size_t i = 0; i < h->n_ents; i++) {
+            struct px_hdr f = hb_field(h, (int)i);
+            if (!name_is(f.name, f.name_len, "cookie"))
+                continue;
+            if (h->hb.len > joined.vo && px_buf_append(&h->hb, "; ", 2) < 0)
+                return -1;
+            f = hb_field(h, (int)i);
+            if (px_buf_append(&h->hb, f.value, f.value_len) < 0)
+                return -1;
+        }
+        joined.vl = (uint32_t)(h->hb.len - joined.vo);
+    }
+    size_t n = 0;
+    if (h->p_authority >= 0) {
+        struct px_hdr a = hb_field(h, h->p_authority);
+        h->hdrs[n++] = (struct px_hdr){"Host", 4, a.value, a.value_len};
+    }
+    for (size_t i = 0; i < h->n_ents && n < PX_HDR_MAX; i++) {
+        struct px_hdr f = hb_field(h, (int)i);
+        if (f.name_len && f.name[0] == ':')
+            continue;
+        if (h->p_authority >= 0 && name_is(f.name, f.name_len, "host"))
+            continue;
+        /* The body is streamed at once: no 100-continue handshake. */
+        if (name_is(f.name, f.name_len, "expect"))
+            continue;
+        if (n_cookies > 1 && name_is(f.name, f.name_len, "cookie")) {
+            if ((int)i != first_cookie)
+                continue;
+            f.value = h->hb.data + joined.vo;
+            f.value_len = joined.vl;
+        }
+        h->hdrs[n++] = f;
+    }
+    bool has_cl = false;
+    for (size_t i = 0; i < n; i++)
+        if (name_is(h->hdrs[i].name, h->hdrs[i].name_len, "content-length"))
+            has_cl = true;
+    enum px_framing fr = PX_FRAME_NONE;
+    if (!s->req_complete)
+        fr = has_cl ? PX_FRAME_LENGTH : PX_FRAME_CHUNKED;
+    s->chunked = fr == PX_FRAME_CHUNKED;
+    struct px_fwd fwd = {
+        .xff_mode = m->xff_mode,
+        .client_ip = c->client_ip,
+        .proto = m->headers.proto ? s->lis->scheme : NULL,
+        .port = m->headers.port ? s->lis->port_str : NULL,
+        .host = m->headers.host,
+        .client_port = m->headers.client_src_port ? c->client_port : NULL,
+        .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
+    };
+    bool keep = s->group && s->group->model->upstream_keepalive;
+    struct px_hdr path = hb_field(h, h->p_path);
+    px_buf_reset(&s->hout);
+    return px_headers_request(&s->hout, method, path.value, path.value_len, 1, h->hdrs, n, &fwd, fr,
+                              keep);
+}
+
+/* A request header block is complete (END_STREAM may be set too). */
+static void request_start(struct h2_stream *s, bool end_stream)
+{
+    struct h2 *h = s->h;
+    atomic_fetch_add_explicit(&h->c->w->stats.requests, 1, memory_order_relaxed);
+    s->req_complete = end_stream;
+    if (h->hb_over) {
+        stream_error(s, 431);
+        return;
+    }
+    if (h->p_method < 0 || h->p_path < 0) {
+        stream_error(s, 400);
+        return;
+    }
+    char method[24];
+    struct px_hdr mf = hb_field(h, h->p_method);
+    if (mf.value_len == 0 || mf.value_len >= sizeof method) {
+        stream_error(s, 501);
+        return;
+    }
+    memcpy(method, mf.value, mf.value_len);
+    method[mf.value_len] = '\0';
+    if (strcmp(method, "CONNECT") == 0 || strcmp(method, "TRACE") == 0) {
+        stream_error(s, 405);
+        return;
+    }
+    s->is_head = strcmp(method, "HEAD") == 0;
+    s->idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
+                    strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+    s->group = s->lis->default_group;
+    if (build_request_head(s, method) < 0) {
+        stream_error(s, 431);
+        return;
+    }
+    connect_next(s);
+}
+
+/* The client ended its request (END_STREAM), possibly with trailers in the
+ * header block scratch: they are forwarded when the body is chunked, and
+ * dropped otherwise (HTTP/1.1 has no trailers without chunked framing). */
+static void request_end(struct h2_stream *s, bool trailers)
+{
+    struct h2 *h = s->h;
+    s->req_complete = true;
+    if (s->discard || !s->chunked)
+        return;
+    if (!trailers || h->hb_over || h->n_ents == 0) {
+        uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+        send_up(s, &b, 1, 0);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < h->n_ents; i++) {
+        struct px_hdr f = hb_field(h, (int)i);
+        if ((f.name_len && f.name[0] == ':') || name_is(f.name, f.name_len, "content-length") ||
+            name_is(f.name, f.name_len, "host"))
+            continue;
+        h->hdrs[n++] = f;
+    }
+    bool drop[PX_HDR_MAX];
+    px_headers_mark_hop(h->hdrs, n, drop);
+    size_t nb = 0;
+    uv_buf_t b[1 + 4 * 64 + 1];
+    b[nb++] = uv_buf_init("0\r\n", 3);
+    for (size_t i = 0; i < n && nb + 4 < sizeof b / sizeof b[0]; i++) {
+        if (drop[i])
+            continue;
+        b[nb++] = uv_buf_init((char *)h->hdrs[i].name, (unsigned)h->hdrs[i].name_len);
+        b[nb++] = uv_buf_init(": ", 2);
+        b[nb++] = uv_buf_init((char *)h->hdrs[i].value, (unsigned)h->hdrs[i].value_len);
+        b[nb++] = uv_buf_init("\r\n", 2);
+    }
+    b[nb++] = uv_buf_init("\r\n", 2);
+    send_up(s, b, (unsigned)nb, 0);
+}
+
+/* --- nghttp2 callbacks ------------------------------------------------ */
+
+static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    struct h2 *h = user;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    hb_reset(h);
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    struct h2_stream *s = stream_new(h, f->hd.stream_id);
+    if (!s)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
+    nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
+    return 0;
+}
+
+static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    struct h2 *h = user;
+    if (f->hd.type != NGHTTP2_HEADERS || h->hb_over)
+        return 0;
+    /* RFC 9113 6.5.2: the size of a field is its name, value and 32. */
+    h->hb_bytes += namelen + valuelen + 32;
+    if (h->hb_bytes > PX_H2_MAX_HEADER_LIST || h->n_ents >= PX_HDR_MAX) {
+        h->hb_over = true;
+        return 0;
+    }
+    struct hdr_ent e = {(uint32_t)h->hb.len, (uint32_t)namelen, 0, (uint32_t)valuelen};
+    if (px_buf_append(&h->hb, name, namelen) < 0) {
+        h->hb_over = true;
+        return 0;
+    }
+    e.vo = (uint32_t)h->hb.len;
+    if (px_buf_append(&h->hb, value, valuelen) < 0) {
+        h->hb_over = true;
+        return 0;
+    }
+    int idx = (int)h->n_ents;
+    h->ents[h->n_ents++] = e;
+    if (namelen && name[0] == ':') {
+        if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+            h->p_method = idx;
+        else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+            h->p_path = idx;
+        else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+            h->p_authority = idx;
+    }
+    return 0;
+}
+
+static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+    struct h2 *h = user;
+    nghttp2_session_consume_connection(ng, len);
+    struct h2_stream *s = stream_get(h, id);
+    if (!s || s->discard) {
+        nghttp2_session_consume_stream(ng, id, len);
+        return 0;
+    }
+    if (s->chunked) {
+        char hex[24];
+        struct px_buf hb = {hex, 0, sizeof hex, sizeof hex};
+        px_buf_num(&hb, len, 1);
+        px_buf_append(&hb, "\r\n", 2);
+        uv_buf_t b[3] = {uv_buf_init(hex, (unsigned)hb.len),
+                         uv_buf_init((char *)data, (unsigned)len), uv_buf_init("\r\n", 2)};
+        send_up(s, b, 3, len);
+    } else {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        send_up(s, &b, 1, len);
+    }
+    return 0;
+}
+
+/* Counts client RST_STREAM frames per window: a client that opens and
+ * cancels streams faster than that ("rapid reset") is told to calm down. */
+static void count_reset(struct h2 *h)
+{
+    uint64_t now = now_ms(h);
+    if (now - h->rst_since > PX_H2_RST_WINDOW_MS) {
+        h->rst_since = now;
+        h->rst_count = 0;
+    }
+    if (++h->rst_count > PX_H2_RST_MAX) {
+        px_log_warn("h2: %s reset more than %d streams in %d s: closing", h->c->client_ip,
+                    PX_H2_RST_MAX, PX_H2_RST_WINDOW_MS / 1000);
+        nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+}
+
+static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    struct h2 *h = user;
+    struct h2_stream *s;
+    bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    switch (f->hd.type) {
+    case NGHTTP2_HEADERS:
+        s = stream_get(h, f->hd.stream_id);
+        if (!s)
+            break;
+        if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
+            request_start(s, end);
+        else if (end)
+            request_end(s, true);
+        break;
+    case NGHTTP2_DATA:
+        s = stream_get(h, f->hd.stream_id);
+        if (s && end)
+            request_end(s, false);
+        break;
+    case NGHTTP2_RST_STREAM:
+        count_reset(h);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int cb_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    struct h2 *h = user;
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct h2_stream *s = stream_get(h, f->hd.stream_id);
+        /* The response is complete before the request: tell the client to
+         * stop sending its body (RFC 9113 8.1). */
+        if (s && !s->req_complete)
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *user)
+{
+    struct h2 *h = user;
+    struct h2_stream *s = stream_get(h, id);
+    if (!s)
+        return 0;
+    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    stream_release(s);
+    return 0;
+}
+
+static nghttp2_session_callbacks *callbacks;
+static nghttp2_option *options;
+static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
+
+static void callbacks_init(void)
+{
+    if (nghttp2_session_callbacks_new(&callbacks) != 0)
+        return;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, cb_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, cb_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, cb_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, cb_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, cb_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, cb_stream_close);
+    if (nghttp2_option_new(&options) != 0) {
+        nghttp2_session_callbacks_del(callbacks);
+        callbacks = NULL;
+        return;
+    }
+    nghttp2_option_set_no_auto_window_update(options, 1);
+    nghttp2_option_set_no_closed_streams(options, 1);
+    /* PING and SETTINGS floods: at most this many ACKs wait for a client
+     * that does not read, and few SETTINGS entries per frame. */
+    nghttp2_option_set_max_outbound_ack(options, 1000);
+    nghttp2_option_set_max_settings(options, 32);
+    /* A header block is at most one HEADERS and this many CONTINUATIONs
+     * (16 KiB each): enough for PX_H2_MAX_HEADER_LIST, a flood is fatal. */
+    nghttp2_option_set_max_continuations(options, 8);
+    /* nghttp2's own reset limiter is a backstop behind count_reset. */
+    nghttp2_option_set_stream_reset_rate_limit(options, 4 * PX_H2_RST_MAX, 100);
+}
+
+/* --- output ----------------------------------------------------------- */
+
+static int obuf_flush(struct h2 *h)
+{
+    if (h->olen == 0)
+        return 0;
+    uv_buf_t b = uv_buf_init((char *)h->obuf, (unsigned)h->olen);
+    h->olen = 0;
+    return px_conn_write(h->c, &b, 1);
+}
+
+static void release_all(struct h2 *h)
+{
+    for (struct h2_stream *s = h->active; s; s = s->next)
+        drop_upstream(s, false);
+}
+
+static void finish(struct h2 *h)
+{
+    if (h->finished)
+        return;
+    h->finished = true;
+    release_all(h);
+    px_conn_finish(h->c);
+}
+
+/* Serializes whatever nghttp2 has to send while the client keeps up, then
+ * ends the connection when nghttp2 is done with it. Never call from inside
+ * an nghttp2 callback (in_ng guards it). */
+static void flush(struct h2 *h)
+{
+    struct px_conn *c = h->c;
+    if (h->in_ng || h->finished || c->closing || c->state != PX_CONN_OPEN)
+        return;
+    h->in_ng = true;
+    int rc = 0;
+    while (!px_conn_congested(c)) {
+        const uint8_t *d;
+        ssize_t n = nghttp2_session_mem_send(h->ng, &d);
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (h->olen + (size_t)n > OBUF_SIZE && (rc = obuf_flush(h)) < 0)
+            break;
+        if ((size_t)n > OBUF_SIZE) {
+            uv_buf_t b = uv_buf_init((char *)d, (unsigned)n);
+            if ((rc = px_conn_write(c, &b, 1)) < 0)
+                break;
+        } else {
+            memcpy(h->obuf + h->olen, d, (size_t)n);
+            h->olen += (size_t)n;
+        }
+    }
+    if (rc == 0)
+        rc = obuf_flush(h);
+    h->in_ng = false;
+    if (c->closing)
+        return;
+    if (rc < 0) {
+        px_log_debug("h2: session with %s ends: %s", c->client_ip,
+                     rc < -100 ? nghttp2_strerror(rc) : "write failed");
+        px_conn_close(c);
+        return;
+    }
+    if ((!nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)) ||
+        (c->eof && h->n_active == 0))
+        finish(h);
+}
+
+static void goaway(struct h2 *h)
+{
+    if (!h->goaway) {
+        h->goaway = true;
+        nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+    }
+    flush(h);
+}
+
+/* --- the protocol handler -------------------------------------------- */
+
+static size_t h2_on_data(struct px_conn *c, const char *data, size_t len)
+{
+    struct h2 *h = c->ps;
+    if (h->finished)
+        return len;
+    h->in_ng = true;
+    ssize_t rv = nghttp2_session_mem_recv(h->ng, (const uint8_t *)data, len);
+    h->in_ng = false;
+    if (c->closing)
+        return len;
+    if (rv < 0) {
+        px_log_debug("h2: protocol error from %s: %s", c->client_ip, nghttp2_strerror((int)rv));
+        /* nghttp2 queues no GOAWAY for the errors it returns (floods, too
+         * many CONTINUATIONs, a bad preface): say why, then end. */
+        uint32_t code = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                            ? NGHTTP2_ENHANCE_YOUR_CALM
+                            : NGHTTP2_PROTOCOL_ERROR;
+        nghttp2_session_terminate_session(h->ng, code);
+        flush(h);
+        if (!c->closing)
+            finish(h);
+        return len;
+    }
+    flush(h);
+    if (!c->closing && !h->finished && px_conn_congested(c))
+        px_conn_want_input(c, false);
+    return len;
+}
+
+static void h2_on_eof(struct px_conn *c)
+{
+    struct h2 *h = c->ps;
+    if (h->n_active == 0)
+        px_conn_close(c);
+    /* else: the open streams are answered (flush ends the connection). */
+}
+
+static void h2_on_writable(struct px_conn *c)
+{
+    struct h2 *h = c->ps;
+    flush(h);
+    if (!c->closing && !h->finished && !px_conn_congested(c) && !c->want_input)
+        px_conn_want_input(c, true);
+}
+
+static void h2_on_timeout(struct px_conn *c)
+{
+    struct h2 *h = c->ps;
+    if (h->n_active == 0) {
+        goaway(h); /* idle: GOAWAY, and flush ends the connection */
+        if (!c->closing && !h->finished)
+            finish(h);
+        return;
+    }
+    uint64_t now = now_ms(h), next = UINT64_MAX;
+    for (struct h2_stream *s = h->active; s; s = s->next) {
+        if (s->deadline <= now) {
+            if (s->discard) {
+                /* Answered a timeout ago and still not done: the client
+                 * does not read at all. */
+                px_log_debug("h2: %s stopped reading; closing", c->client_ip);
+                px_conn_close(c);
+                return;
+            }
+            bool client_slow = s->u_ready && !s->req_complete && !s->resp_any && !s->unconsumed;
+            px_log_debug("h2: stream %d from %s timed out", s->id, c->client_ip);
+            stream_error(s, client_slow ? 408 : 504);
+            touch(s);
+        }
+        if (s->deadline < next)
+            next = s->deadline;
+    }
+    px_conn_timer(c, next > now ? next - now : 1);
+    flush(h);
+}
+
+static void h2_drain(struct px_conn *c)
+{
+    goaway(c->ps);
+}
+
+static void h2_on_snapshot(struct px_conn *c)
+{
+    struct h2 *h = c->ps;
+    if (px_conn_listener_gone(c)) {
+        goaway(h); /* open streams finish under their own snapshot */
+        return;
+    }
+    /* Open streams hold their own snapshot reference. */
+    px_conn_snapshot_refresh(c);
+}
+
+static void h2_on_close(struct px_conn *c)
+{
+    struct h2 *h = c->ps;
+    if (!h)
+        return;
+    for (struct h2_stream *s = h->active; s; s = s->next) {
+        drop_upstream(s, false);
+        px_snapshot_unref(s->snap);
+        s->snap = NULL;
+    }
+}
+
+static void h2_free(struct px_conn *c)
+{
+    struct h2 *h = c->ps;
+    if (!h)
+        return;
+    if (h->ng)
+        nghttp2_session_del(h->ng);
+    while (h->active) {
+        struct h2_stream *s = h->active;
+        h->active = s->next;
+        px_snapshot_unref(s->snap);
+        stream_buffers_free(s);
+    }
+    while (h->free_streams) {
+        struct h2_stream *s = h->free_streams;
+        h->free_streams = s->next;
+        stream_buffers_free(s);
+    }
+    px_buf_cleanup(&h->hb);
+    free(h->ents);
+    free(h->hdrs);
+    free(h->nva);
+    free(h);
+    c->ps = NULL;
+}
+
+static int h2_start(struct px_conn *c)
+{
+    pthread_once(&callbacks_once, callbacks_init);
+    if (!callbacks || !options)
+        return -ENOMEM;
+    struct h2 *h = calloc(1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    h->c = c;
+    c->ps = h;
+    h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
+    h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
+    h->nva = calloc(PX_HDR_MAX + 1, sizeof *h->nva);
+    px_buf_init(&h->hb, 2 * PX_H2_MAX_HEADER_LIST);
+    if (!h->ents || !h->hdrs || !h->nva ||
+        nghttp2_session_server_new2(&h->ng, callbacks, h, options))
+        return -ENOMEM; /* h2_free releases what exists */
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, PX_H2_MAX_STREAMS},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PX_H2_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, PX_H2_MAX_HEADER_LIST},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
+        nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0)
+        return -ENOMEM;
+    hb_reset(h);
+    px_conn_timer(c, ms(c->lis->model->idle_timeout_s));
+    flush(h);
+    return 0;
+}
+
+const struct px_proto px_h2_proto = {
+    .name = "h2",
+    .start = h2_start,
+    .on_data = h2_on_data,
+    .on_eof = h2_on_eof,
+    .on_writable = h2_on_writable,
+    .on_timeout = h2_on_timeout,
+    .drain = h2_drain,
+    .on_snapshot = h2_on_snapshot,
+    .on_close = h2_on_close,
+    .free = h2_free,
+};

@@ -1,0 +1,27 @@
+/* HTTP/2 protocol handler for client connections on HTTPS listeners that
+ * negotiated "h2" by ALPN (nghttp2). Every stream is forwarded to a backend
+ * of the listener's server group as its own HTTP/1.1 exchange over a pooled
+ * upstream connection (one per in-flight stream), with X-Forwarded-* as for
+ * HTTP/1.1, bodies streamed with HTTP/2 flow control in both directions. */
+#ifndef ALBD_PROXY_H2_H
+#define ALBD_PROXY_H2_H
+
+#include "proxy/conn-t.h"
+
+/* SETTINGS_MAX_CONCURRENT_STREAMS albd advertises. */
+#define PX_H2_MAX_STREAMS 128
+/* SETTINGS_MAX_HEADER_LIST_SIZE: a larger request header block is
+ * answered with 431 (its fields are not kept). */
+#define PX_H2_MAX_HEADER_LIST (64 * 1024)
+/* Request-body flow control window per stream (SETTINGS_INITIAL_WINDOW_SIZE):
+ * the most request body albd holds for a stream whose backend is not ready
+ * or not reading. */
+#define PX_H2_STREAM_WINDOW (256 * 1024)
+/* Rapid reset: more RST_STREAM frames than this from one client within
+ * PX_H2_RST_WINDOW_MS ends the connection with GOAWAY ENHANCE_YOUR_CALM. */
+#define PX_H2_RST_MAX 200
+#define PX_H2_RST_WINDOW_MS 10000
+
+extern const struct px_proto px_h2_proto;
+
+#endif

@@ -1,0 +1,852 @@
+/* Build passes with per-resource containment. The first pass builds every
+ * document, exactly as a strict load does, and its errors are the ones
+ * reported. When some resources are invalid, later passes build from a
+ * selection: the new document of each valid resource, the source the
+ * previous model kept for each invalid one (its last good version), or
+ * nothing. A pass whose selection still fails (a valid resource that uses
+ * one that is now absent, a kept version that no longer fits) moves the
+ * failing resources one step down (new -> last good -> none) and runs
+ * again; every pass moves at least one, so the passes end. */
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reconciler/arena.h"
+#include "reconciler/build.h"
+#include "reconciler/loadset.h"
+#include "reconciler/rc.h"
+#include "reconciler/schema.h"
+#include "reconciler/source.h"
+
+enum choice { USE_NONE, USE_NEW, USE_PREV };
+
+/* The first problem of a resource, for its status. */
+struct first_err {
+    char *msg; /* malloc'd; NULL when none */
+    char *file;
+    int line, col;
+};
+
+/* One kind/name of the manifests or of the previous model. */
+struct res {
+    const char *kind; /* static */
+    const char *name;
+    struct rc_doc *doc;           /* its new document, NULL when none counts */
+    bool doc_damaged;             /* it has a document, in a file that does not parse */
+    const struct rc_source *prev; /* its last good source, NULL when none */
+    struct rc_doc *fallback;      /* prev parsed (lazily), NULL until needed */
+    bool invalid;                 /* the new version fails */
+    bool prev_bad;                /* the last good version fails (or cannot be rebuilt) */
+    bool file_damaged;            /* prev's file did not parse: keep prev without a document */
+    bool needed;                  /* deleted, but a kept version uses it */
+    const struct res *needed_by;
+    enum choice choice;
+    struct first_err err;      /* of the new version */
+    struct first_err prev_err; /* of the last good version */
+};
+
+struct ctx {
+    struct rc_loadset *S;
+    const struct rc_load_opts *o;
+    const struct rc_sources *prev_src;
+    struct res *res;
+    size_t n_res;
+    struct rc_doc **fallbacks; /* parsed sources, freed at the end */
+    size_t n_fallbacks;
+    SSL_CTX *scratch;
+};
+
+/* ---- helpers ---- */
+
+static int kind_name_cmp(const char *ka, const char *na, const char *kb, const char *nb)
+{
+    int c = strcmp(ka, kb);
+    return c ? c : strcmp(na, nb);
+}
+
+static int res_cmp(const void *a, const void *b)
+{
+    const struct res *x = a, *y = b;
+    return kind_name_cmp(x->kind, x->name, y->kind, y->name);
+}
+
+static struct res *find_res(struct ctx *C, const char *kind, const char *name)
+{
+    if (kind == NULL || name == NULL)
+        return NULL;
+    size_t lo = 0, hi = C->n_res;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = kind_name_cmp(C->res[mid].kind, C->res[mid].name, kind, name);
+        if (c == 0)
+            return &C->res[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* The static kind string equal to kind, or NULL. */
+static const char *static_kind(const char *kind)
+{
+    for (size_t i = 0; kind && rc_kinds[i]; i++)
+        if (!strcmp(kind, rc_kinds[i]))
+            return rc_kinds[i];
+    return NULL;
+}
+
+static bool loc_before(const char *fa, int la, int ca, const char *fb, int lb, int cb)
+{
+    int c = strcmp(fa ? fa : "", fb ? fb : "");
+    if (c)
+        return c < 0;
+    return la != lb ? la < lb : ca < cb;
+}
+
+static void set_err(struct first_err *e, const char *file, int line, int col, const char *path,
+                    const char *msg)
+{
+    if (e->msg && !loc_before(file, line, col, e->file, e->line, e->col))
+        return;
+    char *m = NULL;
+    if (path ? asprintf(&m, "%s: %s", path, msg) < 0 : (m = strdup(msg)) == NULL)
+        abort(); /* as rc_errs_add: out of memory while reporting */
+    free(e->msg);
+    free(e->file);
+    e->msg = m;
+    e->file = file ? strdup(file) : NULL;
+    if (file && e->file == NULL)
+        abort();
+    e->line = line;
+    e->col = col;
+}
+
+static void set_err_from(struct first_err *e, const struct rc_err *x)
+{
+    set_err(e, x->file, x->line, x->col, x->path, x->msg);
+}
+
+static void free_err(struct first_err *e)
+{
+    free(e->msg);
+    free(e->file);
+}
+
+static bool under_dir(const char *file, const char *dir)
+{
+    size_t n = strlen(dir);
+    return !strncmp(file, dir, n) && (file[n] == '/' || (n && dir[n - 1] == '/'));
+}
+
+/* ---- the universe of resources ---- */
+
+static int build_universe(struct ctx *C)
+{
+    struct rc_loadset *S = C->S;
+    size_t cap = S->n_docs + (C->prev_src ? C->prev_src->n : 0) + 1;
+    struct res *v = calloc(cap, sizeof(*v));
+    if (v == NULL)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < S->n_docs; i++) {
+        struct rc_doc *d = S->docs[i];
+        if (d->kind && d->name)
+            v[n++] = (struct res){.kind = d->kind, .name = d->name, .doc = d};
+    }
+    for (size_t i = 0; C->prev_src && i < C->prev_src->n; i++) {
+        const struct rc_source *p = &C->prev_src->v[i];
+        v[n++] = (struct res){.kind = p->kind, .name = p->name, .prev = p};
+    }
+    /* Merge equal kind/name: the first document (in file order) is the one
+     * that counts (later ones are duplicates, and errors). qsort is not
+     * stable, so pick the first document explicitly. */
+    qsort(v, n, sizeof(*v), res_cmp);
+    size_t out = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        struct res r = {.kind = v[i].kind, .name = v[i].name};
+        for (; j < n && !res_cmp(&v[i], &v[j]); j++) {
+            if (v[j].prev)
+                r.prev = v[j].prev;
+            struct rc_doc *d = v[j].doc;
+            if (d == NULL)
+                continue;
+            if (S->files[d->file_index].damaged) {
+                r.doc_damaged = true;
+                continue;
+            }
+            if (r.doc == NULL || d->file_index < r.doc->file_index ||
+                (d->file_index == r.doc->file_index && d->src_text < r.doc->src_text))
+                r.doc = d;
+        }
+        v[out++] = r;
+        i = j;
+    }
+    C->res = v;
+    C->n_res = out;
+    return 0;
+}
+
+/* Pass-1 errors: per resource, or per file when the document they concern
+ * has no kind or name (or the file does not parse). */
+static void attribute_first_pass(struct ctx *C, const struct rc_errs *errs)
+{
+    struct rc_loadset *S = C->S;
+    /* The files whose problems reach beyond one resource (usually none). */
+    size_t *bad = malloc((S->n_files + 1) * sizeof(*bad));
+    struct first_err *ferr = calloc(S->n_files + 1, sizeof(*ferr));
+    if (bad == NULL || ferr == NULL)
+        abort(); /* as rc_errs_add: out of memory while reporting */
+    size_t n_bad = 0;
+    for (size_t f = 0; f < S->n_files; f++)
+        if (S->files[f].damaged || S->files[f].unidentified)
+            bad[n_bad++] = f;
+    for (size_t i = S->errs_before; i < errs->n; i++) {
+        const struct rc_err *x = &errs->v[i];
+        if (x->severity != RC_ERROR)
+            continue;
+        struct res *r = find_res(C, static_kind(x->kind), x->name);
+        if (r) {
+            r->invalid = true;
+            set_err_from(&r->err, x);
+            continue;
+        }
+        for (size_t k = 0; x->file && k < n_bad; k++)
+            if (!strcmp(S->files[bad[k]].path, x->file)) {
+                set_err_from(&ferr[bad[k]], x);
+                break;
+            }
+    }
+    for (size_t i = 0; i < C->n_res; i++) {
+        struct res *r = &C->res[i];
+        if (r->doc_damaged && r->doc == NULL)
+            r->invalid = true; /* its document is in a file that does not parse */
+        if (r->prev == NULL || r->doc != NULL)
+            continue;
+        /* No usable document: deleted, unless the file prev had it from
+         * cannot be read or parsed, or has a document we cannot identify. */
+        for (size_t k = 0; k < n_bad; k++) {
+            if (!strcmp(S->files[bad[k]].path, r->prev->file)) {
+                const struct first_err *fe = &ferr[bad[k]];
+                r->file_damaged = true;
+                if (fe->msg)
+                    set_err(&r->err, fe->file, fe->line, fe->col, NULL, fe->msg);
+                break;
+            }
+        }
+        for (size_t b = 0; !r->file_damaged && b < S->n_bad_dirs; b++)
+            if (under_dir(r->prev->file, S->bad_dirs[b])) {
+                r->file_damaged = true;
+                set_err(&r->err, S->bad_dirs[b], 0, 0, NULL,
+                        "its folder cannot be read; the last good version is kept");
+            }
+    }
+    /* Resources whose only document is in a damaged file: that file's error. */
+    for (size_t i = 0; n_bad && i < S->n_docs; i++) {
+        struct rc_doc *d = S->docs[i];
+        struct res *r = find_res(C, d->kind, d->name);
+        if (r && r->doc == NULL && S->files[d->file_index].damaged && ferr[d->file_index].msg) {
+            const struct first_err *fe = &ferr[d->file_index];
+            set_err(&r->err, fe->file, fe->line, fe->col, NULL, fe->msg);
+        }
+    }
+    for (size_t f = 0; f < S->n_files; f++)
+        free_err(&ferr[f]);
+    free(ferr);
+    free(bad);
+}
+
+static void apply_forced(struct ctx *C)
+{
+    for (size_t i = 0; i < C->o->n_invalid; i++) {
+        const struct rc_invalid *f = &C->o->invalid[i];
+        struct res *r = find_res(C, static_kind(f->kind), f->name);
+        if (r == NULL)
+            continue;
+        const char *file = r->doc ? r->doc->file_src : r->prev ? r->prev->file : NULL;
+        int line = r->doc ? r->doc->src_line : r->prev ? r->prev->line : 0;
+        int col = r->doc ? r->doc->src_col : r->prev ? r->prev->col : 0;
+        const char *why = f->reason ? f->reason : "invalid";
+        if (r->doc) {
+            r->invalid = true;
+            set_err(&r->err, file, line, col, NULL, why);
+        }
+        if (f->absent || r->doc == NULL) {
+            r->prev_bad = true;
+            set_err(&r->prev_err, file, line, col, NULL, why);
+        }
+    }
+}
+
+static bool any_invalid(const struct ctx *C)
+{
+    for (size_t i = 0; i < C->n_res; i++)
+        if (C->res[i].invalid || C->res[i].file_damaged || C->res[i].doc_damaged)
+            return true;
+    return false;
+}
+
+/* ---- selection and fallback documents ---- */
+
+static void select_versions(struct ctx *C)
+{
+    for (size_t i = 0; i < C->n_res; i++) {
+        struct res *r = &C->res[i];
+        bool keep = r->invalid || r->file_damaged || r->needed || r->doc_damaged;
+        if (r->doc && !r->invalid)
+            r->choice = USE_NEW;
+        else if (keep && r->prev && !r->prev_bad)
+            r->choice = USE_PREV;
+        else
+            r->choice = USE_NONE;
+    }
+}
+
+/* Parses r's kept source into a document. Returns 0, 1 when it cannot be
+ * rebuilt (r->prev_bad is set), or -1 when out of memory. */
+static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
+{
+    if (r->fallback)
+        return 0;
+    const struct rc_source *p = r->prev;
+    const struct rc_certificate *pc = NULL;
+    if (!strcmp(r->kind, "Certificate")) {
+        pc = rc_model_certificate(C->o->prev, r->name);
+        if (pc == NULL) {
+            r->prev_bad = true;
+            set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+                    "the last good version's certificate is not in the running model");
+            return 1;
+        }
+    }
+    /* Indent the first line as it was, so that columns match the file. */
+    int pad = p->col > 1 ? p->col - 1 : 0;
+    struct rc_doc **fb = realloc(C->fallbacks, (C->n_fallbacks + 1) * sizeof(*fb));
+    if (fb == NULL)
+        return -1;
+    C->fallbacks = fb;
+    char *text = rc_arena_alloc(C->S->tmp, (size_t)pad + p->len + 1);
+    struct rc_doc *d = rc_arena_alloc(C->S->tmp, sizeof(*d));
+    if (text == NULL || d == NULL)
+        return -1;
+    memset(text, ' ', (size_t)pad);
+    memcpy(text + pad, p->text, p->len);
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return -1;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, (size_t)pad + p->len);
+    bool ok = yaml_parser_load(&parser, &d->y) && yaml_document_get_root_node(&d->y) != NULL;
+    if (!ok && parser.error == YAML_NO_ERROR)
+        yaml_document_delete(&d->y);
+    bool nomem = parser.error == YAML_MEMORY_ERROR;
+    yaml_parser_delete(&parser);
+    if (nomem)
+        return -1;
+    if (!ok) {
+        r->prev_bad = true;
+        set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+                "the last good version's source does not parse");
+        return 1;
+    }
+    C->fallbacks[C->n_fallbacks++] = d;
+    d->file = d->file_src = p->file;
+    d->dir = p->dir;
+    d->line_base = p->line - 1;
+    d->src_text = p->text;
+    d->src_len = p->len;
+    d->src_line = p->line;
+    d->src_col = p->col;
+    d->fallback_cert = pc;
+    d->file_index = SIZE_MAX;
+    size_t before = scratch->n;
+    rc_schema_validate_doc(d, scratch);
+    if (scratch->n != before || d->kind != r->kind || d->name == NULL ||
+        strcmp(d->name, r->name) != 0) {
+        r->prev_bad = true;
+        set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+                "the last good version no longer passes the schema");
+        return 1;
+    }
+    r->fallback = d;
+    return 0;
+}
+
+/* ---- one build pass ---- */
+
+static struct rc_model *model_new(void)
+{
+    struct rc_arena *a = rc_arena_new();
+    struct rc_model *m = a ? rc_arena_alloc(a, sizeof(*m)) : NULL;
+    if (m == NULL) {
+        rc_arena_free(a);
+        return NULL;
+    }
+    m->arena = a;
+    m->refs = 1;
+    return m;
+}
+
+/* Points every document's file at a copy in the pass's arena (locations in
+ * the model must live as long as the model). */
+static int intern_files(struct rc_load *L)
+{
+    const char *last_src = NULL, *last = NULL;
+    for (size_t i = 0; i < L->n_dv; i++) {
+        struct rc_doc *d = L->dv[i];
+        if (d->file_src != last_src) {
+            last_src = d->file_src;
+            if ((last = rc_arena_strdup(L->arena, last_src)) == NULL)
+                return -1;
+        }
+        d->file = last;
+    }
+    return 0;
+}
+
+/* Builds a model from dv. Returns the model or NULL when out of memory. */
+static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_doc **dv, size_t n)
+{
+    struct rc_model *m = model_new();
+    if (m == NULL)
+        return NULL;
+    L->m = m;
+    L->arena = m->arena;
+    L->dv = dv;
+    L->n_dv = n;
+    L->n_missing = 0;
+    if (intern_files(L) != 0 || rc_build_model(L) != 0) {
+        rc_model_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* ---- the result: sources, digest, status ---- */
+
+static int keep_sources(struct ctx *C, struct rc_model *m)
+{
+    struct rc_arena *a = m->arena;
+    struct rc_sources *s = rc_arena_alloc(a, sizeof(*s));
+    if (s == NULL || (s->v = rc_arena_alloc(a, (C->n_res + 1) * sizeof(*s->v))) == NULL)
+        return -1;
+    const char *last_file = NULL, *file = NULL, *last_dir = NULL, *dir = NULL;
+    for (size_t i = 0; i < C->n_res; i++) {
+        const struct res *r = &C->res[i];
+        struct rc_source src;
+        if (r->choice == USE_NEW && r->doc->src_text) {
+            const struct rc_doc *d = r->doc;
+            src = (struct rc_source){r->kind,     r->name,    d->file_src, d->dir,
+                                     d->src_text, d->src_len, d->src_line, d->src_col};
+        } else if (r->choice == USE_PREV) {
+            src = *r->prev;
+        } else {
+            continue;
+        }
+        struct rc_source *o = &s->v[s->n++];
+        *o = src;
+        if (src.file != last_file) {
+            last_file = src.file;
+            file = rc_arena_strdup(a, src.file);
+        }
+        if (src.dir != last_dir) {
+            last_dir = src.dir;
+            dir = rc_arena_strdup(a, src.dir);
+        }
+        o->file = file;
+        o->dir = dir;
+        o->name = rc_arena_strdup(a, src.name);
+        o->text = rc_arena_strndup(a, src.text, src.len);
+        if (o->file == NULL || o->dir == NULL || o->name == NULL || o->text == NULL)
+            return -1;
+    }
+    rc_arena_set_user(a, s);
+    return 0;
+}
+
+static enum rc_res_state state_of(const struct res *r)
+{
+    return r->choice == USE_NEW    ? RC_RES_READY
+           : r->choice == USE_PREV ? RC_RES_KEPT
+                                   : RC_RES_ABSENT;
+}
+
+/* Whether r counts at all: deleted resources are not listed. */
+static bool listed(const struct res *r)
+{
+    return r->choice != USE_NONE || r->doc || r->doc_damaged || r->file_damaged;
+}
+
+/* A contained model's digest also says which resources were kept or left
+ * out: the agent compares digests to skip applying an unchanged model. */
+static void contained_digest(struct ctx *C, struct rc_model *m)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        memset(m->digest, '0', 64);
+        m->digest[64] = '\0';
+        return;
+    }
+    EVP_DigestUpdate(md, C->S->digest, 64);
+    for (size_t i = 0; i < C->n_res; i++) {
+        const struct res *r = &C->res[i];
+        if (!listed(r) || r->choice == USE_NEW)
+            continue;
+        char line[32];
+        snprintf(line, sizeof(line), "\n%d\n", (int)state_of(r));
+        EVP_DigestUpdate(md, r->kind, strlen(r->kind));
+        EVP_DigestUpdate(md, "/", 1);
+        EVP_DigestUpdate(md, r->name, strlen(r->name));
+        EVP_DigestUpdate(md, line, strlen(line));
+        if (r->choice == USE_PREV)
+            EVP_DigestUpdate(md, r->prev->text, r->prev->len);
+    }
+    unsigned char sum[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(md, sum, &n);
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; i < 32 && i < n; i++)
+        snprintf(m->digest + 2 * i, 3, "%02x", sum[i]);
+}
+
+static void status_put(struct rc_status *st, const struct res *r, enum rc_res_state state)
+{
+    struct rc_res_status *e = &st->v[st->n++];
+    e->kind = r->kind;
+    e->name = strdup(r->name);
+    e->state = state;
+    const struct first_err *fe = r->err.msg ? &r->err : r->prev_err.msg ? &r->prev_err : NULL;
+    char *needed = NULL;
+    if (state != RC_RES_READY && fe == NULL && r->needed_by &&
+        asprintf(&needed, "deleted, but the last good version of %s/%s uses it", r->needed_by->kind,
+                 r->needed_by->name) < 0)
+        abort();
+    if (state != RC_RES_READY && fe) {
+        e->message = strdup(fe->msg);
+        e->file = fe->file ? strdup(fe->file) : NULL;
+        e->line = fe->line;
+        e->col = fe->col;
+    } else if (state != RC_RES_READY) {
+        e->message =
+            needed ? needed
+                   : strdup(state == RC_RES_BLOCKED ? "not applied: --strict applies a change only "
+                                                      "when all of it is valid"
+                                                    : "invalid");
+        needed = NULL;
+    }
+    free(needed);
+    if (e->name == NULL || (state != RC_RES_READY && e->message == NULL))
+        abort();
+}
+
+static void fill_status(struct ctx *C, struct rc_status *st, bool strict_failed)
+{
+    if (st == NULL)
+        return;
+    size_t parsed = st->certs_parsed, reused = st->certs_reused;
+    unsigned passes = st->passes;
+    rc_status_cleanup(st);
+    st->certs_parsed = parsed;
+    st->certs_reused = reused;
+    st->passes = passes;
+    st->v = calloc(C->n_res + 1, sizeof(*st->v));
+    if (st->v == NULL)
+        abort();
+    for (size_t i = 0; i < C->n_res; i++) {
+        const struct res *r = &C->res[i];
+        if (!strict_failed) {
+            if (listed(r))
+                status_put(st, r, state_of(r));
+            continue;
+        }
+        /* --strict and an error: nothing changes. */
+        bool bad = r->invalid || r->doc_damaged || r->file_damaged;
+        if (bad) {
+            status_put(st, r, r->prev ? RC_RES_KEPT : RC_RES_ABSENT);
+        } else if (r->doc) {
+            bool same = r->prev && r->doc->src_text && r->prev->len == r->doc->src_len &&
+                        !memcmp(r->prev->text, r->doc->src_text, r->doc->src_len);
+            status_put(st, r, same ? RC_RES_READY : RC_RES_BLOCKED);
+        }
+    }
+}
+
+/* ---- the passes ---- */
+
+/* Errors of a containment pass move resources down. Returns how many
+ * changed, or -1 when an error concerns no known resource. */
+static long attribute_pass(struct ctx *C, struct rc_load *L, struct rc_errs *scratch,
+                           struct rc_errs *errs)
+{
+    long changed = 0;
+    bool *skip = calloc(scratch->n + 1, sizeof(*skip));
+    if (skip == NULL)
+        abort();
+    /* A kept version that uses a resource deleted since: keep that too. */
+    for (size_t i = 0; i < L->n_missing; i++) {
+        const struct rc_missing *mi = &L->missing[i];
+        struct res *from = find_res(C, mi->from->kind, mi->from->name);
+        struct res *to = find_res(C, mi->kind, mi->name);
+        if (from && from->choice == USE_PREV && to && to->choice == USE_NONE && to->prev &&
+            !to->prev_bad && !to->invalid && !to->needed) {
+            to->needed = true;
+            to->needed_by = from;
+            changed++;
+        }
+        if (from && from->choice == USE_PREV && to && to->needed && mi->err_index < scratch->n)
+            skip[mi->err_index] = true;
+    }
+    for (size_t i = 0; i < scratch->n; i++) {
+        const struct rc_err *x = &scratch->v[i];
+        if (x->severity != RC_ERROR || skip[i])
+            continue;
+        struct res *r = find_res(C, static_kind(x->kind), x->name);
+        if (r == NULL || r->choice == USE_NONE) {
+            free(skip);
+            return -1;
+        }
+        if (r->choice == USE_NEW) {
+            changed += !r->invalid;
+            r->invalid = true;
+            set_err_from(&r->err, x);
+            /* It fails only because of what it depends on: say so too. */
+            rc_errs_add(errs, RC_ERROR, &(struct rc_loc){x->file, x->line, x->col}, x->kind,
+                        x->name, x->path, "%s", x->msg);
+        } else {
+            changed += !r->prev_bad;
+            r->prev_bad = true;
+            set_err_from(&r->prev_err, x);
+        }
+    }
+    free(skip);
+    return changed;
+}
+
+/* The list of invalid resources without a version: references to them are
+ * dependency failures. */
+static struct rc_broken *broken_list(struct ctx *C, size_t *n)
+{
+    struct rc_broken *b = malloc((C->n_res + 1) * sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    *n = 0;
+    for (size_t i = 0; i < C->n_res; i++) {
+        const struct res *r = &C->res[i];
+        if (r->choice == USE_NONE && listed(r))
+            b[(*n)++] = (struct rc_broken){r->kind, r->name};
+    }
+    return b; /* res is sorted by kind, then name: so is b */
+}
+
+static int contain_passes(struct ctx *C, struct rc_load *L, struct rc_errs *errs,
+                          struct rc_model **out)
+{
+    struct rc_doc **dv = malloc((C->n_res + 1) * sizeof(*dv));
+    if (dv == NULL)
+        return -1;
+    int rc = -1;
+    /* Each pass moves at least one resource one of three steps down. */
+    for (size_t guard = 0; guard <= 3 * C->n_res + 2; guard++) {
+        struct rc_errs scratch;
+        rc_errs_init(&scratch);
+        select_versions(C);
+        size_t n = 0;
+        bool reselect = false;
+        for (size_t i = 0; i < C->n_res; i++) {
+            struct res *r = &C->res[i];
+            if (r->choice == USE_NEW) {
+                dv[n++] = r->doc;
+            } else if (r->choice == USE_PREV) {
+                int f = fallback_doc(C, r, &scratch);
+                if (f < 0)
+                    goto oom;
+                if (f > 0)
+                    reselect = true;
+                else
+                    dv[n++] = r->fallback;
+            }
+        }
+        if (reselect) {
+            rc_errs_cleanup(&scratch);
+            continue;
+        }
+        struct rc_broken *broken = broken_list(C, &L->n_broken);
+        if (broken == NULL)
+            goto oom;
+        L->broken = broken;
+        L->errs = &scratch;
+        L->pass++;
+        struct rc_model *m = build_pass(C, L, dv, n);
+        L->broken = NULL;
+        free(broken);
+        if (m == NULL)
+            goto oom;
+        if (rc_errs_count_errors(&scratch) == 0) {
+            rc_errs_cleanup(&scratch);
+            *out = m;
+            rc = 0;
+            break;
+        }
+        rc_model_unref(m);
+        long changed = attribute_pass(C, L, &scratch, errs);
+        rc_errs_cleanup(&scratch);
+        if (changed <= 0) {
+            rc_errs_add(errs, RC_ERROR, NULL, NULL, NULL, NULL,
+                        "internal error: invalid resources could not be contained");
+            break;
+        }
+        continue;
+    oom:
+        rc_errs_cleanup(&scratch);
+        break;
+    }
+    free(dv);
+    return rc;
+}
+
+int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct rc_model **out,
+                     struct rc_errs *errs, struct rc_status *st)
+{
+    struct ctx C = {.S = S, .o = o, .prev_src = rc_model_sources(o->prev)};
+    struct rc_load L = {.errs = errs, .now = o->now, .prev = o->prev, .pass = 1};
+    struct rc_model *first = NULL, *m = NULL;
+    int rc = -1;
+    L.scratch = SSL_CTX_new(TLS_method());
+    if (L.scratch == NULL)
+        goto fail;
+    SSL_CTX_set_security_level(L.scratch, 0);
+
+    first = build_pass(&C, &L, S->docs, S->n_docs);
+    if (first == NULL || build_universe(&C) != 0)
+        goto fail;
+    attribute_first_pass(&C, errs);
+    apply_forced(&C);
+    bool errors = any_invalid(&C);
+    for (size_t i = S->errs_before; i < errs->n; i++)
+        errors = errors || errs->v[i].severity == RC_ERROR;
+    if (o->strict && errors) {
+        for (size_t i = 0; i < C.n_res; i++)
+            C.res[i].choice = C.res[i].prev ? USE_PREV : USE_NONE;
+        if (st) {
+            st->passes = 1;
+            st->certs_parsed = L.certs_parsed;
+            st->certs_reused = L.certs_reused;
+        }
+        fill_status(&C, st, true);
+        goto done;
+    }
+    if (!errors) {
+        select_versions(&C);
+        m = rc_model_ref(first);
+        rc = 0;
+    } else {
+        L.contain = true;
+        if (contain_passes(&C, &L, errs, &m) != 0)
+            goto fail;
+        rc = 1;
+    }
+    if (keep_sources(&C, m) != 0)
+        goto fail;
+    if (rc == 0)
+        memcpy(m->digest, S->digest, sizeof(m->digest));
+    else
+        contained_digest(&C, m);
+    if (st) {
+        st->passes = (unsigned)L.pass;
+        st->certs_parsed = L.certs_parsed;
+        st->certs_reused = L.certs_reused;
+    }
+    fill_status(&C, st, false);
+    *out = m;
+    m = NULL;
+    goto done;
+fail:
+    if (rc_errs_count_errors(errs) == 0 || first == NULL)
+        rc_errs_add(errs, RC_ERROR, NULL, NULL, NULL, NULL,
+                    "out of memory while loading manifests");
+    rc = -1;
+done:
+    rc_model_unref(m);
+    rc_model_unref(first);
+    SSL_CTX_free(L.scratch);
+    free(L.missing);
+    for (size_t i = 0; i < C.n_fallbacks; i++)
+        yaml_document_delete(&C.fallbacks[i]->y);
+    free(C.fallbacks);
+    for (size_t i = 0; i < C.n_res; i++) {
+        free_err(&C.res[i].err);
+        free_err(&C.res[i].prev_err);
+    }
+    free(C.res);
+    return rc;
+}
+
+/* ---- sources and status ---- */
+
+const struct rc_sources *rc_model_sources(const struct rc_model *m)
+{
+    return m ? rc_arena_user(m->arena) : NULL;
+}
+
+const struct rc_source *rc_sources_find(const struct rc_sources *s, const char *kind,
+                                        const char *name)
+{
+    size_t lo = 0, hi = s ? s->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = kind_name_cmp(s->v[mid].kind, s->v[mid].name, kind, name);
+        if (c == 0)
+            return &s->v[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void rc_status_init(struct rc_status *st)
+{
+    memset(st, 0, sizeof(*st));
+}
+
+void rc_status_cleanup(struct rc_status *st)
+{
+    for (size_t i = 0; st && i < st->n; i++) {
+        free(st->v[i].name);
+        free(st->v[i].message);
+        free(st->v[i].file);
+    }
+    if (st) {
+        free(st->v);
+        rc_status_init(st);
+    }
+}
+
+const char *rc_res_state_name(enum rc_res_state s)
+{
+    switch (s) {
+    case RC_RES_READY:
+        return "Ready";
+    case RC_RES_KEPT:
+        return "KeptLastGood";
+    case RC_RES_ABSENT:
+        return "Absent";
+    case RC_RES_BLOCKED:
+        return "Blocked";
+    }
+    return "?";
+}
+
+const struct rc_res_status *rc_status_find(const struct rc_status *st, const char *kind,
+                                           const char *name)
+{
+    for (size_t i = 0; st && i < st->n; i++)
+        if (!strcmp(st->v[i].kind, kind) && !strcmp(st->v[i].name, name))
+            return &st->v[i];
+    return NULL;
+}

@@ -1,0 +1,102 @@
+/* Loading with per-resource containment (the default of `albd run`): a
+ * resource that fails keeps its last good version, or stays absent if it
+ * never had one, and so does everything that depends on it, while every
+ * other change applies. rc_load_dir() (rc.h) is the strict, all-or-nothing
+ * form that `albd validate` and `albd plan` use. */
+#ifndef ALBD_RECONCILER_LOAD_H
+#define ALBD_RECONCILER_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "reconciler/err-t.h"
+#include "reconciler/model-t.h"
+
+/* A resource the caller knows to be invalid although its manifest is fine:
+ * what only applying can reveal, such as a Listener whose port will not
+ * bind. */
+struct rc_invalid {
+    const char *kind; /* "Listener" */
+    const char *name;
+    const char *reason; /* shown in the status ("cannot listen on ...") */
+    bool absent;        /* its last good version fails too: drop it */
+};
+
+struct rc_load_opts {
+    time_t now; /* for certificate validity */
+    /* The running model (the caller keeps its reference), or NULL. The
+     * source of its last good versions and of parsed certificate facts: a
+     * certificate whose PEM bytes are unchanged is not parsed again. */
+    const struct rc_model *prev;
+    bool strict; /* all or nothing: any error fails the whole load */
+    const struct rc_invalid *invalid;
+    size_t n_invalid;
+};
+
+enum rc_res_state {
+    RC_RES_READY,   /* the version in the manifests is in the model */
+    RC_RES_KEPT,    /* invalid: the model keeps its last good version */
+    RC_RES_ABSENT,  /* invalid and never good: not in the model */
+    RC_RES_BLOCKED, /* valid, but not applied: --strict and something else is invalid */
+};
+
+/* One resource of the manifests or of the previous model. Resources that
+ * were deleted (and are not kept for a dependent) are not listed. */
+struct rc_res_status {
+    const char *kind; /* static string */
+    char *name;
+    enum rc_res_state state;
+    /* Why it is not READY: the first error ("spec.port: ..."), never secret;
+     * NULL when READY. file is NULL and line 0 when unknown. */
+    char *message;
+    char *file;
+    int line, col;
+};
+
+struct rc_status {
+    struct rc_res_status *v; /* sorted by kind, then name */
+    size_t n;
+    /* Certificates whose PEM was parsed, and those whose facts were taken
+     * from a byte-identical earlier parse (prev, or an earlier pass). */
+    size_t certs_parsed, certs_reused;
+    unsigned passes; /* build passes the load took (1 when all is valid) */
+};
+
+void rc_status_init(struct rc_status *st);
+void rc_status_cleanup(struct rc_status *st);
+/* "Ready", "KeptLastGood", "Absent", "Blocked". */
+const char *rc_res_state_name(enum rc_res_state s);
+/* The entry for kind/name, or NULL. */
+const struct rc_res_status *rc_status_find(const struct rc_status *st, const char *kind,
+                                           const char *name);
+
+/* Loads dir like rc_load_dir() and, unless o->strict, contains invalid
+ * resources: the model holds every valid resource; for each invalid one
+ * (an error in its document, a reference to a resource that is invalid and
+ * absent, an entry of o->invalid, or a document in a file that does not
+ * parse) its version from o->prev, rebuilt from the source o->prev keeps
+ * (certificates from o->prev's PEM bytes, never from files that may have
+ * changed), or nothing when o->prev has none or it no longer fits; and the
+ * resources o->prev had from a file that does not parse keep their versions.
+ *
+ * Every error goes to errs as rc_load_dir() reports it, plus one for each
+ * resource that fails only because of what it depends on. st (may be NULL;
+ * rc_status_init'ed, its old entries are replaced) gets one entry per
+ * resource.
+ *
+ * Returns 0 with *out set (one reference) when every resource is READY;
+ * 1 with *out set when some are contained (the model differs from the
+ * manifests: its digest then also covers which resources were kept or left
+ * out, so that the same files with different outcomes give different
+ * digests); -1 with *out NULL when nothing can be applied: --strict and an
+ * error, the directory cannot be read, or out of memory.
+ *
+ * Contract for the agent (ag_reconcile): call with prev = the running model
+ * and strict = --strict; apply *out; when applying reports a Listener whose
+ * port will not bind, call again with that Listener added to invalid (and
+ * absent = true if it was already there), then apply that result. */
+int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_model **out,
+                   struct rc_errs *errs, struct rc_status *st);
+
+#endif

@@ -1,0 +1,35 @@
+/* What a model keeps of its resources' manifests so that a later load can
+ * rebuild a resource's last good version when its new one is invalid.
+ * Internal to the reconciler. */
+#ifndef ALBD_RECONCILER_SOURCE_H
+#define ALBD_RECONCILER_SOURCE_H
+
+#include <stddef.h>
+
+#include "reconciler/model-t.h"
+
+struct rc_source {
+    const char *kind; /* static kind string */
+    const char *name;
+    const char *file; /* the manifest file as walked */
+    const char *dir;  /* its absolute folder (relative paths) */
+    const char *text; /* the document's YAML, NUL-terminated */
+    size_t len;
+    int line, col; /* where text starts in file */
+};
+
+/* Every resource of a model that came from a document, sorted by kind,
+ * then name. Lives in the model's arena. */
+struct rc_sources {
+    struct rc_source *v;
+    size_t n;
+};
+
+/* The sources of m, or NULL for a model the loader did not build. */
+const struct rc_sources *rc_model_sources(const struct rc_model *m);
+
+/* The source of kind/name in s (may be NULL), or NULL. */
+const struct rc_source *rc_sources_find(const struct rc_sources *s, const char *kind,
+                                        const char *name);
+
+#endif
