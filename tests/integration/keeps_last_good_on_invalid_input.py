@@ -15,8 +15,15 @@ import traceback
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from albd_harness import (TestFailure, certificate, free_ports, http_listener, instance, log, run,  # noqa: E402
                           scaled, server_group)
-from reconcile_support import (Poller, backend_of, hold_port, line_of, located, reconciles, status,  # noqa: E402
+from reconcile_support import (Poller, backend_of, hold_port, line_of, located, metrics, reconciles, status,  # noqa: E402
                                wait_backend, wait_for, write_in_place, yaml_docs)
+
+
+def not_applied(albd):
+    """Reconciles that left something unapplied: with per-resource
+    containment an invalid resource makes a reconcile "partial"; with
+    --strict (or nothing valid to apply) it is a "failure"."""
+    return reconciles(albd, "partial") + reconciles(albd, "failure")
 
 
 def listener_lines(port, group, name="web"):
@@ -49,9 +56,12 @@ class World:
         """Waits for a failed reconcile, then checks that the last good
         configuration still serves and that /status locates the problem."""
         c = self.c
-        c.ok(wait_for(lambda: reconciles(self.albd, "failure") > self.fail0, scaled(5)),
-             f"{what}: /metrics counts a failed reconcile", f"> {self.fail0}",
-             reconciles(self.albd, "failure"))
+        c.ok(wait_for(lambda: not_applied(self.albd) > self.fail0, scaled(5)),
+             f"{what}: /metrics counts a reconcile that did not apply everything (partial or failure)",
+             f"> {self.fail0}", not_applied(self.albd))
+        c.ok(metrics(self.albd).get("albd_invalid_resources", 0) > 0,
+             f"{what}: /metrics albd_invalid_resources counts the invalid resource", "> 0",
+             metrics(self.albd).get("albd_invalid_resources"))
         st = status(self.albd)
         errors = [p for p in st.get("problems", []) if p.get("severity") == "error"]
         c.ok(errors or st.get("lastError"), f"{what}: /status reports the error", "problems or lastError", st)
@@ -77,9 +87,12 @@ class World:
              status(self.albd).get("lastError"))
         errors = [p for p in (st or {}).get("problems", []) if p.get("severity") == "error"]
         c.eq(errors, [], f"{what}: /status has no error problems after the fix")
+        c.ok(wait_for(lambda: metrics(self.albd).get("albd_invalid_resources", 1) == 0, scaled(3)),
+             f"{what}: albd_invalid_resources is 0 after the fix", 0,
+             metrics(self.albd).get("albd_invalid_resources"))
 
     def begin(self):
-        self.fail0 = reconciles(self.albd, "failure")
+        self.fail0 = not_applied(self.albd)
 
 
 def yaml_syntax_error(w):
