@@ -78,7 +78,7 @@ static int parse_log_level(const char *s)
 
 static int cmd_run(int argc, char **argv)
 {
-    struct ag_options o = {.admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 200};
+    struct ag_options o = {.admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"admin", required_argument, NULL, 'a'},
                                          {"workers", required_argument, NULL, 'w'},

@@ -12,6 +12,8 @@
 
 #include "proxy/log.h"
 
+static void on_debounce(uv_timer_t *t);
+
 enum {
     WATCH_MASK = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
                  IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR,
@@ -25,6 +27,17 @@ struct wdir {
     struct wdir *next;
 };
 
+/* A file written to (IN_MODIFY) whose writer has not closed it yet
+ * (IN_CLOSE_WRITE): its content may be half-written. */
+struct open_write {
+    int wd;
+    char *name;
+};
+
+/* How long a file may stay open for writing before the tree is read
+ * anyway (a process that keeps a manifest open must not block reloads). */
+enum { OPEN_WRITE_MAX_MS = 2000 };
+
 struct ag_watch {
     uv_loop_t *loop;
     char *dir;
@@ -36,6 +49,9 @@ struct ag_watch {
     void *arg;
     uint64_t changes;
     struct wdir *dirs;
+    struct open_write *writing;
+    size_t n_writing, cap_writing;
+    uint64_t writing_since; /* uv_now when writing became non-empty */
     int closing; /* handles still to close */
 };
 
@@ -103,9 +119,73 @@ static void drop_all(struct ag_watch *w)
     }
 }
 
+static ssize_t find_writing(struct ag_watch *w, int wd, const char *name)
+{
+    for (size_t i = 0; i < w->n_writing; i++)
+        if (w->writing[i].wd == wd && strcmp(w->writing[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+static void writing_add(struct ag_watch *w, int wd, const char *name)
+{
+    if (find_writing(w, wd, name) >= 0)
+        return;
+    if (w->n_writing == w->cap_writing) {
+        size_t cap = w->cap_writing ? w->cap_writing * 2 : 8;
+        struct open_write *v = realloc(w->writing, cap * sizeof *v);
+        if (!v)
+            return; /* then the file just does not delay the reload */
+        w->writing = v;
+        w->cap_writing = cap;
+    }
+    char *n = strdup(name);
+    if (!n)
+        return;
+    if (w->n_writing == 0)
+        w->writing_since = uv_now(w->loop);
+    w->writing[w->n_writing++] = (struct open_write){wd, n};
+}
+
+static void writing_remove(struct ag_watch *w, int wd, const char *name)
+{
+    ssize_t i = find_writing(w, wd, name);
+    if (i < 0)
+        return;
+    free(w->writing[i].name);
+    w->writing[i] = w->writing[--w->n_writing];
+}
+
+static void writing_clear(struct ag_watch *w)
+{
+    while (w->n_writing)
+        free(w->writing[--w->n_writing].name);
+}
+
+/* Arms the timer: the debounce after the last change, or — while a file
+ * is still open for writing — a re-check, bounded by OPEN_WRITE_MAX_MS. */
+static void arm(struct ag_watch *w)
+{
+    uint64_t delay = w->debounce_ms;
+    if (w->n_writing) {
+        uint64_t waited = uv_now(w->loop) - w->writing_since;
+        uint64_t left = waited < OPEN_WRITE_MAX_MS ? OPEN_WRITE_MAX_MS - waited : 0;
+        if (left > delay)
+            delay = left;
+    }
+    uv_timer_start(&w->debounce, on_debounce, delay, 0);
+}
+
 static void on_debounce(uv_timer_t *t)
 {
     struct ag_watch *w = t->data;
+    if (w->n_writing) {
+        if (uv_now(w->loop) - w->writing_since < OPEN_WRITE_MAX_MS) {
+            arm(w);
+            return;
+        }
+        writing_clear(w); /* a writer that never closes: read what is there */
+    }
     w->cb(w, w->arg);
 }
 
@@ -124,6 +204,7 @@ static int drain_events(struct ag_watch *w)
             relevant++;
             if (ev->mask & IN_Q_OVERFLOW) {
                 px_log_warn("watch: inotify queue overflowed; rescanning %s", w->dir);
+                writing_clear(w);
                 drop_all(w);
                 add_tree(w, w->dir, 0);
                 continue;
@@ -139,6 +220,12 @@ static int drain_events(struct ag_watch *w)
                     free(d);
                 }
                 continue;
+            }
+            if (ev->len && !(ev->mask & IN_ISDIR)) {
+                if (ev->mask & IN_MODIFY)
+                    writing_add(w, ev->wd, ev->name);
+                else if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM))
+                    writing_remove(w, ev->wd, ev->name);
             }
             if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && (ev->mask & IN_ISDIR) && ev->len) {
                 struct wdir *d = find_wd(w, ev->wd);
@@ -161,7 +248,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         return;
     }
     if (drain_events(w) > 0)
-        uv_timer_start(&w->debounce, on_debounce, w->debounce_ms, 0);
+        arm(w);
 }
 
 int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_watch_cb cb,
@@ -209,7 +296,7 @@ uint64_t ag_watch_mark(struct ag_watch *w)
 bool ag_watch_changed_since(struct ag_watch *w, uint64_t mark)
 {
     if (drain_events(w) > 0)
-        uv_timer_start(&w->debounce, on_debounce, w->debounce_ms, 0);
+        arm(w);
     return w->changes != mark;
 }
 
@@ -219,6 +306,8 @@ static void on_closed(uv_handle_t *h)
     if (--w->closing > 0)
         return;
     drop_all(w);
+    writing_clear(w);
+    free(w->writing);
     close(w->fd);
     free(w->dir);
     free(w);

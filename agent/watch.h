@@ -12,7 +12,9 @@ struct ag_watch;
 typedef void (*ag_watch_cb)(struct ag_watch *w, void *arg);
 
 /* Starts watching dir recursively. cb runs on loop after debounce_ms of
- * quiet following any change (files written, renamed, created, deleted,
+ * quiet — and once no file written to is still open for writing (at most
+ * 2 s), so a slow truncate-then-write save is read only when complete —
+ * following any change (files written, renamed, created, deleted,
  * folders added or removed, the ConfigMap "..data" link swapped) and after
  * an inotify queue overflow (which also re-adds every watch). Returns 0 or a
  * negative errno. */
