@@ -447,10 +447,21 @@ static void reject_plain_http(struct px_conn *c)
         px_conn_finish(c);
 }
 
+static void read_cb_body(struct px_conn *c, uv_stream_t *s, ssize_t nread);
+
+/* Output staged while handling this read leaves at its end: a response
+ * must not wait for the other callbacks of the iteration. */
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct px_conn *c = s->data;
+    struct px_worker *w = c->w;
     (void)buf;
+    read_cb_body(c, s, nread);
+    px_conn_flush_all(w);
+}
+
+static void read_cb_body(struct px_conn *c, uv_stream_t *s, ssize_t nread)
+{
     if (c->closing)
         return;
     if (nread == 0)

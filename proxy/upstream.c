@@ -1,6 +1,7 @@
 /* Backend connections and the per-worker idle pools (keyed by the server's
  * "address:port" identity, so they outlive snapshots). */
 #include "proxy/upstream.h"
+#include "proxy/conn.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -141,7 +142,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         uv_read_stop(s);
         u->reading = false;
     }
+    struct px_worker *w = u->w;
     u->cbs->on_read(u->owner, u, nread > 0 ? buf->base : NULL, nread);
+    /* What this response produced leaves now, not after every other
+     * callback of the iteration (TLS handshakes can take milliseconds). */
+    px_conn_flush_all(w);
 }
 
 void px_upstream_read(struct px_upstream *u, bool on)
