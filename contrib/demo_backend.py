@@ -10,6 +10,9 @@ import sys
 
 
 class Hello(http.server.BaseHTTPRequestHandler):
+    # Headers and body go out in two writes: without TCP_NODELAY the body
+    # waits for the proxy's delayed ACK (40 ms per keep-alive request).
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     timeout = 60
 

@@ -449,6 +449,9 @@ def pattern_sha256(n):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    # Headers and body go out in two writes: without TCP_NODELAY the body
+    # waits for the proxy's delayed ACK (40 ms per keep-alive request).
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     timeout = 60  # an idle keep-alive connection's thread ends eventually
 
