@@ -551,10 +551,13 @@ static void fill_status(struct ctx *C, struct rc_status *st, bool strict_failed)
     if (st == NULL)
         return;
     size_t parsed = st->certs_parsed, reused = st->certs_reused;
+    size_t fread = st->files_read, freused = st->files_reused;
     unsigned passes = st->passes;
     rc_status_cleanup(st);
     st->certs_parsed = parsed;
     st->certs_reused = reused;
+    st->files_read = fread;
+    st->files_reused = freused;
     st->passes = passes;
     st->v = calloc(C->n_res + 1, sizeof(*st->v));
     if (st->v == NULL)
