@@ -9,6 +9,7 @@
 
 #include "reconciler/doc.h"
 #include "reconciler/err.h"
+#include "reconciler/filecache.h"
 #include "reconciler/model-t.h"
 
 /* A resource that is invalid and has no version to fall back to: a
@@ -52,6 +53,8 @@ struct rc_load {
     /* Certificates whose PEM this load parsed, and those whose facts it took
      * from an earlier parse of byte-identical PEM. */
     size_t certs_parsed, certs_reused;
+    /* Certificate/key files read by this load (filecache.h), across passes. */
+    struct rc_filecache *files;
 };
 
 /* Builds every model array from the documents that passed the schema and

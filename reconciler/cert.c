@@ -13,9 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
@@ -23,7 +20,6 @@
 #include "reconciler/rc.h"
 
 #define EXPIRY_WARNING_DAYS 30
-#define MAX_PEM_SIZE (1u << 20)
 
 /* Makes p absolute: relative paths resolve against the manifest's folder. */
 static char *resolve_path(struct rc_load *L, struct rc_doc *d, const char *p)
@@ -36,81 +32,6 @@ static char *resolve_path(struct rc_load *L, struct rc_doc *d, const char *p)
     char *a = rc_arena_strdup(L->arena, out);
     free(out);
     return a;
-}
-
-/* Reads a file of unknown or changing size through a MAX_PEM_SIZE buffer. */
-static int slurp_large(struct rc_load *L, const char *path, const char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -errno;
-    char *buf = malloc(MAX_PEM_SIZE + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    size_t n = fread(buf, 1, MAX_PEM_SIZE + 1, f);
-    int rc = ferror(f) ? -EIO : n > MAX_PEM_SIZE ? -EFBIG : 0;
-    fclose(f);
-    if (rc == 0) {
-        *out = rc_arena_strndup(L->arena, buf, n);
-        *len = n;
-        if (*out == NULL)
-            rc = -ENOMEM;
-    }
-    OPENSSL_cleanse(buf, n);
-    free(buf);
-    return rc;
-}
-
-/* Reads a whole (small) file into the arena. Returns 0 or -errno. The file
- * is read straight into the arena when its size is known, with plain
- * read(2): loading thousands of certificates needs no stdio buffers. */
-static int slurp(struct rc_load *L, const char *path, const char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-        (size_t)st.st_size > MAX_PEM_SIZE) {
-        close(fd);
-        return slurp_large(L, path, out, len);
-    }
-    size_t cap = (size_t)st.st_size + 1; /* one more: see that it did not grow */
-    char *buf = rc_arena_alloc(L->arena, cap + 1);
-    if (buf == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    size_t n = 0;
-    int rc = 0;
-    while (n < cap) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (rc == 0 && n == cap) {
-        /* It grew while being read: read it again with the large buffer. */
-        OPENSSL_cleanse(buf, n);
-        return slurp_large(L, path, out, len);
-    }
-    if (rc != 0) {
-        OPENSSL_cleanse(buf, n);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -235,7 +156,7 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
     }
     if ((*path = resolve_path(L, d, rc_y_str(n))) == NULL)
         return -2;
-    int rc = slurp(L, *path, pem, len);
+    int rc = rc_filecache_read(L->files, L->arena, *path, pem, len);
     if (rc == -ENOMEM)
         return -2;
     if (rc != 0) {

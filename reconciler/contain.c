@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
@@ -427,11 +428,13 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
 
 /* ---- the result: sources, digest, status ---- */
 
-static int keep_sources(struct ctx *C, struct rc_model *m)
+static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model *m)
 {
     struct rc_arena *a = m->arena;
     struct rc_sources *s = rc_arena_alloc(a, sizeof(*s));
     if (s == NULL || (s->v = rc_arena_alloc(a, (C->n_res + 1) * sizeof(*s->v))) == NULL)
+        return -1;
+    if (rc_filecache_keep(L->files, m, &s->kept) != 0)
         return -1;
     const char *last_file = NULL, *file = NULL, *last_dir = NULL, *dir = NULL;
     for (size_t i = 0; i < C->n_res; i++) {
@@ -548,10 +551,13 @@ static void fill_status(struct ctx *C, struct rc_status *st, bool strict_failed)
     if (st == NULL)
         return;
     size_t parsed = st->certs_parsed, reused = st->certs_reused;
+    size_t fread = st->files_read, freused = st->files_reused;
     unsigned passes = st->passes;
     rc_status_cleanup(st);
     st->certs_parsed = parsed;
     st->certs_reused = reused;
+    st->files_read = fread;
+    st->files_reused = freused;
     st->passes = passes;
     st->v = calloc(C->n_res + 1, sizeof(*st->v));
     if (st->v == NULL)
@@ -715,8 +721,12 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
     struct rc_load L = {.errs = errs, .now = o->now, .prev = o->prev, .pass = 1};
     struct rc_model *first = NULL, *m = NULL;
     int rc = -1;
+    const struct rc_sources *prev_src = rc_model_sources(o->prev);
+    struct timespec start;
+    clock_gettime(CLOCK_REALTIME, &start);
+    L.files = rc_filecache_new(prev_src ? &prev_src->kept : NULL, &start);
     L.scratch = SSL_CTX_new(TLS_method());
-    if (L.scratch == NULL)
+    if (L.scratch == NULL || L.files == NULL)
         goto fail;
     SSL_CTX_set_security_level(L.scratch, 0);
 
@@ -735,6 +745,8 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
             st->passes = 1;
             st->certs_parsed = L.certs_parsed;
             st->certs_reused = L.certs_reused;
+            st->files_read = rc_filecache_n_read(L.files);
+            st->files_reused = rc_filecache_n_reused(L.files);
         }
         fill_status(&C, st, true);
         goto done;
@@ -749,7 +761,7 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
             goto fail;
         rc = 1;
     }
-    if (keep_sources(&C, m) != 0)
+    if (keep_sources(&C, &L, m) != 0)
         goto fail;
     if (rc == 0)
         memcpy(m->digest, S->digest, sizeof(m->digest));
@@ -759,6 +771,8 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
         st->passes = (unsigned)L.pass;
         st->certs_parsed = L.certs_parsed;
         st->certs_reused = L.certs_reused;
+        st->files_read = rc_filecache_n_read(L.files);
+        st->files_reused = rc_filecache_n_reused(L.files);
     }
     fill_status(&C, st, false);
     *out = m;
@@ -773,6 +787,7 @@ done:
     rc_model_unref(m);
     rc_model_unref(first);
     SSL_CTX_free(L.scratch);
+    rc_filecache_free(L.files);
     free(L.missing);
     for (size_t i = 0; i < C.n_fallbacks; i++)
         yaml_document_delete(&C.fallbacks[i]->y);

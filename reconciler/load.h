@@ -60,6 +60,9 @@ struct rc_status {
     /* Certificates whose PEM was parsed, and those whose facts were taken
      * from a byte-identical earlier parse (prev, or an earlier pass). */
     size_t certs_parsed, certs_reused;
+    /* Certificate and key files opened and read, and those whose bytes were
+     * taken from prev because their identity (filecache.h) is unchanged. */
+    size_t files_read, files_reused;
     unsigned passes; /* build passes the load took (1 when all is valid) */
 };
 

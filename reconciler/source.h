@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "reconciler/filecache.h"
 #include "reconciler/model-t.h"
 
 struct rc_source {
@@ -23,6 +24,9 @@ struct rc_source {
 struct rc_sources {
     struct rc_source *v;
     size_t n;
+    /* The certificate/key files the model's certificates were read from,
+     * with their identities: the next load skips reading unchanged ones. */
+    struct rc_kept_files kept;
 };
 
 /* The sources of m, or NULL for a model the loader did not build. */

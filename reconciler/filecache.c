@@ -1,0 +1,301 @@
+/* The load-scoped table of certificate/key files: each path is stat'ed and
+ * read at most once per load, and not read at all when the previous model
+ * holds its bytes under the same settled identity (filecache.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reconciler/arena.h"
+#include "reconciler/filecache.h"
+#include "reconciler/model-t.h"
+
+#define MAX_PEM_SIZE (1u << 20)
+
+struct entry {
+    char *path; /* malloc'd; NULL: free slot */
+    int err;    /* -errno of the stat or read; 0 when bytes are valid */
+    struct rc_fid id;
+    bool settled;
+    bool owned;        /* bytes malloc'd here (read by this load), else prev's */
+    const char *bytes; /* NUL-terminated */
+    size_t len;
+};
+
+struct rc_filecache {
+    const struct rc_kept_files *prev;
+    struct timespec start;
+    struct entry *tab; /* open addressing, cap a power of two */
+    size_t cap, n;
+    size_t n_read, n_reused;
+};
+
+void rc_fid_from_stat(struct rc_fid *id, const struct stat *st)
+{
+    memset(id, 0, sizeof(*id));
+    id->dev = st->st_dev;
+    id->ino = st->st_ino;
+    id->size = st->st_size;
+    id->mtim = st->st_mtim;
+    id->ctim = st->st_ctim;
+}
+
+static bool ts_eq(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+bool rc_fid_equal(const struct rc_fid *a, const struct rc_fid *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           ts_eq(&a->mtim, &b->mtim) && ts_eq(&a->ctim, &b->ctim);
+}
+
+static long long ns_of(const struct timespec *t)
+{
+    return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+bool rc_fid_settled(const struct rc_fid *id, const struct timespec *start)
+{
+    long long limit = ns_of(start) - RC_FID_SETTLE_NS;
+    return ns_of(&id->mtim) < limit && ns_of(&id->ctim) < limit;
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
+                                      const struct timespec *start)
+{
+    struct rc_filecache *fc = calloc(1, sizeof(*fc));
+    if (fc == NULL)
+        return NULL;
+    fc->prev = prev;
+    fc->start = *start;
+    return fc;
+}
+
+static void entry_cleanup(struct entry *e)
+{
+    if (e->owned && e->bytes) {
+        OPENSSL_cleanse((void *)e->bytes, e->len); /* may be a private key */
+        free((void *)e->bytes);
+    }
+    free(e->path);
+}
+
+void rc_filecache_free(struct rc_filecache *fc)
+{
+    if (fc == NULL)
+        return;
+    for (size_t i = 0; i < fc->cap; i++)
+        if (fc->tab[i].path)
+            entry_cleanup(&fc->tab[i]);
+    free(fc->tab);
+    free(fc);
+}
+
+static struct entry *slot(struct entry *tab, size_t cap, const char *path)
+{
+    size_t i = (size_t)hash_str(path) & (cap - 1);
+    while (tab[i].path && strcmp(tab[i].path, path) != 0)
+        i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+static int grow(struct rc_filecache *fc)
+{
+    size_t cap = fc->cap ? fc->cap * 2 : 64;
+    struct entry *tab = calloc(cap, sizeof(*tab));
+    if (tab == NULL)
+        return -1;
+    for (size_t i = 0; i < fc->cap; i++)
+        if (fc->tab[i].path)
+            *slot(tab, cap, fc->tab[i].path) = fc->tab[i];
+    free(fc->tab);
+    fc->tab = tab;
+    fc->cap = cap;
+    return 0;
+}
+
+static const struct rc_kept_file *prev_find(const struct rc_kept_files *k, const char *path)
+{
+    size_t lo = 0, hi = k ? k->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(k->v[mid].path, path);
+        if (c == 0)
+            return &k->v[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Reads path into a malloc'd buffer, its identity taken before the first
+ * byte is read: a write that lands during the read then changes the
+ * identity the next load sees. */
+static int read_whole(struct entry *e, const char *path, const struct timespec *start)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    rc_fid_from_stat(&e->id, &st);
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 && (size_t)st.st_size <= MAX_PEM_SIZE
+                     ? (size_t)st.st_size + 2
+                     : 4096;
+    char *buf = malloc(cap);
+    size_t n = 0;
+    int rc = buf ? 0 : -ENOMEM;
+    while (rc == 0) {
+        if (n + 1 == cap) {
+            if (cap > MAX_PEM_SIZE) {
+                rc = -EFBIG;
+                break;
+            }
+            char *p = realloc(buf, cap * 2);
+            if (p == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = -errno;
+        else if (r == 0)
+            break;
+        else
+            n += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0 && n > MAX_PEM_SIZE)
+        rc = -EFBIG;
+    if (rc != 0) {
+        if (buf) {
+            OPENSSL_cleanse(buf, n);
+            free(buf);
+        }
+        return rc;
+    }
+    buf[n] = '\0';
+    e->bytes = buf;
+    e->len = n;
+    e->owned = true;
+    /* Changed while read (not what fstat saw): never trust this identity. */
+    e->settled = (off_t)n == st.st_size && S_ISREG(st.st_mode) && rc_fid_settled(&e->id, start);
+    return 0;
+}
+
+int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *path,
+                      const char **out, size_t *len)
+{
+    if ((fc->n + 1) * 2 > fc->cap && grow(fc) != 0)
+        return -ENOMEM;
+    struct entry *e = slot(fc->tab, fc->cap, path);
+    if (e->path == NULL) {
+        struct entry ne = {.path = strdup(path)};
+        if (ne.path == NULL)
+            return -ENOMEM;
+        struct stat st;
+        const struct rc_kept_file *k = prev_find(fc->prev, path);
+        struct rc_fid id;
+        if (k && k->settled && stat(path, &st) == 0 && (rc_fid_from_stat(&id, &st), 1) &&
+            rc_fid_equal(&id, &k->id)) {
+            ne.id = k->id;
+            ne.settled = true;
+            ne.bytes = k->bytes;
+            ne.len = k->len;
+            fc->n_reused++;
+        } else {
+            ne.err = read_whole(&ne, path, &fc->start);
+            if (ne.err == -ENOMEM) {
+                free(ne.path);
+                return -ENOMEM;
+            }
+            if (ne.err == 0)
+                fc->n_read++;
+        }
+        *e = ne;
+        fc->n++;
+    }
+    if (e->err != 0)
+        return e->err;
+    char *copy = rc_arena_strndup(a, e->bytes, e->len);
+    if (copy == NULL)
+        return -ENOMEM;
+    *out = copy;
+    *len = e->len;
+    return 0;
+}
+
+size_t rc_filecache_n_read(const struct rc_filecache *fc)
+{
+    return fc ? fc->n_read : 0;
+}
+
+size_t rc_filecache_n_reused(const struct rc_filecache *fc)
+{
+    return fc ? fc->n_reused : 0;
+}
+
+static int kept_cmp(const void *a, const void *b)
+{
+    const struct rc_kept_file *x = a, *y = b;
+    return strcmp(x->path, y->path);
+}
+
+static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, const char *path,
+                     const char *bytes, size_t len)
+{
+    if (path == NULL || bytes == NULL || fc->cap == 0)
+        return;
+    const struct entry *e = slot(fc->tab, fc->cap, path);
+    if (e->path == NULL || e->err != 0 || e->len != len || memcmp(e->bytes, bytes, len) != 0)
+        return; /* not read by this load, or m holds other bytes (a kept version) */
+    out->v[out->n++] = (struct rc_kept_file){path, e->id, e->settled, bytes, len};
+}
+
+int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
+                      struct rc_kept_files *out)
+{
+    out->n = 0;
+    out->v = rc_arena_alloc(m->arena, (2 * m->n_certificates + 1) * sizeof(*out->v));
+    if (out->v == NULL)
+        return -1;
+    for (size_t i = 0; i < m->n_certificates; i++) {
+        const struct rc_certificate *c = &m->certificates[i];
+        if (c->source != RC_CERT_SOURCE_FILES)
+            continue;
+        keep_one(fc, out, c->cert_path, c->cert_pem, c->cert_pem_len);
+        keep_one(fc, out, c->key_path, c->key_pem, c->key_pem_len);
+    }
+    if (out->n > 1)
+        qsort(out->v, out->n, sizeof(*out->v), kept_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++)
+        if (w == 0 || strcmp(out->v[w - 1].path, out->v[i].path) != 0)
+            out->v[w++] = out->v[i];
+    out->n = w;
+    return 0;
+}

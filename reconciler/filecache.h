@@ -1,0 +1,89 @@
+/* Certificate and key files read once per change, not once per load.
+ *
+ * A model keeps, for every certificate/key file its certificates were read
+ * from, the file's identity and the bytes read (rc_kept_files, in the
+ * model's private data). A later load stats the file and, when the identity
+ * is the same and was settled when it was recorded, takes the bytes from
+ * the previous model instead of opening and reading the file. Within one
+ * load every path is read at most once (a key shared by many certificates).
+ * Internal to the reconciler.
+ *
+ * The identity rule (what git, make and Kubernetes rely on): st_dev,
+ * st_ino, st_size, st_mtim and st_ctim all equal. A rename-replace gives a
+ * new inode; any write or chmod moves ctime, which no user can set back.
+ * What it cannot see is a change within the same timestamp tick as the read
+ * ("racy git"): a file whose mtime or ctime is later than RC_FID_SETTLE_NS
+ * before the load began is recorded as unsettled and read again next time,
+ * so only files that were already quiet when read are ever skipped. */
+#ifndef ALBD_RECONCILER_FILECACHE_H
+#define ALBD_RECONCILER_FILECACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct rc_arena;
+struct rc_model;
+
+/* Well above the coarsest file timestamp tick Linux file systems use (one
+ * jiffy, at most 10 ms). */
+#define RC_FID_SETTLE_NS 100000000LL
+
+struct rc_fid {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtim, ctim;
+};
+
+/* One file a model's certificates were read from. bytes live in the
+ * model's arena (they are the certificate's own PEM). */
+struct rc_kept_file {
+    const char *path; /* absolute, as the certificate names it */
+    struct rc_fid id;
+    bool settled; /* id may be trusted by the next load */
+    const char *bytes;
+    size_t len;
+};
+
+struct rc_kept_files {
+    struct rc_kept_file *v; /* sorted by path */
+    size_t n;
+};
+
+void rc_fid_from_stat(struct rc_fid *id, const struct stat *st);
+bool rc_fid_equal(const struct rc_fid *a, const struct rc_fid *b);
+/* Whether a file of identity id had been quiet for RC_FID_SETTLE_NS when a
+ * load that began at start read it. */
+bool rc_fid_settled(const struct rc_fid *id, const struct timespec *start);
+
+/* The load-scoped table of the files read so far. */
+struct rc_filecache;
+
+/* A new table for a load that began at start (CLOCK_REALTIME), taking
+ * reusable bytes from prev (the previous model's kept files, may be NULL;
+ * it must outlive the table). NULL when out of memory. */
+struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
+                                      const struct timespec *start);
+void rc_filecache_free(struct rc_filecache *fc);
+
+/* The bytes of path (NUL-terminated, in arena a, or shared with an earlier
+ * call for the same path and arena) in *out and *len. Returns 0, or -errno
+ * (-ENOMEM when out of memory, -EFBIG past 1 MiB). May contain a secret:
+ * callers never print the bytes. */
+int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *path,
+                      const char **out, size_t *len);
+
+/* Files opened and read by this load, and files whose bytes were taken
+ * from the previous model because their identity was unchanged. */
+size_t rc_filecache_n_read(const struct rc_filecache *fc);
+size_t rc_filecache_n_reused(const struct rc_filecache *fc);
+
+/* Fills out (in m's arena) with the files m's certificates were read from
+ * in this load and whose bytes m holds unchanged. Returns 0 or -1 (out of
+ * memory). */
+int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
+                      struct rc_kept_files *out);
+
+#endif
