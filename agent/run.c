@@ -217,6 +217,7 @@ int ag_run(const struct ag_options *opt)
         px_log_error("cannot start the workers: %s", strerror(errno));
         return 1;
     }
+    px_runtime_set_drain_ms(a.rt, opt->drain_ms);
     if (opt->n_ticket_key_files) {
         char err[512];
         if (px_runtime_load_ticket_keys(a.rt, opt->ticket_key_files, opt->n_ticket_key_files, err,

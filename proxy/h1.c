@@ -17,6 +17,7 @@
 #include "proxy/conn-io.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
+#include "proxy/runtime-t.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -100,6 +101,9 @@ struct h1 {
     uint64_t rate_start;   /* uv_now() at the start of the rate window (0: none) */
     uint64_t rate_bytes;   /* body bytes in the rate window */
     struct px_tunnel *tun; /* PH_TUNNEL */
+    /* uv_now() after which a tunnel whose listener was removed is closed;
+     * 0 while its listener exists. */
+    uint64_t tun_deadline;
 
     /* The backend. */
     struct px_group *group;
@@ -933,7 +937,14 @@ static void tun_shutdown(void *ctx)
 static void tun_activity(void *ctx)
 {
     struct h1 *h = ctx;
-    px_conn_timer(h->c, ms(h->c->lis->model->idle_timeout_s));
+    uint64_t t = ms(h->c->lis->model->idle_timeout_s);
+    if (h->tun_deadline) {
+        uint64_t now = uv_now(&h->c->w->loop);
+        uint64_t left = h->tun_deadline > now ? h->tun_deadline - now : 1;
+        if (left < t)
+            t = left;
+    }
+    px_conn_timer(h->c, t);
 }
 
 static void tun_done(void *ctx, int err)
@@ -1335,6 +1346,16 @@ static int h1_start(struct px_conn *c)
 static void h1_on_snapshot(struct px_conn *c)
 {
     struct h1 *h = c->ps;
+    if (h->phase == PH_TUNNEL) {
+        /* A WebSocket survives every change that keeps its listener (and
+         * lets go of the old snapshot); when the listener is removed it
+         * drains like a request: closed at a deadline. */
+        if (px_conn_snapshot_refresh(c) < 0 && !h->tun_deadline) {
+            h->tun_deadline = uv_now(&c->w->loop) + c->w->rt->drain_ms + 1;
+            tun_activity(h);
+        }
+        return;
+    }
     if (h->phase != PH_IDLE)
         return;
     if (px_conn_snapshot_refresh(c) < 0) {

@@ -39,6 +39,11 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
 int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths, size_t n,
                                 char *err, size_t errlen);
 
+/* How long connections of a removed listener (WebSocket tunnels, requests
+ * in flight) and, at stop, every connection may take to finish. Call
+ * before the first apply. */
+void px_runtime_set_drain_ms(struct px_runtime *rt, unsigned drain_ms);
+
 /* Rotates the generated session-ticket key (the previous key still
  * decrypts). Call every 300 s; a no-op for keys loaded from files. */
 void px_runtime_rotate_ticket_keys(struct px_runtime *rt);

@@ -196,6 +196,11 @@ int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths,
     return 0;
 }
 
+void px_runtime_set_drain_ms(struct px_runtime *rt, unsigned drain_ms)
+{
+    rt->drain_ms = drain_ms;
+}
+
 void px_runtime_rotate_ticket_keys(struct px_runtime *rt)
 {
     if (rt->ticket_keys_from_files)
