@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "proxy/conn-io.h"
+#include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/runtime-t.h"
@@ -85,8 +86,6 @@ struct h1 {
     bool has_body;
     bool chunked; /* re-chunk the body to the backend */
     bool req_complete;
-    bool body_sent; /* body bytes went to a backend: no retry */
-    bool idempotent;
     int up_minor;
     bool ws;              /* a WebSocket upgrade albd passes on */
     bool expect_continue; /* the client waits for "100 Continue" */
@@ -105,15 +104,8 @@ struct h1 {
      * 0 while its listener exists. */
     uint64_t tun_deadline;
 
-    /* The backend. */
-    struct px_group *group;
-    struct px_server *server;
-    struct px_upstream *u;
-    bool u_reused;
-    bool retried_fresh;
-    bool last_timeout;
-    unsigned attempts;
-    uint64_t tried;
+    /* The backend: its choice, connection and failover. */
+    struct px_exchange x;
     bool up_congested;
     struct px_buf hout; /* request head for the backend (kept for retries), then response head */
 
@@ -132,11 +124,10 @@ struct h1 {
 
 static const llhttp_settings_t req_settings;
 static const llhttp_settings_t resp_settings;
-static const struct px_upstream_cbs up_cbs;
+static const struct px_exchange_cbs x_cbs;
 
 static void req_resume(struct h1 *h);
 static void tunnel_start(struct h1 *h, const char *rest, size_t n);
-static void connect_next(struct h1 *h);
 static void upstream_lost(struct h1 *h, int err);
 
 static uint64_t ms(int seconds)
@@ -172,10 +163,7 @@ static size_t head_headers(struct h1 *h)
 
 static void drop_upstream(struct h1 *h, bool keep)
 {
-    if (h->u) {
-        px_upstream_release(h->u, keep);
-        h->u = NULL;
-    }
+    px_exchange_release(&h->x, keep);
 }
 
 /* Answers with albd's own error page and closes after it; when the response
@@ -517,10 +505,10 @@ static int on_req_headers_complete(llhttp_t *p)
         if (st)
             return refuse(h, st);
     }
-    h->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD || h->method == HTTP_OPTIONS ||
+    h->x.idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD || h->method == HTTP_OPTIONS ||
                     h->method == HTTP_PUT || h->method == HTTP_DELETE;
     h->req_complete = false;
-    h->body_sent = false;
+    h->x.body_sent = false;
     h->phase = PH_UPSTREAM;
     /* With a body, stop here until a backend can take it; without one, the
      * pause at message completion does the same. */
@@ -556,7 +544,7 @@ static int body_limits(struct h1 *h, size_t len)
 static int on_req_body(llhttp_t *p, const char *at, size_t len)
 {
     struct h1 *h = req_h1(p);
-    if (!h->u || h->phase != PH_FORWARD)
+    if (!h->x.u || h->phase != PH_FORWARD)
         return refuse(h, 502);
     if (body_limits(h, len))
         return HPE_USER;
@@ -568,12 +556,12 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
         px_buf_append(&hb, "\r\n", 2);
         uv_buf_t b[3] = {uv_buf_init(hex, (unsigned)hb.len), uv_buf_init((char *)at, (unsigned)len),
                          uv_buf_init("\r\n", 2)};
-        rc = px_upstream_write(h->u, b, 3);
+        rc = px_upstream_write(h->x.u, b, 3);
     } else {
         uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
-        rc = px_upstream_write(h->u, &b, 1);
+        rc = px_upstream_write(h->x.u, &b, 1);
     }
-    h->body_sent = true;
+    h->x.body_sent = true;
     if (rc < 0)
         return refuse(h, 502);
     px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
@@ -584,9 +572,9 @@ static int on_req_complete(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
     h->req_complete = true;
-    if (h->chunked && h->u && h->phase == PH_FORWARD) {
+    if (h->chunked && h->x.u && h->phase == PH_FORWARD) {
         uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-        if (px_upstream_write(h->u, &b, 1) < 0)
+        if (px_upstream_write(h->x.u, &b, 1) < 0)
             return refuse(h, 502);
     }
     return HPE_PAUSED; /* the next request waits for this response */
@@ -622,13 +610,6 @@ static const llhttp_settings_t req_settings = {
 };
 
 /* --- choosing and talking to the backend ----------------------------- */
-
-/* The group that serves this request. Forwarding rules will replace the
- * default action here. */
-static struct px_group *choose_group(struct h1 *h)
-{
-    return h->c->lis->default_group;
-}
 
 static int build_upstream_head(struct h1 *h)
 {
@@ -685,7 +666,7 @@ static int build_upstream_head(struct h1 *h)
     /* HTTP/1.1 to backends for 1.1 clients, 1.0 for 1.0 clients (unless
      * the 1.0 client sent a chunked body, which only 1.1 can carry). */
     h->up_minor = (h->minor || h->chunked) ? 1 : 0;
-    bool keep = h->up_minor && h->group && h->group->model->upstream_keepalive && !h->ws;
+    bool keep = h->up_minor && h->x.group && h->x.group->model->upstream_keepalive && !h->ws;
     enum px_framing fr = h->chunked    ? PX_FRAME_CHUNKED
                          : h->has_body ? PX_FRAME_LENGTH
                                        : PX_FRAME_NONE;
@@ -715,11 +696,7 @@ static int load_client_cert(struct h1 *h)
 
 static void exchange_start(struct h1 *h)
 {
-    h->group = choose_group(h);
-    h->tried = 0;
-    h->attempts = 0;
-    h->retried_fresh = false;
-    h->last_timeout = false;
+    px_exchange_begin(&h->x, h->c->lis);
     h->resp_started = h->resp_any = h->resp_complete = false;
     h->close_after = !h->keepalive || h->c->draining;
     h->up_congested = false;
@@ -733,17 +710,18 @@ static void exchange_start(struct h1 *h)
         return;
     }
     px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
-    connect_next(h);
+    px_exchange_connect(&h->x);
 }
 
 /* The backend connection is usable: send the head, then let the body flow. */
-static void upstream_ready(struct h1 *h)
+static void upstream_ready(void *owner)
 {
+    struct h1 *h = owner;
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
     h->phase = PH_FORWARD;
     llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
     h->resp.data = h;
-    int rc = px_upstream_write(h->u, &b, 1);
+    int rc = px_upstream_write(h->x.u, &b, 1);
     if (rc < 0) {
         upstream_lost(h, rc);
         return;
@@ -764,54 +742,6 @@ static void upstream_ready(struct h1 *h)
         req_resume(h);
 }
 
-static void connect_server(struct h1 *h, struct px_server *s, bool allow_pooled)
-{
-    bool reused = false;
-    h->server = s;
-    int rc = px_upstream_acquire(h->c->w, s, allow_pooled, &up_cbs, h, &h->u, &reused);
-    if (rc < 0) {
-        h->u = NULL;
-        px_log_warn("h1: cannot connect to %s: %s", s->key, uv_strerror(rc));
-        connect_next(h);
-        return;
-    }
-    h->u_reused = reused;
-    if (reused)
-        upstream_ready(h);
-}
-
-/* Tries the next eligible server of the group; when none is left answers
- * 503 (no server at all), 504 (the last one timed out) or 502. */
-static void connect_next(struct h1 *h)
-{
-    struct px_group *g = h->group;
-    struct px_server *s = NULL;
-    if (g && h->attempts < g->n_servers)
-        s = px_group_pick(g, h->c->w->id, h->tried);
-    if (!s) {
-        send_error(h, h->attempts == 0 ? 503 : h->last_timeout ? 504 : 502);
-        return;
-    }
-    h->attempts++;
-    size_t idx = (size_t)(s - g->servers);
-    if (idx < 64)
-        h->tried |= 1ull << idx;
-    connect_server(h, s, true);
-}
-
-static void up_on_connect(void *owner, struct px_upstream *u, int status)
-{
-    struct h1 *h = owner;
-    if (status < 0) {
-        h->u = NULL;
-        h->last_timeout = status == UV_ETIMEDOUT;
-        px_log_debug("h1: connect to %s failed: %s", h->server->key, uv_strerror(status));
-        connect_next(h);
-        return;
-    }
-    upstream_ready(h);
-}
-
 /* The backend connection died before any response byte. */
 static void upstream_lost(struct h1 *h, int err)
 {
@@ -821,25 +751,13 @@ static void upstream_lost(struct h1 *h, int err)
         px_conn_close(h->c);
         return;
     }
-    if (!h->body_sent && h->u_reused && !h->retried_fresh && h->idempotent) {
-        /* A pooled connection the backend had closed: once more, fresh. */
-        h->retried_fresh = true;
-        connect_server(h, h->server, false);
-        return;
-    }
-    if (!h->body_sent && !h->u_reused) {
-        h->last_timeout = false;
-        connect_next(h);
-        return;
-    }
-    px_log_debug("h1: backend %s closed before responding: %s", h->server->key, uv_strerror(err));
-    send_error(h, 502);
+    px_exchange_lost(&h->x, err);
 }
 
 static void response_done(struct h1 *h, bool clean)
 {
     struct px_conn *c = h->c;
-    bool keep = clean && h->req_complete && h->up_minor && h->group->model->upstream_keepalive &&
+    bool keep = clean && h->req_complete && h->up_minor && h->x.group->model->upstream_keepalive &&
                 llhttp_should_keep_alive(&h->resp);
     drop_upstream(h, keep);
     if (h->close_after || !h->req_complete || c->draining || c->eof) {
@@ -858,7 +776,7 @@ static void response_done(struct h1 *h, bool clean)
     req_resume(h);
 }
 
-static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssize_t n)
+static void up_on_read(void *owner, const char *data, ssize_t n)
 {
     struct h1 *h = owner;
     struct px_conn *c = h->c;
@@ -897,12 +815,12 @@ static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssi
         return;
     }
     if (e != HPE_OK) {
-        px_log_debug("h1: malformed response from %s: %s", h->server->key, llhttp_errno_name(e));
+        px_log_debug("h1: malformed response from %s: %s", h->x.server->key, llhttp_errno_name(e));
         send_error(h, 502);
         return;
     }
-    if (h->u && px_conn_congested(c))
-        px_upstream_read(h->u, false);
+    if (h->x.u && px_conn_congested(c))
+        px_upstream_read(h->x.u, false);
 }
 
 /* --- WebSocket: the exchange becomes a tunnel ---------------------------- */
@@ -970,12 +888,12 @@ static const struct px_tunnel_client tun_client = {
 static void tunnel_start(struct h1 *h, const char *rest, size_t n)
 {
     struct px_conn *c = h->c;
-    h->tun = px_tunnel_new(h->u, &tun_client, h);
+    h->tun = px_tunnel_new(h->x.u, &tun_client, h);
     if (!h->tun) {
         px_conn_close(c);
         return;
     }
-    h->u = NULL; /* the tunnel's now */
+    h->x.u = NULL; /* the tunnel's now */
     if (n && tun_write(h, rest, n) < 0) {
         px_conn_close(c);
         return;
@@ -984,7 +902,7 @@ static void tunnel_start(struct h1 *h, const char *rest, size_t n)
     px_conn_want_input(c, true); /* client bytes that came after the request go first */
 }
 
-static void up_on_writable(void *owner, struct px_upstream *u)
+static void up_on_writable(void *owner)
 {
     struct h1 *h = owner;
     if (h->up_congested) {
@@ -995,8 +913,14 @@ static void up_on_writable(void *owner, struct px_upstream *u)
     }
 }
 
-static const struct px_upstream_cbs up_cbs = {
-    .on_connect = up_on_connect,
+static void up_fail(void *owner, int status)
+{
+    send_error(owner, status);
+}
+
+static const struct px_exchange_cbs x_cbs = {
+    .ready = upstream_ready,
+    .fail = up_fail,
     .on_read = up_on_read,
     .on_writable = up_on_writable,
 };
@@ -1192,7 +1116,7 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
         if (c->closing)
             return len;
         if (e == HPE_OK) {
-            if (h->u && px_upstream_congested(h->u)) {
+            if (h->x.u && px_upstream_congested(h->x.u)) {
                 h->up_congested = true;
                 px_conn_want_input(c, false);
             }
@@ -1249,8 +1173,8 @@ static void h1_on_writable(struct px_conn *c)
             px_tunnel_client_writable(h->tun);
         return;
     }
-    if (h->u && h->phase == PH_FORWARD) {
-        px_upstream_read(h->u, true);
+    if (h->x.u && h->phase == PH_FORWARD) {
+        px_upstream_read(h->x.u, true);
         px_conn_timer(c, ms(c->lis->model->request_timeout_s));
     }
 }
@@ -1330,6 +1254,7 @@ static int h1_start(struct px_conn *c)
     }
     h->c = c;
     h->minor = 1;
+    px_exchange_init(&h->x, c->w, "h1", &x_cbs, h);
     px_buf_init(&h->hin, PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS + MAX_RESPONSE_HEAD);
     px_buf_init(&h->hout, 2 * (PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS) + MAX_RESPONSE_HEAD);
     px_buf_init(&h->tgt, PX_H1_MAX_TARGET + 1);

@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include "proxy/conn-io.h"
+#include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
@@ -74,27 +75,17 @@ struct h2_stream {
 
     /* The request. */
     bool is_head;
-    bool idempotent;
     bool req_complete;   /* END_STREAM received */
     bool chunked;        /* the body goes to the backend chunked */
     bool discard;        /* answered by albd: request DATA is dropped */
-    bool body_sent;      /* body bytes went to a backend: no retry */
     struct px_buf hout;  /* backend request head (kept for retries) */
     struct px_buf pend;  /* framed request bytes waiting for the backend */
     size_t pend_consume; /* DATA bytes in pend, not yet consumed */
     size_t unconsumed;   /* DATA bytes given to a congested backend, not yet consumed */
 
-    /* The backend. */
-    struct px_group *group;
-    struct px_server *server;
-    struct px_upstream *u;
-    bool u_ready;
-    bool u_reused;
-    bool retried_fresh;
-    bool last_timeout;
+    /* The backend: its choice, connection and failover. */
+    struct px_exchange x;
     bool up_paused; /* backend reading stopped: the client is behind */
-    unsigned attempts;
-    uint64_t tried;
 
     /* The response. */
     llhttp_t resp;
@@ -147,9 +138,7 @@ struct h2 {
 };
 
 static const llhttp_settings_t resp_settings;
-static const struct px_upstream_cbs up_cbs;
-static void connect_next(struct h2_stream *s);
-static void upstream_lost(struct h2_stream *s, int err);
+static const struct px_exchange_cbs x_cbs;
 static void flush(struct h2 *h);
 static void give_window(struct h2_stream *s, size_t n);
 
@@ -219,6 +208,7 @@ static struct h2_stream *stream_new(struct h2 *h, int32_t id)
 
     s->h = h;
     s->id = id;
+    px_exchange_init(&s->x, h->c->w, "h2", &x_cbs, s);
     s->snap = px_snapshot_ref(h->c->snap);
     s->lis = h->c->lis;
     s->next = h->active;
@@ -243,11 +233,7 @@ static void stream_buffers_free(struct h2_stream *s)
 
 static void drop_upstream(struct h2_stream *s, bool keep)
 {
-    if (s->u) {
-        px_upstream_release(s->u, keep);
-        s->u = NULL;
-    }
-    s->u_ready = false;
+    px_exchange_release(&s->x, keep);
 }
 
 /* The stream is closed (nghttp2 forgot it): back to the free list. */
@@ -353,9 +339,9 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         s->rq_off = 0;
     }
     touch(s);
-    if (s->up_paused && s->u && s->rq.len - s->rq_off < RESP_LOW) {
+    if (s->up_paused && s->x.u && s->rq.len - s->rq_off < RESP_LOW) {
         s->up_paused = false;
-        px_upstream_read(s->u, true);
+        px_upstream_read(s->x.u, true);
     }
     if (s->resp_complete && s->rq.len == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -511,9 +497,9 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
     struct h2_stream *s = p->data;
     if (px_buf_append(&s->rq, at, len) < 0)
         return -1;
-    if (!s->up_paused && s->u && s->rq.len - s->rq_off > RESP_HIGH) {
+    if (!s->up_paused && s->x.u && s->rq.len - s->rq_off > RESP_HIGH) {
         s->up_paused = true;
-        px_upstream_read(s->u, false);
+        px_upstream_read(s->x.u, false);
     }
     resume_output(s);
     return 0;
@@ -543,7 +529,7 @@ static const llhttp_settings_t resp_settings = {
  * when nothing is left over and the request was complete too. */
 static void response_done(struct h2_stream *s, bool clean)
 {
-    bool keep = clean && s->req_complete && s->group && s->group->model->upstream_keepalive &&
+    bool keep = clean && s->req_complete && s->x.group && s->x.group->model->upstream_keepalive &&
                 llhttp_should_keep_alive(&s->resp);
     drop_upstream(s, keep);
     if (!s->req_complete) {
@@ -569,15 +555,15 @@ static void give_window(struct h2_stream *s, size_t n)
  * control). Returns 0, or -1 when the stream was answered with an error. */
 static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t data_len)
 {
-    if (s->u_ready) {
-        int rc = px_upstream_write(s->u, b, n);
+    if (s->x.ready) {
+        int rc = px_upstream_write(s->x.u, b, n);
         if (rc < 0) {
             stream_error(s, 502);
             return -1;
         }
         if (data_len)
-            s->body_sent = true;
-        if (px_upstream_congested(s->u))
+            s->x.body_sent = true;
+        if (px_upstream_congested(s->x.u))
             s->unconsumed += data_len;
         else
             give_window(s, data_len);
@@ -594,107 +580,48 @@ static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t da
     return 0;
 }
 
-static void upstream_ready(struct h2_stream *s)
+static void upstream_ready(void *owner)
 {
-    s->u_ready = true;
+    struct h2_stream *s = owner;
     llhttp_init(&s->resp, HTTP_RESPONSE, &resp_settings);
     s->resp.data = s;
     uv_buf_t b[2] = {uv_buf_init(s->hout.data, (unsigned)s->hout.len),
                      uv_buf_init(s->pend.data, (unsigned)s->pend.len)};
-    int rc = px_upstream_write(s->u, b, s->pend.len ? 2 : 1);
+    int rc = px_upstream_write(s->x.u, b, s->pend.len ? 2 : 1);
     if (rc < 0) {
-        upstream_lost(s, rc);
+        px_exchange_lost(&s->x, rc);
         return;
     }
     if (s->pend.len)
-        s->body_sent = true;
+        s->x.body_sent = true;
     px_buf_reset(&s->pend);
     size_t give = s->pend_consume;
     s->pend_consume = 0;
-    if (px_upstream_congested(s->u))
+    if (px_upstream_congested(s->x.u))
         s->unconsumed += give;
     else
         give_window(s, give);
     touch(s);
 }
 
-static void connect_server(struct h2_stream *s, struct px_server *srv, bool allow_pooled)
+static void up_fail(void *owner, int status)
 {
-    bool reused = false;
-    s->server = srv;
-    s->u_ready = false;
-    int rc = px_upstream_acquire(s->h->c->w, srv, allow_pooled, &up_cbs, s, &s->u, &reused);
-    if (rc < 0) {
-        s->u = NULL;
-        px_log_warn("h2: cannot connect to %s: %s", srv->key, uv_strerror(rc));
-        connect_next(s);
-        return;
-    }
-    s->u_reused = reused;
-    if (reused)
-        upstream_ready(s);
+    stream_error(owner, status);
 }
 
-/* Tries the next eligible server; when none is left answers 503 (no server
- * at all), 504 (the last one timed out) or 502. */
-static void connect_next(struct h2_stream *s)
-{
-    struct px_group *g = s->group;
-    struct px_server *srv = NULL;
-    if (g && s->attempts < g->n_servers)
-        srv = px_group_pick(g, s->h->c->w->id, s->tried);
-    if (!srv) {
-        stream_error(s, s->attempts == 0 ? 503 : s->last_timeout ? 504 : 502);
-        return;
-    }
-    s->attempts++;
-    size_t idx = (size_t)(srv - g->servers);
-    if (idx < 64)
-        s->tried |= 1ull << idx;
-    connect_server(s, srv, true);
-}
-
-/* The backend connection died before any response byte. */
-static void upstream_lost(struct h2_stream *s, int err)
-{
-    drop_upstream(s, false);
-    if (!s->body_sent && s->u_reused && !s->retried_fresh && s->idempotent) {
-        /* A pooled connection the backend had closed: once more, fresh. */
-        s->retried_fresh = true;
-        connect_server(s, s->server, false);
-        return;
-    }
-    if (!s->body_sent && !s->u_reused) {
-        s->last_timeout = false;
-        connect_next(s);
-        return;
-    }
-    px_log_debug("h2: backend %s closed before responding: %s", s->server->key, uv_strerror(err));
-    stream_error(s, 502);
-}
-
-static void up_on_connect(void *owner, struct px_upstream *u, int status)
+static void up_connect_done(void *owner)
 {
     struct h2_stream *s = owner;
-    struct h2 *h = s->h;
-    if (status < 0) {
-        s->u = NULL;
-        s->last_timeout = status == UV_ETIMEDOUT;
-        px_log_debug("h2: connect to %s failed: %s", s->server->key, uv_strerror(status));
-        connect_next(s);
-    } else {
-        upstream_ready(s);
-    }
-    flush(h);
+    flush(s->h);
 }
 
-static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssize_t n)
+static void up_on_read(void *owner, const char *data, ssize_t n)
 {
     struct h2_stream *s = owner;
     struct h2 *h = s->h;
     if (n < 0) {
         if (!s->resp_any) {
-            upstream_lost(s, (int)n);
+            px_exchange_lost(&s->x, (int)n);
         } else {
             llhttp_errno_t e = n == UV_EOF ? llhttp_finish(&s->resp) : HPE_USER;
             if ((e == HPE_OK || e == HPE_PAUSED) && s->resp_complete)
@@ -712,13 +639,13 @@ static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssi
         bool leftover = llhttp_get_error_pos(&s->resp) != data + n;
         response_done(s, !leftover);
     } else if (e != HPE_OK) {
-        px_log_debug("h2: malformed response from %s: %s", s->server->key, llhttp_errno_name(e));
+        px_log_debug("h2: malformed response from %s: %s", s->x.server->key, llhttp_errno_name(e));
         stream_error(s, 502);
     }
     flush(h);
 }
 
-static void up_on_writable(void *owner, struct px_upstream *u)
+static void up_on_writable(void *owner)
 {
     struct h2_stream *s = owner;
     size_t give = s->unconsumed;
@@ -727,10 +654,12 @@ static void up_on_writable(void *owner, struct px_upstream *u)
     flush(s->h);
 }
 
-static const struct px_upstream_cbs up_cbs = {
-    .on_connect = up_on_connect,
+static const struct px_exchange_cbs x_cbs = {
+    .ready = upstream_ready,
+    .fail = up_fail,
     .on_read = up_on_read,
     .on_writable = up_on_writable,
+    .connect_done = up_connect_done,
 };
 
 /* --- requests --------------------------------------------------------- */
@@ -853,7 +782,7 @@ static int build_request_head(struct h2_stream *s, const char *method)
         .extra = cch,
         .n_extra = n_cch,
     };
-    bool keep = s->group && s->group->model->upstream_keepalive;
+    bool keep = s->x.group && s->x.group->model->upstream_keepalive;
     struct px_hdr path = hb_field(h, h->p_path);
     px_buf_reset(&s->hout);
     return px_headers_request(&s->hout, method, path.value, path.value_len, 1, h->hdrs, n, &fwd, fr,
@@ -887,15 +816,15 @@ static void request_start(struct h2_stream *s, bool end_stream)
         return;
     }
     s->is_head = strcmp(method, "HEAD") == 0;
-    s->idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
+    s->x.idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
                     strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
-    s->group = s->lis->default_group;
+    px_exchange_begin(&s->x, s->lis);
     int st = build_request_head(s, method);
     if (st != 0) {
         stream_error(s, st < 0 ? 431 : st);
         return;
     }
-    connect_next(s);
+    px_exchange_connect(&s->x);
 }
 
 /* The client ended its request (END_STREAM), possibly with trailers in the
@@ -1266,7 +1195,7 @@ static void h2_on_timeout(struct px_conn *c)
                 px_conn_close(c);
                 return;
             }
-            bool client_slow = s->u_ready && !s->req_complete && !s->resp_any && !s->unconsumed;
+            bool client_slow = s->x.ready && !s->req_complete && !s->resp_any && !s->unconsumed;
             px_log_debug("h2: stream %d from %s timed out", s->id, c->client_ip);
             stream_error(s, client_slow ? 408 : 504);
             touch(s);

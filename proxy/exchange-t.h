@@ -1,0 +1,56 @@
+/* One forwarding exchange: the choice of a server group and of a server in
+ * it, the backend connection (fresh or pooled) and failover between the
+ * servers. Embedded by HTTP/1.x per connection and HTTP/2 per stream. */
+#ifndef ALBD_PROXY_EXCHANGE_T_H
+#define ALBD_PROXY_EXCHANGE_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proxy/upstream-t.h"
+#include "proxy/worker-t.h"
+
+struct px_group;
+struct px_server;
+
+/* What the protocol handler does with an exchange. Callbacks run on the
+ * worker loop; owner is the pointer given to px_exchange_init. */
+struct px_exchange_cbs {
+    /* A backend connection is usable (x->u; pooled or just connected):
+     * send the request head. */
+    void (*ready)(void *owner);
+    /* No backend can take the request: answer with status (503: no server
+     * at all, 504: the last attempt timed out, 502: otherwise). x->u is
+     * NULL. */
+    void (*fail)(void *owner, int status);
+    /* Backend bytes and backpressure, as in struct px_upstream_cbs. */
+    void (*on_read)(void *owner, const char *data, ssize_t n);
+    void (*on_writable)(void *owner);
+    /* Optional: runs after a connection attempt's outcome was handled
+     * (whatever ready / fail / the next attempt did). */
+    void (*connect_done)(void *owner);
+};
+
+struct px_exchange {
+    const struct px_exchange_cbs *cbs;
+    void *owner;
+    struct px_worker *w;
+    const char *tag; /* "h1", "h2": the prefix of log lines */
+
+    /* Set by the protocol handler for each request. */
+    bool idempotent; /* a lost pooled connection may be retried fresh */
+    bool body_sent;  /* body bytes went to a backend: no retry */
+
+    struct px_group *group;
+    struct px_server *server; /* the one being tried / used */
+    struct px_upstream *u;    /* NULL while none */
+    bool ready;               /* u is connected and the head may go */
+    bool u_reused;            /* u came from the pool */
+    bool retried_fresh;
+    bool last_timeout; /* the last connect attempt timed out */
+    unsigned attempts;
+    uint64_t tried; /* servers[i] tried: bit i (the first 64) */
+};
+
+#endif

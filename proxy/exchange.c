@@ -1,0 +1,136 @@
+/* Backend choice and failover shared by proxy/h1.c and proxy/h2.c. */
+#include "proxy/exchange.h"
+
+#include "proxy/log.h"
+#include "proxy/snapshot.h"
+#include "proxy/upstream.h"
+
+static const struct px_upstream_cbs up_cbs;
+
+void px_exchange_init(struct px_exchange *x, struct px_worker *w, const char *tag,
+                      const struct px_exchange_cbs *cbs, void *owner)
+{
+    *x = (struct px_exchange){.cbs = cbs, .owner = owner, .w = w, .tag = tag};
+}
+
+struct px_group *px_exchange_choose_group(const struct px_listener *lis)
+{
+    return lis->default_group;
+}
+
+struct px_server *px_exchange_choose_server(struct px_exchange *x)
+{
+    struct px_group *g = x->group;
+    if (!g || x->attempts >= g->n_servers)
+        return NULL;
+    return px_group_pick(g, x->w->id, x->tried);
+}
+
+void px_exchange_begin(struct px_exchange *x, const struct px_listener *lis)
+{
+    x->group = px_exchange_choose_group(lis);
+    x->server = NULL;
+    x->tried = 0;
+    x->attempts = 0;
+    x->retried_fresh = false;
+    x->last_timeout = false;
+    x->ready = false;
+}
+
+void px_exchange_release(struct px_exchange *x, bool keep)
+{
+    if (x->u) {
+        px_upstream_release(x->u, keep);
+        x->u = NULL;
+    }
+    x->ready = false;
+}
+
+static void use_server(struct px_exchange *x, struct px_server *s, bool allow_pooled)
+{
+    bool reused = false;
+    x->server = s;
+    x->ready = false;
+    int rc = px_upstream_acquire(x->w, s, allow_pooled, &up_cbs, x, &x->u, &reused);
+    if (rc < 0) {
+        x->u = NULL;
+        px_log_warn("%s: cannot connect to %s: %s", x->tag, s->key, uv_strerror(rc));
+        px_exchange_connect(x);
+        return;
+    }
+    x->u_reused = reused;
+    if (reused) {
+        x->ready = true;
+        x->cbs->ready(x->owner);
+    }
+}
+
+void px_exchange_connect(struct px_exchange *x)
+{
+    struct px_server *s = px_exchange_choose_server(x);
+    if (!s) {
+        x->cbs->fail(x->owner, x->attempts == 0 ? 503 : x->last_timeout ? 504 : 502);
+        return;
+    }
+    x->attempts++;
+    size_t idx = (size_t)(s - x->group->servers);
+    if (idx < 64)
+        x->tried |= 1ull << idx;
+    use_server(x, s, true);
+}
+
+void px_exchange_lost(struct px_exchange *x, int err)
+{
+    px_exchange_release(x, false);
+    if (!x->body_sent && x->u_reused && !x->retried_fresh && x->idempotent) {
+        /* A pooled connection the backend had closed: once more, fresh. */
+        x->retried_fresh = true;
+        use_server(x, x->server, false);
+        return;
+    }
+    if (!x->body_sent && !x->u_reused) {
+        x->last_timeout = false;
+        px_exchange_connect(x);
+        return;
+    }
+    px_log_debug("%s: backend %s closed before responding: %s", x->tag, x->server->key,
+                 uv_strerror(err));
+    x->cbs->fail(x->owner, 502);
+}
+
+static void up_on_connect(void *owner, struct px_upstream *u, int status)
+{
+    struct px_exchange *x = owner;
+    (void)u;
+    if (status < 0) {
+        x->u = NULL;
+        x->last_timeout = status == UV_ETIMEDOUT;
+        px_log_debug("%s: connect to %s failed: %s", x->tag, x->server->key, uv_strerror(status));
+        px_exchange_connect(x);
+    } else {
+        x->ready = true;
+        x->cbs->ready(x->owner);
+    }
+    if (x->cbs->connect_done)
+        x->cbs->connect_done(x->owner);
+}
+
+static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssize_t n)
+{
+    struct px_exchange *x = owner;
+    (void)u;
+    x->cbs->on_read(x->owner, data, n);
+}
+
+static void up_on_writable(void *owner, struct px_upstream *u)
+{
+    struct px_exchange *x = owner;
+    (void)u;
+    x->cbs->on_writable(x->owner);
+}
+
+static const struct px_upstream_cbs up_cbs = {
+    .on_connect = up_on_connect,
+    .on_read = up_on_read,
+    .on_writable = up_on_writable,
+};
