@@ -18,85 +18,25 @@
 # Loopback only; every process started here is stopped by its PID on exit.
 set -euo pipefail
 
-if [[ $# -lt 1 ]]; then
-  echo "usage: $0 <albd-binary>" >&2
-  exit 64
-fi
-ALBD=$(realpath "$1")
+BENCH_NAME=bench
+source "$(dirname "$0")/lib.sh"
+bench_usage "$@"
 DURATION=${BENCH_DURATION:-10}
 WORKERS=${BENCH_WORKERS:-1}
 THREADS=${BENCH_THREADS:-1}
-CLK_TCK=$(getconf CLK_TCK)
 
-for tool in h2load nginx openssl curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (contrib/deps.sh --bench)" >&2; exit 1; }
-done
-[[ -x "$ALBD" ]] || { echo "bench: $ALBD is not executable" >&2; exit 1; }
+bench_require h2load nginx openssl curl python3
 
-TMP=$(mktemp -d /tmp/albd-bench-h2.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp albd-bench-h2
 
-read -r P_BACKEND P_NGINX P_ALBD P_ADMIN < <(python3 - <<'PY'
-import socket
-s = [socket.socket() for _ in range(4)]
-for x in s:
-    x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])
-PY
-)
+read -r P_BACKEND P_NGINX P_ALBD P_ADMIN < <(free_ports 4)
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$TMP/cert.key" -out "$TMP/cert.pem" -subj "/CN=localhost" \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
-chmod 600 "$TMP/cert.key"
+bench_cert
 
-nginx_common() {
-  cat <<CONF
-daemon off;
-master_process on;
-error_log stderr warn;
-pid $1/nginx.pid;
-events { worker_connections 4096; }
-CONF
-}
-temp_paths() {
-  echo "client_body_temp_path $1/cb; proxy_temp_path $1/px; fastcgi_temp_path $1/fc;"
-  echo "uwsgi_temp_path $1/uw; scgi_temp_path $1/sc;"
-}
-
-mkdir -p "$TMP/backend" "$TMP/nginx" "$TMP/albd"
-{
-  nginx_common "$TMP/backend"
-  cat <<CONF
-worker_processes 1;
-http {
-  access_log off;
-  $(temp_paths "$TMP/backend")
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:$P_BACKEND backlog=4096;
-    location / { return 200 "hello from the benchmark backend\n"; }
-  }
-}
-CONF
-} > "$TMP/backend/nginx.conf"
+backend_nginx_conf "$P_BACKEND" backlog=4096
 
 # nginx: HTTP/2 with the same limits albd advertises (128 streams).
+mkdir -p "$TMP/nginx"
 {
   nginx_common "$TMP/nginx"
   cat <<CONF
@@ -128,90 +68,7 @@ http {
 CONF
 } > "$TMP/nginx/nginx.conf"
 
-cat > "$TMP/albd/bench.yaml" <<CONF
-apiVersion: albd/v1
-kind: Instance
-metadata:
-  name: bench
-spec:
-  addresses:
-    - "127.0.0.1"
----
-apiVersion: albd/v1
-kind: Certificate
-metadata:
-  name: bench
-spec:
-  source:
-    files:
-      certificate: $TMP/cert.pem
-      privateKey: $TMP/cert.key
----
-apiVersion: albd/v1
-kind: ServerGroup
-metadata:
-  name: backend
-spec:
-  servers:
-    - address: "127.0.0.1"
-      port: $P_BACKEND
-  healthCheck:
-    enabled: false
-  upstreamKeepalive: true
----
-apiVersion: albd/v1
-kind: Listener
-metadata:
-  name: bench
-spec:
-  instance: bench
-  protocol: HTTPS
-  port: $P_ALBD
-  http2: true
-  idleTimeoutSeconds: 60
-  compression:
-    gzip: false
-    brotli: false
-  xForwardedFor:
-    mode: Append
-  tls:
-    certificate: bench
-    policy: tls_cipher_policy_1_2
-  defaultAction:
-    forward:
-      serverGroup: backend
-CONF
-
-wait_http() { # url seconds
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    if curl -sk -o /dev/null --max-time 1 "$1"; then return 0; fi
-    sleep 0.1
-  done
-  echo "bench: $1 did not answer within $2 s" >&2
-  return 1
-}
-tree_pids() {
-  local p=$1 c
-  echo "$p"
-  for c in $(pgrep -P "$p" 2>/dev/null || true); do tree_pids "$c"; done
-}
-cpu_ticks() {
-  local sum=0 p t
-  for p in $(tree_pids "$1"); do
-    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
-peak_rss() {
-  local sum=0 p v
-  for p in $(tree_pids "$1"); do
-    v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
-    sum=$((sum + ${v:-0}))
-  done
-  echo "$sum"
-}
+albd_manifest "$P_ALBD" "$P_BACKEND" true
 
 RESULTS=()
 # run_h2load name pid url connections streams
@@ -230,7 +87,7 @@ run_h2load() {
   p99=$(awk -F'\t' '{ print $3 }' "$TMP/h2load.log" | sort -n |
         awk '{ v[NR] = $1 } END { if (NR) { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.2f", v[i] / 1000 } else print "n/a" }')
   ticks=$((t1 - t0))
-  cpu_us=$(awk -v t="$ticks" -v h="$CLK_TCK" -v r="${reqs:-0}" 'BEGIN { printf "%.1f", (r > 0 ? t / h / r * 1e6 : 0) }')
+  cpu_us=$(cpu_us_per_req "$ticks" "$reqs")
   rss=$(peak_rss "$pid")
   RESULTS+=("$name|$rps|$p99|$cpu_us|$((rss / 1024))|$fails")
   echo "  $name: $rps req/s, p99 $p99 ms, $cpu_us us CPU/request, peak RSS $((rss / 1024)) MiB, failed+errored $fails" >&2
@@ -238,17 +95,9 @@ run_h2load() {
 
 SHAPES=("64x10:64:10" "4x100:4:100")
 echo "bench: backend nginx on :$P_BACKEND; $WORKERS proxy worker(s); h2load -t$THREADS -D ${DURATION}s" >&2
-nginx -c "$TMP/backend/nginx.conf" -p "$TMP/backend" 2>"$TMP/backend.err" &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$P_BACKEND/" 10
+start_backend "$P_BACKEND"
 
-"$ALBD" run -m "$TMP/albd" --admin "127.0.0.1:$P_ADMIN" --workers "$WORKERS" 2>"$TMP/albd.err" &
-ALBD_PID=$!
-PIDS+=("$ALBD_PID")
-if ! wait_http "http://127.0.0.1:$P_ADMIN/readyz" 10 && ! wait_http "https://127.0.0.1:$P_ALBD/" 5; then
-  tail -20 "$TMP/albd.err" >&2
-  exit 1
-fi
+start_albd "$P_ALBD" "$P_ADMIN" "$WORKERS"
 echo "albd:" >&2
 for s in "${SHAPES[@]}"; do
   IFS=: read -r label c m <<<"$s"

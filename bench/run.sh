@@ -13,92 +13,31 @@
 # Loopback only; every process started here is stopped by its PID on exit.
 set -euo pipefail
 
-if [[ $# -lt 1 ]]; then
-  echo "usage: $0 <albd-binary>" >&2
-  exit 64
-fi
-ALBD=$(realpath "$1")
+BENCH_NAME=bench
+source "$(dirname "$0")/lib.sh"
+bench_usage "$@"
 DURATION=${BENCH_DURATION:-15}
 CONNS=${BENCH_CONNECTIONS:-50}
 WORKERS=${BENCH_WORKERS:-1}
 THREADS=${BENCH_THREADS:-1}
 WITH_HAPROXY=${BENCH_HAPROXY:-1}
 WITH_NEWCONN=${BENCH_NEWCONN:-1}
-CLK_TCK=$(getconf CLK_TCK)
 
-for tool in wrk nginx openssl curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (contrib/deps.sh --bench)" >&2; exit 1; }
-done
-[[ -x "$ALBD" ]] || { echo "bench: $ALBD is not executable" >&2; exit 1; }
+bench_require wrk nginx openssl curl python3
 if [[ "$WITH_HAPROXY" == 1 ]] && ! command -v haproxy >/dev/null; then WITH_HAPROXY=0; fi
 
-TMP=$(mktemp -d /tmp/albd-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp albd-bench
 
 # Free loopback ports, distinct from one another.
-read -r P_BACKEND P_NGINX P_ALBD P_ADMIN P_HAPROXY < <(python3 - <<'PY'
-import socket
-s = [socket.socket() for _ in range(5)]
-for x in s:
-    x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])
-PY
-)
+read -r P_BACKEND P_NGINX P_ALBD P_ADMIN P_HAPROXY < <(free_ports 5)
 
 # One certificate for every proxy.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$TMP/cert.key" -out "$TMP/cert.pem" -subj "/CN=localhost" \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
-chmod 600 "$TMP/cert.key"
+bench_cert
 cat "$TMP/cert.pem" "$TMP/cert.key" > "$TMP/haproxy.pem"
 chmod 600 "$TMP/haproxy.pem"
 
-nginx_common() {
-  cat <<CONF
-daemon off;
-master_process on;
-error_log stderr warn;
-pid $1/nginx.pid;
-events { worker_connections 4096; }
-CONF
-}
-temp_paths() {
-  echo "client_body_temp_path $1/cb; proxy_temp_path $1/px; fastcgi_temp_path $1/fc;"
-  echo "uwsgi_temp_path $1/uw; scgi_temp_path $1/sc;"
-}
-
 # The backend: nginx with a fixed answer (fast; shared by every proxy).
-mkdir -p "$TMP/backend"
-{
-  nginx_common "$TMP/backend"
-  cat <<CONF
-worker_processes 1;
-http {
-  access_log off;
-  $(temp_paths "$TMP/backend")
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:$P_BACKEND;
-    location / { return 200 "hello from the benchmark backend\n"; }
-  }
-}
-CONF
-} > "$TMP/backend/nginx.conf"
+backend_nginx_conf "$P_BACKEND"
 
 # nginx as the proxy under test.
 mkdir -p "$TMP/nginx"
@@ -134,60 +73,7 @@ CONF
 } > "$TMP/nginx/nginx.conf"
 
 # albd: the same, as manifests.
-mkdir -p "$TMP/albd"
-cat > "$TMP/albd/bench.yaml" <<CONF
-apiVersion: albd/v1
-kind: Instance
-metadata:
-  name: bench
-spec:
-  addresses:
-    - "127.0.0.1"
----
-apiVersion: albd/v1
-kind: Certificate
-metadata:
-  name: bench
-spec:
-  source:
-    files:
-      certificate: $TMP/cert.pem
-      privateKey: $TMP/cert.key
----
-apiVersion: albd/v1
-kind: ServerGroup
-metadata:
-  name: backend
-spec:
-  servers:
-    - address: "127.0.0.1"
-      port: $P_BACKEND
-  healthCheck:
-    enabled: false
-  upstreamKeepalive: true
----
-apiVersion: albd/v1
-kind: Listener
-metadata:
-  name: bench
-spec:
-  instance: bench
-  protocol: HTTPS
-  port: $P_ALBD
-  http2: false
-  idleTimeoutSeconds: 60
-  compression:
-    gzip: false
-    brotli: false
-  xForwardedFor:
-    mode: Append
-  tls:
-    certificate: bench
-    policy: tls_cipher_policy_1_2
-  defaultAction:
-    forward:
-      serverGroup: backend
-CONF
+albd_manifest "$P_ALBD" "$P_BACKEND" false
 
 # HAProxy: the same again.
 cat > "$TMP/haproxy.cfg" <<CONF
@@ -209,40 +95,6 @@ backend be
   server s1 127.0.0.1:$P_BACKEND
 CONF
 
-wait_http() { # url seconds
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    if curl -sk -o /dev/null --max-time 1 "$1"; then return 0; fi
-    sleep 0.1
-  done
-  echo "bench: $1 did not answer within $2 s" >&2
-  return 1
-}
-
-# All PIDs of a process and its descendants.
-tree_pids() {
-  local p=$1 c
-  echo "$p"
-  for c in $(pgrep -P "$p" 2>/dev/null || true); do tree_pids "$c"; done
-}
-# utime+stime ticks of a process tree.
-cpu_ticks() {
-  local sum=0 p t
-  for p in $(tree_pids "$1"); do
-    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
-# Sum of VmHWM (peak RSS) over a process tree, KiB.
-peak_rss() {
-  local sum=0 p v
-  for p in $(tree_pids "$1"); do
-    v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
-    sum=$((sum + ${v:-0}))
-  done
-  echo "$sum"
-}
 # wrk's latency to ms.
 to_ms() {
   awk -v v="$1" 'BEGIN {
@@ -265,7 +117,7 @@ run_wrk() {
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
   p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
   ticks=$((t1 - t0))
-  cpu_us=$(awk -v t="$ticks" -v h="$CLK_TCK" -v r="${reqs:-0}" 'BEGIN { printf "%.1f", (r > 0 ? t / h / r * 1e6 : 0) }')
+  cpu_us=$(cpu_us_per_req "$ticks" "$reqs")
   rss=$(peak_rss "$pid")
   local errs
   errs=$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr -s ' ' | paste -sd';' -)
@@ -274,18 +126,10 @@ run_wrk() {
 }
 
 echo "bench: backend nginx on :$P_BACKEND; $WORKERS proxy worker(s); wrk -t$THREADS -c$CONNS -d${DURATION}s" >&2
-nginx -c "$TMP/backend/nginx.conf" -p "$TMP/backend" 2>"$TMP/backend.err" &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$P_BACKEND/" 10
+start_backend "$P_BACKEND"
 
 # albd
-"$ALBD" run -m "$TMP/albd" --admin "127.0.0.1:$P_ADMIN" --workers "$WORKERS" 2>"$TMP/albd.err" &
-ALBD_PID=$!
-PIDS+=("$ALBD_PID")
-if ! wait_http "http://127.0.0.1:$P_ADMIN/readyz" 10 && ! wait_http "https://127.0.0.1:$P_ALBD/" 5; then
-  tail -20 "$TMP/albd.err" >&2
-  exit 1
-fi
+start_albd "$P_ALBD" "$P_ADMIN" "$WORKERS"
 echo "albd:" >&2
 run_wrk "albd keep-alive" "$ALBD_PID" "https://127.0.0.1:$P_ALBD/"
 if [[ "$WITH_NEWCONN" == 1 ]]; then

@@ -14,43 +14,15 @@
 # process started here is stopped by its PID on exit.
 set -euo pipefail
 
-if [[ $# -lt 1 ]]; then
-  echo "usage: $0 <albd-binary>" >&2
-  exit 64
-fi
-ALBD=$(realpath "$1")
-for tool in testssl openssl python3; do
-  command -v "$tool" >/dev/null || { echo "testssl.sh: $tool is missing (contrib/deps.sh --bench)" >&2; exit 1; }
-done
-[[ -x "$ALBD" ]] || { echo "testssl.sh: $ALBD is not executable" >&2; exit 1; }
+BENCH_NAME=testssl.sh
+source "$(dirname "$0")/lib.sh"
+bench_usage "$@"
+bench_require testssl openssl python3
 
-TMP=$(mktemp -d /tmp/albd-testssl.XXXXXX)
+bench_tmp albd-testssl
 OUT=${TESTSSL_OUT:-$TMP/reports}
 mkdir -p "$OUT"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-read -r P_BACKEND P_12 P_13 P_ADMIN < <(python3 - <<'PY'
-import socket
-s = [socket.socket() for _ in range(4)]
-for x in s:
-    x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])
-PY
-)
+read -r P_BACKEND P_12 P_13 P_ADMIN < <(free_ports 4)
 
 HOST=albd.test
 M="$TMP/manifests"
