@@ -12,6 +12,7 @@
 #include "reconciler/arena.h"
 #include "reconciler/filecache.h"
 #include "reconciler/model-t.h"
+#include "reconciler/readall.h"
 
 #define MAX_PEM_SIZE (1u << 20)
 
@@ -158,47 +159,13 @@ static int read_whole(struct entry *e, const char *path, const struct timespec *
         return err;
     }
     rc_fid_from_stat(&e->id, &st);
-    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 && (size_t)st.st_size <= MAX_PEM_SIZE
-                     ? (size_t)st.st_size + 2
-                     : 4096;
-    char *buf = malloc(cap);
-    size_t n = 0;
-    int rc = buf ? 0 : -ENOMEM;
-    while (rc == 0) {
-        if (n + 1 == cap) {
-            if (cap > MAX_PEM_SIZE) {
-                rc = -EFBIG;
-                break;
-            }
-            char *p = realloc(buf, cap * 2);
-            if (p == NULL) {
-                rc = -ENOMEM;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = -errno;
-        else if (r == 0)
-            break;
-        else
-            n += (size_t)r;
-    }
+    size_t hint = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 0;
+    char *buf;
+    size_t n;
+    int rc = rc_read_all(fd, hint, MAX_PEM_SIZE, true, &buf, &n);
     close(fd);
-    if (rc == 0 && n > MAX_PEM_SIZE)
-        rc = -EFBIG;
-    if (rc != 0) {
-        if (buf) {
-            OPENSSL_cleanse(buf, n);
-            free(buf);
-        }
+    if (rc != 0)
         return rc;
-    }
-    buf[n] = '\0';
     e->bytes = buf;
     e->len = n;
     e->owned = true;

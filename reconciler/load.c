@@ -3,6 +3,7 @@
  * documents to the model builder. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdint.h>
@@ -10,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
 #include "reconciler/loadset.h"
+#include "reconciler/readall.h"
 #include "reconciler/rc.h"
 #include "reconciler/schema.h"
 #include "reconciler/source.h"
@@ -165,44 +168,12 @@ static int path_cmp(const void *a, const void *b)
 
 static int read_file(const char *path, char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    int rc = 0;
-    while (buf != NULL) {
-        if (n == cap) {
-            if (cap >= MAX_FILE_SIZE) {
-                rc = -EFBIG;
-                break;
-            }
-            char *p = realloc(buf, cap * 2);
-            if (p == NULL) {
-                rc = -ENOMEM;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) {
-            if (ferror(f))
-                rc = -EIO;
-            break;
-        }
-    }
-    if (buf == NULL)
-        rc = -ENOMEM;
-    fclose(f);
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
+    int rc = rc_read_all(fd, 0, MAX_FILE_SIZE, false, out, len);
+    close(fd);
+    return rc;
 }
 
 /* The absolute folder of a manifest file as walked (not its link target:
