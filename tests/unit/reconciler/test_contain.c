@@ -15,6 +15,7 @@
 
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
+#include "test_files.h"
 
 #define NOW time(NULL) /* the test certificates are valid from their creation to 2036 */
 
@@ -22,39 +23,22 @@ static char dir[256];
 
 static char *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = malloc(1 << 20);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
+    return tf_read_all(path, len);
 }
 
 static void put(const char *name, const char *text)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    tf_put(dir, name, text);
 }
 
 static void copy_in(const char *from, const char *name)
 {
-    char *text = read_all(from, NULL);
-    put(name, text);
-    free(text);
+    tf_copy_in(dir, from, name);
 }
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/albd-test-contain-XXXXXX");
-    if (mkdtemp(dir) == NULL)
+    if (tf_mkdtemp(dir, sizeof(dir), "contain") < 0)
         return -1;
     static const char *const base[] = {"instance.yaml", "certs.yaml", "groups.yaml",
                                        "listeners.yaml"};
@@ -71,9 +55,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tf_rm_rf(dir);
 }
 
 struct result {

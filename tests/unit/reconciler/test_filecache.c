@@ -19,21 +19,13 @@
 #include "reconciler/filecache.h"
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
+#include "test_files.h"
 
 static char dir[256];
 
 static char *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = malloc(1 << 20);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
+    return tf_read_all(path, len);
 }
 
 static void path_of(const char *name, char *out, size_t size)
@@ -43,19 +35,12 @@ static void path_of(const char *name, char *out, size_t size)
 
 static void put(const char *name, const char *text)
 {
-    char path[512];
-    path_of(name, path, sizeof(path));
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    tf_put(dir, name, text);
 }
 
 static void copy_in(const char *from, const char *name)
 {
-    char *text = read_all(from, NULL);
-    put(name, text);
-    free(text);
+    tf_copy_in(dir, from, name);
 }
 
 /* Files written just now are unsettled (filecache.h): wait them out. */
@@ -75,8 +60,7 @@ static const char CERTS[] = "apiVersion: albd/v1\nkind: Certificate\nmetadata: {
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/albd-test-filecache-XXXXXX");
-    if (mkdtemp(dir) == NULL)
+    if (tf_mkdtemp(dir, sizeof(dir), "filecache") < 0)
         return -1;
     put("certs.yaml", CERTS);
     copy_in(ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem");
@@ -89,9 +73,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tf_rm_rf(dir);
 }
 
 struct result {

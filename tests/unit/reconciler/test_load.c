@@ -14,17 +14,13 @@
 #include <cmocka.h>
 
 #include "reconciler/rc.h"
+#include "test_files.h"
 
 static char tmpdir[256];
 
 static void write_file(const char *dir, const char *name, const char *text)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    tf_put(dir, name, text);
 }
 
 static void copy_file(const char *from, const char *to)
@@ -42,15 +38,12 @@ static void copy_file(const char *from, const char *to)
 
 static int setup(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/albd-test-load-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tf_mkdtemp(tmpdir, sizeof(tmpdir), "load");
 }
 
 static int teardown(void **state)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tf_rm_rf(tmpdir);
 }
 
 static struct rc_model *load_ok(const char *dir, time_t now, struct rc_errs *errs)
