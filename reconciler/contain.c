@@ -57,6 +57,7 @@ struct ctx {
     struct rc_doc **fallbacks; /* parsed sources, freed at the end */
     size_t n_fallbacks;
     SSL_CTX *scratch;
+    size_t copied; /* sources (and resources) copied from prev */
 };
 
 /* ---- helpers ---- */
@@ -457,6 +458,7 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model 
                 /* Copied from prev: so is its source, in the same arena. */
                 s->v[s->n] = *d->prev_src;
                 s->v[s->n++].res = d->built;
+                C->copied++;
                 continue;
             }
             src = (struct rc_source){r->kind,     r->name,    d->file_src, d->dir,
@@ -574,7 +576,9 @@ static void fill_status(struct ctx *C, struct rc_status *st, bool strict_failed)
     size_t parsed = st->certs_parsed, reused = st->certs_reused;
     size_t fread = st->files_read, freused = st->files_reused;
     unsigned passes = st->passes;
+    size_t copied = st->resources_copied;
     rc_status_cleanup(st);
+    st->resources_copied = copied;
     st->certs_parsed = parsed;
     st->certs_reused = reused;
     st->files_read = fread;
@@ -789,6 +793,7 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
     else
         contained_digest(&C, m);
     if (st) {
+        st->resources_copied = C.copied;
         st->passes = (unsigned)L.pass;
         st->certs_parsed = L.certs_parsed;
         st->certs_reused = L.certs_reused;
