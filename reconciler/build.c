@@ -818,8 +818,11 @@ int rc_build_model(struct rc_load *L)
         collect(L, "CertificateService", &services) || collect(L, "Listener", &listeners))
         return -1;
 
+    /* A document byte-identical to the source of a resource the running
+     * model holds passed these checks when that resource was built (they
+     * read the text alone and only report errors). */
     for (size_t i = 0; i < L->n_dv; i++)
-        if (L->dv[i]->schema_ok)
+        if (L->dv[i]->schema_ok && (L->dv[i]->prev_src == NULL || L->dv[i]->prev_src->res == NULL))
             rc_check_unsupported(L, L->dv[i]);
 
     bool implicit = r.instances.n == 0 && r.instances.n_broken == 0;
