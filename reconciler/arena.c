@@ -17,17 +17,52 @@ struct block {
 struct rc_arena {
     struct block *head;
     void *user;
+    int refs; /* atomic */
+    struct rc_arena **held; /* arenas this one keeps alive (malloc'd) */
+    size_t n_held, cap_held;
 };
 
 struct rc_arena *rc_arena_new(void)
 {
-    return calloc(1, sizeof(struct rc_arena));
+    struct rc_arena *a = calloc(1, sizeof(struct rc_arena));
+    if (a)
+        a->refs = 1;
+    return a;
+}
+
+struct rc_arena *rc_arena_ref(struct rc_arena *a)
+{
+    if (a)
+        __atomic_fetch_add(&a->refs, 1, __ATOMIC_RELAXED);
+    return a;
+}
+
+int rc_arena_hold(struct rc_arena *a, struct rc_arena *other)
+{
+    if (other == NULL || other == a)
+        return 0;
+    for (size_t i = 0; i < a->n_held; i++)
+        if (a->held[i] == other)
+            return 0;
+    if (a->n_held == a->cap_held) {
+        size_t cap = a->cap_held ? a->cap_held * 2 : 4;
+        struct rc_arena **p = realloc(a->held, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        a->held = p;
+        a->cap_held = cap;
+    }
+    a->held[a->n_held++] = rc_arena_ref(other);
+    return 0;
 }
 
 void rc_arena_free(struct rc_arena *a)
 {
-    if (a == NULL)
+    if (a == NULL || __atomic_fetch_sub(&a->refs, 1, __ATOMIC_ACQ_REL) != 1)
         return;
+    for (size_t i = 0; i < a->n_held; i++)
+        rc_arena_free(a->held[i]);
+    free(a->held);
     struct block *b = a->head;
     while (b != NULL) {
         struct block *next = b->next;

@@ -1,5 +1,5 @@
-/* A bump allocator: one per model, freed at once. Not thread-safe; a model's
- * arena is only written while rc_load_dir() builds it. */
+/* A bump allocator: one per model, freed at once. Not thread-safe for
+ * allocation; a model's arena is only written while rc_load_dir() builds it. */
 #ifndef ALBD_RECONCILER_ARENA_H
 #define ALBD_RECONCILER_ARENA_H
 
@@ -10,8 +10,17 @@ struct rc_arena;
 /* A new, empty arena, or NULL when out of memory. */
 struct rc_arena *rc_arena_new(void);
 
-/* Frees every block of the arena and the arena itself. NULL is a no-op. */
+/* Drops one reference (rc_arena_new gives one); the last frees every block
+ * of the arena, the arena itself, and its holds on other arenas. NULL is a
+ * no-op. References are atomic: models share arenas across threads. */
 void rc_arena_free(struct rc_arena *a);
+struct rc_arena *rc_arena_ref(struct rc_arena *a);
+
+/* Makes a keep other alive (one reference, taken once however often it is
+ * asked) until a is freed: a model whose resources were copied from an
+ * earlier load's points into that load's arena. other == a or NULL is a
+ * no-op. Returns 0 or -1 when out of memory. */
+int rc_arena_hold(struct rc_arena *a, struct rc_arena *other);
 
 /* n zeroed bytes aligned for any type, valid until rc_arena_free(); NULL
  * when out of memory. n == 0 returns a valid unique pointer. */

@@ -14,6 +14,7 @@
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
 #include "reconciler/rc.h"
+#include "reconciler/source.h"
 
 /* ---- helpers shared with cert.c and policy.c ---- */
 
@@ -197,8 +198,8 @@ static int collect(struct rc_load *L, const char *kind, struct kind_docs *out)
     size_t n_extra = 0;
     for (size_t i = 0; i < L->n_broken; i++)
         n_extra += !strcmp(L->broken[i].kind, kind);
-    out->v = rc_arena_alloc(L->arena, (L->n_dv + 1) * sizeof(*out->v));
-    out->broken = rc_arena_alloc(L->arena, (L->n_dv + n_extra + 1) * sizeof(*out->broken));
+    out->v = rc_arena_alloc(L->m->arena, (L->n_dv + 1) * sizeof(*out->v));
+    out->broken = rc_arena_alloc(L->m->arena, (L->n_dv + n_extra + 1) * sizeof(*out->broken));
     struct named *all = malloc((L->n_dv + 1) * sizeof(*all));
     bool *dup = calloc(L->n_dv + 1, sizeof(*dup));
     if (out->v == NULL || out->broken == NULL || all == NULL || dup == NULL) {
@@ -752,6 +753,61 @@ static void check_ports(struct rc_load *L, struct kind_docs *ld)
     }
 }
 
+/* ---- copies of unchanged resources ----
+ *
+ * A document byte-identical to the source of a resource of the running
+ * model (d->prev_src) builds the same resource again when what else it
+ * depends on is the same, so it is copied instead (the struct; its strings
+ * and arrays stay in the arena they were built in, which the new model
+ * holds). That is what makes a reload cost grow with the change: with
+ * 10,000 certificates and 10,000 groups, building them again is most of a
+ * load. Only kinds whose build depends on the text alone, or on what is
+ * checked here, are copied; the prev resource was built without an error
+ * (a model holds no failed build) and the only warning a build can give
+ * (expiry) is re-checked at L->now. Listeners, which point to other
+ * resources, are always built. */
+
+static bool reuse_from(struct rc_load *L, const struct rc_doc *d)
+{
+    const struct rc_source *s = d->prev_src;
+    return s && s->res && s->origin && L->prev && L->files;
+}
+
+static bool reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c)
+{
+    if (!reuse_from(L, d))
+        return false;
+    const struct rc_certificate *o = d->prev_src->res;
+    if (o->source == RC_CERT_SOURCE_SERVICE || !rc_cert_time_quiet(L, o))
+        return false;
+    /* Files: the bytes prev holds must still be what the files hold. */
+    if (o->source == RC_CERT_SOURCE_FILES &&
+        (!rc_filecache_unchanged(L->files, o->cert_path, o->cert_pem, o->cert_pem_len) ||
+         (o->key_path &&
+          !rc_filecache_unchanged(L->files, o->key_path, o->key_pem, o->key_pem_len))))
+        return false;
+    if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
+        L->oom = true;
+        return false;
+    }
+    *c = *o;
+    L->certs_reused++;
+    return true;
+}
+
+static bool reuse_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *g)
+{
+    /* spec.tls names certificates: their existence is checked by a build. */
+    if (!reuse_from(L, d) || rc_at(d, yaml_document_get_root_node(&d->y), "spec.tls") != NULL)
+        return false;
+    if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
+        L->oom = true;
+        return false;
+    }
+    *g = *(const struct rc_server_group *)d->prev_src->res;
+    return true;
+}
+
 int rc_build_model(struct rc_load *L)
 {
     struct rc_model *m = L->m;
@@ -762,12 +818,15 @@ int rc_build_model(struct rc_load *L)
         collect(L, "CertificateService", &services) || collect(L, "Listener", &listeners))
         return -1;
 
+    /* A document byte-identical to the source of a resource the running
+     * model holds passed these checks when that resource was built (they
+     * read the text alone and only report errors). */
     for (size_t i = 0; i < L->n_dv; i++)
-        if (L->dv[i]->schema_ok)
+        if (L->dv[i]->schema_ok && (L->dv[i]->prev_src == NULL || L->dv[i]->prev_src->res == NULL))
             rc_check_unsupported(L, L->dv[i]);
 
     bool implicit = r.instances.n == 0 && r.instances.n_broken == 0;
-    m->instances = rc_arena_alloc(L->arena, (r.instances.n + 1) * sizeof(*m->instances));
+    m->instances = rc_arena_alloc(m->arena, (r.instances.n + 1) * sizeof(*m->instances));
     if (m->instances == NULL)
         return -1;
     if (implicit) {
@@ -778,7 +837,7 @@ int rc_build_model(struct rc_load *L)
         if (build_instance(L, r.instances.v[i], &m->instances[m->n_instances++]) != 0)
             return -1;
 
-    m->certificates = rc_arena_alloc(L->arena, (r.certs.n + 1) * sizeof(*m->certificates));
+    m->certificates = rc_arena_alloc(m->arena, (r.certs.n + 1) * sizeof(*m->certificates));
     if (m->certificates == NULL)
         return -1;
     for (size_t i = 0; i < r.certs.n; i++) {
@@ -786,14 +845,17 @@ int rc_build_model(struct rc_load *L)
         yaml_node_t *svc = rc_at(d, yaml_document_get_root_node(&d->y), "spec.source.service.name");
         if (svc)
             resolve(L, d, svc, "spec.source.service.name", "CertificateService", &services);
-        if (rc_build_certificate(L, d, &m->certificates[m->n_certificates++]) < -1)
+        struct rc_certificate *c = &m->certificates[m->n_certificates++];
+        d->reused = reuse_certificate(L, d, c);
+        if (!d->reused && rc_build_certificate(L, d, c) < -1)
             return -1;
+        d->built = c;
         if (L->pass == 1)
             d->pass1_cert = &m->certificates[m->n_certificates - 1];
     }
 
     size_t n_sys = rc_system_policy_count();
-    m->policies = rc_arena_alloc(L->arena, (r.policies.n + n_sys) * sizeof(*m->policies));
+    m->policies = rc_arena_alloc(m->arena, (r.policies.n + n_sys) * sizeof(*m->policies));
     if (m->policies == NULL)
         return -1;
     for (size_t i = 0; i < r.policies.n; i++)
@@ -803,19 +865,27 @@ int rc_build_model(struct rc_load *L)
         if (rc_system_policy(L, i, &m->policies[m->n_policies++]) != 0)
             return -1;
 
-    m->groups = rc_arena_alloc(L->arena, (r.groups.n + 1) * sizeof(*m->groups));
+    m->groups = rc_arena_alloc(m->arena, (r.groups.n + 1) * sizeof(*m->groups));
     if (m->groups == NULL)
         return -1;
-    for (size_t i = 0; i < r.groups.n; i++)
-        if (build_group(L, r.groups.v[i], &m->groups[m->n_groups++], &r.certs) != 0)
+    for (size_t i = 0; i < r.groups.n; i++) {
+        struct rc_doc *d = r.groups.v[i];
+        struct rc_server_group *g = &m->groups[m->n_groups++];
+        d->reused = reuse_group(L, d, g);
+        if (!d->reused && build_group(L, d, g, &r.certs) != 0)
             return -1;
+        d->built = g;
+    }
 
-    m->listeners = rc_arena_alloc(L->arena, (listeners.n + 1) * sizeof(*m->listeners));
+    m->listeners = rc_arena_alloc(m->arena, (listeners.n + 1) * sizeof(*m->listeners));
     if (m->listeners == NULL)
         return -1;
-    for (size_t i = 0; i < listeners.n; i++)
+    for (size_t i = 0; i < listeners.n; i++) {
+        listeners.v[i]->reused = false;
+        listeners.v[i]->built = &m->listeners[m->n_listeners];
         if (build_listener(L, listeners.v[i], &m->listeners[m->n_listeners++], &r) != 0)
             return -1;
+    }
     check_ports(L, &listeners);
     return L->oom ? -1 : 0;
 }

@@ -67,6 +67,10 @@ int rc_build_model(struct rc_load *L);
  * -2 when out of memory. */
 int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
 
+/* Whether c, valid at L->now, is far enough from its expiry that building
+ * it would report nothing about its validity (cert.c). */
+bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c);
+
 /* Fills p from a TLSPolicy document (policy.c). Returns 0, -1 after
  * appending errors, or -2 when out of memory. */
 int rc_build_policy(struct rc_load *L, struct rc_doc *d, struct rc_tls_policy *p);

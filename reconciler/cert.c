@@ -386,3 +386,9 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
 
     return key_rc ? -1 : rc;
 }
+
+bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
+{
+    return c->not_after >= L->now && c->not_before <= L->now &&
+           c->not_after - L->now >= (time_t)EXPIRY_WARNING_DAYS * 86400;
+}

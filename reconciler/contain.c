@@ -57,6 +57,7 @@ struct ctx {
     struct rc_doc **fallbacks; /* parsed sources, freed at the end */
     size_t n_fallbacks;
     SSL_CTX *scratch;
+    size_t copied; /* sources (and resources) copied from prev */
 };
 
 /* ---- helpers ---- */
@@ -414,8 +415,18 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
     struct rc_model *m = model_new();
     if (m == NULL)
         return NULL;
+    /* The model's own arena holds its arrays; what its resources own goes
+     * to a data arena that it holds, so that a later model copying some of
+     * them keeps only their data alive, not these arrays. */
+    struct rc_arena *data = rc_arena_new();
+    if (data == NULL || rc_arena_hold(m->arena, data) != 0) {
+        rc_arena_free(data);
+        rc_model_unref(m);
+        return NULL;
+    }
+    rc_arena_free(data); /* m->arena holds it */
     L->m = m;
-    L->arena = m->arena;
+    L->arena = data;
     L->dv = dv;
     L->n_dv = n;
     L->n_missing = 0;
@@ -430,9 +441,9 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
 
 static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model *m)
 {
-    struct rc_arena *a = m->arena;
-    struct rc_sources *s = rc_arena_alloc(a, sizeof(*s));
-    if (s == NULL || (s->v = rc_arena_alloc(a, (C->n_res + 1) * sizeof(*s->v))) == NULL)
+    struct rc_arena *a = L->arena; /* m's data arena (its last pass) */
+    struct rc_sources *s = rc_arena_alloc(m->arena, sizeof(*s));
+    if (s == NULL || (s->v = rc_arena_alloc(m->arena, (C->n_res + 1) * sizeof(*s->v))) == NULL)
         return -1;
     if (rc_filecache_keep(L->files, m, &s->kept) != 0)
         return -1;
@@ -440,17 +451,29 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model 
     for (size_t i = 0; i < C->n_res; i++) {
         const struct res *r = &C->res[i];
         struct rc_source src;
+        const struct rc_doc *d = NULL;
         if (r->choice == USE_NEW && r->doc->src_text) {
-            const struct rc_doc *d = r->doc;
+            d = r->doc;
+            if (d->reused) {
+                /* Copied from prev: so is its source, in the same arena. */
+                s->v[s->n] = *d->prev_src;
+                s->v[s->n++].res = d->built;
+                C->copied++;
+                continue;
+            }
             src = (struct rc_source){r->kind,     r->name,    d->file_src, d->dir,
-                                     d->src_text, d->src_len, d->src_line, d->src_col};
+                                     d->src_text, d->src_len, d->src_line, d->src_col,
+                                     NULL,        NULL};
         } else if (r->choice == USE_PREV) {
             src = *r->prev;
+            d = r->fallback;
         } else {
             continue;
         }
         struct rc_source *o = &s->v[s->n++];
         *o = src;
+        o->res = d ? d->built : NULL;
+        o->origin = a;
         if (src.file != last_file) {
             last_file = src.file;
             file = rc_arena_strdup(a, src.file);
@@ -466,7 +489,7 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model 
         if (o->file == NULL || o->dir == NULL || o->name == NULL || o->text == NULL)
             return -1;
     }
-    rc_arena_set_user(a, s);
+    rc_arena_set_user(m->arena, s);
     return 0;
 }
 
@@ -553,7 +576,9 @@ static void fill_status(struct ctx *C, struct rc_status *st, bool strict_failed)
     size_t parsed = st->certs_parsed, reused = st->certs_reused;
     size_t fread = st->files_read, freused = st->files_reused;
     unsigned passes = st->passes;
+    size_t copied = st->resources_copied;
     rc_status_cleanup(st);
+    st->resources_copied = copied;
     st->certs_parsed = parsed;
     st->certs_reused = reused;
     st->files_read = fread;
@@ -768,6 +793,7 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
     else
         contained_digest(&C, m);
     if (st) {
+        st->resources_copied = C.copied;
         st->passes = (unsigned)L.pass;
         st->certs_parsed = L.certs_parsed;
         st->certs_reused = L.certs_reused;

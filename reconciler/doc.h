@@ -10,6 +10,7 @@
 #include "reconciler/err-t.h"
 
 struct rc_certificate;
+struct rc_source;
 
 /* One YAML document of one manifest file, or the kept source of a resource
  * of the previous model that is rebuilt as its last good version. */
@@ -41,6 +42,13 @@ struct rc_doc {
     const struct rc_certificate *fallback_cert;
     const struct rc_certificate *pass1_cert;
     size_t file_index; /* the manifest file it came from (load.c), or SIZE_MAX */
+    /* The running model's source of this resource when the document is
+     * byte-identical to it (load.c same_as_prev), else NULL. */
+    const struct rc_source *prev_src;
+    /* What the latest build pass made of it (a struct in that pass's model)
+     * and whether that was copied from prev_src->res. */
+    const void *built;
+    bool reused;
 };
 
 /* YAML 1.2 core-schema types of a node; quoted scalars are always strings. */

@@ -216,6 +216,39 @@ int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *p
     return 0;
 }
 
+static bool same(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && a && b && (a == b || memcmp(a, b, alen) == 0);
+}
+
+bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, const char *bytes,
+                            size_t len)
+{
+    if (path == NULL || bytes == NULL)
+        return false;
+    if ((fc->n + 1) * 2 > fc->cap && grow(fc) != 0)
+        return false;
+    struct entry *e = slot(fc->tab, fc->cap, path);
+    if (e->path != NULL)
+        return e->err == 0 && same(e->bytes, e->len, bytes, len);
+    const struct rc_kept_file *k = prev_find(fc->prev, path);
+    struct stat st;
+    struct rc_fid id;
+    if (k == NULL || !k->settled || !same(k->bytes, k->len, bytes, len) || stat(path, &st) != 0)
+        return false;
+    rc_fid_from_stat(&id, &st);
+    if (!rc_fid_equal(&id, &k->id))
+        return false;
+    struct entry ne = {.path = strdup(path), .id = k->id, .settled = true, .bytes = k->bytes,
+                       .len = k->len};
+    if (ne.path == NULL)
+        return false;
+    *e = ne;
+    fc->n++;
+    fc->n_reused++;
+    return true;
+}
+
 size_t rc_filecache_n_read(const struct rc_filecache *fc)
 {
     return fc ? fc->n_read : 0;
@@ -238,7 +271,7 @@ static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, c
     if (path == NULL || bytes == NULL || fc->cap == 0)
         return;
     const struct entry *e = slot(fc->tab, fc->cap, path);
-    if (e->path == NULL || e->err != 0 || e->len != len || memcmp(e->bytes, bytes, len) != 0)
+    if (e->path == NULL || e->err != 0 || !same(e->bytes, e->len, bytes, len))
         return; /* not read by this load, or m holds other bytes (a kept version) */
     out->v[out->n++] = (struct rc_kept_file){path, e->id, e->settled, bytes, len};
 }

@@ -75,6 +75,14 @@ void rc_filecache_free(struct rc_filecache *fc);
 int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *path,
                       const char **out, size_t *len);
 
+/* Whether path still holds bytes (len), the bytes a previous model read
+ * from it: its identity is the settled one prev recorded (one stat), or
+ * this load read the same bytes. Counts as reused, once per path, and
+ * later reads of path in this load take those bytes. False when it
+ * changed, cannot be stat'ed, or is unknown (the caller then reads it). */
+bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, const char *bytes,
+                            size_t len);
+
 /* Files opened and read by this load, and files whose bytes were taken
  * from the previous model because their identity was unchanged. */
 size_t rc_filecache_n_read(const struct rc_filecache *fc);

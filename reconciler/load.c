@@ -295,6 +295,7 @@ static bool same_as_prev(struct rc_doc *d, const struct rc_sources *prev)
         memcmp(s->text, d->src_text, d->src_len) != 0)
         return false;
     d->kind = s->kind; /* the static kind string */
+    d->prev_src = s;
     d->name = rc_y_str(name);
     d->schema_ok = true;
     return true;

@@ -64,6 +64,9 @@ struct rc_status {
      * taken from prev because their identity (filecache.h) is unchanged. */
     size_t files_read, files_reused;
     unsigned passes; /* build passes the load took (1 when all is valid) */
+    /* Resources of the model copied from the running model (byte-identical
+     * document, unchanged inputs) instead of being built again. */
+    size_t resources_copied;
 };
 
 void rc_status_init(struct rc_status *st);

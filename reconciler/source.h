@@ -17,6 +17,14 @@ struct rc_source {
     const char *text; /* the document's YAML, NUL-terminated */
     size_t len;
     int line, col; /* where text starts in file */
+    /* The resource the model built from text (a struct in the model's own
+     * arrays; NULL for kinds the model does not hold) and the arena its
+     * strings and arrays live in: the model's data arena, or, for a
+     * resource copied from an earlier model, that one's origin (the model
+     * holds it: rc_arena_hold). A later load whose document is
+     * byte-identical copies the resource instead of building it again. */
+    const void *res;
+    struct rc_arena *origin;
 };
 
 /* Every resource of a model that came from a document, sorted by kind,
