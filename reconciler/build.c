@@ -236,6 +236,11 @@ static int collect(struct rc_load *L, const char *kind, struct kind_docs *out)
             continue;
         struct rc_doc *d = all[i].d;
         struct rc_doc *first = L->dv[all[i].pos];
+        if ((d->lazy && rc_doc_parse(d) != 0) || (first->lazy && rc_doc_parse(first) != 0)) {
+            free(all);
+            free(dup);
+            return -1;
+        }
         yaml_node_t *root = yaml_document_get_root_node(&d->y);
         struct rc_loc fl = rc_y_loc(first, yaml_document_get_root_node(&first->y));
         rc_doc_err(L, d, RC_ERROR, rc_at(d, root, "metadata.name"), "metadata.name",
@@ -797,8 +802,10 @@ static bool reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_cer
 
 static bool reuse_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *g)
 {
-    /* spec.tls names certificates: their existence is checked by a build. */
-    if (!reuse_from(L, d) || rc_at(d, yaml_document_get_root_node(&d->y), "spec.tls") != NULL)
+    /* spec.tls names certificates: their existence is checked by a build
+     * (a lazy document has no "tls" in its text at all: load.c). */
+    if (!reuse_from(L, d) ||
+        (!d->lazy && rc_at(d, yaml_document_get_root_node(&d->y), "spec.tls") != NULL))
         return false;
     if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
         L->oom = true;
@@ -822,7 +829,8 @@ int rc_build_model(struct rc_load *L)
      * model holds passed these checks when that resource was built (they
      * read the text alone and only report errors). */
     for (size_t i = 0; i < L->n_dv; i++)
-        if (L->dv[i]->schema_ok && (L->dv[i]->prev_src == NULL || L->dv[i]->prev_src->res == NULL))
+        if (L->dv[i]->schema_ok && !L->dv[i]->lazy &&
+            (L->dv[i]->prev_src == NULL || L->dv[i]->prev_src->res == NULL))
             rc_check_unsupported(L, L->dv[i]);
 
     bool implicit = r.instances.n == 0 && r.instances.n_broken == 0;
@@ -842,11 +850,20 @@ int rc_build_model(struct rc_load *L)
         return -1;
     for (size_t i = 0; i < r.certs.n; i++) {
         struct rc_doc *d = r.certs.v[i];
-        yaml_node_t *svc = rc_at(d, yaml_document_get_root_node(&d->y), "spec.source.service.name");
-        if (svc)
-            resolve(L, d, svc, "spec.source.service.name", "CertificateService", &services);
         struct rc_certificate *c = &m->certificates[m->n_certificates++];
-        d->reused = reuse_certificate(L, d, c);
+        /* A lazy document is never a service certificate (load.c): it is
+         * parsed only when it cannot be copied. */
+        bool tried = d->lazy;
+        d->reused = tried && reuse_certificate(L, d, c);
+        if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
+            return -1;
+        if (!d->reused) {
+            yaml_node_t *svc =
+                rc_at(d, yaml_document_get_root_node(&d->y), "spec.source.service.name");
+            if (svc)
+                resolve(L, d, svc, "spec.source.service.name", "CertificateService", &services);
+            d->reused = !tried && reuse_certificate(L, d, c);
+        }
         if (!d->reused && rc_build_certificate(L, d, c) < -1)
             return -1;
         d->built = c;
@@ -872,6 +889,8 @@ int rc_build_model(struct rc_load *L)
         struct rc_doc *d = r.groups.v[i];
         struct rc_server_group *g = &m->groups[m->n_groups++];
         d->reused = reuse_group(L, d, g);
+        if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
+            return -1;
         if (!d->reused && build_group(L, d, g, &r.certs) != 0)
             return -1;
         d->built = g;

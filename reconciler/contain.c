@@ -182,7 +182,9 @@ static int build_universe(struct ctx *C)
                 continue;
             }
             if (r.doc == NULL || d->file_index < r.doc->file_index ||
-                (d->file_index == r.doc->file_index && d->src_text < r.doc->src_text))
+                (d->file_index == r.doc->file_index &&
+                 (d->src_line < r.doc->src_line ||
+                  (d->src_line == r.doc->src_line && d->src_col < r.doc->src_col))))
                 r.doc = d;
         }
         v[out++] = r;
@@ -439,7 +441,85 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
 
 /* ---- the result: sources, digest, status ---- */
 
-static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model *m)
+static int file_of(const struct rc_loadset *S, const char *path)
+{
+    size_t lo = 0, hi = S->n_files;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(S->files[mid].path, path);
+        if (c == 0)
+            return (int)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* The model's record of each manifest file (source.h rc_kept_mfile): a
+ * file is clean when every one of its documents is a resource of m exactly
+ * as written and no diagnostic of this load concerns it. */
+static int keep_mfiles(struct ctx *C, const struct rc_errs *errs, struct rc_model *m,
+                       struct rc_sources *s)
+{
+    const struct rc_loadset *S = C->S;
+    s->mfiles = rc_arena_alloc(m->arena, (S->n_files + 1) * sizeof(*s->mfiles));
+    bool *dirty = calloc(S->n_files + 1, sizeof(*dirty));
+    size_t *nk = calloc(S->n_files + 1, sizeof(*nk));
+    if (s->mfiles == NULL || dirty == NULL || nk == NULL) {
+        free(dirty);
+        free(nk);
+        return -1;
+    }
+    bool all_dirty = false;
+    for (size_t i = S->errs_before; i < errs->n; i++) {
+        const struct rc_err *e = &errs->v[i];
+        int fi = e->file ? file_of(S, e->file) : -1;
+        if (fi < 0 && e->kind && e->name) {
+            const struct res *r = find_res(C, e->kind, e->name);
+            if (r && r->doc && r->doc->file_index < S->n_files)
+                fi = (int)r->doc->file_index;
+        }
+        if (fi >= 0)
+            dirty[fi] = true;
+        else
+            all_dirty = true; /* not about one file: trust none */
+    }
+    for (size_t i = 0; i < S->n_docs; i++)
+        if (S->docs[i]->kept && S->docs[i]->file_index < S->n_files)
+            nk[S->docs[i]->file_index]++;
+    int rc = 0;
+    for (size_t i = 0; i < S->n_files && rc == 0; i++) {
+        const struct rc_mfile *f = &S->files[i];
+        struct rc_kept_mfile *k = &s->mfiles[s->n_mfiles++];
+        k->path = rc_arena_strdup(m->arena, f->path);
+        k->id = f->id;
+        k->settled = f->settled;
+        k->len = f->len;
+        memcpy(k->digest, f->digest, sizeof(k->digest));
+        k->clean = !all_dirty && !dirty[i] && !f->damaged && !f->unidentified &&
+                   nk[i] == f->n_docs;
+        if (k->path == NULL)
+            rc = -1;
+        if (k->clean && rc == 0) {
+            k->docs = rc_arena_alloc(m->arena, (f->n_docs + 1) * sizeof(*k->docs));
+            if (k->docs == NULL)
+                rc = -1;
+        }
+    }
+    for (size_t i = 0; i < S->n_docs && rc == 0; i++) {
+        const struct rc_doc *d = S->docs[i];
+        if (d->file_index < S->n_files && s->mfiles[d->file_index].clean)
+            s->mfiles[d->file_index].docs[s->mfiles[d->file_index].n_docs++] = d->kept;
+    }
+    free(dirty);
+    free(nk);
+    return rc;
+}
+
+static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_errs *errs,
+                        struct rc_model *m)
 {
     struct rc_arena *a = L->arena; /* m's data arena (its last pass) */
     struct rc_sources *s = rc_arena_alloc(m->arena, sizeof(*s));
@@ -457,7 +537,8 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model 
             if (d->reused) {
                 /* Copied from prev: so is its source, in the same arena. */
                 s->v[s->n] = *d->prev_src;
-                s->v[s->n++].res = d->built;
+                s->v[s->n].res = d->built;
+                r->doc->kept = &s->v[s->n++];
                 C->copied++;
                 continue;
             }
@@ -472,6 +553,8 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model 
         }
         struct rc_source *o = &s->v[s->n++];
         *o = src;
+        if (r->choice == USE_NEW)
+            r->doc->kept = o;
         o->res = d ? d->built : NULL;
         o->origin = a;
         if (src.file != last_file) {
@@ -489,6 +572,8 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, struct rc_model 
         if (o->file == NULL || o->dir == NULL || o->name == NULL || o->text == NULL)
             return -1;
     }
+    if (keep_mfiles(C, errs, m, s) != 0)
+        return -1;
     rc_arena_set_user(m->arena, s);
     return 0;
 }
@@ -786,7 +871,7 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
             goto fail;
         rc = 1;
     }
-    if (keep_sources(&C, &L, m) != 0)
+    if (keep_sources(&C, &L, errs, m) != 0)
         goto fail;
     if (rc == 0)
         memcpy(m->digest, S->digest, sizeof(m->digest));

@@ -49,7 +49,19 @@ struct rc_doc {
      * and whether that was copied from prev_src->res. */
     const void *built;
     bool reused;
+    /* y is not parsed yet: the document was taken from the running model
+     * (an unchanged manifest file, load.c) and is parsed from src_text only
+     * when something needs its nodes (rc_doc_parse). */
+    bool lazy;
+    /* Its source in the model the load returns (contain.c keep_sources). */
+    const struct rc_source *kept;
 };
+
+/* Parses d->src_text (one document starting at src_line:src_col of its
+ * file) into d->y, so that node locations are those in the file; clears
+ * d->lazy. Returns 0, 1 when the text is not one YAML document, or -1 when
+ * out of memory. */
+int rc_doc_parse(struct rc_doc *d);
 
 /* YAML 1.2 core-schema types of a node; quoted scalars are always strings. */
 enum rc_ytype { RC_Y_NULL, RC_Y_BOOL, RC_Y_INT, RC_Y_FLOAT, RC_Y_STR, RC_Y_MAP, RC_Y_SEQ };

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "reconciler/arena.h"
+#include "reconciler/model-t.h"
 #include "reconciler/build.h"
 #include "reconciler/loadset.h"
 #include "reconciler/readall.h"
@@ -166,14 +168,42 @@ static int path_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int read_file(const char *path, char **out, size_t *len)
+/* Reads path; *id is the identity of what was opened, taken before
+ * reading (a write during the read moves ctime, so the next load reads it
+ * again). */
+static int read_file(const char *path, char **out, size_t *len, struct rc_fid *id)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int rc = rc_read_all(fd, 0, MAX_FILE_SIZE, false, out, len);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    rc_fid_from_stat(id, &st);
+    int rc = rc_read_all(fd, (size_t)st.st_size, MAX_FILE_SIZE, false, out, len);
     close(fd);
     return rc;
+}
+
+/* The running model's record of path (prev's files are sorted by path), or
+ * NULL. */
+static const struct rc_kept_mfile *prev_mfile(const struct rc_sources *p, const char *path)
+{
+    size_t lo = 0, hi = p ? p->n_mfiles : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(p->mfiles[mid].path, path);
+        if (c == 0)
+            return &p->mfiles[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 /* The absolute folder of a manifest file as walked (not its link target:
@@ -276,6 +306,79 @@ static int parse_file(struct docs *D, size_t index, const char *afile, const cha
     return rc;
 }
 
+static struct rc_doc *push_doc(struct docs *D)
+{
+    struct rc_doc *d = rc_arena_alloc(D->tmp, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    memset(d, 0, sizeof(*d));
+    if (D->n == D->cap) {
+        size_t ncap = D->cap ? D->cap * 2 : 16;
+        struct rc_doc **p = realloc(D->v, ncap * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        D->v = p;
+        D->cap = ncap;
+    }
+    D->v[D->n++] = d;
+    return d;
+}
+
+/* Whether the build may need the nodes of a document taken from the
+ * running model even when its resource is copied: anything but a
+ * certificate from files or a server group without spec.tls (build.c
+ * reuse_certificate, reuse_group) is built again, so parse it now. */
+static bool needs_nodes(const struct rc_source *s)
+{
+    if (s->res == NULL)
+        return true;
+    if (!strcmp(s->kind, "Certificate"))
+        return ((const struct rc_certificate *)s->res)->source == RC_CERT_SOURCE_SERVICE;
+    if (!strcmp(s->kind, "ServerGroup"))
+        return memmem(s->text, s->len, "tls", 3) != NULL;
+    return true;
+}
+
+/* Takes the documents of an unchanged manifest file from the running
+ * model's record pm instead of reading it. Returns 0, 1 when a document
+ * does not parse on its own (read the file instead), or -1 when out of
+ * memory. */
+static int take_prev_file(struct docs *D, size_t index, const char *afile, const char *adir,
+                          const struct rc_kept_mfile *pm, size_t *parsed)
+{
+    size_t n0 = D->n;
+    for (size_t k = 0; k < pm->n_docs; k++) {
+        const struct rc_source *s = pm->docs[k];
+        struct rc_doc *d = push_doc(D);
+        if (d == NULL)
+            return -1;
+        d->file = d->file_src = afile;
+        d->dir = adir;
+        d->kind = s->kind;
+        d->name = s->name;
+        d->schema_ok = true;
+        d->src_text = s->text;
+        d->src_len = s->len;
+        d->src_line = s->line;
+        d->src_col = s->col;
+        d->file_index = index;
+        d->prev_src = s;
+        d->lazy = true;
+        if (needs_nodes(s)) {
+            int r = rc_doc_parse(d);
+            if (r != 0) {
+                for (size_t j = n0; j < D->n; j++)
+                    if (!D->v[j]->lazy)
+                        yaml_document_delete(&D->v[j]->y);
+                D->n = n0;
+                return r;
+            }
+            ++*parsed;
+        }
+    }
+    return 0;
+}
+
 /* Whether d is byte for byte the source of a resource of the running
  * model: then it passed the schema already (the outcome depends on the
  * text alone), and validating it again would make a reload cost grow with
@@ -301,7 +404,9 @@ static bool same_as_prev(struct rc_doc *d, const struct rc_sources *prev)
     return true;
 }
 
-static void digest_file(EVP_MD_CTX *md, const char *rel, const char *text, size_t len)
+/* The model digest covers each file's relative path, size and SHA-256
+ * (kept per file in the model, so an unchanged file is not read for it). */
+static void digest_file(EVP_MD_CTX *md, const char *rel, size_t len, const unsigned char sum[32])
 {
     uint64_t n = len;
     unsigned char lenbuf[8];
@@ -309,7 +414,7 @@ static void digest_file(EVP_MD_CTX *md, const char *rel, const char *text, size_
         lenbuf[i] = (unsigned char)(n >> (8 * (7 - i)));
     EVP_DigestUpdate(md, rel, strlen(rel) + 1);
     EVP_DigestUpdate(md, lenbuf, sizeof(lenbuf));
-    EVP_DigestUpdate(md, text, len);
+    EVP_DigestUpdate(md, sum, 32);
 }
 
 static void hex(const unsigned char *b, size_t n, char *out)
@@ -352,6 +457,10 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     for (size_t i = 0; !failed && i < w.bad_dirs.n; i++)
         failed = (S.bad_dirs[S.n_bad_dirs++] = rc_arena_strdup(S.tmp, w.bad_dirs.v[i])) == NULL;
     size_t dlen = strlen(dir);
+    const struct rc_sources *prev_src = rc_model_sources(o->prev);
+    struct timespec start;
+    clock_gettime(CLOCK_REALTIME, &start);
+    size_t n_read = 0, n_skipped = 0, n_parsed = 0;
     for (size_t i = 0; i < w.files.n && !failed; i++) {
         const char *file = w.files.v[i];
         struct rc_mfile *f = &S.files[S.n_files++];
@@ -361,21 +470,54 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
             failed = true;
             break;
         }
+        const char *rel = file + dlen;
+        while (*rel == '/')
+            rel++;
+        size_t n0 = D.n;
+        const struct rc_kept_mfile *pm = prev_mfile(prev_src, file);
+        struct stat sb;
+        if (pm && pm->clean && pm->settled && stat(file, &sb) == 0) {
+            rc_fid_from_stat(&f->id, &sb);
+            if (rc_fid_equal(&f->id, &pm->id)) {
+                int r = take_prev_file(&D, i, afile, adir, pm, &n_parsed);
+                if (r < 0) {
+                    failed = true;
+                    break;
+                }
+                if (r == 0) {
+                    f->settled = true;
+                    f->len = pm->len;
+                    memcpy(f->digest, pm->digest, sizeof(f->digest));
+                    f->prev_mfile = pm;
+                    f->n_docs = D.n - n0;
+                    digest_file(md, rel, f->len, f->digest);
+                    n_skipped++;
+                    continue;
+                }
+            }
+        }
         size_t len = 0;
-        int r = read_file(file, &texts[i], &len);
+        int r = read_file(file, &texts[i], &len, &f->id);
         if (r != 0) {
             file_error(errs, file, "cannot read", -r);
             f->damaged = true;
             continue;
         }
-        const char *rel = file + dlen;
-        while (*rel == '/')
-            rel++;
-        digest_file(md, rel, texts[i], len);
+        n_read++;
+        f->settled = rc_fid_settled(&f->id, &start);
+        f->len = len;
+        unsigned int dl = 0;
+        if (!EVP_Digest(texts[i], len, f->digest, &dl, EVP_sha256(), NULL)) {
+            failed = true;
+            break;
+        }
+        digest_file(md, rel, len, f->digest);
         r = parse_file(&D, i, afile, adir, texts[i], len);
         if (r < 0)
             failed = true;
         f->damaged = r == 1;
+        f->n_docs = D.n - n0;
+        n_parsed += D.n - n0;
     }
     if (md != NULL) {
         unsigned char sum[EVP_MAX_MD_SIZE];
@@ -387,10 +529,9 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     S.docs = D.v;
     S.n_docs = D.n;
 
-    const struct rc_sources *prev_src = rc_model_sources(o->prev);
     for (size_t i = 0; i < S.n_docs && !failed; i++) {
         struct rc_doc *d = S.docs[i];
-        if (!same_as_prev(d, prev_src))
+        if (d->prev_src == NULL && !same_as_prev(d, prev_src))
             rc_schema_validate_doc(d, errs);
         if (d->kind == NULL || d->name == NULL)
             S.files[d->file_index].unidentified = true;
@@ -400,9 +541,15 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         oom(errs);
     else if (!w.top_failed)
         rc = rc_contain_build(&S, o, out, errs, st);
+    if (st) {
+        st->manifests_read = n_read;
+        st->manifests_skipped = n_skipped;
+        st->docs_parsed = n_parsed;
+    }
 
     for (size_t i = 0; i < S.n_docs; i++)
-        yaml_document_delete(&S.docs[i]->y);
+        if (!S.docs[i]->lazy)
+            yaml_document_delete(&S.docs[i]->y);
     free(D.v);
     for (size_t i = 0; i < w.files.n; i++) {
         free(w.files.v[i]);

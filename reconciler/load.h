@@ -67,6 +67,10 @@ struct rc_status {
     /* Resources of the model copied from the running model (byte-identical
      * document, unchanged inputs) instead of being built again. */
     size_t resources_copied;
+    /* Manifest files opened and read; those whose documents were taken
+     * from the running model because the file's identity is unchanged
+     * (not opened); and YAML documents this load parsed. */
+    size_t manifests_read, manifests_skipped, docs_parsed;
 };
 
 void rc_status_init(struct rc_status *st);

@@ -9,11 +9,22 @@
 #include "reconciler/doc.h"
 #include "reconciler/err.h"
 #include "reconciler/load.h"
+#include "reconciler/source.h"
 
 struct rc_mfile {
     const char *path;  /* as walked */
     bool damaged;      /* could not be read, or is not valid YAML: none of its documents count */
     bool unidentified; /* a document without a known kind or a name */
+    /* Its identity when read (fstat of the open file), whether that was
+     * settled, its size and the SHA-256 of its bytes. */
+    struct rc_fid id;
+    bool settled;
+    size_t len;
+    unsigned char digest[32];
+    /* Its documents were taken from the running model (prev_mfile): the
+     * file was not opened. */
+    const struct rc_kept_mfile *prev_mfile;
+    size_t n_docs; /* documents of this file in the load set */
 };
 
 struct rc_loadset {

@@ -27,6 +27,21 @@ struct rc_source {
     struct rc_arena *origin;
 };
 
+/* A manifest file a model was loaded from. When its document's resources
+ * are all in the model exactly as written and it caused no diagnostic
+ * (clean), and its identity is the settled one recorded here (the rule of
+ * filecache.h), the next load takes its documents from docs without
+ * opening, reading or parsing it. */
+struct rc_kept_mfile {
+    const char *path; /* as walked */
+    struct rc_fid id;
+    bool settled, clean;
+    size_t len;                /* its size in bytes */
+    unsigned char digest[32];  /* SHA-256 of its bytes */
+    const struct rc_source **docs; /* clean only: its documents, in file order */
+    size_t n_docs;
+};
+
 /* Every resource of a model that came from a document, sorted by kind,
  * then name. Lives in the model's arena. */
 struct rc_sources {
@@ -35,6 +50,9 @@ struct rc_sources {
     /* The certificate/key files the model's certificates were read from,
      * with their identities: the next load skips reading unchanged ones. */
     struct rc_kept_files kept;
+    /* The manifest files, sorted by path. */
+    struct rc_kept_mfile *mfiles;
+    size_t n_mfiles;
 };
 
 /* The sources of m, or NULL for a model the loader did not build. */

@@ -148,6 +148,12 @@ static void unchanged_documents_are_copied(void **state)
     assert_int_equal(b.st.certs_parsed, 0);
     assert_int_equal(b.st.files_read, 0);
     assert_int_equal(b.st.files_reused, 2);
+    /* No manifest is opened: the certificate and the groups are not even
+     * parsed; only the listener (always built) is, from the kept text. */
+    assert_int_equal(a.st.manifests_read, 3);
+    assert_int_equal(b.st.manifests_read, 0);
+    assert_int_equal(b.st.manifests_skipped, 3);
+    assert_int_equal(b.st.docs_parsed, 1);
     assert_string_equal(b.m->digest, a.m->digest);
     /* Copied, not rebuilt: the data is the same memory. */
     assert_ptr_equal(rc_model_group(b.m, "gb")->servers, rc_model_group(a.m, "gb")->servers);
@@ -166,6 +172,8 @@ static void a_changed_document_is_built(void **state)
     settle();
     struct result b = load(a.m);
     assert_int_equal(b.st.resources_copied, 2); /* site and ga; gb changed */
+    assert_int_equal(b.st.manifests_read, 1);    /* groups.yaml */
+    assert_int_equal(b.st.manifests_skipped, 2);
     const struct rc_server_group *gb = rc_model_group(b.m, "gb");
     assert_int_equal(gb->servers[0].weight, 70);
     assert_ptr_not_equal(gb->servers, rc_model_group(a.m, "gb")->servers);
@@ -194,6 +202,42 @@ static void a_certificate_file_replaced_by_rename_is_read(void **state)
     assert_wired(b.m);
     done(&a);
     done(&b);
+}
+
+static void a_manifest_replaced_by_rename_is_read(void **state)
+{
+    (void)state;
+    struct result a = load(NULL);
+    put("certs.yaml", CERTS); /* the same bytes, a new inode */
+    settle();
+    struct result b = load(a.m);
+    assert_int_equal(b.st.manifests_read, 1);
+    assert_int_equal(b.st.manifests_skipped, 2);
+    assert_int_equal(b.st.resources_copied, 3);
+    assert_string_equal(b.m->digest, a.m->digest);
+    assert_wired(b.m);
+    done(&a);
+    done(&b);
+}
+
+static void an_unsettled_manifest_is_read_again(void **state)
+{
+    (void)state;
+    put("listener.yaml", LISTENER); /* written just now: not settled when read */
+    struct result a = load(NULL);
+    struct result b = load(a.m);
+    assert_int_equal(b.st.manifests_read, 1);
+    assert_int_equal(b.st.manifests_skipped, 2);
+    settle();
+    struct result c = load(b.m);
+    assert_int_equal(c.st.manifests_read, 1); /* b read it before it settled */
+    struct result d = load(c.m);
+    assert_int_equal(d.st.manifests_read, 0);
+    assert_wired(d.m);
+    done(&a);
+    done(&b);
+    done(&c);
+    done(&d);
 }
 
 static void a_model_with_copies_outlives_its_predecessors(void **state)
@@ -235,6 +279,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_changed_document_is_built, setup, teardown),
         cmocka_unit_test_setup_teardown(a_certificate_file_replaced_by_rename_is_read, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_manifest_replaced_by_rename_is_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_unsettled_manifest_is_read_again, setup, teardown),
         cmocka_unit_test_setup_teardown(a_model_with_copies_outlives_its_predecessors, setup,
                                         teardown),
     };

@@ -1,0 +1,39 @@
+/* Parsing one document from its own text (a kept source, or a document of
+ * an unchanged manifest file taken from the running model) with the
+ * locations it has in its file. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "reconciler/doc.h"
+
+int rc_doc_parse(struct rc_doc *d)
+{
+    /* Indent the first line as it is in the file, so that columns match;
+     * later lines are offset by line_base. */
+    size_t pad = d->src_col > 1 ? (size_t)d->src_col - 1 : 0;
+    char *text = malloc(pad + d->src_len + 1);
+    if (text == NULL)
+        return -1;
+    memset(text, ' ', pad);
+    memcpy(text + pad, d->src_text, d->src_len);
+    text[pad + d->src_len] = '\0';
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        free(text);
+        return -1;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, pad + d->src_len);
+    bool ok = yaml_parser_load(&parser, &d->y) && yaml_document_get_root_node(&d->y) != NULL;
+    if (!ok && parser.error == YAML_NO_ERROR)
+        yaml_document_delete(&d->y);
+    bool nomem = parser.error == YAML_MEMORY_ERROR;
+    yaml_parser_delete(&parser);
+    free(text); /* the nodes hold copies of their values */
+    if (!ok) {
+        memset(&d->y, 0, sizeof(d->y));
+        return nomem ? -1 : 1;
+    }
+    d->line_base = d->src_line - 1;
+    d->lazy = false;
+    return 0;
+}
