@@ -92,8 +92,11 @@ static void on_written(uv_write_t *wr, int status)
 static void respond(struct admin_conn *c, int code, const char *ctype, const char *body,
                     size_t blen)
 {
-    const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed"
-                         : code == 503 ? "Service Unavailable" : "Bad Request";
+    const char *reason = code == 200   ? "OK"
+                         : code == 404 ? "Not Found"
+                         : code == 405 ? "Method Not Allowed"
+                         : code == 503 ? "Service Unavailable"
+                                       : "Bad Request";
     struct sbuf b = {0};
     sb_printf(&b,
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -151,15 +154,17 @@ static char *status_json(struct ag_agent *a)
     } else {
         json_object_set_new(root, "lastApplied", json_null());
     }
-    json_object_set_new(root, "lastError", a->last_error[0] ? json_string(a->last_error) : json_null());
+    json_object_set_new(root, "lastError",
+                        a->last_error[0] ? json_string(a->last_error) : json_null());
 
     json_t *problems = json_array();
     for (size_t i = 0; i < a->last_errs.n; i++) {
         const struct rc_err *e = &a->last_errs.v[i];
         char src[512];
         snprintf(src, sizeof src, "%s:%d:%d", e->file ? e->file : "", e->line, e->col);
-        json_t *o = json_pack("{s:s, s:s, s:s}", "severity", e->severity == RC_ERROR ? "error" : "warning",
-                              "message", e->msg ? e->msg : "", "source", src);
+        json_t *o =
+            json_pack("{s:s, s:s, s:s}", "severity", e->severity == RC_ERROR ? "error" : "warning",
+                      "message", e->msg ? e->msg : "", "source", src);
         if (e->kind)
             json_object_set_new(o, "kind", json_string(e->kind));
         if (e->name)
@@ -179,9 +184,9 @@ static char *status_json(struct ag_agent *a)
         if (r->file)
             snprintf(src, sizeof src, "%s:%d:%d", r->file, r->line, r->col);
         bool ready = r->state == RC_RES_READY;
-        json_array_append_new(res, resource_status(r->kind, r->name, ready ? "Ready" : "Invalid",
-                                                   reasons[r->state], r->message,
-                                                   r->file ? src : NULL));
+        json_array_append_new(res,
+                              resource_status(r->kind, r->name, ready ? "Ready" : "Invalid",
+                                              reasons[r->state], r->message, r->file ? src : NULL));
     }
     json_object_set_new(root, "resources", res);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -194,52 +199,61 @@ static char *metrics_text(struct ag_agent *a)
     struct px_stats st;
     px_runtime_stats(a->rt, &st);
     struct sbuf b = {0};
-    sb_printf(&b, "# HELP albd_reconciles_total Reconciles by result.\n"
-                  "# TYPE albd_reconciles_total counter\n"
-                  "albd_reconciles_total{result=\"success\"} %llu\n"
-                  "albd_reconciles_total{result=\"partial\"} %llu\n"
-                  "albd_reconciles_total{result=\"failure\"} %llu\n",
+    sb_printf(&b,
+              "# HELP albd_reconciles_total Reconciles by result.\n"
+              "# TYPE albd_reconciles_total counter\n"
+              "albd_reconciles_total{result=\"success\"} %llu\n"
+              "albd_reconciles_total{result=\"partial\"} %llu\n"
+              "albd_reconciles_total{result=\"failure\"} %llu\n",
               (unsigned long long)a->reconciles_ok, (unsigned long long)a->reconciles_partial,
               (unsigned long long)a->reconciles_failed);
     size_t invalid = 0;
     for (size_t i = 0; i < a->last_status.n; i++)
         invalid += a->last_status.v[i].state != RC_RES_READY;
-    sb_printf(&b, "# HELP albd_invalid_resources Resources not applied as written (kept last good, "
-                  "absent or blocked).\n"
-                  "# TYPE albd_invalid_resources gauge\nalbd_invalid_resources %zu\n",
+    sb_printf(&b,
+              "# HELP albd_invalid_resources Resources not applied as written (kept last good, "
+              "absent or blocked).\n"
+              "# TYPE albd_invalid_resources gauge\nalbd_invalid_resources %zu\n",
               invalid);
-    sb_printf(&b, "# HELP albd_apply_duration_seconds Duration of the last successful apply.\n"
-                  "# TYPE albd_apply_duration_seconds gauge\n"
-                  "albd_apply_duration_seconds %.6f\n",
+    sb_printf(&b,
+              "# HELP albd_apply_duration_seconds Duration of the last successful apply.\n"
+              "# TYPE albd_apply_duration_seconds gauge\n"
+              "albd_apply_duration_seconds %.6f\n",
               a->last_apply_seconds);
-    sb_printf(&b, "# HELP albd_config_generation Generation of the serving configuration.\n"
-                  "# TYPE albd_config_generation gauge\nalbd_config_generation %llu\n",
+    sb_printf(&b,
+              "# HELP albd_config_generation Generation of the serving configuration.\n"
+              "# TYPE albd_config_generation gauge\nalbd_config_generation %llu\n",
               (unsigned long long)px_runtime_generation(a->rt));
-    sb_printf(&b, "# HELP albd_snapshots_active Configuration snapshots still in memory.\n"
-                  "# TYPE albd_snapshots_active gauge\nalbd_snapshots_active %d\n",
+    sb_printf(&b,
+              "# HELP albd_snapshots_active Configuration snapshots still in memory.\n"
+              "# TYPE albd_snapshots_active gauge\nalbd_snapshots_active %d\n",
               st.snapshots_alive);
-    sb_printf(&b, "# HELP albd_manifest_errors Errors found by the last reconcile.\n"
-                  "# TYPE albd_manifest_errors gauge\nalbd_manifest_errors %zu\n",
+    sb_printf(&b,
+              "# HELP albd_manifest_errors Errors found by the last reconcile.\n"
+              "# TYPE albd_manifest_errors gauge\nalbd_manifest_errors %zu\n",
               rc_errs_count_errors(&a->last_errs));
-    sb_printf(&b, "# HELP albd_connections_accepted_total Client connections accepted.\n"
-                  "# TYPE albd_connections_accepted_total counter\n"
-                  "albd_connections_accepted_total %llu\n"
-                  "# HELP albd_connections_active Client connections open.\n"
-                  "# TYPE albd_connections_active gauge\nalbd_connections_active %llu\n",
+    sb_printf(&b,
+              "# HELP albd_connections_accepted_total Client connections accepted.\n"
+              "# TYPE albd_connections_accepted_total counter\n"
+              "albd_connections_accepted_total %llu\n"
+              "# HELP albd_connections_active Client connections open.\n"
+              "# TYPE albd_connections_active gauge\nalbd_connections_active %llu\n",
               (unsigned long long)st.connections_accepted,
               (unsigned long long)st.connections_active);
-    sb_printf(&b, "# HELP albd_requests_total Requests received.\n"
-                  "# TYPE albd_requests_total counter\nalbd_requests_total %llu\n",
+    sb_printf(&b,
+              "# HELP albd_requests_total Requests received.\n"
+              "# TYPE albd_requests_total counter\nalbd_requests_total %llu\n",
               (unsigned long long)st.requests);
     sb_printf(&b, "# HELP albd_responses_total Responses sent, by status class.\n"
                   "# TYPE albd_responses_total counter\n");
     for (int c = 1; c <= 5; c++)
         sb_printf(&b, "albd_responses_total{code=\"%dxx\"} %llu\n", c,
                   (unsigned long long)st.responses_by_class[c]);
-    sb_printf(&b, "# HELP albd_upstream_connections_total Upstream connections opened or reused.\n"
-                  "# TYPE albd_upstream_connections_total counter\n"
-                  "albd_upstream_connections_total{kind=\"new\"} %llu\n"
-                  "albd_upstream_connections_total{kind=\"reused\"} %llu\n",
+    sb_printf(&b,
+              "# HELP albd_upstream_connections_total Upstream connections opened or reused.\n"
+              "# TYPE albd_upstream_connections_total counter\n"
+              "albd_upstream_connections_total{kind=\"new\"} %llu\n"
+              "albd_upstream_connections_total{kind=\"reused\"} %llu\n",
               (unsigned long long)st.upstream_connects, (unsigned long long)st.upstream_reused);
     return b.p;
 }

@@ -43,12 +43,12 @@ struct ag_agent {
     /* ok: everything applied; partial: applied with invalid resources
      * contained; failed: nothing applied. */
     uint64_t reconciles_ok, reconciles_partial, reconciles_failed;
-    double last_apply_seconds;  /* duration of the last successful apply */
-    time_t last_applied;        /* wall time of the last successful apply, 0 = never */
-    char manifest_digest[65];   /* of the running model */
-    struct rc_errs last_errs;   /* problems of the last reconcile (errors and warnings) */
+    double last_apply_seconds;    /* duration of the last successful apply */
+    time_t last_applied;          /* wall time of the last successful apply, 0 = never */
+    char manifest_digest[65];     /* of the running model */
+    struct rc_errs last_errs;     /* problems of the last reconcile (errors and warnings) */
     struct rc_status last_status; /* per-resource state of the last reconcile */
-    char last_error[512];       /* the last apply failure, "" if the last reconcile succeeded */
+    char last_error[512];         /* the last apply failure, "" if the last reconcile succeeded */
 };
 
 #endif

@@ -78,7 +78,8 @@ static int parse_log_level(const char *s)
 
 static int cmd_run(int argc, char **argv)
 {
-    struct ag_options o = {.admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
+    struct ag_options o = {
+        .admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"admin", required_argument, NULL, 'a'},
                                          {"workers", required_argument, NULL, 'w'},
@@ -101,7 +102,8 @@ static int cmd_run(int argc, char **argv)
         case 'w':
             o.workers = (int)strtol(optarg, &end, 10);
             if (*end || o.workers < 0 || o.workers > 1024) {
-                fprintf(stderr, "albd run: --workers takes a number from 0 (one per CPU) to 1024\n");
+                fprintf(stderr,
+                        "albd run: --workers takes a number from 0 (one per CPU) to 1024\n");
                 return 64;
             }
             break;

@@ -161,8 +161,8 @@ int ag_reconcile(struct ag_agent *a)
     } else {
         a->reconciles_partial++;
         snprintf(a->last_error, sizeof a->last_error,
-                     "some resources are invalid; they keep their last good version or stay "
-                     "absent, everything else applied");
+                 "some resources are invalid; they keep their last good version or stay "
+                 "absent, everything else applied");
     }
     return result < 0 ? -1 : 0;
 }
@@ -252,8 +252,8 @@ int ag_run(const struct ag_options *opt)
         }
     }
     if (!a.stopping) {
-        int rc = ag_watch_start(a.loop, opt->manifest_dir, opt->debounce_ms, on_manifests_changed, &a,
-                                &a.watch);
+        int rc = ag_watch_start(a.loop, opt->manifest_dir, opt->debounce_ms, on_manifests_changed,
+                                &a, &a.watch);
         if (rc != 0)
             px_log_warn("cannot watch %s (%s): reconciling on SIGHUP only", opt->manifest_dir,
                         strerror(-rc));

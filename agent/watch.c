@@ -52,7 +52,7 @@ struct ag_watch {
     struct open_write *writing;
     size_t n_writing, cap_writing;
     uint64_t writing_since; /* uv_now when writing became non-empty */
-    int closing; /* handles still to close */
+    int closing;            /* handles still to close */
 };
 
 static struct wdir *find_wd(struct ag_watch *w, int wd)

@@ -67,18 +67,18 @@ struct px_conn {
     const struct px_listener *lis; /* in snap */
     char bind_key[96];
     enum px_conn_state state;
-    bool closing;    /* px_conn_close was called */
-    bool draining;   /* px_conn_drain was called */
-    bool want_input; /* the handler accepts input */
-    bool reading;    /* uv_read_start is active */
-    bool eof;        /* the client sent EOF */
+    bool closing;      /* px_conn_close was called */
+    bool draining;     /* px_conn_drain was called */
+    bool want_input;   /* the handler accepts input */
+    bool reading;      /* uv_read_start is active */
+    bool eof;          /* the client sent EOF */
     bool eof_deferred; /* ... while paused: tell the handler once it consumed what came before */
-    bool in_pump;    /* input_pump is on the stack */
-    bool pump_again; /* input_pump must loop once more */
-    bool out_high;   /* output went over PX_OUTQ_HIGH; on_writable pending */
-    bool tls_seen;   /* the first bytes looked like TLS */
-    bool wr_shut;    /* px_conn_shutdown_write was called: no more output */
-    bool wr_done;    /* ... and its shutdown completed */
+    bool in_pump;      /* input_pump is on the stack */
+    bool pump_again;   /* input_pump must loop once more */
+    bool out_high;     /* output went over PX_OUTQ_HIGH; on_writable pending */
+    bool tls_seen;     /* the first bytes looked like TLS */
+    bool wr_shut;      /* px_conn_shutdown_write was called: no more output */
+    bool wr_done;      /* ... and its shutdown completed */
     bool flush_queued; /* on w->flush_head, stage to send at the end of the iteration */
     struct px_conn *flush_next;
     int open_handles;

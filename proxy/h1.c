@@ -500,13 +500,14 @@ static int on_req_headers_complete(llhttp_t *p)
     /* Domain fronting: the Host must be one the SNI certificate covers. */
     if (px_tls_host_check_needed(c->lis->model)) {
         size_t n = head_headers(h);
-        st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, h->hin.data,
-                                  h->first_len, h->hdrs, n);
+        st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, h->hin.data, h->first_len,
+                                  h->hdrs, n);
         if (st)
             return refuse(h, st);
     }
-    h->x.idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD || h->method == HTTP_OPTIONS ||
-                    h->method == HTTP_PUT || h->method == HTTP_DELETE;
+    h->x.idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD ||
+                      h->method == HTTP_OPTIONS || h->method == HTTP_PUT ||
+                      h->method == HTTP_DELETE;
     h->req_complete = false;
     h->x.body_sent = false;
     h->phase = PH_UPSTREAM;

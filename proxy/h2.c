@@ -817,7 +817,7 @@ static void request_start(struct h2_stream *s, bool end_stream)
     }
     s->is_head = strcmp(method, "HEAD") == 0;
     s->x.idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
-                    strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+                      strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
     px_exchange_begin(&s->x, s->lis);
     int st = build_request_head(s, method);
     if (st != 0) {

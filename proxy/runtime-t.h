@@ -33,7 +33,8 @@ struct px_runtime {
     struct px_tls_keys *tls_keys; /* shared by every SSL_CTX, so tickets survive swaps */
     bool ticket_keys_from_files;
     atomic_bool stopping;
-    unsigned drain_ms; /* written before workers read it: at start, and at stop before waking them */
+    unsigned
+        drain_ms; /* written before workers read it: at start, and at stop before waking them */
 };
 
 #endif

@@ -221,13 +221,16 @@ void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < rt->n_workers; i++) {
         const struct px_worker_stats *st = &rt->workers[i].stats;
-        out->connections_accepted += atomic_load_explicit(&st->connections_accepted, memory_order_relaxed);
-        out->connections_active += atomic_load_explicit(&st->connections_active, memory_order_relaxed);
+        out->connections_accepted +=
+            atomic_load_explicit(&st->connections_accepted, memory_order_relaxed);
+        out->connections_active +=
+            atomic_load_explicit(&st->connections_active, memory_order_relaxed);
         out->requests += atomic_load_explicit(&st->requests, memory_order_relaxed);
         for (int c = 0; c < 6; c++)
             out->responses_by_class[c] +=
                 atomic_load_explicit(&st->responses_by_class[c], memory_order_relaxed);
-        out->upstream_connects += atomic_load_explicit(&st->upstream_connects, memory_order_relaxed);
+        out->upstream_connects +=
+            atomic_load_explicit(&st->upstream_connects, memory_order_relaxed);
         out->upstream_reused += atomic_load_explicit(&st->upstream_reused, memory_order_relaxed);
     }
     out->snapshots_alive = px_snapshot_alive_count();

@@ -46,14 +46,14 @@ struct px_listener {
     /* SHA-256 over everything the SSL_CTX is made of (listener TLS
      * settings, certificate and policy digests): equal → reuse the SSL_CTX. */
     char tls_digest[65];
-    const char *scheme;  /* "http" or "https" (X-Forwarded-Proto) */
-    char port_str[8];    /* the listener port as text (X-Forwarded-Port) */
+    const char *scheme; /* "http" or "https" (X-Forwarded-Proto) */
+    char port_str[8];   /* the listener port as text (X-Forwarded-Port) */
 };
 
 /* One listening address of a listener. key identifies the socket across
  * snapshots: an unchanged key keeps its socket through a swap. */
 struct px_bind {
-    char key[96]; /* "HTTPS/[::]:8443" */
+    char key[96];    /* "HTTPS/[::]:8443" */
     size_t listener; /* index into px_snapshot.listeners */
     /* Which generation of sockets serves this key (set by the runtime
      * before publishing): a worker whose handle has another id replaces it. */

@@ -24,7 +24,7 @@ struct px_wlisten {
     struct px_worker *w;
     uv_tcp_t tcp;
     char key[96];
-    size_t listener; /* index into w->snap->listeners, refreshed on every swap */
+    size_t listener;  /* index into w->snap->listeners, refreshed on every swap */
     uint64_t sock_id; /* px_bind.sock_id of the socket this handle owns */
     bool closing;
     struct px_wlisten *next;
@@ -45,7 +45,7 @@ struct px_worker {
     struct px_runtime *rt;
     uv_loop_t loop;
     uv_thread_t thread;
-    uv_async_t wake;       /* the runtime published a snapshot or asks to stop */
+    uv_async_t wake;          /* the runtime published a snapshot or asks to stop */
     struct px_snapshot *snap; /* the newest snapshot this worker has seen; one reference */
     struct px_wlisten *listens;
     /* Every open client connection, for draining (intrusive list through
@@ -58,8 +58,8 @@ struct px_worker {
     struct px_conn *flush_head;
     uv_prepare_t flush_prepare;
     uv_check_t flush_check;
-    bool draining;      /* stop requested: no new connections, finish in-flight */
-    uv_timer_t drain_timer; /* force-closes what is left at the drain deadline */
+    bool draining;           /* stop requested: no new connections, finish in-flight */
+    uv_timer_t drain_timer;  /* force-closes what is left at the drain deadline */
     uint64_t drain_deadline; /* uv_now() value after which connections are closed */
     bool started;
     struct px_worker_stats stats;
