@@ -796,6 +796,9 @@ static bool reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_cer
         return false;
     }
     *c = *o;
+    /* The document may have moved in its file (a changed file's unchanged
+     * document, load.c): the copy is where the document is now. */
+    c->meta.loc.line += d->src_line - d->prev_src->line;
     L->certs_reused++;
     return true;
 }
@@ -812,6 +815,22 @@ static bool reuse_group(struct rc_load *L, struct rc_doc *d, struct rc_server_gr
         return false;
     }
     *g = *(const struct rc_server_group *)d->prev_src->res;
+    int moved = d->src_line - d->prev_src->line;
+    if (moved != 0) {
+        /* Moved in its file (load.c): the copy's locations are the new
+         * ones; the servers array is the only part that holds any. */
+        struct rc_server *sv = rc_arena_alloc(L->arena, (g->n_servers + 1) * sizeof(*sv));
+        if (sv == NULL) {
+            L->oom = true;
+            return false;
+        }
+        for (size_t i = 0; i < g->n_servers; i++) {
+            sv[i] = g->servers[i];
+            sv[i].loc.line += moved;
+        }
+        g->servers = sv;
+        g->meta.loc.line += moved;
+    }
     return true;
 }
 
