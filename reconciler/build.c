@@ -13,6 +13,7 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/sort.h"
 #include "reconciler/rc.h"
 #include "reconciler/source.h"
 
@@ -215,7 +216,7 @@ static int collect(struct rc_load *L, const char *kind, struct kind_docs *out)
     }
     /* Duplicates sit next to each other once sorted; the first written
      * one (lowest position) is the definition, later ones are errors. */
-    qsort(all, n, sizeof(*all), named_cmp);
+    rc_sort(all, n, sizeof(*all), named_cmp);
     for (size_t i = 0; i < n; i++) {
         size_t first = i;
         while (first > 0 && !strcmp(all[first - 1].d->name, all[i].d->name))
@@ -253,8 +254,8 @@ static int collect(struct rc_load *L, const char *kind, struct kind_docs *out)
         if (!strcmp(L->broken[i].kind, kind))
             out->broken[out->n_broken++] = L->broken[i].name;
     /* Already sorted by name; the sort keeps this independent of that. */
-    qsort(out->v, out->n, sizeof(*out->v), doc_name_cmp);
-    qsort(out->broken, out->n_broken, sizeof(*out->broken), str_cmp);
+    rc_sort(out->v, out->n, sizeof(*out->v), doc_name_cmp);
+    rc_sort(out->broken, out->n_broken, sizeof(*out->broken), str_cmp);
     return 0;
 }
 

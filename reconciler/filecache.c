@@ -24,6 +24,7 @@ struct entry {
     bool owned;        /* bytes malloc'd here (read by this load), else prev's */
     const char *bytes; /* NUL-terminated */
     size_t len;
+    size_t kept; /* rc_filecache_keep: 1 + its index in the output, or 0 */
 };
 
 struct rc_filecache {
@@ -270,16 +271,52 @@ static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, c
 {
     if (path == NULL || bytes == NULL || fc->cap == 0)
         return;
-    const struct entry *e = slot(fc->tab, fc->cap, path);
-    if (e->path == NULL || e->err != 0 || !same(e->bytes, e->len, bytes, len))
-        return; /* not read by this load, or m holds other bytes (a kept version) */
+    struct entry *e = slot(fc->tab, fc->cap, path);
+    if (e->path == NULL || e->err != 0 || e->kept || !same(e->bytes, e->len, bytes, len))
+        return; /* not read by this load, m holds other bytes (a kept version), or kept */
     out->v[out->n++] = (struct rc_kept_file){path, e->id, e->settled, bytes, len};
+    e->kept = out->n;
+}
+
+/* Sorts out by path. A reload usually keeps the files its predecessor
+ * kept: those are taken in prev's (sorted) order, and only the others are
+ * sorted and merged in, so that the cost does not grow with n log n. */
+static void sort_kept(const struct rc_filecache *fc, struct rc_kept_files *out)
+{
+    size_t n = out->n, a = 0;
+    struct rc_kept_file *tmp = malloc(n * sizeof(*tmp));
+    bool *taken = calloc(n, sizeof(*taken));
+    if (tmp == NULL || taken == NULL || fc->prev == NULL) {
+        free(tmp);
+        free(taken);
+        qsort(out->v, n, sizeof(*out->v), kept_cmp);
+        return;
+    }
+    for (size_t i = 0; i < fc->prev->n; i++) {
+        const struct entry *e = slot(fc->tab, fc->cap, fc->prev->v[i].path);
+        if (e->path != NULL && e->kept && !taken[e->kept - 1]) {
+            taken[e->kept - 1] = true;
+            tmp[a++] = out->v[e->kept - 1];
+        }
+    }
+    size_t b = a;
+    for (size_t i = 0; i < n; i++)
+        if (!taken[i])
+            tmp[b++] = out->v[i];
+    qsort(tmp + a, b - a, sizeof(*tmp), kept_cmp);
+    size_t i = 0, j = a, w = 0;
+    while (i < a || j < b)
+        out->v[w++] = j == b || (i < a && kept_cmp(&tmp[i], &tmp[j]) < 0) ? tmp[i++] : tmp[j++];
+    free(tmp);
+    free(taken);
 }
 
 int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
                       struct rc_kept_files *out)
 {
     out->n = 0;
+    for (size_t i = 0; i < fc->cap; i++)
+        fc->tab[i].kept = 0;
     out->v = rc_arena_alloc(m->arena, (2 * m->n_certificates + 1) * sizeof(*out->v));
     if (out->v == NULL)
         return -1;
@@ -291,11 +328,6 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
         keep_one(fc, out, c->key_path, c->key_pem, c->key_pem_len);
     }
     if (out->n > 1)
-        qsort(out->v, out->n, sizeof(*out->v), kept_cmp);
-    size_t w = 0;
-    for (size_t i = 0; i < out->n; i++)
-        if (w == 0 || strcmp(out->v[w - 1].path, out->v[i].path) != 0)
-            out->v[w++] = out->v[i];
-    out->n = w;
+        sort_kept(fc, out);
     return 0;
 }
