@@ -33,6 +33,12 @@ struct rc_filecache {
     struct entry *tab; /* open addressing, cap a power of two */
     size_t cap, n;
     size_t n_read, n_reused;
+    /* The folder of the latest stat_path: certificates usually sit
+     * together, and a stat relative to an open folder skips walking the
+     * same leading path components again for each of thousands of files. */
+    char *dir;
+    size_t dir_len;
+    int dir_fd; /* -1: none */
 };
 
 void rc_fid_from_stat(struct rc_fid *id, const struct stat *st)
@@ -83,6 +89,16 @@ struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
         return NULL;
     fc->prev = prev;
     fc->start = *start;
+    fc->dir_fd = -1;
+    /* Sized for the files prev kept: a reload does not rehash as it goes. */
+    size_t cap = 64;
+    while (prev && cap < 2 * (prev->n + 1))
+        cap *= 2;
+    if (prev && prev->n > 16) {
+        fc->tab = calloc(cap, sizeof(*fc->tab));
+        if (fc->tab != NULL)
+            fc->cap = cap;
+    }
     return fc;
 }
 
@@ -103,7 +119,36 @@ void rc_filecache_free(struct rc_filecache *fc)
         if (fc->tab[i].path)
             entry_cleanup(&fc->tab[i]);
     free(fc->tab);
+    if (fc->dir_fd >= 0)
+        close(fc->dir_fd);
+    free(fc->dir);
     free(fc);
+}
+
+/* stat(path) for an absolute path, relative to the cached folder fd when
+ * path is in that folder. The folder fd lives for one load only, like the
+ * rest of the cache: a folder replaced during a load is seen by the next. */
+static int stat_path(struct rc_filecache *fc, const char *path, struct stat *st)
+{
+    const char *slash = strrchr(path, '/');
+    if (path[0] != '/' || slash == NULL || slash == path || slash[1] == '\0')
+        return stat(path, st);
+    size_t dl = (size_t)(slash - path);
+    if (fc->dir == NULL || fc->dir_len != dl || memcmp(fc->dir, path, dl) != 0) {
+        char *dir = strndup(path, dl);
+        int fd = dir ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (fd < 0) {
+            free(dir);
+            return stat(path, st);
+        }
+        if (fc->dir_fd >= 0)
+            close(fc->dir_fd);
+        free(fc->dir);
+        fc->dir = dir;
+        fc->dir_len = dl;
+        fc->dir_fd = fd;
+    }
+    return fstatat(fc->dir_fd, slash + 1, st, 0);
 }
 
 static struct entry *slot(struct entry *tab, size_t cap, const char *path)
@@ -188,7 +233,7 @@ int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *p
         struct stat st;
         const struct rc_kept_file *k = prev_find(fc->prev, path);
         struct rc_fid id;
-        if (k && k->settled && stat(path, &st) == 0 && (rc_fid_from_stat(&id, &st), 1) &&
+        if (k && k->settled && stat_path(fc, path, &st) == 0 && (rc_fid_from_stat(&id, &st), 1) &&
             rc_fid_equal(&id, &k->id)) {
             ne.id = k->id;
             ne.settled = true;
@@ -235,7 +280,8 @@ bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, const cha
     const struct rc_kept_file *k = prev_find(fc->prev, path);
     struct stat st;
     struct rc_fid id;
-    if (k == NULL || !k->settled || !same(k->bytes, k->len, bytes, len) || stat(path, &st) != 0)
+    if (k == NULL || !k->settled || !same(k->bytes, k->len, bytes, len) ||
+        stat_path(fc, path, &st) != 0)
         return false;
     rc_fid_from_stat(&id, &st);
     if (!rc_fid_equal(&id, &k->id))
