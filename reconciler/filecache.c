@@ -3,6 +3,7 @@
  * holds its bytes under the same settled identity (filecache.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -176,6 +177,13 @@ static int grow(struct rc_filecache *fc)
 
 static const struct rc_kept_file *prev_find(const struct rc_kept_files *k, const char *path)
 {
+    if (k && k->index) {
+        for (size_t i = (size_t)hash_str(path) & (k->index_cap - 1); k->index[i];
+             i = (i + 1) & (k->index_cap - 1))
+            if (!strcmp(k->v[k->index[i] - 1].path, path))
+                return &k->v[k->index[i] - 1];
+        return NULL;
+    }
     size_t lo = 0, hi = k ? k->n : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -375,5 +383,21 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
     }
     if (out->n > 1)
         sort_kept(fc, out);
+    out->index = NULL;
+    out->index_cap = 0;
+    size_t cap = 16;
+    while (cap < 2 * (out->n + 1))
+        cap *= 2;
+    if (out->n > 0 && out->n < UINT_MAX / 4 &&
+        (out->index = rc_arena_alloc(m->arena, cap * sizeof(*out->index))) != NULL) {
+        memset(out->index, 0, cap * sizeof(*out->index));
+        out->index_cap = cap;
+        for (size_t i = 0; i < out->n; i++) {
+            size_t j = (size_t)hash_str(out->v[i].path) & (cap - 1);
+            while (out->index[j])
+                j = (j + 1) & (cap - 1);
+            out->index[j] = (unsigned)i + 1;
+        }
+    }
     return 0;
 }
