@@ -13,6 +13,7 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/sort.h"
 #include "reconciler/rc.h"
 #include "reconciler/source.h"
 
@@ -215,7 +216,7 @@ static int collect(struct rc_load *L, const char *kind, struct kind_docs *out)
     }
     /* Duplicates sit next to each other once sorted; the first written
      * one (lowest position) is the definition, later ones are errors. */
-    qsort(all, n, sizeof(*all), named_cmp);
+    rc_sort(all, n, sizeof(*all), named_cmp);
     for (size_t i = 0; i < n; i++) {
         size_t first = i;
         while (first > 0 && !strcmp(all[first - 1].d->name, all[i].d->name))
@@ -253,8 +254,8 @@ static int collect(struct rc_load *L, const char *kind, struct kind_docs *out)
         if (!strcmp(L->broken[i].kind, kind))
             out->broken[out->n_broken++] = L->broken[i].name;
     /* Already sorted by name; the sort keeps this independent of that. */
-    qsort(out->v, out->n, sizeof(*out->v), doc_name_cmp);
-    qsort(out->broken, out->n_broken, sizeof(*out->broken), str_cmp);
+    rc_sort(out->v, out->n, sizeof(*out->v), doc_name_cmp);
+    rc_sort(out->broken, out->n_broken, sizeof(*out->broken), str_cmp);
     return 0;
 }
 
@@ -796,6 +797,9 @@ static bool reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_cer
         return false;
     }
     *c = *o;
+    /* The document may have moved in its file (a changed file's unchanged
+     * document, load.c): the copy is where the document is now. */
+    c->meta.loc.line += d->src_line - d->prev_src->line;
     L->certs_reused++;
     return true;
 }
@@ -812,6 +816,22 @@ static bool reuse_group(struct rc_load *L, struct rc_doc *d, struct rc_server_gr
         return false;
     }
     *g = *(const struct rc_server_group *)d->prev_src->res;
+    int moved = d->src_line - d->prev_src->line;
+    if (moved != 0) {
+        /* Moved in its file (load.c): the copy's locations are the new
+         * ones; the servers array is the only part that holds any. */
+        struct rc_server *sv = rc_arena_alloc(L->arena, (g->n_servers + 1) * sizeof(*sv));
+        if (sv == NULL) {
+            L->oom = true;
+            return false;
+        }
+        for (size_t i = 0; i < g->n_servers; i++) {
+            sv[i] = g->servers[i];
+            sv[i].loc.line += moved;
+        }
+        g->servers = sv;
+        g->meta.loc.line += moved;
+    }
     return true;
 }
 

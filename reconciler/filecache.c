@@ -3,6 +3,7 @@
  * holds its bytes under the same settled identity (filecache.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ struct entry {
     bool owned;        /* bytes malloc'd here (read by this load), else prev's */
     const char *bytes; /* NUL-terminated */
     size_t len;
+    size_t kept; /* rc_filecache_keep: 1 + its index in the output, or 0 */
 };
 
 struct rc_filecache {
@@ -32,6 +34,12 @@ struct rc_filecache {
     struct entry *tab; /* open addressing, cap a power of two */
     size_t cap, n;
     size_t n_read, n_reused;
+    /* The folder of the latest stat_path: certificates usually sit
+     * together, and a stat relative to an open folder skips walking the
+     * same leading path components again for each of thousands of files. */
+    char *dir;
+    size_t dir_len;
+    int dir_fd; /* -1: none */
 };
 
 void rc_fid_from_stat(struct rc_fid *id, const struct stat *st)
@@ -82,6 +90,16 @@ struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
         return NULL;
     fc->prev = prev;
     fc->start = *start;
+    fc->dir_fd = -1;
+    /* Sized for the files prev kept: a reload does not rehash as it goes. */
+    size_t cap = 64;
+    while (prev && cap < 2 * (prev->n + 1))
+        cap *= 2;
+    if (prev && prev->n > 16) {
+        fc->tab = calloc(cap, sizeof(*fc->tab));
+        if (fc->tab != NULL)
+            fc->cap = cap;
+    }
     return fc;
 }
 
@@ -102,7 +120,36 @@ void rc_filecache_free(struct rc_filecache *fc)
         if (fc->tab[i].path)
             entry_cleanup(&fc->tab[i]);
     free(fc->tab);
+    if (fc->dir_fd >= 0)
+        close(fc->dir_fd);
+    free(fc->dir);
     free(fc);
+}
+
+/* stat(path) for an absolute path, relative to the cached folder fd when
+ * path is in that folder. The folder fd lives for one load only, like the
+ * rest of the cache: a folder replaced during a load is seen by the next. */
+static int stat_path(struct rc_filecache *fc, const char *path, struct stat *st)
+{
+    const char *slash = strrchr(path, '/');
+    if (path[0] != '/' || slash == NULL || slash == path || slash[1] == '\0')
+        return stat(path, st);
+    size_t dl = (size_t)(slash - path);
+    if (fc->dir == NULL || fc->dir_len != dl || memcmp(fc->dir, path, dl) != 0) {
+        char *dir = strndup(path, dl);
+        int fd = dir ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (fd < 0) {
+            free(dir);
+            return stat(path, st);
+        }
+        if (fc->dir_fd >= 0)
+            close(fc->dir_fd);
+        free(fc->dir);
+        fc->dir = dir;
+        fc->dir_len = dl;
+        fc->dir_fd = fd;
+    }
+    return fstatat(fc->dir_fd, slash + 1, st, 0);
 }
 
 static struct entry *slot(struct entry *tab, size_t cap, const char *path)
@@ -130,6 +177,13 @@ static int grow(struct rc_filecache *fc)
 
 static const struct rc_kept_file *prev_find(const struct rc_kept_files *k, const char *path)
 {
+    if (k && k->index) {
+        for (size_t i = (size_t)hash_str(path) & (k->index_cap - 1); k->index[i];
+             i = (i + 1) & (k->index_cap - 1))
+            if (!strcmp(k->v[k->index[i] - 1].path, path))
+                return &k->v[k->index[i] - 1];
+        return NULL;
+    }
     size_t lo = 0, hi = k ? k->n : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -187,7 +241,7 @@ int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *p
         struct stat st;
         const struct rc_kept_file *k = prev_find(fc->prev, path);
         struct rc_fid id;
-        if (k && k->settled && stat(path, &st) == 0 && (rc_fid_from_stat(&id, &st), 1) &&
+        if (k && k->settled && stat_path(fc, path, &st) == 0 && (rc_fid_from_stat(&id, &st), 1) &&
             rc_fid_equal(&id, &k->id)) {
             ne.id = k->id;
             ne.settled = true;
@@ -234,7 +288,8 @@ bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, const cha
     const struct rc_kept_file *k = prev_find(fc->prev, path);
     struct stat st;
     struct rc_fid id;
-    if (k == NULL || !k->settled || !same(k->bytes, k->len, bytes, len) || stat(path, &st) != 0)
+    if (k == NULL || !k->settled || !same(k->bytes, k->len, bytes, len) ||
+        stat_path(fc, path, &st) != 0)
         return false;
     rc_fid_from_stat(&id, &st);
     if (!rc_fid_equal(&id, &k->id))
@@ -270,16 +325,52 @@ static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, c
 {
     if (path == NULL || bytes == NULL || fc->cap == 0)
         return;
-    const struct entry *e = slot(fc->tab, fc->cap, path);
-    if (e->path == NULL || e->err != 0 || !same(e->bytes, e->len, bytes, len))
-        return; /* not read by this load, or m holds other bytes (a kept version) */
+    struct entry *e = slot(fc->tab, fc->cap, path);
+    if (e->path == NULL || e->err != 0 || e->kept || !same(e->bytes, e->len, bytes, len))
+        return; /* not read by this load, m holds other bytes (a kept version), or kept */
     out->v[out->n++] = (struct rc_kept_file){path, e->id, e->settled, bytes, len};
+    e->kept = out->n;
+}
+
+/* Sorts out by path. A reload usually keeps the files its predecessor
+ * kept: those are taken in prev's (sorted) order, and only the others are
+ * sorted and merged in, so that the cost does not grow with n log n. */
+static void sort_kept(const struct rc_filecache *fc, struct rc_kept_files *out)
+{
+    size_t n = out->n, a = 0;
+    struct rc_kept_file *tmp = malloc(n * sizeof(*tmp));
+    bool *taken = calloc(n, sizeof(*taken));
+    if (tmp == NULL || taken == NULL || fc->prev == NULL) {
+        free(tmp);
+        free(taken);
+        qsort(out->v, n, sizeof(*out->v), kept_cmp);
+        return;
+    }
+    for (size_t i = 0; i < fc->prev->n; i++) {
+        const struct entry *e = slot(fc->tab, fc->cap, fc->prev->v[i].path);
+        if (e->path != NULL && e->kept && !taken[e->kept - 1]) {
+            taken[e->kept - 1] = true;
+            tmp[a++] = out->v[e->kept - 1];
+        }
+    }
+    size_t b = a;
+    for (size_t i = 0; i < n; i++)
+        if (!taken[i])
+            tmp[b++] = out->v[i];
+    qsort(tmp + a, b - a, sizeof(*tmp), kept_cmp);
+    size_t i = 0, j = a, w = 0;
+    while (i < a || j < b)
+        out->v[w++] = j == b || (i < a && kept_cmp(&tmp[i], &tmp[j]) < 0) ? tmp[i++] : tmp[j++];
+    free(tmp);
+    free(taken);
 }
 
 int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
                       struct rc_kept_files *out)
 {
     out->n = 0;
+    for (size_t i = 0; i < fc->cap; i++)
+        fc->tab[i].kept = 0;
     out->v = rc_arena_alloc(m->arena, (2 * m->n_certificates + 1) * sizeof(*out->v));
     if (out->v == NULL)
         return -1;
@@ -291,11 +382,22 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
         keep_one(fc, out, c->key_path, c->key_pem, c->key_pem_len);
     }
     if (out->n > 1)
-        qsort(out->v, out->n, sizeof(*out->v), kept_cmp);
-    size_t w = 0;
-    for (size_t i = 0; i < out->n; i++)
-        if (w == 0 || strcmp(out->v[w - 1].path, out->v[i].path) != 0)
-            out->v[w++] = out->v[i];
-    out->n = w;
+        sort_kept(fc, out);
+    out->index = NULL;
+    out->index_cap = 0;
+    size_t cap = 16;
+    while (cap < 2 * (out->n + 1))
+        cap *= 2;
+    if (out->n > 0 && out->n < UINT_MAX / 4 &&
+        (out->index = rc_arena_alloc(m->arena, cap * sizeof(*out->index))) != NULL) {
+        memset(out->index, 0, cap * sizeof(*out->index));
+        out->index_cap = cap;
+        for (size_t i = 0; i < out->n; i++) {
+            size_t j = (size_t)hash_str(out->v[i].path) & (cap - 1);
+            while (out->index[j])
+                j = (j + 1) & (cap - 1);
+            out->index[j] = (unsigned)i + 1;
+        }
+    }
     return 0;
 }

@@ -50,6 +50,11 @@ struct rc_kept_file {
 struct rc_kept_files {
     struct rc_kept_file *v; /* sorted by path */
     size_t n;
+    /* Open-addressing index by path hash (1 + position in v, 0 = empty;
+     * index_cap a power of two), or NULL: the next load finds each of
+     * thousands of files with one probe instead of a binary search. */
+    unsigned *index;
+    size_t index_cap;
 };
 
 void rc_fid_from_stat(struct rc_fid *id, const struct stat *st);

@@ -379,6 +379,260 @@ static int take_prev_file(struct docs *D, size_t index, const char *afile, const
     return 0;
 }
 
+/* ---- changed files: parse only the documents that changed ----
+ *
+ * A changed manifest file whose running-model record is clean (every
+ * document a resource as written) is split into documents at the byte
+ * level; a document whose content equals the source of one of that file's
+ * documents in the running model (matched by content, not position, so an
+ * inserted document does not make the later ones "changed") is taken from
+ * the running model with its NEW place in the file, and only the others
+ * are YAML-parsed, each from its own text (rc_doc_parse keeps file lines and
+ * columns). Anything the splitter is not sure of (directives, anchors or
+ * aliases, content after "...", a marker line with content, CR, a document
+ * that does not parse on its own) makes it parse the whole file instead. */
+
+struct chunk {
+    size_t start, end; /* content: first to last non-blank byte */
+    int line, col;     /* where start is (1-based) */
+};
+
+struct chunks {
+    struct chunk *v;
+    size_t n, cap;
+};
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Whether [p, e) after a marker holds only blanks and an optional comment. */
+static bool rest_is_comment(const char *p, const char *e)
+{
+    while (p < e && is_blank(*p))
+        p++;
+    return p == e || *p == '#';
+}
+
+/* Whether the content line [p, e) may hold an anchor or an alias. */
+static bool has_anchor(const char *p, const char *e)
+{
+    for (const char *q = p; q < e; q++) {
+        if (*q != '&' && *q != '*')
+            continue;
+        char before = q == p ? ' ' : q[-1];
+        char after = q + 1 < e ? q[1] : ' ';
+        if ((is_blank(before) || before == '[' || before == '{' || before == ',' ||
+             before == ':' || before == '-') &&
+            !is_blank(after) && after != ',' && after != ']' && after != '}')
+            return true;
+    }
+    return false;
+}
+
+static int chunk_close(struct chunks *C, struct chunk *cur)
+{
+    if (cur->start == SIZE_MAX)
+        return 0;
+    if (C->n == C->cap) {
+        size_t cap = C->cap ? C->cap * 2 : 64;
+        struct chunk *p = realloc(C->v, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        C->v = p;
+        C->cap = cap;
+    }
+    C->v[C->n++] = *cur;
+    cur->start = SIZE_MAX;
+    return 0;
+}
+
+/* Splits text into its documents' contents. Returns 0, 1 to parse the
+ * whole file instead, or -1 when out of memory. */
+static int split_docs(const char *text, size_t len, struct chunks *C)
+{
+    struct chunk cur = {.start = SIZE_MAX};
+    bool ended = false; /* after "...": only comments until "---" */
+    int line = 1;
+    for (size_t ls = 0; ls < len; line++) {
+        const char *nl = memchr(text + ls, '\n', len - ls);
+        size_t le = nl ? (size_t)(nl - text) : len;
+        const char *p = text + ls, *e = text + le;
+        if (memchr(p, '\r', le - ls) != NULL || *p == '%')
+            return 1;
+        bool marker = le - ls >= 3 && (!memcmp(p, "---", 3) || !memcmp(p, "...", 3)) &&
+                      (le - ls == 3 || is_blank(p[3]));
+        if (marker) {
+            if (!rest_is_comment(p + 3, e))
+                return 1;
+            if (chunk_close(C, &cur) != 0)
+                return -1;
+            ended = *p == '.';
+        } else {
+            const char *q = p;
+            while (q < e && is_blank(*q))
+                q++;
+            if (q < e && (*q != '#' || cur.start != SIZE_MAX)) {
+                if (*q != '#' && (ended || has_anchor(q, e)))
+                    return 1;
+                if (cur.start == SIZE_MAX) {
+                    if (*q == '\t' || *q == '#')
+                        return 1;
+                    cur.start = (size_t)(q - text);
+                    cur.line = line;
+                    cur.col = (int)(q - p) + 1;
+                }
+                while (e > q && is_blank(e[-1]))
+                    e--;
+                cur.end = (size_t)(e - text);
+            }
+        }
+        ls = le + 1;
+    }
+    return chunk_close(C, &cur) != 0 ? -1 : 0;
+}
+
+static uint64_t fnv(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The length of a source's text without its trailing white space (the
+ * split contents end at their last non-blank byte). */
+static size_t trimmed_len(const char *t, size_t n)
+{
+    while (n > 0 && (is_blank(t[n - 1]) || t[n - 1] == '\n'))
+        n--;
+    return n;
+}
+
+struct src_table {
+    const struct rc_source **slot; /* NULL: empty */
+    uint64_t *hash;
+    bool *used;
+    size_t mask;
+};
+
+static int table_init(struct src_table *T, const struct rc_kept_mfile *pm)
+{
+    size_t cap = 16;
+    while (cap < 2 * pm->n_docs + 2)
+        cap *= 2;
+    T->slot = calloc(cap, sizeof(*T->slot));
+    T->hash = calloc(cap, sizeof(*T->hash));
+    T->used = calloc(cap, sizeof(*T->used));
+    T->mask = cap - 1;
+    if (T->slot == NULL || T->hash == NULL || T->used == NULL)
+        return -1;
+    for (size_t k = 0; k < pm->n_docs; k++) {
+        const struct rc_source *s = pm->docs[k];
+        uint64_t h = fnv(s->text, trimmed_len(s->text, s->len));
+        size_t i = (size_t)h & T->mask;
+        while (T->slot[i] != NULL)
+            i = (i + 1) & T->mask;
+        T->slot[i] = s;
+        T->hash[i] = h;
+    }
+    return 0;
+}
+
+static void table_free(struct src_table *T)
+{
+    free(T->slot);
+    free(T->hash);
+    free(T->used);
+}
+
+/* The unused source of the running model with exactly this content and
+ * column, or NULL. */
+static const struct rc_source *table_take(struct src_table *T, const char *p, size_t n, int col)
+{
+    uint64_t h = fnv(p, n);
+    for (size_t i = (size_t)h & T->mask; T->slot[i] != NULL; i = (i + 1) & T->mask) {
+        const struct rc_source *s = T->slot[i];
+        if (T->hash[i] == h && !T->used[i] && s->col == col &&
+            trimmed_len(s->text, s->len) == n && !memcmp(s->text, p, n)) {
+            T->used[i] = true;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void drop_docs(struct docs *D, size_t n0)
+{
+    for (size_t j = n0; j < D->n; j++)
+        if (!D->v[j]->lazy)
+            yaml_document_delete(&D->v[j]->y);
+    D->n = n0;
+}
+
+/* Takes the documents of a changed file (text) from its running-model
+ * record pm where their contents are unchanged and parses the others.
+ * Returns 0, 1 to parse the whole file instead (nothing added), or -1 when
+ * out of memory. */
+static int take_changed_file(struct docs *D, size_t index, const char *afile, const char *adir,
+                             const struct rc_kept_mfile *pm, const char *text, size_t len,
+                             size_t *parsed)
+{
+    struct chunks C = {0};
+    struct src_table T = {0};
+    int rc = split_docs(text, len, &C);
+    if (rc == 0 && table_init(&T, pm) != 0)
+        rc = -1;
+    size_t n0 = D->n, n_parsed = 0;
+    for (size_t k = 0; rc == 0 && k < C.n; k++) {
+        const struct chunk *c = &C.v[k];
+        struct rc_doc *d = push_doc(D);
+        if (d == NULL) {
+            rc = -1;
+            break;
+        }
+        d->file = d->file_src = afile;
+        d->dir = adir;
+        d->file_index = index;
+        d->src_line = c->line;
+        d->src_col = c->col;
+        const struct rc_source *s = table_take(&T, text + c->start, c->end - c->start, c->col);
+        if (s != NULL) {
+            d->kind = s->kind;
+            d->name = s->name;
+            d->schema_ok = true;
+            d->src_text = s->text;
+            d->src_len = s->len;
+            d->prev_src = s;
+            d->lazy = true;
+            if (!needs_nodes(s))
+                continue;
+        } else {
+            d->src_text = text + c->start;
+            d->src_len = c->end - c->start;
+        }
+        int r = rc_doc_parse(d);
+        if (r != 0) {
+            d->lazy = true; /* nothing to free */
+            rc = r;
+            break;
+        }
+        n_parsed++;
+        if (s == NULL && is_empty_doc(&d->y)) {
+            yaml_document_delete(&d->y);
+            D->n--;
+        }
+    }
+    if (rc != 0)
+        drop_docs(D, n0);
+    else
+        *parsed += n_parsed;
+    table_free(&T);
+    free(C.v);
+    return rc;
+}
+
 /* Whether d is byte for byte the source of a resource of the running
  * model: then it passed the schema already (the outcome depends on the
  * text alone), and validating it again would make a reload cost grow with
@@ -512,6 +766,18 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
             break;
         }
         digest_file(md, rel, len, f->digest);
+        r = 1;
+        if (pm && pm->clean) {
+            r = take_changed_file(&D, i, afile, adir, pm, texts[i], len, &n_parsed);
+            if (r < 0) {
+                failed = true;
+                break;
+            }
+        }
+        if (r == 0) {
+            f->n_docs = D.n - n0;
+            continue;
+        }
         r = parse_file(&D, i, afile, adir, texts[i], len);
         if (r < 0)
             failed = true;

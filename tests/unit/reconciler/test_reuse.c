@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -272,6 +273,155 @@ static void a_model_with_copies_outlives_its_predecessors(void **state)
     done(&d);
 }
 
+/* ---- a changed multi-document file parses only its changed documents ---- */
+
+static void only_the_changed_document_is_parsed(void **state)
+{
+    (void)state;
+    struct result a = load(NULL);
+    put_groups(70);
+    struct result b = load(a.m);
+    assert_int_equal(b.st.manifests_read, 1); /* groups.yaml */
+    /* gb, and the listener (always built, from the kept text); not ga. */
+    assert_int_equal(b.st.docs_parsed, 2);
+    assert_int_equal(rc_model_group(b.m, "gb")->servers[0].weight, 70);
+    assert_ptr_equal(rc_model_group(b.m, "ga")->servers, rc_model_group(a.m, "ga")->servers);
+    assert_wired(b.m);
+    /* The same set of files and bytes as a load from scratch. */
+    struct result c = load(NULL);
+    assert_string_equal(b.m->digest, c.m->digest);
+    assert_int_equal(c.st.docs_parsed, 4);
+    done(&a);
+    done(&b);
+    done(&c);
+}
+
+static const char GA_GB[] = "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+                            "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 10}\n"
+                            "---\n"
+                            "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
+                            "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 20}\n";
+
+static void an_inserted_document_moves_the_others(void **state)
+{
+    (void)state;
+    put("groups.yaml", GA_GB); /* the same bytes as put_groups(20) */
+    struct result a = load(NULL);
+    assert_int_equal(rc_model_group(a.m, "gb")->meta.loc.line, 8);
+    /* Five lines on top (a comment, a document and its marker). */
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "# new\napiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: g0}\n"
+             "spec: {servers: [{address: 10.0.0.9, port: 8080}]}\n---\n%s", GA_GB);
+    put("groups.yaml", text);
+    struct result b = load(a.m);
+    assert_int_equal(b.st.docs_parsed, 2); /* g0 and the listener */
+    const struct rc_server_group *ga = rc_model_group(b.m, "ga"), *gb = rc_model_group(b.m, "gb");
+    assert_int_equal(rc_model_group(b.m, "g0")->meta.loc.line, 2);
+    assert_int_equal(ga->meta.loc.line, 7);
+    assert_int_equal(ga->servers[0].loc.line, 12);
+    assert_int_equal(gb->meta.loc.line, 14);
+    assert_int_equal(gb->servers[0].loc.line, 19);
+    assert_int_equal(gb->servers[0].loc.col, rc_model_group(a.m, "gb")->servers[0].loc.col);
+    assert_int_equal(gb->servers[0].weight, 20);
+    /* What a load from scratch says. */
+    struct result c = load(NULL);
+    assert_int_equal(rc_model_group(c.m, "gb")->meta.loc.line, 14);
+    assert_int_equal(rc_model_group(c.m, "gb")->servers[0].loc.line, 19);
+    /* An error below the inserted document, in a document that changed
+     * after that: its place is exact. */
+    char *bad = strdup(text);
+    assert_non_null(bad);
+    char *w = strstr(bad, "weight: 20");
+    assert_non_null(w);
+    memcpy(w, "weight: -1", 10);
+    put("groups.yaml", bad);
+    free(bad);
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct rc_status st;
+    rc_status_init(&st);
+    struct rc_model *m = NULL;
+    struct rc_load_opts o = {.now = time(NULL), .prev = b.m};
+    assert_int_equal(rc_load_dir_ex(dir, &o, &m, &errs, &st), 1);
+    assert_int_equal(st.docs_parsed, 2); /* gb and the listener */
+    bool found = false;
+    for (size_t i = 0; i < errs.n; i++)
+        if (errs.v[i].name && !strcmp(errs.v[i].name, "gb") && errs.v[i].severity == RC_ERROR) {
+            assert_int_equal(errs.v[i].line, 19);
+            assert_int_equal(errs.v[i].col, 45);
+            found = true;
+        }
+    assert_true(found);
+    rc_model_unref(m);
+    rc_status_cleanup(&st);
+    rc_errs_cleanup(&errs);
+    done(&a);
+    done(&b);
+    done(&c);
+}
+
+static void a_file_with_an_anchor_is_parsed_whole(void **state)
+{
+    (void)state;
+    put("groups.yaml", "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+                       "spec: &s\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 10}\n"
+                       "---\n"
+                       "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
+                       "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 20}\n");
+    struct result a = load(NULL);
+    put("groups.yaml", "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+                       "spec: &s\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 10}\n"
+                       "---\n"
+                       "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
+                       "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 30}\n");
+    struct result b = load(a.m);
+    assert_int_equal(b.st.manifests_read, 1);
+    assert_int_equal(b.st.docs_parsed, 3); /* both groups and the listener */
+    assert_int_equal(rc_model_group(b.m, "gb")->servers[0].weight, 30);
+    /* ga is still copied: its document is byte-identical. */
+    assert_ptr_equal(rc_model_group(b.m, "ga")->servers, rc_model_group(a.m, "ga")->servers);
+    done(&a);
+    done(&b);
+}
+
+/* tests/data/invalid/multi-document, reached by changing a valid version:
+ * only the changed document is parsed, and its error is where it is. */
+static void an_error_in_a_changed_document_is_exact(void **state)
+{
+    (void)state;
+    char *text = read_all(ALBD_TEST_DATA "/invalid/multi-document/m.yaml");
+    char *z = strstr(text, "requestTimeoutSeconds: 0");
+    assert_non_null(z);
+    z[strlen("requestTimeoutSeconds: ")] = '5';
+    char sub[300];
+    snprintf(sub, sizeof(sub), "%s/md", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    put("md/m.yaml", text);
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct rc_model *a = NULL, *b = NULL;
+    struct rc_load_opts o = {.now = time(NULL)};
+    assert_int_equal(rc_load_dir_ex(sub, &o, &a, &errs, NULL), 0);
+    z[strlen("requestTimeoutSeconds: ")] = '0';
+    put("md/m.yaml", text);
+    free(text);
+    struct rc_status st;
+    rc_status_init(&st);
+    o.prev = a;
+    assert_int_equal(rc_load_dir_ex(sub, &o, &b, &errs, &st), 1);
+    assert_int_equal(st.manifests_read, 1);
+    assert_int_equal(st.docs_parsed, 1); /* the listener; the group is copied */
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.v[0].line, 15);
+    assert_int_equal(errs.v[0].col, 26);
+    assert_string_equal(errs.v[0].path, "spec.requestTimeoutSeconds");
+    rc_model_unref(a);
+    rc_model_unref(b);
+    rc_status_cleanup(&st);
+    rc_errs_cleanup(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +431,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_manifest_replaced_by_rename_is_read, setup, teardown),
         cmocka_unit_test_setup_teardown(an_unsettled_manifest_is_read_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(only_the_changed_document_is_parsed, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_inserted_document_moves_the_others, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_file_with_an_anchor_is_parsed_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_error_in_a_changed_document_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(a_model_with_copies_outlives_its_predecessors, setup,
                                         teardown),
     };
