@@ -17,7 +17,7 @@ struct block {
 struct rc_arena {
     struct block *head;
     void *user;
-    int refs; /* atomic */
+    int refs;               /* atomic */
     struct rc_arena **held; /* arenas this one keeps alive (malloc'd) */
     size_t n_held, cap_held;
 };

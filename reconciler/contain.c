@@ -498,8 +498,7 @@ static int keep_mfiles(struct ctx *C, const struct rc_errs *errs, struct rc_mode
         k->settled = f->settled;
         k->len = f->len;
         memcpy(k->digest, f->digest, sizeof(k->digest));
-        k->clean = !all_dirty && !dirty[i] && !f->damaged && !f->unidentified &&
-                   nk[i] == f->n_docs;
+        k->clean = !all_dirty && !dirty[i] && !f->damaged && !f->unidentified && nk[i] == f->n_docs;
         if (k->path == NULL)
             rc = -1;
         if (k->clean && rc == 0) {
@@ -542,9 +541,8 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
                 C->copied++;
                 continue;
             }
-            src = (struct rc_source){r->kind,     r->name,    d->file_src, d->dir,
-                                     d->src_text, d->src_len, d->src_line, d->src_col,
-                                     NULL,        NULL};
+            src = (struct rc_source){r->kind,    r->name,     d->file_src, d->dir, d->src_text,
+                                     d->src_len, d->src_line, d->src_col,  NULL,   NULL};
         } else if (r->choice == USE_PREV) {
             src = *r->prev;
             d = r->fallback;

@@ -294,8 +294,8 @@ bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, const cha
     rc_fid_from_stat(&id, &st);
     if (!rc_fid_equal(&id, &k->id))
         return false;
-    struct entry ne = {.path = strdup(path), .id = k->id, .settled = true, .bytes = k->bytes,
-                       .len = k->len};
+    struct entry ne = {
+        .path = strdup(path), .id = k->id, .settled = true, .bytes = k->bytes, .len = k->len};
     if (ne.path == NULL)
         return false;
     *e = ne;

@@ -423,8 +423,8 @@ static bool has_anchor(const char *p, const char *e)
             continue;
         char before = q == p ? ' ' : q[-1];
         char after = q + 1 < e ? q[1] : ' ';
-        if ((is_blank(before) || before == '[' || before == '{' || before == ',' ||
-             before == ':' || before == '-') &&
+        if ((is_blank(before) || before == '[' || before == '{' || before == ',' || before == ':' ||
+             before == '-') &&
             !is_blank(after) && after != ',' && after != ']' && after != '}')
             return true;
     }
@@ -554,8 +554,8 @@ static const struct rc_source *table_take(struct src_table *T, const char *p, si
     uint64_t h = fnv(p, n);
     for (size_t i = (size_t)h & T->mask; T->slot[i] != NULL; i = (i + 1) & T->mask) {
         const struct rc_source *s = T->slot[i];
-        if (T->hash[i] == h && !T->used[i] && s->col == col &&
-            trimmed_len(s->text, s->len) == n && !memcmp(s->text, p, n)) {
+        if (T->hash[i] == h && !T->used[i] && s->col == col && trimmed_len(s->text, s->len) == n &&
+            !memcmp(s->text, p, n)) {
             T->used[i] = true;
             return s;
         }

@@ -26,9 +26,9 @@ struct rc_label {
 
 /* What every resource has: metadata and where it was written. */
 struct rc_meta {
-    const char *kind;       /* "Listener", ... (static string) */
-    const char *name;       /* metadata.name */
-    struct rc_loc loc;      /* the document's start (its "kind:" mapping) */
+    const char *kind;  /* "Listener", ... (static string) */
+    const char *name;  /* metadata.name */
+    struct rc_loc loc; /* the document's start (its "kind:" mapping) */
     struct rc_label *labels;
     size_t n_labels;
     /* SHA-256 (hex) of the resource's canonical content: equal digests mean
@@ -65,15 +65,15 @@ struct rc_certificate {
     const char *key_pem;
     size_t key_pem_len;
     /* Facts about the leaf certificate, safe to show. */
-    const char *subject;      /* RFC 2253 one-line DN */
-    const char *issuer;       /* RFC 2253 one-line DN */
-    const char **dns_names;   /* subjectAltName DNS entries (CN if none), lowercased */
+    const char *subject;    /* RFC 2253 one-line DN */
+    const char *issuer;     /* RFC 2253 one-line DN */
+    const char **dns_names; /* subjectAltName DNS entries (CN if none), lowercased */
     size_t n_dns_names;
     time_t not_before, not_after;
     char fingerprint_sha256[65]; /* hex, lowercase, of the leaf's DER */
     enum rc_key_type key_type;
     int key_bits;
-    bool is_ca; /* basicConstraints CA:TRUE */
+    bool is_ca;       /* basicConstraints CA:TRUE */
     bool self_signed; /* issuer == subject and self-signature verifies */
 };
 
@@ -86,9 +86,9 @@ enum {
 };
 
 struct rc_tls_policy {
-    struct rc_meta meta;   /* for system policies: kind "TLSPolicy", loc.file NULL */
-    bool system;           /* one of the built-in tls_cipher_policy_* */
-    unsigned versions;     /* RC_TLS_* bits */
+    struct rc_meta meta; /* for system policies: kind "TLSPolicy", loc.file NULL */
+    bool system;         /* one of the built-in tls_cipher_policy_* */
+    unsigned versions;   /* RC_TLS_* bits */
     /* OpenSSL cipher strings, ready for SSL_CTX_set_cipher_list() and
      * SSL_CTX_set_ciphersuites(); "" when the policy has none of that kind. */
     const char *cipher_list;  /* TLS 1.0-1.2, ':'-joined OpenSSL names */
@@ -112,7 +112,7 @@ struct rc_health_check {
     bool enabled;
     int protocol; /* 0 HTTP, 1 HTTPS, 2 TCP */
     const char *method, *path, *host;
-    int port; /* 0 = server's port */
+    int port;       /* 0 = server's port */
     unsigned codes; /* bit 2 = http_2xx, bit 3 = http_3xx, ... */
     int interval_s, timeout_s, healthy_threshold, unhealthy_threshold;
 };
@@ -123,7 +123,7 @@ struct rc_server_group {
     enum rc_scheduler scheduler;
     struct rc_server *servers;
     size_t n_servers;
-    bool upstream_keepalive; /* default true */
+    bool upstream_keepalive;             /* default true */
     struct rc_health_check health_check; /* parsed; acted on by the health-check issue */
     bool fail_open;                      /* whenAllUnhealthy: FailOpen (default) */
 };
@@ -136,10 +136,10 @@ struct rc_listener {
     const struct rc_instance *instance;
     enum rc_listener_protocol protocol;
     int port;
-    bool http2;              /* HTTPS only, default true */
-    int idle_timeout_s;      /* 1-600, default 15 */
-    int request_timeout_s;   /* 1-600, default 60 */
-    bool gzip, brotli;       /* compression, default true */
+    bool http2;                /* HTTPS only, default true */
+    int idle_timeout_s;        /* 1-600, default 15 */
+    int request_timeout_s;     /* 1-600, default 60 */
+    bool gzip, brotli;         /* compression, default true */
     enum rc_xff_mode xff_mode; /* default Append */
     struct {
         bool slb_id, proto, port, host, client_src_port; /* each default false */
@@ -151,7 +151,7 @@ struct rc_listener {
         const struct rc_tls_policy *policy; /* default tls_cipher_policy_1_2 */
         bool strict_sni; /* 421 when Host is not covered by the SNI certificate */
         struct {
-            bool enabled; /* Standard and WAF editions only */
+            bool enabled;                                  /* Standard and WAF editions only */
             const struct rc_certificate **ca_certificates; /* type CA */
             size_t n_ca_certificates;
         } mutual;

@@ -123,8 +123,7 @@ static void verr(struct vctx *c, const yaml_node_t *n, const char *fmt, ...)
 static size_t push_key(struct vctx *c, const char *key)
 {
     size_t old = c->plen;
-    int w = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s", c->plen ? "." : "",
-                     key);
+    int w = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s", c->plen ? "." : "", key);
     if (w > 0)
         c->plen = c->plen + (size_t)w < sizeof(c->path) ? c->plen + (size_t)w : sizeof(c->path) - 1;
     return old;
@@ -215,8 +214,8 @@ static bool type_matches(const char *t, const yaml_node_t *n)
     if (!strcmp(t, "string"))
         return v.type == RC_Y_STR;
     if (!strcmp(t, "integer"))
-        return v.type == RC_Y_INT || (v.type == RC_Y_FLOAT && v.d > -9e18 && v.d < 9e18 &&
-                                       (double)(long long)v.d == v.d);
+        return v.type == RC_Y_INT ||
+               (v.type == RC_Y_FLOAT && v.d > -9e18 && v.d < 9e18 && (double)(long long)v.d == v.d);
     if (!strcmp(t, "number"))
         return v.type == RC_Y_INT || v.type == RC_Y_FLOAT;
     if (!strcmp(t, "boolean"))
@@ -632,11 +631,8 @@ size_t rc_schema_validate(const json_t *root, const json_t *schema, const struct
                           yaml_node_t *node, const char *path, const char *kind, const char *name,
                           struct rc_errs *errs)
 {
-    struct vctx c = {.doc = doc,
-                     .y = (yaml_document_t *)&doc->y,
-                     .errs = errs,
-                     .kind = kind,
-                     .name = name};
+    struct vctx c = {
+        .doc = doc, .y = (yaml_document_t *)&doc->y, .errs = errs, .kind = kind, .name = name};
     snprintf(c.path, sizeof(c.path), "%s", path ? path : "");
     c.plen = strlen(c.path);
     validate(&c, root, schema, node);

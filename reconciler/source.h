@@ -36,8 +36,8 @@ struct rc_kept_mfile {
     const char *path; /* as walked */
     struct rc_fid id;
     bool settled, clean;
-    size_t len;                /* its size in bytes */
-    unsigned char digest[32];  /* SHA-256 of its bytes */
+    size_t len;                    /* its size in bytes */
+    unsigned char digest[32];      /* SHA-256 of its bytes */
     const struct rc_source **docs; /* clean only: its documents, in file order */
     size_t n_docs;
 };

@@ -27,8 +27,7 @@ static const struct unsupported table[] = {
     {"ServerGroup", "spec.tls", NULL, "tls is not supported yet"},
     {"ServerGroup", "spec.stickySession.enabled", "true", "stickySession is not supported yet"},
     {"ServerGroup", "spec.slowStart.enabled", "true", "slowStart is not supported yet"},
-    {"ServerGroup", "spec.connectionDrain.enabled", "true",
-     "connectionDrain is not supported yet"},
+    {"ServerGroup", "spec.connectionDrain.enabled", "true", "connectionDrain is not supported yet"},
     {"Certificate", "spec.source.service", NULL, "certificate services are not supported yet"},
 };
 
@@ -45,9 +44,9 @@ void rc_check_unsupported(struct rc_load *L, struct rc_doc *d)
         if (u->equals) {
             struct rc_yval v;
             rc_y_classify(n, &v);
-            bool hit = !strcmp(u->equals, "true") ? v.type == RC_Y_BOOL && v.b
-                                                  : !strcmp(rc_y_str(n) ? rc_y_str(n) : "",
-                                                            u->equals);
+            bool hit = !strcmp(u->equals, "true")
+                           ? v.type == RC_Y_BOOL && v.b
+                           : !strcmp(rc_y_str(n) ? rc_y_str(n) : "", u->equals);
             if (!hit)
                 continue;
         } else if (n->type == YAML_SEQUENCE_NODE &&

@@ -10,8 +10,7 @@
 
 static bool is_null(const char *s)
 {
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-           !strcmp(s, "NULL");
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 static bool all_of(const char *s, const char *set)
@@ -127,7 +126,7 @@ void rc_y_classify(const yaml_node_t *n, struct rc_yval *out)
 const char *rc_y_type_name(const yaml_node_t *n)
 {
     static const char *const names[] = {"null",   "boolean", "integer", "number",
-                                         "string", "object",  "array"};
+                                        "string", "object",  "array"};
     struct rc_yval v;
     rc_y_classify(n, &v);
     return names[v.type];
