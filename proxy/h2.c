@@ -34,6 +34,7 @@
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
+#include "proxy/mempool.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -105,6 +106,10 @@ struct h2_stream {
 };
 
 struct h2 {
+    /* nghttp2 allocates per stream and per header block: it allocates from
+     * this connection's pool (nghttp2_mem) instead of malloc. */
+    struct px_mempool *pool;
+    nghttp2_mem mem;
     struct px_conn *c;
     nghttp2_session *ng;
     struct h2_stream *active;
@@ -1258,8 +1263,29 @@ static void h2_free(struct px_conn *c)
     free(h->hdrs);
     free(h->nva);
     free(h->cc);
+    px_mempool_free(h->pool); /* after nghttp2_session_del gave every block back */
     free(h);
     c->ps = NULL;
+}
+
+static void *ng_malloc(size_t size, void *ud)
+{
+    return px_mempool_alloc(ud, size);
+}
+
+static void ng_free(void *ptr, void *ud)
+{
+    px_mempool_release(ud, ptr);
+}
+
+static void *ng_calloc(size_t nmemb, size_t size, void *ud)
+{
+    return px_mempool_calloc(ud, nmemb, size);
+}
+
+static void *ng_realloc(void *ptr, size_t size, void *ud)
+{
+    return px_mempool_realloc(ud, ptr, size);
 }
 
 static int h2_start(struct px_conn *c)
@@ -1276,8 +1302,10 @@ static int h2_start(struct px_conn *c)
     h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
     h->nva = calloc(PX_HDR_MAX + 1, sizeof *h->nva);
     px_buf_init(&h->hb, 2 * PX_H2_MAX_HEADER_LIST);
-    if (!h->ents || !h->hdrs || !h->nva ||
-        nghttp2_session_server_new2(&h->ng, callbacks, h, options))
+    h->pool = px_mempool_new();
+    h->mem = (nghttp2_mem){h->pool, ng_malloc, ng_free, ng_calloc, ng_realloc};
+    if (!h->ents || !h->hdrs || !h->nva || !h->pool ||
+        nghttp2_session_server_new3(&h->ng, callbacks, h, options, &h->mem))
         return -ENOMEM; /* h2_free releases what exists */
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, PX_H2_MAX_STREAMS},

@@ -1,0 +1,122 @@
+#include "proxy/mempool.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    N_CLASSES = 8,     /* 32, 64, ..., 4096 bytes */
+    MIN_SHIFT = 5,
+    CACHE_PER_CLASS = 64, /* free blocks kept per class; more go to free() */
+    LARGE = 0xff,
+};
+
+/* In front of every block: its class (or LARGE) and, for large blocks, the
+ * size. 16 bytes keep the payload as aligned as malloc's. */
+struct hdr {
+    uint32_t cls;
+    uint32_t pad;
+    size_t size;
+};
+
+struct free_block {
+    struct free_block *next;
+};
+
+struct px_mempool {
+    struct free_block *free[N_CLASSES];
+    unsigned n_free[N_CLASSES];
+};
+
+static int class_of(size_t n)
+{
+    size_t cap = (size_t)1 << MIN_SHIFT;
+    for (int c = 0; c < N_CLASSES; c++, cap <<= 1)
+        if (n <= cap)
+            return c;
+    return -1;
+}
+
+static size_t class_size(int c)
+{
+    return (size_t)1 << (MIN_SHIFT + c);
+}
+
+struct px_mempool *px_mempool_new(void)
+{
+    return calloc(1, sizeof(struct px_mempool));
+}
+
+void px_mempool_free(struct px_mempool *p)
+{
+    if (!p)
+        return;
+    for (int c = 0; c < N_CLASSES; c++) {
+        while (p->free[c]) {
+            struct free_block *b = p->free[c];
+            p->free[c] = b->next;
+            free((struct hdr *)b - 1);
+        }
+    }
+    free(p);
+}
+
+void *px_mempool_alloc(struct px_mempool *p, size_t n)
+{
+    int c = class_of(n);
+    if (c >= 0 && p->free[c]) {
+        struct free_block *b = p->free[c];
+        p->free[c] = b->next;
+        p->n_free[c]--;
+        return b;
+    }
+    size_t body = c >= 0 ? class_size(c) : n;
+    if (body < sizeof(struct free_block))
+        body = sizeof(struct free_block);
+    struct hdr *h = malloc(sizeof *h + body);
+    if (!h)
+        return NULL;
+    h->cls = c >= 0 ? (uint32_t)c : LARGE;
+    h->size = body;
+    return h + 1;
+}
+
+void *px_mempool_calloc(struct px_mempool *p, size_t nmemb, size_t size)
+{
+    if (size && nmemb > SIZE_MAX / size)
+        return NULL;
+    void *v = px_mempool_alloc(p, nmemb * size);
+    if (v)
+        memset(v, 0, nmemb * size);
+    return v;
+}
+
+void px_mempool_release(struct px_mempool *p, void *ptr)
+{
+    if (!ptr)
+        return;
+    struct hdr *h = (struct hdr *)ptr - 1;
+    if (h->cls == LARGE || p->n_free[h->cls] >= CACHE_PER_CLASS) {
+        free(h);
+        return;
+    }
+    struct free_block *b = ptr;
+    b->next = p->free[h->cls];
+    p->free[h->cls] = b;
+    p->n_free[h->cls]++;
+}
+
+void *px_mempool_realloc(struct px_mempool *p, void *ptr, size_t n)
+{
+    if (!ptr)
+        return px_mempool_alloc(p, n);
+    struct hdr *h = (struct hdr *)ptr - 1;
+    if (n <= h->size)
+        return ptr;
+    void *v = px_mempool_alloc(p, n);
+    if (!v)
+        return NULL;
+    memcpy(v, ptr, h->size);
+    px_mempool_release(p, ptr);
+    return v;
+}
