@@ -5,7 +5,7 @@
 #include <string.h>
 
 enum {
-    N_CLASSES = 8,     /* 32, 64, ..., 4096 bytes */
+    N_CLASSES = 8, /* 32, 64, ..., 4096 bytes */
     MIN_SHIFT = 5,
     CACHE_PER_CLASS = 64, /* free blocks kept per class; more go to free() */
     LARGE = 0xff,
