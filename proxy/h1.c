@@ -16,6 +16,7 @@
 
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
+#include "proxy/hdrlist.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/runtime-t.h"
@@ -53,12 +54,6 @@ struct head_scan {
     uint32_t line, col;
 };
 
-/* A header line while it is being received: offsets into h1.hin, which may
- * move when it grows. */
-struct hdr_ent {
-    uint32_t no, nl, vo, vl;
-};
-
 struct h1 {
     struct px_conn *c;
     enum phase phase;
@@ -70,13 +65,10 @@ struct h1 {
     /* Head of the message being received (request, later the response):
      * target / reason phrase first, then header names and values. */
     struct px_buf hin;
-    struct hdr_ent *ents;
-    size_t n_ents;
-    struct px_hdr *hdrs; /* PX_HDR_MAX entries, filled from ents */
-    bool in_value;
-    size_t first_len; /* target (request) or reason phrase (response) */
-    size_t head_bytes;
-    int err_status; /* set by a callback that refuses the request */
+    struct px_hdrlist hl; /* its header fields, as offsets into hin */
+    struct px_hdr *hdrs;  /* PX_HDR_MAX entries, filled from hl */
+    size_t first_len;     /* target (request) or reason phrase (response) */
+    int err_status;       /* set by a callback that refuses the request */
     struct head_scan scan;
 
     /* The request. */
@@ -145,20 +137,14 @@ static void count_response(struct h1 *h, int status)
 static void head_reset(struct h1 *h)
 {
     px_buf_reset(&h->hin);
-    h->n_ents = 0;
-    h->in_value = false;
+    px_hdrlist_reset(&h->hl);
     h->first_len = 0;
-    h->head_bytes = 0;
 }
 
 /* Resolves the entries into h->hdrs (pointers into hin, stable from now). */
 static size_t head_headers(struct h1 *h)
 {
-    for (size_t i = 0; i < h->n_ents; i++) {
-        struct hdr_ent *e = &h->ents[i];
-        h->hdrs[i] = (struct px_hdr){h->hin.data + e->no, e->nl, h->hin.data + e->vo, e->vl};
-    }
-    return h->n_ents;
+    return px_hdrlist_get(&h->hl, &h->hin, h->hdrs);
 }
 
 static void drop_upstream(struct h1 *h, bool keep)
@@ -291,35 +277,13 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int add_header_bytes(struct h1 *h, const char *at, size_t len, bool value, size_t limit,
                             int status)
 {
-    if (!value && (h->in_value || h->n_ents == 0)) {
-        if (h->n_ents >= PX_HDR_MAX)
-            return refuse(h, status);
-        h->ents[h->n_ents++] = (struct hdr_ent){(uint32_t)h->hin.len, 0, 0, 0};
-        h->in_value = false;
-        h->head_bytes += 4; /* ": " and CRLF */
-    }
-    if (h->n_ents == 0 || value != h->in_value)
-        return refuse(h, status);
-    struct hdr_ent *e = &h->ents[h->n_ents - 1];
-    h->head_bytes += len;
-    if (h->head_bytes > limit || px_buf_append(&h->hin, at, len) < 0)
-        return refuse(h, status);
-    if (value)
-        e->vl += (uint32_t)len;
-    else
-        e->nl += (uint32_t)len;
-    return 0;
+    return px_hdrlist_add(&h->hl, &h->hin, at, len, value, limit) < 0 ? refuse(h, status) : 0;
 }
 
 /* The name is complete: its value (possibly empty) starts here. */
 static int header_name_done(struct h1 *h)
 {
-    if (h->n_ents == 0)
-        return 0;
-    struct hdr_ent *e = &h->ents[h->n_ents - 1];
-    e->vo = (uint32_t)h->hin.len;
-    e->vl = 0;
-    h->in_value = true;
+    px_hdrlist_name_done(&h->hl, &h->hin);
     return 0;
 }
 
@@ -1233,7 +1197,7 @@ static void h1_free(struct px_conn *c)
     px_buf_cleanup(&h->hin);
     px_buf_cleanup(&h->hout);
     px_buf_cleanup(&h->tgt);
-    free(h->ents);
+    free(h->hl.ents);
     free(h->hdrs);
     free(h->cc);
     free(h);
@@ -1245,10 +1209,10 @@ static int h1_start(struct px_conn *c)
     struct h1 *h = calloc(1, sizeof *h);
     if (!h)
         return -ENOMEM;
-    h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
+    h->hl.ents = calloc(PX_HDR_MAX, sizeof *h->hl.ents);
     h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
-    if (!h->ents || !h->hdrs) {
-        free(h->ents);
+    if (!h->hl.ents || !h->hdrs) {
+        free(h->hl.ents);
         free(h->hdrs);
         free(h);
         return -ENOMEM;

@@ -32,6 +32,7 @@
 
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
+#include "proxy/hdrlist.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/mempool.h"
@@ -58,11 +59,6 @@
  * buffers may stay while they wait. */
 #define FREE_STREAMS_MAX 32
 #define KEEP_BUF_MAX (64 * 1024)
-
-/* A header field being received: offsets into a px_buf that may move. */
-struct hdr_ent {
-    uint32_t no, nl, vo, vl;
-};
 
 struct h2;
 
@@ -91,17 +87,14 @@ struct h2_stream {
     /* The response. */
     llhttp_t resp;
     int status;
-    bool resp_any;       /* the backend sent a byte */
-    bool resp_submitted; /* HEADERS went (or are queued) to the client */
-    bool resp_complete;  /* everything for the client is in rq */
-    bool deferred;       /* the data provider is waiting for rq */
-    bool in_trailers;    /* the head was submitted: header fields are trailers */
-    struct px_buf hin;   /* response head, then trailers */
-    struct hdr_ent *ents;
-    size_t n_ents;
-    bool in_value;
-    size_t head_bytes;
-    struct px_buf rq; /* response body not yet taken by nghttp2 */
+    bool resp_any;        /* the backend sent a byte */
+    bool resp_submitted;  /* HEADERS went (or are queued) to the client */
+    bool resp_complete;   /* everything for the client is in rq */
+    bool deferred;        /* the data provider is waiting for rq */
+    bool in_trailers;     /* the head was submitted: header fields are trailers */
+    struct px_buf hin;    /* response head, then trailers */
+    struct px_hdrlist hl; /* their fields, as offsets into hin */
+    struct px_buf rq;     /* response body not yet taken by nghttp2 */
     size_t rq_off;
 };
 
@@ -124,7 +117,7 @@ struct h2 {
 
     /* The request header block being received. */
     struct px_buf hb;
-    struct hdr_ent *ents;
+    struct px_hdr_ent *ents;
     size_t n_ents;
     size_t hb_bytes;
     bool hb_over;                      /* too large or too many fields: answered with 431 */
@@ -187,8 +180,8 @@ static struct h2_stream *stream_new(struct h2 *h, int32_t id)
         s = calloc(1, sizeof *s);
         if (!s)
             return NULL;
-        s->ents = calloc(PX_HDR_MAX, sizeof *s->ents);
-        if (!s->ents) {
+        s->hl.ents = calloc(PX_HDR_MAX, sizeof *s->hl.ents);
+        if (!s->hl.ents) {
             free(s);
             return NULL;
         }
@@ -198,10 +191,10 @@ static struct h2_stream *stream_new(struct h2 *h, int32_t id)
         px_buf_init(&s->rq, 4 * RESP_HIGH);
     }
     /* Reset everything but the buffers' storage. */
-    struct hdr_ent *ents = s->ents;
+    struct px_hdr_ent *ents = s->hl.ents;
     struct px_buf hout = s->hout, pend = s->pend, hin = s->hin, rq = s->rq;
     memset(s, 0, sizeof *s);
-    s->ents = ents;
+    s->hl.ents = ents;
     s->hout = hout;
     s->pend = pend;
     s->hin = hin;
@@ -232,7 +225,7 @@ static void stream_buffers_free(struct h2_stream *s)
     px_buf_cleanup(&s->pend);
     px_buf_cleanup(&s->hin);
     px_buf_cleanup(&s->rq);
-    free(s->ents);
+    free(s->hl.ents);
     free(s);
 }
 
@@ -312,12 +305,7 @@ static size_t fields_to_nv(struct h2 *h, size_t n, size_t first)
 
 static size_t stream_fields(struct h2_stream *s)
 {
-    struct h2 *h = s->h;
-    for (size_t i = 0; i < s->n_ents; i++) {
-        struct hdr_ent *e = &s->ents[i];
-        h->hdrs[i] = (struct px_hdr){s->hin.data + e->no, e->nl, s->hin.data + e->vo, e->vl};
-    }
-    return s->n_ents;
+    return px_hdrlist_get(&s->hl, &s->hin, s->h->hdrs);
 }
 
 static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
@@ -350,7 +338,7 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     }
     if (s->resp_complete && s->rq.len == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (s->n_ents && s->in_trailers) {
+        if (s->hl.n && s->in_trailers) {
             size_t k = fields_to_nv(h, stream_fields(s), 0);
             if (k && nghttp2_submit_trailer(ng, id, h->nva, k) == 0)
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -379,7 +367,7 @@ static void stream_error(struct h2_stream *s, int status)
     char st[8], len[16];
     px_buf_reset(&s->rq);
     s->rq_off = 0;
-    s->n_ents = 0;
+    px_hdrlist_reset(&s->hl);
     snprintf(st, sizeof st, "%d", status);
     if (px_buf_puts(&s->rq, st) < 0 || px_buf_puts(&s->rq, " ") < 0 ||
         px_buf_puts(&s->rq, reason) < 0 || px_buf_puts(&s->rq, "\n") < 0) {
@@ -413,9 +401,7 @@ static int on_resp_begin(llhttp_t *p)
     struct h2_stream *s = p->data;
     if (!s->in_trailers) {
         px_buf_reset(&s->hin);
-        s->n_ents = 0;
-        s->in_value = false;
-        s->head_bytes = 0;
+        px_hdrlist_reset(&s->hl);
     }
     return 0;
 }
@@ -424,23 +410,8 @@ static int on_resp_begin(llhttp_t *p)
  * pieces, a name is closed by on_resp_field_done. */
 static int add_field_bytes(struct h2_stream *s, const char *at, size_t len, bool value)
 {
-    if (!value && (s->in_value || s->n_ents == 0)) {
-        if (s->n_ents >= PX_HDR_MAX)
-            return resp_refuse(s);
-        s->ents[s->n_ents++] = (struct hdr_ent){(uint32_t)s->hin.len, 0, 0, 0};
-        s->in_value = false;
-        s->head_bytes += 4;
-    }
-    if (s->n_ents == 0 || value != s->in_value)
+    if (px_hdrlist_add(&s->hl, &s->hin, at, len, value, MAX_RESPONSE_HEAD) < 0)
         return resp_refuse(s);
-    struct hdr_ent *e = &s->ents[s->n_ents - 1];
-    s->head_bytes += len;
-    if (s->head_bytes > MAX_RESPONSE_HEAD || px_buf_append(&s->hin, at, len) < 0)
-        return resp_refuse(s);
-    if (value)
-        e->vl += (uint32_t)len;
-    else
-        e->nl += (uint32_t)len;
     return 0;
 }
 
@@ -457,12 +428,7 @@ static int on_resp_value(llhttp_t *p, const char *at, size_t len)
 static int on_resp_field_done(llhttp_t *p)
 {
     struct h2_stream *s = p->data;
-    if (s->n_ents == 0)
-        return 0;
-    struct hdr_ent *e = &s->ents[s->n_ents - 1];
-    e->vo = (uint32_t)s->hin.len;
-    e->vl = 0;
-    s->in_value = true;
+    px_hdrlist_name_done(&s->hl, &s->hin);
     return 0;
 }
 
@@ -491,9 +457,7 @@ static int on_resp_headers_complete(llhttp_t *p)
     /* Whatever header fields come now are trailers. */
     s->in_trailers = true;
     px_buf_reset(&s->hin);
-    s->n_ents = 0;
-    s->in_value = false;
-    s->head_bytes = 0;
+    px_hdrlist_reset(&s->hl);
     return s->is_head ? 1 : 0;
 }
 
@@ -680,7 +644,7 @@ static void hb_reset(struct h2 *h)
 
 static struct px_hdr hb_field(struct h2 *h, int i)
 {
-    struct hdr_ent *e = &h->ents[i];
+    struct px_hdr_ent *e = &h->ents[i];
     return (struct px_hdr){h->hb.data + e->no, e->nl, h->hb.data + e->vo, e->vl};
 }
 
@@ -718,7 +682,7 @@ static int build_request_head(struct h2_stream *s, const char *method)
         if (name_is(f.name, f.name_len, "cookie") && n_cookies++ == 0)
             first_cookie = (int)i;
     }
-    struct hdr_ent joined = {0};
+    struct px_hdr_ent joined = {0};
     if (n_cookies > 1) {
         joined.vo = (uint32_t)h->hb.len;
         for (size_t i = 0; i < h->n_ents; i++) {
@@ -901,7 +865,7 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
         h->hb_over = true;
         return 0;
     }
-    struct hdr_ent e = {(uint32_t)h->hb.len, (uint32_t)namelen, 0, (uint32_t)valuelen};
+    struct px_hdr_ent e = {(uint32_t)h->hb.len, (uint32_t)namelen, 0, (uint32_t)valuelen};
     if (px_buf_append(&h->hb, name, namelen) < 0) {
         h->hb_over = true;
         return 0;
