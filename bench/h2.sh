@@ -120,30 +120,9 @@ wait "$NGINX_PID" || true
 
 report() {
   echo "albd HTTP/2 benchmark — $(date -u +%FT%TZ), $(nproc) CPUs, $WORKERS worker(s), h2load -t$THREADS -D ${DURATION}s, TLS, HTTP/2 in, HTTP/1.1 out"
-  printf '%-14s %12s %10s %14s %10s  %s\n' "run" "req/s" "p99 ms" "CPU us/req" "peak MiB" "failed+errored"
-  local r
-  for r in "${RESULTS[@]}"; do
-    IFS='|' read -r n rps p99 cpu rss errs <<<"$r"
-    printf '%-14s %12s %10s %14s %10s  %s\n' "$n" "$rps" "$p99" "$cpu" "$rss" "$errs"
-  done
-  echo
-  echo "ratios albd/nginx (req/s higher is better; p99, CPU and RSS lower is better):"
-  local s label a b
-  for s in "${SHAPES[@]}"; do
-    label=${s%%:*}
-    a="" b=""
-    for r in "${RESULTS[@]}"; do
-      [[ "$r" == "albd $label|"* ]] && a=$r
-      [[ "$r" == "nginx $label|"* ]] && b=$r
-    done
-    [[ -n "$a" && -n "$b" ]] || continue
-    awk -v a="$a" -v b="$b" -v k="$label" 'BEGIN {
-      split(a, x, "|"); split(b, y, "|")
-      d = "n/a"
-      printf "  %-6s req/s %s  p99 %s  CPU/req %s  peak RSS %s\n", k,
-        (y[2] > 0 ? sprintf("%.2f", x[2] / y[2]) : d), (y[3] > 0 ? sprintf("%.2f", x[3] / y[3]) : d),
-        (y[4] > 0 ? sprintf("%.2f", x[4] / y[4]) : d), (y[5] > 0 ? sprintf("%.2f", x[5] / y[5]) : d) }'
-  done
+  local s labels=()
+  for s in "${SHAPES[@]}"; do labels+=("${s%%:*}"); done
+  print_results 14 failed+errored "${labels[@]}"
 }
 if [[ -n "${BENCH_OUT:-}" ]]; then
   report | tee "$BENCH_OUT"

@@ -217,3 +217,32 @@ peak_rss() {
 cpu_us_per_req() {
   awk -v t="$1" -v h="$(getconf CLK_TCK)" -v r="${2:-0}" 'BEGIN { printf "%.1f", (r > 0 ? t / h / r * 1e6 : 0) }'
 }
+
+# The results table, then albd/nginx ratios per run kind. RESULTS holds
+# "name|req/s|p99 ms|CPU us/req|peak MiB|errors" rows whose names are
+# "<proxy> <kind>". Usage: print_results WIDTH LAST_COLUMN KIND...
+print_results() {
+  local width=$1 last=$2 r kind a b
+  shift 2
+  printf "%-${width}s %12s %10s %14s %10s  %s\n" "run" "req/s" "p99 ms" "CPU us/req" "peak MiB" "$last"
+  for r in "${RESULTS[@]}"; do
+    IFS='|' read -r n rps p99 cpu rss errs <<<"$r"
+    printf "%-${width}s %12s %10s %14s %10s  %s\n" "$n" "$rps" "$p99" "$cpu" "$rss" "$errs"
+  done
+  echo
+  echo "ratios albd/nginx (req/s higher is better; p99, CPU and RSS lower is better):"
+  for kind in "$@"; do
+    a="" b=""
+    for r in "${RESULTS[@]}"; do
+      [[ "$r" == "albd $kind|"* ]] && a=$r
+      [[ "$r" == "nginx $kind|"* ]] && b=$r
+    done
+    [[ -n "$a" && -n "$b" ]] || continue
+    awk -v a="$a" -v b="$b" -v k="$kind" 'BEGIN {
+      split(a, x, "|"); split(b, y, "|")
+      d = "n/a"
+      printf "  %-11s req/s %s  p99 %s  CPU/req %s  peak RSS %s\n", k,
+        (y[2] > 0 ? sprintf("%.2f", x[2] / y[2]) : d), (y[3] > 0 ? sprintf("%.2f", x[3] / y[3]) : d),
+        (y[4] > 0 ? sprintf("%.2f", x[4] / y[4]) : d), (y[5] > 0 ? sprintf("%.2f", x[5] / y[5]) : d) }'
+  done
+}

@@ -169,29 +169,7 @@ fi
 # Report.
 report() {
   echo "albd benchmark — $(date -u +%FT%TZ), $(nproc) CPUs, $WORKERS worker(s), wrk -t$THREADS -c$CONNS -d${DURATION}s, TLS, HTTP/1.1"
-  printf '%-20s %12s %10s %14s %10s  %s\n' "run" "req/s" "p99 ms" "CPU us/req" "peak MiB" "errors"
-  local r
-  for r in "${RESULTS[@]}"; do
-    IFS='|' read -r n rps p99 cpu rss errs <<<"$r"
-    printf '%-20s %12s %10s %14s %10s  %s\n' "$n" "$rps" "$p99" "$cpu" "$rss" "$errs"
-  done
-  echo
-  echo "ratios albd/nginx (req/s higher is better; p99, CPU and RSS lower is better):"
-  local kind a b
-  for kind in keep-alive new-conn; do
-    a="" b=""
-    for r in "${RESULTS[@]}"; do
-      [[ "$r" == "albd $kind|"* ]] && a=$r
-      [[ "$r" == "nginx $kind|"* ]] && b=$r
-    done
-    [[ -n "$a" && -n "$b" ]] || continue
-    awk -F'|' -v a="$a" -v b="$b" -v k="$kind" 'BEGIN {
-      split(a, x, "|"); split(b, y, "|")
-      d = "n/a"
-      printf "  %-11s req/s %s  p99 %s  CPU/req %s  peak RSS %s\n", k,
-        (y[2] > 0 ? sprintf("%.2f", x[2] / y[2]) : d), (y[3] > 0 ? sprintf("%.2f", x[3] / y[3]) : d),
-        (y[4] > 0 ? sprintf("%.2f", x[4] / y[4]) : d), (y[5] > 0 ? sprintf("%.2f", x[5] / y[5]) : d) }'
-  done
+  print_results 20 errors "keep-alive" "new-conn"
 }
 if [[ -n "${BENCH_OUT:-}" ]]; then
   report | tee "$BENCH_OUT"
