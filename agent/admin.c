@@ -215,6 +215,17 @@ static char *metrics_text(struct ag_agent *a)
               "absent or blocked).\n"
               "# TYPE albd_invalid_resources gauge\nalbd_invalid_resources %zu\n",
               invalid);
+    const struct rc_status *ls = &a->last_status;
+    sb_printf(&b,
+              "# HELP albd_last_reconcile_files Manifest, certificate and key files of the last "
+              "reconcile: read; found unchanged (by a stat, or without one when the watcher "
+              "reported no change under their path); of those, without a stat.\n"
+              "# TYPE albd_last_reconcile_files gauge\n"
+              "albd_last_reconcile_files{how=\"read\"} %zu\n"
+              "albd_last_reconcile_files{how=\"unchanged\"} %zu\n"
+              "albd_last_reconcile_files{how=\"unchanged_without_stat\"} %zu\n",
+              ls->files_read + ls->manifests_read, ls->files_reused + ls->manifests_skipped,
+              ls->files_unstatted);
     sb_printf(&b,
               "# HELP albd_apply_duration_seconds Duration of the last successful apply.\n"
               "# TYPE albd_apply_duration_seconds gauge\n"

@@ -11,6 +11,7 @@
 #include "reconciler/err-t.h"
 #include "reconciler/load.h"
 #include "reconciler/model-t.h"
+#include "agent/watch.h"
 
 struct px_runtime;
 struct ag_admin;
@@ -36,6 +37,10 @@ struct ag_agent {
     uv_timer_t ticket_timer; /* rotates generated session-ticket keys */
     struct ag_admin *admin;
     struct ag_watch *watch; /* NULL when the tree cannot be watched */
+    /* What changed under the manifest folder since the running model's
+     * load began (all: unknown — before the first load, after SIGHUP).
+     * The loader checks only these files (reconciler/changes.h). */
+    struct ag_changes pending;
     bool stopping;
     int exit_status;
 

@@ -36,6 +36,30 @@ static bool same_config(const struct rc_model *a, const struct rc_model *b)
     return true;
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The loader's view of a->pending: NULL when not known. */
+static const struct rc_changes *pending_view(struct ag_agent *a, struct rc_changes *view)
+{
+    if (a->pending.all || a->watch == NULL || a->running == NULL)
+        return NULL;
+    if (a->pending.n > 1)
+        qsort(a->pending.v, a->pending.n, sizeof(*a->pending.v), str_cmp);
+    *view = (struct rc_changes){(const char *const *)a->pending.v, a->pending.n, a->pending.tree};
+    return view;
+}
+
+/* m becomes the running model: the changes so far are in it. */
+static void adopt(struct ag_agent *a, struct rc_model *m)
+{
+    rc_model_unref(a->running);
+    a->running = m;
+    ag_changes_clear(&a->pending);
+}
+
 static void log_errs(const struct rc_errs *errs)
 {
     char line[1024];
@@ -68,13 +92,17 @@ int ag_reconcile(struct ag_agent *a)
     rc_status_init(&st);
     struct px_apply_error aerr = {{0}, {0}};
     int result = -1;
+    struct rc_changes view;
+    if (a->watch)
+        ag_watch_take_changes(a->watch, &a->pending);
 
     for (;;) {
         struct rc_load_opts o = {.now = time(NULL),
                                  .prev = a->running,
                                  .strict = a->opt.strict,
                                  .invalid = invalid,
-                                 .n_invalid = n_invalid};
+                                 .n_invalid = n_invalid,
+                                 .changes = pending_view(a, &view)};
         struct rc_model *m = NULL;
         rc_errs_cleanup(&errs);
         rc_status_cleanup(&st);
@@ -97,13 +125,14 @@ int ag_reconcile(struct ag_agent *a)
             break;
         }
         if (a->running && same_config(a->running, m)) {
-            rc_model_unref(m);
-            result = 0;
+            /* Nothing to publish. m describes the same configuration with
+             * fresher file records; the snapshot holds its own model. */
+            adopt(a, m);
+            result = rc > 0 ? 1 : 0;
             break;
         }
         if (px_runtime_apply(a->rt, m, &aerr) == 0) {
-            rc_model_unref(a->running);
-            a->running = m;
+            adopt(a, m);
             a->last_applied = time(NULL);
             a->last_apply_seconds = now_seconds() - t0;
             memcpy(a->manifest_digest, m->digest, sizeof a->manifest_digest);
@@ -202,12 +231,13 @@ static void on_hup(uv_signal_t *h, int signum)
 {
     struct ag_agent *a = h->data;
     px_log_info("SIGHUP: reconciling");
+    a->pending.all = true; /* check every file, including those outside the folder */
     ag_reconcile(a);
 }
 
 int ag_run(const struct ag_options *opt)
 {
-    struct ag_agent a = {.opt = *opt, .loop = uv_default_loop()};
+    struct ag_agent a = {.opt = *opt, .loop = uv_default_loop(), .pending = {.all = true}};
     rc_errs_init(&a.last_errs);
     rc_status_init(&a.last_status);
     signal(SIGPIPE, SIG_IGN);
@@ -266,6 +296,8 @@ int ag_run(const struct ag_options *opt)
 
     px_runtime_stop(a.rt, opt->drain_ms);
     rc_model_unref(a.running);
+    ag_changes_clear(&a.pending);
+    free(a.pending.v);
     rc_errs_cleanup(&a.last_errs);
     rc_status_cleanup(&a.last_status);
     uv_loop_close(a.loop);

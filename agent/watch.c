@@ -18,6 +18,9 @@ enum {
     WATCH_MASK = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
                  IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR,
     MAX_DEPTH = 32,
+    /* Beyond this many changed paths (a git checkout of everything) the
+     * loader checks every file anyway. */
+    MAX_CHANGES = 4096,
 };
 
 /* The directories watched, by watch descriptor (for adding subfolders). */
@@ -52,8 +55,68 @@ struct ag_watch {
     struct open_write *writing;
     size_t n_writing, cap_writing;
     uint64_t writing_since; /* uv_now when writing became non-empty */
+    struct ag_changes seen; /* since the last ag_watch_take_changes */
+    char *real;             /* realpath of dir when its tree was watched */
+    bool degraded;          /* a folder could not be watched: changes are never known */
     int closing;            /* handles still to close */
 };
+
+void ag_changes_clear(struct ag_changes *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->v[i]);
+    c->n = 0;
+    c->all = false;
+    c->tree = false;
+}
+
+/* Adds rel (taken) to c; beyond MAX_CHANGES, c becomes "all". */
+static void changes_add(struct ag_changes *c, char *rel)
+{
+    if (rel == NULL || c->all) {
+        free(rel);
+        c->all = true;
+        return;
+    }
+    if (c->n && strcmp(c->v[c->n - 1], rel) == 0) {
+        free(rel); /* the same file again: writes come in runs of events */
+        return;
+    }
+    if (c->n == MAX_CHANGES) {
+        free(rel);
+        ag_changes_clear(c);
+        c->all = true;
+        return;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        char **v = realloc(c->v, cap * sizeof *v);
+        if (!v) {
+            free(rel);
+            c->all = true;
+            return;
+        }
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = rel;
+}
+
+void ag_changes_merge(struct ag_changes *into, struct ag_changes *from)
+{
+    if (from->all)
+        into->all = true;
+    into->tree = into->tree || from->tree;
+    for (size_t i = 0; i < from->n; i++)
+        changes_add(into, from->v[i]);
+    from->n = 0;
+    from->all = false;
+    from->tree = false;
+    if (into->all) {
+        ag_changes_clear(into); /* the paths say nothing more than "all" */
+        into->all = true;
+    }
+}
 
 static struct wdir *find_wd(struct ag_watch *w, int wd)
 {
@@ -72,11 +135,25 @@ static void add_tree(struct ag_watch *w, const char *path, int depth)
         return;
     int wd = inotify_add_watch(w->fd, path, WATCH_MASK);
     if (wd < 0) {
-        if (errno != ENOENT && errno != ENOTDIR)
+        if (errno != ENOENT && errno != ENOTDIR) {
             px_log_warn("watch %s: %s", path, strerror(errno));
+            w->degraded = true; /* its changes raise no event */
+        }
         return;
     }
-    if (!find_wd(w, wd)) {
+    struct wdir *known = find_wd(w, wd);
+    if (known && strcmp(known->path, path) != 0) {
+        /* A folder renamed within the tree keeps its watch: its events
+         * must now carry the new path (the loader trusts them). */
+        char *p = strdup(path);
+        if (p) {
+            free(known->path);
+            known->path = p;
+        } else {
+            w->degraded = true;
+        }
+    }
+    if (!known) {
         struct wdir *d = calloc(1, sizeof *d);
         char *p = strdup(path);
         if (!d || !p) {
@@ -189,6 +266,24 @@ static void on_debounce(uv_timer_t *t)
     w->cb(w, w->arg);
 }
 
+/* The path of what ev names, relative to the watched folder (malloc'd),
+ * or NULL when the whole tree must be taken as changed. */
+static char *event_rel(struct ag_watch *w, const struct inotify_event *ev)
+{
+    const struct wdir *d = find_wd(w, ev->wd);
+    if (d == NULL || strncmp(d->path, w->dir, strlen(w->dir)) != 0)
+        return NULL;
+    const char *base = d->path + strlen(w->dir);
+    while (*base == '/')
+        base++;
+    char *rel = NULL;
+    if (ev->len == 0) /* the folder itself: chmod, deleted, moved */
+        return *base ? strdup(base) : NULL;
+    if (asprintf(&rel, "%s%s%s", base, *base ? "/" : "", ev->name) < 0)
+        return NULL;
+    return rel;
+}
+
 /* Reads every queued event; returns how many were relevant. */
 static int drain_events(struct ag_watch *w)
 {
@@ -204,6 +299,8 @@ static int drain_events(struct ag_watch *w)
             relevant++;
             if (ev->mask & IN_Q_OVERFLOW) {
                 px_log_warn("watch: inotify queue overflowed; rescanning %s", w->dir);
+                ag_changes_clear(&w->seen);
+                w->seen.all = true;
                 writing_clear(w);
                 drop_all(w);
                 add_tree(w, w->dir, 0);
@@ -221,6 +318,13 @@ static int drain_events(struct ag_watch *w)
                 }
                 continue;
             }
+            changes_add(&w->seen, event_rel(w, ev));
+            /* A name appeared or went, or a folder's mode changed (it may
+             * have become unreadable): the loader walks the tree again. */
+            if ((ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
+                             IN_MOVE_SELF)) ||
+                ((ev->mask & IN_ATTRIB) && ((ev->mask & IN_ISDIR) || ev->len == 0)))
+                w->seen.tree = true;
             if (ev->len && !(ev->mask & IN_ISDIR)) {
                 if (ev->mask & IN_MODIFY)
                     writing_add(w, ev->wd, ev->name);
@@ -268,6 +372,7 @@ int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_wa
         return -e;
     }
     w->loop = loop;
+    w->real = realpath(dir, NULL);
     w->debounce_ms = debounce_ms;
     w->cb = cb;
     w->arg = arg;
@@ -275,6 +380,7 @@ int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_wa
     if (!w->dirs) {
         int e = errno ? errno : ENOENT;
         close(w->fd);
+        free(w->real);
         free(w->dir);
         free(w);
         return -e;
@@ -286,6 +392,30 @@ int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_wa
     uv_poll_start(&w->poll, UV_READABLE, on_poll);
     *out = w;
     return 0;
+}
+
+void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into)
+{
+    if (drain_events(w) > 0)
+        arm(w);
+    /* The folder is a link that now points elsewhere (a release swap):
+     * what is watched is the old tree. Watch the new one; this load checks
+     * every file. */
+    char *real = realpath(w->dir, NULL);
+    if (real && w->real && strcmp(real, w->real) != 0) {
+        px_log_info("watch: %s now resolves to %s; watching that tree", w->dir, real);
+        drop_all(w);
+        writing_clear(w);
+        add_tree(w, w->dir, 0);
+        w->seen.all = true;
+    }
+    if (real) {
+        free(w->real);
+        w->real = real;
+    }
+    if (w->degraded)
+        w->seen.all = true;
+    ag_changes_merge(into, &w->seen);
 }
 
 uint64_t ag_watch_mark(struct ag_watch *w)
@@ -308,6 +438,9 @@ static void on_closed(uv_handle_t *h)
     drop_all(w);
     writing_clear(w);
     free(w->writing);
+    ag_changes_clear(&w->seen);
+    free(w->seen.v);
+    free(w->real);
     close(w->fd);
     free(w->dir);
     free(w);

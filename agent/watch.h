@@ -11,6 +11,22 @@
 struct ag_watch;
 typedef void (*ag_watch_cb)(struct ag_watch *w, void *arg);
 
+/* Paths that changed under the watched folder, relative to it ("a.yaml",
+ * "certs/x.pem"; a folder's path stands for everything below it), for the
+ * loader (reconciler/changes.h). all: not known — an inotify overflow, a
+ * folder that could not be watched, or too many paths to list. */
+struct ag_changes {
+    char **v;
+    size_t n, cap;
+    bool all;
+    bool tree; /* something was created, removed or renamed: walk again */
+};
+
+/* Moves every path of from into into (from ends empty). */
+void ag_changes_merge(struct ag_changes *into, struct ag_changes *from);
+/* Empties c (all = false) and frees its paths. */
+void ag_changes_clear(struct ag_changes *c);
+
 /* Starts watching dir recursively. cb runs on loop after debounce_ms of
  * quiet — and once no file written to is still open for writing (at most
  * 2 s), so a slow truncate-then-write save is read only when complete —
@@ -27,6 +43,11 @@ int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_wa
  * run again after the debounce). */
 uint64_t ag_watch_mark(struct ag_watch *w);
 bool ag_watch_changed_since(struct ag_watch *w, uint64_t mark);
+
+/* Reads the queued events, then moves the paths seen changing since the
+ * last call into *into. Call it before ag_watch_mark(), when a load
+ * begins. */
+void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into);
 
 /* Stops watching; frees in the close callbacks. NULL is a no-op. */
 void ag_watch_close(struct ag_watch *w);

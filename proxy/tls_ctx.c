@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "proxy/sni.h"
+#include "reconciler/hash.h"
 
 struct cert_entry {
     X509 *leaf;
@@ -72,14 +73,6 @@ static int ctx_ex_idx = -1, ssl_ex_idx = -1;
 
 /* ---- the index ---------------------------------------------------------- */
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static int table_init(struct table *t, size_t n)
 {
     size_t cap = 16;
@@ -126,7 +119,7 @@ static void prefer(const struct cert_entry **cur, const struct cert_entry *e)
 
 static struct slot *slot_find(const struct table *t, const char *key, const char *pattern)
 {
-    uint64_t h = hash_str(key);
+    uint64_t h = rc_hash_str(key);
     for (struct slot *s = t->b[h & t->mask]; s != NULL; s = s->next)
         if (s->hash == h && strcmp(s->key, key) == 0 && strcmp(s->pattern, pattern) == 0)
             return s;
@@ -151,7 +144,7 @@ static int index_add(struct tls_index *ix, struct cert_entry *e, const char *nam
             return -ENOMEM;
         }
         s->key = wild ? wild_key(s->pattern) : s->pattern;
-        s->hash = hash_str(s->key);
+        s->hash = rc_hash_str(s->key);
         s->next = t->b[s->hash & t->mask];
         t->b[s->hash & t->mask] = s;
     }
@@ -169,7 +162,7 @@ static void index_choose_wild(const struct tls_index *ix, const char *host, stru
     if (dot == NULL)
         return;
     const char *key = dot + 1;
-    uint64_t h = hash_str(key);
+    uint64_t h = rc_hash_str(key);
     bool need_ec = c->ec == NULL, need_rsa = c->rsa == NULL;
     for (const struct slot *s = ix->wild.b[h & ix->wild.mask]; s != NULL; s = s->next) {
         if (s->hash != h || strcmp(s->key, key) != 0 || !px_sni_match(s->pattern, host))

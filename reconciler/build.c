@@ -750,6 +750,10 @@ static void check_ports(struct rc_load *L, struct kind_docs *ld)
             if (c < 0 || (c == 0 && a->meta.loc.line < b->meta.loc.line))
                 continue;
             struct rc_doc *d = ld->v[i];
+            if (d->lazy && rc_doc_parse(d) != 0) { /* a copied listener: parsed to say where */
+                L->oom = true;
+                return;
+            }
             rc_doc_err(L, d, RC_ERROR, rc_at(d, yaml_document_get_root_node(&d->y), "spec.port"),
                        "spec.port",
                        "port %d is already used by %s listener \"%s\" on instance \"%s\"", a->port,
@@ -788,9 +792,10 @@ static bool reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_cer
         return false;
     /* Files: the bytes prev holds must still be what the files hold. */
     if (o->source == RC_CERT_SOURCE_FILES &&
-        (!rc_filecache_unchanged(L->files, o->cert_path, o->cert_pem, o->cert_pem_len) ||
-         (o->key_path &&
-          !rc_filecache_unchanged(L->files, o->key_path, o->key_pem, o->key_pem_len))))
+        (!rc_filecache_unchanged(L->files, o->cert_path, o->cert_path_hash, o->cert_pem,
+                                 o->cert_pem_len) ||
+         (o->key_path && !rc_filecache_unchanged(L->files, o->key_path, o->key_path_hash,
+                                                 o->key_pem, o->key_pem_len))))
         return false;
     if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
         L->oom = true;
@@ -835,6 +840,113 @@ static bool reuse_group(struct rc_load *L, struct rc_doc *d, struct rc_server_gr
     return true;
 }
 
+static bool reuse_instance(struct rc_load *L, struct rc_doc *d, struct rc_instance *in)
+{
+    if (!reuse_from(L, d) || rc_arena_hold(L->m->arena, d->prev_src->origin) != 0)
+        return false;
+    *in = *(const struct rc_instance *)d->prev_src->res;
+    in->meta.loc.line += d->src_line - d->prev_src->line;
+    return true;
+}
+
+/* The element of this model's array (base, n elements of size, sorted by
+ * name when sorted) that is a copy of old, an element of prev's array
+ * (pbase, pn): at the same index when the arrays line up, else found by
+ * name. NULL when there is none, or when it was built again: a copy keeps
+ * the very name pointer of what it copies, a build never has it. Every
+ * element type begins with its struct rc_meta. */
+static const void *copy_of(const void *old, const void *pbase, size_t pn, const void *base,
+                           size_t n, size_t size, bool sorted)
+{
+    const char *o = old, *pb = pbase, *b = base;
+    if (o < pb || o >= pb + pn * size || (size_t)(o - pb) % size != 0)
+        return NULL;
+    const char *name = ((const struct rc_meta *)(const void *)o)->name;
+#define NAME_AT(k) (((const struct rc_meta *)(const void *)(b + (k)*size))->name)
+    size_t i = (size_t)(o - pb) / size;
+    if (i < n && NAME_AT(i) == name)
+        return b + i * size;
+    if (!sorted) {
+        for (size_t k = 0; k < n; k++)
+            if (NAME_AT(k) == name)
+                return b + k * size;
+        return NULL;
+    }
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(NAME_AT(mid), name);
+        if (c == 0)
+            return NAME_AT(mid) == name ? b + mid * size : NULL;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+#undef NAME_AT
+}
+
+#define COPY_OF(L, field, old)                                                                     \
+    ((const __typeof__(*(L)->m->field) *)copy_of((old), (L)->prev->field, (L)->prev->n_##field,    \
+                                                 (L)->m->field, (L)->m->n_##field,                 \
+                                                 sizeof(*(L)->m->field), true))
+
+/* Re-points one reference of a copied listener; false when what it uses
+ * is not a copy of what its running version used. */
+#define REPOINT(L, field, ref) ((ref) == NULL || ((ref) = COPY_OF(L, field, (ref))) != NULL)
+
+static bool repoint_certs(struct rc_load *L, const struct rc_certificate ***v, size_t n)
+{
+    if (n == 0)
+        return true;
+    const struct rc_certificate **nv = rc_arena_alloc(L->arena, n * sizeof(*nv));
+    if (nv == NULL) {
+        L->oom = true;
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((nv[i] = COPY_OF(L, certificates, (*v)[i])) == NULL)
+            return false;
+    *v = nv;
+    return true;
+}
+
+/* A listener whose document is unchanged and whose references are all
+ * copies of what its running version uses (the same instance, certificates,
+ * policy and group, unchanged) would pass the same checks and come out the
+ * same: it is copied, its references re-pointed into this model's arrays.
+ * A listener with 2,500 extension certificates then costs no parse and no
+ * name lookups. First pass only: containment passes build. */
+static bool reuse_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *li,
+                           const struct refs *r)
+{
+    if (L->pass != 1 || L->contain || !reuse_from(L, d) || r->instances.n_broken != 0 ||
+        L->m->n_instances != L->prev->n_instances)
+        return false; /* which instance a listener without one gets may change */
+    struct rc_listener c = *(const struct rc_listener *)d->prev_src->res;
+    const struct rc_tls_policy *pol = c.tls.policy;
+    if (pol != NULL) {
+        pol = copy_of(pol, L->prev->policies, L->prev->n_policies, L->m->policies, L->m->n_policies,
+                      sizeof(*pol), false);
+        if (pol == NULL)
+            return false;
+        c.tls.policy = pol;
+    }
+    if (!REPOINT(L, instances, c.instance) || !REPOINT(L, certificates, c.tls.certificate) ||
+        !REPOINT(L, groups, c.default_group) ||
+        !repoint_certs(L, &c.tls.extension_certificates, c.tls.n_extension_certificates) ||
+        !repoint_certs(L, &c.tls.mutual.ca_certificates, c.tls.mutual.n_ca_certificates))
+        return false;
+    if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
+        L->oom = true;
+        return false;
+    }
+    c.meta.loc.line += d->src_line - d->prev_src->line;
+    *li = c;
+    return true;
+}
+
 int rc_build_model(struct rc_load *L)
 {
     struct rc_model *m = L->m;
@@ -861,9 +973,16 @@ int rc_build_model(struct rc_load *L)
         default_instance(&m->instances[0]);
         m->n_instances = 1;
     }
-    for (size_t i = 0; i < r.instances.n; i++)
-        if (build_instance(L, r.instances.v[i], &m->instances[m->n_instances++]) != 0)
+    for (size_t i = 0; i < r.instances.n; i++) {
+        struct rc_doc *d = r.instances.v[i];
+        struct rc_instance *in = &m->instances[m->n_instances++];
+        d->reused = reuse_instance(L, d, in);
+        if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
             return -1;
+        if (!d->reused && build_instance(L, d, in) != 0)
+            return -1;
+        d->built = in;
+    }
 
     m->certificates = rc_arena_alloc(m->arena, (r.certs.n + 1) * sizeof(*m->certificates));
     if (m->certificates == NULL)
@@ -920,9 +1039,13 @@ int rc_build_model(struct rc_load *L)
     if (m->listeners == NULL)
         return -1;
     for (size_t i = 0; i < listeners.n; i++) {
-        listeners.v[i]->reused = false;
-        listeners.v[i]->built = &m->listeners[m->n_listeners];
-        if (build_listener(L, listeners.v[i], &m->listeners[m->n_listeners++], &r) != 0)
+        struct rc_doc *d = listeners.v[i];
+        struct rc_listener *li = &m->listeners[m->n_listeners++];
+        d->built = li;
+        d->reused = reuse_listener(L, d, li, &r);
+        if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
+            return -1;
+        if (!d->reused && build_listener(L, d, li, &r) != 0)
             return -1;
     }
     check_ports(L, &listeners);

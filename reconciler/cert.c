@@ -16,22 +16,22 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/hash.h"
 #include "reconciler/names.h"
 #include "reconciler/rc.h"
 
 #define EXPIRY_WARNING_DAYS 30
 
-/* Makes p absolute: relative paths resolve against the manifest's folder. */
-static char *resolve_path(struct rc_load *L, struct rc_doc *d, const char *p)
+/* Makes p absolute (malloc'd): relative paths resolve against the
+ * manifest's folder. */
+static char *resolve_path(struct rc_doc *d, const char *p)
 {
-    if (p[0] == '/')
-        return rc_arena_strdup(L->arena, p);
     char *out = NULL;
+    if (p[0] == '/')
+        return strdup(p);
     if (asprintf(&out, "%s/%s", d->dir, p) < 0)
         return NULL;
-    char *a = rc_arena_strdup(L->arena, out);
-    free(out);
-    return a;
+    return out;
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -130,7 +130,7 @@ static X509 *parse_chain(const char *pem, size_t len, int *n_certs)
 }
 
 static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, const char *field,
-                      const char **path, const char **pem, size_t *len)
+                      const char **path, uint64_t *hash, const char **pem, size_t *len)
 {
     yaml_node_t *n = rc_at(d, files, field);
     char fpath[64];
@@ -150,20 +150,22 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
             return -1;
         }
         *path = rc_arena_strdup(L->arena, fp);
+        *hash = key ? from->key_path_hash : from->cert_path_hash;
         *pem = rc_arena_strndup(L->arena, bytes, blen);
         *len = blen;
         return *path && *pem ? 0 : -2;
     }
-    if ((*path = resolve_path(L, d, rc_y_str(n))) == NULL)
+    char *abs = resolve_path(d, rc_y_str(n));
+    if (abs == NULL)
         return -2;
-    int rc = rc_filecache_read(L->files, L->arena, *path, pem, len);
-    if (rc == -ENOMEM)
-        return -2;
-    if (rc != 0) {
-        rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", *path, strerror(-rc));
-        return -1;
-    }
-    return 0;
+    *hash = rc_hash_str(abs);
+    /* The path and bytes come back shared by every certificate of this
+     * load that names the same file (one key for 10,000 certificates). */
+    int rc = rc_filecache_read(L->files, L->arena, abs, *hash, path, pem, len);
+    if (rc != 0 && rc != -ENOMEM)
+        rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", abs, strerror(-rc));
+    free(abs);
+    return rc == 0 ? 0 : rc == -ENOMEM ? -2 : -1;
 }
 
 /* Parses the PEM of c: the facts about the leaf, and that the private key
@@ -286,7 +288,8 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     int rc = 0;
     if (files) {
         c->source = RC_CERT_SOURCE_FILES;
-        rc = file_field(L, d, files, "certificate", &c->cert_path, &c->cert_pem, &c->cert_pem_len);
+        rc = file_field(L, d, files, "certificate", &c->cert_path, &c->cert_path_hash, &c->cert_pem,
+                        &c->cert_pem_len);
         if (rc == -2)
             return -2;
         yaml_node_t *keyn = rc_at(d, files, "privateKey");
@@ -295,8 +298,8 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
                        "CA certificates take no private key");
             rc = -1;
         } else if (keyn) {
-            int krc =
-                file_field(L, d, files, "privateKey", &c->key_path, &c->key_pem, &c->key_pem_len);
+            int krc = file_field(L, d, files, "privateKey", &c->key_path, &c->key_path_hash,
+                                 &c->key_pem, &c->key_pem_len);
             if (krc == -2)
                 return -2;
             rc = rc ? rc : krc;

@@ -19,6 +19,7 @@
 #include "reconciler/loadset.h"
 #include "reconciler/rc.h"
 #include "reconciler/schema.h"
+#include "reconciler/sort.h"
 #include "reconciler/source.h"
 
 enum choice { USE_NONE, USE_NEW, USE_PREV };
@@ -64,14 +65,8 @@ struct ctx {
 
 static int kind_name_cmp(const char *ka, const char *na, const char *kb, const char *nb)
 {
-    int c = strcmp(ka, kb);
+    int c = ka == kb ? 0 : strcmp(ka, kb); /* kinds are static strings */
     return c ? c : strcmp(na, nb);
-}
-
-static int res_cmp(const void *a, const void *b)
-{
-    const struct res *x = a, *y = b;
-    return kind_name_cmp(x->kind, x->name, y->kind, y->name);
 }
 
 static struct res *find_res(struct ctx *C, const char *kind, const char *name)
@@ -146,35 +141,56 @@ static bool under_dir(const char *file, const char *dir)
 
 /* ---- the universe of resources ---- */
 
+/* What build_universe sorts: small, so that merging moves little. */
+struct ukey {
+    const char *kind, *name;
+    struct rc_doc *doc;
+    const struct rc_source *prev;
+};
+
+static int ukey_cmp(const void *a, const void *b)
+{
+    const struct ukey *x = a, *y = b;
+    return kind_name_cmp(x->kind, x->name, y->kind, y->name);
+}
+
 static int build_universe(struct ctx *C)
 {
     struct rc_loadset *S = C->S;
     size_t cap = S->n_docs + (C->prev_src ? C->prev_src->n : 0) + 1;
     struct res *v = calloc(cap, sizeof(*v));
-    if (v == NULL)
+    struct ukey *k = malloc(cap * sizeof(*k));
+    if (v == NULL || k == NULL) {
+        free(v);
+        free(k);
         return -1;
+    }
     size_t n = 0;
     for (size_t i = 0; i < S->n_docs; i++) {
         struct rc_doc *d = S->docs[i];
         if (d->kind && d->name)
-            v[n++] = (struct res){.kind = d->kind, .name = d->name, .doc = d};
+            k[n++] = (struct ukey){.kind = d->kind, .name = d->name, .doc = d};
     }
     for (size_t i = 0; C->prev_src && i < C->prev_src->n; i++) {
         const struct rc_source *p = &C->prev_src->v[i];
-        v[n++] = (struct res){.kind = p->kind, .name = p->name, .prev = p};
+        k[n++] = (struct ukey){.kind = p->kind, .name = p->name, .prev = p};
     }
     /* Merge equal kind/name: the first document (in file order) is the one
-     * that counts (later ones are duplicates, and errors). qsort is not
-     * stable, so pick the first document explicitly. */
-    qsort(v, n, sizeof(*v), res_cmp);
+     * that counts (later ones are duplicates, and errors), picked
+     * explicitly. */
+    if (rc_sort_runs(k, n, sizeof(*k), ukey_cmp) != 0) {
+        free(v);
+        free(k);
+        return -1;
+    }
     size_t out = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        struct res r = {.kind = v[i].kind, .name = v[i].name};
-        for (; j < n && !res_cmp(&v[i], &v[j]); j++) {
-            if (v[j].prev)
-                r.prev = v[j].prev;
-            struct rc_doc *d = v[j].doc;
+        struct res r = {.kind = k[i].kind, .name = k[i].name};
+        for (; j < n && !ukey_cmp(&k[i], &k[j]); j++) {
+            if (k[j].prev)
+                r.prev = k[j].prev;
+            struct rc_doc *d = k[j].doc;
             if (d == NULL)
                 continue;
             if (S->files[d->file_index].damaged) {
@@ -190,6 +206,7 @@ static int build_universe(struct ctx *C)
         v[out++] = r;
         i = j;
     }
+    free(k);
     C->res = v;
     C->n_res = out;
     return 0;
@@ -429,6 +446,7 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
     rc_arena_free(data); /* m->arena holds it */
     L->m = m;
     L->arena = data;
+    rc_filecache_new_arena(L->files); /* copies made for another pass are not in data */
     L->dv = dv;
     L->n_dv = n;
     L->n_missing = 0;
@@ -496,6 +514,7 @@ static int keep_mfiles(struct ctx *C, const struct rc_errs *errs, struct rc_mode
         k->path = rc_arena_strdup(m->arena, f->path);
         k->id = f->id;
         k->settled = f->settled;
+        k->watchable = f->watchable;
         k->len = f->len;
         memcpy(k->digest, f->digest, sizeof(k->digest));
         k->clean = !all_dirty && !dirty[i] && !f->damaged && !f->unidentified && nk[i] == f->n_docs;
@@ -572,6 +591,7 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
     }
     if (keep_mfiles(C, errs, m, s) != 0)
         return -1;
+    s->walk_reusable = C->S->walk_reused || C->S->walk_reusable;
     rc_arena_set_user(m->arena, s);
     return 0;
 }
@@ -622,11 +642,14 @@ static void contained_digest(struct ctx *C, struct rc_model *m)
         snprintf(m->digest + 2 * i, 3, "%02x", sum[i]);
 }
 
-static void status_put(struct rc_status *st, const struct res *r, enum rc_res_state state)
+static void status_put(struct rc_status *st, const struct res *r, enum rc_res_state state,
+                       char **pool)
 {
     struct rc_res_status *e = &st->v[st->n++];
     e->kind = r->kind;
-    e->name = strdup(r->name);
+    size_t nl = strlen(r->name) + 1;
+    e->name = memcpy(*pool, r->name, nl);
+    *pool += nl;
     e->state = state;
     const struct first_err *fe = r->err.msg ? &r->err : r->prev_err.msg ? &r->prev_err : NULL;
     char *needed = NULL;
@@ -657,7 +680,7 @@ static void fill_status(struct ctx *C, struct rc_status *st, bool strict_failed)
     if (st == NULL)
         return;
     size_t parsed = st->certs_parsed, reused = st->certs_reused;
-    size_t fread = st->files_read, freused = st->files_reused;
+    size_t fread = st->files_read, freused = st->files_reused, fnostat = st->files_unstatted;
     unsigned passes = st->passes;
     size_t copied = st->resources_copied;
     rc_status_cleanup(st);
@@ -666,25 +689,32 @@ static void fill_status(struct ctx *C, struct rc_status *st, bool strict_failed)
     st->certs_reused = reused;
     st->files_read = fread;
     st->files_reused = freused;
+    st->files_unstatted = fnostat;
     st->passes = passes;
     st->v = calloc(C->n_res + 1, sizeof(*st->v));
-    if (st->v == NULL)
+    /* The names in one block: 20,000 resources are not 20,000 mallocs per
+     * load (and frees of the previous status). */
+    size_t names = 1;
+    for (size_t i = 0; i < C->n_res; i++)
+        names += strlen(C->res[i].name) + 1;
+    char *pool = st->names = malloc(names);
+    if (st->v == NULL || pool == NULL)
         abort();
     for (size_t i = 0; i < C->n_res; i++) {
         const struct res *r = &C->res[i];
         if (!strict_failed) {
             if (listed(r))
-                status_put(st, r, state_of(r));
+                status_put(st, r, state_of(r), &pool);
             continue;
         }
         /* --strict and an error: nothing changes. */
         bool bad = r->invalid || r->doc_damaged || r->file_damaged;
         if (bad) {
-            status_put(st, r, r->prev ? RC_RES_KEPT : RC_RES_ABSENT);
+            status_put(st, r, r->prev ? RC_RES_KEPT : RC_RES_ABSENT, &pool);
         } else if (r->doc) {
             bool same = r->prev && r->doc->src_text && r->prev->len == r->doc->src_len &&
                         !memcmp(r->prev->text, r->doc->src_text, r->doc->src_len);
-            status_put(st, r, same ? RC_RES_READY : RC_RES_BLOCKED);
+            status_put(st, r, same ? RC_RES_READY : RC_RES_BLOCKED, &pool);
         }
     }
 }
@@ -832,7 +862,7 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
     const struct rc_sources *prev_src = rc_model_sources(o->prev);
     struct timespec start;
     clock_gettime(CLOCK_REALTIME, &start);
-    L.files = rc_filecache_new(prev_src ? &prev_src->kept : NULL, &start);
+    L.files = rc_filecache_new(prev_src ? &prev_src->kept : NULL, &start, S->root, o->changes);
     L.scratch = SSL_CTX_new(TLS_method());
     if (L.scratch == NULL || L.files == NULL)
         goto fail;
@@ -855,6 +885,7 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
             st->certs_reused = L.certs_reused;
             st->files_read = rc_filecache_n_read(L.files);
             st->files_reused = rc_filecache_n_reused(L.files);
+            st->files_unstatted = rc_filecache_n_unstatted(L.files);
         }
         fill_status(&C, st, true);
         goto done;
@@ -882,6 +913,7 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
         st->certs_reused = L.certs_reused;
         st->files_read = rc_filecache_n_read(L.files);
         st->files_reused = rc_filecache_n_reused(L.files);
+        st->files_unstatted = rc_filecache_n_unstatted(L.files);
     }
     fill_status(&C, st, false);
     *out = m;
@@ -941,12 +973,12 @@ void rc_status_init(struct rc_status *st)
 void rc_status_cleanup(struct rc_status *st)
 {
     for (size_t i = 0; st && i < st->n; i++) {
-        free(st->v[i].name);
         free(st->v[i].message);
         free(st->v[i].file);
     }
     if (st) {
         free(st->v);
+        free(st->names);
         rc_status_init(st);
     }
 }

@@ -12,28 +12,50 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/filecache.h"
+#include "reconciler/hash.h"
 #include "reconciler/model-t.h"
 #include "reconciler/readall.h"
 
 #define MAX_PEM_SIZE (1u << 20)
 
+/* A file this load opened (or failed to): the files prev holds and this
+ * load found unchanged need no entry, only their mark in prev_used. */
 struct entry {
-    char *path; /* malloc'd; NULL: free slot */
-    int err;    /* -errno of the stat or read; 0 when bytes are valid */
+    char *path;    /* malloc'd; NULL: free slot */
+    uint64_t hash; /* of path */
+    int err;       /* -errno of the stat or read; 0 when bytes are valid */
     struct rc_fid id;
     bool settled;
-    bool owned;        /* bytes malloc'd here (read by this load), else prev's */
-    const char *bytes; /* NUL-terminated */
+    bool watchable;
+    char *bytes; /* NUL-terminated, malloc'd */
     size_t len;
     size_t kept; /* rc_filecache_keep: 1 + its index in the output, or 0 */
+    struct copy *copy;
+};
+
+/* A file's path and bytes copied into the arena rc_filecache_read was
+ * last given, shared by every certificate that names the file. */
+struct copy {
+    unsigned gen; /* == rc_filecache.gen: valid */
+    const char *path, *bytes;
 };
 
 struct rc_filecache {
     const struct rc_kept_files *prev;
+    /* Per entry of prev: this load found it unchanged (its bytes are the
+     * file's), and 1 + its index in rc_filecache_keep's output, or 0. */
+    bool *prev_used;
+    size_t *prev_kept;
+    struct copy *prev_copy; /* per entry of prev, allocated on first use */
+    struct rc_arena *arena; /* what the copies are in */
+    unsigned gen;
     struct timespec start;
-    struct entry *tab; /* open addressing, cap a power of two */
+    const char *root;                 /* real path of the manifest folder, or NULL */
+    const struct rc_changes *changes; /* NULL: every file is stat'ed */
+    struct entry *tab;                /* open addressing, cap a power of two */
     size_t cap, n;
     size_t n_read, n_reused;
+    size_t n_unstatted; /* reused without a stat (changes.h) */
     /* The folder of the latest stat_path: certificates usually sit
      * together, and a stat relative to an open folder skips walking the
      * same leading path components again for each of thousands of files. */
@@ -74,42 +96,37 @@ bool rc_fid_settled(const struct rc_fid *id, const struct timespec *start)
     return ns_of(&id->mtim) < limit && ns_of(&id->ctim) < limit;
 }
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
-                                      const struct timespec *start)
+                                      const struct timespec *start, const char *root,
+                                      const struct rc_changes *changes)
 {
     struct rc_filecache *fc = calloc(1, sizeof(*fc));
     if (fc == NULL)
         return NULL;
     fc->prev = prev;
     fc->start = *start;
+    fc->root = root;
+    fc->changes = root ? changes : NULL;
     fc->dir_fd = -1;
-    /* Sized for the files prev kept: a reload does not rehash as it goes. */
-    size_t cap = 64;
-    while (prev && cap < 2 * (prev->n + 1))
-        cap *= 2;
-    if (prev && prev->n > 16) {
-        fc->tab = calloc(cap, sizeof(*fc->tab));
-        if (fc->tab != NULL)
-            fc->cap = cap;
+    if (prev && prev->n) {
+        fc->prev_used = calloc(prev->n, sizeof(*fc->prev_used));
+        fc->prev_kept = calloc(prev->n, sizeof(*fc->prev_kept));
+        if (fc->prev_used == NULL || fc->prev_kept == NULL) {
+            rc_filecache_free(fc);
+            return NULL;
+        }
     }
     return fc;
 }
 
 static void entry_cleanup(struct entry *e)
 {
-    if (e->owned && e->bytes) {
-        OPENSSL_cleanse((void *)e->bytes, e->len); /* may be a private key */
-        free((void *)e->bytes);
+    if (e->bytes) {
+        OPENSSL_cleanse(e->bytes, e->len); /* may be a private key */
+        free(e->bytes);
     }
     free(e->path);
+    free(e->copy);
 }
 
 void rc_filecache_free(struct rc_filecache *fc)
@@ -120,6 +137,9 @@ void rc_filecache_free(struct rc_filecache *fc)
         if (fc->tab[i].path)
             entry_cleanup(&fc->tab[i]);
     free(fc->tab);
+    free(fc->prev_used);
+    free(fc->prev_kept);
+    free(fc->prev_copy);
     if (fc->dir_fd >= 0)
         close(fc->dir_fd);
     free(fc->dir);
@@ -152,10 +172,11 @@ static int stat_path(struct rc_filecache *fc, const char *path, struct stat *st)
     return fstatat(fc->dir_fd, slash + 1, st, 0);
 }
 
-static struct entry *slot(struct entry *tab, size_t cap, const char *path)
+static struct entry *slot(struct entry *tab, size_t cap, const char *path, uint64_t h)
 {
-    size_t i = (size_t)hash_str(path) & (cap - 1);
-    while (tab[i].path && strcmp(tab[i].path, path) != 0)
+    size_t i = (size_t)h & (cap - 1);
+    while (tab[i].path &&
+           (tab[i].hash != h || (tab[i].path != path && strcmp(tab[i].path, path) != 0)))
         i = (i + 1) & (cap - 1);
     return &tab[i];
 }
@@ -168,20 +189,23 @@ static int grow(struct rc_filecache *fc)
         return -1;
     for (size_t i = 0; i < fc->cap; i++)
         if (fc->tab[i].path)
-            *slot(tab, cap, fc->tab[i].path) = fc->tab[i];
+            *slot(tab, cap, fc->tab[i].path, fc->tab[i].hash) = fc->tab[i];
     free(fc->tab);
     fc->tab = tab;
     fc->cap = cap;
     return 0;
 }
 
-static const struct rc_kept_file *prev_find(const struct rc_kept_files *k, const char *path)
+static const struct rc_kept_file *prev_find(const struct rc_kept_files *k, const char *path,
+                                            uint64_t h)
 {
     if (k && k->index) {
-        for (size_t i = (size_t)hash_str(path) & (k->index_cap - 1); k->index[i];
-             i = (i + 1) & (k->index_cap - 1))
-            if (!strcmp(k->v[k->index[i] - 1].path, path))
-                return &k->v[k->index[i] - 1];
+        for (size_t i = (size_t)h & (k->index_cap - 1); k->index[i];
+             i = (i + 1) & (k->index_cap - 1)) {
+            const struct rc_kept_file *f = &k->v[k->index[i] - 1];
+            if (f->hash == h && (f->path == path || !strcmp(f->path, path)))
+                return f;
+        }
         return NULL;
     }
     size_t lo = 0, hi = k ? k->n : 0;
@@ -198,10 +222,31 @@ static const struct rc_kept_file *prev_find(const struct rc_kept_files *k, const
     return NULL;
 }
 
+/* Whether the file at path still is what prev recorded as k: without a
+ * stat when the watcher would have named it and did not (changes.h). */
+static bool still_same(struct rc_filecache *fc, const struct rc_kept_file *k, const char *path)
+{
+    if (!k->settled)
+        return false;
+    if (k->watchable && fc->changes) {
+        const char *rel = rc_rel_under(fc->root, path);
+        if (rel && !rc_changes_cover(fc->changes, rel)) {
+            fc->n_unstatted++;
+            return true;
+        }
+    }
+    struct stat st;
+    struct rc_fid id;
+    if (stat_path(fc, path, &st) != 0)
+        return false;
+    rc_fid_from_stat(&id, &st);
+    return rc_fid_equal(&id, &k->id);
+}
+
 /* Reads path into a malloc'd buffer, its identity taken before the first
  * byte is read: a write that lands during the read then changes the
  * identity the next load sees. */
-static int read_whole(struct entry *e, const char *path, const struct timespec *start)
+static int read_whole(struct rc_filecache *fc, struct entry *e, const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -222,52 +267,99 @@ static int read_whole(struct entry *e, const char *path, const struct timespec *
         return rc;
     e->bytes = buf;
     e->len = n;
-    e->owned = true;
     /* Changed while read (not what fstat saw): never trust this identity. */
-    e->settled = (off_t)n == st.st_size && S_ISREG(st.st_mode) && rc_fid_settled(&e->id, start);
+    e->settled =
+        (off_t)n == st.st_size && S_ISREG(st.st_mode) && rc_fid_settled(&e->id, &fc->start);
+    e->watchable =
+        e->settled && fc->root && rc_watchable(path, &st, rc_rel_under(fc->root, path), path);
     return 0;
 }
 
-int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *path,
-                      const char **out, size_t *len)
+/* The entry of prev for path if this load finds that file unchanged
+ * (checked once per load), or NULL. */
+static const struct rc_kept_file *prev_unchanged(struct rc_filecache *fc, const char *path,
+                                                 uint64_t h)
+{
+    const struct rc_kept_file *k = prev_find(fc->prev, path, h);
+    if (k == NULL)
+        return NULL;
+    size_t i = (size_t)(k - fc->prev->v);
+    if (!fc->prev_used[i]) {
+        if (!still_same(fc, k, path))
+            return NULL;
+        fc->prev_used[i] = true;
+        fc->n_reused++;
+    }
+    return k;
+}
+
+/* The copy of path's bytes in arena a (c caches it for this arena). */
+static int copy_into(struct rc_filecache *fc, struct rc_arena *a, struct copy *c, const char *path,
+                     const char *bytes, size_t n, const char **apath, const char **out)
+{
+    if (fc->arena != a) { /* a caller that did not say: never share across arenas */
+        fc->arena = a;
+        fc->gen++;
+    }
+    if (c == NULL || c->gen != fc->gen) {
+        const char *p = rc_arena_strdup(a, path), *b = rc_arena_strndup(a, bytes, n);
+        if (p == NULL || b == NULL)
+            return -ENOMEM;
+        if (c == NULL) {
+            *apath = p;
+            *out = b;
+            return 0;
+        }
+        *c = (struct copy){fc->gen, p, b};
+    }
+    *apath = c->path;
+    *out = c->bytes;
+    return 0;
+}
+
+void rc_filecache_new_arena(struct rc_filecache *fc)
+{
+    fc->arena = NULL;
+    fc->gen++;
+}
+
+int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *path, uint64_t h,
+                      const char **apath, const char **out, size_t *len)
 {
     if ((fc->n + 1) * 2 > fc->cap && grow(fc) != 0)
         return -ENOMEM;
-    struct entry *e = slot(fc->tab, fc->cap, path);
+    struct entry *e = slot(fc->tab, fc->cap, path, h);
     if (e->path == NULL) {
-        struct entry ne = {.path = strdup(path)};
-        if (ne.path == NULL)
-            return -ENOMEM;
-        struct stat st;
-        const struct rc_kept_file *k = prev_find(fc->prev, path);
-        struct rc_fid id;
-        if (k && k->settled && stat_path(fc, path, &st) == 0 && (rc_fid_from_stat(&id, &st), 1) &&
-            rc_fid_equal(&id, &k->id)) {
-            ne.id = k->id;
-            ne.settled = true;
-            ne.bytes = k->bytes;
-            ne.len = k->len;
-            fc->n_reused++;
-        } else {
-            ne.err = read_whole(&ne, path, &fc->start);
-            if (ne.err == -ENOMEM) {
-                free(ne.path);
+        const struct rc_kept_file *k = prev_unchanged(fc, path, h);
+        if (k != NULL) {
+            if (fc->prev_copy == NULL &&
+                (fc->prev_copy = calloc(fc->prev->n, sizeof(*fc->prev_copy))) == NULL)
                 return -ENOMEM;
-            }
-            if (ne.err == 0)
-                fc->n_read++;
+            *len = k->len;
+            return copy_into(fc, a, &fc->prev_copy[k - fc->prev->v], path, k->bytes, k->len, apath,
+                             out);
+        }
+        struct entry ne = {.hash = h, .path = strdup(path), .copy = calloc(1, sizeof(*ne.copy))};
+        if (ne.path == NULL || ne.copy == NULL) {
+            free(ne.path);
+            free(ne.copy);
+            return -ENOMEM;
+        }
+        ne.err = read_whole(fc, &ne, path);
+        if (ne.err == -ENOMEM) {
+            free(ne.path);
+            free(ne.copy);
+            return -ENOMEM;
         }
         *e = ne;
         fc->n++;
+        if (ne.err == 0)
+            fc->n_read++;
     }
     if (e->err != 0)
         return e->err;
-    char *copy = rc_arena_strndup(a, e->bytes, e->len);
-    if (copy == NULL)
-        return -ENOMEM;
-    *out = copy;
     *len = e->len;
-    return 0;
+    return copy_into(fc, a, e->copy, path, e->bytes, e->len, apath, out);
 }
 
 static bool same(const char *a, size_t alen, const char *b, size_t blen)
@@ -275,33 +367,18 @@ static bool same(const char *a, size_t alen, const char *b, size_t blen)
     return alen == blen && a && b && (a == b || memcmp(a, b, alen) == 0);
 }
 
-bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, const char *bytes,
-                            size_t len)
+bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, uint64_t h,
+                            const char *bytes, size_t len)
 {
     if (path == NULL || bytes == NULL)
         return false;
-    if ((fc->n + 1) * 2 > fc->cap && grow(fc) != 0)
-        return false;
-    struct entry *e = slot(fc->tab, fc->cap, path);
-    if (e->path != NULL)
-        return e->err == 0 && same(e->bytes, e->len, bytes, len);
-    const struct rc_kept_file *k = prev_find(fc->prev, path);
-    struct stat st;
-    struct rc_fid id;
-    if (k == NULL || !k->settled || !same(k->bytes, k->len, bytes, len) ||
-        stat_path(fc, path, &st) != 0)
-        return false;
-    rc_fid_from_stat(&id, &st);
-    if (!rc_fid_equal(&id, &k->id))
-        return false;
-    struct entry ne = {
-        .path = strdup(path), .id = k->id, .settled = true, .bytes = k->bytes, .len = k->len};
-    if (ne.path == NULL)
-        return false;
-    *e = ne;
-    fc->n++;
-    fc->n_reused++;
-    return true;
+    if (fc->n) {
+        const struct entry *e = slot(fc->tab, fc->cap, path, h);
+        if (e->path != NULL)
+            return e->err == 0 && same(e->bytes, e->len, bytes, len);
+    }
+    const struct rc_kept_file *k = prev_find(fc->prev, path, h);
+    return k && same(k->bytes, k->len, bytes, len) && prev_unchanged(fc, path, h) != NULL;
 }
 
 size_t rc_filecache_n_read(const struct rc_filecache *fc)
@@ -314,6 +391,11 @@ size_t rc_filecache_n_reused(const struct rc_filecache *fc)
     return fc ? fc->n_reused : 0;
 }
 
+size_t rc_filecache_n_unstatted(const struct rc_filecache *fc)
+{
+    return fc ? fc->n_unstatted : 0;
+}
+
 static int kept_cmp(const void *a, const void *b)
 {
     const struct rc_kept_file *x = a, *y = b;
@@ -321,20 +403,33 @@ static int kept_cmp(const void *a, const void *b)
 }
 
 static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, const char *path,
-                     const char *bytes, size_t len)
+                     uint64_t h, const char *bytes, size_t len)
 {
-    if (path == NULL || bytes == NULL || fc->cap == 0)
+    if (path == NULL || bytes == NULL)
         return;
-    struct entry *e = slot(fc->tab, fc->cap, path);
-    if (e->path == NULL || e->err != 0 || e->kept || !same(e->bytes, e->len, bytes, len))
-        return; /* not read by this load, m holds other bytes (a kept version), or kept */
-    out->v[out->n++] = (struct rc_kept_file){path, e->id, e->settled, bytes, len};
-    e->kept = out->n;
+    struct entry *e = fc->n ? slot(fc->tab, fc->cap, path, h) : NULL;
+    if (e != NULL && e->path != NULL) {
+        if (e->err != 0 || e->kept || !same(e->bytes, e->len, bytes, len))
+            return; /* m holds other bytes (a kept version), or kept already */
+        out->v[out->n++] =
+            (struct rc_kept_file){path, h, e->id, e->settled, e->watchable, bytes, len};
+        e->kept = out->n;
+        return;
+    }
+    const struct rc_kept_file *k = prev_find(fc->prev, path, h);
+    if (k == NULL)
+        return;
+    size_t i = (size_t)(k - fc->prev->v);
+    if (!fc->prev_used[i] || fc->prev_kept[i] || !same(k->bytes, k->len, bytes, len))
+        return; /* not checked by this load, kept already, or other bytes */
+    out->v[out->n++] = (struct rc_kept_file){path, h, k->id, k->settled, k->watchable, bytes, len};
+    fc->prev_kept[i] = out->n;
 }
 
-/* Sorts out by path. A reload usually keeps the files its predecessor
- * kept: those are taken in prev's (sorted) order, and only the others are
- * sorted and merged in, so that the cost does not grow with n log n. */
+/* Sorts out by path. Most entries come from prev, whose entries are
+ * sorted: those are taken in prev's order, and only the others (files this
+ * load read) are sorted and merged in, so that the cost does not grow with
+ * n log n. */
 static void sort_kept(const struct rc_filecache *fc, struct rc_kept_files *out)
 {
     size_t n = out->n, a = 0;
@@ -346,13 +441,11 @@ static void sort_kept(const struct rc_filecache *fc, struct rc_kept_files *out)
         qsort(out->v, n, sizeof(*out->v), kept_cmp);
         return;
     }
-    for (size_t i = 0; i < fc->prev->n; i++) {
-        const struct entry *e = slot(fc->tab, fc->cap, fc->prev->v[i].path);
-        if (e->path != NULL && e->kept && !taken[e->kept - 1]) {
-            taken[e->kept - 1] = true;
-            tmp[a++] = out->v[e->kept - 1];
+    for (size_t i = 0; i < fc->prev->n; i++)
+        if (fc->prev_kept[i]) {
+            taken[fc->prev_kept[i] - 1] = true;
+            tmp[a++] = out->v[fc->prev_kept[i] - 1];
         }
-    }
     size_t b = a;
     for (size_t i = 0; i < n; i++)
         if (!taken[i])
@@ -371,6 +464,8 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
     out->n = 0;
     for (size_t i = 0; i < fc->cap; i++)
         fc->tab[i].kept = 0;
+    if (fc->prev_kept)
+        memset(fc->prev_kept, 0, fc->prev->n * sizeof(*fc->prev_kept));
     out->v = rc_arena_alloc(m->arena, (2 * m->n_certificates + 1) * sizeof(*out->v));
     if (out->v == NULL)
         return -1;
@@ -378,8 +473,8 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
         const struct rc_certificate *c = &m->certificates[i];
         if (c->source != RC_CERT_SOURCE_FILES)
             continue;
-        keep_one(fc, out, c->cert_path, c->cert_pem, c->cert_pem_len);
-        keep_one(fc, out, c->key_path, c->key_pem, c->key_pem_len);
+        keep_one(fc, out, c->cert_path, c->cert_path_hash, c->cert_pem, c->cert_pem_len);
+        keep_one(fc, out, c->key_path, c->key_path_hash, c->key_pem, c->key_pem_len);
     }
     if (out->n > 1)
         sort_kept(fc, out);
@@ -393,7 +488,7 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
         memset(out->index, 0, cap * sizeof(*out->index));
         out->index_cap = cap;
         for (size_t i = 0; i < out->n; i++) {
-            size_t j = (size_t)hash_str(out->v[i].path) & (cap - 1);
+            size_t j = (size_t)out->v[i].hash & (cap - 1);
             while (out->index[j])
                 j = (j + 1) & (cap - 1);
             out->index[j] = (unsigned)i + 1;

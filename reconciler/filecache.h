@@ -20,8 +20,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include "reconciler/changes.h"
 
 struct rc_arena;
 struct rc_model;
@@ -41,8 +44,12 @@ struct rc_fid {
  * model's arena (they are the certificate's own PEM). */
 struct rc_kept_file {
     const char *path; /* absolute, as the certificate names it */
+    uint64_t hash;    /* rc_hash_str(path) */
     struct rc_fid id;
     bool settled; /* id may be trusted by the next load */
+    /* A plain file in the manifest folder's tree (changes.h): the next
+     * load may trust it without a stat unless the watcher names it. */
+    bool watchable;
     const char *bytes;
     size_t len;
 };
@@ -68,30 +75,45 @@ struct rc_filecache;
 
 /* A new table for a load that began at start (CLOCK_REALTIME), taking
  * reusable bytes from prev (the previous model's kept files, may be NULL;
- * it must outlive the table). NULL when out of memory. */
+ * it must outlive the table). root is the real path of the manifest folder
+ * (NULL: unknown) and changes what the watcher saw change under it since
+ * prev was loaded (NULL: unknown); both must outlive the table. NULL when
+ * out of memory. */
 struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
-                                      const struct timespec *start);
+                                      const struct timespec *start, const char *root,
+                                      const struct rc_changes *changes);
 void rc_filecache_free(struct rc_filecache *fc);
 
-/* The bytes of path (NUL-terminated, in arena a, or shared with an earlier
- * call for the same path and arena) in *out and *len. Returns 0, or -errno
- * (-ENOMEM when out of memory, -EFBIG past 1 MiB). May contain a secret:
+/* The bytes of path (hash: rc_hash_str(path)) (NUL-terminated) in *out
+ * and *len, and path itself in *apath; both in arena a and shared by
+ * every call for the same path and arena in this load, so that 10,000
+ * certificates with one key hold one copy of it, and a later load finds
+ * their path by pointer. Returns 0, or -errno (-ENOMEM when out of memory,
+ * -EFBIG past 1 MiB); *apath is set only on 0. May contain a secret:
  * callers never print the bytes. */
-int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *path,
-                      const char **out, size_t *len);
+int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *path, uint64_t hash,
+                      const char **apath, const char **out, size_t *len);
+/* A build pass with a new arena begins: copies made so far are not shared
+ * with it (their arena may be freed, and a new one take its address). */
+void rc_filecache_new_arena(struct rc_filecache *fc);
 
-/* Whether path still holds bytes (len), the bytes a previous model read
- * from it: its identity is the settled one prev recorded (one stat), or
+/* Whether path (hash: rc_hash_str(path)) still holds bytes (len), the
+ * bytes a previous model read from it: the watcher reported no change to
+ * it (changes.h), its identity is the settled one prev recorded (one
+ * stat), or
  * this load read the same bytes. Counts as reused, once per path, and
  * later reads of path in this load take those bytes. False when it
  * changed, cannot be stat'ed, or is unknown (the caller then reads it). */
-bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, const char *bytes,
-                            size_t len);
+bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, uint64_t hash,
+                            const char *bytes, size_t len);
 
 /* Files opened and read by this load, and files whose bytes were taken
  * from the previous model because their identity was unchanged. */
 size_t rc_filecache_n_read(const struct rc_filecache *fc);
 size_t rc_filecache_n_reused(const struct rc_filecache *fc);
+/* Of the reused ones, those not even stat'ed: the watcher vouched for them
+ * (changes.h). */
+size_t rc_filecache_n_unstatted(const struct rc_filecache *fc);
 
 /* Fills out (in m's arena) with the files m's certificates were read from
  * in this load and whose bytes m holds unchanged. Returns 0 or -1 (out of

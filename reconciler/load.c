@@ -17,6 +17,7 @@
 #include "reconciler/arena.h"
 #include "reconciler/model-t.h"
 #include "reconciler/build.h"
+#include "reconciler/hash.h"
 #include "reconciler/loadset.h"
 #include "reconciler/readall.h"
 #include "reconciler/rc.h"
@@ -43,6 +44,7 @@ struct walk {
     struct rc_errs *errs;
     bool oom;
     bool top_failed;
+    bool via_link; /* entered a folder through a symbolic link */
 };
 
 static bool has_yaml_ext(const char *name)
@@ -150,6 +152,10 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
             continue;
         }
         if (S_ISDIR(est.st_mode)) {
+            /* Files can appear in a linked folder with no event in the
+             * tree: the next load must walk again (changes.h). */
+            if (e->d_type == DT_LNK || e->d_type == DT_UNKNOWN)
+                w->via_link = true;
             walk_dir(w, path, depth + 1);
             free(path);
         } else if (S_ISREG(est.st_mode) && has_yaml_ext(e->d_name)) {
@@ -171,7 +177,8 @@ static int path_cmp(const void *a, const void *b)
 /* Reads path; *id is the identity of what was opened, taken before
  * reading (a write during the read moves ctime, so the next load reads it
  * again). */
-static int read_file(const char *path, char **out, size_t *len, struct rc_fid *id)
+static int read_file(const char *path, char **out, size_t *len, struct rc_fid *id,
+                     struct stat *st_out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -183,6 +190,7 @@ static int read_file(const char *path, char **out, size_t *len, struct rc_fid *i
         return err;
     }
     rc_fid_from_stat(id, &st);
+    *st_out = st;
     int rc = rc_read_all(fd, (size_t)st.st_size, MAX_FILE_SIZE, false, out, len);
     close(fd);
     return rc;
@@ -336,7 +344,8 @@ static bool needs_nodes(const struct rc_source *s)
         return ((const struct rc_certificate *)s->res)->source == RC_CERT_SOURCE_SERVICE;
     if (!strcmp(s->kind, "ServerGroup"))
         return memmem(s->text, s->len, "tls", 3) != NULL;
-    return true;
+    /* Copied when what they use is unchanged (build.c), parsed otherwise. */
+    return strcmp(s->kind, "Listener") != 0 && strcmp(s->kind, "Instance") != 0;
 }
 
 /* Takes the documents of an unchanged manifest file from the running
@@ -493,14 +502,6 @@ static int split_docs(const char *text, size_t len, struct chunks *C)
     return chunk_close(C, &cur) != 0 ? -1 : 0;
 }
 
-static uint64_t fnv(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* The length of a source's text without its trailing white space (the
  * split contents end at their last non-blank byte). */
 static size_t trimmed_len(const char *t, size_t n)
@@ -530,7 +531,7 @@ static int table_init(struct src_table *T, const struct rc_kept_mfile *pm)
         return -1;
     for (size_t k = 0; k < pm->n_docs; k++) {
         const struct rc_source *s = pm->docs[k];
-        uint64_t h = fnv(s->text, trimmed_len(s->text, s->len));
+        uint64_t h = rc_hash(s->text, trimmed_len(s->text, s->len));
         size_t i = (size_t)h & T->mask;
         while (T->slot[i] != NULL)
             i = (i + 1) & T->mask;
@@ -551,7 +552,7 @@ static void table_free(struct src_table *T)
  * column, or NULL. */
 static const struct rc_source *table_take(struct src_table *T, const char *p, size_t n, int col)
 {
-    uint64_t h = fnv(p, n);
+    uint64_t h = rc_hash(p, n);
     for (size_t i = (size_t)h & T->mask; T->slot[i] != NULL; i = (i + 1) & T->mask) {
         const struct rc_source *s = T->slot[i];
         if (T->hash[i] == h && !T->used[i] && s->col == col && trimmed_len(s->text, s->len) == n &&
@@ -698,20 +699,42 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     bool failed = S.tmp == NULL || md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     int rc = -1;
 
-    if (!failed) {
+    const struct rc_sources *prev_src = rc_model_sources(o->prev);
+    if (!failed && o->changes && !o->changes->tree && prev_src && prev_src->walk_reusable) {
+        /* Nothing was created, removed or renamed since prev's walk: the
+         * same files, in the same (sorted) order. */
+        for (size_t i = 0; !w.oom && i < prev_src->n_mfiles; i++) {
+            char *p = strdup(prev_src->mfiles[i].path);
+            if (p == NULL)
+                w.oom = true;
+            else
+                list_add(&w, &w.files, p);
+        }
+        failed = w.oom;
+        S.walk_reused = true;
+    } else if (!failed) {
+        size_t errs_before = errs->n;
         walk_dir(&w, dir, 0);
         failed = w.oom;
+        S.walk_reusable =
+            !w.top_failed && !w.via_link && w.bad_dirs.n == 0 && errs->n == errs_before;
         if (w.files.n > 1)
             qsort(w.files.v, w.files.n, sizeof(*w.files.v), path_cmp);
+    }
+    if (!failed) {
         texts = calloc(w.files.n ? w.files.n : 1, sizeof(*texts));
         S.files = rc_arena_alloc(S.tmp, (w.files.n + 1) * sizeof(*S.files));
         S.bad_dirs = rc_arena_alloc(S.tmp, (w.bad_dirs.n + 1) * sizeof(*S.bad_dirs));
-        failed = failed || texts == NULL || S.files == NULL || S.bad_dirs == NULL;
+        failed = texts == NULL || S.files == NULL || S.bad_dirs == NULL;
     }
     for (size_t i = 0; !failed && i < w.bad_dirs.n; i++)
         failed = (S.bad_dirs[S.n_bad_dirs++] = rc_arena_strdup(S.tmp, w.bad_dirs.v[i])) == NULL;
     size_t dlen = strlen(dir);
-    const struct rc_sources *prev_src = rc_model_sources(o->prev);
+    char root[PATH_MAX];
+    if (!failed && realpath(dir, root) != NULL)
+        failed = (S.root = rc_arena_strdup(S.tmp, root)) == NULL;
+    const struct rc_changes *changes = S.root ? o->changes : NULL;
+    size_t n_unstatted = 0;
     struct timespec start;
     clock_gettime(CLOCK_REALTIME, &start);
     size_t n_read = 0, n_skipped = 0, n_parsed = 0;
@@ -730,8 +753,17 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         size_t n0 = D.n;
         const struct rc_kept_mfile *pm = prev_mfile(prev_src, file);
         struct stat sb;
-        if (pm && pm->clean && pm->settled && stat(file, &sb) == 0) {
-            rc_fid_from_stat(&f->id, &sb);
+        bool reusable = pm && pm->clean && pm->settled, unstatted = false;
+        if (reusable) {
+            unstatted = pm->watchable && changes && !rc_changes_cover(changes, rel);
+            if (unstatted)
+                f->id = pm->id; /* no event names it: the watcher vouches */
+            else if (stat(file, &sb) == 0)
+                rc_fid_from_stat(&f->id, &sb);
+            else
+                reusable = false;
+        }
+        if (reusable) {
             if (rc_fid_equal(&f->id, &pm->id)) {
                 int r = take_prev_file(&D, i, afile, adir, pm, &n_parsed);
                 if (r < 0) {
@@ -740,6 +772,8 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
                 }
                 if (r == 0) {
                     f->settled = true;
+                    f->watchable = pm->watchable;
+                    n_unstatted += unstatted;
                     f->len = pm->len;
                     memcpy(f->digest, pm->digest, sizeof(f->digest));
                     f->prev_mfile = pm;
@@ -751,14 +785,19 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
             }
         }
         size_t len = 0;
-        int r = read_file(file, &texts[i], &len, &f->id);
+        int r = read_file(file, &texts[i], &len, &f->id, &sb);
         if (r != 0) {
             file_error(errs, file, "cannot read", -r);
             f->damaged = true;
             continue;
         }
         n_read++;
-        f->settled = rc_fid_settled(&f->id, &start);
+        f->settled = rc_fid_settled(&f->id, &start) && (off_t)len == sb.st_size;
+        if (f->settled && S.root) {
+            char want[PATH_MAX];
+            if (snprintf(want, sizeof(want), "%s/%s", S.root, rel) < (int)sizeof(want))
+                f->watchable = rc_watchable(file, &sb, rel, want);
+        }
         f->len = len;
         unsigned int dl = 0;
         if (!EVP_Digest(texts[i], len, f->digest, &dl, EVP_sha256(), NULL)) {
@@ -811,6 +850,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         st->manifests_read = n_read;
         st->manifests_skipped = n_skipped;
         st->docs_parsed = n_parsed;
+        st->files_unstatted += n_unstatted;
     }
 
     for (size_t i = 0; i < S.n_docs; i++)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "reconciler/changes.h"
 #include "reconciler/err-t.h"
 #include "reconciler/model-t.h"
 
@@ -32,6 +33,12 @@ struct rc_load_opts {
     bool strict; /* all or nothing: any error fails the whole load */
     const struct rc_invalid *invalid;
     size_t n_invalid;
+    /* Every path under the folder that changed since prev's load began
+     * (changes.h), from the agent's watcher; a file it does not name that
+     * prev recorded as watchable is taken from prev without a stat. NULL:
+     * unknown — the first load, SIGHUP, an inotify overflow, plan and
+     * validate — and every file is checked. */
+    const struct rc_changes *changes;
 };
 
 enum rc_res_state {
@@ -45,7 +52,7 @@ enum rc_res_state {
  * were deleted (and are not kept for a dependent) are not listed. */
 struct rc_res_status {
     const char *kind; /* static string */
-    char *name;
+    char *name;       /* in rc_status.names */
     enum rc_res_state state;
     /* Why it is not READY: the first error ("spec.port: ..."), never secret;
      * NULL when READY. file is NULL and line 0 when unknown. */
@@ -57,12 +64,16 @@ struct rc_res_status {
 struct rc_status {
     struct rc_res_status *v; /* sorted by kind, then name */
     size_t n;
+    char *names; /* one block holding every entry's name */
     /* Certificates whose PEM was parsed, and those whose facts were taken
      * from a byte-identical earlier parse (prev, or an earlier pass). */
     size_t certs_parsed, certs_reused;
     /* Certificate and key files opened and read, and those whose bytes were
      * taken from prev because their identity (filecache.h) is unchanged. */
     size_t files_read, files_reused;
+    /* Files (certificate, key and manifest) taken from prev without a stat
+     * because the watcher reported no change under their path. */
+    size_t files_unstatted;
     unsigned passes; /* build passes the load took (1 when all is valid) */
     /* Resources of the model copied from the running model (byte-identical
      * document, unchanged inputs) instead of being built again. */

@@ -19,6 +19,7 @@ struct rc_mfile {
      * settled, its size and the SHA-256 of its bytes. */
     struct rc_fid id;
     bool settled;
+    bool watchable; /* changes.h */
     size_t len;
     unsigned char digest[32];
     /* Its documents were taken from the running model (prev_mfile): the
@@ -37,7 +38,13 @@ struct rc_loadset {
     size_t n_bad_dirs;
     struct rc_doc **docs; /* in file order, then document order */
     size_t n_docs;
-    char digest[65];    /* SHA-256 over the files' relative paths and bytes */
+    char digest[65];  /* SHA-256 over the files' relative paths and bytes */
+    const char *root; /* realpath of the manifest folder, or NULL */
+    /* The walk found every file with no error and entered no linked
+     * folder: a later load told that nothing was created, removed or
+     * renamed (changes.h) may take the same list. walk_reused: this load
+     * did (and so inherits walk_reusable from prev). */
+    bool walk_reusable, walk_reused;
     size_t errs_before; /* errs->n when the load began */
 };
 

@@ -36,6 +36,7 @@ struct rc_kept_mfile {
     const char *path; /* as walked */
     struct rc_fid id;
     bool settled, clean;
+    bool watchable;                /* changes.h: the next load may skip its stat */
     size_t len;                    /* its size in bytes */
     unsigned char digest[32];      /* SHA-256 of its bytes */
     const struct rc_source **docs; /* clean only: its documents, in file order */
@@ -53,6 +54,8 @@ struct rc_sources {
     /* The manifest files, sorted by path. */
     struct rc_kept_mfile *mfiles;
     size_t n_mfiles;
+    /* mfiles is the complete result of walking the folder (loadset.h). */
+    bool walk_reusable;
 };
 
 /* The sources of m, or NULL for a model the loader did not build. */

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """A certificate rewritten on disk is served after the watcher reconciles:
 new handshakes see the new certificate, while a keep-alive connection
-opened before keeps working (nothing is dropped)."""
+opened before keeps working (nothing is dropped). Also rewritten in place
+once albd trusts the file without a stat (the watcher names what changed),
+and rotated Kubernetes-Secret style (visible files are links through a
+"..data" link that is swapped: no event ever names the visible file)."""
 import hashlib
 import os
 import shutil
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from albd_harness import (CertPair, certificate, echo_of, free_ports, https_listener, instance,  # noqa: E402
-                          read_response, run, server_group)
+                          read_response, run, scaled, server_group)
+from reconcile_support import ConfigMapDir, metrics  # noqa: E402
 
 
 def der_sha256(pem_path):
@@ -68,6 +73,61 @@ def body(env):
     s.close()
     code, _, _ = env.curl(env.url(port, "/curl"))
     c.eq(code, 200, "curl (verifying the new certificate) gets 200")
+
+    def served_fp():
+        s = env.tls_socket(port)
+        try:
+            return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
+        finally:
+            s.close()
+
+    def reconciled(what, write):
+        gen = albd.generation()
+        write()
+        new_gen = albd.wait_generation(gen)
+        c.ok(new_gen is not None, f"the watcher reconciled {what}", f"> {gen}", new_gen)
+
+    # Let the files settle, then make albd read them once more (any manifest
+    # event does): from then on a reload trusts them without a stat unless
+    # the watcher names them. An in-place rewrite (same inode) is named.
+    v3 = certs.issue("v3", ["albd.test", "localhost"])
+    for timeout in (61, 62):
+        time.sleep(scaled(0.3))
+        reconciled("a touched manifest", lambda: env.write_manifests(
+            instance(), certificate("main", live), server_group("web", [be.addr]),
+            https_listener("web", port, "main", "web", idleTimeoutSeconds=timeout)))
+    c.ok(metrics(albd).get('albd_last_reconcile_files{how="unchanged_without_stat"}', 0) >= 2,
+         "the certificate files were taken without a stat (the watcher named no change)")
+
+    def in_place():
+        for src, dst in ((v3.key, live.key), (v3.cert, live.cert)):
+            with open(src, "rb") as fsrc, open(dst, "r+b") as fdst:
+                data = fsrc.read()
+                fdst.truncate(0)
+                fdst.write(data)
+    time.sleep(scaled(0.3))
+    reconciled("certificate files rewritten in place", in_place)
+    c.eq(served_fp(), der_sha256(v3.cert), "a new handshake sees the certificate rewritten in place")
+
+    # Secret layout: secret/tls.crt -> ..data/tls.crt, ..data -> ..<stamp>.
+    v4, v5 = (certs.issue(n, ["albd.test", "localhost"]) for n in ("v4", "v5"))
+    secret = ConfigMapDir(os.path.join(env.manifest_dir, "secret"))
+
+    def files_of(pair):
+        out = {}
+        for name, src in (("tls.crt", pair.cert), ("tls.key", pair.key)):
+            with open(src) as f:
+                out[name] = f.read()
+        return out
+    secret.update(files_of(v4))
+    linked = CertPair(os.path.join(secret.path, "tls.crt"), os.path.join(secret.path, "tls.key"))
+    reconciled("a certificate moved into a Secret volume", lambda: env.write_manifests(
+        instance(), certificate("main", linked), server_group("web", [be.addr]),
+        https_listener("web", port, "main", "web", idleTimeoutSeconds=61)))
+    c.eq(served_fp(), der_sha256(v4.cert), "the certificate from the Secret volume is served")
+    time.sleep(scaled(0.3))
+    reconciled("the Secret's ..data swap", lambda: secret.update(files_of(v5)))
+    c.eq(served_fp(), der_sha256(v5.cert), "a new handshake sees the rotated Secret's certificate")
     albd.check_clean_exit(c)
 
 

@@ -2,7 +2,8 @@
 """albd watches its manifest tree and reconciles every way files really
 change: an in-place write, an editor's write-then-rename, a file added or
 removed, a folder added (moved in, or created) and removed, the Kubernetes
-ConfigMap "..data" link swap; SIGHUP forces a reconcile; and a slow
+ConfigMap "..data" link swap, the manifest folder itself a link swapped to a
+new release; SIGHUP forces a reconcile; and a slow
 truncate-then-write save never applies a half-written file (a continuous
 client never sees the listener vanish, and the generation moves once).
 
@@ -33,7 +34,7 @@ class World:
         self.a = env.backend("a")
         self.b = env.backend("b")
         (self.p_main, self.p_file, self.p_dir, self.p_dir2, self.p_hup, self.p_side, self.p_cm,
-         self.p_cm2) = free_ports(8)
+         self.p_cm2, self.p_rel) = free_ports(9)
         self.base = yaml_docs(instance(), certificate("site", certs.rsa),
                               server_group("ga", [self.a.addr]), server_group("gb", [self.b.addr]))
         self.m = env.manifest_dir
@@ -200,8 +201,37 @@ def configmap_layout(w):
     albd.check_clean_exit(w.c)
 
 
+def release_link_swap(w):
+    """The manifest folder is a link that a deploy swaps to a new release
+    folder: no event is raised in the old tree, so SIGHUP applies the new
+    release — and from then on edits inside the new release are watched."""
+    env = w.env
+    releases = [os.path.join(env.dir, f"release{i}") for i in (1, 2)]
+    for d, group in zip(releases, ("ga", "gb")):
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "base.yaml"), "w") as f:
+            f.write(w.base)
+        write_in_place(os.path.join(d, "main.yaml"), w.listener("rel", w.p_rel, group))
+    current = os.path.join(env.dir, "current")
+    os.symlink(releases[0], current)
+    albd = Albd(env, current, ports=(w.p_rel,))
+    env.albds.append(albd)
+    albd.wait_ready()
+    w.c.ok(wait_backend(env, w.p_rel, "a", timeout=scaled(5), tls=False), "release 1 serves")
+    g = generation(albd)
+    os.symlink(releases[1], current + ".new")
+    os.replace(current + ".new", current)
+    albd.signal(signal.SIGHUP)
+    w.serves("release link swapped, then SIGHUP", w.p_rel, "b", g, albd=albd)
+    time.sleep(scaled(0.3))  # release 2's files settle: later loads trust the watcher for them
+    g = generation(albd)
+    write_in_place(os.path.join(releases[1], "main.yaml"), w.listener("rel", w.p_rel, "ga"))
+    w.serves("an edit inside the new release", w.p_rel, "a", g, albd=albd)
+    albd.check_clean_exit(w.c)
+
+
 CASES = [in_place_write, editor_write_then_rename, file_added, file_removed, folder_added_and_removed,
-         sighup_forces_reconcile, slow_truncate_then_write, configmap_layout]
+         sighup_forces_reconcile, slow_truncate_then_write, configmap_layout, release_link_swap]
 
 
 def body(env):

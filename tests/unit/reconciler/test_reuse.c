@@ -109,14 +109,21 @@ struct result {
     struct rc_status st;
 };
 
-static struct result load(const struct rc_model *prev)
+/* A load whose problems the caller looks at (errs: rc_errs_init'ed). */
+static struct result load_with(const struct rc_model *prev, struct rc_errs *errs)
 {
     struct result r = {0};
-    struct rc_errs errs;
-    rc_errs_init(&errs);
     rc_status_init(&r.st);
     struct rc_load_opts o = {.now = time(NULL), .prev = prev};
-    r.rc = rc_load_dir_ex(dir, &o, &r.m, &errs, &r.st);
+    r.rc = rc_load_dir_ex(dir, &o, &r.m, errs, &r.st);
+    return r;
+}
+
+static struct result load(const struct rc_model *prev)
+{
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct result r = load_with(prev, &errs);
     if (r.rc != 0)
         rc_errs_print(&errs, stderr);
     rc_errs_cleanup(&errs);
@@ -145,16 +152,16 @@ static void unchanged_documents_are_copied(void **state)
     struct result a = load(NULL);
     assert_int_equal(a.st.resources_copied, 0);
     struct result b = load(a.m);
-    assert_int_equal(b.st.resources_copied, 3); /* site, ga, gb */
+    assert_int_equal(b.st.resources_copied, 4); /* site, ga, gb and the listener */
     assert_int_equal(b.st.certs_parsed, 0);
     assert_int_equal(b.st.files_read, 0);
     assert_int_equal(b.st.files_reused, 2);
-    /* No manifest is opened: the certificate and the groups are not even
-     * parsed; only the listener (always built) is, from the kept text. */
+    /* No manifest is opened and nothing is parsed: the listener's
+     * references are all copies, so it is copied too. */
     assert_int_equal(a.st.manifests_read, 3);
     assert_int_equal(b.st.manifests_read, 0);
     assert_int_equal(b.st.manifests_skipped, 3);
-    assert_int_equal(b.st.docs_parsed, 1);
+    assert_int_equal(b.st.docs_parsed, 0);
     assert_string_equal(b.m->digest, a.m->digest);
     /* Copied, not rebuilt: the data is the same memory. */
     assert_ptr_equal(rc_model_group(b.m, "gb")->servers, rc_model_group(a.m, "gb")->servers);
@@ -172,8 +179,8 @@ static void a_changed_document_is_built(void **state)
     put_groups(70);
     settle();
     struct result b = load(a.m);
-    assert_int_equal(b.st.resources_copied, 2); /* site and ga; gb changed */
-    assert_int_equal(b.st.manifests_read, 1);    /* groups.yaml */
+    assert_int_equal(b.st.resources_copied, 3); /* site, ga, the listener; gb changed */
+    assert_int_equal(b.st.manifests_read, 1);   /* groups.yaml */
     assert_int_equal(b.st.manifests_skipped, 2);
     const struct rc_server_group *gb = rc_model_group(b.m, "gb");
     assert_int_equal(gb->servers[0].weight, 70);
@@ -214,7 +221,7 @@ static void a_manifest_replaced_by_rename_is_read(void **state)
     struct result b = load(a.m);
     assert_int_equal(b.st.manifests_read, 1);
     assert_int_equal(b.st.manifests_skipped, 2);
-    assert_int_equal(b.st.resources_copied, 3);
+    assert_int_equal(b.st.resources_copied, 4);
     assert_string_equal(b.m->digest, a.m->digest);
     assert_wired(b.m);
     done(&a);
@@ -251,7 +258,7 @@ static void a_model_with_copies_outlives_its_predecessors(void **state)
     settle();
     struct result c = load(b.m);
     done(&b);
-    assert_int_equal(c.st.resources_copied, 2);
+    assert_int_equal(c.st.resources_copied, 3); /* site, ga, the listener */
     /* Touch every copied byte (ASan reports a use after free here). */
     const struct rc_certificate *site = rc_model_certificate(c.m, "site");
     assert_non_null(site);
@@ -268,8 +275,9 @@ static void a_model_with_copies_outlives_its_predecessors(void **state)
     /* And the next load copies from c, whose sources are copies too. */
     struct result d = load(c.m);
     done(&c);
-    assert_int_equal(d.st.resources_copied, 3);
+    assert_int_equal(d.st.resources_copied, 4); /* everything: nothing changed since c */
     assert_string_equal(rc_model_group(d.m, "ga")->servers[0].address, "10.0.0.1");
+    assert_wired(d.m);
     done(&d);
 }
 
@@ -282,8 +290,8 @@ static void only_the_changed_document_is_parsed(void **state)
     put_groups(70);
     struct result b = load(a.m);
     assert_int_equal(b.st.manifests_read, 1); /* groups.yaml */
-    /* gb, and the listener (always built, from the kept text); not ga. */
-    assert_int_equal(b.st.docs_parsed, 2);
+    /* gb only: not ga, and not the listener (copied). */
+    assert_int_equal(b.st.docs_parsed, 1);
     assert_int_equal(rc_model_group(b.m, "gb")->servers[0].weight, 70);
     assert_ptr_equal(rc_model_group(b.m, "ga")->servers, rc_model_group(a.m, "ga")->servers);
     assert_wired(b.m);
@@ -312,10 +320,11 @@ static void an_inserted_document_moves_the_others(void **state)
     char text[2048];
     snprintf(text, sizeof(text),
              "# new\napiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: g0}\n"
-             "spec: {servers: [{address: 10.0.0.9, port: 8080}]}\n---\n%s", GA_GB);
+             "spec: {servers: [{address: 10.0.0.9, port: 8080}]}\n---\n%s",
+             GA_GB);
     put("groups.yaml", text);
     struct result b = load(a.m);
-    assert_int_equal(b.st.docs_parsed, 2); /* g0 and the listener */
+    assert_int_equal(b.st.docs_parsed, 1); /* g0 (the listener is copied) */
     const struct rc_server_group *ga = rc_model_group(b.m, "ga"), *gb = rc_model_group(b.m, "gb");
     assert_int_equal(rc_model_group(b.m, "g0")->meta.loc.line, 2);
     assert_int_equal(ga->meta.loc.line, 7);
@@ -344,7 +353,7 @@ static void an_inserted_document_moves_the_others(void **state)
     struct rc_model *m = NULL;
     struct rc_load_opts o = {.now = time(NULL), .prev = b.m};
     assert_int_equal(rc_load_dir_ex(dir, &o, &m, &errs, &st), 1);
-    assert_int_equal(st.docs_parsed, 2); /* gb and the listener */
+    assert_int_equal(st.docs_parsed, 1); /* gb (the listener is copied) */
     bool found = false;
     for (size_t i = 0; i < errs.n; i++)
         if (errs.v[i].name && !strcmp(errs.v[i].name, "gb") && errs.v[i].severity == RC_ERROR) {
@@ -377,7 +386,7 @@ static void a_file_with_an_anchor_is_parsed_whole(void **state)
                        "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 30}\n");
     struct result b = load(a.m);
     assert_int_equal(b.st.manifests_read, 1);
-    assert_int_equal(b.st.docs_parsed, 3); /* both groups and the listener */
+    assert_int_equal(b.st.docs_parsed, 2); /* both groups (the listener is copied) */
     assert_int_equal(rc_model_group(b.m, "gb")->servers[0].weight, 30);
     /* ga is still copied: its document is byte-identical. */
     assert_ptr_equal(rc_model_group(b.m, "ga")->servers, rc_model_group(a.m, "ga")->servers);
@@ -422,6 +431,87 @@ static void an_error_in_a_changed_document_is_exact(void **state)
     rc_errs_cleanup(&errs);
 }
 
+/* ---- a listener is copied only when everything it uses is a copy ---- */
+
+static void a_listener_whose_group_changed_is_built(void **state)
+{
+    (void)state;
+    struct result a = load(NULL);
+    put("groups.yaml", "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+                       "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 11}\n---\n"
+                       "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
+                       "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 20}\n");
+    struct result b = load(a.m);
+    assert_int_equal(b.st.resources_copied, 2); /* site and gb; ga changed, so the listener */
+    assert_int_equal(b.m->listeners[0].default_group->servers[0].weight, 11);
+    assert_wired(b.m);
+    /* Its certificate changes (a label): built again too. */
+    put("certs.yaml", "apiVersion: albd/v1\nkind: Certificate\n"
+                      "metadata: {name: site, labels: {team: web}}\n"
+                      "spec:\n  source:\n    files: {certificate: site.pem, privateKey: "
+                      "site.key}\n");
+    struct result c = load(b.m);
+    assert_int_equal(c.st.resources_copied, 2); /* ga and gb */
+    assert_wired(c.m);
+    struct result d = load(c.m);
+    assert_int_equal(d.st.resources_copied, 4);
+    assert_wired(d.m);
+    done(&a);
+    done(&b);
+    done(&c);
+    done(&d);
+}
+
+/* With a second Instance a listener that names none is an error: it is
+ * built again, not copied. */
+static void a_listener_is_built_when_the_instances_change(void **state)
+{
+    (void)state;
+    struct result a = load(NULL);
+    put("instances.yaml", "apiVersion: albd/v1\nkind: Instance\nmetadata: {name: one}\n---\n"
+                          "apiVersion: albd/v1\nkind: Instance\nmetadata: {name: two}\n");
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct result b = load_with(a.m, &errs);
+    assert_int_equal(b.rc, 1);
+    const struct rc_res_status *web = rc_status_find(&b.st, "Listener", "web");
+    assert_non_null(web);
+    /* Not copied: the error is reported (its last good version used the
+     * implicit default instance, gone now, so it is left out). */
+    assert_int_not_equal(web->state, RC_RES_READY);
+    assert_non_null(strstr(web->message, "instance"));
+    rc_errs_cleanup(&errs);
+    done(&a);
+    done(&b);
+}
+
+/* A port clash reported on a copied listener (the later one in the
+ * sources) still has its exact place: it is parsed for that. */
+static void a_clash_on_a_copied_listener_is_located(void **state)
+{
+    (void)state;
+    struct result a = load(NULL);
+    put("a-first.yaml", "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: api}\n"
+                        "spec:\n  protocol: HTTPS\n  port: 8443\n  tls: {certificate: site}\n"
+                        "  defaultAction: {forward: {serverGroup: gb}}\n");
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct result b = load_with(a.m, &errs);
+    assert_int_equal(b.rc, 1);
+    bool found = false;
+    for (size_t i = 0; i < errs.n; i++)
+        if (errs.v[i].name && !strcmp(errs.v[i].name, "web") && errs.v[i].severity == RC_ERROR &&
+            strstr(errs.v[i].msg, "port 8443")) {
+            assert_non_null(strstr(errs.v[i].file, "listener.yaml"));
+            assert_int_equal(errs.v[i].line, 6); /* spec.port */
+            found = true;
+        }
+    assert_true(found);
+    rc_errs_cleanup(&errs);
+    done(&a);
+    done(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +527,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_error_in_a_changed_document_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(a_model_with_copies_outlives_its_predecessors, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_listener_whose_group_changed_is_built, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_listener_is_built_when_the_instances_change, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_clash_on_a_copied_listener_is_located, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,49 @@
+/* What changed in the manifest folder since the running model was loaded,
+ * as the agent's watcher saw it, so that a reload checks only those files.
+ *
+ * A load normally checks each certificate, key and manifest file it knows
+ * from the running model with one stat (the identity rule of filecache.h).
+ * With 10,000 certificates that stat is most of a reload's cost, and the
+ * watcher already knows which few paths changed. A file may skip that stat
+ * only when an inotify event would have named it: it was a plain file in
+ * the folder's tree when read — no symbolic link on its way (the ConfigMap
+ * "..data" layout goes through links), a single hard link (a write through
+ * another name raises no event here), not a mount point of its own (a file
+ * bind mount is written through its source's folder; a kernel that cannot
+ * tell counts as one), not too deep to be watched — and the
+ * watcher has not reported it or a folder above it since. Everything else
+ * is still checked as before. */
+#ifndef ALBD_RECONCILER_CHANGES_H
+#define ALBD_RECONCILER_CHANGES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+/* Paths relative to the manifest folder ("certs/a.pem"); a folder's path
+ * stands for everything below it, and "" for the whole tree. */
+struct rc_changes {
+    const char *const *rel; /* sorted with strcmp, may repeat */
+    size_t n;
+    /* Something was created, removed or renamed (or a folder's mode
+     * changed): the folder is walked again. Otherwise the load takes the
+     * running model's list of manifest files. */
+    bool tree;
+};
+
+/* True when rel, or a folder above it, is in c. */
+bool rc_changes_cover(const struct rc_changes *c, const char *rel);
+
+/* The part of the absolute path under root ("certs/a.pem" for
+ * "/m/certs/a.pem" under "/m"), or NULL when path is not below root. */
+const char *rc_rel_under(const char *root, const char *path);
+
+/* Whether the file at path (rel under the manifest folder), whose fstat is
+ * st, is one the watcher reports: see above. real_expected is what
+ * realpath(path) must be: path itself for a certificate file (its path is
+ * built on the folder's real path), the folder's real path + "/" + rel for
+ * a manifest file (walked from the folder as given). */
+bool rc_watchable(const char *path, const struct stat *st, const char *rel,
+                  const char *real_expected);
+
+#endif

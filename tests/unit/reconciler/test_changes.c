@@ -1,0 +1,290 @@
+/* The watcher's list of changed paths (changes.h): a load told what
+ * changed walks the folder only when a name changed, and checks only
+ * those files — and still checks every file the
+ * watcher could not have seen change (through a symbolic link, with a
+ * second hard link, not settled when read). */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "reconciler/changes.h"
+#include "reconciler/filecache.h"
+#include "reconciler/load.h"
+#include "reconciler/rc.h"
+#include "test_files.h"
+
+static void cover_is_exact_or_a_folder_above(void **state)
+{
+    (void)state;
+    const char *v[] = {"a.yaml", "certs", "deep/x/y.pem"};
+    struct rc_changes c = {v, 3, false};
+    assert_true(rc_changes_cover(&c, "a.yaml"));
+    assert_true(rc_changes_cover(&c, "certs/site.pem"));
+    assert_true(rc_changes_cover(&c, "certs/sub/site.pem"));
+    assert_true(rc_changes_cover(&c, "deep/x/y.pem"));
+    assert_false(rc_changes_cover(&c, "a.yaml.tmp"));
+    assert_false(rc_changes_cover(&c, "a.yam"));
+    assert_false(rc_changes_cover(&c, "cert/site.pem"));
+    assert_false(rc_changes_cover(&c, "certs2/site.pem"));
+    assert_false(rc_changes_cover(&c, "deep/x/z.pem"));
+    assert_false(rc_changes_cover(&c, "deep/y.pem"));
+    assert_false(rc_changes_cover(&c, "b.yaml"));
+    /* The whole tree, and "unknown". */
+    const char *all[] = {"", "a.yaml"};
+    struct rc_changes everything = {all, 2, false};
+    assert_true(rc_changes_cover(&everything, "b/c.pem"));
+    assert_true(rc_changes_cover(NULL, "b/c.pem"));
+    struct rc_changes none = {NULL, 0, false};
+    assert_false(rc_changes_cover(&none, "b/c.pem"));
+}
+
+static void rel_under_the_root(void **state)
+{
+    (void)state;
+    assert_string_equal(rc_rel_under("/m", "/m/a.pem"), "a.pem");
+    assert_string_equal(rc_rel_under("/m/", "/m/certs/a.pem"), "certs/a.pem");
+    assert_string_equal(rc_rel_under("/m", "/m//a.pem"), "a.pem");
+    assert_null(rc_rel_under("/m", "/mx/a.pem"));
+    assert_null(rc_rel_under("/m", "/m"));
+    assert_null(rc_rel_under("/m", "/m/"));
+    assert_null(rc_rel_under("/m", "/other/a.pem"));
+}
+
+static char dir[PATH_MAX];
+
+static const char CERTS[] = "apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: site}\n"
+                            "spec:\n  source:\n    files: {certificate: site.pem, privateKey: "
+                            "keys/site.key}\n";
+
+static void settle(void)
+{
+    usleep((useconds_t)(RC_FID_SETTLE_NS / 1000 + 50000));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char made[PATH_MAX];
+    if (tf_mkdtemp(made, sizeof(made), "changes") < 0 || realpath(made, dir) == NULL)
+        return -1;
+    char keys[PATH_MAX + 8];
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    if (mkdir(keys, 0700) != 0)
+        return -1;
+    tf_put(dir, "certs.yaml", CERTS);
+    tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem");
+    tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-server.key", "keys/site.key");
+    settle();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return tf_rm_rf(dir);
+}
+
+struct result {
+    int rc;
+    struct rc_model *m;
+    struct rc_status st;
+};
+
+static struct result load(const struct rc_model *prev, const struct rc_changes *changes)
+{
+    struct result r = {0};
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    rc_status_init(&r.st);
+    struct rc_load_opts o = {.now = time(NULL), .prev = prev, .changes = changes};
+    r.rc = rc_load_dir_ex(dir, &o, &r.m, &errs, &r.st);
+    rc_errs_cleanup(&errs);
+    return r;
+}
+
+static void done(struct result *r)
+{
+    rc_model_unref(r->m);
+    rc_status_cleanup(&r->st);
+}
+
+static const struct rc_changes NOTHING = {NULL, 0, false};
+
+static void replace_key_in_place(void)
+{
+    /* Same inode, new bytes: the key no longer matches the certificate. */
+    tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-other.key", "keys/site.key");
+}
+
+static void unreported_files_are_not_even_stated(void **state)
+{
+    (void)state;
+    struct result a = load(NULL, NULL);
+    assert_int_equal(a.rc, 0);
+    struct result b = load(a.m, &NOTHING);
+    assert_int_equal(b.rc, 0);
+    /* site.pem, keys/site.key and certs.yaml: the watcher vouches. */
+    assert_int_equal(b.st.files_unstatted, 3);
+    assert_int_equal(b.st.files_read, 0);
+    assert_int_equal(b.st.manifests_skipped, 1);
+    /* Proof that nothing was looked at: a change the watcher did not
+     * report is not seen... */
+    replace_key_in_place();
+    struct result c = load(b.m, &NOTHING);
+    assert_int_equal(c.rc, 0);
+    /* ...and one it reports is, by file or by a folder above it. */
+    const char *key[] = {"keys/site.key"}, *folder[] = {"keys"};
+    struct rc_changes by_file = {key, 1, false}, by_folder = {folder, 1, false};
+    struct result d = load(c.m, &by_file);
+    assert_int_equal(d.rc, 1); /* contained: the key does not match */
+    assert_int_equal(d.st.files_read, 1);
+    struct result e = load(c.m, &by_folder);
+    assert_int_equal(e.rc, 1);
+    /* Unknown (SIGHUP): every file is checked. */
+    struct result f = load(c.m, NULL);
+    assert_int_equal(f.rc, 1);
+    assert_int_equal(f.st.files_unstatted, 0);
+    done(&a);
+    done(&b);
+    done(&c);
+    done(&d);
+    done(&e);
+    done(&f);
+}
+
+/* Kubernetes Secret layout: the visible file is a link. The watcher
+ * reports the "..data" swap, never the visible name: such a file is always
+ * checked. */
+static void a_file_reached_through_a_link_is_always_checked(void **state)
+{
+    (void)state;
+    char real[PATH_MAX + 32], link[PATH_MAX + 32];
+    snprintf(real, sizeof(real), "%s/keys/..data.key", dir);
+    snprintf(link, sizeof(link), "%s/keys/site.key", dir);
+    assert_int_equal(rename(link, real), 0);
+    assert_int_equal(symlink("..data.key", link), 0);
+    struct result a = load(NULL, NULL);
+    assert_int_equal(a.rc, 0);
+    struct result b = load(a.m, &NOTHING);
+    assert_int_equal(b.st.files_unstatted, 2); /* site.pem and certs.yaml */
+    tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-other.key", "keys/..data.key");
+    struct result c = load(b.m, &NOTHING);
+    assert_int_equal(c.rc, 1);
+    done(&a);
+    done(&b);
+    done(&c);
+}
+
+/* A write through another hard link raises no event in this folder. */
+static void a_file_with_a_second_hard_link_is_always_checked(void **state)
+{
+    (void)state;
+    char other[PATH_MAX + 32], key[PATH_MAX + 32];
+    snprintf(other, sizeof(other), "%s/elsewhere.key", dir);
+    snprintf(key, sizeof(key), "%s/keys/site.key", dir);
+    assert_int_equal(link(key, other), 0);
+    struct result a = load(NULL, NULL);
+    struct result b = load(a.m, &NOTHING);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(b.st.files_unstatted, 2);
+    replace_key_in_place(); /* same inode: elsewhere.key changes too */
+    struct result c = load(b.m, &NOTHING);
+    assert_int_equal(c.rc, 1);
+    done(&a);
+    done(&b);
+    done(&c);
+}
+
+/* A file read within the settle window may change again unseen in the
+ * same timestamp tick; the watcher's list does not make it trusted. */
+static void an_unsettled_file_is_checked_again(void **state)
+{
+    (void)state;
+    struct result a = load(NULL, NULL);
+    tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem");
+    const char *pem[] = {"site.pem"};
+    struct rc_changes ch = {pem, 1, false};
+    struct result b = load(a.m, &ch); /* reads it, unsettled */
+    assert_int_equal(b.st.files_read, 1);
+    struct result c = load(b.m, &NOTHING);
+    assert_int_equal(c.st.files_read, 1);
+    assert_int_equal(c.st.files_unstatted, 2);
+    done(&a);
+    done(&b);
+    done(&c);
+}
+
+/* Nothing created, removed or renamed: the folder is not walked again. */
+static void the_walk_is_reused_until_a_name_changes(void **state)
+{
+    (void)state;
+    struct result a = load(NULL, NULL);
+    struct result b = load(a.m, &NOTHING);
+    assert_int_equal(b.rc, 0);
+    tf_put(dir, "more.yaml",
+           "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+           "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080}\n");
+    /* Proof that the list was reused: a file nobody reported is not seen. */
+    struct result c = load(b.m, &NOTHING);
+    assert_int_equal(c.m->n_groups, 0);
+    const char *more[] = {"more.yaml"};
+    struct rc_changes created = {more, 1, true};
+    struct result d = load(c.m, &created);
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.m->n_groups, 1);
+    done(&a);
+    done(&b);
+    done(&c);
+    done(&d);
+}
+
+/* A folder entered through a link may gain files with no event in the
+ * tree: such a tree is always walked. */
+static void a_tree_with_a_linked_folder_is_always_walked(void **state)
+{
+    (void)state;
+    char target[PATH_MAX + 16], link[PATH_MAX + 16];
+    snprintf(target, sizeof(target), "%s/..real", dir);
+    snprintf(link, sizeof(link), "%s/linked", dir);
+    assert_int_equal(mkdir(target, 0700), 0);
+    assert_int_equal(symlink("..real", link), 0);
+    struct result a = load(NULL, NULL);
+    struct result b = load(a.m, &NOTHING);
+    tf_put(dir, "..real/more.yaml",
+           "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+           "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080}\n");
+    struct result c = load(b.m, &NOTHING);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.m->n_groups, 1);
+    done(&a);
+    done(&b);
+    done(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cover_is_exact_or_a_folder_above),
+        cmocka_unit_test(rel_under_the_root),
+        cmocka_unit_test_setup_teardown(unreported_files_are_not_even_stated, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_file_reached_through_a_link_is_always_checked, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_file_with_a_second_hard_link_is_always_checked, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(an_unsettled_file_is_checked_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_walk_is_reused_until_a_name_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_tree_with_a_linked_folder_is_always_walked, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
