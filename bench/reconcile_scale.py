@@ -3,7 +3,10 @@
 
 Measures albd on a large configuration (default 10,000 certificates as
 extension certificates spread over 4 HTTPS listeners, and 10,000 server
-groups) and on a small one (1 certificate, 1 group, 1 listener):
+groups) and on a small one (1 certificate, 1 group, 1 listener). The
+certificate files are copied under the manifest folder, where albd's
+watcher tells each reload which files changed; a second large run names
+them outside the folder, where every reload stats each of them:
 
   - cold load: time from start to /readyz 200, and RSS once ready;
   - 100 single-resource changes (one server's weight, toggled): time from
@@ -161,10 +164,30 @@ def group_doc(i, backend, weight=100):
     return h.server_group(f"g{i:05d}", [backend + (weight,)])
 
 
-def write_config(d, n_certs, n_groups, ports, backend, cache, leaf_key):
+def copy_certs_in(d, n_certs, cache, leaf_key):
+    """Copies the cached certificates and the key into d/certs (copies, not
+    links: a linked file is one the watcher cannot vouch for, so albd
+    checks it on every load). Returns the new cache folder and key path."""
+    dst = os.path.join(d, "certs")
+    os.makedirs(os.path.join(dst, "certs"), exist_ok=True)
+    for i in range(n_certs):
+        name = f"c{i:05d}.pem"
+        shutil.copyfile(os.path.join(cache, "certs", name), os.path.join(dst, "certs", name))
+    key = os.path.join(dst, "leaf.key")
+    shutil.copyfile(leaf_key, key)
+    os.chmod(key, 0o600)
+    return dst, key
+
+
+def write_config(d, n_certs, n_groups, ports, backend, cache, leaf_key, certs_inside):
     """The whole configuration in files of 100 documents each; returns the
-    path of the file that holds group g00000 (the one changes touch)."""
+    path of the file that holds group g00000 (the one changes touch).
+    certs_inside: the certificate files are copied under d (where a GitOps
+    repository keeps them, and where albd's watcher sees them change);
+    otherwise they are named in the cache, outside the watched folder."""
     os.makedirs(d, exist_ok=True)
+    if certs_inside:
+        cache, leaf_key = copy_certs_in(d, n_certs, cache, leaf_key)
     with open(os.path.join(d, "instance.yaml"), "w") as f:
         f.write(yaml_docs(h.instance()))
     per = 100
@@ -309,13 +332,14 @@ def ms(v):
     return f"{v * 1000:8.1f}"
 
 
-def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_reloads):
-    d = os.path.join(env.dir, name)
+def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_reloads, certs_inside=True):
+    d = os.path.join(env.dir, name.replace(", ", "-").replace(" ", "-"))
     ports = h.free_ports(min(LISTENERS, max(1, n_certs)))
     t = time.monotonic()
-    path = write_config(d, n_certs, n_groups, ports, backend, cache, leaf_key)
-    print(f"[{name}] manifests written in {time.monotonic() - t:.1f}s "
-          f"({sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)) // 1024} KiB)", flush=True)
+    path = write_config(d, n_certs, n_groups, ports, backend, cache, leaf_key, certs_inside)
+    size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".yaml"))
+    print(f"[{name}] manifests written in {time.monotonic() - t:.1f}s ({size // 1024} KiB; certificates "
+          f"{'under the folder' if certs_inside else 'outside it'})", flush=True)
     r = Run(env, d, args.workers)
     t0 = time.monotonic()
     r.wait_ready(args.load_timeout)
@@ -376,6 +400,8 @@ def main():
     ap.add_argument("--load-timeout", type=float, default=600)
     ap.add_argument("--budget", type=float, default=600, help="seconds at most for each series of changes or reloads")
     ap.add_argument("--quick", action="store_true", help="500 certificates and groups, 20 changes, 100 reloads")
+    ap.add_argument("--no-outside", action="store_true",
+                    help="skip the large run whose certificate files live outside the manifest folder")
     args = ap.parse_args()
     if args.quick:
         args.certs, args.groups, args.changes, args.reloads, args.large_reloads = 500, 500, 20, 100, 5
@@ -389,6 +415,9 @@ def main():
         results.append(measure(env, "small", 1, 1, args.cache, leaf_key, be.addr, args, args.reloads))
         results.append(measure(env, "large", args.certs, args.groups, args.cache, leaf_key, be.addr, args,
                                args.large_reloads))
+        if not args.no_outside:
+            results.append(measure(env, "large, certs outside", args.certs, args.groups, args.cache, leaf_key,
+                                   be.addr, args, args.large_reloads, certs_inside=False))
         report(results)
     bad = [r["name"] for r in results if r["exit"] != 0]
     if bad:
