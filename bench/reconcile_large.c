@@ -180,7 +180,7 @@ static void snapshot(struct rc_model *m, const struct px_snapshot *prev, struct 
 {
     char err[256] = "";
     const char *failed = NULL;
-    if (px_snapshot_build(m, prev, 2, gen, keys, out, err, sizeof(err), &failed) != 0) {
+    if (px_snapshot_build(m, prev, NULL, 2, gen, keys, out, err, sizeof(err), &failed) != 0) {
         fprintf(stderr, "reconcile_large: snapshot: %s\n", err);
         exit(1);
     }

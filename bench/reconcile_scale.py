@@ -360,6 +360,12 @@ def measure(env, name, n_certs, n_groups, cache, leaf_key, backend, args, n_relo
               + ", ".join(f"{k}: {v / 1024:.1f} MiB" for k, v in samples), flush=True)
     snaps = metrics(r.albd).get("albd_snapshots_active")
     rc = r.albd.stop(timeout=60)
+    if "cannot listen" in r.albd.stderr():
+        # A port picked as free was taken by then (another process, or an
+        # ephemeral client port): albd contained that listener, and every
+        # reconcile also tried it again. The figures are not comparable.
+        print(f"[{name}] WARNING: a listener port could not be bound during this run; "
+              "its figures include containment", flush=True)
     return {"name": name, "certs": n_certs, "groups": n_groups, "cold": cold, "cold_cpu": cold_cpu, "cpu": cpu, "rss_ready": rss_ready,
             "lat": lat, "apply": apply, "reloads": samples, "rlat": rlat, "snapshots": snaps, "exit": rc}
 

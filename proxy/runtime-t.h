@@ -27,6 +27,12 @@ struct px_runtime {
      * reconfiguration, never on the request path. */
     uv_mutex_t lock;
     struct px_snapshot *published; /* one reference, owned by the runtime */
+    /* The last snapshot built but not published because a port would not
+     * bind (one reference, or NULL). The agent then applies without that
+     * listener, and tries it again at every reconcile: its SSL_CTX (2,500
+     * certificates take seconds to load) is taken from here instead of
+     * being built again. Dropped once all of them serve. */
+    struct px_snapshot *spare;
     struct rt_socks *socks;
     uint64_t next_sock_id;
     uint64_t generation;

@@ -91,6 +91,20 @@ static struct rt_socks *find_socks(struct rt_socks *list, const char *key)
     return NULL;
 }
 
+/* Whether every SSL_CTX of spare serves in s: then spare has no more use. */
+static bool spare_served(const struct px_snapshot *spare, const struct px_snapshot *s)
+{
+    for (size_t i = 0; i < spare->n_listeners; i++) {
+        const SSL_CTX *c = spare->listeners[i].ssl_ctx;
+        bool found = c == NULL;
+        for (size_t j = 0; !found && j < s->n_listeners; j++)
+            found = s->listeners[j].ssl_ctx == c;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
 int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_error *e)
 {
     struct px_snapshot *s = NULL;
@@ -98,8 +112,8 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
     size_t errlen = sizeof e->msg;
     const char *failed = NULL;
     e->listener[0] = e->msg[0] = '\0';
-    if (px_snapshot_build(m, rt->published, rt->n_workers, rt->generation + 1, rt->tls_keys, &s,
-                          err, errlen, &failed) != 0) {
+    if (px_snapshot_build(m, rt->published, rt->spare, rt->n_workers, rt->generation + 1,
+                          rt->tls_keys, &s, err, errlen, &failed) != 0) {
         if (failed)
             snprintf(e->listener, sizeof e->listener, "%s", failed);
         return -1;
@@ -170,6 +184,10 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
     }
     uv_mutex_unlock(&rt->lock);
     px_snapshot_unref(old);
+    if (rt->spare && spare_served(rt->spare, s)) { /* what could not bind serves now */
+        px_snapshot_unref(rt->spare);
+        rt->spare = NULL;
+    }
     for (int i = 0; i < rt->n_workers; i++)
         px_worker_wake(&rt->workers[i]);
     return 0;
@@ -180,7 +198,8 @@ fail:
         socks_free(fresh, rt->n_workers);
         fresh = n;
     }
-    px_snapshot_unref(s);
+    px_snapshot_unref(rt->spare);
+    rt->spare = s;
     return -1;
 }
 
@@ -250,6 +269,7 @@ void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
         rt->socks = n;
     }
     px_snapshot_unref(rt->published);
+    px_snapshot_unref(rt->spare);
     px_tls_keys_unref(rt->tls_keys);
     uv_mutex_destroy(&rt->lock);
     free(rt->workers);

@@ -147,9 +147,10 @@ static void snapshot_free(struct px_snapshot *s)
     atomic_fetch_sub_explicit(&snapshots_alive, 1, memory_order_relaxed);
 }
 
-int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_workers,
-                      uint64_t generation, struct px_tls_keys *keys, struct px_snapshot **out,
-                      char *err, size_t errlen, const char **failed_listener)
+int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
+                      const struct px_snapshot *spare, int n_workers, uint64_t generation,
+                      struct px_tls_keys *keys, struct px_snapshot **out, char *err, size_t errlen,
+                      const char **failed_listener)
 {
     *out = NULL;
     *failed_listener = NULL;
@@ -194,6 +195,8 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_
         if (l->protocol == RC_LISTENER_HTTPS) {
             tls_digest(l, pl->tls_digest);
             pl->ssl_ctx = reuse_ssl_ctx(prev, pl->tls_digest);
+            if (!pl->ssl_ctx)
+                pl->ssl_ctx = reuse_ssl_ctx(spare, pl->tls_digest);
             if (!pl->ssl_ctx) {
                 char terr[256];
                 pl->ssl_ctx = px_tls_ctx_new(l, keys, true, terr, sizeof terr);

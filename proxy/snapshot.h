@@ -5,13 +5,15 @@
 
 /* Builds a snapshot of model m for n_workers workers. prev (may be NULL) is
  * the running snapshot: SSL_CTXs whose inputs are unchanged are reused from
- * it. keys is the session-ticket key ring shared by every SSL_CTX (so that
+ * it, or else from spare (may be NULL): a snapshot built but not published.
+ * keys is the session-ticket key ring shared by every SSL_CTX (so that
  * tickets survive swaps). Returns 0 and a snapshot with one reference in *out, or -1 with a
  * message (never secret) in err. Call on the agent thread. */
 struct px_tls_keys;
-int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev, int n_workers,
-                      uint64_t generation, struct px_tls_keys *keys, struct px_snapshot **out,
-                      char *err, size_t errlen, const char **failed_listener);
+int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
+                      const struct px_snapshot *spare, int n_workers, uint64_t generation,
+                      struct px_tls_keys *keys, struct px_snapshot **out, char *err, size_t errlen,
+                      const char **failed_listener);
 
 /* How many snapshots exist (published, or still referenced by connections). */
 int px_snapshot_alive_count(void);
