@@ -41,6 +41,10 @@ struct ag_agent {
      * load began (all: unknown — before the first load, after SIGHUP).
      * The loader checks only these files (reconciler/changes.h). */
     struct ag_changes pending;
+    /* Which certificate paths the watcher's extra folders were computed
+     * for (run.c watch_cert_folders). */
+    uint64_t cert_dirs_key;
+    bool cert_dirs_known;
     bool stopping;
     int exit_status;
 

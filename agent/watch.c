@@ -27,6 +27,7 @@ enum {
 struct wdir {
     int wd;
     char *path;
+    bool extra; /* a folder outside the tree (ag_watch_set_extra), watched alone */
     struct wdir *next;
 };
 
@@ -57,8 +58,10 @@ struct ag_watch {
     uint64_t writing_since; /* uv_now when writing became non-empty */
     struct ag_changes seen; /* since the last ag_watch_take_changes */
     char *real;             /* realpath of dir when its tree was watched */
-    bool degraded;          /* a folder could not be watched: changes are never known */
-    int closing;            /* handles still to close */
+    char **extra;           /* ag_watch_set_extra's folders, to watch again after a rescan */
+    size_t n_extra;
+    bool degraded; /* a folder could not be watched: changes are never known */
+    int closing;   /* handles still to close */
 };
 
 void ag_changes_clear(struct ag_changes *c)
@@ -196,6 +199,99 @@ static void drop_all(struct ag_watch *w)
     }
 }
 
+/* Watches one folder outside the tree, without its subfolders. */
+static void add_extra(struct ag_watch *w, const char *path)
+{
+    int wd = inotify_add_watch(w->fd, path, WATCH_MASK);
+    if (wd < 0) {
+        if (errno != ENOENT)
+            px_log_warn("watch %s: %s", path, strerror(errno));
+        return; /* its files are stat'ed on every load anyway */
+    }
+    if (find_wd(w, wd))
+        return; /* already watched, as part of the tree or as another name */
+    struct wdir *d = calloc(1, sizeof *d);
+    char *p = strdup(path);
+    if (!d || !p) {
+        free(d);
+        free(p);
+        inotify_rm_watch(w->fd, wd);
+        return;
+    }
+    *d = (struct wdir){.wd = wd, .path = p, .extra = true, .next = w->dirs};
+    w->dirs = d;
+}
+
+static bool in_sorted(const char *const *v, size_t n, const char *s)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v[mid], s);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* Stops watching the extra folders that are not in keep (sorted). */
+static void drop_extra(struct ag_watch *w, const char *const *keep, size_t n_keep)
+{
+    for (struct wdir **pp = &w->dirs; *pp;) {
+        struct wdir *d = *pp;
+        if (!d->extra || in_sorted(keep, n_keep, d->path)) {
+            pp = &d->next;
+            continue;
+        }
+        *pp = d->next;
+        inotify_rm_watch(w->fd, d->wd);
+        free(d->path);
+        free(d);
+    }
+}
+
+static void add_all_extra(struct ag_watch *w)
+{
+    for (size_t i = 0; i < w->n_extra; i++)
+        add_extra(w, w->extra[i]);
+}
+
+static void free_extra_list(struct ag_watch *w)
+{
+    for (size_t i = 0; i < w->n_extra; i++)
+        free(w->extra[i]);
+    free(w->extra);
+    w->extra = NULL;
+    w->n_extra = 0;
+}
+
+static bool same_list(char *const *a, size_t na, const char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+void ag_watch_set_extra(struct ag_watch *w, const char *const *dirs, size_t n)
+{
+    if (same_list(w->extra, w->n_extra, dirs, n))
+        return;
+    drop_extra(w, dirs, n); /* the ones kept stay watched: no gap */
+    free_extra_list(w);
+    if (n && (w->extra = calloc(n, sizeof *w->extra)) != NULL)
+        for (size_t i = 0; i < n; i++)
+            if ((w->extra[w->n_extra] = strdup(dirs[i])) != NULL)
+                w->n_extra++;
+    add_all_extra(w);
+}
+
 static ssize_t find_writing(struct ag_watch *w, int wd, const char *name)
 {
     for (size_t i = 0; i < w->n_writing; i++)
@@ -304,6 +400,7 @@ static int drain_events(struct ag_watch *w)
                 writing_clear(w);
                 drop_all(w);
                 add_tree(w, w->dir, 0);
+                add_all_extra(w);
                 continue;
             }
             if (ev->mask & IN_IGNORED) {
@@ -316,6 +413,16 @@ static int drain_events(struct ag_watch *w)
                     free(d->path);
                     free(d);
                 }
+                continue;
+            }
+            const struct wdir *ed = find_wd(w, ev->wd);
+            if (ed && ed->extra) {
+                /* A certificate folder outside the tree: a reconcile, whose
+                 * load stats every file out there anyway (changes.h). */
+                if (ev->len && (ev->mask & IN_MODIFY))
+                    writing_add(w, ev->wd, ev->name);
+                else if (ev->len && (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM)))
+                    writing_remove(w, ev->wd, ev->name);
                 continue;
             }
             changes_add(&w->seen, event_rel(w, ev));
@@ -407,6 +514,7 @@ void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into)
         drop_all(w);
         writing_clear(w);
         add_tree(w, w->dir, 0);
+        add_all_extra(w);
         w->seen.all = true;
     }
     if (real) {
@@ -416,6 +524,11 @@ void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into)
     if (w->degraded)
         w->seen.all = true;
     ag_changes_merge(into, &w->seen);
+}
+
+const char *ag_watch_root(const struct ag_watch *w)
+{
+    return w->real;
 }
 
 uint64_t ag_watch_mark(struct ag_watch *w)
@@ -441,6 +554,7 @@ static void on_closed(uv_handle_t *h)
     ag_changes_clear(&w->seen);
     free(w->seen.v);
     free(w->real);
+    free_extra_list(w);
     close(w->fd);
     free(w->dir);
     free(w);

@@ -49,6 +49,16 @@ bool ag_watch_changed_since(struct ag_watch *w, uint64_t mark);
  * begins. */
 void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into);
 
+/* The real path of the watched folder (NULL if unknown). */
+const char *ag_watch_root(const struct ag_watch *w);
+
+/* Also watches these folders outside the tree (absolute, sorted), each
+ * alone: those of certificate and key files the running configuration
+ * reads, so that a renewal written there (certbot swapping its live/
+ * links, a rewrite in /etc/ssl) reconciles like a change in the tree.
+ * Replaces the previous set; a folder that does not exist is skipped. */
+void ag_watch_set_extra(struct ag_watch *w, const char *const *dirs, size_t n);
+
 /* Stops watching; frees in the close callbacks. NULL is a no-op. */
 void ag_watch_close(struct ag_watch *w);
 

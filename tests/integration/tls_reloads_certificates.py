@@ -3,8 +3,10 @@
 new handshakes see the new certificate, while a keep-alive connection
 opened before keeps working (nothing is dropped). Also rewritten in place
 once albd trusts the file without a stat (the watcher names what changed),
-and rotated Kubernetes-Secret style (visible files are links through a
-"..data" link that is swapped: no event ever names the visible file)."""
+rotated Kubernetes-Secret style (visible files are links through a "..data"
+link that is swapped: no event ever names the visible file), and outside
+the manifest folder: files replaced in a folder of their own, and a
+certbot-style renewal (live/ links re-pointed to new archive/ files)."""
 import hashlib
 import os
 import shutil
@@ -128,6 +130,51 @@ def body(env):
     time.sleep(scaled(0.3))
     reconciled("the Secret's ..data swap", lambda: secret.update(files_of(v5)))
     c.eq(served_fp(), der_sha256(v5.cert), "a new handshake sees the rotated Secret's certificate")
+
+    # Outside the manifest folder: albd watches the folders its certificate
+    # files are in, so a replacement there reconciles without SIGHUP.
+    v6, v7, v8, v9 = (certs.issue(n, ["albd.test", "localhost"]) for n in ("v6", "v7", "v8", "v9"))
+    out_dir = os.path.join(env.dir, "outside-tls")
+    os.makedirs(out_dir)
+    outside = CertPair(os.path.join(out_dir, "server.pem"), os.path.join(out_dir, "server.key"))
+    shutil.copy(v6.cert, outside.cert)
+    shutil.copy(v6.key, outside.key)
+    reconciled("certificate files moved outside the manifest folder", lambda: env.write_manifests(
+        instance(), certificate("main", outside), server_group("web", [be.addr]),
+        https_listener("web", port, "main", "web", idleTimeoutSeconds=61)))
+    c.eq(served_fp(), der_sha256(v6.cert), "the certificate outside the folder is served")
+
+    def replace_outside():
+        for src, dst in ((v7.key, outside.key), (v7.cert, outside.cert)):
+            shutil.copy(src, dst + ".tmp")
+            os.replace(dst + ".tmp", dst)
+    time.sleep(scaled(0.3))
+    reconciled("certificate files replaced outside the manifest folder (no SIGHUP)", replace_outside)
+    c.eq(served_fp(), der_sha256(v7.cert), "a new handshake sees the replaced certificate")
+
+    # certbot: live/NAME/{fullchain,privkey}.pem -> ../../archive/NAME/{...}N.pem
+    le = os.path.join(env.dir, "letsencrypt")
+    live, archive = os.path.join(le, "live", "albd.test"), os.path.join(le, "archive", "albd.test")
+    os.makedirs(live)
+    os.makedirs(archive)
+
+    def certbot_issue(pair, n):
+        shutil.copy(pair.cert, os.path.join(archive, f"fullchain{n}.pem"))
+        shutil.copy(pair.key, os.path.join(archive, f"privkey{n}.pem"))
+        for name in ("fullchain", "privkey"):
+            link = os.path.join(live, f"{name}.pem")
+            os.symlink(os.path.join("..", "..", "archive", "albd.test", f"{name}{n}.pem"), link + ".new")
+            os.replace(link + ".new", link)
+    certbot_issue(v8, 1)
+    le_pair = CertPair(os.path.join(live, "fullchain.pem"), os.path.join(live, "privkey.pem"))
+    reconciled("a certbot live/ certificate", lambda: env.write_manifests(
+        instance(), certificate("main", le_pair), server_group("web", [be.addr]),
+        https_listener("web", port, "main", "web", idleTimeoutSeconds=62)))
+    c.eq(served_fp(), der_sha256(v8.cert), "the certbot certificate is served")
+    time.sleep(scaled(0.3))
+    reconciled("a certbot renewal (new archive files, live/ links re-pointed; no SIGHUP)",
+               lambda: certbot_issue(v9, 2))
+    c.eq(served_fp(), der_sha256(v9.cert), "a new handshake sees the renewed certificate")
     albd.check_clean_exit(c)
 
 
