@@ -107,6 +107,7 @@ struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
     fc->start = *start;
     fc->root = root;
     fc->changes = root ? changes : NULL;
+    fc->gen = 1; /* copies start at 0: not valid */
     fc->dir_fd = -1;
     if (prev && prev->n) {
         fc->prev_used = calloc(prev->n, sizeof(*fc->prev_used));
@@ -301,15 +302,10 @@ static int copy_into(struct rc_filecache *fc, struct rc_arena *a, struct copy *c
         fc->arena = a;
         fc->gen++;
     }
-    if (c == NULL || c->gen != fc->gen) {
+    if (c->gen != fc->gen) {
         const char *p = rc_arena_strdup(a, path), *b = rc_arena_strndup(a, bytes, n);
         if (p == NULL || b == NULL)
             return -ENOMEM;
-        if (c == NULL) {
-            *apath = p;
-            *out = b;
-            return 0;
-        }
         *c = (struct copy){fc->gen, p, b};
     }
     *apath = c->path;
