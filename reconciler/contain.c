@@ -675,22 +675,25 @@ static void status_put(struct rc_status *st, const struct res *r, enum rc_res_st
         abort();
 }
 
+/* Frees the per-resource entries of st (not its counters). */
+static void free_entries(struct rc_status *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        free(st->v[i].message);
+        free(st->v[i].file);
+    }
+    free(st->v);
+    free(st->names);
+    st->v = NULL;
+    st->names = NULL;
+    st->n = 0;
+}
+
 static void fill_status(struct ctx *C, struct rc_status *st, bool strict_failed)
 {
     if (st == NULL)
         return;
-    size_t parsed = st->certs_parsed, reused = st->certs_reused;
-    size_t fread = st->files_read, freused = st->files_reused, fnostat = st->files_unstatted;
-    unsigned passes = st->passes;
-    size_t copied = st->resources_copied;
-    rc_status_cleanup(st);
-    st->resources_copied = copied;
-    st->certs_parsed = parsed;
-    st->certs_reused = reused;
-    st->files_read = fread;
-    st->files_reused = freused;
-    st->files_unstatted = fnostat;
-    st->passes = passes;
+    free_entries(st); /* the counters the load set stay */
     st->v = calloc(C->n_res + 1, sizeof(*st->v));
     /* The names in one block: 20,000 resources are not 20,000 mallocs per
      * load (and frees of the previous status). */
@@ -972,13 +975,8 @@ void rc_status_init(struct rc_status *st)
 
 void rc_status_cleanup(struct rc_status *st)
 {
-    for (size_t i = 0; st && i < st->n; i++) {
-        free(st->v[i].message);
-        free(st->v[i].file);
-    }
     if (st) {
-        free(st->v);
-        free(st->names);
+        free_entries(st);
         rc_status_init(st);
     }
 }

@@ -29,7 +29,7 @@ struct entry {
     bool watchable;
     char *bytes; /* NUL-terminated, malloc'd */
     size_t len;
-    size_t kept; /* rc_filecache_keep: 1 + its index in the output, or 0 */
+    bool kept; /* rc_filecache_keep has kept it */
     struct copy *copy;
 };
 
@@ -43,9 +43,9 @@ struct copy {
 struct rc_filecache {
     const struct rc_kept_files *prev;
     /* Per entry of prev: this load found it unchanged (its bytes are the
-     * file's), and 1 + its index in rc_filecache_keep's output, or 0. */
+     * file's), and rc_filecache_keep has kept it. */
     bool *prev_used;
-    size_t *prev_kept;
+    bool *prev_kept;
     struct copy *prev_copy; /* per entry of prev, allocated on first use */
     struct rc_arena *arena; /* what the copies are in */
     unsigned gen;
@@ -197,28 +197,16 @@ static int grow(struct rc_filecache *fc)
     return 0;
 }
 
+/* prev's entry for path (hash h), or NULL. */
 static const struct rc_kept_file *prev_find(const struct rc_kept_files *k, const char *path,
                                             uint64_t h)
 {
-    if (k && k->index) {
-        for (size_t i = (size_t)h & (k->index_cap - 1); k->index[i];
-             i = (i + 1) & (k->index_cap - 1)) {
-            const struct rc_kept_file *f = &k->v[k->index[i] - 1];
-            if (f->hash == h && (f->path == path || !strcmp(f->path, path)))
-                return f;
-        }
-        return NULL;
-    }
-    size_t lo = 0, hi = k ? k->n : 0;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(k->v[mid].path, path);
-        if (c == 0)
-            return &k->v[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    if (k == NULL || k->index == NULL)
+        return NULL; /* no files (rc_filecache_keep indexes every non-empty set) */
+    for (size_t i = (size_t)h & (k->index_cap - 1); k->index[i]; i = (i + 1) & (k->index_cap - 1)) {
+        const struct rc_kept_file *f = &k->v[k->index[i] - 1];
+        if (f->hash == h && (f->path == path || !strcmp(f->path, path)))
+            return f;
     }
     return NULL;
 }
@@ -392,12 +380,6 @@ size_t rc_filecache_n_unstatted(const struct rc_filecache *fc)
     return fc ? fc->n_unstatted : 0;
 }
 
-static int kept_cmp(const void *a, const void *b)
-{
-    const struct rc_kept_file *x = a, *y = b;
-    return strcmp(x->path, y->path);
-}
-
 static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, const char *path,
                      uint64_t h, const char *bytes, size_t len)
 {
@@ -409,7 +391,7 @@ static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, c
             return; /* m holds other bytes (a kept version), or kept already */
         out->v[out->n++] =
             (struct rc_kept_file){path, h, e->id, e->settled, e->watchable, bytes, len};
-        e->kept = out->n;
+        e->kept = true;
         return;
     }
     const struct rc_kept_file *k = prev_find(fc->prev, path, h);
@@ -419,39 +401,7 @@ static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, c
     if (!fc->prev_used[i] || fc->prev_kept[i] || !same(k->bytes, k->len, bytes, len))
         return; /* not checked by this load, kept already, or other bytes */
     out->v[out->n++] = (struct rc_kept_file){path, h, k->id, k->settled, k->watchable, bytes, len};
-    fc->prev_kept[i] = out->n;
-}
-
-/* Sorts out by path. Most entries come from prev, whose entries are
- * sorted: those are taken in prev's order, and only the others (files this
- * load read) are sorted and merged in, so that the cost does not grow with
- * n log n. */
-static void sort_kept(const struct rc_filecache *fc, struct rc_kept_files *out)
-{
-    size_t n = out->n, a = 0;
-    struct rc_kept_file *tmp = malloc(n * sizeof(*tmp));
-    bool *taken = calloc(n, sizeof(*taken));
-    if (tmp == NULL || taken == NULL || fc->prev == NULL) {
-        free(tmp);
-        free(taken);
-        qsort(out->v, n, sizeof(*out->v), kept_cmp);
-        return;
-    }
-    for (size_t i = 0; i < fc->prev->n; i++)
-        if (fc->prev_kept[i]) {
-            taken[fc->prev_kept[i] - 1] = true;
-            tmp[a++] = out->v[fc->prev_kept[i] - 1];
-        }
-    size_t b = a;
-    for (size_t i = 0; i < n; i++)
-        if (!taken[i])
-            tmp[b++] = out->v[i];
-    qsort(tmp + a, b - a, sizeof(*tmp), kept_cmp);
-    size_t i = 0, j = a, w = 0;
-    while (i < a || j < b)
-        out->v[w++] = j == b || (i < a && kept_cmp(&tmp[i], &tmp[j]) < 0) ? tmp[i++] : tmp[j++];
-    free(tmp);
-    free(taken);
+    fc->prev_kept[i] = true;
 }
 
 int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
@@ -459,7 +409,7 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
 {
     out->n = 0;
     for (size_t i = 0; i < fc->cap; i++)
-        fc->tab[i].kept = 0;
+        fc->tab[i].kept = false;
     if (fc->prev_kept)
         memset(fc->prev_kept, 0, fc->prev->n * sizeof(*fc->prev_kept));
     out->v = rc_arena_alloc(m->arena, (2 * m->n_certificates + 1) * sizeof(*out->v));
@@ -472,15 +422,15 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
         keep_one(fc, out, c->cert_path, c->cert_path_hash, c->cert_pem, c->cert_pem_len);
         keep_one(fc, out, c->key_path, c->key_path_hash, c->key_pem, c->key_pem_len);
     }
-    if (out->n > 1)
-        sort_kept(fc, out);
     out->index = NULL;
     out->index_cap = 0;
     size_t cap = 16;
     while (cap < 2 * (out->n + 1))
         cap *= 2;
-    if (out->n > 0 && out->n < UINT_MAX / 4 &&
-        (out->index = rc_arena_alloc(m->arena, cap * sizeof(*out->index))) != NULL) {
+    if (out->n > 0) {
+        if (out->n >= UINT_MAX / 4 ||
+            (out->index = rc_arena_alloc(m->arena, cap * sizeof(*out->index))) == NULL)
+            return -1;
         memset(out->index, 0, cap * sizeof(*out->index));
         out->index_cap = cap;
         for (size_t i = 0; i < out->n; i++) {

@@ -55,11 +55,10 @@ struct rc_kept_file {
 };
 
 struct rc_kept_files {
-    struct rc_kept_file *v; /* sorted by path */
+    struct rc_kept_file *v; /* in no particular order: found through index */
     size_t n;
     /* Open-addressing index by path hash (1 + position in v, 0 = empty;
-     * index_cap a power of two), or NULL: the next load finds each of
-     * thousands of files with one probe instead of a binary search. */
+     * index_cap a power of two); NULL only when n is 0. */
     unsigned *index;
     size_t index_cap;
 };

@@ -94,28 +94,9 @@ static int teardown(void **state)
     return tf_rm_rf(dir);
 }
 
-struct result {
-    int rc;
-    struct rc_model *m;
-    struct rc_status st;
-};
-
-static struct result load(const struct rc_model *prev, const struct rc_changes *changes)
+static struct tf_result load(const struct rc_model *prev, const struct rc_changes *changes)
 {
-    struct result r = {0};
-    struct rc_errs errs;
-    rc_errs_init(&errs);
-    rc_status_init(&r.st);
-    struct rc_load_opts o = {.now = time(NULL), .prev = prev, .changes = changes};
-    r.rc = rc_load_dir_ex(dir, &o, &r.m, &errs, &r.st);
-    rc_errs_cleanup(&errs);
-    return r;
-}
-
-static void done(struct result *r)
-{
-    rc_model_unref(r->m);
-    rc_status_cleanup(&r->st);
+    return tf_load(dir, prev, changes, NULL);
 }
 
 static const struct rc_changes NOTHING = {NULL, 0, false};
@@ -129,9 +110,9 @@ static void replace_key_in_place(void)
 static void unreported_files_are_not_even_stated(void **state)
 {
     (void)state;
-    struct result a = load(NULL, NULL);
+    struct tf_result a = load(NULL, NULL);
     assert_int_equal(a.rc, 0);
-    struct result b = load(a.m, &NOTHING);
+    struct tf_result b = load(a.m, &NOTHING);
     assert_int_equal(b.rc, 0);
     /* site.pem, keys/site.key and certs.yaml: the watcher vouches. */
     assert_int_equal(b.st.files_unstatted, 3);
@@ -140,26 +121,26 @@ static void unreported_files_are_not_even_stated(void **state)
     /* Proof that nothing was looked at: a change the watcher did not
      * report is not seen... */
     replace_key_in_place();
-    struct result c = load(b.m, &NOTHING);
+    struct tf_result c = load(b.m, &NOTHING);
     assert_int_equal(c.rc, 0);
     /* ...and one it reports is, by file or by a folder above it. */
     const char *key[] = {"keys/site.key"}, *folder[] = {"keys"};
     struct rc_changes by_file = {key, 1, false}, by_folder = {folder, 1, false};
-    struct result d = load(c.m, &by_file);
+    struct tf_result d = load(c.m, &by_file);
     assert_int_equal(d.rc, 1); /* contained: the key does not match */
     assert_int_equal(d.st.files_read, 1);
-    struct result e = load(c.m, &by_folder);
+    struct tf_result e = load(c.m, &by_folder);
     assert_int_equal(e.rc, 1);
     /* Unknown (SIGHUP): every file is checked. */
-    struct result f = load(c.m, NULL);
+    struct tf_result f = load(c.m, NULL);
     assert_int_equal(f.rc, 1);
     assert_int_equal(f.st.files_unstatted, 0);
-    done(&a);
-    done(&b);
-    done(&c);
-    done(&d);
-    done(&e);
-    done(&f);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
+    tf_done(&d);
+    tf_done(&e);
+    tf_done(&f);
 }
 
 /* Kubernetes Secret layout: the visible file is a link. The watcher
@@ -173,16 +154,16 @@ static void a_file_reached_through_a_link_is_always_checked(void **state)
     snprintf(link, sizeof(link), "%s/keys/site.key", dir);
     assert_int_equal(rename(link, real), 0);
     assert_int_equal(symlink("..data.key", link), 0);
-    struct result a = load(NULL, NULL);
+    struct tf_result a = load(NULL, NULL);
     assert_int_equal(a.rc, 0);
-    struct result b = load(a.m, &NOTHING);
+    struct tf_result b = load(a.m, &NOTHING);
     assert_int_equal(b.st.files_unstatted, 2); /* site.pem and certs.yaml */
     tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-other.key", "keys/..data.key");
-    struct result c = load(b.m, &NOTHING);
+    struct tf_result c = load(b.m, &NOTHING);
     assert_int_equal(c.rc, 1);
-    done(&a);
-    done(&b);
-    done(&c);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
 }
 
 /* A write through another hard link raises no event in this folder. */
@@ -193,16 +174,16 @@ static void a_file_with_a_second_hard_link_is_always_checked(void **state)
     snprintf(other, sizeof(other), "%s/elsewhere.key", dir);
     snprintf(key, sizeof(key), "%s/keys/site.key", dir);
     assert_int_equal(link(key, other), 0);
-    struct result a = load(NULL, NULL);
-    struct result b = load(a.m, &NOTHING);
+    struct tf_result a = load(NULL, NULL);
+    struct tf_result b = load(a.m, &NOTHING);
     assert_int_equal(b.rc, 0);
     assert_int_equal(b.st.files_unstatted, 2);
     replace_key_in_place(); /* same inode: elsewhere.key changes too */
-    struct result c = load(b.m, &NOTHING);
+    struct tf_result c = load(b.m, &NOTHING);
     assert_int_equal(c.rc, 1);
-    done(&a);
-    done(&b);
-    done(&c);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
 }
 
 /* A file read within the settle window may change again unseen in the
@@ -210,42 +191,42 @@ static void a_file_with_a_second_hard_link_is_always_checked(void **state)
 static void an_unsettled_file_is_checked_again(void **state)
 {
     (void)state;
-    struct result a = load(NULL, NULL);
+    struct tf_result a = load(NULL, NULL);
     tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem");
     const char *pem[] = {"site.pem"};
     struct rc_changes ch = {pem, 1, false};
-    struct result b = load(a.m, &ch); /* reads it, unsettled */
+    struct tf_result b = load(a.m, &ch); /* reads it, unsettled */
     assert_int_equal(b.st.files_read, 1);
-    struct result c = load(b.m, &NOTHING);
+    struct tf_result c = load(b.m, &NOTHING);
     assert_int_equal(c.st.files_read, 1);
     assert_int_equal(c.st.files_unstatted, 2);
-    done(&a);
-    done(&b);
-    done(&c);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
 }
 
 /* Nothing created, removed or renamed: the folder is not walked again. */
 static void the_walk_is_reused_until_a_name_changes(void **state)
 {
     (void)state;
-    struct result a = load(NULL, NULL);
-    struct result b = load(a.m, &NOTHING);
+    struct tf_result a = load(NULL, NULL);
+    struct tf_result b = load(a.m, &NOTHING);
     assert_int_equal(b.rc, 0);
     tf_put(dir, "more.yaml",
            "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
            "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080}\n");
     /* Proof that the list was reused: a file nobody reported is not seen. */
-    struct result c = load(b.m, &NOTHING);
+    struct tf_result c = load(b.m, &NOTHING);
     assert_int_equal(c.m->n_groups, 0);
     const char *more[] = {"more.yaml"};
     struct rc_changes created = {more, 1, true};
-    struct result d = load(c.m, &created);
+    struct tf_result d = load(c.m, &created);
     assert_int_equal(d.rc, 0);
     assert_int_equal(d.m->n_groups, 1);
-    done(&a);
-    done(&b);
-    done(&c);
-    done(&d);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
+    tf_done(&d);
 }
 
 /* A folder entered through a link may gain files with no event in the
@@ -258,17 +239,17 @@ static void a_tree_with_a_linked_folder_is_always_walked(void **state)
     snprintf(link, sizeof(link), "%s/linked", dir);
     assert_int_equal(mkdir(target, 0700), 0);
     assert_int_equal(symlink("..real", link), 0);
-    struct result a = load(NULL, NULL);
-    struct result b = load(a.m, &NOTHING);
+    struct tf_result a = load(NULL, NULL);
+    struct tf_result b = load(a.m, &NOTHING);
     tf_put(dir, "..real/more.yaml",
            "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
            "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080}\n");
-    struct result c = load(b.m, &NOTHING);
+    struct tf_result c = load(b.m, &NOTHING);
     assert_int_equal(c.rc, 0);
     assert_int_equal(c.m->n_groups, 1);
-    done(&a);
-    done(&b);
-    done(&c);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
 }
 
 int main(void)

@@ -76,30 +76,9 @@ static int teardown(void **state)
     return tf_rm_rf(dir);
 }
 
-struct result {
-    int rc;
-    struct rc_model *m;
-    struct rc_status st;
-};
-
-static struct result load(const struct rc_model *prev)
+static struct tf_result load(const struct rc_model *prev)
 {
-    struct result r = {0};
-    struct rc_errs errs;
-    rc_errs_init(&errs);
-    rc_status_init(&r.st);
-    struct rc_load_opts o = {.now = time(NULL), .prev = prev};
-    r.rc = rc_load_dir_ex(dir, &o, &r.m, &errs, &r.st);
-    if (r.rc != 0)
-        rc_errs_print(&errs, stderr);
-    rc_errs_cleanup(&errs);
-    return r;
-}
-
-static void done(struct result *r)
-{
-    rc_model_unref(r->m);
-    rc_status_cleanup(&r->st);
+    return tf_load(dir, prev, NULL, NULL);
 }
 
 static void assert_same_pem(const struct rc_model *m, const char *name, const char *file)
@@ -116,12 +95,12 @@ static void assert_same_pem(const struct rc_model *m, const char *name, const ch
 static void unchanged_files_are_not_read_again(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     assert_int_equal(a.rc, 0);
     /* site.pem, site.key (shared by two certificates: read once), ca.pem */
     assert_int_equal(a.st.files_read, 3);
     assert_int_equal(a.st.files_reused, 0);
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.rc, 0);
     assert_int_equal(b.st.files_read, 0);
     assert_int_equal(b.st.files_reused, 3);
@@ -129,41 +108,41 @@ static void unchanged_files_are_not_read_again(void **state)
     assert_same_pem(b.m, "site", ALBD_TEST_DATA "/certs/test-only-server.pem");
     assert_same_pem(b.m, "corp-ca", ALBD_TEST_DATA "/certs/test-only-ca.pem");
     assert_string_equal(b.m->digest, a.m->digest);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 static void a_rewritten_file_is_read_again_until_it_settles(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     assert_int_equal(a.rc, 0);
     copy_in(ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem"); /* same bytes, new ctime */
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.files_read, 1);
     assert_int_equal(b.st.files_reused, 2);
     /* Read within the settle window: a second write in the same timestamp
      * tick would be invisible, so the next load reads it again. */
-    struct result c = load(b.m);
+    struct tf_result c = load(b.m);
     assert_int_equal(c.st.files_read, 1);
     settle();
-    struct result d = load(c.m);
+    struct tf_result d = load(c.m);
     assert_int_equal(d.st.files_read, 1); /* read once more, now settled */
-    struct result e = load(d.m);
+    struct tf_result e = load(d.m);
     assert_int_equal(e.st.files_read, 0);
     assert_int_equal(e.st.files_reused, 3);
-    done(&a);
-    done(&b);
-    done(&c);
-    done(&d);
-    done(&e);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
+    tf_done(&d);
+    tf_done(&e);
 }
 
 /* An editor's save by rename: same size, mtime copied over, new inode. */
 static void a_file_replaced_by_rename_with_the_same_size_and_mtime_is_read(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     assert_int_equal(a.rc, 0);
     char site[512], tmp[512];
     path_of("site.key", site, sizeof(site));
@@ -178,30 +157,30 @@ static void a_file_replaced_by_rename_with_the_same_size_and_mtime_is_read(void 
     assert_int_equal(after.st_size, before.st_size);
     assert_int_equal(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
     assert_true(after.st_ino != before.st_ino);
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.rc, 0);
     assert_int_equal(b.st.files_read, 1);
     assert_int_equal(b.st.files_reused, 2);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 /* A changed key is seen: reusing stale bytes would hide the mismatch. */
 static void a_changed_key_file_is_seen(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     assert_int_equal(a.rc, 0);
     copy_in(ALBD_TEST_DATA "/certs/test-only-other.key", "site.key");
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.rc, 1); /* contained: both certificates keep their last good version */
     assert_int_equal(b.st.files_read, 1);
     const struct rc_res_status *s = rc_status_find(&b.st, "Certificate", "site");
     assert_non_null(s);
     assert_int_equal(s->state, RC_RES_KEPT);
     assert_non_null(strstr(s->message, "does not match"));
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 /* A model built from its predecessor's bytes owns what it holds: the
@@ -209,23 +188,23 @@ static void a_changed_key_file_is_seen(void **state)
 static void a_model_outlives_the_one_it_reused_from(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     assert_int_equal(a.rc, 0);
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.files_reused, 3);
-    done(&a);
+    tf_done(&a);
     const struct rc_certificate *c = rc_model_certificate(b.m, "site");
     assert_non_null(c);
     assert_int_equal(strlen(c->key_pem), c->key_pem_len);
     assert_int_equal(strlen(c->cert_pem), c->cert_pem_len);
-    struct result d = load(b.m); /* reuses what b kept */
+    struct tf_result d = load(b.m); /* reuses what b kept */
     assert_int_equal(d.st.files_reused, 3);
-    done(&b);
+    tf_done(&b);
     c = rc_model_certificate(d.m, "site2");
     assert_non_null(c);
     assert_int_equal(strlen(c->key_pem), c->key_pem_len);
     assert_same_pem(d.m, "site2", ALBD_TEST_DATA "/certs/test-only-server.pem");
-    done(&d);
+    tf_done(&d);
 }
 
 static void the_settle_rule(void **state)

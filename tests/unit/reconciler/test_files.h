@@ -1,11 +1,15 @@
 /* File helpers shared by the reconciler tests that load manifest folders:
- * a temp folder per test, files written into it, fixtures copied in. A
- * failure fails the test (cmocka assertions). */
+ * a temp folder per test, files written into it, fixtures copied in, and
+ * one load of it. A failure fails the test (cmocka assertions). */
 #ifndef ALBD_TESTS_TEST_FILES_H
 #define ALBD_TESTS_TEST_FILES_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+
+#include "reconciler/load.h"
+#include "reconciler/rc.h"
 
 /* The whole file (at most 1 MiB), NUL-terminated, malloc'd. */
 static inline char *tf_read_all(const char *path, size_t *len)
@@ -54,6 +58,38 @@ static inline int tf_rm_rf(const char *dir)
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* One load of a manifest folder, as the agent does it (containment on),
+ * and what it says. */
+struct tf_result {
+    int rc;
+    struct rc_model *m;
+    struct rc_status st;
+};
+
+/* Loads dir with prev as the running model and the watcher's changes (may
+ * be NULL). errs (rc_errs_init'ed) receives the problems; NULL: they are
+ * printed when the load is not clean, then dropped. */
+static inline struct tf_result tf_load(const char *dir, const struct rc_model *prev,
+                                       const struct rc_changes *changes, struct rc_errs *errs)
+{
+    struct tf_result r = {0};
+    struct rc_errs own;
+    rc_errs_init(&own);
+    rc_status_init(&r.st);
+    struct rc_load_opts o = {.now = time(NULL), .prev = prev, .changes = changes};
+    r.rc = rc_load_dir_ex(dir, &o, &r.m, errs ? errs : &own, &r.st);
+    if (errs == NULL && r.rc != 0)
+        rc_errs_print(&own, stderr);
+    rc_errs_cleanup(&own);
+    return r;
+}
+
+static inline void tf_done(struct tf_result *r)
+{
+    rc_model_unref(r->m);
+    rc_status_cleanup(&r->st);
 }
 
 #endif

@@ -20,6 +20,7 @@
 #include "reconciler/filecache.h"
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
+#include "test_files.h"
 
 static char dir[256];
 
@@ -98,43 +99,21 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tf_rm_rf(dir);
 }
-
-struct result {
-    int rc;
-    struct rc_model *m;
-    struct rc_status st;
-};
 
 /* A load whose problems the caller looks at (errs: rc_errs_init'ed). */
-static struct result load_with(const struct rc_model *prev, struct rc_errs *errs)
+static struct tf_result load_with(const struct rc_model *prev, struct rc_errs *errs)
 {
-    struct result r = {0};
-    rc_status_init(&r.st);
-    struct rc_load_opts o = {.now = time(NULL), .prev = prev};
-    r.rc = rc_load_dir_ex(dir, &o, &r.m, errs, &r.st);
-    return r;
+    return tf_load(dir, prev, NULL, errs);
 }
 
-static struct result load(const struct rc_model *prev)
+/* A load that must be clean. */
+static struct tf_result load(const struct rc_model *prev)
 {
-    struct rc_errs errs;
-    rc_errs_init(&errs);
-    struct result r = load_with(prev, &errs);
-    if (r.rc != 0)
-        rc_errs_print(&errs, stderr);
-    rc_errs_cleanup(&errs);
+    struct tf_result r = tf_load(dir, prev, NULL, NULL);
     assert_int_equal(r.rc, 0);
     return r;
-}
-
-static void done(struct result *r)
-{
-    rc_model_unref(r->m);
-    rc_status_cleanup(&r->st);
 }
 
 /* The listener points into the new model's arrays, never the old one's. */
@@ -149,9 +128,9 @@ static void assert_wired(const struct rc_model *m)
 static void unchanged_documents_are_copied(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     assert_int_equal(a.st.resources_copied, 0);
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.resources_copied, 4); /* site, ga, gb and the listener */
     assert_int_equal(b.st.certs_parsed, 0);
     assert_int_equal(b.st.files_read, 0);
@@ -168,17 +147,17 @@ static void unchanged_documents_are_copied(void **state)
     assert_ptr_equal(rc_model_certificate(b.m, "site")->cert_pem,
                      rc_model_certificate(a.m, "site")->cert_pem);
     assert_wired(b.m);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 static void a_changed_document_is_built(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     put_groups(70);
     settle();
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.resources_copied, 3); /* site, ga, the listener; gb changed */
     assert_int_equal(b.st.manifests_read, 1);   /* groups.yaml */
     assert_int_equal(b.st.manifests_skipped, 2);
@@ -188,19 +167,19 @@ static void a_changed_document_is_built(void **state)
     assert_ptr_equal(rc_model_group(b.m, "ga")->servers, rc_model_group(a.m, "ga")->servers);
     assert_string_not_equal(b.m->digest, a.m->digest);
     assert_wired(b.m);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 static void a_certificate_file_replaced_by_rename_is_read(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     /* The same bytes under a new inode: the identity changed, so the file
      * is read again and the certificate built (its facts reused by bytes). */
     copy_in(ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem");
     settle();
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.resources_copied, 2); /* ga and gb */
     assert_int_equal(b.st.files_read, 1);
     assert_int_equal(b.st.files_reused, 1); /* the key */
@@ -208,56 +187,56 @@ static void a_certificate_file_replaced_by_rename_is_read(void **state)
     assert_ptr_not_equal(rc_model_certificate(b.m, "site")->cert_pem,
                          rc_model_certificate(a.m, "site")->cert_pem);
     assert_wired(b.m);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 static void a_manifest_replaced_by_rename_is_read(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     put("certs.yaml", CERTS); /* the same bytes, a new inode */
     settle();
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.manifests_read, 1);
     assert_int_equal(b.st.manifests_skipped, 2);
     assert_int_equal(b.st.resources_copied, 4);
     assert_string_equal(b.m->digest, a.m->digest);
     assert_wired(b.m);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 static void an_unsettled_manifest_is_read_again(void **state)
 {
     (void)state;
     put("listener.yaml", LISTENER); /* written just now: not settled when read */
-    struct result a = load(NULL);
-    struct result b = load(a.m);
+    struct tf_result a = load(NULL);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.manifests_read, 1);
     assert_int_equal(b.st.manifests_skipped, 2);
     settle();
-    struct result c = load(b.m);
+    struct tf_result c = load(b.m);
     assert_int_equal(c.st.manifests_read, 1); /* b read it before it settled */
-    struct result d = load(c.m);
+    struct tf_result d = load(c.m);
     assert_int_equal(d.st.manifests_read, 0);
     assert_wired(d.m);
-    done(&a);
-    done(&b);
-    done(&c);
-    done(&d);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
+    tf_done(&d);
 }
 
 static void a_model_with_copies_outlives_its_predecessors(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
-    struct result b = load(a.m);
-    done(&a); /* b's copies point into a's data arena: b holds it */
+    struct tf_result a = load(NULL);
+    struct tf_result b = load(a.m);
+    tf_done(&a); /* b's copies point into a's data arena: b holds it */
     put_groups(30);
     settle();
-    struct result c = load(b.m);
-    done(&b);
+    struct tf_result c = load(b.m);
+    tf_done(&b);
     assert_int_equal(c.st.resources_copied, 3); /* site, ga, the listener */
     /* Touch every copied byte (ASan reports a use after free here). */
     const struct rc_certificate *site = rc_model_certificate(c.m, "site");
@@ -273,12 +252,12 @@ static void a_model_with_copies_outlives_its_predecessors(void **state)
     assert_int_equal(rc_model_group(c.m, "gb")->servers[0].weight, 30);
     assert_wired(c.m);
     /* And the next load copies from c, whose sources are copies too. */
-    struct result d = load(c.m);
-    done(&c);
+    struct tf_result d = load(c.m);
+    tf_done(&c);
     assert_int_equal(d.st.resources_copied, 4); /* everything: nothing changed since c */
     assert_string_equal(rc_model_group(d.m, "ga")->servers[0].address, "10.0.0.1");
     assert_wired(d.m);
-    done(&d);
+    tf_done(&d);
 }
 
 /* ---- a changed multi-document file parses only its changed documents ---- */
@@ -286,9 +265,9 @@ static void a_model_with_copies_outlives_its_predecessors(void **state)
 static void only_the_changed_document_is_parsed(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     put_groups(70);
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.manifests_read, 1); /* groups.yaml */
     /* gb only: not ga, and not the listener (copied). */
     assert_int_equal(b.st.docs_parsed, 1);
@@ -296,12 +275,12 @@ static void only_the_changed_document_is_parsed(void **state)
     assert_ptr_equal(rc_model_group(b.m, "ga")->servers, rc_model_group(a.m, "ga")->servers);
     assert_wired(b.m);
     /* The same set of files and bytes as a load from scratch. */
-    struct result c = load(NULL);
+    struct tf_result c = load(NULL);
     assert_string_equal(b.m->digest, c.m->digest);
     assert_int_equal(c.st.docs_parsed, 4);
-    done(&a);
-    done(&b);
-    done(&c);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
 }
 
 static const char GA_GB[] = "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
@@ -314,7 +293,7 @@ static void an_inserted_document_moves_the_others(void **state)
 {
     (void)state;
     put("groups.yaml", GA_GB); /* the same bytes as put_groups(20) */
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     assert_int_equal(rc_model_group(a.m, "gb")->meta.loc.line, 8);
     /* Five lines on top (a comment, a document and its marker). */
     char text[2048];
@@ -323,7 +302,7 @@ static void an_inserted_document_moves_the_others(void **state)
              "spec: {servers: [{address: 10.0.0.9, port: 8080}]}\n---\n%s",
              GA_GB);
     put("groups.yaml", text);
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.docs_parsed, 1); /* g0 (the listener is copied) */
     const struct rc_server_group *ga = rc_model_group(b.m, "ga"), *gb = rc_model_group(b.m, "gb");
     assert_int_equal(rc_model_group(b.m, "g0")->meta.loc.line, 2);
@@ -334,7 +313,7 @@ static void an_inserted_document_moves_the_others(void **state)
     assert_int_equal(gb->servers[0].loc.col, rc_model_group(a.m, "gb")->servers[0].loc.col);
     assert_int_equal(gb->servers[0].weight, 20);
     /* What a load from scratch says. */
-    struct result c = load(NULL);
+    struct tf_result c = load(NULL);
     assert_int_equal(rc_model_group(c.m, "gb")->meta.loc.line, 14);
     assert_int_equal(rc_model_group(c.m, "gb")->servers[0].loc.line, 19);
     /* An error below the inserted document, in a document that changed
@@ -365,9 +344,9 @@ static void an_inserted_document_moves_the_others(void **state)
     rc_model_unref(m);
     rc_status_cleanup(&st);
     rc_errs_cleanup(&errs);
-    done(&a);
-    done(&b);
-    done(&c);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
 }
 
 static void a_file_with_an_anchor_is_parsed_whole(void **state)
@@ -378,20 +357,20 @@ static void a_file_with_an_anchor_is_parsed_whole(void **state)
                        "---\n"
                        "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
                        "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 20}\n");
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     put("groups.yaml", "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
                        "spec: &s\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 10}\n"
                        "---\n"
                        "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
                        "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 30}\n");
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.manifests_read, 1);
     assert_int_equal(b.st.docs_parsed, 2); /* both groups (the listener is copied) */
     assert_int_equal(rc_model_group(b.m, "gb")->servers[0].weight, 30);
     /* ga is still copied: its document is byte-identical. */
     assert_ptr_equal(rc_model_group(b.m, "ga")->servers, rc_model_group(a.m, "ga")->servers);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 /* tests/data/invalid/multi-document, reached by changing a valid version:
@@ -436,12 +415,12 @@ static void an_error_in_a_changed_document_is_exact(void **state)
 static void a_listener_whose_group_changed_is_built(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     put("groups.yaml", "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
                        "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 11}\n---\n"
                        "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
                        "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 20}\n");
-    struct result b = load(a.m);
+    struct tf_result b = load(a.m);
     assert_int_equal(b.st.resources_copied, 2); /* site and gb; ga changed, so the listener */
     assert_int_equal(b.m->listeners[0].default_group->servers[0].weight, 11);
     assert_wired(b.m);
@@ -450,16 +429,16 @@ static void a_listener_whose_group_changed_is_built(void **state)
                       "metadata: {name: site, labels: {team: web}}\n"
                       "spec:\n  source:\n    files: {certificate: site.pem, privateKey: "
                       "site.key}\n");
-    struct result c = load(b.m);
+    struct tf_result c = load(b.m);
     assert_int_equal(c.st.resources_copied, 2); /* ga and gb */
     assert_wired(c.m);
-    struct result d = load(c.m);
+    struct tf_result d = load(c.m);
     assert_int_equal(d.st.resources_copied, 4);
     assert_wired(d.m);
-    done(&a);
-    done(&b);
-    done(&c);
-    done(&d);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
+    tf_done(&d);
 }
 
 /* With a second Instance a listener that names none is an error: it is
@@ -467,12 +446,12 @@ static void a_listener_whose_group_changed_is_built(void **state)
 static void a_listener_is_built_when_the_instances_change(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     put("instances.yaml", "apiVersion: albd/v1\nkind: Instance\nmetadata: {name: one}\n---\n"
                           "apiVersion: albd/v1\nkind: Instance\nmetadata: {name: two}\n");
     struct rc_errs errs;
     rc_errs_init(&errs);
-    struct result b = load_with(a.m, &errs);
+    struct tf_result b = load_with(a.m, &errs);
     assert_int_equal(b.rc, 1);
     const struct rc_res_status *web = rc_status_find(&b.st, "Listener", "web");
     assert_non_null(web);
@@ -481,8 +460,8 @@ static void a_listener_is_built_when_the_instances_change(void **state)
     assert_int_not_equal(web->state, RC_RES_READY);
     assert_non_null(strstr(web->message, "instance"));
     rc_errs_cleanup(&errs);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 /* A port clash reported on a copied listener (the later one in the
@@ -490,13 +469,13 @@ static void a_listener_is_built_when_the_instances_change(void **state)
 static void a_clash_on_a_copied_listener_is_located(void **state)
 {
     (void)state;
-    struct result a = load(NULL);
+    struct tf_result a = load(NULL);
     put("a-first.yaml", "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: api}\n"
                         "spec:\n  protocol: HTTPS\n  port: 8443\n  tls: {certificate: site}\n"
                         "  defaultAction: {forward: {serverGroup: gb}}\n");
     struct rc_errs errs;
     rc_errs_init(&errs);
-    struct result b = load_with(a.m, &errs);
+    struct tf_result b = load_with(a.m, &errs);
     assert_int_equal(b.rc, 1);
     bool found = false;
     for (size_t i = 0; i < errs.n; i++)
@@ -508,8 +487,8 @@ static void a_clash_on_a_copied_listener_is_located(void **state)
         }
     assert_true(found);
     rc_errs_cleanup(&errs);
-    done(&a);
-    done(&b);
+    tf_done(&a);
+    tf_done(&b);
 }
 
 int main(void)
