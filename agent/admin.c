@@ -1,13 +1,20 @@
-/* A deliberately small HTTP/1.1 server for the admin endpoint: GET only,
- * one request per connection, answers built in memory. Loopback traffic
- * from probes and operators, not the data plane. */
+/* A deliberately small HTTP/1.1 server for the admin endpoint: GET and
+ * HEAD only, one request per connection, answers built in memory. Loopback
+ * traffic from probes and operators, not the data plane, but still reachable
+ * by anything on the host (and by a browser through DNS rebinding), so it is
+ * bounded: a request head must arrive within HEAD_TIMEOUT_MS and fit in
+ * REQ_MAX bytes, the answer must be taken within WRITE_TIMEOUT_MS, at most
+ * MAX_CONNS connections are open at once, and the Host header must name this
+ * machine (see host_allowed). */
 #include "agent/admin.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/log.h"
 #include "proxy/px.h"
@@ -15,23 +22,38 @@
 #include "reconciler/export.h"
 #include "reconciler/model-t.h"
 
-enum { REQ_MAX = 8192 };
+enum {
+    REQ_MAX = 8192,           /* request line and headers, bytes */
+    HEAD_TIMEOUT_MS = 5000,   /* from accept to the end of the request head */
+    WRITE_TIMEOUT_MS = 30000, /* from the request head to the last response byte */
+    MAX_CONNS = 64,           /* open connections per endpoint; more are refused with 503 */
+};
 
 struct ag_admin {
     struct ag_agent *agent;
+    bool probe_only; /* /healthz and /readyz only */
+    bool saturated;  /* MAX_CONNS reached (logged once per episode) */
     uv_tcp_t tcp;
     struct admin_conn *conns;
+    size_t n_conns;
 };
 
 struct admin_conn {
-    struct ag_admin *ad;
+    struct ag_admin *ad; /* NULL once the endpoint is closing */
     uv_tcp_t tcp;
+    uv_timer_t timer; /* the head deadline, then the write deadline */
+    int open_handles; /* freed when both tcp and timer are closed */
     uv_write_t wr;
     char req[REQ_MAX];
     size_t len;
     char *resp;
     bool responded;
     struct admin_conn *prev, *next;
+};
+
+/* A connection refused because the endpoint is at MAX_CONNS. */
+struct admin_refused {
+    uv_tcp_t tcp;
 };
 
 /* A growable string for response bodies. */
@@ -65,23 +87,35 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, cons
     }
 }
 
-static void on_conn_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     struct admin_conn *c = h->data;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (c->ad)
-        c->ad->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (--c->open_handles > 0)
+        return;
+    if (c->ad) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            c->ad->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        c->ad->n_conns--;
+    }
     free(c->resp);
     free(c);
 }
 
 static void conn_close(struct admin_conn *c)
 {
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    }
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    conn_close(t->data);
 }
 
 static void on_written(uv_write_t *wr, int status)
@@ -89,35 +123,42 @@ static void on_written(uv_write_t *wr, int status)
     conn_close(wr->data);
 }
 
-static void respond(struct admin_conn *c, int code, const char *ctype, const char *body,
+/* Answers and closes: Connection: close, one request per connection. A
+ * HEAD answer carries the headers a GET would, without the body. */
+static void respond(struct admin_conn *c, bool head, int code, const char *ctype, const char *body,
                     size_t blen)
 {
     const char *reason = code == 200   ? "OK"
                          : code == 404 ? "Not Found"
                          : code == 405 ? "Method Not Allowed"
+                         : code == 421 ? "Misdirected Request"
+                         : code == 431 ? "Request Header Fields Too Large"
                          : code == 503 ? "Service Unavailable"
                                        : "Bad Request";
     struct sbuf b = {0};
     sb_printf(&b,
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-              code, reason, ctype, blen);
+              "%sCache-Control: no-store\r\nConnection: close\r\n\r\n",
+              code, reason, ctype, blen, code == 405 ? "Allow: GET, HEAD\r\n" : "");
     if (!b.p) {
         conn_close(c);
         return;
     }
-    char *p = realloc(b.p, b.len + blen + 1);
+    size_t send_len = head ? 0 : blen;
+    char *p = realloc(b.p, b.len + send_len + 1);
     if (!p) {
         free(b.p);
         conn_close(c);
         return;
     }
-    memcpy(p + b.len, body, blen);
+    if (send_len)
+        memcpy(p + b.len, body, send_len);
     c->resp = p;
     c->responded = true;
-    uv_buf_t buf = uv_buf_init(p, (unsigned)(b.len + blen));
+    uv_buf_t buf = uv_buf_init(p, (unsigned)(b.len + send_len));
     c->wr.data = c;
     uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_start(&c->timer, on_deadline, WRITE_TIMEOUT_MS, 0);
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
         conn_close(c);
 }
@@ -269,31 +310,141 @@ static char *metrics_text(struct ag_agent *a)
     return b.p;
 }
 
+/* ":" and a port number (1 to 65535), or nothing. */
+static bool port_ok(const char *p, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (p[0] != ':' || n < 2 || n > 6)
+        return false;
+    unsigned v = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+/* Whether a Host header value names this machine: an IPv4 literal, an IPv6
+ * literal in brackets, localhost, or a name given with --admin-host, each
+ * with an optional port. A browser led here by DNS rebinding sends the
+ * attacker's name, which is none of these; probes (kubelet sends the pod
+ * IP), curl and `albd plan --against http://127.0.0.1:9901` send an IP or
+ * localhost. */
+static bool host_allowed(const struct ag_options *o, const char *v, size_t n)
+{
+    char host[256];
+    if (n == 0)
+        return false;
+    if (v[0] == '[') {
+        const char *rb = memchr(v, ']', n);
+        if (rb == NULL)
+            return false;
+        size_t hl = (size_t)(rb - v - 1);
+        struct in6_addr a6;
+        if (hl == 0 || hl >= INET6_ADDRSTRLEN)
+            return false;
+        memcpy(host, v + 1, hl);
+        host[hl] = '\0';
+        return inet_pton(AF_INET6, host, &a6) == 1 && port_ok(rb + 1, n - (size_t)(rb + 1 - v));
+    }
+    const char *colon = memchr(v, ':', n);
+    size_t hl = colon ? (size_t)(colon - v) : n;
+    if (hl == 0 || hl >= sizeof host || !port_ok(v + hl, n - hl))
+        return false;
+    memcpy(host, v, hl);
+    host[hl] = '\0';
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1 || strcasecmp(host, "localhost") == 0)
+        return true;
+    for (size_t i = 0; i < o->n_admin_hosts; i++)
+        if (strcasecmp(host, o->admin_hosts[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Finds the Host header of the request head req (NUL-terminated, complete):
+ * 0 none, 1 one (value without surrounding blanks in *v, *n), -1 several. */
+static int find_host(const char *req, const char **v, size_t *n)
+{
+    int found = 0;
+    const char *line = strchr(req, '\n');
+    while (line) {
+        line++;
+        const char *eol = strchr(line, '\n');
+        if (eol == NULL)
+            break;
+        size_t len = (size_t)(eol - line);
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            break; /* end of the head */
+        if (len >= 5 && strncasecmp(line, "host:", 5) == 0) {
+            if (found++)
+                return -1;
+            const char *p = line + 5, *e = line + len;
+            while (p < e && (*p == ' ' || *p == '\t'))
+                p++;
+            while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            *v = p;
+            *n = (size_t)(e - p);
+        }
+        line = eol;
+    }
+    return found;
+}
+
+#define TEXT(s) "text/plain", s, sizeof s - 1
+
 static void handle(struct admin_conn *c)
 {
-    struct ag_agent *a = c->ad->agent;
+    struct ag_admin *ad = c->ad;
+    struct ag_agent *a = ad->agent;
     char method[8], path[256];
     if (sscanf(c->req, "%7s %255s HTTP/1.%*c", method, path) != 2) {
-        respond(c, 400, "text/plain", "bad request\n", 12);
+        respond(c, false, 400, TEXT("bad request\n"));
+        return;
+    }
+    bool head = strcmp(method, "HEAD") == 0;
+    const char *hv = NULL;
+    size_t hn = 0;
+    int nh = find_host(c->req, &hv, &hn);
+    if (nh < 0) {
+        respond(c, head, 400, TEXT("more than one Host header\n"));
+        return;
+    }
+    /* A request without Host (HTTP/1.0 health checks) cannot come from a
+     * browser, so it is let through. One naming another host is answered
+     * 421, not 403: nothing is forbidden to the client, the request was
+     * meant for another authority — what a page's script sends after DNS
+     * rebinding its name to this address. */
+    if (nh == 1 && !host_allowed(&a->opt, hv, hn)) {
+        respond(c, head, 421,
+                TEXT("unknown Host: use an IP address, localhost, or a name given with "
+                     "--admin-host\n"));
         return;
     }
     char *q = strchr(path, '?');
     if (q)
         *q = '\0';
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        respond(c, 405, "text/plain", "GET only\n", 9);
+    if (!head && strcmp(method, "GET") != 0) {
+        respond(c, false, 405, TEXT("GET or HEAD only\n"));
         return;
     }
     if (strcmp(path, "/healthz") == 0) {
-        respond(c, 200, "text/plain", "ok\n", 3);
+        respond(c, head, 200, TEXT("ok\n"));
     } else if (strcmp(path, "/readyz") == 0) {
         if (a->running && !a->stopping)
-            respond(c, 200, "text/plain", "ready\n", 6);
+            respond(c, head, 200, TEXT("ready\n"));
         else
-            respond(c, 503, "text/plain", "not ready\n", 10);
+            respond(c, head, 503, TEXT("not ready\n"));
+    } else if (ad->probe_only) {
+        respond(c, head, 404, TEXT("not found: this address serves /healthz and /readyz only\n"));
     } else if (strcmp(path, "/status") == 0) {
         char *s = status_json(a);
-        respond(c, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+        respond(c, head, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
         free(s);
     } else if (strcmp(path, "/config") == 0) {
         json_t *j = a->running ? rc_export_model(a->running) : json_object();
@@ -304,14 +455,14 @@ static void handle(struct admin_conn *c)
             s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
             json_decref(j);
         }
-        respond(c, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+        respond(c, head, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
         free(s);
     } else if (strcmp(path, "/metrics") == 0) {
         char *s = metrics_text(a);
-        respond(c, 200, "text/plain; version=0.0.4", s ? s : "", s ? strlen(s) : 0);
+        respond(c, head, 200, "text/plain; version=0.0.4", s ? s : "", s ? strlen(s) : 0);
         free(s);
     } else {
-        respond(c, 404, "text/plain", "not found\n", 10);
+        respond(c, head, 404, TEXT("not found\n"));
     }
 }
 
@@ -334,7 +485,36 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
         handle(c);
     else if (c->len >= REQ_MAX - 1)
-        respond(c, 400, "text/plain", "request too large\n", 18);
+        respond(c, false, 431, TEXT("request head too large\n"));
+}
+
+static void on_refused_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Accepts and closes at once, with a 503 if the socket takes it without
+ * waiting: an endpoint at MAX_CONNS keeps nothing for new connections. */
+static void refuse(uv_stream_t *server)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 5\r\nRetry-After: 1\r\nCache-Control: no-store\r\n"
+                               "Connection: close\r\n\r\nbusy\n";
+    struct admin_refused *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return;
+    r->tcp.data = r;
+    uv_tcp_init(server->loop, &r->tcp);
+    if (uv_accept(server, (uv_stream_t *)&r->tcp) == 0) {
+        uv_buf_t b = uv_buf_init((char *)busy, sizeof busy - 1);
+        uv_try_write((uv_stream_t *)&r->tcp, &b, 1);
+    }
+    uv_close((uv_handle_t *)&r->tcp, on_refused_closed);
+}
+
+static const char *endpoint_name(const struct ag_admin *ad)
+{
+    return ad->probe_only ? "probe endpoint" : "admin endpoint";
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -342,35 +522,53 @@ static void on_connection(uv_stream_t *server, int status)
     struct ag_admin *ad = server->data;
     if (status < 0)
         return;
+    if (ad->n_conns >= MAX_CONNS) {
+        if (!ad->saturated)
+            px_log_warn("%s: %d connections open; refusing new ones until some close",
+                        endpoint_name(ad), MAX_CONNS);
+        ad->saturated = true;
+        refuse(server);
+        return;
+    }
+    if (ad->n_conns < MAX_CONNS / 2)
+        ad->saturated = false;
     struct admin_conn *c = calloc(1, sizeof *c);
     if (!c)
         return;
     c->ad = ad;
     c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
     uv_tcp_init(server->loop, &c->tcp);
+    uv_timer_init(server->loop, &c->timer);
     c->next = ad->conns;
     if (ad->conns)
         ad->conns->prev = c;
     ad->conns = c;
+    ad->n_conns++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0 ||
+        uv_timer_start(&c->timer, on_deadline, HEAD_TIMEOUT_MS, 0) != 0)
         conn_close(c);
 }
 
-int ag_admin_start(struct ag_agent *a, const char *addr, struct ag_admin **out)
+int ag_admin_start(struct ag_agent *a, const char *addr, bool probe_only, struct ag_admin **out)
 {
     char host[128];
     int port = 0;
     struct sockaddr_storage ss;
+    bool loopback;
     int rc;
     if (addr[0] == '[') {
         if (sscanf(addr, "[%127[^]]]:%d", host, &port) != 2)
             return UV_EINVAL;
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+        loopback = rc == 0 && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
     } else {
         if (sscanf(addr, "%127[^:]:%d", host, &port) != 2)
             return UV_EINVAL;
         rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+        loopback = rc == 0 && (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
     }
     if (rc != 0 || port <= 0 || port > 65535)
         return UV_EINVAL;
@@ -378,6 +576,7 @@ int ag_admin_start(struct ag_agent *a, const char *addr, struct ag_admin **out)
     if (!ad)
         return UV_ENOMEM;
     ad->agent = a;
+    ad->probe_only = probe_only;
     ad->tcp.data = ad;
     uv_tcp_init(a->loop, &ad->tcp);
     rc = uv_tcp_bind(&ad->tcp, (const struct sockaddr *)&ss, 0);
@@ -387,6 +586,11 @@ int ag_admin_start(struct ag_agent *a, const char *addr, struct ag_admin **out)
         ag_admin_close(ad);
         return rc;
     }
+    if (!loopback && !probe_only)
+        px_log_warn("admin endpoint %s is not on loopback: /config, /status and /metrics are "
+                    "readable from the network; for health checks from outside, keep --admin on "
+                    "127.0.0.1 and use --probe ADDR:PORT",
+                    addr);
     *out = ad;
     return 0;
 }
@@ -408,5 +612,6 @@ void ag_admin_close(struct ag_admin *ad)
         conn_close(c);
     }
     ad->conns = NULL;
+    ad->n_conns = 0;
     uv_close((uv_handle_t *)&ad->tcp, on_admin_closed);
 }

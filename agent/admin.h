@@ -1,13 +1,19 @@
 /* The admin HTTP endpoint (loopback by default): /healthz, /readyz, /status,
- * /metrics, /config. Served on the agent's loop. */
+ * /metrics, /config; and the probe endpoint (--probe), which serves only
+ * /healthz and /readyz. Served on the agent's loop, bounded: a request head
+ * within 5 s and 8 KiB, at most 64 connections (more get 503 and are
+ * closed), a Host that names this machine (421 otherwise). */
 #ifndef ALBD_AGENT_ADMIN_H
 #define ALBD_AGENT_ADMIN_H
 
 #include "agent/agent-t.h"
 
-/* Listens on addr ("127.0.0.1:9901", "[::1]:9901"). Returns 0 and the
+/* Listens on addr ("127.0.0.1:9901", "[::1]:9901"); with probe_only, serves
+ * /healthz and /readyz and answers 404 for everything else. Host values
+ * allowed besides IP literals and localhost: a->opt.admin_hosts. Logs a
+ * warning when a full endpoint is bound outside loopback. Returns 0 and the
  * endpoint in *out, or a negative uv error code. */
-int ag_admin_start(struct ag_agent *a, const char *addr, struct ag_admin **out);
+int ag_admin_start(struct ag_agent *a, const char *addr, bool probe_only, struct ag_admin **out);
 
 /* Stops listening and closes open admin connections; frees in the close
  * callbacks. NULL is a no-op. */

@@ -26,6 +26,9 @@ struct ag_options {
     bool strict;
     const char *ticket_key_files[8]; /* --session-ticket-key, in order */
     size_t n_ticket_key_files;
+    const char *probe_addr;     /* --probe: /healthz and /readyz only; NULL = off */
+    const char *admin_hosts[8]; /* --admin-host: names accepted in Host besides IPs, localhost */
+    size_t n_admin_hosts;
 };
 
 struct ag_agent {
@@ -36,6 +39,7 @@ struct ag_agent {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t ticket_timer; /* rotates generated session-ticket keys */
     struct ag_admin *admin;
+    struct ag_admin *probe; /* --probe endpoint, NULL when off */
     struct ag_watch *watch; /* NULL when the tree cannot be watched */
     /* What changed under the manifest folder since the running model's
      * load began (all: unknown — before the first load, after SIGHUP).

@@ -2,6 +2,7 @@
 #include "agent/cli.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,12 @@ static const char usage[] =
     "usage: albd <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run -m DIR [--admin ADDR|off] [--workers N] [--drain-timeout SECONDS] [--log-level L]\n"
-    "      [--session-ticket-key FILE]... [--strict]\n"
-    "        serve the manifests in DIR (SIGHUP: reconcile now; SIGTERM/SIGINT: drain, exit 0)\n"
+    "  run -m DIR [--admin ADDR|off] [--probe ADDR] [--admin-host NAME]... [--workers N]\n"
+    "      [--drain-timeout SECONDS] [--log-level L] [--session-ticket-key FILE]... [--strict]\n"
+    "        serve the manifests in DIR (SIGHUP: reconcile now; SIGTERM/SIGINT: drain, exit 0);\n"
+    "        --admin (default 127.0.0.1:9901) serves /healthz /readyz /status /config /metrics,\n"
+    "        --probe only /healthz and /readyz; --admin-host: a name accepted in their Host\n"
+    "        header besides IP addresses and localhost\n"
     "  plan -m DIR [--against URL|--state FILE] [-o text|json]\n"
     "        show what applying DIR would change against a running albd's admin URL, a saved\n"
     "        /config state, or nothing; exit 0 no changes, 2 changes, 1 error\n"
@@ -76,6 +80,19 @@ static int parse_log_level(const char *s)
     return -1;
 }
 
+/* A host name as Host would carry it: letters, digits, '-' and '.'. */
+static bool host_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
+            !(s[i] >= '0' && s[i] <= '9') && s[i] != '-' && s[i] != '.')
+            return false;
+    return true;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     struct ag_options o = {
@@ -87,6 +104,8 @@ static int cmd_run(int argc, char **argv)
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"strict", no_argument, NULL, 's'},
                                          {"session-ticket-key", required_argument, NULL, 't'},
+                                         {"probe", required_argument, NULL, 'p'},
+                                         {"admin-host", required_argument, NULL, 'H'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -134,6 +153,22 @@ static int cmd_run(int argc, char **argv)
                 return 64;
             }
             o.ticket_key_files[o.n_ticket_key_files++] = optarg;
+            break;
+        case 'p':
+            o.probe_addr = optarg;
+            break;
+        case 'H':
+            if (o.n_admin_hosts == sizeof o.admin_hosts / sizeof o.admin_hosts[0]) {
+                fprintf(stderr, "albd run: at most 8 --admin-host names\n");
+                return 64;
+            }
+            if (!host_name_ok(optarg)) {
+                fprintf(stderr,
+                        "albd run: --admin-host takes a host name (letters, digits, '-', '.'), "
+                        "without port\n");
+                return 64;
+            }
+            o.admin_hosts[o.n_admin_hosts++] = optarg;
             break;
         case 'h':
             fputs(usage, stdout);

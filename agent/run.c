@@ -268,22 +268,30 @@ int ag_reconcile(struct ag_agent *a)
     return result < 0 ? -1 : 0;
 }
 
-static void on_stop_signal(uv_signal_t *h, int signum)
+/* Closes the agent's handles so that its loop ends. */
+static void stop(struct ag_agent *a)
 {
-    struct ag_agent *a = h->data;
-    if (a->stopping)
-        return;
     a->stopping = true;
-    px_log_info("%s: draining (at most %u ms)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
-                a->opt.drain_ms);
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
     uv_close((uv_handle_t *)&a->ticket_timer, NULL);
     ag_admin_close(a->admin);
     a->admin = NULL;
+    ag_admin_close(a->probe);
+    a->probe = NULL;
     ag_watch_close(a->watch);
     a->watch = NULL;
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct ag_agent *a = h->data;
+    if (a->stopping)
+        return;
+    px_log_info("%s: draining (at most %u ms)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+                a->opt.drain_ms);
+    stop(a);
 }
 
 static void on_manifests_changed(struct ag_watch *w, void *arg)
@@ -341,17 +349,14 @@ int ag_run(const struct ag_options *opt)
     uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
 
-    if (opt->admin_addr) {
-        int rc = ag_admin_start(&a, opt->admin_addr, &a.admin);
-        if (rc != 0) {
-            px_log_error("admin endpoint %s: %s", opt->admin_addr, uv_strerror(rc));
-            a.exit_status = 1;
-            a.stopping = true;
-            uv_close((uv_handle_t *)&a.sig_term, NULL);
-            uv_close((uv_handle_t *)&a.sig_int, NULL);
-            uv_close((uv_handle_t *)&a.sig_hup, NULL);
-            uv_close((uv_handle_t *)&a.ticket_timer, NULL);
-        }
+    int arc = 0;
+    if (opt->admin_addr && (arc = ag_admin_start(&a, opt->admin_addr, false, &a.admin)) != 0)
+        px_log_error("admin endpoint %s: %s", opt->admin_addr, uv_strerror(arc));
+    else if (opt->probe_addr && (arc = ag_admin_start(&a, opt->probe_addr, true, &a.probe)) != 0)
+        px_log_error("probe endpoint %s: %s", opt->probe_addr, uv_strerror(arc));
+    if (arc != 0) {
+        a.exit_status = 1;
+        stop(&a);
     }
     if (!a.stopping) {
         int rc = ag_watch_start(a.loop, opt->manifest_dir, opt->debounce_ms, on_manifests_changed,

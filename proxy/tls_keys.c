@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proxy/log.h"
+
 struct ticket_key {
     unsigned char name[16];
     unsigned char hmac[32];
@@ -76,15 +78,35 @@ struct px_tls_keys *px_tls_keys_new(void)
     return k;
 }
 
-/* Reads one key file; 0 or -1 with err filled. */
+/* Reads one key file; 0 or -1 with err filled. The file must be a regular
+ * file: it is opened non-blocking so that a FIFO or a device given by
+ * mistake is refused at once instead of hanging the agent, and at most one
+ * byte more than the longest key is read. A key readable by group or others
+ * is loaded with a warning (the path and mode only, never the key). */
 static int key_read_file(const char *path, struct ticket_key *key, char *err, size_t errlen)
 {
     unsigned char buf[81];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         snprintf(err, errlen, "session ticket key %s: %s", path, strerror(errno));
         return -1;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "session ticket key %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "session ticket key %s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        px_log_warn("session ticket key %s: readable by %s (mode %04o); anyone who can read it "
+                    "can decrypt recorded sessions: chmod 600 it",
+                    path, st.st_mode & S_IRWXO ? "others" : "its group",
+                    (unsigned)(st.st_mode & 07777));
     size_t got = 0;
     while (got < sizeof buf) {
         ssize_t r = read(fd, buf + got, sizeof buf - got);

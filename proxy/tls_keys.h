@@ -32,8 +32,10 @@ struct px_tls_keys *px_tls_keys_new(void);
  * each file holds exactly one key of 48 bytes (16 name, 16 HMAC key,
  * 16 AES-128 key) or 80 bytes (16 name, 32 HMAC key, 32 AES-256 key).
  * paths[0] is the current key; the others only decrypt. 1 <= n <=
- * PX_TLS_KEYS_MAX. On failure returns NULL with a message in err naming the
- * file (never its contents). Such a ring is not rotated: the operator
+ * PX_TLS_KEYS_MAX. Each must be a regular file (a FIFO or device is
+ * refused at once, never waited on); one readable by group or others is
+ * loaded with a warning in the log. On failure returns NULL with a message
+ * in err naming the file (never its contents). Such a ring is not rotated: the operator
  * replaces the files on every member and reloads. */
 struct px_tls_keys *px_tls_keys_new_from_files(const char *const *paths, size_t n, char *err,
                                                size_t errlen);
