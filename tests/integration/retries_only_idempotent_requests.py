@@ -95,8 +95,12 @@ def body(env):
     for method, path, args, want in (("POST", "/h2-post", ["-d", ""], 502),
                                       ("POST", "/h2-post-body", ["-d", "abc"], 502),
                                       ("GET", "/h2-get", [], 200)):
-        code, out, _ = env.curl(env.url(p_h2, path), "--http2", "-X", method, *args)
-        c.eq(code, want, f"HTTP/2 {method} after a connection closed unanswered: {want}")
+        code, out, err = env.curl(env.url(p_h2, path), "--http2", "-X", method, *args)
+        # With a body still in flight, the 502 ends the stream early and
+        # curl may report the stream reset (92) instead of the status.
+        fine = code == want or (args[1:] == ["abc"] and code == 0 and "(92)" in err)
+        c.ok(fine, f"HTTP/2 {method} {path} after a connection closed unanswered: {want}", want,
+             (code, err))
         if want == 200:
             c.eq(echo_of(out).get("path"), path, f"HTTP/2 {method} was served by the second server")
 
