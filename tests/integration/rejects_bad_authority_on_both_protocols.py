@@ -81,10 +81,10 @@ def body(env):
             f.close()
             s.close()
 
-    def h2(authority, path):
-        """HTTP/2 with :authority: authority, sent as is (a minimal client:
-        nghttp and curl check the authority themselves); the status, or a
-        description of what came instead."""
+    def h2(authority, path, hosts=()):
+        """HTTP/2 with :authority: authority (None: none) and host fields,
+        sent as is (a minimal client: nghttp and curl check the authority
+        themselves); the status, or a description of what came instead."""
         ctx = env.tls_context()
         ctx.set_alpn_protocols(["h2"])
         raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
@@ -92,8 +92,11 @@ def body(env):
         try:
             if s.selected_alpn_protocol() != "h2":
                 return "not h2"
-            block = b"".join(hpack_literal(k, v) for k, v in (
-                (":method", "GET"), (":scheme", "https"), (":path", path), (":authority", authority)))
+            fields = [(":method", "GET"), (":scheme", "https"), (":path", path)]
+            if authority is not None:
+                fields.append((":authority", authority))
+            fields += [("host", v) for v in hosts]
+            block = b"".join(hpack_literal(k, v) for k, v in fields)
             s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 0x5, 1, block))
             while True:
                 head = read_exact(s, 9)
@@ -125,7 +128,24 @@ def body(env):
     for i, (a, want) in enumerate(cases):
         c.eq(h1(a, f"/bad-h1-{i}"), 400, f"HTTP/1.1 Host {a!r} is answered 400")
         c.eq(h2(a, f"/bad-h2-{i}"), want, f"HTTP/2 :authority {a!r} is answered {want}")
+    # HTTP/2 with host fields instead of (or beside) :authority: the same
+    # check as HTTP/1.1's Host, which a request needs (one).
+    ok_host = f"albd.test:{port}"
+    c.eq(h2(None, "/h2-host-bad", hosts=["user@albd.test"]), 400, "HTTP/2 host 'user@albd.test' is answered 400")
+    c.eq(h2(None, "/h2-host-port", hosts=["albd.test:65536"]), 400, "HTTP/2 host with port 65536 is answered 400")
+    c.eq(h2(ok_host, "/h2-auth-and-bad-host", hosts=["a@b"]), 400,
+         "HTTP/2 :authority with a bad host field beside it is answered 400")
+    # nghttp2 resets these itself; albd would answer 400 (like HTTP/1.1).
+    refused = (400, "RST_STREAM 1")
+    r = h2(None, "/h2-two-hosts", hosts=[ok_host, "evil.example"])
+    c.ok(r in refused, "HTTP/2 two host fields (no :authority) are refused, like two Host headers over HTTP/1.1",
+         refused, r)
+    r = h2(None, "/h2-no-host")
+    c.ok(r in refused, "HTTP/2 without :authority or host is refused, like HTTP/1.1 without Host", refused, r)
     c.eq([r["path"] for r in be.requests], [], "no request with a bad authority reached the backend")
+    c.eq(h2(None, "/h2-host-only", hosts=[ok_host]), 200, "HTTP/2 with one valid host field and no :authority is served")
+    c.eq([echo_header({"headers": r["headers"]}, "Host") for r in be.requests], [[ok_host]],
+         "its host field reaches the backend as Host")
 
     for i, a in enumerate(GOOD):
         a = a.format(port=port)

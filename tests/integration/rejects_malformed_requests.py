@@ -7,6 +7,7 @@ value) over 8 KiB (431). Whitespace around a Content-Length value is valid
 (RFC 9110 OWS) and accepted."""
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from albd_harness import (certificate, echo_of, free_ports, http_listener, https_listener,  # noqa: E402
@@ -84,12 +85,19 @@ def body(env):
 
     # OWS around a Content-Length value is valid (RFC 9110 5.5): served, and
     # the body reaches the backend whole.
-    for path, cl in (("/cl-ows", "Content-Length:   5  "), ("/cl-tab", "Content-Length:\t5\t")):
+    for path, cl in (("/cl-ows", "Content-Length:   5  "), ("/cl-tab", "Content-Length:\t5\t"),
+                     ("/cl-split", "content-length: \t 5 \t\t")):
         raw = f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{cl}\r\nConnection: close\r\n\r\nhello".encode()
         s = socket.create_connection(("127.0.0.1", p_http), timeout=scaled(10))
         f = s.makefile("rb")
         try:
-            s.sendall(raw)
+            if path == "/cl-split":  # the head arrives in pieces that end on the tabs
+                pieces = raw.split(b"\t")
+                for i, piece in enumerate(pieces):
+                    s.sendall(piece + (b"\t" if i < len(pieces) - 1 else b""))
+                    time.sleep(0.05)
+            else:
+                s.sendall(raw)
             try:
                 ver, st, hdrs, b, framing = read_response(f, "POST")
             except (OSError, ValueError) as ex:
@@ -105,7 +113,10 @@ def body(env):
     # could have failed by reaching the backend).
     st, _, b = env.https("GET", port, "/good", headers={"X-Ok": "c" * 8000})
     c.eq((st, echo_of(b).get("path")), (200, "/good"), "a request with an 8 KB header is served")
-    c.eq([r["path"] for r in be.requests], ["/cl-ows", "/cl-tab", "/good"],
+    st, _ = send(f"POST /cl-inner-tab HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\t5\r\n\r\nhello".encode(),
+                 tls=False)
+    c.eq(st, 400, "a tab between Content-Length digits is still answered 400")
+    c.eq([r["path"] for r in be.requests], ["/cl-ows", "/cl-tab", "/cl-split", "/good"],
          "only the valid requests reached the backend")
     albd.check_clean_exit(c)
 
