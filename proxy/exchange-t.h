@@ -39,7 +39,7 @@ struct px_exchange {
     const char *tag; /* "h1", "h2": the prefix of log lines */
 
     /* Set by the protocol handler for each request. */
-    bool idempotent; /* a lost pooled connection may be retried fresh */
+    bool idempotent; /* GET HEAD OPTIONS PUT DELETE: may be sent again after a lost connection */
     bool body_sent;  /* body bytes went to a backend: no retry */
 
     struct px_group *group;

@@ -82,13 +82,19 @@ void px_exchange_connect(struct px_exchange *x)
 void px_exchange_lost(struct px_exchange *x, int err)
 {
     px_exchange_release(x, false);
-    if (!x->body_sent && x->u_reused && !x->retried_fresh && x->idempotent) {
+    /* The head went out on a connection that then died: the backend may
+     * have acted on it. Only a request that is safe to repeat (idempotent,
+     * RFC 9110 9.2.2) and whose body did not start goes again; any other
+     * gets 502. A connect that failed sent nothing: up_on_connect tries
+     * the next server for every request. */
+    bool repeatable = x->idempotent && !x->body_sent;
+    if (repeatable && x->u_reused && !x->retried_fresh) {
         /* A pooled connection the backend had closed: once more, fresh. */
         x->retried_fresh = true;
         use_server(x, x->server, false);
         return;
     }
-    if (!x->body_sent && !x->u_reused) {
+    if (repeatable && !x->u_reused) {
         x->last_timeout = false;
         px_exchange_connect(x);
         return;

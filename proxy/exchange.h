@@ -31,8 +31,12 @@ void px_exchange_begin(struct px_exchange *x, const struct px_listener *lis);
 void px_exchange_connect(struct px_exchange *x);
 
 /* The backend connection died before any response byte (err: a negative
- * uv error). Retries a pooled connection once fresh (idempotent requests),
- * another server when no body went out, else calls cbs->fail(502). */
+ * uv error), after the request head may have gone out. An idempotent
+ * request (x->idempotent) whose body did not start (x->body_sent) is
+ * retried: a pooled connection once fresh on the same server, else on the
+ * next server. Any other request gets cbs->fail(502): a POST must not
+ * reach a second server (a failed connect, which sent nothing, moves on
+ * for every method without coming here). */
 void px_exchange_lost(struct px_exchange *x, int err);
 
 /* Gives the backend connection back (to its pool when keep), if any. */

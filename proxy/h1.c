@@ -52,6 +52,8 @@ struct head_scan {
     bool prev_sp; /* request line: the previous byte was SP */
     unsigned sp;  /* request line: SP seen */
     uint32_t line, col;
+    uint8_t cl_name; /* header line: bytes of "content-length" matched (0xff: other name) */
+    bool cl_value;   /* in the value of a Content-Length field */
 };
 
 struct h1 {
@@ -192,14 +194,35 @@ static int refuse(struct h1 *h, int status)
     return HPE_USER;
 }
 
+/* Follows the name of a header line byte by byte, to know when the bytes
+ * are a Content-Length value. */
+static void scan_cl_name(struct head_scan *s, unsigned char ch)
+{
+    static const char cl[] = "content-length";
+    if (s->cl_value)
+        return;
+    if (ch == ':') {
+        s->cl_value = s->cl_name == sizeof cl - 1;
+        return;
+    }
+    if (s->cl_name < sizeof cl - 1 && (ch | 0x20) == (unsigned char)cl[s->cl_name])
+        s->cl_name++;
+    else
+        s->cl_name = 0xff;
+}
+
 /* Bytes of a request head that llhttp (even strict) lets through but a
  * proxy must refuse, because a backend may read them differently: a bare
  * CR or LF, obs-fold or whitespace before a header name, control bytes,
  * and a request line that is not exactly "method SP target SP version".
  * Scans data up to the end of the head (empty lines before the request
- * line are skipped, as RFC 9112 2.2 allows). 0 or -1. */
-static int scan_head(struct head_scan *s, const char *data, size_t len)
+ * line are skipped, as RFC 9112 2.2 allows). 0 or -1. It also stops after
+ * an HTAB in a Content-Length value, setting *stop to its offset (else
+ * *stop is len): that OWS is valid (RFC 9110 5.6.3) but llhttp's strict
+ * mode takes only SP after the digits, so the caller gives it SP. */
+static int scan_head(struct head_scan *s, const char *data, size_t len, size_t *stop)
 {
+    *stop = len;
     for (size_t i = 0; i < len && !s->done; i++) {
         unsigned char ch = (unsigned char)data[i];
         if (s->cr) {
@@ -237,6 +260,16 @@ static int scan_head(struct head_scan *s, const char *data, size_t len)
                 return -1;
             if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
                 return -1;
+            if (s->col == 0) {
+                s->cl_name = 0;
+                s->cl_value = false;
+            }
+            scan_cl_name(s, ch);
+            if (s->cl_value && ch == '\t') {
+                s->col++;
+                *stop = i;
+                return 0;
+            }
         }
         s->col++;
     }
@@ -293,12 +326,22 @@ static int on_req_field_done(llhttp_t *p)
     return h->phase == PH_HEAD ? header_name_done(h) : 0;
 }
 
+/* Adds request header bytes: over PX_H1_MAX_HEADERS in all, or one field
+ * (name and value) over PX_H1_MAX_FIELD, is answered 431. */
+static int add_req_header_bytes(struct h1 *h, const char *at, size_t len, bool value)
+{
+    if (add_header_bytes(h, at, len, value, PX_H1_MAX_HEADERS, 431))
+        return HPE_USER;
+    const struct px_hdr_ent *e = &h->hl.ents[h->hl.n - 1];
+    return (size_t)e->nl + e->vl > PX_H1_MAX_FIELD ? refuse(h, 431) : 0;
+}
+
 static int on_req_field(llhttp_t *p, const char *at, size_t len)
 {
     struct h1 *h = req_h1(p);
     if (h->phase != PH_HEAD)
         return 0; /* trailers of a chunked body: not forwarded */
-    return add_header_bytes(h, at, len, false, PX_H1_MAX_HEADERS, 431);
+    return add_req_header_bytes(h, at, len, false);
 }
 
 static int on_req_value(llhttp_t *p, const char *at, size_t len)
@@ -306,7 +349,7 @@ static int on_req_value(llhttp_t *p, const char *at, size_t len)
     struct h1 *h = req_h1(p);
     if (h->phase != PH_HEAD)
         return 0;
-    return add_header_bytes(h, at, len, true, PX_H1_MAX_HEADERS, 431);
+    return add_req_header_bytes(h, at, len, true);
 }
 
 static bool hdr_is(const struct px_hdr *x, const char *lit)
@@ -320,21 +363,6 @@ static size_t trim_ows(const char *v, size_t n)
     while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
         n--;
     return n;
-}
-
-/* uri-host [ ":" port ]: reg-name / IPv4 / IP-literal characters only (no
- * whitespace, "/", "@", "?" or "#" that would make the authority mean
- * something else to the backend). */
-static bool authority_ok(const char *v, size_t n)
-{
-    static const char extra[] = "-._~!$&'()*+,;=:[]%";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)v[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              (ch && strchr(extra, ch))))
-            return false;
-    }
-    return true;
 }
 
 /* The request target: origin-form, "*" (OPTIONS only) or absolute-form
@@ -360,7 +388,7 @@ static int parse_target(struct h1 *h)
     size_t e = a;
     while (e < n && t[e] != '/' && t[e] != '?' && t[e] != '#')
         e++;
-    if (e == a || !authority_ok(t + a, e - a))
+    if (!px_authority_check(t + a, e - a))
         return 400;
     h->auth_off = (uint32_t)a;
     h->auth_len = (uint32_t)(e - a);
@@ -409,7 +437,7 @@ static int check_request(struct h1 *h)
         if (x->name_len == 0)
             return 400;
         if (hdr_is(x, "host")) {
-            if (++hosts > 1 || !authority_ok(x->value, vl))
+            if (++hosts > 1 || !px_authority_check(x->value, vl))
                 return 400;
         } else if (hdr_is(x, "transfer-encoding")) {
             if (++tes > 1 || h->minor == 0)
@@ -1072,12 +1100,31 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
         return h->tun ? px_tunnel_client_data(h->tun, data, len) : len;
     size_t done = 0;
     for (;;) {
-        if (scan_head(&h->scan, data + done, len - done) < 0) {
+        size_t stop;
+        if (scan_head(&h->scan, data + done, len - done, &stop) < 0) {
             px_log_debug("h1: refusing request from %s: 400 (malformed head bytes)", c->client_ip);
             send_error(h, 400);
             return len;
         }
-        llhttp_errno_t e = llhttp_execute(&h->req, data + done, len - done);
+        llhttp_errno_t e;
+        if (stop < len - done) {
+            /* An HTAB in a Content-Length value: llhttp gets the bytes
+             * before it, then SP in its place. Both pieces end inside the
+             * head, where the parser never pauses. */
+            e = llhttp_execute(&h->req, data + done, stop);
+            if (e == HPE_OK)
+                e = llhttp_execute(&h->req, " ", 1);
+            if (c->closing)
+                return len;
+            if (e == HPE_OK) {
+                done += stop + 1;
+                continue;
+            }
+            if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE)
+                e = HPE_INTERNAL; /* cannot happen: refuse rather than lose track */
+        } else {
+            e = llhttp_execute(&h->req, data + done, len - done);
+        }
         if (c->closing)
             return len;
         if (e == HPE_OK) {

@@ -11,6 +11,10 @@
  * a larger header block with 431. */
 #define PX_H1_MAX_TARGET (32 * 1024)
 #define PX_H1_MAX_HEADERS (32 * 1024)
+/* One request header field (name and value bytes) may be this long; a
+ * longer one is answered with 431 (nginx's default header buffer is 8 KiB
+ * too, so no client that works behind it is refused here). */
+#define PX_H1_MAX_FIELD (8 * 1024)
 
 extern const struct px_proto px_h1_proto;
 

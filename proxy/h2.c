@@ -758,6 +758,30 @@ static int build_request_head(struct h2_stream *s, const char *method)
                               keep);
 }
 
+/* The authority check HTTP/1.1 makes on Host (px_authority_check), so
+ * both protocols answer 400 for the same values: :authority and every
+ * host field must pass, a request needs one of them (an HTTP/1.1 backend
+ * gets it as Host), and without :authority at most one host field. */
+static bool request_authority_ok(struct h2 *h)
+{
+    size_t hosts = 0;
+    if (h->p_authority >= 0) {
+        struct px_hdr a = hb_field(h, h->p_authority);
+        if (!px_authority_check(a.value, a.value_len))
+            return false;
+    }
+    for (size_t i = 0; i < h->n_ents; i++) {
+        struct px_hdr f = hb_field(h, (int)i);
+        if (!name_is(f.name, f.name_len, "host"))
+            continue;
+        if (++hosts > 1 && h->p_authority < 0)
+            return false;
+        if (!px_authority_check(f.value, f.value_len))
+            return false;
+    }
+    return h->p_authority >= 0 || hosts == 1;
+}
+
 /* A request header block is complete (END_STREAM may be set too). */
 static void request_start(struct h2_stream *s, bool end_stream)
 {
@@ -782,6 +806,10 @@ static void request_start(struct h2_stream *s, bool end_stream)
     method[mf.value_len] = '\0';
     if (strcmp(method, "CONNECT") == 0 || strcmp(method, "TRACE") == 0) {
         stream_error(s, 405);
+        return;
+    }
+    if (!request_authority_ok(h)) {
+        stream_error(s, 400);
         return;
     }
     s->is_head = strcmp(method, "HEAD") == 0;

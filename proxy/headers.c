@@ -24,6 +24,98 @@ static bool is_ows(char ch)
     return ch == ' ' || ch == '\t';
 }
 
+static unsigned char fold(char ch)
+{
+    unsigned char c = (unsigned char)ch;
+    if (c == '_')
+        return '-';
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+bool px_header_name_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++)
+        if (fold(a[i]) != fold(b[i]))
+            return false;
+    return true;
+}
+
+bool px_header_is_forwarding(const char *name, size_t len)
+{
+    static const char fam[] = "x-forwarded-";
+    const size_t fl = sizeof fam - 1;
+    if (len >= fl && px_header_name_eq(name, fl, fam, fl))
+        return true;
+    return px_header_name_eq(name, len, "forwarded", 9) ||
+           px_header_name_eq(name, len, "slb-id", 6);
+}
+
+static bool is_alnum(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+static bool is_hex(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* The end of the uri-host at the start of v[0..len), or 0 when there is
+ * none (see px_authority_check). */
+static size_t authority_host(const char *v, size_t len)
+{
+    size_t i = 0;
+    if (v[0] == '[') {
+        bool colon = false;
+        for (i = 1; i < len && v[i] != ']'; i++) {
+            unsigned char ch = (unsigned char)v[i];
+            if (!is_hex(ch) && ch != ':' && ch != '.')
+                return 0;
+            colon = colon || ch == ':';
+        }
+        return i < len && colon ? i + 1 : 0;
+    }
+    static const char extra[] = "-._~!$&'()*+;=";
+    while (i < len && v[i] != ':') {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch == '%') {
+            if (len - i < 3 || !is_hex((unsigned char)v[i + 1]) || !is_hex((unsigned char)v[i + 2]))
+                return 0;
+            i += 3;
+            continue;
+        }
+        if (!is_alnum(ch) && !(ch && strchr(extra, ch)))
+            return 0;
+        i++;
+    }
+    return i;
+}
+
+bool px_authority_check(const char *v, size_t len)
+{
+    if (!v || len == 0)
+        return false;
+    size_t i = authority_host(v, len);
+    if (i == 0)
+        return false;
+    if (i == len)
+        return true;
+    if (v[i] != ':')
+        return false;
+    size_t digits = len - i - 1;
+    if (digits == 0 || digits > 5)
+        return false;
+    unsigned long port = 0;
+    for (i++; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+        port = port * 10 + (unsigned long)(v[i] - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
 bool px_header_has_token(const char *v, size_t len, const char *tok)
 {
     size_t i = 0;
@@ -97,13 +189,29 @@ static int put_header(struct px_buf *out, const char *name, size_t nlen, const c
 }
 
 /* One header albd sets on requests: the name albd writes by default, the
- * value (NULL: off), and the client's spelling of the name if it sent one. */
+ * value (NULL: off), and the client's copy if it sent one under exactly
+ * that name (albd then keeps the client's letter case). */
 struct fwd_slot {
     const char *name;
     const char *value;
     size_t value_len;
     const struct px_hdr *client;
 };
+
+/* True when name is albd's to set on this request (the rule above struct
+ * px_fwd): a client's copy is dropped. X-Forwarded-For spelled exactly so
+ * follows the listener's mode instead. */
+static bool owned_by_albd(const char *name, size_t len, const struct px_fwd *fwd)
+{
+    if (name_is(name, len, "x-forwarded-for"))
+        return fwd->xff_mode != RC_XFF_PRESERVE;
+    if (px_header_is_forwarding(name, len))
+        return true;
+    for (size_t i = 0; i < fwd->n_extra; i++)
+        if (px_header_name_eq(name, len, fwd->extra[i].name, fwd->extra[i].name_len))
+            return true;
+    return false;
+}
 
 int px_headers_request(struct px_buf *out, const char *method, const char *target,
                        size_t target_len, int minor, const struct px_hdr *h, size_t n,
@@ -129,23 +237,14 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
         {"SLB-ID", fwd->slb_id, fwd->slb_id ? strlen(fwd->slb_id) : 0, NULL},
     };
     const size_t n_slots = sizeof slots / sizeof slots[0];
-    /* X-Forwarded-Host is "on" even when the client sent no Host: the
-     * client's own copy must still go. */
-    bool slot_on[sizeof slots / sizeof slots[0]] = {fwd->proto != NULL, fwd->port != NULL,
-                                                    fwd->host, fwd->client_port != NULL,
-                                                    fwd->slb_id != NULL};
 
     for (size_t i = 0; i < n; i++) {
-        for (size_t s = 0; s < n_slots; s++) {
-            if (slot_on[s] && name_is(h[i].name, h[i].name_len, slots[s].name)) {
-                if (!slots[s].client)
-                    slots[s].client = &h[i];
-                drop[i] = true;
-            }
-        }
-        if (fwd->xff_mode != RC_XFF_PRESERVE &&
-            name_is(h[i].name, h[i].name_len, "x-forwarded-for"))
-            drop[i] = true;
+        if (!owned_by_albd(h[i].name, h[i].name_len, fwd))
+            continue;
+        drop[i] = true;
+        for (size_t s = 0; s < n_slots; s++)
+            if (!slots[s].client && name_is(h[i].name, h[i].name_len, slots[s].name))
+                slots[s].client = &h[i];
     }
 
     TRY(px_buf_puts(out, method));

@@ -30,8 +30,18 @@ enum px_framing {
 };
 
 /* What albd adds to a forwarded request (from the listener's settings).
- * A NULL string means the header is off; a client-sent copy of a header
- * that is on is always replaced, never passed on. */
+ * A NULL string means the header is off.
+ *
+ * The forwarding-header rule: albd owns every forwarding-metadata header
+ * (px_header_is_forwarding: the X-Forwarded-* family, Forwarded, SLB-ID,
+ * and the client-certificate headers with their configured names, see
+ * px_tls_header_reserved), in every spelling that has '_' for '-' (CGI,
+ * WSGI, PHP-FPM and Rack read both as the same variable). A client's copy
+ * never reaches a backend, whether or not the listener sends the header;
+ * albd then adds its own where enabled. The one exception is
+ * X-Forwarded-For spelled exactly so: its mode decides (Append joins the
+ * client's values and adds the client address, Remove drops them,
+ * Preserve passes them untouched). */
 struct px_fwd {
     enum rc_xff_mode xff_mode;
     const char *client_ip;   /* appended to X-Forwarded-For in RC_XFF_APPEND */
@@ -51,6 +61,25 @@ struct px_fwd {
     size_t n_extra;
 };
 
+/* True when the names a[0..alen) and b[0..blen) are the same header to a
+ * gateway that maps '-' to '_': case-insensitive, '_' equal to '-'. */
+bool px_header_name_eq(const char *a, size_t alen, const char *b, size_t blen);
+
+/* True for a forwarding-metadata header name (see struct px_fwd): any
+ * X-Forwarded-* (X-Forwarded-For included), Forwarded or SLB-ID, compared
+ * with px_header_name_eq. */
+bool px_header_is_forwarding(const char *name, size_t len);
+
+/* True when v[0..len) is a valid Host / :authority value, the one check
+ * of both protocols: uri-host [ ":" port ] where uri-host is an
+ * IP-literal ("[" hex digits, ":" and "." "]") or a reg-name / IPv4
+ * address (letters, digits, "-._~", the sub-delims except "," and
+ * %-escapes), never empty; port is 1 to 5 digits with a value of 1 to
+ * 65535. So no userinfo ("@"), no list (","), no whitespace, no path, and
+ * no empty port ("host:") or port 0: RFC 3986 allows both, but neither
+ * names a port a client can reach and backends read them differently. */
+bool px_authority_check(const char *v, size_t len);
+
 /* True when the comma-separated list v[0..len) has the token tok
  * (case-insensitive, optional whitespace around elements). */
 bool px_header_has_token(const char *v, size_t len, const char *tok);
@@ -65,7 +94,8 @@ bool px_header_is_hop(const char *name, size_t len);
 void px_headers_mark_hop(const struct px_hdr *h, size_t n, bool *drop);
 
 /* Appends the head of the request albd sends to a backend: request line
- * "<method> <target> HTTP/1.<minor>", the client's end-to-end headers, the
+ * "<method> <target> HTTP/1.<minor>", the client's end-to-end headers
+ * except the forwarding-metadata ones (the rule above struct px_fwd), the
  * forwarded headers of fwd, framing (chunked adds Transfer-Encoding) and,
  * for HTTP/1.1 without keepalive, "Connection: close". Returns 0 or the
  * px_buf error. */

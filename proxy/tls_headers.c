@@ -16,9 +16,11 @@ static const char *const default_names[PX_TLS_HDR_MAX] = {
     "X-Forwarded-Clientcert-clientverify",
 };
 
+/* '_' counts as '-' (px_header_name_eq): X_Forwarded_Clientcert_subjectdn
+ * is the same variable to a CGI-style gateway. */
 static bool name_is(const char *name, size_t len, const char *lit)
 {
-    return lit != NULL && strlen(lit) == len && strncasecmp(name, lit, len) == 0;
+    return lit != NULL && px_header_name_eq(name, len, lit, strlen(lit));
 }
 
 /* The listener's names, in default_names order (NULL: disabled). */

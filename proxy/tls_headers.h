@@ -20,7 +20,8 @@
 
 /* True when name (len bytes) is a client-certificate header a client must
  * not send: one of the reference's four default names, or a name l
- * configures under headers.clientCert (l may be NULL). Case-insensitive. */
+ * configures under headers.clientCert (l may be NULL). Case-insensitive,
+ * with '_' equal to '-' (px_header_name_eq). */
 bool px_tls_header_reserved(const struct rc_listener *l, const char *name, size_t len);
 
 /* Removes every reserved header (px_tls_header_reserved) from h[0..n) in

@@ -114,12 +114,173 @@ static void forwarded_headers_replace_client_values_keeping_case(void **state)
                                 "X-Forwarded-Client-srcport: 50123\r\nslb-id: alb-1\r\n\r\n");
 }
 
-static void disabled_forwarded_headers_pass_through(void **state)
+/* The forwarding-header rule: every client copy of a forwarding-metadata
+ * header goes, in any letter case and with '_' for '-', whether or not the
+ * listener sends the header; X-Forwarded-For spelled exactly so follows its
+ * mode. */
+static void client_forwarding_headers_never_pass(void **state)
 {
-    struct px_hdr h[] = {H("X-Forwarded-Proto", "https"), H("SLB-ID", "x")};
+    static const struct {
+        const char *name;
+        /* DROP: never forwarded; PASS: forwarded as is; XFF: the value is
+         * forwarded in Append (joined) and Preserve, not in Remove. */
+        enum { DROP, PASS, XFF } fate;
+    } cases[] = {
+        {"X-Forwarded-Proto", DROP},
+        {"x-forwarded-port", DROP},
+        {"X-FORWARDED-HOST", DROP},
+        {"X-Forwarded-Client-srcport", DROP},
+        {"X-Forwarded-Server", DROP},
+        {"X-Forwarded-Prefix", DROP},
+        {"SLB-ID", DROP},
+        {"slb_id", DROP},
+        {"Forwarded", DROP},
+        {"FORWARDED", DROP},
+        {"X_Forwarded_Proto", DROP},
+        {"X-Forwarded_Host", DROP},
+        {"X_Forwarded_For", DROP},
+        {"x_forwarded_for", DROP},
+        {"X-Forwarded-Clientcert-subjectdn", DROP},
+        {"X_Forwarded_Clientcert_subjectdn", DROP},
+        {"X-Client-Verify", DROP}, /* a configured client-cert name (extra) */
+        {"X_Client_Verify", DROP},
+        {"X-Forwarded-For", XFF},
+        {"x-forwarded-for", XFF},
+        {"Forwarded-X", PASS},
+        {"X-Forwarded", PASS},
+        {"XForwarded-Proto", PASS},
+        {"SLB-IDs", PASS},
+        {"X-Other", PASS},
+    };
+    const struct px_hdr extra = H("X-Client-Verify", "SUCCESS");
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int mode = RC_XFF_APPEND; mode <= RC_XFF_PRESERVE; mode++) {
+            struct px_hdr h[] = {H("Host", "a"),
+                                 {cases[c].name, strlen(cases[c].name), "forged", 6}};
+            struct px_fwd f = {.xff_mode = (enum rc_xff_mode)mode,
+                               .client_ip = "192.0.2.7",
+                               .extra = &extra,
+                               .n_extra = 1};
+            px_buf_reset(&out);
+            assert_int_equal(
+                px_headers_request(&out, "GET", "/", 1, 1, h, 2, &f, PX_FRAME_NONE, true), 0);
+            const char *s = head();
+            bool passes = cases[c].fate == PASS || (cases[c].fate == XFF && mode != RC_XFF_REMOVE);
+            if (passes != (strstr(s, "forged") != NULL))
+                fail_msg("%s (XFF mode %d): expected the client copy %s, head:\n%s", cases[c].name,
+                         mode, passes ? "forwarded" : "dropped", s);
+            /* albd's own header is there whatever the client sent. */
+            assert_non_null(strstr(s, "\r\nX-Client-Verify: SUCCESS\r\n"));
+        }
+    }
+}
+
+static void forwarding_header_names_are_classified(void **state)
+{
+    static const struct {
+        const char *name;
+        bool forwarding;
+    } cases[] = {
+        {"X-Forwarded-For", true}, {"x_forwarded_for", true},
+        {"X-Forwarded-", true},    {"X-Forwarded-Ssl", true},
+        {"Forwarded", true},       {"forwarded", true},
+        {"SLB-ID", true},          {"SLB_ID", true},
+        {"X-Forwarded", false},    {"X-Forwarde-For", false},
+        {"Forwarded2", false},     {"SLB", false},
+        {"X-Real-IP", false},      {"", false},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        if (px_header_is_forwarding(cases[c].name, strlen(cases[c].name)) != cases[c].forwarding)
+            fail_msg("px_header_is_forwarding(\"%s\") should be %d", cases[c].name,
+                     cases[c].forwarding);
+    assert_true(px_header_name_eq("X_Forwarded-FOR", 15, "x-forwarded-for", 15));
+    assert_false(px_header_name_eq("X-Forwarded-For", 15, "X-Forwarded-Fo", 14));
+    assert_false(px_header_name_eq("X.Forwarded-For", 15, "X-Forwarded-For", 15));
+}
+
+static void disabled_forwarded_headers_are_stripped_too(void **state)
+{
+    struct px_hdr h[] = {H("X-Forwarded-Proto", "https"), H("SLB-ID", "x"),
+                         H("Forwarded", "for=1.2.3.4;proto=https"), H("X-Keep", "1")};
     assert_int_equal(
-        px_headers_request(&out, "GET", "/", 1, 1, h, 2, &fwd_none, PX_FRAME_NONE, true), 0);
-    assert_string_equal(head(), "GET / HTTP/1.1\r\nX-Forwarded-Proto: https\r\nSLB-ID: x\r\n\r\n");
+        px_headers_request(&out, "GET", "/", 1, 1, h, 4, &fwd_none, PX_FRAME_NONE, true), 0);
+    assert_string_equal(head(), "GET / HTTP/1.1\r\nX-Keep: 1\r\n\r\n");
+}
+
+static void underscore_spellings_do_not_lend_their_case(void **state)
+{
+    /* albd writes its own name, not the client's underscore spelling, and
+     * X_Forwarded_For values are not joined into X-Forwarded-For. */
+    struct px_hdr h[] = {H("X_Forwarded_Proto", "ftp"), H("X_Forwarded_For", "6.6.6.6"),
+                         H("x-forwarded-for", "10.0.0.1")};
+    struct px_fwd f = {.xff_mode = RC_XFF_APPEND, .client_ip = "192.0.2.7", .proto = "https"};
+    assert_int_equal(px_headers_request(&out, "GET", "/", 1, 1, h, 3, &f, PX_FRAME_NONE, true), 0);
+    assert_string_equal(head(), "GET / HTTP/1.1\r\nX-Forwarded-For: 10.0.0.1, 192.0.2.7\r\n"
+                                "X-Forwarded-Proto: https\r\n\r\n");
+}
+
+/* One Host / :authority check for HTTP/1.1 and HTTP/2. */
+static void authority_check_table(void **state)
+{
+    static const struct {
+        const char *v;
+        bool ok;
+    } cases[] = {
+        {"example.com", true},
+        {"Example.COM:8443", true},
+        {"a", true},
+        {"127.0.0.1", true},
+        {"127.0.0.1:80", true},
+        {"[::1]", true},
+        {"[2001:db8::1]:443", true},
+        {"[::ffff:192.0.2.1]:1", true},
+        {"host:65535", true},
+        {"host:00080", true},
+        {"xn--bcher-kva.example", true},
+        {"under_score.example", true},
+        {"a%41b.example", true},
+        {"a~b!$&'()*+;=.example", true},
+        {"", false},
+        {":80", false},
+        {"user@host", false},
+        {"user:pw@host", false},
+        {"a@host:80", false},
+        {"a.example,b.example", false},
+        {"a.example, b.example", false},
+        {"a.example ", false},
+        {" a.example", false},
+        {"a\texample", false},
+        {"host:", false},
+        {"host:0", false},
+        {"host:65536", false},
+        {"host:99999", false},
+        {"host:123456", false},
+        {"host:8o", false},
+        {"host:-1", false},
+        {"host:80:80", false},
+        {"host:+80", false},
+        {"host/path", false},
+        {"host?q", false},
+        {"host#f", false},
+        {"host\\x", false},
+        {"a%4", false},
+        {"a%zz", false},
+        {"[::1", false},
+        {"[]", false},
+        {"[::1]x", false},
+        {"[::1]:", false},
+        {"[::1]:0", false},
+        {"[v1.x]", false},
+        {"[fe80::1%25eth0]", false},
+        {"h\xc3\xa9.example", false},
+        {"h\"x", false},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        if (px_authority_check(cases[c].v, strlen(cases[c].v)) != cases[c].ok)
+            fail_msg("px_authority_check(\"%s\") should be %s", cases[c].v,
+                     cases[c].ok ? "true" : "false");
+    assert_false(px_authority_check("a\0b", 3));
+    assert_false(px_authority_check(NULL, 0));
 }
 
 static void forwarded_host_dropped_without_client_host(void **state)
@@ -222,7 +383,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(xff_remove_and_preserve, setup, teardown),
         cmocka_unit_test_setup_teardown(forwarded_headers_replace_client_values_keeping_case, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(disabled_forwarded_headers_pass_through, setup, teardown),
+        cmocka_unit_test_setup_teardown(client_forwarding_headers_never_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(forwarding_header_names_are_classified, setup, teardown),
+        cmocka_unit_test_setup_teardown(disabled_forwarded_headers_are_stripped_too, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(underscore_spellings_do_not_lend_their_case, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(authority_check_table, setup, teardown),
         cmocka_unit_test_setup_teardown(forwarded_host_dropped_without_client_host, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(chunked_request_is_reframed_and_close_sent, setup,
