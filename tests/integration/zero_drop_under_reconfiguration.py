@@ -101,6 +101,7 @@ class KeepAlive:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.clients = set()
         self.reconnects = {}  # client name -> [reason, ...]
         self.crossed = {}     # kind -> count of requests that spanned a swap
         self.done = {}        # kind -> count of requests that succeeded
@@ -136,6 +137,8 @@ def raw_h1_client(env, stats, ka, swaps, stop, name, port, tls):
     sock = f = None
     i = 0
     kinds = ["fast", "slow", "upload", "chunked-upload"]
+    with ka.lock:
+        ka.clients.add(name)
     while not stop.is_set():
         kind = kinds[i % len(kinds)]
         i += 1
@@ -225,6 +228,8 @@ def raw_h2_client(env, stats, ka, swaps, stop, name, port):
     conn = None
     sid = 1
     rnd = 0
+    with ka.lock:
+        ka.clients.add(name)
     while not stop.is_set():
         rnd += 1
         began = time.monotonic()
@@ -329,6 +334,8 @@ def client(env, stats, stop, kind, port, tls, keepalive, gate=None):
                 fp = conn.sock.getpeercert(binary_form=True)
                 with stats.lock:
                     stats.fingerprints.add(fp)
+            if keepalive and r.will_close:  # http.client would reconnect silently
+                stats.error(kind, f"the response to {path} said Connection: close on a keep-alive connection")
             if not keepalive or r.will_close:
                 conn.close()
                 conn = None
@@ -456,6 +463,8 @@ def body(env):
     c.eq(len(stats.errors), 0, "failed request count")
     for kind in ("keepalive", "newconn", "http-keepalive", "extra-listener", "raw-tls-0", "raw-plain-0", "raw-h2"):
         c.ok(stats.ok.get(kind, 0) > 10, f"{kind} clients made requests throughout", "> 10", stats.ok.get(kind, 0))
+    log("reconnects per keep-alive connection: " +
+        ", ".join(f"{n}: {len(ka.reconnects.get(n, []))}" for n in sorted(ka.clients)))
     log(f"keep-alive clients: requests done {ka.done}, of them in flight at a swap {ka.crossed}; "
         f"h2load batches (total, succeeded, 2xx): {h2load_runs}")
     c.eq(ka.reconnects, {}, "no keep-alive connection (HTTP/1.1 over TLS and plain, HTTP/2) was closed, reset, "
