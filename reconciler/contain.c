@@ -864,7 +864,10 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
     int rc = -1;
     const struct rc_sources *prev_src = rc_model_sources(o->prev);
     struct timespec start;
-    clock_gettime(CLOCK_REALTIME, &start);
+    if (o->realtime)
+        o->realtime(&start);
+    else
+        clock_gettime(CLOCK_REALTIME, &start);
     L.files = rc_filecache_new(prev_src ? &prev_src->kept : NULL, &start, S->root, o->changes);
     L.scratch = SSL_CTX_new(TLS_method());
     if (L.scratch == NULL || L.files == NULL)

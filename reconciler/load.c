@@ -736,7 +736,10 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     const struct rc_changes *changes = S.root ? o->changes : NULL;
     size_t n_unstatted = 0;
     struct timespec start;
-    clock_gettime(CLOCK_REALTIME, &start);
+    if (o->realtime)
+        o->realtime(&start);
+    else
+        clock_gettime(CLOCK_REALTIME, &start);
     size_t n_read = 0, n_skipped = 0, n_parsed = 0;
     for (size_t i = 0; i < w.files.n && !failed; i++) {
         const char *file = w.files.v[i];

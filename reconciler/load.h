@@ -39,6 +39,11 @@ struct rc_load_opts {
      * unknown — the first load, SIGHUP, an inotify overflow, plan and
      * validate — and every file is checked. */
     const struct rc_changes *changes;
+    /* The time the load begins, that file timestamps are judged settled
+     * against (filecache.h); NULL: clock_gettime(CLOCK_REALTIME). Only
+     * tests set it, so that "read within the settle window" does not
+     * depend on how fast the machine is. */
+    void (*realtime)(struct timespec *now);
 };
 
 enum rc_res_state {

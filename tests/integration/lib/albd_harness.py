@@ -45,13 +45,30 @@ import traceback
 import urllib.parse
 
 SANITIZE = os.environ.get("ALBD_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE", "YES")
-# Everything runs ~3x slower under ASan+UBSan.
-SLOW = 3.0 if SANITIZE else 1.0
+
+
+def _slowness():
+    v = os.environ.get("ALBD_SLOW", "").strip()
+    if v:
+        try:
+            f = float(v)
+            if f >= 1.0:
+                return f
+        except ValueError:
+            pass
+        sys.stderr.write(f"albd_harness: ALBD_SLOW={v!r} is not a number >= 1; using the default\n")
+    return 3.0 if SANITIZE else 1.0  # everything runs ~3x slower under ASan+UBSan
+
+
+# How much slower than a quiet machine this run is: every time bound and
+# window a test waits for scales by it. ALBD_SLOW (a number >= 1) sets it, for a
+# loaded or slow machine; default 3 with ALBD_SANITIZE=ON, else 1.
+SLOW = _slowness()
 MiB = 1024 * 1024
 
 
 def scaled(seconds):
-    """A timeout scaled for the sanitizer build."""
+    """A time bound scaled by SLOW (ALBD_SLOW, or 3 under the sanitizers)."""
     return seconds * SLOW
 
 
@@ -69,8 +86,41 @@ def albd_binary():
     return os.path.join(source_dir(), "build", "albd")
 
 
+# Ports are reserved, never handed out and released: a port free_port() or
+# free_ports() returns stays bound (never listening) by this process until it
+# exits, so that nothing else on the machine (another test's bind, the
+# ephemeral port of someone's connect()) takes it before albd binds it, or
+# between albd closing it and binding it again. The reservation has
+# SO_REUSEADDR and SO_REUSEPORT: albd's listeners (both options), its admin
+# endpoint (libuv: SO_REUSEADDR) and Backend (SO_REUSEADDR) bind the port
+# alongside it. A bound socket that does not listen takes no connection: a
+# connect() to a reserved port nobody listens on is refused (dead_port()).
+# A socket without SO_REUSEADDR cannot bind a reserved port: release_port()
+# it first.
+_reserved = {}
+_reserved_lock = threading.Lock()
+
+
+def _reserve():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("127.0.0.1", 0))  # port 0 never shares a port, options or not
+    except OSError:
+        s.close()
+        raise
+    port = s.getsockname()[1]
+    with _reserved_lock:
+        _reserved[port] = s
+    return port
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port free right now on 127.0.0.1 (bind to 0, read it, close)."""
+    """A TCP port on 127.0.0.1 reserved for this test (see above). kind
+    SOCK_DGRAM: a UDP port free right now (bound to 0, read, closed)."""
+    if kind == socket.SOCK_STREAM:
+        return _reserve()
     s = socket.socket(socket.AF_INET, kind)
     try:
         s.bind(("127.0.0.1", 0))
@@ -80,17 +130,24 @@ def free_port(kind=socket.SOCK_STREAM):
 
 
 def free_ports(n):
-    """n distinct free ports (held open together so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct TCP ports on 127.0.0.1, reserved for this test."""
+    return [_reserve() for _ in range(n)]
+
+
+def dead_port():
+    """A port where nothing listens and nothing will: connect() is refused
+    (a "dead" backend). It stays reserved, so no other test can start
+    listening on it."""
+    return _reserve()
+
+
+def release_port(port):
+    """Ends the reservation of port (to bind it without SO_REUSEADDR, e.g. a
+    plain listening socket that keeps albd off the port)."""
+    with _reserved_lock:
+        s = _reserved.pop(port, None)
+    if s is not None:
+        s.close()
 
 
 def log(msg):
@@ -152,6 +209,36 @@ def _short(v, limit=600):
 
 _children = []
 _children_lock = threading.Lock()
+
+
+def _load_prctl():
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        f = libc.prctl
+        f.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        f.restype = ctypes.c_int
+        return f
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _load_prctl()  # resolved before any fork: the child only calls it
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """A preexec_fn: the child gets SIGKILL when the thread that started it
+    ends, so that a test killed by ctest's timeout (SIGKILL, which runs no
+    atexit) leaves no albd behind in its own session. Start children from
+    the main thread: the signal comes when the forking thread exits."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != _TEST_PID:  # the test died before the prctl
+            os._exit(127)
+
+
+_TEST_PID = os.getpid()
 
 
 def _register(proc):
@@ -621,7 +708,7 @@ class Albd:
                      "--workers", str(workers), *args]
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
-                                     env=e, start_new_session=True)
+                                     env=e, start_new_session=True, preexec_fn=die_with_parent)
         _register(self.proc)
         self.pid = self.proc.pid
         self.exit_status = None

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 
-from albd_harness import albd_binary, scaled, to_yaml
+from albd_harness import albd_binary, release_port, scaled, to_yaml
 
 
 # --------------------------------------------------------------------------
@@ -338,6 +338,7 @@ def fingerprint_sha256(cert_path):
 def hold_port(port):
     """A plain listening socket (no SO_REUSEPORT) on 127.0.0.1:port, held by
     this process: albd cannot bind the port while it is open."""
+    release_port(port)  # a reservation would make this bind fail
     s = socket.socket()
     s.bind(("127.0.0.1", port))
     s.listen(8)

@@ -66,9 +66,10 @@ static const char CERTS[] = "apiVersion: albd/v1\nkind: Certificate\nmetadata: {
                             "spec:\n  source:\n    files: {certificate: site.pem, privateKey: "
                             "keys/site.key}\n";
 
+/* Files written so far are settled for the next loads (test_files.h). */
 static void settle(void)
 {
-    usleep((useconds_t)(RC_FID_SETTLE_NS / 1000 + 50000));
+    tf_settle();
 }
 
 static int setup(void **state)

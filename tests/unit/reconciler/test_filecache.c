@@ -43,10 +43,10 @@ static void copy_in(const char *from, const char *name)
     tf_copy_in(dir, from, name);
 }
 
-/* Files written just now are unsettled (filecache.h): wait them out. */
+/* Files written so far are settled for the next loads (test_files.h). */
 static void settle(void)
 {
-    usleep((useconds_t)(RC_FID_SETTLE_NS / 1000 + 50000));
+    tf_settle();
 }
 
 static const char CERTS[] = "apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: site}\n"

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "reconciler/filecache.h"
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
 
@@ -60,6 +62,39 @@ static inline int tf_rm_rf(const char *dir)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The loads' clock (rc_load_opts.realtime). Until tf_settle() is first
+ * called it is the real one; from then on it stands still at a time when
+ * every file written before tf_settle() had been quiet for
+ * RC_FID_SETTLE_NS, and every file written or changed after it had not. So
+ * a test's "read within the settle window" holds however slowly the
+ * machine runs, and no test waits out the window. */
+static bool tf_frozen;
+static struct timespec tf_now;
+
+static inline void tf_clock(struct timespec *now)
+{
+    if (tf_frozen)
+        *now = tf_now;
+    else
+        clock_gettime(CLOCK_REALTIME, now);
+}
+
+/* Everything written so far is settled for the following loads, and
+ * anything written from now on is not (until the next call). The short
+ * sleep only has to outlast one file timestamp tick (at most 10 ms), so
+ * that a later write's timestamp is past the frozen window; sleeping
+ * longer changes nothing. */
+static inline void tf_settle(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    long long ns = (long long)t.tv_sec * 1000000000LL + t.tv_nsec + RC_FID_SETTLE_NS + 1000000LL;
+    tf_now.tv_sec = (time_t)(ns / 1000000000LL);
+    tf_now.tv_nsec = (long)(ns % 1000000000LL);
+    tf_frozen = true;
+    usleep(30000);
+}
+
 /* One load of a manifest folder, as the agent does it (containment on),
  * and what it says. */
 struct tf_result {
@@ -78,7 +113,8 @@ static inline struct tf_result tf_load(const char *dir, const struct rc_model *p
     struct rc_errs own;
     rc_errs_init(&own);
     rc_status_init(&r.st);
-    struct rc_load_opts o = {.now = time(NULL), .prev = prev, .changes = changes};
+    struct rc_load_opts o = {
+        .now = time(NULL), .prev = prev, .changes = changes, .realtime = tf_clock};
     r.rc = rc_load_dir_ex(dir, &o, &r.m, errs ? errs : &own, &r.st);
     if (errs == NULL && r.rc != 0)
         rc_errs_print(&own, stderr);

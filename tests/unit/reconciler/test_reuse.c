@@ -55,9 +55,10 @@ static void copy_in(const char *from, const char *name)
     free(text);
 }
 
+/* Files written so far are settled for the next loads (test_files.h). */
 static void settle(void)
 {
-    usleep((useconds_t)(RC_FID_SETTLE_NS / 1000 + 50000));
+    tf_settle();
 }
 
 static const char CERTS[] = "apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: site}\n"
@@ -330,7 +331,7 @@ static void an_inserted_document_moves_the_others(void **state)
     struct rc_status st;
     rc_status_init(&st);
     struct rc_model *m = NULL;
-    struct rc_load_opts o = {.now = time(NULL), .prev = b.m};
+    struct rc_load_opts o = {.now = time(NULL), .prev = b.m, .realtime = tf_clock};
     assert_int_equal(rc_load_dir_ex(dir, &o, &m, &errs, &st), 1);
     assert_int_equal(st.docs_parsed, 1); /* gb (the listener is copied) */
     bool found = false;
@@ -389,7 +390,7 @@ static void an_error_in_a_changed_document_is_exact(void **state)
     struct rc_errs errs;
     rc_errs_init(&errs);
     struct rc_model *a = NULL, *b = NULL;
-    struct rc_load_opts o = {.now = time(NULL)};
+    struct rc_load_opts o = {.now = time(NULL), .realtime = tf_clock};
     assert_int_equal(rc_load_dir_ex(sub, &o, &a, &errs, NULL), 0);
     z[strlen("requestTimeoutSeconds: ")] = '0';
     put("md/m.yaml", text);
