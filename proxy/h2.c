@@ -691,6 +691,8 @@ static int build_request_head(struct h2_stream *s, const char *method)
                 continue;
             if (h->hb.len > joined.vo && px_buf_append(&h->hb, "; ", 2) < 0)
                 return -1;
+            /* The value lies inside hb: px_buf_append copies it safely
+             * even when hb has to move to make room. */
             f = hb_field(h, (int)i);
             if (px_buf_append(&h->hb, f.value, f.value_len) < 0)
                 return -1;
