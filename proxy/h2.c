@@ -113,7 +113,8 @@ struct h2 {
     bool goaway; /* a graceful GOAWAY was submitted */
     bool finished;
     uint64_t rst_since;
-    unsigned rst_count;
+    unsigned rst_count; /* streams reset or broken by the client (count_reset) */
+    bool calmed;        /* GOAWAY ENHANCE_YOUR_CALM was submitted */
 
     /* The request header block being received. */
     struct px_buf hb;
@@ -915,8 +916,13 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     return 0;
 }
 
-/* Counts client RST_STREAM frames per window: a client that opens and
- * cancels streams faster than that ("rapid reset") is told to calm down. */
+/* Counts streams that end in error through the client's doing, per window:
+ * RST_STREAM frames the client sends ("rapid reset") and streams albd
+ * resets or refuses because of what the client sent ("MadeYouReset": DATA
+ * beyond content-length, flow-control or state violations, a body over the
+ * limit or too slow). Either kind can start a backend request that is then
+ * abandoned; a client that does more than PX_H2_RST_MAX of them in a window
+ * is told to calm down (GOAWAY ENHANCE_YOUR_CALM). */
 static void count_reset(struct h2 *h)
 {
     uint64_t now = now_ms(h);
@@ -924,8 +930,9 @@ static void count_reset(struct h2 *h)
         h->rst_since = now;
         h->rst_count = 0;
     }
-    if (++h->rst_count > PX_H2_RST_MAX) {
-        px_log_warn("h2: %s reset more than %d streams in %d s: closing", h->c->client_ip,
+    if (++h->rst_count > PX_H2_RST_MAX && !h->calmed) {
+        h->calmed = true;
+        px_log_warn("h2: %s reset or broke more than %d streams in %d s: closing", h->c->client_ip,
                     PX_H2_RST_MAX, PX_H2_RST_WINDOW_MS / 1000);
         nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
     }
@@ -963,6 +970,13 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 static int cb_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2 *h = user;
+    /* A stream albd resets for a protocol or flow-control error is the
+     * client's fault (nghttp2 sends these on its own). NO_ERROR (an answer
+     * that came before the request body) and INTERNAL_ERROR (albd's or the
+     * backend's failure) are not. */
+    if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code != NGHTTP2_NO_ERROR &&
+        f->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
+        count_reset(h);
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         struct h2_stream *s = stream_get(h, f->hd.stream_id);
