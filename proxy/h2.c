@@ -799,9 +799,45 @@ static void request_start(struct h2_stream *s, bool end_stream)
     px_exchange_connect(&s->x);
 }
 
+/* Fields a client may never send as a request trailer. A backend that
+ * merges trailers into the head must not learn from them what the head
+ * could not say: the fields albd owns in the head (forwarding metadata,
+ * client-certificate headers) and fields that frame, route or authorize a
+ * request (RFC 9110 6.5.1). */
+static const char *const trailer_denied[] = {
+    "forwarded",     "slb-id",       "content-length", "content-type",        "content-encoding",
+    "content-range", "host",         "authorization",  "proxy-authorization", "cookie",
+    "expect",        "max-forwards", "range",          "cache-control",       "pragma",
+    "upgrade",
+};
+
+/* Whether a request trailer named n[0..len) may go to the backend. Names
+ * are compared with '_' read as '-' (CGI-style backends read both
+ * spellings as one variable). */
+static bool trailer_allowed(const struct rc_listener *m, const char *n, size_t len)
+{
+    char norm[128];
+    if (len == 0 || n[0] == ':' || len >= sizeof norm)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        norm[i] = n[i] == '_' ? '-' : n[i];
+    if (px_header_is_hop(norm, len) || px_tls_header_reserved(m, n, len) ||
+        px_tls_header_reserved(m, norm, len))
+        return false;
+    if (len >= 12 && strncasecmp(norm, "x-forwarded-", 12) == 0)
+        return false;
+    if (len > 3 && strncasecmp(norm, "if-", 3) == 0)
+        return false; /* conditionals */
+    for (size_t i = 0; i < sizeof trailer_denied / sizeof trailer_denied[0]; i++)
+        if (name_is(norm, len, trailer_denied[i]))
+            return false;
+    return true;
+}
+
 /* The client ended its request (END_STREAM), possibly with trailers in the
- * header block scratch: they are forwarded when the body is chunked, and
- * dropped otherwise (HTTP/1.1 has no trailers without chunked framing). */
+ * header block scratch: those trailer_allowed passes are forwarded when the
+ * body is chunked, and all are dropped otherwise (HTTP/1.1 has no trailers without chunked
+ * framing). */
 static void request_end(struct h2_stream *s, bool trailers)
 {
     struct h2 *h = s->h;
@@ -816,8 +852,7 @@ static void request_end(struct h2_stream *s, bool trailers)
     size_t n = 0;
     for (size_t i = 0; i < h->n_ents; i++) {
         struct px_hdr f = hb_field(h, (int)i);
-        if ((f.name_len && f.name[0] == ':') || name_is(f.name, f.name_len, "content-length") ||
-            name_is(f.name, f.name_len, "host"))
+        if (!trailer_allowed(s->lis->model, f.name, f.name_len))
             continue;
         h->hdrs[n++] = f;
     }
