@@ -59,6 +59,9 @@
  * buffers may stay while they wait. */
 #define FREE_STREAMS_MAX 32
 #define KEEP_BUF_MAX (64 * 1024)
+/* The minimum body rate (limits.minBodyRateBytesPerSecond) is measured
+ * over windows this long, as for HTTP/1.1. */
+#define BODY_RATE_WINDOW_MS 5000
 
 struct h2;
 
@@ -71,6 +74,7 @@ struct h2_stream {
     uint64_t deadline; /* uv_now() after which the request timed out */
 
     /* The request. */
+    bool in_head; /* its header block is still arriving (headerTimeoutSeconds) */
     bool is_head;
     bool req_complete;   /* END_STREAM received */
     bool chunked;        /* the body goes to the backend chunked */
@@ -79,6 +83,10 @@ struct h2_stream {
     struct px_buf pend;  /* framed request bytes waiting for the backend */
     size_t pend_consume; /* DATA bytes in pend, not yet consumed */
     size_t unconsumed;   /* DATA bytes given to a congested backend, not yet consumed */
+    uint64_t body_bytes; /* request DATA received (maxRequestBodyBytes) */
+    uint64_t rate_start; /* minBodyRateBytesPerSecond: this window's start (0: none) */
+    uint64_t rate_bytes; /* ... and the DATA bytes received in it */
+    bool held;           /* albd withheld window in this rate window (backpressure) */
 
     /* The backend: its choice, connection and failover. */
     struct px_exchange x;
@@ -140,6 +148,7 @@ static const llhttp_settings_t resp_settings;
 static const struct px_exchange_cbs x_cbs;
 static void flush(struct h2 *h);
 static void give_window(struct h2_stream *s, size_t n);
+static void count_reset(struct h2 *h);
 
 static uint64_t ms(int seconds)
 {
@@ -533,10 +542,13 @@ static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t da
         }
         if (data_len)
             s->x.body_sent = true;
-        if (px_upstream_congested(s->x.u))
+        if (px_upstream_congested(s->x.u)) {
             s->unconsumed += data_len;
-        else
+            if (data_len)
+                s->held = true;
+        } else {
             give_window(s, data_len);
+        }
         touch(s);
         return 0;
     }
@@ -547,6 +559,8 @@ static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t da
         }
     }
     s->pend_consume += data_len;
+    if (data_len)
+        s->held = true;
     return 0;
 }
 
@@ -761,10 +775,39 @@ static int build_request_head(struct h2_stream *s, const char *method)
                               keep);
 }
 
+/* The request's content-length (nghttp2 has checked that it is a number),
+ * or 0 when it has none. */
+static uint64_t request_length(struct h2 *h)
+{
+    for (size_t i = 0; i < h->n_ents; i++) {
+        struct px_hdr f = hb_field(h, (int)i);
+        if (!name_is(f.name, f.name_len, "content-length"))
+            continue;
+        uint64_t v = 0;
+        for (size_t j = 0; j < f.value_len; j++) {
+            if (f.value[j] < '0' || f.value[j] > '9')
+                break;
+            if (v > (UINT64_MAX - 9) / 10)
+                return UINT64_MAX;
+            v = v * 10 + (uint64_t)(f.value[j] - '0');
+        }
+        return v;
+    }
+    return 0;
+}
+
 /* A request header block is complete (END_STREAM may be set too). */
 static void request_start(struct h2_stream *s, bool end_stream)
 {
     struct h2 *h = s->h;
+    s->in_head = false;
+    touch(s); /* from now on the request timeout applies */
+    if (s->discard) {
+        /* Answered while its header block was arriving (header timeout):
+         * the block completed too late, nothing starts. */
+        s->req_complete = end_stream;
+        return;
+    }
     atomic_fetch_add_explicit(&h->c->w->stats.requests, 1, memory_order_relaxed);
     s->req_complete = end_stream;
     if (h->hb_over) {
@@ -785,6 +828,14 @@ static void request_start(struct h2_stream *s, bool end_stream)
     method[mf.value_len] = '\0';
     if (strcmp(method, "CONNECT") == 0 || strcmp(method, "TRACE") == 0) {
         stream_error(s, 405);
+        return;
+    }
+    /* maxRequestBodyBytes: a declared length over the limit is answered at
+     * once, as HTTP/1.1 does (a body without one is counted in
+     * cb_data_chunk). */
+    uint64_t max = s->lis->model->limits.max_request_body_bytes;
+    if (max && !end_stream && request_length(h) > max) {
+        stream_error(s, 413);
         return;
     }
     s->is_head = strcmp(method, "HEAD") == 0;
@@ -875,6 +926,47 @@ static void request_end(struct h2_stream *s, bool trailers)
 
 /* --- nghttp2 callbacks ------------------------------------------------ */
 
+/* Arms the connection timer at the earliest stream deadline. */
+static void rearm(struct h2 *h)
+{
+    uint64_t now = now_ms(h), next = UINT64_MAX;
+    for (struct h2_stream *s = h->active; s; s = s->next)
+        if (s->deadline < next)
+            next = s->deadline;
+    if (next != UINT64_MAX)
+        px_conn_timer(h->c, next > now ? next - now : 1);
+}
+
+/* maxRequestBodyBytes and minBodyRateBytesPerSecond for len more bytes of
+ * request DATA, measured as HTTP/1.1 measures them (proxy/h1.c
+ * body_limits): 0, or the status to answer the stream with (413 over the
+ * limit, 408 too slow). The rate window restarts whenever albd itself held
+ * back the client's window (a slow backend, not a slow client). */
+static int body_limits(struct h2_stream *s, size_t len)
+{
+    const struct rc_listener *m = s->lis->model;
+    s->body_bytes += len;
+    if (m->limits.max_request_body_bytes && s->body_bytes > m->limits.max_request_body_bytes)
+        return 413;
+    if (!m->limits.min_body_rate)
+        return 0;
+    uint64_t now = now_ms(s->h);
+    if (!s->rate_start || s->held) {
+        s->rate_start = now ? now : 1;
+        s->rate_bytes = 0;
+        s->held = false;
+    }
+    s->rate_bytes += len;
+    uint64_t elapsed = now - s->rate_start;
+    if (elapsed >= BODY_RATE_WINDOW_MS) {
+        if (s->rate_bytes * 1000 < (uint64_t)m->limits.min_body_rate * elapsed)
+            return 408;
+        s->rate_start = now;
+        s->rate_bytes = 0;
+    }
+    return 0;
+}
+
 static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2 *h = user;
@@ -887,6 +979,14 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
     nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
+    /* headerTimeoutSeconds, as for HTTP/1.1: the block must be complete
+     * this long after its first frame (a deadline, not reset by each
+     * CONTINUATION); h2_on_timeout answers a late one. */
+    const struct rc_listener *m = s->lis->model;
+    int hs = m->limits.header_timeout_s;
+    s->in_head = true;
+    s->deadline = now_ms(h) + ms(hs > 0 && hs < m->request_timeout_s ? hs : m->request_timeout_s);
+    rearm(h);
     return 0;
 }
 
@@ -934,6 +1034,19 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     struct h2_stream *s = stream_get(h, id);
     if (!s || s->discard) {
         nghttp2_session_consume_stream(ng, id, len);
+        return 0;
+    }
+    int st = body_limits(s, len);
+    if (st) {
+        /* Answered on the stream (HTTP/1.1 answers the same status and
+         * closes); the rest of the body is dropped. A body cut off for
+         * the client's fault counts against the reset budget: the
+         * backend request had begun. */
+        px_log_debug("h2: stream %d from %s: request body %s", s->id, h->c->client_ip,
+                     st == 413 ? "over maxRequestBodyBytes" : "below minBodyRateBytesPerSecond");
+        nghttp2_session_consume_stream(ng, id, len);
+        stream_error(s, st);
+        count_reset(h);
         return 0;
     }
     if (s->chunked) {
@@ -1214,6 +1327,25 @@ static void h2_on_timeout(struct px_conn *c)
                 px_log_debug("h2: %s stopped reading; closing", c->client_ip);
                 px_conn_close(c);
                 return;
+            }
+            if (s->in_head) {
+                /* headerTimeoutSeconds passed inside a header block.
+                 * HTTP/1.1 answers 408 and closes; here: 408 on the
+                 * stream, and GOAWAY, since nothing else can arrive on
+                 * this connection before the block ends (RFC 9113 6.10):
+                 * it closes once the stream is done. */
+                px_log_debug("h2: stream %d from %s: header block too slow", s->id, c->client_ip);
+                stream_error(s, 408);
+                if (!h->goaway) {
+                    h->goaway = true;
+                    nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
+                                          nghttp2_session_get_last_proc_stream_id(h->ng),
+                                          NGHTTP2_NO_ERROR, NULL, 0);
+                }
+                touch(s);
+                if (s->deadline < next)
+                    next = s->deadline;
+                continue;
             }
             bool client_slow = s->x.ready && !s->req_complete && !s->resp_any && !s->unconsumed;
             px_log_debug("h2: stream %d from %s timed out", s->id, c->client_ip);
