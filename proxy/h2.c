@@ -887,8 +887,8 @@ static bool trailer_allowed(const struct rc_listener *m, const char *n, size_t l
 
 /* The client ended its request (END_STREAM), possibly with trailers in the
  * header block scratch: those trailer_allowed passes are forwarded when the
- * body is chunked, and all are dropped otherwise (HTTP/1.1 has no trailers without chunked
- * framing). */
+ * body is chunked, all are dropped otherwise (HTTP/1.1 has no trailers
+ * without chunked framing). */
 static void request_end(struct h2_stream *s, bool trailers)
 {
     struct h2 *h = s->h;
