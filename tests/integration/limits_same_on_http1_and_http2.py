@@ -202,6 +202,14 @@ def body(env):
     c.ok(closed1 and closed2 and ga2 == h2.NO_ERROR, "... and both connections end (HTTP/2: GOAWAY)",
          (True, True, h2.NO_ERROR), (closed1, closed2, ga2))
 
+    # 3c. HTTP/2 only (HTTP/1.1 has no frames): one HEADERS frame whose bytes
+    #     trickle in, one every 0.3 s; same answer as the HTTP/1.1 head above.
+    whole = headers(env, "/slowframe2")
+    st2, ga2, closed2, took2 = h2_answer(env, port, whole[:12], [whole[i:i + 1] for i in range(12, len(whole))],
+                                         pace=0.3, wait=6)
+    c.eq(st2, st1, "HTTP/2: a HEADERS frame trickled byte by byte gets what HTTP/1.1 gets (408)")
+    c.within(round(took2 or 99, 2), 0.8, scaled(2.5), "HTTP/2: ... after headerTimeoutSeconds (1 s)")
+
     # 4. A connection that never sends a request: closed after idleTimeoutSeconds.
     closed1, took1, data1 = h1_idle(env, port)
     conn = h2.H2Conn.connect(env, port)  # the preface and SETTINGS, then nothing
