@@ -1,6 +1,8 @@
 #include "proxy/buf.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,9 +44,20 @@ int px_buf_append(struct px_buf *b, const void *p, size_t n)
 {
     if (n == 0)
         return 0;
+    /* The source may lie inside the buffer itself (joining fields it
+     * holds): remember it as an offset, since reserve may move the storage.
+     * Compared as integers: relational operators on pointers into different
+     * objects are undefined. */
+    uintptr_t src = (uintptr_t)p, start = (uintptr_t)b->data;
+    bool inside = b->data && src >= start && src - start < b->len;
+    size_t off = inside ? (size_t)(src - start) : 0;
     int rc = reserve(b, n);
     if (rc)
         return rc;
+    if (inside)
+        p = b->data + off;
+    /* Source and destination never overlap: the source is the first len
+     * bytes, the destination starts at len. */
     memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;

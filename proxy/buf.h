@@ -20,8 +20,9 @@ static inline void px_buf_reset(struct px_buf *b)
 {
     b->len = 0;
 }
-/* Appends n bytes. Returns 0, -ENOMEM or -ENOBUFS (limit reached); on failure
- * the buffer is unchanged. */
+/* Appends n bytes from p. p may point into the buffer's own bytes (a copy
+ * of what it holds is appended, even when the storage moves). Returns 0,
+ * -ENOMEM or -ENOBUFS (limit reached); on failure the buffer is unchanged. */
 int px_buf_append(struct px_buf *b, const void *p, size_t n);
 int px_buf_puts(struct px_buf *b, const char *s);
 /* Appends an unsigned number in decimal (or lowercase hex when hex != 0). */

@@ -59,6 +59,9 @@
  * buffers may stay while they wait. */
 #define FREE_STREAMS_MAX 32
 #define KEEP_BUF_MAX (64 * 1024)
+/* The minimum body rate (limits.minBodyRateBytesPerSecond) is measured
+ * over windows this long, as for HTTP/1.1. */
+#define BODY_RATE_WINDOW_MS 5000
 
 struct h2;
 
@@ -71,6 +74,7 @@ struct h2_stream {
     uint64_t deadline; /* uv_now() after which the request timed out */
 
     /* The request. */
+    bool in_head; /* its header block is still arriving (headerTimeoutSeconds) */
     bool is_head;
     bool req_complete;   /* END_STREAM received */
     bool chunked;        /* the body goes to the backend chunked */
@@ -79,6 +83,10 @@ struct h2_stream {
     struct px_buf pend;  /* framed request bytes waiting for the backend */
     size_t pend_consume; /* DATA bytes in pend, not yet consumed */
     size_t unconsumed;   /* DATA bytes given to a congested backend, not yet consumed */
+    uint64_t body_bytes; /* request DATA received (maxRequestBodyBytes) */
+    uint64_t rate_start; /* minBodyRateBytesPerSecond: this window's start (0: none) */
+    uint64_t rate_bytes; /* ... and the DATA bytes received in it */
+    bool held;           /* albd withheld window in this rate window (backpressure) */
 
     /* The backend: its choice, connection and failover. */
     struct px_exchange x;
@@ -113,7 +121,8 @@ struct h2 {
     bool goaway; /* a graceful GOAWAY was submitted */
     bool finished;
     uint64_t rst_since;
-    unsigned rst_count;
+    unsigned rst_count; /* streams reset or broken by the client (count_reset) */
+    bool calmed;        /* GOAWAY ENHANCE_YOUR_CALM was submitted */
 
     /* The request header block being received. */
     struct px_buf hb;
@@ -139,6 +148,7 @@ static const llhttp_settings_t resp_settings;
 static const struct px_exchange_cbs x_cbs;
 static void flush(struct h2 *h);
 static void give_window(struct h2_stream *s, size_t n);
+static void count_reset(struct h2 *h);
 
 static uint64_t ms(int seconds)
 {
@@ -532,10 +542,13 @@ static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t da
         }
         if (data_len)
             s->x.body_sent = true;
-        if (px_upstream_congested(s->x.u))
+        if (px_upstream_congested(s->x.u)) {
             s->unconsumed += data_len;
-        else
+            if (data_len)
+                s->held = true;
+        } else {
             give_window(s, data_len);
+        }
         touch(s);
         return 0;
     }
@@ -546,6 +559,8 @@ static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t da
         }
     }
     s->pend_consume += data_len;
+    if (data_len)
+        s->held = true;
     return 0;
 }
 
@@ -691,6 +706,8 @@ static int build_request_head(struct h2_stream *s, const char *method)
                 continue;
             if (h->hb.len > joined.vo && px_buf_append(&h->hb, "; ", 2) < 0)
                 return -1;
+            /* The value lies inside hb: px_buf_append copies it safely
+             * even when hb has to move to make room. */
             f = hb_field(h, (int)i);
             if (px_buf_append(&h->hb, f.value, f.value_len) < 0)
                 return -1;
@@ -782,10 +799,39 @@ static bool request_authority_ok(struct h2 *h)
     return h->p_authority >= 0 || hosts == 1;
 }
 
+/* The request's content-length (nghttp2 has checked that it is a number),
+ * or 0 when it has none. */
+static uint64_t request_length(struct h2 *h)
+{
+    for (size_t i = 0; i < h->n_ents; i++) {
+        struct px_hdr f = hb_field(h, (int)i);
+        if (!name_is(f.name, f.name_len, "content-length"))
+            continue;
+        uint64_t v = 0;
+        for (size_t j = 0; j < f.value_len; j++) {
+            if (f.value[j] < '0' || f.value[j] > '9')
+                break;
+            if (v > (UINT64_MAX - 9) / 10)
+                return UINT64_MAX;
+            v = v * 10 + (uint64_t)(f.value[j] - '0');
+        }
+        return v;
+    }
+    return 0;
+}
+
 /* A request header block is complete (END_STREAM may be set too). */
 static void request_start(struct h2_stream *s, bool end_stream)
 {
     struct h2 *h = s->h;
+    s->in_head = false;
+    touch(s); /* from now on the request timeout applies */
+    if (s->discard) {
+        /* Answered while its header block was arriving (header timeout):
+         * the block completed too late, nothing starts. */
+        s->req_complete = end_stream;
+        return;
+    }
     atomic_fetch_add_explicit(&h->c->w->stats.requests, 1, memory_order_relaxed);
     s->req_complete = end_stream;
     if (h->hb_over) {
@@ -812,6 +858,14 @@ static void request_start(struct h2_stream *s, bool end_stream)
         stream_error(s, 400);
         return;
     }
+    /* maxRequestBodyBytes: a declared length over the limit is answered at
+     * once, as HTTP/1.1 does (a body without one is counted in
+     * cb_data_chunk). */
+    uint64_t max = s->lis->model->limits.max_request_body_bytes;
+    if (max && !end_stream && request_length(h) > max) {
+        stream_error(s, 413);
+        return;
+    }
     s->is_head = strcmp(method, "HEAD") == 0;
     s->x.idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
                       strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
@@ -824,9 +878,44 @@ static void request_start(struct h2_stream *s, bool end_stream)
     px_exchange_connect(&s->x);
 }
 
+/* Fields a client may never send as a request trailer. A backend that
+ * merges trailers into the head must not learn from them what the head
+ * could not say: the fields albd owns in the head (forwarding metadata,
+ * client-certificate headers) and fields that frame, route or authorize a
+ * request (RFC 9110 6.5.1). */
+static const char *const trailer_denied[] = {
+    "content-length", "content-type",        "content-encoding", "content-range", "host",
+    "authorization",  "proxy-authorization", "cookie",           "expect",        "max-forwards",
+    "range",          "cache-control",       "pragma",           "upgrade",
+};
+
+/* Whether a request trailer named n[0..len) may go to the backend. Names
+ * are compared with '_' read as '-' (CGI-style backends read both
+ * spellings as one variable). */
+static bool trailer_allowed(const struct rc_listener *m, const char *n, size_t len)
+{
+    char norm[128];
+    if (len == 0 || n[0] == ':' || len >= sizeof norm)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        norm[i] = n[i] == '_' ? '-' : n[i];
+    if (px_header_is_hop(norm, len) || px_tls_header_reserved(m, n, len) ||
+        px_tls_header_reserved(m, norm, len))
+        return false;
+    if (px_header_is_forwarding(n, len))
+        return false;
+    if (len > 3 && strncasecmp(norm, "if-", 3) == 0)
+        return false; /* conditionals */
+    for (size_t i = 0; i < sizeof trailer_denied / sizeof trailer_denied[0]; i++)
+        if (name_is(norm, len, trailer_denied[i]))
+            return false;
+    return true;
+}
+
 /* The client ended its request (END_STREAM), possibly with trailers in the
- * header block scratch: they are forwarded when the body is chunked, and
- * dropped otherwise (HTTP/1.1 has no trailers without chunked framing). */
+ * header block scratch: those trailer_allowed passes are forwarded when the
+ * body is chunked, all are dropped otherwise (HTTP/1.1 has no trailers
+ * without chunked framing). */
 static void request_end(struct h2_stream *s, bool trailers)
 {
     struct h2 *h = s->h;
@@ -841,8 +930,7 @@ static void request_end(struct h2_stream *s, bool trailers)
     size_t n = 0;
     for (size_t i = 0; i < h->n_ents; i++) {
         struct px_hdr f = hb_field(h, (int)i);
-        if ((f.name_len && f.name[0] == ':') || name_is(f.name, f.name_len, "content-length") ||
-            name_is(f.name, f.name_len, "host"))
+        if (!trailer_allowed(s->lis->model, f.name, f.name_len))
             continue;
         h->hdrs[n++] = f;
     }
@@ -865,6 +953,47 @@ static void request_end(struct h2_stream *s, bool trailers)
 
 /* --- nghttp2 callbacks ------------------------------------------------ */
 
+/* Arms the connection timer at the earliest stream deadline. */
+static void rearm(struct h2 *h)
+{
+    uint64_t now = now_ms(h), next = UINT64_MAX;
+    for (struct h2_stream *s = h->active; s; s = s->next)
+        if (s->deadline < next)
+            next = s->deadline;
+    if (next != UINT64_MAX)
+        px_conn_timer(h->c, next > now ? next - now : 1);
+}
+
+/* maxRequestBodyBytes and minBodyRateBytesPerSecond for len more bytes of
+ * request DATA, measured as HTTP/1.1 measures them (proxy/h1.c
+ * body_limits): 0, or the status to answer the stream with (413 over the
+ * limit, 408 too slow). The rate window restarts whenever albd itself held
+ * back the client's window (a slow backend, not a slow client). */
+static int body_limits(struct h2_stream *s, size_t len)
+{
+    const struct rc_listener *m = s->lis->model;
+    s->body_bytes += len;
+    if (m->limits.max_request_body_bytes && s->body_bytes > m->limits.max_request_body_bytes)
+        return 413;
+    if (!m->limits.min_body_rate)
+        return 0;
+    uint64_t now = now_ms(s->h);
+    if (!s->rate_start || s->held) {
+        s->rate_start = now ? now : 1;
+        s->rate_bytes = 0;
+        s->held = false;
+    }
+    s->rate_bytes += len;
+    uint64_t elapsed = now - s->rate_start;
+    if (elapsed >= BODY_RATE_WINDOW_MS) {
+        if (s->rate_bytes * 1000 < (uint64_t)m->limits.min_body_rate * elapsed)
+            return 408;
+        s->rate_start = now;
+        s->rate_bytes = 0;
+    }
+    return 0;
+}
+
 static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2 *h = user;
@@ -877,6 +1006,14 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
     nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
+    /* headerTimeoutSeconds, as for HTTP/1.1: the block must be complete
+     * this long after its first frame (a deadline, not reset by each
+     * CONTINUATION); h2_on_timeout answers a late one. */
+    const struct rc_listener *m = s->lis->model;
+    int hs = m->limits.header_timeout_s;
+    s->in_head = true;
+    s->deadline = now_ms(h) + ms(hs > 0 && hs < m->request_timeout_s ? hs : m->request_timeout_s);
+    rearm(h);
     return 0;
 }
 
@@ -926,6 +1063,19 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         nghttp2_session_consume_stream(ng, id, len);
         return 0;
     }
+    int st = body_limits(s, len);
+    if (st) {
+        /* Answered on the stream (HTTP/1.1 answers the same status and
+         * closes); the rest of the body is dropped. A body cut off for
+         * the client's fault counts against the reset budget: the
+         * backend request had begun. */
+        px_log_debug("h2: stream %d from %s: request body %s", s->id, h->c->client_ip,
+                     st == 413 ? "over maxRequestBodyBytes" : "below minBodyRateBytesPerSecond");
+        nghttp2_session_consume_stream(ng, id, len);
+        stream_error(s, st);
+        count_reset(h);
+        return 0;
+    }
     if (s->chunked) {
         char hex[24];
         struct px_buf hb = {hex, 0, sizeof hex, sizeof hex};
@@ -941,8 +1091,13 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     return 0;
 }
 
-/* Counts client RST_STREAM frames per window: a client that opens and
- * cancels streams faster than that ("rapid reset") is told to calm down. */
+/* Counts streams that end in error through the client's doing, per window:
+ * RST_STREAM frames the client sends ("rapid reset") and streams albd
+ * resets or refuses because of what the client sent ("MadeYouReset": DATA
+ * beyond content-length, flow-control or state violations, a body over the
+ * limit or too slow). Either kind can start a backend request that is then
+ * abandoned; a client that does more than PX_H2_RST_MAX of them in a window
+ * is told to calm down (GOAWAY ENHANCE_YOUR_CALM). */
 static void count_reset(struct h2 *h)
 {
     uint64_t now = now_ms(h);
@@ -950,8 +1105,9 @@ static void count_reset(struct h2 *h)
         h->rst_since = now;
         h->rst_count = 0;
     }
-    if (++h->rst_count > PX_H2_RST_MAX) {
-        px_log_warn("h2: %s reset more than %d streams in %d s: closing", h->c->client_ip,
+    if (++h->rst_count > PX_H2_RST_MAX && !h->calmed) {
+        h->calmed = true;
+        px_log_warn("h2: %s reset or broke more than %d streams in %d s: closing", h->c->client_ip,
                     PX_H2_RST_MAX, PX_H2_RST_WINDOW_MS / 1000);
         nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
     }
@@ -989,6 +1145,13 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 static int cb_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2 *h = user;
+    /* A stream albd resets for a protocol or flow-control error is the
+     * client's fault (nghttp2 sends these on its own). NO_ERROR (an answer
+     * that came before the request body) and INTERNAL_ERROR (albd's or the
+     * backend's failure) are not. */
+    if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code != NGHTTP2_NO_ERROR &&
+        f->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
+        count_reset(h);
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         struct h2_stream *s = stream_get(h, f->hd.stream_id);
@@ -1191,6 +1354,25 @@ static void h2_on_timeout(struct px_conn *c)
                 px_log_debug("h2: %s stopped reading; closing", c->client_ip);
                 px_conn_close(c);
                 return;
+            }
+            if (s->in_head) {
+                /* headerTimeoutSeconds passed inside a header block.
+                 * HTTP/1.1 answers 408 and closes; here: 408 on the
+                 * stream, and GOAWAY, since nothing else can arrive on
+                 * this connection before the block ends (RFC 9113 6.10):
+                 * it closes once the stream is done. */
+                px_log_debug("h2: stream %d from %s: header block too slow", s->id, c->client_ip);
+                stream_error(s, 408);
+                if (!h->goaway) {
+                    h->goaway = true;
+                    nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
+                                          nghttp2_session_get_last_proc_stream_id(h->ng),
+                                          NGHTTP2_NO_ERROR, NULL, 0);
+                }
+                touch(s);
+                if (s->deadline < next)
+                    next = s->deadline;
+                continue;
             }
             bool client_slow = s->x.ready && !s->req_complete && !s->resp_any && !s->unconsumed;
             px_log_debug("h2: stream %d from %s timed out", s->id, c->client_ip);

@@ -17,8 +17,11 @@
  * the most request body albd holds for a stream whose backend is not ready
  * or not reading. */
 #define PX_H2_STREAM_WINDOW (256 * 1024)
-/* Rapid reset: more RST_STREAM frames than this from one client within
- * PX_H2_RST_WINDOW_MS ends the connection with GOAWAY ENHANCE_YOUR_CALM. */
+/* Rapid reset: more streams than this ended in error by one client within
+ * PX_H2_RST_WINDOW_MS (its own RST_STREAM frames, and streams albd resets
+ * or cuts off for what the client sent: protocol and flow-control errors, a
+ * body over the limit or too slow) end the connection with GOAWAY
+ * ENHANCE_YOUR_CALM. */
 #define PX_H2_RST_MAX 200
 #define PX_H2_RST_WINDOW_MS 10000
 
