@@ -600,6 +600,180 @@ class Backend:
         self.srv.server_close()
 
 
+class RawBackend:
+    """A backend that keeps every byte it receives, per connection, parsed
+    or not -- for tests that must see exactly what albd forwarded, including
+    bytes no HTTP parser would take (a smuggled request, half a body).
+
+    Each request it can parse (CRLF head, Content-Length or chunked body) is
+    answered with Backend's echo JSON and recorded in .requests (method,
+    path, version, headers, body_len, conn); at the first byte it cannot
+    parse it stops answering on that connection but keeps recording until
+    EOF. .raw() is everything received, .wait_path(path) waits for a parsed
+    request for path."""
+
+    def __init__(self, name):
+        self.name = name
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.addr = ("127.0.0.1", self.port)
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        self.conns = []  # one bytearray per accepted connection
+        self._requests = []
+        self.unparsed = []  # indexes of the connections that sent bytes it could not parse
+        self._stop = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                s, _ = self.sock.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            with self.lock:
+                idx = len(self.conns)
+                self.conns.append(bytearray())
+            threading.Thread(target=self._serve, args=(s, idx), daemon=True).start()
+
+    def _serve(self, s, idx):
+        s.settimeout(60)
+        buf = bytearray()
+        broken = False
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                with self.lock:
+                    self.conns[idx] += b
+                    self.arrived.notify_all()
+                if broken:
+                    continue
+                buf += b
+                while buf and not broken:
+                    try:
+                        got = _parse_raw_request(buf)
+                    except ValueError:
+                        broken = True
+                        with self.lock:
+                            self.unparsed.append(idx)
+                        break
+                    if got is None:
+                        break
+                    rec, used = got
+                    del buf[:used]
+                    rec["conn"] = idx
+                    with self.lock:
+                        self._requests.append(rec)
+                        self.arrived.notify_all()
+                    body = json.dumps({"backend": self.name, "method": rec["method"], "path": rec["path"],
+                                       "version": rec["version"], "headers": rec["headers"],
+                                       "body_len": rec["body_len"]}).encode() + b"\n"
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    @property
+    def requests(self):
+        with self.lock:
+            return list(self._requests)
+
+    def count(self):
+        with self.lock:
+            return len(self._requests)
+
+    def raw(self):
+        """Every byte received so far, all connections in accept order."""
+        with self.lock:
+            return b"".join(bytes(c) for c in self.conns)
+
+    def wait_path(self, path, timeout):
+        """Wait for a parsed request whose target is path; True if it came."""
+        end = time.monotonic() + timeout
+        with self.lock:
+            while not any(r["path"] == path for r in self._requests):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.arrived.wait(left)
+            return True
+
+    def stop(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _parse_raw_request(buf):
+    """One HTTP/1.1 request from the start of buf: (record, bytes used), None
+    if more bytes are needed, ValueError if they cannot be a request."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buf) > 256 * 1024:
+            raise ValueError("head too long")
+        return None
+    lines = bytes(buf[:end]).split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        raise ValueError("bad request line")
+    headers = []
+    for ln in lines[1:]:
+        k, sep, v = ln.partition(b":")
+        if not sep or not k or k != k.strip():
+            raise ValueError("bad header line")
+        headers.append([k.decode("latin-1"), v.strip().decode("latin-1")])
+    pos = end + 4
+    te = [v.lower() for k, v in headers if k.lower() == "transfer-encoding"]
+    cl = [v for k, v in headers if k.lower() == "content-length"]
+    body_len = 0
+    if te:  # chunked wins over a Content-Length, as RFC 9112 6.3 says a server does
+        if te != ["chunked"]:
+            raise ValueError("a transfer coding albd must never send")
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            size = int(bytes(buf[pos:eol]).split(b";")[0], 16)  # ValueError when not hex
+            pos = eol + 2
+            if size == 0:
+                tend = buf.find(b"\r\n", pos)
+                while tend > pos:  # trailer lines
+                    pos = tend + 2
+                    tend = buf.find(b"\r\n", pos)
+                if tend < 0:
+                    return None
+                pos = tend + 2
+                break
+            if len(buf) < pos + size + 2:
+                return None
+            if buf[pos + size:pos + size + 2] != b"\r\n":
+                raise ValueError("chunk not followed by CRLF")
+            body_len += size
+            pos += size + 2
+    elif cl:
+        if len(cl) != 1 or not cl[0].isdigit():
+            raise ValueError("bad Content-Length")
+        body_len = int(cl[0])
+        if len(buf) < pos + body_len:
+            return None
+        pos += body_len
+    rec = {"method": parts[0].decode("latin-1"), "path": parts[1].decode("latin-1"),
+           "version": parts[2].decode("latin-1"), "headers": headers, "body_len": body_len,
+           "ambiguous": bool(te and cl)}
+    return rec, pos
+
+
 # --------------------------------------------------------------------------
 # albd
 
