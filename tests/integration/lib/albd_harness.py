@@ -851,9 +851,11 @@ class Albd:
                 raise TestFailure(f"albd exited with {self.proc.returncode} before ready:\n{self.stderr()[-3000:]}")
             try:
                 st, body = self.admin_get("/readyz", timeout=1.0)
-                if st == 200:
+                # Only our albd's answer counts: a port picked free and then
+                # released can be taken by another test's albd meanwhile.
+                if st == 200 and _owns_listening_port(self.pid, self.admin_port):
                     return True
-                last = f"{st} {body[:200]!r}"
+                last = f"{st} {body[:200]!r}" + ("" if st != 200 else " from another process")
             except OSError as ex:
                 last = f"no answer ({ex!r})"
             time.sleep(0.05)
@@ -890,6 +892,30 @@ class Albd:
         check.ok(not bad, "albd stderr has no sanitizer report and no key material", [], bad)
         if rc != 0 or bad:
             log("---- albd stderr (tail) ----\n" + err[-4000:])
+
+
+def _owns_listening_port(pid, port):
+    """True when process pid holds the socket listening on 127.0.0.1:port
+    (its socket inodes against /proc/net/tcp's LISTEN entries)."""
+    inodes = set()
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                p = line.split()
+                if p[1] == want and p[3] == "0A":  # 0A: LISTEN
+                    inodes.add(p[9])
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
 
 
 def _can_connect(port, host="127.0.0.1", timeout=0.5):
