@@ -6,34 +6,44 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan run test test-plain test-asan bench format clean
+.PHONY: all deps build build-asan run test test-plain test-asan test-list bench format clean
 
 all: build
 
 deps:
 	@contrib/deps.sh
 
-$(BUILD)/CMakeCache.txt:
+# Configure on every build (a fraction of a second on a configured tree), so
+# a changed CMAKE_FLAGS or a stale cache is never silently kept. The ASan
+# build puts -DALBD_SANITIZE=ON last: no CMAKE_FLAGS can turn it off.
+build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
-
-$(ASAN_BUILD)/CMakeCache.txt:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DALBD_SANITIZE=ON $(CMAKE_FLAGS)
-
-build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
+build-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) -DALBD_SANITIZE=ON
+	@grep -qx 'ALBD_SANITIZE:BOOL=ON' $(ASAN_BUILD)/CMakeCache.txt || \
+	  { echo "$(ASAN_BUILD) is not configured with ALBD_SANITIZE=ON"; exit 1; }
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build
 	contrib/demo.sh $(BUILD)/albd
 
+# Every run first checks that ctest registered exactly the tests listed in
+# tests/expected_tests.txt (a lost test fails the build, a new one must be
+# listed): after adding or removing a test, run `make test-list`.
 test-plain: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	tests/check_test_list.sh $(BUILD)
+	cd $(BUILD) && ctest --no-tests=error --output-on-failure -j $(JOBS)
 
 test-asan: build-asan
+	tests/check_test_list.sh $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --no-tests=error --output-on-failure -j $(JOBS)
+
+# Rewrite tests/expected_tests.txt from what ctest registers (review the diff).
+test-list: build
+	tests/check_test_list.sh --write $(BUILD)
 
 test: test-plain test-asan
 

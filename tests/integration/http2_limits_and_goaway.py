@@ -8,9 +8,9 @@ idleTimeoutSeconds; SIGTERM sends GOAWAY while a stream is in flight, and
 that stream still completes with 200."""
 import os
 import signal
+import socket
 import struct
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -56,6 +56,44 @@ def body(env):
     c.eq(st.get(h2.SETTINGS_MAX_CONCURRENT_STREAMS), 128, "SETTINGS_MAX_CONCURRENT_STREAMS is 128")
     c.eq(st.get(h2.SETTINGS_MAX_HEADER_LIST_SIZE), 65536, "SETTINGS_MAX_HEADER_LIST_SIZE is 64 KiB")
 
+    # 1b. The limit holds: 128 slow streams open at once, then one more,
+    #     all in one write (before albd's SETTINGS is acknowledged, which
+    #     nghttp2 answers with RST_STREAM REFUSED_STREAM; after it, with a
+    #     connection error). The extra stream never reaches the backend.
+    cs = h2.H2Conn.connect(env, p_main)
+    n0 = be.count()
+    out = bytearray()
+    for k in range(128):
+        out += h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 2 * k + 1,
+                        h2.hpack([(":method", "GET"), (":scheme", "https"), (":authority", env.host),
+                                  (":path", f"/open-{k}?delay=1")]))
+    over = 2 * 128 + 1
+    out += h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, over,
+                    h2.hpack([(":method", "GET"), (":scheme", "https"), (":authority", env.host),
+                              (":path", "/over-the-limit")]))
+    cs.send(bytes(out))
+    refused, ga, served = None, None, set()
+    for f in cs.frames(scaled(15)):
+        if f.type == h2.RST_STREAM and f.stream == over:
+            refused = int.from_bytes(f.payload[:4], "big")
+        elif f.type == h2.GOAWAY and ga is None:
+            ga = f.goaway()
+        elif f.type == h2.HEADERS and h2.status_of(f.payload) == 200:
+            served.add(f.stream)
+        if (refused is not None and len(served) == 128) or ga is not None or len(served) > 128:
+            break
+    cs.close()
+    c.ok(refused in (h2.REFUSED_STREAM, h2.PROTOCOL_ERROR) or
+         (ga is not None and ga[1] == h2.PROTOCOL_ERROR and ga[0] < over),
+         "a 129th concurrent stream is refused", "RST_STREAM REFUSED_STREAM or PROTOCOL_ERROR (or GOAWAY "
+         f"PROTOCOL_ERROR, last stream < {over})",
+         {"rst": refused, "goaway": ga, "served": len(served), "extra stream served": over in served})
+    if refused is not None:
+        c.eq(len(served - {over}), 128, "... while the 128 streams within the limit are all served")
+    time.sleep(scaled(0.3))
+    c.eq([r["path"] for r in be.requests[n0:] if r["path"] == "/over-the-limit"], [],
+         "... and the refused stream never reached the backend")
+
     # 2. A 70 KB header block (HEADERS + CONTINUATIONs) gets 431; the next stream is fine.
     block = h2.hpack([(":method", "GET"), (":scheme", "https"), (":authority", env.host), (":path", "/big")]
                      + [(f"x-big-{i}", "a" * 7000) for i in range(10)])
@@ -73,7 +111,7 @@ def body(env):
             break
     c.ok(b"431" in heads.get(1, b""), "a header list over 64 KiB is answered 431", "431", heads.get(1))
     c.eq(h2.status_of(heads.get(3)), 200, "the connection goes on: the next stream is 200")
-    c.eq(be.count(), 1, "the oversized request never reached the backend")
+    c.eq([r["path"] for r in be.requests if r["path"] == "/big"], [], "the oversized request never reached the backend")
     conn.close()
 
     # 3. CONTINUATION flood: a header block that never ends.
@@ -120,22 +158,45 @@ def body(env):
 
     # 5b. PING flood from a client that never reads: albd stops reading it
     #     (its answers cannot leave), does not grow, and drops it when idle.
+    #     A send that merely times out (albd stopped reading, but kept the
+    #     connection) is not a disconnect: then the connection must still
+    #     end, seen by reading, within a few idle timeouts.
     rss0 = proc_mem_kib(albd.pid, "VmRSS")
     conn = h2.H2Conn.connect(env, p_idle)
     pings = h2.frame(h2.PING, 0, 0, b"12345678") * 1000
-    t0, sent, err = time.monotonic(), 0, None
+    t0, sent, err, timed_out = time.monotonic(), 0, None, False
     conn.sock.settimeout(scaled(8))
     while time.monotonic() - t0 < scaled(8):
         try:
             conn.send(pings)
             sent += 1000
+        except (socket.timeout, TimeoutError) as ex:
+            err, timed_out = ex, True
+            break
         except OSError as ex:
             err = ex
             break
     took = time.monotonic() - t0
     grown = proc_mem_kib(albd.pid, "VmRSS") - rss0
-    print(f"  PING flood: {sent} sent in {took:.1f}s, then {err!r}; RSS growth {grown} KiB")
-    c.ok(err is not None, "a PING flood that never reads is disconnected", "a send error", f"{sent} PINGs sent")
+    ended_later = None
+    if timed_out:  # did albd close it after all? Read until EOF or reset.
+        ended_later = False
+        end = time.monotonic() + scaled(5)
+        try:
+            while time.monotonic() < end:
+                conn.sock.settimeout(max(0.05, end - time.monotonic()))
+                if not conn.sock.recv(65536):
+                    ended_later = True
+                    break
+        except (socket.timeout, TimeoutError):
+            pass
+        except OSError:  # reset, TLS EOF without close_notify
+            ended_later = True
+    print(f"  PING flood: {sent} sent in {took:.1f}s, then {err!r}; closed after the timeout: {ended_later}; "
+          f"RSS growth {grown} KiB")
+    disconnected = err is not None and (not timed_out or ended_later)
+    c.ok(disconnected, "a PING flood that never reads is disconnected",
+         "a reset or EOF (a send timeout alone is not one)", f"{sent} PINGs sent, then {err!r}")
     bound = (48 if SANITIZE else 16) * 1024
     c.ok(grown < bound, "albd does not grow under a PING flood", f"< {bound} KiB", f"{grown} KiB")
     conn.close()

@@ -50,7 +50,21 @@ def body(env):
             pass
         time.sleep(0.02)
     c.ok(refused, "new connections are refused after SIGTERM", "ECONNREFUSED", "connections still accepted")
-    c.ok(albd.alive() or not th.is_alive(), "albd keeps running while the request is in flight")
+
+    # albd stays up for as long as the request is in flight: sampled until
+    # the client has its answer (the request takes 2 s, so it is still in
+    # flight here), not an "alive or done" that a crash also satisfies.
+    in_flight = th.is_alive()
+    died_at = None
+    end = time.monotonic() + scaled(15)
+    while th.is_alive() and time.monotonic() < end:
+        if died_at is None and not albd.alive():
+            died_at = time.monotonic() - sent
+        time.sleep(0.02)
+    c.ok(in_flight, "the request is still in flight after the refusal check", "in flight", "already done")
+    c.ok(in_flight and died_at is None, "albd keeps running while the request is in flight",
+         "alive until the answer", f"exited {died_at:.2f}s after SIGTERM" if died_at is not None else
+         "the request ended before it could be watched")
 
     th.join(scaled(15))
     st, hdrs, b = result.get("answer", (None, None, b""))

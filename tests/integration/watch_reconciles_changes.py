@@ -122,12 +122,17 @@ def folder_added_and_removed(w):
 
 def sighup_forces_reconcile(w):
     # SIGHUP with nothing changed: a reconcile runs (and changes nothing).
+    # The count must be still before the signal, so only SIGHUP can move it.
     ok0 = reconciles(w.albd, "success")
+    time.sleep(scaled(0.5))
+    w.c.eq(reconciles(w.albd, "success"), ok0, "before SIGHUP: no reconcile is running")
     w.albd.signal(signal.SIGHUP)
     w.c.ok(wait_for(lambda: reconciles(w.albd, "success") > ok0, scaled(5)),
            "SIGHUP runs a reconcile (albd_reconciles_total{result=success} grows)")
     # A change the watcher cannot see: the file is written through a hard
-    # link outside the tree, so inotify reports nothing for the manifest dir.
+    # link outside the tree, so inotify reports nothing for the manifest dir
+    # (it reports events by the path a file was opened with). The watcher
+    # must not have applied it before the signal: only SIGHUP can.
     hup = os.path.join(w.m, "hup.yaml")
     g = generation(w.albd)
     write_in_place(hup, w.listener("hup", w.p_hup, "ga"))
@@ -136,9 +141,9 @@ def sighup_forces_reconcile(w):
     os.link(hup, outside)
     g = generation(w.albd)
     write_in_place(outside, w.listener("hup", w.p_hup, "gb"))
-    time.sleep(scaled(0.8))
-    log(f"note: before SIGHUP the watcher {'saw' if generation(w.albd) > g else 'did not see'} "
-        "the write through the outside hard link")
+    time.sleep(scaled(1.0))  # well past the watcher's debounce
+    w.c.eq(generation(w.albd), g, "before SIGHUP: the write through the outside link is not applied")
+    w.c.eq(backend_of(w.env, w.p_hup, tls=False), "a", "before SIGHUP: backend a still answers on the hup port")
     w.albd.signal(signal.SIGHUP)
     w.serves("SIGHUP after a change the watcher cannot see", w.p_hup, "b", g)
     os.unlink(outside)
@@ -221,6 +226,8 @@ def release_link_swap(w):
     g = generation(albd)
     os.symlink(releases[1], current + ".new")
     os.replace(current + ".new", current)
+    time.sleep(scaled(1.0))  # well past the watcher's debounce: only SIGHUP may apply the swap
+    w.c.eq(generation(albd), g, "before SIGHUP: the swapped release link is not applied")
     albd.signal(signal.SIGHUP)
     w.serves("release link swapped, then SIGHUP", w.p_rel, "b", g, albd=albd)
     time.sleep(scaled(0.3))  # release 2's files settle: later loads trust the watcher for them

@@ -55,9 +55,15 @@ def body(env):
             # at once (Python's ssl does not serialise them): over TLS each
             # message is sent, then its echo read. Both directions at once
             # are proven on the plain listener; the tunnel code is the same.
+            # A failed send is the sender refused (err), a failed read is
+            # the echo missing (got): each has its own check.
             try:
                 for f in frames:
-                    sock.sendall(f)
+                    try:
+                        sock.sendall(f)
+                    except OSError as ex:
+                        err.append(ex)
+                        break
                     op, payload = ws.recv()
                     got.append((op, hashlib.sha256(payload).hexdigest()))
             except Exception as ex:  # noqa: BLE001 - reported below

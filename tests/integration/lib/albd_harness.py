@@ -687,6 +687,180 @@ class Backend:
         self.srv.server_close()
 
 
+class RawBackend:
+    """A backend that keeps every byte it receives, per connection, parsed
+    or not -- for tests that must see exactly what albd forwarded, including
+    bytes no HTTP parser would take (a smuggled request, half a body).
+
+    Each request it can parse (CRLF head, Content-Length or chunked body) is
+    answered with Backend's echo JSON and recorded in .requests (method,
+    path, version, headers, body_len, conn); at the first byte it cannot
+    parse it stops answering on that connection but keeps recording until
+    EOF. .raw() is everything received, .wait_path(path) waits for a parsed
+    request for path."""
+
+    def __init__(self, name):
+        self.name = name
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.addr = ("127.0.0.1", self.port)
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        self.conns = []  # one bytearray per accepted connection
+        self._requests = []
+        self.unparsed = []  # indexes of the connections that sent bytes it could not parse
+        self._stop = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                s, _ = self.sock.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            with self.lock:
+                idx = len(self.conns)
+                self.conns.append(bytearray())
+            threading.Thread(target=self._serve, args=(s, idx), daemon=True).start()
+
+    def _serve(self, s, idx):
+        s.settimeout(60)
+        buf = bytearray()
+        broken = False
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                with self.lock:
+                    self.conns[idx] += b
+                    self.arrived.notify_all()
+                if broken:
+                    continue
+                buf += b
+                while buf and not broken:
+                    try:
+                        got = _parse_raw_request(buf)
+                    except ValueError:
+                        broken = True
+                        with self.lock:
+                            self.unparsed.append(idx)
+                        break
+                    if got is None:
+                        break
+                    rec, used = got
+                    del buf[:used]
+                    rec["conn"] = idx
+                    with self.lock:
+                        self._requests.append(rec)
+                        self.arrived.notify_all()
+                    body = json.dumps({"backend": self.name, "method": rec["method"], "path": rec["path"],
+                                       "version": rec["version"], "headers": rec["headers"],
+                                       "body_len": rec["body_len"]}).encode() + b"\n"
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    @property
+    def requests(self):
+        with self.lock:
+            return list(self._requests)
+
+    def count(self):
+        with self.lock:
+            return len(self._requests)
+
+    def raw(self):
+        """Every byte received so far, all connections in accept order."""
+        with self.lock:
+            return b"".join(bytes(c) for c in self.conns)
+
+    def wait_path(self, path, timeout):
+        """Wait for a parsed request whose target is path; True if it came."""
+        end = time.monotonic() + timeout
+        with self.lock:
+            while not any(r["path"] == path for r in self._requests):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.arrived.wait(left)
+            return True
+
+    def stop(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _parse_raw_request(buf):
+    """One HTTP/1.1 request from the start of buf: (record, bytes used), None
+    if more bytes are needed, ValueError if they cannot be a request."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buf) > 256 * 1024:
+            raise ValueError("head too long")
+        return None
+    lines = bytes(buf[:end]).split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        raise ValueError("bad request line")
+    headers = []
+    for ln in lines[1:]:
+        k, sep, v = ln.partition(b":")
+        if not sep or not k or k != k.strip():
+            raise ValueError("bad header line")
+        headers.append([k.decode("latin-1"), v.strip().decode("latin-1")])
+    pos = end + 4
+    te = [v.lower() for k, v in headers if k.lower() == "transfer-encoding"]
+    cl = [v for k, v in headers if k.lower() == "content-length"]
+    body_len = 0
+    if te:  # chunked wins over a Content-Length, as RFC 9112 6.3 says a server does
+        if te != ["chunked"]:
+            raise ValueError("a transfer coding albd must never send")
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            size = int(bytes(buf[pos:eol]).split(b";")[0], 16)  # ValueError when not hex
+            pos = eol + 2
+            if size == 0:
+                tend = buf.find(b"\r\n", pos)
+                while tend > pos:  # trailer lines
+                    pos = tend + 2
+                    tend = buf.find(b"\r\n", pos)
+                if tend < 0:
+                    return None
+                pos = tend + 2
+                break
+            if len(buf) < pos + size + 2:
+                return None
+            if buf[pos + size:pos + size + 2] != b"\r\n":
+                raise ValueError("chunk not followed by CRLF")
+            body_len += size
+            pos += size + 2
+    elif cl:
+        if len(cl) != 1 or not cl[0].isdigit():
+            raise ValueError("bad Content-Length")
+        body_len = int(cl[0])
+        if len(buf) < pos + body_len:
+            return None
+        pos += body_len
+    rec = {"method": parts[0].decode("latin-1"), "path": parts[1].decode("latin-1"),
+           "version": parts[2].decode("latin-1"), "headers": headers, "body_len": body_len,
+           "ambiguous": bool(te and cl)}
+    return rec, pos
+
+
 # --------------------------------------------------------------------------
 # albd
 
@@ -751,28 +925,31 @@ class Albd:
         return None
 
     def wait_ready(self, timeout=None):
-        """Poll /readyz until 200; if the admin endpoint never answers, fall
-        back to polling the listener ports. Raises TestFailure on timeout or
-        if albd exits."""
+        """Poll the admin endpoint's /readyz until it answers 200. Raises
+        TestFailure if albd exits first, or if /readyz has not answered 200
+        within the timeout (saying whether the admin endpoint answered at
+        all): a dead admin endpoint is a failure, never a reason to trust
+        the listeners instead."""
         timeout = timeout or scaled(10)
         end = time.monotonic() + timeout
-        admin_answered = False
+        last = "no answer (connection refused or timed out)"
         while time.monotonic() < end:
             if not self.alive():
                 raise TestFailure(f"albd exited with {self.proc.returncode} before ready:\n{self.stderr()[-3000:]}")
             try:
-                st, _ = self.admin_get("/readyz", timeout=1.0)
-                admin_answered = True
-                if st == 200:
+                st, body = self.admin_get("/readyz", timeout=1.0)
+                # Only our albd's answer counts: a port picked free and then
+                # released can be taken by another test's albd meanwhile.
+                if st == 200 and _owns_listening_port(self.pid, self.admin_port):
                     return True
-            except OSError:
-                pass
-            # Admin endpoint silent for half the budget: try the listeners.
-            if not admin_answered and self.ports and time.monotonic() > end - timeout / 2:
-                if all(_can_connect(p) for p in self.ports):
-                    return True
+                last = f"{st} {body[:200]!r}" + ("" if st != 200 else " from another process")
+            except OSError as ex:
+                last = f"no answer ({ex!r})"
             time.sleep(0.05)
-        raise TestFailure(f"albd not ready within {timeout:.0f}s:\n{self.stderr()[-3000:]}")
+        if not self.alive():
+            raise TestFailure(f"albd exited with {self.proc.returncode} before ready:\n{self.stderr()[-3000:]}")
+        raise TestFailure(f"albd not ready within {timeout:.0f}s: /readyz on 127.0.0.1:{self.admin_port} "
+                          f"last gave {last}\n{self.stderr()[-3000:]}")
 
     def signal(self, sig):
         if self.alive():
@@ -802,6 +979,30 @@ class Albd:
         check.ok(not bad, "albd stderr has no sanitizer report and no key material", [], bad)
         if rc != 0 or bad:
             log("---- albd stderr (tail) ----\n" + err[-4000:])
+
+
+def _owns_listening_port(pid, port):
+    """True when process pid holds the socket listening on 127.0.0.1:port
+    (its socket inodes against /proc/net/tcp's LISTEN entries)."""
+    inodes = set()
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                p = line.split()
+                if p[1] == want and p[3] == "0A":  # 0A: LISTEN
+                    inodes.add(p[9])
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
 
 
 def _can_connect(port, host="127.0.0.1", timeout=0.5):
