@@ -82,7 +82,7 @@ def body(env):
 
     # HTTP/1.1 clients (curl): exit 0 only for a complete response.
     for path, (_, want) in CASES.items():
-        rc, code, got, err = curl_run(env, env.url(p_http, path, tls=False), timeout=scaled(10))
+        rc, code, got, err, _ = curl_run(env, env.url(p_http, path, tls=False), timeout=scaled(10))
         if want == "502":
             c.eq((rc, code), (0, 502), f"HTTP/1.1 {path}: albd answers 502")
         elif want == "abort":

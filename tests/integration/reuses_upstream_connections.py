@@ -141,9 +141,9 @@ def body(env):
     cl.get("/prime")
     cl.close()
     n0 = len(be.requests)
-    rc, code, b, err = curl_run(env, env.url(p_h2, "/stale-get-h2"), http2=True)
+    rc, code, b, err, version = curl_run(env, env.url(p_h2, "/stale-get-h2"), http2=True)
     seen = [(r.conn, r.index) for r in be.requests[n0:] if r.path == "/stale-get-h2"]
-    c.eq((rc, code), (0, 200), "HTTP/2 GET on a stale pooled connection answers 200")
+    c.eq((rc, code, version), (0, 200, "2"), "HTTP/2 GET on a stale pooled connection answers 200")
     c.ok(len(seen) == 2 and seen[0][1] > 0 and seen[1][1] == 0, "HTTP/2: retried once on a new connection",
          "[(pooled, >0), (new, 0)]", seen)
 

@@ -288,8 +288,9 @@ def metrics(albd):
 
 def curl_run(env, url, *args, timeout=None, http2=False, addr="127.0.0.1"):
     """curl against albd (our CA, --resolve to loopback). Returns (exit status,
-    http_code, body bytes, stderr text). Unlike env.curl the exit status
-    tells a clean end (0) from a transfer cut short (18, 56, 92, ...)."""
+    http_code, body bytes, stderr text, HTTP version "1.1" or "2"). Unlike
+    env.curl the exit status tells a clean end (0) from a transfer cut short
+    (18, 56, 92, ...)."""
     from albd_harness import scaled
     import urllib.parse
     timeout = timeout or scaled(20)
@@ -299,7 +300,7 @@ def curl_run(env, url, *args, timeout=None, http2=False, addr="127.0.0.1"):
     addr = f"[{addr}]" if ":" in addr else addr
     out = os.path.join(env.dir, f"curl-{threading.get_ident()}.out")
     argv = ["curl", "-sS", "--max-time", str(int(timeout)), "--cacert", env.certs().ca.cert,
-            "--resolve", f"{host}:{port}:{addr}", "-o", out, "-w", "%{http_code}",
+            "--resolve", f"{host}:{port}:{addr}", "-o", out, "-w", "%{http_code} %{http_version}",
             "--http2" if http2 else "--http1.1", *args, url]
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout + 10)
     body = b""
@@ -307,8 +308,9 @@ def curl_run(env, url, *args, timeout=None, http2=False, addr="127.0.0.1"):
         with open(out, "rb") as fh:
             body = fh.read()
         os.unlink(out)
-    code = r.stdout.decode().strip()
-    return r.returncode, int(code) if code.isdigit() else 0, body, r.stderr.decode(errors="replace")
+    code, _, version = r.stdout.decode().strip().partition(" ")
+    return (r.returncode, int(code) if code.isdigit() else 0, body, r.stderr.decode(errors="replace"),
+            version)
 
 
 def h2_collect(conn, stream, timeout):
