@@ -94,7 +94,7 @@ def body(env):
         conns0, m0 = be.connections, metrics(albd)
         cl = Client(p_pool)
         st1, _ = cl.get(path)
-        time.sleep(scaled(0.3))  # albd notices the close while the connection is idle
+        time.sleep(scaled(0.5))  # albd notices the close while the connection is idle
         st2, b2 = cl.get("/after-close")
         cl.close()
         m1 = metrics(albd)
