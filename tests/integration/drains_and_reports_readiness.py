@@ -33,6 +33,13 @@ def readyz(albd):
         return "refused"
 
 
+def healthz(albd):
+    try:
+        return albd.admin_get("/healthz", timeout=1.0)[0]
+    except OSError:
+        return "refused"
+
+
 def wait_for(pred, timeout):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -63,8 +70,8 @@ def body(env):
     #    nothing; once it exists and SIGHUP reconciles, ready and serving.
     shutil.rmtree(env.manifest_dir)
     albd = env.start_albd(ready=False)
-    time.sleep(scaled(0.5))
-    c.eq((albd.alive(), albd.admin_get("/healthz")[0], readyz(albd)), (True, 200, 503),
+    wait_for(lambda: healthz(albd) == 200, scaled(10))
+    c.eq((albd.alive(), healthz(albd), readyz(albd)), (True, 200, 503),
          "no manifest folder: albd runs, /healthz 200, /readyz 503")
     os.makedirs(env.manifest_dir)
     env.write_manifests(*docs)
@@ -87,7 +94,7 @@ def body(env):
         f.write(text.replace(f"port: {p_web}", f"port: {p_strict}") + "---\nkind: Bogus\n")
     strict_albd = Albd(env, sdir, args=("--strict",))
     env.albds.append(strict_albd)
-    time.sleep(scaled(0.5))
+    wait_for(lambda: healthz(strict_albd) == 200, scaled(10))
     c.eq((strict_albd.alive(), readyz(strict_albd), can_connect(p_strict)), (True, 503, False),
          "--strict, invalid manifest at start: alive, /readyz 503, the listener not bound")
     with open(os.path.join(sdir, "albd.yaml"), "w") as f:
