@@ -10,6 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from albd_harness import (certificate, echo_of, free_port, free_ports, http_listener,  # noqa: E402
+                          release_port,
                           https_listener, instance, run, scaled, server_group)
 from raw_backend import curl_run  # noqa: E402
 
@@ -62,6 +63,7 @@ def body(env):
     def h2(port, xff=None):
         """One HTTP/2 request (curl) from a source port we choose."""
         src = free_port()
+        release_port(src)  # curl binds it without SO_REUSEPORT
         args = ["--local-port", str(src)] + (["-H", f"X-Forwarded-For: {xff}"] if xff else [])
         rc, code, b, err, version = curl_run(env, env.url(port, "/h2"), *args, http2=True, timeout=scaled(10))
         return (code if version == "2" else f"{code} over HTTP/{version}"), forwarding(echo_of(b)), src
