@@ -33,6 +33,12 @@ void fz_fail(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (getenv("ALBD_FUZZ_VERBOSE")) {
+        for (size_t i = 0; i < fz.n_ups; i++)
+            fprintf(stderr, "--- backend %zu got:\n%.*s\n", i, (int)fz.ups[i].sent.n,
+                    fz.ups[i].sent.p);
+        fprintf(stderr, "--- the client got:\n%.*s\n", (int)fz.client_out.n, fz.client_out.p);
+    }
     abort();
 }
 
@@ -415,7 +421,10 @@ size_t fz_check_head(const char *what, const char *p, size_t n)
         const char *crlf = memmem(l, end - start, "\r\n", 2);
         size_t ll = (size_t)(crlf - l);
         for (size_t k = 0; k < ll; k++)
-            if (l[k] == '\r' || l[k] == '\n' || l[k] == '\0')
+            if (l[k] == '\r' || l[k] == '\n' ||
+                /* Known (README): a backend's reason phrase is passed on
+                 * as it is, NUL included. */
+                (l[k] == '\0' && !(line == 0 && fz_tolerate_known())))
                 fz_fail("%s head line %zu has a CR, LF or NUL at %zu: %.*s", what, line, k, (int)ll,
                         l);
         if (line > 0) {
@@ -484,7 +493,10 @@ static void check_field(struct fz_req *r, const char *n, size_t nl, const char *
                 r->in_trailers ? " (trailer)" : "", (int)nl, n, (int)vl, v);
     }
     bool known;
-    if (forwarding_name(n, nl, &known) && !(known && fz_tolerate_known()))
+    bool fwd = forwarding_name(n, nl, &known);
+    if (r->in_trailers)
+        known = true; /* request trailers reach the backend unfiltered: issue 9 item 4 */
+    if (fwd && !(known && fz_tolerate_known()))
         fz_fail("client's forwarding header reaches the backend%s: %.*s: %.*s",
                 r->in_trailers ? " (trailer)" : "", (int)nl, n, (int)vl, v);
 }
