@@ -1,12 +1,16 @@
 # Thin wrapper over CMake: the two commands of the README.
 #   make run   install what is missing, build, serve manifests/examples
 #   make test  install what is missing, build twice (plain and ASan+UBSan), run every test
+#   make fuzz  build the fuzz harnesses with clang + libFuzzer, run each FUZZ_SECONDS (tests/fuzz)
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= manifest h1_request h1_response h2_frames tls_hello
 
-.PHONY: all deps build build-asan run test test-plain test-asan test-list bench format clean
+.PHONY: all deps build build-asan run test test-plain test-asan test-list bench format clean fuzz
 
 all: build
 
@@ -47,12 +51,19 @@ test-list: build
 
 test: test-plain test-asan
 
+$(FUZZ_BUILD)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALBD_FUZZ=ON $(CMAKE_FLAGS)
+
+fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 bench: build
 	contrib/deps.sh --bench
 	bench/run.sh $(BUILD)/albd
 
 format:
-	clang-format -i agent/*.[ch] reconciler/*.[ch] proxy/*.[ch] tests/unit/*/*.c
+	clang-format -i agent/*.[ch] reconciler/*.[ch] proxy/*.[ch] tests/unit/*/*.c tests/fuzz/*.[ch]
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
