@@ -5,8 +5,10 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
+# make install PREFIX=/usr DESTDIR=/tmp/stage
+PREFIX ?= /usr/local
 
-.PHONY: all deps build build-asan run test test-plain test-asan bench format clean
+.PHONY: all deps build build-asan run test test-plain test-asan bench format clean install validate-examples
 
 all: build
 
@@ -27,6 +29,18 @@ build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 
 run: build
 	contrib/demo.sh $(BUILD)/albd
+
+# The binary, schemas, albd(1), the systemd unit (+ sysusers/tmpfiles), the
+# examples and the CI script under $(DESTDIR)$(PREFIX); see albd(1) FILES.
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
+
+# The examples' certificate is generated (never shipped): make it, then validate.
+validate-examples: build
+	contrib/demo.sh --certs-only
+	$(BUILD)/albd validate -m manifests/examples
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
