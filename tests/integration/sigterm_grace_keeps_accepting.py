@@ -41,7 +41,7 @@ def body(env):
     be = env.backend("a")
     port, probe = free_ports(2)
     env.write_manifests(instance(), server_group("web", [be.addr]), http_listener("web", port, "web"))
-    grace = 2.0
+    grace = 3.0
     albd = env.start_albd(ports=(port,), args=("--shutdown-grace", str(grace), "--probe",
                                                f"127.0.0.1:{probe}"))
     c.eq(get(albd.admin_port, "/readyz")[0], 200, "ready before SIGTERM")
@@ -49,13 +49,13 @@ def body(env):
 
     def slow_request():
         try:
-            slow["answer"] = env.http("GET", port, "/slow?delay=4", timeout=scaled(15))[0]
+            slow["answer"] = env.http("GET", port, "/slow?delay=5", timeout=scaled(15))[0]
         except Exception as ex:  # reported below
             slow["answer"] = repr(ex)
 
     th = threading.Thread(target=slow_request, daemon=True)
     th.start()
-    c.require(be.wait_requests(1, scaled(10)), "a slow (4 s) request reached the backend")
+    c.require(be.wait_requests(1, scaled(10)), "a slow (5 s) request reached the backend")
     albd.signal(signal.SIGTERM)
     sent = time.monotonic()
     time.sleep(0.1)
@@ -65,7 +65,7 @@ def body(env):
     c.eq(get(probe, "/healthz")[0], 200, "probe /healthz still 200 during the grace")
     served = 0
     refused_early = False
-    while time.monotonic() - sent < grace - scaled(0.5) and time.monotonic() - sent < grace - 0.3:
+    while time.monotonic() - sent < grace - 0.6:
         try:
             st, _, _ = env.http("GET", port, "/during-grace", timeout=2)
             served += st == 200
@@ -73,8 +73,8 @@ def body(env):
             refused_early = True
             break
         time.sleep(0.1)
-    c.ok(served >= 5 and not refused_early, "new connections are accepted and served during the grace",
-         ">= 5 served, none refused", f"{served} served, refused={refused_early}")
+    c.ok(served >= 3 and not refused_early, "new connections are accepted and served during the grace",
+         ">= 3 served, none refused", f"{served} served, refused={refused_early}")
     got_refused = None
     while time.monotonic() - sent < grace + scaled(3):
         if refused(port):
