@@ -13,6 +13,8 @@ pkgs=(
   libcurl4-openssl-dev libyaml-dev libjansson-dev libcmocka-dev
   # test tools
   curl openssl python3 nghttp2-client
+  # contrib/k8s checks: the Kubernetes API models (its OpenAPI schema) and YAML
+  python3-yaml python3-kubernetes
 )
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(nginx-light haproxy wrk testssl.sh)
