@@ -2,7 +2,6 @@
  * state file, or nothing. */
 #include "agent/plan_cmd.h"
 
-#include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -11,33 +10,13 @@
 #include <time.h>
 
 #include "agent/cli.h"
+#include "agent/http_get.h"
 #include "reconciler/diff.h"
 #include "reconciler/export.h"
 #include "reconciler/plan.h"
 #include "reconciler/rc.h"
 
 enum { CONFIG_MAX = 256 << 20 };
-
-struct body {
-    char *p;
-    size_t len;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct body *b = arg;
-    size_t add = size * n;
-    if (b->len + add > CONFIG_MAX)
-        return 0;
-    char *p = realloc(b->p, b->len + add + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, data, add);
-    b->p = p;
-    b->len += add;
-    b->p[b->len] = '\0';
-    return add;
-}
 
 /* GETs URL/config from a running albd's admin endpoint. */
 static json_t *fetch_running(const char *url)
@@ -47,30 +26,15 @@ static json_t *fetch_running(const char *url)
     while (ul > 0 && url[ul - 1] == '/')
         ul--;
     snprintf(full, sizeof full, "%.*s/config", (int)ul, url);
-    CURL *c = curl_easy_init();
-    if (!c) {
-        fprintf(stderr, "albd plan: cannot initialise libcurl\n");
-        return NULL;
-    }
-    struct body b = {0};
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, full);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK) {
-        fprintf(stderr, "albd plan: %s: %s\n", full, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        free(b.p);
+    char *body = NULL, err[512];
+    size_t len = 0;
+    if (ag_http_get(full, CONFIG_MAX, 30000, &body, &len, err, sizeof err) != 0) {
+        fprintf(stderr, "albd plan: %s: %s\n", full, err);
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loadb(b.p ? b.p : "", b.len, 0, &je);
-    free(b.p);
+    json_t *j = json_loadb(body, len, 0, &je);
+    free(body);
     if (!j)
         fprintf(stderr, "albd plan: %s: not JSON: line %d: %s\n", full, je.line, je.text);
     return j;
@@ -148,9 +112,7 @@ int ag_plan_main(int argc, char **argv)
             return AG_EXIT_ERROR;
         }
     } else if (against) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
         running = fetch_running(against);
-        curl_global_cleanup();
         if (!running)
             return AG_EXIT_ERROR;
     }

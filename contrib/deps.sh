@@ -11,7 +11,7 @@ pkgs=(
   # build
   build-essential cmake pkg-config
   libssl-dev libuv1-dev node-llhttp libnghttp2-dev zlib1g-dev libbrotli-dev
-  libcurl4-openssl-dev libyaml-dev libjansson-dev
+  libyaml-dev libjansson-dev
 )
 [[ "${1:-}" == "--build" ]] || pkgs+=(
   libcmocka-dev
