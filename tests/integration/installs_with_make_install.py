@@ -89,6 +89,42 @@ def body(env):
     else:
         log("skip - systemd-sysusers/systemd-tmpfiles not installed: user and folders not checked")
 
+    # The documented layout: /etc/albd/manifests root:albd 0750, files
+    # root:albd 0640 — readable by the service's user through its group
+    # only (run here as an unused uid/gid with setpriv, as root).
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        uid = gid = 64999
+        etc = os.path.join(env.dir, "etc-albd", "manifests")
+        os.makedirs(os.path.join(etc, "certs"))
+        certs = env.certs()
+        shutil.copy(certs.rsa.cert, os.path.join(etc, "certs", "site.pem"))
+        shutil.copy(certs.rsa.key, os.path.join(etc, "certs", "site.key"))
+        with open(os.path.join(etc, "albd.yaml"), "w") as f:
+            f.write("apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: site}\nspec:\n  type: Server\n"
+                    "  source: {files: {certificate: certs/site.pem, privateKey: certs/site.key}}\n")
+        for dp, dirs, fns in os.walk(os.path.dirname(etc)):
+            os.chown(dp, 0, gid)
+            os.chmod(dp, 0o750)
+            for fn in fns:
+                os.chown(os.path.join(dp, fn), 0, gid)
+                os.chmod(os.path.join(dp, fn), 0o640)
+        os.chmod(env.dir, 0o755)
+
+        def validate_as_service():
+            return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", binary,
+                                   "validate", "-m", etc], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=scaled(30))
+
+        r = validate_as_service()
+        c.ok(r.returncode == 0, "as the service's user and group, the installed albd validates the root:albd "
+             "0750/0640 layout (the key readable through the group)", 0, r.stdout.decode(errors="replace")[-400:])
+        os.chmod(os.path.join(etc, "certs", "site.key"), 0o600)
+        r = validate_as_service()
+        c.ok(r.returncode == 1 and b"site.key" in r.stdout, "a key 0600 root-owned is not readable by the service "
+             "(the old unit's DynamicUser problem)", "1, site.key", r.stdout[-400:])
+    else:
+        log("skip - not root or no setpriv: the service user's view of /etc/albd not checked")
+
     ex = os.path.join(root, "share/doc/albd/examples")
     c.ok(os.path.exists(os.path.join(ex, "tls.yaml")), "the examples are installed in share/doc/albd/examples")
     keys = [p for p in glob.glob(os.path.join(stage, "**", "*"), recursive=True)
