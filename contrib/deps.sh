@@ -16,7 +16,7 @@ pkgs=(
 [[ "${1:-}" == "--build" ]] || pkgs+=(
   libcmocka-dev
   # test tools
-  curl openssl python3 nghttp2-client
+  curl openssl python3 nghttp2-client strace
   # contrib/k8s checks: the Kubernetes API models (its OpenAPI schema) and YAML
   python3-yaml python3-kubernetes
 )

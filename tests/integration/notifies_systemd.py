@@ -3,10 +3,12 @@
 this test listens on as $NOTIFY_SOCKET: READY=1 arrives only once /readyz
 answers 200 (not while the manifests are invalid), SIGHUP sends RELOADING=1
 then READY=1, SIGTERM sends STOPPING=1 while /readyz answers 503; an abstract
-socket ("@name") works too. Then contrib/albd.service is checked with
+socket ("@name") works too. Every system call albd makes (under strace)
+passes the unit's SystemCallFilter. Then contrib/albd.service is checked with
 `systemd-analyze verify` (with this build's binary in its command lines)
 when systemd-analyze exists here; skipped with a reason otherwise."""
 import os
+import re
 import shutil
 import signal
 import socket as pysocket
@@ -105,6 +107,8 @@ def body(env):
     albd2.check_clean_exit(c)
     asock.close()
 
+    syscalls_allowed_by_the_unit(env, port)
+
     # The unit file, with this build's binary in place of /usr/local/bin/albd.
     sa = shutil.which("systemd-analyze")
     if not sa:
@@ -135,6 +139,80 @@ def body(env):
     c.ok(broken, "systemd-analyze verify does report a broken copy (the check can fail)", "a report", broken)
     ours = verify(unit.replace("/usr/local/bin/albd", os.path.abspath(albd_binary())))
     c.ok(not ours, "systemd-analyze verify reports nothing about albd.service", "nothing", ours)
+
+
+def syscall_sets():
+    """{"@group": set of system calls}, from systemd-analyze syscall-filter."""
+    out = subprocess.run(["systemd-analyze", "syscall-filter"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         timeout=scaled(30)).stdout.decode()
+    groups, cur = {}, None
+    for ln in out.splitlines():
+        if ln.startswith("@"):
+            cur = groups.setdefault(ln.strip(), [])
+        elif cur is not None and ln.strip() and not ln.strip().startswith("#"):
+            cur.append(ln.strip())
+
+    def expand(name):
+        return set().union(*[expand(x) if x.startswith("@") else {x} for x in groups.get(name, [])])
+    return expand
+
+
+def syscalls_allowed_by_the_unit(env, port):
+    """albd under strace -f (start, serve, SIGHUP, SIGTERM, with a
+    NOTIFY_SOCKET): every system call it makes passes the unit's
+    SystemCallFilter= lines, so the sandbox does not kill it."""
+    c = env.check
+    if not (shutil.which("strace") and shutil.which("systemd-analyze")) or os.environ.get(
+            "ALBD_SANITIZE", "").upper() in ("ON", "1", "TRUE", "YES"):
+        log("skip - system calls vs SystemCallFilter: needs strace and systemd-analyze, and the plain build "
+            "(the sanitizers make calls of their own)")
+        return
+    with open(os.path.join(source_dir(), "contrib", "albd.service")) as f:
+        filters = re.findall(r"^SystemCallFilter=(.+)$", f.read(), re.M)
+    expand = syscall_sets()
+    allowed, denied = set(), set()
+    for line in filters:
+        deny = line.startswith("~")
+        names = set()
+        for n in line.lstrip("~").split():
+            names |= expand(n) if n.startswith("@") else {n}
+        (denied if deny else allowed).update(names)
+    c.ok(len(allowed) > 100, "the unit's SystemCallFilter expands to an allow list", "> 100 calls", len(allowed))
+    log_path = os.path.join(env.dir, "strace.log")
+    sock_path = os.path.join(env.dir, "notify2.sock")
+    sock = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    (admin,) = free_ports(1)
+    tracer = subprocess.Popen(["strace", "-f", "-qq", "-o", log_path, albd_binary(), "run", "-m", env.manifest_dir,
+                               "--admin", f"127.0.0.1:{admin}", "--probe", f"127.0.0.1:{free_ports(1)[0]}",
+                               "--workers", "2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env=dict(os.environ, NOTIFY_SOCKET=sock_path))
+    try:
+        m, _ = wait_for(sock, "READY", scaled(15))
+        c.ok(m is not None, "albd under strace becomes ready")
+        with open(f"/proc/{tracer.pid}/task/{tracer.pid}/children") as f:
+            pid = int(f.read().split()[0])
+        env.http("GET", port, "/")
+        os.kill(pid, signal.SIGHUP)
+        wait_for(sock, "READY", scaled(5))
+        os.kill(pid, signal.SIGTERM)
+        tracer.wait(timeout=scaled(20))
+    finally:
+        if tracer.poll() is None:
+            os.killpg(tracer.pid, signal.SIGKILL)
+            tracer.wait()
+        sock.close()
+    used = set()
+    with open(log_path) as f:
+        for ln in f:
+            m = re.match(r"^\d+\s+([a-z_0-9]+)\(", ln)
+            if m:
+                used.add(m.group(1))
+    c.ok(len(used) > 20 and "inotify_add_watch" in used and "sendto" in used,
+         "strace saw albd's system calls (the watcher's, the notification's)", "> 20", sorted(used))
+    bad = sorted((used - allowed) | (used & denied))
+    c.eq(bad, [], "every system call albd made passes the unit's SystemCallFilter")
 
 
 run("notifies_systemd", body)
