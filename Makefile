@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # make install PREFIX=/usr DESTDIR=/tmp/stage
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-asan run test test-plain test-asan bench format clean install validate-examples
+.PHONY: all deps build build-asan run test test-plain test-asan bench format clean
 
 all: build
 
@@ -29,6 +29,8 @@ build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 
 run: build
 	contrib/demo.sh $(BUILD)/albd
+
+.PHONY: install validate-examples
 
 # The binary, schemas, albd(1), the systemd unit (+ sysusers/tmpfiles), the
 # examples and the CI script under $(DESTDIR)$(PREFIX); see albd(1) FILES.
