@@ -30,20 +30,6 @@ build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 run: build
 	contrib/demo.sh $(BUILD)/albd
 
-.PHONY: install validate-examples
-
-# The binary, schemas, albd(1), the systemd unit (+ sysusers/tmpfiles), the
-# examples and the CI script under $(DESTDIR)$(PREFIX); see albd(1) FILES.
-install: build
-	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS)
-	cmake --install $(BUILD)
-
-# The examples' certificate is generated (never shipped): make it, then validate.
-validate-examples: build
-	contrib/demo.sh --certs-only
-	$(BUILD)/albd validate -m manifests/examples
-
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
@@ -62,3 +48,17 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+.PHONY: install validate-examples
+
+# The binary, schemas, albd(1), the systemd unit (+ sysusers/tmpfiles), the
+# examples and the CI script under $(DESTDIR)$(PREFIX); see albd(1) FILES.
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
+
+# The examples' certificate is generated (never shipped): make it, then validate.
+validate-examples: build
+	contrib/demo.sh --certs-only
+	$(BUILD)/albd validate -m manifests/examples
