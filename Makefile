@@ -9,6 +9,8 @@ CMAKE_FLAGS ?=
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= manifest h1_request h1_response h2_frames tls_hello
+# make install PREFIX=/usr DESTDIR=/tmp/stage
+PREFIX ?= /usr/local
 
 .PHONY: all deps build build-asan run test test-plain test-asan test-list bench format clean fuzz
 
@@ -67,3 +69,17 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+
+.PHONY: install validate-examples
+
+# The binary, schemas, albd(1), the systemd unit (+ sysusers/tmpfiles), the
+# examples and the CI script under $(DESTDIR)$(PREFIX); see albd(1) FILES.
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
+
+# The examples' certificate is generated (never shipped): make it, then validate.
+validate-examples: build
+	contrib/demo.sh --certs-only
+	$(BUILD)/albd validate -m manifests/examples

@@ -436,7 +436,9 @@ static void handle(struct admin_conn *c)
     if (strcmp(path, "/healthz") == 0) {
         respond(c, head, 200, TEXT("ok\n"));
     } else if (strcmp(path, "/readyz") == 0) {
-        if (a->running && !a->stopping)
+        if (a->stopping) /* SIGTERM: stop sending here; still serving for the grace */
+            respond(c, head, 503, TEXT("draining\n"));
+        else if (a->running)
             respond(c, head, 200, TEXT("ready\n"));
         else
             respond(c, head, 503, TEXT("not ready\n"));

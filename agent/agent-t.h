@@ -21,7 +21,9 @@ struct ag_options {
     const char *manifest_dir;
     const char *admin_addr; /* "127.0.0.1:9901", NULL = off */
     int workers;            /* <= 0: one per CPU */
-    unsigned drain_ms;      /* SIGTERM drain deadline */
+    unsigned grace_ms;      /* SIGTERM: keep accepting this long, /readyz 503, then drain */
+    unsigned drain_ms;      /* SIGTERM drain deadline, after the grace */
+    bool share_ports;       /* --share-ports: listen where another process listens too */
     unsigned debounce_ms;   /* quiet time after a manifest change before reconciling */
     bool strict;
     const char *ticket_key_files[8]; /* --session-ticket-key, in order */
@@ -49,7 +51,14 @@ struct ag_agent {
      * for (run.c watch_cert_folders). */
     uint64_t cert_dirs_key;
     bool cert_dirs_known;
+    /* SIGTERM: /readyz answers 503, listeners accept for opt.grace_ms
+     * (stop_timer), then the workers drain (stop_timer polls them), then
+     * the agent's handles close and its loop ends. */
     bool stopping;
+    bool workers_draining; /* the grace is over: px_runtime_begin_stop was called */
+    uv_timer_t stop_timer; /* the grace, then the drain poll */
+    bool ready_notified;   /* READY=1 sent to systemd (after the first apply) */
+    bool refused;          /* the first apply found a port served by another process */
     int exit_status;
 
     /* What /status and /metrics report. */

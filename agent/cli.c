@@ -2,6 +2,7 @@
 #include "agent/cli.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,23 +14,97 @@
 #include "proxy/log.h"
 #include "reconciler/rc.h"
 
+/* Exit statuses, the same for every command (README "Exit status", albd(1)). */
+static const char exit_codes[] = "exit status: 0 ok; 1 error or invalid manifests; 2 plan found "
+                                 "changes; 64 usage error\n";
+
 static const char usage[] =
     "usage: albd <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run -m DIR [--admin ADDR|off] [--probe ADDR] [--admin-host NAME]... [--workers N]\n"
-    "      [--drain-timeout SECONDS] [--log-level L] [--session-ticket-key FILE]... [--strict]\n"
-    "        serve the manifests in DIR (SIGHUP: reconcile now; SIGTERM/SIGINT: drain, exit 0);\n"
-    "        --admin (default 127.0.0.1:9901) serves /healthz /readyz /status /config /metrics,\n"
-    "        --probe only /healthz and /readyz; --admin-host: a name accepted in their Host\n"
-    "        header besides IP addresses and localhost\n"
-    "  plan -m DIR [--against URL|--state FILE] [-o text|json]\n"
-    "        show what applying DIR would change against a running albd's admin URL, a saved\n"
-    "        /config state, or nothing; exit 0 no changes, 2 changes, 1 error\n"
-    "  validate -m DIR\n"
-    "        check the manifests; exit 0 valid, 1 invalid (one file:line:col: line per problem)\n"
-    "  version\n"
-    "        print the version\n";
+    "  run       serve the manifests of a folder, reconciling on every change\n"
+    "  plan      show what applying the manifests would change\n"
+    "  validate  check the manifests\n"
+    "  version   print the version and the commit it was built from\n"
+    "  help      print this, or with a command, that command's options\n"
+    "\n"
+    "`albd COMMAND --help` (or `albd help COMMAND`) shows a command's options.\n";
+
+static const char usage_run[] =
+    "usage: albd run -m DIR [options]\n"
+    "serve the manifests in DIR; SIGHUP reconciles now (every file), SIGTERM/SIGINT stop\n"
+    "\n"
+    "  -m, --manifests DIR         the manifest folder (required); watched for changes\n"
+    "  -a, --admin ADDR|off        admin endpoint: /healthz /readyz /status /config /metrics\n"
+    "                              (default 127.0.0.1:9901; keep it on loopback)\n"
+    "      --probe ADDR            a second endpoint serving /healthz and /readyz only\n"
+    "                              (e.g. 0.0.0.0:9902 for the kubelet)\n"
+    "      --admin-host NAME       a name accepted in the Host header of both endpoints\n"
+    "                              besides IP addresses and localhost (repeatable, at most 8)\n"
+    "  -w, --workers N             worker threads, 0 = one per CPU (default 0)\n"
+    "      --shutdown-grace S      on SIGTERM, keep accepting for S seconds while /readyz\n"
+    "                              answers 503, so load balancers stop sending (default 0)\n"
+    "  -d, --drain-timeout S       then let in-flight requests finish for at most S\n"
+    "                              seconds (default 30)\n"
+    "      --share-ports           open listening ports even when another process already\n"
+    "                              listens on them (SO_REUSEPORT splits the traffic); for a\n"
+    "                              hand-over between two albd, else refused\n"
+    "      --strict                apply all or nothing: any invalid resource (or a port\n"
+    "                              that will not bind) keeps the whole running configuration;\n"
+    "                              by default only the invalid resources keep their last good\n"
+    "                              version (or stay absent) and everything else applies\n"
+    "      --session-ticket-key FILE  TLS session-ticket key (48 or 80 bytes), repeatable\n"
+    "                              (at most 8; the first encrypts); default: generated, rotated\n"
+    "  -l, --log-level L           error, warn, info (default) or debug\n"
+    "  -h, --help                  print this\n"
+    "\n"
+    "Under systemd (NOTIFY_SOCKET set) albd sends READY=1 after the first apply, RELOADING=1\n"
+    "on SIGHUP and STOPPING=1 on SIGTERM. Exit status 0 after a signal; 1 when it cannot\n"
+    "start (endpoint or port in use, unreadable ticket key).\n";
+
+static const char usage_validate[] =
+    "usage: albd validate -m DIR\n"
+    "check the manifests in DIR as `albd run` would load them (all or nothing), without\n"
+    "serving; one \"file:line:col: error: ...\" line per problem on stderr\n"
+    "\n"
+    "  -m, --manifests DIR   the manifest folder (required)\n"
+    "  -h, --help            print this\n"
+    "\n"
+    "exit status: 0 valid, 1 invalid, 64 usage error\n";
+
+static const char usage_version[] = "usage: albd version\n"
+                                    "print the version and the commit it was built from\n";
+
+static const char usage_help[] = "usage: albd help [COMMAND]\n"
+                                 "print the commands, or one command's options\n";
+
+/* The usage text of command name, or NULL when there is no such command. */
+static const char *command_usage(const char *name)
+{
+    if (strcmp(name, "run") == 0)
+        return usage_run;
+    if (strcmp(name, "plan") == 0)
+        return ag_plan_usage;
+    if (strcmp(name, "validate") == 0)
+        return usage_validate;
+    if (strcmp(name, "version") == 0)
+        return usage_version;
+    if (strcmp(name, "help") == 0)
+        return usage_help;
+    return NULL;
+}
+
+/* A usage error: the message, a pointer to --help, exit 64. */
+__attribute__((format(printf, 2, 3))) static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "albd %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(albd %s --help lists the options)\n", cmd);
+    return AG_EXIT_USAGE;
+}
 
 static int cmd_validate(int argc, char **argv)
 {
@@ -44,17 +119,16 @@ static int cmd_validate(int argc, char **argv)
             dir = optarg;
             break;
         case 'h':
-            fputs(usage, stdout);
-            return 0;
+            fputs(usage_validate, stdout);
+            return AG_EXIT_OK;
         default:
-            fputs(usage, stderr);
-            return 64;
+            return usage_error("validate", "unknown option or missing value");
         }
     }
-    if (!dir || optind != argc) {
-        fputs("albd validate: -m DIR is required\n", stderr);
-        return 64;
-    }
+    if (optind != argc)
+        return usage_error("validate", "unexpected argument \"%s\"", argv[optind]);
+    if (!dir)
+        return usage_error("validate", "-m DIR is required");
     struct rc_model *m = NULL;
     struct rc_errs errs;
     rc_errs_init(&errs);
@@ -68,7 +142,7 @@ static int cmd_validate(int argc, char **argv)
         fprintf(stderr, "%s: %zu error(s)\n", dir, rc_errs_count_errors(&errs));
     rc_model_unref(m);
     rc_errs_cleanup(&errs);
-    return rc == 0 ? 0 : 1;
+    return rc == 0 ? AG_EXIT_OK : AG_EXIT_ERROR;
 }
 
 static int parse_log_level(const char *s)
@@ -93,14 +167,27 @@ static bool host_name_ok(const char *s)
     return true;
 }
 
+/* Seconds from 0 to 86400 (fractions allowed) as milliseconds, or -1. */
+static long parse_seconds(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= 0 && v <= 86400))
+        return -1;
+    return (long)(v * 1000);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     struct ag_options o = {
         .admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
+    enum { OPT_GRACE = 256, OPT_SHARE };
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"admin", required_argument, NULL, 'a'},
                                          {"workers", required_argument, NULL, 'w'},
                                          {"drain-timeout", required_argument, NULL, 'd'},
+                                         {"shutdown-grace", required_argument, NULL, OPT_GRACE},
+                                         {"share-ports", no_argument, NULL, OPT_SHARE},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"strict", no_argument, NULL, 's'},
                                          {"session-ticket-key", required_argument, NULL, 't'},
@@ -110,6 +197,7 @@ static int cmd_run(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     int c;
     char *end;
+    long ms;
     while ((c = getopt_long(argc, argv, "m:a:w:d:l:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
@@ -120,27 +208,26 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'w':
             o.workers = (int)strtol(optarg, &end, 10);
-            if (*end || o.workers < 0 || o.workers > 1024) {
-                fprintf(stderr,
-                        "albd run: --workers takes a number from 0 (one per CPU) to 1024\n");
-                return 64;
-            }
+            if (end == optarg || *end || o.workers < 0 || o.workers > 1024)
+                return usage_error("run", "--workers takes a number from 0 (one per CPU) to 1024");
             break;
-        case 'd': {
-            double s = strtod(optarg, &end);
-            if (*end || s < 0 || s > 86400) {
-                fprintf(stderr, "albd run: --drain-timeout takes seconds from 0 to 86400\n");
-                return 64;
-            }
-            o.drain_ms = (unsigned)(s * 1000);
+        case 'd':
+            if ((ms = parse_seconds(optarg)) < 0)
+                return usage_error("run", "--drain-timeout takes seconds from 0 to 86400");
+            o.drain_ms = (unsigned)ms;
             break;
-        }
+        case OPT_GRACE:
+            if ((ms = parse_seconds(optarg)) < 0)
+                return usage_error("run", "--shutdown-grace takes seconds from 0 to 86400");
+            o.grace_ms = (unsigned)ms;
+            break;
+        case OPT_SHARE:
+            o.share_ports = true;
+            break;
         case 'l': {
             int l = parse_log_level(optarg);
-            if (l < 0) {
-                fprintf(stderr, "albd run: --log-level is one of error, warn, info, debug\n");
-                return 64;
-            }
+            if (l < 0)
+                return usage_error("run", "--log-level is one of error, warn, info, debug");
             px_log_set_level((enum px_log_level)l);
             break;
         }
@@ -148,40 +235,32 @@ static int cmd_run(int argc, char **argv)
             o.strict = true;
             break;
         case 't':
-            if (o.n_ticket_key_files == sizeof o.ticket_key_files / sizeof o.ticket_key_files[0]) {
-                fprintf(stderr, "albd run: at most 8 --session-ticket-key files\n");
-                return 64;
-            }
+            if (o.n_ticket_key_files == sizeof o.ticket_key_files / sizeof o.ticket_key_files[0])
+                return usage_error("run", "at most 8 --session-ticket-key files");
             o.ticket_key_files[o.n_ticket_key_files++] = optarg;
             break;
         case 'p':
             o.probe_addr = optarg;
             break;
         case 'H':
-            if (o.n_admin_hosts == sizeof o.admin_hosts / sizeof o.admin_hosts[0]) {
-                fprintf(stderr, "albd run: at most 8 --admin-host names\n");
-                return 64;
-            }
-            if (!host_name_ok(optarg)) {
-                fprintf(stderr,
-                        "albd run: --admin-host takes a host name (letters, digits, '-', '.'), "
-                        "without port\n");
-                return 64;
-            }
+            if (o.n_admin_hosts == sizeof o.admin_hosts / sizeof o.admin_hosts[0])
+                return usage_error("run", "at most 8 --admin-host names");
+            if (!host_name_ok(optarg))
+                return usage_error("run", "--admin-host takes a host name (letters, digits, "
+                                          "'-', '.'), without port");
             o.admin_hosts[o.n_admin_hosts++] = optarg;
             break;
         case 'h':
-            fputs(usage, stdout);
-            return 0;
+            fputs(usage_run, stdout);
+            return AG_EXIT_OK;
         default:
-            fputs(usage, stderr);
-            return 64;
+            return usage_error("run", "unknown option or missing value");
         }
     }
-    if (!o.manifest_dir || optind != argc) {
-        fputs("albd run: -m DIR is required\n", stderr);
-        return 64;
-    }
+    if (optind != argc)
+        return usage_error("run", "unexpected argument \"%s\"", argv[optind]);
+    if (!o.manifest_dir)
+        return usage_error("run", "-m DIR is required");
     return ag_run(&o);
 }
 
@@ -189,16 +268,35 @@ int ag_cli_main(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage, stderr);
-        return 64;
+        fputs(exit_codes, stderr);
+        return AG_EXIT_USAGE;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("albd %s\n", ALBD_VERSION);
-        return 0;
+        if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+            fputs(usage_version, stdout);
+            return AG_EXIT_OK;
+        }
+        if (argc > 2)
+            return usage_error("version", "takes no argument");
+        printf("albd %s (commit %s)\n", ALBD_VERSION, ALBD_COMMIT);
+        return AG_EXIT_OK;
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        fputs(usage, stdout);
-        return 0;
+        if (argc == 2) {
+            fputs(usage, stdout);
+            fputs(exit_codes, stdout);
+            return AG_EXIT_OK;
+        }
+        const char *u = argc == 3 ? command_usage(argv[2]) : NULL;
+        if (argc == 3 && strcmp(argv[2], "--help") == 0)
+            u = usage_help;
+        if (!u) {
+            fprintf(stderr, "albd help: no command \"%s\"\n\n%s", argv[2], usage);
+            return AG_EXIT_USAGE;
+        }
+        fputs(u, stdout);
+        return AG_EXIT_OK;
     }
     /* Subcommand options are parsed from argv[1] on, as if it were argv[0]. */
     if (strcmp(cmd, "validate") == 0)
@@ -208,5 +306,5 @@ int ag_cli_main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "albd: unknown command \"%s\"\n\n%s", cmd, usage);
-    return 64;
+    return AG_EXIT_USAGE;
 }

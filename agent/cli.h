@@ -1,6 +1,14 @@
 #ifndef ALBD_AGENT_CLI_H
 #define ALBD_AGENT_CLI_H
 
+/* Exit statuses of every command (README "Exit status", albd(1)). */
+enum {
+    AG_EXIT_OK = 0,
+    AG_EXIT_ERROR = 1,   /* an error, or invalid manifests */
+    AG_EXIT_CHANGES = 2, /* plan: applying would change something */
+    AG_EXIT_USAGE = 64,  /* a usage error (BSD sysexits EX_USAGE) */
+};
+
 /* Parses the command line and runs the chosen command; returns the exit
  * status (see DESIGN.md "Processes, interfaces, files"). */
 int ag_cli_main(int argc, char **argv);

@@ -2,7 +2,6 @@
  * state file, or nothing. */
 #include "agent/plan_cmd.h"
 
-#include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -10,33 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/cli.h"
+#include "agent/http_get.h"
 #include "reconciler/diff.h"
 #include "reconciler/export.h"
 #include "reconciler/plan.h"
 #include "reconciler/rc.h"
 
 enum { CONFIG_MAX = 256 << 20 };
-
-struct body {
-    char *p;
-    size_t len;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct body *b = arg;
-    size_t add = size * n;
-    if (b->len + add > CONFIG_MAX)
-        return 0;
-    char *p = realloc(b->p, b->len + add + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, data, add);
-    b->p = p;
-    b->len += add;
-    b->p[b->len] = '\0';
-    return add;
-}
 
 /* GETs URL/config from a running albd's admin endpoint. */
 static json_t *fetch_running(const char *url)
@@ -46,33 +26,41 @@ static json_t *fetch_running(const char *url)
     while (ul > 0 && url[ul - 1] == '/')
         ul--;
     snprintf(full, sizeof full, "%.*s/config", (int)ul, url);
-    CURL *c = curl_easy_init();
-    if (!c) {
-        fprintf(stderr, "albd plan: cannot initialise libcurl\n");
-        return NULL;
-    }
-    struct body b = {0};
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, full);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK) {
-        fprintf(stderr, "albd plan: %s: %s\n", full, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        free(b.p);
+    char *body = NULL, err[512];
+    size_t len = 0;
+    if (ag_http_get(full, CONFIG_MAX, 30000, &body, &len, err, sizeof err) != 0) {
+        fprintf(stderr, "albd plan: %s: %s\n", full, err);
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loadb(b.p ? b.p : "", b.len, 0, &je);
-    free(b.p);
+    json_t *j = json_loadb(body, len, 0, &je);
+    free(body);
     if (!j)
         fprintf(stderr, "albd plan: %s: not JSON: line %d: %s\n", full, je.line, je.text);
     return j;
+}
+
+const char ag_plan_usage[] =
+    "usage: albd plan -m DIR [--against URL | --state FILE] [-o text|json]\n"
+    "show what applying the manifests in DIR would change; the manifests are loaded as\n"
+    "`albd validate` does (errors on stderr)\n"
+    "\n"
+    "  -m, --manifests DIR   the manifest folder (required)\n"
+    "  -a, --against URL     compare with a running albd: its admin endpoint's /config\n"
+    "                        (e.g. http://127.0.0.1:9901)\n"
+    "  -s, --state FILE      compare with a saved /config document\n"
+    "                        (neither: compare with nothing, everything is added)\n"
+    "  -o, --output FORMAT   text (default) or json (schemas/api/plan.json)\n"
+    "  -h, --help            print this\n"
+    "\n"
+    "exit status: 0 no changes, 2 changes, 1 error (invalid manifests, unreachable URL),\n"
+    "64 usage error\n";
+
+/* A usage error: the message, a pointer to --help, exit 64. */
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "albd plan: %s\n(albd plan --help lists the options)\n", msg);
+    return AG_EXIT_USAGE;
 }
 
 int ag_plan_main(int argc, char **argv)
@@ -82,9 +70,10 @@ int ag_plan_main(int argc, char **argv)
                                          {"against", required_argument, NULL, 'a'},
                                          {"state", required_argument, NULL, 's'},
                                          {"output", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "m:a:s:o:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:a:s:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             dir = optarg;
@@ -98,16 +87,21 @@ int ag_plan_main(int argc, char **argv)
         case 'o':
             format = optarg;
             break;
+        case 'h':
+            fputs(ag_plan_usage, stdout);
+            return AG_EXIT_OK;
         default:
-            fputs("usage: albd plan -m DIR [--against URL|--state FILE] [-o text|json]\n", stderr);
-            return 1;
+            return usage_error("unknown option or missing value");
         }
     }
-    if (!dir || optind != argc || (against && state) ||
-        (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)) {
-        fputs("usage: albd plan -m DIR [--against URL|--state FILE] [-o text|json]\n", stderr);
-        return 1;
-    }
+    if (optind != argc)
+        return usage_error("unexpected argument");
+    if (!dir)
+        return usage_error("-m DIR is required");
+    if (against && state)
+        return usage_error("--against and --state exclude each other");
+    if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
+        return usage_error("-o takes text or json");
 
     json_t *running = NULL;
     if (state) {
@@ -115,14 +109,12 @@ int ag_plan_main(int argc, char **argv)
         running = json_load_file(state, 0, &je);
         if (!running) {
             fprintf(stderr, "%s:%d:%d: error: %s\n", state, je.line, je.column, je.text);
-            return 1;
+            return AG_EXIT_ERROR;
         }
     } else if (against) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
         running = fetch_running(against);
-        curl_global_cleanup();
         if (!running)
-            return 1;
+            return AG_EXIT_ERROR;
     }
 
     struct rc_model *m = NULL;
@@ -134,18 +126,18 @@ int ag_plan_main(int argc, char **argv)
     rc_errs_cleanup(&errs);
     if (rc != 0) {
         json_decref(running);
-        return 1;
+        return AG_EXIT_ERROR;
     }
     json_t *desired = rc_export_model(m);
     rc_model_unref(m);
     struct rc_diff d;
     rc_diff_init(&d);
-    int status = 1;
+    int status = AG_EXIT_ERROR;
     if (desired && rc_diff_compute(running, desired, &d) == 0) {
         int w = strcmp(format, "json") == 0 ? rc_plan_write_json(&d, stdout)
                                             : rc_plan_write_text(&d, stdout);
         if (w == 0)
-            status = rc_diff_has_changes(&d) ? 2 : 0;
+            status = rc_diff_has_changes(&d) ? AG_EXIT_CHANGES : AG_EXIT_OK;
     } else {
         fprintf(stderr, "albd plan: %s\n", d.error[0] ? d.error : "out of memory");
     }

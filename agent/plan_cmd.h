@@ -3,7 +3,10 @@
 
 /* `albd plan -m DIR [--against URL|--state FILE] [-o text|json]`: prints
  * what applying DIR would change. Exit 0 no changes, 2 changes, 1 error
- * (Terraform's -detailed-exitcode convention). argv[0] is "plan". */
+ * (Terraform's -detailed-exitcode convention), 64 usage error. argv[0] is "plan". */
 int ag_plan_main(int argc, char **argv);
+
+/* The text of `albd plan --help`. */
+extern const char ag_plan_usage[];
 
 #endif

@@ -8,14 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "agent/admin.h"
+#include "agent/notify.h"
 #include "agent/watch.h"
 #include "proxy/log.h"
 #include "proxy/px.h"
 #include "proxy/tls_keys.h"
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
+
+/* Tells systemd (when it started albd with Type=notify); see notify.h. */
+static void notify(const char *msg)
+{
+    int rc = ag_notify(msg);
+    if (rc < 0)
+        px_log_warn("NOTIFY_SOCKET: %s", strerror(-rc));
+}
 
 static double now_seconds(void)
 {
@@ -162,7 +172,7 @@ int ag_reconcile(struct ag_agent *a)
     struct rc_status st;
     rc_errs_init(&errs);
     rc_status_init(&st);
-    struct px_apply_error aerr = {{0}, {0}};
+    struct px_apply_error aerr = {{0}, {0}, false};
     int result = -1;
     struct rc_changes view;
     if (a->watch)
@@ -219,6 +229,13 @@ int ag_reconcile(struct ag_agent *a)
         }
         rc_model_unref(m);
         px_log_error("apply: %s", aerr.msg);
+        if (aerr.port_shared && !a->running) {
+            /* A second albd started on the ports of a running one: refuse to
+             * start rather than take half of its connections. */
+            a->refused = true;
+            snprintf(a->last_error, sizeof a->last_error, "%s", aerr.msg);
+            break;
+        }
         if (a->opt.strict || !aerr.listener[0]) {
             snprintf(a->last_error, sizeof a->last_error, "%s", aerr.msg);
             break;
@@ -265,13 +282,21 @@ int ag_reconcile(struct ag_agent *a)
                  "some resources are invalid; they keep their last good version or stay "
                  "absent, everything else applied");
     }
+    if (a->running && !a->ready_notified) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "READY=1\nSTATUS=serving generation %llu",
+                 (unsigned long long)px_runtime_generation(a->rt));
+        notify(msg);
+        a->ready_notified = true;
+    }
     return result < 0 ? -1 : 0;
 }
 
 /* Closes the agent's handles so that its loop ends. */
-static void stop(struct ag_agent *a)
+static void close_handles(struct ag_agent *a)
 {
     a->stopping = true;
+    uv_close((uv_handle_t *)&a->stop_timer, NULL);
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
@@ -284,14 +309,57 @@ static void stop(struct ag_agent *a)
     a->watch = NULL;
 }
 
+static void on_drain_poll(uv_timer_t *t)
+{
+    struct ag_agent *a = t->data;
+    if (px_runtime_drained(a->rt))
+        close_handles(a);
+}
+
+/* The end of the grace: listeners close, in-flight requests drain. The
+ * admin and probe endpoints keep answering (/readyz 503) until the workers
+ * are done. */
+static void begin_drain(struct ag_agent *a)
+{
+    a->workers_draining = true;
+    px_log_info("closing the listeners; draining (at most %u ms)", a->opt.drain_ms);
+    px_runtime_begin_stop(a->rt);
+    uv_timer_start(&a->stop_timer, on_drain_poll, 0, 20);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    begin_drain(t->data);
+}
+
+/* SIGTERM/SIGINT: readiness fails at once (/readyz 503, systemd told
+ * STOPPING=1), the listeners keep accepting for --shutdown-grace — the time
+ * a Kubernetes Service or an external load balancer needs to stop sending
+ * here — then close and in-flight requests drain. A second signal during
+ * the grace cuts it short. */
 static void on_stop_signal(uv_signal_t *h, int signum)
 {
     struct ag_agent *a = h->data;
-    if (a->stopping)
+    const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (a->stopping) {
+        if (!a->workers_draining) {
+            px_log_info("%s again: ending the grace now", name);
+            uv_timer_stop(&a->stop_timer);
+            begin_drain(a);
+        }
         return;
-    px_log_info("%s: draining (at most %u ms)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
-                a->opt.drain_ms);
-    stop(a);
+    }
+    a->stopping = true;
+    notify("STOPPING=1\nSTATUS=draining");
+    ag_watch_close(a->watch);
+    a->watch = NULL;
+    if (a->opt.grace_ms == 0) {
+        px_log_info("%s: stopping", name);
+        begin_drain(a);
+        return;
+    }
+    px_log_info("%s: /readyz answers 503; still accepting for %u ms", name, a->opt.grace_ms);
+    uv_timer_start(&a->stop_timer, on_grace_over, a->opt.grace_ms, 0);
 }
 
 static void on_manifests_changed(struct ag_watch *w, void *arg)
@@ -310,9 +378,28 @@ static void on_ticket_timer(uv_timer_t *t)
 static void on_hup(uv_signal_t *h, int signum)
 {
     struct ag_agent *a = h->data;
+    if (a->stopping)
+        return;
     px_log_info("SIGHUP: reconciling");
+    bool was_ready = a->ready_notified;
+    if (was_ready) {
+        /* systemd shows the unit "reloading" until READY=1 again. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        char msg[96];
+        snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                 (unsigned long long)ts.tv_sec * 1000000ull +
+                     (unsigned long long)ts.tv_nsec / 1000);
+        notify(msg);
+    }
     a->pending.all = true; /* check every file, including those outside the folder */
     ag_reconcile(a);
+    if (was_ready) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "READY=1\nSTATUS=serving generation %llu",
+                 (unsigned long long)px_runtime_generation(a->rt));
+        notify(msg);
+    }
 }
 
 int ag_run(const struct ag_options *opt)
@@ -328,6 +415,7 @@ int ag_run(const struct ag_options *opt)
         return 1;
     }
     px_runtime_set_drain_ms(a.rt, opt->drain_ms);
+    px_runtime_set_share_ports(a.rt, opt->share_ports);
     if (opt->n_ticket_key_files) {
         char err[512];
         if (px_runtime_load_ticket_keys(a.rt, opt->ticket_key_files, opt->n_ticket_key_files, err,
@@ -337,6 +425,8 @@ int ag_run(const struct ag_options *opt)
             return 1;
         }
     }
+    uv_timer_init(a.loop, &a.stop_timer);
+    a.stop_timer.data = &a;
     uv_timer_init(a.loop, &a.ticket_timer);
     a.ticket_timer.data = &a;
     uv_timer_start(&a.ticket_timer, on_ticket_timer, PX_TLS_KEYS_ROTATE_S * 1000,
@@ -355,8 +445,10 @@ int ag_run(const struct ag_options *opt)
     else if (opt->probe_addr && (arc = ag_admin_start(&a, opt->probe_addr, true, &a.probe)) != 0)
         px_log_error("probe endpoint %s: %s", opt->probe_addr, uv_strerror(arc));
     if (arc != 0) {
+        if (arc == UV_EADDRINUSE)
+            px_log_error("is another albd running with the same --admin/--probe address?");
         a.exit_status = 1;
-        stop(&a);
+        close_handles(&a);
     }
     if (!a.stopping) {
         int rc = ag_watch_start(a.loop, opt->manifest_dir, opt->debounce_ms, on_manifests_changed,
@@ -365,8 +457,13 @@ int ag_run(const struct ag_options *opt)
             px_log_warn("cannot watch %s (%s): reconciling on SIGHUP only", opt->manifest_dir,
                         strerror(-rc));
         px_log_info("albd %s: serving %s", ALBD_VERSION, opt->manifest_dir);
-        if (ag_reconcile(&a) < 0)
+        if (ag_reconcile(&a) < 0 && !a.refused)
             px_log_warn("not ready: fix the manifests, then send SIGHUP");
+        if (a.refused) {
+            px_log_error("refusing to start: %s", a.last_error);
+            a.exit_status = 1;
+            close_handles(&a);
+        }
     }
 
     uv_run(a.loop, UV_RUN_DEFAULT);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: serve manifests/examples with two demo backends.
 #   contrib/demo.sh <albd-binary>
+#   contrib/demo.sh --certs-only    only generate the certificate (make validate-examples)
 # Generates manifests/examples/certs/demo.pem + demo.key (self-signed,
 # localhost/127.0.0.1, key 0600) if missing, starts python3 demo backends on
 # 127.0.0.1:8081 and :8082, runs albd in the foreground (admin endpoint on
@@ -8,10 +9,15 @@
 set -euo pipefail
 
 if [[ $# -lt 1 ]]; then
-  echo "usage: $0 <albd-binary>" >&2
+  echo "usage: $0 <albd-binary> | --certs-only" >&2
   exit 64
 fi
-ALBD=$(realpath "$1")
+CERTS_ONLY=0
+if [[ "$1" == "--certs-only" ]]; then
+  CERTS_ONLY=1
+else
+  ALBD=$(realpath "$1")
+fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EXAMPLES="$ROOT/manifests/examples"
 CERTS="$EXAMPLES/certs"
@@ -28,6 +34,9 @@ if [[ ! -s "$CERTS/demo.pem" || ! -s "$CERTS/demo.key" ]]; then
   chmod 600 "$CERTS/demo.key"
   chmod 644 "$CERTS/demo.pem"
   echo "demo: generated a self-signed certificate in $CERTS" >&2
+fi
+if [[ $CERTS_ONLY == 1 ]]; then
+  exit 0
 fi
 
 BACKENDS=()

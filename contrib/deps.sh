@@ -3,6 +3,7 @@
 # Idempotent: packages already present are not fetched again, and apt-get
 # update runs only when something is missing.
 #   contrib/deps.sh          build + test dependencies
+#   contrib/deps.sh --build  build dependencies only (contrib/Dockerfile)
 #   contrib/deps.sh --bench  also nginx, haproxy, wrk and testssl.sh for bench/
 set -euo pipefail
 
@@ -10,9 +11,14 @@ pkgs=(
   # build
   build-essential cmake pkg-config
   libssl-dev libuv1-dev node-llhttp libnghttp2-dev zlib1g-dev libbrotli-dev
-  libcurl4-openssl-dev libyaml-dev libjansson-dev libcmocka-dev
+  libyaml-dev libjansson-dev
+)
+[[ "${1:-}" == "--build" ]] || pkgs+=(
+  libcmocka-dev
   # test tools
-  curl openssl python3 nghttp2-client
+  curl openssl python3 nghttp2-client strace
+  # contrib/k8s checks: the Kubernetes API models (its OpenAPI schema) and YAML
+  python3-yaml python3-kubernetes
 )
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(nginx-light haproxy wrk testssl.sh)

@@ -3,6 +3,7 @@
 #ifndef ALBD_PROXY_PX_H
 #define ALBD_PROXY_PX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,9 @@ struct px_apply_error {
      * listener's. The agent contains it and applies the rest. */
     char listener[128];
     char msg[512]; /* never secret */
+    /* The listener's address is already served by another process
+     * (sharecheck.h) and px_runtime_set_share_ports was not asked. */
+    bool port_shared;
 };
 int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_error *err);
 
@@ -43,6 +47,20 @@ int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths,
  * in flight) and, at stop, every connection may take to finish. Call
  * before the first apply. */
 void px_runtime_set_drain_ms(struct px_runtime *rt, unsigned drain_ms);
+
+/* Whether a new listening address may be opened when another process
+ * already listens there (SO_REUSEPORT splits the connections between the
+ * two). false (the default): the apply fails with err.port_shared. */
+void px_runtime_set_share_ports(struct px_runtime *rt, bool share);
+
+/* Starts stopping without waiting: every worker stops accepting and closes
+ * its listening sockets, in-flight requests get the drain time set with
+ * px_runtime_set_drain_ms. Idempotent. Then poll px_runtime_drained and
+ * call px_runtime_stop, which no longer waits for more than the joins. */
+void px_runtime_begin_stop(struct px_runtime *rt);
+
+/* Whether every worker has finished draining (its loop has returned). */
+bool px_runtime_drained(const struct px_runtime *rt);
 
 /* Rotates the generated session-ticket key (the previous key still
  * decrypts). Call every 300 s; a no-op for keys loaded from files. */
@@ -60,7 +78,8 @@ struct px_stats {
 void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out);
 
 /* Stops accepting on every listener, lets in-flight requests finish for at
- * most drain_ms, closes what is left, joins the workers and frees
+ * most drain_ms (ignored after px_runtime_begin_stop, which used the drain
+ * time already set), closes what is left, joins the workers and frees
  * everything. */
 void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms);
 

@@ -38,6 +38,7 @@ struct px_runtime {
     uint64_t generation;
     struct px_tls_keys *tls_keys; /* shared by every SSL_CTX, so tickets survive swaps */
     bool ticket_keys_from_files;
+    bool share_ports; /* --share-ports: skip the check of sharecheck.h */
     atomic_bool stopping;
     unsigned
         drain_ms; /* written before workers read it: at start, and at stop before waking them */

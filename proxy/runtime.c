@@ -13,6 +13,7 @@
 
 #include "proxy/log.h"
 #include "proxy/runtime-t.h"
+#include "proxy/sharecheck.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/worker.h"
@@ -112,6 +113,7 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
     size_t errlen = sizeof e->msg;
     const char *failed = NULL;
     e->listener[0] = e->msg[0] = '\0';
+    e->port_shared = false;
     if (px_snapshot_build(m, rt->published, rt->spare, rt->n_workers, rt->generation + 1,
                           rt->tls_keys, &s, err, errlen, &failed) != 0) {
         if (failed)
@@ -157,6 +159,24 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
                 goto fail;
             }
             ns->fds[w] = fd;
+        }
+        if (!rt->share_ports) {
+            int sh = px_sharecheck_others((const struct sockaddr *)&b->addr, ns->fds,
+                                          (size_t)rt->n_workers);
+            if (sh > 0) {
+                const struct rc_listener *l = s->listeners[b->listener].model;
+                snprintf(err, errlen,
+                         "Listener/%s: cannot listen on %s: another process (another albd?) "
+                         "already listens there, and SO_REUSEPORT would split the connections "
+                         "between the two; stop it, or pass --share-ports to share on purpose",
+                         l->meta.name, strchr(b->key, '/') + 1);
+                snprintf(e->listener, sizeof e->listener, "%s", l->meta.name);
+                e->port_shared = true;
+                goto fail;
+            }
+            if (sh < 0)
+                px_log_debug("cannot tell whether another process listens on %s: %s",
+                             strchr(b->key, '/') + 1, strerror(-sh));
         }
     }
 
@@ -220,6 +240,27 @@ void px_runtime_set_drain_ms(struct px_runtime *rt, unsigned drain_ms)
     rt->drain_ms = drain_ms;
 }
 
+void px_runtime_set_share_ports(struct px_runtime *rt, bool share)
+{
+    rt->share_ports = share;
+}
+
+void px_runtime_begin_stop(struct px_runtime *rt)
+{
+    if (atomic_exchange(&rt->stopping, true))
+        return;
+    for (int i = 0; i < rt->n_workers; i++)
+        px_worker_wake(&rt->workers[i]);
+}
+
+bool px_runtime_drained(const struct px_runtime *rt)
+{
+    for (int i = 0; i < rt->n_workers; i++)
+        if (rt->workers[i].started && !atomic_load(&rt->workers[i].done))
+            return false;
+    return true;
+}
+
 void px_runtime_rotate_ticket_keys(struct px_runtime *rt)
 {
     if (rt->ticket_keys_from_files)
@@ -257,10 +298,9 @@ void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out)
 
 void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
 {
-    rt->drain_ms = drain_ms;
-    atomic_store(&rt->stopping, true);
-    for (int i = 0; i < rt->n_workers; i++)
-        px_worker_wake(&rt->workers[i]);
+    if (!atomic_load(&rt->stopping))
+        rt->drain_ms = drain_ms;
+    px_runtime_begin_stop(rt);
     for (int i = 0; i < rt->n_workers; i++)
         px_worker_join(&rt->workers[i]);
     while (rt->socks) {

@@ -62,6 +62,7 @@ struct px_worker {
     uv_timer_t drain_timer;  /* force-closes what is left at the drain deadline */
     uint64_t drain_deadline; /* uv_now() value after which connections are closed */
     bool started;
+    atomic_bool done; /* the worker's loop has returned: nothing left to drain */
     struct px_worker_stats stats;
 };
 

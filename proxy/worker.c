@@ -203,6 +203,7 @@ static void worker_main(void *arg)
 {
     struct px_worker *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    atomic_store(&w->done, true);
 }
 
 int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
