@@ -56,8 +56,29 @@ def hold(port, n):
         s = socket.create_connection(("127.0.0.1", port), timeout=scaled(5))
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         socks.append(s)
-    time.sleep(scaled(0.5))  # let the agent accept them all
+    accepted_all(port)
     return socks
+
+
+def accept_queue(port):
+    """Connections waiting in the kernel's accept queue of the listening
+    socket on 127.0.0.1:port (a LISTEN socket's rx_queue in /proc/net/tcp)."""
+    with open("/proc/net/tcp") as fh:
+        for ln in fh.readlines()[1:]:
+            f = ln.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                return int(f[4].split(":")[1], 16)
+    return 0
+
+
+def accepted_all(port):
+    """Waits until the agent has accepted every connection made so far (the
+    accept queue is empty), then a little for their first reads; a loaded
+    machine may take long, so no fixed sleep decides it."""
+    end = time.monotonic() + scaled(10)
+    while accept_queue(port) and time.monotonic() < end:
+        time.sleep(0.02)
+    time.sleep(scaled(0.2))
 
 
 def healthz_ok(port, within):
