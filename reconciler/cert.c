@@ -19,6 +19,7 @@
 #include "reconciler/hash.h"
 #include "reconciler/names.h"
 #include "reconciler/rc.h"
+#include "reconciler/readall.h"
 
 #define EXPIRY_WARNING_DAYS 30
 
@@ -163,7 +164,9 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
      * load that names the same file (one key for 10,000 certificates). */
     int rc = rc_filecache_read(L->files, L->arena, abs, *hash, path, pem, len);
     if (rc != 0 && rc != -ENOMEM)
-        rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", abs, strerror(-rc));
+        rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", abs,
+                   rc == -EFBIG ? "larger than 1 MiB, the most a certificate or key file may hold"
+                                : rc_read_strerror(-rc));
     free(abs);
     return rc == 0 ? 0 : rc == -ENOMEM ? -2 : -1;
 }

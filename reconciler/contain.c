@@ -360,12 +360,14 @@ static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
     if (!yaml_parser_initialize(&parser))
         return -1;
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, (size_t)pad + p->len);
-    bool ok = yaml_parser_load(&parser, &d->y) && yaml_document_get_root_node(&d->y) != NULL;
-    if (!ok && parser.error == YAML_NO_ERROR)
+    size_t budget = RC_Y_MAX_NODES;
+    struct rc_y_diag e;
+    int lr = rc_y_load(&parser, &d->y, &budget, &e);
+    bool ok = lr == 1 && yaml_document_get_root_node(&d->y) != NULL;
+    if (lr == 1 && !ok)
         yaml_document_delete(&d->y);
-    bool nomem = parser.error == YAML_MEMORY_ERROR;
     yaml_parser_delete(&parser);
-    if (nomem)
+    if (lr < 0)
         return -1;
     if (!ok) {
         r->prev_bad = true;

@@ -63,6 +63,34 @@ struct rc_doc {
  * out of memory. */
 int rc_doc_parse(struct rc_doc *d);
 
+/* What a manifest may hold: collections nested at most RC_Y_MAX_DEPTH deep
+ * and at most RC_Y_MAX_NODES nodes per file (a file of 10,000 Certificate
+ * documents has about 190,000; each node costs libyaml about 160 bytes), no
+ * anchors and no aliases. */
+#define RC_Y_MAX_DEPTH 64
+#define RC_Y_MAX_NODES 1000000
+
+/* Why rc_y_load failed: libyaml's problem and context (static strings that
+ * never quote the input) or one of ours, where (mark: 0-based, of the
+ * parser's input), and whether it was only memory. */
+struct rc_y_diag {
+    const char *problem;
+    const char *context; /* may be NULL */
+    yaml_mark_t mark;
+    bool nomem;
+    bool refused; /* valid YAML, but not what a manifest may hold */
+};
+
+/* Loads the next document of p into y like yaml_parser_load (same nodes,
+ * tags and marks; a document with no root node at the end of the stream),
+ * but refuses anchors, aliases, nesting deeper than RC_Y_MAX_DEPTH, and
+ * more nodes than *budget (decremented by the nodes loaded: one budget per
+ * file), each at the event where it appears, so that the cost of a load
+ * stays proportional to its input. Returns 1 with y loaded (the caller
+ * deletes it), 0 when the input is refused (*e says why and where), or -1
+ * when out of memory; y holds nothing to delete unless 1 is returned. */
+int rc_y_load(yaml_parser_t *p, yaml_document_t *y, size_t *budget, struct rc_y_diag *e);
+
 /* YAML 1.2 core-schema types of a node; quoted scalars are always strings. */
 enum rc_ytype { RC_Y_NULL, RC_Y_BOOL, RC_Y_INT, RC_Y_FLOAT, RC_Y_STR, RC_Y_MAP, RC_Y_SEQ };
 
