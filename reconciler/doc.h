@@ -121,8 +121,10 @@ struct rc_loc rc_y_loc(const struct rc_doc *doc, const yaml_node_t *n);
 
 /* A canonical text of the subtree at n: mapping keys sorted, scalars by their
  * resolved type, so equal content gives equal bytes whatever the layout.
- * Returns a malloc'd NUL-terminated string (length in *len) or NULL when out
- * of memory. */
+ * Returns a malloc'd NUL-terminated string (length in *len), or NULL when
+ * out of memory or when the walk would visit more nodes than d holds or go
+ * deeper than RC_Y_MAX_DEPTH (shared nodes: rc_y_load never makes them, a
+ * document built otherwise may). */
 char *rc_y_canonical(yaml_document_t *d, const yaml_node_t *n, size_t *len);
 
 #endif

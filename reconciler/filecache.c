@@ -285,7 +285,10 @@ static int copy_into(struct rc_filecache *fc, struct rc_arena *a, struct copy *c
         fc->gen++;
     }
     if (c->gen != fc->gen) {
-        const char *p = rc_arena_strdup(a, path), *b = rc_arena_strndup(a, bytes, n);
+        /* A key file's copy is wiped with the model that holds it. */
+        bool key = memmem(bytes, n, "PRIVATE KEY", 11) != NULL;
+        const char *p = rc_arena_strdup(a, path);
+        const char *b = key ? rc_arena_strndup_secret(a, bytes, n) : rc_arena_strndup(a, bytes, n);
         if (p == NULL || b == NULL)
             return -ENOMEM;
         *c = (struct copy){fc->gen, p, b};
