@@ -104,7 +104,8 @@ struct vctx {
     size_t plen;
     size_t n_err;
     int depth;
-    bool truncated; /* errors past MAX_SHOWN were counted, not kept */
+    bool truncated;          /* errors past MAX_SHOWN were counted, not kept */
+    struct rc_loc hidden_at; /* where the first of them is */
 };
 
 /* Errors kept per document: a list of a million wrong items must not
@@ -118,6 +119,8 @@ static void verr(struct vctx *c, const yaml_node_t *n, const char *fmt, ...)
 {
     if (c->n_err >= MAX_SHOWN) {
         c->n_err++;
+        if (!c->truncated)
+            c->hidden_at = rc_y_loc(c->doc, n);
         c->truncated = true;
         return;
     }
@@ -358,6 +361,8 @@ static void adopt(struct vctx *c, struct rc_errs *scratch)
         struct rc_err *e = &scratch->v[i];
         if (c->n_err >= MAX_SHOWN) {
             c->n_err++;
+            if (!c->truncated)
+                c->hidden_at = (struct rc_loc){c->doc->file, e->line, e->col};
             c->truncated = true;
             continue;
         }
@@ -703,11 +708,10 @@ size_t rc_schema_validate(const json_t *root, const json_t *schema, const struct
     snprintf(c.path, sizeof(c.path), "%s", path ? path : "");
     c.plen = strlen(c.path);
     validate(&c, root, schema, node);
-    if (c.truncated) {
-        struct rc_loc loc = rc_y_loc(doc, node);
-        rc_errs_add(errs, RC_ERROR, &loc, kind, name, NULL,
-                    "more errors in this document are not shown (the first %d are)", MAX_SHOWN);
-    }
+    if (c.truncated)
+        rc_errs_add(errs, RC_ERROR, &c.hidden_at, kind, name, NULL,
+                    "from here on, more errors in this document are not shown (the first %d are)",
+                    MAX_SHOWN);
     return c.n_err;
 }
 
