@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "reconciler/doc.h"
 #include "reconciler/err.h"
 #include "reconciler/rc.h"
 #include "test_files.h"
@@ -372,9 +373,58 @@ static void a_file_past_8_mib_is_refused(void **state)
     free(t.p);
 }
 
+/* rc_y_load refuses what yaml_parser_load would share, where it is. */
+static void rc_y_load_refuses_anchors_and_aliases(void **state)
+{
+    (void)state;
+    const struct {
+        const char *text;
+        int line, col;
+        const char *problem;
+    } cases[] = {
+        {"a: 1\nb: &x [*x]\n", 2, 4, "anchors (&name) are not supported in manifests"},
+        {"a: [1, *x]\n", 1, 8, "aliases (*name) are not supported in manifests"},
+        {"a: {b: [[{c: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", 1,
+         73, "nested deeper than 64 levels"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        yaml_parser_t p;
+        assert_true(yaml_parser_initialize(&p));
+        yaml_parser_set_input_string(&p, (const unsigned char *)cases[i].text,
+                                     strlen(cases[i].text));
+        yaml_document_t y;
+        struct rc_y_diag e;
+        size_t budget = RC_Y_MAX_NODES;
+        assert_int_equal(rc_y_load(&p, &y, &budget, &e), 0);
+        assert_true(e.refused);
+        assert_string_equal(e.problem, cases[i].problem);
+        assert_int_equal((int)e.mark.line + 1, cases[i].line);
+        assert_int_equal((int)e.mark.column + 1, cases[i].col);
+        yaml_parser_delete(&p);
+    }
+    /* The node budget is shared by the documents of a file. */
+    const char *two = "[a, b, c]\n---\n[d, e, f]\n";
+    yaml_parser_t p;
+    assert_true(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)two, strlen(two));
+    yaml_document_t y;
+    struct rc_y_diag e;
+    size_t budget = 6;
+    assert_int_equal(rc_y_load(&p, &y, &budget, &e), 1);
+    assert_int_equal(budget, 2);
+    assert_int_equal(yaml_document_get_root_node(&y)->end_mark.index, 9);
+    yaml_document_delete(&y);
+    assert_int_equal(rc_y_load(&p, &y, &budget, &e), 0);
+    assert_string_equal(e.problem, "more than 1000000 YAML nodes in one file");
+    assert_int_equal((int)e.mark.line + 1, 3);
+    assert_int_equal((int)e.mark.column + 1, 5);
+    yaml_parser_delete(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(rc_y_load_refuses_anchors_and_aliases, setup, teardown),
         cmocka_unit_test_setup_teardown(aliases_are_refused_where_they_are, setup, teardown),
         cmocka_unit_test_setup_teardown(nesting_past_64_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(sixty_four_levels_are_the_limit, setup, teardown),
