@@ -240,6 +240,8 @@ static void assert_linear(gen_fn g, const char *what)
     struct outcome a = run_gen(g, small), b = run_gen(g, big);
     double base = a.cpu_ms > 5 ? a.cpu_ms : 5;
     double limit = 4.0 * (double)(big / small) * base;
+    print_message("%s: %zu KiB %.1f ms, %zu KiB %.1f ms CPU (limit %.0f ms)\n", what, small >> 10,
+                  a.cpu_ms, big >> 10, b.cpu_ms, limit);
     if (b.cpu_ms > limit)
         fail_msg("%s: %zu bytes took %.1f ms, %zu bytes %.1f ms (limit %.1f ms)", what, small,
                  a.cpu_ms, big, b.cpu_ms, limit);
