@@ -356,12 +356,18 @@ static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
         return -1;
     memset(text, ' ', (size_t)pad);
     memcpy(text + pad, p->text, p->len);
+    struct rc_y_diag e;
+    if (rc_y_prescan(text, (size_t)pad + p->len, &e) != 0) {
+        r->prev_bad = true;
+        set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+                "the last good version's source does not parse");
+        return 1;
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return -1;
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, (size_t)pad + p->len);
     size_t budget = RC_Y_MAX_NODES;
-    struct rc_y_diag e;
     int lr = rc_y_load(&parser, &d->y, &budget, &e);
     bool ok = lr == 1 && yaml_document_get_root_node(&d->y) != NULL;
     if (lr == 1 && !ok)

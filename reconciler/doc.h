@@ -91,6 +91,15 @@ struct rc_y_diag {
  * when out of memory; y holds nothing to delete unless 1 is returned. */
 int rc_y_load(yaml_parser_t *p, yaml_document_t *y, size_t *budget, struct rc_y_diag *e);
 
+/* Scans text (len bytes, what a parser is about to be given) for flow
+ * collections nested deeper than RC_Y_MAX_DEPTH, before libyaml sees it:
+ * libyaml's cost grows with the square of flow nesting. Comments, quoted
+ * scalars and block scalars are skipped; it may miss nesting that
+ * rc_y_load then refuses, and refuses correct YAML only with 65 unclosed
+ * '[' or '{' starting continuation lines of plain scalars. Returns 0, or
+ * 1 with *e saying where. Time: one pass over text. */
+int rc_y_prescan(const char *text, size_t len, struct rc_y_diag *e);
+
 /* YAML 1.2 core-schema types of a node; quoted scalars are always strings. */
 enum rc_ytype { RC_Y_NULL, RC_Y_BOOL, RC_Y_INT, RC_Y_FLOAT, RC_Y_STR, RC_Y_MAP, RC_Y_SEQ };
 

@@ -17,6 +17,11 @@ int rc_doc_parse(struct rc_doc *d)
     memset(text, ' ', pad);
     memcpy(text + pad, d->src_text, d->src_len);
     text[pad + d->src_len] = '\0';
+    struct rc_y_diag e;
+    if (rc_y_prescan(text, pad + d->src_len, &e) != 0) {
+        free(text);
+        return 1; /* the whole file is parsed instead, and says where */
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         free(text);
@@ -24,7 +29,6 @@ int rc_doc_parse(struct rc_doc *d)
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, pad + d->src_len);
     size_t budget = RC_Y_MAX_NODES;
-    struct rc_y_diag e;
     int r = rc_y_load(&parser, &d->y, &budget, &e);
     bool ok = r == 1 && yaml_document_get_root_node(&d->y) != NULL;
     if (r == 1 && !ok)

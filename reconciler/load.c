@@ -304,6 +304,12 @@ struct docs {
 static int parse_file(struct docs *D, size_t index, const char *afile, const char *adir,
                       const char *text, size_t len)
 {
+    struct rc_y_diag deep;
+    if (rc_y_prescan(text, len, &deep) != 0) {
+        struct rc_loc loc = {afile, (int)deep.mark.line + 1, (int)deep.mark.column + 1};
+        rc_errs_add(D->errs, RC_ERROR, &loc, NULL, NULL, NULL, "%s", deep.problem);
+        return 1;
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return -1;

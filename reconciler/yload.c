@@ -169,3 +169,121 @@ int rc_y_load(yaml_parser_t *p, yaml_document_t *y, size_t *budget, struct rc_y_
         yaml_document_delete(y);
     return rc;
 }
+
+/* ---- the nesting pre-scan ----
+ *
+ * libyaml's scanner keeps a possible simple key per open flow collection
+ * and looks at all of them for every token: "[[[[..." costs it time in
+ * proportion to the square of the nesting. So the bytes are scanned for
+ * flow nesting before libyaml sees them. The scan skips comments, quoted
+ * scalars and the content of block scalars, and counts '[' and '{' only
+ * where a flow collection can begin (inside one, or where a block value
+ * starts); it may miss an opener (rc_y_load still counts every level
+ * exactly), but never counts one where YAML has none, except on the
+ * continuation line of a plain scalar that begins with '[' or '{' — and
+ * 65 unclosed ones of those are needed for a false refusal. */
+
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Skips a quoted scalar whose opening quote is at text[*i]; lines and
+ * columns follow. */
+static void skip_quoted(const char *t, size_t len, size_t *i, size_t *line, size_t *ls)
+{
+    char q = t[*i];
+    for (size_t j = *i + 1; j < len; j++) {
+        if (t[j] == '\n') {
+            ++*line;
+            *ls = j + 1;
+        } else if (q == '"' && t[j] == '\\') {
+            if (j + 1 < len && t[j + 1] == '\n') {
+                ++*line;
+                *ls = j + 2;
+            }
+            j++;
+        } else if (t[j] == q) {
+            if (q == '\'' && j + 1 < len && t[j + 1] == '\'') {
+                j++;
+                continue;
+            }
+            *i = j;
+            return;
+        }
+    }
+    *i = len;
+}
+
+int rc_y_prescan(const char *t, size_t len, struct rc_y_diag *e)
+{
+    memset(e, 0, sizeof(*e));
+    size_t depth = 0, line = 0, ls = 0; /* ls: index where the line starts */
+    char prev = '\n';                   /* last non-blank byte on this line ('\n': none) */
+    for (size_t i = 0; i < len; i++) {
+        char c = t[i];
+        if (c == '\n') {
+            line++;
+            ls = i + 1;
+            prev = '\n';
+            /* A document marker ends any flow collection. */
+            if (len - ls >= 3 && (!memcmp(t + ls, "---", 3) || !memcmp(t + ls, "...", 3)) &&
+                (len - ls == 3 || blank(t[ls + 3]) || t[ls + 3] == '\n'))
+                depth = 0;
+            continue;
+        }
+        if (blank(c) || c == '\r')
+            continue;
+        bool token_start = i == ls || blank(t[i - 1]) ||
+                           (depth > 0 && (t[i - 1] == '[' || t[i - 1] == '{' || t[i - 1] == ','));
+        if (c == '#' && (i == ls || blank(t[i - 1]))) {
+            while (i + 1 < len && t[i + 1] != '\n')
+                i++;
+            continue;
+        }
+        if ((c == '"' || c == '\'') && (token_start || (depth > 0 && t[i - 1] == ':'))) {
+            skip_quoted(t, len, &i, &line, &ls);
+            prev = c;
+            continue;
+        }
+        bool value_start = prev == '\n' || prev == ':' || prev == '-' || prev == '?';
+        if (depth == 0 && (c == '|' || c == '>') && token_start && value_start) {
+            /* A block scalar: its content is the lines indented more than
+             * this one (or blank). */
+            size_t indent = 0;
+            while (ls + indent < i && t[ls + indent] == ' ')
+                indent++;
+            while (i < len && t[i] != '\n')
+                i++;
+            while (i < len) { /* at the '\n' ending a line of the scalar */
+                size_t n = i + 1, k = 0;
+                while (n + k < len && t[n + k] == ' ')
+                    k++;
+                bool empty = n + k >= len || t[n + k] == '\n' || t[n + k] == '\r';
+                if (!empty && k <= indent)
+                    break;
+                const char *nl = memchr(t + n, '\n', len - n);
+                line++;
+                ls = n;
+                i = nl ? (size_t)(nl - t) : len;
+            }
+            i--; /* the loop's i++ lands on the '\n' */
+            prev = '\n';
+            continue;
+        }
+        if ((c == '[' || c == '{') && (depth > 0 || (token_start && value_start))) {
+            if (++depth > RC_Y_MAX_DEPTH) {
+                e->problem = "nested deeper than " RC_Y_STR(RC_Y_MAX_DEPTH) " levels";
+                e->mark.index = i;
+                e->mark.line = line;
+                e->mark.column = i - ls;
+                e->refused = true;
+                return 1;
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+        prev = c;
+    }
+    return 0;
+}

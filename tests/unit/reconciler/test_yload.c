@@ -423,10 +423,65 @@ static void rc_y_load_refuses_anchors_and_aliases(void **state)
     yaml_parser_delete(&p);
 }
 
+/* The pre-scan counts flow nesting before libyaml sees the bytes, and is
+ * not fooled by brackets in comments, quoted scalars, block scalars or the
+ * middle of plain scalars. */
+static void the_prescan_counts_only_flow_nesting(void **state)
+{
+    (void)state;
+    char many[200];
+    memset(many, '[', 100);
+    many[100] = '\0';
+    char text[4096];
+    const char *fine[] = {
+        "a: \"%s\"\n",       "b: '%s'\n",           "# %s\nc: 1\n",     "d: |\n  %s\n  %s\ne: 1\n",
+        "f: x %s\n",         "g: [\"%s\", '%s']\n", "h: >-\n\n   %s\n", "i: {k: \"%s\"}\n",
+        "- a: 'it''s %s'\n",
+    };
+    for (size_t i = 0; i < sizeof(fine) / sizeof(*fine); i++) {
+        snprintf(text, sizeof(text), fine[i], many, many);
+        struct rc_y_diag e;
+        if (rc_y_prescan(text, strlen(text), &e) != 0)
+            fail_msg("refused: %s", text);
+    }
+    /* Every manifest in the tree passes. */
+    const char *files[] = {ALBD_TEST_DATA "/../../manifests/examples/listeners.yaml",
+                           ALBD_TEST_DATA "/../../manifests/examples/tls.yaml",
+                           ALBD_TEST_DATA "/../../manifests/examples/backends.yaml",
+                           ALBD_TEST_DATA "/../../manifests/examples/instance.yaml"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+        size_t len;
+        char *t = tf_read_all(files[i], &len);
+        struct rc_y_diag e;
+        assert_int_equal(rc_y_prescan(t, len, &e), 0);
+        free(t);
+    }
+    const struct {
+        const char *text;
+        int line, col;
+    } deep[] = {
+        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", 1, 65},
+        {"# [[[\na: 1\nb: {c: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", 3,
+         71},
+        {"x: |\n  [[[\ny:\n  - [{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{[{"
+         "[{[{[{[{[{[",
+         4, 69},
+    };
+    for (size_t i = 0; i < sizeof(deep) / sizeof(*deep); i++) {
+        struct rc_y_diag e;
+        if (rc_y_prescan(deep[i].text, strlen(deep[i].text), &e) != 1)
+            fail_msg("not refused: %s", deep[i].text);
+        assert_string_equal(e.problem, "nested deeper than 64 levels");
+        assert_int_equal((int)e.mark.line + 1, deep[i].line);
+        assert_int_equal((int)e.mark.column + 1, deep[i].col);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(rc_y_load_refuses_anchors_and_aliases, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_prescan_counts_only_flow_nesting, setup, teardown),
         cmocka_unit_test_setup_teardown(aliases_are_refused_where_they_are, setup, teardown),
         cmocka_unit_test_setup_teardown(nesting_past_64_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(sixty_four_levels_are_the_limit, setup, teardown),
