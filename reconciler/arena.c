@@ -2,6 +2,7 @@
  * Large requests get a block of their own so small ones do not waste it. */
 #include "reconciler/arena.h"
 
+#include <openssl/crypto.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,16 @@ struct block {
     alignas(max_align_t) unsigned char data[];
 };
 
+/* A copy of secret bytes, wiped when the arena is freed. */
+struct secret {
+    struct secret *next;
+    void *p;
+    size_t n;
+};
+
 struct rc_arena {
     struct block *head;
+    struct secret *secrets;
     void *user;
     int refs;               /* atomic */
     struct rc_arena **held; /* arenas this one keeps alive (malloc'd) */
@@ -63,6 +72,8 @@ void rc_arena_free(struct rc_arena *a)
     for (size_t i = 0; i < a->n_held; i++)
         rc_arena_free(a->held[i]);
     free(a->held);
+    for (struct secret *s = a->secrets; s != NULL; s = s->next)
+        OPENSSL_cleanse(s->p, s->n);
     struct block *b = a->head;
     while (b != NULL) {
         struct block *next = b->next;
@@ -128,6 +139,17 @@ char *rc_arena_strndup(struct rc_arena *a, const char *s, size_t n)
         return NULL;
     memcpy(p, s, n);
     p[n] = '\0';
+    return p;
+}
+
+char *rc_arena_strndup_secret(struct rc_arena *a, const char *s, size_t n)
+{
+    struct secret *rec = s ? rc_arena_alloc(a, sizeof(*rec)) : NULL;
+    char *p = rec ? rc_arena_strndup(a, s, n) : NULL;
+    if (p == NULL)
+        return NULL;
+    *rec = (struct secret){a->secrets, p, n + 1};
+    a->secrets = rec;
     return p;
 }
 

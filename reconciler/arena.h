@@ -30,6 +30,9 @@ void *rc_arena_alloc(struct rc_arena *a, size_t n);
  * NULL when out of memory or when s is NULL. */
 char *rc_arena_strdup(struct rc_arena *a, const char *s);
 char *rc_arena_strndup(struct rc_arena *a, const char *s, size_t n);
+/* rc_arena_strndup for secret bytes (a private key): the copy is wiped
+ * (OPENSSL_cleanse) when the arena is freed. */
+char *rc_arena_strndup_secret(struct rc_arena *a, const char *s, size_t n);
 
 /* One pointer the arena's owner may attach (the reconciler keeps a model's
  * private data, such as its resources' sources, there). NULL until set. */

@@ -19,6 +19,7 @@
 #include "reconciler/hash.h"
 #include "reconciler/names.h"
 #include "reconciler/rc.h"
+#include "reconciler/readall.h"
 
 #define EXPIRY_WARNING_DAYS 30
 
@@ -151,7 +152,8 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
         }
         *path = rc_arena_strdup(L->arena, fp);
         *hash = key ? from->key_path_hash : from->cert_path_hash;
-        *pem = rc_arena_strndup(L->arena, bytes, blen);
+        *pem = key ? rc_arena_strndup_secret(L->arena, bytes, blen)
+                   : rc_arena_strndup(L->arena, bytes, blen);
         *len = blen;
         return *path && *pem ? 0 : -2;
     }
@@ -163,7 +165,9 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
      * load that names the same file (one key for 10,000 certificates). */
     int rc = rc_filecache_read(L->files, L->arena, abs, *hash, path, pem, len);
     if (rc != 0 && rc != -ENOMEM)
-        rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", abs, strerror(-rc));
+        rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", abs,
+                   rc == -EFBIG ? "larger than 1 MiB, the most a certificate or key file may hold"
+                                : rc_read_strerror(-rc));
     free(abs);
     return rc == 0 ? 0 : rc == -ENOMEM ? -2 : -1;
 }
@@ -312,16 +316,15 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
         c->source = RC_CERT_SOURCE_INLINE;
         yaml_node_t *pn = rc_at(d, inl, "certificate");
         const char *pem = rc_y_str(pn);
+        if (strstr(pem, "PRIVATE KEY")) {
+            rc_doc_err(L, d, RC_ERROR, pn, "spec.source.inline.certificate",
+                       "private keys are not allowed inline (use source.files)");
+            return -1; /* never copied: the key stays out of the model */
+        }
         c->cert_pem = rc_arena_strdup(L->arena, pem);
         c->cert_pem_len = strlen(pem);
         if (c->cert_pem == NULL)
             return -2;
-        if (strstr(pem, "PRIVATE KEY")) {
-            rc_doc_err(L, d, RC_ERROR, pn, "spec.source.inline.certificate",
-                       "private keys are not allowed inline (use source.files)");
-            c->cert_pem = NULL; /* keep the key out of the model */
-            return -1;
-        }
         if (c->type == RC_CERT_SERVER) {
             rc_doc_err(L, d, RC_ERROR, pn, "spec.source.inline",
                        "inline certificates are for CA certificates and chains only: a Server "

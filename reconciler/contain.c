@@ -356,16 +356,24 @@ static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
         return -1;
     memset(text, ' ', (size_t)pad);
     memcpy(text + pad, p->text, p->len);
+    struct rc_y_diag e;
+    if (rc_y_prescan(text, (size_t)pad + p->len, &e) != 0) {
+        r->prev_bad = true;
+        set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+                "the last good version's source does not parse");
+        return 1;
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return -1;
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, (size_t)pad + p->len);
-    bool ok = yaml_parser_load(&parser, &d->y) && yaml_document_get_root_node(&d->y) != NULL;
-    if (!ok && parser.error == YAML_NO_ERROR)
+    size_t budget = RC_Y_MAX_NODES;
+    int lr = rc_y_load(&parser, &d->y, &budget, &e);
+    bool ok = lr == 1 && yaml_document_get_root_node(&d->y) != NULL;
+    if (lr == 1 && !ok)
         yaml_document_delete(&d->y);
-    bool nomem = parser.error == YAML_MEMORY_ERROR;
     yaml_parser_delete(&parser);
-    if (nomem)
+    if (lr < 0)
         return -1;
     if (!ok) {
         r->prev_bad = true;

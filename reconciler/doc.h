@@ -63,6 +63,43 @@ struct rc_doc {
  * out of memory. */
 int rc_doc_parse(struct rc_doc *d);
 
+/* What a manifest may hold: collections nested at most RC_Y_MAX_DEPTH deep
+ * and at most RC_Y_MAX_NODES nodes per file (a file of 10,000 Certificate
+ * documents has about 190,000; each node costs libyaml about 160 bytes), no
+ * anchors and no aliases. */
+#define RC_Y_MAX_DEPTH 64
+#define RC_Y_MAX_NODES 1000000
+
+/* Why rc_y_load failed: libyaml's problem and context (static strings that
+ * never quote the input) or one of ours, where (mark: 0-based, of the
+ * parser's input), and whether it was only memory. */
+struct rc_y_diag {
+    const char *problem;
+    const char *context; /* may be NULL */
+    yaml_mark_t mark;
+    bool nomem;
+    bool refused; /* valid YAML, but not what a manifest may hold */
+};
+
+/* Loads the next document of p into y like yaml_parser_load (same nodes,
+ * tags and marks; a document with no root node at the end of the stream),
+ * but refuses anchors, aliases, nesting deeper than RC_Y_MAX_DEPTH, and
+ * more nodes than *budget (decremented by the nodes loaded: one budget per
+ * file), each at the event where it appears, so that the cost of a load
+ * stays proportional to its input. Returns 1 with y loaded (the caller
+ * deletes it), 0 when the input is refused (*e says why and where), or -1
+ * when out of memory; y holds nothing to delete unless 1 is returned. */
+int rc_y_load(yaml_parser_t *p, yaml_document_t *y, size_t *budget, struct rc_y_diag *e);
+
+/* Scans text (len bytes, what a parser is about to be given) for flow
+ * collections nested deeper than RC_Y_MAX_DEPTH, before libyaml sees it:
+ * libyaml's cost grows with the square of flow nesting. Comments, quoted
+ * scalars and block scalars are skipped; it may miss nesting that
+ * rc_y_load then refuses, and refuses correct YAML only with 65 unclosed
+ * '[' or '{' starting continuation lines of plain scalars. Returns 0, or
+ * 1 with *e saying where. Time: one pass over text. */
+int rc_y_prescan(const char *text, size_t len, struct rc_y_diag *e);
+
 /* YAML 1.2 core-schema types of a node; quoted scalars are always strings. */
 enum rc_ytype { RC_Y_NULL, RC_Y_BOOL, RC_Y_INT, RC_Y_FLOAT, RC_Y_STR, RC_Y_MAP, RC_Y_SEQ };
 
@@ -93,8 +130,10 @@ struct rc_loc rc_y_loc(const struct rc_doc *doc, const yaml_node_t *n);
 
 /* A canonical text of the subtree at n: mapping keys sorted, scalars by their
  * resolved type, so equal content gives equal bytes whatever the layout.
- * Returns a malloc'd NUL-terminated string (length in *len) or NULL when out
- * of memory. */
+ * Returns a malloc'd NUL-terminated string (length in *len), or NULL when
+ * out of memory or when the walk would visit more nodes than d holds or go
+ * deeper than RC_Y_MAX_DEPTH (shared nodes: rc_y_load never makes them, a
+ * document built otherwise may). */
 char *rc_y_canonical(yaml_document_t *d, const yaml_node_t *n, size_t *len);
 
 #endif

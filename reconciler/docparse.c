@@ -17,21 +17,27 @@ int rc_doc_parse(struct rc_doc *d)
     memset(text, ' ', pad);
     memcpy(text + pad, d->src_text, d->src_len);
     text[pad + d->src_len] = '\0';
+    struct rc_y_diag e;
+    if (rc_y_prescan(text, pad + d->src_len, &e) != 0) {
+        free(text);
+        return 1; /* the whole file is parsed instead, and says where */
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         free(text);
         return -1;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, pad + d->src_len);
-    bool ok = yaml_parser_load(&parser, &d->y) && yaml_document_get_root_node(&d->y) != NULL;
-    if (!ok && parser.error == YAML_NO_ERROR)
+    size_t budget = RC_Y_MAX_NODES;
+    int r = rc_y_load(&parser, &d->y, &budget, &e);
+    bool ok = r == 1 && yaml_document_get_root_node(&d->y) != NULL;
+    if (r == 1 && !ok)
         yaml_document_delete(&d->y);
-    bool nomem = parser.error == YAML_MEMORY_ERROR;
     yaml_parser_delete(&parser);
     free(text); /* the nodes hold copies of their values */
     if (!ok) {
         memset(&d->y, 0, sizeof(d->y));
-        return nomem ? -1 : 1;
+        return r < 0 ? -1 : 1;
     }
     d->line_base = d->src_line - 1;
     d->lazy = false;

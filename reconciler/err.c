@@ -3,6 +3,7 @@
 #include "reconciler/err.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +102,37 @@ void rc_errs_sort(struct rc_errs *e)
         qsort(e->v, e->n, sizeof(*e->v), err_cmp);
 }
 
+/* Appends s to buf[*off..size) with every control character escaped:
+ * manifest text (a key, a value, a file name) must not start a new log
+ * line or move the terminal's cursor. C0 and DEL become \n, \r, \t or \xNN;
+ * the C1 controls (U+0080..U+009F, which some terminals obey) \u00NN. */
+static void put_escaped(char *buf, size_t size, size_t *off, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p && *off + 1 < size; p++) {
+        char esc[8];
+        const char *out = esc;
+        size_t n;
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            esc[0] = '\\';
+            esc[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+            n = 2;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        } else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", p[1]);
+            p++;
+        } else {
+            out = (const char *)p;
+            n = 1;
+        }
+        if (*off + n >= size)
+            break; /* truncated: never half an escape */
+        memcpy(buf + *off, out, n);
+        *off += n;
+    }
+    buf[*off < size ? *off : size - 1] = '\0';
+}
+
 void rc_err_format(const struct rc_err *x, char *buf, size_t size)
 {
     if (size == 0)
@@ -115,18 +147,31 @@ void rc_err_format(const struct rc_err *x, char *buf, size_t size)
                 off += (size_t)w_;                                                                 \
         }                                                                                          \
     } while (0)
+#define PUT_ESC(s)                                                                                 \
+    do {                                                                                           \
+        if (off < size)                                                                            \
+            put_escaped(buf, size, &off, (s));                                                     \
+    } while (0)
     if (x->file) {
-        PUT("%s", x->file);
+        PUT_ESC(x->file);
         if (x->line > 0)
             PUT(":%d:%d", x->line, x->col);
         PUT(": ");
     }
     PUT("%s: ", x->severity == RC_WARNING ? "warning" : "error");
-    if (x->path)
-        PUT("%s: ", x->path);
-    PUT("%s", x->msg ? x->msg : "");
-    if (x->kind)
-        PUT(" (%s/%s)", x->kind, x->name ? x->name : "?");
+    if (x->path) {
+        PUT_ESC(x->path);
+        PUT(": ");
+    }
+    PUT_ESC(x->msg ? x->msg : "");
+    if (x->kind) {
+        PUT(" (");
+        PUT_ESC(x->kind);
+        PUT("/");
+        PUT_ESC(x->name ? x->name : "?");
+        PUT(")");
+    }
+#undef PUT_ESC
 #undef PUT
 }
 

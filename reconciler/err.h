@@ -26,7 +26,9 @@ void rc_errs_sort(struct rc_errs *e);
  * "path: " without a path, no "(Kind/name)" without a kind. */
 void rc_errs_print(const struct rc_errs *e, FILE *out);
 
-/* Formats one entry the same way into buf (truncated to size). */
+/* Formats one entry the same way into buf (truncated to size). Control
+ * characters in any part (the message may quote manifest text) are
+ * escaped, so that one entry is always one line: "\n", "\x1b", "\u0085". */
 void rc_err_format(const struct rc_err *err, char *buf, size_t size);
 
 #endif

@@ -237,17 +237,12 @@ static bool still_same(struct rc_filecache *fc, const struct rc_kept_file *k, co
  * identity the next load sees. */
 static int read_whole(struct rc_filecache *fc, struct entry *e, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
+    int fd = rc_open_regular(path, &st); /* never a FIFO or a device */
+    if (fd < 0)
+        return fd;
     rc_fid_from_stat(&e->id, &st);
-    size_t hint = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 0;
+    size_t hint = st.st_size > 0 ? (size_t)st.st_size : 0;
     char *buf;
     size_t n;
     int rc = rc_read_all(fd, hint, MAX_PEM_SIZE, true, &buf, &n);
@@ -257,8 +252,7 @@ static int read_whole(struct rc_filecache *fc, struct entry *e, const char *path
     e->bytes = buf;
     e->len = n;
     /* Changed while read (not what fstat saw): never trust this identity. */
-    e->settled =
-        (off_t)n == st.st_size && S_ISREG(st.st_mode) && rc_fid_settled(&e->id, &fc->start);
+    e->settled = (off_t)n == st.st_size && rc_fid_settled(&e->id, &fc->start);
     e->watchable =
         e->settled && fc->root && rc_watchable(path, &st, rc_rel_under(fc->root, path), path);
     return 0;
@@ -291,7 +285,10 @@ static int copy_into(struct rc_filecache *fc, struct rc_arena *a, struct copy *c
         fc->gen++;
     }
     if (c->gen != fc->gen) {
-        const char *p = rc_arena_strdup(a, path), *b = rc_arena_strndup(a, bytes, n);
+        /* A key file's copy is wiped with the model that holds it. */
+        bool key = memmem(bytes, n, "PRIVATE KEY", 11) != NULL;
+        const char *p = rc_arena_strdup(a, path);
+        const char *b = key ? rc_arena_strndup_secret(a, bytes, n) : rc_arena_strndup(a, bytes, n);
         if (p == NULL || b == NULL)
             return -ENOMEM;
         *c = (struct copy){fc->gen, p, b};

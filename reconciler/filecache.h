@@ -88,7 +88,8 @@ void rc_filecache_free(struct rc_filecache *fc);
  * every call for the same path and arena in this load, so that 10,000
  * certificates with one key hold one copy of it, and a later load finds
  * their path by pointer. Returns 0, or -errno (-ENOMEM when out of memory,
- * -EFBIG past 1 MiB); *apath is set only on 0. May contain a secret:
+ * -EFBIG past 1 MiB, -RC_ENOTREG when path is not a regular file:
+ * readall.h); *apath is set only on 0. May contain a secret:
  * callers never print the bytes. */
 int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *path, uint64_t hash,
                       const char **apath, const char **out, size_t *len);

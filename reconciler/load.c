@@ -24,7 +24,11 @@
 #include "reconciler/schema.h"
 #include "reconciler/source.h"
 
-#define MAX_FILE_SIZE (16u << 20)
+/* A file of 10,000 Certificate and 10,000 ServerGroup documents with long
+ * paths, all in one, is about 4 MiB (bench/reconcile_large.c writes them
+ * as two files of 1.5 and 1.3 MB): twice that is room enough, and keeps
+ * what a stray file can cost bounded (README "Limits"). */
+#define MAX_FILE_SIZE (8u << 20)
 
 struct file_list {
     char **v;
@@ -44,8 +48,20 @@ struct walk {
     struct rc_errs *errs;
     bool oom;
     bool top_failed;
-    bool via_link; /* entered a folder through a symbolic link */
+    bool via_link;       /* entered a folder through a symbolic link */
+    char root[PATH_MAX]; /* realpath of the manifest folder; "" when unknown */
 };
+
+/* Whether the real path real is root or below it. */
+static bool inside(const char *root, const char *real)
+{
+    size_t n = strlen(root);
+    if (n == 0)
+        return false;
+    if (root[n - 1] == '/') /* "/" */
+        return real[0] == '/';
+    return strncmp(real, root, n) == 0 && (real[n] == '\0' || real[n] == '/');
+}
 
 static bool has_yaml_ext(const char *name)
 {
@@ -154,8 +170,24 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
         if (S_ISDIR(est.st_mode)) {
             /* Files can appear in a linked folder with no event in the
              * tree: the next load must walk again (changes.h). */
-            if (e->d_type == DT_LNK || e->d_type == DT_UNKNOWN)
+            if (e->d_type == DT_LNK || e->d_type == DT_UNKNOWN) {
                 w->via_link = true;
+                /* Manifests are read from inside the folder only: a link
+                 * out of it would read whatever albd can read. */
+                char real[PATH_MAX];
+                if (realpath(path, real) == NULL || !inside(w->root, real)) {
+                    struct rc_loc loc = {path, 0, 0};
+                    rc_errs_add(w->errs, RC_ERROR, &loc, NULL, NULL, NULL,
+                                "a link to a folder outside the manifest folder: not read");
+                    char *p = strdup(path);
+                    if (p == NULL)
+                        w->oom = true;
+                    else
+                        list_add(w, &w->bad_dirs, p);
+                    free(path);
+                    continue;
+                }
+            }
             walk_dir(w, path, depth + 1);
             free(path);
         } else if (S_ISREG(est.st_mode) && has_yaml_ext(e->d_name)) {
@@ -174,20 +206,38 @@ static int path_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads path; *id is the identity of what was opened, taken before
- * reading (a write during the read moves ctime, so the next load reads it
- * again). */
-static int read_file(const char *path, char **out, size_t *len, struct rc_fid *id,
+/* Whether the open file fd is inside root (the real path of the manifest
+ * folder): asked of the open file, so that a link changed between the
+ * walk and the open cannot point the read elsewhere. Without /proc, the
+ * path is resolved instead. */
+static bool fd_inside(int fd, const char *path, const char *root)
+{
+    if (root == NULL)
+        return true; /* no folder to be inside of: nothing was walked */
+    char link[64], real[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, real, sizeof(real) - 1);
+    if (n > 0 && real[0] == '/') {
+        real[n] = '\0';
+        return inside(root, real);
+    }
+    return realpath(path, real) != NULL && inside(root, real);
+}
+
+/* Reads path, a manifest file that must be a regular file inside root
+ * (else -EXDEV or RC_ENOTREG); *id is the identity of what was opened,
+ * taken before reading (a write during the read moves ctime, so the next
+ * load reads it again). */
+static int read_file(const char *path, const char *root, char **out, size_t *len, struct rc_fid *id,
                      struct stat *st_out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = -errno;
+    int fd = rc_open_regular(path, &st);
+    if (fd < 0)
+        return fd;
+    if (!fd_inside(fd, path, root)) {
         close(fd);
-        return err;
+        return -EXDEV;
     }
     rc_fid_from_stat(id, &st);
     *st_out = st;
@@ -254,22 +304,33 @@ struct docs {
 static int parse_file(struct docs *D, size_t index, const char *afile, const char *adir,
                       const char *text, size_t len)
 {
+    struct rc_y_diag deep;
+    if (rc_y_prescan(text, len, &deep) != 0) {
+        struct rc_loc loc = {afile, (int)deep.mark.line + 1, (int)deep.mark.column + 1};
+        rc_errs_add(D->errs, RC_ERROR, &loc, NULL, NULL, NULL, "%s", deep.problem);
+        return 1;
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return -1;
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     int rc = 0;
+    size_t budget = RC_Y_MAX_NODES;
     for (;;) {
         yaml_document_t y;
-        if (!yaml_parser_load(&parser, &y)) {
-            struct rc_loc loc = {afile, (int)parser.problem_mark.line + 1,
-                                 (int)parser.problem_mark.column + 1};
-            if (parser.error == YAML_MEMORY_ERROR) {
+        struct rc_y_diag e;
+        int r = rc_y_load(&parser, &y, &budget, &e);
+        if (r != 1) {
+            struct rc_loc loc = {afile, (int)e.mark.line + 1, (int)e.mark.column + 1};
+            if (r < 0) {
                 rc = -1;
             } else {
-                rc_errs_add(D->errs, RC_ERROR, &loc, NULL, NULL, NULL, "YAML syntax error: %s%s%s",
-                            parser.problem ? parser.problem : "invalid YAML",
-                            parser.context ? " " : "", parser.context ? parser.context : "");
+                /* libyaml's problem and context are fixed texts: a file
+                 * that is not YAML is never quoted. */
+                rc_errs_add(
+                    D->errs, RC_ERROR, &loc, NULL, NULL, NULL, "%s%s%s%s",
+                    e.refused ? "" : "YAML syntax error: ", e.problem ? e.problem : "invalid YAML",
+                    e.context ? " " : "", e.context ? e.context : "");
                 rc = 1;
             }
             break;
@@ -695,6 +756,8 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     struct docs D = {.tmp = S.tmp, .errs = errs};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     struct walk w = {.errs = errs};
+    if (realpath(dir, w.root) == NULL)
+        w.root[0] = '\0';
     char **texts = NULL;
     bool failed = S.tmp == NULL || md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     int rc = -1;
@@ -730,9 +793,8 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     for (size_t i = 0; !failed && i < w.bad_dirs.n; i++)
         failed = (S.bad_dirs[S.n_bad_dirs++] = rc_arena_strdup(S.tmp, w.bad_dirs.v[i])) == NULL;
     size_t dlen = strlen(dir);
-    char root[PATH_MAX];
-    if (!failed && realpath(dir, root) != NULL)
-        failed = (S.root = rc_arena_strdup(S.tmp, root)) == NULL;
+    if (!failed && w.root[0])
+        failed = (S.root = rc_arena_strdup(S.tmp, w.root)) == NULL;
     const struct rc_changes *changes = S.root ? o->changes : NULL;
     size_t n_unstatted = 0;
     struct timespec start;
@@ -788,9 +850,27 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
             }
         }
         size_t len = 0;
-        int r = read_file(file, &texts[i], &len, &f->id, &sb);
+        int r = read_file(file, S.root, &texts[i], &len, &f->id, &sb);
+        if (r == -EXDEV) {
+            /* The target is never named or quoted: it is not ours to show. */
+            struct rc_loc loc = {file, 0, 0};
+            rc_errs_add(errs, RC_ERROR, &loc, NULL, NULL, NULL,
+                        "a link to a file outside the manifest folder: not read");
+            f->damaged = true;
+            continue;
+        }
+        if (r == -EFBIG) {
+            struct rc_loc loc = {file, 0, 0};
+            rc_errs_add(errs, RC_ERROR, &loc, NULL, NULL, NULL,
+                        "larger than %u MiB, the most a manifest file may hold",
+                        MAX_FILE_SIZE >> 20);
+            f->damaged = true;
+            continue;
+        }
         if (r != 0) {
-            file_error(errs, file, "cannot read", -r);
+            struct rc_loc loc = {file, 0, 0};
+            rc_errs_add(errs, RC_ERROR, &loc, NULL, NULL, NULL, "cannot read: %s",
+                        rc_read_strerror(-r));
             f->damaged = true;
             continue;
         }

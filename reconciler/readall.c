@@ -2,9 +2,35 @@
 #include "reconciler/readall.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+int rc_open_regular(const char *path, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, st) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return -RC_ENOTREG;
+    }
+    return fd;
+}
+
+const char *rc_read_strerror(int err)
+{
+    if (err == RC_ENOTREG)
+        return "not a regular file (a FIFO, device, socket or folder is never read)";
+    return strerror(err);
+}
 
 int rc_read_all(int fd, size_t size_hint, size_t max, bool secret, char **out, size_t *len)
 {

@@ -7,6 +7,7 @@
 #include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,13 +104,33 @@ struct vctx {
     size_t plen;
     size_t n_err;
     int depth;
+    bool truncated;          /* errors past MAX_SHOWN were counted, not kept */
+    struct rc_loc hidden_at; /* where the first of them is */
+    /* Nodes validate may still visit: a tree's nodes are each visited
+     * about once (every manifest in tests/data: at most 0.93 visits per
+     * node, alternatives included); a
+     * document whose nodes are shared (aliases, which rc_y_load refuses)
+     * would be walked without end. A second line of defence. */
+    size_t visits_left;
+    bool exhausted;
 };
+
+/* Errors kept per document: a list of a million wrong items must not
+ * become a million log lines (the count still says whether it is valid). */
+#define MAX_SHOWN 100
 
 static void verr(struct vctx *c, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void verr(struct vctx *c, const yaml_node_t *n, const char *fmt, ...)
 {
+    if (c->n_err >= MAX_SHOWN) {
+        c->n_err++;
+        if (!c->truncated)
+            c->hidden_at = rc_y_loc(c->doc, n);
+        c->truncated = true;
+        return;
+    }
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -329,6 +350,7 @@ static size_t try_schema(struct vctx *c, const json_t *root, const json_t *schem
 {
     struct rc_errs *saved = c->errs;
     size_t saved_n = c->n_err;
+    bool saved_trunc = c->truncated;
     rc_errs_init(scratch);
     c->errs = scratch;
     c->n_err = 0;
@@ -336,6 +358,7 @@ static size_t try_schema(struct vctx *c, const json_t *root, const json_t *schem
     size_t found = c->n_err;
     c->errs = saved;
     c->n_err = saved_n;
+    c->truncated = saved_trunc;
     return found;
 }
 
@@ -343,6 +366,13 @@ static void adopt(struct vctx *c, struct rc_errs *scratch)
 {
     for (size_t i = 0; i < scratch->n; i++) {
         struct rc_err *e = &scratch->v[i];
+        if (c->n_err >= MAX_SHOWN) {
+            c->n_err++;
+            if (!c->truncated)
+                c->hidden_at = (struct rc_loc){c->doc->file, e->line, e->col};
+            c->truncated = true;
+            continue;
+        }
         struct rc_loc loc = {e->file, e->line, e->col};
         rc_errs_add(c->errs, e->severity, &loc, e->kind, e->name, e->path, "%s", e->msg);
         c->n_err++;
@@ -376,6 +406,42 @@ static void validate_combinator(struct vctx *c, const json_t *root, const json_t
     rc_errs_cleanup(&best);
 }
 
+/* A string with where it came from, to find repeats by sorting: comparing
+ * every pair would make a list of n items cost n * n. */
+struct keyed {
+    const char *s;
+    size_t i;
+};
+
+static int keyed_cmp(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    int c = strcmp(x->s, y->s);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* first[i] = the position of the first of v[0..n) equal to v[i] (i itself
+ * when none before it is; SIZE_MAX when v[i] is NULL). Returns 0 or -1
+ * when out of memory. */
+static int first_equal(const char *const *v, size_t n, size_t *first)
+{
+    struct keyed *k = malloc((n ? n : 1) * sizeof(*k));
+    if (k == NULL)
+        return -1;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        first[i] = v[i] ? i : SIZE_MAX;
+        if (v[i])
+            k[m++] = (struct keyed){v[i], i};
+    }
+    qsort(k, m, sizeof(*k), keyed_cmp);
+    for (size_t j = 1; j < m; j++)
+        if (!strcmp(k[j].s, k[j - 1].s))
+            first[k[j].i] = first[k[j - 1].i];
+    free(k);
+    return 0;
+}
+
 static void validate_object(struct vctx *c, const json_t *root, const json_t *schema,
                             yaml_node_t *node)
 {
@@ -384,6 +450,22 @@ static void validate_object(struct vctx *c, const json_t *root, const json_t *sc
     const json_t *names = json_object_get(schema, "propertyNames");
     yaml_node_pair_t *start = node->data.mapping.pairs.start, *top = node->data.mapping.pairs.top;
     size_t count = (size_t)(top - start);
+    const char **keys = calloc(count ? count : 1, sizeof(*keys));
+    size_t *first = calloc(count ? count : 1, sizeof(*first));
+    if (keys == NULL || first == NULL) {
+        free(keys);
+        free(first);
+        verr(c, node, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        keys[i] = rc_y_str(yaml_document_get_node(c->y, start[i].key));
+    if (first_equal(keys, count, first) != 0) {
+        free(keys);
+        free(first);
+        verr(c, node, "out of memory");
+        return;
+    }
 
     for (yaml_node_pair_t *p = start; p < top; p++) {
         yaml_node_t *k = yaml_document_get_node(c->y, p->key);
@@ -393,11 +475,8 @@ static void validate_object(struct vctx *c, const json_t *root, const json_t *sc
             verr(c, k, "field names must be strings");
             continue;
         }
-        bool dup = false;
-        for (yaml_node_pair_t *q = start; q < p && !dup; q++) {
-            const char *other = rc_y_str(yaml_document_get_node(c->y, q->key));
-            dup = other && !strcmp(other, key);
-        }
+        size_t at = (size_t)(p - start);
+        bool dup = first[at] != SIZE_MAX && first[at] != at;
         size_t old = push_key(c, key);
         if (dup) {
             verr(c, k, "duplicate field");
@@ -420,6 +499,8 @@ static void validate_object(struct vctx *c, const json_t *root, const json_t *sc
         }
         pop(c, old);
     }
+    free(keys);
+    free(first);
 
     const json_t *req = json_object_get(schema, "required");
     size_t i;
@@ -464,21 +545,23 @@ static void validate_array(struct vctx *c, const json_t *root, const json_t *sch
         char **canon = calloc(count, sizeof(*canon));
         if (canon == NULL)
             return;
-        for (size_t i = 0; i < count; i++)
+        size_t *first = calloc(count, sizeof(*first));
+        for (size_t i = 0; first && i < count; i++)
             canon[i] = rc_y_canonical(c->y, yaml_document_get_node(c->y, start[i]), NULL);
-        for (size_t i = 1; i < count; i++) {
-            for (size_t j = 0; j < i; j++) {
-                if (canon[i] && canon[j] && !strcmp(canon[i], canon[j])) {
+        if (first && first_equal((const char *const *)canon, count, first) == 0) {
+            for (size_t i = 1; i < count; i++) {
+                if (first[i] != SIZE_MAX && first[i] != i) {
                     size_t old = push_index(c, i);
-                    verr(c, yaml_document_get_node(c->y, start[i]), "duplicates item [%zu]", j);
+                    verr(c, yaml_document_get_node(c->y, start[i]), "duplicates item [%zu]",
+                         first[i]);
                     pop(c, old);
-                    break;
                 }
             }
         }
         for (size_t i = 0; i < count; i++)
             free(canon[i]);
         free(canon);
+        free(first);
     }
 }
 
@@ -542,6 +625,11 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     }
     if (!json_is_object(schema) || c->depth > 64)
         return;
+    if (c->visits_left == 0) {
+        c->exhausted = true;
+        return;
+    }
+    c->visits_left--;
     c->depth++;
 
     const json_t *ref = json_object_get(schema, "$ref");
@@ -635,7 +723,19 @@ size_t rc_schema_validate(const json_t *root, const json_t *schema, const struct
         .doc = doc, .y = (yaml_document_t *)&doc->y, .errs = errs, .kind = kind, .name = name};
     snprintf(c.path, sizeof(c.path), "%s", path ? path : "");
     c.plen = strlen(c.path);
+    size_t nodes = (size_t)(c.y->nodes.top - c.y->nodes.start);
+    c.visits_left = nodes * 64 + 4096;
     validate(&c, root, schema, node);
+    if (c.exhausted) {
+        struct rc_loc loc = rc_y_loc(doc, node);
+        rc_errs_add(errs, RC_ERROR, &loc, kind, name, NULL,
+                    "validation stopped: the document's nodes are shared (YAML aliases?)");
+        c.n_err++;
+    }
+    if (c.truncated)
+        rc_errs_add(errs, RC_ERROR, &c.hidden_at, kind, name, NULL,
+                    "from here on, more errors in this document are not shown (the first %d are)",
+                    MAX_SHOWN);
     return c.n_err;
 }
 
@@ -647,6 +747,16 @@ size_t rc_schema_validate_doc(struct rc_doc *doc, struct rc_errs *errs)
     doc->schema_ok = false;
     if (root == NULL)
         return 0;
+    if (root->type != YAML_MAPPING_NODE) {
+        /* Not a manifest at all (a file that only looks like YAML, such as
+         * a text file): say what it is, never what it holds. */
+        struct rc_loc loc = rc_y_loc(doc, root);
+        rc_errs_add(errs, RC_ERROR, &loc, NULL, NULL, NULL,
+                    "not a manifest: the document is %s, not an object with apiVersion, kind, "
+                    "metadata and spec",
+                    root->type == YAML_SEQUENCE_NODE ? "an array" : "a single value");
+        return 1;
+    }
     const char *kind = rc_y_str(rc_y_get(&doc->y, root, "kind"));
     for (size_t i = 0; kind && rc_kinds[i]; i++)
         if (!strcmp(kind, rc_kinds[i]))

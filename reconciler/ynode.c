@@ -176,6 +176,10 @@ struct buf {
     char *p;
     size_t n, cap;
     bool oom;
+    /* Nodes the walk may still visit: a tree visits each node once, so
+     * more than the document holds means nodes are shared (aliases, which
+     * the loader refuses: a second line of defence). */
+    size_t budget;
 };
 
 static void put(struct buf *b, const char *s, size_t n)
@@ -234,7 +238,14 @@ static int kv_cmp(const void *a, const void *b)
 
 static void canon(struct buf *b, yaml_document_t *d, const yaml_node_t *n, int depth)
 {
-    if (n == NULL || depth > 64) {
+    if (b->oom)
+        return;
+    if (b->budget == 0 || depth > RC_Y_MAX_DEPTH) {
+        b->oom = true; /* the loader never gives such a document */
+        return;
+    }
+    b->budget--;
+    if (n == NULL) {
         puts_(b, "null");
         return;
     }
@@ -304,7 +315,7 @@ static void canon(struct buf *b, yaml_document_t *d, const yaml_node_t *n, int d
 
 char *rc_y_canonical(yaml_document_t *d, const yaml_node_t *n, size_t *len)
 {
-    struct buf b = {0};
+    struct buf b = {.budget = (size_t)(d->nodes.top - d->nodes.start)};
     put(&b, "", 0);
     canon(&b, d, n, 0);
     if (b.oom) {

@@ -51,6 +51,35 @@ static void test_format_and_sort(void **state)
     assert_null(e.v);
 }
 
+/* Manifest text quoted in a message (a key, a value, a file name) cannot
+ * start a new log line or drive the terminal: every control character is
+ * escaped, and the entry stays one line. */
+static void test_format_escapes_control_characters(void **state)
+{
+    struct rc_errs e;
+    rc_errs_init(&e);
+    struct rc_loc loc = {"a\nb.yaml", 2, 3};
+    rc_errs_add(&e, RC_ERROR, &loc, "Listener", "x\ty", "spec.k\re", "\"%s\" is not one of a, b",
+                "v\n2026-01-01 INFO forged\x1b[31m\x7f\xc2\x85\xc3\xa9");
+    char buf[512];
+    rc_err_format(&e.v[0], buf, sizeof(buf));
+    assert_string_equal(buf, "a\\nb.yaml:2:3: error: spec.k\\re: \"v\\n2026-01-01 INFO "
+                             "forged\\x1b[31m\\x7f\\u0085\xc3\xa9\" is not one of a, b "
+                             "(Listener/x\\ty)");
+    for (const char *p = buf; *p; p++)
+        assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+    /* Truncation never leaves half an escape or an unterminated buffer. */
+    for (size_t size = 1; size < 40; size++) {
+        char small[40];
+        memset(small, 'Z', sizeof(small));
+        rc_err_format(&e.v[0], small, size);
+        assert_true(strlen(small) < size);
+        size_t n = strlen(small);
+        assert_false(n > 0 && small[n - 1] == '\\');
+    }
+    rc_errs_cleanup(&e);
+}
+
 static void test_arena(void **state)
 {
     struct rc_arena *a = rc_arena_new();
@@ -59,6 +88,9 @@ static void test_arena(void **state)
     assert_string_equal(s, "hello");
     assert_string_equal(rc_arena_strndup(a, "hello", 2), "he");
     assert_null(rc_arena_strdup(a, NULL));
+    /* A secret copy is a copy like any other (wiped when a is freed). */
+    assert_string_equal(rc_arena_strndup_secret(a, "PRIVATE KEY bytes", 11), "PRIVATE KEY");
+    assert_null(rc_arena_strndup_secret(a, NULL, 3));
     for (int i = 0; i < 1000; i++) {
         unsigned char *p = rc_arena_alloc(a, (size_t)(i * 13 % 9000));
         assert_non_null(p);
@@ -75,6 +107,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_and_sort),
+        cmocka_unit_test(test_format_escapes_control_characters),
         cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
  * the Kubernetes ConfigMap layout loads each file once. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "reconciler/err.h"
 #include "reconciler/rc.h"
 #include "test_files.h"
 
@@ -305,8 +307,9 @@ static void test_configmap_layout(void **state)
     char path[512], data[512];
     snprintf(data, sizeof(data), "%s/..2026_01_01_00_00_00.123", tmpdir);
     assert_int_equal(mkdir(data, 0700), 0);
-    write_file(data, "group.yaml", "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: g}\n"
-                                   "spec: {servers: [{address: 127.0.0.1, port: 81}]}\n");
+    write_file(data, "group.yaml",
+               "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: g}\n"
+               "spec: {servers: [{address: 127.0.0.1, port: 81}]}\n");
     snprintf(path, sizeof(path), "%s/..data", tmpdir);
     assert_int_equal(symlink("..2026_01_01_00_00_00.123", path), 0);
     snprintf(path, sizeof(path), "%s/group.yaml", tmpdir);
@@ -373,6 +376,91 @@ static void test_expiring_soon_is_a_warning(void **state)
     rc_errs_cleanup(&errs);
 }
 
+/* A *.yaml link, or a linked folder, pointing outside the manifest folder
+ * is not read: a located error that names the link, never what the target
+ * holds; the ConfigMap layout (links inside the folder) still loads. */
+static void test_links_out_of_the_folder_are_not_read(void **state)
+{
+    char outside[256], path[512], target[512];
+    assert_int_equal(tf_mkdtemp(outside, sizeof(outside), "outside"), 0);
+    /* A secret that happens to parse as YAML (a string), and a folder of
+     * manifests elsewhere. */
+    write_file(outside, "secret.txt", "hunter2-very-secret-password-line\n");
+    snprintf(path, sizeof(path), "%s/elsewhere", outside);
+    assert_int_equal(mkdir(path, 0700), 0);
+    write_file(path, "g.yaml",
+               "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: far}\n"
+               "spec: {servers: [{address: 127.0.0.1, port: 82}]}\n");
+    snprintf(target, sizeof(target), "%s/secret.txt", outside);
+    snprintf(path, sizeof(path), "%s/leak.yaml", tmpdir);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(target, sizeof(target), "%s/elsewhere", outside);
+    snprintf(path, sizeof(path), "%s/far", tmpdir);
+    assert_int_equal(symlink(target, path), 0);
+    /* Inside: the ConfigMap layout. */
+    snprintf(path, sizeof(path), "%s/..2026_01_01", tmpdir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    write_file(path, "group.yaml",
+               "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: g}\n"
+               "spec: {servers: [{address: 127.0.0.1, port: 81}]}\n");
+    snprintf(path, sizeof(path), "%s/..data", tmpdir);
+    assert_int_equal(symlink("..2026_01_01", path), 0);
+    snprintf(path, sizeof(path), "%s/group.yaml", tmpdir);
+    assert_int_equal(symlink("..data/group.yaml", path), 0);
+
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct rc_model *m = NULL;
+    assert_int_equal(rc_load_dir(tmpdir, time(NULL), &m, &errs), -1);
+    rc_errs_print(&errs, stderr);
+    assert_int_equal(rc_errs_count_errors(&errs), 2);
+    bool saw_file = false, saw_dir = false;
+    for (size_t i = 0; i < errs.n; i++) {
+        char line[1024];
+        rc_err_format(&errs.v[i], line, sizeof(line));
+        assert_null(strstr(line, "hunter2"));
+        assert_null(strstr(line, outside)); /* the target is not named either */
+        if (strstr(line, "/leak.yaml: error: a link to a file outside the manifest folder"))
+            saw_file = true;
+        if (strstr(line, "/far: error: a link to a folder outside the manifest folder"))
+            saw_dir = true;
+    }
+    assert_true(saw_file);
+    assert_true(saw_dir);
+    rc_errs_cleanup(&errs);
+
+    /* Without them, the ConfigMap file loads. */
+    snprintf(path, sizeof(path), "%s/leak.yaml", tmpdir);
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof(path), "%s/far", tmpdir);
+    assert_int_equal(unlink(path), 0);
+    m = load_ok(tmpdir, time(NULL), &errs);
+    assert_int_equal(m->n_groups, 1);
+    assert_int_equal(m->groups[0].servers[0].port, 81);
+    rc_model_unref(m);
+    rc_errs_cleanup(&errs);
+    assert_int_equal(tf_rm_rf(outside), 0);
+}
+
+/* A file inside the folder that only looks like YAML (a text file) is not
+ * quoted in the error. */
+static void test_a_text_file_is_not_quoted(void **state)
+{
+    write_file(tmpdir, "notes.yaml", "root:x:0:0:root:/root:/bin/bash\nsecret stuff here\n");
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct rc_model *m = NULL;
+    assert_int_equal(rc_load_dir(tmpdir, time(NULL), &m, &errs), -1);
+    assert_int_equal(errs.n, 1);
+    char line[1024];
+    rc_err_format(&errs.v[0], line, sizeof(line));
+    assert_null(strstr(line, "root:x"));
+    assert_null(strstr(line, "secret"));
+    assert_non_null(strstr(line, "notes.yaml:1:1: error: not a manifest: the document is a single "
+                                 "value"));
+    rc_errs_cleanup(&errs);
+}
+
 static void test_missing_dir(void **state)
 {
     struct rc_errs errs;
@@ -391,6 +479,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults_and_implicit_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_configmap_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_out_of_the_folder_are_not_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_text_file_is_not_quoted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_examples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiring_soon_is_a_warning, setup, teardown),
         cmocka_unit_test(test_missing_dir),

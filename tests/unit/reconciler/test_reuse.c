@@ -350,11 +350,14 @@ static void an_inserted_document_moves_the_others(void **state)
     tf_done(&c);
 }
 
-static void a_file_with_an_anchor_is_parsed_whole(void **state)
+/* Anchors are refused on the path that parses only the changed documents
+ * too: the file is parsed whole, the error is where the anchor is, and the
+ * groups keep their last good versions. */
+static void an_anchor_in_a_changed_file_is_refused(void **state)
 {
     (void)state;
     put("groups.yaml", "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
-                       "spec: &s\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 10}\n"
+                       "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 10}\n"
                        "---\n"
                        "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
                        "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 20}\n");
@@ -364,12 +367,19 @@ static void a_file_with_an_anchor_is_parsed_whole(void **state)
                        "---\n"
                        "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
                        "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 30}\n");
-    struct tf_result b = load(a.m);
-    assert_int_equal(b.st.manifests_read, 1);
-    assert_int_equal(b.st.docs_parsed, 2); /* both groups (the listener is copied) */
-    assert_int_equal(rc_model_group(b.m, "gb")->servers[0].weight, 30);
-    /* ga is still copied: its document is byte-identical. */
-    assert_ptr_equal(rc_model_group(b.m, "ga")->servers, rc_model_group(a.m, "ga")->servers);
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct tf_result b = load_with(a.m, &errs);
+    assert_int_equal(b.rc, 1);
+    assert_true(errs.n >= 1);
+    assert_non_null(strstr(errs.v[0].file, "groups.yaml"));
+    assert_int_equal(errs.v[0].line, 4);
+    assert_int_equal(errs.v[0].col, 7);
+    assert_non_null(strstr(errs.v[0].msg, "anchors"));
+    /* Both groups keep their last good versions. */
+    assert_int_equal(rc_model_group(b.m, "gb")->servers[0].weight, 20);
+    assert_non_null(rc_model_group(b.m, "ga"));
+    rc_errs_cleanup(&errs);
     tf_done(&a);
     tf_done(&b);
 }
@@ -503,7 +513,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_unsettled_manifest_is_read_again, setup, teardown),
         cmocka_unit_test_setup_teardown(only_the_changed_document_is_parsed, setup, teardown),
         cmocka_unit_test_setup_teardown(an_inserted_document_moves_the_others, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_file_with_an_anchor_is_parsed_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_anchor_in_a_changed_file_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(an_error_in_a_changed_document_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(a_model_with_copies_outlives_its_predecessors, setup,
                                         teardown),

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -44,6 +45,33 @@ static size_t check(const char *schema_text, const char *yaml, char *buf, size_t
     return n;
 }
 
+/* A document whose nodes are shared (libyaml's loader turns aliases into
+ * them; rc_y_load refuses aliases) stops validation with an error instead
+ * of a walk without end. */
+static void test_shared_nodes_stop_validation(void **state)
+{
+    alarm(30);
+    char buf[4096];
+    /* Any value; arrays and objects are walked all the way down. */
+    const char *schema = "{\"$defs\": {\"any\": {\"items\": {\"$ref\": \"#/$defs/any\"}, "
+                         "\"additionalProperties\": {\"$ref\": \"#/$defs/any\"}}}, "
+                         "\"$ref\": \"#/$defs/any\"}";
+    size_t n = check(schema,
+                     "a: &a [[x], [y]]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                     "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                     "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                     "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+                     "h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+                     "i: [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\n",
+                     buf, sizeof(buf));
+    assert_true(n >= 1);
+    if (strstr(buf, "validation stopped: the document's nodes are shared") == NULL)
+        fail_msg("%s", buf);
+    alarm(0);
+}
+
 static void test_embedded_schemas_parse(void **state)
 {
     for (size_t i = 0; rc_kinds[i]; i++) {
@@ -66,9 +94,8 @@ static void test_scalar_types(void **state)
                          "\"b\":{\"type\":\"boolean\"},\"s\":{\"type\":\"string\"},"
                          "\"z\":{\"type\":\"null\"}}}";
     char out[2048];
-    assert_int_equal(check(schema, "{i: 0o17, n: -1.5e3, b: false, s: 'true', z: ~}", out,
-                           sizeof(out)),
-                     0);
+    assert_int_equal(
+        check(schema, "{i: 0o17, n: -1.5e3, b: false, s: 'true', z: ~}", out, sizeof(out)), 0);
     assert_int_equal(check(schema, "{i: 1.5, n: .inf, b: yes, s: 12, z: null}", out, sizeof(out)),
                      3);
     assert_string_equal(out, "t.yaml:1:5: error: i: expected integer, got number 1.5\n"
@@ -105,21 +132,22 @@ static void test_keywords(void **state)
                       "nmae: 1\n"
                       "name: again\n";
     check(schema, bad, out, sizeof(out));
-    assert_string_equal(out, "t.yaml:1:7: error: name: \"Abcdef\" does not match the pattern ^[a-z]+$\n"
-                             "t.yaml:1:7: error: name: is longer than 5 characters (6)\n"
-                             "t.yaml:2:7: error: kind: \"C\" is not one of A, B\n"
-                             "t.yaml:3:4: error: v: \"y\" must be x\n"
-                             "t.yaml:4:7: error: list: has 4 items, at most 3 allowed\n"
-                             "t.yaml:4:8: error: list[0]: 0 is below the minimum 1\n"
-                             "t.yaml:4:11: error: list[1]: 70000 is above the maximum 65535\n"
-                             "t.yaml:4:18: error: list[2]: 0 is below the minimum 1\n"
-                             "t.yaml:4:18: error: list[2]: duplicates item [0]\n"
-                             "t.yaml:5:6: error: one: has 2 fields, at most 1 allowed\n"
-                             "t.yaml:6:6: error: alt: expected integer, got string \"q\"\n"
-                             "t.yaml:7:7: error: map.abc: is longer than 2 characters (3)\n"
-                             "t.yaml:7:12: error: map.abc: expected integer, got string \"x\"\n"
-                             "t.yaml:8:1: error: nmae: unknown field (did you mean \"name\"?)\n"
-                             "t.yaml:9:1: error: name: duplicate field\n");
+    assert_string_equal(out,
+                        "t.yaml:1:7: error: name: \"Abcdef\" does not match the pattern ^[a-z]+$\n"
+                        "t.yaml:1:7: error: name: is longer than 5 characters (6)\n"
+                        "t.yaml:2:7: error: kind: \"C\" is not one of A, B\n"
+                        "t.yaml:3:4: error: v: \"y\" must be x\n"
+                        "t.yaml:4:7: error: list: has 4 items, at most 3 allowed\n"
+                        "t.yaml:4:8: error: list[0]: 0 is below the minimum 1\n"
+                        "t.yaml:4:11: error: list[1]: 70000 is above the maximum 65535\n"
+                        "t.yaml:4:18: error: list[2]: 0 is below the minimum 1\n"
+                        "t.yaml:4:18: error: list[2]: duplicates item [0]\n"
+                        "t.yaml:5:6: error: one: has 2 fields, at most 1 allowed\n"
+                        "t.yaml:6:6: error: alt: expected integer, got string \"q\"\n"
+                        "t.yaml:7:7: error: map.abc: is longer than 2 characters (3)\n"
+                        "t.yaml:7:12: error: map.abc: expected integer, got string \"x\"\n"
+                        "t.yaml:8:1: error: nmae: unknown field (did you mean \"name\"?)\n"
+                        "t.yaml:9:1: error: name: duplicate field\n");
     /* A missing required field is reported at the mapping; oneOf matching
      * both alternatives is an error. */
     const char *both = "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"x\":"
@@ -132,6 +160,7 @@ static void test_keywords(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shared_nodes_stop_validation),
         cmocka_unit_test(test_embedded_schemas_parse),
         cmocka_unit_test(test_scalar_types),
         cmocka_unit_test(test_keywords),
