@@ -14,6 +14,7 @@
 #include "reconciler/export.h"
 #include "reconciler/plan.h"
 #include "reconciler/rc.h"
+#include "reconciler/selector.h"
 
 enum { CONFIG_MAX = 256 << 20 };
 
@@ -36,6 +37,21 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     b->len += add;
     b->p[b->len] = '\0';
     return add;
+}
+
+/* Appends one -l SELECTOR to the selector text (several -l are ANDed, like
+ * requirements joined by commas). 0, or -1 when out of memory. */
+static int selector_add(char **text, const char *more)
+{
+    size_t old = *text ? strlen(*text) : 0;
+    char *t = realloc(*text, old + strlen(more) + 2);
+    if (t == NULL)
+        return -1;
+    if (old > 0)
+        t[old++] = ',';
+    strcpy(t + old, more);
+    *text = t;
+    return 0;
 }
 
 /* GETs URL/config from a running albd's admin endpoint. */
@@ -78,13 +94,17 @@ static json_t *fetch_running(const char *url)
 int ag_plan_main(int argc, char **argv)
 {
     const char *dir = NULL, *against = NULL, *state = NULL, *format = "text";
+    char *sel_text = NULL;
+    /* clang-format off */
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"against", required_argument, NULL, 'a'},
                                          {"state", required_argument, NULL, 's'},
                                          {"output", required_argument, NULL, 'o'},
+                                         {"selector", required_argument, NULL, 'l'},
                                          {NULL, 0, NULL, 0}};
+    /* clang-format on */
     int c;
-    while ((c = getopt_long(argc, argv, "m:a:s:o:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:a:s:o:l:", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             dir = optarg;
@@ -98,16 +118,38 @@ int ag_plan_main(int argc, char **argv)
         case 'o':
             format = optarg;
             break;
+        case 'l':
+            if (selector_add(&sel_text, optarg) != 0) {
+                fputs("albd plan: out of memory\n", stderr);
+                free(sel_text);
+                return 1;
+            }
+            break;
         default:
             fputs("usage: albd plan -m DIR [--against URL|--state FILE] [-o text|json]\n", stderr);
+            free(sel_text);
             return 1;
         }
     }
     if (!dir || optind != argc || (against && state) ||
         (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)) {
         fputs("usage: albd plan -m DIR [--against URL|--state FILE] [-o text|json]\n", stderr);
+        free(sel_text);
         return 1;
     }
+
+    /* A selector keeps the resources whose labels match it, on either side
+     * (see reconciler/selector.h); a bad one is a usage error. */
+    struct rc_selector *sel = NULL;
+    char sel_err[256];
+    int sel_rc = rc_selector_parse(sel_text, &sel, sel_err, sizeof sel_err);
+    if (sel_rc != 0) {
+        fprintf(stderr, "albd plan: bad label selector \"%s\": %s\n", sel_text ? sel_text : "",
+                sel_err);
+        free(sel_text);
+        return 64; /* EX_USAGE */
+    }
+    free(sel_text);
 
     json_t *running = NULL;
     if (state) {
@@ -115,14 +157,17 @@ int ag_plan_main(int argc, char **argv)
         running = json_load_file(state, 0, &je);
         if (!running) {
             fprintf(stderr, "%s:%d:%d: error: %s\n", state, je.line, je.column, je.text);
+            rc_selector_free(sel);
             return 1;
         }
     } else if (against) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         running = fetch_running(against);
         curl_global_cleanup();
-        if (!running)
+        if (!running) {
+            rc_selector_free(sel);
             return 1;
+        }
     }
 
     struct rc_model *m = NULL;
@@ -134,6 +179,7 @@ int ag_plan_main(int argc, char **argv)
     rc_errs_cleanup(&errs);
     if (rc != 0) {
         json_decref(running);
+        rc_selector_free(sel);
         return 1;
     }
     json_t *desired = rc_export_model(m);
@@ -141,7 +187,8 @@ int ag_plan_main(int argc, char **argv)
     struct rc_diff d;
     rc_diff_init(&d);
     int status = 1;
-    if (desired && rc_diff_compute(running, desired, &d) == 0) {
+    if (desired && rc_selector_filter_exports(sel, running, desired) == 0 &&
+        rc_diff_compute(running, desired, &d) == 0) {
         int w = strcmp(format, "json") == 0 ? rc_plan_write_json(&d, stdout)
                                             : rc_plan_write_text(&d, stdout);
         if (w == 0)
@@ -152,5 +199,6 @@ int ag_plan_main(int argc, char **argv)
     rc_diff_cleanup(&d);
     json_decref(desired);
     json_decref(running);
+    rc_selector_free(sel);
     return status;
 }

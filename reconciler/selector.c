@@ -101,12 +101,17 @@ static bool add_value(struct parser *p, struct req *r, char *v)
     return true;
 }
 
-static const char *show(char c)
+/* How an error message names the character c; buf holds at least 8 bytes. */
+static const char *show(char c, char *buf)
 {
-    static const char *const names[] = {"end of selector", "\",\"", "\"=\"",
-                                        "\"!\"",           "\"(\"", "\")\""};
-    const char *at = c == '\0' ? NULL : strchr(",=!()", c);
-    return c == '\0' ? names[0] : at ? names[1 + (at - ",=!()")] : "a character";
+    if (c == '\0')
+        return "end of selector";
+    unsigned char u = (unsigned char)c;
+    if (u < 0x20 || u >= 0x7f)
+        snprintf(buf, 8, "0x%02x", u);
+    else
+        snprintf(buf, 8, "\"%c\"", c);
+    return buf;
 }
 
 /* values := "(" value ("," value)* ")" */
@@ -114,7 +119,8 @@ static void value_list(struct parser *p, struct req *r, const char *opname)
 {
     skip_space(p);
     if (p->s[p->i] != '(') {
-        fail(p, "expected a value list \"(a,b)\" after \"%s\", found %s", opname, show(p->s[p->i]));
+        fail(p, "expected a value list \"(a,b)\" after \"%s\", found %s", opname,
+             show(p->s[p->i], (char[8]){0}));
         return;
     }
     p->i++;
@@ -122,7 +128,7 @@ static void value_list(struct parser *p, struct req *r, const char *opname)
         const char *w;
         if (peek_word(p, &w) == 0) {
             fail(p, "expected a value in the list after \"%s\", found %s", opname,
-                 show(p->s[p->i]));
+                 show(p->s[p->i], (char[8]){0}));
             return;
         }
         if (!add_value(p, r, word(p)))
@@ -137,7 +143,7 @@ static void value_list(struct parser *p, struct req *r, const char *opname)
             p->i++;
             return;
         }
-        fail(p, "expected \",\" or \")\" in the value list, found %s", show(c));
+        fail(p, "expected \",\" or \")\" in the value list, found %s", show(c, (char[8]){0}));
         return;
     }
 }
@@ -150,7 +156,7 @@ static void requirement(struct parser *p, struct req *r)
         r->op = OP_ABSENT;
         const char *w;
         if (peek_word(p, &w) == 0) {
-            fail(p, "expected a label key after \"!\", found %s", show(p->s[p->i]));
+            fail(p, "expected a label key after \"!\", found %s", show(p->s[p->i], (char[8]){0}));
             return;
         }
         r->key = word(p);
@@ -158,7 +164,7 @@ static void requirement(struct parser *p, struct req *r)
     }
     const char *w;
     if (peek_word(p, &w) == 0) {
-        fail(p, "expected a label key, found %s", show(p->s[p->i]));
+        fail(p, "expected a label key, found %s", show(p->s[p->i], (char[8]){0}));
         return;
     }
     if ((r->key = word(p)) == NULL)
@@ -182,7 +188,7 @@ static void requirement(struct parser *p, struct req *r)
         skip_space(p);
         if (p->s[p->i] != '\0' && p->s[p->i] != ',')
             fail(p, "expected \",\" or the end after the value of \"%s\", found %s", r->key,
-                 show(p->s[p->i]));
+                 show(p->s[p->i], (char[8]){0}));
         return;
     }
     size_t n = peek_word(p, &w);
@@ -198,13 +204,13 @@ static void requirement(struct parser *p, struct req *r)
         fail(p,
              "expected \"=\", \"==\", \"!=\", \"in\", \"notin\", \",\" or the end after the key "
              "\"%s\", found %s",
-             r->key, n > 0 ? "another word" : show(p->s[p->i]));
+             r->key, n > 0 ? "another word" : show(p->s[p->i], (char[8]){0}));
         return;
     }
     skip_space(p);
     if (!p->failed && p->s[p->i] != '\0' && p->s[p->i] != ',')
         fail(p, "expected \",\" or the end after the value list of \"%s\", found %s", r->key,
-             show(p->s[p->i]));
+             show(p->s[p->i], (char[8]){0}));
 }
 
 void rc_selector_free(struct rc_selector *s)
@@ -257,7 +263,8 @@ int rc_selector_parse(const char *text, struct rc_selector **out, char *err, siz
             if (text[p.i] == '\0')
                 fail(&p, "expected a requirement after \",\"");
         } else if (text[p.i] != '\0') {
-            fail(&p, "expected \",\" or the end of the selector, found %s", show(text[p.i]));
+            fail(&p, "expected \",\" or the end of the selector, found %s",
+                 show(text[p.i], (char[8]){0}));
         }
     }
     if (p.failed) {
