@@ -31,7 +31,7 @@ def body(env):
     other = certs.issue("other", ["other.test", "*.wild.test"])
     # Precedence: names x key types (CN tells them apart, key bits the type).
     exact_rsa = certs.issue("exact-rsa", ["exact.prec.test"])
-    exact_ec = certs.issue("exact-ec", ["ecx.prec.test"], ec=True)
+    exact_ec = certs.issue("exact-ec", ["ecx.prec.test", "ecdsa-only.test"], ec=True)
     wild_ec = certs.issue("wild-ec", ["*.prec.test"], ec=True)
     wild_rsa = certs.issue("wild-rsa", ["*.prec.test"])
     be = env.backend("a")
@@ -83,6 +83,9 @@ def body(env):
         ("exact.prec.test", {"both": EXACT_RSA, "RSA-only": EXACT_RSA, "ECDSA-only": WILD_EC}),
         ("other.prec.test", {"both": WILD_EC, "RSA-only": WILD_RSA, "ECDSA-only": WILD_EC}),
         ("ecx.prec.test", {"both": EXACT_EC, "RSA-only": WILD_RSA, "ECDSA-only": EXACT_EC}),
+        # Only an ECDSA certificate covers the name: an RSA-only client's handshake
+        # fails rather than getting the default certificate for another name.
+        ("ecdsa-only.test", {"both": EXACT_EC, "RSA-only": (None, None), "ECDSA-only": EXACT_EC}),
     ]
     for version in ("-tls1_2", "-tls1_3"):
         for sni, want in table:
