@@ -568,7 +568,8 @@ static void hello_suites(SSL *ssl, struct px_sni_hello *h)
     size_t len = SSL_client_hello_get0_ciphers(ssl, &raw);
     STACK_OF(SSL_CIPHER) *offered = NULL, *scsvs = NULL;
     STACK_OF(SSL_CIPHER) *ours = SSL_get_ciphers(ssl);
-    if (len == 0 || ours == NULL || !SSL_bytes_to_cipher_list(ssl, raw, len, 0, &offered, &scsvs)) {
+    if (len == 0 || ours == NULL ||
+        !SSL_bytes_to_cipher_list(ssl, raw, len, SSL_client_hello_isv2(ssl), &offered, &scsvs)) {
         ERR_clear_error();
         return;
     }
