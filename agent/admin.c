@@ -16,11 +16,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "agent/query.h"
 #include "proxy/log.h"
 #include "proxy/px.h"
 #include "reconciler/err.h"
 #include "reconciler/export.h"
 #include "reconciler/model-t.h"
+#include "reconciler/selector.h"
 
 enum {
     REQ_MAX = 8192,           /* request line and headers, bytes */
@@ -181,8 +183,23 @@ static json_t *resource_status(const char *kind, const char *name, const char *t
     return json_pack("{s:s, s:s, s:[o]}", "kind", kind, "name", name, "conditions", cond);
 }
 
-static char *status_json(struct ag_agent *a)
+/* With a label selector, whether /status lists resource kind/name: by its
+ * labels in the running configuration (ex); a resource absent from it
+ * (invalid, never applied) has no labels. Problems not tied to a resource
+ * (kind or name NULL) are always listed. */
+static bool status_selected(const struct rc_selector *sel, const json_t *ex, const char *kind,
+                            const char *name)
 {
+    if (rc_selector_size(sel) == 0 || kind == NULL || name == NULL)
+        return true;
+    const json_t *res =
+        json_object_get(json_object_get(json_object_get(ex, "resources"), kind), name);
+    return rc_selector_matches_json(sel, res ? json_object_get(res, "labels") : NULL);
+}
+
+static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
+{
+    json_t *ex = rc_selector_size(sel) > 0 && a->running ? rc_export_model(a->running) : NULL;
     json_t *root = json_object();
     json_object_set_new(root, "generation", json_integer((json_int_t)px_runtime_generation(a->rt)));
     json_object_set_new(root, "ready", json_boolean(a->running != NULL));
@@ -201,6 +218,8 @@ static char *status_json(struct ag_agent *a)
     json_t *problems = json_array();
     for (size_t i = 0; i < a->last_errs.n; i++) {
         const struct rc_err *e = &a->last_errs.v[i];
+        if (!status_selected(sel, ex, e->kind, e->name))
+            continue;
         char src[512];
         snprintf(src, sizeof src, "%s:%d:%d", e->file ? e->file : "", e->line, e->col);
         json_t *o =
@@ -220,6 +239,8 @@ static char *status_json(struct ag_agent *a)
     const struct rc_status *st = &a->last_status;
     for (size_t i = 0; i < st->n; i++) {
         const struct rc_res_status *r = &st->v[i];
+        if (!status_selected(sel, ex, r->kind, r->name))
+            continue;
         static const char *const reasons[] = {"Applied", "KeptLastGood", "Absent", "Blocked"};
         char src[512] = "";
         if (r->file)
@@ -232,6 +253,7 @@ static char *status_json(struct ag_agent *a)
     json_object_set_new(root, "resources", res);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
+    json_decref(ex);
     return s;
 }
 
@@ -398,12 +420,49 @@ static int find_host(const char *req, const char **v, size_t *n)
 
 #define TEXT(s) "text/plain", s, sizeof s - 1
 
+/* /status and /config, optionally narrowed by "l=SELECTOR" in query (see
+ * reconciler/selector.h; several l= are ANDed). A bad selector or query
+ * is answered 400 with the reason. */
+static void serve_selected(struct admin_conn *c, bool head, const char *path, const char *query)
+{
+    struct ag_agent *a = c->ad->agent;
+    char *text = NULL, why[320], msg[512];
+    struct rc_selector *sel = NULL;
+    if (ag_query_get(query, "l", ',', &text, why, sizeof why) < 0 ||
+        rc_selector_parse(text, &sel, why, sizeof why) != 0) {
+        int n = snprintf(msg, sizeof msg, "bad label selector (l=): %s\n", why);
+        respond(c, head, 400, "text/plain", msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0);
+        free(text);
+        return;
+    }
+    free(text);
+    char *s = NULL;
+    if (strcmp(path, "/status") == 0) {
+        s = status_json(a, sel);
+    } else {
+        json_t *j = a->running ? rc_export_model(a->running) : json_object();
+        if (j && rc_selector_filter_exports(sel, j, NULL) != 0) {
+            json_decref(j);
+            j = NULL;
+        }
+        if (j) {
+            json_object_set_new(j, "generation",
+                                json_integer((json_int_t)px_runtime_generation(a->rt)));
+            s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+            json_decref(j);
+        }
+    }
+    rc_selector_free(sel);
+    respond(c, head, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    free(s);
+}
+
 static void handle(struct admin_conn *c)
 {
     struct ag_admin *ad = c->ad;
     struct ag_agent *a = ad->agent;
-    char method[8], path[256];
-    if (sscanf(c->req, "%7s %255s HTTP/1.%*c", method, path) != 2) {
+    char method[8], path[REQ_MAX];
+    if (sscanf(c->req, "%7s %8191s HTTP/1.%*c", method, path) != 2) {
         respond(c, false, 400, TEXT("bad request\n"));
         return;
     }
@@ -428,7 +487,7 @@ static void handle(struct admin_conn *c)
     }
     char *q = strchr(path, '?');
     if (q)
-        *q = '\0';
+        *q++ = '\0';
     if (!head && strcmp(method, "GET") != 0) {
         respond(c, false, 405, TEXT("GET or HEAD only\n"));
         return;
@@ -444,21 +503,8 @@ static void handle(struct admin_conn *c)
             respond(c, head, 503, TEXT("not ready\n"));
     } else if (ad->probe_only) {
         respond(c, head, 404, TEXT("not found: this address serves /healthz and /readyz only\n"));
-    } else if (strcmp(path, "/status") == 0) {
-        char *s = status_json(a);
-        respond(c, head, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
-        free(s);
-    } else if (strcmp(path, "/config") == 0) {
-        json_t *j = a->running ? rc_export_model(a->running) : json_object();
-        char *s = NULL;
-        if (j) {
-            json_object_set_new(j, "generation",
-                                json_integer((json_int_t)px_runtime_generation(a->rt)));
-            s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-            json_decref(j);
-        }
-        respond(c, head, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
-        free(s);
+    } else if (strcmp(path, "/status") == 0 || strcmp(path, "/config") == 0) {
+        serve_selected(c, head, path, q);
     } else if (strcmp(path, "/metrics") == 0) {
         char *s = metrics_text(a);
         respond(c, head, 200, "text/plain; version=0.0.4", s ? s : "", s ? strlen(s) : 0);

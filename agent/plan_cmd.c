@@ -15,8 +15,24 @@
 #include "reconciler/export.h"
 #include "reconciler/plan.h"
 #include "reconciler/rc.h"
+#include "reconciler/selector.h"
 
 enum { CONFIG_MAX = 256 << 20 };
+
+/* Appends one -l SELECTOR to the selector text (several -l are ANDed, like
+ * requirements joined by commas). 0, or -1 when out of memory. */
+static int selector_add(char **text, const char *more)
+{
+    size_t old = *text ? strlen(*text) : 0;
+    char *t = realloc(*text, old + strlen(more) + 2);
+    if (t == NULL)
+        return -1;
+    if (old > 0)
+        t[old++] = ',';
+    strcpy(t + old, more);
+    *text = t;
+    return 0;
+}
 
 /* GETs URL/config from a running albd's admin endpoint. */
 static json_t *fetch_running(const char *url)
@@ -41,7 +57,7 @@ static json_t *fetch_running(const char *url)
 }
 
 const char ag_plan_usage[] =
-    "usage: albd plan -m DIR [--against URL | --state FILE] [-o text|json]\n"
+    "usage: albd plan -m DIR [--against URL | --state FILE] [-o text|json] [-l SELECTOR]\n"
     "show what applying the manifests in DIR would change; the manifests are loaded as\n"
     "`albd validate` does (errors on stderr)\n"
     "\n"
@@ -51,14 +67,19 @@ const char ag_plan_usage[] =
     "  -s, --state FILE      compare with a saved /config document\n"
     "                        (neither: compare with nothing, everything is added)\n"
     "  -o, --output FORMAT   text (default) or json (schemas/api/plan.json)\n"
+    "  -l, --selector SEL    only resources whose labels match SEL (kubectl syntax:\n"
+    "                        k=v, k!=v, k in (a,b), k notin (a,b), k, !k; comma = AND;\n"
+    "                        several -l are ANDed)\n"
     "  -h, --help            print this\n"
     "\n"
     "exit status: 0 no changes, 2 changes, 1 error (invalid manifests, unreachable URL),\n"
     "64 usage error\n";
 
-/* A usage error: the message, a pointer to --help, exit 64. */
-static int usage_error(const char *msg)
+/* A usage error: the message, a pointer to --help, exit 64. Frees the
+ * selector text gathered so far. */
+static int usage_error(const char *msg, char *sel_text)
 {
+    free(sel_text);
     fprintf(stderr, "albd plan: %s\n(albd plan --help lists the options)\n", msg);
     return AG_EXIT_USAGE;
 }
@@ -66,14 +87,16 @@ static int usage_error(const char *msg)
 int ag_plan_main(int argc, char **argv)
 {
     const char *dir = NULL, *against = NULL, *state = NULL, *format = "text";
+    char *sel_text = NULL;
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"against", required_argument, NULL, 'a'},
                                          {"state", required_argument, NULL, 's'},
                                          {"output", required_argument, NULL, 'o'},
+                                         {"selector", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "m:a:s:o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:a:s:o:l:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             dir = optarg;
@@ -87,21 +110,41 @@ int ag_plan_main(int argc, char **argv)
         case 'o':
             format = optarg;
             break;
+        case 'l':
+            if (selector_add(&sel_text, optarg) != 0) {
+                fputs("albd plan: out of memory\n", stderr);
+                free(sel_text);
+                return AG_EXIT_ERROR;
+            }
+            break;
         case 'h':
+            free(sel_text);
             fputs(ag_plan_usage, stdout);
             return AG_EXIT_OK;
         default:
-            return usage_error("unknown option or missing value");
+            return usage_error("unknown option or missing value", sel_text);
         }
     }
     if (optind != argc)
-        return usage_error("unexpected argument");
+        return usage_error("unexpected argument", sel_text);
     if (!dir)
-        return usage_error("-m DIR is required");
+        return usage_error("-m DIR is required", sel_text);
     if (against && state)
-        return usage_error("--against and --state exclude each other");
+        return usage_error("--against and --state exclude each other", sel_text);
     if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
-        return usage_error("-o takes text or json");
+        return usage_error("-o takes text or json", sel_text);
+
+    /* A selector keeps the resources whose labels match it, on either side
+     * (see reconciler/selector.h); a bad one is a usage error. */
+    struct rc_selector *sel = NULL;
+    char sel_err[256];
+    if (rc_selector_parse(sel_text, &sel, sel_err, sizeof sel_err) != 0) {
+        fprintf(stderr, "albd plan: bad label selector \"%s\": %s\n", sel_text ? sel_text : "",
+                sel_err);
+        free(sel_text);
+        return AG_EXIT_USAGE;
+    }
+    free(sel_text);
 
     json_t *running = NULL;
     if (state) {
@@ -109,12 +152,15 @@ int ag_plan_main(int argc, char **argv)
         running = json_load_file(state, 0, &je);
         if (!running) {
             fprintf(stderr, "%s:%d:%d: error: %s\n", state, je.line, je.column, je.text);
+            rc_selector_free(sel);
             return AG_EXIT_ERROR;
         }
     } else if (against) {
         running = fetch_running(against);
-        if (!running)
+        if (!running) {
+            rc_selector_free(sel);
             return AG_EXIT_ERROR;
+        }
     }
 
     struct rc_model *m = NULL;
@@ -126,6 +172,7 @@ int ag_plan_main(int argc, char **argv)
     rc_errs_cleanup(&errs);
     if (rc != 0) {
         json_decref(running);
+        rc_selector_free(sel);
         return AG_EXIT_ERROR;
     }
     json_t *desired = rc_export_model(m);
@@ -133,7 +180,8 @@ int ag_plan_main(int argc, char **argv)
     struct rc_diff d;
     rc_diff_init(&d);
     int status = AG_EXIT_ERROR;
-    if (desired && rc_diff_compute(running, desired, &d) == 0) {
+    if (desired && rc_selector_filter_exports(sel, running, desired) == 0 &&
+        rc_diff_compute(running, desired, &d) == 0) {
         int w = strcmp(format, "json") == 0 ? rc_plan_write_json(&d, stdout)
                                             : rc_plan_write_text(&d, stdout);
         if (w == 0)
@@ -144,5 +192,6 @@ int ag_plan_main(int argc, char **argv)
     rc_diff_cleanup(&d);
     json_decref(desired);
     json_decref(running);
+    rc_selector_free(sel);
     return status;
 }

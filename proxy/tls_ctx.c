@@ -3,17 +3,24 @@
  * Certificate selection happens in the ClientHello callback, before OpenSSL
  * chooses a cipher: it reads the SNI extension itself, looks the name up in
  * an index built once per context (a hash of exact names and a hash of
- * wildcard patterns keyed by the part after their first label), and
- * installs on the SSL the best ECDSA (any non-RSA key) and the best RSA
- * certificate for that name. With both installed, OpenSSL serves the one
- * the client can verify: with server preference on, an ECDSA suite or
- * signature algorithm first, RSA otherwise. The callback also runs on
- * resumed handshakes, so px_tls_host_allowed() always has a selection. */
+ * wildcard patterns keyed by the part after their first label), works out
+ * from the ClientHello which key types the client can verify (signature
+ * algorithms for TLS 1.3; shared cipher suites, signature algorithms and
+ * groups for TLS 1.0-1.2) and installs on the SSL the one certificate the
+ * reference's order puts first (px_sni_cand_better(): exact name >
+ * wildcard, then ECDSA > RSA, ...). Installing one certificate, not one of
+ * each kind, keeps OpenSSL from preferring an ECDSA wildcard over an exact
+ * RSA name. When no covering certificate is usable by the client, the best
+ * of each kind is installed and OpenSSL refuses the handshake. The callback
+ * also runs on resumed handshakes, so px_tls_host_allowed() always has a
+ * selection. */
 #include "proxy/tls_ctx.h"
 
 #include <errno.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -31,6 +38,8 @@ struct cert_entry {
     STACK_OF(X509) * chain; /* intermediates, may be NULL */
     EVP_PKEY *pkey;
     bool rsa;
+    bool weak_hash;       /* signed with MD5 (or older) */
+    enum px_sni_key kind; /* what the client must support to verify it */
     int bits;
     time_t not_after;
     char **names; /* lowercase DNS names and valid wildcard patterns */
@@ -38,12 +47,14 @@ struct cert_entry {
 };
 
 /* The certificates registered under one name (exact) or one pattern
- * (wildcard): the best of each key kind. */
+ * (wildcard): all of them, since which one a client can use depends on
+ * its ClientHello. */
 struct slot {
     char *pattern;   /* the certificate name, owned */
     const char *key; /* hash key: pattern itself, or what follows its '*' label */
     uint64_t hash;
-    struct cert_entry *ec, *rsa;
+    const struct cert_entry **certs; /* owned array */
+    size_t n_certs;
     struct slot *next; /* bucket chain */
 };
 
@@ -94,6 +105,7 @@ static void table_cleanup(struct table *t)
         while (s != NULL) {
             struct slot *next = s->next;
             free(s->pattern);
+            free(s->certs);
             free(s);
             s = next;
         }
@@ -109,12 +121,6 @@ static bool better(const struct cert_entry *a, const struct cert_entry *b)
     if (a->bits != b->bits)
         return a->bits > b->bits;
     return a->not_after > b->not_after;
-}
-
-static void prefer(const struct cert_entry **cur, const struct cert_entry *e)
-{
-    if (e != NULL && better(e, *cur))
-        *cur = e;
 }
 
 static struct slot *slot_find(const struct table *t, const char *key, const char *pattern)
@@ -148,51 +154,91 @@ static int index_add(struct tls_index *ix, struct cert_entry *e, const char *nam
         s->next = t->b[s->hash & t->mask];
         t->b[s->hash & t->mask] = s;
     }
-    struct cert_entry **kind = e->rsa ? &s->rsa : &s->ec;
-    if (better(e, *kind))
-        *kind = e;
+    for (size_t i = 0; i < s->n_certs; i++)
+        if (s->certs[i] == e)
+            return 0;
+    const struct cert_entry **v = realloc(s->certs, (s->n_certs + 1) * sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    s->certs = v;
+    v[s->n_certs++] = e;
     return 0;
 }
 
-/* Fills the kinds still missing in c from the wildcard patterns covering
- * host (normalized). */
-static void index_choose_wild(const struct tls_index *ix, const char *host, struct choice *c)
+/* ---- the choice --------------------------------------------------------- */
+
+/* The running result of a choice: the best candidate in the reference's
+ * order, and the best of each kind for when none is usable. */
+struct pick {
+    const struct px_sni_hello *hello;
+    const struct cert_entry *best, *kind_best[2]; /* [0] non-RSA, [1] RSA */
+    struct px_sni_cand best_c, kind_c[2];
+};
+
+static void consider(struct pick *p, const struct cert_entry *e, bool exact)
+{
+    if (e == NULL)
+        return;
+    struct px_sni_cand c = {.exact = exact,
+                            .rsa = e->rsa,
+                            .usable = px_sni_key_usable(p->hello, e->kind),
+                            .weak_hash = e->weak_hash,
+                            .bits = e->bits,
+                            .not_after = (int64_t)e->not_after};
+    if (px_sni_cand_better(&c, p->best ? &p->best_c : NULL)) {
+        p->best = e;
+        p->best_c = c;
+    }
+    int k = e->rsa ? 1 : 0;
+    if (px_sni_cand_better(&c, p->kind_best[k] ? &p->kind_c[k] : NULL)) {
+        p->kind_best[k] = e;
+        p->kind_c[k] = c;
+    }
+}
+
+static void consider_slot(struct pick *p, const struct slot *s, bool exact)
+{
+    for (size_t i = 0; s != NULL && i < s->n_certs; i++)
+        consider(p, s->certs[i], exact);
+}
+
+/* Considers the wildcard patterns covering host (normalized). */
+static void index_choose_wild(const struct tls_index *ix, const char *host, struct pick *p)
 {
     const char *dot = strchr(host, '.');
     if (dot == NULL)
         return;
     const char *key = dot + 1;
     uint64_t h = rc_hash_str(key);
-    bool need_ec = c->ec == NULL, need_rsa = c->rsa == NULL;
-    for (const struct slot *s = ix->wild.b[h & ix->wild.mask]; s != NULL; s = s->next) {
-        if (s->hash != h || strcmp(s->key, key) != 0 || !px_sni_match(s->pattern, host))
-            continue;
-        if (need_ec)
-            prefer(&c->ec, s->ec);
-        if (need_rsa)
-            prefer(&c->rsa, s->rsa);
-    }
+    for (const struct slot *s = ix->wild.b[h & ix->wild.mask]; s != NULL; s = s->next)
+        if (s->hash == h && strcmp(s->key, key) == 0 && px_sni_match(s->pattern, host))
+            consider_slot(p, s, false);
 }
 
-/* The certificates for host (normalized, or NULL without usable SNI):
- * exact name first; a kind the exact name lacks comes from a wildcard
- * covering it; no match at all gives the default. */
-static void index_choose(const struct tls_index *ix, const char *host, struct choice *c)
+/* The certificate(s) for host (normalized, or NULL without usable SNI)
+ * and a client described by hello: every certificate covering the name
+ * (exact or wildcard) ranked by px_sni_cand_better(); no covering
+ * certificate at all gives the default ones. One usable winner is chosen
+ * alone; without one, the best of each kind go in (the handshake fails). */
+static void index_choose(const struct tls_index *ix, const char *host,
+                         const struct px_sni_hello *hello, struct choice *c)
 {
-    c->ec = c->rsa = NULL;
+    struct pick p = {.hello = hello};
     if (host != NULL) {
-        const struct slot *s = slot_find(&ix->exact, host, host);
-        if (s != NULL) {
-            c->ec = s->ec;
-            c->rsa = s->rsa;
-        }
-        if (c->ec == NULL || c->rsa == NULL)
-            index_choose_wild(ix, host, c);
-        if (c->ec != NULL || c->rsa != NULL)
-            return;
+        consider_slot(&p, slot_find(&ix->exact, host, host), true);
+        index_choose_wild(ix, host, &p);
     }
-    c->ec = ix->def_ec;
-    c->rsa = ix->def_rsa;
+    if (p.best == NULL) {
+        consider(&p, ix->def_ec, true);
+        consider(&p, ix->def_rsa, true);
+    }
+    c->ec = c->rsa = NULL;
+    if (p.best != NULL && p.best_c.usable) {
+        *(p.best->rsa ? &c->rsa : &c->ec) = p.best;
+        return;
+    }
+    c->ec = p.kind_best[0];
+    c->rsa = p.kind_best[1];
 }
 
 /* ---- certificates ------------------------------------------------------- */
@@ -273,6 +319,45 @@ static void cert_cleanup(struct cert_entry *e)
     free(e->names);
 }
 
+static enum px_sni_key key_kind(EVP_PKEY *k)
+{
+    switch (EVP_PKEY_get_base_id(k)) {
+    case EVP_PKEY_RSA:
+        return PX_SNI_KEY_RSA;
+    case EVP_PKEY_RSA_PSS:
+        return PX_SNI_KEY_RSA_PSS;
+    case EVP_PKEY_ED25519:
+        return PX_SNI_KEY_ED25519;
+    case EVP_PKEY_ED448:
+        return PX_SNI_KEY_ED448;
+    case EVP_PKEY_EC:
+        break;
+    default:
+        return PX_SNI_KEY_OTHER;
+    }
+    char g[80];
+    size_t glen = 0;
+    if (EVP_PKEY_get_group_name(k, g, sizeof g, &glen) != 1) {
+        ERR_clear_error();
+        return PX_SNI_KEY_OTHER;
+    }
+    int nid = OBJ_sn2nid(g);
+    if (nid == NID_undef)
+        nid = EC_curve_nist2nid(g);
+    return nid == NID_X9_62_prime256v1 ? PX_SNI_KEY_P256
+           : nid == NID_secp384r1      ? PX_SNI_KEY_P384
+           : nid == NID_secp521r1      ? PX_SNI_KEY_P521
+                                       : PX_SNI_KEY_OTHER;
+}
+
+static bool weak_signature(const X509 *leaf)
+{
+    int md = NID_undef, pk = NID_undef;
+    if (!OBJ_find_sigid_algs(X509_get_signature_nid(leaf), &md, &pk))
+        return false;
+    return md == NID_md5 || md == NID_md4 || md == NID_md2 || md == NID_md5_sha1;
+}
+
 /* Parses certificate c (leaf, chain, key) into e. 0, or -1 with err. */
 static int cert_load(struct cert_entry *e, const struct rc_certificate *c, char *err, size_t errlen)
 {
@@ -326,6 +411,8 @@ static int cert_load(struct cert_entry *e, const struct rc_certificate *c, char 
     }
     e->rsa = EVP_PKEY_get_base_id(e->pkey) == EVP_PKEY_RSA ||
              EVP_PKEY_get_base_id(e->pkey) == EVP_PKEY_RSA_PSS;
+    e->kind = key_kind(e->pkey);
+    e->weak_hash = weak_signature(e->leaf);
     e->bits = EVP_PKEY_get_bits(e->pkey);
     struct tm tm;
     if (ASN1_TIME_to_tm(X509_get0_notAfter(e->leaf), &tm) == 1)
@@ -389,8 +476,9 @@ static int index_build(struct tls_index *ix, const struct rc_listener *l, char *
         const char *nm = def->names[j];
         const struct slot *s =
             nm[0] == '*' ? slot_find(&ix->wild, wild_key(nm), nm) : slot_find(&ix->exact, nm, nm);
-        if (s != NULL)
-            other = def->rsa ? s->ec : s->rsa;
+        for (size_t k = 0; s != NULL && k < s->n_certs; k++)
+            if (s->certs[k]->rsa != def->rsa && better(s->certs[k], other))
+                other = s->certs[k];
     }
     ix->def_ec = def->rsa ? other : def;
     ix->def_rsa = def->rsa ? def : other;
@@ -442,12 +530,83 @@ static const char *sni_read(SSL *ssl, char *host, size_t hostsz)
     return NULL;
 }
 
+/* The body of a list extension with a 2-byte length prefix, or NULL. */
+static const unsigned char *ext_list(SSL *ssl, unsigned type, size_t *len)
+{
+    const unsigned char *p;
+    size_t n;
+    if (SSL_client_hello_get0_ext(ssl, type, &p, &n) != 1 || n < 2 ||
+        (((size_t)p[0] << 8) | p[1]) != n - 2)
+        return NULL;
+    *len = n - 2;
+    return p + 2;
+}
+
+/* Whether TLS 1.3 will be negotiated: the client offers it and so does the
+ * listener's policy. */
+static bool hello_tls13(SSL *ssl)
+{
+    long max = SSL_get_max_proto_version(ssl);
+    if ((max != 0 && max < TLS1_3_VERSION) || (SSL_get_options(ssl) & SSL_OP_NO_TLSv1_3))
+        return false;
+    const unsigned char *p;
+    size_t n;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &n) != 1 || n < 1 ||
+        (size_t)p[0] + 1 != n)
+        return false;
+    for (size_t i = 1; i + 1 < n; i += 2)
+        if (p[i] == 0x03 && p[i + 1] == 0x04)
+            return true;
+    return false;
+}
+
+/* TLS 1.0-1.2: which authentications the cipher suites both sides enable
+ * offer. */
+static void hello_suites(SSL *ssl, struct px_sni_hello *h)
+{
+    const unsigned char *raw;
+    size_t len = SSL_client_hello_get0_ciphers(ssl, &raw);
+    STACK_OF(SSL_CIPHER) *offered = NULL, *scsvs = NULL;
+    STACK_OF(SSL_CIPHER) *ours = SSL_get_ciphers(ssl);
+    if (len == 0 || ours == NULL ||
+        !SSL_bytes_to_cipher_list(ssl, raw, len, SSL_client_hello_isv2(ssl), &offered, &scsvs)) {
+        ERR_clear_error();
+        return;
+    }
+    for (int i = 0; i < sk_SSL_CIPHER_num(offered); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(offered, i);
+        int auth = SSL_CIPHER_get_auth_nid(c);
+        if ((auth != NID_auth_rsa || h->suite_rsa) && (auth != NID_auth_ecdsa || h->suite_ecdsa))
+            continue;
+        for (int j = 0; j < sk_SSL_CIPHER_num(ours); j++) {
+            if (SSL_CIPHER_get_id(sk_SSL_CIPHER_value(ours, j)) == SSL_CIPHER_get_id(c)) {
+                *(auth == NID_auth_rsa ? &h->suite_rsa : &h->suite_ecdsa) = true;
+                break;
+            }
+        }
+    }
+    sk_SSL_CIPHER_free(offered);
+    sk_SSL_CIPHER_free(scsvs);
+}
+
+static void hello_read(SSL *ssl, struct px_sni_hello *h)
+{
+    memset(h, 0, sizeof *h);
+    h->tls13 = hello_tls13(ssl);
+    h->sigalgs = ext_list(ssl, TLSEXT_TYPE_signature_algorithms, &h->sigalgs_len);
+    h->groups = ext_list(ssl, TLSEXT_TYPE_supported_groups, &h->groups_len);
+    if (!h->tls13)
+        hello_suites(ssl, h);
+}
+
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     const struct tls_index *ix = arg;
     char buf[PX_SNI_NAME_MAX + 1];
+    struct px_sni_hello hello;
+    hello_read(ssl, &hello);
     struct choice c;
-    index_choose(ix, sni_read(ssl, buf, sizeof buf), &c);
+    index_choose(ix, sni_read(ssl, buf, sizeof buf), &hello, &c);
 
     struct choice *kept = SSL_get_ex_data(ssl, ssl_ex_idx);
     if (kept == NULL) {

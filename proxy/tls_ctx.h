@@ -1,8 +1,11 @@
 /* TLS server contexts: one SSL_CTX per HTTPS listener, built from the
- * model. It picks the certificate per handshake from the client's SNI
- * (exact name > wildcard > the default certificate; ECDSA and RSA
- * certificates for one name side by side, ECDSA preferred when the client
- * supports it), applies the listener's TLS policy, offers ALPN, issues
+ * model. It picks one certificate per handshake from the client's SNI and
+ * what its ClientHello can verify, in the reference's order (usable by the
+ * client; exact name > wildcard; then ECDSA > RSA; then SHA > MD5, longer
+ * key, later expiry: px_sni_cand_better()); a name no certificate covers
+ * gets the default certificate (or one of its kind for the other key
+ * type); a name covered only by certificates the client cannot verify
+ * fails the handshake. It applies the listener's TLS policy, offers ALPN, issues
  * session tickets from a shared key ring and, with mutual TLS, requires a
  * client certificate signed by the listener's CA certificates.
  *

@@ -337,6 +337,7 @@ static int build_instance(struct rc_load *L, struct rc_doc *d, struct rc_instanc
     in->edition = !strcmp(ed, "Basic") ? RC_EDITION_BASIC
                   : !strcmp(ed, "WAF") ? RC_EDITION_WAF
                                        : RC_EDITION_STANDARD;
+    in->max_timeout_s = get_int(d, spec, "maxTimeoutSeconds", RC_MAX_TIMEOUT_DEFAULT_S);
     yaml_node_t *addrs = rc_at(d, spec, "addresses");
     if (addrs && addrs->type == YAML_SEQUENCE_NODE) {
         size_t n = (size_t)(addrs->data.sequence.items.top - addrs->data.sequence.items.start);
@@ -374,6 +375,7 @@ static void default_instance(struct rc_instance *in)
     in->meta.name = "default";
     in->id = "default";
     in->edition = RC_EDITION_STANDARD;
+    in->max_timeout_s = RC_MAX_TIMEOUT_DEFAULT_S;
     in->addresses = (const char **)addrs;
     in->n_addresses = 2;
     rc_sha256_hex("Instance/default", 16, in->meta.digest);
@@ -662,6 +664,22 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
     return 0;
 }
 
+/* The schema allows listener timeouts up to RC_MAX_TIMEOUT_LIMIT_S; the
+ * instance's maxTimeoutSeconds (the reference's quota) bounds them per
+ * instance. */
+static void check_timeout_ceiling(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec,
+                                  const char *field, int value, const struct rc_instance *in)
+{
+    if (in == NULL || value <= in->max_timeout_s)
+        return; /* without an instance, its own error says why */
+    char path[64];
+    snprintf(path, sizeof(path), "spec.%s", field);
+    rc_doc_err(L, d, RC_ERROR, rc_at(d, spec, field), path,
+               "%d is above %d, the timeout ceiling of instance \"%s\" (raise its "
+               "spec.maxTimeoutSeconds, up to %d)",
+               value, in->max_timeout_s, in->meta.name, RC_MAX_TIMEOUT_LIMIT_S);
+}
+
 static int build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *li,
                           const struct refs *r)
 {
@@ -695,6 +713,8 @@ static int build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listene
         rc_doc_err(L, d, RC_ERROR, h2, "spec.http2", "http2 is only for HTTPS listeners");
     li->idle_timeout_s = get_int(d, spec, "idleTimeoutSeconds", 15);
     li->request_timeout_s = get_int(d, spec, "requestTimeoutSeconds", 60);
+    check_timeout_ceiling(L, d, spec, "idleTimeoutSeconds", li->idle_timeout_s, li->instance);
+    check_timeout_ceiling(L, d, spec, "requestTimeoutSeconds", li->request_timeout_s, li->instance);
     li->limits.max_request_body_bytes = get_u64(d, spec, "limits.maxRequestBodyBytes", 0);
     li->limits.header_timeout_s = get_int(d, spec, "limits.headerTimeoutSeconds", 10);
     li->limits.min_body_rate = (uint32_t)get_u64(d, spec, "limits.minBodyRateBytesPerSecond", 256);

@@ -120,7 +120,8 @@ static int export_instance(json_t *kind, const struct rc_instance *in)
         return -1;
     if (set_str(spec, "id", in->id != NULL ? in->id : in->meta.name) != 0 ||
         set_str(spec, "edition", edition_name(in->edition)) != 0 ||
-        set_str_array(spec, "addresses", in->addresses, in->n_addresses) != 0)
+        set_str_array(spec, "addresses", in->addresses, in->n_addresses) != 0 ||
+        set_int(spec, "maxTimeoutSeconds", in->max_timeout_s) != 0)
         return -1;
     return 0;
 }

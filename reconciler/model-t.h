@@ -45,7 +45,13 @@ struct rc_instance {
     enum rc_edition edition;
     const char **addresses; /* bind addresses, default {"0.0.0.0", "::"} */
     size_t n_addresses;
+    /* Ceiling of its listeners' idle and request timeouts (the reference's
+     * quota): RC_MAX_TIMEOUT_DEFAULT_S..RC_MAX_TIMEOUT_LIMIT_S. */
+    int max_timeout_s;
 };
+
+#define RC_MAX_TIMEOUT_DEFAULT_S 600
+#define RC_MAX_TIMEOUT_LIMIT_S 3600
 
 enum rc_cert_type { RC_CERT_SERVER, RC_CERT_CA };
 enum rc_cert_source { RC_CERT_SOURCE_FILES, RC_CERT_SOURCE_INLINE, RC_CERT_SOURCE_SERVICE };
@@ -141,8 +147,8 @@ struct rc_listener {
     enum rc_listener_protocol protocol;
     int port;
     bool http2;                /* HTTPS only, default true */
-    int idle_timeout_s;        /* 1-600, default 15 */
-    int request_timeout_s;     /* 1-600, default 60 */
+    int idle_timeout_s;        /* 1-instance->max_timeout_s, default 15 */
+    int request_timeout_s;     /* 1-instance->max_timeout_s, default 60 */
     bool gzip, brotli;         /* compression, default true */
     enum rc_xff_mode xff_mode; /* default Append */
     struct {

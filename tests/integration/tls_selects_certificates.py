@@ -29,6 +29,11 @@ def body(env):
     c = env.check
     certs = env.certs()  # rsa / ecdsa: CN albd.test, DNS albd.test + localhost
     other = certs.issue("other", ["other.test", "*.wild.test"])
+    # Precedence: names x key types (CN tells them apart, key bits the type).
+    exact_rsa = certs.issue("exact-rsa", ["exact.prec.test"])
+    exact_ec = certs.issue("exact-ec", ["ecx.prec.test", "ecdsa-only.test"], ec=True)
+    wild_ec = certs.issue("wild-ec", ["*.prec.test"], ec=True)
+    wild_rsa = certs.issue("wild-rsa", ["*.prec.test"])
     be = env.backend("a")
     (port,) = free_ports(1)
     env.write_manifests(
@@ -36,9 +41,14 @@ def body(env):
         certificate("main", certs.rsa),
         certificate("main-ec", certs.ecdsa),
         certificate("other", other),
+        certificate("exact-rsa", exact_rsa),
+        certificate("exact-ec", exact_ec),
+        certificate("wild-ec", wild_ec),
+        certificate("wild-rsa", wild_rsa),
         server_group("web", [be.addr]),
         https_listener("web", port, "main", "web",
-                       tls={"certificate": "main", "extensionCertificates": ["main-ec", "other"],
+                       tls={"certificate": "main", "extensionCertificates": ["main-ec", "other", "exact-rsa", "exact-ec",
+                                                                 "wild-ec", "wild-rsa"],
                             "policy": "tls_cipher_policy_1_2_strict_with_1_3"}))
     albd = env.start_albd(ports=(port,))
 
@@ -59,6 +69,35 @@ def body(env):
     c.eq(cn, "albd.test", "unknown SNI: the default certificate")
     cn, bits = served(port, "-noservername", "-sigalgs", RSA_ALGS)
     c.eq((cn, bits), ("albd.test", 2048), "no SNI: the default certificate")
+
+    # name x key type x client capability, over TLS 1.2 and 1.3.
+    EXACT_RSA, EXACT_EC = ("exact.prec.test", 2048), ("ecx.prec.test", 256)
+    WILD_EC, WILD_RSA = ("*.prec.test", 256), ("*.prec.test", 2048)
+    clients = {
+        "both": [],
+        "RSA-only": ["-sigalgs", RSA_ALGS],
+        "ECDSA-only": ["-sigalgs", EC_ALGS],
+    }
+    table = [
+        # SNI, {client: expected (CN, bits)}
+        ("exact.prec.test", {"both": EXACT_RSA, "RSA-only": EXACT_RSA, "ECDSA-only": WILD_EC}),
+        ("other.prec.test", {"both": WILD_EC, "RSA-only": WILD_RSA, "ECDSA-only": WILD_EC}),
+        ("ecx.prec.test", {"both": EXACT_EC, "RSA-only": WILD_RSA, "ECDSA-only": EXACT_EC}),
+        # Only an ECDSA certificate covers the name: an RSA-only client's handshake
+        # fails rather than getting the default certificate for another name.
+        ("ecdsa-only.test", {"both": EXACT_EC, "RSA-only": (None, None), "ECDSA-only": EXACT_EC}),
+    ]
+    for version in ("-tls1_2", "-tls1_3"):
+        for sni, want in table:
+            for client, args in clients.items():
+                got = served(port, version, "-servername", sni, *args)
+                c.eq(got, want[client], f"{version} SNI {sni}, {client} client: {want[client]}")
+    # TLS 1.2 clients restricted by cipher suite rather than signature algorithm.
+    suites = {"RSA-only": "ECDHE-RSA-AES128-GCM-SHA256", "ECDSA-only": "ECDHE-ECDSA-AES128-GCM-SHA256"}
+    for sni, want in table:
+        for client, suite in suites.items():
+            got = served(port, "-tls1_2", "-cipher", suite, "-servername", sni)
+            c.eq(got, want[client], f"-tls1_2 -cipher {suite} SNI {sni}: {want[client]}")
 
     # A verifying client reaches the backend through the extension certificate.
     code, out, err = env.curl(f"https://other.test:{port}/via-other")

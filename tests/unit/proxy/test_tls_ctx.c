@@ -992,6 +992,69 @@ static void test_many_certificates(void **state)
     EVP_PKEY_free(k);
 }
 
+/* The reference's order over real handshakes: exact name before wildcard,
+ * and only then ECDSA before RSA; a client that cannot verify the winner
+ * gets the best certificate it can verify. */
+static void test_precedence_name_then_key(void **state)
+{
+    EVP_PKEY *rsa1 = key_rsa(), *rsa2 = key_rsa(), *ec1 = key_ec();
+    X509 *exact_rsa = make_cert(rsa1, "exact rsa", "DNS:exact.wild.test", F.ca, F.ca_key, false);
+    X509 *wild_rsa = make_cert(rsa2, "wild rsa", "DNS:*.wild.test", F.ca, F.ca_key, false);
+    X509 *exact_ec = make_cert(ec1, "exact ec", "DNS:ec.wild.test", F.ca, F.ca_key, false);
+    struct rc_certificate c1, c2, c3;
+    cert_fill(&c1, "exact-rsa", exact_rsa, NULL, rsa1);
+    cert_fill(&c2, "wild-rsa", wild_rsa, NULL, rsa2);
+    cert_fill(&c3, "exact-ec", exact_ec, NULL, ec1);
+    const struct rc_certificate *ext[] = {&F.c_wild, &c1, &c2, &c3};
+    struct rc_listener l;
+    listener_init(&l, &pol_1_2_strict_13);
+    l.tls.extension_certificates = ext;
+    l.tls.n_extension_certificates = 4;
+    SSL_CTX *ctx = server_ctx(&l, F.keys, false);
+
+    static const char *rsa_algs = "rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
+    static const char *ec_algs = "ecdsa_secp256r1_sha256";
+    const struct {
+        const char *sni;
+        struct client_opts o;
+        const char *want;
+    } cases[] = {
+        /* exact RSA vs ECDSA wildcard: exact wins for any client that can verify it */
+        {"exact.wild.test", {0}, "exact rsa"},
+        {"exact.wild.test", {.version = TLS1_2_VERSION}, "exact rsa"},
+        {"exact.wild.test", {.sigalgs = rsa_algs}, "exact rsa"},
+        {"exact.wild.test", {.sigalgs = ec_algs}, "wild.test"},
+        {"exact.wild.test",
+         {.version = TLS1_2_VERSION, .ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256"},
+         "wild.test"},
+        /* two wildcards: ECDSA first, RSA for an RSA-only client */
+        {"other.wild.test", {0}, "wild.test"},
+        {"other.wild.test", {.version = TLS1_2_VERSION}, "wild.test"},
+        {"other.wild.test", {.sigalgs = rsa_algs}, "wild rsa"},
+        {"other.wild.test",
+         {.version = TLS1_2_VERSION, .ciphers = "ECDHE-RSA-AES128-GCM-SHA256"},
+         "wild rsa"},
+        {"other.wild.test", {.version = TLS1_2_VERSION, .sigalgs = "RSA+SHA256"}, "wild rsa"},
+        /* exact ECDSA: an RSA-only client gets the best RSA match, the wildcard */
+        {"ec.wild.test", {0}, "exact ec"},
+        {"ec.wild.test", {.sigalgs = rsa_algs}, "wild rsa"},
+        {"ec.wild.test", {.version = TLS1_2_VERSION, .sigalgs = "RSA+SHA256"}, "wild rsa"},
+        {"ec.wild.test", {.version = TLS1_2_VERSION}, "exact ec"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_cert(ctx, &cases[i].o, cases[i].sni, cases[i].want);
+    SSL_CTX_free(ctx);
+    struct rc_certificate *cs[] = {&c1, &c2, &c3};
+    for (size_t i = 0; i < 3; i++)
+        cert_cleanup(cs[i]);
+    X509_free(exact_rsa);
+    X509_free(wild_rsa);
+    X509_free(exact_ec);
+    EVP_PKEY_free(rsa1);
+    EVP_PKEY_free(rsa2);
+    EVP_PKEY_free(ec1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1008,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_host_allowed),
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_many_certificates),
+        cmocka_unit_test(test_precedence_name_then_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
