@@ -693,7 +693,11 @@ static int apply_policy(SSL_CTX *ctx, const struct rc_tls_policy *p, char *err, 
         if (!(v & (1u << i)))
             SSL_CTX_set_options(ctx, no_version[i]);
     /* OpenSSL 3 offers TLS 1.0 and 1.1 (MD5/SHA-1 handshake signatures)
-     * only at security level 0. */
+     * only at security level 0. The level is per context, so it lowers TLS
+     * 1.2 on this listener too: SHA-1 handshake signatures when the client
+     * offers nothing better, and short keys or SHA-1/MD5 signatures in
+     * certificates, client certificates under mTLS included, are no longer
+     * refused (README says so; the cipher suites stay the policy's). */
     if (v & (RC_TLS_1_0 | RC_TLS_1_1))
         SSL_CTX_set_security_level(ctx, 0);
 
