@@ -15,7 +15,7 @@
 struct px_runtime;
 struct px_worker;
 struct px_conn;
-struct px_upstream_pools;
+struct px_registry;
 
 /* A listening socket of this worker, for one px_bind key. Its fd was
  * created, bound and set to listen by the runtime (SO_REUSEPORT, one per
@@ -51,7 +51,14 @@ struct px_worker {
     /* Every open client connection, for draining (intrusive list through
      * px_conn.prev/next; maintained by proxy/conn.c). */
     struct px_conn *conns;
-    struct px_upstream_pools *pools; /* owned by proxy/upstream.c */
+    /* The backend registry (the runtime's): this worker's idle upstream
+     * pools are its entries' pools[id]. */
+    struct px_registry *registry;
+    bool pools_closed; /* stopping: released upstream connections close */
+    /* Runs after backend bytes went to their owner, so that what they
+     * produced leaves at once (px_conn_flush_all; set by the worker, so
+     * proxy/upstream.c does not know client connections). */
+    void (*after_upstream_read)(struct px_worker *w);
     /* Connections with staged output, sent by px_conn_flush_all from the
      * prepare and check phases: after the I/O callbacks of an iteration
      * and before the loop blocks again. */
