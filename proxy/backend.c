@@ -94,8 +94,11 @@ struct px_backend *px_backend_get(struct px_registry *r, const struct px_backend
             return b;
         }
     }
-    struct px_backend *b = calloc(1, sizeof *b);
+    /* Aligned: the counters have a cache line of their own. */
+    struct px_backend *b = aligned_alloc(PX_CACHE_LINE, sizeof *b);
     struct px_pool *pools = calloc((size_t)r->n_workers, sizeof *pools);
+    if (b)
+        memset(b, 0, sizeof *b);
     if (!b || !pools) {
         uv_mutex_unlock(&r->lock);
         free(b);
