@@ -1,5 +1,5 @@
 /* A worker: one thread, one uv loop, its listening handles, its client
- * connections and its upstream connection pools. Nothing here is touched by
+ * connections and its slot in every backend's idle connection pool. Nothing here is touched by
  * another thread except `snap_pending` handling (through the runtime's
  * atomic pointer) and the relaxed-atomic counters in `stats`. */
 #ifndef ALBD_PROXY_WORKER_T_H
@@ -18,8 +18,8 @@ struct px_conn;
 struct px_registry;
 
 /* A listening socket of this worker, for one px_bind key. Its fd was
- * created, bound and set to listen by the runtime (SO_REUSEPORT, one per
- * worker), then opened here with uv_tcp_open. */
+ * created, bound and set to listen on the agent thread (px_listen_sockets:
+ * SO_REUSEPORT, one per worker), then opened here (px_listen_start). */
 struct px_wlisten {
     struct px_worker *w;
     uv_tcp_t tcp;
