@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "proxy/conn-t.h"
+#include "proxy/conn.h" /* px_conn_close */
 
 /* Sends bytes to the client (copied; encrypted for TLS). Returns 0 or a
  * negative errno; on failure the caller closes c. */

@@ -53,6 +53,15 @@ struct px_proto {
     void (*free)(struct px_conn *c);
 };
 
+/* How a listener picks the protocol handler of a connection once its
+ * transport is up (proxy/protos.c; named by px_listener.protocols when the
+ * snapshot is built). alpn is the protocol TLS negotiated (NULL, 0 for plain
+ * TCP or none); never returns NULL. */
+struct px_proto_choice {
+    const char *name;
+    const struct px_proto *(*choose)(const unsigned char *alpn, unsigned alpn_len);
+};
+
 enum px_conn_state {
     PX_CONN_HANDSHAKE, /* TLS handshake in progress */
     PX_CONN_OPEN,      /* a protocol handler runs */

@@ -1,7 +1,7 @@
 /* Client connections: accept, transport (plain TCP or TLS over memory
  * BIOs), input pumping with backpressure, graceful and abrupt close. The
- * HTTP semantics live in the protocol handler chosen after the handshake
- * (proxy/h1.c). */
+ * HTTP semantics live in the protocol handler the listener chooses after
+ * the handshake (px_listener.protocols, proxy/protos.c). */
 #include "proxy/conn.h"
 
 #include <arpa/inet.h>
@@ -10,8 +10,6 @@
 #include <string.h>
 
 #include "proxy/conn-io.h"
-#include "proxy/h1.h"
-#include "proxy/h2.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
@@ -388,17 +386,14 @@ static void client_eof(struct px_conn *c)
         px_conn_close(c);
 }
 
-/* Picks the protocol handler once the transport is up. */
+/* Lets the listener pick the protocol handler once the transport is up. */
 static int start_protocol(struct px_conn *c)
 {
-    const struct px_proto *p = &px_h1_proto;
-    if (c->tls) {
-        const unsigned char *alpn;
-        unsigned len;
+    const unsigned char *alpn = NULL;
+    unsigned len = 0;
+    if (c->tls)
         px_tls_io_alpn(c->tls, &alpn, &len);
-        if (len == 2 && memcmp(alpn, "h2", 2) == 0)
-            p = &px_h2_proto;
-    }
+    const struct px_proto *p = c->lis->protocols->choose(alpn, len);
     c->proto = p;
     c->state = PX_CONN_OPEN;
     c->want_input = true;

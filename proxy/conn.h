@@ -33,12 +33,4 @@ struct px_conn *px_conn_next(struct px_conn *c);
  * iteration. The worker calls it from its prepare and check handles. */
 void px_conn_flush_all(struct px_worker *w);
 
-/* Upstream pools of one worker, keyed by px_server.key; they outlive
- * snapshots. new returns NULL on allocation failure. close_all closes every
- * idle pooled connection (worker stop); free releases the table once the
- * loop has run the close callbacks. */
-struct px_upstream_pools *px_upstream_pools_new(struct px_worker *w);
-void px_upstream_pools_close_all(struct px_upstream_pools *p);
-void px_upstream_pools_free(struct px_upstream_pools *p);
-
 #endif

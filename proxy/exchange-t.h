@@ -50,7 +50,10 @@ struct px_exchange {
     bool retried_fresh;
     bool last_timeout; /* the last connect attempt timed out */
     unsigned attempts;
-    uint64_t tried; /* servers[i] tried: bit i (the first 64) */
+    /* Failover order (proxy/lb.c): the first server's index and how many
+     * steps past it were offered; no limit on the group's size. */
+    size_t first;
+    size_t cursor;
 };
 
 #endif

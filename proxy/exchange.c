@@ -1,6 +1,7 @@
 /* Backend choice and failover shared by proxy/h1.c and proxy/h2.c. */
 #include "proxy/exchange.h"
 
+#include "proxy/lb.h"
 #include "proxy/log.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream.h"
@@ -23,14 +24,21 @@ struct px_server *px_exchange_choose_server(struct px_exchange *x)
     struct px_group *g = x->group;
     if (!g || x->attempts >= g->n_servers)
         return NULL;
-    return px_group_pick(g, x->w->id, x->tried);
+    if (x->attempts == 0) {
+        struct px_server *s = px_lb_pick(g, x->w->id);
+        if (s)
+            x->first = (size_t)(s - g->servers);
+        return s;
+    }
+    return px_lb_next(g, x->first, &x->cursor);
 }
 
 void px_exchange_begin(struct px_exchange *x, const struct px_listener *lis)
 {
     x->group = px_exchange_choose_group(lis);
     x->server = NULL;
-    x->tried = 0;
+    x->first = 0;
+    x->cursor = 0;
     x->attempts = 0;
     x->retried_fresh = false;
     x->last_timeout = false;
@@ -73,9 +81,6 @@ void px_exchange_connect(struct px_exchange *x)
         return;
     }
     x->attempts++;
-    size_t idx = (size_t)(s - x->group->servers);
-    if (idx < 64)
-        x->tried |= 1ull << idx;
     use_server(x, s, true);
 }
 

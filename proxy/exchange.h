@@ -17,8 +17,9 @@ void px_exchange_init(struct px_exchange *x, struct px_worker *w, const char *ta
 struct px_group *px_exchange_choose_group(const struct px_listener *lis);
 
 /* The next server of x->group to try (not tried yet for this request, at
- * most one attempt per server), or NULL when none is left. Health checks
- * will narrow the choice here. */
+ * most one attempt per server, whatever the group's size), or NULL when
+ * none is left: the scheduler's pick first (proxy/lb.c, which also skips
+ * backends a health check marked down), then the failover order. */
 struct px_server *px_exchange_choose_server(struct px_exchange *x);
 
 /* Starts failover state for a new request on lis: chooses its group

@@ -36,6 +36,9 @@ struct px_runtime {
     struct rt_socks *socks;
     uint64_t next_sock_id;
     uint64_t generation;
+    /* Backend entries and scheduler states shared by every snapshot
+     * (proxy/backend.c); freed at stop, once nothing references it. */
+    struct px_registry *registry;
     struct px_tls_keys *tls_keys; /* shared by every SSL_CTX, so tickets survive swaps */
     bool ticket_keys_from_files;
     bool share_ports; /* --share-ports: skip the check of sharecheck.h */

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy/backend.h"
+#include "proxy/listen.h"
 #include "proxy/log.h"
 #include "proxy/runtime-t.h"
 #include "proxy/sharecheck.h"
@@ -18,8 +20,6 @@
 #include "proxy/tls_ctx.h"
 #include "proxy/worker.h"
 #include "reconciler/rc.h"
-
-enum { LISTEN_BACKLOG = 511 };
 
 struct px_runtime *px_runtime_start(int n_workers)
 {
@@ -34,8 +34,10 @@ struct px_runtime *px_runtime_start(int n_workers)
     rt->next_sock_id = 1;
     rt->workers = calloc((size_t)n_workers, sizeof *rt->workers);
     rt->tls_keys = px_tls_keys_new();
-    if (!rt->workers || !rt->tls_keys || uv_mutex_init(&rt->lock) != 0) {
+    rt->registry = px_registry_new(n_workers);
+    if (!rt->workers || !rt->tls_keys || !rt->registry || uv_mutex_init(&rt->lock) != 0) {
         px_tls_keys_unref(rt->tls_keys);
+        px_registry_free(rt->registry);
         free(rt->workers);
         free(rt);
         errno = ENOMEM;
@@ -51,28 +53,6 @@ struct px_runtime *px_runtime_start(int n_workers)
         }
     }
     return rt;
-}
-
-/* One listening socket bound to b's address with SO_REUSEPORT, so that each
- * worker has its own and the kernel spreads connections. Returns the fd or
- * -errno. */
-static int open_listen_socket(const struct px_bind *b)
-{
-    int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-        (b->addr.ss_family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
-        bind(fd, (const struct sockaddr *)&b->addr, b->addrlen) != 0 ||
-        listen(fd, LISTEN_BACKLOG) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
 }
 
 static void socks_free(struct rt_socks *s, int n_workers)
@@ -114,7 +94,7 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
     const char *failed = NULL;
     e->listener[0] = e->msg[0] = '\0';
     e->port_shared = false;
-    if (px_snapshot_build(m, rt->published, rt->spare, rt->n_workers, rt->generation + 1,
+    if (px_snapshot_build(m, rt->published, rt->spare, rt->registry, rt->generation + 1,
                           rt->tls_keys, &s, err, errlen, &failed) != 0) {
         if (failed)
             snprintf(e->listener, sizeof e->listener, "%s", failed);
@@ -149,16 +129,14 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
             ns->fds[w] = -1;
         ns->next = fresh;
         fresh = ns;
-        for (int w = 0; w < rt->n_workers; w++) {
-            int fd = open_listen_socket(b);
-            if (fd < 0) {
-                const struct rc_listener *l = s->listeners[b->listener].model;
-                snprintf(err, errlen, "Listener/%s: cannot listen on %s: %s", l->meta.name,
-                         strchr(b->key, '/') + 1, strerror(-fd));
-                snprintf(e->listener, sizeof e->listener, "%s", l->meta.name);
-                goto fail;
-            }
-            ns->fds[w] = fd;
+        int lrc = px_listen_sockets(SOCK_STREAM, (const struct sockaddr *)&b->addr, b->addrlen,
+                                    ns->fds, rt->n_workers);
+        if (lrc < 0) {
+            const struct rc_listener *l = s->listeners[b->listener].model;
+            snprintf(err, errlen, "Listener/%s: cannot listen on %s: %s", l->meta.name,
+                     strchr(b->key, '/') + 1, strerror(-lrc));
+            snprintf(e->listener, sizeof e->listener, "%s", l->meta.name);
+            goto fail;
         }
         if (!rt->share_ports) {
             int sh = px_sharecheck_others((const struct sockaddr *)&b->addr, ns->fds,
@@ -310,6 +288,9 @@ void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
     }
     px_snapshot_unref(rt->published);
     px_snapshot_unref(rt->spare);
+    rt->published = rt->spare = NULL;
+    if (px_registry_free(rt->registry) != 0)
+        px_log_warn("backend registry still referenced at stop (a snapshot or connection leaked)");
     px_tls_keys_unref(rt->tls_keys);
     uv_mutex_destroy(&rt->lock);
     free(rt->workers);

@@ -2,9 +2,10 @@
  *
  * Published by one atomic pointer store (proxy/runtime.c); workers take a
  * reference per connection. Nothing in it changes after publication except
- * the reference count and the per-worker scheduler state (each worker
- * touches only its own row, so no lock is needed). Freed when the last
- * reference drops, on whichever thread that happens. */
+ * the reference count: state that changes while serving (pools, counts,
+ * health, scheduler rotation) lives in the backend registry
+ * (proxy/backend-t.h), which the snapshot only points into. Freed when the
+ * last reference drops, on whichever thread that happens. */
 #ifndef ALBD_PROXY_SNAPSHOT_T_H
 #define ALBD_PROXY_SNAPSHOT_T_H
 
@@ -16,14 +17,18 @@
 
 #include "reconciler/model-t.h"
 
+struct px_backend;
+struct px_lb_state;
+struct px_proto_choice;
+struct px_registry;
+
 /* One backend server, resolved. */
 struct px_server {
     const struct rc_server *model;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    /* "address:port" ([v6]:port), the identity of the backend across
-     * snapshots: upstream pools and, later, health state are keyed by it. */
-    char key[64];
+    /* Its registry entry (one reference): address, pools, counts, health.
+     * The same entry for the same identity in every snapshot. */
+    struct px_backend *backend;
+    const char *key; /* backend->id.key: "address:port" ([v6]:port) */
     int weight;
 };
 
@@ -31,9 +36,8 @@ struct px_group {
     const struct rc_server_group *model;
     struct px_server *servers;
     size_t n_servers;
-    /* Smooth weighted round robin state: n_workers rows of n_servers
-     * counters. Row w is touched only by worker w. */
-    int *wrr;
+    /* Scheduler state in the registry (one reference; proxy/lb.c). */
+    struct px_lb_state *lb;
     int total_weight;
 };
 
@@ -46,6 +50,10 @@ struct px_listener {
     /* SHA-256 over everything the SSL_CTX is made of (listener TLS
      * settings, certificate and policy digests): equal → reuse the SSL_CTX. */
     char tls_digest[65];
+    /* Picks the protocol handler of each connection (HTTP/1.1 only, or
+     * ALPN between HTTP/2 and HTTP/1.1): chosen here, so the transport
+     * does not know the protocols. */
+    const struct px_proto_choice *protocols;
     const char *scheme; /* "http" or "https" (X-Forwarded-Proto) */
     char port_str[8];   /* the listener port as text (X-Forwarded-Port) */
 };
@@ -66,7 +74,8 @@ struct px_snapshot {
     atomic_int refs;
     uint64_t generation;
     int n_workers;
-    struct rc_model *model; /* one reference; model strings outlive the snapshot */
+    struct rc_model *model;       /* one reference; model strings outlive the snapshot */
+    struct px_registry *registry; /* not owned: outlives every snapshot */
     struct px_listener *listeners;
     size_t n_listeners;
     struct px_group *groups; /* same order as model->groups */

@@ -1,5 +1,4 @@
-/* Snapshot construction from a model, reference counting, and the
- * weighted round robin over a group's servers. */
+/* Snapshot construction from a model and reference counting. */
 #include "proxy/snapshot.h"
 
 #include <arpa/inet.h>
@@ -9,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/backend.h"
+#include "proxy/lb.h"
+#include "proxy/protos.h"
 #include "proxy/tls_ctx.h"
 #include "reconciler/rc.h"
 
@@ -57,8 +59,7 @@ static int build_group(struct px_snapshot *s, struct px_group *g, const struct r
     if (m->n_servers == 0)
         return 0;
     g->servers = calloc(m->n_servers, sizeof *g->servers);
-    g->wrr = calloc((size_t)s->n_workers * m->n_servers, sizeof *g->wrr);
-    if (!g->servers || !g->wrr) {
+    if (!g->servers) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -67,13 +68,24 @@ static int build_group(struct px_snapshot *s, struct px_group *g, const struct r
         struct px_server *ps = &g->servers[i];
         ps->model = rs;
         ps->weight = rs->weight;
-        if (parse_ip(rs->address, rs->port, &ps->addr, &ps->addrlen) != 0) {
+        struct px_backend_id id;
+        if (px_backend_id_init(&id, rs->address, rs->port) != 0) {
             snprintf(err, errlen, "ServerGroup/%s: server address \"%s\" is not an IP address",
                      m->meta.name, rs->address);
             return -1;
         }
-        format_addr(rs->address, rs->port, ps->key, sizeof ps->key);
+        ps->backend = px_backend_get(s->registry, &id);
+        if (!ps->backend) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        ps->key = ps->backend->id.key;
         g->total_weight += rs->weight;
+    }
+    g->lb = px_lb_state_get(s->registry, g);
+    if (!g->lb) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
     return 0;
 }
@@ -136,8 +148,12 @@ static void snapshot_free(struct px_snapshot *s)
     for (size_t i = 0; i < s->n_listeners; i++)
         SSL_CTX_free(s->listeners[i].ssl_ctx);
     for (size_t i = 0; i < s->n_groups; i++) {
-        free(s->groups[i].servers);
-        free(s->groups[i].wrr);
+        struct px_group *g = &s->groups[i];
+        if (g->servers)
+            for (size_t j = 0; j < g->n_servers; j++)
+                px_backend_unref(g->servers[j].backend);
+        free(g->servers);
+        px_lb_state_unref(g->lb);
     }
     free(s->listeners);
     free(s->groups);
@@ -148,7 +164,7 @@ static void snapshot_free(struct px_snapshot *s)
 }
 
 int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
-                      const struct px_snapshot *spare, int n_workers, uint64_t generation,
+                      const struct px_snapshot *spare, struct px_registry *reg, uint64_t generation,
                       struct px_tls_keys *keys, struct px_snapshot **out, char *err, size_t errlen,
                       const char **failed_listener)
 {
@@ -162,7 +178,8 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
     atomic_init(&s->refs, 1);
     atomic_fetch_add_explicit(&snapshots_alive, 1, memory_order_relaxed);
     s->generation = generation;
-    s->n_workers = n_workers;
+    s->n_workers = reg->n_workers;
+    s->registry = reg;
     s->model = rc_model_ref(m);
 
     size_t n_binds = 0;
@@ -191,6 +208,7 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
         pl->model = l;
         pl->default_group = l->default_group ? find_group(s, l->default_group) : NULL;
         pl->scheme = l->protocol == RC_LISTENER_HTTPS ? "https" : "http";
+        pl->protocols = l->protocol == RC_LISTENER_HTTPS ? &px_protocols_alpn : &px_protocols_http1;
         snprintf(pl->port_str, sizeof pl->port_str, "%d", l->port);
         if (l->protocol == RC_LISTENER_HTTPS) {
             tls_digest(l, pl->tls_digest);
@@ -249,27 +267,4 @@ const struct px_bind *px_snapshot_find_bind(const struct px_snapshot *s, const c
         if (strcmp(s->binds[i].key, key) == 0)
             return &s->binds[i];
     return NULL;
-}
-
-/* Smooth weighted round robin (each pick: add every weight to its counter,
- * take the largest, subtract the total): spreads a server's turns evenly
- * instead of in bursts. */
-struct px_server *px_group_pick(struct px_group *g, int worker, uint64_t exclude)
-{
-    int *cur = g->wrr + (size_t)worker * g->n_servers;
-    int total = 0;
-    ssize_t best = -1;
-    for (size_t i = 0; i < g->n_servers; i++) {
-        int wgt = g->servers[i].weight;
-        if (wgt <= 0 || (i < 64 && (exclude >> i) & 1))
-            continue;
-        cur[i] += wgt;
-        total += wgt;
-        if (best < 0 || cur[i] > cur[best])
-            best = (ssize_t)i;
-    }
-    if (best < 0)
-        return NULL;
-    cur[best] -= total;
-    return &g->servers[best];
 }

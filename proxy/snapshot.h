@@ -3,7 +3,9 @@
 
 #include "proxy/snapshot-t.h"
 
-/* Builds a snapshot of model m for n_workers workers. prev (may be NULL) is
+/* Builds a snapshot of model m for the workers of registry reg (backend
+ * entries and scheduler states are looked up there by identity: a server
+ * or group the running snapshot also has keeps its state). prev (may be NULL) is
  * the running snapshot: SSL_CTXs whose inputs are unchanged are reused from
  * it, or else from spare (may be NULL): a snapshot built but not published.
  * keys is the session-ticket key ring shared by every SSL_CTX (so that
@@ -11,7 +13,7 @@
  * message (never secret) in err. Call on the agent thread. */
 struct px_tls_keys;
 int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
-                      const struct px_snapshot *spare, int n_workers, uint64_t generation,
+                      const struct px_snapshot *spare, struct px_registry *reg, uint64_t generation,
                       struct px_tls_keys *keys, struct px_snapshot **out, char *err, size_t errlen,
                       const char **failed_listener);
 
@@ -24,11 +26,5 @@ void px_snapshot_unref(struct px_snapshot *s);
 
 /* The bind with this key, or NULL. */
 const struct px_bind *px_snapshot_find_bind(const struct px_snapshot *s, const char *key);
-
-/* Picks the next server of g for worker `worker` by smooth weighted round
- * robin, skipping servers of weight 0 and any server whose index has its bit
- * set in `exclude` (a bit set of tried servers, index < 64; pass 0 for none).
- * Returns NULL when no server is eligible. Call only from worker `worker`. */
-struct px_server *px_group_pick(struct px_group *g, int worker, uint64_t exclude);
 
 #endif

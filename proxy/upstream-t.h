@@ -16,7 +16,7 @@
 #define PX_UPSTREAM_IDLE_MAX 512
 
 struct px_upstream;
-struct px_pool;
+struct px_backend;
 
 /* The user of an upstream connection. Callbacks run on the worker loop. */
 struct px_upstream_cbs {
@@ -46,8 +46,10 @@ struct px_upstream {
     struct px_outq out;
     enum px_upstream_state state;
     struct px_worker *w;
-    struct px_pool *pool;                      /* the pool entry of its server */
-    struct px_upstream *idle_prev, *idle_next; /* in pool->idle while PX_UP_IDLE */
+    /* Its server's registry entry (one reference): the idle pool is
+     * backend->pools[w->id]. */
+    struct px_backend *backend;
+    struct px_upstream *idle_prev, *idle_next; /* in that pool's idle list while PX_UP_IDLE */
     const struct px_upstream_cbs *cbs;
     void *owner;
     bool reading;

@@ -1,68 +1,40 @@
-/* Backend connections and the per-worker idle pools (keyed by the server's
- * "address:port" identity, so they outlive snapshots). */
+/* Backend connections and the per-worker idle pools, which live in the
+ * backend registry's entries (proxy/backend-t.h) so they outlive snapshots.
+ * Every connection holds a reference on its entry and keeps the entry's
+ * connection and in-flight counts. */
 #include "proxy/upstream.h"
-#include "proxy/conn.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/backend.h"
 #include "proxy/log.h"
-
-#define POOL_BUCKETS 64
-
-struct px_pool {
-    char key[64];
-    struct px_upstream *idle; /* most recently released first */
-    unsigned n_idle;
-    struct px_pool *next; /* hash chain */
-};
-
-struct px_upstream_pools {
-    struct px_worker *w;
-    bool closed; /* worker stopping: released connections are closed, not kept */
-    struct px_pool *buckets[POOL_BUCKETS];
-};
 
 #define UP_OF(field_ptr, field)                                                                    \
     ((struct px_upstream *)((char *)(field_ptr)-offsetof(struct px_upstream, field)))
 
 static void upstream_close(struct px_upstream *u);
 
-struct px_upstream_pools *px_upstream_pools_new(struct px_worker *w)
+static struct px_pool *pool_of(struct px_upstream *u)
 {
-    struct px_upstream_pools *p = calloc(1, sizeof *p);
-    if (p)
-        p->w = w;
-    return p;
+    return &u->backend->pools[u->w->id];
 }
 
-static unsigned key_hash(const char *k)
+/* Moves u to state st, keeping its backend's in-flight count: connecting
+ * and active connections serve a request, idle and closing ones do not. */
+static void set_state(struct px_upstream *u, enum px_upstream_state st)
 {
-    unsigned h = 2166136261u;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 16777619u;
-    return h % POOL_BUCKETS;
-}
-
-static struct px_pool *pool_get(struct px_upstream_pools *p, const char *key)
-{
-    unsigned b = key_hash(key);
-    for (struct px_pool *e = p->buckets[b]; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            return e;
-    struct px_pool *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
-    snprintf(e->key, sizeof e->key, "%s", key);
-    e->next = p->buckets[b];
-    p->buckets[b] = e;
-    return e;
+    bool was = u->state == PX_UP_CONNECTING || u->state == PX_UP_ACTIVE;
+    bool is = st == PX_UP_CONNECTING || st == PX_UP_ACTIVE;
+    u->state = st;
+    if (was != is)
+        atomic_fetch_add_explicit(&u->backend->inflight, is ? 1 : -1, memory_order_relaxed);
 }
 
 static void idle_unlink(struct px_upstream *u)
 {
-    struct px_pool *e = u->pool;
+    struct px_pool *e = pool_of(u);
     if (u->idle_prev)
         u->idle_prev->idle_next = u->idle_next;
     else
@@ -73,29 +45,19 @@ static void idle_unlink(struct px_upstream *u)
     e->n_idle--;
 }
 
-void px_upstream_pools_close_all(struct px_upstream_pools *p)
+static void close_idle_of(struct px_backend *b, void *arg)
 {
-    if (!p)
-        return;
-    p->closed = true;
-    for (int b = 0; b < POOL_BUCKETS; b++)
-        for (struct px_pool *e = p->buckets[b]; e; e = e->next)
-            while (e->idle)
-                upstream_close(e->idle);
+    struct px_worker *w = arg;
+    struct px_pool *e = &b->pools[w->id];
+    while (e->idle)
+        upstream_close(e->idle);
 }
 
-void px_upstream_pools_free(struct px_upstream_pools *p)
+void px_upstream_close_idle(struct px_worker *w)
 {
-    if (!p)
-        return;
-    for (int b = 0; b < POOL_BUCKETS; b++) {
-        while (p->buckets[b]) {
-            struct px_pool *e = p->buckets[b];
-            p->buckets[b] = e->next;
-            free(e);
-        }
-    }
-    free(p);
+    w->pools_closed = true;
+    if (w->registry)
+        px_registry_each(w->registry, close_idle_of, w);
 }
 
 static void close_cb(uv_handle_t *h)
@@ -103,6 +65,8 @@ static void close_cb(uv_handle_t *h)
     struct px_upstream *u = h->data;
     if (--u->open_handles == 0) {
         px_outq_cleanup(&u->out);
+        atomic_fetch_sub_explicit(&u->backend->connections, 1, memory_order_relaxed);
+        px_backend_unref(u->backend);
         free(u);
     }
 }
@@ -113,7 +77,7 @@ static void upstream_close(struct px_upstream *u)
         return;
     if (u->state == PX_UP_IDLE)
         idle_unlink(u);
-    u->state = PX_UP_CLOSING;
+    set_state(u, PX_UP_CLOSING);
     u->cbs = NULL;
     u->owner = NULL;
     uv_close((uv_handle_t *)&u->tcp, close_cb);
@@ -146,7 +110,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     u->cbs->on_read(u->owner, u, nread > 0 ? buf->base : NULL, nread);
     /* What this response produced leaves now, not after every other
      * callback of the iteration (TLS handshakes can take milliseconds). */
-    px_conn_flush_all(w);
+    if (w->after_upstream_read)
+        w->after_upstream_read(w);
 }
 
 void px_upstream_read(struct px_upstream *u, bool on)
@@ -210,7 +175,7 @@ static void connect_cb(uv_connect_t *req, int status)
             cbs->on_connect(owner, u, status);
         return;
     }
-    u->state = PX_UP_ACTIVE;
+    set_state(u, PX_UP_ACTIVE);
     uv_tcp_nodelay(&u->tcp, 1);
     px_upstream_read(u, true);
     if (cbs)
@@ -221,13 +186,14 @@ int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool all
                         const struct px_upstream_cbs *cbs, void *owner, struct px_upstream **out,
                         bool *reused)
 {
-    struct px_pool *e = w->pools ? pool_get(w->pools, s->key) : NULL;
+    struct px_backend *b = s->backend;
+    struct px_pool *e = &b->pools[w->id];
     *reused = false;
-    if (allow_pooled && e && e->idle) {
+    if (allow_pooled && e->idle) {
         struct px_upstream *u = e->idle;
         idle_unlink(u);
         uv_timer_stop(&u->timer);
-        u->state = PX_UP_ACTIVE;
+        set_state(u, PX_UP_ACTIVE);
         u->cbs = cbs;
         u->owner = owner;
         px_upstream_read(u, true);
@@ -249,13 +215,15 @@ int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool all
     u->timer.data = u;
     u->open_handles = 2;
     u->w = w;
-    u->pool = e;
+    u->backend = px_backend_ref(b);
+    atomic_fetch_add_explicit(&b->connections, 1, memory_order_relaxed);
     u->cbs = cbs;
     u->owner = owner;
-    u->state = PX_UP_CONNECTING;
+    u->state = PX_UP_CLOSING; /* not counted yet */
+    set_state(u, PX_UP_CONNECTING);
     px_outq_init(&u->out, (uv_stream_t *)&u->tcp, on_written);
     u->connect_req.data = u;
-    rc = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&s->addr, connect_cb);
+    rc = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&b->id.addr, connect_cb);
     if (rc < 0) {
         upstream_close(u);
         return rc;
@@ -311,13 +279,13 @@ void px_upstream_release(struct px_upstream *u, bool keep)
         return;
     u->cbs = NULL;
     u->owner = NULL;
-    struct px_pool *e = u->pool;
-    if (!keep || u->shut || u->state != PX_UP_ACTIVE || !e || !u->w->pools || u->w->pools->closed ||
+    struct px_pool *e = pool_of(u);
+    if (!keep || u->shut || u->state != PX_UP_ACTIVE || u->w->pools_closed ||
         e->n_idle >= PX_UPSTREAM_IDLE_MAX || u->out.queued || u->out.inflight) {
         upstream_close(u);
         return;
     }
-    u->state = PX_UP_IDLE;
+    set_state(u, PX_UP_IDLE);
     u->idle_prev = NULL;
     u->idle_next = e->idle;
     if (e->idle)

@@ -4,9 +4,12 @@
 #ifndef ALBD_PROXY_UPSTREAM_H
 #define ALBD_PROXY_UPSTREAM_H
 
-#include "proxy/conn.h"
 #include "proxy/snapshot-t.h"
 #include "proxy/upstream-t.h"
+
+/* Closes every idle pooled connection of w and makes later releases close
+ * instead of pooling (the worker is stopping). */
+void px_upstream_close_idle(struct px_worker *w);
 
 /* Gets a connection to s for owner: an idle pooled one when allow_pooled
  * and one exists (*reused = true, usable at once; on_connect is not

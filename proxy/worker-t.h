@@ -1,5 +1,5 @@
 /* A worker: one thread, one uv loop, its listening handles, its client
- * connections and its upstream connection pools. Nothing here is touched by
+ * connections and its slot in every backend's idle connection pool. Nothing here is touched by
  * another thread except `snap_pending` handling (through the runtime's
  * atomic pointer) and the relaxed-atomic counters in `stats`. */
 #ifndef ALBD_PROXY_WORKER_T_H
@@ -15,11 +15,11 @@
 struct px_runtime;
 struct px_worker;
 struct px_conn;
-struct px_upstream_pools;
+struct px_registry;
 
 /* A listening socket of this worker, for one px_bind key. Its fd was
- * created, bound and set to listen by the runtime (SO_REUSEPORT, one per
- * worker), then opened here with uv_tcp_open. */
+ * created, bound and set to listen on the agent thread (px_listen_sockets:
+ * SO_REUSEPORT, one per worker), then opened here (px_listen_start). */
 struct px_wlisten {
     struct px_worker *w;
     uv_tcp_t tcp;
@@ -51,7 +51,14 @@ struct px_worker {
     /* Every open client connection, for draining (intrusive list through
      * px_conn.prev/next; maintained by proxy/conn.c). */
     struct px_conn *conns;
-    struct px_upstream_pools *pools; /* owned by proxy/upstream.c */
+    /* The backend registry (the runtime's): this worker's idle upstream
+     * pools are its entries' pools[id]. */
+    struct px_registry *registry;
+    bool pools_closed; /* stopping: released upstream connections close */
+    /* Runs after backend bytes went to their owner, so that what they
+     * produced leaves at once (px_conn_flush_all; set by the worker, so
+     * proxy/upstream.c does not know client connections). */
+    void (*after_upstream_read)(struct px_worker *w);
     /* Connections with staged output, sent by px_conn_flush_all from the
      * prepare and check phases: after the I/O callbacks of an iteration
      * and before the loop blocks again. */

@@ -8,80 +8,13 @@
 #include <unistd.h>
 
 #include "proxy/conn.h"
+#include "proxy/listen.h"
 #include "proxy/log.h"
 #include "proxy/runtime-t.h"
 #include "proxy/snapshot.h"
+#include "proxy/upstream.h"
 
-enum { LISTEN_BACKLOG = 511, DRAIN_TICK_MS = 20 };
-
-static void on_listen_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void listen_close(struct px_worker *w, struct px_wlisten *wl)
-{
-    struct px_wlisten **pp = &w->listens;
-    while (*pp && *pp != wl)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = wl->next;
-    wl->closing = true;
-    uv_close((uv_handle_t *)&wl->tcp, on_listen_closed);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct px_wlisten *wl = server->data;
-    if (status < 0) {
-        px_log_warn("worker %d: accept on %s: %s", wl->w->id, wl->key, uv_strerror(status));
-        return;
-    }
-    if (wl->closing || wl->w->draining)
-        return;
-    px_conn_accept(wl->w, wl);
-}
-
-/* Opens a handle on fd (a bound, listening socket) for bind b. */
-static void listen_open(struct px_worker *w, const struct px_bind *b, int fd)
-{
-    struct px_wlisten *wl = calloc(1, sizeof *wl);
-    if (!wl) {
-        px_log_error("worker %d: out of memory opening %s", w->id, b->key);
-        close(fd);
-        return;
-    }
-    wl->w = w;
-    snprintf(wl->key, sizeof wl->key, "%s", b->key);
-    wl->listener = b->listener;
-    wl->sock_id = b->sock_id;
-    wl->tcp.data = wl;
-    int rc = uv_tcp_init(&w->loop, &wl->tcp);
-    if (rc == 0)
-        rc = uv_tcp_open(&wl->tcp, fd);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&wl->tcp, LISTEN_BACKLOG, on_connection);
-    if (rc != 0) {
-        px_log_error("worker %d: cannot serve %s: %s", w->id, b->key, uv_strerror(rc));
-        if (uv_is_active((uv_handle_t *)&wl->tcp) || wl->tcp.loop) {
-            uv_close((uv_handle_t *)&wl->tcp, on_listen_closed);
-        } else {
-            close(fd);
-            free(wl);
-        }
-        return;
-    }
-    wl->next = w->listens;
-    w->listens = wl;
-}
-
-static struct px_wlisten *find_listen(struct px_worker *w, const char *key)
-{
-    for (struct px_wlisten *wl = w->listens; wl; wl = wl->next)
-        if (strcmp(wl->key, key) == 0)
-            return wl;
-    return NULL;
-}
+enum { DRAIN_TICK_MS = 20 };
 
 /* Takes this worker's fd of (key, sock_id) from the runtime's table, or -1.
  * Called with rt->lock held. */
@@ -111,16 +44,16 @@ static void pick_up_snapshot(struct px_worker *w)
     }
     for (size_t i = 0; i < s->n_binds; i++) {
         const struct px_bind *b = &s->binds[i];
-        struct px_wlisten *wl = find_listen(w, b->key);
+        struct px_wlisten *wl = px_listen_find(w, b->key);
         if (wl && wl->sock_id == b->sock_id) {
             wl->listener = b->listener;
             continue;
         }
         if (wl)
-            listen_close(w, wl);
+            px_listen_close(w, wl);
         int fd = take_fd(rt, w->id, b->key, b->sock_id);
         if (fd >= 0)
-            listen_open(w, b, fd);
+            px_listen_start(w, b, fd);
     }
     uv_mutex_unlock(&rt->lock);
 
@@ -128,7 +61,7 @@ static void pick_up_snapshot(struct px_worker *w)
     for (struct px_wlisten *wl = w->listens; wl; wl = next) {
         next = wl->next;
         if (!px_snapshot_find_bind(s, wl->key))
-            listen_close(w, wl);
+            px_listen_close(w, wl);
     }
     struct px_snapshot *old = w->snap;
     w->snap = s;
@@ -157,7 +90,7 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&w->flush_prepare, NULL);
     uv_close((uv_handle_t *)&w->flush_check, NULL);
-    px_upstream_pools_close_all(w->pools);
+    px_upstream_close_idle(w);
     uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
@@ -165,7 +98,7 @@ static void begin_drain(struct px_worker *w)
 {
     w->draining = true;
     while (w->listens)
-        listen_close(w, w->listens);
+        px_listen_close(w, w->listens);
     struct px_conn *cn;
     for (struct px_conn *c = w->conns; c; c = cn) {
         cn = px_conn_next(c);
@@ -226,9 +159,8 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
         uv_check_start(&w->flush_check, on_flush_check);
         uv_unref((uv_handle_t *)&w->flush_prepare);
         uv_unref((uv_handle_t *)&w->flush_check);
-        w->pools = px_upstream_pools_new(w);
-        if (!w->pools)
-            rc = -ENOMEM;
+        w->registry = rt->registry;
+        w->after_upstream_read = px_conn_flush_all;
     }
     if (rc == 0)
         rc = uv_thread_create(&w->thread, worker_main, w);
@@ -240,8 +172,6 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
         }
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
-        px_upstream_pools_free(w->pools);
-        w->pools = NULL;
         return rc;
     }
     w->started = true;
@@ -261,7 +191,6 @@ void px_worker_join(struct px_worker *w)
     int rc = uv_loop_close(&w->loop);
     if (rc != 0)
         px_log_warn("worker %d: loop closed with handles still open: %s", w->id, uv_strerror(rc));
-    px_upstream_pools_free(w->pools);
     px_snapshot_unref(w->snap);
     w->snap = NULL;
     w->started = false;

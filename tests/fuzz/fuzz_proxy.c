@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "proxy/backend.h"
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
@@ -97,9 +98,11 @@ struct px_snapshot *fz_snapshot(void)
     }
     rc_errs_cleanup(&errs);
     struct px_tls_keys *keys = px_tls_keys_new();
+    struct px_registry *reg = px_registry_new(1); /* lives as long as the snapshot: the process */
     char err[256];
     const char *failed = NULL;
-    if (!keys || px_snapshot_build(m, NULL, NULL, 1, 1, keys, &snap, err, sizeof err, &failed) != 0)
+    if (!keys || !reg ||
+        px_snapshot_build(m, NULL, NULL, reg, 1, keys, &snap, err, sizeof err, &failed) != 0)
         fz_fail("cannot build the snapshot: %s", err);
     px_tls_keys_unref(keys);
     rc_model_unref(m);
@@ -107,6 +110,7 @@ struct px_snapshot *fz_snapshot(void)
         fz_fail("expected 3 listeners in %s/proxy", ALBD_FUZZ_DATA);
     if (uv_loop_init(&worker.loop) != 0)
         fz_fail("uv_loop_init");
+    worker.registry = reg;
     worker.snap = snap;
     return snap;
 }
@@ -267,7 +271,7 @@ void px_exchange_begin(struct px_exchange *x, const struct px_listener *lis)
 {
     x->group = lis->default_group;
     x->server = NULL;
-    x->tried = 0;
+    x->first = x->cursor = 0;
     x->attempts = 0;
     x->retried_fresh = false;
     x->last_timeout = false;
@@ -309,7 +313,6 @@ void px_exchange_connect(struct px_exchange *x)
         return;
     }
     x->attempts++;
-    x->tried |= 1;
     x->server = &g->servers[0];
     struct fz_up *up = &fz.ups[fz.n_ups++];
     *up = (struct fz_up){.u = calloc(1, sizeof(struct px_upstream)), .x = x};

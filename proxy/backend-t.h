@@ -1,0 +1,83 @@
+/* The backend registry: state about each backend server that outlives
+ * snapshots (idle connection pools per worker, in-flight and connection
+ * counts, health verdict, slow-start clock) and the per-group scheduler
+ * states of proxy/lb.c. Entries are keyed by identity, not by snapshot, so
+ * a reload that keeps a server keeps its entry (same pointer, same counts);
+ * an entry nothing references any more is freed. */
+#ifndef ALBD_PROXY_BACKEND_T_H
+#define ALBD_PROXY_BACKEND_T_H
+
+#include <netinet/in.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+struct px_upstream;
+struct px_lb_state;
+
+#define PX_CACHE_LINE 64
+
+/* The identity of a backend server: two servers with equal identities
+ * share one registry entry. Room for the TLS settings and host name a
+ * later backend-TLS feature adds (they join the key). */
+struct px_backend_id {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    /* "address:port" ([v6]:port): the readable identity, used in logs and
+     * as the registry's lookup key. */
+    char key[64];
+};
+
+/* Health verdict of a backend (written by a health checker, read
+ * lock-free by server choice). Nobody sets it yet: every backend is
+ * PX_HEALTH_UNKNOWN, which counts as usable. */
+enum px_health {
+    PX_HEALTH_UNKNOWN = 0,
+    PX_HEALTH_UP,
+    PX_HEALTH_DOWN,
+};
+
+/* The idle connections of one backend on one worker; touched only by that
+ * worker (proxy/upstream.c). */
+struct px_pool {
+    struct px_upstream *idle; /* most recently released first */
+    unsigned n_idle;
+};
+
+struct px_backend {
+    /* Read on every pick, written rarely: the identity, the pools, and
+     * the health verdict and slow-start clock a health checker writes. */
+    struct px_registry *reg;
+    struct px_backend_id id;
+    struct px_pool *pools;           /* reg->n_workers entries, [w] only by worker w */
+    atomic_int health;               /* enum px_health */
+    atomic_uint_fast64_t slow_start; /* ms (uv_hrtime()/1e6) the backend came up; 0: none */
+    struct px_backend *next;         /* hash chain in reg->buckets, under reg->lock */
+
+    /* Written by every worker as connections and requests come and go: on
+     * their own cache line, so that picks do not miss on them. inflight:
+     * upstream connections serving a request now (connecting, or owned by
+     * an exchange or a tunnel), over every worker, what a least-connections
+     * scheduler compares; connections: open ones, idle included. */
+    alignas(PX_CACHE_LINE) atomic_int inflight;
+    atomic_int connections;
+    /* References: one per snapshot server that names it, one per open
+     * upstream connection (idle ones included). Freed when it drops to 0. */
+    atomic_int refs;
+};
+
+/* The registry itself: one per runtime, shared by every worker. The lock
+ * guards the lists; it is taken when a snapshot is built, when an entry
+ * dies, and when a worker stops, never to pick a server or a connection. */
+#define PX_REGISTRY_BUCKETS 1024
+struct px_registry {
+    uv_mutex_t lock;
+    int n_workers;
+    size_t n_backends;
+    struct px_backend *buckets[PX_REGISTRY_BUCKETS];
+    struct px_lb_state *lb_states; /* proxy/lb.c */
+};
+
+#endif

@@ -1,0 +1,118 @@
+/* Listening sockets and the worker's accepting handles. */
+#include "proxy/listen.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/conn.h"
+#include "proxy/log.h"
+
+int px_listen_socket(int type, const struct sockaddr *addr, socklen_t addrlen)
+{
+    if (type != SOCK_STREAM && type != SOCK_DGRAM)
+        return -EINVAL;
+    int fd = socket(addr->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        (addr->sa_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(fd, addr, addrlen) != 0 ||
+        (type == SOCK_STREAM && listen(fd, PX_LISTEN_BACKLOG) != 0)) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int px_listen_sockets(int type, const struct sockaddr *addr, socklen_t addrlen, int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        fds[i] = -1;
+    for (int i = 0; i < n; i++) {
+        int fd = px_listen_socket(type, addr, addrlen);
+        if (fd < 0) {
+            for (int j = 0; j < i; j++) {
+                close(fds[j]);
+                fds[j] = -1;
+            }
+            return fd;
+        }
+        fds[i] = fd;
+    }
+    return 0;
+}
+
+static void on_listen_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void px_listen_close(struct px_worker *w, struct px_wlisten *wl)
+{
+    struct px_wlisten **pp = &w->listens;
+    while (*pp && *pp != wl)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = wl->next;
+    wl->closing = true;
+    uv_close((uv_handle_t *)&wl->tcp, on_listen_closed);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct px_wlisten *wl = server->data;
+    if (status < 0) {
+        px_log_warn("worker %d: accept on %s: %s", wl->w->id, wl->key, uv_strerror(status));
+        return;
+    }
+    if (wl->closing || wl->w->draining)
+        return;
+    px_conn_accept(wl->w, wl);
+}
+
+void px_listen_start(struct px_worker *w, const struct px_bind *b, int fd)
+{
+    struct px_wlisten *wl = calloc(1, sizeof *wl);
+    if (!wl) {
+        px_log_error("worker %d: out of memory opening %s", w->id, b->key);
+        close(fd);
+        return;
+    }
+    wl->w = w;
+    snprintf(wl->key, sizeof wl->key, "%s", b->key);
+    wl->listener = b->listener;
+    wl->sock_id = b->sock_id;
+    wl->tcp.data = wl;
+    int rc = uv_tcp_init(&w->loop, &wl->tcp);
+    if (rc == 0)
+        rc = uv_tcp_open(&wl->tcp, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&wl->tcp, PX_LISTEN_BACKLOG, on_connection);
+    if (rc != 0) {
+        px_log_error("worker %d: cannot serve %s: %s", w->id, b->key, uv_strerror(rc));
+        if (uv_is_active((uv_handle_t *)&wl->tcp) || wl->tcp.loop) {
+            uv_close((uv_handle_t *)&wl->tcp, on_listen_closed);
+        } else {
+            close(fd);
+            free(wl);
+        }
+        return;
+    }
+    wl->next = w->listens;
+    w->listens = wl;
+}
+
+struct px_wlisten *px_listen_find(struct px_worker *w, const char *key)
+{
+    for (struct px_wlisten *wl = w->listens; wl; wl = wl->next)
+        if (strcmp(wl->key, key) == 0)
+            return wl;
+    return NULL;
+}
