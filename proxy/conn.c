@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proxy/conn-io.h"
 #include "proxy/headers.h"
@@ -612,15 +613,17 @@ static void peer_address(struct px_conn *c)
     snprintf(c->client_port, sizeof c->client_port, "%u", port);
 }
 
-void px_conn_accept(struct px_worker *w, struct px_wlisten *wl)
+void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd)
 {
     struct px_conn *c = calloc(1, sizeof *c);
     if (!c) {
         px_log_error("conn: out of memory accepting a connection");
+        close(fd);
         return;
     }
     c->w = w;
     if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
+        close(fd);
         free(c);
         return;
     }
@@ -638,10 +641,10 @@ void px_conn_accept(struct px_worker *w, struct px_wlisten *wl)
     stat_add(&w->stats.connections_active, 1);
     c->state = PX_CONN_HANDSHAKE;
 
-    int rc = uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&c->tcp);
+    int rc = uv_tcp_open(&c->tcp, fd);
     if (rc != 0) {
-        if (rc != UV_EAGAIN)
-            px_log_warn("conn: accept on %s failed: %s", wl->key, uv_strerror(rc));
+        px_log_warn("conn: serving a connection on %s: %s", wl->key, uv_strerror(rc));
+        close(fd);
         px_conn_close(c);
         return;
     }

@@ -5,11 +5,12 @@
 
 #include "proxy/worker-t.h"
 
-/* Accepts one pending connection on wl (called from its connection callback
- * with status 0). The connection takes a reference on w->snap and uses
+/* Serves fd, a connection just accepted on wl (proxy/listen.c); fd is
+ * owned by the connection from here on, closed on any failure. The
+ * connection takes a reference on w->snap and uses
  * w->snap->listeners[wl->listener]. Failures are counted and logged, never
  * fatal. */
-void px_conn_accept(struct px_worker *w, struct px_wlisten *wl);
+void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd);
 
 /* Asks c to finish what it is doing and close: an idle keep-alive
  * connection closes now, one with a request in flight closes after its

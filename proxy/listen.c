@@ -49,9 +49,19 @@ int px_listen_sockets(int type, const struct sockaddr *addr, socklen_t addrlen, 
     return 0;
 }
 
+/* Connections accepted per readable event at most, so that one busy
+ * listener does not starve the worker's other handles (the poll is level
+ * triggered: what is left is offered again at once). */
+enum { ACCEPT_BATCH = 64, PAUSE_MS = 100 };
+
 static void on_listen_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct px_wlisten *wl = h->data;
+    if (--wl->open_handles > 0)
+        return;
+    if (wl->fd >= 0)
+        close(wl->fd);
+    free(wl);
 }
 
 void px_listen_close(struct px_worker *w, struct px_wlisten *wl)
@@ -62,19 +72,54 @@ void px_listen_close(struct px_worker *w, struct px_wlisten *wl)
     if (*pp)
         *pp = wl->next;
     wl->closing = true;
-    uv_close((uv_handle_t *)&wl->tcp, on_listen_closed);
+    uv_close((uv_handle_t *)&wl->poll, on_listen_closed);
+    uv_close((uv_handle_t *)&wl->pause, on_listen_closed);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_readable(uv_poll_t *p, int status, int events);
+
+static void on_resume(uv_timer_t *t)
 {
-    struct px_wlisten *wl = server->data;
+    struct px_wlisten *wl = t->data;
+    if (!wl->closing && !wl->w->draining)
+        uv_poll_start(&wl->poll, UV_READABLE, on_readable);
+}
+
+static void on_readable(uv_poll_t *p, int status, int events)
+{
+    struct px_wlisten *wl = p->data;
+    (void)events;
     if (status < 0) {
-        px_log_warn("worker %d: accept on %s: %s", wl->w->id, wl->key, uv_strerror(status));
+        px_log_warn("worker %d: listening on %s: %s", wl->w->id, wl->key, uv_strerror(status));
         return;
     }
-    if (wl->closing || wl->w->draining)
+    if (wl->closing || wl->w->draining) {
+        uv_poll_stop(&wl->poll); /* level triggered: leave the backlog alone */
         return;
-    px_conn_accept(wl->w, wl);
+    }
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+                continue;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                if (!wl->paused_warned)
+                    px_log_warn("worker %d: accept on %s: %s; accepting again every %d ms",
+                                wl->w->id, wl->key, strerror(e), PAUSE_MS);
+                wl->paused_warned = true;
+                uv_poll_stop(&wl->poll);
+                uv_timer_start(&wl->pause, on_resume, PAUSE_MS, 0);
+                return;
+            }
+            px_log_warn("worker %d: accept on %s: %s", wl->w->id, wl->key, strerror(e));
+            return;
+        }
+        wl->paused_warned = false;
+        px_conn_accept(wl->w, wl, fd);
+    }
 }
 
 void px_listen_start(struct px_worker *w, const struct px_bind *b, int fd)
@@ -89,20 +134,24 @@ void px_listen_start(struct px_worker *w, const struct px_bind *b, int fd)
     snprintf(wl->key, sizeof wl->key, "%s", b->key);
     wl->listener = b->listener;
     wl->sock_id = b->sock_id;
-    wl->tcp.data = wl;
-    int rc = uv_tcp_init(&w->loop, &wl->tcp);
-    if (rc == 0)
-        rc = uv_tcp_open(&wl->tcp, fd);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&wl->tcp, PX_LISTEN_BACKLOG, on_connection);
+    wl->fd = fd;
+    wl->poll.data = wl;
+    wl->pause.data = wl;
+    int rc = uv_poll_init_socket(&w->loop, &wl->poll, fd);
     if (rc != 0) {
         px_log_error("worker %d: cannot serve %s: %s", w->id, b->key, uv_strerror(rc));
-        if (uv_is_active((uv_handle_t *)&wl->tcp) || wl->tcp.loop) {
-            uv_close((uv_handle_t *)&wl->tcp, on_listen_closed);
-        } else {
-            close(fd);
-            free(wl);
-        }
+        close(fd);
+        free(wl);
+        return;
+    }
+    uv_timer_init(&w->loop, &wl->pause);
+    wl->open_handles = 2;
+    rc = uv_poll_start(&wl->poll, UV_READABLE, on_readable);
+    if (rc != 0) {
+        px_log_error("worker %d: cannot serve %s: %s", w->id, b->key, uv_strerror(rc));
+        wl->closing = true;
+        uv_close((uv_handle_t *)&wl->poll, on_listen_closed);
+        uv_close((uv_handle_t *)&wl->pause, on_listen_closed);
         return;
     }
     wl->next = w->listens;

@@ -22,7 +22,18 @@ struct px_registry;
  * SO_REUSEPORT, one per worker), then opened here (px_listen_start). */
 struct px_wlisten {
     struct px_worker *w;
-    uv_tcp_t tcp;
+    /* albd accepts itself (accept4 on fd when poll says readable) rather
+     * than through uv_listen: on EMFILE/ENFILE libuv's accept loop calls
+     * back and retries without end once its one spare descriptor is gone
+     * (workers share the descriptor table), spinning the worker so that
+     * it never closes what would free a descriptor. Here accepting pauses
+     * (pause) and resumes later, nginx's way; the connections wait in the
+     * kernel's backlog meanwhile. */
+    uv_poll_t poll;
+    uv_timer_t pause;
+    int fd;
+    int open_handles;   /* poll and pause; wl is freed when both are closed */
+    bool paused_warned; /* the EMFILE warning is logged once per episode */
     char key[96];
     size_t listener;  /* index into w->snap->listeners, refreshed on every swap */
     uint64_t sock_id; /* px_bind.sock_id of the socket this handle owns */

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """albd under a low RLIMIT_NOFILE, flooded with more connections than it has
 file descriptors: accept fails with EMFILE, yet albd does not crash or spin
-(CPU stays low while the flood holds), sheds the extra connections, and once
-the clients leave it serves again and is back to its own descriptors (none
-leaked)."""
+(CPU stays low while the flood holds: it pauses accepting and tries again
+every 100 ms, the extra connections waiting in the kernel's backlog), and
+once the clients leave it serves again and is back to its own descriptors
+(none leaked)."""
 import os
 import socket
 import sys
@@ -81,7 +82,8 @@ def body(env):
             socks.append(socket.create_connection(("127.0.0.1", port), timeout=scaled(2)))
         except OSError:
             failed += 1
-    # albd takes what it can; the rest it accepts and closes at once.
+    # albd takes what it can; the rest wait in the backlog (or, with an
+    # accept that sheds, are closed at once).
     end = time.monotonic() + scaled(5)
     while time.monotonic() < end and fds(albd.pid) < LIMIT - 2:
         time.sleep(0.05)
@@ -90,8 +92,11 @@ def body(env):
     shed = sum(closed_by_peer(s) for s in socks) + failed
     print(f"  descriptors: {base} before, {peak} at the flood's peak (limit {LIMIT}); "
           f"{shed} of {CLIENTS} connections shed")
-    c.require(peak >= LIMIT - 2 and shed > 0, "the flood really exhausted albd's descriptors (EMFILE on accept)",
-              f"~{LIMIT} descriptors and shed connections", (peak, shed))
+    emfile = "Too many open files" in albd.stderr()
+    c.require(peak >= LIMIT - 2 and (shed > 0 or emfile),
+              "the flood really exhausted albd's descriptors (EMFILE on accept)",
+              f"~{LIMIT} descriptors and shed connections or albd's EMFILE warning",
+              (peak, shed, emfile))
     busy0 = busy_seconds(albd.pid)
     time.sleep(2.0)
     used = busy_seconds(albd.pid) - busy0
