@@ -16,6 +16,12 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/cert.h"
+#include "reconciler/field.h"
+#include "reconciler/meta.h"
+#include "reconciler/reuse.h"
+#include "reconciler/source.h"
+#include "reconciler/filecache.h"
 #include "reconciler/hash.h"
 #include "reconciler/names.h"
 #include "reconciler/rc.h"
@@ -397,4 +403,30 @@ bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
 {
     return c->not_after >= L->now && c->not_before <= L->now &&
            c->not_after - L->now >= (time_t)EXPIRY_WARNING_DAYS * 86400;
+}
+
+bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c)
+{
+    if (!rc_reuse_from(L, d))
+        return false;
+    const struct rc_certificate *o = d->prev_src->res;
+    if (o->source == RC_CERT_SOURCE_SERVICE || !rc_cert_time_quiet(L, o))
+        return false;
+    /* Files: the bytes prev holds must still be what the files hold. */
+    if (o->source == RC_CERT_SOURCE_FILES &&
+        (!rc_filecache_unchanged(L->files, o->cert_path, o->cert_path_hash, o->cert_pem,
+                                 o->cert_pem_len) ||
+         (o->key_path && !rc_filecache_unchanged(L->files, o->key_path, o->key_path_hash,
+                                                 o->key_pem, o->key_pem_len))))
+        return false;
+    if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
+        L->oom = true;
+        return false;
+    }
+    *c = *o;
+    /* The document may have moved in its file (a changed file's unchanged
+     * document, load.c): the copy is where the document is now. */
+    c->meta.loc.line += d->src_line - d->prev_src->line;
+    L->certs_reused++;
+    return true;
 }

@@ -6,6 +6,12 @@
 #include <string.h>
 
 #include "reconciler/build.h"
+#include "reconciler/unsupported.h"
+#include "reconciler/field.h"
+#include "reconciler/meta.h"
+#include "reconciler/reuse.h"
+#include "reconciler/source.h"
+#include "reconciler/filecache.h"
 
 struct unsupported {
     const char *kind;
