@@ -11,9 +11,6 @@
 #include "reconciler/policy.h"
 #include "reconciler/field.h"
 #include "reconciler/meta.h"
-#include "reconciler/reuse.h"
-#include "reconciler/source.h"
-#include "reconciler/filecache.h"
 
 /* Every cipher a policy may name, with the versions it is valid for. */
 struct cipher {

@@ -8,10 +8,6 @@
 #include "reconciler/build.h"
 #include "reconciler/unsupported.h"
 #include "reconciler/field.h"
-#include "reconciler/meta.h"
-#include "reconciler/reuse.h"
-#include "reconciler/source.h"
-#include "reconciler/filecache.h"
 
 struct unsupported {
     const char *kind;
