@@ -13,7 +13,7 @@
 #include "proxy/h1.h"
 #include "proxy/h2.h"
 #include "proxy/headers.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_io.h"
 

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/runtime-t.h"
 #include "proxy/sharecheck.h"
 #include "proxy/snapshot.h"

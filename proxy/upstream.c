@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/log.h"
+#include "common/log.h"
 
 #define POOL_BUCKETS 64
 

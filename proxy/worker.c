@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "proxy/conn.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/runtime-t.h"
 #include "proxy/snapshot.h"
 

@@ -22,8 +22,8 @@
 #include "reconciler/reuse.h"
 #include "reconciler/source.h"
 #include "reconciler/filecache.h"
-#include "reconciler/hash.h"
-#include "reconciler/names.h"
+#include "common/hash.h"
+#include "common/hostname.h"
 #include "reconciler/rc.h"
 #include "reconciler/readall.h"
 
@@ -166,7 +166,7 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
     char *abs = resolve_path(d, rc_y_str(n));
     if (abs == NULL)
         return -2;
-    *hash = rc_hash_str(abs);
+    *hash = cm_hash_str(abs);
     /* The path and bytes come back shared by every certificate of this
      * load that names the same file (one key for 10,000 certificates). */
     int rc = rc_filecache_read(L->files, L->arena, abs, *hash, path, pem, len);
@@ -366,9 +366,9 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     }
 
     /* Names the proxy could never match must not pass silently: the same
-     * rule as proxy/sni.c (rc_wildcard_valid). */
+     * rule as the proxy matches by (common/hostname.c). */
     for (size_t i = 0; c->type == RC_CERT_SERVER && i < c->n_dns_names; i++)
-        if (strchr(c->dns_names[i], '*') && !rc_wildcard_valid(c->dns_names[i])) {
+        if (strchr(c->dns_names[i], '*') && !cm_hostname_wildcard_valid(c->dns_names[i])) {
             rc_doc_err(L, d, RC_ERROR, where, wpath,
                        "the certificate name \"%s\" is not a legal wildcard: one '*', only at the "
                        "start of the leftmost label (\"*.example.com\", \"*test.example.com\"), "

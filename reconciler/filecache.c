@@ -12,7 +12,7 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/filecache.h"
-#include "reconciler/hash.h"
+#include "common/hash.h"
 #include "reconciler/model-t.h"
 #include "reconciler/readall.h"
 
