@@ -17,7 +17,7 @@
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/worker.h"
-#include "reconciler/rc.h"
+#include "reconciler/model.h"
 
 enum { LISTEN_BACKLOG = 511 };
 

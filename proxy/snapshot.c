@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "proxy/tls_ctx.h"
-#include "reconciler/rc.h"
+#include "reconciler/model.h"
 
 static atomic_int snapshots_alive;
 

@@ -13,7 +13,7 @@
 #include "reconciler/field.h"
 #include "reconciler/listener.h"
 #include "reconciler/meta.h"
-#include "reconciler/rc.h"
+#include "reconciler/model.h"
 #include "reconciler/resolve.h"
 #include "reconciler/reuse.h"
 #include "reconciler/source.h"
