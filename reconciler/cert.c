@@ -14,18 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+#include "common/hostname.h"
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
 #include "reconciler/cert.h"
 #include "reconciler/field.h"
-#include "reconciler/meta.h"
-#include "reconciler/reuse.h"
-#include "reconciler/source.h"
 #include "reconciler/filecache.h"
-#include "common/hash.h"
-#include "common/hostname.h"
+#include "reconciler/meta.h"
 #include "reconciler/rc.h"
 #include "reconciler/readall.h"
+#include "reconciler/reuse.h"
+#include "reconciler/source.h"
 
 #define EXPIRY_WARNING_DAYS 30
 

@@ -283,6 +283,11 @@ int rc_build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *l
         if (i >= 0)
             li->default_group = &L->m->groups[i];
     }
+    /* Forwarding rules (spec.rules, unsupported.c until then) are built
+     * here, by rc_build_rules(L, d, spec, li, r) in their own rules.c, after
+     * the default action: their groups resolve through r->groups like it,
+     * and each reference they keep is an entry of rc_listener_refs (below)
+     * and is re-pointed in rc_reuse_listener, or is an index. */
     return 0;
 }
 

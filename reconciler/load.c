@@ -14,13 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "reconciler/arena.h"
-#include "reconciler/model-t.h"
-#include "reconciler/build.h"
 #include "common/hash.h"
+#include "reconciler/arena.h"
+#include "reconciler/build.h"
 #include "reconciler/loadset.h"
-#include "reconciler/readall.h"
+#include "reconciler/model-t.h"
 #include "reconciler/rc.h"
+#include "reconciler/readall.h"
 #include "reconciler/schema.h"
 #include "reconciler/source.h"
 
