@@ -5,7 +5,7 @@
  * Who calls whom (no file calls back into a file that calls it):
  *   load.c, contain.c -> build.c (rc_build_model)
  *   build.c -> instance.c cert.c policy.c group.c listener.c unsupported.c
- *              resolve.c (documents by kind)
+ *              resolve.c (documents by kind), field.c
  *   the kind files -> resolve.c reuse.c meta.c field.c (leaves)
  *   resolve.c, meta.c -> field.c */
 #ifndef ALBD_RECONCILER_BUILD_H
