@@ -17,7 +17,7 @@
 #include <strings.h>
 
 #include "agent/query.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/px.h"
 #include "reconciler/err.h"
 #include "reconciler/export.h"

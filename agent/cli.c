@@ -11,7 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/plan_cmd.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "reconciler/rc.h"
 
 /* Exit statuses, the same for every command (README "Exit status", albd(1)). */

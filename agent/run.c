@@ -13,7 +13,7 @@
 #include "agent/admin.h"
 #include "agent/notify.h"
 #include "agent/watch.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/px.h"
 #include "proxy/tls_keys.h"
 #include "reconciler/load.h"

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "proxy/log.h"
+#include "common/log.h"
 
 static void on_debounce(uv_timer_t *t);
 

@@ -12,7 +12,7 @@
 
 #include "proxy/conn-io.h"
 #include "proxy/headers.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_io.h"
 

@@ -1,8 +1,8 @@
 /* Backend choice and failover shared by proxy/h1.c and proxy/h2.c. */
 #include "proxy/exchange.h"
 
+#include "common/log.h"
 #include "proxy/lb.h"
-#include "proxy/log.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream.h"
 

@@ -18,7 +18,7 @@
 #include "proxy/exchange.h"
 #include "proxy/hdrlist.h"
 #include "proxy/headers.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/runtime-t.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"

@@ -34,7 +34,7 @@
 #include "proxy/exchange.h"
 #include "proxy/hdrlist.h"
 #include "proxy/headers.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/mempool.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"

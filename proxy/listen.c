@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "proxy/conn.h"
-#include "proxy/log.h"
+#include "common/log.h"
 
 int px_listen_socket(int type, const struct sockaddr *addr, socklen_t addrlen)
 {

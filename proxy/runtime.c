@@ -11,15 +11,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "proxy/backend.h"
 #include "proxy/listen.h"
-#include "proxy/log.h"
 #include "proxy/runtime-t.h"
 #include "proxy/sharecheck.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/worker.h"
-#include "reconciler/rc.h"
+#include "reconciler/model.h"
 
 struct px_runtime *px_runtime_start(int n_workers)
 {

@@ -12,7 +12,7 @@
 #include "proxy/lb.h"
 #include "proxy/protos.h"
 #include "proxy/tls_ctx.h"
-#include "reconciler/rc.h"
+#include "reconciler/model.h"
 
 static atomic_int snapshots_alive;
 

@@ -30,8 +30,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/hash.h"
+#include "common/hostname.h"
 #include "proxy/sni.h"
-#include "reconciler/hash.h"
 
 struct cert_entry {
     X509 *leaf;
@@ -125,7 +126,7 @@ static bool better(const struct cert_entry *a, const struct cert_entry *b)
 
 static struct slot *slot_find(const struct table *t, const char *key, const char *pattern)
 {
-    uint64_t h = rc_hash_str(key);
+    uint64_t h = cm_hash_str(key);
     for (struct slot *s = t->b[h & t->mask]; s != NULL; s = s->next)
         if (s->hash == h && strcmp(s->key, key) == 0 && strcmp(s->pattern, pattern) == 0)
             return s;
@@ -150,7 +151,7 @@ static int index_add(struct tls_index *ix, struct cert_entry *e, const char *nam
             return -ENOMEM;
         }
         s->key = wild ? wild_key(s->pattern) : s->pattern;
-        s->hash = rc_hash_str(s->key);
+        s->hash = cm_hash_str(s->key);
         s->next = t->b[s->hash & t->mask];
         t->b[s->hash & t->mask] = s;
     }
@@ -209,9 +210,9 @@ static void index_choose_wild(const struct tls_index *ix, const char *host, stru
     if (dot == NULL)
         return;
     const char *key = dot + 1;
-    uint64_t h = rc_hash_str(key);
+    uint64_t h = cm_hash_str(key);
     for (const struct slot *s = ix->wild.b[h & ix->wild.mask]; s != NULL; s = s->next)
-        if (s->hash == h && strcmp(s->key, key) == 0 && px_sni_match(s->pattern, host))
+        if (s->hash == h && strcmp(s->key, key) == 0 && cm_hostname_match(s->pattern, host))
             consider_slot(p, s, false);
 }
 
@@ -258,16 +259,16 @@ static void openssl_reason(char *buf, size_t len)
 
 static int names_add(struct cert_entry *e, const unsigned char *data, size_t len)
 {
-    char buf[PX_SNI_NAME_MAX + 1];
-    if (len == 0 || len > PX_SNI_NAME_MAX || memchr(data, '\0', len) != NULL)
+    char buf[CM_HOSTNAME_MAX + 1];
+    if (len == 0 || len > CM_HOSTNAME_MAX || memchr(data, '\0', len) != NULL)
         return 0;
     for (size_t i = 0; i < len; i++)
         buf[i] = (char)((data[i] >= 'A' && data[i] <= 'Z') ? data[i] - 'A' + 'a' : data[i]);
     buf[len] = '\0';
     if (buf[0] == '*') {
-        if (!px_sni_wildcard_valid(buf))
+        if (!cm_hostname_wildcard_valid(buf))
             return 0; /* the validator reports it; such a name selects nothing */
-    } else if (px_sni_normalize(buf, len, buf, sizeof buf) < 0) {
+    } else if (cm_hostname_normalize(buf, len, buf, sizeof buf) < 0) {
         return 0;
     }
     for (size_t i = 0; i < e->n_names; i++)
@@ -523,7 +524,7 @@ static const char *sni_read(SSL *ssl, char *host, size_t hostsz)
         if (nlen + 3 > list)
             return NULL;
         if (p[0] == TLSEXT_NAMETYPE_host_name)
-            return px_sni_normalize((const char *)p + 3, nlen, host, hostsz) >= 0 ? host : NULL;
+            return cm_hostname_normalize((const char *)p + 3, nlen, host, hostsz) >= 0 ? host : NULL;
         p += 3 + nlen;
         list -= 3 + nlen;
     }
@@ -602,7 +603,7 @@ static void hello_read(SSL *ssl, struct px_sni_hello *h)
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     const struct tls_index *ix = arg;
-    char buf[PX_SNI_NAME_MAX + 1];
+    char buf[CM_HOSTNAME_MAX + 1];
     struct px_sni_hello hello;
     hello_read(ssl, &hello);
     struct choice c;
@@ -875,7 +876,7 @@ fail:
 static bool entry_covers(const struct cert_entry *e, const char *host, size_t len)
 {
     for (size_t i = 0; e != NULL && i < e->n_names; i++)
-        if (px_sni_match_n(e->names[i], host, len))
+        if (cm_hostname_match_n(e->names[i], host, len))
             return true;
     return false;
 }

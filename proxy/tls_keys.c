@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "proxy/log.h"
+#include "common/log.h"
 
 struct ticket_key {
     unsigned char name[16];

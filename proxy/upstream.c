@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "proxy/backend.h"
-#include "proxy/log.h"
 
 #define UP_OF(field_ptr, field)                                                                    \
     ((struct px_upstream *)((char *)(field_ptr)-offsetof(struct px_upstream, field)))

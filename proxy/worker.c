@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "proxy/conn.h"
+#include "common/log.h"
 #include "proxy/listen.h"
-#include "proxy/log.h"
 #include "proxy/runtime-t.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream.h"

@@ -1,5 +1,13 @@
 /* The state of one rc_load_dir() run, shared by the files that turn the
- * loaded documents into the model. Internal to the reconciler. */
+ * loaded documents into the model, and the build driver. Internal to the
+ * reconciler.
+ *
+ * Who calls whom (no file calls back into a file that calls it):
+ *   load.c, contain.c -> build.c (rc_build_model)
+ *   build.c -> instance.c cert.c policy.c group.c listener.c unsupported.c
+ *              resolve.c (documents by kind), field.c
+ *   the kind files -> resolve.c reuse.c meta.c field.c (leaves)
+ *   resolve.c, meta.c -> field.c */
 #ifndef ALBD_RECONCILER_BUILD_H
 #define ALBD_RECONCILER_BUILD_H
 
@@ -58,45 +66,10 @@ struct rc_load {
 };
 
 /* Builds every model array from the documents that passed the schema and
- * runs the semantic checks (build.c). Errors go to L->errs. Returns -1 when
- * out of memory, else 0. */
+ * runs the semantic checks (build.c, the driver: each kind is built and
+ * copied by its own file, instance.c, cert.c, policy.c, group.c,
+ * listener.c). Errors go to L->errs. Returns -1 when out of memory,
+ * else 0. */
 int rc_build_model(struct rc_load *L);
-
-/* Fills c from a Certificate document (cert.c): reads and parses the PEM,
- * checks key match and validity. Returns 0, -1 after appending errors, or
- * -2 when out of memory. */
-int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
-
-/* Whether c, valid at L->now, is far enough from its expiry that building
- * it would report nothing about its validity (cert.c). */
-bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c);
-
-/* Fills p from a TLSPolicy document (policy.c). Returns 0, -1 after
- * appending errors, or -2 when out of memory. */
-int rc_build_policy(struct rc_load *L, struct rc_doc *d, struct rc_tls_policy *p);
-
-/* The number of system policies and the i-th one, built into p (policy.c).
- * Returns 0 or -1 when out of memory. */
-size_t rc_system_policy_count(void);
-int rc_system_policy(struct rc_load *L, size_t i, struct rc_tls_policy *p);
-/* Whether name is a system policy's name. */
-bool rc_is_system_policy(const char *name);
-
-/* Reports the fields of d that the contract accepts but albd does not
- * implement yet and that would be unsafe to ignore (unsupported.c). */
-void rc_check_unsupported(struct rc_load *L, struct rc_doc *d);
-
-/* Helpers shared by the builders (build.c). */
-/* The node at a dotted path below n ("spec.tls.policy"), or NULL. */
-yaml_node_t *rc_at(struct rc_doc *d, yaml_node_t *n, const char *dotted);
-/* Appends an error at node n (or the document root when n is NULL). */
-void rc_doc_err(struct rc_load *L, struct rc_doc *d, enum rc_severity sev, const yaml_node_t *n,
-                const char *path, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* Fills meta from d's envelope (kind, name, loc, labels) and digest from
- * the canonical spec followed by extra (may be NULL/0). Returns 0 or -1. */
-int rc_fill_meta(struct rc_load *L, struct rc_doc *d, struct rc_meta *meta, const void *extra,
-                 size_t extra_len, const void *extra2, size_t extra2_len);
-/* Hex SHA-256 of data into out[65]. */
-void rc_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif

@@ -14,12 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+#include "common/hostname.h"
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
-#include "reconciler/hash.h"
-#include "reconciler/names.h"
+#include "reconciler/cert.h"
+#include "reconciler/field.h"
+#include "reconciler/filecache.h"
+#include "reconciler/meta.h"
 #include "reconciler/rc.h"
 #include "reconciler/readall.h"
+#include "reconciler/reuse.h"
+#include "reconciler/source.h"
 
 #define EXPIRY_WARNING_DAYS 30
 
@@ -160,7 +166,7 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
     char *abs = resolve_path(d, rc_y_str(n));
     if (abs == NULL)
         return -2;
-    *hash = rc_hash_str(abs);
+    *hash = cm_hash_str(abs);
     /* The path and bytes come back shared by every certificate of this
      * load that names the same file (one key for 10,000 certificates). */
     int rc = rc_filecache_read(L->files, L->arena, abs, *hash, path, pem, len);
@@ -360,9 +366,9 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     }
 
     /* Names the proxy could never match must not pass silently: the same
-     * rule as proxy/sni.c (rc_wildcard_valid). */
+     * rule as the proxy matches by (common/hostname.c). */
     for (size_t i = 0; c->type == RC_CERT_SERVER && i < c->n_dns_names; i++)
-        if (strchr(c->dns_names[i], '*') && !rc_wildcard_valid(c->dns_names[i])) {
+        if (strchr(c->dns_names[i], '*') && !cm_hostname_wildcard_valid(c->dns_names[i])) {
             rc_doc_err(L, d, RC_ERROR, where, wpath,
                        "the certificate name \"%s\" is not a legal wildcard: one '*', only at the "
                        "start of the leftmost label (\"*.example.com\", \"*test.example.com\"), "
@@ -397,4 +403,30 @@ bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
 {
     return c->not_after >= L->now && c->not_before <= L->now &&
            c->not_after - L->now >= (time_t)EXPIRY_WARNING_DAYS * 86400;
+}
+
+bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c)
+{
+    if (!rc_reuse_from(L, d))
+        return false;
+    const struct rc_certificate *o = d->prev_src->res;
+    if (o->source == RC_CERT_SOURCE_SERVICE || !rc_cert_time_quiet(L, o))
+        return false;
+    /* Files: the bytes prev holds must still be what the files hold. */
+    if (o->source == RC_CERT_SOURCE_FILES &&
+        (!rc_filecache_unchanged(L->files, o->cert_path, o->cert_path_hash, o->cert_pem,
+                                 o->cert_pem_len) ||
+         (o->key_path && !rc_filecache_unchanged(L->files, o->key_path, o->key_path_hash,
+                                                 o->key_pem, o->key_pem_len))))
+        return false;
+    if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
+        L->oom = true;
+        return false;
+    }
+    *c = *o;
+    /* The document may have moved in its file (a changed file's unchanged
+     * document, load.c): the copy is where the document is now. */
+    c->meta.loc.line += d->src_line - d->prev_src->line;
+    L->certs_reused++;
+    return true;
 }

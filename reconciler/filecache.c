@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "reconciler/arena.h"
 #include "reconciler/filecache.h"
-#include "reconciler/hash.h"
 #include "reconciler/model-t.h"
 #include "reconciler/readall.h"
 

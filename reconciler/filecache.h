@@ -44,7 +44,7 @@ struct rc_fid {
  * model's arena (they are the certificate's own PEM). */
 struct rc_kept_file {
     const char *path; /* absolute, as the certificate names it */
-    uint64_t hash;    /* rc_hash_str(path) */
+    uint64_t hash;    /* cm_hash_str(path) */
     struct rc_fid id;
     bool settled; /* id may be trusted by the next load */
     /* A plain file in the manifest folder's tree (changes.h): the next
@@ -83,7 +83,7 @@ struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
                                       const struct rc_changes *changes);
 void rc_filecache_free(struct rc_filecache *fc);
 
-/* The bytes of path (hash: rc_hash_str(path)) (NUL-terminated) in *out
+/* The bytes of path (hash: cm_hash_str(path)) (NUL-terminated) in *out
  * and *len, and path itself in *apath; both in arena a and shared by
  * every call for the same path and arena in this load, so that 10,000
  * certificates with one key hold one copy of it, and a later load finds
@@ -97,7 +97,7 @@ int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *p
  * with it (their arena may be freed, and a new one take its address). */
 void rc_filecache_new_arena(struct rc_filecache *fc);
 
-/* Whether path (hash: rc_hash_str(path)) still holds bytes (len), the
+/* Whether path (hash: cm_hash_str(path)) still holds bytes (len), the
  * bytes a previous model read from it: the watcher reported no change to
  * it (changes.h), its identity is the settled one prev recorded (one
  * stat), or

@@ -14,13 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "reconciler/arena.h"
-#include "reconciler/model-t.h"
 #include "reconciler/build.h"
-#include "reconciler/hash.h"
 #include "reconciler/loadset.h"
-#include "reconciler/readall.h"
+#include "reconciler/model-t.h"
 #include "reconciler/rc.h"
+#include "reconciler/readall.h"
 #include "reconciler/schema.h"
 #include "reconciler/source.h"
 
@@ -395,8 +395,9 @@ static struct rc_doc *push_doc(struct docs *D)
 
 /* Whether the build may need the nodes of a document taken from the
  * running model even when its resource is copied: anything but a
- * certificate from files or a server group without spec.tls (build.c
- * reuse_certificate, reuse_group) is built again, so parse it now. */
+ * certificate from files or a server group without spec.tls
+ * (rc_reuse_certificate in cert.c, rc_reuse_group in group.c) is built
+ * again, so parse it now. */
 static bool needs_nodes(const struct rc_source *s)
 {
     if (s->res == NULL)
@@ -405,7 +406,8 @@ static bool needs_nodes(const struct rc_source *s)
         return ((const struct rc_certificate *)s->res)->source == RC_CERT_SOURCE_SERVICE;
     if (!strcmp(s->kind, "ServerGroup"))
         return memmem(s->text, s->len, "tls", 3) != NULL;
-    /* Copied when what they use is unchanged (build.c), parsed otherwise. */
+    /* Copied when what they use is unchanged (instance.c, listener.c),
+     * parsed otherwise. */
     return strcmp(s->kind, "Listener") != 0 && strcmp(s->kind, "Instance") != 0;
 }
 
@@ -592,7 +594,7 @@ static int table_init(struct src_table *T, const struct rc_kept_mfile *pm)
         return -1;
     for (size_t k = 0; k < pm->n_docs; k++) {
         const struct rc_source *s = pm->docs[k];
-        uint64_t h = rc_hash(s->text, trimmed_len(s->text, s->len));
+        uint64_t h = cm_hash(s->text, trimmed_len(s->text, s->len));
         size_t i = (size_t)h & T->mask;
         while (T->slot[i] != NULL)
             i = (i + 1) & T->mask;
@@ -613,7 +615,7 @@ static void table_free(struct src_table *T)
  * column, or NULL. */
 static const struct rc_source *table_take(struct src_table *T, const char *p, size_t n, int col)
 {
-    uint64_t h = rc_hash(p, n);
+    uint64_t h = cm_hash(p, n);
     for (size_t i = (size_t)h & T->mask; T->slot[i] != NULL; i = (i + 1) & T->mask) {
         const struct rc_source *s = T->slot[i];
         if (T->hash[i] == h && !T->used[i] && s->col == col && trimmed_len(s->text, s->len) == n &&

@@ -63,7 +63,7 @@ struct rc_certificate {
     enum rc_cert_source source;
     const char *cert_path; /* files: absolute path of the PEM chain; else NULL */
     const char *key_path;  /* files: absolute path of the key; else NULL */
-    /* rc_hash_str() of the paths (0 when NULL), computed once when the
+    /* cm_hash_str() of the paths (0 when NULL), computed once when the
      * certificate is built: a reload checks 10,000 files without hashing
      * their paths again (reconciler/filecache.c). */
     uint64_t cert_path_hash, key_path_hash;

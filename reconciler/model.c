@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "reconciler/arena.h"
+#include "reconciler/model.h"
 #include "reconciler/rc.h"
 
 /* model-t.h declares refs as a plain int so that the type header needs no

@@ -8,6 +8,9 @@
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/field.h"
+#include "reconciler/meta.h"
+#include "reconciler/policy.h"
 
 /* Every cipher a policy may name, with the versions it is valid for. */
 struct cipher {

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "reconciler/build.h"
+#include "reconciler/field.h"
+#include "reconciler/unsupported.h"
 
 struct unsupported {
     const char *kind;

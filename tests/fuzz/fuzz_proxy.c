@@ -13,7 +13,7 @@
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
-#include "proxy/log.h"
+#include "common/log.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_keys.h"
 #include "proxy/tunnel.h"

@@ -1,4 +1,5 @@
-/* proxy/sni.c: the reference's wildcard certificate rules, case by case. */
+/* proxy/sni.c: the choice among the certificates that cover a name (the
+ * name rules themselves: tests/unit/common/test_hostname.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,159 +10,6 @@
 #include <cmocka.h>
 
 #include "proxy/sni.h"
-
-struct valid_case {
-    const char *pattern;
-    bool valid;
-};
-
-static void test_wildcard_valid(void **state)
-{
-    static const struct valid_case cases[] = {
-        /* the reference's examples */
-        {"*.example.com", true},
-        {"*test.example.com", true},
-        {"test*.example.com", false},
-        /* one '*', leftmost label only */
-        {"*.*.com", false},
-        {"a.*.com", false},
-        {"**.example.com", false},
-        {"*a*.example.com", false},
-        {"t*st.example.com", false},
-        {"example.*", false},
-        /* shape */
-        {"*", false},
-        {"*.", false},
-        {"*..com", false},
-        {"*.example..com", false},
-        {"*.example.com.", false},
-        {"*.com", true},
-        {"*-api.example.com", true},
-        {"*.EXAMPLE.com", true},
-        {"*_x.example.com", false},
-        /* not wildcards */
-        {"www.example.com", false},
-        {"", false},
-        {NULL, false},
-    };
-    int failures = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        bool got = px_sni_wildcard_valid(cases[i].pattern);
-        if (got != cases[i].valid) {
-            print_error("px_sni_wildcard_valid(\"%s\") = %d, want %d\n",
-                        cases[i].pattern ? cases[i].pattern : "(null)", got, cases[i].valid);
-            failures++;
-        }
-    }
-    assert_int_equal(failures, 0);
-}
-
-struct match_case {
-    const char *pattern;
-    const char *host;
-    bool match;
-};
-
-static void test_match(void **state)
-{
-    static const struct match_case cases[] = {
-        /* the reference's examples */
-        {"*.example.com", "test.example.com", true},
-        {"*.example.com", "test.test.example.com", false},
-        {"*.example.com", "xn--fsqu00a.example.com", true},
-        {"*test.example.com", "xn--fsqu00atest.example.com", false},
-        {"*.example.com", "test_test.example.com", false},
-        /* '*' needs at least one character, of [0-9A-Za-z-] */
-        {"*.example.com", "example.com", false},
-        {"*.example.com", ".example.com", false},
-        {"*test.example.com", "test.example.com", false},
-        {"*test.example.com", "footest.example.com", true},
-        {"*test.example.com", "a-1test.example.com", true},
-        {"*test.example.com", "testfoo.example.com", false},
-        {"*test.example.com", "foo_test.example.com", false},
-        {"*.example.com", "a.example.com", true},
-        {"*.example.com", "9.example.com", true},
-        {"*.example.com", "-.example.com", true},
-        {"*.example.com", "a b.example.com", false},
-        {"*.example.com", "a*.example.com", false},
-        /* IDNA labels and a '*' that is the whole label */
-        {"*.example.com", "XN--FSQU00A.example.com", true},
-        {"*test.example.com", "XN--abctest.example.com", false},
-        {"*n--a.example.com", "xn--a.example.com", false},
-        {"*x.example.com", "xn--ax.example.com", false},
-        /* case-insensitive, trailing dot */
-        {"*.Example.COM", "TEST.example.com", true},
-        {"*TEST.example.com", "footest.EXAMPLE.com", true},
-        {"*.example.com", "test.example.com.", true},
-        {"www.example.com", "WWW.EXAMPLE.COM", true},
-        {"www.example.com", "www.example.com.", true},
-        /* exact names compare whole */
-        {"www.example.com", "www.example.co", false},
-        {"www.example.com", "www.example.com.au", false},
-        {"www.example.com", "xwww.example.com", false},
-        {"www.example.com", "", false},
-        /* suffix must be equal, not merely a suffix */
-        {"*.example.com", "a.badexample.com", false},
-        {"*.example.com", "a.example.org", false},
-        {"*.example.com", "a.example.com.evil.net", false},
-        /* invalid patterns match nothing */
-        {"test*.example.com", "test1.example.com", false},
-        {"*.*.com", "a.b.com", false},
-        {"a.*.com", "a.b.com", false},
-        {"*", "localhost", false},
-        /* a wildcard is not an exact name */
-        {"*.example.com", "*.example.com", false},
-        {"*.com", "example.com", true},
-        {"*.com", "a.example.com", false},
-    };
-    int failures = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        bool got = px_sni_match(cases[i].pattern, cases[i].host);
-        if (got != cases[i].match) {
-            print_error("px_sni_match(\"%s\", \"%s\") = %d, want %d\n", cases[i].pattern,
-                        cases[i].host, got, cases[i].match);
-            failures++;
-        }
-    }
-    assert_int_equal(failures, 0);
-}
-
-/* host_len bounds the comparison: bytes past it are not part of the host. */
-static void test_match_n_uses_length(void **state)
-{
-    const char *buf = "test.example.com:8443";
-    assert_true(px_sni_match_n("*.example.com", buf, 16));
-    assert_false(px_sni_match_n("*.example.com", buf, 15));
-    assert_true(px_sni_match_n("test.example.com", buf, 16));
-    assert_false(px_sni_match_n("test.example.com", buf, strlen(buf)));
-}
-
-static void test_too_long(void **state)
-{
-    char host[300];
-    memset(host, 'a', sizeof host);
-    memcpy(host + 254 - 12, ".example.com", 12);
-    host[254] = '\0'; /* 254 characters: one too many */
-    assert_false(px_sni_match("*.example.com", host));
-    char out[300];
-    assert_int_equal(px_sni_normalize(host, strlen(host), out, sizeof out), -1);
-    assert_int_equal(px_sni_normalize(host + 1, strlen(host + 1), out, sizeof out), 253);
-}
-
-static void test_normalize(void **state)
-{
-    char out[64];
-    assert_int_equal(px_sni_normalize("WWW.Example.COM.", 16, out, sizeof out), 15);
-    assert_string_equal(out, "www.example.com");
-    assert_int_equal(px_sni_normalize("under_score.test", 16, out, sizeof out), 16);
-    assert_int_equal(px_sni_normalize("a..b", 4, out, sizeof out), -1);
-    assert_int_equal(px_sni_normalize(".a", 2, out, sizeof out), -1);
-    assert_int_equal(px_sni_normalize("", 0, out, sizeof out), -1);
-    assert_int_equal(px_sni_normalize("*.a.b", 5, out, sizeof out), -1);
-    assert_int_equal(px_sni_normalize("a b", 3, out, sizeof out), -1);
-    assert_int_equal(px_sni_normalize("a\0b", 3, out, sizeof out), -1);
-    assert_int_equal(px_sni_normalize("abcdef", 6, out, 6), -1); /* no room for the NUL */
-}
 
 /* ---- the choice among covering certificates ----------------------------- */
 
@@ -350,10 +198,9 @@ static void test_key_usable_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wildcard_valid),      cmocka_unit_test(test_match),
-        cmocka_unit_test(test_match_n_uses_length), cmocka_unit_test(test_too_long),
-        cmocka_unit_test(test_normalize),           cmocka_unit_test(test_choice_table),
-        cmocka_unit_test(test_cand_order),          cmocka_unit_test(test_key_usable_edges),
+        cmocka_unit_test(test_choice_table),
+        cmocka_unit_test(test_cand_order),
+        cmocka_unit_test(test_key_usable_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

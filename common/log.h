@@ -1,8 +1,11 @@
 /* The one place albd prints diagnostics. Thread-safe; one line per call,
  * written with a single write(2) so lines from workers never interleave.
- * Never pass secret material (keys, tokens) to it. */
-#ifndef ALBD_PROXY_LOG_H
-#define ALBD_PROXY_LOG_H
+ * Never pass secret material (keys, tokens) to it. Used by agent/ and
+ * proxy/ (the reconciler never logs: its errors are values). Its names keep
+ * the px_ prefix they had when it lived in proxy/: some 70 call sites in
+ * files other work is rewriting would otherwise change for a rename. */
+#ifndef ALBD_COMMON_LOG_H
+#define ALBD_COMMON_LOG_H
 
 enum px_log_level { PX_LOG_ERROR, PX_LOG_WARN, PX_LOG_INFO, PX_LOG_DEBUG };
 

@@ -1,0 +1,29 @@
+/* Certificate resources: building one from its document (reading and
+ * parsing its PEM, checking the key and the validity) and copying an
+ * unchanged one (cert.c). Internal to the reconciler; called by build.c
+ * only. */
+#ifndef ALBD_RECONCILER_CERT_H
+#define ALBD_RECONCILER_CERT_H
+
+#include <stdbool.h>
+
+#include "reconciler/doc.h"
+#include "reconciler/model-t.h"
+
+struct rc_load;
+
+/* Fills c from a Certificate document: reads and parses the PEM, checks
+ * key match and validity. Returns 0, -1 after appending errors, or -2 when
+ * out of memory. */
+int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
+
+/* Whether c, valid at L->now, is far enough from its expiry that building
+ * it would report nothing about its validity. */
+bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c);
+
+/* Copies d's running version into c when d is unchanged, its files still
+ * hold the same bytes and it is not near expiry; false when it must be
+ * built (L->oom when out of memory). */
+bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
+
+#endif

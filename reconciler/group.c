@@ -1,0 +1,136 @@
+/* ServerGroup resources (group.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "reconciler/arena.h"
+#include "reconciler/build.h"
+#include "reconciler/field.h"
+#include "reconciler/group.h"
+#include "reconciler/meta.h"
+#include "reconciler/reuse.h"
+#include "reconciler/source.h"
+
+static unsigned code_bit(const char *s)
+{
+    return s && strlen(s) == 8 && !strncmp(s, "http_", 5) ? 1u << (s[5] - '0') : 0;
+}
+
+int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *g,
+                   const struct rc_kind_docs *certs)
+{
+    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    if (rc_fill_meta(L, d, &g->meta, NULL, 0, NULL, 0) != 0)
+        return -1;
+    g->protocol = !strcmp(rc_field_str(d, spec, "protocol", "HTTP"), "HTTPS") ? RC_GROUP_HTTPS
+                                                                              : RC_GROUP_HTTP;
+    const char *sch = rc_field_str(d, spec, "scheduler", "Wrr");
+    g->scheduler = !strcmp(sch, "Wlc")   ? RC_SCHED_WLC
+                   : !strcmp(sch, "Sch") ? RC_SCHED_SCH
+                   : !strcmp(sch, "Uch") ? RC_SCHED_UCH
+                                         : RC_SCHED_WRR;
+    g->upstream_keepalive = rc_field_bool(d, spec, "upstreamKeepalive", true);
+    g->fail_open = strcmp(rc_field_str(d, spec, "whenAllUnhealthy", "FailOpen"), "Reject") != 0;
+
+    yaml_node_t *servers = rc_at(d, spec, "servers");
+    if (servers && servers->type == YAML_SEQUENCE_NODE) {
+        yaml_node_item_t *start = servers->data.sequence.items.start;
+        size_t n = (size_t)(servers->data.sequence.items.top - start);
+        g->servers = rc_arena_alloc(L->arena, n * sizeof(*g->servers));
+        if (g->servers == NULL)
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *sn = yaml_document_get_node(&d->y, start[i]);
+            struct rc_server *s = &g->servers[g->n_servers++];
+            yaml_node_t *an = rc_at(d, sn, "address");
+            s->address = rc_arena_strdup(L->arena, rc_y_str(an));
+            s->port = rc_field_int(d, sn, "port", 0);
+            s->weight = rc_field_int(d, sn, "weight", 100);
+            s->loc = rc_y_loc(d, sn);
+            if (s->address == NULL)
+                return -1;
+            char path[64];
+            snprintf(path, sizeof(path), "spec.servers[%zu].address", i);
+            if (!rc_is_ip(s->address))
+                rc_doc_err(L, d, RC_ERROR, an, path, "host names are not supported yet");
+            for (size_t j = 0; j < i; j++) {
+                if (!strcmp(g->servers[j].address, s->address) && g->servers[j].port == s->port) {
+                    snprintf(path, sizeof(path), "spec.servers[%zu]", i);
+                    rc_doc_err(L, d, RC_ERROR, sn, path, "duplicates spec.servers[%zu] (%s:%d)", j,
+                               s->address, s->port);
+                    break;
+                }
+            }
+        }
+    }
+
+    struct rc_health_check *hc = &g->health_check;
+    yaml_node_t *h = rc_at(d, spec, "healthCheck");
+    hc->enabled = rc_field_bool(d, h, "enabled", true);
+    const char *proto = rc_field_str(d, h, "protocol", "HTTP");
+    hc->protocol = !strcmp(proto, "HTTPS") ? 1 : !strcmp(proto, "TCP") ? 2 : 0;
+    hc->method = rc_arena_strdup(L->arena, rc_field_str(d, h, "method", "HEAD"));
+    hc->path = rc_arena_strdup(L->arena, rc_field_str(d, h, "path", "/"));
+    hc->host = rc_arena_strdup(L->arena, rc_field_str(d, h, "host", NULL));
+    hc->port = rc_field_int(d, h, "port", 0);
+    hc->interval_s = rc_field_int(d, h, "intervalSeconds", 2);
+    hc->timeout_s = rc_field_int(d, h, "timeoutSeconds", 5);
+    hc->healthy_threshold = rc_field_int(d, h, "healthyThreshold", 3);
+    hc->unhealthy_threshold = rc_field_int(d, h, "unhealthyThreshold", 3);
+    yaml_node_t *codes = rc_at(d, h, "codes");
+    if (codes && codes->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = codes->data.sequence.items.start;
+             it < codes->data.sequence.items.top; it++)
+            hc->codes |= code_bit(rc_y_str(yaml_document_get_node(&d->y, *it)));
+    } else {
+        hc->codes = code_bit("http_2xx") | code_bit("http_3xx");
+    }
+    if (hc->method == NULL || hc->path == NULL)
+        return -1;
+
+    /* End-to-end TLS is not built yet (unsupported.c says so), but its
+     * references must still name real certificates. */
+    yaml_node_t *cas = rc_at(d, spec, "tls.caCertificates");
+    if (cas && cas->type == YAML_SEQUENCE_NODE) {
+        yaml_node_item_t *start = cas->data.sequence.items.start;
+        for (yaml_node_item_t *it = start; it < cas->data.sequence.items.top; it++) {
+            char path[64];
+            snprintf(path, sizeof(path), "spec.tls.caCertificates[%zu]", (size_t)(it - start));
+            rc_resolve(L, d, yaml_document_get_node(&d->y, *it), path, "Certificate", certs);
+        }
+    }
+    yaml_node_t *cc = rc_at(d, spec, "tls.clientCertificate");
+    if (cc)
+        rc_resolve(L, d, cc, "spec.tls.clientCertificate", "Certificate", certs);
+    return 0;
+}
+
+bool rc_reuse_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *g)
+{
+    /* spec.tls names certificates: their existence is checked by a build
+     * (a lazy document has no "tls" in its text at all: load.c). */
+    if (!rc_reuse_from(L, d) ||
+        (!d->lazy && rc_at(d, yaml_document_get_root_node(&d->y), "spec.tls") != NULL))
+        return false;
+    if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
+        L->oom = true;
+        return false;
+    }
+    *g = *(const struct rc_server_group *)d->prev_src->res;
+    int moved = d->src_line - d->prev_src->line;
+    if (moved != 0) {
+        /* Moved in its file (load.c): the copy's locations are the new
+         * ones; the servers array is the only part that holds any. */
+        struct rc_server *sv = rc_arena_alloc(L->arena, (g->n_servers + 1) * sizeof(*sv));
+        if (sv == NULL) {
+            L->oom = true;
+            return false;
+        }
+        for (size_t i = 0; i < g->n_servers; i++) {
+            sv[i] = g->servers[i];
+            sv[i].loc.line += moved;
+        }
+        g->servers = sv;
+        g->meta.loc.line += moved;
+    }
+    return true;
+}

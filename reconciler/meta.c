@@ -1,0 +1,74 @@
+/* Resource envelopes and digests (meta.h). */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reconciler/arena.h"
+#include "reconciler/build.h"
+#include "reconciler/field.h"
+#include "reconciler/meta.h"
+
+void rc_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char sum[32];
+    unsigned int n = 0;
+    EVP_Digest(data, len, sum, &n, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", sum[i]);
+}
+
+static int label_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct rc_label *)a)->key, ((const struct rc_label *)b)->key);
+}
+
+int rc_fill_meta(struct rc_load *L, struct rc_doc *d, struct rc_meta *meta, const void *extra,
+                 size_t extra_len, const void *extra2, size_t extra2_len)
+{
+    yaml_node_t *root = yaml_document_get_root_node(&d->y);
+    meta->kind = d->kind;
+    meta->name = rc_arena_strdup(L->arena, d->name);
+    meta->loc = rc_y_loc(d, root);
+    yaml_node_t *labels = rc_at(d, root, "metadata.labels");
+    if (labels && labels->type == YAML_MAPPING_NODE) {
+        size_t n = (size_t)(labels->data.mapping.pairs.top - labels->data.mapping.pairs.start);
+        meta->labels = rc_arena_alloc(L->arena, n * sizeof(*meta->labels));
+        if (meta->labels == NULL)
+            return -1;
+        for (yaml_node_pair_t *p = labels->data.mapping.pairs.start;
+             p < labels->data.mapping.pairs.top; p++) {
+            struct rc_label *l = &meta->labels[meta->n_labels++];
+            l->key = rc_arena_strdup(L->arena, rc_y_str(yaml_document_get_node(&d->y, p->key)));
+            l->value = rc_arena_strdup(L->arena, rc_y_str(yaml_document_get_node(&d->y, p->value)));
+            if (l->key == NULL || l->value == NULL)
+                return -1;
+        }
+        qsort(meta->labels, meta->n_labels, sizeof(*meta->labels), label_cmp);
+    }
+    size_t len = 0;
+    char *canon = rc_y_canonical(&d->y, rc_y_get(&d->y, root, "spec"), &len);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (canon == NULL || md == NULL) {
+        free(canon);
+        EVP_MD_CTX_free(md);
+        return -1;
+    }
+    unsigned char sum[32];
+    unsigned int n = 0;
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    EVP_DigestUpdate(md, canon, len + 1);
+    if (extra)
+        EVP_DigestUpdate(md, extra, extra_len);
+    EVP_DigestUpdate(md, "", 1);
+    if (extra2)
+        EVP_DigestUpdate(md, extra2, extra2_len);
+    EVP_DigestFinal_ex(md, sum, &n);
+    EVP_MD_CTX_free(md);
+    OPENSSL_cleanse(canon, len);
+    free(canon);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(meta->digest + 2 * i, 3, "%02x", sum[i]);
+    return 0;
+}

@@ -1,0 +1,144 @@
+/* Copies of unchanged resources (reuse.h). */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "reconciler/build.h"
+#include "reconciler/reuse.h"
+#include "reconciler/source.h"
+
+bool rc_reuse_from(struct rc_load *L, const struct rc_doc *d)
+{
+    const struct rc_source *s = d->prev_src;
+    return s && s->res && s->origin && L->prev && L->files;
+}
+
+const void *rc_copy_of(const void *old, const void *pbase, size_t pn, const void *base, size_t n,
+                       size_t size, bool sorted)
+{
+    const char *o = old, *pb = pbase, *b = base;
+    if (o < pb || o >= pb + pn * size || (size_t)(o - pb) % size != 0)
+        return NULL;
+    const char *name = ((const struct rc_meta *)(const void *)o)->name;
+#define NAME_AT(k) (((const struct rc_meta *)(const void *)(b + (k)*size))->name)
+    size_t i = (size_t)(o - pb) / size;
+    if (i < n && NAME_AT(i) == name)
+        return b + i * size;
+    if (!sorted) {
+        for (size_t k = 0; k < n; k++)
+            if (NAME_AT(k) == name)
+                return b + k * size;
+        return NULL;
+    }
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(NAME_AT(mid), name);
+        if (c == 0)
+            return NAME_AT(mid) == name ? b + mid * size : NULL;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+#undef NAME_AT
+}
+
+/* The bounds of one model array, as addresses. */
+struct span {
+    uintptr_t lo, hi; /* [lo, hi) */
+    size_t size;      /* of one element */
+};
+
+static struct span span_of(const struct rc_model *m, enum rc_ref_target t)
+{
+    const void *base = NULL;
+    size_t n = 0, size = 1;
+    switch (t) {
+    case RC_REF_INSTANCE:
+        base = m->instances, n = m->n_instances, size = sizeof(*m->instances);
+        break;
+    case RC_REF_CERTIFICATE:
+        base = m->certificates, n = m->n_certificates, size = sizeof(*m->certificates);
+        break;
+    case RC_REF_POLICY:
+        base = m->policies, n = m->n_policies, size = sizeof(*m->policies);
+        break;
+    case RC_REF_GROUP:
+        base = m->groups, n = m->n_groups, size = sizeof(*m->groups);
+        break;
+    }
+    uintptr_t lo = (uintptr_t)base;
+    return (struct span){lo, lo + n * size, size};
+}
+
+/* Whether p is the address of an element of s. */
+static bool points_into(uintptr_t p, struct span s)
+{
+    return p >= s.lo && p < s.hi && (p - s.lo) % s.size == 0;
+}
+
+/* Whether p points anywhere inside one of m's resource arrays (the
+ * listeners' too: nothing may refer to a listener of another model). */
+static bool inside_model(uintptr_t p, const struct rc_model *m)
+{
+    for (int t = RC_REF_INSTANCE; t <= RC_REF_GROUP; t++) {
+        struct span s = span_of(m, (enum rc_ref_target)t);
+        if (p >= s.lo && p < s.hi)
+            return true;
+    }
+    uintptr_t lo = (uintptr_t)m->listeners;
+    return p >= lo && p < lo + m->n_listeners * sizeof(*m->listeners);
+}
+
+static uintptr_t word_at(const void *obj, size_t offset)
+{
+    const void *p;
+    memcpy(&p, (const char *)obj + offset, sizeof(p));
+    return (uintptr_t)p;
+}
+
+int rc_copy_check(const void *obj, size_t size, const struct rc_ref_field *table, size_t n,
+                  const struct rc_model *m, const struct rc_model *prev, char *why, size_t why_size)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct rc_ref_field *f = &table[i];
+        struct span s = span_of(m, f->target);
+        if (f->count_offset == RC_REF_ONE) {
+            uintptr_t p = word_at(obj, f->offset);
+            if (p != 0 && !points_into(p, s)) {
+                snprintf(why, why_size, "%s does not point into the new model", f->name);
+                return -1;
+            }
+            continue;
+        }
+        size_t count;
+        memcpy(&count, (const char *)obj + f->count_offset, sizeof(count));
+        const void *const *v = (const void *const *)word_at(obj, f->offset);
+        for (size_t k = 0; k < count; k++) {
+            if (!points_into((uintptr_t)v[k], s)) {
+                snprintf(why, why_size, "%s[%zu] does not point into the new model", f->name, k);
+                return -1;
+            }
+        }
+    }
+    /* Every other word: not a reference into either model (an unlisted
+     * reference field, re-pointed or not). */
+    for (size_t off = 0; off + sizeof(void *) <= size; off += _Alignof(void *)) {
+        bool listed = false;
+        for (size_t i = 0; i < n && !listed; i++)
+            listed = table[i].offset == off;
+        if (listed)
+            continue;
+        uintptr_t p = word_at(obj, off);
+        if (p != 0 && ((prev && inside_model(p, prev)) || inside_model(p, m))) {
+            snprintf(why, why_size,
+                     "the word at offset %zu points into a model's resources and is not in the "
+                     "table of reference fields",
+                     off);
+            return -1;
+        }
+    }
+    return 0;
+}
