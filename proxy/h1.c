@@ -76,6 +76,7 @@ struct h1 {
     /* The request. */
     int minor; /* client's HTTP/1.<minor> */
     uint8_t method;
+    bool is_head;   /* the method is HEAD (known once the method is parsed) */
     bool keepalive; /* the client allows another request */
     bool has_body;
     bool chunked; /* re-chunk the body to the backend */
@@ -168,7 +169,10 @@ static void send_error(struct h1 *h, int status)
     }
     h->phase = PH_DONE;
     px_buf_reset(&h->hout);
-    if (px_headers_error(&h->hout, h->minor, status) < 0) {
+    /* A HEAD request gets the head alone (RFC 9110 9.3.2). */
+    int rc = h->is_head ? px_headers_error_head(&h->hout, h->minor, status)
+                        : px_headers_error(&h->hout, h->minor, status);
+    if (rc < 0) {
         px_conn_close(c);
         return;
     }
@@ -283,11 +287,19 @@ static int on_req_begin(llhttp_t *p)
     head_reset(h);
     h->phase = PH_HEAD;
     h->err_status = 0;
+    h->is_head = false;
     /* A client that starts a request must finish its head in time (408):
      * a deadline from the first byte, not an idle timer that every byte
      * would reset. */
     int hs = m->limits.header_timeout_s;
     px_conn_timer(h->c, ms(hs > 0 && hs < m->request_timeout_s ? hs : m->request_timeout_s));
+    return 0;
+}
+
+static int on_req_method_done(llhttp_t *p)
+{
+    struct h1 *h = req_h1(p);
+    h->is_head = llhttp_get_method(p) == HTTP_HEAD;
     return 0;
 }
 
@@ -590,6 +602,7 @@ static int on_req_chunk_ext(llhttp_t *p, const char *at, size_t len)
 
 static const llhttp_settings_t req_settings = {
     .on_message_begin = on_req_begin,
+    .on_method_complete = on_req_method_done,
     .on_chunk_header = on_req_chunk_header,
     .on_chunk_extension_name = on_req_chunk_ext,
     .on_chunk_extension_value = on_req_chunk_ext,

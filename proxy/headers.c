@@ -413,10 +413,11 @@ const char *px_status_reason(int status)
     }
 }
 
-int px_headers_error(struct px_buf *out, int minor, int status)
+/* The head of albd's own error response; body_len is what Content-Length
+ * announces. */
+static int error_head(struct px_buf *out, int minor, int status, size_t body_len)
 {
     const char *reason = px_status_reason(status);
-    size_t body_len = 4 + strlen(reason) + 1; /* "NNN reason\n" */
     TRY(px_buf_puts(out, minor ? "HTTP/1.1 " : "HTTP/1.0 "));
     TRY(px_buf_num(out, (unsigned)status, 0));
     TRY(px_buf_append(out, " ", 1));
@@ -424,9 +425,25 @@ int px_headers_error(struct px_buf *out, int minor, int status)
     TRY(px_buf_puts(out, "\r\nContent-Type: text/plain\r\nCache-Control: no-store\r\n"
                          "Connection: close\r\nContent-Length: "));
     TRY(px_buf_num(out, body_len, 0));
-    TRY(px_buf_puts(out, "\r\n\r\n"));
+    return px_buf_puts(out, "\r\n\r\n");
+}
+
+static size_t error_body_len(int status)
+{
+    return 4 + strlen(px_status_reason(status)) + 1; /* "NNN reason\n" */
+}
+
+int px_headers_error(struct px_buf *out, int minor, int status)
+{
+    const char *reason = px_status_reason(status);
+    TRY(error_head(out, minor, status, error_body_len(status)));
     TRY(px_buf_num(out, (unsigned)status, 0));
     TRY(px_buf_append(out, " ", 1));
     TRY(px_buf_puts(out, reason));
     return px_buf_append(out, "\n", 1);
+}
+
+int px_headers_error_head(struct px_buf *out, int minor, int status)
+{
+    return error_head(out, minor, status, error_body_len(status));
 }

@@ -123,6 +123,11 @@ int px_headers_response_upgrade(struct px_buf *out, const char *reason, size_t r
  * Connection: close, and a one-line body). */
 int px_headers_error(struct px_buf *out, int minor, int status);
 
+/* The same response as px_headers_error without its body, for an answer to
+ * HEAD (RFC 9110 9.3.2): Content-Length still gives the length a GET would
+ * have had. */
+int px_headers_error_head(struct px_buf *out, int minor, int status);
+
 /* The standard reason phrase of status ("Unknown" when albd has none). */
 const char *px_status_reason(int status);
 

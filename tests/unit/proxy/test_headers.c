@@ -329,6 +329,16 @@ static void error_response_is_plain_uncached_and_closes(void **state)
     assert_non_null(strstr(s, "\r\nContent-Length: 16\r\n\r\n502 Bad Gateway\n"));
 }
 
+static void error_response_to_head_has_no_body(void **state)
+{
+    assert_int_equal(px_headers_error_head(&out, 1, 502), 0);
+    const char *s = head();
+    assert_non_null(strstr(s, "HTTP/1.1 502 Bad Gateway\r\n"));
+    /* The length a GET would have had, and nothing after the head. */
+    assert_non_null(strstr(s, "\r\nContent-Length: 16\r\n\r\n"));
+    assert_int_equal(strlen(s), (size_t)(strstr(s, "\r\n\r\n") - s) + 4);
+}
+
 static void token_lists_are_matched_by_element(void **state)
 {
     assert_true(px_header_has_token("keep-alive, Upgrade", 19, "upgrade"));
@@ -398,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(error_response_is_plain_uncached_and_closes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(buffer_limit_is_enforced, setup, teardown),
+        cmocka_unit_test_setup_teardown(error_response_to_head_has_no_body, setup, teardown),
         cmocka_unit_test_setup_teardown(token_lists_are_matched_by_element, setup, teardown),
         cmocka_unit_test_setup_teardown(websocket_upgrade_is_passed_on_and_never_keepalive, setup,
                                         teardown),
