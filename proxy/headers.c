@@ -296,6 +296,20 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
     return px_buf_append(out, "\r\n", 2);
 }
 
+/* A reason phrase albd may pass on: not empty, and only HTAB, SP, VCHAR and
+ * obs-text (RFC 9112 4). */
+static bool reason_ok(const char *r, size_t n)
+{
+    if (!r || !n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)r[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 int px_headers_response(struct px_buf *out, int minor, int status, const char *reason,
                         size_t reason_len, const struct px_hdr *h, size_t n,
                         enum px_framing framing, bool close)
@@ -304,7 +318,7 @@ int px_headers_response(struct px_buf *out, int minor, int status, const char *r
     if (n > PX_HDR_MAX || status < 100 || status > 999)
         return -1;
     px_headers_mark_hop(h, n, drop);
-    if (!reason || !reason_len) {
+    if (!reason_ok(reason, reason_len)) {
         reason = px_status_reason(status);
         reason_len = strlen(reason);
     }

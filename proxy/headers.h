@@ -104,8 +104,12 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
                        const struct px_fwd *fwd, enum px_framing framing, bool keepalive);
 
 /* Appends the head of a response sent to a client speaking HTTP/1.<minor>:
- * status line with the backend's reason phrase (or a standard one when it
- * sent none), the backend's end-to-end headers, "Transfer-Encoding:
+ * status line with the backend's reason phrase (or the standard one when it
+ * sent none, or one with a control byte other than HTAB: a NUL, CR or
+ * other CTL a client might read as the end of the line; the phrase means
+ * nothing to a client, RFC 9112 4, and HTTP/2 clients never see it, so
+ * the response goes on rather than becoming a 502), the backend's
+ * end-to-end headers, "Transfer-Encoding:
  * chunked" for PX_FRAME_CHUNKED, and "Connection: close" when close (or
  * "Connection: keep-alive" for an HTTP/1.0 client kept open). */
 int px_headers_response(struct px_buf *out, int minor, int status, const char *reason,

@@ -421,10 +421,7 @@ size_t fz_check_head(const char *what, const char *p, size_t n)
         const char *crlf = memmem(l, end - start, "\r\n", 2);
         size_t ll = (size_t)(crlf - l);
         for (size_t k = 0; k < ll; k++)
-            if (l[k] == '\r' || l[k] == '\n' ||
-                /* Known (README): a backend's reason phrase is passed on
-                 * as it is, NUL included. */
-                (l[k] == '\0' && !(line == 0 && fz_tolerate_known())))
+            if (l[k] == '\r' || l[k] == '\n' || l[k] == '\0')
                 fz_fail("%s head line %zu has a CR, LF or NUL at %zu: %.*s", what, line, k, (int)ll,
                         l);
         if (line > 0) {

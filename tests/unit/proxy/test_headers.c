@@ -329,6 +329,22 @@ static void error_response_is_plain_uncached_and_closes(void **state)
     assert_non_null(strstr(s, "\r\nContent-Length: 16\r\n\r\n502 Bad Gateway\n"));
 }
 
+static void reason_phrase_with_control_bytes_is_replaced(void **state)
+{
+    assert_int_equal(
+        px_headers_response(&out, 1, 200, "O\001K\0\177", 5, NULL, 0, PX_FRAME_LENGTH, false), 0);
+    assert_string_equal(head(), "HTTP/1.1 200 OK\r\n\r\n");
+    px_buf_reset(&out);
+    assert_int_equal(
+        px_headers_response(&out, 1, 404, "Gone\rX: y", 9, NULL, 0, PX_FRAME_LENGTH, false), 0);
+    assert_string_equal(head(), "HTTP/1.1 404 Not Found\r\n\r\n");
+    px_buf_reset(&out);
+    /* HTAB and obs-text are valid reason-phrase bytes. */
+    assert_int_equal(
+        px_headers_response(&out, 1, 200, "Tr\tes \xe9", 7, NULL, 0, PX_FRAME_LENGTH, false), 0);
+    assert_string_equal(head(), "HTTP/1.1 200 Tr\tes \xe9\r\n\r\n");
+}
+
 static void error_response_to_head_has_no_body(void **state)
 {
     assert_int_equal(px_headers_error_head(&out, 1, 502), 0);
@@ -409,6 +425,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(buffer_limit_is_enforced, setup, teardown),
         cmocka_unit_test_setup_teardown(error_response_to_head_has_no_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(reason_phrase_with_control_bytes_is_replaced, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(token_lists_are_matched_by_element, setup, teardown),
         cmocka_unit_test_setup_teardown(websocket_upgrade_is_passed_on_and_never_keepalive, setup,
                                         teardown),
