@@ -1020,6 +1020,11 @@ static int on_resp_headers_complete(llhttp_t *p)
         uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
         return write_client(h, &b, 1);
     }
+    if (!px_headers_te_chunked_only(h->hdrs, n)) {
+        px_log_debug("h1: response from %s has a transfer coding other than chunked",
+                     h->x.server->key);
+        return -1;
+    }
     h->status = status;
     bool bodyless = h->method == HTTP_HEAD || status == 204 || status == 304;
     if (bodyless)

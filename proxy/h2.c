@@ -453,11 +453,17 @@ static int on_resp_headers_complete(llhttp_t *p)
         return -1; /* albd did not ask for an upgrade */
     if (status < 200)
         return 0; /* interim responses are not forwarded */
+    size_t nf = stream_fields(s);
+    if (!px_headers_te_chunked_only(h->hdrs, nf)) {
+        px_log_debug("h2: response from %s has a transfer coding other than chunked",
+                     s->x.server->key);
+        return -1;
+    }
     s->status = status;
     char st[4];
     snprintf(st, sizeof st, "%d", status);
     h->nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
-    size_t k = fields_to_nv(h, stream_fields(s), 1);
+    size_t k = fields_to_nv(h, nf, 1);
     bool bodyless = s->is_head || status == 204 || status == 304;
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
     if (nghttp2_submit_response(h->ng, s->id, h->nva, k, bodyless ? NULL : &dp) != 0)

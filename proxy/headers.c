@@ -134,6 +134,24 @@ bool px_header_has_token(const char *v, size_t len, const char *tok)
     return false;
 }
 
+bool px_headers_te_chunked_only(const struct px_hdr *h, size_t n)
+{
+    size_t tes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!name_is(h[i].name, h[i].name_len, "transfer-encoding"))
+            continue;
+        const char *v = h[i].value;
+        size_t vl = h[i].value_len;
+        while (vl && is_ows(*v))
+            v++, vl--;
+        while (vl && is_ows(v[vl - 1]))
+            vl--;
+        if (++tes > 1 || !name_is(v, vl, "chunked"))
+            return false;
+    }
+    return true;
+}
+
 /* Drops every header named by the comma-separated tokens of one
  * Connection value. */
 static void mark_connection_tokens(const struct px_hdr *h, size_t n, bool *drop, const char *v,

@@ -84,6 +84,13 @@ bool px_authority_check(const char *v, size_t len);
  * (case-insensitive, optional whitespace around elements). */
 bool px_header_has_token(const char *v, size_t len, const char *tok);
 
+/* True when the header list h[0..n) has no Transfer-Encoding or exactly one
+ * whose value is "chunked". A backend response with any other coding
+ * ("gzip, chunked", "gzip" then close) is answered 502, as nginx does:
+ * albd decodes only chunked, and relaying the still-encoded bytes without
+ * their Transfer-Encoding would hand the client a corrupt body. */
+bool px_headers_te_chunked_only(const struct px_hdr *h, size_t n);
+
 /* True for the hop-by-hop headers albd never forwards: Connection,
  * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade. */
 bool px_header_is_hop(const char *name, size_t len);

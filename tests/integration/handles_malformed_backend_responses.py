@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A backend that answers with malformed or truncated responses (both
 Content-Length and Transfer-Encoding, duplicate or invalid Content-Length, a
-bad chunk size, a close or reset mid-body) never gives the client a clean
+transfer coding other than chunked, a bad chunk size, a close or reset mid-body) never gives the client a clean
 end: before albd relayed the head the client gets 502, after it the client
 sees the transfer cut (curl fails over HTTP/1.1, RST_STREAM over HTTP/2).
 Interim 1xx responses (100, 103 Early Hints, several in a row) come before
@@ -37,6 +37,14 @@ CASES = {
     "/bad-status-line": ([b"HTTP/1.1 2x0 OK\r\nContent-Length: 5\r\n\r\nhello"], "502"),
     "/unsolicited-101": ([b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
                           b"raw bytes"], "502"),
+    # albd decodes only chunked: another coding would reach the client
+    # still encoded, its Transfer-Encoding dropped (nginx answers 502 too).
+    "/te-gzip-chunked": ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                          b"5\r\n\x1f\x8b\x08\x00\x00\r\n0\r\n\r\n"], "502"),
+    "/te-gzip-close": ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00\x00", CLOSE],
+                       "502"),
+    "/te-two-fields": ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"5\r\nhello\r\n0\r\n\r\n"], "502"),
     "/close-before-head-end": ([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", CLOSE], "502"),
     "/bad-chunk-size": ([HEAD_CHUNKED, PAUSE, b"5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n"], "abort"),
     "/chunk-size-overflow": ([HEAD_CHUNKED, PAUSE, b"5\r\nhello\r\n1ffffffffffffffff\r\nx\r\n0\r\n\r\n"], "abort"),

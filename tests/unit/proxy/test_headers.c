@@ -355,6 +355,20 @@ static void error_response_to_head_has_no_body(void **state)
     assert_int_equal(strlen(s), (size_t)(strstr(s, "\r\n\r\n") - s) + 4);
 }
 
+static void backend_transfer_coding_must_be_chunked_alone(void **state)
+{
+    (void)state;
+    struct px_hdr ok[] = {H("Content-Type", "a"), H("transfer-encoding", " Chunked ")};
+    assert_true(px_headers_te_chunked_only(ok, 2));
+    assert_true(px_headers_te_chunked_only(ok, 1));
+    struct px_hdr gz[] = {H("Transfer-Encoding", "gzip, chunked")};
+    assert_false(px_headers_te_chunked_only(gz, 1));
+    struct px_hdr gzonly[] = {H("Transfer-Encoding", "gzip")};
+    assert_false(px_headers_te_chunked_only(gzonly, 1));
+    struct px_hdr two[] = {H("Transfer-Encoding", "chunked"), H("Transfer-Encoding", "chunked")};
+    assert_false(px_headers_te_chunked_only(two, 2));
+}
+
 static void token_lists_are_matched_by_element(void **state)
 {
     assert_true(px_header_has_token("keep-alive, Upgrade", 19, "upgrade"));
@@ -427,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(error_response_to_head_has_no_body, setup, teardown),
         cmocka_unit_test_setup_teardown(reason_phrase_with_control_bytes_is_replaced, setup,
                                         teardown),
+        cmocka_unit_test(backend_transfer_coding_must_be_chunked_alone),
         cmocka_unit_test_setup_teardown(token_lists_are_matched_by_element, setup, teardown),
         cmocka_unit_test_setup_teardown(websocket_upgrade_is_passed_on_and_never_keepalive, setup,
                                         teardown),
