@@ -164,7 +164,12 @@ static void send_error(struct h1 *h, int status)
     if (c->closing)
         return;
     if (h->resp_started || h->phase == PH_DONE) {
-        px_conn_close(c);
+        /* A close-delimited body that ends in a FIN would look complete
+         * to the client: reset instead. */
+        if (h->resp_started && h->status >= 200 && h->rframing == PX_FRAME_CLOSE)
+            px_conn_abort(c);
+        else
+            px_conn_close(c);
         return;
     }
     h->phase = PH_DONE;
@@ -707,6 +712,7 @@ static void exchange_start(struct h1 *h)
     h->close_after = !h->keepalive || h->c->draining;
     h->up_congested = false;
     h->status = 0;
+    h->rframing = PX_FRAME_NONE;
     if (load_client_cert(h) < 0) {
         send_error(h, 500);
         return;

@@ -198,6 +198,11 @@ void px_conn_close(struct px_conn *c)
         c->proto->on_close(c);
 }
 
+void px_conn_abort(struct px_conn *c)
+{
+    px_conn_close(c);
+}
+
 size_t fz_conn_feed(const char *data, size_t len, bool (*on_idle)(void))
 {
     struct px_conn *c = fz.c;
