@@ -382,37 +382,17 @@ static size_t trim_ows(const char *v, size_t n)
     return n;
 }
 
-/* The request target: origin-form, "*" (OPTIONS only) or absolute-form
- * with an http(s) scheme, whose authority then replaces Host. 0 or 400. */
+/* The request target (px_target_parse: the rule HTTP/2 shares): 0 or 400. */
 static int parse_target(struct h1 *h)
 {
-    const char *t = h->hin.data;
-    size_t n = h->first_len, a;
-    h->auth_len = 0;
-    h->path_off = 0;
-    h->path_len = (uint32_t)n;
-    h->path_slash = false;
-    if (n && t[0] == '/')
-        return 0;
-    if (n == 1 && t[0] == '*')
-        return h->method == HTTP_OPTIONS ? 0 : 400;
-    if (n >= 7 && strncasecmp(t, "http://", 7) == 0)
-        a = 7;
-    else if (n >= 8 && strncasecmp(t, "https://", 8) == 0)
-        a = 8;
-    else
-        return 400;
-    size_t e = a;
-    while (e < n && t[e] != '/' && t[e] != '?' && t[e] != '#')
-        e++;
-    if (!px_authority_check(t + a, e - a))
-        return 400;
-    h->auth_off = (uint32_t)a;
-    h->auth_len = (uint32_t)(e - a);
-    h->path_off = (uint32_t)e;
-    h->path_len = (uint32_t)(n - e);
-    h->path_slash = e == n || t[e] != '/';
-    return 0;
+    struct px_target t;
+    int st = px_target_parse(h->hin.data, h->first_len, h->method == HTTP_OPTIONS, true, &t);
+    h->auth_off = t.auth_off;
+    h->auth_len = t.auth_len;
+    h->path_off = t.path_off;
+    h->path_len = t.path_len;
+    h->path_slash = t.path_slash;
+    return st;
 }
 
 /* Transfer-Encoding: albd takes exactly "chunked". A list that ends in

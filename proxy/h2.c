@@ -129,8 +129,8 @@ struct h2 {
     struct px_hdr_ent *ents;
     size_t n_ents;
     size_t hb_bytes;
-    bool hb_over;                      /* too large or too many fields: answered with 431 */
-    int p_method, p_path, p_authority; /* entry index, -1 if absent */
+    bool hb_over; /* too large or too many fields: answered with 431 */
+    int p_method, p_path, p_authority, p_scheme; /* entry index, -1 if absent */
 
     /* The client certificate's facts, read once per connection when a
      * listener sends X-Forwarded-Clientcert-*; NULL until then. */
@@ -660,7 +660,7 @@ static void hb_reset(struct h2 *h)
     h->n_ents = 0;
     h->hb_bytes = 0;
     h->hb_over = false;
-    h->p_method = h->p_path = h->p_authority = -1;
+    h->p_method = h->p_path = h->p_authority = h->p_scheme = -1;
 }
 
 static struct px_hdr hb_field(struct h2 *h, int i)
@@ -805,6 +805,19 @@ static bool request_authority_ok(struct h2 *h)
     return h->p_authority >= 0 || hosts == 1;
 }
 
+/* :scheme and :path: an HTTP/1.1 backend can carry only http and https,
+ * and :path must pass the target rule HTTP/1.1 applies (origin-form, or
+ * "*" for OPTIONS; visible ASCII): nghttp2 checks :path only for those
+ * two schemes, and not its bytes. */
+static bool request_target_ok(struct h2 *h, bool options)
+{
+    struct px_target t;
+    struct px_hdr sc = hb_field(h, h->p_scheme), path = hb_field(h, h->p_path);
+    if (!name_is(sc.value, sc.value_len, "http") && !name_is(sc.value, sc.value_len, "https"))
+        return false;
+    return px_target_parse(path.value, path.value_len, options, false, &t) == 0;
+}
+
 /* The request's content-length (nghttp2 has checked that it is a number),
  * or 0 when it has none. */
 static uint64_t request_length(struct h2 *h)
@@ -844,7 +857,7 @@ static void request_start(struct h2_stream *s, bool end_stream)
         stream_error(s, 431);
         return;
     }
-    if (h->p_method < 0 || h->p_path < 0) {
+    if (h->p_method < 0 || h->p_path < 0 || h->p_scheme < 0) {
         stream_error(s, 400);
         return;
     }
@@ -860,7 +873,7 @@ static void request_start(struct h2_stream *s, bool end_stream)
         stream_error(s, 405);
         return;
     }
-    if (!request_authority_ok(h)) {
+    if (!request_authority_ok(h) || !request_target_ok(h, strcmp(method, "OPTIONS") == 0)) {
         stream_error(s, 400);
         return;
     }
@@ -1055,6 +1068,8 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
             h->p_path = idx;
         else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
             h->p_authority = idx;
+        else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
+            h->p_scheme = idx;
     }
     return 0;
 }

@@ -116,6 +116,38 @@ bool px_authority_check(const char *v, size_t len)
     return port >= 1 && port <= 65535;
 }
 
+int px_target_parse(const char *t, size_t n, bool options, bool absolute_ok, struct px_target *out)
+{
+    *out = (struct px_target){.path_len = (uint32_t)n};
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e)
+            return 400;
+    if (n && t[0] == '/')
+        return 0;
+    if (n == 1 && t[0] == '*')
+        return options ? 0 : 400;
+    size_t a;
+    if (!absolute_ok)
+        return 400;
+    if (n >= 7 && strncasecmp(t, "http://", 7) == 0)
+        a = 7;
+    else if (n >= 8 && strncasecmp(t, "https://", 8) == 0)
+        a = 8;
+    else
+        return 400;
+    size_t e = a;
+    while (e < n && t[e] != '/' && t[e] != '?' && t[e] != '#')
+        e++;
+    if (!px_authority_check(t + a, e - a))
+        return 400;
+    out->auth_off = (uint32_t)a;
+    out->auth_len = (uint32_t)(e - a);
+    out->path_off = (uint32_t)e;
+    out->path_len = (uint32_t)(n - e);
+    out->path_slash = e == n || t[e] != '/';
+    return 0;
+}
+
 bool px_header_has_token(const char *v, size_t len, const char *tok)
 {
     size_t i = 0;

@@ -80,6 +80,21 @@ bool px_header_is_forwarding(const char *name, size_t len);
  * names a port a client can reach and backends read them differently. */
 bool px_authority_check(const char *v, size_t len);
 
+/* Where the parts of a request target lie (offsets into it). */
+struct px_target {
+    uint32_t auth_off, auth_len; /* absolute-form: its authority (auth_len 0: none) */
+    uint32_t path_off, path_len; /* what the backend gets as origin-form ... */
+    bool path_slash;             /* ... after a "/" albd adds (the path is empty) */
+};
+
+/* The request-target rule of both protocols: t[0..n) must be visible
+ * ASCII only (no CTL, SP or byte above 0x7e) and origin-form ("/..."),
+ * "*" for OPTIONS (options true), or, when absolute_ok (HTTP/1.1, RFC
+ * 9112 3.2.2; never an HTTP/2 :path, RFC 9113 8.3.1), absolute-form with
+ * an http or https scheme and an authority px_authority_check accepts,
+ * which then replaces Host. Fills *out; returns 0 or 400. */
+int px_target_parse(const char *t, size_t n, bool options, bool absolute_ok, struct px_target *out);
+
 /* True when the comma-separated list v[0..len) has the token tok
  * (case-insensitive, optional whitespace around elements). */
 bool px_header_has_token(const char *v, size_t len, const char *tok);

@@ -369,6 +369,39 @@ static void backend_transfer_coding_must_be_chunked_alone(void **state)
     assert_false(px_headers_te_chunked_only(two, 2));
 }
 
+static int target(const char *t, bool options, bool absolute_ok, struct px_target *tg)
+{
+    return px_target_parse(t, strlen(t), options, absolute_ok, tg);
+}
+
+static void request_targets_follow_one_rule_for_both_protocols(void **state)
+{
+    (void)state;
+    struct px_target t;
+    assert_int_equal(target("/a?b=c", false, false, &t), 0);
+    assert_int_equal(t.path_len, 6);
+    assert_int_equal(t.auth_len, 0);
+    assert_int_equal(target("*", true, false, &t), 0);
+    assert_int_equal(target("*", false, true, &t), 400);
+    /* Not origin-form: HTTP/2 never; HTTP/1.1 only absolute http(s). */
+    assert_int_equal(target("@evil.example/x", false, true, &t), 400);
+    assert_int_equal(target("z", false, false, &t), 400);
+    assert_int_equal(target("", false, true, &t), 400);
+    assert_int_equal(target("http://a.example/p", false, false, &t), 400);
+    assert_int_equal(target("http://a.example:8080?q", false, true, &t), 0);
+    assert_int_equal(t.auth_off, 7);
+    assert_int_equal(t.auth_len, 14);
+    assert_int_equal(t.path_off, 21);
+    assert_true(t.path_slash);
+    assert_int_equal(target("ftp://a.example/p", false, true, &t), 400);
+    assert_int_equal(target("http://u@a.example/p", false, true, &t), 400);
+    /* Visible ASCII only. */
+    assert_int_equal(target("/caf\xc3\xa9", false, false, &t), 400);
+    assert_int_equal(target("/a b", false, true, &t), 400);
+    assert_int_equal(target("/a\tb", false, true, &t), 400);
+    assert_int_equal(target("/a\x7f", false, true, &t), 400);
+}
+
 static void token_lists_are_matched_by_element(void **state)
 {
     assert_true(px_header_has_token("keep-alive, Upgrade", 19, "upgrade"));
@@ -442,6 +475,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reason_phrase_with_control_bytes_is_replaced, setup,
                                         teardown),
         cmocka_unit_test(backend_transfer_coding_must_be_chunked_alone),
+        cmocka_unit_test(request_targets_follow_one_rule_for_both_protocols),
         cmocka_unit_test_setup_teardown(token_lists_are_matched_by_element, setup, teardown),
         cmocka_unit_test_setup_teardown(websocket_upgrade_is_passed_on_and_never_keepalive, setup,
                                         teardown),
