@@ -268,9 +268,14 @@ void px_exchange_init(struct px_exchange *x, struct px_worker *w, const char *ta
     *x = (struct px_exchange){.cbs = cbs, .owner = owner, .w = w, .tag = tag};
 }
 
+struct px_group *px_exchange_choose_group(const struct px_listener *lis)
+{
+    return lis->default_group;
+}
+
 void px_exchange_begin(struct px_exchange *x, const struct px_listener *lis)
 {
-    x->group = lis->default_group;
+    x->group = px_exchange_choose_group(lis);
     x->server = NULL;
     x->tried = 0;
     x->attempts = 0;
