@@ -30,20 +30,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/backend_h1.h"
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
 #include "proxy/hdrlist.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
 #include "proxy/mempool.h"
+#include "proxy/req.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
 #include "proxy/tls_io.h"
 #include "proxy/upstream.h"
 
-/* A response head from a backend may be this large before it is refused. */
-#define MAX_RESPONSE_HEAD (64 * 1024)
 /* Response body a stream holds for its client before pausing its backend,
  * and the level at which it resumes. */
 #define RESP_HIGH (128 * 1024)
@@ -59,9 +59,6 @@
  * buffers may stay while they wait. */
 #define FREE_STREAMS_MAX 32
 #define KEEP_BUF_MAX (64 * 1024)
-/* The minimum body rate (limits.minBodyRateBytesPerSecond) is measured
- * over windows this long, as for HTTP/1.1. */
-#define BODY_RATE_WINDOW_MS 5000
 
 struct h2;
 
@@ -76,30 +73,28 @@ struct h2_stream {
     /* The request. */
     bool in_head; /* its header block is still arriving (headerTimeoutSeconds) */
     bool is_head;
-    bool req_complete;   /* END_STREAM received */
-    bool chunked;        /* the body goes to the backend chunked */
-    bool discard;        /* answered by albd: request DATA is dropped */
-    struct px_buf hout;  /* backend request head (kept for retries) */
-    struct px_buf pend;  /* framed request bytes waiting for the backend */
-    size_t pend_consume; /* DATA bytes in pend, not yet consumed */
-    size_t unconsumed;   /* DATA bytes given to a congested backend, not yet consumed */
-    uint64_t body_bytes; /* request DATA received (maxRequestBodyBytes) */
-    uint64_t rate_start; /* minBodyRateBytesPerSecond: this window's start (0: none) */
-    uint64_t rate_bytes; /* ... and the DATA bytes received in it */
-    bool held;           /* albd withheld window in this rate window (backpressure) */
+    bool req_complete;          /* END_STREAM received */
+    bool chunked;               /* the body goes to the backend chunked */
+    bool discard;               /* answered by albd: request DATA is dropped */
+    struct px_buf hout;         /* backend request head (kept for retries) */
+    struct px_buf pend;         /* framed request bytes waiting for the backend */
+    size_t pend_consume;        /* DATA bytes in pend, not yet consumed */
+    size_t unconsumed;          /* DATA bytes given to a congested backend, not yet consumed */
+    struct px_body_meter meter; /* request DATA: maxRequestBodyBytes, minBodyRateBytesPerSecond */
+    bool held;                  /* albd withheld window in this rate window (backpressure) */
 
     /* The backend: its choice, connection and failover. */
     struct px_exchange x;
     bool up_paused; /* backend reading stopped: the client is behind */
 
     /* The response. */
-    llhttp_t resp;
+    struct px_bresp bp;         /* the backend's response, parsed into the sink */
+    const struct px_sink *sink; /* where it goes (h2_sink, or a filter before it) */
     int status;
-    bool resp_any;        /* the backend sent a byte */
     bool resp_submitted;  /* HEADERS went (or are queued) to the client */
     bool resp_complete;   /* everything for the client is in rq */
     bool deferred;        /* the data provider is waiting for rq */
-    bool in_trailers;     /* the head was submitted: header fields are trailers */
+    bool has_trailers;    /* the backend sent trailers (in bp): they follow the body */
     struct px_buf hin;    /* response head, then trailers */
     struct px_hdrlist hl; /* their fields, as offsets into hin */
     struct px_buf rq;     /* response body not yet taken by nghttp2 */
@@ -132,9 +127,7 @@ struct h2 {
     bool hb_over; /* too large or too many fields: answered with 431 */
     int p_method, p_path, p_authority, p_scheme; /* entry index, -1 if absent */
 
-    /* The client certificate's facts, read once per connection when a
-     * listener sends X-Forwarded-Clientcert-*; NULL until then. */
-    struct px_client_cert *cc;
+    struct px_client cl; /* the client's facts (address, TLS, certificate) */
 
     /* Scratch for building heads (no stream keeps it across calls). */
     struct px_hdr *hdrs;
@@ -144,7 +137,7 @@ struct h2 {
     uint8_t obuf[OBUF_SIZE];
 };
 
-static const llhttp_settings_t resp_settings;
+static const struct px_sink h2_sink;
 static const struct px_exchange_cbs x_cbs;
 static void flush(struct h2 *h);
 static void give_window(struct h2_stream *s, size_t n);
@@ -158,13 +151,6 @@ static uint64_t ms(int seconds)
 static uint64_t now_ms(struct h2 *h)
 {
     return uv_now(&h->c->w->loop);
-}
-
-static void count_response(struct h2 *h, int status)
-{
-    int cls = status / 100;
-    if (cls >= 1 && cls <= 5)
-        atomic_fetch_add_explicit(&h->c->w->stats.responses_by_class[cls], 1, memory_order_relaxed);
 }
 
 static bool name_is(const char *n, size_t len, const char *lit)
@@ -197,7 +183,7 @@ static struct h2_stream *stream_new(struct h2 *h, int32_t id)
         }
         px_buf_init(&s->hout, 2 * PX_H2_MAX_HEADER_LIST + 4096);
         px_buf_init(&s->pend, 2 * PX_H2_STREAM_WINDOW);
-        px_buf_init(&s->hin, MAX_RESPONSE_HEAD + 1024);
+        px_buf_init(&s->hin, PX_BACKEND_MAX_HEAD + 1024);
         px_buf_init(&s->rq, 4 * RESP_HIGH);
     }
     /* Reset everything but the buffers' storage. */
@@ -313,11 +299,6 @@ static size_t fields_to_nv(struct h2 *h, size_t n, size_t first)
     return k;
 }
 
-static size_t stream_fields(struct h2_stream *s)
-{
-    return px_hdrlist_get(&s->hl, &s->hin, s->h->hdrs);
-}
-
 static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *user)
 {
@@ -348,8 +329,8 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     }
     if (s->resp_complete && s->rq.len == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (s->hl.n && s->in_trailers) {
-            size_t k = fields_to_nv(h, stream_fields(s), 0);
+        if (s->has_trailers) {
+            size_t k = fields_to_nv(h, px_bresp_trailers(&s->bp), 0);
             if (k && nghttp2_submit_trailer(ng, id, h->nva, k) == 0)
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         }
@@ -377,7 +358,7 @@ static void stream_error(struct h2_stream *s, int status)
     char st[8], len[16];
     px_buf_reset(&s->rq);
     s->rq_off = 0;
-    px_hdrlist_reset(&s->hl);
+    s->has_trailers = false;
     snprintf(st, sizeof st, "%d", status);
     if (px_buf_puts(&s->rq, st) < 0 || px_buf_puts(&s->rq, " ") < 0 ||
         px_buf_puts(&s->rq, reason) < 0 || px_buf_puts(&s->rq, "\n") < 0) {
@@ -397,89 +378,38 @@ static void stream_error(struct h2_stream *s, int status)
         nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return;
     }
-    count_response(h, status);
+    px_req_count_response(h->c->w, status);
 }
 
-static int resp_refuse(struct h2_stream *s)
-{
-    (void)s;
-    return -1;
-}
+/* --- the response sink: the backend's response becomes HEADERS, DATA and
+ * trailers (proxy/backend_h1.c parses it) --------------------------------- */
 
-static int on_resp_begin(llhttp_t *p)
+static int sink_head(void *owner, const struct px_resp_head *rh)
 {
-    struct h2_stream *s = p->data;
-    if (!s->in_trailers) {
-        px_buf_reset(&s->hin);
-        px_hdrlist_reset(&s->hl);
-    }
-    return 0;
-}
-
-/* Header bytes of the response head or trailers; names and values arrive in
- * pieces, a name is closed by on_resp_field_done. */
-static int add_field_bytes(struct h2_stream *s, const char *at, size_t len, bool value)
-{
-    if (px_hdrlist_add(&s->hl, &s->hin, at, len, value, MAX_RESPONSE_HEAD) < 0)
-        return resp_refuse(s);
-    return 0;
-}
-
-static int on_resp_field(llhttp_t *p, const char *at, size_t len)
-{
-    return add_field_bytes(p->data, at, len, false);
-}
-
-static int on_resp_value(llhttp_t *p, const char *at, size_t len)
-{
-    return add_field_bytes(p->data, at, len, true);
-}
-
-static int on_resp_field_done(llhttp_t *p)
-{
-    struct h2_stream *s = p->data;
-    px_hdrlist_name_done(&s->hl, &s->hin);
-    return 0;
-}
-
-static int on_resp_headers_complete(llhttp_t *p)
-{
-    struct h2_stream *s = p->data;
+    struct h2_stream *s = owner;
     struct h2 *h = s->h;
-    if (s->in_trailers)
-        return 0;
-    int status = llhttp_get_status_code(p);
+    int status = rh->status;
     if (status == 101 || status < 100 || status > 999)
         return -1; /* albd did not ask for an upgrade */
     if (status < 200)
         return 0; /* interim responses are not forwarded */
-    size_t nf = stream_fields(s);
-    if (!px_headers_te_chunked_only(h->hdrs, nf)) {
-        px_log_debug("h2: response from %s has a transfer coding other than chunked",
-                     s->x.server->key);
-        return -1;
-    }
     s->status = status;
     char st[4];
     snprintf(st, sizeof st, "%d", status);
     h->nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
-    size_t k = fields_to_nv(h, nf, 1);
+    size_t k = fields_to_nv(h, rh->n, 1); /* rh->h is h->hdrs */
     bool bodyless = s->is_head || status == 204 || status == 304;
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
     if (nghttp2_submit_response(h->ng, s->id, h->nva, k, bodyless ? NULL : &dp) != 0)
         return -1;
     s->resp_submitted = true;
-    count_response(h, status);
-    /* Whatever header fields come now are trailers. */
-    s->in_trailers = true;
-    px_buf_reset(&s->hin);
-    px_hdrlist_reset(&s->hl);
-    return s->is_head ? 1 : 0;
+    px_req_count_response(h->c->w, status);
+    return 0;
 }
 
-static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+static int sink_data(void *owner, const char *at, size_t len)
 {
-    struct h2_stream *s = p->data;
+    struct h2_stream *s = owner;
     if (px_buf_append(&s->rq, at, len) < 0)
         return -1;
     if (!s->up_paused && s->x.u && s->rq.len - s->rq_off > RESP_HIGH) {
@@ -490,24 +420,35 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
-static int on_resp_complete(llhttp_t *p)
+/* Trailers stay in the parser's buffer; body_read submits them after the
+ * last DATA. */
+static int sink_trailers(void *owner, const struct px_hdr *f, size_t n)
 {
-    struct h2_stream *s = p->data;
-    if (s->status < 200)
-        return 0; /* an interim response; the final one follows */
-    s->resp_complete = true;
-    resume_output(s);
-    return HPE_PAUSED;
+    struct h2_stream *s = owner;
+    (void)f;
+    s->has_trailers = n > 0;
+    return 0;
 }
 
-static const llhttp_settings_t resp_settings = {
-    .on_message_begin = on_resp_begin,
-    .on_header_field = on_resp_field,
-    .on_header_value = on_resp_value,
-    .on_header_field_complete = on_resp_field_done,
-    .on_headers_complete = on_resp_headers_complete,
-    .on_body = on_resp_body,
-    .on_message_complete = on_resp_complete,
+static int sink_end(void *owner)
+{
+    struct h2_stream *s = owner;
+    s->resp_complete = true;
+    resume_output(s);
+    return 0;
+}
+
+static void sink_abort(void *owner, int status)
+{
+    stream_error(owner, status);
+}
+
+static const struct px_sink h2_sink = {
+    .head = sink_head,
+    .data = sink_data,
+    .trailers = sink_trailers,
+    .end = sink_end,
+    .abort = sink_abort,
 };
 
 /* The response is complete: the backend connection goes back to its pool
@@ -515,7 +456,7 @@ static const llhttp_settings_t resp_settings = {
 static void response_done(struct h2_stream *s, bool clean)
 {
     bool keep = clean && s->req_complete && s->x.group && s->x.group->model->upstream_keepalive &&
-                llhttp_should_keep_alive(&s->resp);
+                px_bresp_keepalive(&s->bp);
     drop_upstream(s, keep);
     if (!s->req_complete) {
         /* The rest of the request body has nowhere to go. */
@@ -573,8 +514,7 @@ static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t da
 static void upstream_ready(void *owner)
 {
     struct h2_stream *s = owner;
-    llhttp_init(&s->resp, HTTP_RESPONSE, &resp_settings);
-    s->resp.data = s;
+    px_bresp_init(&s->bp, s->sink, s, &s->hin, &s->hl, s->h->hdrs, s->is_head, true);
     uv_buf_t b[2] = {uv_buf_init(s->hout.data, (unsigned)s->hout.len),
                      uv_buf_init(s->pend.data, (unsigned)s->pend.len)};
     int rc = px_upstream_write(s->x.u, b, s->pend.len ? 2 : 1);
@@ -610,26 +550,22 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
     struct h2_stream *s = owner;
     struct h2 *h = s->h;
     if (n < 0) {
-        if (!s->resp_any) {
+        if (!s->bp.any)
             px_exchange_lost(&s->x, (int)n);
-        } else {
-            llhttp_errno_t e = n == UV_EOF ? llhttp_finish(&s->resp) : HPE_USER;
-            if ((e == HPE_OK || e == HPE_PAUSED) && s->resp_complete)
-                response_done(s, false);
-            else
-                stream_error(s, 502);
-        }
+        else if (n == UV_EOF && px_bresp_eof(&s->bp))
+            response_done(s, false);
+        else
+            stream_error(s, 502);
         flush(h);
         return;
     }
-    s->resp_any = true;
     touch(s);
-    llhttp_errno_t e = llhttp_execute(&s->resp, data, (size_t)n);
-    if (e == HPE_PAUSED) {
-        bool leftover = llhttp_get_error_pos(&s->resp) != data + n;
-        response_done(s, !leftover);
-    } else if (e != HPE_OK) {
-        px_log_debug("h2: malformed response from %s: %s", s->x.server->key, llhttp_errno_name(e));
+    enum px_bresp_rc rc = px_bresp_feed(&s->bp, data, (size_t)n, NULL);
+    if (rc == PX_BRESP_DONE || rc == PX_BRESP_LEFTOVER) {
+        response_done(s, rc == PX_BRESP_DONE);
+    } else if (rc != PX_BRESP_MORE) {
+        px_log_debug("h2: malformed response from %s: %s", s->x.server->key,
+                     px_bresp_error(&s->bp));
         stream_error(s, 502);
     }
     flush(h);
@@ -669,33 +605,12 @@ static struct px_hdr hb_field(struct h2 *h, int i)
     return (struct px_hdr){h->hb.data + e->no, e->nl, h->hb.data + e->vo, e->vl};
 }
 
-/* Reads the client certificate once per connection when the listener
- * sends its headers. Returns 0 or -ENOMEM. */
-static int load_client_cert(struct h2 *h, const struct rc_listener *m)
-{
-    struct px_conn *c = h->c;
-    if (h->cc || !c->tls || !px_tls_headers_enabled(m))
-        return 0;
-    h->cc = malloc(sizeof *h->cc);
-    if (!h->cc)
-        return -ENOMEM;
-    if (px_tls_client_cert_info(px_tls_io_ssl(c->tls), h->cc) == -ENOMEM) {
-        free(h->cc);
-        h->cc = NULL;
-        return -ENOMEM;
-    }
-    return 0;
-}
-
-/* Builds the backend request head from the received header block:
- * :authority becomes Host, cookies split by HTTP/2 are joined again.
- * Returns 0, -1 (too large: 431) or an HTTP status to answer with (421 on
- * domain fronting, 500). */
-static int build_request_head(struct h2_stream *s, const char *method)
+/* The request as the pipeline (proxy/req.c) takes it, from the received
+ * header block: :authority becomes Host (first), cookies split by HTTP/2
+ * are joined again. Returns 0 or -1 (too large: 431). */
+static int make_req(struct h2_stream *s, const char *method, struct px_req *r)
 {
     struct h2 *h = s->h;
-    struct px_conn *c = h->c;
-    const struct rc_listener *m = s->lis->model;
     /* Join the cookie fields first: it appends to hb (which may move). */
     int first_cookie = -1, n_cookies = 0;
     for (size_t i = 0; i < h->n_ents; i++) {
@@ -721,18 +636,17 @@ static int build_request_head(struct h2_stream *s, const char *method)
         joined.vl = (uint32_t)(h->hb.len - joined.vo);
     }
     size_t n = 0;
+    struct px_hdr a = {0};
     if (h->p_authority >= 0) {
-        struct px_hdr a = hb_field(h, h->p_authority);
+        a = hb_field(h, h->p_authority);
         h->hdrs[n++] = (struct px_hdr){"Host", 4, a.value, a.value_len};
     }
+    bool has_cl = false;
     for (size_t i = 0; i < h->n_ents && n < PX_HDR_MAX; i++) {
         struct px_hdr f = hb_field(h, (int)i);
         if (f.name_len && f.name[0] == ':')
             continue;
         if (h->p_authority >= 0 && name_is(f.name, f.name_len, "host"))
-            continue;
-        /* The body is streamed at once: no 100-continue handshake. */
-        if (name_is(f.name, f.name_len, "expect"))
             continue;
         if (n_cookies > 1 && name_is(f.name, f.name_len, "cookie")) {
             if ((int)i != first_cookie)
@@ -740,45 +654,42 @@ static int build_request_head(struct h2_stream *s, const char *method)
             f.value = h->hb.data + joined.vo;
             f.value_len = joined.vl;
         }
+        if (name_is(f.name, f.name_len, "content-length"))
+            has_cl = true;
+        if (!a.value && name_is(f.name, f.name_len, "host"))
+            a = f;
         h->hdrs[n++] = f;
     }
-    /* Domain fronting: :authority (passed as Host) must be covered by the
-     * certificate SNI chose; client-sent client-certificate headers never
-     * reach a backend. The same rules as HTTP/1.1 (proxy/tls_headers.c). */
-    if (px_tls_host_check_needed(m)) {
-        int st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, NULL, 0, h->hdrs, n);
-        if (st)
-            return st;
-    }
-    n = px_tls_headers_strip(m, h->hdrs, n);
-    if (load_client_cert(h, m) < 0)
-        return 500;
-    struct px_hdr cch[PX_TLS_HDR_MAX];
-    size_t n_cch = h->cc ? px_tls_headers_fill(m, h->cc, cch) : 0;
-    bool has_cl = false;
-    for (size_t i = 0; i < n; i++)
-        if (name_is(h->hdrs[i].name, h->hdrs[i].name_len, "content-length"))
-            has_cl = true;
+    struct px_hdr path = hb_field(h, h->p_path), scheme = hb_field(h, h->p_scheme);
+    const char *q = memchr(path.value, '?', path.value_len);
+    /* The body is streamed as it comes: with its length when the client
+     * gave one, else chunked. */
     enum px_framing fr = PX_FRAME_NONE;
     if (!s->req_complete)
         fr = has_cl ? PX_FRAME_LENGTH : PX_FRAME_CHUNKED;
     s->chunked = fr == PX_FRAME_CHUNKED;
-    struct px_fwd fwd = {
-        .xff_mode = m->xff_mode,
-        .client_ip = c->client_ip,
-        .proto = m->headers.proto ? s->lis->scheme : NULL,
-        .port = m->headers.port ? s->lis->port_str : NULL,
-        .host = m->headers.host,
-        .client_port = m->headers.client_src_port ? c->client_port : NULL,
-        .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
-        .extra = cch,
-        .n_extra = n_cch,
+    *r = (struct px_req){
+        .lis = s->lis,
+        .client = &h->cl,
+        .method = method,
+        .scheme = scheme.value,
+        .scheme_len = scheme.value_len,
+        .authority = a.value,
+        .authority_len = a.value_len,
+        .target = path.value,
+        .target_len = path.value_len,
+        .path = path.value,
+        .path_len = path.value_len,
+        .query = q ? q + 1 : NULL,
+        .query_len = q ? (size_t)(path.value + path.value_len - q - 1) : 0,
+        .hdrs = h->hdrs,
+        .n_hdrs = n,
+        .minor = 1,
+        .body = fr,
+        .is_head = s->is_head,
+        .idempotent = s->x.idempotent,
     };
-    bool keep = s->x.group && s->x.group->model->upstream_keepalive;
-    struct px_hdr path = hb_field(h, h->p_path);
-    px_buf_reset(&s->hout);
-    return px_headers_request(&s->hout, method, path.value, path.value_len, 1, h->hdrs, n, &fwd, fr,
-                              keep);
+    return 0;
 }
 
 /* The authority check HTTP/1.1 makes on Host (px_authority_check), so
@@ -888,13 +799,14 @@ static void request_start(struct h2_stream *s, bool end_stream)
     s->is_head = strcmp(method, "HEAD") == 0;
     s->x.idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
                       strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
-    px_exchange_begin(&s->x, s->lis);
-    int st = build_request_head(s, method);
-    if (st != 0) {
-        stream_error(s, st < 0 ? 431 : st);
+    struct px_req r;
+    if (make_req(s, method, &r) < 0) {
+        stream_error(s, 431);
         return;
     }
-    px_exchange_connect(&s->x);
+    int st = px_req_start(&r, &s->x, &s->hout, NULL, &h2_sink, &s->sink);
+    if (st)
+        stream_error(s, st);
 }
 
 /* Fields a client may never send as a request trailer. A backend that
@@ -983,36 +895,6 @@ static void rearm(struct h2 *h)
         px_conn_timer(h->c, next > now ? next - now : 1);
 }
 
-/* maxRequestBodyBytes and minBodyRateBytesPerSecond for len more bytes of
- * request DATA, measured as HTTP/1.1 measures them (proxy/h1.c
- * body_limits): 0, or the status to answer the stream with (413 over the
- * limit, 408 too slow). The rate window restarts whenever albd itself held
- * back the client's window (a slow backend, not a slow client). */
-static int body_limits(struct h2_stream *s, size_t len)
-{
-    const struct rc_listener *m = s->lis->model;
-    s->body_bytes += len;
-    if (m->limits.max_request_body_bytes && s->body_bytes > m->limits.max_request_body_bytes)
-        return 413;
-    if (!m->limits.min_body_rate)
-        return 0;
-    uint64_t now = now_ms(s->h);
-    if (!s->rate_start || s->held) {
-        s->rate_start = now ? now : 1;
-        s->rate_bytes = 0;
-        s->held = false;
-    }
-    s->rate_bytes += len;
-    uint64_t elapsed = now - s->rate_start;
-    if (elapsed >= BODY_RATE_WINDOW_MS) {
-        if (s->rate_bytes * 1000 < (uint64_t)m->limits.min_body_rate * elapsed)
-            return 408;
-        s->rate_start = now;
-        s->rate_bytes = 0;
-    }
-    return 0;
-}
-
 static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2 *h = user;
@@ -1084,7 +966,14 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         nghttp2_session_consume_stream(ng, id, len);
         return 0;
     }
-    int st = body_limits(s, len);
+    /* maxRequestBodyBytes and minBodyRateBytesPerSecond, measured as for
+     * HTTP/1.1; the rate window restarts whenever albd itself held back
+     * the client's window (a slow backend, not a slow client). */
+    if (s->held) {
+        px_body_meter_restart(&s->meter);
+        s->held = false;
+    }
+    int st = px_body_meter_add(&s->meter, s->lis->model, now_ms(h), len);
     if (st) {
         /* Answered on the stream (HTTP/1.1 answers the same status and
          * closes); the rest of the body is dropped. A body cut off for
@@ -1099,12 +988,8 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     }
     if (s->chunked) {
         char hex[24];
-        struct px_buf hb = {hex, 0, sizeof hex, sizeof hex};
-        px_buf_num(&hb, len, 1);
-        px_buf_append(&hb, "\r\n", 2);
-        uv_buf_t b[3] = {uv_buf_init(hex, (unsigned)hb.len),
-                         uv_buf_init((char *)data, (unsigned)len), uv_buf_init("\r\n", 2)};
-        send_up(s, b, 3, len);
+        uv_buf_t b[3];
+        send_up(s, b, px_backend_h1_chunk(hex, (const char *)data, len, b), len);
     } else {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         send_up(s, &b, 1, len);
@@ -1395,7 +1280,7 @@ static void h2_on_timeout(struct px_conn *c)
                     next = s->deadline;
                 continue;
             }
-            bool client_slow = s->x.ready && !s->req_complete && !s->resp_any && !s->unconsumed;
+            bool client_slow = s->x.ready && !s->req_complete && !s->bp.any && !s->unconsumed;
             px_log_debug("h2: stream %d from %s timed out", s->id, c->client_ip);
             stream_error(s, client_slow ? 408 : 504);
             touch(s);
@@ -1457,7 +1342,7 @@ static void h2_free(struct px_conn *c)
     free(h->ents);
     free(h->hdrs);
     free(h->nva);
-    free(h->cc);
+    px_client_cleanup(&h->cl);
     px_mempool_free(h->pool); /* after nghttp2_session_del gave every block back */
     free(h);
     c->ps = NULL;
@@ -1493,6 +1378,7 @@ static int h2_start(struct px_conn *c)
         return -ENOMEM;
     h->c = c;
     c->ps = h;
+    px_client_init(&h->cl, c);
     h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
     h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
     h->nva = calloc(PX_HDR_MAX + 1, sizeof *h->nva);
