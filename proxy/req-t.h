@@ -116,4 +116,15 @@ struct px_sink {
     void (*abort)(void *owner, int status);
 };
 
+/* Request body limits, measured the same way for every protocol:
+ * limits.maxRequestBodyBytes and the minimum rate
+ * (limits.minBodyRateBytesPerSecond) over windows of
+ * PX_BODY_RATE_WINDOW_MS. */
+#define PX_BODY_RATE_WINDOW_MS 5000
+struct px_body_meter {
+    uint64_t total;      /* body bytes so far */
+    uint64_t rate_start; /* start of the rate window (0: none) */
+    uint64_t rate_bytes; /* bytes in it */
+};
+
 #endif

@@ -50,17 +50,7 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
 /* Counts a response sent to a client by status class (metrics). */
 void px_req_count_response(struct px_worker *w, int status);
 
-/* Request body limits, measured the same way for every protocol:
- * limits.maxRequestBodyBytes and the minimum rate
- * (limits.minBodyRateBytesPerSecond) over windows of
- * PX_BODY_RATE_WINDOW_MS. */
-#define PX_BODY_RATE_WINDOW_MS 5000
-struct px_body_meter {
-    uint64_t total;      /* body bytes so far */
-    uint64_t rate_start; /* start of the rate window (0: none) */
-    uint64_t rate_bytes; /* bytes in it */
-};
-
+/* Request body limits (struct px_body_meter, req-t.h). */
 /* Starts a new request's meter. */
 void px_body_meter_reset(struct px_body_meter *m);
 
