@@ -17,6 +17,7 @@
 #include "proxy/backend_h1.h"
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
+#include "proxy/h1_head.h"
 #include "proxy/hdrlist.h"
 #include "proxy/headers.h"
 #include "proxy/log.h"
@@ -41,18 +42,6 @@ enum phase {
     PH_TUNNEL,   /* upgraded (WebSocket): bytes are spliced by h->tun */
 };
 
-/* What albd checks in the raw bytes of a request head before llhttp sees
- * them (see scan_head). */
-struct head_scan {
-    bool done;    /* the head's empty line was seen */
-    bool cr;      /* the previous byte was CR */
-    bool prev_sp; /* request line: the previous byte was SP */
-    unsigned sp;  /* request line: SP seen */
-    uint32_t line, col;
-    uint8_t cl_name; /* header line: bytes of "content-length" matched (0xff: other name) */
-    bool cl_value;   /* in the value of a Content-Length field */
-};
-
 struct h1 {
     struct px_conn *c;
     enum phase phase;
@@ -67,7 +56,7 @@ struct h1 {
     struct px_hdr *hdrs;  /* PX_HDR_MAX entries, filled from hl */
     size_t first_len;     /* target (request) or reason phrase (response) */
     int err_status;       /* set by a callback that refuses the request */
-    struct head_scan scan;
+    struct px_h1_scan scan;
 
     /* The request. */
     int minor; /* client's HTTP/1.<minor> */
@@ -188,88 +177,6 @@ static int refuse(struct h1 *h, int status)
     return HPE_USER;
 }
 
-/* Follows the name of a header line byte by byte, to know when the bytes
- * are a Content-Length value. */
-static void scan_cl_name(struct head_scan *s, unsigned char ch)
-{
-    static const char cl[] = "content-length";
-    if (s->cl_value)
-        return;
-    if (ch == ':') {
-        s->cl_value = s->cl_name == sizeof cl - 1;
-        return;
-    }
-    if (s->cl_name < sizeof cl - 1 && (ch | 0x20) == (unsigned char)cl[s->cl_name])
-        s->cl_name++;
-    else
-        s->cl_name = 0xff;
-}
-
-/* Bytes of a request head that llhttp (even strict) lets through but a
- * proxy must refuse, because a backend may read them differently: a bare
- * CR or LF, obs-fold or whitespace before a header name, control bytes,
- * and a request line that is not exactly "method SP target SP version".
- * Scans data up to the end of the head (empty lines before the request
- * line are skipped, as RFC 9112 2.2 allows). 0 or -1. It also stops after
- * an HTAB in a Content-Length value, setting *stop to its offset (else
- * *stop is len): that OWS is valid (RFC 9110 5.6.3) but llhttp's strict
- * mode takes only SP after the digits, so the caller gives it SP. */
-static int scan_head(struct head_scan *s, const char *data, size_t len, size_t *stop)
-{
-    *stop = len;
-    for (size_t i = 0; i < len && !s->done; i++) {
-        unsigned char ch = (unsigned char)data[i];
-        if (s->cr) {
-            if (ch != '\n')
-                return -1;
-            s->cr = false;
-            if (s->col == 0) {
-                if (s->line > 0)
-                    s->done = true;
-                continue;
-            }
-            if (s->line == 0 && (s->sp != 2 || s->prev_sp))
-                return -1;
-            s->line++;
-            s->col = 0;
-            continue;
-        }
-        if (ch == '\r') {
-            s->cr = true;
-            continue;
-        }
-        if (ch == '\n')
-            return -1;
-        if (s->line == 0) {
-            if (ch == ' ') {
-                if (s->col == 0 || s->prev_sp)
-                    return -1;
-                s->sp++;
-            } else if (ch < 0x21 || ch == 0x7f) {
-                return -1;
-            }
-            s->prev_sp = ch == ' ';
-        } else {
-            if (s->col == 0 && (ch == ' ' || ch == '\t'))
-                return -1;
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                return -1;
-            if (s->col == 0) {
-                s->cl_name = 0;
-                s->cl_value = false;
-            }
-            scan_cl_name(s, ch);
-            if (s->cl_value && ch == '\t') {
-                s->col++;
-                *stop = i;
-                return 0;
-            }
-        }
-        s->col++;
-    }
-    return 0;
-}
-
 static int on_req_begin(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
@@ -380,27 +287,6 @@ static int parse_target(struct h1 *h)
     return st;
 }
 
-/* Transfer-Encoding: albd takes exactly "chunked". A list that ends in
- * chunked after other codings is valid HTTP that albd cannot pass on
- * (501); anything else is malformed or ambiguous (400). */
-static int te_status(const char *v, size_t vl)
-{
-    if (vl == 7 && strncasecmp(v, "chunked", 7) == 0)
-        return 0;
-    size_t i = vl;
-    while (i && v[i - 1] != ',')
-        i--;
-    if (i == 0)
-        return 400;
-    const char *last = v + i;
-    size_t ll = vl - i;
-    while (ll && (*last == ' ' || *last == '\t'))
-        last++, ll--;
-    if (ll != 7 || strncasecmp(last, "chunked", 7) != 0 || px_header_has_token(v, i - 1, "chunked"))
-        return 400;
-    return 501;
-}
-
 /* Request checks beyond llhttp's (which already refuses Content-Length with
  * Transfer-Encoding, repeated or malformed Content-Length, and a
  * Transfer-Encoding whose last coding is not chunked). Returns 0 or the
@@ -424,7 +310,7 @@ static int check_request(struct h1 *h)
         } else if (hdr_is(x, "transfer-encoding")) {
             if (++tes > 1 || h->minor == 0)
                 return 400;
-            int te = te_status(x->value, vl);
+            int te = px_h1_te_status(x->value, vl);
             if (te)
                 return te;
         } else if (hdr_is(x, "expect") && h->minor) {
@@ -952,7 +838,7 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
     size_t done = 0;
     for (;;) {
         size_t stop;
-        if (scan_head(&h->scan, data + done, len - done, &stop) < 0) {
+        if (px_h1_scan_head(&h->scan, data + done, len - done, &stop) < 0) {
             px_log_debug("h1: refusing request from %s: 400 (malformed head bytes)", c->client_ip);
             send_error(h, 400);
             return len;
