@@ -459,9 +459,6 @@ static void make_req(struct h1 *h, struct px_req *r)
                 : h->has_body ? PX_FRAME_LENGTH
                               : PX_FRAME_NONE,
         .is_head = h->method == HTTP_HEAD,
-        .idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD ||
-                      h->method == HTTP_OPTIONS || h->method == HTTP_PUT ||
-                      h->method == HTTP_DELETE,
         .upgrade = h->ws ? "websocket" : NULL,
     };
     if (h->auth_len) {

@@ -160,7 +160,6 @@ static int make_req(struct h2_stream *s, const char *method, struct px_req *r)
         .minor = 1,
         .body = fr,
         .is_head = s->is_head,
-        .idempotent = s->x.idempotent,
     };
     return 0;
 }
@@ -270,8 +269,6 @@ static void request_start(struct h2_stream *s, bool end_stream)
         return;
     }
     s->is_head = strcmp(method, "HEAD") == 0;
-    s->x.idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
-                      strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
     struct px_req r;
     if (make_req(s, method, &r) < 0) {
         px_h2_stream_error(s, 431);

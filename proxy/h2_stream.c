@@ -211,14 +211,12 @@ void px_h2_stream_error(struct h2_stream *s, int status)
         nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return;
     }
-    const char *reason = px_status_reason(status);
     char st[8], len[16];
     px_buf_reset(&s->rq);
     s->rq_off = 0;
     s->has_trailers = false;
     snprintf(st, sizeof st, "%d", status);
-    if (px_buf_puts(&s->rq, st) < 0 || px_buf_puts(&s->rq, " ") < 0 ||
-        px_buf_puts(&s->rq, reason) < 0 || px_buf_puts(&s->rq, "\n") < 0) {
+    if (px_headers_error_body(&s->rq, status) < 0) {
         nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return;
     }

@@ -497,14 +497,18 @@ static size_t error_body_len(int status)
     return 4 + strlen(px_status_reason(status)) + 1; /* "NNN reason\n" */
 }
 
-int px_headers_error(struct px_buf *out, int minor, int status)
+int px_headers_error_body(struct px_buf *out, int status)
 {
-    const char *reason = px_status_reason(status);
-    TRY(error_head(out, minor, status, error_body_len(status)));
     TRY(px_buf_num(out, (unsigned)status, 0));
     TRY(px_buf_append(out, " ", 1));
-    TRY(px_buf_puts(out, reason));
+    TRY(px_buf_puts(out, px_status_reason(status)));
     return px_buf_append(out, "\n", 1);
+}
+
+int px_headers_error(struct px_buf *out, int minor, int status)
+{
+    TRY(error_head(out, minor, status, error_body_len(status)));
+    return px_headers_error_body(out, status);
 }
 
 int px_headers_error_head(struct px_buf *out, int minor, int status)

@@ -149,6 +149,10 @@ int px_headers_response_upgrade(struct px_buf *out, const char *reason, size_t r
  * Connection: close, and a one-line body). */
 int px_headers_error(struct px_buf *out, int minor, int status);
 
+/* Appends the body of albd's own error response: "<status> <reason>\n"
+ * (HTTP/2 sends it with the same fields as px_headers_error). */
+int px_headers_error_body(struct px_buf *out, int status);
+
 /* The same response as px_headers_error without its body, for an answer to
  * HEAD (RFC 9110 9.3.2): Content-Length still gives the length a GET would
  * have had. */

@@ -130,7 +130,7 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     /* PX_ACTION_FORWARD, the only action so far. */
     px_exchange_begin(x, r->lis);
     x->group = a.group;
-    x->idempotent = r->idempotent;
+    x->idempotent = px_method_idempotent(r->method);
     x->body_sent = false;
     int st = transform(r, a.group, hout, tgt);
     if (st)
@@ -138,6 +138,12 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     *sink = px_filters_attach(&a, proto_sink);
     px_exchange_connect(x);
     return 0;
+}
+
+bool px_method_idempotent(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0 ||
+           strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0;
 }
 
 void px_req_count_response(struct px_worker *w, int status)

@@ -36,16 +36,19 @@ void px_route(const struct px_req *r, struct px_action *out);
 const struct px_sink *px_filters_attach(const struct px_action *a, const struct px_sink *sink);
 
 /* Runs the pipeline for r: the domain-fronting check, route, action; for
- * a forward, the request transforms (client-certificate and forwarding
- * headers) into the backend head in hout (tgt: scratch for a composed
- * target), and the exchange on x (px_exchange_begin, then
- * px_exchange_connect, whose callbacks may run before this returns).
- * *sink: where the backend response goes (px_filters_attach). Returns 0
- * (the exchange runs: touch nothing of x's owner after this returns
+ * a forward, the exchange's retry rule (x->idempotent from the method), the request transforms
+ * (client-certificate and forwarding headers) into the backend head in hout (tgt: scratch for a
+ * composed target), and the exchange on x (px_exchange_begin, then px_exchange_connect, whose
+ * callbacks may run before this returns). *sink: where the backend response goes
+ * (px_filters_attach). Returns 0 (the exchange runs: touch nothing of x's owner after this returns
  * without checking its state), or a status the protocol answers with:
  * 421 (domain fronting), 431 (head too large), 500 (no memory). */
 int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, struct px_buf *tgt,
                  const struct px_sink *proto_sink, const struct px_sink **sink);
+
+/* True for a method that may be sent again after a lost backend
+ * connection (idempotent, RFC 9110 9.2.2): GET HEAD OPTIONS PUT DELETE. */
+bool px_method_idempotent(const char *method);
 
 /* Counts a response sent to a client by status class (metrics). */
 void px_req_count_response(struct px_worker *w, int status);
