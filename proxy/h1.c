@@ -572,7 +572,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
                 return;
             }
         }
-        send_error(h, 502);
+        h->sink->abort(h, 502); /* cut: through the filters, to the client */
         return;
     }
     px_conn_timer(c, ms(c->lis->model->request_timeout_s));
@@ -593,7 +593,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
     if (rc != PX_BRESP_MORE) {
         px_log_debug("h1: malformed response from %s: %s", h->x.server->key,
                      px_bresp_error(&h->bp));
-        send_error(h, 502);
+        h->sink->abort(h, 502);
         return;
     }
     if (h->x.u && px_conn_congested(c))
@@ -690,9 +690,12 @@ static void up_on_writable(void *owner)
     }
 }
 
+/* No backend could take the request: the response ends through the sink
+ * (and any filter in front of it). */
 static void up_fail(void *owner, int status)
 {
-    send_error(owner, status);
+    struct h1 *h = owner;
+    h->sink->abort(h, status);
 }
 
 static const struct px_exchange_cbs x_cbs = {

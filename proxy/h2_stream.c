@@ -389,9 +389,12 @@ static void upstream_ready(void *owner)
     px_h2_touch(s);
 }
 
+/* No backend could take the request: the response ends through the sink
+ * (and any filter in front of it). */
 static void up_fail(void *owner, int status)
 {
-    px_h2_stream_error(owner, status);
+    struct h2_stream *s = owner;
+    s->sink->abort(s, status);
 }
 
 static void up_connect_done(void *owner)
@@ -410,7 +413,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
         else if (n == UV_EOF && px_bresp_eof(&s->bp))
             response_done(s, false);
         else
-            px_h2_stream_error(s, 502);
+            s->sink->abort(s, 502); /* cut: through the filters, to the stream */
         px_h2_flush(h);
         return;
     }
@@ -421,7 +424,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
     } else if (rc != PX_BRESP_MORE) {
         px_log_debug("h2: malformed response from %s: %s", s->x.server->key,
                      px_bresp_error(&s->bp));
-        px_h2_stream_error(s, 502);
+        s->sink->abort(s, 502);
     }
     px_h2_flush(h);
 }
