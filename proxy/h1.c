@@ -274,62 +274,21 @@ static size_t trim_ows(const char *v, size_t n)
     return n;
 }
 
-/* The request target (px_target_parse: the rule HTTP/2 shares): 0 or 400. */
-static int parse_target(struct h1 *h)
-{
-    struct px_target t;
-    int st = px_target_parse(h->hin.data, h->first_len, h->method == HTTP_OPTIONS, true, &t);
-    h->auth_off = t.auth_off;
-    h->auth_len = t.auth_len;
-    h->path_off = t.path_off;
-    h->path_len = t.path_len;
-    h->path_slash = t.path_slash;
-    return st;
-}
-
-/* Request checks beyond llhttp's (which already refuses Content-Length with
- * Transfer-Encoding, repeated or malformed Content-Length, and a
- * Transfer-Encoding whose last coding is not chunked). Returns 0 or the
- * status to answer. Also decides WebSocket and 100-continue handling. */
+/* The request checks of px_h1_check_request, and what they decide. */
 static int check_request(struct h1 *h)
 {
-    size_t n = head_headers(h);
-    const struct px_hdr *hdr = h->hdrs;
-    size_t hosts = 0, tes = 0;
-    bool conn_upgrade = false, up_ws = false;
-    h->ws = false;
-    h->expect_continue = false;
-    for (size_t i = 0; i < n; i++) {
-        const struct px_hdr *x = &hdr[i];
-        size_t vl = trim_ows(x->value, x->value_len);
-        if (x->name_len == 0)
-            return 400;
-        if (hdr_is(x, "host")) {
-            if (++hosts > 1 || !px_authority_check(x->value, vl))
-                return 400;
-        } else if (hdr_is(x, "transfer-encoding")) {
-            if (++tes > 1 || h->minor == 0)
-                return 400;
-            int te = px_h1_te_status(x->value, vl);
-            if (te)
-                return te;
-        } else if (hdr_is(x, "expect") && h->minor) {
-            if (vl != 12 || strncasecmp(x->value, "100-continue", 12) != 0)
-                return 417;
-            h->expect_continue = true;
-        } else if (hdr_is(x, "connection")) {
-            conn_upgrade = conn_upgrade || px_header_has_token(x->value, vl, "upgrade");
-        } else if (hdr_is(x, "upgrade")) {
-            up_ws = up_ws || px_header_has_token(x->value, vl, "websocket");
-        }
-    }
-    if (hosts == 0 && h->minor)
-        return 400;
-    int st = parse_target(h);
-    if (st)
-        return st;
-    h->ws = conn_upgrade && up_ws && h->minor && h->method == HTTP_GET && !h->has_body;
-    return 0;
+    struct px_h1_req_info in;
+    int st =
+        px_h1_check_request(h->hdrs, head_headers(h), h->hin.data, h->first_len, h->minor,
+                            h->method == HTTP_OPTIONS, h->method == HTTP_GET && !h->has_body, &in);
+    h->ws = in.ws;
+    h->expect_continue = in.expect_continue;
+    h->auth_off = in.target.auth_off;
+    h->auth_len = in.target.auth_len;
+    h->path_off = in.target.path_off;
+    h->path_len = in.target.path_len;
+    h->path_slash = in.target.path_slash;
+    return st;
 }
 
 static int on_req_headers_complete(llhttp_t *p)
