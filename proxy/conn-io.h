@@ -37,6 +37,12 @@ void px_conn_finish(struct px_conn *c);
  * shutdown has completed. Idempotent. */
 void px_conn_shutdown_write(struct px_conn *c);
 
+/* Closes c at once with a TCP reset (SO_LINGER 0), dropping unsent output:
+ * for a response cut short whose framing cannot say so (close-delimited),
+ * a reset is the only way the client can tell it from a complete one.
+ * Idempotent, like px_conn_close (conn.h). */
+void px_conn_abort(struct px_conn *c);
+
 /* Moves c to the worker's newest snapshot if it differs. Returns 0 (c->lis
  * is current) or -ENOENT when the newest snapshot no longer has c's
  * listening address: c keeps its old snapshot and must close after the

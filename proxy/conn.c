@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "proxy/conn-io.h"
@@ -83,6 +84,19 @@ void px_conn_close(struct px_conn *c)
     c->reading = false;
     uv_close((uv_handle_t *)&c->tcp, close_cb);
     uv_close((uv_handle_t *)&c->timer, close_cb);
+}
+
+void px_conn_abort(struct px_conn *c)
+{
+    if (!c || c->closing)
+        return;
+    /* SO_LINGER 0: close() sends RST and drops unsent output. */
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0) {
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    px_conn_close(c);
 }
 
 void px_conn_drain(struct px_conn *c)

@@ -14,11 +14,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/backend_h1.h"
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
+#include "proxy/h1_head.h"
 #include "proxy/hdrlist.h"
 #include "proxy/headers.h"
 #include "common/log.h"
+#include "proxy/req.h"
 #include "proxy/runtime-t.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
@@ -27,13 +30,8 @@
 #include "proxy/tunnel.h"
 #include "proxy/upstream.h"
 
-/* A response head from a backend may be this large before it is refused. */
-#define MAX_RESPONSE_HEAD (64 * 1024)
 /* Chunk-extension bytes allowed per chunk (they are parsed, then dropped). */
 #define MAX_CHUNK_EXT 1024
-/* The minimum body rate (limits.minBodyRateBytesPerSecond) is measured
- * over windows this long. */
-#define BODY_RATE_WINDOW_MS 5000
 
 enum phase {
     PH_IDLE,     /* between requests */
@@ -44,23 +42,10 @@ enum phase {
     PH_TUNNEL,   /* upgraded (WebSocket): bytes are spliced by h->tun */
 };
 
-/* What albd checks in the raw bytes of a request head before llhttp sees
- * them (see scan_head). */
-struct head_scan {
-    bool done;    /* the head's empty line was seen */
-    bool cr;      /* the previous byte was CR */
-    bool prev_sp; /* request line: the previous byte was SP */
-    unsigned sp;  /* request line: SP seen */
-    uint32_t line, col;
-    uint8_t cl_name; /* header line: bytes of "content-length" matched (0xff: other name) */
-    bool cl_value;   /* in the value of a Content-Length field */
-};
-
 struct h1 {
     struct px_conn *c;
     enum phase phase;
     llhttp_t req;
-    llhttp_t resp;
     bool req_paused;  /* llhttp_execute returned HPE_PAUSED for req */
     bool req_upgrade; /* ... HPE_PAUSED_UPGRADE: resume accordingly */
 
@@ -71,11 +56,12 @@ struct h1 {
     struct px_hdr *hdrs;  /* PX_HDR_MAX entries, filled from hl */
     size_t first_len;     /* target (request) or reason phrase (response) */
     int err_status;       /* set by a callback that refuses the request */
-    struct head_scan scan;
+    struct px_h1_scan scan;
 
     /* The request. */
     int minor; /* client's HTTP/1.<minor> */
     uint8_t method;
+    bool is_head;   /* the method is HEAD (known once the method is parsed) */
     bool keepalive; /* the client allows another request */
     bool has_body;
     bool chunked; /* re-chunk the body to the backend */
@@ -87,13 +73,11 @@ struct h1 {
      * and the backend gets origin-form. Offsets into hin (the target is
      * its first bytes); auth_len 0 = origin-form target. */
     uint32_t auth_off, auth_len, path_off, path_len;
-    bool path_slash;       /* the path is empty: "/" goes before it */
-    struct px_buf tgt;     /* the rewritten target when path_slash */
-    uint64_t body_bytes;   /* request body received so far */
-    size_t ext_bytes;      /* chunk-extension bytes of the current chunk */
-    uint64_t rate_start;   /* uv_now() at the start of the rate window (0: none) */
-    uint64_t rate_bytes;   /* body bytes in the rate window */
-    struct px_tunnel *tun; /* PH_TUNNEL */
+    bool path_slash;            /* the path is empty: "/" goes before it */
+    struct px_buf tgt;          /* the rewritten target when path_slash */
+    struct px_body_meter meter; /* request body: limit and minimum rate */
+    size_t ext_bytes;           /* chunk-extension bytes of the current chunk */
+    struct px_tunnel *tun;      /* PH_TUNNEL */
     /* uv_now() after which a tunnel whose listener was removed is closed;
      * 0 while its listener exists. */
     uint64_t tun_deadline;
@@ -101,23 +85,21 @@ struct h1 {
     /* The backend: its choice, connection and failover. */
     struct px_exchange x;
     bool up_congested;
+    struct px_bresp bp;         /* the backend's response, parsed into the sink */
+    const struct px_sink *sink; /* where it goes (h1_sink, or a filter before it) */
     struct px_buf hout; /* request head for the backend (kept for retries), then response head */
 
     /* The response. */
     int status;
     enum px_framing rframing;
     bool resp_started; /* something (even a 1xx) went to the client */
-    bool resp_any;     /* the backend sent a byte */
-    bool resp_complete;
-    bool close_after; /* close the client connection after this response */
+    bool close_after;  /* close the client connection after this response */
 
-    /* The client certificate, for X-Forwarded-Clientcert-*: read once per
-     * connection (renegotiation is refused, so it cannot change). */
-    struct px_client_cert *cc;
+    struct px_client cl; /* the client's facts (address, TLS, certificate) */
 };
 
 static const llhttp_settings_t req_settings;
-static const llhttp_settings_t resp_settings;
+static const struct px_sink h1_sink;
 static const struct px_exchange_cbs x_cbs;
 
 static void req_resume(struct h1 *h);
@@ -127,13 +109,6 @@ static void upstream_lost(struct h1 *h, int err);
 static uint64_t ms(int seconds)
 {
     return (uint64_t)seconds * 1000;
-}
-
-static void count_response(struct h1 *h, int status)
-{
-    int cls = status / 100;
-    if (cls >= 1 && cls <= 5)
-        atomic_fetch_add_explicit(&h->c->w->stats.responses_by_class[cls], 1, memory_order_relaxed);
 }
 
 static void head_reset(struct h1 *h)
@@ -163,16 +138,24 @@ static void send_error(struct h1 *h, int status)
     if (c->closing)
         return;
     if (h->resp_started || h->phase == PH_DONE) {
-        px_conn_close(c);
+        /* A close-delimited body that ends in a FIN would look complete
+         * to the client: reset instead. */
+        if (h->resp_started && h->status >= 200 && h->rframing == PX_FRAME_CLOSE)
+            px_conn_abort(c);
+        else
+            px_conn_close(c);
         return;
     }
     h->phase = PH_DONE;
     px_buf_reset(&h->hout);
-    if (px_headers_error(&h->hout, h->minor, status) < 0) {
+    /* A HEAD request gets the head alone (RFC 9110 9.3.2). */
+    int rc = h->is_head ? px_headers_error_head(&h->hout, h->minor, status)
+                        : px_headers_error(&h->hout, h->minor, status);
+    if (rc < 0) {
         px_conn_close(c);
         return;
     }
-    count_response(h, status);
+    px_req_count_response(c->w, status);
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
     if (px_conn_write(c, &b, 1) < 0) {
         px_conn_close(c);
@@ -194,88 +177,6 @@ static int refuse(struct h1 *h, int status)
     return HPE_USER;
 }
 
-/* Follows the name of a header line byte by byte, to know when the bytes
- * are a Content-Length value. */
-static void scan_cl_name(struct head_scan *s, unsigned char ch)
-{
-    static const char cl[] = "content-length";
-    if (s->cl_value)
-        return;
-    if (ch == ':') {
-        s->cl_value = s->cl_name == sizeof cl - 1;
-        return;
-    }
-    if (s->cl_name < sizeof cl - 1 && (ch | 0x20) == (unsigned char)cl[s->cl_name])
-        s->cl_name++;
-    else
-        s->cl_name = 0xff;
-}
-
-/* Bytes of a request head that llhttp (even strict) lets through but a
- * proxy must refuse, because a backend may read them differently: a bare
- * CR or LF, obs-fold or whitespace before a header name, control bytes,
- * and a request line that is not exactly "method SP target SP version".
- * Scans data up to the end of the head (empty lines before the request
- * line are skipped, as RFC 9112 2.2 allows). 0 or -1. It also stops after
- * an HTAB in a Content-Length value, setting *stop to its offset (else
- * *stop is len): that OWS is valid (RFC 9110 5.6.3) but llhttp's strict
- * mode takes only SP after the digits, so the caller gives it SP. */
-static int scan_head(struct head_scan *s, const char *data, size_t len, size_t *stop)
-{
-    *stop = len;
-    for (size_t i = 0; i < len && !s->done; i++) {
-        unsigned char ch = (unsigned char)data[i];
-        if (s->cr) {
-            if (ch != '\n')
-                return -1;
-            s->cr = false;
-            if (s->col == 0) {
-                if (s->line > 0)
-                    s->done = true;
-                continue;
-            }
-            if (s->line == 0 && (s->sp != 2 || s->prev_sp))
-                return -1;
-            s->line++;
-            s->col = 0;
-            continue;
-        }
-        if (ch == '\r') {
-            s->cr = true;
-            continue;
-        }
-        if (ch == '\n')
-            return -1;
-        if (s->line == 0) {
-            if (ch == ' ') {
-                if (s->col == 0 || s->prev_sp)
-                    return -1;
-                s->sp++;
-            } else if (ch < 0x21 || ch == 0x7f) {
-                return -1;
-            }
-            s->prev_sp = ch == ' ';
-        } else {
-            if (s->col == 0 && (ch == ' ' || ch == '\t'))
-                return -1;
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                return -1;
-            if (s->col == 0) {
-                s->cl_name = 0;
-                s->cl_value = false;
-            }
-            scan_cl_name(s, ch);
-            if (s->cl_value && ch == '\t') {
-                s->col++;
-                *stop = i;
-                return 0;
-            }
-        }
-        s->col++;
-    }
-    return 0;
-}
-
 static int on_req_begin(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
@@ -283,11 +184,19 @@ static int on_req_begin(llhttp_t *p)
     head_reset(h);
     h->phase = PH_HEAD;
     h->err_status = 0;
+    h->is_head = false;
     /* A client that starts a request must finish its head in time (408):
      * a deadline from the first byte, not an idle timer that every byte
      * would reset. */
     int hs = m->limits.header_timeout_s;
     px_conn_timer(h->c, ms(hs > 0 && hs < m->request_timeout_s ? hs : m->request_timeout_s));
+    return 0;
+}
+
+static int on_req_method_done(llhttp_t *p)
+{
+    struct h1 *h = req_h1(p);
+    h->is_head = llhttp_get_method(p) == HTTP_HEAD;
     return 0;
 }
 
@@ -365,103 +274,21 @@ static size_t trim_ows(const char *v, size_t n)
     return n;
 }
 
-/* The request target: origin-form, "*" (OPTIONS only) or absolute-form
- * with an http(s) scheme, whose authority then replaces Host. 0 or 400. */
-static int parse_target(struct h1 *h)
-{
-    const char *t = h->hin.data;
-    size_t n = h->first_len, a;
-    h->auth_len = 0;
-    h->path_off = 0;
-    h->path_len = (uint32_t)n;
-    h->path_slash = false;
-    if (n && t[0] == '/')
-        return 0;
-    if (n == 1 && t[0] == '*')
-        return h->method == HTTP_OPTIONS ? 0 : 400;
-    if (n >= 7 && strncasecmp(t, "http://", 7) == 0)
-        a = 7;
-    else if (n >= 8 && strncasecmp(t, "https://", 8) == 0)
-        a = 8;
-    else
-        return 400;
-    size_t e = a;
-    while (e < n && t[e] != '/' && t[e] != '?' && t[e] != '#')
-        e++;
-    if (!px_authority_check(t + a, e - a))
-        return 400;
-    h->auth_off = (uint32_t)a;
-    h->auth_len = (uint32_t)(e - a);
-    h->path_off = (uint32_t)e;
-    h->path_len = (uint32_t)(n - e);
-    h->path_slash = e == n || t[e] != '/';
-    return 0;
-}
-
-/* Transfer-Encoding: albd takes exactly "chunked". A list that ends in
- * chunked after other codings is valid HTTP that albd cannot pass on
- * (501); anything else is malformed or ambiguous (400). */
-static int te_status(const char *v, size_t vl)
-{
-    if (vl == 7 && strncasecmp(v, "chunked", 7) == 0)
-        return 0;
-    size_t i = vl;
-    while (i && v[i - 1] != ',')
-        i--;
-    if (i == 0)
-        return 400;
-    const char *last = v + i;
-    size_t ll = vl - i;
-    while (ll && (*last == ' ' || *last == '\t'))
-        last++, ll--;
-    if (ll != 7 || strncasecmp(last, "chunked", 7) != 0 || px_header_has_token(v, i - 1, "chunked"))
-        return 400;
-    return 501;
-}
-
-/* Request checks beyond llhttp's (which already refuses Content-Length with
- * Transfer-Encoding, repeated or malformed Content-Length, and a
- * Transfer-Encoding whose last coding is not chunked). Returns 0 or the
- * status to answer. Also decides WebSocket and 100-continue handling. */
+/* The request checks of px_h1_check_request, and what they decide. */
 static int check_request(struct h1 *h)
 {
-    size_t n = head_headers(h);
-    const struct px_hdr *hdr = h->hdrs;
-    size_t hosts = 0, tes = 0;
-    bool conn_upgrade = false, up_ws = false;
-    h->ws = false;
-    h->expect_continue = false;
-    for (size_t i = 0; i < n; i++) {
-        const struct px_hdr *x = &hdr[i];
-        size_t vl = trim_ows(x->value, x->value_len);
-        if (x->name_len == 0)
-            return 400;
-        if (hdr_is(x, "host")) {
-            if (++hosts > 1 || !px_authority_check(x->value, vl))
-                return 400;
-        } else if (hdr_is(x, "transfer-encoding")) {
-            if (++tes > 1 || h->minor == 0)
-                return 400;
-            int te = te_status(x->value, vl);
-            if (te)
-                return te;
-        } else if (hdr_is(x, "expect") && h->minor) {
-            if (vl != 12 || strncasecmp(x->value, "100-continue", 12) != 0)
-                return 417;
-            h->expect_continue = true;
-        } else if (hdr_is(x, "connection")) {
-            conn_upgrade = conn_upgrade || px_header_has_token(x->value, vl, "upgrade");
-        } else if (hdr_is(x, "upgrade")) {
-            up_ws = up_ws || px_header_has_token(x->value, vl, "websocket");
-        }
-    }
-    if (hosts == 0 && h->minor)
-        return 400;
-    int st = parse_target(h);
-    if (st)
-        return st;
-    h->ws = conn_upgrade && up_ws && h->minor && h->method == HTTP_GET && !h->has_body;
-    return 0;
+    struct px_h1_req_info in;
+    int st =
+        px_h1_check_request(h->hdrs, head_headers(h), h->hin.data, h->first_len, h->minor,
+                            h->method == HTTP_OPTIONS, h->method == HTTP_GET && !h->has_body, &in);
+    h->ws = in.ws;
+    h->expect_continue = in.expect_continue;
+    h->auth_off = in.target.auth_off;
+    h->auth_len = in.target.auth_len;
+    h->path_off = in.target.path_off;
+    h->path_len = in.target.path_len;
+    h->path_slash = in.target.path_slash;
+    return st;
 }
 
 static int on_req_headers_complete(llhttp_t *p)
@@ -486,52 +313,13 @@ static int on_req_headers_complete(llhttp_t *p)
     int st = check_request(h);
     if (st)
         return refuse(h, st);
-    h->body_bytes = 0;
+    px_body_meter_reset(&h->meter);
     h->ext_bytes = 0;
-    h->rate_start = 0;
-    /* Domain fronting: the Host must be one the SNI certificate covers. */
-    if (px_tls_host_check_needed(c->lis->model)) {
-        size_t n = head_headers(h);
-        st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, h->hin.data, h->first_len,
-                                  h->hdrs, n);
-        if (st)
-            return refuse(h, st);
-    }
-    h->x.idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD ||
-                      h->method == HTTP_OPTIONS || h->method == HTTP_PUT ||
-                      h->method == HTTP_DELETE;
     h->req_complete = false;
-    h->x.body_sent = false;
     h->phase = PH_UPSTREAM;
     /* With a body, stop here until a backend can take it; without one, the
      * pause at message completion does the same. */
     return h->has_body ? HPE_PAUSED : 0;
-}
-
-/* The body limit and the minimum body rate (slow-body defence); the rate
- * window restarts whenever albd itself stopped reading (backpressure). */
-static int body_limits(struct h1 *h, size_t len)
-{
-    const struct rc_listener *m = h->c->lis->model;
-    h->body_bytes += len;
-    if (m->limits.max_request_body_bytes && h->body_bytes > m->limits.max_request_body_bytes)
-        return refuse(h, 413);
-    if (!m->limits.min_body_rate)
-        return 0;
-    uint64_t now = uv_now(&h->c->w->loop);
-    if (!h->rate_start) {
-        h->rate_start = now ? now : 1;
-        h->rate_bytes = 0;
-    }
-    h->rate_bytes += len;
-    uint64_t elapsed = now - h->rate_start;
-    if (elapsed >= BODY_RATE_WINDOW_MS) {
-        if (h->rate_bytes * 1000 < (uint64_t)m->limits.min_body_rate * elapsed)
-            return refuse(h, 408);
-        h->rate_start = now;
-        h->rate_bytes = 0;
-    }
-    return 0;
 }
 
 static int on_req_body(llhttp_t *p, const char *at, size_t len)
@@ -539,17 +327,15 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
     struct h1 *h = req_h1(p);
     if (!h->x.u || h->phase != PH_FORWARD)
         return refuse(h, 502);
-    if (body_limits(h, len))
-        return HPE_USER;
+    /* The body limit and the minimum body rate (slow-body defence). */
+    int st = px_body_meter_add(&h->meter, h->c->lis->model, uv_now(&h->c->w->loop), len);
+    if (st)
+        return refuse(h, st);
     char hex[24];
     int rc;
     if (h->chunked) {
-        struct px_buf hb = {hex, 0, sizeof hex, sizeof hex};
-        px_buf_num(&hb, len, 1);
-        px_buf_append(&hb, "\r\n", 2);
-        uv_buf_t b[3] = {uv_buf_init(hex, (unsigned)hb.len), uv_buf_init((char *)at, (unsigned)len),
-                         uv_buf_init("\r\n", 2)};
-        rc = px_upstream_write(h->x.u, b, 3);
+        uv_buf_t b[3];
+        rc = px_upstream_write(h->x.u, b, px_backend_h1_chunk(hex, at, len, b));
     } else {
         uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
         rc = px_upstream_write(h->x.u, &b, 1);
@@ -590,6 +376,7 @@ static int on_req_chunk_ext(llhttp_t *p, const char *at, size_t len)
 
 static const llhttp_settings_t req_settings = {
     .on_message_begin = on_req_begin,
+    .on_method_complete = on_req_method_done,
     .on_chunk_header = on_req_chunk_header,
     .on_chunk_extension_name = on_req_chunk_ext,
     .on_chunk_extension_value = on_req_chunk_ext,
@@ -604,106 +391,64 @@ static const llhttp_settings_t req_settings = {
 
 /* --- choosing and talking to the backend ----------------------------- */
 
-static int build_upstream_head(struct h1 *h)
+/* The request as the pipeline (proxy/req.c) takes it. */
+static void make_req(struct h1 *h, struct px_req *r)
 {
     struct px_conn *c = h->c;
-    const struct rc_listener *m = c->lis->model;
     size_t n = head_headers(h);
-    /* Expect means nothing from an HTTP/1.0 client, and albd answers
-     * 100-continue itself (upstream_ready): the backend gets neither. */
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!hdr_is(&h->hdrs[i], "expect"))
-            h->hdrs[k++] = h->hdrs[i];
-    n = k;
-    /* Client-sent X-Forwarded-Clientcert-* never reach a backend. */
-    n = px_tls_headers_strip(m, h->hdrs, n);
-    struct px_hdr cch[PX_TLS_HDR_MAX];
-    size_t n_cch = h->cc ? px_tls_headers_fill(m, h->cc, cch) : 0;
-    const char *target = h->hin.data + h->path_off;
-    size_t target_len = h->path_len;
-    if (h->path_slash) {
-        px_buf_reset(&h->tgt);
-        if (px_buf_append(&h->tgt, "/", 1) < 0 || px_buf_append(&h->tgt, target, target_len) < 0)
-            return -1;
-        target = h->tgt.data;
-        target_len = h->tgt.len;
-    }
+    const char *path = h->hin.data + h->path_off;
+    const char *q = memchr(path, '?', h->path_len);
+    *r = (struct px_req){
+        .lis = c->lis,
+        .client = &h->cl,
+        .method = llhttp_method_name(h->method),
+        .scheme = c->lis->scheme,
+        .scheme_len = strlen(c->lis->scheme),
+        .target = h->hin.data,
+        .target_len = h->first_len,
+        .path = path,
+        .path_len = h->path_len,
+        .query = q ? q + 1 : NULL,
+        .query_len = q ? (size_t)(path + h->path_len - q - 1) : 0,
+        .path_slash = h->path_slash,
+        .hdrs = h->hdrs,
+        .n_hdrs = n,
+        .minor = h->minor,
+        .body = h->chunked    ? PX_FRAME_CHUNKED
+                : h->has_body ? PX_FRAME_LENGTH
+                              : PX_FRAME_NONE,
+        .is_head = h->method == HTTP_HEAD,
+        .upgrade = h->ws ? "websocket" : NULL,
+    };
     if (h->auth_len) {
         /* RFC 9112 3.2.2: the target's authority wins over Host. */
-        const char *auth = h->hin.data + h->auth_off;
-        size_t i = 0;
-        while (i < n && !hdr_is(&h->hdrs[i], "host"))
-            i++;
-        if (i == n) {
-            if (n >= PX_HDR_MAX)
-                return -1;
-            h->hdrs[n++] = (struct px_hdr){"Host", 4, auth, h->auth_len};
-        } else {
-            h->hdrs[i].value = auth;
-            h->hdrs[i].value_len = h->auth_len;
-        }
+        r->authority = h->hin.data + h->auth_off;
+        r->authority_len = h->auth_len;
+        r->target_authority = true;
+    } else {
+        for (size_t i = 0; i < n && !r->authority; i++)
+            if (hdr_is(&h->hdrs[i], "host")) {
+                r->authority = h->hdrs[i].value;
+                r->authority_len = trim_ows(h->hdrs[i].value, h->hdrs[i].value_len);
+            }
     }
-    struct px_fwd fwd = {
-        .xff_mode = m->xff_mode,
-        .client_ip = c->client_ip,
-        .proto = m->headers.proto ? c->lis->scheme : NULL,
-        .port = m->headers.port ? c->lis->port_str : NULL,
-        .host = m->headers.host,
-        .client_port = m->headers.client_src_port ? c->client_port : NULL,
-        .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
-        .upgrade = h->ws ? "websocket" : NULL,
-        .extra = cch,
-        .n_extra = n_cch,
-    };
-    /* HTTP/1.1 to backends for 1.1 clients, 1.0 for 1.0 clients (unless
-     * the 1.0 client sent a chunked body, which only 1.1 can carry). */
-    h->up_minor = (h->minor || h->chunked) ? 1 : 0;
-    bool keep = h->up_minor && h->x.group && h->x.group->model->upstream_keepalive && !h->ws;
-    enum px_framing fr = h->chunked    ? PX_FRAME_CHUNKED
-                         : h->has_body ? PX_FRAME_LENGTH
-                                       : PX_FRAME_NONE;
-    px_buf_reset(&h->hout);
-    return px_headers_request(&h->hout, llhttp_method_name(h->method), target, target_len,
-                              h->up_minor, h->hdrs, n, &fwd, fr, keep);
-}
-
-/* Reads the client certificate when the listener sends its headers.
- * Returns 0 or -ENOMEM. */
-static int load_client_cert(struct h1 *h)
-{
-    struct px_conn *c = h->c;
-    if (h->cc || !c->tls || !px_tls_headers_enabled(c->lis->model))
-        return 0;
-    h->cc = malloc(sizeof *h->cc);
-    if (!h->cc)
-        return -ENOMEM;
-    int rc = px_tls_client_cert_info(px_tls_io_ssl(c->tls), h->cc);
-    if (rc == -ENOMEM) {
-        free(h->cc);
-        h->cc = NULL;
-        return rc;
-    }
-    return 0; /* -ENOSPC: a DN was truncated, still worth sending */
 }
 
 static void exchange_start(struct h1 *h)
 {
-    px_exchange_begin(&h->x, h->c->lis);
-    h->resp_started = h->resp_any = h->resp_complete = false;
+    h->resp_started = false;
+    h->bp.any = h->bp.complete = false;
     h->close_after = !h->keepalive || h->c->draining;
     h->up_congested = false;
     h->status = 0;
-    if (load_client_cert(h) < 0) {
-        send_error(h, 500);
-        return;
-    }
-    if (build_upstream_head(h) < 0) {
-        send_error(h, 431);
-        return;
-    }
+    h->rframing = PX_FRAME_NONE;
+    struct px_req r;
+    make_req(h, &r);
+    h->up_minor = px_backend_h1_minor(&r);
     px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
-    px_exchange_connect(&h->x);
+    int st = px_req_start(&r, &h->x, &h->hout, &h->tgt, &h1_sink, &h->sink);
+    if (st)
+        send_error(h, st);
 }
 
 /* The backend connection is usable: send the head, then let the body flow. */
@@ -712,8 +457,7 @@ static void upstream_ready(void *owner)
     struct h1 *h = owner;
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
     h->phase = PH_FORWARD;
-    llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
-    h->resp.data = h;
+    px_bresp_init(&h->bp, h->sink, h, &h->hin, &h->hl, h->hdrs, h->method == HTTP_HEAD, false);
     int rc = px_upstream_write(h->x.u, &b, 1);
     if (rc < 0) {
         upstream_lost(h, rc);
@@ -751,7 +495,7 @@ static void response_done(struct h1 *h, bool clean)
 {
     struct px_conn *c = h->c;
     bool keep = clean && h->req_complete && h->up_minor && h->x.group->model->upstream_keepalive &&
-                llhttp_should_keep_alive(&h->resp);
+                px_bresp_keepalive(&h->bp);
     drop_upstream(h, keep);
     if (h->close_after || !h->req_complete || c->draining || c->eof) {
         h->phase = PH_DONE;
@@ -774,42 +518,41 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
     struct h1 *h = owner;
     struct px_conn *c = h->c;
     if (n < 0) {
-        if (!h->resp_any) {
+        if (!h->bp.any) {
             upstream_lost(h, (int)n);
             return;
         }
         if (n == UV_EOF) {
-            llhttp_errno_t e = llhttp_finish(&h->resp);
+            bool done = px_bresp_eof(&h->bp);
             if (c->closing)
                 return;
-            if ((e == HPE_OK || e == HPE_PAUSED) && h->resp_complete) {
+            if (done) {
                 response_done(h, false);
                 return;
             }
         }
-        send_error(h, 502);
+        h->sink->abort(h, 502); /* cut: through the filters, to the client */
         return;
     }
-    h->resp_any = true;
     px_conn_timer(c, ms(c->lis->model->request_timeout_s));
-    llhttp_errno_t e = llhttp_execute(&h->resp, data, (size_t)n);
+    size_t used;
+    enum px_bresp_rc rc = px_bresp_feed(&h->bp, data, (size_t)n, &used);
     if (c->closing)
         return;
-    if (h->phase == PH_TUNNEL && e == HPE_PAUSED) {
-        const char *rest = llhttp_get_error_pos(&h->resp);
-        tunnel_start(h, rest, (size_t)(data + n - rest));
+    if (h->phase == PH_TUNNEL && rc == PX_BRESP_UPGRADE) {
+        tunnel_start(h, data + used, (size_t)n - used);
         return;
     }
     if (h->phase != PH_FORWARD)
         return;
-    if (e == HPE_PAUSED) {
-        bool leftover = llhttp_get_error_pos(&h->resp) != data + n;
-        response_done(h, !leftover);
+    if (rc == PX_BRESP_DONE || rc == PX_BRESP_LEFTOVER) {
+        response_done(h, rc == PX_BRESP_DONE);
         return;
     }
-    if (e != HPE_OK) {
-        px_log_debug("h1: malformed response from %s: %s", h->x.server->key, llhttp_errno_name(e));
-        send_error(h, 502);
+    if (rc != PX_BRESP_MORE) {
+        px_log_debug("h1: malformed response from %s: %s", h->x.server->key,
+                     px_bresp_error(&h->bp));
+        h->sink->abort(h, 502);
         return;
     }
     if (h->x.u && px_conn_congested(c))
@@ -900,15 +643,18 @@ static void up_on_writable(void *owner)
     struct h1 *h = owner;
     if (h->up_congested) {
         h->up_congested = false;
-        h->rate_start = 0; /* albd was the slow one meanwhile */
+        px_body_meter_restart(&h->meter); /* albd was the slow one meanwhile */
         if (!h->req_complete && h->phase == PH_FORWARD)
             px_conn_want_input(h->c, true);
     }
 }
 
+/* No backend could take the request: the response ends through the sink
+ * (and any filter in front of it). */
 static void up_fail(void *owner, int status)
 {
-    send_error(owner, status);
+    struct h1 *h = owner;
+    h->sink->abort(h, status);
 }
 
 static const struct px_exchange_cbs x_cbs = {
@@ -918,49 +664,7 @@ static const struct px_exchange_cbs x_cbs = {
     .on_writable = up_on_writable,
 };
 
-/* --- response parsing ------------------------------------------------ */
-
-static int on_resp_begin(llhttp_t *p)
-{
-    struct h1 *h = p->data;
-    if (h->c->closing)
-        return -1;
-    head_reset(h);
-    return 0;
-}
-
-static int on_status(llhttp_t *p, const char *at, size_t len)
-{
-    struct h1 *h = p->data;
-    h->first_len += len;
-    if (px_buf_append(&h->hin, at, len) < 0)
-        return -1;
-    return 0;
-}
-
-static int on_resp_field(llhttp_t *p, const char *at, size_t len)
-{
-    struct h1 *h = p->data;
-    if (h->resp_started && h->status >= 200)
-        return 0; /* trailers: dropped */
-    return add_header_bytes(h, at, len, false, MAX_RESPONSE_HEAD, 502) ? -1 : 0;
-}
-
-static int on_resp_field_done(llhttp_t *p)
-{
-    struct h1 *h = p->data;
-    if (h->resp_started && h->status >= 200)
-        return 0;
-    return header_name_done(h);
-}
-
-static int on_resp_value(llhttp_t *p, const char *at, size_t len)
-{
-    struct h1 *h = p->data;
-    if (h->resp_started && h->status >= 200)
-        return 0;
-    return add_header_bytes(h, at, len, true, MAX_RESPONSE_HEAD, 502) ? -1 : 0;
-}
+/* --- the response sink ----------------------------------------------- */
 
 static int write_client(struct h1 *h, const uv_buf_t *b, unsigned n)
 {
@@ -971,28 +675,27 @@ static int write_client(struct h1 *h, const uv_buf_t *b, unsigned n)
     return 0;
 }
 
-static int on_resp_headers_complete(llhttp_t *p)
+static int sink_head(void *owner, const struct px_resp_head *rh)
 {
-    struct h1 *h = p->data;
+    struct h1 *h = owner;
     struct px_conn *c = h->c;
     if (c->closing)
         return -1;
-    int status = llhttp_get_status_code(p);
-    size_t n = head_headers(h);
+    int status = rh->status;
     if (status == 101) {
         if (!h->ws)
             return -1; /* albd did not ask for an upgrade */
         px_buf_reset(&h->hout);
-        if (px_headers_response_upgrade(&h->hout, h->hin.data, h->first_len, h->hdrs, n,
+        if (px_headers_response_upgrade(&h->hout, rh->reason, rh->reason_len, rh->h, rh->n,
                                         "websocket") < 0)
             return -1;
         h->resp_started = true;
-        count_response(h, status);
+        px_req_count_response(c->w, status);
         uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
         if (write_client(h, &b, 1) < 0)
             return -1;
         h->phase = PH_TUNNEL; /* up_on_read hands the connection to a tunnel */
-        return HPE_PAUSED;
+        return PX_SINK_UPGRADE;
     }
     if (h->ws && status >= 200)
         h->close_after = true; /* upgrade refused: the client may have sent frames already */
@@ -1000,7 +703,7 @@ static int on_resp_headers_complete(llhttp_t *p)
         if (!h->minor)
             return 0; /* HTTP/1.0 clients do not get interim responses */
         px_buf_reset(&h->hout);
-        if (px_headers_response(&h->hout, 1, status, h->hin.data, h->first_len, h->hdrs, n,
+        if (px_headers_response(&h->hout, 1, status, rh->reason, rh->reason_len, rh->h, rh->n,
                                 PX_FRAME_NONE, false) < 0)
             return -1;
         h->resp_started = true;
@@ -1011,9 +714,9 @@ static int on_resp_headers_complete(llhttp_t *p)
     bool bodyless = h->method == HTTP_HEAD || status == 204 || status == 304;
     if (bodyless)
         h->rframing = PX_FRAME_NONE;
-    else if (p->flags & F_CHUNKED)
+    else if (rh->chunked)
         h->rframing = h->minor ? PX_FRAME_CHUNKED : PX_FRAME_CLOSE;
-    else if (p->flags & F_CONTENT_LENGTH)
+    else if (rh->has_length)
         h->rframing = PX_FRAME_LENGTH;
     else
         h->rframing = h->minor ? PX_FRAME_CHUNKED : PX_FRAME_CLOSE;
@@ -1021,60 +724,53 @@ static int on_resp_headers_complete(llhttp_t *p)
         px_conn_listener_gone(c))
         h->close_after = true;
     px_buf_reset(&h->hout);
-    if (px_headers_response(&h->hout, h->minor, status, h->hin.data, h->first_len, h->hdrs, n,
+    if (px_headers_response(&h->hout, h->minor, status, rh->reason, rh->reason_len, rh->h, rh->n,
                             h->rframing, h->close_after) < 0)
         return -1;
     h->resp_started = true;
-    count_response(h, status);
+    px_req_count_response(c->w, status);
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
-    if (write_client(h, &b, 1) < 0)
-        return -1;
-    return h->method == HTTP_HEAD ? 1 : 0;
+    return write_client(h, &b, 1);
 }
 
-static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+static int sink_data(void *owner, const char *at, size_t len)
 {
-    struct h1 *h = p->data;
+    struct h1 *h = owner;
     if (h->c->closing)
         return -1;
     if (h->rframing == PX_FRAME_CHUNKED) {
         char hex[24];
-        struct px_buf hb = {hex, 0, sizeof hex, sizeof hex};
-        px_buf_num(&hb, len, 1);
-        px_buf_append(&hb, "\r\n", 2);
-        uv_buf_t b[3] = {uv_buf_init(hex, (unsigned)hb.len), uv_buf_init((char *)at, (unsigned)len),
-                         uv_buf_init("\r\n", 2)};
-        return write_client(h, b, 3);
+        uv_buf_t b[3];
+        return write_client(h, b, px_backend_h1_chunk(hex, at, len, b));
     }
     uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
     return write_client(h, &b, 1);
 }
 
-static int on_resp_complete(llhttp_t *p)
+static int sink_end(void *owner)
 {
-    struct h1 *h = p->data;
+    struct h1 *h = owner;
     if (h->c->closing)
         return -1;
-    if (h->status < 200)
-        return 0; /* an interim response; the final one follows */
-    h->resp_complete = true;
     if (h->rframing == PX_FRAME_CHUNKED) {
         uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
         if (write_client(h, &b, 1) < 0)
             return -1;
     }
-    return HPE_PAUSED;
+    return 0;
 }
 
-static const llhttp_settings_t resp_settings = {
-    .on_message_begin = on_resp_begin,
-    .on_status = on_status,
-    .on_header_field = on_resp_field,
-    .on_header_value = on_resp_value,
-    .on_header_field_complete = on_resp_field_done,
-    .on_headers_complete = on_resp_headers_complete,
-    .on_body = on_resp_body,
-    .on_message_complete = on_resp_complete,
+static void sink_abort(void *owner, int status)
+{
+    send_error(owner, status);
+}
+
+/* HTTP/1.1 clients get no trailers (the body is re-chunked without them). */
+static const struct px_sink h1_sink = {
+    .head = sink_head,
+    .data = sink_data,
+    .end = sink_end,
+    .abort = sink_abort,
 };
 
 /* --- the protocol handler -------------------------------------------- */
@@ -1101,7 +797,7 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
     size_t done = 0;
     for (;;) {
         size_t stop;
-        if (scan_head(&h->scan, data + done, len - done, &stop) < 0) {
+        if (px_h1_scan_head(&h->scan, data + done, len - done, &stop) < 0) {
             px_log_debug("h1: refusing request from %s: 400 (malformed head bytes)", c->client_ip);
             send_error(h, 400);
             return len;
@@ -1246,7 +942,7 @@ static void h1_free(struct px_conn *c)
     px_buf_cleanup(&h->tgt);
     free(h->hl.ents);
     free(h->hdrs);
-    free(h->cc);
+    px_client_cleanup(&h->cl);
     free(h);
     c->ps = NULL;
 }
@@ -1267,8 +963,9 @@ static int h1_start(struct px_conn *c)
     h->c = c;
     h->minor = 1;
     px_exchange_init(&h->x, c->w, "h1", &x_cbs, h);
-    px_buf_init(&h->hin, PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS + MAX_RESPONSE_HEAD);
-    px_buf_init(&h->hout, 2 * (PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS) + MAX_RESPONSE_HEAD);
+    px_buf_init(&h->hin, PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS + PX_BACKEND_MAX_HEAD);
+    px_buf_init(&h->hout, 2 * (PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS) + PX_BACKEND_MAX_HEAD);
+    px_client_init(&h->cl, c);
     px_buf_init(&h->tgt, PX_H1_MAX_TARGET + 1);
     llhttp_init(&h->req, HTTP_REQUEST, &req_settings);
     h->req.data = h;

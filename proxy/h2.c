@@ -1,20 +1,19 @@
-/* HTTP/2 server side (nghttp2) and one HTTP/1.1 forwarding exchange per
- * stream.
+/* HTTP/2 server side (nghttp2): the session. Each stream's forwarding
+ * exchange lives in proxy/h2_stream.c (state in h2-t.h).
  *
  * Input: client plaintext goes to nghttp2_session_mem_recv; its callbacks
  * collect each request header block (in per-connection scratch: a block is
- * never interleaved with other frames), build the backend request head with
- * proxy/headers.c and start the exchange. Request DATA goes to the stream's
- * backend connection (or waits in the stream until it is connected); its
- * stream window is consumed only once the backend accepts the bytes, so a
- * slow backend slows the client down instead of growing albd.
+ * never interleaved with other frames), check it, turn it into a struct
+ * px_req and start the request pipeline (proxy/req.c) on its stream.
+ * Request DATA goes to the stream's backend connection (or waits in the
+ * stream until it is connected); its stream window is consumed only once
+ * the backend accepts the bytes, so a slow backend slows the client down
+ * instead of growing albd.
  *
- * Output: responses are parsed with llhttp and submitted as HEADERS, a
- * deferred data provider and optional trailers. Frames are produced with
- * nghttp2_session_mem_send outside nghttp2's callbacks (flush), coalesced
- * into TLS-record-sized writes, and only while the client's output queue is
- * below its high-water mark. Each stream stops reading its backend while it
- * holds more than RESP_HIGH bytes the client has not taken.
+ * Output: frames are produced with nghttp2_session_mem_send outside
+ * nghttp2's callbacks (px_h2_flush), coalesced into TLS-record-sized
+ * writes, and only while the client's output queue is below its
+ * high-water mark.
  *
  * Timers: the connection has one timer. With streams open it fires at the
  * earliest stream deadline (request timeout since the last progress; stale
@@ -23,148 +22,32 @@
 #include "proxy/h2.h"
 
 #include <errno.h>
-#include <llhttp.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/backend_h1.h"
 #include "proxy/conn-io.h"
+#include "proxy/h2_stream.h"
 #include "proxy/exchange.h"
 #include "proxy/hdrlist.h"
 #include "proxy/headers.h"
 #include "common/log.h"
 #include "proxy/mempool.h"
+#include "proxy/req.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
 #include "proxy/tls_io.h"
 #include "proxy/upstream.h"
 
-/* A response head from a backend may be this large before it is refused. */
-#define MAX_RESPONSE_HEAD (64 * 1024)
-/* Response body a stream holds for its client before pausing its backend,
- * and the level at which it resumes. */
-#define RESP_HIGH (128 * 1024)
-#define RESP_LOW (32 * 1024)
-/* Bytes handed to the TLS layer at once: one full TLS record. A DATA frame
- * is capped so that it fits one record with its 9-byte header. */
-#define OBUF_SIZE 16384
-#define DATA_MAX (OBUF_SIZE - 9)
-/* The connection-level receive window: streams are limited by their own
- * window, the connection only by how many streams are open. */
-#define CONN_WINDOW (16 * 1024 * 1024)
-/* Recycled stream objects kept per connection, and how large their
- * buffers may stay while they wait. */
-#define FREE_STREAMS_MAX 32
-#define KEEP_BUF_MAX (64 * 1024)
-/* The minimum body rate (limits.minBodyRateBytesPerSecond) is measured
- * over windows this long, as for HTTP/1.1. */
-#define BODY_RATE_WINDOW_MS 5000
-
-struct h2;
-
-struct h2_stream {
-    struct h2 *h;
-    struct h2_stream *prev, *next; /* h->active, or h->free_streams (next only) */
-    int32_t id;
-    struct px_snapshot *snap; /* one reference while the stream is open */
-    const struct px_listener *lis;
-    uint64_t deadline; /* uv_now() after which the request timed out */
-
-    /* The request. */
-    bool in_head; /* its header block is still arriving (headerTimeoutSeconds) */
-    bool is_head;
-    bool req_complete;   /* END_STREAM received */
-    bool chunked;        /* the body goes to the backend chunked */
-    bool discard;        /* answered by albd: request DATA is dropped */
-    struct px_buf hout;  /* backend request head (kept for retries) */
-    struct px_buf pend;  /* framed request bytes waiting for the backend */
-    size_t pend_consume; /* DATA bytes in pend, not yet consumed */
-    size_t unconsumed;   /* DATA bytes given to a congested backend, not yet consumed */
-    uint64_t body_bytes; /* request DATA received (maxRequestBodyBytes) */
-    uint64_t rate_start; /* minBodyRateBytesPerSecond: this window's start (0: none) */
-    uint64_t rate_bytes; /* ... and the DATA bytes received in it */
-    bool held;           /* albd withheld window in this rate window (backpressure) */
-
-    /* The backend: its choice, connection and failover. */
-    struct px_exchange x;
-    bool up_paused; /* backend reading stopped: the client is behind */
-
-    /* The response. */
-    llhttp_t resp;
-    int status;
-    bool resp_any;        /* the backend sent a byte */
-    bool resp_submitted;  /* HEADERS went (or are queued) to the client */
-    bool resp_complete;   /* everything for the client is in rq */
-    bool deferred;        /* the data provider is waiting for rq */
-    bool in_trailers;     /* the head was submitted: header fields are trailers */
-    struct px_buf hin;    /* response head, then trailers */
-    struct px_hdrlist hl; /* their fields, as offsets into hin */
-    struct px_buf rq;     /* response body not yet taken by nghttp2 */
-    size_t rq_off;
-};
-
-struct h2 {
-    /* nghttp2 allocates per stream and per header block: it allocates from
-     * this connection's pool (nghttp2_mem) instead of malloc. */
-    struct px_mempool *pool;
-    nghttp2_mem mem;
-    struct px_conn *c;
-    nghttp2_session *ng;
-    struct h2_stream *active;
-    unsigned n_active;
-    struct h2_stream *free_streams;
-    unsigned n_free;
-    bool in_ng;  /* inside nghttp2 (mem_recv / mem_send): no mem_send now */
-    bool goaway; /* a graceful GOAWAY was submitted */
-    bool finished;
-    uint64_t rst_since;
-    unsigned rst_count; /* streams reset or broken by the client (count_reset) */
-    bool calmed;        /* GOAWAY ENHANCE_YOUR_CALM was submitted */
-
-    /* The request header block being received. */
-    struct px_buf hb;
-    struct px_hdr_ent *ents;
-    size_t n_ents;
-    size_t hb_bytes;
-    bool hb_over;                      /* too large or too many fields: answered with 431 */
-    int p_method, p_path, p_authority; /* entry index, -1 if absent */
-
-    /* The client certificate's facts, read once per connection when a
-     * listener sends X-Forwarded-Clientcert-*; NULL until then. */
-    struct px_client_cert *cc;
-
-    /* Scratch for building heads (no stream keeps it across calls). */
-    struct px_hdr *hdrs;
-    nghttp2_nv *nva;
-
-    size_t olen;
-    uint8_t obuf[OBUF_SIZE];
-};
-
-static const llhttp_settings_t resp_settings;
-static const struct px_exchange_cbs x_cbs;
-static void flush(struct h2 *h);
-static void give_window(struct h2_stream *s, size_t n);
 static void count_reset(struct h2 *h);
 
 static uint64_t ms(int seconds)
 {
     return (uint64_t)seconds * 1000;
-}
-
-static uint64_t now_ms(struct h2 *h)
-{
-    return uv_now(&h->c->w->loop);
-}
-
-static void count_response(struct h2 *h, int status)
-{
-    int cls = status / 100;
-    if (cls >= 1 && cls <= 5)
-        atomic_fetch_add_explicit(&h->c->w->stats.responses_by_class[cls], 1, memory_order_relaxed);
 }
 
 static bool name_is(const char *n, size_t len, const char *lit)
@@ -173,478 +56,10 @@ static bool name_is(const char *n, size_t len, const char *lit)
     return len == l && strncasecmp(n, lit, l) == 0;
 }
 
-static void touch(struct h2_stream *s)
-{
-    s->deadline = now_ms(s->h) + ms(s->lis->model->request_timeout_s);
-}
-
-/* --- streams: allocation and release --------------------------------- */
-
-static struct h2_stream *stream_new(struct h2 *h, int32_t id)
-{
-    struct h2_stream *s = h->free_streams;
-    if (s) {
-        h->free_streams = s->next;
-        h->n_free--;
-    } else {
-        s = calloc(1, sizeof *s);
-        if (!s)
-            return NULL;
-        s->hl.ents = calloc(PX_HDR_MAX, sizeof *s->hl.ents);
-        if (!s->hl.ents) {
-            free(s);
-            return NULL;
-        }
-        px_buf_init(&s->hout, 2 * PX_H2_MAX_HEADER_LIST + 4096);
-        px_buf_init(&s->pend, 2 * PX_H2_STREAM_WINDOW);
-        px_buf_init(&s->hin, MAX_RESPONSE_HEAD + 1024);
-        px_buf_init(&s->rq, 4 * RESP_HIGH);
-    }
-    /* Reset everything but the buffers' storage. */
-    struct px_hdr_ent *ents = s->hl.ents;
-    struct px_buf hout = s->hout, pend = s->pend, hin = s->hin, rq = s->rq;
-    memset(s, 0, sizeof *s);
-    s->hl.ents = ents;
-    s->hout = hout;
-    s->pend = pend;
-    s->hin = hin;
-    s->rq = rq;
-    px_buf_reset(&s->hout);
-    px_buf_reset(&s->pend);
-    px_buf_reset(&s->hin);
-    px_buf_reset(&s->rq);
-
-    s->h = h;
-    s->id = id;
-    px_exchange_init(&s->x, h->c->w, "h2", &x_cbs, s);
-    s->snap = px_snapshot_ref(h->c->snap);
-    s->lis = h->c->lis;
-    s->next = h->active;
-    if (h->active)
-        h->active->prev = s;
-    h->active = s;
-    if (h->n_active++ == 0)
-        px_conn_timer(h->c, ms(s->lis->model->request_timeout_s));
-    touch(s);
-    return s;
-}
-
-static void stream_buffers_free(struct h2_stream *s)
-{
-    px_buf_cleanup(&s->hout);
-    px_buf_cleanup(&s->pend);
-    px_buf_cleanup(&s->hin);
-    px_buf_cleanup(&s->rq);
-    free(s->hl.ents);
-    free(s);
-}
-
-static void drop_upstream(struct h2_stream *s, bool keep)
-{
-    px_exchange_release(&s->x, keep);
-}
-
-/* The stream is closed (nghttp2 forgot it): back to the free list. */
-static void stream_release(struct h2_stream *s)
-{
-    struct h2 *h = s->h;
-    drop_upstream(s, false);
-    px_snapshot_unref(s->snap);
-    s->snap = NULL;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->active = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = NULL;
-    h->n_active--;
-    if (h->n_free >= FREE_STREAMS_MAX) {
-        stream_buffers_free(s);
-    } else {
-        if (s->pend.cap > KEEP_BUF_MAX)
-            px_buf_cleanup(&s->pend);
-        if (s->rq.cap > KEEP_BUF_MAX)
-            px_buf_cleanup(&s->rq);
-        if (s->hout.cap > KEEP_BUF_MAX)
-            px_buf_cleanup(&s->hout);
-        if (s->hin.cap > KEEP_BUF_MAX)
-            px_buf_cleanup(&s->hin);
-        s->next = h->free_streams;
-        h->free_streams = s;
-        h->n_free++;
-    }
-    if (h->n_active == 0 && !h->c->closing && h->c->state == PX_CONN_OPEN)
-        px_conn_timer(h->c, ms(h->c->lis->model->idle_timeout_s));
-}
-
 static struct h2_stream *stream_get(struct h2 *h, int32_t id)
 {
     return nghttp2_session_get_stream_user_data(h->ng, id);
 }
-
-/* --- the response side ------------------------------------------------ */
-
-static void resume_output(struct h2_stream *s)
-{
-    if (s->deferred) {
-        s->deferred = false;
-        nghttp2_session_resume_data(s->h->ng, s->id);
-    }
-}
-
-/* Fills nva from h->hdrs[0..n) minus hop-by-hop fields; names are
- * lowercased in place (they live in the stream's hin). Returns the count. */
-static size_t fields_to_nv(struct h2 *h, size_t n, size_t first)
-{
-    bool drop[PX_HDR_MAX];
-    px_headers_mark_hop(h->hdrs, n, drop);
-    size_t k = first;
-    for (size_t i = 0; i < n; i++) {
-        if (drop[i])
-            continue;
-        char *name = (char *)h->hdrs[i].name;
-        for (size_t j = 0; j < h->hdrs[i].name_len; j++)
-            if (name[j] >= 'A' && name[j] <= 'Z')
-                name[j] = (char)(name[j] - 'A' + 'a');
-        h->nva[k++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)h->hdrs[i].value,
-                                   h->hdrs[i].name_len, h->hdrs[i].value_len, NGHTTP2_NV_FLAG_NONE};
-    }
-    return k;
-}
-
-static size_t stream_fields(struct h2_stream *s)
-{
-    return px_hdrlist_get(&s->hl, &s->hin, s->h->hdrs);
-}
-
-static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
-                         uint32_t *flags, nghttp2_data_source *src, void *user)
-{
-    struct h2_stream *s = src->ptr;
-    struct h2 *h = user;
-    size_t avail = s->rq.len - s->rq_off;
-    if (avail == 0 && !s->resp_complete) {
-        s->deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = avail < length ? avail : length;
-    if (n > DATA_MAX)
-        n = DATA_MAX;
-    memcpy(buf, s->rq.data + s->rq_off, n);
-    s->rq_off += n;
-    if (s->rq_off == s->rq.len) {
-        s->rq_off = 0;
-        px_buf_reset(&s->rq);
-    } else if (s->rq_off >= RESP_HIGH) {
-        memmove(s->rq.data, s->rq.data + s->rq_off, s->rq.len - s->rq_off);
-        s->rq.len -= s->rq_off;
-        s->rq_off = 0;
-    }
-    touch(s);
-    if (s->up_paused && s->x.u && s->rq.len - s->rq_off < RESP_LOW) {
-        s->up_paused = false;
-        px_upstream_read(s->x.u, true);
-    }
-    if (s->resp_complete && s->rq.len == 0) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (s->hl.n && s->in_trailers) {
-            size_t k = fields_to_nv(h, stream_fields(s), 0);
-            if (k && nghttp2_submit_trailer(ng, id, h->nva, k) == 0)
-                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
-    }
-    return (ssize_t)n;
-}
-
-/* Answers the stream with albd's own error response; once the response has
- * begun there is nothing honest to send: reset the stream. */
-static void stream_error(struct h2_stream *s, int status)
-{
-    struct h2 *h = s->h;
-    drop_upstream(s, false);
-    s->discard = true;
-    size_t give = s->pend_consume + s->unconsumed;
-    s->pend_consume = s->unconsumed = 0;
-    px_buf_reset(&s->pend);
-    if (give)
-        nghttp2_session_consume_stream(h->ng, s->id, give);
-    if (s->resp_submitted) {
-        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
-        return;
-    }
-    const char *reason = px_status_reason(status);
-    char st[8], len[16];
-    px_buf_reset(&s->rq);
-    s->rq_off = 0;
-    px_hdrlist_reset(&s->hl);
-    snprintf(st, sizeof st, "%d", status);
-    if (px_buf_puts(&s->rq, st) < 0 || px_buf_puts(&s->rq, " ") < 0 ||
-        px_buf_puts(&s->rq, reason) < 0 || px_buf_puts(&s->rq, "\n") < 0) {
-        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
-        return;
-    }
-    snprintf(len, sizeof len, "%zu", s->rq.len);
-#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
-    nghttp2_nv nva[] = {NV(":status", st), NV("content-type", "text/plain"),
-                        NV("cache-control", "no-store"), NV("content-length", len)};
-#undef NV
-    s->resp_complete = true;
-    s->resp_submitted = true;
-    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
-    if (nghttp2_submit_response(h->ng, s->id, nva, sizeof nva / sizeof nva[0],
-                                s->is_head ? NULL : &dp) != 0) {
-        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
-        return;
-    }
-    count_response(h, status);
-}
-
-static int resp_refuse(struct h2_stream *s)
-{
-    (void)s;
-    return -1;
-}
-
-static int on_resp_begin(llhttp_t *p)
-{
-    struct h2_stream *s = p->data;
-    if (!s->in_trailers) {
-        px_buf_reset(&s->hin);
-        px_hdrlist_reset(&s->hl);
-    }
-    return 0;
-}
-
-/* Header bytes of the response head or trailers; names and values arrive in
- * pieces, a name is closed by on_resp_field_done. */
-static int add_field_bytes(struct h2_stream *s, const char *at, size_t len, bool value)
-{
-    if (px_hdrlist_add(&s->hl, &s->hin, at, len, value, MAX_RESPONSE_HEAD) < 0)
-        return resp_refuse(s);
-    return 0;
-}
-
-static int on_resp_field(llhttp_t *p, const char *at, size_t len)
-{
-    return add_field_bytes(p->data, at, len, false);
-}
-
-static int on_resp_value(llhttp_t *p, const char *at, size_t len)
-{
-    return add_field_bytes(p->data, at, len, true);
-}
-
-static int on_resp_field_done(llhttp_t *p)
-{
-    struct h2_stream *s = p->data;
-    px_hdrlist_name_done(&s->hl, &s->hin);
-    return 0;
-}
-
-static int on_resp_headers_complete(llhttp_t *p)
-{
-    struct h2_stream *s = p->data;
-    struct h2 *h = s->h;
-    if (s->in_trailers)
-        return 0;
-    int status = llhttp_get_status_code(p);
-    if (status == 101 || status < 100 || status > 999)
-        return -1; /* albd did not ask for an upgrade */
-    if (status < 200)
-        return 0; /* interim responses are not forwarded */
-    s->status = status;
-    char st[4];
-    snprintf(st, sizeof st, "%d", status);
-    h->nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
-    size_t k = fields_to_nv(h, stream_fields(s), 1);
-    bool bodyless = s->is_head || status == 204 || status == 304;
-    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
-    if (nghttp2_submit_response(h->ng, s->id, h->nva, k, bodyless ? NULL : &dp) != 0)
-        return -1;
-    s->resp_submitted = true;
-    count_response(h, status);
-    /* Whatever header fields come now are trailers. */
-    s->in_trailers = true;
-    px_buf_reset(&s->hin);
-    px_hdrlist_reset(&s->hl);
-    return s->is_head ? 1 : 0;
-}
-
-static int on_resp_body(llhttp_t *p, const char *at, size_t len)
-{
-    struct h2_stream *s = p->data;
-    if (px_buf_append(&s->rq, at, len) < 0)
-        return -1;
-    if (!s->up_paused && s->x.u && s->rq.len - s->rq_off > RESP_HIGH) {
-        s->up_paused = true;
-        px_upstream_read(s->x.u, false);
-    }
-    resume_output(s);
-    return 0;
-}
-
-static int on_resp_complete(llhttp_t *p)
-{
-    struct h2_stream *s = p->data;
-    if (s->status < 200)
-        return 0; /* an interim response; the final one follows */
-    s->resp_complete = true;
-    resume_output(s);
-    return HPE_PAUSED;
-}
-
-static const llhttp_settings_t resp_settings = {
-    .on_message_begin = on_resp_begin,
-    .on_header_field = on_resp_field,
-    .on_header_value = on_resp_value,
-    .on_header_field_complete = on_resp_field_done,
-    .on_headers_complete = on_resp_headers_complete,
-    .on_body = on_resp_body,
-    .on_message_complete = on_resp_complete,
-};
-
-/* The response is complete: the backend connection goes back to its pool
- * when nothing is left over and the request was complete too. */
-static void response_done(struct h2_stream *s, bool clean)
-{
-    bool keep = clean && s->req_complete && s->x.group && s->x.group->model->upstream_keepalive &&
-                llhttp_should_keep_alive(&s->resp);
-    drop_upstream(s, keep);
-    if (!s->req_complete) {
-        /* The rest of the request body has nowhere to go. */
-        s->discard = true;
-        size_t give = s->pend_consume + s->unconsumed;
-        s->pend_consume = s->unconsumed = 0;
-        give_window(s, give);
-    }
-}
-
-/* --- the backend side ------------------------------------------------- */
-
-/* Gives consumed request bytes back to the client's stream window. */
-static void give_window(struct h2_stream *s, size_t n)
-{
-    if (n)
-        nghttp2_session_consume_stream(s->h->ng, s->id, n);
-}
-
-/* Sends framed request bytes to the backend, or keeps them until it is
- * connected. data_len is how many of them are DATA payload (for flow
- * control). Returns 0, or -1 when the stream was answered with an error. */
-static int send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t data_len)
-{
-    if (s->x.ready) {
-        int rc = px_upstream_write(s->x.u, b, n);
-        if (rc < 0) {
-            stream_error(s, 502);
-            return -1;
-        }
-        if (data_len)
-            s->x.body_sent = true;
-        if (px_upstream_congested(s->x.u)) {
-            s->unconsumed += data_len;
-            if (data_len)
-                s->held = true;
-        } else {
-            give_window(s, data_len);
-        }
-        touch(s);
-        return 0;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        if (px_buf_append(&s->pend, b[i].base, b[i].len) < 0) {
-            stream_error(s, 502);
-            return -1;
-        }
-    }
-    s->pend_consume += data_len;
-    if (data_len)
-        s->held = true;
-    return 0;
-}
-
-static void upstream_ready(void *owner)
-{
-    struct h2_stream *s = owner;
-    llhttp_init(&s->resp, HTTP_RESPONSE, &resp_settings);
-    s->resp.data = s;
-    uv_buf_t b[2] = {uv_buf_init(s->hout.data, (unsigned)s->hout.len),
-                     uv_buf_init(s->pend.data, (unsigned)s->pend.len)};
-    int rc = px_upstream_write(s->x.u, b, s->pend.len ? 2 : 1);
-    if (rc < 0) {
-        px_exchange_lost(&s->x, rc);
-        return;
-    }
-    if (s->pend.len)
-        s->x.body_sent = true;
-    px_buf_reset(&s->pend);
-    size_t give = s->pend_consume;
-    s->pend_consume = 0;
-    if (px_upstream_congested(s->x.u))
-        s->unconsumed += give;
-    else
-        give_window(s, give);
-    touch(s);
-}
-
-static void up_fail(void *owner, int status)
-{
-    stream_error(owner, status);
-}
-
-static void up_connect_done(void *owner)
-{
-    struct h2_stream *s = owner;
-    flush(s->h);
-}
-
-static void up_on_read(void *owner, const char *data, ssize_t n)
-{
-    struct h2_stream *s = owner;
-    struct h2 *h = s->h;
-    if (n < 0) {
-        if (!s->resp_any) {
-            px_exchange_lost(&s->x, (int)n);
-        } else {
-            llhttp_errno_t e = n == UV_EOF ? llhttp_finish(&s->resp) : HPE_USER;
-            if ((e == HPE_OK || e == HPE_PAUSED) && s->resp_complete)
-                response_done(s, false);
-            else
-                stream_error(s, 502);
-        }
-        flush(h);
-        return;
-    }
-    s->resp_any = true;
-    touch(s);
-    llhttp_errno_t e = llhttp_execute(&s->resp, data, (size_t)n);
-    if (e == HPE_PAUSED) {
-        bool leftover = llhttp_get_error_pos(&s->resp) != data + n;
-        response_done(s, !leftover);
-    } else if (e != HPE_OK) {
-        px_log_debug("h2: malformed response from %s: %s", s->x.server->key, llhttp_errno_name(e));
-        stream_error(s, 502);
-    }
-    flush(h);
-}
-
-static void up_on_writable(void *owner)
-{
-    struct h2_stream *s = owner;
-    size_t give = s->unconsumed;
-    s->unconsumed = 0;
-    give_window(s, give);
-    flush(s->h);
-}
-
-static const struct px_exchange_cbs x_cbs = {
-    .ready = upstream_ready,
-    .fail = up_fail,
-    .on_read = up_on_read,
-    .on_writable = up_on_writable,
-    .connect_done = up_connect_done,
-};
 
 /* --- requests --------------------------------------------------------- */
 
@@ -654,7 +69,7 @@ static void hb_reset(struct h2 *h)
     h->n_ents = 0;
     h->hb_bytes = 0;
     h->hb_over = false;
-    h->p_method = h->p_path = h->p_authority = -1;
+    h->p_method = h->p_path = h->p_authority = h->p_scheme = -1;
 }
 
 static struct px_hdr hb_field(struct h2 *h, int i)
@@ -663,33 +78,12 @@ static struct px_hdr hb_field(struct h2 *h, int i)
     return (struct px_hdr){h->hb.data + e->no, e->nl, h->hb.data + e->vo, e->vl};
 }
 
-/* Reads the client certificate once per connection when the listener
- * sends its headers. Returns 0 or -ENOMEM. */
-static int load_client_cert(struct h2 *h, const struct rc_listener *m)
-{
-    struct px_conn *c = h->c;
-    if (h->cc || !c->tls || !px_tls_headers_enabled(m))
-        return 0;
-    h->cc = malloc(sizeof *h->cc);
-    if (!h->cc)
-        return -ENOMEM;
-    if (px_tls_client_cert_info(px_tls_io_ssl(c->tls), h->cc) == -ENOMEM) {
-        free(h->cc);
-        h->cc = NULL;
-        return -ENOMEM;
-    }
-    return 0;
-}
-
-/* Builds the backend request head from the received header block:
- * :authority becomes Host, cookies split by HTTP/2 are joined again.
- * Returns 0, -1 (too large: 431) or an HTTP status to answer with (421 on
- * domain fronting, 500). */
-static int build_request_head(struct h2_stream *s, const char *method)
+/* The request as the pipeline (proxy/req.c) takes it, from the received
+ * header block: :authority becomes Host (first), cookies split by HTTP/2
+ * are joined again. Returns 0 or -1 (too large: 431). */
+static int make_req(struct h2_stream *s, const char *method, struct px_req *r)
 {
     struct h2 *h = s->h;
-    struct px_conn *c = h->c;
-    const struct rc_listener *m = s->lis->model;
     /* Join the cookie fields first: it appends to hb (which may move). */
     int first_cookie = -1, n_cookies = 0;
     for (size_t i = 0; i < h->n_ents; i++) {
@@ -715,18 +109,17 @@ static int build_request_head(struct h2_stream *s, const char *method)
         joined.vl = (uint32_t)(h->hb.len - joined.vo);
     }
     size_t n = 0;
+    struct px_hdr a = {0};
     if (h->p_authority >= 0) {
-        struct px_hdr a = hb_field(h, h->p_authority);
+        a = hb_field(h, h->p_authority);
         h->hdrs[n++] = (struct px_hdr){"Host", 4, a.value, a.value_len};
     }
+    bool has_cl = false;
     for (size_t i = 0; i < h->n_ents && n < PX_HDR_MAX; i++) {
         struct px_hdr f = hb_field(h, (int)i);
         if (f.name_len && f.name[0] == ':')
             continue;
         if (h->p_authority >= 0 && name_is(f.name, f.name_len, "host"))
-            continue;
-        /* The body is streamed at once: no 100-continue handshake. */
-        if (name_is(f.name, f.name_len, "expect"))
             continue;
         if (n_cookies > 1 && name_is(f.name, f.name_len, "cookie")) {
             if ((int)i != first_cookie)
@@ -734,45 +127,41 @@ static int build_request_head(struct h2_stream *s, const char *method)
             f.value = h->hb.data + joined.vo;
             f.value_len = joined.vl;
         }
+        if (name_is(f.name, f.name_len, "content-length"))
+            has_cl = true;
+        if (!a.value && name_is(f.name, f.name_len, "host"))
+            a = f;
         h->hdrs[n++] = f;
     }
-    /* Domain fronting: :authority (passed as Host) must be covered by the
-     * certificate SNI chose; client-sent client-certificate headers never
-     * reach a backend. The same rules as HTTP/1.1 (proxy/tls_headers.c). */
-    if (px_tls_host_check_needed(m)) {
-        int st = px_tls_check_request(c->tls ? px_tls_io_ssl(c->tls) : NULL, NULL, 0, h->hdrs, n);
-        if (st)
-            return st;
-    }
-    n = px_tls_headers_strip(m, h->hdrs, n);
-    if (load_client_cert(h, m) < 0)
-        return 500;
-    struct px_hdr cch[PX_TLS_HDR_MAX];
-    size_t n_cch = h->cc ? px_tls_headers_fill(m, h->cc, cch) : 0;
-    bool has_cl = false;
-    for (size_t i = 0; i < n; i++)
-        if (name_is(h->hdrs[i].name, h->hdrs[i].name_len, "content-length"))
-            has_cl = true;
+    struct px_hdr path = hb_field(h, h->p_path), scheme = hb_field(h, h->p_scheme);
+    const char *q = memchr(path.value, '?', path.value_len);
+    /* The body is streamed as it comes: with its length when the client
+     * gave one, else chunked. */
     enum px_framing fr = PX_FRAME_NONE;
     if (!s->req_complete)
         fr = has_cl ? PX_FRAME_LENGTH : PX_FRAME_CHUNKED;
     s->chunked = fr == PX_FRAME_CHUNKED;
-    struct px_fwd fwd = {
-        .xff_mode = m->xff_mode,
-        .client_ip = c->client_ip,
-        .proto = m->headers.proto ? s->lis->scheme : NULL,
-        .port = m->headers.port ? s->lis->port_str : NULL,
-        .host = m->headers.host,
-        .client_port = m->headers.client_src_port ? c->client_port : NULL,
-        .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
-        .extra = cch,
-        .n_extra = n_cch,
+    *r = (struct px_req){
+        .lis = s->lis,
+        .client = &h->cl,
+        .method = method,
+        .scheme = scheme.value,
+        .scheme_len = scheme.value_len,
+        .authority = a.value,
+        .authority_len = a.value_len,
+        .target = path.value,
+        .target_len = path.value_len,
+        .path = path.value,
+        .path_len = path.value_len,
+        .query = q ? q + 1 : NULL,
+        .query_len = q ? (size_t)(path.value + path.value_len - q - 1) : 0,
+        .hdrs = h->hdrs,
+        .n_hdrs = n,
+        .minor = 1,
+        .body = fr,
+        .is_head = s->is_head,
     };
-    bool keep = s->x.group && s->x.group->model->upstream_keepalive;
-    struct px_hdr path = hb_field(h, h->p_path);
-    px_buf_reset(&s->hout);
-    return px_headers_request(&s->hout, method, path.value, path.value_len, 1, h->hdrs, n, &fwd, fr,
-                              keep);
+    return 0;
 }
 
 /* The authority check HTTP/1.1 makes on Host (px_authority_check), so
@@ -797,6 +186,19 @@ static bool request_authority_ok(struct h2 *h)
             return false;
     }
     return h->p_authority >= 0 || hosts == 1;
+}
+
+/* :scheme and :path: an HTTP/1.1 backend can carry only http and https,
+ * and :path must pass the target rule HTTP/1.1 applies (origin-form, or
+ * "*" for OPTIONS; visible ASCII): nghttp2 checks :path only for those
+ * two schemes, and not its bytes. */
+static bool request_target_ok(struct h2 *h, bool options)
+{
+    struct px_target t;
+    struct px_hdr sc = hb_field(h, h->p_scheme), path = hb_field(h, h->p_path);
+    if (!name_is(sc.value, sc.value_len, "http") && !name_is(sc.value, sc.value_len, "https"))
+        return false;
+    return px_target_parse(path.value, path.value_len, options, false, &t) == 0;
 }
 
 /* The request's content-length (nghttp2 has checked that it is a number),
@@ -825,7 +227,7 @@ static void request_start(struct h2_stream *s, bool end_stream)
 {
     struct h2 *h = s->h;
     s->in_head = false;
-    touch(s); /* from now on the request timeout applies */
+    px_h2_touch(s); /* from now on the request timeout applies */
     if (s->discard) {
         /* Answered while its header block was arriving (header timeout):
          * the block completed too late, nothing starts. */
@@ -835,27 +237,27 @@ static void request_start(struct h2_stream *s, bool end_stream)
     atomic_fetch_add_explicit(&h->c->w->stats.requests, 1, memory_order_relaxed);
     s->req_complete = end_stream;
     if (h->hb_over) {
-        stream_error(s, 431);
+        px_h2_stream_error(s, 431);
         return;
     }
-    if (h->p_method < 0 || h->p_path < 0) {
-        stream_error(s, 400);
+    if (h->p_method < 0 || h->p_path < 0 || h->p_scheme < 0) {
+        px_h2_stream_error(s, 400);
         return;
     }
     char method[24];
     struct px_hdr mf = hb_field(h, h->p_method);
     if (mf.value_len == 0 || mf.value_len >= sizeof method) {
-        stream_error(s, 501);
+        px_h2_stream_error(s, 501);
         return;
     }
     memcpy(method, mf.value, mf.value_len);
     method[mf.value_len] = '\0';
     if (strcmp(method, "CONNECT") == 0 || strcmp(method, "TRACE") == 0) {
-        stream_error(s, 405);
+        px_h2_stream_error(s, 405);
         return;
     }
-    if (!request_authority_ok(h)) {
-        stream_error(s, 400);
+    if (!request_authority_ok(h) || !request_target_ok(h, strcmp(method, "OPTIONS") == 0)) {
+        px_h2_stream_error(s, 400);
         return;
     }
     /* maxRequestBodyBytes: a declared length over the limit is answered at
@@ -863,19 +265,16 @@ static void request_start(struct h2_stream *s, bool end_stream)
      * cb_data_chunk). */
     uint64_t max = s->lis->model->limits.max_request_body_bytes;
     if (max && !end_stream && request_length(h) > max) {
-        stream_error(s, 413);
+        px_h2_stream_error(s, 413);
         return;
     }
     s->is_head = strcmp(method, "HEAD") == 0;
-    s->x.idempotent = s->is_head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0 ||
-                      strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
-    px_exchange_begin(&s->x, s->lis);
-    int st = build_request_head(s, method);
-    if (st != 0) {
-        stream_error(s, st < 0 ? 431 : st);
+    struct px_req r;
+    if (make_req(s, method, &r) < 0) {
+        px_h2_stream_error(s, 431);
         return;
     }
-    px_exchange_connect(&s->x);
+    px_h2_stream_forward(s, &r);
 }
 
 /* Fields a client may never send as a request trailer. A backend that
@@ -924,7 +323,7 @@ static void request_end(struct h2_stream *s, bool trailers)
         return;
     if (!trailers || h->hb_over || h->n_ents == 0) {
         uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-        send_up(s, &b, 1, 0);
+        px_h2_send_up(s, &b, 1, 0);
         return;
     }
     size_t n = 0;
@@ -948,7 +347,7 @@ static void request_end(struct h2_stream *s, bool trailers)
         b[nb++] = uv_buf_init("\r\n", 2);
     }
     b[nb++] = uv_buf_init("\r\n", 2);
-    send_up(s, b, (unsigned)nb, 0);
+    px_h2_send_up(s, b, (unsigned)nb, 0);
 }
 
 /* --- nghttp2 callbacks ------------------------------------------------ */
@@ -956,42 +355,12 @@ static void request_end(struct h2_stream *s, bool trailers)
 /* Arms the connection timer at the earliest stream deadline. */
 static void rearm(struct h2 *h)
 {
-    uint64_t now = now_ms(h), next = UINT64_MAX;
+    uint64_t now = px_h2_now_ms(h), next = UINT64_MAX;
     for (struct h2_stream *s = h->active; s; s = s->next)
         if (s->deadline < next)
             next = s->deadline;
     if (next != UINT64_MAX)
         px_conn_timer(h->c, next > now ? next - now : 1);
-}
-
-/* maxRequestBodyBytes and minBodyRateBytesPerSecond for len more bytes of
- * request DATA, measured as HTTP/1.1 measures them (proxy/h1.c
- * body_limits): 0, or the status to answer the stream with (413 over the
- * limit, 408 too slow). The rate window restarts whenever albd itself held
- * back the client's window (a slow backend, not a slow client). */
-static int body_limits(struct h2_stream *s, size_t len)
-{
-    const struct rc_listener *m = s->lis->model;
-    s->body_bytes += len;
-    if (m->limits.max_request_body_bytes && s->body_bytes > m->limits.max_request_body_bytes)
-        return 413;
-    if (!m->limits.min_body_rate)
-        return 0;
-    uint64_t now = now_ms(s->h);
-    if (!s->rate_start || s->held) {
-        s->rate_start = now ? now : 1;
-        s->rate_bytes = 0;
-        s->held = false;
-    }
-    s->rate_bytes += len;
-    uint64_t elapsed = now - s->rate_start;
-    if (elapsed >= BODY_RATE_WINDOW_MS) {
-        if (s->rate_bytes * 1000 < (uint64_t)m->limits.min_body_rate * elapsed)
-            return 408;
-        s->rate_start = now;
-        s->rate_bytes = 0;
-    }
-    return 0;
 }
 
 static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
@@ -1002,7 +371,7 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     hb_reset(h);
     if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    struct h2_stream *s = stream_new(h, f->hd.stream_id);
+    struct h2_stream *s = px_h2_stream_new(h, f->hd.stream_id);
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
     nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, s);
@@ -1012,7 +381,8 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *u
     const struct rc_listener *m = s->lis->model;
     int hs = m->limits.header_timeout_s;
     s->in_head = true;
-    s->deadline = now_ms(h) + ms(hs > 0 && hs < m->request_timeout_s ? hs : m->request_timeout_s);
+    s->deadline =
+        px_h2_now_ms(h) + ms(hs > 0 && hs < m->request_timeout_s ? hs : m->request_timeout_s);
     rearm(h);
     return 0;
 }
@@ -1049,6 +419,8 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
             h->p_path = idx;
         else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
             h->p_authority = idx;
+        else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
+            h->p_scheme = idx;
     }
     return 0;
 }
@@ -1063,7 +435,14 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         nghttp2_session_consume_stream(ng, id, len);
         return 0;
     }
-    int st = body_limits(s, len);
+    /* maxRequestBodyBytes and minBodyRateBytesPerSecond, measured as for
+     * HTTP/1.1; the rate window restarts whenever albd itself held back
+     * the client's window (a slow backend, not a slow client). */
+    if (s->held) {
+        px_body_meter_restart(&s->meter);
+        s->held = false;
+    }
+    int st = px_body_meter_add(&s->meter, s->lis->model, px_h2_now_ms(h), len);
     if (st) {
         /* Answered on the stream (HTTP/1.1 answers the same status and
          * closes); the rest of the body is dropped. A body cut off for
@@ -1072,21 +451,17 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         px_log_debug("h2: stream %d from %s: request body %s", s->id, h->c->client_ip,
                      st == 413 ? "over maxRequestBodyBytes" : "below minBodyRateBytesPerSecond");
         nghttp2_session_consume_stream(ng, id, len);
-        stream_error(s, st);
+        px_h2_stream_error(s, st);
         count_reset(h);
         return 0;
     }
     if (s->chunked) {
         char hex[24];
-        struct px_buf hb = {hex, 0, sizeof hex, sizeof hex};
-        px_buf_num(&hb, len, 1);
-        px_buf_append(&hb, "\r\n", 2);
-        uv_buf_t b[3] = {uv_buf_init(hex, (unsigned)hb.len),
-                         uv_buf_init((char *)data, (unsigned)len), uv_buf_init("\r\n", 2)};
-        send_up(s, b, 3, len);
+        uv_buf_t b[3];
+        px_h2_send_up(s, b, px_backend_h1_chunk(hex, (const char *)data, len, b), len);
     } else {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        send_up(s, &b, 1, len);
+        px_h2_send_up(s, &b, 1, len);
     }
     return 0;
 }
@@ -1100,7 +475,7 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
  * is told to calm down (GOAWAY ENHANCE_YOUR_CALM). */
 static void count_reset(struct h2 *h)
 {
-    uint64_t now = now_ms(h);
+    uint64_t now = px_h2_now_ms(h);
     if (now - h->rst_since > PX_H2_RST_WINDOW_MS) {
         h->rst_since = now;
         h->rst_count = 0;
@@ -1170,7 +545,7 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
     if (!s)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
-    stream_release(s);
+    px_h2_stream_release(s);
     return 0;
 }
 
@@ -1220,7 +595,7 @@ static int obuf_flush(struct h2 *h)
 static void release_all(struct h2 *h)
 {
     for (struct h2_stream *s = h->active; s; s = s->next)
-        drop_upstream(s, false);
+        px_h2_stream_drop_upstream(s, false);
 }
 
 static void finish(struct h2 *h)
@@ -1235,7 +610,7 @@ static void finish(struct h2 *h)
 /* Serializes whatever nghttp2 has to send while the client keeps up, then
  * ends the connection when nghttp2 is done with it. Never call from inside
  * an nghttp2 callback (in_ng guards it). */
-static void flush(struct h2 *h)
+void px_h2_flush(struct h2 *h)
 {
     struct px_conn *c = h->c;
     if (h->in_ng || h->finished || c->closing || c->state != PX_CONN_OPEN)
@@ -1286,7 +661,7 @@ static void goaway(struct h2 *h)
                               nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
                               NULL, 0);
     }
-    flush(h);
+    px_h2_flush(h);
 }
 
 /* --- the protocol handler -------------------------------------------- */
@@ -1309,12 +684,12 @@ static size_t h2_on_data(struct px_conn *c, const char *data, size_t len)
                             ? NGHTTP2_ENHANCE_YOUR_CALM
                             : NGHTTP2_PROTOCOL_ERROR;
         nghttp2_session_terminate_session(h->ng, code);
-        flush(h);
+        px_h2_flush(h);
         if (!c->closing)
             finish(h);
         return len;
     }
-    flush(h);
+    px_h2_flush(h);
     if (!c->closing && !h->finished && px_conn_congested(c))
         px_conn_want_input(c, false);
     return len;
@@ -1331,7 +706,7 @@ static void h2_on_eof(struct px_conn *c)
 static void h2_on_writable(struct px_conn *c)
 {
     struct h2 *h = c->ps;
-    flush(h);
+    px_h2_flush(h);
     if (!c->closing && !h->finished && !px_conn_congested(c) && !c->want_input)
         px_conn_want_input(c, true);
 }
@@ -1345,7 +720,7 @@ static void h2_on_timeout(struct px_conn *c)
             finish(h);
         return;
     }
-    uint64_t now = now_ms(h), next = UINT64_MAX;
+    uint64_t now = px_h2_now_ms(h), next = UINT64_MAX;
     for (struct h2_stream *s = h->active; s; s = s->next) {
         if (s->deadline <= now) {
             if (s->discard) {
@@ -1362,28 +737,28 @@ static void h2_on_timeout(struct px_conn *c)
                  * this connection before the block ends (RFC 9113 6.10):
                  * it closes once the stream is done. */
                 px_log_debug("h2: stream %d from %s: header block too slow", s->id, c->client_ip);
-                stream_error(s, 408);
+                px_h2_stream_error(s, 408);
                 if (!h->goaway) {
                     h->goaway = true;
                     nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
                                           nghttp2_session_get_last_proc_stream_id(h->ng),
                                           NGHTTP2_NO_ERROR, NULL, 0);
                 }
-                touch(s);
+                px_h2_touch(s);
                 if (s->deadline < next)
                     next = s->deadline;
                 continue;
             }
-            bool client_slow = s->x.ready && !s->req_complete && !s->resp_any && !s->unconsumed;
+            bool client_slow = s->x.ready && !s->req_complete && !s->bp.any && !s->unconsumed;
             px_log_debug("h2: stream %d from %s timed out", s->id, c->client_ip);
-            stream_error(s, client_slow ? 408 : 504);
-            touch(s);
+            px_h2_stream_error(s, client_slow ? 408 : 504);
+            px_h2_touch(s);
         }
         if (s->deadline < next)
             next = s->deadline;
     }
     px_conn_timer(c, next > now ? next - now : 1);
-    flush(h);
+    px_h2_flush(h);
 }
 
 static void h2_drain(struct px_conn *c)
@@ -1408,7 +783,7 @@ static void h2_on_close(struct px_conn *c)
     if (!h)
         return;
     for (struct h2_stream *s = h->active; s; s = s->next) {
-        drop_upstream(s, false);
+        px_h2_stream_drop_upstream(s, false);
         px_snapshot_unref(s->snap);
         s->snap = NULL;
     }
@@ -1425,18 +800,18 @@ static void h2_free(struct px_conn *c)
         struct h2_stream *s = h->active;
         h->active = s->next;
         px_snapshot_unref(s->snap);
-        stream_buffers_free(s);
+        px_h2_stream_free(s);
     }
     while (h->free_streams) {
         struct h2_stream *s = h->free_streams;
         h->free_streams = s->next;
-        stream_buffers_free(s);
+        px_h2_stream_free(s);
     }
     px_buf_cleanup(&h->hb);
     free(h->ents);
     free(h->hdrs);
     free(h->nva);
-    free(h->cc);
+    px_client_cleanup(&h->cl);
     px_mempool_free(h->pool); /* after nghttp2_session_del gave every block back */
     free(h);
     c->ps = NULL;
@@ -1472,6 +847,7 @@ static int h2_start(struct px_conn *c)
         return -ENOMEM;
     h->c = c;
     c->ps = h;
+    px_client_init(&h->cl, c);
     h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
     h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
     h->nva = calloc(PX_HDR_MAX + 1, sizeof *h->nva);
@@ -1492,7 +868,7 @@ static int h2_start(struct px_conn *c)
         return -ENOMEM;
     hb_reset(h);
     px_conn_timer(c, ms(c->lis->model->idle_timeout_s));
-    flush(h);
+    px_h2_flush(h);
     return 0;
 }
 

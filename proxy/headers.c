@@ -116,6 +116,38 @@ bool px_authority_check(const char *v, size_t len)
     return port >= 1 && port <= 65535;
 }
 
+int px_target_parse(const char *t, size_t n, bool options, bool absolute_ok, struct px_target *out)
+{
+    *out = (struct px_target){.path_len = (uint32_t)n};
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e)
+            return 400;
+    if (n && t[0] == '/')
+        return 0;
+    if (n == 1 && t[0] == '*')
+        return options ? 0 : 400;
+    size_t a;
+    if (!absolute_ok)
+        return 400;
+    if (n >= 7 && strncasecmp(t, "http://", 7) == 0)
+        a = 7;
+    else if (n >= 8 && strncasecmp(t, "https://", 8) == 0)
+        a = 8;
+    else
+        return 400;
+    size_t e = a;
+    while (e < n && t[e] != '/' && t[e] != '?' && t[e] != '#')
+        e++;
+    if (!px_authority_check(t + a, e - a))
+        return 400;
+    out->auth_off = (uint32_t)a;
+    out->auth_len = (uint32_t)(e - a);
+    out->path_off = (uint32_t)e;
+    out->path_len = (uint32_t)(n - e);
+    out->path_slash = e == n || t[e] != '/';
+    return 0;
+}
+
 bool px_header_has_token(const char *v, size_t len, const char *tok)
 {
     size_t i = 0;
@@ -132,6 +164,24 @@ bool px_header_has_token(const char *v, size_t len, const char *tok)
             return true;
     }
     return false;
+}
+
+bool px_headers_te_chunked_only(const struct px_hdr *h, size_t n)
+{
+    size_t tes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!name_is(h[i].name, h[i].name_len, "transfer-encoding"))
+            continue;
+        const char *v = h[i].value;
+        size_t vl = h[i].value_len;
+        while (vl && is_ows(*v))
+            v++, vl--;
+        while (vl && is_ows(v[vl - 1]))
+            vl--;
+        if (++tes > 1 || !name_is(v, vl, "chunked"))
+            return false;
+    }
+    return true;
 }
 
 /* Drops every header named by the comma-separated tokens of one
@@ -296,6 +346,20 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
     return px_buf_append(out, "\r\n", 2);
 }
 
+/* A reason phrase albd may pass on: not empty, and only HTAB, SP, VCHAR and
+ * obs-text (RFC 9112 4). */
+static bool reason_ok(const char *r, size_t n)
+{
+    if (!r || !n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)r[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 int px_headers_response(struct px_buf *out, int minor, int status, const char *reason,
                         size_t reason_len, const struct px_hdr *h, size_t n,
                         enum px_framing framing, bool close)
@@ -304,7 +368,7 @@ int px_headers_response(struct px_buf *out, int minor, int status, const char *r
     if (n > PX_HDR_MAX || status < 100 || status > 999)
         return -1;
     px_headers_mark_hop(h, n, drop);
-    if (!reason || !reason_len) {
+    if (!reason_ok(reason, reason_len)) {
         reason = px_status_reason(status);
         reason_len = strlen(reason);
     }
@@ -413,10 +477,11 @@ const char *px_status_reason(int status)
     }
 }
 
-int px_headers_error(struct px_buf *out, int minor, int status)
+/* The head of albd's own error response; body_len is what Content-Length
+ * announces. */
+static int error_head(struct px_buf *out, int minor, int status, size_t body_len)
 {
     const char *reason = px_status_reason(status);
-    size_t body_len = 4 + strlen(reason) + 1; /* "NNN reason\n" */
     TRY(px_buf_puts(out, minor ? "HTTP/1.1 " : "HTTP/1.0 "));
     TRY(px_buf_num(out, (unsigned)status, 0));
     TRY(px_buf_append(out, " ", 1));
@@ -424,9 +489,29 @@ int px_headers_error(struct px_buf *out, int minor, int status)
     TRY(px_buf_puts(out, "\r\nContent-Type: text/plain\r\nCache-Control: no-store\r\n"
                          "Connection: close\r\nContent-Length: "));
     TRY(px_buf_num(out, body_len, 0));
-    TRY(px_buf_puts(out, "\r\n\r\n"));
+    return px_buf_puts(out, "\r\n\r\n");
+}
+
+static size_t error_body_len(int status)
+{
+    return 4 + strlen(px_status_reason(status)) + 1; /* "NNN reason\n" */
+}
+
+int px_headers_error_body(struct px_buf *out, int status)
+{
     TRY(px_buf_num(out, (unsigned)status, 0));
     TRY(px_buf_append(out, " ", 1));
-    TRY(px_buf_puts(out, reason));
+    TRY(px_buf_puts(out, px_status_reason(status)));
     return px_buf_append(out, "\n", 1);
+}
+
+int px_headers_error(struct px_buf *out, int minor, int status)
+{
+    TRY(error_head(out, minor, status, error_body_len(status)));
+    return px_headers_error_body(out, status);
+}
+
+int px_headers_error_head(struct px_buf *out, int minor, int status)
+{
+    return error_head(out, minor, status, error_body_len(status));
 }

@@ -80,9 +80,31 @@ bool px_header_is_forwarding(const char *name, size_t len);
  * names a port a client can reach and backends read them differently. */
 bool px_authority_check(const char *v, size_t len);
 
+/* Where the parts of a request target lie (offsets into it). */
+struct px_target {
+    uint32_t auth_off, auth_len; /* absolute-form: its authority (auth_len 0: none) */
+    uint32_t path_off, path_len; /* what the backend gets as origin-form ... */
+    bool path_slash;             /* ... after a "/" albd adds (the path is empty) */
+};
+
+/* The request-target rule of both protocols: t[0..n) must be visible
+ * ASCII only (no CTL, SP or byte above 0x7e) and origin-form ("/..."),
+ * "*" for OPTIONS (options true), or, when absolute_ok (HTTP/1.1, RFC
+ * 9112 3.2.2; never an HTTP/2 :path, RFC 9113 8.3.1), absolute-form with
+ * an http or https scheme and an authority px_authority_check accepts,
+ * which then replaces Host. Fills *out; returns 0 or 400. */
+int px_target_parse(const char *t, size_t n, bool options, bool absolute_ok, struct px_target *out);
+
 /* True when the comma-separated list v[0..len) has the token tok
  * (case-insensitive, optional whitespace around elements). */
 bool px_header_has_token(const char *v, size_t len, const char *tok);
+
+/* True when the header list h[0..n) has no Transfer-Encoding or exactly one
+ * whose value is "chunked". A backend response with any other coding
+ * ("gzip, chunked", "gzip" then close) is answered 502, as nginx does:
+ * albd decodes only chunked, and relaying the still-encoded bytes without
+ * their Transfer-Encoding would hand the client a corrupt body. */
+bool px_headers_te_chunked_only(const struct px_hdr *h, size_t n);
 
 /* True for the hop-by-hop headers albd never forwards: Connection,
  * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade. */
@@ -104,8 +126,12 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
                        const struct px_fwd *fwd, enum px_framing framing, bool keepalive);
 
 /* Appends the head of a response sent to a client speaking HTTP/1.<minor>:
- * status line with the backend's reason phrase (or a standard one when it
- * sent none), the backend's end-to-end headers, "Transfer-Encoding:
+ * status line with the backend's reason phrase (or the standard one when it
+ * sent none, or one with a control byte other than HTAB: a NUL, CR or
+ * other CTL a client might read as the end of the line; the phrase means
+ * nothing to a client, RFC 9112 4, and HTTP/2 clients never see it, so
+ * the response goes on rather than becoming a 502), the backend's
+ * end-to-end headers, "Transfer-Encoding:
  * chunked" for PX_FRAME_CHUNKED, and "Connection: close" when close (or
  * "Connection: keep-alive" for an HTTP/1.0 client kept open). */
 int px_headers_response(struct px_buf *out, int minor, int status, const char *reason,
@@ -122,6 +148,15 @@ int px_headers_response_upgrade(struct px_buf *out, const char *reason, size_t r
  * Content-Type: text/plain, Cache-Control: no-store, Content-Length,
  * Connection: close, and a one-line body). */
 int px_headers_error(struct px_buf *out, int minor, int status);
+
+/* Appends the body of albd's own error response: "<status> <reason>\n"
+ * (HTTP/2 sends it with the same fields as px_headers_error). */
+int px_headers_error_body(struct px_buf *out, int status);
+
+/* The same response as px_headers_error without its body, for an answer to
+ * HEAD (RFC 9110 9.3.2): Content-Length still gives the length a GET would
+ * have had. */
+int px_headers_error_head(struct px_buf *out, int minor, int status);
 
 /* The standard reason phrase of status ("Unknown" when albd has none). */
 const char *px_status_reason(int status);

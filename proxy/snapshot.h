@@ -1,3 +1,7 @@
+/* Snapshots: the immutable, refcounted form of a model the workers serve
+ * (listeners, server groups, SSL_CTXs; types in snapshot-t.h). Built on
+ * the agent thread, published to the workers, freed with its last
+ * reference. */
 #ifndef ALBD_PROXY_SNAPSHOT_H
 #define ALBD_PROXY_SNAPSHOT_H
 

@@ -1,3 +1,6 @@
+/* Worker threads: one event loop each, serving the newest snapshot's
+ * listeners (types in worker-t.h). Started and stopped by the runtime
+ * (proxy/runtime.c). */
 #ifndef ALBD_PROXY_WORKER_H
 #define ALBD_PROXY_WORKER_H
 

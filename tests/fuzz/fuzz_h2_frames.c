@@ -49,21 +49,7 @@ static void check_up(struct fz_up *up)
         fz_fail("backend request line has no method: %.*s", (int)(n < 100 ? n : 100), p);
     struct fz_bytes copy = {0};
     fz_bytes_add(&copy, "GET", 3);
-    if (fz_tolerate_known() && m + 1 < n && p[m + 1] != '/' &&
-        !(m + 2 < n && p[m + 1] == '*' && p[m + 2] == ' ')) {
-        /* Known (README): HTTP/2 passes a :path that is not origin-form
-         * ("z", "?x", "%"); HTTP/1.1 answers 400 for the same target. */
-        fz_bytes_add(&copy, " /", 2);
-        m++;
-    }
     fz_bytes_add(&copy, p + m, n - m);
-    if (fz_tolerate_known()) {
-        /* Known (README): HTTP/2 passes bytes above 0x7f in :path, which
-         * llhttp (and albd's HTTP/1.1 side) refuse. */
-        for (size_t i = 4; i < copy.n && copy.p[i] != ' ' && copy.p[i] != '\r'; i++)
-            if ((unsigned char)copy.p[i] > 0x7f)
-                copy.p[i] = 'x';
-    }
     p = copy.p;
     n = copy.n;
     struct fz_req r;

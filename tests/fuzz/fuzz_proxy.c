@@ -202,6 +202,11 @@ void px_conn_close(struct px_conn *c)
         c->proto->on_close(c);
 }
 
+void px_conn_abort(struct px_conn *c)
+{
+    px_conn_close(c);
+}
+
 size_t fz_conn_feed(const char *data, size_t len, bool (*on_idle)(void))
 {
     struct px_conn *c = fz.c;
@@ -267,9 +272,14 @@ void px_exchange_init(struct px_exchange *x, struct px_worker *w, const char *ta
     *x = (struct px_exchange){.cbs = cbs, .owner = owner, .w = w, .tag = tag};
 }
 
+struct px_group *px_exchange_choose_group(const struct px_listener *lis)
+{
+    return lis->default_group;
+}
+
 void px_exchange_begin(struct px_exchange *x, const struct px_listener *lis)
 {
-    x->group = lis->default_group;
+    x->group = px_exchange_choose_group(lis);
     x->server = NULL;
     x->first = x->cursor = 0;
     x->attempts = 0;
@@ -424,10 +434,7 @@ size_t fz_check_head(const char *what, const char *p, size_t n)
         const char *crlf = memmem(l, end - start, "\r\n", 2);
         size_t ll = (size_t)(crlf - l);
         for (size_t k = 0; k < ll; k++)
-            if (l[k] == '\r' || l[k] == '\n' ||
-                /* Known (README): a backend's reason phrase is passed on
-                 * as it is, NUL included. */
-                (l[k] == '\0' && !(line == 0 && fz_tolerate_known())))
+            if (l[k] == '\r' || l[k] == '\n' || l[k] == '\0')
                 fz_fail("%s head line %zu has a CR, LF or NUL at %zu: %.*s", what, line, k, (int)ll,
                         l);
         if (line > 0) {

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """A backend that answers with malformed or truncated responses (both
 Content-Length and Transfer-Encoding, duplicate or invalid Content-Length, a
-bad chunk size, a close or reset mid-body) never gives the client a clean
-end: before albd relayed the head the client gets 502, after it the client
-sees the transfer cut (curl fails over HTTP/1.1, RST_STREAM over HTTP/2).
+transfer coding other than chunked, a bad chunk size, a close or reset
+mid-body) never gives the client a clean end: before albd relayed the head
+the client gets 502, after it the client sees the transfer cut (curl fails
+over HTTP/1.1, RST_STREAM over HTTP/2, a TCP reset for an HTTP/1.0 client,
+whose body is close-delimited).
 Interim 1xx responses (100, 103 Early Hints, several in a row) come before
 the final one, and bytes a backend sends after its response never reach
 another request."""
@@ -37,6 +39,14 @@ CASES = {
     "/bad-status-line": ([b"HTTP/1.1 2x0 OK\r\nContent-Length: 5\r\n\r\nhello"], "502"),
     "/unsolicited-101": ([b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
                           b"raw bytes"], "502"),
+    # albd decodes only chunked: another coding would reach the client
+    # still encoded, its Transfer-Encoding dropped (nginx answers 502 too).
+    "/te-gzip-chunked": ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                          b"5\r\n\x1f\x8b\x08\x00\x00\r\n0\r\n\r\n"], "502"),
+    "/te-gzip-close": ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00\x00", CLOSE],
+                       "502"),
+    "/te-two-fields": ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"5\r\nhello\r\n0\r\n\r\n"], "502"),
     "/close-before-head-end": ([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", CLOSE], "502"),
     "/bad-chunk-size": ([HEAD_CHUNKED, PAUSE, b"5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n"], "abort"),
     "/chunk-size-overflow": ([HEAD_CHUNKED, PAUSE, b"5\r\nhello\r\n1ffffffffffffffff\r\nx\r\n0\r\n\r\n"], "abort"),
@@ -130,6 +140,33 @@ def body(env):
             c.ok(all(x[1] for x in seen[:-1]), f"HTTP/1.1 {path}: each 103 keeps its Link header",
                  "a Link header on every 103", seen)
         c.eq(seen[-1][2], b"final", f"HTTP/1.1 {path}: the final body follows")
+
+    # HTTP/1.0 clients get a chunked backend body close-delimited: a cut one
+    # must end in a TCP reset, never a FIN that looks like the end of a
+    # complete body. (A Content-Length body keeps its length: the client
+    # can count.)
+    for path, want in (("/close-mid-chunked", "reset"), ("/reset-mid-chunked", "reset"),
+                       ("/close-delimited", "eof")):
+        s = socket.create_connection(("127.0.0.1", p_http), timeout=scaled(10))
+        got, how = b"", "eof"
+        try:
+            s.sendall(f"GET {path} HTTP/1.0\r\nHost: {env.host}\r\n\r\n".encode())
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+        except ConnectionResetError:
+            how = "reset"
+        except (socket.timeout, TimeoutError):
+            how = "timeout"
+        finally:
+            s.close()
+        c.eq(how, want, f"HTTP/1.0 {path}: the close-delimited body ends in a "
+             + ("TCP reset (cut)" if want == "reset" else "clean FIN (complete)"))
+        if want == "eof":
+            c.ok(got.startswith(b"HTTP/1.0 200") and got.endswith(b"\r\n\r\nfinal"),
+                 f"HTTP/1.0 {path}: the whole body", "HTTP/1.0 200 ... final", got[-80:])
 
     # Bytes after a complete response: the connection is not pooled, so the
     # next request never gets the unrequested second response.

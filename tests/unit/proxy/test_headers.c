@@ -329,6 +329,79 @@ static void error_response_is_plain_uncached_and_closes(void **state)
     assert_non_null(strstr(s, "\r\nContent-Length: 16\r\n\r\n502 Bad Gateway\n"));
 }
 
+static void reason_phrase_with_control_bytes_is_replaced(void **state)
+{
+    assert_int_equal(
+        px_headers_response(&out, 1, 200, "O\001K\0\177", 5, NULL, 0, PX_FRAME_LENGTH, false), 0);
+    assert_string_equal(head(), "HTTP/1.1 200 OK\r\n\r\n");
+    px_buf_reset(&out);
+    assert_int_equal(
+        px_headers_response(&out, 1, 404, "Gone\rX: y", 9, NULL, 0, PX_FRAME_LENGTH, false), 0);
+    assert_string_equal(head(), "HTTP/1.1 404 Not Found\r\n\r\n");
+    px_buf_reset(&out);
+    /* HTAB and obs-text are valid reason-phrase bytes. */
+    assert_int_equal(
+        px_headers_response(&out, 1, 200, "Tr\tes \xe9", 7, NULL, 0, PX_FRAME_LENGTH, false), 0);
+    assert_string_equal(head(), "HTTP/1.1 200 Tr\tes \xe9\r\n\r\n");
+}
+
+static void error_response_to_head_has_no_body(void **state)
+{
+    assert_int_equal(px_headers_error_head(&out, 1, 502), 0);
+    const char *s = head();
+    assert_non_null(strstr(s, "HTTP/1.1 502 Bad Gateway\r\n"));
+    /* The length a GET would have had, and nothing after the head. */
+    assert_non_null(strstr(s, "\r\nContent-Length: 16\r\n\r\n"));
+    assert_int_equal(strlen(s), (size_t)(strstr(s, "\r\n\r\n") - s) + 4);
+}
+
+static void backend_transfer_coding_must_be_chunked_alone(void **state)
+{
+    (void)state;
+    struct px_hdr ok[] = {H("Content-Type", "a"), H("transfer-encoding", " Chunked ")};
+    assert_true(px_headers_te_chunked_only(ok, 2));
+    assert_true(px_headers_te_chunked_only(ok, 1));
+    struct px_hdr gz[] = {H("Transfer-Encoding", "gzip, chunked")};
+    assert_false(px_headers_te_chunked_only(gz, 1));
+    struct px_hdr gzonly[] = {H("Transfer-Encoding", "gzip")};
+    assert_false(px_headers_te_chunked_only(gzonly, 1));
+    struct px_hdr two[] = {H("Transfer-Encoding", "chunked"), H("Transfer-Encoding", "chunked")};
+    assert_false(px_headers_te_chunked_only(two, 2));
+}
+
+static int target(const char *t, bool options, bool absolute_ok, struct px_target *tg)
+{
+    return px_target_parse(t, strlen(t), options, absolute_ok, tg);
+}
+
+static void request_targets_follow_one_rule_for_both_protocols(void **state)
+{
+    (void)state;
+    struct px_target t;
+    assert_int_equal(target("/a?b=c", false, false, &t), 0);
+    assert_int_equal(t.path_len, 6);
+    assert_int_equal(t.auth_len, 0);
+    assert_int_equal(target("*", true, false, &t), 0);
+    assert_int_equal(target("*", false, true, &t), 400);
+    /* Not origin-form: HTTP/2 never; HTTP/1.1 only absolute http(s). */
+    assert_int_equal(target("@evil.example/x", false, true, &t), 400);
+    assert_int_equal(target("z", false, false, &t), 400);
+    assert_int_equal(target("", false, true, &t), 400);
+    assert_int_equal(target("http://a.example/p", false, false, &t), 400);
+    assert_int_equal(target("http://a.example:8080?q", false, true, &t), 0);
+    assert_int_equal(t.auth_off, 7);
+    assert_int_equal(t.auth_len, 14);
+    assert_int_equal(t.path_off, 21);
+    assert_true(t.path_slash);
+    assert_int_equal(target("ftp://a.example/p", false, true, &t), 400);
+    assert_int_equal(target("http://u@a.example/p", false, true, &t), 400);
+    /* Visible ASCII only. */
+    assert_int_equal(target("/caf\xc3\xa9", false, false, &t), 400);
+    assert_int_equal(target("/a b", false, true, &t), 400);
+    assert_int_equal(target("/a\tb", false, true, &t), 400);
+    assert_int_equal(target("/a\x7f", false, true, &t), 400);
+}
+
 static void token_lists_are_matched_by_element(void **state)
 {
     assert_true(px_header_has_token("keep-alive, Upgrade", 19, "upgrade"));
@@ -398,6 +471,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(error_response_is_plain_uncached_and_closes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(buffer_limit_is_enforced, setup, teardown),
+        cmocka_unit_test_setup_teardown(error_response_to_head_has_no_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(reason_phrase_with_control_bytes_is_replaced, setup,
+                                        teardown),
+        cmocka_unit_test(backend_transfer_coding_must_be_chunked_alone),
+        cmocka_unit_test(request_targets_follow_one_rule_for_both_protocols),
         cmocka_unit_test_setup_teardown(token_lists_are_matched_by_element, setup, teardown),
         cmocka_unit_test_setup_teardown(websocket_upgrade_is_passed_on_and_never_keepalive, setup,
                                         teardown),

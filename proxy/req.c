@@ -1,0 +1,187 @@
+/* The request pipeline shared by every client protocol (see req.h). */
+#include "proxy/req.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/backend_h1.h"
+#include "proxy/exchange.h"
+#include "proxy/snapshot.h"
+#include "proxy/tls_ctx.h"
+#include "proxy/tls_headers.h"
+#include "proxy/tls_io.h"
+
+void px_client_init(struct px_client *cl, struct px_conn *c)
+{
+    *cl = (struct px_client){.ip = c->client_ip, .port = c->client_port};
+    if (c->tls) {
+        cl->ssl = px_tls_io_ssl(c->tls);
+        if (cl->ssl) {
+            cl->tls_version = SSL_get_version(cl->ssl);
+            cl->tls_cipher = SSL_get_cipher_name(cl->ssl);
+            cl->sni = SSL_get_servername(cl->ssl, TLSEXT_NAMETYPE_host_name);
+        }
+    }
+}
+
+void px_client_cleanup(struct px_client *cl)
+{
+    free(cl->cc);
+    cl->cc = NULL;
+}
+
+int px_client_cert_load(struct px_client *cl, const struct rc_listener *l)
+{
+    if (cl->cc || !cl->ssl || !px_tls_headers_enabled(l))
+        return 0;
+    cl->cc = malloc(sizeof *cl->cc);
+    if (!cl->cc)
+        return -ENOMEM;
+    if (px_tls_client_cert_info(cl->ssl, cl->cc) == -ENOMEM) {
+        free(cl->cc);
+        cl->cc = NULL;
+        return -ENOMEM;
+    }
+    return 0; /* -ENOSPC: a DN was truncated, still worth sending */
+}
+
+static bool hdr_is(const struct px_hdr *x, const char *lit)
+{
+    size_t l = strlen(lit);
+    return x->name_len == l && strncasecmp(x->name, lit, l) == 0;
+}
+
+void px_route(const struct px_req *r, struct px_action *out)
+{
+    *out = (struct px_action){.kind = PX_ACTION_FORWARD, .group = px_exchange_choose_group(r->lis)};
+}
+
+const struct px_sink *px_filters_attach(const struct px_action *a, const struct px_sink *sink)
+{
+    (void)a;
+    return sink;
+}
+
+/* The request transforms of a forward: client-sent client-certificate
+ * headers out, albd's forwarding headers in, the backend head built.
+ * 0, 431 or 500. */
+static int transform(struct px_req *r, const struct px_group *g, struct px_buf *hout,
+                     struct px_buf *tgt)
+{
+    const struct rc_listener *m = r->lis->model;
+    /* Expect means nothing from an HTTP/1.0 client, albd answers
+     * 100-continue itself, and HTTP/2 has none: no backend gets it. */
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_hdrs; i++)
+        if (!hdr_is(&r->hdrs[i], "expect"))
+            r->hdrs[k++] = r->hdrs[i];
+    r->n_hdrs = k;
+    /* Client-sent X-Forwarded-Clientcert-* never reach a backend. */
+    r->n_hdrs = px_tls_headers_strip(m, r->hdrs, r->n_hdrs);
+    if (r->target_authority) {
+        size_t i = 0;
+        while (i < r->n_hdrs && !hdr_is(&r->hdrs[i], "host"))
+            i++;
+        if (i == r->n_hdrs) {
+            if (r->n_hdrs >= PX_HDR_MAX)
+                return 431;
+            r->hdrs[r->n_hdrs++] = (struct px_hdr){"Host", 4, r->authority, r->authority_len};
+        } else {
+            r->hdrs[i].value = r->authority;
+            r->hdrs[i].value_len = r->authority_len;
+        }
+    }
+    if (px_client_cert_load(r->client, m) < 0)
+        return 500;
+    struct px_hdr cch[PX_TLS_HDR_MAX];
+    size_t n_cch = r->client->cc ? px_tls_headers_fill(m, r->client->cc, cch) : 0;
+    struct px_fwd fwd = {
+        .xff_mode = m->xff_mode,
+        .client_ip = r->client->ip,
+        .proto = m->headers.proto ? r->lis->scheme : NULL,
+        .port = m->headers.port ? r->lis->port_str : NULL,
+        .host = m->headers.host,
+        .client_port = m->headers.client_src_port ? r->client->port : NULL,
+        .slb_id = m->headers.slb_id && m->instance ? m->instance->id : NULL,
+        .upgrade = r->upgrade,
+        .extra = cch,
+        .n_extra = n_cch,
+    };
+    bool keep = px_backend_h1_minor(r) && g && g->model->upstream_keepalive && !r->upgrade;
+    px_buf_reset(hout);
+    return px_backend_h1_request_head(hout, r, &fwd, keep, tgt) < 0 ? 431 : 0;
+}
+
+int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, struct px_buf *tgt,
+                 const struct px_sink *proto_sink, const struct px_sink **sink)
+{
+    const struct rc_listener *m = r->lis->model;
+    /* Domain fronting: every host the request names must be one the SNI
+     * certificate covers. */
+    if (px_tls_host_check_needed(m)) {
+        int st = px_tls_check_request(r->client->ssl, r->target, r->target_len, r->hdrs, r->n_hdrs);
+        if (st)
+            return st;
+    }
+    struct px_action a;
+    px_route(r, &a);
+    /* PX_ACTION_FORWARD, the only action so far. */
+    px_exchange_begin(x, r->lis);
+    x->group = a.group;
+    x->idempotent = px_method_idempotent(r->method);
+    x->body_sent = false;
+    int st = transform(r, a.group, hout, tgt);
+    if (st)
+        return st;
+    *sink = px_filters_attach(&a, proto_sink);
+    px_exchange_connect(x);
+    return 0;
+}
+
+bool px_method_idempotent(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0 ||
+           strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0;
+}
+
+void px_req_count_response(struct px_worker *w, int status)
+{
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        atomic_fetch_add_explicit(&w->stats.responses_by_class[cls], 1, memory_order_relaxed);
+}
+
+void px_body_meter_reset(struct px_body_meter *m)
+{
+    *m = (struct px_body_meter){0};
+}
+
+void px_body_meter_restart(struct px_body_meter *m)
+{
+    m->rate_start = 0;
+}
+
+int px_body_meter_add(struct px_body_meter *m, const struct rc_listener *l, uint64_t now,
+                      size_t len)
+{
+    m->total += len;
+    if (l->limits.max_request_body_bytes && m->total > l->limits.max_request_body_bytes)
+        return 413;
+    if (!l->limits.min_body_rate)
+        return 0;
+    if (!m->rate_start) {
+        m->rate_start = now ? now : 1;
+        m->rate_bytes = 0;
+    }
+    m->rate_bytes += len;
+    uint64_t elapsed = now - m->rate_start;
+    if (elapsed >= PX_BODY_RATE_WINDOW_MS) {
+        if (m->rate_bytes * 1000 < (uint64_t)l->limits.min_body_rate * elapsed)
+            return 408;
+        m->rate_start = now;
+        m->rate_bytes = 0;
+    }
+    return 0;
+}
