@@ -57,6 +57,31 @@ static int on_value(llhttp_t *p, const char *at, size_t len)
     return px_hdrlist_add(r->hl, r->hin, at, len, true, PX_BACKEND_MAX_HEAD) < 0 ? -1 : 0;
 }
 
+/* Whether albd can relay this response head without the backend's bytes
+ * being read two ways (502 otherwise, and the backend connection is not
+ * reused). A status must be 100-599. 1xx and 204 have no content (RFC 9110
+ * 15.2, 15.3.5): a Transfer-Encoding or a non-zero Content-Length on them
+ * announces bytes that a client would read as a response of the backend's
+ * making, and albd frames none of them, so they are refused; 304 takes a
+ * Content-Length (of the representation) but no Transfer-Encoding. albd
+ * decodes only chunked (px_headers_te_chunked_only). A field without a
+ * name is refused too (strict llhttp lets ": x" through). */
+static bool response_framing_ok(const llhttp_t *p, int status, const struct px_hdr *h, size_t n)
+{
+    if (status < 100 || status > 599)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name_len == 0)
+            return false;
+    bool te = (p->flags & (F_TRANSFER_ENCODING | F_CHUNKED)) != 0;
+    bool cl = (p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0;
+    if ((status < 200 || status == 204) && (te || cl))
+        return false;
+    if (status == 304 && te)
+        return false;
+    return status < 200 || px_headers_te_chunked_only(h, n);
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct px_bresp *r = of(p);
@@ -64,8 +89,7 @@ static int on_headers_complete(llhttp_t *p)
         return 0;
     int status = llhttp_get_status_code(p);
     size_t n = px_hdrlist_get(r->hl, r->hin, r->scratch);
-    /* albd decodes chunked alone (px_headers_te_chunked_only). */
-    if (status >= 200 && !px_headers_te_chunked_only(r->scratch, n))
+    if (!response_framing_ok(p, status, r->scratch, n))
         return -1;
     r->status = status;
     struct px_resp_head rh = {
@@ -83,12 +107,14 @@ static int on_headers_complete(llhttp_t *p)
     if (rc == PX_SINK_UPGRADE)
         return HPE_PAUSED;
     if (status < 200)
-        return 0; /* interim: the final response follows */
+        return 1; /* interim, never with content: the final response follows */
     /* Whatever fields come now are trailers. */
     r->in_trailers = true;
     px_buf_reset(r->hin);
     px_hdrlist_reset(r->hl);
-    return r->head_req ? 1 : 0;
+    /* No content after a HEAD, a 204 or a 304 (a 304's Content-Length
+     * describes the representation, not bytes that follow). */
+    return r->head_req || status == 204 || status == 304 ? 1 : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
