@@ -502,11 +502,8 @@ static void check_field(struct fz_req *r, const char *n, size_t nl, const char *
         fz_fail("hop-by-hop header reaches the backend%s: %.*s: %.*s",
                 r->in_trailers ? " (trailer)" : "", (int)nl, n, (int)vl, v);
     }
-    bool known;
-    bool fwd = forwarding_name(n, nl, &known);
-    if (r->in_trailers)
-        known = true; /* request trailers reach the backend unfiltered: issue 9 item 4 */
-    if (fwd && !(known && fz_tolerate_known()))
+    bool known; /* issue 9 item 9's names: fixed, so strict like the rest */
+    if (forwarding_name(n, nl, &known))
         fz_fail("client's forwarding header reaches the backend%s: %.*s: %.*s",
                 r->in_trailers ? " (trailer)" : "", (int)nl, n, (int)vl, v);
 }

@@ -36,6 +36,8 @@ for name in "$@"; do
     rc=$?
     grep -aE '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|cpu:)' \
         "$build/fuzz-$name.log"
+    # Fork mode prints no stat:: lines: its last progress line instead.
+    [ "${FUZZ_KEEP_GOING:-0}" = 1 ] && grep -aE '^#[0-9]+: cov' "$build/fuzz-$name.log" | tail -1
     if [ $rc -ne 0 ]; then
         status=1
         echo "fuzz_$name: FOUND SOMETHING (exit $rc), see $build/fuzz-$name.log and $art/"
