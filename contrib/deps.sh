@@ -4,7 +4,8 @@
 # update runs only when something is missing.
 #   contrib/deps.sh          build + test dependencies
 #   contrib/deps.sh --build  build dependencies only (contrib/Dockerfile)
-#   contrib/deps.sh --bench  also nginx, haproxy, wrk and testssl.sh for bench/
+#   contrib/deps.sh --bench  also nginx, haproxy, h2o, wrk, ab (apache2-utils) and
+#                            testssl.sh for bench/ and ../shared/bench
 set -euo pipefail
 
 pkgs=(
@@ -21,7 +22,7 @@ pkgs=(
   python3-yaml python3-kubernetes
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(nginx-light haproxy wrk testssl.sh)
+  pkgs+=(nginx-light haproxy h2o wrk apache2-utils testssl.sh)
 fi
 
 missing=()
