@@ -1,3 +1,5 @@
+/* `albd run`: the agent thread's lifetime (workers, watcher, reconcile
+ * loop, admin endpoint, signals) and one reconcile on demand. */
 #ifndef ALBD_AGENT_AGENT_H
 #define ALBD_AGENT_AGENT_H
 

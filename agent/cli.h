@@ -1,3 +1,5 @@
+/* The command line: exit statuses shared by every command, and the
+ * dispatch from argv to run, validate, plan, version and help. */
 #ifndef ALBD_AGENT_CLI_H
 #define ALBD_AGENT_CLI_H
 

@@ -1,3 +1,5 @@
+/* `albd plan`: what applying a manifest folder would change, against a
+ * running albd, a saved /config document, or nothing. */
 #ifndef ALBD_AGENT_PLAN_CMD_H
 #define ALBD_AGENT_PLAN_CMD_H
 

@@ -1,3 +1,6 @@
+/* Errors as values: a list of located problems (file:line:col, resource,
+ * field path, message) that the reconciler fills and only the agent prints,
+ * sorted and formatted one line each. */
 #ifndef ALBD_RECONCILER_ERR_H
 #define ALBD_RECONCILER_ERR_H
 
