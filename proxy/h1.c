@@ -261,19 +261,6 @@ static int on_req_value(llhttp_t *p, const char *at, size_t len)
     return add_req_header_bytes(h, at, len, true);
 }
 
-static bool hdr_is(const struct px_hdr *x, const char *lit)
-{
-    size_t l = strlen(lit);
-    return x->name_len == l && strncasecmp(x->name, lit, l) == 0;
-}
-
-static size_t trim_ows(const char *v, size_t n)
-{
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    return n;
-}
-
 /* The request checks of px_h1_check_request, and what they decide. */
 static int check_request(struct h1 *h)
 {
@@ -427,9 +414,9 @@ static void make_req(struct h1 *h, struct px_req *r)
         r->target_authority = true;
     } else {
         for (size_t i = 0; i < n && !r->authority; i++)
-            if (hdr_is(&h->hdrs[i], "host")) {
+            if (px_h1_hdr_is(&h->hdrs[i], "host")) {
                 r->authority = h->hdrs[i].value;
-                r->authority_len = trim_ows(h->hdrs[i].value, h->hdrs[i].value_len);
+                r->authority_len = px_h1_trim_ows(h->hdrs[i].value, h->hdrs[i].value_len);
             }
     }
 }

@@ -97,19 +97,6 @@ int px_h1_te_status(const char *v, size_t vl)
     return 501;
 }
 
-static bool hdr_is(const struct px_hdr *x, const char *lit)
-{
-    size_t l = strlen(lit);
-    return x->name_len == l && strncasecmp(x->name, lit, l) == 0;
-}
-
-static size_t trim_ows(const char *v, size_t n)
-{
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    return n;
-}
-
 int px_h1_check_request(const struct px_hdr *h, size_t n, const char *target, size_t target_len,
                         int minor, bool options, bool get_no_body, struct px_h1_req_info *out)
 {
@@ -118,25 +105,25 @@ int px_h1_check_request(const struct px_hdr *h, size_t n, const char *target, si
     *out = (struct px_h1_req_info){0};
     for (size_t i = 0; i < n; i++) {
         const struct px_hdr *x = &h[i];
-        size_t vl = trim_ows(x->value, x->value_len);
+        size_t vl = px_h1_trim_ows(x->value, x->value_len);
         if (x->name_len == 0)
             return 400;
-        if (hdr_is(x, "host")) {
+        if (px_h1_hdr_is(x, "host")) {
             if (++hosts > 1 || !px_authority_check(x->value, vl))
                 return 400;
-        } else if (hdr_is(x, "transfer-encoding")) {
+        } else if (px_h1_hdr_is(x, "transfer-encoding")) {
             if (++tes > 1 || minor == 0)
                 return 400;
             int te = px_h1_te_status(x->value, vl);
             if (te)
                 return te;
-        } else if (hdr_is(x, "expect") && minor) {
+        } else if (px_h1_hdr_is(x, "expect") && minor) {
             if (vl != 12 || strncasecmp(x->value, "100-continue", 12) != 0)
                 return 417;
             out->expect_continue = true;
-        } else if (hdr_is(x, "connection")) {
+        } else if (px_h1_hdr_is(x, "connection")) {
             conn_upgrade = conn_upgrade || px_header_has_token(x->value, vl, "upgrade");
-        } else if (hdr_is(x, "upgrade")) {
+        } else if (px_h1_hdr_is(x, "upgrade")) {
             up_ws = up_ws || px_header_has_token(x->value, vl, "websocket");
         }
     }

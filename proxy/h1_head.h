@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 #include "proxy/headers.h"
 
@@ -32,6 +34,21 @@ struct px_h1_scan {
  * *stop is len): that OWS is valid (RFC 9110 5.6.3) but llhttp's strict
  * mode takes only SP after the digits, so the caller gives it SP. */
 int px_h1_scan_head(struct px_h1_scan *s, const char *data, size_t len, size_t *stop);
+
+/* Whether field x is named lit (lowercase), case-insensitively. */
+static inline bool px_h1_hdr_is(const struct px_hdr *x, const char *lit)
+{
+    size_t l = strlen(lit);
+    return x->name_len == l && strncasecmp(x->name, lit, l) == 0;
+}
+
+/* The length of v[0..n) without trailing OWS (llhttp strips leading OWS). */
+static inline size_t px_h1_trim_ows(const char *v, size_t n)
+{
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n;
+}
 
 /* Transfer-Encoding: albd takes exactly "chunked". A list that ends in
  * chunked after other codings is valid HTTP that albd cannot pass on

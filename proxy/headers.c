@@ -24,6 +24,16 @@ static bool is_ows(char ch)
     return ch == ' ' || ch == '\t';
 }
 
+/* Strips OWS from both ends of *v[0..n): moves *v, returns the new length. */
+static size_t trim(const char **v, size_t n)
+{
+    while (n && is_ows(**v))
+        (*v)++, n--;
+    while (n && is_ows((*v)[n - 1]))
+        n--;
+    return n;
+}
+
 static unsigned char fold(char ch)
 {
     unsigned char c = (unsigned char)ch;
@@ -173,11 +183,7 @@ bool px_headers_te_chunked_only(const struct px_hdr *h, size_t n)
         if (!name_is(h[i].name, h[i].name_len, "transfer-encoding"))
             continue;
         const char *v = h[i].value;
-        size_t vl = h[i].value_len;
-        while (vl && is_ows(*v))
-            v++, vl--;
-        while (vl && is_ows(v[vl - 1]))
-            vl--;
+        size_t vl = trim(&v, h[i].value_len);
         if (++tes > 1 || !name_is(v, vl, "chunked"))
             return false;
     }
@@ -311,11 +317,7 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
             if (!name_is(h[i].name, h[i].name_len, "x-forwarded-for"))
                 continue;
             const char *v = h[i].value;
-            size_t vl = h[i].value_len;
-            while (vl && is_ows(*v))
-                v++, vl--;
-            while (vl && is_ows(v[vl - 1]))
-                vl--;
+            size_t vl = trim(&v, h[i].value_len);
             if (!vl)
                 continue;
             TRY(px_buf_append(out, v, vl));
