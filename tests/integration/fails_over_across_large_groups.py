@@ -44,9 +44,12 @@ class Closers:
                     conn, _ = key.fileobj.accept()
                 except OSError:
                     continue
-                conn.close()
+                # Counted before the close: albd learns of the attempt's end
+                # only from the close, so every attempt it made is counted
+                # by the time it answers.
                 with self.lock:
                     self.counts[key.fileobj.getsockname()[1]] += 1
+                conn.close()
 
     def ports(self):
         return [s.getsockname()[1] for s in self.socks]
