@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ip.h"
 #include "proxy/headers.h"
 #include "proxy/snapshot-t.h"
 #include "proxy/tls_ctx-t.h"
@@ -21,6 +22,7 @@
  * (px_client_cert_load). Owned by the protocol's connection state. */
 struct px_client {
     const char *ip, *port;                      /* text, in the connection */
+    struct cm_ip addr;                          /* ip in binary (:: when unknown) */
     SSL *ssl;                                   /* NULL on a plain-HTTP listener */
     const char *tls_version, *tls_cipher, *sni; /* NULL when plain or unknown */
     /* X-Forwarded-Clientcert-* facts, read once (renegotiation is refused,
@@ -68,6 +70,13 @@ struct px_req {
     bool is_head;         /* HEAD: the response has no body */
     bool idempotent;      /* may be sent again after a lost connection */
     const char *upgrade;  /* "websocket" for an upgrade albd passes on, else NULL */
+    /* The retrieved client IP, set by px_req_start before the route step:
+     * what SourceIp conditions, per-IP limits, the Sch scheduler, access
+     * logs and the forwarding headers use. The connection's peer, or an
+     * address from X-Forwarded-For under the listener's clientSourceIps
+     * rules (px_req_client_ip). */
+    struct cm_ip client_addr;
+    char client_ip[CM_IP_TEXT_MAX];
 };
 
 /* What to do with a request: the seam for forwarding rules. Today every

@@ -2,6 +2,7 @@
 #include "proxy/req.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +17,7 @@
 void px_client_init(struct px_client *cl, struct px_conn *c)
 {
     *cl = (struct px_client){.ip = c->client_ip, .port = c->client_port};
+    (void)cm_ip_parse(cl->ip, strlen(cl->ip), &cl->addr); /* "unknown" stays :: */
     if (c->tls) {
         cl->ssl = px_tls_io_ssl(c->tls);
         if (cl->ssl) {
@@ -56,6 +58,12 @@ static bool hdr_is(const struct px_hdr *x, const char *lit)
 void px_route(const struct px_req *r, struct px_action *out)
 {
     *out = (struct px_action){.kind = PX_ACTION_FORWARD, .group = px_exchange_choose_group(r->lis)};
+}
+
+void px_req_client_ip(struct px_req *r)
+{
+    r->client_addr = r->client->addr;
+    snprintf(r->client_ip, sizeof r->client_ip, "%s", r->client->ip);
 }
 
 const struct px_sink *px_filters_attach(const struct px_action *a, const struct px_sink *sink)
@@ -99,7 +107,7 @@ static int transform(struct px_req *r, const struct px_group *g, struct px_buf *
     size_t n_cch = r->client->cc ? px_tls_headers_fill(m, r->client->cc, cch) : 0;
     struct px_fwd fwd = {
         .xff_mode = m->xff_mode,
-        .client_ip = r->client->ip,
+        .client_ip = r->client_ip,
         .proto = m->headers.proto ? r->lis->scheme : NULL,
         .port = m->headers.port ? r->lis->port_str : NULL,
         .host = m->headers.host,
@@ -125,6 +133,7 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
         if (st)
             return st;
     }
+    px_req_client_ip(r);
     struct px_action a;
     px_route(r, &a);
     /* PX_ACTION_FORWARD, the only action so far. */
