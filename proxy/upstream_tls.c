@@ -45,16 +45,20 @@ void px_upstream_tls_digest(const struct rc_server_group *g, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* A new session of a connection: kept in its per-worker pool (replacing
- * the previous one), offered to the next handshake with that server. */
+/* A new session of a connection: a copy is kept in its per-worker pool
+ * (replacing the previous one), offered to the next handshake with that
+ * server. A copy, because sess stays the connection's own session, which
+ * OpenSSL marks not resumable when the connection is freed without a
+ * close_notify exchange (as albd closes backend connections). */
 static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
     struct px_pool *pool = SSL_get_app_data(ssl);
-    if (!pool)
-        return 0;
-    SSL_SESSION_free(pool->tls_session);
-    pool->tls_session = sess;
-    return 1; /* we own sess now */
+    SSL_SESSION *copy = pool ? SSL_SESSION_dup(sess) : NULL;
+    if (copy) {
+        SSL_SESSION_free(pool->tls_session);
+        pool->tls_session = copy;
+    }
+    return 0; /* sess stays OpenSSL's */
 }
 
 static int add_cas(SSL_CTX *ctx, const struct rc_server_group *g, char *err, size_t errlen)
