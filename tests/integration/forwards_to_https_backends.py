@@ -14,6 +14,7 @@ time in the test's temporary folder."""
 import hashlib
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from albd_harness import (Certs, _Handler, _Server, albd_binary, doc, echo_of, f
                           http_listener, instance, pattern_chunks, pattern_sha256, run, scaled,
                           server_group)
 from reconcile_support import config, plan  # noqa: E402
+from ws import OP_BINARY, OP_TEXT, WSBackend, WSClient  # noqa: E402
 
 
 class _TlsServer(_Server):
@@ -97,6 +99,23 @@ class TlsBackend:
         self.srv.server_close()
 
 
+class TlsWSBackend(WSBackend):
+    """The WebSocket echo backend of ws.py, over TLS."""
+
+    def __init__(self, pair):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(pair.cert, pair.key)
+        super().__init__("wss")
+
+    def _serve(self, s):
+        try:
+            s = self.ctx.wrap_socket(s, server_side=True)
+        except (ssl.SSLError, OSError):
+            s.close()
+            return
+        super()._serve(s)
+
+
 def ca_cert(name, path):
     return doc("Certificate", name, {"type": "CA", "source": {"files": {"certificate": path}}})
 
@@ -125,9 +144,10 @@ def body(env):
 
     be = TlsBackend("tls", certs.rsa)
     mtls = TlsBackend("mtls", certs.rsa, client_ca=certs.ca.cert)
-    env.backends += [be, mtls]
-    ports = free_ports(10)
-    p_good, p_name, p_sni, p_wca, p_wname, p_mtls, p_nocert, p_plain, p_nokeep, p_keep = ports
+    wsb = TlsWSBackend(certs.rsa)
+    env.backends += [be, mtls, wsb]
+    ports = free_ports(11)
+    p_good, p_name, p_sni, p_wca, p_wname, p_mtls, p_nocert, p_plain, p_nokeep, p_keep, p_ws = ports
     env.write_manifests(
         instance(),
         ca_cert("test-ca", certs.ca.cert),
@@ -144,6 +164,7 @@ def body(env):
         server_group("nokeep", [be.addr], protocol="HTTPS", upstreamKeepalive=False,
                      tls={"caCertificates": ["test-ca"]}),
         https_group("keep", [be.addr], caCertificates=["test-ca"]),
+        https_group("ws", [wsb.addr], caCertificates=["test-ca"]),
         http_listener("good", p_good, "good"),
         http_listener("byname", p_name, "byname"),
         http_listener("sni", p_sni, "sni"),
@@ -153,7 +174,8 @@ def body(env):
         http_listener("nocert", p_nocert, "nocert"),
         http_listener("plain", p_plain, "plain"),
         http_listener("nokeep", p_nokeep, "nokeep"),
-        http_listener("keep", p_keep, "keep"))
+        http_listener("keep", p_keep, "keep"),
+        http_listener("ws", p_ws, "ws"))
     albd = env.start_albd(ports=ports, workers=2)
 
     # Good certificate, IP literal: verified against the IP SAN, no SNI.
@@ -248,6 +270,17 @@ def body(env):
              "a 6 MiB response from the HTTPS backend arrives intact at a slow reader")
     finally:
         conn.close()
+
+    # WebSocket to a TLS backend: the tunnel runs over the TLS connection.
+    sock = socket.create_connection(("127.0.0.1", p_ws), timeout=scaled(10))
+    ws = WSClient(sock, f"127.0.0.1:{p_ws}", "/chat")
+    c.eq(ws.status, 101, "WebSocket upgrade through an HTTPS group: 101")
+    if ws.status == 101:
+        c.eq(ws.recv(), (OP_TEXT, b"hello /chat"), "the TLS backend's first frame arrives")
+        blob = os.urandom(200000)
+        ws.send(blob)
+        c.eq(ws.recv(), (OP_BINARY, blob), "a 200 KB binary message is echoed through the TLS tunnel")
+    ws.close_socket()
 
     # /config and plan show the tls fields.
     _, cfg = config(albd)
