@@ -355,7 +355,8 @@ int px_dns_set(struct px_dns *d, const char *name, const struct sockaddr_storage
     struct sockaddr_storage v[PX_DNS_MAX_ADDRS];
     if (n > PX_DNS_MAX_ADDRS)
         n = PX_DNS_MAX_ADDRS;
-    memcpy(v, addrs, n * sizeof *v);
+    if (n)
+        memcpy(v, addrs, n * sizeof *v);
     set_addrs(e, v, n);
     e->last_status = n ? 0 : UV_EAI_NONAME;
     e->last_attempt = time(NULL);
