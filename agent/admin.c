@@ -200,7 +200,8 @@ static bool status_selected(const struct rc_selector *sel, const json_t *ex, con
 
 /* The servers of group `name` given by host name, and what they resolve
  * to now (proxy/dns.c): "hostNames": [{"name", "port", "resolved",
- * "addresses", "error", "lastResolved"}]. Nothing when it has none. */
+ * "addresses", "error", "lastResolved", "lastAttempt"}]. Nothing when it
+ * has none. */
 static void add_host_names(struct ag_agent *a, const char *name, json_t *res)
 {
     const struct rc_model *m = a->running;
@@ -226,6 +227,9 @@ static void add_host_names(struct ag_agent *a, const char *name, json_t *res)
         if (st.last_ok)
             iso_time(st.last_ok, ts);
         json_object_set_new(o, "lastResolved", st.last_ok ? json_string(ts) : json_null());
+        if (st.last_attempt)
+            iso_time(st.last_attempt, ts);
+        json_object_set_new(o, "lastAttempt", st.last_attempt ? json_string(ts) : json_null());
         if (!names)
             names = json_array();
         json_array_append_new(names, o);

@@ -7,6 +7,7 @@ server serves, other groups serve, and a group whose only server is that
 name answers 503. `albd plan` and /config show the name, not addresses."""
 import json
 import os
+import re
 import sys
 import time
 
@@ -92,8 +93,21 @@ def body(env):
     rc, out, err = plan("-m", env.manifest_dir)
     c.ok("localhost" in out and BAD in out, "plan shows the host names", "localhost and " + BAD, out[-1500:])
 
-    c.ok(albd.alive(), "albd is still running")
+    # A name that fails is tried again soon (1 s, then 2 s, ...), not only
+    # every 30 s: its lastAttempt moves within a few seconds.
+    first = e.get("lastAttempt") if e else None
+    later = first
+    end = time.monotonic() + scaled(6)
+    while time.monotonic() < end and later == first:
+        time.sleep(0.2)
+        later = next((x.get("lastAttempt") for x in host_names(albd, "mixed") or [] if x.get("name") == BAD), None)
+    c.ok(first and later and later != first, f"{BAD} is retried within seconds after a failure",
+         "a newer lastAttempt", (first, later))
+
     log = albd.stderr()
+    c.ok(re.search(r"host name addresses changed: published generation \d+", log),
+         "a resolution that changes addresses publishes a new generation", "a log line", log[-1500:])
+    c.ok(albd.alive(), "albd is still running")
     c.ok(BAD in log, "albd logs the name that does not resolve", BAD, log[-1500:])
     albd.check_clean_exit(c)
 
