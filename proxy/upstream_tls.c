@@ -181,8 +181,15 @@ int px_upstream_tls_setup(SSL *ssl, const char *name, struct px_pool *pool)
         ok = SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
     }
     SSL_set_app_data(ssl, pool);
-    if (ok && pool->tls_session)
-        ok = SSL_set_session(ssl, pool->tls_session) == 1;
+    if (ok && pool->tls_session) {
+        /* A copy again: the connection's session is marked not resumable
+         * when it ends without close_notify, and a server that issues no
+         * new ticket on a resumed connection (nginx) would leave the
+         * pool's copy marked so. */
+        SSL_SESSION *copy = SSL_SESSION_dup(pool->tls_session);
+        ok = copy && SSL_set_session(ssl, copy) == 1;
+        SSL_SESSION_free(copy);
+    }
     ERR_clear_error();
     return ok ? 0 : -1;
 }

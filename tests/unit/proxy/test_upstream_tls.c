@@ -135,6 +135,8 @@ static int pump(struct px_tls_io *c, struct px_tls_io *s)
 }
 
 /* One connection from client context cctx to the fixture's server. */
+static size_t server_tickets = 2; /* tickets the server issues per connection */
+
 static int connect_once(struct fixture *f, SSL_CTX *cctx, const char *name, struct px_pool *pool,
                         char *why, size_t whylen, bool *reused, const char **sni)
 {
@@ -142,6 +144,7 @@ static int connect_once(struct fixture *f, SSL_CTX *cctx, const char *name, stru
     struct px_tls_io *s = px_tls_io_new(f->server);
     assert_non_null(c);
     assert_non_null(s);
+    SSL_set_num_tickets(px_tls_io_ssl(s), server_tickets);
     SSL_set_connect_state(px_tls_io_ssl(c));
     assert_int_equal(px_upstream_tls_setup(px_tls_io_ssl(c), name, pool), 0);
     int r = pump(c, s);
@@ -183,6 +186,14 @@ static void verifies_name_and_resumes(void **state)
     assert_non_null(pool.tls_session); /* kept for the next connection */
     assert_int_equal(connect_once(f, ctx, "server.test", &pool, NULL, 0, &reused, NULL), 1);
     assert_true(reused);
+    /* A server that issues no ticket on a resumed connection (nginx):
+     * the pool's session must stay resumable for the one after. */
+    server_tickets = 0;
+    assert_int_equal(connect_once(f, ctx, "server.test", &pool, NULL, 0, &reused, NULL), 1);
+    assert_true(reused);
+    assert_int_equal(connect_once(f, ctx, "server.test", &pool, NULL, 0, &reused, NULL), 1);
+    assert_true(reused);
+    server_tickets = 2;
     /* A wildcard SAN covers one label (another name: another pool). */
     struct px_pool other = {0};
     assert_int_equal(connect_once(f, ctx, "a.server.test", &other, NULL, 0, &reused, NULL), 1);
