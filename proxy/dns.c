@@ -10,7 +10,8 @@
  * build (proxy/snapshot.c) reads them, on the agent thread, through the
  * registry's dns pointer; when an answer changes the address set of a
  * name, the runtime rebuilds the snapshot from the model it serves and
- * publishes it (px_runtime.c: on_dns_changed). The workers see an
+ * publishes it (proxy/runtime.c: on_dns_changed), once for all the answers
+ * of the same PX_DNS_COALESCE_MS (20 ms). The workers see an
  * ordinary swap: no lock, no new state on the request path, and the
  * registry keeps the entries (pools, counts, health) of addresses that
  * stay. Membership in the registry was the alternative, but it would
@@ -67,7 +68,14 @@ struct px_dns {
     void *arg;
     bool closed;
     struct dns_name *names;
+    /* Changes are announced PX_DNS_COALESCE_MS after the first one, once
+     * for all the answers that came meanwhile: at start-up a hundred names
+     * make one new snapshot, not a hundred. */
+    uv_timer_t notify;
+    bool notify_open;
 };
+
+#define PX_DNS_COALESCE_MS 20
 
 struct px_dns *px_dns_new(uv_loop_t *loop, void (*changed)(void *arg), void *arg)
 {
@@ -77,7 +85,26 @@ struct px_dns *px_dns_new(uv_loop_t *loop, void (*changed)(void *arg), void *arg
     d->loop = loop;
     d->changed = changed;
     d->arg = arg;
+    if (loop) {
+        uv_timer_init(loop, &d->notify);
+        d->notify.data = d;
+        d->notify_open = true;
+    }
     return d;
+}
+
+static void on_notify(uv_timer_t *t)
+{
+    struct px_dns *d = t->data;
+    if (!d->closed && d->changed)
+        d->changed(d->arg);
+}
+
+/* A name's addresses changed: tell the owner soon (coalesced). */
+static void announce(struct px_dns *d)
+{
+    if (d->notify_open && !uv_is_active((uv_handle_t *)&d->notify))
+        uv_timer_start(&d->notify, on_notify, PX_DNS_COALESCE_MS, 0);
 }
 
 static struct dns_name *find(const struct px_dns *d, const char *name)
@@ -195,8 +222,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     if (e->timer_open)
         uv_timer_start(&e->timer, on_timer, next, 0);
-    if (changed && e->d->changed)
-        e->d->changed(e->d->arg);
+    if (changed)
+        announce(e->d);
 }
 
 static void start_lookup(struct dns_name *e)
@@ -325,6 +352,8 @@ void px_dns_close(struct px_dns *d)
     if (!d || d->closed)
         return;
     d->closed = true;
+    if (d->notify_open)
+        uv_close((uv_handle_t *)&d->notify, NULL); /* d outlives it: freed after the loop ran */
     while (d->names) {
         struct dns_name *e = d->names;
         d->names = e->next;

@@ -67,6 +67,11 @@ def body(env):
          "127.0.0.1", e)
     c.eq(e and e.get("port"), a.port, "/status shows the server's port with the name")
 
+    # The answer is published as a new snapshot a moment (20 ms) after it
+    # arrives: wait for the first 200, then every request must succeed.
+    end = time.monotonic() + scaled(5)
+    while time.monotonic() < end and env.http("GET", p_name, "/first")[0] != 200:
+        time.sleep(0.02)
     seen = [env.http("GET", p_name, f"/n{i}") for i in range(10)]
     c.eq([(s, echo_of(bd).get("backend")) for s, _, bd in seen], [(200, "a")] * 10,
          "a group whose server is 'localhost' forwards to the backend on 127.0.0.1 (10 of 10)")
