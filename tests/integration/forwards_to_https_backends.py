@@ -146,8 +146,8 @@ def body(env):
     mtls = TlsBackend("mtls", certs.rsa, client_ca=certs.ca.cert)
     wsb = TlsWSBackend(certs.rsa)
     env.backends += [be, mtls, wsb]
-    ports = free_ports(11)
-    p_good, p_name, p_sni, p_wca, p_wname, p_mtls, p_nocert, p_plain, p_nokeep, p_keep, p_ws = ports
+    ports = free_ports(12)
+    p_good, p_name, p_sni, p_wca, p_wname, p_mtls, p_nocert, p_plain, p_nokeep, p_keep, p_ws, p_sys = ports
     env.write_manifests(
         instance(),
         ca_cert("test-ca", certs.ca.cert),
@@ -165,6 +165,7 @@ def body(env):
                      tls={"caCertificates": ["test-ca"]}),
         https_group("keep", [be.addr], caCertificates=["test-ca"]),
         https_group("ws", [wsb.addr], caCertificates=["test-ca"]),
+        server_group("system", [be.addr], protocol="HTTPS"),
         http_listener("good", p_good, "good"),
         http_listener("byname", p_name, "byname"),
         http_listener("sni", p_sni, "sni"),
@@ -175,7 +176,8 @@ def body(env):
         http_listener("plain", p_plain, "plain"),
         http_listener("nokeep", p_nokeep, "nokeep"),
         http_listener("keep", p_keep, "keep"),
-        http_listener("ws", p_ws, "ws"))
+        http_listener("ws", p_ws, "ws"),
+        http_listener("system", p_sys, "system"))
     albd = env.start_albd(ports=ports, workers=2)
 
     # Good certificate, IP literal: verified against the IP SAN, no SNI.
@@ -210,6 +212,10 @@ def body(env):
     c.eq(len(wname), 1, "one log line says why (wrong name: hostname mismatch)")
     c.ok(wca and "certificate verify failed" in wca[0], "the log line names the verification failure",
          "certificate verify failed", wca)
+
+    # Without tls.caCertificates the system's trust store verifies: our
+    # test CA is not in it, so verification (on by default) refuses.
+    c.eq(get(env, p_sys, "/sys"), [(502, None)], "no caCertificates: verified against the system store: 502")
 
     # Client certificate.
     c.eq(get(env, p_mtls, "/m", 3), [(200, "mtls")] * 3,
@@ -289,6 +295,8 @@ def body(env):
          "/config shows spec.tls of an HTTPS group")
     c.eq(cfg["resources"]["ServerGroup"]["sni"]["spec"]["tls"].get("serverName"), "albd.test",
          "/config shows tls.serverName")
+    c.eq(cfg["resources"]["ServerGroup"]["system"]["spec"].get("tls"), None,
+         "/config shows no tls for an HTTPS group without it")
     rc, out, err = plan("-m", env.manifest_dir, "--against", f"http://127.0.0.1:{albd.admin_port}")
     c.ok(rc == 0, "plan against the running albd: no changes", 0, (rc, out[-600:], err[-400:]))
     rc, out, err = plan("-m", env.manifest_dir)
