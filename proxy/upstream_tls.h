@@ -8,9 +8,11 @@
  * group's tls.serverName, else the server's host name, else (an IP
  * literal) the IP address as an IP SAN. SNI is sent for names, never for
  * IP addresses. ALPN offers only http/1.1 (albd speaks HTTP/1.1 to
- * backends). Sessions resume: each worker keeps the last session of each
- * backend (struct px_pool.tls_session, so per worker and per server, no
- * lock) and offers it on the next handshake to that server. */
+ * backends). Sessions resume: each worker keeps (a copy of) the last
+ * session of each backend (struct px_pool.tls_session, so per worker and
+ * per server, no lock) and offers a copy of it on the next handshake to
+ * that server. Copies, because OpenSSL marks a connection's own session
+ * not resumable when the connection ends without close_notify. */
 #ifndef ALBD_PROXY_UPSTREAM_TLS_H
 #define ALBD_PROXY_UPSTREAM_TLS_H
 
