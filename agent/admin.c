@@ -18,6 +18,7 @@
 
 #include "agent/query.h"
 #include "common/log.h"
+#include "proxy/dns.h"
 #include "proxy/px.h"
 #include "reconciler/err.h"
 #include "reconciler/export.h"
@@ -197,6 +198,46 @@ static bool status_selected(const struct rc_selector *sel, const json_t *ex, con
     return rc_selector_matches_json(sel, res ? json_object_get(res, "labels") : NULL);
 }
 
+/* The servers of group `name` given by host name, and what they resolve
+ * to now (proxy/dns.c): "hostNames": [{"name", "port", "resolved",
+ * "addresses", "error", "lastResolved", "lastAttempt"}]. Nothing when it
+ * has none. */
+static void add_host_names(struct ag_agent *a, const char *name, json_t *res)
+{
+    const struct rc_model *m = a->running;
+    const struct rc_server_group *g = NULL;
+    for (size_t i = 0; m && i < m->n_groups && !g; i++)
+        if (strcmp(m->groups[i].meta.name, name) == 0)
+            g = &m->groups[i];
+    json_t *names = NULL;
+    for (size_t i = 0; g && i < g->n_servers; i++) {
+        const struct rc_server *sv = &g->servers[i];
+        unsigned char ip[16];
+        if (inet_pton(AF_INET, sv->address, ip) == 1 || inet_pton(AF_INET6, sv->address, ip) == 1)
+            continue;
+        struct px_dns_state st;
+        px_runtime_host_state(a->rt, sv->address, &st);
+        json_t *addrs = json_array();
+        for (size_t k = 0; k < st.n_addrs; k++)
+            json_array_append_new(addrs, json_string(st.addrs[k]));
+        json_t *o = json_pack("{s:s, s:i, s:b, s:o}", "name", sv->address, "port", sv->port,
+                              "resolved", st.resolved, "addresses", addrs);
+        json_object_set_new(o, "error", st.error[0] ? json_string(st.error) : json_null());
+        char ts[32];
+        if (st.last_ok)
+            iso_time(st.last_ok, ts);
+        json_object_set_new(o, "lastResolved", st.last_ok ? json_string(ts) : json_null());
+        if (st.last_attempt)
+            iso_time(st.last_attempt, ts);
+        json_object_set_new(o, "lastAttempt", st.last_attempt ? json_string(ts) : json_null());
+        if (!names)
+            names = json_array();
+        json_array_append_new(names, o);
+    }
+    if (names)
+        json_object_set_new(res, "hostNames", names);
+}
+
 static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
 {
     json_t *ex = rc_selector_size(sel) > 0 && a->running ? rc_export_model(a->running) : NULL;
@@ -246,9 +287,11 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
         if (r->file)
             snprintf(src, sizeof src, "%s:%d:%d", r->file, r->line, r->col);
         bool ready = r->state == RC_RES_READY;
-        json_array_append_new(res,
-                              resource_status(r->kind, r->name, ready ? "Ready" : "Invalid",
-                                              reasons[r->state], r->message, r->file ? src : NULL));
+        json_t *rs = resource_status(r->kind, r->name, ready ? "Ready" : "Invalid",
+                                     reasons[r->state], r->message, r->file ? src : NULL);
+        if (r->kind && r->name && strcmp(r->kind, "ServerGroup") == 0)
+            add_host_names(a, r->name, rs);
+        json_array_append_new(res, rs);
     }
     json_object_set_new(root, "resources", res);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);

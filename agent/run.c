@@ -307,6 +307,7 @@ static void close_handles(struct ag_agent *a)
     a->probe = NULL;
     ag_watch_close(a->watch);
     a->watch = NULL;
+    px_runtime_close_dns(a->rt);
 }
 
 static void on_drain_poll(uv_timer_t *t)
@@ -424,6 +425,11 @@ int ag_run(const struct ag_options *opt)
             px_runtime_stop(a.rt, 0);
             return 1;
         }
+    }
+    if (px_runtime_start_dns(a.rt, a.loop) != 0) {
+        px_log_error("cannot start the host-name resolver: out of memory");
+        px_runtime_stop(a.rt, 0);
+        return 1;
     }
     uv_timer_init(a.loop, &a.stop_timer);
     a.stop_timer.data = &a;

@@ -8,6 +8,7 @@
 #define ALBD_PROXY_BACKEND_T_H
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -16,18 +17,23 @@
 
 struct px_upstream;
 struct px_lb_state;
+struct px_dns;
 
 #define PX_CACHE_LINE 64
 
 /* The identity of a backend server: two servers with equal identities
- * share one registry entry. Room for the TLS settings and host name a
- * later backend-TLS feature adds (they join the key). */
+ * share one registry entry (and so its pools). */
 struct px_backend_id {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     /* "address:port" ([v6]:port): the readable identity, used in logs and
      * as the registry's lookup key. */
     char key[64];
+    /* "" for plain HTTP; for HTTPS groups (proxy/upstream_tls.h) a digest
+     * of the group's TLS settings and the name verified, so that a TLS
+     * pool is never used by a plain group, nor by a group that trusts
+     * other CAs, sends another client certificate or checks another name. */
+    char tls[17];
 };
 
 /* Health verdict of a backend (written by a health checker, read
@@ -44,6 +50,7 @@ enum px_health {
 struct px_pool {
     struct px_upstream *idle; /* most recently released first */
     unsigned n_idle;
+    SSL_SESSION *tls_session; /* HTTPS groups: the last session, offered on connect */
 };
 
 struct px_backend {
@@ -78,6 +85,9 @@ struct px_registry {
     size_t n_backends;
     struct px_backend *buckets[PX_REGISTRY_BUCKETS];
     struct px_lb_state *lb_states; /* proxy/lb.c */
+    /* Addresses of host-name servers (proxy/dns.c), read by snapshot
+     * builds; agent thread only, NULL when names are not resolved. */
+    struct px_dns *dns;
 };
 
 #endif

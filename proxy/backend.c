@@ -82,7 +82,7 @@ struct px_backend *px_backend_get(struct px_registry *r, const struct px_backend
     unsigned bk = bucket_of(id->key);
     uv_mutex_lock(&r->lock);
     for (struct px_backend *b = r->buckets[bk]; b; b = b->next) {
-        if (strcmp(b->id.key, id->key) != 0)
+        if (strcmp(b->id.key, id->key) != 0 || strcmp(b->id.tls, id->tls) != 0)
             continue;
         /* An entry at 0 is being freed by the thread that dropped it (it
          * waits for the lock): never revive it, make a new one instead. */
@@ -137,6 +137,8 @@ void px_backend_unref(struct px_backend *b)
         r->n_backends--;
     }
     uv_mutex_unlock(&r->lock);
+    for (int i = 0; i < r->n_workers; i++)
+        SSL_SESSION_free(b->pools[i].tls_session);
     free(b->pools);
     free(b);
 }

@@ -35,6 +35,21 @@ struct px_apply_error {
 };
 int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_error *err);
 
+/* Resolves the servers given by host name on loop (the agent's: the
+ * lookups run on libuv's thread pool, the answers come back there) and
+ * publishes a new snapshot of the served model whenever a name's addresses
+ * change (proxy/dns.c). Without it, host-name servers have no address.
+ * Call before the first apply. 0 or -ENOMEM. */
+struct uv_loop_s;
+int px_runtime_start_dns(struct px_runtime *rt, struct uv_loop_s *loop);
+
+/* Stops the resolver's timers and lookups (so the agent loop can end). */
+void px_runtime_close_dns(struct px_runtime *rt);
+
+/* What the resolver knows about a host name, for /status. */
+struct px_dns_state;
+void px_runtime_host_state(const struct px_runtime *rt, const char *name, struct px_dns_state *out);
+
 /* Replaces the session-ticket key ring with keys read from files (48 or 80
  * bytes each, the first encrypts, all decrypt), so a fleet of albd instances
  * resumes each other's sessions. Such a ring is not rotated. Call before the

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "proxy/backend.h"
+#include "proxy/dns.h"
 #include "proxy/listen.h"
 #include "proxy/runtime-t.h"
 #include "proxy/sharecheck.h"
@@ -94,6 +95,7 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
     const char *failed = NULL;
     e->listener[0] = e->msg[0] = '\0';
     e->port_shared = false;
+    px_dns_want(rt->dns, m); /* new host names start resolving */
     if (px_snapshot_build(m, rt->published, rt->spare, rt->registry, rt->generation + 1,
                           rt->tls_keys, &s, err, errlen, &failed) != 0) {
         if (failed)
@@ -182,6 +184,7 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
     }
     uv_mutex_unlock(&rt->lock);
     px_snapshot_unref(old);
+    px_dns_prune(rt->dns, m);
     if (rt->spare && spare_served(rt->spare, s)) { /* what could not bind serves now */
         px_snapshot_unref(rt->spare);
         rt->spare = NULL;
@@ -199,6 +202,39 @@ fail:
     px_snapshot_unref(rt->spare);
     rt->spare = s;
     return -1;
+}
+
+/* A host name's addresses changed: the served model again, with them. */
+static void on_dns_changed(void *arg)
+{
+    struct px_runtime *rt = arg;
+    if (!rt->published || atomic_load(&rt->stopping))
+        return;
+    struct px_apply_error e = {{0}, {0}, false};
+    if (px_runtime_apply(rt, rt->published->model, &e) == 0)
+        px_log_info("host name addresses changed: published generation %llu",
+                    (unsigned long long)rt->generation);
+    else
+        px_log_error("host name addresses changed, but the apply failed: %s", e.msg);
+}
+
+int px_runtime_start_dns(struct px_runtime *rt, struct uv_loop_s *loop)
+{
+    rt->dns = px_dns_new(loop, on_dns_changed, rt);
+    if (!rt->dns)
+        return -ENOMEM;
+    rt->registry->dns = rt->dns;
+    return 0;
+}
+
+void px_runtime_close_dns(struct px_runtime *rt)
+{
+    px_dns_close(rt->dns);
+}
+
+void px_runtime_host_state(const struct px_runtime *rt, const char *name, struct px_dns_state *out)
+{
+    px_dns_state(rt->dns, name, out);
 }
 
 int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths, size_t n,
@@ -291,6 +327,7 @@ void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
     rt->published = rt->spare = NULL;
     if (px_registry_free(rt->registry) != 0)
         px_log_warn("backend registry still referenced at stop (a snapshot or connection leaked)");
+    px_dns_free(rt->dns); /* px_runtime_close_dns ran, and its loop finished */
     px_tls_keys_unref(rt->tls_keys);
     uv_mutex_destroy(&rt->lock);
     free(rt->workers);

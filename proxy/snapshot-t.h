@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -30,6 +31,13 @@ struct px_server {
     struct px_backend *backend;
     const char *key; /* backend->id.key: "address:port" ([v6]:port) */
     int weight;
+    bool by_name; /* one of the addresses of a host name (model->address) */
+    /* HTTPS groups: the group's client context (not owned) and the name
+     * verified in the server's certificate (and sent as SNI unless an IP
+     * literal): tls.serverName, else the server's address as written.
+     * NULL for plain HTTP. */
+    SSL_CTX *tls_ctx;
+    const char *tls_name;
 };
 
 struct px_group {
@@ -39,6 +47,10 @@ struct px_group {
     /* Scheduler state in the registry (one reference; proxy/lb.c). */
     struct px_lb_state *lb;
     int total_weight;
+    /* HTTPS groups: the client SSL_CTX (one reference, reused by a later
+     * snapshot whose group has the same tls_digest); NULL for HTTP. */
+    SSL_CTX *tls_ctx;
+    char tls_digest[65];
 };
 
 /* One listener (a Listener resource): its settings, bound on every address

@@ -9,9 +9,11 @@
 #include <string.h>
 
 #include "proxy/backend.h"
+#include "proxy/dns.h"
 #include "proxy/lb.h"
 #include "proxy/protos.h"
 #include "proxy/tls_ctx.h"
+#include "proxy/upstream_tls.h"
 #include "reconciler/model.h"
 
 static atomic_int snapshots_alive;
@@ -51,36 +53,123 @@ static void format_addr(const char *ip, int port, char *buf, size_t size)
         snprintf(buf, size, "%s:%d", ip, port);
 }
 
-static int build_group(struct px_snapshot *s, struct px_group *g, const struct rc_server_group *m,
-                       char *err, size_t errlen)
+/* The group's client SSL_CTX (HTTPS groups): the previous snapshot's when
+ * its inputs are unchanged (sessions and parsed certificates kept). */
+static SSL_CTX *group_tls_ctx(const struct px_snapshot *prev, const struct rc_server_group *m,
+                              char digest[65], char *err, size_t errlen)
+{
+    px_upstream_tls_digest(m, digest);
+    for (size_t i = 0; prev && digest[0] && i < prev->n_groups; i++) {
+        const struct px_group *pg = &prev->groups[i];
+        if (pg->tls_ctx && strcmp(pg->tls_digest, digest) == 0) {
+            SSL_CTX_up_ref(pg->tls_ctx);
+            return pg->tls_ctx;
+        }
+    }
+    return px_upstream_tls_ctx_new(m, err, errlen);
+}
+
+/* The registry identity's TLS part: the group's TLS digest and the name
+ * verified, shortened ("" for plain groups). */
+static void tls_identity(const struct px_group *g, const char *name, char out[17])
+{
+    out[0] = '\0';
+    if (!g->tls_ctx)
+        return;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        return;
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, g->tls_digest, strlen(g->tls_digest) + 1);
+    EVP_DigestUpdate(ctx, name, strlen(name) + 1);
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    for (unsigned i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Adds one server of g for address ip (text) of model server rs; a second
+ * server with the same identity (a name and an IP literal naming the same
+ * address) is dropped. 0 or -1 (out of memory). */
+static int add_server(struct px_snapshot *s, struct px_group *g, const struct rc_server *rs,
+                      const char *ip, bool by_name)
+{
+    struct px_server *ps = &g->servers[g->n_servers];
+    struct px_backend_id id;
+    if (px_backend_id_init(&id, ip, rs->port) != 0)
+        return 0; /* not reached: ip comes from inet_ntop or validation */
+    const char *name = g->model->tls.server_name ? g->model->tls.server_name : rs->address;
+    tls_identity(g, name, id.tls);
+    for (size_t i = 0; i < g->n_servers; i++)
+        if (strcmp(g->servers[i].key, id.key) == 0 &&
+            strcmp(g->servers[i].backend->id.tls, id.tls) == 0)
+            return 0;
+    ps->model = rs;
+    ps->weight = rs->weight;
+    ps->by_name = by_name;
+    ps->tls_ctx = g->tls_ctx;
+    ps->tls_name = g->tls_ctx ? name : NULL;
+    ps->backend = px_backend_get(s->registry, &id);
+    if (!ps->backend)
+        return -1;
+    ps->key = ps->backend->id.key;
+    g->total_weight += rs->weight;
+    g->n_servers++;
+    return 0;
+}
+
+/* Builds group g: one server per IP literal, and one per address of each
+ * host name (proxy/dns.c; none while the name does not resolve). */
+static int build_group(struct px_snapshot *s, const struct px_snapshot *prev, struct px_group *g,
+                       const struct rc_server_group *m, char *err, size_t errlen)
 {
     g->model = m;
-    g->n_servers = m->n_servers;
-    if (m->n_servers == 0)
+    if (m->protocol == RC_GROUP_HTTPS) {
+        char terr[256] = "";
+        g->tls_ctx = group_tls_ctx(prev, m, g->tls_digest, terr, sizeof terr);
+        if (!g->tls_ctx) {
+            snprintf(err, errlen, "%s", terr);
+            return -1;
+        }
+    }
+    size_t cap = 0;
+    for (size_t i = 0; i < m->n_servers; i++) {
+        const struct sockaddr_storage *a;
+        size_t n = px_dns_addrs(s->registry->dns, m->servers[i].address, &a);
+        cap += n ? n : 1;
+    }
+    if (cap == 0)
         return 0;
-    g->servers = calloc(m->n_servers, sizeof *g->servers);
+    g->servers = calloc(cap, sizeof *g->servers);
     if (!g->servers) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < m->n_servers; i++) {
         const struct rc_server *rs = &m->servers[i];
-        struct px_server *ps = &g->servers[i];
-        ps->model = rs;
-        ps->weight = rs->weight;
-        struct px_backend_id id;
-        if (px_backend_id_init(&id, rs->address, rs->port) != 0) {
-            snprintf(err, errlen, "ServerGroup/%s: server address \"%s\" is not an IP address",
-                     m->meta.name, rs->address);
-            return -1;
+        struct px_backend_id probe;
+        int rc = 0;
+        if (px_backend_id_init(&probe, rs->address, rs->port) == 0) {
+            rc = add_server(s, g, rs, rs->address, false);
+        } else {
+            const struct sockaddr_storage *a;
+            size_t n = px_dns_addrs(s->registry->dns, rs->address, &a);
+            for (size_t k = 0; rc == 0 && k < n; k++) {
+                char ip[INET6_ADDRSTRLEN];
+                const void *src =
+                    a[k].ss_family == AF_INET
+                        ? (const void *)&((const struct sockaddr_in *)&a[k])->sin_addr
+                        : (const void *)&((const struct sockaddr_in6 *)&a[k])->sin6_addr;
+                if (inet_ntop(a[k].ss_family, src, ip, sizeof ip))
+                    rc = add_server(s, g, rs, ip, true);
+            }
         }
-        ps->backend = px_backend_get(s->registry, &id);
-        if (!ps->backend) {
+        if (rc != 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        ps->key = ps->backend->id.key;
-        g->total_weight += rs->weight;
     }
     g->lb = px_lb_state_get(s->registry, g);
     if (!g->lb) {
@@ -154,6 +243,7 @@ static void snapshot_free(struct px_snapshot *s)
                 px_backend_unref(g->servers[j].backend);
         free(g->servers);
         px_lb_state_unref(g->lb);
+        SSL_CTX_free(g->tls_ctx);
     }
     free(s->listeners);
     free(s->groups);
@@ -196,7 +286,7 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
 
     s->n_groups = m->n_groups;
     for (size_t i = 0; i < m->n_groups; i++)
-        if (build_group(s, &s->groups[i], &m->groups[i], err, errlen) != 0)
+        if (build_group(s, prev, &s->groups[i], &m->groups[i], err, errlen) != 0)
             goto fail;
 
     for (size_t i = 0; i < m->n_listeners; i++) {

@@ -14,9 +14,12 @@
 /* How long an idle pooled connection is kept, and how many per server. */
 #define PX_UPSTREAM_IDLE_MS 30000
 #define PX_UPSTREAM_IDLE_MAX 512
+/* Plaintext buffer of a TLS backend connection. */
+#define PX_UPSTREAM_PLAIN (16 * 1024)
 
 struct px_upstream;
 struct px_backend;
+struct px_tls_io;
 
 /* The user of an upstream connection. Callbacks run on the worker loop. */
 struct px_upstream_cbs {
@@ -56,6 +59,11 @@ struct px_upstream {
     bool out_high;
     bool shut; /* px_upstream_shutdown was called: never pooled */
     int open_handles;
+    /* HTTPS groups: the TLS session over the socket (set up at acquire,
+     * handshake after the TCP connect, still PX_UP_CONNECTING until it
+     * finishes) and the buffer plaintext is decrypted into. NULL: plain. */
+    struct px_tls_io *tls;
+    char *plain;
     char rbuf[16 * 1024];
 };
 

@@ -1,20 +1,32 @@
 /* Backend connections and the per-worker idle pools, which live in the
  * backend registry's entries (proxy/backend-t.h) so they outlive snapshots.
  * Every connection holds a reference on its entry and keeps the entry's
- * connection and in-flight counts. */
+ * connection and in-flight counts.
+ *
+ * Connections of HTTPS groups run TLS over memory BIOs (proxy/tls_io.h,
+ * client role; settings in proxy/upstream_tls.h): "connected" means the
+ * TCP connect and the TLS handshake both finished within
+ * PX_UPSTREAM_CONNECT_MS; a handshake that fails (a certificate that does
+ * not verify) is a failed connect, logged once with the reason. Reads
+ * deliver plaintext; writes encrypt. A pooled TLS connection keeps its
+ * session; a new one resumes the worker's last session with that server. */
 #include "proxy/upstream.h"
 
 #include <errno.h>
+#include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "proxy/backend.h"
+#include "proxy/tls_io.h"
+#include "proxy/upstream_tls.h"
 
 #define UP_OF(field_ptr, field)                                                                    \
     ((struct px_upstream *)((char *)(field_ptr)-offsetof(struct px_upstream, field)))
 
 static void upstream_close(struct px_upstream *u);
+static void timer_cb(uv_timer_t *t);
 
 static struct px_pool *pool_of(struct px_upstream *u)
 {
@@ -65,6 +77,8 @@ static void close_cb(uv_handle_t *h)
     struct px_upstream *u = h->data;
     if (--u->open_handles == 0) {
         px_outq_cleanup(&u->out);
+        px_tls_io_free(u->tls);
+        free(u->plain);
         atomic_fetch_sub_explicit(&u->backend->connections, 1, memory_order_relaxed);
         px_backend_unref(u->backend);
         free(u);
@@ -92,11 +106,135 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof u->rbuf;
 }
 
+/* Moves the ciphertext OpenSSL produced to the socket. 0 or an error. */
+static int tls_flush(struct px_upstream *u)
+{
+    while (px_tls_io_out_pending(u->tls)) {
+        size_t cap;
+        char *p = px_outq_reserve(&u->out, &cap);
+        if (!p)
+            return -ENOMEM;
+        size_t n = px_tls_io_take(u->tls, p, cap);
+        if (n == 0)
+            break;
+        int rc = px_outq_send(&u->out, n);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The connect (TCP, then TLS) failed with status: u closes, the owner is
+ * told. */
+static void connect_failed(struct px_upstream *u, int status)
+{
+    const struct px_upstream_cbs *cbs = u->cbs;
+    void *owner = u->owner;
+    upstream_close(u);
+    if (cbs)
+        cbs->on_connect(owner, u, status);
+}
+
+/* Runs the handshake as far as the input allows; on success u is
+ * connected and its owner told. */
+static void tls_handshake(struct px_upstream *u)
+{
+    SSL *ssl = px_tls_io_ssl(u->tls);
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl);
+    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
+    if (r != 1 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        char why[256];
+        px_upstream_tls_why(ssl, why, sizeof why);
+        px_log_warn("TLS to backend %s failed: %s", u->backend->id.key, why);
+        tls_flush(u); /* the alert, best effort */
+        connect_failed(u, UV_EPROTO);
+        return;
+    }
+    ERR_clear_error();
+    if (tls_flush(u) < 0) {
+        connect_failed(u, UV_ENOMEM);
+        return;
+    }
+    if (r != 1)
+        return;
+    uv_timer_stop(&u->timer);
+    set_state(u, PX_UP_ACTIVE);
+    const struct px_upstream_cbs *cbs = u->cbs;
+    if (cbs)
+        cbs->on_connect(u->owner, u, 0);
+}
+
+/* Decrypts what was fed and delivers it while the owner reads. Bytes on a
+ * connection nobody owns (pooled), or TLS errors there, close it; the
+ * post-handshake messages (session tickets) are consumed silently. */
+static void tls_deliver(struct px_upstream *u)
+{
+    while (u->state != PX_UP_CLOSING && (u->reading || u->state != PX_UP_ACTIVE)) {
+        ssize_t n = px_tls_io_read(u->tls, u->plain, PX_UPSTREAM_PLAIN);
+        if (tls_flush(u) < 0)
+            n = -ENOMEM;
+        if (n == 0)
+            return;
+        if (u->state != PX_UP_ACTIVE || !u->cbs) {
+            upstream_close(u);
+            return;
+        }
+        if (n < 0) {
+            uv_read_stop((uv_stream_t *)&u->tcp);
+            u->reading = false;
+            u->cbs->on_read(u->owner, u, NULL, n == -EPIPE ? UV_EOF : UV_EPROTO);
+            return;
+        }
+        u->cbs->on_read(u->owner, u, u->plain, n);
+    }
+}
+
+static void tls_read(struct px_upstream *u, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread < 0) {
+        if (u->state == PX_UP_CONNECTING) {
+            px_log_warn("TLS to backend %s failed: the connection closed during the handshake",
+                        u->backend->id.key);
+            connect_failed(u, UV_EPROTO);
+        } else if (u->state == PX_UP_ACTIVE && u->cbs) {
+            uv_read_stop((uv_stream_t *)&u->tcp);
+            u->reading = false;
+            u->cbs->on_read(u->owner, u, NULL, nread);
+        } else {
+            upstream_close(u);
+        }
+        return;
+    }
+    if (px_tls_io_feed(u->tls, buf->base, (size_t)nread) < 0) {
+        if (u->state == PX_UP_CONNECTING)
+            connect_failed(u, UV_ENOMEM);
+        else if (u->state == PX_UP_ACTIVE && u->cbs)
+            u->cbs->on_read(u->owner, u, NULL, UV_ENOMEM);
+        else
+            upstream_close(u);
+        return;
+    }
+    if (u->state == PX_UP_CONNECTING) {
+        tls_handshake(u);
+        if (u->state != PX_UP_ACTIVE)
+            return;
+    }
+    tls_deliver(u);
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct px_upstream *u = s->data;
     if (nread == 0 || u->state == PX_UP_CLOSING)
         return;
+    if (u->tls) {
+        struct px_worker *w = u->w;
+        tls_read(u, nread, buf);
+        if (w->after_upstream_read)
+            w->after_upstream_read(w);
+        return;
+    }
     if (u->state != PX_UP_ACTIVE || !u->cbs) {
         /* An idle connection that speaks or closes is useless. */
         upstream_close(u);
@@ -116,11 +254,16 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 void px_upstream_read(struct px_upstream *u, bool on)
 {
-    if (u->state == PX_UP_CLOSING || u->state == PX_UP_CONNECTING)
+    if (u->state == PX_UP_CLOSING || (u->state == PX_UP_CONNECTING && !u->tls))
         return;
     if (on && !u->reading) {
         if (uv_read_start((uv_stream_t *)&u->tcp, alloc_cb, read_cb) == 0)
             u->reading = true;
+        /* Records already decrypted-to-be wait in OpenSSL: deliver them
+         * from the loop, not from inside the owner's call. */
+        if (u->reading && u->tls && u->state == PX_UP_ACTIVE &&
+            (px_tls_io_in_pending(u->tls) || SSL_pending(px_tls_io_ssl(u->tls))))
+            uv_timer_start(&u->timer, timer_cb, 0, 0);
     } else if (!on && u->reading) {
         uv_read_stop((uv_stream_t *)&u->tcp);
         u->reading = false;
@@ -151,13 +294,17 @@ static void timer_cb(uv_timer_t *t)
 {
     struct px_upstream *u = t->data;
     if (u->state == PX_UP_CONNECTING) {
-        const struct px_upstream_cbs *cbs = u->cbs;
-        void *owner = u->owner;
-        upstream_close(u);
-        if (cbs)
-            cbs->on_connect(owner, u, UV_ETIMEDOUT);
+        if (u->tls && u->reading)
+            px_log_warn("TLS to backend %s failed: no handshake within %d ms", u->backend->id.key,
+                        PX_UPSTREAM_CONNECT_MS);
+        connect_failed(u, UV_ETIMEDOUT);
     } else if (u->state == PX_UP_IDLE) {
         upstream_close(u);
+    } else if (u->state == PX_UP_ACTIVE && u->tls) {
+        struct px_worker *w = u->w;
+        tls_deliver(u); /* px_upstream_read resumed over buffered records */
+        if (w->after_upstream_read)
+            w->after_upstream_read(w);
     }
 }
 
@@ -166,17 +313,22 @@ static void connect_cb(uv_connect_t *req, int status)
     struct px_upstream *u = req->data;
     if (u->state != PX_UP_CONNECTING)
         return; /* timed out or closed meanwhile */
-    uv_timer_stop(&u->timer);
     const struct px_upstream_cbs *cbs = u->cbs;
     void *owner = u->owner;
     if (status < 0) {
-        upstream_close(u);
-        if (cbs)
-            cbs->on_connect(owner, u, status);
+        uv_timer_stop(&u->timer);
+        connect_failed(u, status);
         return;
     }
-    set_state(u, PX_UP_ACTIVE);
     uv_tcp_nodelay(&u->tcp, 1);
+    if (u->tls) {
+        /* The connect timeout covers the handshake too. */
+        px_upstream_read(u, true);
+        tls_handshake(u);
+        return;
+    }
+    uv_timer_stop(&u->timer);
+    set_state(u, PX_UP_ACTIVE);
     px_upstream_read(u, true);
     if (cbs)
         cbs->on_connect(owner, u, 0);
@@ -222,6 +374,20 @@ int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool all
     u->state = PX_UP_CLOSING; /* not counted yet */
     set_state(u, PX_UP_CONNECTING);
     px_outq_init(&u->out, (uv_stream_t *)&u->tcp, on_written);
+    if (s->tls_ctx) {
+        u->tls = px_tls_io_new(s->tls_ctx);
+        u->plain = malloc(PX_UPSTREAM_PLAIN);
+        if (!u->tls || !u->plain) {
+            upstream_close(u);
+            return -ENOMEM;
+        }
+        SSL *ssl = px_tls_io_ssl(u->tls);
+        SSL_set_connect_state(ssl);
+        if (px_upstream_tls_setup(ssl, s->tls_name, &b->pools[w->id]) != 0) {
+            upstream_close(u);
+            return -ENOMEM;
+        }
+    }
     u->connect_req.data = u;
     rc = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&b->id.addr, connect_cb);
     if (rc < 0) {
@@ -238,7 +404,16 @@ int px_upstream_write(struct px_upstream *u, const uv_buf_t *bufs, unsigned n)
 {
     if (u->state != PX_UP_ACTIVE || u->shut)
         return UV_EPIPE;
-    int rc = px_outq_writev(&u->out, bufs, n);
+    int rc = 0;
+    if (u->tls) {
+        for (unsigned i = 0; rc == 0 && i < n; i++)
+            if (bufs[i].len && px_tls_io_write(u->tls, bufs[i].base, bufs[i].len) != 0)
+                rc = UV_EPROTO;
+        if (rc == 0)
+            rc = tls_flush(u) < 0 ? UV_ENOMEM : 0;
+    } else {
+        rc = px_outq_writev(&u->out, bufs, n);
+    }
     if (rc == 0 && u->out.queued > PX_OUTQ_HIGH)
         u->out_high = true;
     return rc;
@@ -269,6 +444,10 @@ int px_upstream_shutdown(struct px_upstream *u)
     if (u->state != PX_UP_ACTIVE || u->shut)
         return UV_EPIPE;
     u->shut = true;
+    if (u->tls) {
+        px_tls_io_shutdown(u->tls); /* close_notify first */
+        tls_flush(u);
+    }
     u->shutdown_req.data = u;
     return uv_shutdown(&u->shutdown_req, (uv_stream_t *)&u->tcp, shutdown_cb);
 }
@@ -281,7 +460,8 @@ void px_upstream_release(struct px_upstream *u, bool keep)
     u->owner = NULL;
     struct px_pool *e = pool_of(u);
     if (!keep || u->shut || u->state != PX_UP_ACTIVE || u->w->pools_closed ||
-        e->n_idle >= PX_UPSTREAM_IDLE_MAX || u->out.queued || u->out.inflight) {
+        e->n_idle >= PX_UPSTREAM_IDLE_MAX || u->out.queued || u->out.inflight ||
+        (u->tls && (px_tls_io_in_pending(u->tls) || SSL_pending(px_tls_io_ssl(u->tls))))) {
         upstream_close(u);
         return;
     }

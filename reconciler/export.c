@@ -296,6 +296,24 @@ static int export_group(json_t *kind, const struct rc_server_group *g)
         set_str(spec, "whenAllUnhealthy", g->fail_open ? "FailOpen" : "Reject") != 0 ||
         set_bool(spec, "upstreamKeepalive", g->upstream_keepalive) != 0)
         return -1;
+    if (g->protocol == RC_GROUP_HTTPS &&
+        (g->tls.n_ca_certificates || g->tls.server_name || g->tls.client_certificate)) {
+        json_t *tls = json_object();
+        if (json_object_set_new(spec, "tls", tls) != 0)
+            return -1;
+        if (g->tls.n_ca_certificates) {
+            json_t *cas = add_array(tls, "caCertificates");
+            if (cas == NULL)
+                return -1;
+            for (size_t i = 0; i < g->tls.n_ca_certificates; i++)
+                if (json_array_append_new(cas, str_new(g->tls.ca_certificates[i]->meta.name)) != 0)
+                    return -1;
+        }
+        if ((g->tls.server_name && set_str(tls, "serverName", g->tls.server_name) != 0) ||
+            (g->tls.client_certificate &&
+             set_str(tls, "clientCertificate", g->tls.client_certificate->meta.name) != 0))
+            return -1;
+    }
     return 0;
 }
 

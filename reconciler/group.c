@@ -9,6 +9,23 @@
 #include "reconciler/meta.h"
 #include "reconciler/reuse.h"
 #include "reconciler/source.h"
+#include "common/hostname.h"
+
+/* A server address that is not an IP literal must be a host name that
+ * getaddrinfo resolves as a name: legal characters and labels, and a last
+ * label that is not all digits ("10.1.2" would be read as an IPv4 address). */
+static bool valid_host_name(const char *s)
+{
+    char norm[CM_HOSTNAME_MAX + 1];
+    if (cm_hostname_normalize(s, strlen(s), norm, sizeof norm) < 0 || strchr(s, '_'))
+        return false;
+    const char *last = strrchr(norm, '.');
+    last = last ? last + 1 : norm;
+    for (const char *p = norm; *p; p++)
+        if ((*p == '-' && (p == norm || p[-1] == '.' || p[1] == '.' || p[1] == '\0')))
+            return false;
+    return last[strspn(last, "0123456789")] != '\0';
+}
 
 static unsigned code_bit(const char *s)
 {
@@ -50,8 +67,9 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
                 return -1;
             char path[64];
             snprintf(path, sizeof(path), "spec.servers[%zu].address", i);
-            if (!rc_is_ip(s->address))
-                rc_doc_err(L, d, RC_ERROR, an, path, "host names are not supported yet");
+            if (!rc_is_ip(s->address) && !valid_host_name(s->address))
+                rc_doc_err(L, d, RC_ERROR, an, path,
+                           "\"%s\" is neither an IP address nor a valid host name", s->address);
             for (size_t j = 0; j < i; j++) {
                 if (!strcmp(g->servers[j].address, s->address) && g->servers[j].port == s->port) {
                     snprintf(path, sizeof(path), "spec.servers[%zu]", i);
@@ -87,20 +105,53 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
     if (hc->method == NULL || hc->path == NULL)
         return -1;
 
-    /* End-to-end TLS is not built yet (unsupported.c says so), but its
-     * references must still name real certificates. */
+    /* spec.tls: end-to-end TLS of an HTTPS group. */
+    yaml_node_t *tls = rc_at(d, spec, "tls");
+    if (tls && g->protocol != RC_GROUP_HTTPS)
+        rc_doc_err(L, d, RC_ERROR, tls, "spec.tls", "tls needs protocol: HTTPS");
     yaml_node_t *cas = rc_at(d, spec, "tls.caCertificates");
     if (cas && cas->type == YAML_SEQUENCE_NODE) {
         yaml_node_item_t *start = cas->data.sequence.items.start;
-        for (yaml_node_item_t *it = start; it < cas->data.sequence.items.top; it++) {
+        size_t n = (size_t)(cas->data.sequence.items.top - start);
+        g->tls.ca_certificates = rc_arena_alloc(L->arena, (n + 1) * sizeof(void *));
+        if (g->tls.ca_certificates == NULL)
+            return -1;
+        for (size_t i = 0; i < n; i++) {
             char path[64];
-            snprintf(path, sizeof(path), "spec.tls.caCertificates[%zu]", (size_t)(it - start));
-            rc_resolve(L, d, yaml_document_get_node(&d->y, *it), path, "Certificate", certs);
+            snprintf(path, sizeof(path), "spec.tls.caCertificates[%zu]", i);
+            yaml_node_t *v = yaml_document_get_node(&d->y, start[i]);
+            long k = rc_resolve(L, d, v, path, "Certificate", certs);
+            if (k < 0)
+                continue;
+            const struct rc_certificate *c = &L->m->certificates[k];
+            if (c->type != RC_CERT_CA)
+                rc_doc_err(L, d, RC_ERROR, v, path,
+                           "certificate \"%s\" is a Server certificate, not a CA", c->meta.name);
+            g->tls.ca_certificates[g->tls.n_ca_certificates++] = c;
         }
     }
+    yaml_node_t *sn = rc_at(d, spec, "tls.serverName");
+    if (sn) {
+        g->tls.server_name = rc_arena_strdup(L->arena, rc_y_str(sn));
+        if (g->tls.server_name == NULL)
+            return -1;
+        if (!rc_is_ip(g->tls.server_name) && !valid_host_name(g->tls.server_name))
+            rc_doc_err(L, d, RC_ERROR, sn, "spec.tls.serverName",
+                       "\"%s\" is neither an IP address nor a valid host name", g->tls.server_name);
+    }
     yaml_node_t *cc = rc_at(d, spec, "tls.clientCertificate");
-    if (cc)
-        rc_resolve(L, d, cc, "spec.tls.clientCertificate", "Certificate", certs);
+    if (cc) {
+        long k = rc_resolve(L, d, cc, "spec.tls.clientCertificate", "Certificate", certs);
+        if (k >= 0) {
+            const struct rc_certificate *c = &L->m->certificates[k];
+            if (c->type == RC_CERT_CA || c->key_pem == NULL)
+                rc_doc_err(L, d, RC_ERROR, cc, "spec.tls.clientCertificate",
+                           "certificate \"%s\" has no private key (a client certificate needs "
+                           "certificate and privateKey files)",
+                           c->meta.name);
+            g->tls.client_certificate = c;
+        }
+    }
     return 0;
 }
 

@@ -136,6 +136,16 @@ struct rc_server_group {
     bool upstream_keepalive;             /* default true */
     struct rc_health_check health_check; /* parsed; acted on by the health-check issue */
     bool fail_open;                      /* whenAllUnhealthy: FailOpen (default) */
+    /* spec.tls (HTTPS groups: end-to-end TLS, proxy/upstream_tls.c). The
+     * servers' certificates are verified against ca_certificates (none:
+     * the system's trust store); server_name is the SNI and the name
+     * checked (NULL: each server's host name, or its IP for an IP literal). */
+    struct {
+        const struct rc_certificate **ca_certificates;
+        size_t n_ca_certificates;
+        const char *server_name;
+        const struct rc_certificate *client_certificate; /* NULL: none */
+    } tls;
 };
 
 enum rc_listener_protocol { RC_LISTENER_HTTP, RC_LISTENER_HTTPS, RC_LISTENER_QUIC };
