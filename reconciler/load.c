@@ -770,6 +770,10 @@ static bool load_ignore(const char *dir, struct rc_ignore **ig, struct walk *w)
         return false; /* a folder that is missing is reported by the walk */
     if (r == -ENOMEM)
         return true;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false; /* the folder itself cannot be read: the walk says so */
+    closedir(d);
     char *path = join(dir, RC_IGNORE_FILE);
     if (path == NULL)
         return true;
