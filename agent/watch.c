@@ -153,10 +153,13 @@ static struct wdir *find_wd(struct ag_watch *w, int wd)
     return NULL;
 }
 
-/* Whether rel (relative to the watched folder) is ignored by .albdignore. */
+/* Whether rel (relative to the watched folder) is ignored by .albdignore.
+ * Hidden entries at the top never are: the load does not read them by
+ * name anyway, and the ConfigMap layout's "..data" swap is how its files
+ * change (a ".*" pattern must not stop the watch). */
 static bool ignored_rel(const struct ag_watch *w, const char *rel, bool is_dir)
 {
-    return w->ig != NULL && *rel && rc_ignore_path(w->ig, rel, is_dir);
+    return w->ig != NULL && *rel && *rel != '.' && rc_ignore_path(w->ig, rel, is_dir);
 }
 
 /* Whether path (below the watched folder) is ignored by .albdignore. */
