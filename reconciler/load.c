@@ -797,11 +797,12 @@ static void quote(char *buf, size_t size, const char *s)
 
 /* Whether d is another API's document sharing the folder (a
  * kustomization.yaml, a Kubernetes object): an object whose apiVersion is
- * a string that does not start with "albd/", or that has no apiVersion
- * and no kind of albd's. Such a document gets a note (skipped) or, when
- * refuse, an error at its apiVersion. A document without apiVersion whose
- * kind is albd's is albd's (and its missing apiVersion an error); so is
- * "albd/v2" (not a version albd knows: an error). errs may be NULL. */
+ * a string that does not start with "albd/", or that has neither an
+ * apiVersion nor a kind. Such a document gets a note (skipped) or, when
+ * refuse, an error at its apiVersion. A document with a kind but without
+ * apiVersion looks like a manifest missing a field, so it is albd's (and
+ * an error); so is "albd/v2" (not a version albd knows). errs may be
+ * NULL. */
 static bool foreign(struct rc_doc *d, bool refuse, struct rc_errs *errs)
 {
     yaml_node_t *root = yaml_document_get_root_node(&d->y);
@@ -816,10 +817,8 @@ static bool foreign(struct rc_doc *d, bool refuse, struct rc_errs *errs)
         rc_y_classify(api, &v);
         if (v.type != RC_Y_STR || !strncmp(api_s, "albd/", 5))
             return false;
-    } else {
-        for (size_t i = 0; kind_s && rc_kinds[i]; i++)
-            if (!strcmp(kind_s, rc_kinds[i]))
-                return false;
+    } else if (kind != NULL) {
+        return false;
     }
     if (errs == NULL)
         return true;

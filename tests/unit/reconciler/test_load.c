@@ -471,7 +471,7 @@ static void test_a_text_file_is_not_quoted(void **state)
 /* Documents of other APIs sharing the folder (a Kubernetes object, a
  * kustomization.yaml with or without apiVersion) are skipped with a
  * located note; --refuse-foreign (refuse_foreign) makes each an error. A
- * document without apiVersion but with an albd kind, and one of
+ * document with a kind (albd's or not) but without apiVersion, and one of
  * "albd/v2", stay albd's: errors. */
 static const char group_doc[] = "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: web}\n"
                                 "spec: {servers: [{address: 127.0.0.1, port: 8081}]}\n";
@@ -543,14 +543,18 @@ static void test_foreign_documents_are_skipped_with_a_note(void **state)
                "kind: ServerGroup\nmetadata: {name: a}\n"
                "spec: {servers: [{address: 127.0.0.1, port: 8081}]}\n---\n"
                "apiVersion: albd/v2\nkind: ServerGroup\nmetadata: {name: b}\n"
-               "spec: {servers: [{address: 127.0.0.1, port: 8081}]}\n");
+               "spec: {servers: [{address: 127.0.0.1, port: 8081}]}\n---\n"
+               "kind: Bogus\n");
     rc_errs_init(&errs);
     assert_int_equal(rc_load_dir(tmpdir, time(NULL), &m, &errs), -1);
-    assert_int_equal(rc_errs_count_errors(&errs), 2);
+    assert_int_equal(rc_errs_count_errors(&errs), 5);
+    assert_int_equal(errs.n, 5); /* no note: none of them is skipped */
     rc_err_format(&errs.v[0], line, sizeof(line));
     assert_non_null(strstr(line, "a.yaml:1:1: error: missing required field \"apiVersion\""));
     rc_err_format(&errs.v[1], line, sizeof(line));
     assert_non_null(strstr(line, "a.yaml:5:13: error: apiVersion:"));
+    rc_err_format(&errs.v[4], line, sizeof(line));
+    assert_non_null(strstr(line, "a.yaml:10:7: error: kind: \"Bogus\" is not one of"));
     rc_errs_cleanup(&errs);
 }
 
