@@ -263,9 +263,8 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
             continue;
         char src[512];
         snprintf(src, sizeof src, "%s:%d:%d", e->file ? e->file : "", e->line, e->col);
-        json_t *o =
-            json_pack("{s:s, s:s, s:s}", "severity", e->severity == RC_ERROR ? "error" : "warning",
-                      "message", e->msg ? e->msg : "", "source", src);
+        json_t *o = json_pack("{s:s, s:s, s:s}", "severity", rc_severity_name(e->severity),
+                              "message", e->msg ? e->msg : "", "source", src);
         if (e->kind)
             json_object_set_new(o, "kind", json_string(e->kind));
         if (e->name)

@@ -26,6 +26,7 @@ struct ag_options {
     bool share_ports;       /* --share-ports: listen where another process listens too */
     unsigned debounce_ms;   /* quiet time after a manifest change before reconciling */
     bool strict;
+    bool refuse_foreign; /* --refuse-foreign: a non-albd document is an error, not a note */
     const char *ticket_key_files[8]; /* --session-ticket-key, in order */
     size_t n_ticket_key_files;
     const char *probe_addr;     /* --probe: /healthz and /readyz only; NULL = off */

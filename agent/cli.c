@@ -12,6 +12,7 @@
 #include "agent/agent.h"
 #include "agent/plan_cmd.h"
 #include "common/log.h"
+#include "reconciler/load.h"
 #include "reconciler/rc.h"
 
 /* Exit statuses, the same for every command (README "Exit status", albd(1)). */
@@ -53,6 +54,9 @@ static const char usage_run[] =
     "                              that will not bind) keeps the whole running configuration;\n"
     "                              by default only the invalid resources keep their last good\n"
     "                              version (or stay absent) and everything else applies\n"
+    "      --refuse-foreign        a document whose apiVersion is not albd/... (a\n"
+    "                              kustomization.yaml, a Deployment) is an error; by default\n"
+    "                              it is skipped with a note (log, /status)\n"
     "      --session-ticket-key FILE  TLS session-ticket key (48 or 80 bytes), repeatable\n"
     "                              (at most 8; the first encrypts); default: generated, rotated\n"
     "  -l, --log-level L           error, warn, info (default) or debug\n"
@@ -63,11 +67,14 @@ static const char usage_run[] =
     "start (endpoint or port in use, unreadable ticket key).\n";
 
 static const char usage_validate[] =
-    "usage: albd validate -m DIR\n"
+    "usage: albd validate -m DIR [--refuse-foreign]\n"
     "check the manifests in DIR as `albd run` would load them (all or nothing), without\n"
-    "serving; one \"file:line:col: error: ...\" line per problem on stderr\n"
+    "serving; one \"file:line:col: error: ...\" line per problem on stderr (\"warning:\" and\n"
+    "\"note:\" lines do not make it invalid); files matching DIR/.albdignore are not read\n"
     "\n"
     "  -m, --manifests DIR   the manifest folder (required)\n"
+    "      --refuse-foreign  a document whose apiVersion is not albd/... is an error\n"
+    "                        (default: skipped with a note)\n"
     "  -h, --help            print this\n"
     "\n"
     "exit status: 0 valid, 1 invalid, 64 usage error\n";
@@ -106,10 +113,25 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const char *cmd, co
     return AG_EXIT_USAGE;
 }
 
+int ag_load_all_or_nothing(const char *dir, bool refuse_foreign, struct rc_model **out,
+                           struct rc_errs *errs)
+{
+    struct rc_load_opts o = {.now = time(NULL), .strict = true, .refuse_foreign = refuse_foreign};
+    int rc = rc_load_dir_ex(dir, &o, out, errs, NULL);
+    if (rc == 0)
+        return 0;
+    rc_model_unref(*out);
+    *out = NULL;
+    return -1;
+}
+
 static int cmd_validate(int argc, char **argv)
 {
     const char *dir = NULL;
+    bool refuse_foreign = false;
+    enum { OPT_FOREIGN = 256 };
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
+                                         {"refuse-foreign", no_argument, NULL, OPT_FOREIGN},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -117,6 +139,9 @@ static int cmd_validate(int argc, char **argv)
         switch (c) {
         case 'm':
             dir = optarg;
+            break;
+        case OPT_FOREIGN:
+            refuse_foreign = true;
             break;
         case 'h':
             fputs(usage_validate, stdout);
@@ -132,7 +157,7 @@ static int cmd_validate(int argc, char **argv)
     struct rc_model *m = NULL;
     struct rc_errs errs;
     rc_errs_init(&errs);
-    int rc = rc_load_dir(dir, time(NULL), &m, &errs);
+    int rc = ag_load_all_or_nothing(dir, refuse_foreign, &m, &errs);
     rc_errs_sort(&errs);
     rc_errs_print(&errs, stderr);
     if (rc == 0)
@@ -181,7 +206,7 @@ static int cmd_run(int argc, char **argv)
 {
     struct ag_options o = {
         .admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
-    enum { OPT_GRACE = 256, OPT_SHARE };
+    enum { OPT_GRACE = 256, OPT_SHARE, OPT_FOREIGN };
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"admin", required_argument, NULL, 'a'},
                                          {"workers", required_argument, NULL, 'w'},
@@ -190,6 +215,7 @@ static int cmd_run(int argc, char **argv)
                                          {"share-ports", no_argument, NULL, OPT_SHARE},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"strict", no_argument, NULL, 's'},
+                                         {"refuse-foreign", no_argument, NULL, OPT_FOREIGN},
                                          {"session-ticket-key", required_argument, NULL, 't'},
                                          {"probe", required_argument, NULL, 'p'},
                                          {"admin-host", required_argument, NULL, 'H'},
@@ -233,6 +259,9 @@ static int cmd_run(int argc, char **argv)
         }
         case 's':
             o.strict = true;
+            break;
+        case OPT_FOREIGN:
+            o.refuse_foreign = true;
             break;
         case 't':
             if (o.n_ticket_key_files == sizeof o.ticket_key_files / sizeof o.ticket_key_files[0])

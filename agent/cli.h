@@ -3,6 +3,11 @@
 #ifndef ALBD_AGENT_CLI_H
 #define ALBD_AGENT_CLI_H
 
+#include <stdbool.h>
+
+struct rc_errs;
+struct rc_model;
+
 /* Exit statuses of every command (README "Exit status", albd(1)). */
 enum {
     AG_EXIT_OK = 0,
@@ -10,6 +15,13 @@ enum {
     AG_EXIT_CHANGES = 2, /* plan: applying would change something */
     AG_EXIT_USAGE = 64,  /* a usage error (BSD sysexits EX_USAGE) */
 };
+
+/* Loads dir all or nothing, as `albd validate` and `albd plan` do:
+ * refuse_foreign makes a document of another API an error instead of a
+ * note. Returns 0 with *out set (one reference), or -1 with *out NULL when
+ * errs holds an error. Notes and warnings go to errs either way. */
+int ag_load_all_or_nothing(const char *dir, bool refuse_foreign, struct rc_model **out,
+                           struct rc_errs *errs);
 
 /* Parses the command line and runs the chosen command; returns the exit
  * status (see DESIGN.md "Processes, interfaces, files"). */

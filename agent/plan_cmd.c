@@ -58,6 +58,7 @@ static json_t *fetch_running(const char *url)
 
 const char ag_plan_usage[] =
     "usage: albd plan -m DIR [--against URL | --state FILE] [-o text|json] [-l SELECTOR]\n"
+    "                 [--refuse-foreign]\n"
     "show what applying the manifests in DIR would change; the manifests are loaded as\n"
     "`albd validate` does (errors on stderr)\n"
     "\n"
@@ -70,8 +71,12 @@ const char ag_plan_usage[] =
     "  -l, --selector SEL    only resources whose labels match SEL (kubectl syntax:\n"
     "                        k=v, k!=v, k in (a,b), k notin (a,b), k, !k; comma = AND;\n"
     "                        several -l are ANDed)\n"
+    "      --refuse-foreign  a document whose apiVersion is not albd/... is an error\n"
+    "                        (default: skipped with a note on stderr)\n"
     "  -h, --help            print this\n"
     "\n"
+    "A change of labels, annotations or namespace only is a change (shown as\n"
+    "\"(metadata only)\"): /config would differ after applying it.\n"
     "exit status: 0 no changes, 2 changes, 1 error (invalid manifests, unreachable URL),\n"
     "64 usage error\n";
 
@@ -88,11 +93,14 @@ int ag_plan_main(int argc, char **argv)
 {
     const char *dir = NULL, *against = NULL, *state = NULL, *format = "text";
     char *sel_text = NULL;
+    bool refuse_foreign = false;
+    enum { OPT_FOREIGN = 256 };
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"against", required_argument, NULL, 'a'},
                                          {"state", required_argument, NULL, 's'},
                                          {"output", required_argument, NULL, 'o'},
                                          {"selector", required_argument, NULL, 'l'},
+                                         {"refuse-foreign", no_argument, NULL, OPT_FOREIGN},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -109,6 +117,9 @@ int ag_plan_main(int argc, char **argv)
             break;
         case 'o':
             format = optarg;
+            break;
+        case OPT_FOREIGN:
+            refuse_foreign = true;
             break;
         case 'l':
             if (selector_add(&sel_text, optarg) != 0) {
@@ -166,7 +177,7 @@ int ag_plan_main(int argc, char **argv)
     struct rc_model *m = NULL;
     struct rc_errs errs;
     rc_errs_init(&errs);
-    int rc = rc_load_dir(dir, time(NULL), &m, &errs);
+    int rc = ag_load_all_or_nothing(dir, refuse_foreign, &m, &errs);
     rc_errs_sort(&errs);
     rc_errs_print(&errs, stderr);
     rc_errs_cleanup(&errs);

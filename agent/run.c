@@ -149,8 +149,10 @@ static void log_errs(const struct rc_errs *errs)
         rc_err_format(&errs->v[i], line, sizeof line);
         if (errs->v[i].severity == RC_ERROR)
             px_log_error("%s", line);
-        else
+        else if (errs->v[i].severity == RC_WARNING)
             px_log_warn("%s", line);
+        else
+            px_log_info("%s", line);
     }
 }
 
@@ -182,6 +184,7 @@ int ag_reconcile(struct ag_agent *a)
         struct rc_load_opts o = {.now = time(NULL),
                                  .prev = a->running,
                                  .strict = a->opt.strict,
+                                 .refuse_foreign = a->opt.refuse_foreign,
                                  .invalid = invalid,
                                  .n_invalid = n_invalid,
                                  .changes = pending_view(a, &view)};

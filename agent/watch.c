@@ -11,8 +11,11 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "reconciler/ignore.h"
+#include "reconciler/readall.h"
 
 static void on_debounce(uv_timer_t *t);
+static bool link_wd(const struct ag_watch *w, int wd);
 
 enum {
     WATCH_MASK = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
@@ -30,6 +33,18 @@ struct wdir {
     bool extra; /* a folder outside the tree (ag_watch_set_extra), watched alone */
     struct wdir *next;
 };
+
+/* A symbolic link on the way to the watched folder (git-sync's --link,
+ * Capistrano's current), watched through its parent folder: re-pointing it
+ * (a rename over it, or a delete and a create) changes nothing in the tree
+ * being watched, which is the old target. */
+struct link_watch {
+    int wd; /* of parent */
+    char *parent;
+    char *name; /* the link's name in parent */
+};
+
+enum { MAX_LINKS = 16 };
 
 /* A file written to (IN_MODIFY) whose writer has not closed it yet
  * (IN_CLOSE_WRITE): its content may be half-written. */
@@ -62,6 +77,15 @@ struct ag_watch {
     size_t n_extra;
     bool degraded; /* a folder could not be watched: changes are never known */
     int closing;   /* handles still to close */
+    struct link_watch links[MAX_LINKS];
+    size_t n_links;
+    /* The folder's .albdignore (reconciler/ignore.h) and its bytes: events
+     * for what it ignores reconcile nothing, and ignored folders are not
+     * watched. NULL / "" without one. */
+    struct rc_ignore *ig;
+    char *ig_text;
+    size_t ig_len;
+    bool relinked; /* a link on the way to the folder was replaced */
 };
 
 void ag_changes_clear(struct ag_changes *c)
@@ -129,6 +153,27 @@ static struct wdir *find_wd(struct ag_watch *w, int wd)
     return NULL;
 }
 
+/* Whether rel (relative to the watched folder) is ignored by .albdignore.
+ * Hidden entries at the top never are: the load does not read them by
+ * name anyway, and the ConfigMap layout's "..data" swap is how its files
+ * change (a ".*" pattern must not stop the watch). */
+static bool ignored_rel(const struct ag_watch *w, const char *rel, bool is_dir)
+{
+    return w->ig != NULL && *rel && *rel != '.' && rc_ignore_path(w->ig, rel, is_dir);
+}
+
+/* Whether path (below the watched folder) is ignored by .albdignore. */
+static bool ignored(const struct ag_watch *w, const char *path, bool is_dir)
+{
+    size_t n = strlen(w->dir);
+    if (w->ig == NULL || strncmp(path, w->dir, n) != 0)
+        return false;
+    const char *rel = path + n;
+    while (*rel == '/')
+        rel++;
+    return ignored_rel(w, rel, is_dir);
+}
+
 /* Adds a watch on path and, recursively, on its subfolders. Hidden folders
  * are watched too: Kubernetes' "..2026_..." data folders live there, and a
  * change inside them is followed by the "..data" swap anyway. */
@@ -182,7 +227,7 @@ static void add_tree(struct ag_watch *w, const char *path, int depth)
         struct stat st;
         /* lstat: symlinked folders (..data) are not descended; their
          * targets are siblings we visit anyway. */
-        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode) && !ignored(w, sub, true))
             add_tree(w, sub, depth + 1);
     }
     closedir(dh);
@@ -248,7 +293,8 @@ static void drop_extra(struct ag_watch *w, const char *const *keep, size_t n_kee
             continue;
         }
         *pp = d->next;
-        inotify_rm_watch(w->fd, d->wd);
+        if (!link_wd(w, d->wd))
+            inotify_rm_watch(w->fd, d->wd);
         free(d->path);
         free(d);
     }
@@ -290,6 +336,103 @@ void ag_watch_set_extra(struct ag_watch *w, const char *const *dirs, size_t n)
             if ((w->extra[w->n_extra] = strdup(dirs[i])) != NULL)
                 w->n_extra++;
     add_all_extra(w);
+}
+
+/* Forgets the links' watches (keeping a watch a folder of the tree or an
+ * extra folder shares). */
+static void drop_links(struct ag_watch *w)
+{
+    for (size_t i = 0; i < w->n_links; i++) {
+        struct link_watch *l = &w->links[i];
+        if (!find_wd(w, l->wd))
+            inotify_rm_watch(w->fd, l->wd); /* twice for a shared parent: EINVAL, harmless */
+        free(l->parent);
+        free(l->name);
+    }
+    w->n_links = 0;
+}
+
+/* Watches the parent folder of every symbolic link among the components
+ * of the watched folder's path (made absolute), for the link's name only:
+ * IN_MASK_ADD keeps what a tree or extra watch of the same folder asks. */
+static void add_links(struct ag_watch *w)
+{
+    drop_links(w);
+    char abs[PATH_MAX], cwd[PATH_MAX];
+    if (w->dir[0] == '/')
+        snprintf(abs, sizeof abs, "%s", w->dir);
+    else if (getcwd(cwd, sizeof cwd) == NULL ||
+             snprintf(abs, sizeof abs, "%s/%s", cwd, w->dir) >= (int)sizeof abs)
+        return;
+    size_t n = strlen(abs);
+    while (n > 1 && abs[n - 1] == '/')
+        abs[--n] = '\0';
+    for (char *p = abs + 1; *p != '\0' && w->n_links < MAX_LINKS;) {
+        char *slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
+        struct stat st;
+        if (lstat(abs, &st) == 0 && S_ISLNK(st.st_mode)) {
+            char *last = strrchr(abs, '/');
+            char *parent = last == abs ? strdup("/") : strndup(abs, (size_t)(last - abs));
+            char *name = strdup(last + 1);
+            int wd = parent ? inotify_add_watch(w->fd, parent,
+                                                IN_CREATE | IN_MOVED_TO | IN_DELETE |
+                                                    IN_MOVED_FROM | IN_ONLYDIR | IN_MASK_ADD)
+                            : -1;
+            if (wd >= 0 && name) {
+                w->links[w->n_links++] = (struct link_watch){wd, parent, name};
+            } else {
+                if (wd < 0 && parent)
+                    px_log_warn("watch %s (the folder of the link %s): %s", parent,
+                                name ? name : "", strerror(errno));
+                free(parent);
+                free(name);
+            }
+        }
+        if (slash == NULL)
+            break;
+        *slash = '/';
+        p = slash + 1;
+    }
+}
+
+/* Whether wd is a link's parent folder. */
+static bool link_wd(const struct ag_watch *w, int wd)
+{
+    for (size_t i = 0; i < w->n_links; i++)
+        if (w->links[i].wd == wd)
+            return true;
+    return false;
+}
+
+/* Reads the folder's .albdignore again. Returns true when its bytes (or
+ * its presence) changed since the last read: the watches must then
+ * follow (an ignored folder is not watched). */
+static bool refresh_ignore(struct ag_watch *w)
+{
+    char path[PATH_MAX];
+    char *text = NULL;
+    size_t len = 0;
+    if (snprintf(path, sizeof path, "%s/%s", w->dir, RC_IGNORE_FILE) < (int)sizeof path) {
+        struct stat st;
+        int fd = rc_open_regular(path, &st);
+        if (fd >= 0) {
+            if (rc_read_all(fd, (size_t)st.st_size, RC_IGNORE_MAX_BYTES, false, &text, &len) != 0)
+                text = NULL; /* the load says why; meanwhile nothing is ignored */
+            close(fd);
+        }
+    }
+    if (w->ig_text && w->ig_len == len && memcmp(w->ig_text, text ? text : "", len) == 0) {
+        free(text);
+        return false;
+    }
+    rc_ignore_free(w->ig);
+    w->ig = text ? rc_ignore_parse(text, len) : NULL;
+    free(w->ig_text);
+    w->ig_text = text ? text : strdup("");
+    w->ig_len = len;
+    return true;
 }
 
 static ssize_t find_writing(struct ag_watch *w, int wd, const char *name)
@@ -362,6 +505,33 @@ static void on_debounce(uv_timer_t *t)
     w->cb(w, w->arg);
 }
 
+/* Watches everything again: the tree (as .albdignore now says), the extra
+ * folders and the links' parents. The next load checks every file. */
+static void rescan(struct ag_watch *w)
+{
+    drop_all(w);
+    writing_clear(w);
+    add_tree(w, w->dir, 0);
+    add_all_extra(w);
+    add_links(w);
+    ag_changes_clear(&w->seen);
+    w->seen.all = true;
+    w->seen.tree = true;
+}
+
+/* What an event in a link's parent folder means: 1 the link was replaced
+ * or removed; -1 another name in a folder watched only for links (not
+ * relevant); 0 not a link parent's event. */
+static int link_event(struct ag_watch *w, const struct inotify_event *ev)
+{
+    if (!link_wd(w, ev->wd))
+        return 0;
+    for (size_t i = 0; ev->len && i < w->n_links; i++)
+        if (w->links[i].wd == ev->wd && strcmp(w->links[i].name, ev->name) == 0)
+            return 1;
+    return find_wd(w, ev->wd) ? 0 : -1;
+}
+
 /* The path of what ev names, relative to the watched folder (malloc'd),
  * or NULL when the whole tree must be taken as changed. */
 static char *event_rel(struct ag_watch *w, const struct inotify_event *ev)
@@ -392,17 +562,47 @@ static int drain_events(struct ag_watch *w)
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *)p;
             p += sizeof *ev + ev->len;
-            relevant++;
             if (ev->mask & IN_Q_OVERFLOW) {
+                relevant++;
                 px_log_warn("watch: inotify queue overflowed; rescanning %s", w->dir);
-                ag_changes_clear(&w->seen);
-                w->seen.all = true;
-                writing_clear(w);
-                drop_all(w);
-                add_tree(w, w->dir, 0);
-                add_all_extra(w);
+                refresh_ignore(w);
+                rescan(w);
                 continue;
             }
+            if (!(ev->mask & IN_IGNORED)) {
+                int lk = link_event(w, ev);
+                if (lk < 0)
+                    continue; /* a sibling of the link: nothing of ours */
+                if (lk > 0) {
+                    /* The load that follows resolves the folder again
+                     * (ag_watch_take_changes) and, when it moved, watches
+                     * the new tree and checks every file. */
+                    relevant++;
+                    w->relinked = true;
+                    continue;
+                }
+            }
+            char *rel = NULL;
+            const struct wdir *ed = find_wd(w, ev->wd);
+            if (!(ev->mask & IN_IGNORED) && !(ed && ed->extra)) {
+                rel = event_rel(w, ev);
+                if (rel && strcmp(rel, RC_IGNORE_FILE) == 0) {
+                    free(rel);
+                    relevant++;
+                    if (refresh_ignore(w)) {
+                        px_log_info("watch: %s/%s changed; watching the tree again", w->dir,
+                                    RC_IGNORE_FILE);
+                        rescan(w);
+                    }
+                    continue;
+                }
+                /* What .albdignore ignores reconciles nothing. */
+                if (rel && ignored_rel(w, rel, (ev->mask & IN_ISDIR) || ev->len == 0)) {
+                    free(rel);
+                    continue;
+                }
+            }
+            relevant++;
             if (ev->mask & IN_IGNORED) {
                 struct wdir **pp = &w->dirs;
                 while (*pp && (*pp)->wd != ev->wd)
@@ -415,7 +615,6 @@ static int drain_events(struct ag_watch *w)
                 }
                 continue;
             }
-            const struct wdir *ed = find_wd(w, ev->wd);
             if (ed && ed->extra) {
                 /* A certificate folder outside the tree: a reconcile, whose
                  * load stats every file out there anyway (changes.h). */
@@ -425,7 +624,7 @@ static int drain_events(struct ag_watch *w)
                     writing_remove(w, ev->wd, ev->name);
                 continue;
             }
-            changes_add(&w->seen, event_rel(w, ev));
+            changes_add(&w->seen, rel);
             /* A name appeared or went, or a folder's mode changed (it may
              * have become unreadable): the loader walks the tree again. */
             if ((ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
@@ -483,15 +682,19 @@ int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_wa
     w->debounce_ms = debounce_ms;
     w->cb = cb;
     w->arg = arg;
+    refresh_ignore(w);
     add_tree(w, dir, 0);
     if (!w->dirs) {
         int e = errno ? errno : ENOENT;
         close(w->fd);
         free(w->real);
         free(w->dir);
+        rc_ignore_free(w->ig);
+        free(w->ig_text);
         free(w);
         return -e;
     }
+    add_links(w);
     uv_timer_init(loop, &w->debounce);
     w->debounce.data = w;
     uv_poll_init(loop, &w->poll, w->fd);
@@ -509,14 +712,19 @@ void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into)
      * what is watched is the old tree. Watch the new one; this load checks
      * every file. */
     char *real = realpath(w->dir, NULL);
+    bool relinked = w->relinked;
+    w->relinked = false;
     if (real && w->real && strcmp(real, w->real) != 0) {
         px_log_info("watch: %s now resolves to %s; watching that tree", w->dir, real);
-        drop_all(w);
-        writing_clear(w);
-        add_tree(w, w->dir, 0);
-        add_all_extra(w);
-        w->seen.all = true;
+        refresh_ignore(w);
+        rescan(w);
+    } else if (relinked) {
+        add_links(w); /* the same target again: the links' watches may have moved */
     }
+    /* An ignore file that changed with no event naming it (a ConfigMap's
+     * "..data" swap, or a link to it re-pointed). */
+    if (refresh_ignore(w))
+        rescan(w);
     if (real) {
         free(w->real);
         w->real = real;
@@ -555,6 +763,9 @@ static void on_closed(uv_handle_t *h)
     free(w->seen.v);
     free(w->real);
     free_extra_list(w);
+    drop_links(w);
+    rc_ignore_free(w->ig);
+    free(w->ig_text);
     close(w->fd);
     free(w->dir);
     free(w);

@@ -32,8 +32,16 @@ void ag_changes_clear(struct ag_changes *c);
  * 2 s), so a slow truncate-then-write save is read only when complete —
  * following any change (files written, renamed, created, deleted,
  * folders added or removed, the ConfigMap "..data" link swapped) and after
- * an inotify queue overflow (which also re-adds every watch). Returns 0 or a
- * negative errno. */
+ * an inotify queue overflow (which also re-adds every watch).
+ *
+ * What dir/.albdignore ignores (reconciler/ignore.h) raises no callback,
+ * and ignored folders are not watched; a change of the ignore file (an
+ * event naming it, or different bytes when a load begins) watches the tree
+ * again and makes the next load check every file. Each symbolic link among
+ * the components of dir's path (dir itself a release link, or a link on
+ * the way to it) is watched through its parent folder for its own name, so
+ * re-pointing it raises the callback; ag_watch_take_changes then follows
+ * it. Returns 0 or a negative errno. */
 int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_watch_cb cb,
                    void *arg, struct ag_watch **out);
 
@@ -45,7 +53,9 @@ uint64_t ag_watch_mark(struct ag_watch *w);
 bool ag_watch_changed_since(struct ag_watch *w, uint64_t mark);
 
 /* Reads the queued events, then moves the paths seen changing since the
- * last call into *into. Call it before ag_watch_mark(), when a load
+ * last call into *into. When dir now resolves to another folder (a link
+ * re-pointed) or its .albdignore changed, watches the tree again and
+ * marks *into "all". Call it before ag_watch_mark(), when a load
  * begins. */
 void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into);
 

@@ -17,6 +17,7 @@ struct rc_loc {
 enum rc_severity {
     RC_ERROR = 0,   /* the resource (or file) is invalid */
     RC_WARNING = 1, /* valid, but worth telling (e.g. certificate expires soon) */
+    RC_NOTE = 2,    /* for information (e.g. a document of another API, skipped) */
 };
 
 struct rc_err {

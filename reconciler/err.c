@@ -64,6 +64,19 @@ void rc_errs_add(struct rc_errs *e, enum rc_severity sev, const struct rc_loc *l
     x->msg = msg;
 }
 
+const char *rc_severity_name(enum rc_severity sev)
+{
+    switch (sev) {
+    case RC_WARNING:
+        return "warning";
+    case RC_NOTE:
+        return "note";
+    case RC_ERROR:
+        break;
+    }
+    return "error";
+}
+
 size_t rc_errs_count_errors(const struct rc_errs *e)
 {
     size_t n = 0;
@@ -158,7 +171,7 @@ void rc_err_format(const struct rc_err *x, char *buf, size_t size)
             PUT(":%d:%d", x->line, x->col);
         PUT(": ");
     }
-    PUT("%s: ", x->severity == RC_WARNING ? "warning" : "error");
+    PUT("%s: ", rc_severity_name(x->severity));
     if (x->path) {
         PUT_ESC(x->path);
         PUT(": ");

@@ -17,6 +17,10 @@ void rc_errs_add(struct rc_errs *e, enum rc_severity sev, const struct rc_loc *l
                  const char *kind, const char *name, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/* "error", "warning" or "note": how entries of sev are printed and shown
+ * in /status. */
+const char *rc_severity_name(enum rc_severity sev);
+
 /* Number of entries with severity RC_ERROR. */
 size_t rc_errs_count_errors(const struct rc_errs *e);
 
@@ -24,7 +28,7 @@ size_t rc_errs_count_errors(const struct rc_errs *e);
 void rc_errs_sort(struct rc_errs *e);
 
 /* Writes one line per entry: "file:line:col: error: path: message (Kind/name)"
- * ("warning:" for RC_WARNING). Parts that are unknown are left out: no
+ * ("warning:" for RC_WARNING, "note:" for RC_NOTE). Parts that are unknown are left out: no
  * ":line:col" when line is 0, no "file:..." prefix without a file, no
  * "path: " without a path, no "(Kind/name)" without a kind. */
 void rc_errs_print(const struct rc_errs *e, FILE *out);

@@ -84,19 +84,32 @@ static int set_time(json_t *o, const char *key, time_t t)
     return set_str(o, key, buf);
 }
 
-/* Creates resources[kind][meta->name] = {"labels": {...}, "spec": {}} and
- * returns the spec object (borrowed), NULL on OOM. */
+/* Adds the string map v (n entries) under key. 0, or -1 on OOM. */
+static int set_map(json_t *o, const char *key, const struct rc_label *v, size_t n)
+{
+    json_t *map = add_obj(o, key);
+    if (map == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (set_str(map, v[i].key, v[i].value) != 0)
+            return -1;
+    return 0;
+}
+
+/* Creates resources[kind][meta->name] = {"labels": {...}, "spec": {}}, with
+ * "annotations" and "namespace" only when the manifest has them (so that a
+ * /config without them, from an albd before they existed, compares equal),
+ * and returns the spec object (borrowed), NULL on OOM. */
 static json_t *add_resource(json_t *kind, const struct rc_meta *meta)
 {
     json_t *res = add_obj(kind, meta->name);
-    if (res == NULL)
+    if (res == NULL || set_map(res, "labels", meta->labels, meta->n_labels) != 0)
         return NULL;
-    json_t *labels = add_obj(res, "labels");
-    if (labels == NULL)
+    if (meta->n_annotations > 0 &&
+        set_map(res, "annotations", meta->annotations, meta->n_annotations) != 0)
         return NULL;
-    for (size_t i = 0; i < meta->n_labels; i++)
-        if (set_str(labels, meta->labels[i].key, meta->labels[i].value) != 0)
-            return NULL;
+    if (set_str(res, "namespace", meta->ns) != 0)
+        return NULL;
     return add_obj(res, "spec");
 }
 

@@ -6,7 +6,8 @@
  *
  *   {"apiVersion": "albd/v1", "generation": 0, "manifestDigest": "<hex>",
  *    "resources": {
- *      "Instance":    {"<name>": {"labels": {...}, "spec": {...}}},
+ *      "Instance":    {"<name>": {"labels": {...}, "annotations": {...},
+ *                                   "namespace": "<ns>", "spec": {...}}},
  *      "Certificate": {...}, "TLSPolicy": {...}, "ServerGroup": {...},
  *      "Listener":    {...}}}
  *
@@ -17,7 +18,10 @@
  *
  * Every kind key is present, even when it holds no resource, and every
  * resource has "labels" (possibly {}) so that two exports compare field by
- * field. Dump with JSON_SORT_KEYS for byte-stable output. */
+ * field; "annotations" (metadata.annotations) and "namespace"
+ * (metadata.namespace) appear only when the manifest sets them (a non-empty
+ * map, a string), so that the /config of an albd that predates them
+ * compares equal to the same manifests. Dump with JSON_SORT_KEYS for byte-stable output. */
 #ifndef ALBD_RECONCILER_EXPORT_H
 #define ALBD_RECONCILER_EXPORT_H
 

@@ -17,6 +17,7 @@
 #include "common/hash.h"
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/ignore.h"
 #include "reconciler/loadset.h"
 #include "reconciler/model-t.h"
 #include "reconciler/rc.h"
@@ -48,8 +49,10 @@ struct walk {
     struct rc_errs *errs;
     bool oom;
     bool top_failed;
-    bool via_link;       /* entered a folder through a symbolic link */
-    char root[PATH_MAX]; /* realpath of the manifest folder; "" when unknown */
+    bool via_link;              /* entered a folder through a symbolic link */
+    char root[PATH_MAX];        /* realpath of the manifest folder; "" when unknown */
+    const struct rc_ignore *ig; /* .albdignore, or NULL */
+    size_t top_len;             /* strlen of the folder as given: paths begin with it */
 };
 
 /* Whether the real path real is root or below it. */
@@ -161,9 +164,20 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
             break;
         }
         struct stat est;
-        if (stat(path, &est) != 0) {
+        bool stat_ok = stat(path, &est) == 0;
+        int stat_errno = errno;
+        /* .albdignore: an ignored folder is never entered, so matching the
+         * entry's own name is enough. */
+        const char *rel = path + w->top_len;
+        while (*rel == '/')
+            rel++;
+        if (rc_ignore_match(w->ig, rel, stat_ok && S_ISDIR(est.st_mode))) {
+            free(path);
+            continue;
+        }
+        if (!stat_ok) {
             if (has_yaml_ext(e->d_name))
-                file_error(w->errs, path, "cannot read", errno);
+                file_error(w->errs, path, "cannot read", stat_errno);
             free(path);
             continue;
         }
@@ -745,6 +759,88 @@ static void hex(const unsigned char *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* Reads dir/.albdignore into *ig. An ignore file that exists but cannot
+ * be read fails the load as an unreadable folder does (w->top_failed):
+ * reading every file instead could apply what it was meant to keep out.
+ * Returns true when out of memory. */
+static bool load_ignore(const char *dir, struct rc_ignore **ig, struct walk *w)
+{
+    int r = rc_ignore_load(dir, ig);
+    if (r == 0 || r == -ENOENT || r == -ENOTDIR)
+        return false; /* a folder that is missing is reported by the walk */
+    if (r == -ENOMEM)
+        return true;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false; /* the folder itself cannot be read: the walk says so */
+    closedir(d);
+    char *path = join(dir, RC_IGNORE_FILE);
+    if (path == NULL)
+        return true;
+    struct rc_loc loc = {path, 0, 0};
+    rc_errs_add(w->errs, RC_ERROR, &loc, NULL, NULL, NULL,
+                "cannot read the ignore file: %s; nothing is loaded", rc_read_strerror(-r));
+    free(path);
+    w->top_failed = true;
+    return false;
+}
+
+/* A string as a message may quote it: at most 60 bytes, and never what
+ * looks like key material. */
+static void quote(char *buf, size_t size, const char *s)
+{
+    if (strstr(s, "-----BEGIN") || strstr(s, "PRIVATE KEY"))
+        snprintf(buf, size, "a PEM block");
+    else
+        snprintf(buf, size, "\"%.60s%s\"", s, strlen(s) > 60 ? "..." : "");
+}
+
+/* Whether d is another API's document sharing the folder (a
+ * kustomization.yaml, a Kubernetes object): an object whose apiVersion is
+ * a string that does not start with "albd/", or that has neither an
+ * apiVersion nor a kind. Such a document gets a note (skipped) or, when
+ * refuse, an error at its apiVersion. A document with a kind but without
+ * apiVersion looks like a manifest missing a field, so it is albd's (and
+ * an error); so is "albd/v2" (not a version albd knows). errs may be
+ * NULL. */
+static bool foreign(struct rc_doc *d, bool refuse, struct rc_errs *errs)
+{
+    yaml_node_t *root = yaml_document_get_root_node(&d->y);
+    if (root == NULL || root->type != YAML_MAPPING_NODE)
+        return false; /* not a manifest at all: the schema says so */
+    yaml_node_t *api = rc_y_get(&d->y, root, "apiVersion");
+    yaml_node_t *kind = rc_y_get(&d->y, root, "kind");
+    const char *api_s = api ? rc_y_str(api) : NULL;
+    const char *kind_s = kind ? rc_y_str(kind) : NULL;
+    if (api != NULL) {
+        struct rc_yval v;
+        rc_y_classify(api, &v);
+        if (v.type != RC_Y_STR || !strncmp(api_s, "albd/", 5))
+            return false;
+    } else if (kind != NULL) {
+        return false;
+    }
+    if (errs == NULL)
+        return true;
+    char qa[80] = "no apiVersion", qk[80] = "no kind";
+    if (api_s) {
+        memcpy(qa, "apiVersion ", 11);
+        quote(qa + 11, sizeof(qa) - 11, api_s);
+    }
+    if (kind_s) {
+        memcpy(qk, "kind ", 5);
+        quote(qk + 5, sizeof(qk) - 5, kind_s);
+    }
+    struct rc_loc loc = rc_y_loc(d, api ? api : root);
+    if (refuse)
+        rc_errs_add(errs, RC_ERROR, &loc, NULL, NULL, NULL,
+                    "not an albd document (%s, %s): refused (--refuse-foreign)", qa, qk);
+    else
+        rc_errs_add(errs, RC_NOTE, &loc, NULL, NULL, NULL, "not an albd document (%s, %s): skipped",
+                    qa, qk);
+    return true;
+}
+
 static void oom(struct rc_errs *errs)
 {
     rc_errs_add(errs, RC_ERROR, NULL, NULL, NULL, NULL, "out of memory while loading manifests");
@@ -757,15 +853,20 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     struct rc_loadset S = {.errs_before = errs->n, .tmp = rc_arena_new()};
     struct docs D = {.tmp = S.tmp, .errs = errs};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    struct walk w = {.errs = errs};
+    struct walk w = {.errs = errs, .top_len = strlen(dir)};
     if (realpath(dir, w.root) == NULL)
         w.root[0] = '\0';
     char **texts = NULL;
     bool failed = S.tmp == NULL || md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     int rc = -1;
+    struct rc_ignore *ig = NULL;
+    if (!failed)
+        failed = load_ignore(dir, &ig, &w);
+    w.ig = ig;
 
     const struct rc_sources *prev_src = rc_model_sources(o->prev);
-    if (!failed && o->changes && !o->changes->tree && prev_src && prev_src->walk_reusable) {
+    if (!failed && !w.top_failed && o->changes && !o->changes->tree && prev_src &&
+        prev_src->walk_reusable && !rc_changes_cover(o->changes, RC_IGNORE_FILE)) {
         /* Nothing was created, removed or renamed since prev's walk: the
          * same files, in the same (sorted) order. */
         for (size_t i = 0; !w.oom && i < prev_src->n_mfiles; i++) {
@@ -777,7 +878,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         }
         failed = w.oom;
         S.walk_reused = true;
-    } else if (!failed) {
+    } else if (!failed && !w.top_failed) {
         size_t errs_before = errs->n;
         walk_dir(&w, dir, 0);
         failed = w.oom;
@@ -919,13 +1020,25 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     S.docs = D.v;
     S.n_docs = D.n;
 
+    size_t n_albd = 0;
     for (size_t i = 0; i < S.n_docs && !failed; i++) {
         struct rc_doc *d = S.docs[i];
-        if (d->prev_src == NULL && !same_as_prev(d, prev_src))
-            rc_schema_validate_doc(d, errs);
+        if (d->prev_src == NULL && !same_as_prev(d, prev_src)) {
+            if (!foreign(d, o->refuse_foreign, errs)) {
+                rc_schema_validate_doc(d, errs);
+            } else if (!o->refuse_foreign) {
+                /* Another API's document: no part of the load. */
+                yaml_document_delete(&d->y);
+                S.files[d->file_index].n_docs--;
+                continue;
+            } /* else refused: a document without a kind, as before */
+        }
         if (d->kind == NULL || d->name == NULL)
             S.files[d->file_index].unidentified = true;
+        S.docs[n_albd++] = d;
     }
+    if (!failed)
+        S.n_docs = n_albd;
 
     if (failed)
         oom(errs);
@@ -953,6 +1066,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     free(texts);
     free(w.files.v);
     free(w.seen);
+    rc_ignore_free(ig);
     rc_arena_free(S.tmp);
 
     rc_errs_sort(errs);

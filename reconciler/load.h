@@ -31,6 +31,10 @@ struct rc_load_opts {
      * certificate whose PEM bytes are unchanged is not parsed again. */
     const struct rc_model *prev;
     bool strict; /* all or nothing: any error fails the whole load */
+    /* A document of another API in the folder (apiVersion not "albd/...": a
+     * kustomization.yaml, a Kubernetes Deployment) is an error instead of
+     * a skipped document with a note (--refuse-foreign). */
+    bool refuse_foreign;
     const struct rc_invalid *invalid;
     size_t n_invalid;
     /* Every path under the folder that changed since prev's load began

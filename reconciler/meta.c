@@ -24,6 +24,40 @@ static int label_cmp(const void *a, const void *b)
     return strcmp(((const struct rc_label *)a)->key, ((const struct rc_label *)b)->key);
 }
 
+/* Copies the string map at path below root (metadata.labels or
+ * metadata.annotations, string to string by the schema) into *out, sorted
+ * by key. 0, or -1 when out of memory. */
+static int fill_map(struct rc_load *L, struct rc_doc *d, yaml_node_t *root, const char *path,
+                    struct rc_label **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    yaml_node_t *map = rc_at(d, root, path);
+    if (map == NULL || map->type != YAML_MAPPING_NODE)
+        return 0;
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    if (n == 0)
+        return 0;
+    struct rc_label *v = rc_arena_alloc(L->arena, n * sizeof(*v));
+    if (v == NULL)
+        return -1;
+    size_t k = 0;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const char *key = rc_y_str(yaml_document_get_node(&d->y, p->key));
+        const char *value = rc_y_str(yaml_document_get_node(&d->y, p->value));
+        struct rc_label *l = &v[k++];
+        l->key = rc_arena_strdup(L->arena, key ? key : "");
+        l->value = rc_arena_strdup(L->arena, value ? value : "");
+        if (l->key == NULL || l->value == NULL)
+            return -1;
+    }
+    qsort(v, k, sizeof(*v), label_cmp);
+    *out = v;
+    *n_out = k;
+    return 0;
+}
+
 int rc_fill_meta(struct rc_load *L, struct rc_doc *d, struct rc_meta *meta, const void *extra,
                  size_t extra_len, const void *extra2, size_t extra2_len)
 {
@@ -31,22 +65,13 @@ int rc_fill_meta(struct rc_load *L, struct rc_doc *d, struct rc_meta *meta, cons
     meta->kind = d->kind;
     meta->name = rc_arena_strdup(L->arena, d->name);
     meta->loc = rc_y_loc(d, root);
-    yaml_node_t *labels = rc_at(d, root, "metadata.labels");
-    if (labels && labels->type == YAML_MAPPING_NODE) {
-        size_t n = (size_t)(labels->data.mapping.pairs.top - labels->data.mapping.pairs.start);
-        meta->labels = rc_arena_alloc(L->arena, n * sizeof(*meta->labels));
-        if (meta->labels == NULL)
-            return -1;
-        for (yaml_node_pair_t *p = labels->data.mapping.pairs.start;
-             p < labels->data.mapping.pairs.top; p++) {
-            struct rc_label *l = &meta->labels[meta->n_labels++];
-            l->key = rc_arena_strdup(L->arena, rc_y_str(yaml_document_get_node(&d->y, p->key)));
-            l->value = rc_arena_strdup(L->arena, rc_y_str(yaml_document_get_node(&d->y, p->value)));
-            if (l->key == NULL || l->value == NULL)
-                return -1;
-        }
-        qsort(meta->labels, meta->n_labels, sizeof(*meta->labels), label_cmp);
-    }
+    if (fill_map(L, d, root, "metadata.labels", &meta->labels, &meta->n_labels) != 0 ||
+        fill_map(L, d, root, "metadata.annotations", &meta->annotations, &meta->n_annotations) != 0)
+        return -1;
+    const char *ns = rc_y_str(rc_at(d, root, "metadata.namespace"));
+    meta->ns = NULL;
+    if (ns != NULL && (meta->ns = rc_arena_strdup(L->arena, ns)) == NULL)
+        return -1;
     size_t len = 0;
     char *canon = rc_y_canonical(&d->y, rc_y_get(&d->y, root, "spec"), &len);
     EVP_MD_CTX *md = EVP_MD_CTX_new();

@@ -26,11 +26,18 @@ struct rc_label {
 
 /* What every resource has: metadata and where it was written. */
 struct rc_meta {
-    const char *kind;  /* "Listener", ... (static string) */
-    const char *name;  /* metadata.name */
-    struct rc_loc loc; /* the document's start (its "kind:" mapping) */
-    struct rc_label *labels;
+    const char *kind;        /* "Listener", ... (static string) */
+    const char *name;        /* metadata.name */
+    struct rc_loc loc;       /* the document's start (its "kind:" mapping) */
+    struct rc_label *labels; /* sorted by key */
     size_t n_labels;
+    /* metadata.annotations (sorted by key) and metadata.namespace (NULL
+     * when absent): kept for /config and plan only. Neither is in digest
+     * (they change nothing albd does), and the namespace does not scope
+     * names: names are unique per kind in the whole folder. */
+    struct rc_label *annotations;
+    size_t n_annotations;
+    const char *ns;
     /* SHA-256 (hex) of the resource's canonical content: equal digests mean
      * an unchanged resource (used to reuse SSL_CTX, parsed certs, ...). For
      * certificates it covers the PEM bytes too. */

@@ -21,11 +21,33 @@ static int put_value(FILE *f, const json_t *v)
     return rc;
 }
 
+/* Whether path is under top ("labels", "labels.team"). */
+static bool under(const char *path, const char *top)
+{
+    size_t n = strlen(top);
+    return strncmp(path, top, n) == 0 && (path[n] == '\0' || path[n] == '.');
+}
+
+/* An update of labels, annotations or namespace only: /config changes,
+ * what albd does with traffic does not. */
+static bool metadata_only(const struct rc_diff_change *ch)
+{
+    if (ch->action != RC_DIFF_UPDATE || ch->n_fields == 0)
+        return false;
+    for (size_t i = 0; i < ch->n_fields; i++) {
+        const char *p = ch->fields[i].path;
+        if (!under(p, "labels") && !under(p, "annotations") && !under(p, "namespace"))
+            return false;
+    }
+    return true;
+}
+
 static int put_change(FILE *f, const struct rc_diff_change *ch)
 {
     static const char sign[] = {
         [RC_DIFF_CREATE] = '+', [RC_DIFF_UPDATE] = '~', [RC_DIFF_DELETE] = '-'};
-    if (fprintf(f, "  %c %s/%s\n", sign[ch->action], ch->kind, ch->name) < 0)
+    if (fprintf(f, "  %c %s/%s%s\n", sign[ch->action], ch->kind, ch->name,
+                metadata_only(ch) ? " (metadata only)" : "") < 0)
         return -1;
     if (ch->action == RC_DIFF_DELETE)
         return 0;

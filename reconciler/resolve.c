@@ -81,10 +81,19 @@ int rc_kind_collect(struct rc_load *L, const char *kind, struct rc_kind_docs *ou
             return -1;
         }
         yaml_node_t *root = yaml_document_get_root_node(&d->y);
-        struct rc_loc fl = rc_y_loc(first, yaml_document_get_root_node(&first->y));
+        yaml_node_t *first_root = yaml_document_get_root_node(&first->y);
+        struct rc_loc fl = rc_y_loc(first, first_root);
+        /* metadata.namespace does not make them two: one albd serves one
+         * configuration, and references carry no namespace. */
+        const char *ns = rc_y_str(rc_at(d, root, "metadata.namespace"));
+        const char *first_ns = rc_y_str(rc_at(first, first_root, "metadata.namespace"));
+        bool other_ns = (ns == NULL) != (first_ns == NULL) || (ns && strcmp(ns, first_ns) != 0);
         rc_doc_err(L, d, RC_ERROR, rc_at(d, root, "metadata.name"), "metadata.name",
-                   "duplicate %s name \"%s\" (first defined at %s:%d:%d)", kind, d->name, fl.file,
-                   fl.line, fl.col);
+                   "duplicate %s name \"%s\" (first defined at %s:%d:%d)%s", kind, d->name, fl.file,
+                   fl.line, fl.col,
+                   other_ns ? "; a namespace does not separate names: a name is unique per kind "
+                              "in the manifest folder"
+                            : "");
     }
     free(all);
     free(dup);

@@ -4,7 +4,7 @@
 # job summary).
 #
 #   albd-ci.sh -m DIR [--against URL | --state FILE] [--albd BINARY]
-#              [--summary FILE] [--detailed-exitcode]
+#              [--summary FILE] [--detailed-exitcode] [--refuse-foreign]
 #
 #   -m DIR               the manifest folder (required)
 #   --against URL        compare with a running albd's admin endpoint
@@ -15,6 +15,8 @@
 #   --summary FILE       also append the Markdown to FILE (default:
 #                        $GITHUB_STEP_SUMMARY when set, as GitHub Actions sets it)
 #   --detailed-exitcode  exit 2 when the plan has changes (as albd plan does)
+#   --refuse-foreign     a document of another API (not albd/...) in DIR is an
+#                        error; by default it is skipped and listed as a note
 #
 # The Markdown goes to stdout. Exit 0: valid (with or without changes);
 # 1: invalid manifests or the plan failed (the errors are in the Markdown,
@@ -26,11 +28,12 @@
 set -uo pipefail
 
 usage() {
-  sed -n '6,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '6,19p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 64
 }
 
 ALBD=albd DIR="" AGAINST="" STATE="" SUMMARY="${GITHUB_STEP_SUMMARY:-}" DETAILED=0
+FOREIGN=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -m|--manifests) [[ $# -ge 2 ]] || usage; DIR=$2; shift 2 ;;
@@ -39,6 +42,7 @@ while [[ $# -gt 0 ]]; do
     --albd) [[ $# -ge 2 ]] || usage; ALBD=$2; shift 2 ;;
     --summary) [[ $# -ge 2 ]] || usage; SUMMARY=$2; shift 2 ;;
     --detailed-exitcode) DETAILED=1; shift ;;
+    --refuse-foreign) FOREIGN=(--refuse-foreign); shift ;;
     -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "albd-ci.sh: unknown argument: $1" >&2; usage ;;
   esac
@@ -66,7 +70,7 @@ fenced() {
   printf '%s\n' "$fence"
 }
 
-"$ALBD" validate -m "$DIR" >"$TMP/validate.out" 2>"$TMP/validate.err"
+"$ALBD" validate -m "$DIR" "${FOREIGN[@]}" >"$TMP/validate.out" 2>"$TMP/validate.err"
 status=$?
 if [[ $status -ne 0 ]]; then
   {
@@ -77,7 +81,7 @@ if [[ $status -ne 0 ]]; then
   exit 1
 fi
 
-args=(plan -m "$DIR" -o json)
+args=(plan -m "$DIR" -o json "${FOREIGN[@]}")
 [[ -n "$AGAINST" ]] && args+=(--against "$AGAINST")
 [[ -n "$STATE" ]] && args+=(--state "$STATE")
 "$ALBD" "${args[@]}" >"$TMP/plan.json" 2>"$TMP/plan.err"
@@ -133,6 +137,15 @@ pystatus=$?
 if [[ $pystatus -ne 0 ]]; then
   echo "albd-ci.sh: could not read the plan's JSON" >&2
   exit 1
+fi
+# Notes (documents of other APIs, skipped) and warnings from validate.
+if grep -q -e ': note: ' -e ': warning: ' "$TMP/validate.err"; then
+  grep -e ': note: ' -e ': warning: ' "$TMP/validate.err" >"$TMP/notes"
+  {
+    printf '\n<details><summary>Notes and warnings (%d)</summary>\n\n' "$(wc -l <"$TMP/notes")"
+    fenced "$TMP/notes"
+    printf '\n</details>\n'
+  } >>"$MD"
 fi
 emit
 if [[ $DETAILED -eq 1 && $status -eq 2 ]]; then

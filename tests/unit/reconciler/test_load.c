@@ -25,6 +25,13 @@ static void write_file(const char *dir, const char *name, const char *text)
     tf_put(dir, name, text);
 }
 
+static void unlink_in(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_int_equal(unlink(path), 0);
+}
+
 static void copy_file(const char *from, const char *to)
 {
     FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
@@ -461,6 +468,166 @@ static void test_a_text_file_is_not_quoted(void **state)
     rc_errs_cleanup(&errs);
 }
 
+/* Documents of other APIs sharing the folder (a Kubernetes object, a
+ * kustomization.yaml with or without apiVersion) are skipped with a
+ * located note; --refuse-foreign (refuse_foreign) makes each an error. A
+ * document with a kind (albd's or not) but without apiVersion, and one of
+ * "albd/v2", stay albd's: errors. */
+static const char group_doc[] = "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: web}\n"
+                                "spec: {servers: [{address: 127.0.0.1, port: 8081}]}\n";
+
+static void test_foreign_documents_are_skipped_with_a_note(void **state)
+{
+    char app[512];
+    snprintf(app, sizeof(app),
+             "%s---\napiVersion: apps/v1\nkind: Deployment\n"
+             "metadata: {name: web}\nspec: {replicas: 2}\n",
+             group_doc);
+    write_file(tmpdir, "app.yaml", app);
+    write_file(tmpdir, "kustomization.yaml", "resources: [app.yaml]\ncommonAnnotations: {a: b}\n");
+    write_file(tmpdir, "k2.yaml",
+               "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+               "kind: Kustomization\nresources: [app.yaml]\n");
+    struct rc_errs errs;
+    struct rc_model *m = load_ok(tmpdir, time(NULL), &errs);
+    assert_int_equal(m->n_groups, 1);
+    rc_model_unref(m);
+    assert_int_equal(errs.n, 3);
+    assert_int_equal(rc_errs_count_errors(&errs), 0);
+    char line[1024];
+    const char *want[] = {
+        "app.yaml:6:13: note: not an albd document (apiVersion \"apps/v1\", kind \"Deployment\"): "
+        "skipped",
+        "k2.yaml:1:13: note: not an albd document (apiVersion "
+        "\"kustomize.config.k8s.io/v1beta1\", kind \"Kustomization\"): skipped",
+        "kustomization.yaml:1:1: note: not an albd document (no apiVersion, no kind): skipped",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(errs.v[i].severity, RC_NOTE);
+        rc_err_format(&errs.v[i], line, sizeof(line));
+        if (strstr(line, want[i]) == NULL || strncmp(line, tmpdir, strlen(tmpdir)) != 0)
+            fail_msg("note %zu: want \"%s\", got \"%s\"", i, want[i], line);
+    }
+    rc_errs_cleanup(&errs);
+
+    /* Refused: an error each, nothing loaded. */
+    rc_errs_init(&errs);
+    struct rc_load_opts o = {.now = time(NULL), .strict = true, .refuse_foreign = true};
+    assert_int_equal(rc_load_dir_ex(tmpdir, &o, &m, &errs, NULL), -1);
+    assert_null(m);
+    assert_int_equal(rc_errs_count_errors(&errs), 3);
+    rc_err_format(&errs.v[0], line, sizeof(line));
+    assert_non_null(strstr(line, "app.yaml:6:13: error: not an albd document (apiVersion "
+                                 "\"apps/v1\", kind \"Deployment\"): refused (--refuse-foreign)"));
+    rc_errs_cleanup(&errs);
+
+    /* As `albd run` loads (containment, the running model as prev): the
+     * note comes back on every reload, also when no file changed. */
+    struct tf_result r1 = tf_load(tmpdir, NULL, NULL, NULL);
+    assert_int_equal(r1.rc, 0);
+    rc_errs_init(&errs);
+    struct tf_result r2 = tf_load(tmpdir, r1.m, NULL, &errs);
+    assert_int_equal(r2.rc, 0);
+    assert_int_equal(r2.m->n_groups, 1);
+    assert_int_equal(errs.n, 3);
+    assert_int_equal(errs.v[0].severity, RC_NOTE);
+    rc_errs_cleanup(&errs);
+    tf_done(&r2);
+    tf_done(&r1);
+
+    /* Still albd's: an albd kind without apiVersion, and albd/v2. */
+    unlink_in(tmpdir, "app.yaml");
+    unlink_in(tmpdir, "kustomization.yaml");
+    unlink_in(tmpdir, "k2.yaml");
+    write_file(tmpdir, "a.yaml",
+               "kind: ServerGroup\nmetadata: {name: a}\n"
+               "spec: {servers: [{address: 127.0.0.1, port: 8081}]}\n---\n"
+               "apiVersion: albd/v2\nkind: ServerGroup\nmetadata: {name: b}\n"
+               "spec: {servers: [{address: 127.0.0.1, port: 8081}]}\n---\n"
+               "kind: Bogus\n");
+    rc_errs_init(&errs);
+    assert_int_equal(rc_load_dir(tmpdir, time(NULL), &m, &errs), -1);
+    assert_int_equal(rc_errs_count_errors(&errs), 5);
+    assert_int_equal(errs.n, 5); /* no note: none of them is skipped */
+    rc_err_format(&errs.v[0], line, sizeof(line));
+    assert_non_null(strstr(line, "a.yaml:1:1: error: missing required field \"apiVersion\""));
+    rc_err_format(&errs.v[1], line, sizeof(line));
+    assert_non_null(strstr(line, "a.yaml:5:13: error: apiVersion:"));
+    rc_err_format(&errs.v[4], line, sizeof(line));
+    assert_non_null(strstr(line, "a.yaml:10:7: error: kind: \"Bogus\" is not one of"));
+    rc_errs_cleanup(&errs);
+}
+
+/* .albdignore: ignored files and folders are not read at all (a syntax
+ * error in them is no error), negation re-includes a file, and a change
+ * of the ignore file alone makes the next load walk the folder again. */
+static void test_albdignore(void **state)
+{
+    char path[512];
+    write_file(tmpdir, "a.yaml", group_doc);
+    snprintf(path, sizeof(path), "%s/drafts", tmpdir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/sub", tmpdir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    write_file(tmpdir, "drafts/bad.yaml", "bad: [\n");
+    write_file(tmpdir, "sub/x.yaml", "bad: [\n");
+    write_file(tmpdir, "sub/keep.yaml",
+               "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: keep}\n"
+               "spec: {servers: [{address: 127.0.0.1, port: 8082}]}\n");
+    write_file(tmpdir, "x.bak.yaml", "bad: [\n");
+
+    /* Without an ignore file, the broken files are errors. */
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct rc_model *m = NULL;
+    assert_int_equal(rc_load_dir(tmpdir, time(NULL), &m, &errs), -1);
+    assert_int_equal(rc_errs_count_errors(&errs), 3);
+    rc_errs_cleanup(&errs);
+
+    write_file(tmpdir, ".albdignore",
+               "# drafts and backups\ndrafts/\n*.bak.yaml\n/sub/*.yaml\n!/sub/keep.yaml\n");
+    m = load_ok(tmpdir, time(NULL), &errs);
+    assert_int_equal(errs.n, 0);
+    assert_int_equal(m->n_groups, 2);
+    assert_non_null(rc_model_group(m, "keep"));
+    rc_model_unref(m);
+    rc_errs_cleanup(&errs);
+
+    /* The running model, then the ignore file changes and nothing else:
+     * with the watcher's list of changes naming only .albdignore (not a
+     * tree change), the load still walks again. */
+    tf_settle();
+    struct tf_result r1 = tf_load(tmpdir, NULL, NULL, NULL);
+    assert_int_equal(r1.rc, 0);
+    assert_int_equal(r1.m->n_groups, 2);
+    write_file(tmpdir, ".albdignore", "drafts/\n*.bak.yaml\n/sub/\n");
+    const char *rel[] = {".albdignore"};
+    struct rc_changes ch = {rel, 1, false};
+    struct tf_result r2 = tf_load(tmpdir, r1.m, &ch, NULL);
+    assert_int_equal(r2.rc, 0);
+    assert_int_equal(r2.m->n_groups, 1);
+    assert_null(rc_model_group(r2.m, "keep"));
+    tf_done(&r2);
+    tf_done(&r1);
+
+    /* An ignore file that cannot be read fails the load: reading every
+     * file instead could apply what it keeps out. */
+    unlink_in(tmpdir, ".albdignore");
+    snprintf(path, sizeof(path), "%s/.albdignore", tmpdir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    rc_errs_init(&errs);
+    assert_int_equal(rc_load_dir(tmpdir, time(NULL), &m, &errs), -1);
+    assert_int_equal(rc_errs_count_errors(&errs), 1);
+    char line[1024];
+    rc_err_format(&errs.v[0], line, sizeof(line));
+    assert_non_null(strstr(line, "/.albdignore: error: cannot read the ignore file: "));
+    rc_errs_cleanup(&errs);
+    struct tf_result r3 = tf_load(tmpdir, NULL, NULL, NULL);
+    assert_int_equal(r3.rc, -1);
+    assert_null(r3.m);
+    tf_done(&r3);
+}
+
 static void test_missing_dir(void **state)
 {
     struct rc_errs errs;
@@ -483,6 +650,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_text_file_is_not_quoted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_examples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiring_soon_is_a_warning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_documents_are_skipped_with_a_note, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_albdignore, setup, teardown),
         cmocka_unit_test(test_missing_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
