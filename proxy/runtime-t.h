@@ -9,6 +9,8 @@
 
 #include "proxy/worker-t.h"
 
+struct px_prober;
+
 /* The listening sockets of one bind key, one per worker, created by the
  * agent thread (so a bind error is known before publishing) and taken by
  * each worker with uv_tcp_open. fds[i] is -1 once worker i took it. */
@@ -39,6 +41,7 @@ struct px_runtime {
     /* Backend entries and scheduler states shared by every snapshot
      * (proxy/backend.c); freed at stop, once nothing references it. */
     struct px_registry *registry;
+    struct px_prober *prober;     /* the prober (proxy/health.c): one per process */
     struct px_tls_keys *tls_keys; /* shared by every SSL_CTX, so tickets survive swaps */
     bool ticket_keys_from_files;
     bool share_ports; /* --share-ports: skip the check of sharecheck.h */

@@ -2,7 +2,7 @@
  * yet, and that would be unsafe to ignore (traffic would go where the user
  * did not ask, or protection they asked for would be missing). One table so
  * that each later feature removes its own line. Fields that are harmless to
- * ignore (compression, healthCheck settings, ...) are parsed silently. */
+ * ignore (compression, ...) are parsed silently. */
 #include <string.h>
 
 #include "reconciler/build.h"
@@ -27,6 +27,8 @@ static const struct unsupported table[] = {
     {"ServerGroup", "spec.scheduler", "Uch", "the Uch scheduler is not supported yet"},
     {"ServerGroup", "spec.protocol", "HTTPS", "HTTPS server groups are not supported yet"},
     {"ServerGroup", "spec.tls", NULL, "tls is not supported yet"},
+    {"ServerGroup", "spec.healthCheck.protocol", "HTTPS",
+     "HTTPS health checks are not supported yet"},
     {"ServerGroup", "spec.stickySession.enabled", "true", "stickySession is not supported yet"},
     {"ServerGroup", "spec.slowStart.enabled", "true", "slowStart is not supported yet"},
     {"ServerGroup", "spec.connectionDrain.enabled", "true", "connectionDrain is not supported yet"},
