@@ -46,12 +46,15 @@ def body(env):
 
     for g, be in (("open", a), ("open", b), ("reject", r1), ("reject", r2)):
         e = albd.wait_health(g, f"127.0.0.1:{be.port}", "unhealthy")
-        c.require(e is not None, f"{be.name} of {g} is reported unhealthy")
+        # Without a report, go on after the time two probes take: the
+        # requests below still show what albd does.
+        c.ok(e is not None, f"{be.name} of {g} is reported unhealthy")
+    time.sleep(0.1)
     st, body_ = albd.admin_get("/status")
-    groups = {g["name"]: g for g in json.loads(body_)["serverGroups"]}
-    c.eq(groups["open"]["whenAllUnhealthy"], "FailOpen", "/status shows FailOpen (the default)")
-    c.eq(groups["reject"]["whenAllUnhealthy"], "Reject", "/status shows Reject")
-    c.eq(groups["reject"]["serversUp"], 0, "/status counts no server up in the rejecting group")
+    groups = {g["name"]: g for g in json.loads(body_).get("serverGroups", [])}
+    c.eq(groups.get("open", {}).get("whenAllUnhealthy"), "FailOpen", "/status shows FailOpen (the default)")
+    c.eq(groups.get("reject", {}).get("whenAllUnhealthy"), "Reject", "/status shows Reject")
+    c.eq(groups.get("reject", {}).get("serversUp"), 0, "/status counts no server up in the rejecting group")
 
     got = spread(env, p_open)
     print("FailOpen with every server down:", got)
@@ -66,8 +69,7 @@ def body(env):
          "Reject: no request reached a backend")
 
     r1.set_status("/hc", None)
-    c.require(albd.wait_health("reject", f"127.0.0.1:{r1.port}", "healthy") is not None,
-              "r1 is healthy again")
+    c.ok(albd.wait_health("reject", f"127.0.0.1:{r1.port}", "healthy") is not None, "r1 is healthy again")
     got = spread(env, p_reject)
     print("Reject with r1 back:", got)
     c.eq(got, {"r1": 20}, "with one server back, the group serves from it alone")

@@ -41,9 +41,9 @@ def body(env):
     write(HC)
     albd = env.start_albd(ports=(p1, p2))
     bkey = f"127.0.0.1:{b.port}"
-    e = albd.wait_health("web", bkey, "unhealthy")
-    c.require(e is not None, "b is unhealthy")
-    c.eq(e["transitions"], 1, "b went down once")
+    e = albd.wait_health("web", bkey, "unhealthy") or {}
+    c.ok(e, "b is unhealthy")  # without a report, go on: the requests below still tell
+    c.eq(e.get("transitions"), 1, "b went down once")
     n_probes = len([r for r in b.requests if r["path"] == "/hc"])
 
     # 1. A reload that changes something else (a listener's idle timeout,
@@ -52,10 +52,10 @@ def body(env):
     write(HC, idle=30, extra=True)
     albd.signal(signal.SIGHUP)
     c.require(albd.wait_generation(gen) is not None, "the reload applied")
-    e = albd.server_health()[("web", bkey)]
-    c.eq((e["health"], e["up"], e["transitions"]), ("unhealthy", False, 1),
+    e = albd.server_health().get(("web", bkey), {})
+    c.eq((e.get("health"), e.get("up"), e.get("transitions")), ("unhealthy", False, 1),
          "right after the reload b is still down, no new transition")
-    c.ok(e["lastProbe"] is not None, "its last probe is kept")
+    c.ok(e.get("lastProbe") is not None, "its last probe is kept")
     got = spread(env, p1)
     c.eq(got, {"a": 20}, "no request reaches b right after the reload")
     got = spread(env, p2, 10)
@@ -71,8 +71,8 @@ def body(env):
     write(dict(HC, intervalSeconds=2, healthyThreshold=3), idle=30, extra=True)
     albd.signal(signal.SIGHUP)
     c.require(albd.wait_generation(gen) is not None, "the second reload applied")
-    e = albd.server_health()[("web", bkey)]
-    c.eq((e["health"], e["transitions"]), ("unhealthy", 1), "a changed check keeps the verdict")
+    e = albd.server_health().get(("web", bkey), {})
+    c.eq((e.get("health"), e.get("transitions")), ("unhealthy", 1), "a changed check keeps the verdict")
     c.eq(spread(env, p1, 10), {"a": 10}, "b still gets nothing")
 
     # 3. Disabling the check: always healthy.
@@ -81,8 +81,8 @@ def body(env):
     albd.signal(signal.SIGHUP)
     c.require(albd.wait_generation(gen) is not None, "the third reload applied")
     time.sleep(0.3)  # the prober reads the new snapshot on its own thread
-    e = albd.server_health()[("web", bkey)]
-    c.eq((e["health"], e["up"]), ("unchecked", True), "with the check disabled b is unchecked and up")
+    e = albd.server_health().get(("web", bkey), {})
+    c.eq((e.get("health"), e.get("up")), ("unchecked", True), "with the check disabled b is unchecked and up")
     got = spread(env, p1)
     c.ok(got.get("b", 0) >= 5 and got.get("a", 0) >= 5, "b takes requests again", ">= 5 each", got)
     albd.check_clean_exit(c)
