@@ -10,7 +10,10 @@
  * What it probes: every server of weight > 0 of every group of the last
  * published snapshot whose healthCheck is enabled, with that group's
  * settings (HTTP: one request with Connection: close, judged on the status
- * line's class, then the connection is closed; TCP: a connect). A server
+ * line's class, then the connection is closed; HTTPS: the same inside TLS,
+ * through memory BIOs on this loop, SNI = healthCheck.host when set, the
+ * certificate not verified -- a probe asks whether the server answers, as
+ * the reference's does; TCP: a connect). A server
  * named by several groups with the same settings is probed once. Its
  * verdict goes to the backend registry (px_backend.health, one atomic per
  * server identity, read lock-free by proxy/lb.c); with several different
@@ -33,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "common/log.h"
@@ -64,6 +69,19 @@ struct probe {
     char req[512];
     char buf[256];
     size_t len;
+    char tls_in[4096]; /* HTTPS: raw bytes from the socket */
+    /* HTTPS: the TLS client, fed from the socket through rbio, its output
+     * taken from wbio; freed with the probe. */
+    SSL *ssl;
+    BIO *rbio, *wbio;
+    bool sent; /* the request went into the TLS stream */
+};
+
+/* A write of TLS output, freed in its callback. */
+struct tls_write {
+    uv_write_t wr;
+    struct probe *p;
+    char data[];
 };
 
 /* One check: a server with one group's settings. */
@@ -73,6 +91,8 @@ struct target {
     struct node *node;
     struct sockaddr_storage addr; /* the server's, with the check's port */
     bool tcp;
+    bool tls;
+    char sni[96]; /* HTTPS: healthCheck.host, "" for none */
     int req_len;
     char req[512];
     unsigned codes;
@@ -111,6 +131,7 @@ struct px_prober {
     struct node *nodes;
     struct row *rows;
     size_t n_rows;
+    SSL_CTX *ssl_ctx; /* HTTPS probes: no verification, HTTP/1.1 by ALPN */
 };
 
 /* ---- the pure parts ---- */
@@ -258,7 +279,9 @@ static const char *why(int status)
 
 static void on_probe_closed(uv_handle_t *hd)
 {
-    free(hd->data);
+    struct probe *p = hd->data;
+    SSL_free(p->ssl); /* frees rbio and wbio too */
+    free(p);
 }
 
 /* Ends the running probe (closing its connection), records the result and
@@ -285,7 +308,117 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 {
     struct probe *p = hd->data;
     (void)suggested;
-    *buf = uv_buf_init(p->buf + p->len, (unsigned)(sizeof p->buf - p->len));
+    if (p->ssl)
+        *buf = uv_buf_init(p->tls_in, sizeof p->tls_in);
+    else
+        *buf = uv_buf_init(p->buf + p->len, (unsigned)(sizeof p->buf - p->len));
+}
+
+static void judge(struct probe *p);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void on_tls_written(uv_write_t *wr, int status)
+{
+    struct tls_write *w = wr->data;
+    if (w->p->t && status < 0)
+        finish(w->p->t, false, why(status));
+    free(w);
+}
+
+/* Sends what the TLS client wrote into wbio. 0 or a negative uv error. */
+static int tls_flush(struct probe *p)
+{
+    size_t n = BIO_ctrl_pending(p->wbio);
+    if (n == 0)
+        return 0;
+    struct tls_write *w = malloc(sizeof *w + n);
+    if (!w)
+        return UV_ENOMEM;
+    int got = BIO_read(p->wbio, w->data, (int)n);
+    if (got <= 0) {
+        free(w);
+        return 0;
+    }
+    w->p = p;
+    w->wr.data = w;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)got);
+    int rc = uv_write(&w->wr, (uv_stream_t *)&p->tcp, &b, 1, on_tls_written);
+    if (rc < 0)
+        free(w);
+    return rc;
+}
+
+/* Runs the TLS client as far as the bytes in rbio allow: handshake, the
+ * request, then the response's status line. */
+static void tls_drive(struct probe *p)
+{
+    struct target *t = p->t;
+    if (!SSL_is_init_finished(p->ssl)) {
+        int r = SSL_do_handshake(p->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(p->ssl, r);
+            ERR_clear_error();
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                finish(t, false, "TLS handshake failed");
+                return;
+            }
+        }
+    }
+    if (SSL_is_init_finished(p->ssl) && !p->sent) {
+        if (SSL_write(p->ssl, t->req, t->req_len) != t->req_len) {
+            ERR_clear_error();
+            finish(t, false, "TLS write failed");
+            return;
+        }
+        p->sent = true;
+    }
+    while (p->sent && p->len < sizeof p->buf) {
+        int r = SSL_read(p->ssl, p->buf + p->len, (int)(sizeof p->buf - p->len));
+        if (r <= 0) {
+            int e = SSL_get_error(p->ssl, r);
+            ERR_clear_error();
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                break;
+            finish(t, false,
+                   e == SSL_ERROR_ZERO_RETURN ? "closed before a status line" : "TLS error");
+            return;
+        }
+        p->len += (size_t)r;
+        judge(p);
+        if (!p->t)
+            return;
+    }
+    int rc = tls_flush(p);
+    if (rc < 0)
+        finish(t, false, why(rc));
+}
+
+/* Starts TLS on a connected probe. */
+static void tls_start(struct probe *p)
+{
+    struct target *t = p->t;
+    p->ssl = SSL_new(t->h->ssl_ctx);
+    p->rbio = BIO_new(BIO_s_mem());
+    p->wbio = BIO_new(BIO_s_mem());
+    if (!p->ssl || !p->rbio || !p->wbio) {
+        BIO_free(p->rbio);
+        BIO_free(p->wbio);
+        p->rbio = p->wbio = NULL;
+        SSL_free(p->ssl);
+        p->ssl = NULL;
+        finish(t, false, "out of memory");
+        return;
+    }
+    SSL_set_bio(p->ssl, p->rbio, p->wbio);
+    SSL_set_connect_state(p->ssl);
+    if (t->sni[0])
+        SSL_set_tlsext_host_name(p->ssl, t->sni);
+    int rc = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        finish(t, false, why(rc));
+        return;
+    }
+    tls_drive(p);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -296,10 +429,23 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (!t || n == 0)
         return;
     if (n < 0) {
-        finish(t, false, why((int)n));
+        finish(t, false,
+               p->ssl && !SSL_is_init_finished(p->ssl) ? "TLS handshake failed" : why((int)n));
+        return;
+    }
+    if (p->ssl) {
+        BIO_write(p->rbio, p->tls_in, (int)n);
+        tls_drive(p);
         return;
     }
     p->len += (size_t)n;
+    judge(p);
+}
+
+/* Judges the status line read so far into p->buf. */
+static void judge(struct probe *p)
+{
+    struct target *t = p->t;
     int code = px_hc_parse_status(p->buf, p->len);
     if (code > 0) {
         char r[32];
@@ -331,6 +477,10 @@ static void on_connect(uv_connect_t *c, int status)
     }
     if (t->tcp) {
         finish(t, true, "connected");
+        return;
+    }
+    if (t->tls) {
+        tls_start(p);
         return;
     }
     memcpy(p->req, t->req, (size_t)t->req_len);
@@ -423,6 +573,8 @@ static struct target *target_new(struct px_prober *h, const struct px_server *s,
             ((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)hc->port);
     }
     t->tcp = hc->protocol == 2;
+    t->tls = hc->protocol == 1;
+    snprintf(t->sni, sizeof t->sni, "%s", t->tls && hc->host ? hc->host : "");
     if (!t->tcp) {
         /* The Host default: the server's address without its port. */
         char host[64];
@@ -632,6 +784,15 @@ struct px_prober *px_prober_start(void)
         errno = ENOMEM;
         return NULL;
     }
+    h->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!h->ssl_ctx) {
+        free(h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    SSL_CTX_set_verify(h->ssl_ctx, SSL_VERIFY_NONE, NULL);
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(h->ssl_ctx, alpn, sizeof alpn - 1);
     int rc = uv_loop_init(&h->loop);
     if (rc == 0) {
         rc = uv_mutex_init(&h->lock);
@@ -639,6 +800,7 @@ struct px_prober *px_prober_start(void)
             uv_loop_close(&h->loop);
     }
     if (rc != 0) {
+        SSL_CTX_free(h->ssl_ctx);
         free(h);
         errno = -rc;
         return NULL;
@@ -651,6 +813,7 @@ struct px_prober *px_prober_start(void)
         uv_run(&h->loop, UV_RUN_DEFAULT);
         uv_loop_close(&h->loop);
         uv_mutex_destroy(&h->lock);
+        SSL_CTX_free(h->ssl_ctx);
         free(h);
         errno = -rc;
         return NULL;
@@ -679,6 +842,7 @@ void px_prober_stop(struct px_prober *h)
     uv_thread_join(&h->thread);
     uv_loop_close(&h->loop);
     uv_mutex_destroy(&h->lock);
+    SSL_CTX_free(h->ssl_ctx);
     free(h);
 }
 

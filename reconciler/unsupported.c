@@ -27,8 +27,6 @@ static const struct unsupported table[] = {
     {"ServerGroup", "spec.scheduler", "Uch", "the Uch scheduler is not supported yet"},
     {"ServerGroup", "spec.protocol", "HTTPS", "HTTPS server groups are not supported yet"},
     {"ServerGroup", "spec.tls", NULL, "tls is not supported yet"},
-    {"ServerGroup", "spec.healthCheck.protocol", "HTTPS",
-     "HTTPS health checks are not supported yet"},
     {"ServerGroup", "spec.stickySession.enabled", "true", "stickySession is not supported yet"},
     {"ServerGroup", "spec.slowStart.enabled", "true", "slowStart is not supported yet"},
     {"ServerGroup", "spec.connectionDrain.enabled", "true", "connectionDrain is not supported yet"},
