@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from albd_harness import echo_of, free_ports, http_listener, instance, run, server_group  # noqa: E402
+from albd_harness import dead_port, echo_of, free_ports, http_listener, instance, run, server_group  # noqa: E402
 
 HC = {"enabled": True, "path": "/hc", "intervalSeconds": 1, "timeoutSeconds": 1,
       "healthyThreshold": 2, "unhealthyThreshold": 2}
@@ -31,20 +31,24 @@ def body(env):
     a, b = env.backend("a"), env.backend("b")
     r1, r2 = env.backend("r1"), env.backend("r2")
     z = env.backend("zero")
-    for be in (a, b, r1, r2):
+    o = env.backend("o")  # fails its check but serves; its partner refuses connections
+    dead = dead_port()
+    for be in (a, b, r1, r2, o):
         be.set_status("/hc", 503)
-    p_open, p_reject, p_zero, p_empty = free_ports(4)
+    p_open, p_reject, p_zero, p_empty, p_dead = free_ports(5)
     env.write_manifests(
         instance(),
         server_group("open", [a.addr, b.addr], healthCheck=HC),
         server_group("reject", [r1.addr, r2.addr], healthCheck=HC, whenAllUnhealthy="Reject"),
         server_group("zero", [(*z.addr, 0)], healthCheck=HC),
         server_group("empty", [], healthCheck=HC),
+        server_group("open-dead", [o.addr, ("127.0.0.1", dead)], healthCheck=HC),
+        http_listener("open-dead", p_dead, "open-dead"),
         http_listener("open", p_open, "open"), http_listener("reject", p_reject, "reject"),
         http_listener("zero", p_zero, "zero"), http_listener("empty", p_empty, "empty"))
-    albd = env.start_albd(ports=(p_open, p_reject, p_zero, p_empty))
+    albd = env.start_albd(ports=(p_open, p_reject, p_zero, p_empty, p_dead))
 
-    for g, be in (("open", a), ("open", b), ("reject", r1), ("reject", r2)):
+    for g, be in (("open", a), ("open", b), ("reject", r1), ("reject", r2), ("open-dead", o)):
         e = albd.wait_health(g, f"127.0.0.1:{be.port}", "unhealthy")
         # Without a report, go on after the time two probes take: the
         # requests below still show what albd does.
@@ -61,6 +65,10 @@ def body(env):
     c.eq(got.get("a", 0) + got.get("b", 0), 20, "FailOpen: every request still forwarded")
     c.ok(got.get("a", 0) >= 5 and got.get("b", 0) >= 5, "FailOpen: the scheduler spreads over all servers",
          ">= 5 each", got)
+
+    got = spread(env, p_dead)
+    print("FailOpen, every server down, one refusing connections:", got)
+    c.eq(got, {"o": 20}, "FailOpen fails over across the down servers too: every request answered")
 
     got = spread(env, p_reject)
     print("Reject with every server down:", got)
