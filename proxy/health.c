@@ -56,7 +56,8 @@ struct node {
     bool alive;             /* still covered by the snapshot being read */
     uint64_t transitions;   /* usable <-> down; under h->lock */
     struct target *targets; /* its checks, linked by node_next */
-    struct node *next;
+    struct node *next;      /* h->nodes */
+    struct node *hnext;     /* hash chain, by backend */
 };
 
 /* A short probe connection; freed in the close callback. t is NULL once
@@ -129,6 +130,7 @@ struct px_prober {
     struct target *targets;
     struct target *buckets[TARGET_BUCKETS];
     struct node *nodes;
+    struct node *node_buckets[TARGET_BUCKETS];
     struct row *rows;
     size_t n_rows;
     SSL_CTX *ssl_ctx; /* HTTPS probes: no verification, HTTP/1.1 by ALPN */
@@ -538,9 +540,15 @@ static void target_key(char *out, size_t outlen, const struct px_server *s,
              hc->interval_s, hc->timeout_s, hc->healthy_threshold, hc->unhealthy_threshold);
 }
 
+static unsigned node_bucket(const struct px_backend *b)
+{
+    return (unsigned)(((uintptr_t)b / PX_CACHE_LINE) % TARGET_BUCKETS);
+}
+
 static struct node *node_get(struct px_prober *h, struct px_backend *b)
 {
-    for (struct node *n = h->nodes; n; n = n->next)
+    unsigned bk = node_bucket(b);
+    for (struct node *n = h->node_buckets[bk]; n; n = n->hnext)
         if (n->b == b)
             return n;
     struct node *n = calloc(1, sizeof *n);
@@ -552,6 +560,8 @@ static struct node *node_get(struct px_prober *h, struct px_backend *b)
     n->written = atomic_load_explicit(&b->health, memory_order_relaxed);
     n->next = h->nodes;
     h->nodes = n;
+    n->hnext = h->node_buckets[bk];
+    h->node_buckets[bk] = n;
     return n;
 }
 
@@ -667,6 +677,10 @@ static void sweep(struct px_prober *h, bool stopping)
             continue;
         }
         *pp = n->next;
+        struct node **hp = &h->node_buckets[node_bucket(n->b)];
+        while (*hp != n)
+            hp = &(*hp)->hnext;
+        *hp = n->hnext;
         if (!stopping) {
             atomic_store_explicit(&n->b->eject_after, 0, memory_order_relaxed);
             atomic_store_explicit(&n->b->passive_failures, 0, memory_order_relaxed);
