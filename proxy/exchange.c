@@ -64,7 +64,6 @@ static void use_server(struct px_exchange *x, struct px_server *s, bool allow_po
     if (rc < 0) {
         x->u = NULL;
         px_log_warn("%s: cannot connect to %s: %s", x->tag, s->key, uv_strerror(rc));
-        px_health_passive_failure(s->backend);
         px_exchange_connect(x);
         return;
     }
@@ -93,7 +92,7 @@ void px_exchange_lost(struct px_exchange *x, int err)
      * passive ejection; a pooled one the backend closed while idle is
      * ordinary keep-alive life. */
     if (!x->u_reused)
-        px_health_passive_failure(x->server->backend);
+        px_health_passive_failure(x->server->backend, err);
     /* The head went out on a connection that then died: the backend may
      * have acted on it. Only a request that is safe to repeat (idempotent,
      * RFC 9110 9.2.2) and whose body did not start goes again; any other
@@ -123,7 +122,7 @@ static void up_on_connect(void *owner, struct px_upstream *u, int status)
     if (status < 0) {
         x->u = NULL;
         x->last_timeout = status == UV_ETIMEDOUT;
-        px_health_passive_failure(x->server->backend);
+        px_health_passive_failure(x->server->backend, status);
         px_log_debug("%s: connect to %s failed: %s", x->tag, x->server->key, uv_strerror(status));
         px_exchange_connect(x);
     } else {

@@ -103,6 +103,7 @@ struct target {
     uv_timer_t timer; /* next probe, or the running probe's timeout */
     struct probe *probe;
     uint64_t started; /* uv_now() when the running probe started */
+    bool skipping;    /* the last try met a local error (skip) */
     bool alive;
     /* The last result, under h->lock. */
     bool has_result, last_ok;
@@ -244,6 +245,7 @@ static void record(struct target *t, bool ok, const char *reason)
 {
     struct px_prober *h = t->h;
     struct node *n = t->node;
+    t->skipping = false;
     px_hc_record(&t->st, ok, t->healthy_threshold, t->unhealthy_threshold);
     uv_mutex_lock(&h->lock);
     t->has_result = true;
@@ -262,6 +264,7 @@ static void record(struct target *t, bool ok, const char *reason)
 /* ---- probes ---- */
 
 static void on_tick(uv_timer_t *timer);
+static void skip(struct target *t, int status);
 
 static const char *why(int status)
 {
@@ -284,6 +287,15 @@ static void on_probe_closed(uv_handle_t *hd)
     struct probe *p = hd->data;
     SSL_free(p->ssl); /* frees rbio and wbio too */
     free(p);
+}
+
+/* Errors of this process, not of the server (descriptors or memory
+ * exhausted, no local port left): a probe that meets one says nothing
+ * about the server. */
+static bool local_error(int status)
+{
+    return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS ||
+           status == UV_ENOMEM || status == UV_EADDRNOTAVAIL;
 }
 
 /* Ends the running probe (closing its connection), records the result and
@@ -474,7 +486,10 @@ static void on_connect(uv_connect_t *c, int status)
     if (!t)
         return;
     if (status < 0) {
-        finish(t, false, why(status));
+        if (local_error(status))
+            skip(t, status);
+        else
+            finish(t, false, why(status));
         return;
     }
     if (t->tcp) {
@@ -495,19 +510,33 @@ static void on_connect(uv_connect_t *c, int status)
         finish(t, false, why(rc));
 }
 
+/* A probe this process could not make (local_error): no verdict, the
+ * next try one interval later, a warning once per episode. */
+static void skip(struct target *t, int status)
+{
+    struct probe *p = t->probe;
+    if (p) {
+        t->probe = NULL;
+        p->t = NULL;
+        uv_close((uv_handle_t *)&p->tcp, on_probe_closed);
+    }
+    if (!t->skipping)
+        px_log_warn("health: cannot probe %s: %s; its verdict stays as it is until a probe can "
+                    "be made",
+                    t->node->b->id.key, uv_strerror(status));
+    t->skipping = true;
+    uv_timer_start(&t->timer, on_tick, t->interval_ms, 0);
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     struct target *t = timer->data;
     struct px_prober *h = t->h;
     t->started = uv_now(&h->loop);
     struct probe *p = calloc(1, sizeof *p);
-    if (!p) {
-        finish(t, false, "out of memory");
-        return;
-    }
-    if (uv_tcp_init(&h->loop, &p->tcp) != 0) {
+    if (!p || uv_tcp_init(&h->loop, &p->tcp) != 0) {
         free(p);
-        finish(t, false, "cannot open a socket");
+        skip(t, UV_ENOMEM);
         return;
     }
     p->tcp.data = p;
@@ -516,7 +545,10 @@ static void on_tick(uv_timer_t *timer)
     t->probe = p;
     int rc = uv_tcp_connect(&p->conn, &p->tcp, (const struct sockaddr *)&t->addr, on_connect);
     if (rc < 0) {
-        finish(t, false, why(rc));
+        if (local_error(rc))
+            skip(t, rc);
+        else
+            finish(t, false, why(rc));
         return;
     }
     uv_timer_start(&t->timer, on_timeout, t->timeout_ms, 0);
@@ -890,8 +922,10 @@ void px_prober_each(struct px_prober *h, void (*fn)(const struct px_server_healt
     uv_mutex_unlock(&h->lock);
 }
 
-void px_health_passive_failure(struct px_backend *b)
+void px_health_passive_failure(struct px_backend *b, int err)
 {
+    if (local_error(err))
+        return;
     int limit = atomic_load_explicit(&b->eject_after, memory_order_relaxed);
     int n = atomic_fetch_add_explicit(&b->passive_failures, 1, memory_order_relaxed) + 1;
     if (limit <= 0 || n < limit)

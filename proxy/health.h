@@ -84,11 +84,12 @@ void px_prober_each(struct px_prober *h, void (*fn)(const struct px_server_healt
                     void *arg);
 
 /* Passive ejection, from an exchange on any worker: a connection to b
- * failed (connect error, or reset / closed before a response byte on a
- * fresh connection). After b->eject_after of them in a row (the unhealthy
- * threshold of the checks that cover b; 0 = never) b is DOWN until a
- * probe succeeds. */
-void px_health_passive_failure(struct px_backend *b);
+ * failed with err, a negative uv error (connect error, or reset / closed
+ * before a response byte on a fresh connection). After b->eject_after of
+ * them in a row (the unhealthy threshold of the checks that cover b; 0 =
+ * never) b is DOWN until a probe succeeds. Errors of this process rather
+ * than of b (descriptors, memory or local ports exhausted) do not count. */
+void px_health_passive_failure(struct px_backend *b, int err);
 
 /* A response byte came from b: clears its run of failures. Cheap (one
  * relaxed load when there is nothing to clear). Any thread. */

@@ -174,21 +174,29 @@ static void passive_ejection_after_the_threshold(void **state)
 
     /* No health check covers it: never ejected. */
     for (int i = 0; i < 20; i++)
-        px_health_passive_failure(b);
+        px_health_passive_failure(b, UV_ECONNREFUSED);
     assert_true(px_backend_usable(b));
 
     atomic_store(&b->passive_failures, 0);
     atomic_store(&b->eject_after, 3);
-    px_health_passive_failure(b);
-    px_health_passive_failure(b);
+    px_health_passive_failure(b, UV_ECONNREFUSED);
+    px_health_passive_failure(b, UV_ECONNREFUSED);
     px_health_passive_ok(b); /* a response byte: the run starts again */
     assert_int_equal(atomic_load(&b->passive_failures), 0);
-    px_health_passive_failure(b);
-    px_health_passive_failure(b);
+    px_health_passive_failure(b, UV_ECONNREFUSED);
+    px_health_passive_failure(b, UV_ECONNREFUSED);
     assert_true(px_backend_usable(b));
-    px_health_passive_failure(b);
+    px_health_passive_failure(b, UV_ECONNREFUSED);
     assert_false(px_backend_usable(b));
     assert_int_equal(atomic_load(&b->health), PX_HEALTH_DOWN);
+
+    /* This process running out of descriptors says nothing of b. */
+    atomic_store(&b->health, PX_HEALTH_UP);
+    atomic_store(&b->passive_failures, 0);
+    for (int i = 0; i < 10; i++)
+        px_health_passive_failure(b, UV_EMFILE);
+    assert_true(px_backend_usable(b));
+    assert_int_equal(atomic_load(&b->passive_failures), 0);
 
     px_backend_unref(b);
     assert_int_equal(px_registry_free(r), 0);
