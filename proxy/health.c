@@ -70,7 +70,7 @@ struct probe {
     char req[512];
     char buf[256];
     size_t len;
-    char tls_in[4096]; /* HTTPS: raw bytes from the socket */
+    char in[4096]; /* bytes from the socket (HTTPS: TLS records) */
     /* HTTPS: the TLS client, fed from the socket through rbio, its output
      * taken from wbio; freed with the probe. */
     SSL *ssl;
@@ -322,10 +322,11 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 {
     struct probe *p = hd->data;
     (void)suggested;
-    if (p->ssl)
-        *buf = uv_buf_init(p->tls_in, sizeof p->tls_in);
-    else
-        *buf = uv_buf_init(p->buf + p->len, (unsigned)(sizeof p->buf - p->len));
+    /* Plain HTTP reads into the same 4 KiB as TLS: the whole head of a
+     * usual response is then taken from the socket, so that closing it
+     * after the status line does not reset the connection under the
+     * backend. */
+    *buf = uv_buf_init(p->in, sizeof p->in);
 }
 
 static void judge(struct probe *p);
@@ -448,11 +449,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (p->ssl) {
-        BIO_write(p->rbio, p->tls_in, (int)n);
+        BIO_write(p->rbio, p->in, (int)n);
         tls_drive(p);
         return;
     }
-    p->len += (size_t)n;
+    size_t take = (size_t)n < sizeof p->buf - p->len ? (size_t)n : sizeof p->buf - p->len;
+    memcpy(p->buf + p->len, p->in, take);
+    p->len += take;
     judge(p);
 }
 
