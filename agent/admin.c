@@ -264,6 +264,52 @@ static json_t *server_groups_status(struct ag_agent *a, const struct rc_selector
     return hs.groups;
 }
 
+/* Adds a Degraded condition to each ServerGroup of res (the /status
+ * resources) that has servers marked down, naming them and why: a group
+ * whose backends fail their checks must not look merely Ready. */
+static void add_degraded(json_t *res, json_t *groups)
+{
+    size_t i, j, k;
+    json_t *r, *g, *sv;
+    json_array_foreach(res, i, r)
+    {
+        const char *kind = json_string_value(json_object_get(r, "kind"));
+        if (!kind || strcmp(kind, "ServerGroup") != 0)
+            continue;
+        const char *name = json_string_value(json_object_get(r, "name"));
+        json_array_foreach(groups, j, g)
+        {
+            if (!name || strcmp(json_string_value(json_object_get(g, "name")), name) != 0)
+                continue;
+            size_t total = json_array_size(json_object_get(g, "servers")), down = 0;
+            struct sbuf msg = {0};
+            json_array_foreach(json_object_get(g, "servers"), k, sv)
+            {
+                if (json_is_true(json_object_get(sv, "up")))
+                    continue;
+                const char *why =
+                    json_string_value(json_object_get(json_object_get(sv, "lastProbe"), "reason"));
+                if (json_is_true(json_object_get(sv, "ejected")))
+                    why = "passive ejection";
+                sb_printf(&msg, "%s%s (%s)", down ? ", " : "",
+                          json_string_value(json_object_get(sv, "server")), why ? why : "down");
+                down++;
+            }
+            if (down > 0) {
+                char head[96];
+                snprintf(head, sizeof head, "%zu of %zu servers down: ", down, total);
+                json_t *cond =
+                    json_pack("{s:s, s:s, s:s, s:s+}", "type", "Degraded", "status", "True",
+                              "reason", down == total ? "AllServersDown" : "ServersDown", "message",
+                              head, msg.p ? msg.p : "");
+                json_array_append_new(json_object_get(r, "conditions"), cond);
+            }
+            free(msg.p);
+            break;
+        }
+    }
+}
+
 static void label_value(struct sbuf *b, const char *v)
 {
     for (; *v; v++) {
@@ -363,7 +409,9 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
                                               reasons[r->state], r->message, r->file ? src : NULL));
     }
     json_object_set_new(root, "resources", res);
-    json_object_set_new(root, "serverGroups", server_groups_status(a, sel, ex));
+    json_t *groups = server_groups_status(a, sel, ex);
+    add_degraded(res, groups);
+    json_object_set_new(root, "serverGroups", groups);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
     json_decref(ex);

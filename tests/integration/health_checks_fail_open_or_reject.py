@@ -59,6 +59,9 @@ def body(env):
     c.eq(groups.get("open", {}).get("whenAllUnhealthy"), "FailOpen", "/status shows FailOpen (the default)")
     c.eq(groups.get("reject", {}).get("whenAllUnhealthy"), "Reject", "/status shows Reject")
     c.eq(groups.get("reject", {}).get("serversUp"), 0, "/status counts no server up in the rejecting group")
+    conds = [cond for r in json.loads(body_)["resources"] if r["kind"] == "ServerGroup" and r["name"] == "reject"
+             for cond in r["conditions"] if cond["type"] == "Degraded"]
+    c.eq([cond["reason"] for cond in conds], ["AllServersDown"], "the rejecting group is Degraded: AllServersDown")
 
     got = spread(env, p_open)
     print("FailOpen with every server down:", got)

@@ -5,7 +5,8 @@ request, no client request fails, /status and /metrics say so; when its
 check passes again it is back after the healthy threshold (2 probes). The
 probes carry the group's method, path, Host and HTTP version, close their
 connection, and come from one prober per process (4 workers, not 4x the
-probes)."""
+probes). While b is down the group's /status entry is Degraded."""
+import json
 import os
 import sys
 import threading
@@ -23,6 +24,17 @@ def probes(b):
 def traffic_after(b, t):
     """Requests (not probes) that reached b after monotonic time t."""
     return [r for r in b.requests if r["path"] != "/hc" and r["time"] > t]
+
+
+def degraded(albd):
+    """(reason, message) of the ServerGroup web's Degraded condition, or None."""
+    st, body = albd.admin_get("/status")
+    for r in json.loads(body)["resources"]:
+        if r["kind"] == "ServerGroup" and r["name"] == "web":
+            for cond in r["conditions"]:
+                if cond["type"] == "Degraded":
+                    return cond["reason"], cond.get("message")
+    return None
 
 
 class Load:
@@ -118,6 +130,8 @@ def body(env):
     c.ok(e["lastProbe"]["time"].endswith("Z"), "the last probe has a UTC time", None, e["lastProbe"]["time"])
     c.eq(e["up"], False, "b is not up")
     c.eq(e["transitions"], 1, "one transition so far")
+    c.eq(degraded(albd), ("ServersDown", f"1 of 3 servers down: {bkey} (status code 500)"),
+         "/status gives the group a Degraded condition naming b and why")
     c.eq(albd.metric(f'albd_server_up{{group="web",server="{bkey}"}}'), 0.0, "albd_server_up of b is 0")
     c.eq(albd.metric(f'albd_server_up{{group="web",server="127.0.0.1:{a.port}"}}'), 1.0,
          "albd_server_up of a is 1")
@@ -140,6 +154,7 @@ def body(env):
     print(f"b back {t_up - t_ok:.2f} s after its check passed (threshold 2)")
     c.within(t_up - t_ok, 0.9, scaled(4.0), "b comes back after two good probes, not one")
     c.eq(e["transitions"], 2, "two transitions: down and up")
+    c.eq(degraded(albd), None, "the group is not Degraded any more")
     time.sleep(1.0)
     c.ok(len(traffic_after(b, t_up + 0.1)) > 0, "b receives requests again")
     load.stop()
