@@ -19,6 +19,7 @@
 #include "agent/query.h"
 #include "common/log.h"
 #include "proxy/dns.h"
+#include "proxy/health.h"
 #include "proxy/px.h"
 #include "reconciler/err.h"
 #include "reconciler/export.h"
@@ -238,6 +239,163 @@ static void add_host_names(struct ag_agent *a, const char *name, json_t *res)
         json_object_set_new(res, "hostNames", names);
 }
 
+/* ---- Server health: /status "serverGroups", /metrics albd_server_up and
+ * albd_health_transitions_total. Read from the prober's report
+ * (px_runtime_health_each), off the request path. ---- */
+
+struct health_status {
+    struct ag_agent *a;
+    const struct rc_selector *sel;
+    json_t *ex;
+    json_t *groups;
+    json_t *group;  /* the group being filled, or NULL */
+    char name[256]; /* its name */
+    bool skip;      /* not selected by the label selector */
+};
+
+static const char *when_all_unhealthy(const struct ag_agent *a, const char *group)
+{
+    for (size_t i = 0; a->running && i < a->running->n_groups; i++)
+        if (!strcmp(a->running->groups[i].meta.name, group))
+            return a->running->groups[i].fail_open ? "FailOpen" : "Reject";
+    return NULL;
+}
+
+static void health_status_row(const struct px_server_health *sh, void *arg)
+{
+    struct health_status *hs = arg;
+    if (strcmp(hs->name, sh->group) != 0) { /* rows come group by group */
+        snprintf(hs->name, sizeof hs->name, "%s", sh->group);
+        hs->skip = !status_selected(hs->sel, hs->ex, "ServerGroup", sh->group);
+        hs->group = NULL;
+        if (!hs->skip) {
+            const char *w = when_all_unhealthy(hs->a, sh->group);
+            hs->group = json_pack("{s:s, s:i, s:[]}", "name", sh->group, "serversUp", 0, "servers");
+            if (w)
+                json_object_set_new(hs->group, "whenAllUnhealthy", json_string(w));
+            json_array_append_new(hs->groups, hs->group);
+        }
+    }
+    if (hs->skip || !hs->group)
+        return;
+    json_t *probe = json_null();
+    if (sh->last_result) {
+        char ts[32];
+        iso_time(sh->last_probe, ts);
+        probe = json_pack("{s:s, s:s, s:s}", "result", sh->last_result, "reason", sh->reason,
+                          "time", ts);
+    }
+    json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:o, s:I}", "server", sh->server, "health",
+                          sh->verdict, "up", sh->up, "ejected", sh->ejected, "lastProbe", probe,
+                          "transitions", (json_int_t)sh->transitions);
+    json_array_append_new(json_object_get(hs->group, "servers"), o);
+    if (sh->up) {
+        json_t *n = json_object_get(hs->group, "serversUp");
+        json_integer_set(n, json_integer_value(n) + 1);
+    }
+}
+
+/* Per group, in the served order: each server's health verdict, whether
+ * server choice may send to it, its last probe (result, reason, time) and
+ * its up/down transitions. */
+static json_t *server_groups_status(struct ag_agent *a, const struct rc_selector *sel, json_t *ex)
+{
+    struct health_status hs = {.a = a, .sel = sel, .ex = ex, .groups = json_array()};
+    px_runtime_health_each(a->rt, health_status_row, &hs);
+    return hs.groups;
+}
+
+/* Adds a Degraded condition to each ServerGroup of res (the /status
+ * resources) that has servers marked down, naming them and why: a group
+ * whose backends fail their checks must not look merely Ready. */
+static void add_degraded(json_t *res, json_t *groups)
+{
+    size_t i, j, k;
+    json_t *r, *g, *sv;
+    json_array_foreach(res, i, r)
+    {
+        const char *kind = json_string_value(json_object_get(r, "kind"));
+        if (!kind || strcmp(kind, "ServerGroup") != 0)
+            continue;
+        const char *name = json_string_value(json_object_get(r, "name"));
+        json_array_foreach(groups, j, g)
+        {
+            if (!name || strcmp(json_string_value(json_object_get(g, "name")), name) != 0)
+                continue;
+            size_t total = json_array_size(json_object_get(g, "servers")), down = 0;
+            struct sbuf msg = {0};
+            json_array_foreach(json_object_get(g, "servers"), k, sv)
+            {
+                if (json_is_true(json_object_get(sv, "up")))
+                    continue;
+                const char *why =
+                    json_string_value(json_object_get(json_object_get(sv, "lastProbe"), "reason"));
+                if (json_is_true(json_object_get(sv, "ejected")))
+                    why = "passive ejection";
+                sb_printf(&msg, "%s%s (%s)", down ? ", " : "",
+                          json_string_value(json_object_get(sv, "server")), why ? why : "down");
+                down++;
+            }
+            if (down > 0) {
+                char head[96];
+                snprintf(head, sizeof head, "%zu of %zu servers down: ", down, total);
+                json_t *cond =
+                    json_pack("{s:s, s:s, s:s, s:s+}", "type", "Degraded", "status", "True",
+                              "reason", down == total ? "AllServersDown" : "ServersDown", "message",
+                              head, msg.p ? msg.p : "");
+                json_array_append_new(json_object_get(r, "conditions"), cond);
+            }
+            free(msg.p);
+            break;
+        }
+    }
+}
+
+static void label_value(struct sbuf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            sb_printf(b, "\\%c", *v);
+        else if (*v == '\n')
+            sb_printf(b, "\\n");
+        else
+            sb_printf(b, "%c", *v);
+    }
+}
+
+struct health_metrics {
+    struct sbuf *b;
+    bool transitions; /* this pass writes the counter, else the gauge */
+};
+
+static void health_metrics_row(const struct px_server_health *sh, void *arg)
+{
+    struct health_metrics *hm = arg;
+    sb_printf(hm->b, "%s{group=\"",
+              hm->transitions ? "albd_health_transitions_total" : "albd_server_up");
+    label_value(hm->b, sh->group);
+    sb_printf(hm->b, "\",server=\"");
+    label_value(hm->b, sh->server);
+    if (hm->transitions)
+        sb_printf(hm->b, "\"} %llu\n", (unsigned long long)sh->transitions);
+    else
+        sb_printf(hm->b, "\"} %d\n", sh->up ? 1 : 0);
+}
+
+static void server_health_metrics(struct ag_agent *a, struct sbuf *b)
+{
+    struct health_metrics hm = {.b = b};
+    sb_printf(b, "# HELP albd_server_up Whether server choice may send new requests to the "
+                 "server (1), or a health check or passive ejection marked it down (0).\n"
+                 "# TYPE albd_server_up gauge\n");
+    px_runtime_health_each(a->rt, health_metrics_row, &hm);
+    hm.transitions = true;
+    sb_printf(b, "# HELP albd_health_transitions_total Changes of the server between up and "
+                 "down (health checks and passive ejection).\n"
+                 "# TYPE albd_health_transitions_total counter\n");
+    px_runtime_health_each(a->rt, health_metrics_row, &hm);
+}
+
 static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
 {
     json_t *ex = rc_selector_size(sel) > 0 && a->running ? rc_export_model(a->running) : NULL;
@@ -293,6 +451,9 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
         json_array_append_new(res, rs);
     }
     json_object_set_new(root, "resources", res);
+    json_t *groups = server_groups_status(a, sel, ex);
+    add_degraded(res, groups);
+    json_object_set_new(root, "serverGroups", groups);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
     json_decref(ex);
@@ -371,6 +532,7 @@ static char *metrics_text(struct ag_agent *a)
               "albd_upstream_connections_total{kind=\"new\"} %llu\n"
               "albd_upstream_connections_total{kind=\"reused\"} %llu\n",
               (unsigned long long)st.upstream_connects, (unsigned long long)st.upstream_reused);
+    server_health_metrics(a, &b);
     return b.p;
 }
 

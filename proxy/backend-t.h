@@ -36,9 +36,11 @@ struct px_backend_id {
     char tls[17];
 };
 
-/* Health verdict of a backend (written by a health checker, read
- * lock-free by server choice). Nobody sets it yet: every backend is
- * PX_HEALTH_UNKNOWN, which counts as usable. */
+/* Health verdict of a backend (written by the prober of proxy/health.c,
+ * and set to DOWN by passive ejection in proxy/exchange.c; read lock-free
+ * by server choice). A backend no probe has judged yet is
+ * PX_HEALTH_UNKNOWN, which counts as usable, so that a new group is never
+ * empty at start-up. */
 enum px_health {
     PX_HEALTH_UNKNOWN = 0,
     PX_HEALTH_UP,
@@ -70,6 +72,13 @@ struct px_backend {
      * scheduler compares; connections: open ones, idle included. */
     alignas(PX_CACHE_LINE) atomic_int inflight;
     atomic_int connections;
+    /* Passive ejection (proxy/health.c): connect failures and resets in a
+     * row seen by exchanges on any worker (cleared by a response byte),
+     * and how many of them mark the backend DOWN before the next probe
+     * (the prober sets it: the unhealthy threshold; 0 = never, when no
+     * health check covers the backend). */
+    atomic_int passive_failures;
+    atomic_int eject_after;
     /* References: one per snapshot server that names it, one per open
      * upstream connection (idle ones included). Freed when it drops to 0. */
     atomic_int refs;

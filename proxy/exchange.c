@@ -2,6 +2,7 @@
 #include "proxy/exchange.h"
 
 #include "common/log.h"
+#include "proxy/health.h"
 #include "proxy/lb.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream.h"
@@ -87,6 +88,11 @@ void px_exchange_connect(struct px_exchange *x)
 void px_exchange_lost(struct px_exchange *x, int err)
 {
     px_exchange_release(x, false);
+    /* A fresh connection that died before a response byte counts toward
+     * passive ejection; a pooled one the backend closed while idle is
+     * ordinary keep-alive life. */
+    if (!x->u_reused)
+        px_health_passive_failure(x->server->backend, err);
     /* The head went out on a connection that then died: the backend may
      * have acted on it. Only a request that is safe to repeat (idempotent,
      * RFC 9110 9.2.2) and whose body did not start goes again; any other
@@ -116,6 +122,7 @@ static void up_on_connect(void *owner, struct px_upstream *u, int status)
     if (status < 0) {
         x->u = NULL;
         x->last_timeout = status == UV_ETIMEDOUT;
+        px_health_passive_failure(x->server->backend, status);
         px_log_debug("%s: connect to %s failed: %s", x->tag, x->server->key, uv_strerror(status));
         px_exchange_connect(x);
     } else {
@@ -130,6 +137,8 @@ static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssi
 {
     struct px_exchange *x = owner;
     (void)u;
+    if (n > 0)
+        px_health_passive_ok(x->server->backend);
     x->cbs->on_read(x->owner, data, n);
 }
 

@@ -144,9 +144,13 @@ struct px_server *px_lb_pick(const struct px_group *g, int worker)
 struct px_server *px_lb_next(const struct px_group *g, size_t first, size_t *cursor)
 {
     size_t n = g->n_servers;
+    /* A first pick that was not usable means the group failed open (or
+     * the server went down since): fail over across the others the same
+     * way. */
+    bool open = first < n && !px_backend_usable(g->servers[first].backend);
     while (++*cursor < n) {
         struct px_server *s = &g->servers[(first + *cursor) % n];
-        if (s->weight > 0 && px_backend_usable(s->backend))
+        if (s->weight > 0 && (open || px_backend_usable(s->backend)))
             return s;
     }
     return NULL;

@@ -92,6 +92,14 @@ struct px_stats {
 };
 void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out);
 
+/* Calls fn for every server of every group of the published snapshot:
+ * its health verdict, last probe and transitions (struct px_server_health
+ * in proxy/health.h). Takes the prober's small mutex, never a lock of the
+ * request path. */
+struct px_server_health;
+void px_runtime_health_each(struct px_runtime *rt,
+                            void (*fn)(const struct px_server_health *sh, void *arg), void *arg);
+
 /* Stops accepting on every listener, lets in-flight requests finish for at
  * most drain_ms (ignored after px_runtime_begin_stop, which used the drain
  * time already set), closes what is left, joins the workers and frees

@@ -10,6 +10,7 @@
 #include "proxy/worker-t.h"
 
 struct px_dns;
+struct px_prober;
 
 /* The listening sockets of one bind key, one per worker, created by the
  * agent thread (so a bind error is known before publishing) and taken by
@@ -44,6 +45,7 @@ struct px_runtime {
     /* Host-name servers' resolutions (proxy/dns.c), on the agent loop;
      * NULL until px_runtime_start_dns. Also reg->dns. */
     struct px_dns *dns;
+    struct px_prober *prober;     /* the prober (proxy/health.c): one per process */
     struct px_tls_keys *tls_keys; /* shared by every SSL_CTX, so tickets survive swaps */
     bool ticket_keys_from_files;
     bool share_ports; /* --share-ports: skip the check of sharecheck.h */

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "proxy/backend.h"
 #include "proxy/dns.h"
+#include "proxy/health.h"
 #include "proxy/listen.h"
 #include "proxy/runtime-t.h"
 #include "proxy/sharecheck.h"
@@ -36,7 +37,10 @@ struct px_runtime *px_runtime_start(int n_workers)
     rt->workers = calloc((size_t)n_workers, sizeof *rt->workers);
     rt->tls_keys = px_tls_keys_new();
     rt->registry = px_registry_new(n_workers);
-    if (!rt->workers || !rt->tls_keys || !rt->registry || uv_mutex_init(&rt->lock) != 0) {
+    rt->prober = px_prober_start();
+    if (!rt->workers || !rt->tls_keys || !rt->registry || !rt->prober ||
+        uv_mutex_init(&rt->lock) != 0) {
+        px_prober_stop(rt->prober);
         px_tls_keys_unref(rt->tls_keys);
         px_registry_free(rt->registry);
         free(rt->workers);
@@ -185,6 +189,7 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
     uv_mutex_unlock(&rt->lock);
     px_snapshot_unref(old);
     px_dns_prune(rt->dns, m);
+    px_prober_update(rt->prober, s);
     if (rt->spare && spare_served(rt->spare, s)) { /* what could not bind serves now */
         px_snapshot_unref(rt->spare);
         rt->spare = NULL;
@@ -310,6 +315,12 @@ void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out)
     out->snapshots_alive = px_snapshot_alive_count();
 }
 
+void px_runtime_health_each(struct px_runtime *rt,
+                            void (*fn)(const struct px_server_health *sh, void *arg), void *arg)
+{
+    px_prober_each(rt->prober, fn, arg);
+}
+
 void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
 {
     if (!atomic_load(&rt->stopping))
@@ -325,6 +336,7 @@ void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
     px_snapshot_unref(rt->published);
     px_snapshot_unref(rt->spare);
     rt->published = rt->spare = NULL;
+    px_prober_stop(rt->prober); /* drops its registry references */
     if (px_registry_free(rt->registry) != 0)
         px_log_warn("backend registry still referenced at stop (a snapshot or connection leaked)");
     px_dns_free(rt->dns); /* px_runtime_close_dns ran, and its loop finished */

@@ -271,6 +271,7 @@ static int export_health_check(json_t *spec, const struct rc_health_check *hc)
     if (set_bool(o, "enabled", hc->enabled) != 0 || set_str(o, "protocol", proto) != 0 ||
         set_str(o, "method", hc->method) != 0 || set_str(o, "path", hc->path) != 0 ||
         set_str(o, "host", hc->host) != 0 || set_int(o, "port", hc->port) != 0 ||
+        set_str(o, "httpVersion", hc->http_version == 10 ? "HTTP1.0" : "HTTP1.1") != 0 ||
         (codes = add_array(o, "codes")) == NULL)
         return -1;
     /* bit n stands for http_nxx */

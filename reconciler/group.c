@@ -32,6 +32,20 @@ static unsigned code_bit(const char *s)
     return s && strlen(s) == 8 && !strncmp(s, "http_", 5) ? 1u << (s[5] - '0') : 0;
 }
 
+/* The reference's rule for HealthCheckHost: a domain name with at least one
+ * dot whose rightmost label is letters only (the schema checked the
+ * characters and the length). */
+static bool health_host_ok(const char *h)
+{
+    const char *dot = strrchr(h, '.');
+    if (!dot || dot == h || !dot[1])
+        return false;
+    for (const char *p = dot + 1; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    return true;
+}
+
 int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *g,
                    const struct rc_kind_docs *certs)
 {
@@ -90,6 +104,7 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
     hc->path = rc_arena_strdup(L->arena, rc_field_str(d, h, "path", "/"));
     hc->host = rc_arena_strdup(L->arena, rc_field_str(d, h, "host", NULL));
     hc->port = rc_field_int(d, h, "port", 0);
+    hc->http_version = !strcmp(rc_field_str(d, h, "httpVersion", "HTTP1.1"), "HTTP1.0") ? 10 : 11;
     hc->interval_s = rc_field_int(d, h, "intervalSeconds", 2);
     hc->timeout_s = rc_field_int(d, h, "timeoutSeconds", 5);
     hc->healthy_threshold = rc_field_int(d, h, "healthyThreshold", 3);
@@ -104,6 +119,11 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
     }
     if (hc->method == NULL || hc->path == NULL)
         return -1;
+    if (hc->host && !health_host_ok(hc->host))
+        rc_doc_err(L, d, RC_ERROR, rc_at(d, h, "host"), "spec.healthCheck.host",
+                   "\"%s\" is not a domain name: it needs at least one dot and a last label of "
+                   "letters only (health.example.com)",
+                   hc->host);
 
     /* spec.tls: end-to-end TLS of an HTTPS group. */
     yaml_node_t *tls = rc_at(d, spec, "tls");

@@ -128,9 +128,11 @@ struct rc_server {
 struct rc_health_check {
     bool enabled;
     int protocol; /* 0 HTTP, 1 HTTPS, 2 TCP */
-    const char *method, *path, *host;
-    int port;       /* 0 = server's port */
-    unsigned codes; /* bit 2 = http_2xx, bit 3 = http_3xx, ... */
+    const char *method, *path;
+    const char *host; /* NULL: the server's address */
+    int http_version; /* 10 (HTTP1.0) or 11 (HTTP1.1, the default) */
+    int port;         /* 0 = server's port */
+    unsigned codes;   /* bit 2 = http_2xx, bit 3 = http_3xx, ... */
     int interval_s, timeout_s, healthy_threshold, unhealthy_threshold;
 };
 
@@ -141,7 +143,7 @@ struct rc_server_group {
     struct rc_server *servers;
     size_t n_servers;
     bool upstream_keepalive;             /* default true */
-    struct rc_health_check health_check; /* parsed; acted on by the health-check issue */
+    struct rc_health_check health_check; /* probed by proxy/health.c */
     bool fail_open;                      /* whenAllUnhealthy: FailOpen (default) */
     /* spec.tls (HTTPS groups: end-to-end TLS, proxy/upstream_tls.c). The
      * servers' certificates are verified against ca_certificates (none:

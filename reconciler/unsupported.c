@@ -2,7 +2,7 @@
  * yet, and that would be unsafe to ignore (traffic would go where the user
  * did not ask, or protection they asked for would be missing). One table so
  * that each later feature removes its own line. Fields that are harmless to
- * ignore (compression, healthCheck settings, ...) are parsed silently. */
+ * ignore (compression, ...) are parsed silently. */
 #include <string.h>
 
 #include "reconciler/build.h"

@@ -593,7 +593,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rec["body_len"], rec["body_sha256"] = n, digest
         if "delay" in q:
             time.sleep(float(q["delay"]))
-        status = int(q.get("status", 200))
+        status = getattr(srv, "statuses", {}).get(url.path, int(q.get("status", 200)))
         http10 = self.request_version == "HTTP/1.0"
         if "bytes" in q:
             total = int(q["bytes"])
@@ -654,6 +654,7 @@ class Backend:
         self.srv = _Server(("127.0.0.1", port), _Handler)
         self.srv.name = name
         self.srv.requests = []
+        self.srv.statuses = {}  # path -> status, see set_status
         self.srv.lock = threading.Lock()
         self.srv.arrived = threading.Condition(self.srv.lock)
         self.port = self.srv.server_address[1]
@@ -681,6 +682,15 @@ class Backend:
                     return False
                 self.srv.arrived.wait(left)
             return True
+
+    def set_status(self, path, status):
+        """Answer requests for path (without query) with status from now on
+        (None: back to the default); e.g. a health-check path that fails."""
+        with self.srv.lock:
+            if status is None:
+                self.srv.statuses.pop(path, None)
+            else:
+                self.srv.statuses[path] = status
 
     def stop(self):
         self.srv.shutdown()
@@ -950,6 +960,35 @@ class Albd:
             raise TestFailure(f"albd exited with {self.proc.returncode} before ready:\n{self.stderr()[-3000:]}")
         raise TestFailure(f"albd not ready within {timeout:.0f}s: /readyz on 127.0.0.1:{self.admin_port} "
                           f"last gave {last}\n{self.stderr()[-3000:]}")
+
+    def server_health(self):
+        """/status "serverGroups" as {(group, "address:port"): server entry}
+        (health, up, ejected, lastProbe, transitions)."""
+        st, body = self.admin_get("/status")
+        if st != 200:
+            raise TestFailure(f"/status answered {st}")
+        return {(g["name"], s["server"]): s
+                for g in json.loads(body).get("serverGroups", []) for s in g["servers"]}
+
+    def wait_health(self, group, server, health, timeout=None):
+        """Wait until /status gives server of group this health
+        ("healthy", "unhealthy", ...); returns its entry, None on timeout."""
+        end = time.monotonic() + (timeout or scaled(10))
+        while time.monotonic() < end:
+            e = self.server_health().get((group, server))
+            if e and e.get("health") == health:
+                return e
+            time.sleep(0.05)
+        return None
+
+    def metric(self, line_prefix):
+        """The value of the first /metrics line starting with line_prefix
+        (name and labels), None when absent."""
+        st, body = self.admin_get("/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith(line_prefix + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
 
     def signal(self, sig):
         if self.alive():

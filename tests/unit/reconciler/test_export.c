@@ -173,6 +173,7 @@ static void test_group_fields(void **state)
     assert_string_equal(str_at(hc, "protocol"), "HTTP");
     assert_string_equal(str_at(hc, "method"), "HEAD");
     assert_null(json_object_get(hc, "host"));
+    assert_string_equal(str_at(hc, "httpVersion"), "HTTP1.1");
     json_t *codes = json_object_get(hc, "codes");
     assert_int_equal(json_array_size(codes), 2);
     assert_string_equal(json_string_value(json_array_get(codes, 0)), "http_2xx");

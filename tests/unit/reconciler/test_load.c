@@ -99,7 +99,7 @@ static const char full_yaml[] =
     "  servers:\n"
     "    - {address: 10.0.0.1, port: 80}\n"
     "    - {address: \"::1\", port: 8080, weight: 0}\n"
-    "  healthCheck: {path: /health, codes: [http_2xx], intervalSeconds: 10}\n"
+    "  healthCheck: {path: /health, codes: [http_2xx], intervalSeconds: 10, httpVersion: HTTP1.0}\n"
     "  whenAllUnhealthy: Reject\n"
     "  upstreamKeepalive: false\n"
     "---\n"
@@ -224,6 +224,7 @@ static void test_full_model(void **state)
     assert_int_equal(g->health_check.codes, 1u << 2);
     assert_int_equal(g->health_check.interval_s, 10);
     assert_int_equal(g->health_check.timeout_s, 5);
+    assert_int_equal(g->health_check.http_version, 10);
 
     assert_int_equal(m->n_listeners, 2);
     const struct rc_listener *h = &m->listeners[0], *s = &m->listeners[1];
@@ -303,6 +304,7 @@ static void test_defaults_and_implicit_instance(void **state)
     assert_int_equal(m->groups[0].n_servers, 0);
     assert_true(m->groups[0].health_check.enabled);
     assert_int_equal(m->groups[0].health_check.codes, (1u << 2) | (1u << 3));
+    assert_int_equal(m->groups[0].health_check.http_version, 11); /* the default */
     assert_true(m->groups[0].fail_open);
     assert_true(m->groups[0].upstream_keepalive);
     rc_model_unref(m);
