@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "proxy/backend_h1.h"
+#include "proxy/clientip.h"
 #include "proxy/exchange.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
@@ -62,6 +63,13 @@ void px_route(const struct px_req *r, struct px_action *out)
 
 void px_req_client_ip(struct px_req *r)
 {
+    const struct rc_listener *m = r->lis->model;
+    if (m->client_ips.enabled &&
+        px_clientip_from_xff(r->hdrs, r->n_hdrs, m->client_ips.trusted, m->client_ips.n_trusted,
+                             m->client_ips.leftmost, &r->client_addr)) {
+        cm_ip_format(&r->client_addr, r->client_ip);
+        return;
+    }
     r->client_addr = r->client->addr;
     snprintf(r->client_ip, sizeof r->client_ip, "%s", r->client->ip);
 }
@@ -107,7 +115,9 @@ static int transform(struct px_req *r, const struct px_group *g, struct px_buf *
     size_t n_cch = r->client->cc ? px_tls_headers_fill(m, r->client->cc, cch) : 0;
     struct px_fwd fwd = {
         .xff_mode = m->xff_mode,
-        .client_ip = r->client_ip,
+        /* Append adds "the IP address of the last hop" (the reference):
+         * the peer, not the retrieved address, so the chain stays true. */
+        .client_ip = r->client->ip,
         .proto = m->headers.proto ? r->lis->scheme : NULL,
         .port = m->headers.port ? r->lis->port_str : NULL,
         .host = m->headers.host,

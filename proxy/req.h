@@ -26,9 +26,10 @@ void px_client_cleanup(struct px_client *cl);
  * X-Forwarded-Clientcert-* (and the connection is TLS). 0 or -ENOMEM. */
 int px_client_cert_load(struct px_client *cl, const struct rc_listener *l);
 
-/* Sets r->client_addr and r->client_ip: the retrieved client IP. Today
- * the connection's peer; the listener's clientSourceIps rules (X-Forwarded-For)
- * plug in here. */
+/* Sets r->client_addr and r->client_ip: the retrieved client IP. The
+ * connection's peer, or under the listener's clientSourceIps the address
+ * px_clientip_from_xff finds in r's X-Forwarded-For fields
+ * (proxy/clientip.h). */
 void px_req_client_ip(struct px_req *r);
 
 /* The route step: the action for r. Today the default action of every
