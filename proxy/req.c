@@ -7,8 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/log.h"
 #include "proxy/backend_h1.h"
 #include "proxy/clientip.h"
+#include "proxy/compress.h"
 #include "proxy/exchange.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
@@ -64,20 +66,26 @@ void px_route(const struct px_req *r, struct px_action *out)
 void px_req_client_ip(struct px_req *r)
 {
     const struct rc_listener *m = r->lis->model;
-    if (m->client_ips.enabled &&
+    bool found =
+        m->client_ips.enabled &&
         px_clientip_from_xff(r->hdrs, r->n_hdrs, m->client_ips.trusted, m->client_ips.n_trusted,
-                             m->client_ips.leftmost, &r->client_addr)) {
+                             m->client_ips.leftmost, &r->client_addr);
+    if (found) {
         cm_ip_format(&r->client_addr, r->client_ip);
-        return;
+    } else {
+        r->client_addr = r->client->addr;
+        snprintf(r->client_ip, sizeof r->client_ip, "%s", r->client->ip);
     }
-    r->client_addr = r->client->addr;
-    snprintf(r->client_ip, sizeof r->client_ip, "%s", r->client->ip);
+    if (m->client_ips.enabled)
+        px_log_debug("client IP %s for %.*s (%s; peer %s)", r->client_ip, (int)r->path_len, r->path,
+                     found ? "from X-Forwarded-For" : "the peer", r->client->ip);
 }
 
-const struct px_sink *px_filters_attach(const struct px_action *a, const struct px_sink *sink)
+int px_filters_attach(const struct px_req *r, struct px_exchange *x, const struct px_action *a,
+                      const struct px_sink *sink, const struct px_sink **out)
 {
     (void)a;
-    return sink;
+    return px_compress_attach(x, r, sink, out) < 0 ? 500 : 0;
 }
 
 /* The request transforms of a forward: client-sent client-certificate
@@ -154,7 +162,9 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     int st = transform(r, a.group, hout, tgt);
     if (st)
         return st;
-    *sink = px_filters_attach(&a, proto_sink);
+    st = px_filters_attach(r, x, &a, proto_sink, sink);
+    if (st)
+        return st;
     px_exchange_connect(x);
     return 0;
 }

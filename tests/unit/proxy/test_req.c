@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "proxy/exchange.h"
+#include "proxy/compress.h"
 #include "proxy/req.h"
 #include "proxy/worker-t.h"
 
@@ -117,8 +118,31 @@ static void default_route_forwards_to_the_listener_group(void **state)
     px_route(&r, &a);
     assert_int_equal(a.kind, PX_ACTION_FORWARD);
     assert_ptr_equal(a.group, &group);
-    /* No response filter yet: the protocol's sink itself. */
-    assert_ptr_equal(px_filters_attach(&a, &proto_sink), &proto_sink);
+    /* No Accept-Encoding: no filter, the protocol's sink and owner. */
+    struct px_exchange x = {.owner = &r};
+    const struct px_sink *sink = NULL;
+    l_model.gzip = l_model.brotli = true;
+    assert_int_equal(px_filters_attach(&r, &x, &a, &proto_sink, &sink), 0);
+    assert_ptr_equal(sink, &proto_sink);
+    assert_ptr_equal(x.sink_owner, &r);
+    /* A client that accepts br gets the compression filter in front. */
+    hdrs[0] = (struct px_hdr)H("Accept-Encoding", "gzip, br");
+    r = req_get(1);
+    assert_int_equal(px_filters_attach(&r, &x, &a, &proto_sink, &sink), 0);
+    assert_ptr_not_equal(sink, &proto_sink);
+    assert_ptr_not_equal(x.sink_owner, &r);
+    assert_non_null(x.cz);
+    /* ... but not when the listener compresses nothing, nor for HEAD. */
+    l_model.gzip = l_model.brotli = false;
+    assert_int_equal(px_filters_attach(&r, &x, &a, &proto_sink, &sink), 0);
+    assert_ptr_equal(sink, &proto_sink);
+    l_model.gzip = l_model.brotli = true;
+    r.is_head = true;
+    assert_int_equal(px_filters_attach(&r, &x, &a, &proto_sink, &sink), 0);
+    assert_ptr_equal(sink, &proto_sink);
+    px_compress_release(&x);
+    assert_null(x.cz);
+    l_model.gzip = l_model.brotli = false;
 }
 
 static void forward_builds_the_backend_head_and_connects(void **state)
