@@ -169,6 +169,48 @@ static void forward_builds_the_backend_head_and_connects(void **state)
                                 "X-Forwarded-For: 192.0.2.7\r\n\r\n");
 }
 
+/* clientSourceIps: the retrieved address is r->client_ip / client_addr
+ * (what SourceIp, Sch and access logs use); X-Forwarded-For Append still
+ * adds the last hop, the peer (the reference's "IP address of the last
+ * hop"). Off, or nothing usable in the header: the peer. */
+static void client_ip_is_retrieved_from_x_forwarded_for(void **state)
+{
+    (void)state;
+    struct cm_cidr trusted[1];
+    assert_true(cm_cidr_parse("192.0.2.0/24", 12, &trusted[0]));
+    l_model.client_ips.enabled = true;
+    l_model.client_ips.trusted = trusted;
+    l_model.client_ips.n_trusted = 1;
+    hdrs[0] = (struct px_hdr)H("Host", "a.example");
+    hdrs[1] = (struct px_hdr)H("X-Forwarded-For", "2001:db8::7, 192.0.2.9");
+    struct px_req r = req_get(2);
+    struct px_exchange x = {0};
+    const struct px_sink *sink = NULL;
+    assert_int_equal(px_req_start(&r, &x, &hout, &tgt, &proto_sink, &sink), 0);
+    assert_string_equal(r.client_ip, "2001:db8::7");
+    struct cm_ip want;
+    assert_true(cm_ip_parse("2001:db8::7", 11, &want));
+    assert_true(cm_ip_equal(&r.client_addr, &want));
+    assert_string_equal(head(), "GET /a?b HTTP/1.1\r\nHost: a.example\r\n"
+                                "X-Forwarded-For: 2001:db8::7, 192.0.2.9, 192.0.2.7\r\n\r\n");
+    /* Garbage: the peer. */
+    hdrs[1] = (struct px_hdr)H("X-Forwarded-For", "2001:db8::7, nonsense");
+    r = req_get(2);
+    px_req_client_ip(&r);
+    assert_string_equal(r.client_ip, "192.0.2.7");
+    /* Leftmost (0.0.0.0/0). */
+    l_model.client_ips.leftmost = true;
+    hdrs[1] = (struct px_hdr)H("X-Forwarded-For", "198.51.100.1, 203.0.113.5");
+    r = req_get(2);
+    px_req_client_ip(&r);
+    assert_string_equal(r.client_ip, "198.51.100.1");
+    /* Off: the peer, whatever the header says. */
+    l_model.client_ips.enabled = false;
+    r = req_get(2);
+    px_req_client_ip(&r);
+    assert_string_equal(r.client_ip, "192.0.2.7");
+}
+
 static void absolute_form_authority_replaces_host(void **state)
 {
     (void)state;
@@ -322,6 +364,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(forward_builds_the_backend_head_and_connects, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(absolute_form_authority_replaces_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(client_ip_is_retrieved_from_x_forwarded_for, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(listener_forwarding_headers_and_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(keepalive_follows_the_group_and_the_version, setup,
                                         teardown),
