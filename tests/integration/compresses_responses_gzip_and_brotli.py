@@ -260,6 +260,22 @@ def body(env):
     finally:
         conn.close()
 
+    # HTTP/1.0: no chunked framing, so the compressed body ends at close.
+    s = env.tls_socket(p_on)
+    s.sendall(f"GET /r HTTP/1.0\r\nHost: {env.host}\r\nAccept-Encoding: gzip\r\n\r\n".encode())
+    data = bytearray()
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    head, _, raw = bytes(data).partition(b"\r\n\r\n")
+    hl = head.lower()
+    c.ok(b"content-encoding: gzip" in hl and b"content-length" not in hl and
+         b"transfer-encoding" not in hl, "HTTP/1.0: gzip, close-delimited", seen=head.decode()[:300])
+    c.ok(decode(env, "gzip", raw) == JSON, "HTTP/1.0: the body decompresses to the original")
+
     # A 24 MiB body to a slow reader, over both protocols: bounded memory,
     # intact after decompression.
     row = big_piece(0)
