@@ -33,6 +33,7 @@ read -r P_ORIGIN P_ALBD P_ADMIN < <(free_ports 3)
 
 # The documents: varied JSON rows (not one block repeated, which any window
 # would find).
+chmod 755 "$TMP" # nginx's workers (not root) read the documents
 mkdir -p "$TMP/www"
 python3 - "$TMP/www" <<'PY'
 import json, random, sys
@@ -67,6 +68,8 @@ CONF
 nginx -c "$TMP/origin/nginx.conf" -p "$TMP/origin" 2>"$TMP/origin.err" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$P_ORIGIN/j.json" 10
+code=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$P_ORIGIN/j.json")
+[[ "$code" == 200 ]] || { echo "compression: the origin answers $code" >&2; exit 1; }
 
 mkdir -p "$TMP/albd"
 cat > "$TMP/albd/bench.yaml" <<CONF
