@@ -18,6 +18,8 @@ pkgs=(
   libcmocka-dev
   # test tools
   curl openssl python3 nghttp2-client strace
+  # compression tests decode Brotli with the brotli command (python3 zlib does gzip)
+  brotli
   # contrib/k8s checks: the Kubernetes API models (its OpenAPI schema) and YAML
   python3-yaml python3-kubernetes
 )

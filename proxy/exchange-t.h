@@ -13,6 +13,7 @@
 
 struct px_group;
 struct px_server;
+struct px_cz;
 
 /* What the protocol handler does with an exchange. Callbacks run on the
  * worker loop; owner is the pointer given to px_exchange_init. */
@@ -54,6 +55,13 @@ struct px_exchange {
      * steps past it were offered; no limit on the group's size. */
     size_t first;
     size_t cursor;
+
+    /* The response filters (px_filters_attach, proxy/req.c): the owner to
+     * pass the sink px_req_start returned (owner itself when no filter
+     * runs), and the compression filter's state (proxy/compress.c; kept
+     * for the next request, freed by px_compress_release). */
+    void *sink_owner;
+    struct px_cz *cz;
 };
 
 #endif

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "proxy/backend_h1.h"
+#include "proxy/compress.h"
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
 #include "proxy/h1_head.h"
@@ -444,7 +445,8 @@ static void upstream_ready(void *owner)
     struct h1 *h = owner;
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
     h->phase = PH_FORWARD;
-    px_bresp_init(&h->bp, h->sink, h, &h->hin, &h->hl, h->hdrs, h->method == HTTP_HEAD, false);
+    px_bresp_init(&h->bp, h->sink, h->x.sink_owner, &h->hin, &h->hl, h->hdrs,
+                  h->method == HTTP_HEAD, false);
     int rc = px_upstream_write(h->x.u, &b, 1);
     if (rc < 0) {
         upstream_lost(h, rc);
@@ -518,7 +520,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
                 return;
             }
         }
-        h->sink->abort(h, 502); /* cut: through the filters, to the client */
+        h->sink->abort(h->x.sink_owner, 502); /* cut: through the filters, to the client */
         return;
     }
     px_conn_timer(c, ms(c->lis->model->request_timeout_s));
@@ -539,7 +541,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
     if (rc != PX_BRESP_MORE) {
         px_log_debug("h1: malformed response from %s: %s", h->x.server->key,
                      px_bresp_error(&h->bp));
-        h->sink->abort(h, 502);
+        h->sink->abort(h->x.sink_owner, 502);
         return;
     }
     if (h->x.u && px_conn_congested(c))
@@ -641,7 +643,7 @@ static void up_on_writable(void *owner)
 static void up_fail(void *owner, int status)
 {
     struct h1 *h = owner;
-    h->sink->abort(h, status);
+    h->sink->abort(h->x.sink_owner, status);
 }
 
 static const struct px_exchange_cbs x_cbs = {
@@ -930,6 +932,7 @@ static void h1_free(struct px_conn *c)
     free(h->hl.ents);
     free(h->hdrs);
     px_client_cleanup(&h->cl);
+    px_compress_release(&h->x);
     free(h);
     c->ps = NULL;
 }

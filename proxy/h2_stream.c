@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/compress.h"
 #include "proxy/conn-io.h"
 #include "proxy/h2.h"
 #include "proxy/exchange.h"
@@ -79,6 +80,7 @@ struct h2_stream *px_h2_stream_new(struct h2 *h, int32_t id)
 
 void px_h2_stream_free(struct h2_stream *s)
 {
+    px_compress_release(&s->x);
     px_buf_cleanup(&s->hout);
     px_buf_cleanup(&s->pend);
     px_buf_cleanup(&s->hin);
@@ -97,6 +99,7 @@ void px_h2_stream_release(struct h2_stream *s)
 {
     struct h2 *h = s->h;
     px_h2_stream_drop_upstream(s, false);
+    px_compress_release(&s->x);
     px_snapshot_unref(s->snap);
     s->snap = NULL;
     if (s->prev)
@@ -136,22 +139,23 @@ static void resume_output(struct h2_stream *s)
     }
 }
 
-/* Fills nva from h->hdrs[0..n) minus hop-by-hop fields; names are
- * lowercased in place (they live in the stream's hin). Returns the count. */
-static size_t fields_to_nv(struct h2 *h, size_t n, size_t first)
+/* Fills nva from hd[0..n) (h->hdrs, or a response filter's copy) minus
+ * hop-by-hop fields; names are lowercased in place (they live in the
+ * stream's hin or in the filter's writable storage). Returns the count. */
+static size_t fields_to_nv(struct h2 *h, const struct px_hdr *hd, size_t n, size_t first)
 {
     bool drop[PX_HDR_MAX];
-    px_headers_mark_hop(h->hdrs, n, drop);
+    px_headers_mark_hop(hd, n, drop);
     size_t k = first;
     for (size_t i = 0; i < n; i++) {
         if (drop[i])
             continue;
-        char *name = (char *)h->hdrs[i].name;
-        for (size_t j = 0; j < h->hdrs[i].name_len; j++)
+        char *name = (char *)hd[i].name;
+        for (size_t j = 0; j < hd[i].name_len; j++)
             if (name[j] >= 'A' && name[j] <= 'Z')
                 name[j] = (char)(name[j] - 'A' + 'a');
-        h->nva[k++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)h->hdrs[i].value,
-                                   h->hdrs[i].name_len, h->hdrs[i].value_len, NGHTTP2_NV_FLAG_NONE};
+        h->nva[k++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)hd[i].value, hd[i].name_len,
+                                   hd[i].value_len, NGHTTP2_NV_FLAG_NONE};
     }
     return k;
 }
@@ -187,7 +191,7 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     if (s->resp_complete && s->rq.len == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (s->has_trailers) {
-            size_t k = fields_to_nv(h, px_bresp_trailers(&s->bp), 0);
+            size_t k = fields_to_nv(h, h->hdrs, px_bresp_trailers(&s->bp), 0);
             if (k && nghttp2_submit_trailer(ng, id, h->nva, k) == 0)
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         }
@@ -252,7 +256,7 @@ static int sink_head(void *owner, const struct px_resp_head *rh)
     char st[4];
     snprintf(st, sizeof st, "%d", status);
     h->nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
-    size_t k = fields_to_nv(h, rh->n, 1); /* rh->h is h->hdrs */
+    size_t k = fields_to_nv(h, rh->h, rh->n, 1);
     bool bodyless = s->is_head || status == 204 || status == 304;
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
     if (nghttp2_submit_response(h->ng, s->id, h->nva, k, bodyless ? NULL : &dp) != 0)
@@ -369,7 +373,7 @@ int px_h2_send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t dat
 static void upstream_ready(void *owner)
 {
     struct h2_stream *s = owner;
-    px_bresp_init(&s->bp, s->sink, s, &s->hin, &s->hl, s->h->hdrs, s->is_head, true);
+    px_bresp_init(&s->bp, s->sink, s->x.sink_owner, &s->hin, &s->hl, s->h->hdrs, s->is_head, true);
     uv_buf_t b[2] = {uv_buf_init(s->hout.data, (unsigned)s->hout.len),
                      uv_buf_init(s->pend.data, (unsigned)s->pend.len)};
     int rc = px_upstream_write(s->x.u, b, s->pend.len ? 2 : 1);
@@ -394,7 +398,7 @@ static void upstream_ready(void *owner)
 static void up_fail(void *owner, int status)
 {
     struct h2_stream *s = owner;
-    s->sink->abort(s, status);
+    s->sink->abort(s->x.sink_owner, status);
 }
 
 static void up_connect_done(void *owner)
@@ -413,7 +417,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
         else if (n == UV_EOF && px_bresp_eof(&s->bp))
             response_done(s, false);
         else
-            s->sink->abort(s, 502); /* cut: through the filters, to the stream */
+            s->sink->abort(s->x.sink_owner, 502); /* cut: through the filters, to the stream */
         px_h2_flush(h);
         return;
     }
@@ -424,7 +428,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
     } else if (rc != PX_BRESP_MORE) {
         px_log_debug("h2: malformed response from %s: %s", s->x.server->key,
                      px_bresp_error(&s->bp));
-        s->sink->abort(s, 502);
+        s->sink->abort(s->x.sink_owner, 502);
     }
     px_h2_flush(h);
 }

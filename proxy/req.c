@@ -7,7 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/log.h"
 #include "proxy/backend_h1.h"
+#include "proxy/clientip.h"
+#include "proxy/compress.h"
 #include "proxy/exchange.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
@@ -62,14 +65,27 @@ void px_route(const struct px_req *r, struct px_action *out)
 
 void px_req_client_ip(struct px_req *r)
 {
-    r->client_addr = r->client->addr;
-    snprintf(r->client_ip, sizeof r->client_ip, "%s", r->client->ip);
+    const struct rc_listener *m = r->lis->model;
+    bool found =
+        m->client_ips.enabled &&
+        px_clientip_from_xff(r->hdrs, r->n_hdrs, m->client_ips.trusted, m->client_ips.n_trusted,
+                             m->client_ips.leftmost, &r->client_addr);
+    if (found) {
+        cm_ip_format(&r->client_addr, r->client_ip);
+    } else {
+        r->client_addr = r->client->addr;
+        snprintf(r->client_ip, sizeof r->client_ip, "%s", r->client->ip);
+    }
+    if (m->client_ips.enabled)
+        px_log_debug("client IP %s for %.*s (%s; peer %s)", r->client_ip, (int)r->path_len, r->path,
+                     found ? "from X-Forwarded-For" : "the peer", r->client->ip);
 }
 
-const struct px_sink *px_filters_attach(const struct px_action *a, const struct px_sink *sink)
+int px_filters_attach(const struct px_req *r, struct px_exchange *x, const struct px_action *a,
+                      const struct px_sink *sink, const struct px_sink **out)
 {
     (void)a;
-    return sink;
+    return px_compress_attach(x, r, sink, out) < 0 ? 500 : 0;
 }
 
 /* The request transforms of a forward: client-sent client-certificate
@@ -107,7 +123,9 @@ static int transform(struct px_req *r, const struct px_group *g, struct px_buf *
     size_t n_cch = r->client->cc ? px_tls_headers_fill(m, r->client->cc, cch) : 0;
     struct px_fwd fwd = {
         .xff_mode = m->xff_mode,
-        .client_ip = r->client_ip,
+        /* Append adds "the IP address of the last hop" (the reference):
+         * the peer, not the retrieved address, so the chain stays true. */
+        .client_ip = r->client->ip,
         .proto = m->headers.proto ? r->lis->scheme : NULL,
         .port = m->headers.port ? r->lis->port_str : NULL,
         .host = m->headers.host,
@@ -144,7 +162,9 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     int st = transform(r, a.group, hout, tgt);
     if (st)
         return st;
-    *sink = px_filters_attach(&a, proto_sink);
+    st = px_filters_attach(r, x, &a, proto_sink, sink);
+    if (st)
+        return st;
     px_exchange_connect(x);
     return 0;
 }

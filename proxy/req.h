@@ -26,28 +26,32 @@ void px_client_cleanup(struct px_client *cl);
  * X-Forwarded-Clientcert-* (and the connection is TLS). 0 or -ENOMEM. */
 int px_client_cert_load(struct px_client *cl, const struct rc_listener *l);
 
-/* Sets r->client_addr and r->client_ip: the retrieved client IP. Today
- * the connection's peer; the listener's clientSourceIps rules (X-Forwarded-For)
- * plug in here. */
+/* Sets r->client_addr and r->client_ip: the retrieved client IP. The
+ * connection's peer, or under the listener's clientSourceIps the address
+ * px_clientip_from_xff finds in r's X-Forwarded-For fields
+ * (proxy/clientip.h). */
 void px_req_client_ip(struct px_req *r);
 
 /* The route step: the action for r. Today the default action of every
  * listener (forward to its group); forwarding rules plug in here. */
 void px_route(const struct px_req *r, struct px_action *out);
 
-/* The response-filter step: the sink the backend response goes through
- * for a request with action a, ending in the protocol's sink. No filter
- * exists yet, so this is sink; compression plugs in here. */
-const struct px_sink *px_filters_attach(const struct px_action *a, const struct px_sink *sink);
+/* The response-filter step: sets *out to the sink the backend response
+ * goes through for request r with action a on exchange x, ending in the
+ * protocol's sink, and x->sink_owner to the owner to pass it (x->owner
+ * when no filter runs). Today the one filter is compression
+ * (proxy/compress.h). 0, or 500 (no memory). */
+int px_filters_attach(const struct px_req *r, struct px_exchange *x, const struct px_action *a,
+                      const struct px_sink *sink, const struct px_sink **out);
 
 /* Runs the pipeline for r: the domain-fronting check, route, action; for
  * a forward, the exchange's retry rule (x->idempotent from the method), the request transforms
  * (client-certificate and forwarding headers) into the backend head in hout (tgt: scratch for a
  * composed target), and the exchange on x (px_exchange_begin, then px_exchange_connect, whose
  * callbacks may run before this returns). *sink: where the backend response goes
- * (px_filters_attach). Returns 0 (the exchange runs: touch nothing of x's owner after this returns
- * without checking its state), or a status the protocol answers with:
- * 421 (domain fronting), 431 (head too large), 500 (no memory). */
+ * (px_filters_attach), called with owner x->sink_owner. Returns 0 (the exchange runs: touch nothing
+ * of x's owner after this returns without checking its state), or a status the protocol answers
+ * with: 421 (domain fronting), 431 (head too large), 500 (no memory). */
 int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, struct px_buf *tgt,
                  const struct px_sink *proto_sink, const struct px_sink **sink);
 

@@ -423,6 +423,14 @@ static int export_listener(json_t *kind, const struct rc_listener *l)
     json_t *xff = add_obj(spec, "xForwardedFor");
     if (xff == NULL || set_str(xff, "mode", xff_mode_name(l->xff_mode)) != 0)
         return -1;
+    json_t *csi = add_obj(xff, "clientSourceIps");
+    json_t *trusted = json_array();
+    if (csi == NULL || json_object_set_new(csi, "trusted", trusted) != 0 ||
+        set_bool(csi, "enabled", l->client_ips.enabled) != 0)
+        return -1;
+    for (size_t i = 0; i < l->client_ips.n_trusted; i++)
+        if (json_array_append_new(trusted, str_new(l->client_ips.trusted_text[i])) != 0)
+            return -1;
     json_t *h = add_obj(spec, "headers");
     if (h == NULL || set_bool(h, "slbId", l->headers.slb_id) != 0 ||
         set_bool(h, "proto", l->headers.proto) != 0 || set_bool(h, "port", l->headers.port) != 0 ||

@@ -98,6 +98,67 @@ static int build_client_cert_headers(struct rc_load *L, struct rc_doc *d, yaml_n
     return 0;
 }
 
+/* xForwardedFor.clientSourceIps: the trusted list, each entry an address
+ * or CIDR range (common/ip.h); enabled needs a non-empty list (the
+ * reference: "you must configure a trusted IP list") and a Standard or
+ * WAF instance. */
+static int build_client_ips(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec,
+                            struct rc_listener *li)
+{
+    yaml_node_t *csi = rc_at(d, spec, "xForwardedFor.clientSourceIps");
+    if (csi == NULL)
+        return 0;
+    li->client_ips.enabled = rc_field_bool(d, csi, "enabled", false);
+    yaml_node_t *en = rc_at(d, csi, "enabled");
+    if (li->client_ips.enabled && li->instance && li->instance->edition == RC_EDITION_BASIC)
+        rc_doc_err(L, d, RC_ERROR, en, "spec.xForwardedFor.clientSourceIps.enabled",
+                   "retrieving the client IP needs a Standard or WAF instance (instance \"%s\" is "
+                   "Basic)",
+                   li->instance->meta.name);
+    if (li->client_ips.enabled && li->protocol == RC_LISTENER_QUIC)
+        rc_doc_err(L, d, RC_ERROR, en, "spec.xForwardedFor.clientSourceIps.enabled",
+                   "retrieving the client IP is for HTTP and HTTPS listeners");
+    yaml_node_t *tr = rc_at(d, csi, "trusted");
+    size_t n = 0;
+    if (tr && tr->type == YAML_SEQUENCE_NODE)
+        n = (size_t)(tr->data.sequence.items.top - tr->data.sequence.items.start);
+    if (li->client_ips.enabled && n == 0)
+        rc_doc_err(L, d, RC_ERROR, tr ? tr : (en ? en : csi),
+                   tr ? "spec.xForwardedFor.clientSourceIps.trusted"
+                      : "spec.xForwardedFor.clientSourceIps",
+                   "retrieving the client IP needs a trusted list (addresses or CIDR ranges of "
+                   "the proxies in front of albd; 0.0.0.0/0 takes the leftmost address)");
+    if (n == 0)
+        return 0;
+    struct cm_cidr *v = rc_arena_alloc(L->arena, n * sizeof(*v));
+    const char **txt = rc_arena_alloc(L->arena, n * sizeof(*txt));
+    if (v == NULL || txt == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *e = yaml_document_get_node(&d->y, tr->data.sequence.items.start[i]);
+        const char *t = rc_y_str(e);
+        char path[80];
+        snprintf(path, sizeof(path), "spec.xForwardedFor.clientSourceIps.trusted[%zu]", i);
+        struct cm_cidr c;
+        if (t == NULL || !cm_cidr_parse(t, strlen(t), &c)) {
+            rc_doc_err(L, d, RC_ERROR, e, path,
+                       "\"%s\" is not an IPv4 or IPv6 address or CIDR range (ADDR or ADDR/N)",
+                       t ? t : "");
+            continue;
+        }
+        /* 0.0.0.0/0 is the reference's "take the leftmost address". */
+        static const uint8_t any4[16] = {[10] = 0xff, [11] = 0xff};
+        if (c.bits == 96 && memcmp(c.net.b, any4, sizeof any4) == 0)
+            li->client_ips.leftmost = true;
+        if ((txt[li->client_ips.n_trusted] = rc_arena_strdup(L->arena, t)) == NULL)
+            return -1;
+        v[li->client_ips.n_trusted++] = c;
+    }
+    li->client_ips.trusted = v;
+    li->client_ips.trusted_text = txt;
+    return 0;
+}
+
 static const struct rc_certificate *server_cert(struct rc_load *L, struct rc_doc *d, yaml_node_t *v,
                                                 const char *path, const struct rc_refs *r)
 {
@@ -262,13 +323,8 @@ int rc_build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *l
     li->xff_mode = !strcmp(mode, "Remove")     ? RC_XFF_REMOVE
                    : !strcmp(mode, "Preserve") ? RC_XFF_PRESERVE
                                                : RC_XFF_APPEND;
-    yaml_node_t *csi = rc_at(d, spec, "xForwardedFor.clientSourceIps.enabled");
-    if (rc_field_bool(d, spec, "xForwardedFor.clientSourceIps.enabled", false) && li->instance &&
-        li->instance->edition == RC_EDITION_BASIC)
-        rc_doc_err(L, d, RC_ERROR, csi, "spec.xForwardedFor.clientSourceIps.enabled",
-                   "retrieving the client IP needs a Standard or WAF instance (instance \"%s\" is "
-                   "Basic)",
-                   li->instance->meta.name);
+    if (build_client_ips(L, d, spec, li) != 0)
+        return -1;
     li->headers.slb_id = rc_field_bool(d, spec, "headers.slbId", false);
     li->headers.proto = rc_field_bool(d, spec, "headers.proto", false);
     li->headers.port = rc_field_bool(d, spec, "headers.port", false);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "common/ip.h"
 #include "reconciler/err-t.h"
 
 struct rc_arena;
@@ -170,6 +172,16 @@ struct rc_listener {
     int request_timeout_s;     /* 1-instance->max_timeout_s, default 60 */
     bool gzip, brotli;         /* compression, default true */
     enum rc_xff_mode xff_mode; /* default Append */
+    /* xForwardedFor.clientSourceIps: retrieve the client IP from
+     * X-Forwarded-For (Standard and WAF editions only; proxy/clientip.c).
+     * trusted[i] was parsed from trusted_text[i]; leftmost: the list holds
+     * 0.0.0.0/0 (take the leftmost address). Arena memory. */
+    struct {
+        bool enabled, leftmost;
+        const struct cm_cidr *trusted;
+        const char **trusted_text;
+        size_t n_trusted;
+    } client_ips;
     struct {
         bool slb_id, proto, port, host, client_src_port; /* each default false */
     } headers;

@@ -20,8 +20,6 @@ static const struct unsupported table[] = {
     {"Listener", "spec.rules", NULL, "rules are not supported yet"},
     {"Listener", "spec.protocol", "QUIC", "QUIC listeners are not supported yet"},
     {"Listener", "spec.quic.upgrade", "true", "quic is not supported yet"},
-    {"Listener", "spec.xForwardedFor.clientSourceIps.enabled", "true",
-     "clientSourceIps is not supported yet"},
     {"ServerGroup", "spec.scheduler", "Wlc", "the Wlc scheduler is not supported yet"},
     {"ServerGroup", "spec.scheduler", "Sch", "the Sch scheduler is not supported yet"},
     {"ServerGroup", "spec.scheduler", "Uch", "the Uch scheduler is not supported yet"},

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "proxy/exchange.h"
+#include "proxy/compress.h"
 #include "proxy/req.h"
 #include "proxy/worker-t.h"
 
@@ -117,8 +118,31 @@ static void default_route_forwards_to_the_listener_group(void **state)
     px_route(&r, &a);
     assert_int_equal(a.kind, PX_ACTION_FORWARD);
     assert_ptr_equal(a.group, &group);
-    /* No response filter yet: the protocol's sink itself. */
-    assert_ptr_equal(px_filters_attach(&a, &proto_sink), &proto_sink);
+    /* No Accept-Encoding: no filter, the protocol's sink and owner. */
+    struct px_exchange x = {.owner = &r};
+    const struct px_sink *sink = NULL;
+    l_model.gzip = l_model.brotli = true;
+    assert_int_equal(px_filters_attach(&r, &x, &a, &proto_sink, &sink), 0);
+    assert_ptr_equal(sink, &proto_sink);
+    assert_ptr_equal(x.sink_owner, &r);
+    /* A client that accepts br gets the compression filter in front. */
+    hdrs[0] = (struct px_hdr)H("Accept-Encoding", "gzip, br");
+    r = req_get(1);
+    assert_int_equal(px_filters_attach(&r, &x, &a, &proto_sink, &sink), 0);
+    assert_ptr_not_equal(sink, &proto_sink);
+    assert_ptr_not_equal(x.sink_owner, &r);
+    assert_non_null(x.cz);
+    /* ... but not when the listener compresses nothing, nor for HEAD. */
+    l_model.gzip = l_model.brotli = false;
+    assert_int_equal(px_filters_attach(&r, &x, &a, &proto_sink, &sink), 0);
+    assert_ptr_equal(sink, &proto_sink);
+    l_model.gzip = l_model.brotli = true;
+    r.is_head = true;
+    assert_int_equal(px_filters_attach(&r, &x, &a, &proto_sink, &sink), 0);
+    assert_ptr_equal(sink, &proto_sink);
+    px_compress_release(&x);
+    assert_null(x.cz);
+    l_model.gzip = l_model.brotli = false;
 }
 
 static void forward_builds_the_backend_head_and_connects(void **state)
@@ -143,6 +167,48 @@ static void forward_builds_the_backend_head_and_connects(void **state)
      * backend; X-Forwarded-For carries the client's address. */
     assert_string_equal(head(), "GET /a?b HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n"
                                 "X-Forwarded-For: 192.0.2.7\r\n\r\n");
+}
+
+/* clientSourceIps: the retrieved address is r->client_ip / client_addr
+ * (what SourceIp, Sch and access logs use); X-Forwarded-For Append still
+ * adds the last hop, the peer (the reference's "IP address of the last
+ * hop"). Off, or nothing usable in the header: the peer. */
+static void client_ip_is_retrieved_from_x_forwarded_for(void **state)
+{
+    (void)state;
+    struct cm_cidr trusted[1];
+    assert_true(cm_cidr_parse("192.0.2.0/24", 12, &trusted[0]));
+    l_model.client_ips.enabled = true;
+    l_model.client_ips.trusted = trusted;
+    l_model.client_ips.n_trusted = 1;
+    hdrs[0] = (struct px_hdr)H("Host", "a.example");
+    hdrs[1] = (struct px_hdr)H("X-Forwarded-For", "2001:db8::7, 192.0.2.9");
+    struct px_req r = req_get(2);
+    struct px_exchange x = {0};
+    const struct px_sink *sink = NULL;
+    assert_int_equal(px_req_start(&r, &x, &hout, &tgt, &proto_sink, &sink), 0);
+    assert_string_equal(r.client_ip, "2001:db8::7");
+    struct cm_ip want;
+    assert_true(cm_ip_parse("2001:db8::7", 11, &want));
+    assert_true(cm_ip_equal(&r.client_addr, &want));
+    assert_string_equal(head(), "GET /a?b HTTP/1.1\r\nHost: a.example\r\n"
+                                "X-Forwarded-For: 2001:db8::7, 192.0.2.9, 192.0.2.7\r\n\r\n");
+    /* Garbage: the peer. */
+    hdrs[1] = (struct px_hdr)H("X-Forwarded-For", "2001:db8::7, nonsense");
+    r = req_get(2);
+    px_req_client_ip(&r);
+    assert_string_equal(r.client_ip, "192.0.2.7");
+    /* Leftmost (0.0.0.0/0). */
+    l_model.client_ips.leftmost = true;
+    hdrs[1] = (struct px_hdr)H("X-Forwarded-For", "198.51.100.1, 203.0.113.5");
+    r = req_get(2);
+    px_req_client_ip(&r);
+    assert_string_equal(r.client_ip, "198.51.100.1");
+    /* Off: the peer, whatever the header says. */
+    l_model.client_ips.enabled = false;
+    r = req_get(2);
+    px_req_client_ip(&r);
+    assert_string_equal(r.client_ip, "192.0.2.7");
 }
 
 static void absolute_form_authority_replaces_host(void **state)
@@ -298,6 +364,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(forward_builds_the_backend_head_and_connects, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(absolute_form_authority_replaces_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(client_ip_is_retrieved_from_x_forwarded_for, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(listener_forwarding_headers_and_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(keepalive_follows_the_group_and_the_version, setup,
                                         teardown),
