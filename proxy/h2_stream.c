@@ -449,6 +449,8 @@ static const struct px_exchange_cbs x_cbs = {
 void px_h2_stream_forward(struct h2_stream *s, struct px_req *r)
 {
     int st = px_req_start(r, &s->x, &s->hout, NULL, &h2_sink, &s->sink);
-    if (st)
+    if (st == PX_REQ_ANSWERED)
+        response_done(s, false); /* albd answered: a body not read is discarded */
+    else if (st)
         px_h2_stream_error(s, st);
 }

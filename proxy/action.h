@@ -1,0 +1,33 @@
+/* The action step for what a route chose (proxy/action.c): the group of a
+ * weighted forward, and the answers albd gives itself — redirects and
+ * fixed responses — written through the protocol's response sink, so
+ * that HTTP/1.1 and HTTP/2 (and any later protocol) answer them the same
+ * way. Call on the owning worker's loop. */
+#ifndef ALBD_PROXY_ACTION_H
+#define ALBD_PROXY_ACTION_H
+
+#include <stddef.h>
+
+#include "proxy/req-t.h"
+
+/* The group a forward action sends this request to: one of its groups
+ * chosen at random in proportion to the weights (a per-thread generator,
+ * no shared state); NULL when every weight is 0 (answered 503). */
+struct px_group *px_action_pick_group(const struct px_listener *lis, const struct rc_action *a);
+
+/* Writes the Location of redirect a for request r into out (size bytes):
+ * protocol://host[:port]path[?query], the ${...} variables replaced
+ * (${protocol} the listener's scheme, ${host} the request's host without
+ * port, ${port} the listener port, ${path} and ${query} as the client sent
+ * them); the port is left out when it is the protocol's default. Returns
+ * its length, or -1 when it does not fit. */
+long px_action_location(const struct px_req *r, const struct rc_action *a, char *out, size_t size);
+
+/* Answers r with a->answer (a redirect or fixed response) through sink
+ * (the protocol's; owner: its first argument): head, body unless HEAD,
+ * end. r->hdrs is reused for the response fields. Returns 0, or -1 when
+ * the sink refused (the protocol has closed or reset) or out of memory. */
+int px_action_answer(struct px_req *r, const struct px_action *a, const struct px_sink *sink,
+                     void *owner);
+
+#endif
