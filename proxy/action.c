@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "proxy/router.h"
@@ -185,4 +186,148 @@ int px_action_answer(struct px_req *r, const struct px_action *a, const struct p
     if (body_len && !r->is_head && sink->data(owner, body, body_len) < 0)
         return -1;
     return sink->end(owner) < 0 ? -1 : 0;
+}
+
+static bool name_is(const struct px_hdr *h, const char *name)
+{
+    size_t l = strlen(name);
+    return h->name_len == l && strncasecmp(h->name, name, l) == 0;
+}
+
+/* Removes every field named name; returns the new count. */
+static size_t drop_named(struct px_hdr *h, size_t n, const char *name)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!name_is(&h[i], name))
+            h[k++] = h[i];
+    return k;
+}
+
+static int rewrite(struct px_req *r, const struct rc_rule *ru, char **scratch)
+{
+    size_t size = 3 * (r->target_len + r->authority_len) + 1024;
+    char *buf = malloc(size);
+    if (!buf)
+        return 500;
+    *scratch = buf;
+    char host[256];
+    size_t hl =
+        r->authority ? px_router_host(r->authority, r->authority_len, host, sizeof host) : 0;
+    size_t pl = r->query ? (size_t)(r->query - 1 - r->path) : r->path_len;
+    struct vars v = {
+        .protocol = r->lis->scheme,
+        .host = host,
+        .host_len = hl,
+        .port = r->lis->port_str,
+        .path = r->path_slash ? "/" : r->path,
+        .path_len = r->path_slash ? 1 : pl,
+        .query = r->query ? r->query : "",
+        .query_len = r->query ? r->query_len : 0,
+    };
+    struct out o = {buf, 0, size, false};
+    const char *nhost = NULL;
+    size_t nhost_len = 0;
+    if (ru->rewrite_host) {
+        subst(&o, ru->rewrite_host, &v);
+        nhost = buf;
+        nhost_len = o.n;
+        put(&o, "", 0);
+    }
+    size_t path_at = o.n;
+    subst(&o, ru->rewrite_path ? ru->rewrite_path : "${path}", &v);
+    size_t q_at = o.n + 1;
+    bool has_q = ru->rewrite_query ? true : r->query != NULL;
+    if (has_q) {
+        put(&o, "?", 1);
+        subst(&o, ru->rewrite_query ? ru->rewrite_query : "${query}", &v);
+        if (ru->rewrite_query && o.n == q_at) {
+            o.n--; /* an empty query: no '?' */
+            has_q = false;
+        }
+    }
+    if (o.over)
+        return 500;
+    r->path = buf + path_at;
+    r->path_len = o.n - path_at;
+    r->path_slash = false;
+    r->query = has_q ? buf + q_at : NULL;
+    r->query_len = has_q ? o.n - q_at : 0;
+    if (nhost) {
+        r->authority = nhost;
+        r->authority_len = nhost_len;
+        size_t i = 0;
+        while (i < r->n_hdrs && !name_is(&r->hdrs[i], "host"))
+            i++;
+        if (i == r->n_hdrs) {
+            if (r->n_hdrs >= PX_HDR_MAX)
+                return 431;
+            r->hdrs[r->n_hdrs++] = (struct px_hdr){"Host", 4, nhost, nhost_len};
+        } else {
+            r->hdrs[i].value = nhost;
+            r->hdrs[i].value_len = nhost_len;
+        }
+    }
+    return 0;
+}
+
+int px_action_request_extras(struct px_req *r, const struct rc_rule *ru, char **scratch)
+{
+    *scratch = NULL;
+    if (ru->rewrite_host || ru->rewrite_path || ru->rewrite_query) {
+        int st = rewrite(r, ru, scratch);
+        if (st)
+            return st;
+    }
+    for (size_t i = 0; i < ru->n_remove_headers; i++)
+        r->n_hdrs = drop_named(r->hdrs, r->n_hdrs, ru->remove_headers[i]);
+    /* Values first: a ReferenceHeader copies the request as it came. */
+    enum { MAX_INSERT = 16 };
+    struct px_hdr add[MAX_INSERT];
+    size_t n_add = 0;
+    for (size_t i = 0; i < ru->n_insert_headers && n_add < MAX_INSERT; i++) {
+        const struct rc_header_op *op = &ru->insert_headers[i];
+        const char *v = NULL;
+        size_t vl = 0;
+        if (op->type == RC_HDR_USER) {
+            v = op->value;
+        } else if (op->type == RC_HDR_REFERENCE) {
+            for (size_t k = 0; k < r->n_hdrs && !v; k++)
+                if (name_is(&r->hdrs[k], op->value)) {
+                    v = r->hdrs[k].value;
+                    vl = r->hdrs[k].value_len;
+                }
+            if (!v)
+                continue;
+        } else {
+            const struct rc_listener *m = r->lis->model;
+            switch (op->system) {
+            case RC_SYS_CLIENT_SRC_PORT:
+                v = r->client ? r->client->port : "";
+                break;
+            case RC_SYS_CLIENT_SRC_IP:
+                v = r->client_ip;
+                break;
+            case RC_SYS_PROTOCOL:
+                v = r->lis->scheme;
+                break;
+            case RC_SYS_SLB_ID:
+                v = m && m->instance ? m->instance->id : "";
+                break;
+            case RC_SYS_SLB_PORT:
+                v = r->lis->port_str;
+                break;
+            }
+        }
+        if (op->type != RC_HDR_REFERENCE)
+            vl = strlen(v);
+        add[n_add++] = (struct px_hdr){op->name, strlen(op->name), v, vl};
+    }
+    for (size_t i = 0; i < n_add; i++) {
+        r->n_hdrs = drop_named(r->hdrs, r->n_hdrs, add[i].name);
+        if (r->n_hdrs >= PX_HDR_MAX)
+            return 431;
+        r->hdrs[r->n_hdrs++] = add[i];
+    }
+    return 0;
 }

@@ -30,4 +30,14 @@ long px_action_location(const struct px_req *r, const struct rc_action *a, char 
 int px_action_answer(struct px_req *r, const struct px_action *a, const struct px_sink *sink,
                      void *owner);
 
+/* Applies rule ru's request extras to r before the backend head is built:
+ * rewrite (r->path, r->query, r->authority and the Host field get the
+ * rewritten values; the client's URL is unchanged), then removeHeaders,
+ * then insertHeaders (each replacing any field of its name; a
+ * ReferenceHeader absent from the request inserts nothing). *scratch gets
+ * a buffer the new values live in (free it once the head is built; NULL
+ * when none). Returns 0, 431 (no room for another field) or 500 (no
+ * memory). */
+int px_action_request_extras(struct px_req *r, const struct rc_rule *ru, char **scratch);
+
 #endif

@@ -215,11 +215,17 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     x->group = a.group;
     x->idempotent = px_method_idempotent(r->method);
     x->body_sent = false;
-    int st = transform(r, a.group, hout, tgt);
-    if (st)
+    char *scratch = NULL;
+    int st = a.rule ? px_action_request_extras(r, a.rule, &scratch) : 0;
+    if (!st)
+        st = transform(r, a.group, hout, tgt);
+    if (st) {
+        free(scratch);
         return st;
+    }
     *sink = px_filters_attach(&a, proto_sink);
     px_exchange_connect(x);
+    free(scratch); /* rewritten values: r points into it until now */
     return 0;
 }
 

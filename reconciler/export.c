@@ -465,7 +465,32 @@ static int export_rule(json_t *rules, const struct rc_rule *r)
             return -1;
     }
     json_t *a = add_obj(o, "actions");
-    return a == NULL ? -1 : export_action(a, &r->action);
+    if (a == NULL || export_action(a, &r->action) != 0)
+        return -1;
+    if (r->rewrite_host || r->rewrite_path || r->rewrite_query) {
+        json_t *rw = add_obj(a, "rewrite");
+        if (rw == NULL || set_str(rw, "host", r->rewrite_host) != 0 ||
+            set_str(rw, "path", r->rewrite_path) != 0 ||
+            set_str(rw, "query", r->rewrite_query) != 0)
+            return -1;
+    }
+    if (set_strs(a, "removeHeaders", r->remove_headers, r->n_remove_headers) != 0)
+        return -1;
+    if (r->n_insert_headers) {
+        static const char *const types[] = {"UserDefined", "ReferenceHeader", "SystemDefined"};
+        json_t *ih = add_array(a, "insertHeaders");
+        if (ih == NULL)
+            return -1;
+        for (size_t i = 0; i < r->n_insert_headers; i++) {
+            const struct rc_header_op *op = &r->insert_headers[i];
+            json_t *e = json_object();
+            if (json_array_append_new(ih, e) != 0 || set_str(e, "name", op->name) != 0 ||
+                set_str(e, "valueType", types[op->type]) != 0 ||
+                set_str(e, "value", op->value) != 0)
+                return -1;
+        }
+    }
+    return 0;
 }
 
 static int export_listener(json_t *kind, const struct rc_listener *l)

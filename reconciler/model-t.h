@@ -187,6 +187,23 @@ struct rc_action {
     } fixed;
 };
 
+enum rc_header_value { RC_HDR_USER, RC_HDR_REFERENCE, RC_HDR_SYSTEM };
+enum rc_system_value {
+    RC_SYS_CLIENT_SRC_PORT,
+    RC_SYS_CLIENT_SRC_IP,
+    RC_SYS_PROTOCOL,
+    RC_SYS_SLB_ID,
+    RC_SYS_SLB_PORT,
+};
+
+/* One insertHeaders entry: the request header name set, and its value. */
+struct rc_header_op {
+    const char *name;
+    enum rc_header_value type;
+    const char *value;           /* UserDefined text, or the ReferenceHeader's name */
+    enum rc_system_value system; /* SystemDefined */
+};
+
 /* One forwarding rule. Condition types AND together, the values within a
  * type OR; a type with no values matches everything. */
 struct rc_rule {
@@ -208,6 +225,14 @@ struct rc_rule {
     const char **source_ips; /* "ADDR" or "ADDR/N" (cm_cidr_parse accepts each) */
     size_t n_source_ips;
     struct rc_action action;
+    /* Extras of a forward (the reference's Ext actions), applied to what
+     * the backend receives: rewrite templates (NULL: unchanged), then the
+     * headers removed, then those inserted. */
+    const char *rewrite_host, *rewrite_path, *rewrite_query;
+    const char **remove_headers;
+    size_t n_remove_headers;
+    struct rc_header_op *insert_headers;
+    size_t n_insert_headers;
 };
 
 enum rc_listener_protocol { RC_LISTENER_HTTP, RC_LISTENER_HTTPS, RC_LISTENER_QUIC };

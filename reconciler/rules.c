@@ -408,8 +408,7 @@ static int build_fixed(struct ctx *c, yaml_node_t *a, const char *base, struct r
 }
 
 /* The action extras albd does not carry out yet: refused, not ignored. */
-static const char *const extras_unsupported[] = {"rewrite", "insertHeaders", "removeHeaders",
-                                                 "trafficLimit"};
+static const char *const extras_unsupported[] = {"trafficLimit"};
 
 static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struct rc_action *ac,
                          bool is_default)
@@ -421,6 +420,10 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
         n_final += rc_at(c->d, an, finals[i]) != NULL;
     if (an && an->type == YAML_MAPPING_NODE)
         n_actions = (int)(an->data.mapping.pairs.top - an->data.mapping.pairs.start);
+    /* Each header inserted or removed is one action of the reference's. */
+    size_t n_ins = seq_len(rc_at(c->d, an, "insertHeaders"));
+    size_t n_rem = seq_len(rc_at(c->d, an, "removeHeaders"));
+    n_actions += (int)(n_ins ? n_ins - 1 : 0) + (int)(n_rem ? n_rem - 1 : 0);
     if (n_final != 1) {
         snprintf(path, sizeof path, "%s", base);
         rerr(c, an, path, "%s",
@@ -489,6 +492,135 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
     return 0;
 }
 
+/* Request headers a rule may neither insert nor remove (the reference's
+ * list, alb-api.md 4.3). */
+static const char *const forbidden_headers[] = {"slb-id",
+                                                "slb-ip",
+                                                "x-forwarded-for",
+                                                "x-forwarded-proto",
+                                                "x-forwarded-eip",
+                                                "x-forwarded-port",
+                                                "x-forwarded-client-srcport",
+                                                "x-forwarded-host",
+                                                "connection",
+                                                "upgrade",
+                                                "content-length",
+                                                "transfer-encoding",
+                                                "keep-alive",
+                                                "te",
+                                                "host",
+                                                "cookie",
+                                                "remoteip",
+                                                "authority",
+                                                NULL};
+
+static bool forbidden_header(const char *name)
+{
+    for (size_t i = 0; forbidden_headers[i]; i++)
+        if (!strcasecmp(name, forbidden_headers[i]))
+            return true;
+    return false;
+}
+
+static const char *const system_values[] = {"ClientSrcPort", "ClientSrcIp", "Protocol", "SLBId",
+                                            "SLBPort"};
+
+static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct rc_rule *ru)
+{
+    char path[128];
+    yaml_node_t *rw = rc_at(c->d, an, "rewrite");
+    bool fwd = rc_at(c->d, an, "forward") != NULL;
+    if (rw) {
+        snprintf(path, sizeof path, "%s.rewrite", base);
+        if (!fwd)
+            rerr(c, rw, path, "%s", "rewrite needs a forward action");
+        ru->rewrite_host = tmpl(c, rw, "host", NULL, path, "${host}");
+        ru->rewrite_path = tmpl(c, rw, "path", NULL, path, "${host} ${path} ${port} ${protocol}");
+        ru->rewrite_query =
+            tmpl(c, rw, "query", NULL, path, "${host} ${path} ${port} ${protocol} ${query}");
+        if (ru->rewrite_path && ru->rewrite_path[0] != '/' && strncmp(ru->rewrite_path, "${", 2)) {
+            snprintf(path, sizeof path, "%s.rewrite.path", base);
+            rerr(c, rc_at(c->d, rw, "path"), path, "\"%s\" must begin with '/' or a variable",
+                 ru->rewrite_path);
+        }
+        if (!ru->rewrite_host && !ru->rewrite_path && !ru->rewrite_query)
+            rerr(c, rw, path, "%s", "rewrite needs host, path or query");
+    }
+    yaml_node_t *rm = rc_at(c->d, an, "removeHeaders");
+    size_t n = seq_len(rm);
+    if (n) {
+        if (!fwd) {
+            snprintf(path, sizeof path, "%s.removeHeaders", base);
+            rerr(c, rm, path, "%s", "removeHeaders needs a forward action");
+        }
+        if (!(ru->remove_headers = rc_arena_alloc(c->L->arena, n * sizeof(char *))))
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *v = seq_at(c->d, rm, i);
+            const char *name = rc_y_str(v);
+            snprintf(path, sizeof path, "%s.removeHeaders[%zu]", base, i);
+            if (name && forbidden_header(name))
+                rerr(c, v, path, "\"%s\" is a header albd manages; it cannot be removed", name);
+            if (!(ru->remove_headers[i] = rc_arena_strdup(c->L->arena, name ? name : "")))
+                return -1;
+        }
+        ru->n_remove_headers = n;
+    }
+    yaml_node_t *ins = rc_at(c->d, an, "insertHeaders");
+    n = seq_len(ins);
+    if (!n)
+        return 0;
+    if (!fwd) {
+        snprintf(path, sizeof path, "%s.insertHeaders", base);
+        rerr(c, ins, path, "%s", "insertHeaders needs a forward action");
+    }
+    if (!(ru->insert_headers = rc_arena_alloc(c->L->arena, n * sizeof *ru->insert_headers)))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *e = seq_at(c->d, ins, i);
+        struct rc_header_op *op = &ru->insert_headers[i];
+        yaml_node_t *nn = rc_at(c->d, e, "name"), *vn = rc_at(c->d, e, "value");
+        const char *name = rc_y_str(nn), *value = rc_y_str(vn);
+        name = name ? name : "";
+        value = value ? value : "";
+        snprintf(path, sizeof path, "%s.insertHeaders[%zu].name", base, i);
+        if (forbidden_header(name) || !strncasecmp(name, "x-forwarded-", 12))
+            rerr(c, nn, path, "\"%s\" is a header albd manages; it cannot be inserted", name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(ru->insert_headers[j].name, name))
+                rerr(c, nn, path, "\"%s\" is inserted twice", name);
+        const char *type = rc_field_str(c->d, e, "valueType", "UserDefined");
+        op->type = !strcmp(type, "ReferenceHeader") ? RC_HDR_REFERENCE
+                   : !strcmp(type, "SystemDefined") ? RC_HDR_SYSTEM
+                                                    : RC_HDR_USER;
+        snprintf(path, sizeof path, "%s.insertHeaders[%zu].value", base, i);
+        if (op->type == RC_HDR_USER) {
+            check_printable(c, vn, path, false, "\"");
+        } else if (op->type == RC_HDR_REFERENCE) {
+            bool ok = strlen(value) <= 40;
+            for (const char *p = value; *p && ok; p++)
+                ok = isalnum((unsigned char)*p) || *p == '-' || *p == '_';
+            if (!ok)
+                rerr(c, vn, path, "\"%s\" is not a header name", value);
+        } else {
+            size_t k = 0;
+            while (k < 5 && strcmp(value, system_values[k]))
+                k++;
+            if (k == 5)
+                rerr(c, vn, path,
+                     "\"%s\" is not one of ClientSrcPort, ClientSrcIp, Protocol, SLBId, SLBPort",
+                     value);
+            op->system = k < 5 ? (enum rc_system_value)k : RC_SYS_PROTOCOL;
+        }
+        op->name = rc_arena_strdup(c->L->arena, name);
+        op->value = rc_arena_strdup(c->L->arena, value);
+        if (!op->name || !op->value)
+            return -1;
+    }
+    ru->n_insert_headers = n;
+    return 0;
+}
+
 static int cmp_priority(const void *a, const void *b)
 {
     const struct rc_rule *x = a, *y = b;
@@ -552,7 +684,8 @@ int rc_build_rules(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec, struc
         if (build_conditions(&c, cn, base, ru, rn))
             return -1;
         snprintf(path, sizeof path, "%s.actions", base);
-        if (build_actions(&c, rc_at(d, rn, "actions"), path, &ru->action, false))
+        if (build_actions(&c, rc_at(d, rn, "actions"), path, &ru->action, false) ||
+            build_extras(&c, rc_at(d, rn, "actions"), path, ru))
             return -1;
     }
     qsort(v, n, sizeof *v, cmp_priority);

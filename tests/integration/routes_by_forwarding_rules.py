@@ -29,6 +29,12 @@ def rules(moved_priority=60):
          "actions": fwd("gb")},
         {"name": "deny-admin", "priority": 30, "conditions": {"path": ["/admin/*"]},
          "actions": {"fixedResponse": {"code": 403, "contentType": "text/plain", "content": "denied"}}},
+        {"name": "rewritten", "priority": 35, "conditions": {"path": ["/rw/*"]},
+         "actions": {"forward": {"serverGroups": [{"name": "gc"}]},
+                     "rewrite": {"host": "internal.example", "path": "/backend${path}", "query": "x=1&${query}"},
+                     "insertHeaders": [{"name": "X-Route", "value": "rw"},
+                                       {"name": "X-Ip", "valueType": "SystemDefined", "value": "ClientSrcIp"}],
+                     "removeHeaders": ["X-Debug"]}},
         {"name": "public", "priority": 40, "conditions": {"path": ["/public/*"]}, "actions": fwd("gc")},
         {"name": "canary", "priority": 50, "conditions": {"header": {"name": "X-Env", "values": ["can*"]}},
          "actions": fwd("gd")},
@@ -125,6 +131,19 @@ def body(env):
         code, _, head = get(proto, "/admin/x", "-I")
         c.eq(code, 403, f"{proto}: HEAD gets the fixed response's head")
         c.ok("content-length: 6" in head, f"{proto}: ... with its length", "content-length: 6", head)
+
+    # Rewrite and header operations: the backend sees the rewritten request.
+    for proto in ("h1", "h2"):
+        url = f"http://{env.host}:{p_h1}/rw/a?q=2" if proto == "h1" else env.url(p_h2, "/rw/a?q=2")
+        extra = () if proto == "h1" else ("--http2",)
+        code, out, _ = env.curl(url, *extra, "-H", "X-Debug: 1", "-H", "X-Route: forged")
+        e = echo_of(out)
+        c.eq((code, e.get("backend"), e.get("path")), (200, "c", "/backend/rw/a?x=1&q=2"),
+             f"{proto}: rewrite changes what the backend gets")
+        hv = {k.lower(): v for k, v in e.get("headers", [])}
+        c.eq(hv.get("host"), "internal.example", f"{proto}: ... its Host too")
+        c.eq((hv.get("x-route"), hv.get("x-ip"), "x-debug" in hv), ("rw", "127.0.0.1", False),
+             f"{proto}: inserted headers replace the client's, removed ones are gone")
 
     # HTTP/1.1 keep-alive goes on after an answer albd gave itself.
     conn = env.connection(p_h1, tls=False)

@@ -22,7 +22,12 @@ static struct px_listener lis = {.model = &l_model,
                                  .port_str = "8080",
                                  .groups = groups,
                                  .model_groups = mgroups};
-static struct px_hdr hdrs[8];
+static struct px_hdr hdrs[PX_HDR_MAX];
+
+#define H(n, v)                                                                                    \
+    {                                                                                              \
+        n, sizeof(n) - 1, v, sizeof(v) - 1                                                         \
+    }
 
 static struct px_req req(const char *authority, const char *target)
 {
@@ -184,12 +189,72 @@ static void weighted_choice(void **state)
     assert_ptr_equal(px_action_pick_group(&lis, &a), &groups[0]);
 }
 
+static void request_extras(void **state)
+{
+    (void)state;
+    struct rc_instance inst = {.id = "alb-1"};
+    l_model.instance = &inst;
+    struct px_client cl = {.ip = "192.0.2.7", .port = "40000"};
+    struct rc_header_op ops[] = {
+        {.name = "X-Route", .type = RC_HDR_USER, .value = "r1"},
+        {.name = "X-Ua", .type = RC_HDR_REFERENCE, .value = "user-agent"},
+        {.name = "X-Missing", .type = RC_HDR_REFERENCE, .value = "x-none"},
+        {.name = "X-Slb", .type = RC_HDR_SYSTEM, .system = RC_SYS_SLB_ID},
+        {.name = "X-Port", .type = RC_HDR_SYSTEM, .system = RC_SYS_CLIENT_SRC_PORT},
+        {.name = "X-Proto", .type = RC_HDR_SYSTEM, .system = RC_SYS_PROTOCOL},
+        {.name = "X-Lport", .type = RC_HDR_SYSTEM, .system = RC_SYS_SLB_PORT},
+        {.name = "X-Ip", .type = RC_HDR_SYSTEM, .system = RC_SYS_CLIENT_SRC_IP},
+    };
+    const char *rm[] = {"x-debug"};
+    struct rc_rule ru = {.insert_headers = ops,
+                         .n_insert_headers = 8,
+                         .remove_headers = rm,
+                         .n_remove_headers = 1,
+                         .rewrite_path = "/v2${path}",
+                         .rewrite_host = "in.${host}"};
+    struct px_req r = req("a.com:8080", "/x?k=v");
+    r.client = &cl;
+    snprintf(r.client_ip, sizeof r.client_ip, "%s", "192.0.2.7");
+    hdrs[0] = (struct px_hdr)H("Host", "a.com:8080");
+    hdrs[1] = (struct px_hdr)H("User-Agent", "ua/1");
+    hdrs[2] = (struct px_hdr)H("X-Debug", "1");
+    hdrs[3] = (struct px_hdr)H("x-route", "forged");
+    r.n_hdrs = 4;
+    char *scratch = NULL;
+    assert_int_equal(px_action_request_extras(&r, &ru, &scratch), 0);
+    assert_non_null(scratch);
+    char all[512] = "";
+    for (size_t i = 0; i < r.n_hdrs; i++)
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%.*s: %.*s\n",
+                 (int)r.hdrs[i].name_len, r.hdrs[i].name, (int)r.hdrs[i].value_len,
+                 r.hdrs[i].value);
+    assert_string_equal(all, "Host: in.a.com\nUser-Agent: ua/1\nX-Route: r1\nX-Ua: ua/1\n"
+                             "X-Slb: alb-1\nX-Port: 40000\nX-Proto: http\nX-Lport: 8080\n"
+                             "X-Ip: 192.0.2.7\n");
+    /* The path is rewritten, the query kept; the authority follows Host. */
+    assert_int_equal(r.path_len, strlen("/v2/x?k=v"));
+    assert_memory_equal(r.path, "/v2/x?k=v", r.path_len);
+    assert_int_equal(r.query_len, 3);
+    assert_memory_equal(r.query, "k=v", 3);
+    assert_memory_equal(r.authority, "in.a.com", r.authority_len);
+    free(scratch);
+
+    struct rc_rule q = {.rewrite_query = "a=${query}"};
+    r = req("a.com", "/p");
+    r.n_hdrs = 0;
+    assert_int_equal(px_action_request_extras(&r, &q, &scratch), 0);
+    assert_memory_equal(r.path, "/p?a=", r.path_len);
+    free(scratch);
+    l_model.instance = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(location_cases),
         cmocka_unit_test(answers_through_the_sink),
         cmocka_unit_test(weighted_choice),
+        cmocka_unit_test(request_extras),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
