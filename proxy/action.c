@@ -154,7 +154,10 @@ int px_action_answer(struct px_req *r, const struct px_action *a, const struct p
     const char *body = "";
     size_t body_len = 0;
     int status;
-    if (ac->kind == RC_ACTION_REDIRECT) {
+    if (!ac) { /* a trafficLimit refusal */
+        status = a->limited_status;
+        f[n++] = (struct px_hdr){"alb-qps-limited", 15, "Limited", 7};
+    } else if (ac->kind == RC_ACTION_REDIRECT) {
         size_t size = 3 * (r->target_len + r->authority_len) + 1024;
         if (!(loc = malloc(size)))
             return -1;

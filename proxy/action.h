@@ -23,7 +23,9 @@ struct px_group *px_action_pick_group(const struct px_listener *lis, const struc
  * its length, or -1 when it does not fit. */
 long px_action_location(const struct px_req *r, const struct rc_action *a, char *out, size_t size);
 
-/* Answers r with a->answer (a redirect or fixed response) through sink
+/* Answers r with a->answer (a redirect or fixed response; NULL: the
+ * trafficLimit refusal, a->limited_status with ALB-QPS-Limited: Limited)
+ * through sink
  * (the protocol's; owner: its first argument): head, body unless HEAD,
  * end. r->hdrs is reused for the response fields. Returns 0, or -1 when
  * the sink refused (the protocol has closed or reset) or out of memory. */

@@ -91,6 +91,9 @@ struct px_action {
     struct px_group *group;         /* PX_ACTION_FORWARD: NULL answers 503 */
     const struct rc_action *answer; /* PX_ACTION_ANSWER: the redirect or fixed response */
     const struct rc_rule *rule;     /* the rule that matched; NULL: the default action */
+    /* PX_ACTION_ANSWER with answer NULL: the rule's trafficLimit refused
+     * the request; answered with this status and ALB-QPS-Limited: Limited. */
+    int limited_status;
 };
 
 /* A response head as the backend sent it. */

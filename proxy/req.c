@@ -110,6 +110,12 @@ static int match_rules(const struct px_req *r, struct px_action *out)
         if (i >= 0) {
             out->rule = &m->rules[i];
             take_action(r, &out->rule->action, out);
+            if (!px_router_admit(r->lis->router, (size_t)i, &r->client_addr)) {
+                out->kind = PX_ACTION_ANSWER;
+                out->group = NULL;
+                out->answer = NULL;
+                out->limited_status = out->rule->limit_status;
+            }
         }
     }
     if (npath != stack)

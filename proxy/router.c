@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/hash.h"
 #include "proxy/snapshot-t.h"
@@ -31,8 +32,17 @@ struct table {
     size_t n_lens;
 };
 
+/* One rule's trafficLimit counters (px_router_admit). Words:
+ * total: second << 32 | count; slot: tag << 48 | (second & 0xffff) << 32 | count. */
+struct limit {
+    _Atomic uint64_t total;
+    _Atomic uint64_t *slots; /* PX_LIMIT_IP_SLOTS, or NULL without perIpQps */
+    uint32_t qps, per_ip;
+};
+
 struct px_router {
     atomic_int refs;
+    struct limit *limits; /* one per rule, or NULL when no rule has a limit */
     size_t n_rules;
     struct table host_exact, host_tail, path_exact, path_head;
     uint32_t *host_any; /* rules with a host pattern whose tail is empty ("api.*") */
@@ -166,6 +176,10 @@ void px_router_unref(struct px_router *rt)
     free(rt->rest);
     free(rt->cidrs);
     free(rt->cidr_off);
+    if (rt->limits)
+        for (size_t i = 0; i < rt->n_rules; i++)
+            free((void *)rt->limits[i].slots);
+    free(rt->limits);
     free(rt);
 }
 
@@ -234,6 +248,22 @@ struct px_router *px_router_new(const struct rc_listener *l)
             goto fail;
     }
     rt->cidr_off[l->n_rules] = c;
+    for (size_t i = 0; i < l->n_rules; i++) {
+        const struct rc_rule *ru = &l->rules[i];
+        if (!ru->limit_qps && !ru->limit_per_ip_qps)
+            continue;
+        if (!rt->limits && !(rt->limits = zalloc(rt, l->n_rules * sizeof *rt->limits)))
+            goto fail;
+        struct limit *lm = &rt->limits[i];
+        lm->qps = (uint32_t)ru->limit_qps;
+        lm->per_ip = (uint32_t)ru->limit_per_ip_qps;
+        atomic_init(&lm->total, 0);
+        if (lm->per_ip) {
+            lm->slots = zalloc(rt, PX_LIMIT_IP_SLOTS * sizeof *lm->slots);
+            if (!lm->slots)
+                goto fail;
+        }
+    }
     return rt;
 fail:
     px_router_unref(rt);
@@ -260,6 +290,58 @@ struct px_router *px_router_reuse(const struct rc_listener *l, const struct px_s
         return px_router_ref(pl->router);
     }
     return NULL;
+}
+
+/* --- traffic limits ------------------------------------------------------ */
+
+static bool count_total(_Atomic uint64_t *w, uint32_t sec, uint32_t max)
+{
+    uint64_t old = atomic_load_explicit(w, memory_order_relaxed), nw;
+    do {
+        if ((uint32_t)(old >> 32) != sec)
+            nw = (uint64_t)sec << 32 | 1;
+        else if ((uint32_t)old >= max)
+            return false;
+        else
+            nw = old + 1;
+    } while (!atomic_compare_exchange_weak_explicit(w, &old, nw, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+static bool count_ip(_Atomic uint64_t *w, uint64_t tag, uint32_t sec, uint32_t max)
+{
+    uint64_t key = tag << 48 | (uint64_t)(sec & 0xffff) << 32;
+    uint64_t old = atomic_load_explicit(w, memory_order_relaxed), nw;
+    do {
+        if ((old & ~(uint64_t)0xffffffff) != key)
+            nw = key | 1; /* another second, or another address: starts again */
+        else if ((uint32_t)old >= max)
+            return false;
+        else
+            nw = old + 1;
+    } while (!atomic_compare_exchange_weak_explicit(w, &old, nw, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+bool px_router_admit(const struct px_router *rt, size_t i, const struct cm_ip *ip)
+{
+    if (!rt || !rt->limits || i >= rt->n_rules)
+        return true;
+    struct limit *lm = &rt->limits[i];
+    if (!lm->qps && !lm->per_ip)
+        return true;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint32_t sec = (uint32_t)ts.tv_sec;
+    if (lm->per_ip) {
+        uint64_t h = cm_hash(ip->b, sizeof ip->b);
+        _Atomic uint64_t *slot = &lm->slots[h & (PX_LIMIT_IP_SLOTS - 1)];
+        if (!count_ip(slot, (h >> 48) & 0xffff, sec, lm->per_ip))
+            return false;
+    }
+    return !lm->qps || count_total(&lm->total, sec, lm->qps);
 }
 
 /* --- matchers ------------------------------------------------------------ */

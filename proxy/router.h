@@ -34,8 +34,9 @@
  * regex: the manifest has no way to say one (the reference leaves its
  * encoding unconfirmed), so redirect captures ${1}..${3} are refused too.
  *
- * Thread-safety: a built router is immutable and shared by reference
- * count (any thread). */
+ * Thread-safety: a built router is shared by reference count (any
+ * thread); its index never changes after px_router_new, and the only state
+ * that does is the trafficLimit counters (atomics, px_router_admit). */
 #ifndef ALBD_PROXY_ROUTER_H
 #define ALBD_PROXY_ROUTER_H
 
@@ -106,6 +107,22 @@ size_t px_router_host(const char *host, size_t len, char *out, size_t size);
 
 /* The RC_METHOD_* bit of a method token, 0 for any other method. */
 unsigned px_router_method(const char *method);
+
+/* Counts a request from client ip against rule i's trafficLimit (rt built
+ * from a listener whose rule i has one). True when it is admitted. Lock-free
+ * (compare-and-swap on one word per counter), from any worker thread:
+ * exact for qps over fixed one-second windows of CLOCK_MONOTONIC_COARSE
+ * (so up to twice qps may pass across a window boundary); perIpQps counts
+ * in PX_LIMIT_IP_SLOTS slots per rule chosen by a hash of the address,
+ * each holding one address (a 16-bit tag) at a time: two busy addresses
+ * sharing a slot reset each other's count (more may pass, never fewer),
+ * and two whose tags also collide share one budget. The counters live in
+ * the router, so they last across reloads that keep it, and start again
+ * when the listener changes. A request refused per IP is not counted
+ * against qps. */
+bool px_router_admit(const struct px_router *rt, size_t i, const struct cm_ip *ip);
+
+#define PX_LIMIT_IP_SLOTS 4096
 
 /* Bytes the router of rt holds (the memory-per-rule measurement). */
 size_t px_router_bytes(const struct px_router *rt);

@@ -476,6 +476,13 @@ static int export_rule(json_t *rules, const struct rc_rule *r)
     }
     if (set_strs(a, "removeHeaders", r->remove_headers, r->n_remove_headers) != 0)
         return -1;
+    if (r->limit_qps || r->limit_per_ip_qps) {
+        json_t *tl = add_obj(a, "trafficLimit");
+        if (tl == NULL || (r->limit_qps && set_int(tl, "qps", r->limit_qps) != 0) ||
+            (r->limit_per_ip_qps && set_int(tl, "perIpQps", r->limit_per_ip_qps) != 0) ||
+            set_int(tl, "status", r->limit_status) != 0)
+            return -1;
+    }
     if (r->n_insert_headers) {
         static const char *const types[] = {"UserDefined", "ReferenceHeader", "SystemDefined"};
         json_t *ih = add_array(a, "insertHeaders");

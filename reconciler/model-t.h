@@ -233,6 +233,10 @@ struct rc_rule {
     size_t n_remove_headers;
     struct rc_header_op *insert_headers;
     size_t n_insert_headers;
+    /* trafficLimit: requests per second for the rule and per client IP
+     * (0: no limit); over either, albd answers limit_status (503) with
+     * ALB-QPS-Limited: Limited. */
+    int limit_qps, limit_per_ip_qps, limit_status;
 };
 
 enum rc_listener_protocol { RC_LISTENER_HTTP, RC_LISTENER_HTTPS, RC_LISTENER_QUIC };

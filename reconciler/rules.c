@@ -407,13 +407,11 @@ static int build_fixed(struct ctx *c, yaml_node_t *a, const char *base, struct r
     return 0;
 }
 
-/* The action extras albd does not carry out yet: refused, not ignored. */
-static const char *const extras_unsupported[] = {"trafficLimit"};
-
 static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struct rc_action *ac,
                          bool is_default)
 {
     char path[112];
+    (void)is_default; /* the default action's mapping allows final actions only (schema) */
     static const char *const finals[] = {"forward", "redirect", "fixedResponse"};
     int n_final = 0, n_actions = 0;
     for (size_t i = 0; i < 3; i++)
@@ -430,14 +428,6 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
              n_final ? "more than one final action: give exactly one of forward, redirect, "
                        "fixedResponse"
                      : "no final action: give exactly one of forward, redirect, fixedResponse");
-    }
-    for (size_t i = 0; !is_default && i < sizeof extras_unsupported / sizeof extras_unsupported[0];
-         i++) {
-        yaml_node_t *x = rc_at(c->d, an, extras_unsupported[i]);
-        if (x) {
-            snprintf(path, sizeof path, "%s.%s", base, extras_unsupported[i]);
-            rerr(c, x, path, "%s in rules is not supported yet", extras_unsupported[i]);
-        }
     }
     int max_a = c->basic ? RC_RULE_ACTIONS_BASIC : RC_RULE_ACTIONS_STD;
     if (n_actions > max_a) {
@@ -545,6 +535,22 @@ static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct
         }
         if (!ru->rewrite_host && !ru->rewrite_path && !ru->rewrite_query)
             rerr(c, rw, path, "%s", "rewrite needs host, path or query");
+    }
+    yaml_node_t *tl = rc_at(c->d, an, "trafficLimit");
+    if (tl) {
+        snprintf(path, sizeof path, "%s.trafficLimit", base);
+        if (!fwd)
+            rerr(c, tl, path, "%s", "trafficLimit needs a forward action");
+        ru->limit_qps = rc_field_int(c->d, tl, "qps", 0);
+        ru->limit_per_ip_qps = rc_field_int(c->d, tl, "perIpQps", 0);
+        ru->limit_status = rc_field_int(c->d, tl, "status", 503);
+        if (!ru->limit_qps && !ru->limit_per_ip_qps)
+            rerr(c, tl, path, "%s", "trafficLimit needs qps, perIpQps or both");
+        if (ru->limit_qps && ru->limit_per_ip_qps >= ru->limit_qps) {
+            snprintf(path, sizeof path, "%s.trafficLimit.perIpQps", base);
+            rc_doc_err(c->L, c->d, RC_ERROR, rc_at(c->d, tl, "perIpQps"), path,
+                       "%d must be smaller than qps (%d)", ru->limit_per_ip_qps, ru->limit_qps);
+        }
     }
     yaml_node_t *rm = rc_at(c->d, an, "removeHeaders");
     size_t n = seq_len(rm);

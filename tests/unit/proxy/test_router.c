@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -325,6 +326,51 @@ static void index_agrees_with_linear_matcher(void **state)
     }
 }
 
+static uint32_t now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)ts.tv_sec;
+}
+
+static void traffic_limits(void **state)
+{
+    (void)state;
+    const char *p[] = {"/*"};
+    struct rc_rule rules[] = {
+        {.name = "total", .priority = 1, .paths = p, .n_paths = 1, .limit_qps = 3},
+        {.name = "per-ip", .priority = 2, .limit_qps = 100, .limit_per_ip_qps = 2},
+        {.name = "none", .priority = 3},
+    };
+    struct rc_listener l = {.meta = {.name = "l"}, .rules = rules, .n_rules = 3};
+    struct px_router *rt = px_router_new(&l);
+    assert_non_null(rt);
+    struct cm_ip a, b;
+    assert_true(cm_ip_parse("192.0.2.1", 9, &a));
+    assert_true(cm_ip_parse("2001:db8::1", 11, &b));
+    for (int attempt = 0; attempt < 5; attempt++) {
+        uint32_t s0 = now_sec();
+        int total = 0, ip_a = 0, ip_b = 0;
+        for (int i = 0; i < 10; i++) {
+            total += px_router_admit(rt, 0, &a);
+            ip_a += px_router_admit(rt, 1, &a);
+        }
+        ip_b += px_router_admit(rt, 1, &b);
+        if (now_sec() != s0)
+            continue; /* crossed a window: try again */
+        /* Within one window: exactly the limits (a fresh router's first
+         * window, or counts left from an earlier attempt: never more). */
+        assert_true(total <= 3 && (attempt > 0 || total == 3));
+        assert_true(ip_a <= 2 && (attempt > 0 || ip_a == 2));
+        assert_int_equal(ip_b, 1); /* another address has its own budget */
+        for (int i = 0; i < 5; i++)
+            assert_true(px_router_admit(rt, 2, &a)); /* no limit */
+        px_router_unref(rt);
+        return;
+    }
+    fail_msg("every attempt crossed a one-second window");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +380,7 @@ int main(void)
         cmocka_unit_test(condition_cases),
         cmocka_unit_test(first_match_by_priority_not_specificity),
         cmocka_unit_test(index_agrees_with_linear_matcher),
+        cmocka_unit_test(traffic_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
