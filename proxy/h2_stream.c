@@ -169,7 +169,8 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     size_t n = avail < length ? avail : length;
     if (n > DATA_MAX)
         n = DATA_MAX;
-    memcpy(buf, s->rq.data + s->rq_off, n);
+    if (n) /* an empty body: rq may never have been allocated */
+        memcpy(buf, s->rq.data + s->rq_off, n);
     s->rq_off += n;
     if (s->rq_off == s->rq.len) {
         s->rq_off = 0;
