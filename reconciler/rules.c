@@ -429,6 +429,14 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
                        "fixedResponse"
                      : "no final action: give exactly one of forward, redirect, fixedResponse");
     }
+    static const char *const not_yet[] = {"cors", "trafficMirror"};
+    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++) {
+        yaml_node_t *x = rc_at(c->d, an, not_yet[i]);
+        if (x) {
+            snprintf(path, sizeof path, "%s.%s", base, not_yet[i]);
+            rerr(c, x, path, "%s is not supported yet", not_yet[i]);
+        }
+    }
     int max_a = c->basic ? RC_RULE_ACTIONS_BASIC : RC_RULE_ACTIONS_STD;
     if (n_actions > max_a) {
         snprintf(path, sizeof path, "%s", base);
@@ -734,6 +742,11 @@ int rc_build_rules(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec, struc
         }
         if (!(ru->name = rc_arena_strdup(L->arena, name)))
             return -1;
+        yaml_node_t *dir = rc_at(d, rn, "direction");
+        if (dir && !strcmp(rc_field_str(d, rn, "direction", "Request"), "Response")) {
+            snprintf(path, sizeof path, "%s.direction", base);
+            rc_doc_err(L, d, RC_ERROR, dir, path, "response rules are not supported yet");
+        }
         yaml_node_t *cn = rc_at(d, rn, "conditions");
         if (build_conditions(&c, cn, base, ru, rn))
             return -1;
