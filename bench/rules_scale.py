@@ -136,12 +136,16 @@ def main():
     # A one-rule change on the N-rule listener.
     with open(logpath) as f:
         after = len(f.read().splitlines())
-    times = []
+    times, cpus = [], []
     for k in range(3):
+        t0 = cpu_ticks(a.pid)
         write(d, True, p_big, p_one, N, changed=mid + k)
         m = wait_log(logpath, rf"applied generation {k + 2} .* in ([\d.]+) ms", after)
         times.append(float(m.group(1)))
-    print(f"one-rule change on the {N}-rule listener applied in " + ", ".join(f"{t:.0f}" for t in times) + " ms")
+        time.sleep(0.5)
+        cpus.append((cpu_ticks(a.pid) - t0) * 1000 / hz)
+    print(f"one-rule change on the {N}-rule listener applied in " + ", ".join(f"{t:.0f}" for t in times) +
+          " ms (wall); albd CPU " + ", ".join(f"{t:.0f}" for t in cpus) + " ms")
     a.send_signal(signal.SIGTERM)
     a.wait()
 
