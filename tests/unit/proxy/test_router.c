@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "proxy/router.h"
+#include "proxy/snapshot-t.h"
 
 static void glob_cases(void **state)
 {
@@ -326,6 +327,42 @@ static void index_agrees_with_linear_matcher(void **state)
     }
 }
 
+/* An unchanged listener (the reconciler's copy: same digest, the very same
+ * rule strings) keeps its router across snapshots; a rebuilt or changed
+ * one gets a new one. */
+static void an_unchanged_listener_keeps_its_router(void **state)
+{
+    (void)state;
+    const char *p[] = {"/a"};
+    struct rc_rule rules[] = {{.name = "r", .priority = 1, .paths = p, .n_paths = 1}};
+    struct rc_listener l = {.meta = {.name = "web", .digest = "d1"}, .rules = rules, .n_rules = 1};
+    struct px_router *rt = px_router_new(&l);
+    struct px_listener pl = {.model = &l, .router = rt};
+    struct px_snapshot prev = {.listeners = &pl, .n_listeners = 1};
+    /* The copy: a rules array of its own (groups re-pointed), same strings. */
+    struct rc_rule copy_rules[1];
+    memcpy(copy_rules, rules, sizeof rules);
+    struct rc_listener copy = l;
+    copy.rules = copy_rules;
+    assert_ptr_equal(px_router_reuse(&copy, &prev), rt);
+    px_router_unref(rt); /* the reference reuse took */
+    /* Built again from the same text: other strings, so not reused. */
+    char name[] = "r";
+    struct rc_rule rebuilt_rules[1] = {rules[0]};
+    rebuilt_rules[0].name = name;
+    struct rc_listener rebuilt = copy;
+    rebuilt.rules = rebuilt_rules;
+    assert_null(px_router_reuse(&rebuilt, &prev));
+    struct rc_listener changed = copy;
+    strcpy(changed.meta.digest, "d2");
+    assert_null(px_router_reuse(&changed, &prev));
+    struct rc_listener other = copy;
+    other.meta.name = "api";
+    assert_null(px_router_reuse(&other, &prev));
+    assert_null(px_router_reuse(&copy, NULL));
+    px_router_unref(rt);
+}
+
 static uint32_t now_sec(void)
 {
     struct timespec ts;
@@ -381,6 +418,7 @@ int main(void)
         cmocka_unit_test(first_match_by_priority_not_specificity),
         cmocka_unit_test(index_agrees_with_linear_matcher),
         cmocka_unit_test(traffic_limits),
+        cmocka_unit_test(an_unchanged_listener_keeps_its_router),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
