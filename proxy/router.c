@@ -52,9 +52,13 @@ struct px_router {
     struct cm_cidr *cidrs; /* every rule's source ranges, in order */
     size_t *cidr_off;      /* rule i's start in cidrs (n_rules + 1 entries) */
     size_t bytes;
-    /* What it was built from: reuse needs the very same rule strings. */
-    const char *listener;
-    const struct rc_rule *rules;
+    /* What it was built from, as pointer values (never read through: the
+     * model they came from may be gone): reuse needs the very same rule
+     * strings and arrays, which only a copied listener has. */
+    struct ident {
+        const char *name;
+        const char *const *hosts, *const *paths;
+    } * ids;
 };
 
 static void *zalloc(struct px_router *rt, size_t n)
@@ -176,6 +180,7 @@ void px_router_unref(struct px_router *rt)
     free(rt->rest);
     free(rt->cidrs);
     free(rt->cidr_off);
+    free(rt->ids);
     if (rt->limits)
         for (size_t i = 0; i < rt->n_rules; i++)
             free((void *)rt->limits[i].slots);
@@ -198,8 +203,11 @@ struct px_router *px_router_new(const struct rc_listener *l)
     atomic_init(&rt->refs, 1);
     rt->bytes = sizeof *rt;
     rt->n_rules = l->n_rules;
-    rt->listener = l->meta.name;
-    rt->rules = l->rules;
+    rt->ids = zalloc(rt, l->n_rules * sizeof *rt->ids);
+    if (!rt->ids)
+        goto fail;
+    for (size_t i = 0; i < l->n_rules; i++)
+        rt->ids[i] = (struct ident){l->rules[i].name, l->rules[i].hosts, l->rules[i].paths};
     size_t cap_any = 0, cap_rest = 0, n_cidrs = 0;
     for (size_t i = 0; i < l->n_rules; i++)
         n_cidrs += l->rules[i].n_source_ips;
@@ -284,8 +292,8 @@ struct px_router *px_router_reuse(const struct rc_listener *l, const struct px_s
         /* A copy keeps the very strings it was built from (rc_rules_reuse):
          * the index points at them. A listener built again does not. */
         for (size_t k = 0; k < l->n_rules; k++)
-            if (l->rules[k].name != rt->rules[k].name || l->rules[k].hosts != rt->rules[k].hosts ||
-                l->rules[k].paths != rt->rules[k].paths)
+            if (l->rules[k].name != rt->ids[k].name || l->rules[k].hosts != rt->ids[k].hosts ||
+                l->rules[k].paths != rt->ids[k].paths)
                 return NULL;
         return px_router_ref(pl->router);
     }
