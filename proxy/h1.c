@@ -422,6 +422,19 @@ static void make_req(struct h1 *h, struct px_req *r)
     }
 }
 
+static void response_done(struct h1 *h, bool clean);
+
+/* albd answered the request itself (a redirect or fixed response): the
+ * connection goes on as after a backend's response; a body not yet read
+ * has nowhere to go, so the connection closes after the answer (its head
+ * said so: sink_head sets close_after). */
+static void answered(struct h1 *h)
+{
+    if (h->c->closing)
+        return;
+    response_done(h, false);
+}
+
 static void exchange_start(struct h1 *h)
 {
     h->resp_started = false;
@@ -435,7 +448,9 @@ static void exchange_start(struct h1 *h)
     h->up_minor = px_backend_h1_minor(&r);
     px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
     int st = px_req_start(&r, &h->x, &h->hout, &h->tgt, &h1_sink, &h->sink);
-    if (st)
+    if (st == PX_REQ_ANSWERED)
+        answered(h);
+    else if (st)
         send_error(h, st);
 }
 

@@ -173,7 +173,8 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     size_t n = avail < length ? avail : length;
     if (n > DATA_MAX)
         n = DATA_MAX;
-    memcpy(buf, s->rq.data + s->rq_off, n);
+    if (n) /* an empty body: rq may never have been allocated */
+        memcpy(buf, s->rq.data + s->rq_off, n);
     s->rq_off += n;
     if (s->rq_off == s->rq.len) {
         s->rq_off = 0;
@@ -453,6 +454,8 @@ static const struct px_exchange_cbs x_cbs = {
 void px_h2_stream_forward(struct h2_stream *s, struct px_req *r)
 {
     int st = px_req_start(r, &s->x, &s->hout, NULL, &h2_sink, &s->sink);
-    if (st)
+    if (st == PX_REQ_ANSWERED)
+        response_done(s, false); /* albd answered: a body not read is discarded */
+    else if (st)
         px_h2_stream_error(s, st);
 }

@@ -79,17 +79,21 @@ struct px_req {
     char client_ip[CM_IP_TEXT_MAX];
 };
 
-/* What to do with a request: the seam for forwarding rules. Today every
- * request gets the default action (forward to the listener's group);
- * redirects, fixed responses, rewrites and header operations will be
- * kinds and fields here, chosen by px_route. */
+/* What to do with a request, chosen by px_route: the matched forwarding
+ * rule's final action (proxy/router.c), else the listener's default. */
 enum px_action_kind {
     PX_ACTION_FORWARD, /* to group, through proxy/exchange.c */
+    PX_ACTION_ANSWER,  /* albd answers itself: a redirect or fixed response (proxy/action.c) */
 };
 
 struct px_action {
     enum px_action_kind kind;
-    struct px_group *group; /* PX_ACTION_FORWARD: NULL answers 503 */
+    struct px_group *group;         /* PX_ACTION_FORWARD: NULL answers 503 */
+    const struct rc_action *answer; /* PX_ACTION_ANSWER: the redirect or fixed response */
+    const struct rc_rule *rule;     /* the rule that matched; NULL: the default action */
+    /* PX_ACTION_ANSWER with answer NULL: the rule's trafficLimit refused
+     * the request; answered with this status and ALB-QPS-Limited: Limited. */
+    int limited_status;
 };
 
 /* A response head as the backend sent it. */

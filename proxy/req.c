@@ -8,10 +8,12 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "proxy/action.h"
 #include "proxy/backend_h1.h"
 #include "proxy/clientip.h"
 #include "proxy/compress.h"
 #include "proxy/exchange.h"
+#include "proxy/router.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -58,9 +60,84 @@ static bool hdr_is(const struct px_hdr *x, const char *lit)
     return x->name_len == l && strncasecmp(x->name, lit, l) == 0;
 }
 
-void px_route(const struct px_req *r, struct px_action *out)
+/* The action of a final rc_action (a rule's, or the default's). */
+static void take_action(const struct px_req *r, const struct rc_action *a, struct px_action *out)
 {
+    if (a->kind == RC_ACTION_FORWARD) {
+        out->kind = PX_ACTION_FORWARD;
+        out->group = px_action_pick_group(r->lis, a);
+    } else {
+        out->kind = PX_ACTION_ANSWER;
+        out->group = NULL;
+        out->answer = a;
+    }
+}
+
+/* Matches r against its listener's rules (router.h says on what). 0, or
+ * 400 for a path no rule can be sure about. */
+static int match_rules(const struct px_req *r, struct px_action *out)
+{
+    const struct rc_listener *m = r->lis->model;
+    char host[256];
+    size_t pl = r->query ? (size_t)(r->query - 1 - r->path) : r->path_len;
+    if (r->path_slash)
+        pl = 0;
+    char stack[1024];
+    char *npath = pl + 1 <= sizeof stack ? stack : malloc(pl + 1);
+    if (!npath)
+        return 500;
+    struct px_match_req q = {
+        .host = host,
+        .host_len =
+            r->authority ? px_router_host(r->authority, r->authority_len, host, sizeof host) : 0,
+        .query = r->query,
+        .query_len = r->query_len,
+        .method = px_router_method(r->method),
+        .hdrs = r->hdrs,
+        .n_hdrs = r->n_hdrs,
+        .client = &r->client_addr,
+    };
+    if (!q.host_len)
+        host[0] = '\0';
+    int st = 0;
+    if (pl == 1 && r->path[0] == '*') { /* OPTIONS * */
+        q.path = "*";
+        q.path_len = 1;
+    } else if (px_router_normalise(r->path, pl, npath, &q.path_len) < 0) {
+        st = 400;
+    } else {
+        q.path = npath;
+    }
+    if (!st) {
+        long i = px_router_match(r->lis->router, m, &q);
+        if (i >= 0) {
+            out->rule = &m->rules[i];
+            take_action(r, &out->rule->action, out);
+            if (!px_router_admit(r->lis->router, (size_t)i, &r->client_addr)) {
+                out->kind = PX_ACTION_ANSWER;
+                out->group = NULL;
+                out->answer = NULL;
+                out->limited_status = out->rule->limit_status;
+            }
+        }
+    }
+    if (npath != stack)
+        free(npath);
+    return st;
+}
+
+int px_route(const struct px_req *r, struct px_action *out)
+{
+    const struct rc_listener *m = r->lis->model;
     *out = (struct px_action){.kind = PX_ACTION_FORWARD, .group = px_exchange_choose_group(r->lis)};
+    if (m->n_rules) {
+        int st = match_rules(r, out);
+        if (st || out->rule)
+            return st;
+    }
+    if (m->default_action)
+        take_action(r, m->default_action, out);
+    return 0;
 }
 
 void px_req_client_ip(struct px_req *r)
@@ -153,19 +230,30 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     }
     px_req_client_ip(r);
     struct px_action a;
-    px_route(r, &a);
-    /* PX_ACTION_FORWARD, the only action so far. */
+    int rst = px_route(r, &a);
+    if (rst)
+        return rst;
+    if (a.kind == PX_ACTION_ANSWER)
+        return px_action_answer(r, &a, proto_sink, x->owner) < 0 ? 500 : PX_REQ_ANSWERED;
     px_exchange_begin(x, r->lis);
     x->group = a.group;
     x->idempotent = px_method_idempotent(r->method);
     x->body_sent = false;
-    int st = transform(r, a.group, hout, tgt);
-    if (st)
+    char *scratch = NULL;
+    int st = a.rule ? px_action_request_extras(r, a.rule, &scratch) : 0;
+    if (!st)
+        st = transform(r, a.group, hout, tgt);
+    if (st) {
+        free(scratch);
         return st;
+    }
     st = px_filters_attach(r, x, &a, proto_sink, sink);
-    if (st)
+    if (st) {
+        free(scratch);
         return st;
+    }
     px_exchange_connect(x);
+    free(scratch); /* rewritten values: r points into it until now */
     return 0;
 }
 

@@ -32,9 +32,11 @@ int px_client_cert_load(struct px_client *cl, const struct rc_listener *l);
  * (proxy/clientip.h). */
 void px_req_client_ip(struct px_req *r);
 
-/* The route step: the action for r. Today the default action of every
- * listener (forward to its group); forwarding rules plug in here. */
-void px_route(const struct px_req *r, struct px_action *out);
+/* The route step: the action for r — the first of its listener's
+ * forwarding rules (by priority) that r matches (proxy/router.c), else
+ * the listener's default action. Returns 0, 400 (a path no rule can be
+ * sure about: router.h) or 500 (no memory). */
+int px_route(const struct px_req *r, struct px_action *out);
 
 /* The response-filter step: sets *out to the sink the backend response
  * goes through for request r with action a on exchange x, ending in the
@@ -44,14 +46,21 @@ void px_route(const struct px_req *r, struct px_action *out);
 int px_filters_attach(const struct px_req *r, struct px_exchange *x, const struct px_action *a,
                       const struct px_sink *sink, const struct px_sink **out);
 
+/* What px_req_start returns when albd answered the request itself (a
+ * redirect or fixed response, already written through the protocol's
+ * sink): the protocol finishes the request as after a backend response. */
+#define PX_REQ_ANSWERED 1
+
 /* Runs the pipeline for r: the domain-fronting check, route, action; for
  * a forward, the exchange's retry rule (x->idempotent from the method), the request transforms
  * (client-certificate and forwarding headers) into the backend head in hout (tgt: scratch for a
  * composed target), and the exchange on x (px_exchange_begin, then px_exchange_connect, whose
  * callbacks may run before this returns). *sink: where the backend response goes
  * (px_filters_attach), called with owner x->sink_owner. Returns 0 (the exchange runs: touch nothing
- * of x's owner after this returns without checking its state), or a status the protocol answers
- * with: 421 (domain fronting), 431 (head too large), 500 (no memory). */
+ * of x's owner after this returns without checking its state), PX_REQ_ANSWERED (albd answered
+ * through proto_sink, owner x->owner: a redirect or fixed response), or a status the protocol
+ * answers with: 400 (a path rules cannot judge), 421 (domain fronting), 431 (head too large), 500
+ * (no memory). */
 int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, struct px_buf *tgt,
                  const struct px_sink *proto_sink, const struct px_sink **sink);
 

@@ -22,6 +22,7 @@ struct px_backend;
 struct px_lb_state;
 struct px_proto_choice;
 struct px_registry;
+struct px_router;
 
 /* One backend server, resolved. */
 struct px_server {
@@ -68,6 +69,14 @@ struct px_listener {
     const struct px_proto_choice *protocols;
     const char *scheme; /* "http" or "https" (X-Forwarded-Proto) */
     char port_str[8];   /* the listener port as text (X-Forwarded-Port) */
+    /* Its forwarding rules compiled (proxy/router.c; one reference, shared
+     * with the previous snapshot while the listener is unchanged); NULL
+     * without rules. */
+    struct px_router *router;
+    /* The snapshot's groups and the model's, in the same order: a rule's
+     * group (a model pointer) is groups[g - model_groups]. */
+    struct px_group *groups;
+    const struct rc_server_group *model_groups;
 };
 
 /* One listening address of a listener. key identifies the socket across

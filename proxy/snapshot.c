@@ -12,6 +12,7 @@
 #include "proxy/dns.h"
 #include "proxy/lb.h"
 #include "proxy/protos.h"
+#include "proxy/router.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/upstream_tls.h"
 #include "reconciler/model.h"
@@ -234,8 +235,10 @@ static struct px_group *find_group(struct px_snapshot *s, const struct rc_server
 
 static void snapshot_free(struct px_snapshot *s)
 {
-    for (size_t i = 0; i < s->n_listeners; i++)
+    for (size_t i = 0; i < s->n_listeners; i++) {
         SSL_CTX_free(s->listeners[i].ssl_ctx);
+        px_router_unref(s->listeners[i].router);
+    }
     for (size_t i = 0; i < s->n_groups; i++) {
         struct px_group *g = &s->groups[i];
         if (g->servers)
@@ -300,6 +303,15 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
         pl->scheme = l->protocol == RC_LISTENER_HTTPS ? "https" : "http";
         pl->protocols = l->protocol == RC_LISTENER_HTTPS ? &px_protocols_alpn : &px_protocols_http1;
         snprintf(pl->port_str, sizeof pl->port_str, "%d", l->port);
+        pl->groups = s->groups;
+        pl->model_groups = m->groups;
+        if (l->n_rules) {
+            pl->router = px_router_reuse(l, prev);
+            if (!pl->router && !(pl->router = px_router_new(l))) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+        }
         if (l->protocol == RC_LISTENER_HTTPS) {
             tls_digest(l, pl->tls_digest);
             pl->ssl_ctx = reuse_ssl_ctx(prev, pl->tls_digest);

@@ -398,6 +398,140 @@ static int export_listener_tls(json_t *spec, const struct rc_listener *l)
     return 0;
 }
 
+/* A redirect or fixed response (a rule's, or a listener's default). */
+static int export_action(json_t *o, const struct rc_action *a)
+{
+    if (a->kind == RC_ACTION_FORWARD) {
+        json_t *fwd = add_obj(o, "forward");
+        json_t *gs = fwd != NULL ? add_array(fwd, "serverGroups") : NULL;
+        if (gs == NULL)
+            return -1;
+        for (size_t i = 0; i < a->forward.n_groups; i++) {
+            json_t *g = json_object();
+            if (json_array_append_new(gs, g) != 0 ||
+                set_str(g, "name", a->forward.groups[i]->meta.name) != 0 ||
+                set_int(g, "weight", a->forward.weights[i]) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (a->kind == RC_ACTION_REDIRECT) {
+        json_t *r = add_obj(o, "redirect");
+        const char *proto = !strcmp(a->redirect.protocol, "http")    ? "HTTP"
+                            : !strcmp(a->redirect.protocol, "https") ? "HTTPS"
+                                                                     : a->redirect.protocol;
+        if (r == NULL || set_int(r, "code", a->redirect.code) != 0 ||
+            set_str(r, "protocol", proto) != 0 || set_str(r, "host", a->redirect.host) != 0 ||
+            set_str(r, "port", a->redirect.port) != 0 ||
+            set_str(r, "path", a->redirect.path) != 0 ||
+            set_str(r, "query", a->redirect.query) != 0)
+            return -1;
+        return 0;
+    }
+    json_t *f = add_obj(o, "fixedResponse");
+    if (f == NULL || set_int(f, "code", a->fixed.code) != 0 ||
+        set_str(f, "contentType", a->fixed.content_type) != 0 ||
+        set_str(f, "content", a->fixed.content) != 0)
+        return -1;
+    return 0;
+}
+
+static int set_strs(json_t *o, const char *key, const char *const *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    json_t *a = add_array(o, key);
+    if (a == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append_new(a, str_new(v[i])) != 0)
+            return -1;
+    return 0;
+}
+
+static int set_kvs(json_t *o, const char *key, const struct rc_kv *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    json_t *a = add_array(o, key);
+    if (a == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_object();
+        if (json_array_append_new(a, e) != 0 || set_str(e, "key", v[i].key) != 0 ||
+            set_str(e, "value", v[i].value) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* One forwarding rule, in the manifest's shape (the plan keys rules by
+ * name: field-level changes per rule). */
+static int export_rule(json_t *rules, const struct rc_rule *r)
+{
+    static const char *const methods[] = {"HEAD", "GET",   "POST",  "OPTIONS",
+                                          "PUT",  "PATCH", "DELETE"};
+    json_t *o = json_object();
+    if (json_array_append_new(rules, o) != 0 || set_str(o, "name", r->name) != 0 ||
+        set_int(o, "priority", r->priority) != 0)
+        return -1;
+    json_t *c = add_obj(o, "conditions");
+    if (c == NULL || set_strs(c, "host", r->hosts, r->n_hosts) != 0 ||
+        set_strs(c, "path", r->paths, r->n_paths) != 0 ||
+        set_kvs(c, "query", r->query, r->n_query) != 0 ||
+        set_kvs(c, "cookie", r->cookies, r->n_cookies) != 0 ||
+        set_strs(c, "sourceIp", r->source_ips, r->n_source_ips) != 0)
+        return -1;
+    if (r->methods) {
+        json_t *m = add_array(c, "method");
+        if (m == NULL)
+            return -1;
+        for (unsigned b = 0; b < 7; b++)
+            if ((r->methods & (1u << b)) && json_array_append_new(m, json_string(methods[b])) != 0)
+                return -1;
+    }
+    if (r->header_name) {
+        json_t *h = add_obj(c, "header");
+        if (h == NULL || set_str(h, "name", r->header_name) != 0 ||
+            set_strs(h, "values", r->header_values, r->n_header_values) != 0)
+            return -1;
+    }
+    json_t *a = add_obj(o, "actions");
+    if (a == NULL || export_action(a, &r->action) != 0)
+        return -1;
+    if (r->rewrite_host || r->rewrite_path || r->rewrite_query) {
+        json_t *rw = add_obj(a, "rewrite");
+        if (rw == NULL || set_str(rw, "host", r->rewrite_host) != 0 ||
+            set_str(rw, "path", r->rewrite_path) != 0 ||
+            set_str(rw, "query", r->rewrite_query) != 0)
+            return -1;
+    }
+    if (set_strs(a, "removeHeaders", r->remove_headers, r->n_remove_headers) != 0)
+        return -1;
+    if (r->limit_qps || r->limit_per_ip_qps) {
+        json_t *tl = add_obj(a, "trafficLimit");
+        if (tl == NULL || (r->limit_qps && set_int(tl, "qps", r->limit_qps) != 0) ||
+            (r->limit_per_ip_qps && set_int(tl, "perIpQps", r->limit_per_ip_qps) != 0) ||
+            set_int(tl, "status", r->limit_status) != 0)
+            return -1;
+    }
+    if (r->n_insert_headers) {
+        static const char *const types[] = {"UserDefined", "ReferenceHeader", "SystemDefined"};
+        json_t *ih = add_array(a, "insertHeaders");
+        if (ih == NULL)
+            return -1;
+        for (size_t i = 0; i < r->n_insert_headers; i++) {
+            const struct rc_header_op *op = &r->insert_headers[i];
+            json_t *e = json_object();
+            if (json_array_append_new(ih, e) != 0 || set_str(e, "name", op->name) != 0 ||
+                set_str(e, "valueType", types[op->type]) != 0 ||
+                set_str(e, "value", op->value) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static int export_listener(json_t *kind, const struct rc_listener *l)
 {
     json_t *spec = add_resource(kind, &l->meta);
@@ -448,12 +582,24 @@ static int export_listener(json_t *kind, const struct rc_listener *l)
     }
     if (tls && export_listener_tls(spec, l) != 0)
         return -1;
-    if (l->default_group != NULL) {
+    if (l->default_action != NULL) {
+        json_t *action = add_obj(spec, "defaultAction");
+        if (action == NULL || export_action(action, l->default_action) != 0)
+            return -1;
+    } else if (l->default_group != NULL) {
         json_t *action = add_obj(spec, "defaultAction");
         json_t *fwd = action != NULL ? add_obj(action, "forward") : NULL;
         if (fwd == NULL || set_str(fwd, "serverGroup", l->default_group->meta.name) != 0)
             return -1;
     }
+    if (l->n_rules == 0)
+        return 0;
+    json_t *rules = add_array(spec, "rules");
+    if (rules == NULL)
+        return -1;
+    for (size_t i = 0; i < l->n_rules; i++)
+        if (export_rule(rules, &l->rules[i]) != 0)
+            return -1;
     return 0;
 }
 

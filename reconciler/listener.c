@@ -16,6 +16,7 @@
 #include "reconciler/model.h"
 #include "reconciler/resolve.h"
 #include "reconciler/reuse.h"
+#include "reconciler/rules.h"
 #include "reconciler/source.h"
 
 /* ---- Listener ---- */
@@ -339,11 +340,11 @@ int rc_build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *l
         if (i >= 0)
             li->default_group = &L->m->groups[i];
     }
-    /* Forwarding rules (spec.rules, unsupported.c until then) are built
-     * here, by rc_build_rules(L, d, spec, li, r) in their own rules.c, after
-     * the default action: their groups resolve through r->groups like it,
-     * and each reference they keep is an entry of rc_listener_refs (below)
-     * and is re-pointed in rc_reuse_listener, or is an index. */
+    /* Forwarding rules and a default redirect or fixed response
+     * (rules.c): their groups resolve through r->groups like the default
+     * group's; rc_reuse_listener re-points them (rc_rules_reuse). */
+    if (rc_build_rules(L, d, spec, li, r) != 0)
+        return -1;
     return 0;
 }
 
@@ -391,12 +392,11 @@ void rc_check_ports(struct rc_load *L, struct rc_kind_docs *ld)
  * not here fails that check loudly instead of routing, after an unrelated
  * reload, to the previous model's group.
  *
- * Forwarding rules plug in here: a listener's rules (built by a
- * rc_build_rules called from rc_build_listener, in their own rules.c) whose
- * actions name groups are references too. Either they name groups by index
- * into the model's groups array (nothing to re-point), or each pointer
- * field is listed in a table like this one, re-pointed in
- * rc_reuse_listener, and checked by rc_copy_check. */
+ * Forwarding rules (rules.c) are not words of the struct but an arena
+ * array (rules, default_action) whose forward actions point at groups:
+ * rc_reuse_listener gives the copy a new rules array with every group
+ * re-pointed (rc_rules_reuse), or builds the listener when one is not a
+ * copy. default_action holds no reference. */
 const struct rc_ref_field rc_listener_refs[] = {
     {"instance", offsetof(struct rc_listener, instance), RC_REF_ONE, RC_REF_INSTANCE},
     {"tls.certificate", offsetof(struct rc_listener, tls.certificate), RC_REF_ONE,
@@ -472,7 +472,8 @@ bool rc_reuse_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *
     if (!REPOINT(L, instances, c.instance) || !REPOINT(L, certificates, c.tls.certificate) ||
         !REPOINT(L, groups, c.default_group) ||
         !repoint_certs(L, &c.tls.extension_certificates, c.tls.n_extension_certificates) ||
-        !repoint_certs(L, &c.tls.mutual.ca_certificates, c.tls.mutual.n_ca_certificates))
+        !repoint_certs(L, &c.tls.mutual.ca_certificates, c.tls.mutual.n_ca_certificates) ||
+        !rc_rules_reuse(L, &c))
         return false;
     if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
         L->oom = true;

@@ -159,6 +159,107 @@ struct rc_server_group {
     } tls;
 };
 
+/* Forwarding rules (Listener spec.rules, reconciler/rules.c): what the
+ * proxy's router (proxy/router.c) compiles into an index per listener and
+ * its actions (proxy/action.c) carry out. */
+
+/* Method condition bits, in the reference's order. */
+enum {
+    RC_METHOD_HEAD = 1u << 0,
+    RC_METHOD_GET = 1u << 1,
+    RC_METHOD_POST = 1u << 2,
+    RC_METHOD_OPTIONS = 1u << 3,
+    RC_METHOD_PUT = 1u << 4,
+    RC_METHOD_PATCH = 1u << 5,
+    RC_METHOD_DELETE = 1u << 6,
+};
+
+enum rc_action_kind { RC_ACTION_FORWARD, RC_ACTION_REDIRECT, RC_ACTION_FIXED };
+
+#define RC_RULE_MAX_GROUPS 5
+
+struct rc_kv {
+    const char *key, *value;
+};
+
+/* One final action (the reference's FinalType). */
+struct rc_action {
+    enum rc_action_kind kind;
+    struct {
+        /* Pointers into the model's groups: re-pointed by rc_rules_reuse
+         * when an unchanged listener is copied (rules.c). */
+        const struct rc_server_group *groups[RC_RULE_MAX_GROUPS];
+        int weights[RC_RULE_MAX_GROUPS]; /* 0-100 */
+        size_t n_groups;
+    } forward;
+    struct {
+        int code;             /* 301 302 303 307 308 */
+        const char *protocol; /* "${protocol}", "http" or "https" */
+        const char *host;     /* template: may hold ${host} */
+        const char *port;     /* "${port}" or a number */
+        const char *path;     /* template: ${host} ${path} ${port} ${protocol} */
+        const char *query;    /* template: the same and ${query} */
+    } redirect;
+    struct {
+        int code;                 /* 2xx 4xx 5xx */
+        const char *content_type; /* one of the reference's five */
+        const char *content;      /* <= 1024 bytes of ASCII, may be "" */
+        size_t content_len;
+    } fixed;
+};
+
+enum rc_header_value { RC_HDR_USER, RC_HDR_REFERENCE, RC_HDR_SYSTEM };
+enum rc_system_value {
+    RC_SYS_CLIENT_SRC_PORT,
+    RC_SYS_CLIENT_SRC_IP,
+    RC_SYS_PROTOCOL,
+    RC_SYS_SLB_ID,
+    RC_SYS_SLB_PORT,
+};
+
+/* One insertHeaders entry: the request header name set, and its value. */
+struct rc_header_op {
+    const char *name;
+    enum rc_header_value type;
+    const char *value;           /* UserDefined text, or the ReferenceHeader's name */
+    enum rc_system_value system; /* SystemDefined */
+};
+
+/* One forwarding rule. Condition types AND together, the values within a
+ * type OR; a type with no values matches everything. */
+struct rc_rule {
+    const char *name; /* unique per listener (default "rule-<priority>") */
+    int priority;     /* 1-10000, unique per listener */
+    struct rc_loc loc;
+    const char **hosts; /* lowercased; exact or with * and ? */
+    size_t n_hosts;
+    const char **paths; /* exact or with * and ?, case-sensitive */
+    size_t n_paths;
+    unsigned methods;        /* RC_METHOD_* bits; 0: any */
+    const char *header_name; /* NULL: no Header condition */
+    const char **header_values;
+    size_t n_header_values;
+    struct rc_kv *query; /* key and value wildcards, case-insensitive */
+    size_t n_query;
+    struct rc_kv *cookies; /* key and value wildcards, case-insensitive */
+    size_t n_cookies;
+    const char **source_ips; /* "ADDR" or "ADDR/N" (cm_cidr_parse accepts each) */
+    size_t n_source_ips;
+    struct rc_action action;
+    /* Extras of a forward (the reference's Ext actions), applied to what
+     * the backend receives: rewrite templates (NULL: unchanged), then the
+     * headers removed, then those inserted. */
+    const char *rewrite_host, *rewrite_path, *rewrite_query;
+    const char **remove_headers;
+    size_t n_remove_headers;
+    struct rc_header_op *insert_headers;
+    size_t n_insert_headers;
+    /* trafficLimit: requests per second for the rule and per client IP
+     * (0: no limit); over either, albd answers limit_status (503) with
+     * ALB-QPS-Limited: Limited. */
+    int limit_qps, limit_per_ip_qps, limit_status;
+};
+
 enum rc_listener_protocol { RC_LISTENER_HTTP, RC_LISTENER_HTTPS, RC_LISTENER_QUIC };
 enum rc_xff_mode { RC_XFF_APPEND, RC_XFF_REMOVE, RC_XFF_PRESERVE };
 
@@ -203,6 +304,13 @@ struct rc_listener {
         const char *subject_dn, *issuer_dn, *fingerprint, *client_verify;
     } client_cert_headers;
     const struct rc_server_group *default_group; /* defaultAction.forward.serverGroup */
+    /* defaultAction.redirect or .fixedResponse (arena; no group pointers);
+     * NULL when the default action forwards to default_group. */
+    const struct rc_action *default_action;
+    /* spec.rules, sorted by priority (arena; their forward groups are
+     * re-pointed by rc_rules_reuse on a copied listener). */
+    const struct rc_rule *rules;
+    size_t n_rules;
     /* spec.limits: HTTP/1.1 request limits and slow-client defences. */
     struct {
         uint64_t max_request_body_bytes; /* 0 = unlimited (default) -> 413 */

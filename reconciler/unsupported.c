@@ -17,7 +17,6 @@ struct unsupported {
 };
 
 static const struct unsupported table[] = {
-    {"Listener", "spec.rules", NULL, "rules are not supported yet"},
     {"Listener", "spec.protocol", "QUIC", "QUIC listeners are not supported yet"},
     {"Listener", "spec.quic.upgrade", "true", "quic is not supported yet"},
     {"ServerGroup", "spec.scheduler", "Wlc", "the Wlc scheduler is not supported yet"},
