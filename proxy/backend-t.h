@@ -16,6 +16,7 @@
 
 struct px_upstream;
 struct px_lb_state;
+struct px_sticky;
 
 #define PX_CACHE_LINE 64
 
@@ -78,6 +79,7 @@ struct px_registry {
     size_t n_backends;
     struct px_backend *buckets[PX_REGISTRY_BUCKETS];
     struct px_lb_state *lb_states; /* proxy/lb.c */
+    struct px_sticky *sticky;      /* proxy/sticky.c: cookie secret, Server table */
 };
 
 #endif

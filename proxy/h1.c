@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "proxy/req.h"
 #include "proxy/runtime-t.h"
+#include "proxy/sticky.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -445,6 +446,7 @@ static void upstream_ready(void *owner)
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
     h->phase = PH_FORWARD;
     px_bresp_init(&h->bp, h->sink, h, &h->hin, &h->hl, h->hdrs, h->method == HTTP_HEAD, false);
+    px_sticky_watch(&h->x, &h->bp);
     int rc = px_upstream_write(h->x.u, &b, 1);
     if (rc < 0) {
         upstream_lost(h, rc);

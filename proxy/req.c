@@ -9,6 +9,7 @@
 
 #include "proxy/backend_h1.h"
 #include "proxy/exchange.h"
+#include "proxy/lb.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -139,6 +140,7 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     /* PX_ACTION_FORWARD, the only action so far. */
     px_exchange_begin(x, r->lis);
     x->group = a.group;
+    px_lb_key_from_req(&x->lb_key, a.group, r);
     x->idempotent = px_method_idempotent(r->method);
     x->body_sent = false;
     int st = transform(r, a.group, hout, tgt);

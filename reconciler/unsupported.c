@@ -22,14 +22,8 @@ static const struct unsupported table[] = {
     {"Listener", "spec.quic.upgrade", "true", "quic is not supported yet"},
     {"Listener", "spec.xForwardedFor.clientSourceIps.enabled", "true",
      "clientSourceIps is not supported yet"},
-    {"ServerGroup", "spec.scheduler", "Wlc", "the Wlc scheduler is not supported yet"},
-    {"ServerGroup", "spec.scheduler", "Sch", "the Sch scheduler is not supported yet"},
-    {"ServerGroup", "spec.scheduler", "Uch", "the Uch scheduler is not supported yet"},
     {"ServerGroup", "spec.protocol", "HTTPS", "HTTPS server groups are not supported yet"},
     {"ServerGroup", "spec.tls", NULL, "tls is not supported yet"},
-    {"ServerGroup", "spec.stickySession.enabled", "true", "stickySession is not supported yet"},
-    {"ServerGroup", "spec.slowStart.enabled", "true", "slowStart is not supported yet"},
-    {"ServerGroup", "spec.connectionDrain.enabled", "true", "connectionDrain is not supported yet"},
     {"Certificate", "spec.source.service", NULL, "certificate services are not supported yet"},
 };
 
