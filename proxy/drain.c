@@ -51,8 +51,11 @@ void px_drain_mark(const struct px_snapshot *now, const struct px_snapshot *befo
                 continue;
             uint64_t at =
                 m->drain.enabled ? ms + (uint64_t)m->drain.timeout_s * 1000u : PX_DRAIN_NO_DEADLINE;
-            uint64_t cur = 0; /* an earlier mark keeps its deadline */
-            atomic_compare_exchange_strong(&b->drain_at, &cur, at ? at : 1);
+            /* An earlier deadline stays; a drain without one gets one
+             * when a later configuration enables connectionDrain. */
+            uint64_t cur = atomic_load_explicit(&b->drain_at, memory_order_relaxed);
+            if (cur == 0 || (cur == PX_DRAIN_NO_DEADLINE && at != PX_DRAIN_NO_DEADLINE))
+                atomic_compare_exchange_strong(&b->drain_at, &cur, at ? at : 1);
         }
     }
 out:

@@ -24,6 +24,11 @@ struct ring_point {
     uint32_t server;
 };
 
+struct cookie_ref {
+    char v[PX_STICKY_VALUE_LEN + 1];
+    uint32_t server;
+};
+
 struct px_lb_state {
     atomic_int refs;
     struct px_registry *reg;
@@ -38,7 +43,7 @@ struct px_lb_state {
     struct ring_point *ring; /* Sch, Uch: sorted by h */
     size_t n_ring;
     char (*cookie)[PX_STICKY_VALUE_LEN + 1]; /* Insert: per server */
-    uint32_t *by_cookie;                     /* server indices sorted by cookie */
+    struct cookie_ref *by_cookie;            /* the same, sorted, with the server's index */
     uint32_t *ident;                         /* per server: identity hash (Server stickiness) */
     struct px_lb_state *next;                /* reg->lb_states, under reg->lock */
 };
@@ -131,33 +136,31 @@ static int ring_build(struct px_lb_state *st, const struct px_group *g)
     return 0;
 }
 
-static const struct px_lb_state *sort_st; /* qsort has no context argument; agent thread only */
 static int cookie_cmp(const void *a, const void *b)
 {
-    return strcmp(sort_st->cookie[*(const uint32_t *)a], sort_st->cookie[*(const uint32_t *)b]);
+    return strcmp(((const struct cookie_ref *)a)->v, ((const struct cookie_ref *)b)->v);
 }
 
 static int sticky_build(struct px_lb_state *st, const struct px_group *g)
 {
     size_t n = g->n_servers;
-    st->ident = malloc(n * sizeof *st->ident);
+    st->ident = malloc((n ? n : 1) * sizeof *st->ident);
     if (!st->ident)
         return -1;
     for (size_t i = 0; i < n; i++)
         st->ident[i] = (uint32_t)cm_hash_str(g->servers[i].key);
     if (!g->model->sticky.enabled || g->model->sticky.server)
         return 0;
-    st->cookie = malloc(n * sizeof *st->cookie);
-    st->by_cookie = malloc(n * sizeof *st->by_cookie);
+    st->cookie = malloc((n ? n : 1) * sizeof *st->cookie);
+    st->by_cookie = malloc((n ? n : 1) * sizeof *st->by_cookie);
     if (!st->cookie || !st->by_cookie)
         return -1;
     for (size_t i = 0; i < n; i++) {
         px_sticky_value(st->reg->sticky, g->servers[i].key, st->cookie[i]);
-        st->by_cookie[i] = (uint32_t)i;
+        memcpy(st->by_cookie[i].v, st->cookie[i], sizeof st->by_cookie[i].v);
+        st->by_cookie[i].server = (uint32_t)i;
     }
-    sort_st = st;
     qsort(st->by_cookie, n, sizeof *st->by_cookie, cookie_cmp);
-    sort_st = NULL;
     return 0;
 }
 
@@ -515,9 +518,9 @@ struct px_server *px_lb_by_cookie(const struct px_group *g, const char *v, size_
     size_t lo = 0, hi = st->n_servers;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(st->cookie[st->by_cookie[mid]], v, n);
+        int c = memcmp(st->by_cookie[mid].v, v, n);
         if (c == 0)
-            return &g->servers[st->by_cookie[mid]];
+            return &g->servers[st->by_cookie[mid].server];
         if (c < 0)
             lo = mid + 1;
         else
