@@ -18,6 +18,7 @@
 struct px_upstream;
 struct px_lb_state;
 struct px_dns;
+struct px_sticky;
 
 #define PX_CACHE_LINE 64
 
@@ -53,7 +54,12 @@ struct px_pool {
     struct px_upstream *idle; /* most recently released first */
     unsigned n_idle;
     SSL_SESSION *tls_session; /* HTTPS groups: the last session, offered on connect */
+    struct px_upstream *busy; /* connecting or serving a request (draining closes them) */
 };
+
+/* px_backend.drain_at when the server no longer serves any group and
+ * connectionDrain is off: its connections finish with their clients. */
+#define PX_DRAIN_NO_DEADLINE UINT64_MAX
 
 struct px_backend {
     /* Read on every pick, written rarely: the identity, the pools, and
@@ -63,7 +69,11 @@ struct px_backend {
     struct px_pool *pools;           /* reg->n_workers entries, [w] only by worker w */
     atomic_int health;               /* enum px_health */
     atomic_uint_fast64_t slow_start; /* ms (uv_hrtime()/1e6) the backend came up; 0: none */
-    struct px_backend *next;         /* hash chain in reg->buckets, under reg->lock */
+    /* Draining (proxy/drain.c): 0 while some group sends it requests; else
+     * when (ms, uv_hrtime()/1e6) its remaining connections are cut, or
+     * PX_DRAIN_NO_DEADLINE. */
+    atomic_uint_fast64_t drain_at;
+    struct px_backend *next; /* hash chain in reg->buckets, under reg->lock */
 
     /* Written by every worker as connections and requests come and go: on
      * their own cache line, so that picks do not miss on them. inflight:
@@ -97,6 +107,7 @@ struct px_registry {
     /* Addresses of host-name servers (proxy/dns.c), read by snapshot
      * builds; agent thread only, NULL when names are not resolved. */
     struct px_dns *dns;
+    struct px_sticky *sticky;      /* proxy/sticky.c: cookie secret, Server table */
 };
 
 #endif

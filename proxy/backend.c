@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/sticky.h"
+
 struct px_registry *px_registry_new(int n_workers)
 {
     if (n_workers <= 0)
@@ -20,6 +22,12 @@ struct px_registry *px_registry_new(int n_workers)
         return NULL;
     }
     r->n_workers = n_workers;
+    r->sticky = px_sticky_new();
+    if (!r->sticky) {
+        uv_mutex_destroy(&r->lock);
+        free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -33,6 +41,7 @@ int px_registry_free(struct px_registry *r)
     if (busy)
         return -EBUSY;
     uv_mutex_destroy(&r->lock);
+    px_sticky_free(r->sticky);
     free(r);
     return 0;
 }

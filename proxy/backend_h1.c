@@ -101,6 +101,8 @@ static int on_headers_complete(llhttp_t *p)
         .chunked = (p->flags & F_CHUNKED) != 0,
         .has_length = (p->flags & F_CONTENT_LENGTH) != 0,
     };
+    if (status >= 200 && r->on_head)
+        r->on_head(r->on_head_arg, &rh, r->scratch, PX_HDR_MAX);
     int rc = r->sink->head(r->owner, &rh);
     if (rc < 0)
         return -1;

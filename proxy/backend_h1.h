@@ -36,6 +36,11 @@ struct px_bresp {
     bool complete;          /* the final response ended (sink->end ran) */
     int status;             /* the last head's status (0: none yet) */
     size_t reason_len;
+    /* Optional (px_bresp_init clears it): sees the final response head
+     * before the sink and may append a field to it (fields: the head's
+     * array, cap entries), e.g. a sticky-session cookie. */
+    void (*on_head)(void *arg, struct px_resp_head *rh, struct px_hdr *fields, size_t cap);
+    void *on_head_arg;
 };
 
 /* What px_bresp_feed did with the bytes. */

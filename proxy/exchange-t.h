@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proxy/lb-t.h"
 #include "proxy/upstream-t.h"
 #include "proxy/worker-t.h"
 
@@ -62,6 +63,12 @@ struct px_exchange {
      * for the next request, freed by px_compress_release). */
     void *sink_owner;
     struct px_cz *cz;
+    /* What the request brings to the scheduler (hash, sticky server):
+     * px_lb_key_from_req, after px_exchange_begin. */
+    struct px_lb_key lb_key;
+    /* The Set-Cookie value of an Insert sticky session (proxy/sticky.c):
+     * lives until the response head went to the sink. */
+    char set_cookie[96];
 };
 
 #endif

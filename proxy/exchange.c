@@ -26,7 +26,7 @@ struct px_server *px_exchange_choose_server(struct px_exchange *x)
     if (!g || x->attempts >= g->n_servers)
         return NULL;
     if (x->attempts == 0) {
-        struct px_server *s = px_lb_pick(g, x->w->id);
+        struct px_server *s = px_lb_pick(g, x->w->id, &x->lb_key);
         if (s)
             x->first = (size_t)(s - g->servers);
         return s;
@@ -44,6 +44,7 @@ void px_exchange_begin(struct px_exchange *x, const struct px_listener *lis)
     x->retried_fresh = false;
     x->last_timeout = false;
     x->ready = false;
+    x->lb_key = (struct px_lb_key){0};
 }
 
 void px_exchange_release(struct px_exchange *x, bool keep)

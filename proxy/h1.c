@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "proxy/req.h"
 #include "proxy/runtime-t.h"
+#include "proxy/sticky.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -462,6 +463,7 @@ static void upstream_ready(void *owner)
     h->phase = PH_FORWARD;
     px_bresp_init(&h->bp, h->sink, h->x.sink_owner, &h->hin, &h->hl, h->hdrs,
                   h->method == HTTP_HEAD, false);
+    px_sticky_watch(&h->x, &h->bp);
     int rc = px_upstream_write(h->x.u, &b, 1);
     if (rc < 0) {
         upstream_lost(h, rc);

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "proxy/req.h"
 #include "proxy/snapshot.h"
+#include "proxy/sticky.h"
 #include "proxy/upstream.h"
 
 static const struct px_sink h2_sink;
@@ -375,6 +376,7 @@ static void upstream_ready(void *owner)
 {
     struct h2_stream *s = owner;
     px_bresp_init(&s->bp, s->sink, s->x.sink_owner, &s->hin, &s->hl, s->h->hdrs, s->is_head, true);
+    px_sticky_watch(&s->x, &s->bp);
     uv_buf_t b[2] = {uv_buf_init(s->hout.data, (unsigned)s->hout.len),
                      uv_buf_init(s->pend.data, (unsigned)s->pend.len)};
     int rc = px_upstream_write(s->x.u, b, s->pend.len ? 2 : 1);

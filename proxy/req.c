@@ -14,6 +14,7 @@
 #include "proxy/compress.h"
 #include "proxy/exchange.h"
 #include "proxy/router.h"
+#include "proxy/lb.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -237,6 +238,7 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
         return px_action_answer(r, &a, proto_sink, x->owner) < 0 ? 500 : PX_REQ_ANSWERED;
     px_exchange_begin(x, r->lis);
     x->group = a.group;
+    px_lb_key_from_req(&x->lb_key, a.group, r);
     x->idempotent = px_method_idempotent(r->method);
     x->body_sent = false;
     char *scratch = NULL;

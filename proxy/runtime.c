@@ -15,6 +15,7 @@
 #include "proxy/backend.h"
 #include "proxy/dns.h"
 #include "proxy/health.h"
+#include "proxy/drain.h"
 #include "proxy/listen.h"
 #include "proxy/runtime-t.h"
 #include "proxy/sharecheck.h"
@@ -164,6 +165,9 @@ int px_runtime_apply(struct px_runtime *rt, struct rc_model *m, struct px_apply_
         }
     }
 
+    /* Nothing fails from here: mark the servers s no longer sends to
+     * before any worker can see s (workers apply the marks on pick-up). */
+    px_drain_mark(s, rt->published);
     uv_mutex_lock(&rt->lock);
     struct px_snapshot *old = rt->published;
     rt->published = s;

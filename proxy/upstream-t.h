@@ -52,7 +52,10 @@ struct px_upstream {
     /* Its server's registry entry (one reference): the idle pool is
      * backend->pools[w->id]. */
     struct px_backend *backend;
-    struct px_upstream *idle_prev, *idle_next; /* in that pool's idle list while PX_UP_IDLE */
+    /* In that pool's idle list while PX_UP_IDLE, its busy list while
+     * connecting or active. */
+    struct px_upstream *idle_prev, *idle_next;
+    bool drain_armed; /* timer runs to the backend's drain deadline */
     const struct px_upstream_cbs *cbs;
     void *owner;
     bool reading;

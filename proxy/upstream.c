@@ -33,15 +33,43 @@ static struct px_pool *pool_of(struct px_upstream *u)
     return &u->backend->pools[u->w->id];
 }
 
+/* The pool's busy list (the links are the idle list's: an upstream is in
+ * one list at most). */
+static void busy_link(struct px_upstream *u)
+{
+    struct px_pool *e = pool_of(u);
+    u->idle_prev = NULL;
+    u->idle_next = e->busy;
+    if (e->busy)
+        e->busy->idle_prev = u;
+    e->busy = u;
+}
+
+static void busy_unlink(struct px_upstream *u)
+{
+    struct px_pool *e = pool_of(u);
+    if (u->idle_prev)
+        u->idle_prev->idle_next = u->idle_next;
+    else
+        e->busy = u->idle_next;
+    if (u->idle_next)
+        u->idle_next->idle_prev = u->idle_prev;
+    u->idle_prev = u->idle_next = NULL;
+}
+
 /* Moves u to state st, keeping its backend's in-flight count: connecting
  * and active connections serve a request, idle and closing ones do not. */
 static void set_state(struct px_upstream *u, enum px_upstream_state st)
 {
     bool was = u->state == PX_UP_CONNECTING || u->state == PX_UP_ACTIVE;
     bool is = st == PX_UP_CONNECTING || st == PX_UP_ACTIVE;
+    if (was && !is)
+        busy_unlink(u);
     u->state = st;
     if (was != is)
         atomic_fetch_add_explicit(&u->backend->inflight, is ? 1 : -1, memory_order_relaxed);
+    if (is && !was)
+        busy_link(u);
 }
 
 static void idle_unlink(struct px_upstream *u)
@@ -293,6 +321,19 @@ static void on_written(struct px_outq *q, int status)
 static void timer_cb(uv_timer_t *t)
 {
     struct px_upstream *u = t->data;
+    if (u->state == PX_UP_ACTIVE && u->drain_armed) {
+        /* connectionDrain's deadline: the owner sees the connection die
+         * (and answers or cuts its response), unless the server came
+         * back meanwhile. */
+        u->drain_armed = false;
+        if (atomic_load_explicit(&u->backend->drain_at, memory_order_relaxed) ==
+                PX_DRAIN_NO_DEADLINE ||
+            atomic_load_explicit(&u->backend->drain_at, memory_order_relaxed) == 0 || !u->cbs)
+            return;
+        px_log_debug("upstream %s: connection drain timeout, closing", u->backend->id.key);
+        u->cbs->on_read(u->owner, u, NULL, UV_ECANCELED);
+        return;
+    }
     if (u->state == PX_UP_CONNECTING) {
         if (u->tls && u->reading)
             px_log_warn("TLS to backend %s failed: no handshake within %d ms", u->backend->id.key,
@@ -306,6 +347,36 @@ static void timer_cb(uv_timer_t *t)
         if (w->after_upstream_read)
             w->after_upstream_read(w);
     }
+}
+
+/* An active connection to a backend with a drain deadline: the timer
+ * (unused while active) fires at the deadline. */
+static void arm_drain(struct px_upstream *u)
+{
+    uint64_t at = atomic_load_explicit(&u->backend->drain_at, memory_order_relaxed);
+    if (u->state != PX_UP_ACTIVE || at == 0 || at == PX_DRAIN_NO_DEADLINE || u->drain_armed)
+        return;
+    uint64_t now = uv_hrtime() / 1000000u;
+    u->drain_armed = true;
+    uv_timer_start(&u->timer, timer_cb, at > now ? at - now : 0, 0);
+}
+
+static void drain_of(struct px_backend *b, void *arg)
+{
+    struct px_worker *w = arg;
+    if (atomic_load_explicit(&b->drain_at, memory_order_relaxed) == 0)
+        return;
+    struct px_pool *e = &b->pools[w->id];
+    while (e->idle) /* never reused: the server takes no new requests */
+        upstream_close(e->idle);
+    for (struct px_upstream *u = e->busy; u; u = u->idle_next)
+        arm_drain(u);
+}
+
+void px_upstream_drain(struct px_worker *w)
+{
+    if (w->registry)
+        px_registry_each(w->registry, drain_of, w);
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -330,6 +401,7 @@ static void connect_cb(uv_connect_t *req, int status)
     uv_timer_stop(&u->timer);
     set_state(u, PX_UP_ACTIVE);
     px_upstream_read(u, true);
+    arm_drain(u);
     if (cbs)
         cbs->on_connect(owner, u, 0);
 }
@@ -463,6 +535,14 @@ void px_upstream_release(struct px_upstream *u, bool keep)
         e->n_idle >= PX_UPSTREAM_IDLE_MAX || u->out.queued || u->out.inflight ||
         (u->tls && (px_tls_io_in_pending(u->tls) || SSL_pending(px_tls_io_ssl(u->tls))))) {
         upstream_close(u);
+        return;
+    }
+    if (u->drain_armed) {
+        u->drain_armed = false;
+        uv_timer_stop(&u->timer);
+    }
+    if (atomic_load_explicit(&u->backend->drain_at, memory_order_relaxed) != 0) {
+        upstream_close(u); /* a draining server's connection is never reused */
         return;
     }
     set_state(u, PX_UP_IDLE);

@@ -11,6 +11,12 @@
  * instead of pooling (the worker is stopping). */
 void px_upstream_close_idle(struct px_worker *w);
 
+/* Applies the backends' drain marks (proxy/drain.c) to w's connections:
+ * closes the idle ones of every draining backend and arms a timer on each
+ * active one that has a deadline (at which its owner sees UV_ECANCELED
+ * through on_read). Worker w's loop, after it picked up a snapshot. */
+void px_upstream_drain(struct px_worker *w);
+
 /* Gets a connection to s for owner: an idle pooled one when allow_pooled
  * and one exists (*reused = true, usable at once; on_connect is not
  * called), else a new one (on_connect reports the outcome). Returns 0, or

@@ -71,6 +71,7 @@ static void pick_up_snapshot(struct px_worker *w)
         cn = px_conn_next(c);
         px_conn_on_snapshot(c);
     }
+    px_upstream_drain(w);
 }
 
 static void on_drain_tick(uv_timer_t *t)

@@ -289,6 +289,28 @@ static int export_health_check(json_t *spec, const struct rc_health_check *hc)
     return 0;
 }
 
+/* uchQueryParameter, stickySession, slowStart, connectionDrain. */
+static int export_lb_options(json_t *spec, const struct rc_server_group *g)
+{
+    if (g->uch_query_parameter && set_str(spec, "uchQueryParameter", g->uch_query_parameter) != 0)
+        return -1;
+    json_t *st = add_obj(spec, "stickySession");
+    if (st == NULL || set_bool(st, "enabled", g->sticky.enabled) != 0 ||
+        set_str(st, "type", g->sticky.server ? "Server" : "Insert") != 0 ||
+        (g->sticky.server ? set_str(st, "cookie", g->sticky.cookie ? g->sticky.cookie : "")
+                          : set_int(st, "cookieTimeoutSeconds", g->sticky.cookie_timeout_s)) != 0)
+        return -1;
+    json_t *ss = add_obj(spec, "slowStart");
+    if (ss == NULL || set_bool(ss, "enabled", g->slow_start.enabled) != 0 ||
+        set_int(ss, "durationSeconds", g->slow_start.duration_s) != 0)
+        return -1;
+    json_t *cd = add_obj(spec, "connectionDrain");
+    if (cd == NULL || set_bool(cd, "enabled", g->drain.enabled) != 0 ||
+        set_int(cd, "timeoutSeconds", g->drain.timeout_s) != 0)
+        return -1;
+    return 0;
+}
+
 static int export_group(json_t *kind, const struct rc_server_group *g)
 {
     json_t *spec = add_resource(kind, &g->meta);
@@ -328,7 +350,7 @@ static int export_group(json_t *kind, const struct rc_server_group *g)
              set_str(tls, "clientCertificate", g->tls.client_certificate->meta.name) != 0))
             return -1;
     }
-    return 0;
+    return export_lb_options(spec, g);
 }
 
 static const char *listener_protocol_name(enum rc_listener_protocol p)

@@ -46,6 +46,70 @@ static bool health_host_ok(const char *h)
     return true;
 }
 
+/* An RFC 6265 cookie name: a token (no separators, controls or spaces). */
+static bool cookie_name_ok(const char *s)
+{
+    if (!s || !*s || *s == '$')
+        return false;
+    for (; *s; s++)
+        if (*s <= 32 || *s >= 127 || strchr("()<>@,;:\\\"/[]?={}", *s))
+            return false;
+    return true;
+}
+
+/* uchQueryParameter, stickySession, slowStart and connectionDrain: the
+ * ranges are the schema's (alb-api.md 3.1); what depends on another field
+ * is checked here. Errors are reported; -1 only when out of memory. */
+static int build_lb_options(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec,
+                            struct rc_server_group *g)
+{
+    yaml_node_t *uch = rc_at(d, spec, "uchQueryParameter");
+    if (g->scheduler == RC_SCHED_UCH && !uch)
+        rc_doc_err(L, d, RC_ERROR, rc_at(d, spec, "scheduler"), "spec.scheduler",
+                   "the Uch scheduler needs uchQueryParameter");
+    else if (g->scheduler != RC_SCHED_UCH && uch)
+        rc_doc_err(L, d, RC_ERROR, uch, "spec.uchQueryParameter",
+                   "uchQueryParameter is used only by the Uch scheduler");
+    if (uch && g->scheduler == RC_SCHED_UCH &&
+        !(g->uch_query_parameter = rc_arena_strdup(L->arena, rc_y_str(uch))))
+        return -1;
+
+    yaml_node_t *st = rc_at(d, spec, "stickySession");
+    g->sticky.enabled = rc_field_bool(d, st, "enabled", false);
+    g->sticky.server = !strcmp(rc_field_str(d, st, "type", "Insert"), "Server");
+    g->sticky.cookie_timeout_s = rc_field_int(d, st, "cookieTimeoutSeconds", 1000);
+    const char *cookie = rc_field_str(d, st, "cookie", "");
+    if (g->sticky.enabled && g->sticky.server) {
+        yaml_node_t *cn = rc_at(d, st, "cookie");
+        if (!cookie_name_ok(cookie))
+            rc_doc_err(L, d, RC_ERROR, cn ? cn : st, "spec.stickySession.cookie",
+                       "type Server needs the backend's cookie name (1-200 token characters, "
+                       "not starting with $)");
+        else if (!(g->sticky.cookie = rc_arena_strdup(L->arena, cookie)))
+            return -1;
+        yaml_node_t *tn = rc_at(d, st, "cookieTimeoutSeconds");
+        if (tn)
+            rc_doc_err(L, d, RC_ERROR, tn, "spec.stickySession.cookieTimeoutSeconds",
+                       "cookieTimeoutSeconds is for type Insert (the backend's cookie keeps "
+                       "its own lifetime)");
+    } else if (g->sticky.enabled && *cookie) {
+        rc_doc_err(L, d, RC_ERROR, rc_at(d, st, "cookie"), "spec.stickySession.cookie",
+                   "cookie is for type Server (Insert uses albd's SERVERID cookie)");
+    }
+
+    yaml_node_t *ss = rc_at(d, spec, "slowStart");
+    g->slow_start.enabled = rc_field_bool(d, ss, "enabled", false);
+    g->slow_start.duration_s = rc_field_int(d, ss, "durationSeconds", 30);
+    if (g->slow_start.enabled && g->scheduler != RC_SCHED_WRR)
+        rc_doc_err(L, d, RC_ERROR, rc_at(d, ss, "enabled"), "spec.slowStart.enabled",
+                   "slow start works only with the Wrr scheduler");
+
+    yaml_node_t *cd = rc_at(d, spec, "connectionDrain");
+    g->drain.enabled = rc_field_bool(d, cd, "enabled", false);
+    g->drain.timeout_s = rc_field_int(d, cd, "timeoutSeconds", 300);
+    return 0;
+}
+
 int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *g,
                    const struct rc_kind_docs *certs)
 {
@@ -124,6 +188,8 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
                    "\"%s\" is not a domain name: it needs at least one dot and a last label of "
                    "letters only (health.example.com)",
                    hc->host);
+    if (build_lb_options(L, d, spec, g) != 0)
+        return -1;
 
     /* spec.tls: end-to-end TLS of an HTTPS group. */
     yaml_node_t *tls = rc_at(d, spec, "tls");

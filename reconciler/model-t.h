@@ -157,6 +157,23 @@ struct rc_server_group {
         const char *server_name;
         const struct rc_certificate *client_certificate; /* NULL: none */
     } tls;
+    const char *uch_query_parameter;     /* Uch: the query parameter hashed (else NULL) */
+    /* stickySession: Insert (albd's SERVERID cookie, cookie_timeout_s
+     * 1-86400) or Server (the backend's cookie named cookie). */
+    struct {
+        bool enabled;
+        bool server; /* type Server (else Insert) */
+        int cookie_timeout_s;
+        const char *cookie; /* Server: the backend's cookie name (else NULL) */
+    } sticky;
+    struct {
+        bool enabled;   /* Wrr only */
+        int duration_s; /* 30-900 */
+    } slow_start;
+    struct {
+        bool enabled;
+        int timeout_s; /* 0-900; 0 = cut at once */
+    } drain;
 };
 
 /* Forwarding rules (Listener spec.rules, reconciler/rules.c): what the

@@ -19,12 +19,6 @@ struct unsupported {
 static const struct unsupported table[] = {
     {"Listener", "spec.protocol", "QUIC", "QUIC listeners are not supported yet"},
     {"Listener", "spec.quic.upgrade", "true", "quic is not supported yet"},
-    {"ServerGroup", "spec.scheduler", "Wlc", "the Wlc scheduler is not supported yet"},
-    {"ServerGroup", "spec.scheduler", "Sch", "the Sch scheduler is not supported yet"},
-    {"ServerGroup", "spec.scheduler", "Uch", "the Uch scheduler is not supported yet"},
-    {"ServerGroup", "spec.stickySession.enabled", "true", "stickySession is not supported yet"},
-    {"ServerGroup", "spec.slowStart.enabled", "true", "slowStart is not supported yet"},
-    {"ServerGroup", "spec.connectionDrain.enabled", "true", "connectionDrain is not supported yet"},
     {"Certificate", "spec.source.service", NULL, "certificate services are not supported yet"},
 };
 
