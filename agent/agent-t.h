@@ -39,6 +39,7 @@ struct ag_agent {
     struct px_runtime *rt;
     struct rc_model *running; /* the model being served (one reference), NULL before the first */
     uv_signal_t sig_term, sig_int, sig_hup;
+    uv_signal_t sig_usr1;    /* reopen access logs (proxy/alog.h) */
     uv_timer_t ticket_timer; /* rotates generated session-ticket keys */
     struct ag_admin *admin;
     struct ag_admin *probe; /* --probe endpoint, NULL when off */

@@ -14,6 +14,7 @@
 #include "agent/notify.h"
 #include "agent/watch.h"
 #include "common/log.h"
+#include "proxy/alog.h"
 #include "proxy/px.h"
 #include "proxy/tls_keys.h"
 #include "reconciler/load.h"
@@ -300,6 +301,7 @@ static void close_handles(struct ag_agent *a)
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
+    uv_close((uv_handle_t *)&a->sig_usr1, NULL);
     uv_close((uv_handle_t *)&a->ticket_timer, NULL);
     ag_admin_close(a->admin);
     a->admin = NULL;
@@ -402,6 +404,15 @@ static void on_hup(uv_signal_t *h, int signum)
     }
 }
 
+/* SIGUSR1: access-log files are reopened (logrotate's postrotate). */
+static void on_usr1(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    px_log_info("SIGUSR1: reopening access logs");
+    px_alog_reopen_all();
+}
+
 int ag_run(const struct ag_options *opt)
 {
     struct ag_agent a = {.opt = *opt, .loop = uv_default_loop(), .pending = {.all = true}};
@@ -438,6 +449,9 @@ int ag_run(const struct ag_options *opt)
     uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
+    uv_signal_init(a.loop, &a.sig_usr1);
+    a.sig_usr1.data = &a;
+    uv_signal_start(&a.sig_usr1, on_usr1, SIGUSR1);
 
     int arc = 0;
     if (opt->admin_addr && (arc = ag_admin_start(&a, opt->admin_addr, false, &a.admin)) != 0)
@@ -469,6 +483,7 @@ int ag_run(const struct ag_options *opt)
     uv_run(a.loop, UV_RUN_DEFAULT);
 
     px_runtime_stop(a.rt, opt->drain_ms);
+    px_alog_shutdown(2000); /* the last lines reach their files */
     rc_model_unref(a.running);
     ag_changes_clear(&a.pending);
     free(a.pending.v);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proxy/alog-t.h"
 #include "proxy/upstream-t.h"
 #include "proxy/worker-t.h"
 
@@ -54,6 +55,8 @@ struct px_exchange {
      * steps past it were offered; no limit on the group's size. */
     size_t first;
     size_t cursor;
+    /* The access-log record of the request (proxy/alog.h). */
+    struct px_alog_rec log;
 };
 
 #endif

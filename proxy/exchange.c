@@ -2,6 +2,7 @@
 #include "proxy/exchange.h"
 
 #include "common/log.h"
+#include "proxy/alog.h"
 #include "proxy/lb.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream.h"
@@ -68,6 +69,7 @@ static void use_server(struct px_exchange *x, struct px_server *s, bool allow_po
     }
     x->u_reused = reused;
     if (reused) {
+        px_alog_upstream_ready(&x->log, s->key);
         x->ready = true;
         x->cbs->ready(x->owner);
     }
@@ -119,6 +121,7 @@ static void up_on_connect(void *owner, struct px_upstream *u, int status)
         px_log_debug("%s: connect to %s failed: %s", x->tag, x->server->key, uv_strerror(status));
         px_exchange_connect(x);
     } else {
+        px_alog_upstream_ready(&x->log, x->server->key);
         x->ready = true;
         x->cbs->ready(x->owner);
     }

@@ -545,6 +545,8 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
     if (!s)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
+    if (error_code && !s->x.log.reason)
+        s->x.log.reason = "client_closed"; /* albd's own resets recorded theirs */
     px_h2_stream_release(s);
     return 0;
 }
@@ -784,6 +786,7 @@ static void h2_on_close(struct px_conn *c)
         return;
     for (struct h2_stream *s = h->active; s; s = s->next) {
         px_h2_stream_drop_upstream(s, false);
+        px_h2_stream_log_end(s, s->x.log.reason ? NULL : "client_closed");
         px_snapshot_unref(s->snap);
         s->snap = NULL;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/alog.h"
 #include "proxy/conn-io.h"
 #include "proxy/h2.h"
 #include "proxy/exchange.h"
@@ -79,6 +80,7 @@ struct h2_stream *px_h2_stream_new(struct h2 *h, int32_t id)
 
 void px_h2_stream_free(struct h2_stream *s)
 {
+    px_alog_discard(&s->x.log);
     px_buf_cleanup(&s->hout);
     px_buf_cleanup(&s->pend);
     px_buf_cleanup(&s->hin);
@@ -92,11 +94,18 @@ void px_h2_stream_drop_upstream(struct h2_stream *s, bool keep)
     px_exchange_release(&s->x, keep);
 }
 
+void px_h2_stream_log_end(struct h2_stream *s, const char *reason)
+{
+    s->x.log.bytes_in = s->meter.total;
+    px_alog_end(&s->x.log, s->status, reason);
+}
+
 /* The stream is closed (nghttp2 forgot it): back to the free list. */
 void px_h2_stream_release(struct h2_stream *s)
 {
     struct h2 *h = s->h;
     px_h2_stream_drop_upstream(s, false);
+    px_h2_stream_log_end(s, NULL);
     px_snapshot_unref(s->snap);
     s->snap = NULL;
     if (s->prev)
@@ -171,6 +180,7 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         n = DATA_MAX;
     memcpy(buf, s->rq.data + s->rq_off, n);
     s->rq_off += n;
+    s->x.log.bytes_out += n;
     if (s->rq_off == s->rq.len) {
         s->rq_off = 0;
         px_buf_reset(&s->rq);
@@ -201,6 +211,13 @@ void px_h2_stream_error(struct h2_stream *s, int status)
 {
     struct h2 *h = s->h;
     px_h2_stream_drop_upstream(s, false);
+    /* A request refused before it reached the pipeline starts its line
+     * here; the line ends when the stream closes. */
+    px_alog_begin(&s->x.log, s->lis, h->c->w->id, &h->cl, "2", NULL);
+    if (!s->x.log.reason)
+        s->x.log.reason = px_alog_reason(status);
+    if (!s->resp_submitted)
+        s->status = status;
     s->discard = true;
     size_t give = s->pend_consume + s->unconsumed;
     s->pend_consume = s->unconsumed = 0;
@@ -248,6 +265,7 @@ static int sink_head(void *owner, const struct px_resp_head *rh)
         return -1; /* albd did not ask for an upgrade */
     if (status < 200)
         return 0; /* interim responses are not forwarded */
+    px_alog_upstream_head(&s->x.log, status);
     s->status = status;
     char st[4];
     snprintf(st, sizeof st, "%d", status);
@@ -289,6 +307,7 @@ static int sink_end(void *owner)
 {
     struct h2_stream *s = owner;
     s->resp_complete = true;
+    px_alog_upstream_end(&s->x.log);
     resume_output(s);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/alog.h"
 #include "proxy/backend_h1.h"
 #include "proxy/exchange.h"
 #include "proxy/snapshot.h"
@@ -126,6 +127,12 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
                  const struct px_sink *proto_sink, const struct px_sink **sink)
 {
     const struct rc_listener *m = r->lis->model;
+    px_req_client_ip(r);
+    px_alog_begin(&x->log, r->lis, x->w->id, r->client,
+                  x->tag[1] == '2' ? "2"
+                  : r->minor       ? "1.1"
+                                   : "1.0",
+                  r);
     /* Domain fronting: every host the request names must be one the SNI
      * certificate covers. */
     if (px_tls_host_check_needed(m)) {
@@ -133,9 +140,9 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
         if (st)
             return st;
     }
-    px_req_client_ip(r);
     struct px_action a;
     px_route(r, &a);
+    px_alog_group(&x->log, a.group ? a.group->model->meta.name : NULL);
     /* PX_ACTION_FORWARD, the only action so far. */
     px_exchange_begin(x, r->lis);
     x->group = a.group;

@@ -17,6 +17,7 @@
 
 #include "reconciler/model-t.h"
 
+struct px_alog_sink;
 struct px_backend;
 struct px_lb_state;
 struct px_proto_choice;
@@ -56,6 +57,9 @@ struct px_listener {
     const struct px_proto_choice *protocols;
     const char *scheme; /* "http" or "https" (X-Forwarded-Proto) */
     char port_str[8];   /* the listener port as text (X-Forwarded-Port) */
+    /* spec.accessLog's destination (one reference), NULL when the
+     * listener does not log (proxy/alog.h). */
+    struct px_alog_sink *alog;
 };
 
 /* One listening address of a listener. key identifies the socket across

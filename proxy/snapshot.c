@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/alog.h"
 #include "proxy/backend.h"
 #include "proxy/lb.h"
 #include "proxy/protos.h"
@@ -145,8 +146,10 @@ static struct px_group *find_group(struct px_snapshot *s, const struct rc_server
 
 static void snapshot_free(struct px_snapshot *s)
 {
-    for (size_t i = 0; i < s->n_listeners; i++)
+    for (size_t i = 0; i < s->n_listeners; i++) {
         SSL_CTX_free(s->listeners[i].ssl_ctx);
+        px_alog_sink_unref(s->listeners[i].alog);
+    }
     for (size_t i = 0; i < s->n_groups; i++) {
         struct px_group *g = &s->groups[i];
         if (g->servers)
@@ -223,6 +226,15 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
                     *failed_listener = l->meta.name;
                     goto fail;
                 }
+            }
+        }
+        if (l->access_log.enabled) {
+            char aerr[256];
+            if (px_alog_sink_get(l->access_log.path, s->n_workers, &pl->alog, aerr, sizeof aerr) !=
+                0) {
+                snprintf(err, errlen, "Listener/%s: %s", l->meta.name, aerr);
+                *failed_listener = l->meta.name;
+                goto fail;
             }
         }
         for (size_t a = 0; a < l->instance->n_addresses; a++) {
