@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "agent/obs_metrics.h"
 #include "agent/query.h"
 #include "common/log.h"
 #include "proxy/px.h"
@@ -329,6 +330,10 @@ static char *metrics_text(struct ag_agent *a)
               "albd_upstream_connections_total{kind=\"new\"} %llu\n"
               "albd_upstream_connections_total{kind=\"reused\"} %llu\n",
               (unsigned long long)st.upstream_connects, (unsigned long long)st.upstream_reused);
+    char *obs = ag_obs_metrics(a); /* agent/obs_metrics.c */
+    if (obs)
+        sb_printf(&b, "%s", obs);
+    free(obs);
     return b.p;
 }
 

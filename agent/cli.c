@@ -264,6 +264,11 @@ static int cmd_run(int argc, char **argv)
     return ag_run(&o);
 }
 
+const char *ag_cli_commit(void)
+{
+    return ALBD_COMMIT;
+}
+
 int ag_cli_main(int argc, char **argv)
 {
     if (argc < 2) {

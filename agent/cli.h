@@ -15,4 +15,8 @@ enum {
  * status (see DESIGN.md "Processes, interfaces, files"). */
 int ag_cli_main(int argc, char **argv);
 
+/* The commit this binary was built from (git describe, or "unknown"):
+ * static string. */
+const char *ag_cli_commit(void);
+
 #endif

@@ -15,6 +15,8 @@
 struct px_group;
 struct px_server;
 
+#define PX_EXCHANGE_REQID_SIZE 129 /* PX_REQID_SIZE (proxy/reqid.h) */
+
 /* What the protocol handler does with an exchange. Callbacks run on the
  * worker loop; owner is the pointer given to px_exchange_init. */
 struct px_exchange_cbs {
@@ -55,6 +57,9 @@ struct px_exchange {
      * steps past it were offered; no limit on the group's size. */
     size_t first;
     size_t cursor;
+    /* The request's X-Request-Id (proxy/reqid.h), "" when the listener
+     * sends none. */
+    char req_id[PX_EXCHANGE_REQID_SIZE];
     /* The access-log record of the request (proxy/alog.h). */
     struct px_alog_rec log;
 };

@@ -23,6 +23,7 @@
 #include "proxy/headers.h"
 #include "common/log.h"
 #include "proxy/req.h"
+#include "proxy/reqid.h"
 #include "proxy/runtime-t.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
@@ -130,6 +131,15 @@ static void drop_upstream(struct h1 *h, bool keep)
     px_exchange_release(&h->x, keep);
 }
 
+/* Adds X-Request-Id to the response head in hout when the listener
+ * echoes it. 0 or -1. */
+static int echo_request_id(struct h1 *h)
+{
+    if (!h->x.req_id[0] || !h->c->lis->model->request_id.echo)
+        return 0;
+    return px_reqid_echo_h1(&h->hout, h->x.req_id);
+}
+
 /* Ends the request's access-log line (when its listener logs). */
 static void log_end(struct h1 *h, int status, const char *reason)
 {
@@ -146,8 +156,12 @@ static void send_error(struct h1 *h, int status)
     drop_upstream(h, false);
     if (c->closing)
         return;
-    if (h->phase != PH_DONE) /* a request refused before it reached the pipeline */
+    if (h->phase != PH_DONE) { /* a request refused before it reached the pipeline */
         px_alog_begin(&h->x.log, c->lis, c->w->id, &h->cl, h->minor ? "1.1" : "1.0", NULL);
+        if (!h->x.req_id[0] && c->lis->model->request_id.enabled)
+            px_reqid_new(h->x.req_id, c->w->id);
+        px_alog_request_id(&h->x.log, h->x.req_id[0] ? h->x.req_id : NULL);
+    }
     if (h->resp_started || h->phase == PH_DONE) {
         log_end(h, h->status, px_alog_reason(status));
         /* A close-delimited body that ends in a FIN would look complete
@@ -161,8 +175,11 @@ static void send_error(struct h1 *h, int status)
     h->phase = PH_DONE;
     px_buf_reset(&h->hout);
     /* A HEAD request gets the head alone (RFC 9110 9.3.2). */
-    int rc = h->is_head ? px_headers_error_head(&h->hout, h->minor, status)
-                        : px_headers_error(&h->hout, h->minor, status);
+    int rc = px_headers_error_head(&h->hout, h->minor, status);
+    if (rc == 0)
+        rc = echo_request_id(h);
+    if (rc == 0 && !h->is_head)
+        rc = px_headers_error_body(&h->hout, status);
     if (rc < 0) {
         px_conn_close(c);
         return;
@@ -199,6 +216,7 @@ static int on_req_begin(llhttp_t *p)
     head_reset(h);
     h->phase = PH_HEAD;
     h->err_status = 0;
+    h->x.req_id[0] = '\0';
     h->is_head = false;
     /* A client that starts a request must finish its head in time (408):
      * a deadline from the first byte, not an idle timer that every byte
@@ -734,7 +752,8 @@ static int sink_head(void *owner, const struct px_resp_head *rh)
         h->close_after = true;
     px_buf_reset(&h->hout);
     if (px_headers_response(&h->hout, h->minor, status, rh->reason, rh->reason_len, rh->h, rh->n,
-                            h->rframing, h->close_after) < 0)
+                            h->rframing, h->close_after) < 0 ||
+        echo_request_id(h) < 0)
         return -1;
     h->resp_started = true;
     px_req_count_response(c->w, status);

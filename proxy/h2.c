@@ -853,7 +853,7 @@ static int h2_start(struct px_conn *c)
     px_client_init(&h->cl, c);
     h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
     h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
-    h->nva = calloc(PX_HDR_MAX + 1, sizeof *h->nva);
+    h->nva = calloc(PX_HDR_MAX + 2, sizeof *h->nva); /* :status, fields, x-request-id */
     px_buf_init(&h->hb, 2 * PX_H2_MAX_HEADER_LIST);
     h->pool = px_mempool_new();
     h->mem = (nghttp2_mem){h->pool, ng_malloc, ng_free, ng_calloc, ng_realloc};

@@ -16,6 +16,7 @@
 #include "proxy/headers.h"
 #include "common/log.h"
 #include "proxy/req.h"
+#include "proxy/reqid.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream.h"
 
@@ -214,6 +215,9 @@ void px_h2_stream_error(struct h2_stream *s, int status)
     /* A request refused before it reached the pipeline starts its line
      * here; the line ends when the stream closes. */
     px_alog_begin(&s->x.log, s->lis, h->c->w->id, &h->cl, "2", NULL);
+    if (!s->x.req_id[0] && s->lis->model->request_id.enabled)
+        px_reqid_new(s->x.req_id, h->c->w->id);
+    px_alog_request_id(&s->x.log, s->x.req_id[0] ? s->x.req_id : NULL);
     if (!s->x.log.reason)
         s->x.log.reason = px_alog_reason(status);
     if (!s->resp_submitted)
@@ -240,13 +244,16 @@ void px_h2_stream_error(struct h2_stream *s, int status)
     snprintf(len, sizeof len, "%zu", s->rq.len);
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
     nghttp2_nv nva[] = {NV(":status", st), NV("content-type", "text/plain"),
-                        NV("cache-control", "no-store"), NV("content-length", len)};
+                        NV("cache-control", "no-store"), NV("content-length", len),
+                        NV("x-request-id", s->x.req_id)};
 #undef NV
+    size_t n_nva = sizeof nva / sizeof nva[0];
+    if (!s->x.req_id[0] || !s->lis->model->request_id.echo)
+        n_nva--; /* x-request-id is last */
     s->resp_complete = true;
     s->resp_submitted = true;
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
-    if (nghttp2_submit_response(h->ng, s->id, nva, sizeof nva / sizeof nva[0],
-                                s->is_head ? NULL : &dp) != 0) {
+    if (nghttp2_submit_response(h->ng, s->id, nva, n_nva, s->is_head ? NULL : &dp) != 0) {
         nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return;
     }
@@ -270,7 +277,10 @@ static int sink_head(void *owner, const struct px_resp_head *rh)
     char st[4];
     snprintf(st, sizeof st, "%d", status);
     h->nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
-    size_t k = fields_to_nv(h, rh->n, 1); /* rh->h is h->hdrs */
+    size_t k = fields_to_nv(h, rh->n, 1);                 /* rh->h is h->hdrs */
+    if (s->x.req_id[0] && s->lis->model->request_id.echo) /* h->nva has room for it */
+        h->nva[k++] = (nghttp2_nv){(uint8_t *)"x-request-id", (uint8_t *)s->x.req_id, 12,
+                                   strlen(s->x.req_id), NGHTTP2_NV_FLAG_NONE};
     bool bodyless = s->is_head || status == 204 || status == 304;
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
     if (nghttp2_submit_response(h->ng, s->id, h->nva, k, bodyless ? NULL : &dp) != 0)

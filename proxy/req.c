@@ -10,6 +10,7 @@
 #include "proxy/alog.h"
 #include "proxy/backend_h1.h"
 #include "proxy/exchange.h"
+#include "proxy/reqid.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -148,6 +149,12 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     x->group = a.group;
     x->idempotent = px_method_idempotent(r->method);
     x->body_sent = false;
+    x->req_id[0] = '\0';
+    if (m->request_id.enabled) {
+        r->n_hdrs =
+            px_reqid_apply(r->hdrs, r->n_hdrs, m->request_id.trust_client, x->w->id, x->req_id);
+        px_alog_request_id(&x->log, x->req_id);
+    }
     int st = transform(r, a.group, hout, tgt);
     if (st)
         return st;
