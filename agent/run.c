@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "agent/admin.h"
+#include "agent/events.h"
 #include "agent/notify.h"
 #include "agent/watch.h"
 #include "common/log.h"
@@ -215,6 +216,7 @@ int ag_reconcile(struct ag_agent *a)
             break;
         }
         if (px_runtime_apply(a->rt, m, &aerr) == 0) {
+            struct rc_model *before = a->running ? rc_model_ref(a->running) : NULL;
             adopt(a, m);
             a->last_applied = time(NULL);
             a->last_apply_seconds = now_seconds() - t0;
@@ -225,6 +227,9 @@ int ag_reconcile(struct ag_agent *a)
                         m->n_groups, m->n_certificates,
                         rc > 0 ? "; invalid resources contained" : "",
                         a->last_apply_seconds * 1000);
+            ag_events_changes(before, m); /* agent/events.c */
+            rc_model_unref(before);
+            ag_events_cert_expiry(m, time(NULL));
             result = rc > 0 ? 1 : 0;
             break;
         }
@@ -375,6 +380,7 @@ static void on_ticket_timer(uv_timer_t *t)
 {
     struct ag_agent *a = t->data;
     px_runtime_rotate_ticket_keys(a->rt);
+    ag_events_cert_expiry(a->running, time(NULL)); /* a day without reconciles still warns */
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -489,6 +495,7 @@ int ag_run(const struct ag_options *opt)
     free(a.pending.v);
     rc_errs_cleanup(&a.last_errs);
     rc_status_cleanup(&a.last_status);
+    ag_events_cleanup();
     uv_loop_close(a.loop);
     px_log_info("stopped");
     return a.exit_status;
