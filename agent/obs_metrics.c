@@ -4,6 +4,9 @@
 #include "agent/obs_metrics.h"
 
 #include <dirent.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 
 #include "agent/cli.h"
 #include "proxy/alog.h"
+#include "proxy/obs.h"
 
 struct obuf {
     char *p;
@@ -187,11 +191,224 @@ static void agent_metrics(struct obuf *b, struct ag_agent *a)
               (unsigned long long)px_alog_dropped_total());
 }
 
+static uint64_t ld(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Sums of one listener's, group's or server's counters over the workers. */
+#define SUM(var, expr)                                                                             \
+    uint64_t var = 0;                                                                              \
+    for (int w_ = 0; w_ < nw; w_++) {                                                              \
+        const struct px_obs_worker *b_ = px_obs_worker(w_);                                        \
+        var += ld(&b_->expr);                                                                      \
+    }
+
+static void hist(struct obuf *b, const char *name, const char *label, const char *value, int nw,
+                 size_t off)
+{
+    static const double bounds[PX_OBS_BUCKETS] = PX_OBS_BUCKET_BOUNDS;
+    uint64_t buckets[PX_OBS_BUCKETS] = {0}, count = 0, sum = 0;
+    for (int w = 0; w < nw; w++) {
+        const struct px_obs_hist *h =
+            (const struct px_obs_hist *)((const char *)px_obs_worker(w) + off);
+        for (int i = 0; i < PX_OBS_BUCKETS; i++)
+            buckets[i] += ld(&h->bucket[i]);
+        count += ld(&h->count);
+        sum += ld(&h->sum_ns);
+    }
+    uint64_t cum = 0;
+    for (int i = 0; i < PX_OBS_BUCKETS; i++) {
+        cum += buckets[i];
+        ob_printf(b, "%s_bucket{%s=\"", name, label);
+        ob_label(b, value);
+        ob_printf(b, "\",le=\"%g\"} %llu\n", bounds[i], (unsigned long long)cum);
+    }
+    ob_printf(b, "%s_bucket{%s=\"", name, label);
+    ob_label(b, value);
+    ob_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)count);
+    ob_printf(b, "%s_sum{%s=\"", name, label);
+    ob_label(b, value);
+    ob_printf(b, "\"} %.9f\n", (double)sum / 1e9);
+    ob_printf(b, "%s_count{%s=\"", name, label);
+    ob_label(b, value);
+    ob_printf(b, "\"} %llu\n", (unsigned long long)count);
+}
+
+/* The slots of kind that have a name (registered, or the overflow slot). */
+static int slots(enum px_obs_kind kind, int *out, int max)
+{
+    int n = 0, used = px_obs_used(kind);
+    for (int i = 0; i < used && n < max; i++)
+        out[n++] = i;
+    int limit = kind == PX_OBS_LISTENER ? PX_OBS_LISTENERS
+                : kind == PX_OBS_GROUP  ? PX_OBS_GROUPS
+                                        : PX_OBS_SERVERS;
+    if (used >= limit - 1 && n < max)
+        out[n++] = limit - 1;
+    return n;
+}
+
+static void start_series(struct obuf *b, const char *name, const char *label, const char *value)
+{
+    ob_printf(b, "%s{%s=\"", name, label);
+    ob_label(b, value);
+    ob_printf(b, "\"");
+}
+
+static void listener_metrics(struct obuf *b, int nw)
+{
+    static int sl[PX_OBS_SERVERS];
+    int n = slots(PX_OBS_LISTENER, sl, PX_OBS_LISTENERS);
+    help(b, "albd_http_requests_total", "counter",
+         "Requests finished (answered, or abandoned by the client), by listener.");
+    for (int i = 0; i < n; i++) {
+        SUM(v, lis[sl[i]].requests);
+        start_series(b, "albd_http_requests_total", "listener",
+                     px_obs_name(PX_OBS_LISTENER, sl[i]));
+        ob_printf(b, "} %llu\n", (unsigned long long)v);
+    }
+    help(b, "albd_http_responses_total", "counter",
+         "Responses by listener and status class (code=\"none\": the client left before one).");
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c <= 5; c++) {
+            SUM(v, lis[sl[i]].responses[c]);
+            start_series(b, "albd_http_responses_total", "listener",
+                         px_obs_name(PX_OBS_LISTENER, sl[i]));
+            if (c)
+                ob_printf(b, ",code=\"%dxx\"} %llu\n", c, (unsigned long long)v);
+            else
+                ob_printf(b, ",code=\"none\"} %llu\n", (unsigned long long)v);
+        }
+    help(b, "albd_http_albd_answered_total", "counter",
+         "Requests albd answered or ended itself, by listener and albd_reason (as in the access "
+         "log).");
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < PX_OBS_REASONS; r++) {
+            SUM(v, lis[sl[i]].albd[r]);
+            start_series(b, "albd_http_albd_answered_total", "listener",
+                         px_obs_name(PX_OBS_LISTENER, sl[i]));
+            ob_printf(b, ",reason=\"%s\"} %llu\n", px_obs_reason_name(r), (unsigned long long)v);
+        }
+    help(b, "albd_http_request_body_bytes_total", "counter",
+         "Request body bytes received (WebSocket: client to backend), by listener.");
+    for (int i = 0; i < n; i++) {
+        SUM(v, lis[sl[i]].bytes_in);
+        start_series(b, "albd_http_request_body_bytes_total", "listener",
+                     px_obs_name(PX_OBS_LISTENER, sl[i]));
+        ob_printf(b, "} %llu\n", (unsigned long long)v);
+    }
+    help(b, "albd_http_response_body_bytes_total", "counter",
+         "Response body bytes sent (WebSocket: backend to client), by listener.");
+    for (int i = 0; i < n; i++) {
+        SUM(v, lis[sl[i]].bytes_out);
+        start_series(b, "albd_http_response_body_bytes_total", "listener",
+                     px_obs_name(PX_OBS_LISTENER, sl[i]));
+        ob_printf(b, "} %llu\n", (unsigned long long)v);
+    }
+    help(b, "albd_listener_connections_active", "gauge", "Client connections open, by listener.");
+    for (int i = 0; i < n; i++) {
+        SUM(v, lis[sl[i]].conns_active);
+        start_series(b, "albd_listener_connections_active", "listener",
+                     px_obs_name(PX_OBS_LISTENER, sl[i]));
+        ob_printf(b, "} %lld\n", (long long)v);
+    }
+    help(b, "albd_tls_handshakes_total", "counter",
+         "TLS handshakes completed, by listener and TLS version.");
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < PX_OBS_TLS_VERSIONS; t++) {
+            SUM(v, lis[sl[i]].tls_ok[t]);
+            start_series(b, "albd_tls_handshakes_total", "listener",
+                         px_obs_name(PX_OBS_LISTENER, sl[i]));
+            ob_printf(b, ",version=\"%s\"} %llu\n", px_obs_tls_version_name(t),
+                      (unsigned long long)v);
+        }
+    help(b, "albd_tls_handshake_failures_total", "counter",
+         "TLS handshakes that failed, by listener and reason.");
+    for (int i = 0; i < n; i++)
+        for (int f = 0; f < PX_OBS_TLS_FAILS; f++) {
+            SUM(v, lis[sl[i]].tls_fail[f]);
+            start_series(b, "albd_tls_handshake_failures_total", "listener",
+                         px_obs_name(PX_OBS_LISTENER, sl[i]));
+            ob_printf(b, ",reason=\"%s\"} %llu\n", px_obs_tls_fail_name(f), (unsigned long long)v);
+        }
+    help(b, "albd_http_request_duration_seconds", "histogram",
+         "Time from a request's start (its head, for HTTP/1.1 its pipeline step) to the end of "
+         "its response, by listener.");
+    for (int i = 0; i < n; i++)
+        hist(b, "albd_http_request_duration_seconds", "listener",
+             px_obs_name(PX_OBS_LISTENER, sl[i]), nw,
+             offsetof(struct px_obs_worker, lis) + (size_t)sl[i] * sizeof(struct px_obs_listener) +
+                 offsetof(struct px_obs_listener, duration));
+}
+
+static void upstream_metrics(struct obuf *b, int nw)
+{
+    static int sl[PX_OBS_SERVERS];
+    int n = slots(PX_OBS_GROUP, sl, PX_OBS_GROUPS);
+    help(b, "albd_upstream_retries_total", "counter",
+         "Extra backend attempts for a request (failover, or a fresh connection after a pooled "
+         "one was closed), by server group.");
+    for (int i = 0; i < n; i++) {
+        SUM(v, grp[sl[i]].retries);
+        start_series(b, "albd_upstream_retries_total", "server_group",
+                     px_obs_name(PX_OBS_GROUP, sl[i]));
+        ob_printf(b, "} %llu\n", (unsigned long long)v);
+    }
+    help(b, "albd_upstream_response_duration_seconds", "histogram",
+         "Time from a request's start to the end of its backend response, by server group.");
+    for (int i = 0; i < n; i++)
+        hist(b, "albd_upstream_response_duration_seconds", "server_group",
+             px_obs_name(PX_OBS_GROUP, sl[i]), nw,
+             offsetof(struct px_obs_worker, grp) + (size_t)sl[i] * sizeof(struct px_obs_group) +
+                 offsetof(struct px_obs_group, upstream));
+    n = slots(PX_OBS_SERVER, sl, PX_OBS_SERVERS);
+    help(b, "albd_upstream_responses_total", "counter",
+         "Backend responses, by server group and server (address:port).");
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            help(b, "albd_upstream_connect_failures_total", "counter",
+                 "Backend connection attempts that failed, by server group, server and reason.");
+        for (int i = 0; i < n; i++) {
+            const char *full = px_obs_name(PX_OBS_SERVER, sl[i]);
+            const char *slash = strchr(full, '/');
+            char grp[256];
+            snprintf(grp, sizeof grp, "%.*s", slash ? (int)(slash - full) : (int)strlen(full),
+                     full);
+            const char *srv = slash ? slash + 1 : full;
+            int nf = pass == 0 ? 1 : PX_OBS_CONNECT_FAILS;
+            for (int f = 0; f < nf; f++) {
+                uint64_t v = 0;
+                for (int w = 0; w < nw; w++) {
+                    const struct px_obs_server *s = &px_obs_worker(w)->srv[sl[i]];
+                    v += pass == 0 ? ld(&s->responses) : ld(&s->connect_fail[f]);
+                }
+                ob_printf(b, "%s{server_group=\"",
+                          pass == 0 ? "albd_upstream_responses_total"
+                                    : "albd_upstream_connect_failures_total");
+                ob_label(b, grp);
+                ob_printf(b, "\",server=\"");
+                ob_label(b, srv);
+                if (pass == 0)
+                    ob_printf(b, "\"} %llu\n", (unsigned long long)v);
+                else
+                    ob_printf(b, "\",reason=\"%s\"} %llu\n", px_obs_connect_fail_name(f),
+                              (unsigned long long)v);
+            }
+        }
+    }
+}
+
 char *ag_obs_metrics(struct ag_agent *a)
 {
     struct obuf b = {0};
     process_metrics(&b);
     agent_metrics(&b, a);
+    int nw = px_obs_n_workers();
+    if (nw > 0) {
+        listener_metrics(&b, nw);
+        upstream_metrics(&b, nw);
+    }
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -10,12 +10,15 @@
 
 struct px_alog_sink;
 
-/* One request's log record: embedded in its exchange (struct px_exchange,
- * one per HTTP/1.x connection or HTTP/2 stream). The request's fields are
- * written into line when it starts (its strings live in protocol buffers
- * that are reused later); the response's at the end. Zeroed memory is an
- * idle record. */
+/* One request's record: embedded in its exchange (struct px_exchange,
+ * one per HTTP/1.x connection or HTTP/2 stream). It feeds the labelled
+ * metrics (proxy/obs.h) of every request, and the access log of a
+ * listener that logs: the request's fields are written into line when it
+ * starts (its strings live in protocol buffers that are reused later);
+ * the response's at the end. Zeroed memory is an idle record. */
 struct px_alog_rec {
+    bool on;                   /* started, not ended */
+    int ls, gs, ss;            /* metric slots: listener, group, server (-1: none) */
     struct px_alog_sink *sink; /* NULL: this request is not logged */
     char *line;                /* heap; the object so far, without its closing brace */
     size_t len, cap;

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "proxy/headers.h"
+#include "proxy/obs.h"
 
 /* One worker's lines waiting for the writer. */
 struct slot {
@@ -555,17 +556,18 @@ static void put_ts(struct px_alog_rec *rec)
 void px_alog_begin(struct px_alog_rec *rec, const struct px_listener *lis, int wid,
                    const struct px_client *cl, const char *http_version, const struct px_req *r)
 {
-    if (rec->line || rec->sink || !lis || !lis->alog)
+    if (rec->on || !lis)
         return;
-    *rec = (struct px_alog_rec){.sink = lis->alog, .wid = wid};
+    *rec = (struct px_alog_rec){
+        .on = true, .ls = lis->obs_slot, .gs = -1, .ss = -1, .wid = wid, .t0 = uv_hrtime()};
+    if (!lis->alog)
+        return; /* metrics only */
+    rec->sink = lis->alog;
     rec->cap = 1024;
     rec->line = malloc(rec->cap);
-    if (!rec->line) {
-        rec->sink = NULL;
-        return;
-    }
+    if (!rec->line)
+        return; /* counted dropped at the end */
     rec->sample2xx = lis->model->access_log.sample2xx;
-    rec->t0 = uv_hrtime();
     put_ts(rec);
     field_cstr(rec, "client_ip", r ? r->client_ip : cl ? cl->ip : NULL);
     const char *port = cl ? cl->port : NULL;
@@ -606,25 +608,29 @@ void px_alog_request_id(struct px_alog_rec *rec, const char *id)
     field_cstr(rec, "request_id", id);
 }
 
-void px_alog_group(struct px_alog_rec *rec, const char *name)
+void px_alog_group(struct px_alog_rec *rec, const struct px_group *g)
 {
-    if (!rec->line || rec->has_group)
+    if (!rec->on || rec->has_group)
         return;
     rec->has_group = true;
-    field_cstr(rec, "server_group", name);
+    rec->gs = g ? g->obs_slot : -1;
+    if (rec->line)
+        field_cstr(rec, "server_group", g ? g->model->meta.name : NULL);
 }
 
-void px_alog_upstream_ready(struct px_alog_rec *rec, const char *key)
+void px_alog_upstream_ready(struct px_alog_rec *rec, const struct px_server *s)
 {
-    if (!rec->line)
+    if (!rec->on)
         return;
     rec->t_connect = uv_hrtime();
-    snprintf(rec->upstream, sizeof rec->upstream, "%s", key ? key : "");
+    rec->ss = s->obs_slot;
+    if (rec->line)
+        snprintf(rec->upstream, sizeof rec->upstream, "%s", s->key);
 }
 
 void px_alog_upstream_head(struct px_alog_rec *rec, int status)
 {
-    if (!rec->line || rec->upstream_status)
+    if (!rec->on || rec->upstream_status)
         return;
     rec->upstream_status = status;
     rec->t_first = uv_hrtime();
@@ -632,13 +638,13 @@ void px_alog_upstream_head(struct px_alog_rec *rec, int status)
 
 void px_alog_upstream_end(struct px_alog_rec *rec)
 {
-    if (rec->line && rec->t_first && !rec->t_up_end)
+    if (rec->on && rec->t_first && !rec->t_up_end)
         rec->t_up_end = uv_hrtime();
 }
 
 void px_alog_hold(struct px_alog_rec *rec)
 {
-    if (!rec->line || rec->held)
+    if (!rec->sink || rec->held)
         return;
     pthread_mutex_lock(&reg_mu);
     rec->sink->refs++;
@@ -671,18 +677,42 @@ static bool keep_line(double share)
     return (double)(x >> 11) / 9007199254740992.0 < share;
 }
 
+/* The request's metrics (proxy/obs.h), on its worker's block. */
+static void count(const struct px_alog_rec *rec, int status, const char *reason, uint64_t now)
+{
+    struct px_obs_worker *b = px_obs_worker(rec->wid);
+    if (!b || rec->ls < 0 || rec->ls >= PX_OBS_LISTENERS)
+        return;
+    struct px_obs_listener *l = &b->lis[rec->ls];
+    px_obs_add(&l->requests, 1);
+    int cls = status / 100;
+    px_obs_add(&l->responses[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    int ri = px_obs_reason_index(reason);
+    if (ri < PX_OBS_REASONS)
+        px_obs_add(&l->albd[ri], 1);
+    px_obs_add(&l->bytes_in, rec->bytes_in);
+    px_obs_add(&l->bytes_out, rec->bytes_out);
+    px_obs_observe(&l->duration, now - rec->t0);
+    if (rec->gs >= 0 && rec->gs < PX_OBS_GROUPS && rec->t_first)
+        px_obs_observe(&b->grp[rec->gs].upstream, (rec->t_up_end ? rec->t_up_end : now) - rec->t0);
+    if (rec->ss >= 0 && rec->ss < PX_OBS_SERVERS && rec->upstream_status)
+        px_obs_add(&b->srv[rec->ss].responses, 1);
+}
+
 void px_alog_end(struct px_alog_rec *rec, int status, const char *albd_reason)
 {
-    if (!rec->line) {
-        if (rec->sink) {
-            atomic_fetch_add_explicit(&dropped_total, 1, memory_order_relaxed);
-            px_alog_discard(rec);
-        }
+    if (!rec->on)
         return;
-    }
     uint64_t now = uv_hrtime();
     if (!albd_reason)
         albd_reason = rec->reason;
+    count(rec, status, albd_reason, now);
+    if (!rec->line) {
+        if (rec->sink) /* its line could not be allocated */
+            atomic_fetch_add_explicit(&dropped_total, 1, memory_order_relaxed);
+        px_alog_discard(rec);
+        return;
+    }
     if ((status >= 400 || status == 0 || albd_reason) || keep_line(rec->sample2xx)) {
         if (!rec->has_id)
             puts_(rec, ",\"request_id\":null");

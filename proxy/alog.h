@@ -49,7 +49,7 @@ void px_alog_shutdown(unsigned wait_ms);
 uint64_t px_alog_dropped_total(void);
 uint64_t px_alog_lines_total(void);
 
-/* Starts rec for a request on lis, when lis logs (else does nothing):
+/* Starts rec for a request on lis (its metrics), and when lis logs its line:
  * ts, client, listener, TLS facts, http_version ("1.0", "1.1", "2"), and
  * from r (NULL for a request refused before it was parsed) method, host,
  * path, query, user agent and referer. wid: the worker's id. A record
@@ -59,11 +59,11 @@ void px_alog_begin(struct px_alog_rec *rec, const struct px_listener *lis, int w
 
 /* Records the request ID and the server group (name NULL: none). */
 void px_alog_request_id(struct px_alog_rec *rec, const char *id);
-void px_alog_group(struct px_alog_rec *rec, const char *name);
+void px_alog_group(struct px_alog_rec *rec, const struct px_group *g);
 
-/* Upstream facts: a connection to key ("address:port") is ready; the
+/* Upstream facts: a connection to server s is ready; the
  * backend's final response head (status) arrived; its response ended. */
-void px_alog_upstream_ready(struct px_alog_rec *rec, const char *key);
+void px_alog_upstream_ready(struct px_alog_rec *rec, const struct px_server *s);
 void px_alog_upstream_head(struct px_alog_rec *rec, int status);
 void px_alog_upstream_end(struct px_alog_rec *rec);
 

@@ -143,7 +143,7 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     }
     struct px_action a;
     px_route(r, &a);
-    px_alog_group(&x->log, a.group ? a.group->model->meta.name : NULL);
+    px_alog_group(&x->log, a.group);
     /* PX_ACTION_FORWARD, the only action so far. */
     px_exchange_begin(x, r->lis);
     x->group = a.group;

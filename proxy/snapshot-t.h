@@ -31,6 +31,7 @@ struct px_server {
     struct px_backend *backend;
     const char *key; /* backend->id.key: "address:port" ([v6]:port) */
     int weight;
+    int obs_slot; /* its metrics series (proxy/obs.h), "group/key" */
 };
 
 struct px_group {
@@ -40,6 +41,7 @@ struct px_group {
     /* Scheduler state in the registry (one reference; proxy/lb.c). */
     struct px_lb_state *lb;
     int total_weight;
+    int obs_slot; /* its metrics series (proxy/obs.h) */
 };
 
 /* One listener (a Listener resource): its settings, bound on every address
@@ -60,6 +62,7 @@ struct px_listener {
     /* spec.accessLog's destination (one reference), NULL when the
      * listener does not log (proxy/alog.h). */
     struct px_alog_sink *alog;
+    int obs_slot; /* its metrics series (proxy/obs.h) */
 };
 
 /* One listening address of a listener. key identifies the socket across

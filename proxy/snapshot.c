@@ -11,6 +11,7 @@
 #include "proxy/alog.h"
 #include "proxy/backend.h"
 #include "proxy/lb.h"
+#include "proxy/obs.h"
 #include "proxy/protos.h"
 #include "proxy/tls_ctx.h"
 #include "reconciler/model.h"
@@ -57,6 +58,7 @@ static int build_group(struct px_snapshot *s, struct px_group *g, const struct r
 {
     g->model = m;
     g->n_servers = m->n_servers;
+    g->obs_slot = px_obs_slot(PX_OBS_GROUP, m->meta.name);
     if (m->n_servers == 0)
         return 0;
     g->servers = calloc(m->n_servers, sizeof *g->servers);
@@ -81,6 +83,9 @@ static int build_group(struct px_snapshot *s, struct px_group *g, const struct r
             return -1;
         }
         ps->key = ps->backend->id.key;
+        char sk[512];
+        snprintf(sk, sizeof sk, "%s/%s", m->meta.name, ps->key);
+        ps->obs_slot = px_obs_slot(PX_OBS_SERVER, sk);
         g->total_weight += rs->weight;
     }
     g->lb = px_lb_state_get(s->registry, g);
@@ -209,6 +214,7 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
         size_t li = s->n_listeners++;
         struct px_listener *pl = &s->listeners[li];
         pl->model = l;
+        pl->obs_slot = px_obs_slot(PX_OBS_LISTENER, l->meta.name);
         pl->default_group = l->default_group ? find_group(s, l->default_group) : NULL;
         pl->scheme = l->protocol == RC_LISTENER_HTTPS ? "https" : "http";
         pl->protocols = l->protocol == RC_LISTENER_HTTPS ? &px_protocols_alpn : &px_protocols_http1;
