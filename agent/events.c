@@ -125,6 +125,13 @@ void ag_events_cert_expiry(const struct rc_model *m, time_t now)
     }
 }
 
+bool ag_events_is_expiry_warning(const struct rc_err *e)
+{
+    static const char prefix[] = "the certificate expires on";
+    return e->severity == RC_WARNING && e->kind && strcmp(e->kind, "Certificate") == 0 && e->msg &&
+           strncmp(e->msg, prefix, sizeof prefix - 1) == 0;
+}
+
 void ag_events_cleanup(void)
 {
     free(warned);

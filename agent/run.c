@@ -148,6 +148,8 @@ static void log_errs(const struct rc_errs *errs)
 {
     char line[1024];
     for (size_t i = 0; i < errs->n; i++) {
+        if (ag_events_is_expiry_warning(&errs->v[i]))
+            continue; /* once a day per certificate, not every reconcile (agent/events.c) */
         rc_err_format(&errs->v[i], line, sizeof line);
         if (errs->v[i].severity == RC_ERROR)
             px_log_error("%s", line);
