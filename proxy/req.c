@@ -129,11 +129,9 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
 {
     const struct rc_listener *m = r->lis->model;
     px_req_client_ip(r);
-    px_alog_begin(&x->log, r->lis, x->w->id, r->client,
-                  x->tag[1] == '2' ? "2"
-                  : r->minor       ? "1.1"
-                                   : "1.0",
-                  r);
+    int wid = x->w ? x->w->id : 0; /* unit tests run the pipeline without a worker */
+    bool h2 = x->tag && strcmp(x->tag, "h2") == 0;
+    px_alog_begin(&x->log, r->lis, wid, r->client, h2 ? "2" : r->minor ? "1.1" : "1.0", r);
     /* Domain fronting: every host the request names must be one the SNI
      * certificate covers. */
     if (px_tls_host_check_needed(m)) {
@@ -151,8 +149,7 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     x->body_sent = false;
     x->req_id[0] = '\0';
     if (m->request_id.enabled) {
-        r->n_hdrs =
-            px_reqid_apply(r->hdrs, r->n_hdrs, m->request_id.trust_client, x->w->id, x->req_id);
+        r->n_hdrs = px_reqid_apply(r->hdrs, r->n_hdrs, m->request_id.trust_client, wid, x->req_id);
         px_alog_request_id(&x->log, x->req_id);
     }
     int st = transform(r, a.group, hout, tgt);
