@@ -7,7 +7,9 @@
 # one albd, one nginx backend, wrk over keep-alive.
 #   bench/access_log.sh build/albd
 # Knobs: BENCH_DURATION (5 s per run), BENCH_ROUNDS (3), BENCH_CONNECTIONS
-# (50), BENCH_WORKERS (1).
+# (50), BENCH_WORKERS (1), BENCH_BASELINE (another albd binary, e.g. one
+# without per-request records and metrics: its runs, "base", alternate
+# with "off" on a listener alike).
 set -euo pipefail
 BENCH_NAME=access_log
 source "$(dirname "$0")/lib.sh"
@@ -19,7 +21,7 @@ CONNS=${BENCH_CONNECTIONS:-50}
 WORKERS=${BENCH_WORKERS:-1}
 bench_tmp albd-bench-alog
 
-read -r P_BACK P_OFF P_ON P_FIFO P_FULL P_ADMIN <<<"$(free_ports 6)"
+read -r P_BACK P_OFF P_ON P_FIFO P_FULL P_ADMIN P_BASE P_BADMIN <<<"$(free_ports 8)"
 backend_nginx_conf "$P_BACK"
 start_backend "$P_BACK"
 mkfifo "$TMP/stuck.fifo"
@@ -78,11 +80,25 @@ run() { # name port: one wrk run; prints "name req/s cpu-us/req p99"
 }
 metric() { curl -s "http://127.0.0.1:$P_ADMIN/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
 
+BASE_PID=""
+if [[ -n "${BENCH_BASELINE:-}" ]]; then
+  mkdir -p "$TMP/base"
+  sed -n '1,/^  upstreamKeepalive/p' "$TMP/albd/bench.yaml" >"$TMP/base/bench.yaml"
+  listener off "$P_BASE" >>"$TMP/base/bench.yaml"
+  "$BENCH_BASELINE" run -m "$TMP/base" --admin "127.0.0.1:$P_BADMIN" --workers "$WORKERS" \
+    2>"$TMP/base.err" &
+  BASE_PID=$!
+  PIDS+=("$BASE_PID")
+  wait_http "http://127.0.0.1:$P_BADMIN/readyz" 10 || { tail "$TMP/base.err" >&2; exit 1; }
+  wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$P_BASE/" >/dev/null
+fi
+
 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$P_OFF/" >/dev/null # warm-up
 echo "albd workers=$WORKERS, wrk -c$CONNS, ${DURATION}s per run, $ROUNDS rounds"
 for ((i = 1; i <= ROUNDS; i++)); do
   run off "$P_OFF"
   run file "$P_ON"
+  [[ -z "$BASE_PID" ]] || ALBD_PID=$BASE_PID run base "$P_BASE"
 done
 echo "access log lines written: $(metric albd_access_log_lines_total), in the file: $(wc -l <"$TMP/access.log")"
 d0=$(metric albd_access_log_dropped_total)
