@@ -502,8 +502,10 @@ static void handle(struct admin_conn *c)
     } else if (strcmp(path, "/readyz") == 0) {
         if (a->stopping) /* SIGTERM: stop sending here; still serving for the grace */
             respond(c, head, 503, TEXT("draining\n"));
-        else if (a->running)
+        else if (a->running && a->running->n_listeners > 0)
             respond(c, head, 200, TEXT("ready\n"));
+        else if (a->running) /* an empty folder serves nothing: not ready for traffic */
+            respond(c, head, 503, TEXT("not ready: no listener\n"));
         else
             respond(c, head, 503, TEXT("not ready\n"));
     } else if (ad->probe_only) {

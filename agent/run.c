@@ -158,6 +158,33 @@ static void log_errs(const struct rc_errs *errs)
     }
 }
 
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct ag_agent *a = t->data;
+    if (a->stopping)
+        return;
+    px_log_info("retrying the listeners that could not be applied (next try in at most %u s)",
+                (a->retry_ms * 2 > 60000 ? 60000 : a->retry_ms * 2) / 1000);
+    a->pending.all = true;
+    ag_reconcile(a);
+}
+
+/* A listener the proxy could not serve (contained) is tried again by
+ * itself, not only at the next change or SIGHUP: after 1 s, then twice as
+ * long each time, at most 60 s apart; the delay resets once all serve. */
+static void schedule_retry(struct ag_agent *a, bool failing)
+{
+    if (a->stopping || uv_is_closing((uv_handle_t *)&a->retry_timer))
+        return;
+    if (!failing) {
+        a->retry_ms = 0;
+        uv_timer_stop(&a->retry_timer);
+        return;
+    }
+    a->retry_ms = a->retry_ms ? (a->retry_ms * 2 > 60000 ? 60000 : a->retry_ms * 2) : 1000;
+    uv_timer_start(&a->retry_timer, on_retry_timer, a->retry_ms, 0);
+}
+
 /* Loads the manifests (with the running model as the source of last good
  * versions), then applies. A listener the proxy cannot serve (its port will
  * not bind, OpenSSL refuses its certificate) is contained like an invalid
@@ -272,6 +299,7 @@ int ag_reconcile(struct ag_agent *a)
         invalid[i].reason = reasons[i];
     }
 
+    schedule_retry(a, n_invalid > 0);
     rc_errs_sort(&errs);
     log_errs(&errs);
     rc_errs_cleanup(&a->last_errs);
@@ -310,6 +338,7 @@ static void close_handles(struct ag_agent *a)
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
     uv_close((uv_handle_t *)&a->sig_usr1, NULL);
     uv_close((uv_handle_t *)&a->ticket_timer, NULL);
+    uv_close((uv_handle_t *)&a->retry_timer, NULL);
     ag_admin_close(a->admin);
     a->admin = NULL;
     ag_admin_close(a->probe);
@@ -448,6 +477,8 @@ int ag_run(const struct ag_options *opt)
     a.stop_timer.data = &a;
     uv_timer_init(a.loop, &a.ticket_timer);
     a.ticket_timer.data = &a;
+    uv_timer_init(a.loop, &a.retry_timer);
+    a.retry_timer.data = &a;
     uv_timer_start(&a.ticket_timer, on_ticket_timer, PX_TLS_KEYS_ROTATE_S * 1000,
                    PX_TLS_KEYS_ROTATE_S * 1000);
     uv_signal_init(a.loop, &a.sig_term);
