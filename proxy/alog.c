@@ -506,7 +506,10 @@ static void put_str(struct px_alog_rec *rec, const char *s, size_t n)
 
 static void field_str(struct px_alog_rec *rec, const char *name, const char *v, size_t n)
 {
-    putf(rec, ",\"%s\":", name);
+    /* ,"name": without printf: the line is built for every logged request. */
+    put(rec, ",\"", 2);
+    puts_(rec, name);
+    put(rec, "\":", 2);
     if (v)
         put_str(rec, v, n);
     else
