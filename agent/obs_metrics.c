@@ -176,8 +176,25 @@ static void process_metrics(struct obuf *b)
     }
 }
 
+/* One series per certificate of the running configuration (bounded by
+ * the manifests). */
+static void certificate_metrics(struct obuf *b, const struct ag_agent *a)
+{
+    if (!a->running || a->running->n_certificates == 0)
+        return;
+    help(b, "albd_certificate_not_after_seconds", "gauge",
+         "When each certificate of the running configuration expires (Unix time).");
+    for (size_t i = 0; i < a->running->n_certificates; i++) {
+        const struct rc_certificate *c = &a->running->certificates[i];
+        ob_printf(b, "albd_certificate_not_after_seconds{certificate=\"");
+        ob_label(b, c->meta.name);
+        ob_printf(b, "\"} %lld\n", (long long)c->not_after);
+    }
+}
+
 static void agent_metrics(struct obuf *b, struct ag_agent *a)
 {
+    certificate_metrics(b, a);
     help(b, "albd_last_successful_reconcile_timestamp_seconds", "gauge",
          "When the running configuration was last applied successfully (0: never).");
     ob_printf(b, "albd_last_successful_reconcile_timestamp_seconds %lld\n",

@@ -10,6 +10,7 @@ version and failures by reason; upstream responses and connect failures
 per server, retries and duration per group; albd_build_info, process_*,
 config generation, last successful reconcile time, the access-log
 counters. Label values stay within the configured names."""
+import calendar
 import os
 import re
 import socket
@@ -249,6 +250,11 @@ def body(env):
     c.ok(abs((value(fams, "albd_last_successful_reconcile_timestamp_seconds") or 0) - time.time()) < 600,
          "last successful reconcile is recent")
     c.eq(value(fams, "albd_config_generation"), 1.0, "config generation")
+    out = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", certs.rsa.cert],
+                         stdout=subprocess.PIPE, text=True).stdout.strip().split("=", 1)[-1]
+    na = calendar.timegm(time.strptime(out, "%Y-%m-%d %H:%M:%SZ")) if out else None
+    c.eq(value(fams, "albd_certificate_not_after_seconds", certificate="rsa"), float(na or -1),
+         "certificate not-after gauge per certificate")
     c.eq(value(fams, "albd_access_log_dropped_total"), 0.0, "access log drops (none)")
     listeners = {lb.get("listener") for f in fams.values() for _, lb, _ in f["samples"] if "listener" in lb}
     c.eq(listeners, {"web", "tls", "deadl"}, "listener label values are the configured listeners only")
