@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "agent/obs_metrics.h"
 #include "agent/query.h"
 #include "common/log.h"
 #include "proxy/dns.h"
@@ -533,6 +534,10 @@ static char *metrics_text(struct ag_agent *a)
               "albd_upstream_connections_total{kind=\"reused\"} %llu\n",
               (unsigned long long)st.upstream_connects, (unsigned long long)st.upstream_reused);
     server_health_metrics(a, &b);
+    char *obs = ag_obs_metrics(a); /* agent/obs_metrics.c */
+    if (obs)
+        sb_printf(&b, "%s", obs);
+    free(obs);
     return b.p;
 }
 
@@ -701,8 +706,10 @@ static void handle(struct admin_conn *c)
     } else if (strcmp(path, "/readyz") == 0) {
         if (a->stopping) /* SIGTERM: stop sending here; still serving for the grace */
             respond(c, head, 503, TEXT("draining\n"));
-        else if (a->running)
+        else if (a->running && a->running->n_listeners > 0)
             respond(c, head, 200, TEXT("ready\n"));
+        else if (a->running) /* an empty folder serves nothing: not ready for traffic */
+            respond(c, head, 503, TEXT("not ready: no listener\n"));
         else
             respond(c, head, 503, TEXT("not ready\n"));
     } else if (ad->probe_only) {

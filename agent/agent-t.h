@@ -40,7 +40,12 @@ struct ag_agent {
     struct px_runtime *rt;
     struct rc_model *running; /* the model being served (one reference), NULL before the first */
     uv_signal_t sig_term, sig_int, sig_hup;
+    uv_signal_t sig_usr1;    /* reopen access logs (proxy/alog.h) */
     uv_timer_t ticket_timer; /* rotates generated session-ticket keys */
+    /* Reconciles again while a listener could not be applied (its port
+     * would not bind ...), backing off from 1 s to 60 s; retry_ms 0: idle. */
+    uv_timer_t retry_timer;
+    unsigned retry_ms;
     struct ag_admin *admin;
     struct ag_admin *probe; /* --probe endpoint, NULL when off */
     struct ag_watch *watch; /* NULL when the tree cannot be watched */

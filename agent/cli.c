@@ -60,6 +60,9 @@ static const char usage_run[] =
     "      --session-ticket-key FILE  TLS session-ticket key (48 or 80 bytes), repeatable\n"
     "                              (at most 8; the first encrypts); default: generated, rotated\n"
     "  -l, --log-level L           error, warn, info (default) or debug\n"
+    "      --log-format F          text, json (one object per line: ts, level, msg) or auto\n"
+    "                              (default; also $ALBD_LOG_FORMAT): text on a terminal or\n"
+    "                              journald (with <N> priority prefixes), json otherwise\n"
     "  -h, --help                  print this\n"
     "\n"
     "Under systemd (NOTIFY_SOCKET set) albd sends READY=1 after the first apply, RELOADING=1\n"
@@ -206,7 +209,11 @@ static int cmd_run(int argc, char **argv)
 {
     struct ag_options o = {
         .admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
-    enum { OPT_GRACE = 256, OPT_SHARE, OPT_FOREIGN };
+    enum { OPT_GRACE = 256, OPT_SHARE, OPT_FOREIGN, OPT_LOG_FORMAT };
+    const char *env_format = getenv("ALBD_LOG_FORMAT");
+    int log_format = env_format ? px_log_parse_format(env_format) : PX_LOG_FORMAT_AUTO;
+    if (log_format < 0)
+        return usage_error("run", "ALBD_LOG_FORMAT is one of text, json, auto");
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"admin", required_argument, NULL, 'a'},
                                          {"workers", required_argument, NULL, 'w'},
@@ -214,6 +221,7 @@ static int cmd_run(int argc, char **argv)
                                          {"shutdown-grace", required_argument, NULL, OPT_GRACE},
                                          {"share-ports", no_argument, NULL, OPT_SHARE},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
                                          {"strict", no_argument, NULL, 's'},
                                          {"refuse-foreign", no_argument, NULL, OPT_FOREIGN},
                                          {"session-ticket-key", required_argument, NULL, 't'},
@@ -257,6 +265,10 @@ static int cmd_run(int argc, char **argv)
             px_log_set_level((enum px_log_level)l);
             break;
         }
+        case OPT_LOG_FORMAT:
+            if ((log_format = px_log_parse_format(optarg)) < 0)
+                return usage_error("run", "--log-format is one of text, json, auto");
+            break;
         case 's':
             o.strict = true;
             break;
@@ -290,7 +302,13 @@ static int cmd_run(int argc, char **argv)
         return usage_error("run", "unexpected argument \"%s\"", argv[optind]);
     if (!o.manifest_dir)
         return usage_error("run", "-m DIR is required");
+    px_log_set_format((enum px_log_format)log_format);
     return ag_run(&o);
+}
+
+const char *ag_cli_commit(void)
+{
+    return ALBD_COMMIT;
 }
 
 int ag_cli_main(int argc, char **argv)

@@ -27,4 +27,8 @@ int ag_load_all_or_nothing(const char *dir, bool refuse_foreign, struct rc_model
  * status (see DESIGN.md "Processes, interfaces, files"). */
 int ag_cli_main(int argc, char **argv);
 
+/* The commit this binary was built from (git describe, or "unknown"):
+ * static string. */
+const char *ag_cli_commit(void);
+
 #endif

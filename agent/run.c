@@ -11,9 +11,11 @@
 #include <time.h>
 
 #include "agent/admin.h"
+#include "agent/events.h"
 #include "agent/notify.h"
 #include "agent/watch.h"
 #include "common/log.h"
+#include "proxy/alog.h"
 #include "proxy/px.h"
 #include "proxy/tls_keys.h"
 #include "reconciler/load.h"
@@ -146,6 +148,8 @@ static void log_errs(const struct rc_errs *errs)
 {
     char line[1024];
     for (size_t i = 0; i < errs->n; i++) {
+        if (ag_events_is_expiry_warning(&errs->v[i]))
+            continue; /* once a day per certificate, not every reconcile (agent/events.c) */
         rc_err_format(&errs->v[i], line, sizeof line);
         if (errs->v[i].severity == RC_ERROR)
             px_log_error("%s", line);
@@ -154,6 +158,33 @@ static void log_errs(const struct rc_errs *errs)
         else
             px_log_info("%s", line);
     }
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct ag_agent *a = t->data;
+    if (a->stopping)
+        return;
+    px_log_info("retrying the listeners that could not be applied (next try in at most %u s)",
+                (a->retry_ms * 2 > 60000 ? 60000 : a->retry_ms * 2) / 1000);
+    a->pending.all = true;
+    ag_reconcile(a);
+}
+
+/* A listener the proxy could not serve (contained) is tried again by
+ * itself, not only at the next change or SIGHUP: after 1 s, then twice as
+ * long each time, at most 60 s apart; the delay resets once all serve. */
+static void schedule_retry(struct ag_agent *a, bool failing)
+{
+    if (a->stopping || uv_is_closing((uv_handle_t *)&a->retry_timer))
+        return;
+    if (!failing) {
+        a->retry_ms = 0;
+        uv_timer_stop(&a->retry_timer);
+        return;
+    }
+    a->retry_ms = a->retry_ms ? (a->retry_ms * 2 > 60000 ? 60000 : a->retry_ms * 2) : 1000;
+    uv_timer_start(&a->retry_timer, on_retry_timer, a->retry_ms, 0);
 }
 
 /* Loads the manifests (with the running model as the source of last good
@@ -217,6 +248,7 @@ int ag_reconcile(struct ag_agent *a)
             break;
         }
         if (px_runtime_apply(a->rt, m, &aerr) == 0) {
+            struct rc_model *before = a->running ? rc_model_ref(a->running) : NULL;
             adopt(a, m);
             a->last_applied = time(NULL);
             a->last_apply_seconds = now_seconds() - t0;
@@ -227,6 +259,9 @@ int ag_reconcile(struct ag_agent *a)
                         m->n_groups, m->n_certificates,
                         rc > 0 ? "; invalid resources contained" : "",
                         a->last_apply_seconds * 1000);
+            ag_events_changes(before, m); /* agent/events.c */
+            rc_model_unref(before);
+            ag_events_cert_expiry(m, time(NULL));
             result = rc > 0 ? 1 : 0;
             break;
         }
@@ -267,6 +302,7 @@ int ag_reconcile(struct ag_agent *a)
         invalid[i].reason = reasons[i];
     }
 
+    schedule_retry(a, n_invalid > 0);
     rc_errs_sort(&errs);
     log_errs(&errs);
     rc_errs_cleanup(&a->last_errs);
@@ -303,7 +339,9 @@ static void close_handles(struct ag_agent *a)
     uv_close((uv_handle_t *)&a->sig_term, NULL);
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
+    uv_close((uv_handle_t *)&a->sig_usr1, NULL);
     uv_close((uv_handle_t *)&a->ticket_timer, NULL);
+    uv_close((uv_handle_t *)&a->retry_timer, NULL);
     ag_admin_close(a->admin);
     a->admin = NULL;
     ag_admin_close(a->probe);
@@ -377,6 +415,7 @@ static void on_ticket_timer(uv_timer_t *t)
 {
     struct ag_agent *a = t->data;
     px_runtime_rotate_ticket_keys(a->rt);
+    ag_events_cert_expiry(a->running, time(NULL)); /* a day without reconciles still warns */
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -404,6 +443,15 @@ static void on_hup(uv_signal_t *h, int signum)
                  (unsigned long long)px_runtime_generation(a->rt));
         notify(msg);
     }
+}
+
+/* SIGUSR1: access-log files are reopened (logrotate's postrotate). */
+static void on_usr1(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    px_log_info("SIGUSR1: reopening access logs");
+    px_alog_reopen_all();
 }
 
 int ag_run(const struct ag_options *opt)
@@ -438,6 +486,8 @@ int ag_run(const struct ag_options *opt)
     a.stop_timer.data = &a;
     uv_timer_init(a.loop, &a.ticket_timer);
     a.ticket_timer.data = &a;
+    uv_timer_init(a.loop, &a.retry_timer);
+    a.retry_timer.data = &a;
     uv_timer_start(&a.ticket_timer, on_ticket_timer, PX_TLS_KEYS_ROTATE_S * 1000,
                    PX_TLS_KEYS_ROTATE_S * 1000);
     uv_signal_init(a.loop, &a.sig_term);
@@ -447,6 +497,9 @@ int ag_run(const struct ag_options *opt)
     uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
+    uv_signal_init(a.loop, &a.sig_usr1);
+    a.sig_usr1.data = &a;
+    uv_signal_start(&a.sig_usr1, on_usr1, SIGUSR1);
 
     int arc = 0;
     if (opt->admin_addr && (arc = ag_admin_start(&a, opt->admin_addr, false, &a.admin)) != 0)
@@ -478,11 +531,13 @@ int ag_run(const struct ag_options *opt)
     uv_run(a.loop, UV_RUN_DEFAULT);
 
     px_runtime_stop(a.rt, opt->drain_ms);
+    px_alog_shutdown(2000); /* the last lines reach their files */
     rc_model_unref(a.running);
     ag_changes_clear(&a.pending);
     free(a.pending.v);
     rc_errs_cleanup(&a.last_errs);
     rc_status_cleanup(&a.last_status);
+    ag_events_cleanup();
     uv_loop_close(a.loop);
     px_log_info("stopped");
     return a.exit_status;

@@ -13,6 +13,7 @@
 
 #include "proxy/conn-io.h"
 #include "proxy/headers.h"
+#include "proxy/obs.h"
 #include "common/log.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_io.h"
@@ -60,6 +61,8 @@ static void conn_free(struct px_conn *c)
     px_outq_cleanup(&c->out);
     px_tls_io_free(c->tls);
     free(c->plain);
+    if (c->lis)
+        px_obs_conn(w->id, c->lis->obs_slot, -1);
     px_snapshot_unref(c->snap);
     atomic_fetch_sub_explicit(&w->stats.connections_active, 1, memory_order_relaxed);
     free(c);
@@ -340,15 +343,20 @@ bool px_conn_congested(const struct px_conn *c)
     return c->out_high;
 }
 
+static void handshake_failed(struct px_conn *c, int fail);
+
 static void timer_cb(uv_timer_t *t)
 {
     struct px_conn *c = CONN_OF(t, timer);
     if (c->closing)
         return;
-    if (c->state == PX_CONN_OPEN && c->proto && c->proto->on_timeout)
+    if (c->state == PX_CONN_OPEN && c->proto && c->proto->on_timeout) {
         c->proto->on_timeout(c);
-    else
+    } else {
+        if (c->state == PX_CONN_HANDSHAKE && c->tls && c->tls_seen && c->lis)
+            handshake_failed(c, PX_OBS_TLSF_TIMEOUT);
         px_conn_close(c); /* handshake too slow, or flush / linger over */
+    }
 }
 
 void px_conn_timer(struct px_conn *c, uint64_t ms)
@@ -415,18 +423,40 @@ static int start_protocol(struct px_conn *c)
     return p->start(c);
 }
 
+/* Counts a failed TLS handshake by reason (fail: enum px_obs_tls_fail,
+ * -1: ask the TLS layer) and logs it, at most a few lines per worker per
+ * window (scanners and broken clients are many). */
+static void handshake_failed(struct px_conn *c, int fail)
+{
+    static _Thread_local struct px_log_limit limit;
+    const char *text = NULL;
+    if (fail < 0)
+        fail = px_tls_io_fail(c->tls, &text);
+    px_obs_tls_fail(c->w->id, c->lis->obs_slot, fail);
+    unsigned suppressed;
+    if (!px_log_limit_allow(&limit, uv_now(&c->w->loop), &suppressed))
+        return;
+    char more[64] = "";
+    if (suppressed)
+        snprintf(more, sizeof more, " (%u more suppressed)", suppressed);
+    px_log_info("TLS handshake from %s on %s failed: %s%s%s%s%s", c->client_ip,
+                c->lis->model->meta.name, px_obs_tls_fail_name(fail), text ? " (" : "",
+                text ? text : "", text ? ")" : "", more);
+}
+
 static void tls_input(struct px_conn *c)
 {
     if (c->state == PX_CONN_HANDSHAKE) {
         int r = px_tls_io_handshake(c->tls);
         int frc = tls_flush(c);
         if (r < 0 || frc < 0) {
-            px_log_debug("conn: TLS handshake with %s failed", c->client_ip);
+            handshake_failed(c, -1);
             px_conn_close(c);
             return;
         }
         if (r == 0)
             return;
+        px_obs_tls_ok(c->w->id, c->lis->obs_slot, SSL_version(px_tls_io_ssl(c->tls)));
         px_conn_timer(c, 0);
         if (start_protocol(c) < 0) {
             px_conn_close(c);
@@ -484,6 +514,8 @@ static void read_cb_body(struct px_conn *c, uv_stream_t *s, ssize_t nread)
     if (nread < 0) {
         uv_read_stop(s);
         c->reading = false;
+        if (c->state == PX_CONN_HANDSHAKE && c->tls && c->tls_seen && c->lis)
+            handshake_failed(c, PX_OBS_TLSF_EOF); /* the client gave up mid-handshake */
         if (nread == UV_EOF && c->state == PX_CONN_OPEN && !c->want_input) {
             /* Reading went on while the handler paused: input received
              * before the EOF (pipelined requests) comes first. */
@@ -497,6 +529,7 @@ static void read_cb_body(struct px_conn *c, uv_stream_t *s, ssize_t nread)
     }
     if (c->tls) {
         if (c->state == PX_CONN_HANDSHAKE && !c->tls_seen && c->rbuf[0] != 0x16) {
+            handshake_failed(c, PX_OBS_TLSF_HTTP_REQUEST);
             reject_plain_http(c);
             return;
         }
@@ -669,6 +702,7 @@ void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd)
     }
     c->snap = px_snapshot_ref(s);
     c->lis = &s->listeners[wl->listener];
+    px_obs_conn(w->id, c->lis->obs_slot, 1);
     snprintf(c->bind_key, sizeof c->bind_key, "%s", wl->key);
     peer_address(c);
     uv_tcp_nodelay(&c->tcp, 1);

@@ -9,12 +9,15 @@
 #include <sys/types.h>
 
 #include "proxy/lb-t.h"
+#include "proxy/alog-t.h"
 #include "proxy/upstream-t.h"
 #include "proxy/worker-t.h"
 
 struct px_group;
 struct px_server;
 struct px_cz;
+
+#define PX_EXCHANGE_REQID_SIZE 129 /* PX_REQID_SIZE (proxy/reqid.h) */
 
 /* What the protocol handler does with an exchange. Callbacks run on the
  * worker loop; owner is the pointer given to px_exchange_init. */
@@ -69,6 +72,11 @@ struct px_exchange {
     /* The Set-Cookie value of an Insert sticky session (proxy/sticky.c):
      * lives until the response head went to the sink. */
     char set_cookie[96];
+    /* The request's X-Request-Id (proxy/reqid.h), "" when the listener
+     * sends none. */
+    char req_id[PX_EXCHANGE_REQID_SIZE];
+    /* The access-log record of the request (proxy/alog.h). */
+    struct px_alog_rec log;
 };
 
 #endif

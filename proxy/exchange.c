@@ -1,9 +1,13 @@
 /* Backend choice and failover shared by proxy/h1.c and proxy/h2.c. */
 #include "proxy/exchange.h"
 
+#include <stdio.h>
+
 #include "common/log.h"
 #include "proxy/health.h"
+#include "proxy/alog.h"
 #include "proxy/lb.h"
+#include "proxy/obs.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream.h"
 
@@ -56,6 +60,36 @@ void px_exchange_release(struct px_exchange *x, bool keep)
     x->ready = false;
 }
 
+/* A connection attempt to x->server failed (err: a negative uv error):
+ * counted by reason, and logged at most a few times per worker per
+ * window (a dead backend fails every request). */
+static void connect_failed(struct px_exchange *x, int err)
+{
+    static _Thread_local struct px_log_limit limit;
+    int why = err == UV_ECONNREFUSED ? PX_OBS_CF_REFUSED
+              : err == UV_ETIMEDOUT  ? PX_OBS_CF_TIMEOUT
+                                     : PX_OBS_CF_OTHER;
+    struct px_obs_worker *b = px_obs_worker(x->w->id);
+    if (b && x->server->obs_slot >= 0 && x->server->obs_slot < PX_OBS_SERVERS)
+        px_obs_add(&b->srv[x->server->obs_slot].connect_fail[why], 1);
+    unsigned suppressed;
+    if (!px_log_limit_allow(&limit, uv_now(&x->w->loop), &suppressed))
+        return;
+    char more[64] = "";
+    if (suppressed)
+        snprintf(more, sizeof more, " (%u more suppressed)", suppressed);
+    px_log_warn("%s: cannot connect to %s (server group %s): %s%s", x->tag, x->server->key,
+                x->group ? x->group->model->meta.name : "?", uv_strerror(err), more);
+}
+
+/* Another attempt for the same request (failover or a fresh connection). */
+static void count_retry(struct px_exchange *x)
+{
+    struct px_obs_worker *b = px_obs_worker(x->w->id);
+    if (b && x->group && x->group->obs_slot >= 0 && x->group->obs_slot < PX_OBS_GROUPS)
+        px_obs_add(&b->grp[x->group->obs_slot].retries, 1);
+}
+
 static void use_server(struct px_exchange *x, struct px_server *s, bool allow_pooled)
 {
     bool reused = false;
@@ -64,12 +98,13 @@ static void use_server(struct px_exchange *x, struct px_server *s, bool allow_po
     int rc = px_upstream_acquire(x->w, s, allow_pooled, &up_cbs, x, &x->u, &reused);
     if (rc < 0) {
         x->u = NULL;
-        px_log_warn("%s: cannot connect to %s: %s", x->tag, s->key, uv_strerror(rc));
+        connect_failed(x, rc);
         px_exchange_connect(x);
         return;
     }
     x->u_reused = reused;
     if (reused) {
+        px_alog_upstream_ready(&x->log, s);
         x->ready = true;
         x->cbs->ready(x->owner);
     }
@@ -82,6 +117,8 @@ void px_exchange_connect(struct px_exchange *x)
         x->cbs->fail(x->owner, x->attempts == 0 ? 503 : x->last_timeout ? 504 : 502);
         return;
     }
+    if (x->attempts)
+        count_retry(x);
     x->attempts++;
     use_server(x, s, true);
 }
@@ -103,6 +140,7 @@ void px_exchange_lost(struct px_exchange *x, int err)
     if (repeatable && x->u_reused && !x->retried_fresh) {
         /* A pooled connection the backend had closed: once more, fresh. */
         x->retried_fresh = true;
+        count_retry(x);
         use_server(x, x->server, false);
         return;
     }
@@ -124,9 +162,10 @@ static void up_on_connect(void *owner, struct px_upstream *u, int status)
         x->u = NULL;
         x->last_timeout = status == UV_ETIMEDOUT;
         px_health_passive_failure(x->server->backend, status);
-        px_log_debug("%s: connect to %s failed: %s", x->tag, x->server->key, uv_strerror(status));
+        connect_failed(x, status);
         px_exchange_connect(x);
     } else {
+        px_alog_upstream_ready(&x->log, x->server);
         x->ready = true;
         x->cbs->ready(x->owner);
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/alog.h"
 #include "proxy/backend_h1.h"
 #include "proxy/compress.h"
 #include "proxy/conn-io.h"
@@ -23,6 +24,7 @@
 #include "proxy/headers.h"
 #include "common/log.h"
 #include "proxy/req.h"
+#include "proxy/reqid.h"
 #include "proxy/runtime-t.h"
 #include "proxy/sticky.h"
 #include "proxy/snapshot.h"
@@ -131,6 +133,23 @@ static void drop_upstream(struct h1 *h, bool keep)
     px_exchange_release(&h->x, keep);
 }
 
+/* Adds X-Request-Id to the response head in hout when the listener
+ * echoes it. 0 or -1. */
+static int echo_request_id(struct h1 *h)
+{
+    if (!h->x.req_id[0] || !h->c->lis->model->request_id.echo)
+        return 0;
+    return px_reqid_echo_h1(&h->hout, h->x.req_id);
+}
+
+/* Ends the request's access-log line (when its listener logs). */
+static void log_end(struct h1 *h, int status, const char *reason)
+{
+    if (h->phase != PH_TUNNEL)
+        h->x.log.bytes_in = h->meter.total;
+    px_alog_end(&h->x.log, status, reason);
+}
+
 /* Answers with albd's own error page and closes after it; when the response
  * has already begun there is nothing honest to send: abort. */
 static void send_error(struct h1 *h, int status)
@@ -139,7 +158,14 @@ static void send_error(struct h1 *h, int status)
     drop_upstream(h, false);
     if (c->closing)
         return;
+    if (h->phase != PH_DONE) { /* a request refused before it reached the pipeline */
+        px_alog_begin(&h->x.log, c->lis, c->w->id, &h->cl, h->minor ? "1.1" : "1.0", NULL);
+        if (!h->x.req_id[0] && c->lis->model->request_id.enabled)
+            px_reqid_new(h->x.req_id, c->w->id);
+        px_alog_request_id(&h->x.log, h->x.req_id[0] ? h->x.req_id : NULL);
+    }
     if (h->resp_started || h->phase == PH_DONE) {
+        log_end(h, h->status, px_alog_reason(status));
         /* A close-delimited body that ends in a FIN would look complete
          * to the client: reset instead. */
         if (h->resp_started && h->status >= 200 && h->rframing == PX_FRAME_CLOSE)
@@ -151,13 +177,19 @@ static void send_error(struct h1 *h, int status)
     h->phase = PH_DONE;
     px_buf_reset(&h->hout);
     /* A HEAD request gets the head alone (RFC 9110 9.3.2). */
-    int rc = h->is_head ? px_headers_error_head(&h->hout, h->minor, status)
-                        : px_headers_error(&h->hout, h->minor, status);
+    int rc = px_headers_error_head(&h->hout, h->minor, status);
+    if (rc == 0)
+        rc = echo_request_id(h);
+    if (rc == 0 && !h->is_head)
+        rc = px_headers_error_body(&h->hout, status);
     if (rc < 0) {
         px_conn_close(c);
         return;
     }
     px_req_count_response(c->w, status);
+    if (!h->is_head)
+        h->x.log.bytes_out = strlen(px_status_reason(status)) + 5; /* px_headers_error_body */
+    log_end(h, status, px_alog_reason(status));
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
     if (px_conn_write(c, &b, 1) < 0) {
         px_conn_close(c);
@@ -186,6 +218,7 @@ static int on_req_begin(llhttp_t *p)
     head_reset(h);
     h->phase = PH_HEAD;
     h->err_status = 0;
+    h->x.req_id[0] = '\0';
     h->is_head = false;
     /* A client that starts a request must finish its head in time (408):
      * a deadline from the first byte, not an idle timer that every byte
@@ -503,6 +536,8 @@ static void response_done(struct h1 *h, bool clean)
     bool keep = clean && h->req_complete && h->up_minor && h->x.group->model->upstream_keepalive &&
                 px_bresp_keepalive(&h->bp);
     drop_upstream(h, keep);
+    px_alog_upstream_end(&h->x.log);
+    log_end(h, h->status, NULL);
     if (h->close_after || !h->req_complete || c->draining || c->eof) {
         h->phase = PH_DONE;
         px_conn_finish(c);
@@ -571,6 +606,7 @@ static int tun_write(void *ctx, const char *data, size_t len)
 {
     struct h1 *h = ctx;
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    h->x.log.bytes_out += len;
     return px_conn_write(h->c, &b, 1);
 }
 
@@ -635,7 +671,8 @@ static void tunnel_start(struct h1 *h, const char *rest, size_t n)
         px_conn_close(c);
         return;
     }
-    h->x.u = NULL; /* the tunnel's now */
+    h->x.u = NULL;           /* the tunnel's now */
+    px_alog_hold(&h->x.log); /* the line is written when the tunnel ends */
     if (n && tun_write(h, rest, n) < 0) {
         px_conn_close(c);
         return;
@@ -688,9 +725,12 @@ static int sink_head(void *owner, const struct px_resp_head *rh)
     if (c->closing)
         return -1;
     int status = rh->status;
+    if (status >= 200 || status == 101)
+        px_alog_upstream_head(&h->x.log, status);
     if (status == 101) {
         if (!h->ws)
             return -1; /* albd did not ask for an upgrade */
+        h->status = 101;
         px_buf_reset(&h->hout);
         if (px_headers_response_upgrade(&h->hout, rh->reason, rh->reason_len, rh->h, rh->n,
                                         "websocket") < 0)
@@ -731,7 +771,8 @@ static int sink_head(void *owner, const struct px_resp_head *rh)
         h->close_after = true;
     px_buf_reset(&h->hout);
     if (px_headers_response(&h->hout, h->minor, status, rh->reason, rh->reason_len, rh->h, rh->n,
-                            h->rframing, h->close_after) < 0)
+                            h->rframing, h->close_after) < 0 ||
+        echo_request_id(h) < 0)
         return -1;
     h->resp_started = true;
     px_req_count_response(c->w, status);
@@ -744,6 +785,7 @@ static int sink_data(void *owner, const char *at, size_t len)
     struct h1 *h = owner;
     if (h->c->closing)
         return -1;
+    h->x.log.bytes_out += len;
     if (h->rframing == PX_FRAME_CHUNKED) {
         char hex[24];
         uv_buf_t b[3];
@@ -798,8 +840,11 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
     struct h1 *h = c->ps;
     if (h->phase == PH_DONE)
         return len;
-    if (h->phase == PH_TUNNEL)
-        return h->tun ? px_tunnel_client_data(h->tun, data, len) : len;
+    if (h->phase == PH_TUNNEL) {
+        size_t used = h->tun ? px_tunnel_client_data(h->tun, data, len) : len;
+        h->x.log.bytes_in += used;
+        return used;
+    }
     size_t done = 0;
     for (;;) {
         size_t stop;
@@ -932,6 +977,12 @@ static void h1_on_close(struct px_conn *c)
 {
     struct h1 *h = c->ps;
     if (h) {
+        /* A tunnel's end, or a client that left before its response
+         * ended. */
+        if (h->phase == PH_TUNNEL)
+            log_end(h, 101, NULL);
+        else
+            log_end(h, h->resp_started ? h->status : 0, "client_closed");
         drop_upstream(h, false);
         px_tunnel_free(h->tun);
         h->tun = NULL;
@@ -946,6 +997,7 @@ static void h1_free(struct px_conn *c)
     px_buf_cleanup(&h->hin);
     px_buf_cleanup(&h->hout);
     px_buf_cleanup(&h->tgt);
+    px_alog_discard(&h->x.log);
     free(h->hl.ents);
     free(h->hdrs);
     px_client_cleanup(&h->cl);

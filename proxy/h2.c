@@ -545,6 +545,8 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
     if (!s)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
+    if (error_code && !s->x.log.reason)
+        s->x.log.reason = "client_closed"; /* albd's own resets recorded theirs */
     px_h2_stream_release(s);
     return 0;
 }
@@ -784,6 +786,7 @@ static void h2_on_close(struct px_conn *c)
         return;
     for (struct h2_stream *s = h->active; s; s = s->next) {
         px_h2_stream_drop_upstream(s, false);
+        px_h2_stream_log_end(s, s->x.log.reason ? NULL : "client_closed");
         px_snapshot_unref(s->snap);
         s->snap = NULL;
     }
@@ -850,7 +853,7 @@ static int h2_start(struct px_conn *c)
     px_client_init(&h->cl, c);
     h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
     h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
-    h->nva = calloc(PX_HDR_MAX + 1, sizeof *h->nva);
+    h->nva = calloc(PX_HDR_MAX + 2, sizeof *h->nva); /* :status, fields, x-request-id */
     px_buf_init(&h->hb, 2 * PX_H2_MAX_HEADER_LIST);
     h->pool = px_mempool_new();
     h->mem = (nghttp2_mem){h->pool, ng_malloc, ng_free, ng_calloc, ng_realloc};

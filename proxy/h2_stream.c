@@ -10,12 +10,14 @@
 #include <string.h>
 
 #include "proxy/compress.h"
+#include "proxy/alog.h"
 #include "proxy/conn-io.h"
 #include "proxy/h2.h"
 #include "proxy/exchange.h"
 #include "proxy/headers.h"
 #include "common/log.h"
 #include "proxy/req.h"
+#include "proxy/reqid.h"
 #include "proxy/snapshot.h"
 #include "proxy/sticky.h"
 #include "proxy/upstream.h"
@@ -82,6 +84,7 @@ struct h2_stream *px_h2_stream_new(struct h2 *h, int32_t id)
 void px_h2_stream_free(struct h2_stream *s)
 {
     px_compress_release(&s->x);
+    px_alog_discard(&s->x.log);
     px_buf_cleanup(&s->hout);
     px_buf_cleanup(&s->pend);
     px_buf_cleanup(&s->hin);
@@ -95,12 +98,19 @@ void px_h2_stream_drop_upstream(struct h2_stream *s, bool keep)
     px_exchange_release(&s->x, keep);
 }
 
+void px_h2_stream_log_end(struct h2_stream *s, const char *reason)
+{
+    s->x.log.bytes_in = s->meter.total;
+    px_alog_end(&s->x.log, s->status, reason);
+}
+
 /* The stream is closed (nghttp2 forgot it): back to the free list. */
 void px_h2_stream_release(struct h2_stream *s)
 {
     struct h2 *h = s->h;
     px_h2_stream_drop_upstream(s, false);
     px_compress_release(&s->x);
+    px_h2_stream_log_end(s, NULL);
     px_snapshot_unref(s->snap);
     s->snap = NULL;
     if (s->prev)
@@ -177,6 +187,7 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     if (n) /* an empty body: rq may never have been allocated */
         memcpy(buf, s->rq.data + s->rq_off, n);
     s->rq_off += n;
+    s->x.log.bytes_out += n;
     if (s->rq_off == s->rq.len) {
         s->rq_off = 0;
         px_buf_reset(&s->rq);
@@ -207,6 +218,16 @@ void px_h2_stream_error(struct h2_stream *s, int status)
 {
     struct h2 *h = s->h;
     px_h2_stream_drop_upstream(s, false);
+    /* A request refused before it reached the pipeline starts its line
+     * here; the line ends when the stream closes. */
+    px_alog_begin(&s->x.log, s->lis, h->c->w->id, &h->cl, "2", NULL);
+    if (!s->x.req_id[0] && s->lis->model->request_id.enabled)
+        px_reqid_new(s->x.req_id, h->c->w->id);
+    px_alog_request_id(&s->x.log, s->x.req_id[0] ? s->x.req_id : NULL);
+    if (!s->x.log.reason)
+        s->x.log.reason = px_alog_reason(status);
+    if (!s->resp_submitted)
+        s->status = status;
     s->discard = true;
     size_t give = s->pend_consume + s->unconsumed;
     s->pend_consume = s->unconsumed = 0;
@@ -229,13 +250,16 @@ void px_h2_stream_error(struct h2_stream *s, int status)
     snprintf(len, sizeof len, "%zu", s->rq.len);
 #define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
     nghttp2_nv nva[] = {NV(":status", st), NV("content-type", "text/plain"),
-                        NV("cache-control", "no-store"), NV("content-length", len)};
+                        NV("cache-control", "no-store"), NV("content-length", len),
+                        NV("x-request-id", s->x.req_id)};
 #undef NV
+    size_t n_nva = sizeof nva / sizeof nva[0];
+    if (!s->x.req_id[0] || !s->lis->model->request_id.echo)
+        n_nva--; /* x-request-id is last */
     s->resp_complete = true;
     s->resp_submitted = true;
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
-    if (nghttp2_submit_response(h->ng, s->id, nva, sizeof nva / sizeof nva[0],
-                                s->is_head ? NULL : &dp) != 0) {
+    if (nghttp2_submit_response(h->ng, s->id, nva, n_nva, s->is_head ? NULL : &dp) != 0) {
         nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return;
     }
@@ -254,11 +278,15 @@ static int sink_head(void *owner, const struct px_resp_head *rh)
         return -1; /* albd did not ask for an upgrade */
     if (status < 200)
         return 0; /* interim responses are not forwarded */
+    px_alog_upstream_head(&s->x.log, status);
     s->status = status;
     char st[4];
     snprintf(st, sizeof st, "%d", status);
     h->nva[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
     size_t k = fields_to_nv(h, rh->h, rh->n, 1);
+    if (s->x.req_id[0] && s->lis->model->request_id.echo) /* h->nva has room for it */
+        h->nva[k++] = (nghttp2_nv){(uint8_t *)"x-request-id", (uint8_t *)s->x.req_id, 12,
+                                   strlen(s->x.req_id), NGHTTP2_NV_FLAG_NONE};
     bool bodyless = s->is_head || status == 204 || status == 304;
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = body_read};
     if (nghttp2_submit_response(h->ng, s->id, h->nva, k, bodyless ? NULL : &dp) != 0)
@@ -295,6 +323,7 @@ static int sink_end(void *owner)
 {
     struct h2_stream *s = owner;
     s->resp_complete = true;
+    px_alog_upstream_end(&s->x.log);
     resume_output(s);
     return 0;
 }

@@ -22,6 +22,10 @@ void px_h2_stream_release(struct h2_stream *s);
 /* Frees s and its buffers (connection teardown). */
 void px_h2_stream_free(struct h2_stream *s);
 
+/* Ends the stream's access-log line (status: s->status; reason: albd's,
+ * or NULL for the one recorded earlier); idempotent. */
+void px_h2_stream_log_end(struct h2_stream *s, const char *reason);
+
 /* Gives the stream's backend connection back (to its pool when keep). */
 void px_h2_stream_drop_upstream(struct h2_stream *s, bool keep);
 

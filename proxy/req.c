@@ -9,12 +9,14 @@
 
 #include "common/log.h"
 #include "proxy/action.h"
+#include "proxy/alog.h"
 #include "proxy/backend_h1.h"
 #include "proxy/clientip.h"
 #include "proxy/compress.h"
 #include "proxy/exchange.h"
 #include "proxy/router.h"
 #include "proxy/lb.h"
+#include "proxy/reqid.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -222,6 +224,10 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
                  const struct px_sink *proto_sink, const struct px_sink **sink)
 {
     const struct rc_listener *m = r->lis->model;
+    px_req_client_ip(r);
+    int wid = x->w ? x->w->id : 0; /* unit tests run the pipeline without a worker */
+    bool h2 = x->tag && strcmp(x->tag, "h2") == 0;
+    px_alog_begin(&x->log, r->lis, wid, r->client, h2 ? "2" : r->minor ? "1.1" : "1.0", r);
     /* Domain fronting: every host the request names must be one the SNI
      * certificate covers. */
     if (px_tls_host_check_needed(m)) {
@@ -229,11 +235,17 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
         if (st)
             return st;
     }
-    px_req_client_ip(r);
     struct px_action a;
     int rst = px_route(r, &a);
     if (rst)
         return rst;
+    px_alog_group(&x->log, a.group);
+    px_alog_rule(&x->log, a.rule ? a.rule->name : NULL);
+    x->req_id[0] = '\0';
+    if (m->request_id.enabled) {
+        r->n_hdrs = px_reqid_apply(r->hdrs, r->n_hdrs, m->request_id.trust_client, wid, x->req_id);
+        px_alog_request_id(&x->log, x->req_id);
+    }
     if (a.kind == PX_ACTION_ANSWER)
         return px_action_answer(r, &a, proto_sink, x->owner) < 0 ? 500 : PX_REQ_ANSWERED;
     px_exchange_begin(x, r->lis);

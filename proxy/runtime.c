@@ -17,6 +17,7 @@
 #include "proxy/health.h"
 #include "proxy/drain.h"
 #include "proxy/listen.h"
+#include "proxy/obs.h"
 #include "proxy/runtime-t.h"
 #include "proxy/sharecheck.h"
 #include "proxy/snapshot.h"
@@ -49,6 +50,8 @@ struct px_runtime *px_runtime_start(int n_workers)
         errno = ENOMEM;
         return NULL;
     }
+    if (px_obs_init(n_workers) != 0)
+        px_log_warn("no memory for per-listener metrics: they stay at 0");
     for (int i = 0; i < n_workers; i++) {
         int rc = px_worker_start(&rt->workers[i], rt, i);
         if (rc != 0) {
@@ -348,4 +351,5 @@ void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
     uv_mutex_destroy(&rt->lock);
     free(rt->workers);
     free(rt);
+    px_obs_cleanup();
 }

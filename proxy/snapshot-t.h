@@ -18,6 +18,7 @@
 
 #include "reconciler/model-t.h"
 
+struct px_alog_sink;
 struct px_backend;
 struct px_lb_state;
 struct px_proto_choice;
@@ -39,6 +40,7 @@ struct px_server {
      * NULL for plain HTTP. */
     SSL_CTX *tls_ctx;
     const char *tls_name;
+    int obs_slot; /* its metrics series (proxy/obs.h), "group/key" */
 };
 
 struct px_group {
@@ -52,6 +54,7 @@ struct px_group {
      * snapshot whose group has the same tls_digest); NULL for HTTP. */
     SSL_CTX *tls_ctx;
     char tls_digest[65];
+    int obs_slot; /* its metrics series (proxy/obs.h) */
 };
 
 /* One listener (a Listener resource): its settings, bound on every address
@@ -77,6 +80,10 @@ struct px_listener {
      * group (a model pointer) is groups[g - model_groups]. */
     struct px_group *groups;
     const struct rc_server_group *model_groups;
+    /* spec.accessLog's destination (one reference), NULL when the
+     * listener does not log (proxy/alog.h). */
+    struct px_alog_sink *alog;
+    int obs_slot; /* its metrics series (proxy/obs.h) */
 };
 
 /* One listening address of a listener. key identifies the socket across

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/alog.h"
 #include "proxy/backend.h"
 #include "proxy/dns.h"
 #include "proxy/lb.h"
+#include "proxy/obs.h"
 #include "proxy/protos.h"
 #include "proxy/router.h"
 #include "proxy/tls_ctx.h"
@@ -116,6 +118,9 @@ static int add_server(struct px_snapshot *s, struct px_group *g, const struct rc
     if (!ps->backend)
         return -1;
     ps->key = ps->backend->id.key;
+    char sk[512];
+    snprintf(sk, sizeof sk, "%s/%s", g->model->meta.name, ps->key);
+    ps->obs_slot = px_obs_slot(PX_OBS_SERVER, sk);
     g->total_weight += rs->weight;
     g->n_servers++;
     return 0;
@@ -127,6 +132,7 @@ static int build_group(struct px_snapshot *s, const struct px_snapshot *prev, st
                        const struct rc_server_group *m, char *err, size_t errlen)
 {
     g->model = m;
+    g->obs_slot = px_obs_slot(PX_OBS_GROUP, m->meta.name);
     if (m->protocol == RC_GROUP_HTTPS) {
         char terr[256] = "";
         g->tls_ctx = group_tls_ctx(prev, m, g->tls_digest, terr, sizeof terr);
@@ -238,6 +244,7 @@ static void snapshot_free(struct px_snapshot *s)
     for (size_t i = 0; i < s->n_listeners; i++) {
         SSL_CTX_free(s->listeners[i].ssl_ctx);
         px_router_unref(s->listeners[i].router);
+        px_alog_sink_unref(s->listeners[i].alog);
     }
     for (size_t i = 0; i < s->n_groups; i++) {
         struct px_group *g = &s->groups[i];
@@ -299,6 +306,7 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
         size_t li = s->n_listeners++;
         struct px_listener *pl = &s->listeners[li];
         pl->model = l;
+        pl->obs_slot = px_obs_slot(PX_OBS_LISTENER, l->meta.name);
         pl->default_group = l->default_group ? find_group(s, l->default_group) : NULL;
         pl->scheme = l->protocol == RC_LISTENER_HTTPS ? "https" : "http";
         pl->protocols = l->protocol == RC_LISTENER_HTTPS ? &px_protocols_alpn : &px_protocols_http1;
@@ -325,6 +333,15 @@ int px_snapshot_build(struct rc_model *m, const struct px_snapshot *prev,
                     *failed_listener = l->meta.name;
                     goto fail;
                 }
+            }
+        }
+        if (l->access_log.enabled) {
+            char aerr[256];
+            if (px_alog_sink_get(l->access_log.path, s->n_workers, &pl->alog, aerr, sizeof aerr) !=
+                0) {
+                snprintf(err, errlen, "Listener/%s: %s", l->meta.name, aerr);
+                *failed_listener = l->meta.name;
+                goto fail;
             }
         }
         for (size_t a = 0; a < l->instance->n_addresses; a++) {

@@ -5,10 +5,14 @@
 #include <openssl/err.h>
 #include <stdlib.h>
 
+#include "proxy/obs-t.h"
+
 struct px_tls_io {
     SSL *ssl;
-    BIO *rbio; /* ciphertext from the peer */
-    BIO *wbio; /* ciphertext for the peer */
+    BIO *rbio;             /* ciphertext from the peer */
+    BIO *wbio;             /* ciphertext for the peer */
+    int fail;              /* why the handshake failed (enum px_obs_tls_fail) */
+    const char *fail_text; /* OpenSSL's reason (static), or NULL */
 };
 
 struct px_tls_io *px_tls_io_new(SSL_CTX *ctx)
@@ -16,6 +20,7 @@ struct px_tls_io *px_tls_io_new(SSL_CTX *ctx)
     struct px_tls_io *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    t->fail = PX_OBS_TLSF_OTHER;
     t->ssl = SSL_new(ctx);
     t->rbio = BIO_new(BIO_s_mem());
     t->wbio = BIO_new(BIO_s_mem());
@@ -77,11 +82,47 @@ static int map_error(struct px_tls_io *t, int ret)
     }
 }
 
+/* The failure class of the OpenSSL reason code of a failed handshake. */
+static int fail_class(int reason)
+{
+    if (reason >= SSL_AD_REASON_OFFSET)
+        return PX_OBS_TLSF_ALERT; /* SSL_R_*_ALERT_*: the client's alert */
+    switch (reason) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_VERSION_TOO_HIGH:
+    case SSL_R_WRONG_VERSION_NUMBER:
+        return PX_OBS_TLSF_PROTOCOL_VERSION;
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+    case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+        return PX_OBS_TLSF_NO_SHARED_CIPHER;
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+        return PX_OBS_TLSF_HTTP_REQUEST;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        return PX_OBS_TLSF_CLIENT_CERTIFICATE;
+    default:
+        return PX_OBS_TLSF_OTHER;
+    }
+}
+
 int px_tls_io_handshake(struct px_tls_io *t)
 {
     int r = SSL_do_handshake(t->ssl);
     if (r == 1)
         return 1;
+    int se = SSL_get_error(t->ssl, r);
+    if (se == SSL_ERROR_SSL) {
+        unsigned long err = ERR_peek_last_error();
+        t->fail = fail_class(ERR_GET_REASON(err));
+        t->fail_text = ERR_reason_error_string(err);
+    } else if (se != SSL_ERROR_WANT_READ && se != SSL_ERROR_WANT_WRITE) {
+        t->fail = se == SSL_ERROR_ZERO_RETURN || se == SSL_ERROR_SYSCALL ? PX_OBS_TLSF_EOF
+                                                                         : PX_OBS_TLSF_OTHER;
+        t->fail_text = NULL;
+    }
     int e = map_error(t, r);
     return e == -EPIPE ? -EPROTO : e;
 }
@@ -114,6 +155,12 @@ void px_tls_io_shutdown(struct px_tls_io *t)
     if (SSL_is_init_finished(t->ssl))
         SSL_shutdown(t->ssl);
     ERR_clear_error();
+}
+
+int px_tls_io_fail(const struct px_tls_io *t, const char **text)
+{
+    *text = t->fail_text;
+    return t->fail;
 }
 
 size_t px_tls_io_out_pending(struct px_tls_io *t)

@@ -34,6 +34,11 @@ int px_tls_io_write(struct px_tls_io *t, const char *data, size_t n);
 void px_tls_io_shutdown(struct px_tls_io *t);
 
 /* Ciphertext waiting to be sent, and a way to take it (returns bytes). */
+/* Why the handshake failed after px_tls_io_handshake returned < 0: an
+ * enum px_obs_tls_fail, and OpenSSL's reason text in *text (static; NULL
+ * when there is none). */
+int px_tls_io_fail(const struct px_tls_io *t, const char **text);
+
 size_t px_tls_io_out_pending(struct px_tls_io *t);
 /* Ciphertext received and not yet decrypted. */
 size_t px_tls_io_in_pending(struct px_tls_io *t);

@@ -458,6 +458,25 @@ static int export_action(json_t *o, const struct rc_action *a)
     return 0;
 }
 
+/* spec.accessLog and spec.requestId. sample2xx is a real, except the
+ * integers 0 and 1 (so that a manifest's 1 and the default read alike). */
+static int export_listener_obs(json_t *spec, const struct rc_listener *l)
+{
+    json_t *al = add_obj(spec, "accessLog");
+    double s = l->access_log.sample2xx;
+    if (al == NULL || set_bool(al, "enabled", l->access_log.enabled) != 0 ||
+        set_str(al, "path", l->access_log.path ? l->access_log.path : "-") != 0 ||
+        json_object_set_new(al, "sample2xx",
+                            s == 0.0 || s == 1.0 ? json_integer((json_int_t)s) : json_real(s)) != 0)
+        return -1;
+    json_t *id = add_obj(spec, "requestId");
+    if (id == NULL || set_bool(id, "enabled", l->request_id.enabled) != 0 ||
+        set_bool(id, "trustClient", l->request_id.trust_client) != 0 ||
+        set_bool(id, "echo", l->request_id.echo) != 0)
+        return -1;
+    return 0;
+}
+
 static int set_strs(json_t *o, const char *key, const char *const *v, size_t n)
 {
     if (n == 0)
@@ -571,6 +590,8 @@ static int export_listener(json_t *kind, const struct rc_listener *l)
         set_int(lim, "maxRequestBodyBytes", (json_int_t)l->limits.max_request_body_bytes) != 0 ||
         set_int(lim, "headerTimeoutSeconds", l->limits.header_timeout_s) != 0 ||
         set_int(lim, "minBodyRateBytesPerSecond", (json_int_t)l->limits.min_body_rate) != 0)
+        return -1;
+    if (export_listener_obs(spec, l) != 0)
         return -1;
     json_t *comp = add_obj(spec, "compression");
     if (comp == NULL || set_bool(comp, "gzip", l->gzip) != 0 ||

@@ -279,6 +279,30 @@ static void check_timeout_ceiling(struct rc_load *L, struct rc_doc *d, yaml_node
                value, in->max_timeout_s, in->meta.name, RC_MAX_TIMEOUT_LIMIT_S);
 }
 
+/* spec.accessLog: the path is "-" (standard output) or absolute (albd
+ * may run with any working directory); sample2xx is within 0-1 (the
+ * schema says so; YAML integers 0 and 1 are numbers too). */
+static int build_access_log(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec,
+                            struct rc_listener *li)
+{
+    li->access_log.enabled = rc_field_bool(d, spec, "accessLog.enabled", false);
+    const char *path = rc_field_str(d, spec, "accessLog.path", "-");
+    if (strcmp(path, "-") != 0 && path[0] != '/')
+        rc_doc_err(L, d, RC_ERROR, rc_at(d, spec, "accessLog.path"), "spec.accessLog.path",
+                   "\"%s\" is neither \"-\" (standard output) nor an absolute file path", path);
+    if ((li->access_log.path = rc_arena_strdup(L->arena, path)) == NULL)
+        return -1;
+    li->access_log.sample2xx = 1.0;
+    yaml_node_t *sn = rc_at(d, spec, "accessLog.sample2xx");
+    if (sn) {
+        struct rc_yval v;
+        rc_y_classify(sn, &v);
+        if (v.type == RC_Y_INT || v.type == RC_Y_FLOAT)
+            li->access_log.sample2xx = v.d;
+    }
+    return 0;
+}
+
 int rc_build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *li,
                       const struct rc_refs *r)
 {
@@ -318,6 +342,11 @@ int rc_build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *l
     li->limits.header_timeout_s = rc_field_int(d, spec, "limits.headerTimeoutSeconds", 10);
     li->limits.min_body_rate =
         (uint32_t)rc_field_u64(d, spec, "limits.minBodyRateBytesPerSecond", 256);
+    if (build_access_log(L, d, spec, li) != 0)
+        return -1;
+    li->request_id.enabled = rc_field_bool(d, spec, "requestId.enabled", true);
+    li->request_id.trust_client = rc_field_bool(d, spec, "requestId.trustClient", false);
+    li->request_id.echo = rc_field_bool(d, spec, "requestId.echo", false);
     li->gzip = rc_field_bool(d, spec, "compression.gzip", true);
     li->brotli = rc_field_bool(d, spec, "compression.brotli", true);
     const char *mode = rc_field_str(d, spec, "xForwardedFor.mode", "Append");

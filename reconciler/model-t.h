@@ -334,6 +334,18 @@ struct rc_listener {
         int header_timeout_s;            /* 1-600, default 10: head deadline -> 408 */
         uint32_t min_body_rate;          /* bytes/s over 5 s windows, default 256; 0 = off */
     } limits;
+    /* spec.accessLog: one JSON line per request (proxy/alog.c). */
+    struct {
+        bool enabled;     /* default false */
+        const char *path; /* "-" (stdout, the default) or an absolute file path; arena */
+        double sample2xx; /* 0-1, default 1: share of 1xx-3xx lines kept */
+    } access_log;
+    /* spec.requestId: X-Request-Id (proxy/reqid.c). */
+    struct {
+        bool enabled;      /* default true: generate one when the request has none */
+        bool trust_client; /* default false: a client's value is replaced */
+        bool echo;         /* default false: send it back in the response */
+    } request_id;
 };
 
 /* The whole desired configuration. Arrays are sorted by meta.name. */

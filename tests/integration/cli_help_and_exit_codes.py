@@ -71,7 +71,9 @@ def body(env):
     c.eq(albd("plan", "-m", good, "--against", f"http://127.0.0.1:{free_ports(1)[0]}")[0], 1,
          "plan: an unreachable --against URL exits 1")
     c.eq(albd("plan", "-m", good)[0], 2, "plan: changes exit 2")
-    a = env.start_albd(ports=(port,))
+    # Its folder is empty: applied, but not ready (nothing to serve).
+    a = env.start_albd(ports=(port,), ready=False)
+    c.ok(a.wait_generation(0) is not None, "an empty folder applies (generation 1)")
     c.eq(albd("plan", "-m", good, "--against",
               f"http://127.0.0.1:{a.admin_port}")[0], 2, "plan against a different running albd: exit 2")
     with open(os.path.join(env.manifest_dir, "a.yaml"), "w") as f:

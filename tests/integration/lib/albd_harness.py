@@ -886,6 +886,9 @@ class Albd:
         e = dict(os.environ)
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        # stderr is a file here, where albd would log JSON: the tests read
+        # the text format (log_format_json_and_journald checks the others).
+        e.setdefault("ALBD_LOG_FORMAT", "text")
         if extra_env:
             e.update(extra_env)
         self.argv = [albd_binary(), "run", "-m", manifest_dir, "--admin", f"127.0.0.1:{self.admin_port}",

@@ -1,0 +1,140 @@
+/* Agent events (see events.h). */
+#include "agent/events.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "reconciler/diff.h"
+#include "reconciler/export.h"
+
+/* Resources and fields named in one line; the rest is counted. */
+#define MAX_NAMED 24
+#define MAX_FIELDS 6
+
+struct line {
+    char buf[1536];
+    size_t len;
+};
+
+static void add(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct line *l, const char *fmt, ...)
+{
+    if (l->len >= sizeof l->buf - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(l->buf + l->len, sizeof l->buf - l->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        l->len += (size_t)n < sizeof l->buf - l->len ? (size_t)n : sizeof l->buf - 1 - l->len;
+}
+
+void ag_events_changes(const struct rc_model *old, const struct rc_model *new)
+{
+    json_t *a = old ? rc_export_model(old) : NULL;
+    json_t *b = rc_export_model(new);
+    struct rc_diff d;
+    rc_diff_init(&d);
+    if (!b || (old && !a) || rc_diff_compute(a, b, &d) != 0) {
+        px_log_warn("reconcile: cannot compute what changed: %s",
+                    d.error[0] ? d.error : "no memory");
+        goto out;
+    }
+    if (!rc_diff_has_changes(&d))
+        goto out;
+    struct line l = {.len = 0};
+    add(&l,
+        "reconcile changed %zu resource(s) (%zu created, %zu updated, %zu deleted):", d.n_changes,
+        d.n_create, d.n_update, d.n_delete);
+    for (size_t i = 0; i < d.n_changes && i < MAX_NAMED; i++) {
+        const struct rc_diff_change *ch = &d.changes[i];
+        add(&l, "%s %s %s/%s", i ? ";" : "", rc_diff_action_name(ch->action), ch->kind, ch->name);
+        if (ch->action != RC_DIFF_UPDATE)
+            continue;
+        add(&l, " (");
+        for (size_t f = 0; f < ch->n_fields && f < MAX_FIELDS; f++)
+            add(&l, "%s%s", f ? ", " : "", ch->fields[f].path);
+        if (ch->n_fields > MAX_FIELDS)
+            add(&l, ", %zu more", ch->n_fields - MAX_FIELDS);
+        add(&l, ")");
+    }
+    if (d.n_changes > MAX_NAMED)
+        add(&l, "; %zu more", d.n_changes - MAX_NAMED);
+    px_log_info("%s", l.buf);
+out:
+    rc_diff_cleanup(&d);
+    json_decref(a);
+    json_decref(b);
+}
+
+/* Which certificates were warned about, and when. */
+struct warned {
+    char fingerprint[65];
+    time_t when;
+};
+static struct warned *warned;
+static size_t n_warned, cap_warned;
+
+static struct warned *find_warned(const char *fp)
+{
+    for (size_t i = 0; i < n_warned; i++)
+        if (strcmp(warned[i].fingerprint, fp) == 0)
+            return &warned[i];
+    return NULL;
+}
+
+void ag_events_cert_expiry(const struct rc_model *m, time_t now)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_certificates; i++) {
+        const struct rc_certificate *c = &m->certificates[i];
+        if (!c->not_after || c->not_after - now > (time_t)AG_CERT_WARN_DAYS * 86400)
+            continue;
+        struct warned *w = find_warned(c->fingerprint_sha256);
+        if (w && now - w->when < 86400)
+            continue;
+        if (!w) {
+            if (n_warned == cap_warned) {
+                size_t cap = cap_warned ? 2 * cap_warned : 16;
+                struct warned *v = realloc(warned, cap * sizeof *v);
+                if (!v)
+                    return;
+                warned = v;
+                cap_warned = cap;
+            }
+            w = &warned[n_warned++];
+            snprintf(w->fingerprint, sizeof w->fingerprint, "%s", c->fingerprint_sha256);
+        }
+        w->when = now;
+        struct tm tm;
+        char when[32];
+        gmtime_r(&c->not_after, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        long days = (long)((c->not_after - now) / 86400);
+        if (c->not_after <= now)
+            px_log_error("certificate %s expired at %s (sha256 %.16s...)", c->meta.name, when,
+                         c->fingerprint_sha256);
+        else
+            px_log_warn("certificate %s expires at %s, in %ld day(s) (sha256 %.16s...)",
+                        c->meta.name, when, days, c->fingerprint_sha256);
+    }
+}
+
+bool ag_events_is_expiry_warning(const struct rc_err *e)
+{
+    static const char prefix[] = "the certificate expires on";
+    return e->severity == RC_WARNING && e->kind && strcmp(e->kind, "Certificate") == 0 && e->msg &&
+           strncmp(e->msg, prefix, sizeof prefix - 1) == 0;
+}
+
+void ag_events_cleanup(void)
+{
+    free(warned);
+    warned = NULL;
+    n_warned = cap_warned = 0;
+}
