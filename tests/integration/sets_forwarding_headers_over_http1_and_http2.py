@@ -62,10 +62,16 @@ def body(env):
 
     def h2(port, xff=None):
         """One HTTP/2 request (curl) from a source port we choose."""
-        src = free_port()
-        release_port(src)  # curl binds it without SO_REUSEPORT
-        args = ["--local-port", str(src)] + (["-H", f"X-Forwarded-For: {xff}"] if xff else [])
-        rc, code, b, err, version = curl_run(env, env.url(port, "/h2"), *args, http2=True, timeout=scaled(10))
+        for _ in range(5):
+            src = free_port()
+            release_port(src)  # curl binds it without SO_REUSEPORT
+            args = ["--local-port", str(src)] + (["-H", f"X-Forwarded-For: {xff}"] if xff else [])
+            rc, code, b, err, version = curl_run(env, env.url(port, "/h2"), *args, http2=True,
+                                                 timeout=scaled(10))
+            # 45: curl could not bind the port: between its release and
+            # curl's bind another process took it. Choose another.
+            if rc != 45:
+                break
         return (code if version == "2" else f"{code} over HTTP/{version}"), forwarding(echo_of(b)), src
 
     # Everything enabled: each header once, with this connection's values.
