@@ -74,7 +74,8 @@ def link_as_m(env):
     os.symlink("A", os.path.join(base, "link"))
     albd = Albd(env, os.path.join(base, "link"))
     env.albds.append(albd)
-    albd.wait_ready()
+    # A folder without a listener is never ready (/readyz): wait for /config.
+    wait_for(lambda: release_of(albd) == "A", scaled(10))
     c.eq(release_of(albd), "A", "link -> A: A serves")
 
     sh("ln -sfn B link.tmp && mv -T link.tmp link", base)  # git-sync's atomic swap
@@ -108,7 +109,7 @@ def link_on_the_way(env):
     os.symlink("rev1", os.path.join(base, "current"))
     albd = Albd(env, os.path.join(base, "current", "albd"))
     env.albds.append(albd)
-    albd.wait_ready()
+    wait_for(lambda: release_of(albd) == "rev1", scaled(10))
     c.eq(release_of(albd), "rev1", "current -> rev1: rev1 serves")
     sh("ln -sfn rev2 current.tmp && mv -T current.tmp current", base)
     applies(c, albd, "rev2", "-m current/albd, current swapped to rev2")

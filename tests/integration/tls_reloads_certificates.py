@@ -83,11 +83,20 @@ def body(env):
         finally:
             s.close()
 
-    def reconciled(what, write):
+    def reconciled(what, write, serves=None):
+        """write(), then wait for a new generation; with serves (a
+        certificate file), also until new handshakes get that certificate:
+        files written one after the other can be read between two writes
+        (key new, certificate old: contained, the old one keeps serving),
+        so the first new generation need not be the last."""
         gen = albd.generation()
         write()
         new_gen = albd.wait_generation(gen)
         c.ok(new_gen is not None, f"the watcher reconciled {what}", f"> {gen}", new_gen)
+        if serves:
+            want, deadline = der_sha256(serves), time.monotonic() + scaled(5)
+            while served_fp() != want and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     # Let the files settle, then make albd read them once more (any manifest
     # event does): from then on a reload trusts them without a stat unless
@@ -108,7 +117,7 @@ def body(env):
                 fdst.truncate(0)
                 fdst.write(data)
     time.sleep(scaled(0.3))
-    reconciled("certificate files rewritten in place", in_place)
+    reconciled("certificate files rewritten in place", in_place, serves=v3.cert)
     c.eq(served_fp(), der_sha256(v3.cert), "a new handshake sees the certificate rewritten in place")
 
     # Secret layout: secret/tls.crt -> ..data/tls.crt, ..data -> ..<stamp>.
@@ -128,7 +137,7 @@ def body(env):
         https_listener("web", port, "main", "web", idleTimeoutSeconds=61)))
     c.eq(served_fp(), der_sha256(v4.cert), "the certificate from the Secret volume is served")
     time.sleep(scaled(0.3))
-    reconciled("the Secret's ..data swap", lambda: secret.update(files_of(v5)))
+    reconciled("the Secret's ..data swap", lambda: secret.update(files_of(v5)), serves=v5.cert)
     c.eq(served_fp(), der_sha256(v5.cert), "a new handshake sees the rotated Secret's certificate")
 
     # Outside the manifest folder: albd watches the folders its certificate
@@ -149,7 +158,8 @@ def body(env):
             shutil.copy(src, dst + ".tmp")
             os.replace(dst + ".tmp", dst)
     time.sleep(scaled(0.3))
-    reconciled("certificate files replaced outside the manifest folder (no SIGHUP)", replace_outside)
+    reconciled("certificate files replaced outside the manifest folder (no SIGHUP)", replace_outside,
+               serves=v7.cert)
     c.eq(served_fp(), der_sha256(v7.cert), "a new handshake sees the replaced certificate")
 
     # certbot: live/NAME/{fullchain,privkey}.pem -> ../../archive/NAME/{...}N.pem
@@ -173,7 +183,7 @@ def body(env):
     c.eq(served_fp(), der_sha256(v8.cert), "the certbot certificate is served")
     time.sleep(scaled(0.3))
     reconciled("a certbot renewal (new archive files, live/ links re-pointed; no SIGHUP)",
-               lambda: certbot_issue(v9, 2))
+               lambda: certbot_issue(v9, 2), serves=v9.cert)
     c.eq(served_fp(), der_sha256(v9.cert), "a new handshake sees the renewed certificate")
     albd.check_clean_exit(c)
 

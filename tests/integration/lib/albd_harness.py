@@ -1199,8 +1199,14 @@ class Env:
     def write_manifests(self, *docs, filename="albd.yaml"):
         text = "\n".join("---\n" + to_yaml(d) for d in docs) + "\n"
         path = os.path.join(self.manifest_dir, filename)
-        with open(path, "w") as f:
+        # Written beside it under a hidden name (albd skips those) and
+        # renamed over it, as a deploy does: an in-place rewrite can be
+        # read half-written by a reload on a loaded machine (an empty file
+        # is a valid, empty configuration).
+        tmp = os.path.join(self.manifest_dir, "." + filename + ".tmp")
+        with open(tmp, "w") as f:
             f.write(text)
+        os.replace(tmp, path)
         return path
 
     def start_albd(self, ports=(), workers=2, ready=True, extra_env=None, args=()):
