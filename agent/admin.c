@@ -262,6 +262,18 @@ static const char *when_all_unhealthy(const struct ag_agent *a, const char *grou
     return NULL;
 }
 
+/* The slowStart.durationSeconds of group `group` in the running model, 0
+ * when it has no slow start. */
+static int slow_start_duration(const struct ag_agent *a, const char *group)
+{
+    for (size_t i = 0; a->running && i < a->running->n_groups; i++)
+        if (!strcmp(a->running->groups[i].meta.name, group))
+            return a->running->groups[i].slow_start.enabled
+                       ? a->running->groups[i].slow_start.duration_s
+                       : 0;
+    return 0;
+}
+
 static void health_status_row(const struct px_server_health *sh, void *arg)
 {
     struct health_status *hs = arg;
@@ -289,6 +301,16 @@ static void health_status_row(const struct px_server_health *sh, void *arg)
     json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:o, s:I}", "server", sh->server, "health",
                           sh->verdict, "up", sh->up, "ejected", sh->ejected, "lastProbe", probe,
                           "transitions", (json_int_t)sh->transitions);
+    /* Slow start: the ramp of the backend's clock (proxy/lb.c), shown
+     * while it lasts; draining: no group sends it new requests. */
+    uint64_t now_ms = uv_hrtime() / 1000000,
+             dur_ms = (uint64_t)slow_start_duration(hs->a, sh->group) * 1000;
+    bool ramping = dur_ms && sh->slow_start_ms && now_ms - sh->slow_start_ms < dur_ms;
+    json_object_set_new(o, "slowStart", json_boolean(ramping));
+    if (ramping)
+        json_object_set_new(o, "slowStartRemainingSeconds",
+                            json_real((double)(dur_ms - (now_ms - sh->slow_start_ms)) / 1000.0));
+    json_object_set_new(o, "draining", json_boolean(sh->draining));
     json_array_append_new(json_object_get(hs->group, "servers"), o);
     if (sh->up) {
         json_t *n = json_object_get(hs->group, "serversUp");

@@ -904,6 +904,8 @@ void px_prober_each(struct px_prober *h, void (*fn)(const struct px_server_healt
         int cur = atomic_load_explicit(&r->b->health, memory_order_relaxed);
         struct px_server_health sh = {.group = r->group, .server = r->server};
         sh.up = cur != PX_HEALTH_DOWN;
+        sh.slow_start_ms = atomic_load_explicit(&r->b->slow_start, memory_order_relaxed);
+        sh.draining = atomic_load_explicit(&r->b->drain_at, memory_order_relaxed) != 0;
         if (!r->t) {
             sh.verdict = "unchecked";
         } else {

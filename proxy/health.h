@@ -74,6 +74,8 @@ struct px_server_health {
     const char *reason;      /* "status code 200", "timeout", "refused", ...; NULL likewise */
     time_t last_probe;       /* wall-clock time of the last probe result, 0 before */
     uint64_t transitions;    /* up <-> down changes of the server since it joined */
+    uint64_t slow_start_ms;  /* the backend's slow-start clock (uv_hrtime() ms); 0: none */
+    bool draining;           /* no group sends it new requests (proxy/drain.c) */
 };
 
 /* Calls fn for every server of every group of the last snapshot handed

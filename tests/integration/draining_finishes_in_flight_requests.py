@@ -96,6 +96,10 @@ def body(env):
          "weight 0: the request in flight on it completes with 200")
     c.eq([q for q in quick if q[0] != 200], [], "weight 0: no quick request failed")
     c.eq([q for q in quick if q[1] == "b" and q[2] > t_reload], [], "weight 0: no new request reaches it")
+    st = albd.server_health()
+    c.eq((st.get(("web", f"{b.addr[0]}:{b.addr[1]}"), {}).get("draining"),
+          st.get(("web", f"{a.addr[0]}:{a.addr[1]}"), {}).get("draining")), (True, False),
+         "weight 0: /status shows that server draining, the other not")
 
     # 3. Removed with drain 1 s: the slow request on it is cut at ~1 s.
     write([(*a.addr, 100), (*b.addr, 100)], 1)

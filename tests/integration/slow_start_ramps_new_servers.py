@@ -57,6 +57,14 @@ def body(env):
         f = min(1.0, mid / DURATION)
         samples.append((round(mid, 1), round(share, 3), round(f / (2 + f), 3)))
         c.eq([x for x in got if x not in ("a", "b", "new")], [], f"burst at {mid:.1f} s all answered")
+        if len(samples) == 1:  # /status says which server ramps, and for how long still
+            e = albd.server_health().get(("web", f"{n.addr[0]}:{n.addr[1]}"), {})
+            c.ok(e.get("slowStart") is True and 0 < e.get("slowStartRemainingSeconds", 0) <= DURATION,
+                 "/status: the new server is in slow start, with the seconds it has left",
+                 "slowStart true", e)
+            e = albd.server_health().get(("web", f"{a.addr[0]}:{a.addr[1]}"), {})
+            c.eq((e.get("slowStart"), e.get("draining")), (False, False),
+                 "/status: a server that serves at full weight is in neither slow start nor draining")
         if mid > DURATION + 3:
             break
         time.sleep(max(0.0, 3.0 - (time.monotonic() - t0 - start)))
@@ -66,6 +74,8 @@ def body(env):
     c.ok(samples[0][1] < 0.1, "right after it joins, the new server gets little", "< 0.1", samples[0][1])
     c.ok(abs(samples[-1][1] - 1 / 3) < 0.05, "after the duration it gets its full third",
          "about 0.333", samples[-1][1])
+    e = albd.server_health().get(("web", f"{n.addr[0]}:{n.addr[1]}"), {})
+    c.eq(e.get("slowStart"), False, "/status: after the duration the server is out of slow start")
     albd.check_clean_exit(c)
 
 
