@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "agent/certsvc.h"
 #include "agent/query.h"
 #include "common/log.h"
 #include "proxy/px.h"
@@ -246,11 +247,14 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
         if (r->file)
             snprintf(src, sizeof src, "%s:%d:%d", r->file, r->line, r->col);
         bool ready = r->state == RC_RES_READY;
-        json_array_append_new(res,
-                              resource_status(r->kind, r->name, ready ? "Ready" : "Invalid",
-                                              reasons[r->state], r->message, r->file ? src : NULL));
+        bool pending = !ready && r->message && strstr(r->message, RC_PENDING_PREFIX);
+        json_array_append_new(res, resource_status(r->kind, r->name,
+                                                   ready ? "Ready" : pending ? "Pending" : "Invalid",
+                                                   pending ? "Pending" : reasons[r->state],
+                                                   r->message, r->file ? src : NULL));
     }
     json_object_set_new(root, "resources", res);
+    json_object_set_new(root, "certificateService", ag_certsvc_status(a->certsvc));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
     json_decref(ex);
@@ -329,6 +333,11 @@ static char *metrics_text(struct ag_agent *a)
               "albd_upstream_connections_total{kind=\"new\"} %llu\n"
               "albd_upstream_connections_total{kind=\"reused\"} %llu\n",
               (unsigned long long)st.upstream_connects, (unsigned long long)st.upstream_reused);
+    char *cs = NULL;
+    size_t cs_len = 0;
+    if (ag_certsvc_metrics(a->certsvc, &cs, &cs_len) == 0 && cs)
+        sb_printf(&b, "%s", cs);
+    free(cs);
     return b.p;
 }
 
@@ -497,6 +506,8 @@ static void handle(struct admin_conn *c)
     } else if (strcmp(path, "/readyz") == 0) {
         if (a->stopping) /* SIGTERM: stop sending here; still serving for the grace */
             respond(c, head, 503, TEXT("draining\n"));
+        else if (a->running && a->listeners_pending && !a->opt.ready_when_any)
+            respond(c, head, 503, TEXT("not ready: listeners wait for service certificates\n"));
         else if (a->running)
             respond(c, head, 200, TEXT("ready\n"));
         else

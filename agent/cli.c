@@ -54,6 +54,11 @@ static const char usage_run[] =
     "                              by default only the invalid resources keep their last good\n"
     "                              version (or stay absent) and everything else applies\n"
     "      --session-ticket-key FILE  TLS session-ticket key (48 or 80 bytes), repeatable\n"
+    "      --cert-cache DIR        where certificates fetched from a CertificateService are\n"
+    "                              cached (0700/0600); default $STATE_DIRECTORY/certs or\n"
+    "                              /var/lib/albd/certs\n"
+    "      --ready-when-any        /readyz answers 200 while some listeners still wait for\n"
+    "                              their first service certificate (default: all must serve)\n"
     "                              (at most 8; the first encrypts); default: generated, rotated\n"
     "  -l, --log-level L           error, warn, info (default) or debug\n"
     "  -h, --help                  print this\n"
@@ -181,7 +186,7 @@ static int cmd_run(int argc, char **argv)
 {
     struct ag_options o = {
         .admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
-    enum { OPT_GRACE = 256, OPT_SHARE };
+    enum { OPT_GRACE = 256, OPT_SHARE, OPT_CERT_CACHE, OPT_READY_ANY };
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"admin", required_argument, NULL, 'a'},
                                          {"workers", required_argument, NULL, 'w'},
@@ -193,6 +198,8 @@ static int cmd_run(int argc, char **argv)
                                          {"session-ticket-key", required_argument, NULL, 't'},
                                          {"probe", required_argument, NULL, 'p'},
                                          {"admin-host", required_argument, NULL, 'H'},
+                                         {"cert-cache", required_argument, NULL, OPT_CERT_CACHE},
+                                         {"ready-when-any", no_argument, NULL, OPT_READY_ANY},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -223,6 +230,14 @@ static int cmd_run(int argc, char **argv)
             break;
         case OPT_SHARE:
             o.share_ports = true;
+            break;
+        case OPT_CERT_CACHE:
+            if (optarg[0] == '\0')
+                return usage_error("run", "--cert-cache takes a folder");
+            o.cert_cache_dir = optarg;
+            break;
+        case OPT_READY_ANY:
+            o.ready_when_any = true;
             break;
         case 'l': {
             int l = parse_log_level(optarg);
@@ -261,6 +276,17 @@ static int cmd_run(int argc, char **argv)
         return usage_error("run", "unexpected argument \"%s\"", argv[optind]);
     if (!o.manifest_dir)
         return usage_error("run", "-m DIR is required");
+    static char cache[4096];
+    if (o.cert_cache_dir == NULL) {
+        /* systemd's StateDirectory= (its first entry), else the FHS place. */
+        const char *st = getenv("STATE_DIRECTORY");
+        size_t n = st && st[0] == '/' ? strcspn(st, ":") : 0;
+        if (n)
+            snprintf(cache, sizeof cache, "%.*s/certs", (int)n, st);
+        else
+            snprintf(cache, sizeof cache, "/var/lib/albd/certs");
+        o.cert_cache_dir = cache;
+    }
     return ag_run(&o);
 }
 

@@ -30,7 +30,6 @@ static const struct unsupported table[] = {
     {"ServerGroup", "spec.stickySession.enabled", "true", "stickySession is not supported yet"},
     {"ServerGroup", "spec.slowStart.enabled", "true", "slowStart is not supported yet"},
     {"ServerGroup", "spec.connectionDrain.enabled", "true", "connectionDrain is not supported yet"},
-    {"Certificate", "spec.source.service", NULL, "certificate services are not supported yet"},
 };
 
 void rc_check_unsupported(struct rc_load *L, struct rc_doc *d)
