@@ -184,6 +184,24 @@ static int mkdir_0700(const char *path)
     return 0;
 }
 
+/* mkdir -p of path's parents: those it creates are 0700, existing ones
+ * are left as they are. */
+static int mkdir_parents(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    return 0;
+}
+
 /* Writes data to dir/name through a temporary file (0600) and a rename. */
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
@@ -219,7 +237,8 @@ static int entry_dir(const struct entry *e, char *out, size_t size, bool create)
     int rc = 0;
     if (snprintf(out, size, "%s/%s", cache, e->service) >= (int)size)
         return -ENAMETOOLONG;
-    if (create && ((rc = mkdir_0700(cache)) != 0 || (rc = mkdir_0700(out)) != 0))
+    if (create && ((rc = mkdir_parents(cache)) != 0 || (rc = mkdir_0700(cache)) != 0 ||
+                   (rc = mkdir_0700(out)) != 0))
         return rc;
     if (snprintf(out, size, "%s/%s/%s", cache, e->service, e->id) >= (int)size)
         return -ENAMETOOLONG;

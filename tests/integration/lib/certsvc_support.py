@@ -41,6 +41,7 @@ class CertService:
         return f"https://localhost:{self.port}"
 
     def start(self):
+        before = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(source_dir(), "contrib", "certsvc", "certsvc.py"),
@@ -53,6 +54,7 @@ class CertService:
         end = time.monotonic() + scaled(10)
         while time.monotonic() < end:
             with open(self.log_path, "rb") as f:
+                f.seek(before)
                 if b"listening on" in f.read():
                     return
             time.sleep(0.05)
