@@ -249,7 +249,9 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
         bool ready = r->state == RC_RES_READY;
         bool pending = !ready && r->message && strstr(r->message, RC_PENDING_PREFIX);
         json_array_append_new(res, resource_status(r->kind, r->name,
-                                                   ready ? "Ready" : pending ? "Pending" : "Invalid",
+                                                   ready     ? "Ready"
+                                                   : pending ? "Pending"
+                                                             : "Invalid",
                                                    pending ? "Pending" : reasons[r->state],
                                                    r->message, r->file ? src : NULL));
     }

@@ -46,6 +46,7 @@ struct ag_agent {
     struct ag_admin *admin;
     struct ag_admin *probe; /* --probe endpoint, NULL when off */
     struct ag_watch *watch; /* NULL when the tree cannot be watched */
+
     struct ag_certsvc *certsvc; /* the certificate-service client */
     uv_timer_t certsvc_timer;   /* a new version was cached: reconcile soon */
     size_t listeners_pending;   /* listeners waiting for a service certificate */

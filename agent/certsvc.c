@@ -391,8 +391,8 @@ static int read_token(const char *path, char *buf, size_t size)
     size_t a = 0, b = (size_t)n;
     while (a < b && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\r' || buf[a] == '\n'))
         a++;
-    while (b > a && (buf[b - 1] == ' ' || buf[b - 1] == '\t' || buf[b - 1] == '\r' ||
-                     buf[b - 1] == '\n'))
+    while (b > a &&
+           (buf[b - 1] == ' ' || buf[b - 1] == '\t' || buf[b - 1] == '\r' || buf[b - 1] == '\n'))
         b--;
     memmove(buf, buf + a, b - a);
     buf[b - a] = '\0';
@@ -470,7 +470,8 @@ static void start_fetch(struct entry *e)
     }
 #undef SET
     if (rc != CURLE_OK || curl_multi_add_handle(cs->multi, c) != CURLM_OK) {
-        record(e, AG_CS_INTERNAL, rc != CURLE_OK ? curl_easy_strerror(rc) : "curl_multi_add_handle");
+        record(e, AG_CS_INTERNAL,
+               rc != CURLE_OK ? curl_easy_strerror(rc) : "curl_multi_add_handle");
         return;
     }
     px_log_debug("certificate service %s: fetching %s", e->service, e->id);
@@ -557,9 +558,9 @@ static void finish(struct entry *e, CURLcode cres)
         return;
     }
     if (code != 200) {
-        enum ag_certsvc_result r = code == 401   ? AG_CS_UNAUTHORIZED
-                                   : code == 403 ? AG_CS_FORBIDDEN
-                                   : code == 404 ? AG_CS_NOT_FOUND
+        enum ag_certsvc_result r = code == 401                  ? AG_CS_UNAUTHORIZED
+                                   : code == 403                ? AG_CS_FORBIDDEN
+                                   : code == 404                ? AG_CS_NOT_FOUND
                                    : code >= 500 && code <= 599 ? AG_CS_SERVER_ERROR
                                                                 : AG_CS_BAD_STATUS;
         snprintf(msg, sizeof msg, "the service answered HTTP %ld", code);
@@ -567,9 +568,8 @@ static void finish(struct entry *e, CURLcode cres)
         return;
     }
     struct ag_cert_reply reply;
-    enum ag_certsvc_result r =
-        ag_cert_reply_parse(e->body ? e->body : "", e->body_len, e->id, time(NULL), &reply, msg,
-                            sizeof msg);
+    enum ag_certsvc_result r = ag_cert_reply_parse(e->body ? e->body : "", e->body_len, e->id,
+                                                   time(NULL), &reply, msg, sizeof msg);
     wipe_body(e);
     if (r == AG_CS_UPDATED && e->cached && strcmp(reply.version, e->version) == 0) {
         r = AG_CS_UNCHANGED; /* a service that ignores If-None-Match */
@@ -853,15 +853,15 @@ json_t *ag_certsvc_status(const struct ag_certsvc *cs)
             iso(e->not_after, na);
             iso(e->last_success, ls);
             iso(e->next_fetch, nf);
-            json_t *o = json_pack(
-                "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:i}", "service", e->service, "id",
-                e->id, "state", state_of(e), "version",
-                e->cached && e->version[0] ? json_string(e->version) : json_null(), "notAfter",
-                e->cached ? json_string(na) : json_null(), "lastResult",
-                e->tried ? json_string(ag_certsvc_result_name(e->last)) : json_null(),
-                "lastError", e->last_error[0] ? json_string(e->last_error) : json_null(),
-                "lastSuccess", e->last_success ? json_string(ls) : json_null(), "nextFetch", nf,
-                "failures", (int)e->failures);
+            json_t *o =
+                json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:i}", "service",
+                          e->service, "id", e->id, "state", state_of(e), "version",
+                          e->cached && e->version[0] ? json_string(e->version) : json_null(),
+                          "notAfter", e->cached ? json_string(na) : json_null(), "lastResult",
+                          e->tried ? json_string(ag_certsvc_result_name(e->last)) : json_null(),
+                          "lastError", e->last_error[0] ? json_string(e->last_error) : json_null(),
+                          "lastSuccess", e->last_success ? json_string(ls) : json_null(),
+                          "nextFetch", nf, "failures", (int)e->failures);
             json_array_append_new(a, o);
         }
     return a;

@@ -14,9 +14,10 @@
 #include <string.h>
 
 static const char *const result_names[AG_CS_N_RESULTS] = {
-    "updated",   "unchanged",    "timeout",   "connect",  "tls",     "connection", "unauthorized",
-    "forbidden", "not_found",    "server_error", "bad_status", "too_large", "malformed",
-    "wrong_id",  "bad_pem",      "key_mismatch", "expired",  "not_yet_valid", "cache", "internal"};
+    "updated",      "unchanged",    "timeout",       "connect",   "tls",
+    "connection",   "unauthorized", "forbidden",     "not_found", "server_error",
+    "bad_status",   "too_large",    "malformed",     "wrong_id",  "bad_pem",
+    "key_mismatch", "expired",      "not_yet_valid", "cache",     "internal"};
 
 const char *ag_certsvc_result_name(enum ag_certsvc_result r)
 {
@@ -94,11 +95,9 @@ static enum ag_certsvc_result check_pem(struct ag_cert_reply *out, time_t now, c
     if (leaf == NULL)
         r = fail(AG_CS_BAD_PEM, err, errlen, "\"certificate\" holds no PEM certificate");
     else if (key == NULL)
-        r = fail(AG_CS_BAD_PEM, err, errlen,
-                 "\"privateKey\" holds no unencrypted PEM private key");
+        r = fail(AG_CS_BAD_PEM, err, errlen, "\"privateKey\" holds no unencrypted PEM private key");
     else if (X509_check_private_key(leaf, key) != 1)
-        r = fail(AG_CS_KEY_MISMATCH, err, errlen,
-                 "the private key does not match the certificate");
+        r = fail(AG_CS_KEY_MISMATCH, err, errlen, "the private key does not match the certificate");
     if (r == AG_CS_UPDATED) {
         out->not_before = asn1_time(X509_get0_notBefore(leaf));
         out->not_after = asn1_time(X509_get0_notAfter(leaf));
@@ -121,9 +120,8 @@ static enum ag_certsvc_result check_pem(struct ag_cert_reply *out, time_t now, c
     return r;
 }
 
-enum ag_certsvc_result ag_cert_reply_parse(const char *body, size_t len, const char *id,
-                                           time_t now, struct ag_cert_reply *out, char *err,
-                                           size_t errlen)
+enum ag_certsvc_result ag_cert_reply_parse(const char *body, size_t len, const char *id, time_t now,
+                                           struct ag_cert_reply *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (len > AG_CERTSVC_MAX_REPLY)
@@ -140,10 +138,12 @@ enum ag_certsvc_result ag_cert_reply_parse(const char *body, size_t len, const c
     if (!json_is_object(root)) {
         r = fail(AG_CS_MALFORMED, err, errlen, "the reply is not a JSON object");
     } else if (!jid || !jver || !jcert || !jkey || !str_member(root, "notAfter")) {
-        r = fail(AG_CS_MALFORMED, err, errlen,
-                 "the reply lacks a string \"%s\"",
-                 !jid ? "id" : !jver ? "version" : !jcert ? "certificate" : !jkey ? "privateKey"
-                                                                                  : "notAfter");
+        r = fail(AG_CS_MALFORMED, err, errlen, "the reply lacks a string \"%s\"",
+                 !jid     ? "id"
+                 : !jver  ? "version"
+                 : !jcert ? "certificate"
+                 : !jkey  ? "privateKey"
+                          : "notAfter");
     } else if (json_string_length(jid) != strlen(id) ||
                memcmp(json_string_value(jid), id, strlen(id)) != 0) {
         r = fail(AG_CS_WRONG_ID, err, errlen, "the reply is for another certificate ID");

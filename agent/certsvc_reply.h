@@ -53,9 +53,8 @@ struct ag_cert_reply {
  * with *out filled (the caller cleans it up), or the reason it was refused
  * with a message in err (never any PEM or key byte) and *out zeroed. Wipes
  * its own copies of the key. */
-enum ag_certsvc_result ag_cert_reply_parse(const char *body, size_t len, const char *id,
-                                           time_t now, struct ag_cert_reply *out, char *err,
-                                           size_t errlen);
+enum ag_certsvc_result ag_cert_reply_parse(const char *body, size_t len, const char *id, time_t now,
+                                           struct ag_cert_reply *out, char *err, size_t errlen);
 
 /* Frees what r holds, wiping the key first; r is zeroed. */
 void ag_cert_reply_cleanup(struct ag_cert_reply *r);

@@ -221,8 +221,8 @@ static int service_source(struct rc_load *L, struct rc_doc *d, yaml_node_t *svc,
     if (asprintf(&cabs, "%s/%s/%s/%s", L->cert_cache_dir, sname, c->service_id,
                  RC_CERT_CACHE_CERT) < 0)
         cabs = NULL;
-    if (asprintf(&kabs, "%s/%s/%s/%s", L->cert_cache_dir, sname, c->service_id,
-                 RC_CERT_CACHE_KEY) < 0)
+    if (asprintf(&kabs, "%s/%s/%s/%s", L->cert_cache_dir, sname, c->service_id, RC_CERT_CACHE_KEY) <
+        0)
         kabs = NULL;
     const struct rc_certificate *prior = d->fallback_cert ? d->fallback_cert
                                          : L->pass > 1    ? d->pass1_cert

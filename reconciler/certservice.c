@@ -40,8 +40,10 @@ int rc_build_cert_service(struct rc_load *L, struct rc_doc *d, struct rc_cert_se
     s->endpoint = rc_arena_strndup(L->arena, ep, n);
     s->ca_file = abs_path(L, d, rc_field_str(d, spec, "caFile", NULL), &oom);
     s->token_file = abs_path(L, d, rc_field_str(d, spec, "tokenFile", NULL), &oom);
-    s->client_cert = abs_path(L, d, rc_field_str(d, spec, "clientCertificate.certificate", NULL), &oom);
-    s->client_key = abs_path(L, d, rc_field_str(d, spec, "clientCertificate.privateKey", NULL), &oom);
+    s->client_cert =
+        abs_path(L, d, rc_field_str(d, spec, "clientCertificate.certificate", NULL), &oom);
+    s->client_key =
+        abs_path(L, d, rc_field_str(d, spec, "clientCertificate.privateKey", NULL), &oom);
     s->refresh_s = rc_field_int(d, spec, "refreshIntervalSeconds", 300);
     s->timeout_s = rc_field_int(d, spec, "timeoutSeconds", 10);
     if (s->timeout_s >= s->refresh_s) {
