@@ -276,18 +276,22 @@ static int cmd_run(int argc, char **argv)
         return usage_error("run", "unexpected argument \"%s\"", argv[optind]);
     if (!o.manifest_dir)
         return usage_error("run", "-m DIR is required");
-    static char cache[4096];
-    if (o.cert_cache_dir == NULL) {
-        /* systemd's StateDirectory= (its first entry), else the FHS place. */
-        const char *st = getenv("STATE_DIRECTORY");
-        size_t n = st && st[0] == '/' ? strcspn(st, ":") : 0;
-        if (n)
-            snprintf(cache, sizeof cache, "%.*s/certs", (int)n, st);
-        else
-            snprintf(cache, sizeof cache, "/var/lib/albd/certs");
-        o.cert_cache_dir = cache;
-    }
+    if (o.cert_cache_dir == NULL)
+        o.cert_cache_dir = ag_cert_cache_default();
     return ag_run(&o);
+}
+
+const char *ag_cert_cache_default(void)
+{
+    static char cache[4096];
+    /* systemd's StateDirectory= (its first entry), else the FHS place. */
+    const char *st = getenv("STATE_DIRECTORY");
+    size_t n = st && st[0] == '/' ? strcspn(st, ":") : 0;
+    if (n && n < sizeof cache - 8)
+        snprintf(cache, sizeof cache, "%.*s/certs", (int)n, st);
+    else
+        snprintf(cache, sizeof cache, "/var/lib/albd/certs");
+    return cache;
 }
 
 int ag_cli_main(int argc, char **argv)

@@ -11,6 +11,11 @@ enum {
     AG_EXIT_USAGE = 64,  /* a usage error (BSD sysexits EX_USAGE) */
 };
 
+/* The certificate cache `albd run` and `albd plan` use without
+ * --cert-cache: $STATE_DIRECTORY/certs (systemd's StateDirectory=), else
+ * /var/lib/albd/certs. A static buffer; main thread. */
+const char *ag_cert_cache_default(void);
+
 /* Parses the command line and runs the chosen command; returns the exit
  * status (see DESIGN.md "Processes, interfaces, files"). */
 int ag_cli_main(int argc, char **argv);

@@ -13,6 +13,7 @@
 #include "agent/http_get.h"
 #include "reconciler/diff.h"
 #include "reconciler/export.h"
+#include "reconciler/load.h"
 #include "reconciler/plan.h"
 #include "reconciler/rc.h"
 #include "reconciler/selector.h"
@@ -56,8 +57,37 @@ static json_t *fetch_running(const char *url)
     return j;
 }
 
+/* A service certificate plan did not find in the cache has unknown facts,
+ * not removed ones: it takes the compared configuration's, so that the
+ * plan shows only what is known to change (the loader's warning says plan
+ * could not look). */
+static void keep_unknown_facts(json_t *running, json_t *desired)
+{
+    json_t *dcerts = json_object_get(json_object_get(desired, "resources"), "Certificate");
+    json_t *rcerts = json_object_get(json_object_get(running, "resources"), "Certificate");
+    const char *name;
+    json_t *res;
+    json_object_foreach(dcerts, name, res)
+    {
+        json_t *spec = json_object_get(res, "spec");
+        json_t *svc = json_object_get(json_object_get(spec, "source"), "service");
+        json_t *rspec = json_object_get(json_object_get(rcerts, name), "spec");
+        if (!json_is_true(json_object_get(svc, "pending")) || rspec == NULL)
+            continue;
+        json_object_del(svc, "pending");
+        const char *k;
+        json_t *v;
+        json_object_foreach(rspec, k, v)
+        {
+            if (strcmp(k, "source") != 0 && json_object_get(spec, k) == NULL)
+                json_object_set(spec, k, v);
+        }
+    }
+}
+
 const char ag_plan_usage[] =
     "usage: albd plan -m DIR [--against URL | --state FILE] [-o text|json] [-l SELECTOR]\n"
+    "                 [--cert-cache DIR]\n"
     "show what applying the manifests in DIR would change; the manifests are loaded as\n"
     "`albd validate` does (errors on stderr)\n"
     "\n"
@@ -70,6 +100,9 @@ const char ag_plan_usage[] =
     "  -l, --selector SEL    only resources whose labels match SEL (kubectl syntax:\n"
     "                        k=v, k!=v, k in (a,b), k notin (a,b), k, !k; comma = AND;\n"
     "                        several -l are ANDed)\n"
+    "      --cert-cache DIR  where `albd run` caches certificates of a CertificateService\n"
+    "                        (default as run's): their subject, names, expiry and\n"
+    "                        fingerprint are read there; a warning says when one is not\n"
     "  -h, --help            print this\n"
     "\n"
     "exit status: 0 no changes, 2 changes, 1 error (invalid manifests, unreachable URL),\n"
@@ -87,12 +120,14 @@ static int usage_error(const char *msg, char *sel_text)
 int ag_plan_main(int argc, char **argv)
 {
     const char *dir = NULL, *against = NULL, *state = NULL, *format = "text";
+    const char *cache = NULL;
     char *sel_text = NULL;
     static const struct option opts[] = {{"manifests", required_argument, NULL, 'm'},
                                          {"against", required_argument, NULL, 'a'},
                                          {"state", required_argument, NULL, 's'},
                                          {"output", required_argument, NULL, 'o'},
                                          {"selector", required_argument, NULL, 'l'},
+                                         {"cert-cache", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -109,6 +144,9 @@ int ag_plan_main(int argc, char **argv)
             break;
         case 'o':
             format = optarg;
+            break;
+        case 'C':
+            cache = optarg;
             break;
         case 'l':
             if (selector_add(&sel_text, optarg) != 0) {
@@ -166,7 +204,12 @@ int ag_plan_main(int argc, char **argv)
     struct rc_model *m = NULL;
     struct rc_errs errs;
     rc_errs_init(&errs);
-    int rc = rc_load_dir(dir, time(NULL), &m, &errs);
+    /* Strict, like validate; service certificates from the cache (a
+     * warning for those not there: plan could not look). */
+    struct rc_load_opts lo = {.now = time(NULL),
+                              .strict = true,
+                              .cert_cache_dir = cache ? cache : ag_cert_cache_default()};
+    int rc = rc_load_dir_ex(dir, &lo, &m, &errs, NULL) == 0 ? 0 : -1;
     rc_errs_sort(&errs);
     rc_errs_print(&errs, stderr);
     rc_errs_cleanup(&errs);
@@ -177,6 +220,8 @@ int ag_plan_main(int argc, char **argv)
     }
     json_t *desired = rc_export_model(m);
     rc_model_unref(m);
+    if (desired && running)
+        keep_unknown_facts(running, desired);
     struct rc_diff d;
     rc_diff_init(&d);
     int status = AG_EXIT_ERROR;
