@@ -692,6 +692,9 @@ int ag_certsvc_start(uv_loop_t *loop, const char *cache_dir, ag_certsvc_change_c
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return -ENOMEM;
         global_done = true;
+        /* Jitter differs between processes, so that albd replicas
+         * restarted together do not refetch in step. */
+        srand((unsigned)time(NULL) ^ (unsigned)getpid());
     }
     struct ag_certsvc *cs = calloc(1, sizeof *cs);
     if (cs == NULL)

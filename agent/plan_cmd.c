@@ -208,6 +208,7 @@ int ag_plan_main(int argc, char **argv)
      * warning for those not there: plan could not look). */
     struct rc_load_opts lo = {.now = time(NULL),
                               .strict = true,
+                              .keys_optional = true,
                               .cert_cache_dir = cache ? cache : ag_cert_cache_default()};
     int rc = rc_load_dir_ex(dir, &lo, &m, &errs, NULL) == 0 ? 0 : -1;
     rc_errs_sort(&errs);

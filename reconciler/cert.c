@@ -194,7 +194,21 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
     char *abs = from ? NULL : resolve_path(d, rc_y_str(n));
     if (!from && abs == NULL)
         return -2;
-    int rc = read_pem(L, d, n, fpath, key, abs, path, hash, pem, len, NULL);
+    bool missing = false;
+    int rc = read_pem(L, d, n, fpath, key, abs, path, hash, pem, len,
+                      key && L->keys_optional ? &missing : NULL);
+    if (missing) {
+        /* plan in a checkout without keys: the certificate is compared by
+         * its public facts; the path is kept, so it compares too. */
+        rc_doc_err(L, d, RC_WARNING, n, fpath,
+                   "the private key \"%s\" is missing: compared by the certificate's public facts "
+                   "only (albd run and validate need it)",
+                   abs);
+        *path = rc_arena_strdup(L->arena, abs);
+        *pem = NULL;
+        *len = 0;
+        rc = *path ? 0 : -2;
+    }
     free(abs);
     return rc;
 }

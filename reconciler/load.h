@@ -53,6 +53,10 @@ struct rc_load_opts {
      * it is invalid (run: it waits, others serve); when false only a
      * warning (plan: it cannot show the certificate's facts). */
     bool cert_pending_is_error;
+    /* A certificate's privateKey file that does not exist is a warning,
+     * and the certificate is compared by its public facts (plan in a CI
+     * checkout without keys); false: an error (run, validate). */
+    bool keys_optional;
 };
 
 enum rc_res_state {

@@ -3,14 +3,18 @@
 the certificate cache) by its public facts — names, notAfter, fingerprint —
 against a running albd, never needing the service; with the certificate
 not in the cache it warns that it could not look and shows no made-up
-change; `albd validate` accepts service certificates without a cache."""
+change; `albd validate` accepts service certificates without a cache.
+Also plan in a checkout without private keys: a file certificate whose key
+file is missing is compared by its public facts (a warning, no change),
+while validate still refuses it."""
 import os
 import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from albd_harness import albd_binary, free_ports, https_listener, instance, run, server_group  # noqa: E402
+from albd_harness import (CertPair, albd_binary, certificate, free_ports, https_listener, instance, run,  # noqa: E402
+                          server_group)
 from certsvc_support import CertService, cert_service, service_certificate  # noqa: E402
 from reconcile_support import fingerprint_sha256, plan  # noqa: E402
 
@@ -24,9 +28,17 @@ def body(env):
     be = env.backend("a")
     (port,) = free_ports(1)
     cache = os.path.join(env.dir, "cache")
+    (port2,) = free_ports(1)
+    keyless = os.path.join(env.dir, "keyless")
+    os.makedirs(keyless)
+    shutil.copy(certs.rsa.cert, os.path.join(keyless, "file.pem"))
+    shutil.copy(certs.rsa.key, os.path.join(keyless, "file.key"))
     env.write_manifests(instance(), cert_service("cas", svc), service_certificate("www", "cas", "www"),
-                        server_group("web", [be.addr]), https_listener("svc", port, "www", "web"))
-    albd = env.start_albd(ports=(port,), args=("--cert-cache", cache))
+                        certificate("file", CertPair(os.path.join(keyless, "file.pem"),
+                                                     os.path.join(keyless, "file.key"))),
+                        server_group("web", [be.addr]), https_listener("svc", port, "www", "web"),
+                        https_listener("plain", port2, "file", "web"))
+    albd = env.start_albd(ports=(port, port2), args=("--cert-cache", cache))
     svc.stop()  # plan never asks the service
     url = f"http://127.0.0.1:{albd.admin_port}"
 
@@ -53,6 +65,15 @@ def body(env):
 
     r = subprocess.run([albd_binary(), "validate", "-m", env.manifest_dir], capture_output=True, timeout=60)
     c.eq(r.returncode, 0, "validate accepts a service certificate without looking at any cache")
+
+    # A CI checkout without private keys.
+    os.unlink(os.path.join(keyless, "file.key"))
+    rc, out, err = plan("-m", env.manifest_dir, "--against", url, "--cert-cache", cache)
+    c.eq(rc, 0, "plan without the private key file: no changes (compared by public facts)")
+    c.ok("file.key" in err and "is missing" in err and "warning" in err,
+         "... a warning names the missing key", "warning: ... is missing", err)
+    r = subprocess.run([albd_binary(), "validate", "-m", env.manifest_dir], capture_output=True, timeout=60)
+    c.eq(r.returncode, 1, "validate still refuses a missing private key")
     albd.check_clean_exit(c)
 
 
