@@ -23,6 +23,10 @@
 
 #define N_BUCKETS 4096u
 #define MAX_BACKOFF_MS (300u * 1000u)
+/* Transfers at once; the others wait in a queue, so that 10,000
+ * certificates never hold 10,000 curl handles (each with its buffers) and a
+ * transfer's timeout never counts time spent waiting for a turn. */
+#define MAX_IN_FLIGHT 64
 
 struct ag_certsvc;
 
@@ -40,7 +44,9 @@ struct entry {
     time_t not_after;
     /* The schedule and the transfer in flight. */
     uv_timer_t timer;
-    CURL *easy;                 /* NULL when idle */
+    CURL *easy;  /* NULL when idle */
+    bool queued; /* waiting for a turn (in cs's queue) */
+    struct entry *q_prev, *q_next;
     struct curl_slist *headers; /* may hold the token: wiped when freed */
     char *body;                 /* may hold the key: wiped when freed */
     size_t body_len, body_cap;
@@ -71,6 +77,8 @@ struct ag_certsvc {
     uv_timer_t timer; /* curl's timeout */
     struct entry *buckets[N_BUCKETS];
     size_t n_entries;
+    size_t in_flight;              /* entries with an easy handle */
+    struct entry *q_head, *q_tail; /* waiting for a turn, oldest first */
     uint64_t counts[AG_CS_N_RESULTS];
     time_t last_update; /* wall time of the last new version cached */
     bool closing;
@@ -129,12 +137,46 @@ static void free_headers(struct entry *e)
     e->headers = NULL;
 }
 
+static void dequeue(struct entry *e)
+{
+    struct ag_certsvc *cs = e->cs;
+    if (!e->queued)
+        return;
+    if (e->q_prev)
+        e->q_prev->q_next = e->q_next;
+    else
+        cs->q_head = e->q_next;
+    if (e->q_next)
+        e->q_next->q_prev = e->q_prev;
+    else
+        cs->q_tail = e->q_prev;
+    e->q_prev = e->q_next = NULL;
+    e->queued = false;
+}
+
+static void enqueue(struct entry *e)
+{
+    struct ag_certsvc *cs = e->cs;
+    if (e->queued)
+        return;
+    e->queued = true;
+    e->q_next = NULL;
+    e->q_prev = cs->q_tail;
+    if (cs->q_tail)
+        cs->q_tail->q_next = e;
+    else
+        cs->q_head = e;
+    cs->q_tail = e;
+}
+
 static void end_transfer(struct entry *e)
 {
+    dequeue(e);
     if (e->easy) {
         curl_multi_remove_handle(e->cs->multi, e->easy);
         curl_easy_cleanup(e->easy);
         e->easy = NULL;
+        e->cs->in_flight--;
     }
     free_headers(e);
     wipe_body(e);
@@ -404,8 +446,12 @@ static void record(struct entry *e, enum ag_certsvc_result r, const char *msg);
 static void start_fetch(struct entry *e)
 {
     struct ag_certsvc *cs = e->cs;
-    if (e->easy || cs->closing)
+    if (e->easy || e->queued || cs->closing)
         return;
+    if (cs->in_flight >= MAX_IN_FLIGHT) {
+        enqueue(e); /* started by next_turn when a transfer ends */
+        return;
+    }
     char url[4096], line[4096 + 32];
     snprintf(url, sizeof url, "%s/v1/certificates/%s", e->endpoint, e->id);
     e->curl_err[0] = '\0';
@@ -415,6 +461,7 @@ static void start_fetch(struct entry *e)
         return;
     }
     e->easy = c;
+    cs->in_flight++;
     struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
     e->headers = h;
     if (h && e->cached && e->version[0]) {
@@ -484,6 +531,16 @@ static void on_fetch_timer(uv_timer_t *t)
 
 /* Ends e's transfer with result r (msg: why, for /status), counts it and
  * schedules the next fetch. */
+/* Starts waiting transfers while there is room. */
+static void next_turn(struct ag_certsvc *cs)
+{
+    while (!cs->closing && cs->q_head && cs->in_flight < MAX_IN_FLIGHT) {
+        struct entry *n = cs->q_head;
+        dequeue(n);
+        start_fetch(n);
+    }
+}
+
 static void record(struct entry *e, enum ag_certsvc_result r, const char *msg)
 {
     struct ag_certsvc *cs = e->cs;
@@ -606,6 +663,7 @@ static void check_done(struct ag_certsvc *cs)
         if (e)
             finish(e, m->data.result);
     }
+    next_turn(cs);
 }
 
 /* ---- curl's sockets and timer on the uv loop ---- */
@@ -802,6 +860,7 @@ void ag_certsvc_sync(struct ag_certsvc *cs, const struct rc_model *m)
             entry_close(e);
         }
     }
+    next_turn(cs);
 }
 
 void ag_certsvc_refresh(struct ag_certsvc *cs)

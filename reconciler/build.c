@@ -95,7 +95,9 @@ int rc_build_model(struct rc_load *L)
         }
         if (!d->reused && rc_build_certificate(L, d, c) < -1)
             return -1;
-        if (!d->reused && si >= 0 && (size_t)si < m->n_cert_services)
+        /* Built or copied, a service certificate points to this load's
+         * service (services are built by every load). */
+        if (c->source == RC_CERT_SOURCE_SERVICE && si >= 0 && (size_t)si < m->n_cert_services)
             c->service = &m->cert_services[si];
         d->built = c;
         if (L->pass == 1)

@@ -511,10 +511,17 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     if (!rc_reuse_from(L, d))
         return false;
     const struct rc_certificate *o = d->prev_src->res;
-    if (o->source == RC_CERT_SOURCE_SERVICE || !rc_cert_time_quiet(L, o))
+    if (!rc_cert_time_quiet(L, o))
         return false;
-    /* Files: the bytes prev holds must still be what the files hold. */
-    if (o->source == RC_CERT_SOURCE_FILES &&
+    /* A service certificate is copied only once it is in the cache (a
+     * pending one is looked up again) and under the same cache. */
+    if (o->source == RC_CERT_SOURCE_SERVICE &&
+        (o->pending || o->cert_path == NULL || o->key_path == NULL || L->cert_cache_dir == NULL ||
+         strncmp(o->cert_path, L->cert_cache_dir, strlen(L->cert_cache_dir)) != 0))
+        return false;
+    /* Files and the cache: the bytes prev holds must still be what the
+     * files hold. */
+    if (o->source != RC_CERT_SOURCE_INLINE &&
         (!rc_filecache_unchanged(L->files, o->cert_path, o->cert_path_hash, o->cert_pem,
                                  o->cert_pem_len) ||
          (o->key_path && !rc_filecache_unchanged(L->files, o->key_path, o->key_path_hash,
@@ -528,6 +535,8 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     /* The document may have moved in its file (a changed file's unchanged
      * document, load.c): the copy is where the document is now. */
     c->meta.loc.line += d->src_line - d->prev_src->line;
+    /* Its service is this load's (build.c repoints it), never prev's. */
+    c->service = NULL;
     L->certs_reused++;
     return true;
 }

@@ -118,6 +118,24 @@ static void test_service_resource(void **state)
     snprintf(path, sizeof path, "%s/cas/www-1/cert.pem", cache);
     assert_string_equal(c->cert_path, path);
     assert_int_equal(m->n_listeners, 2);
+
+    /* A reload with the cache unchanged copies the certificate (no parse)
+     * and points it to the new load's service, never the old one. */
+    struct rc_model *m2 = NULL;
+    struct rc_errs errs2;
+    struct rc_status st2;
+    rc_errs_init(&errs2);
+    rc_status_init(&st2);
+    struct rc_load_opts o = {
+        .now = time(NULL), .prev = m, .cert_cache_dir = cache, .cert_pending_is_error = true};
+    assert_int_equal(rc_load_dir_ex(dir, &o, &m2, &errs2, &st2), 0);
+    const struct rc_certificate *c2 = rc_model_certificate(m2, "www");
+    assert_ptr_equal(c2->service, &m2->cert_services[0]);
+    assert_string_equal(c2->meta.digest, c->meta.digest);
+    assert_int_equal(st2.certs_parsed, 0);
+    rc_model_unref(m2);
+    rc_errs_cleanup(&errs2);
+    rc_status_cleanup(&st2);
     rc_model_unref(m);
     rc_errs_cleanup(&errs);
     rc_status_cleanup(&st);
