@@ -3,8 +3,9 @@
  *
  * Runs on the agent's loop: libcurl's multi-socket interface driven by
  * uv_poll (one per socket curl opens) and one uv_timer, so no request ever
- * blocks the loop or the workers, and all certificates are fetched at once
- * over connections the multi handle reuses. libcurl is used here and
+ * blocks the loop or the workers; up to 64 transfers run at once (the rest
+ * queue) over connections the multi handle reuses (HTTP/2 multiplexed when
+ * the service speaks it, else keep-alive). libcurl is used here and
  * nowhere else in albd.
  *
  * The one seam to the reconciler is the cache folder: a validated reply is
