@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from albd_harness import (CertPair, albd_binary, certificate, free_ports, https_listener, instance, run,  # noqa: E402
@@ -47,6 +48,7 @@ def body(env):
 
     pc = os.path.join(env.dir, "plan-cache")
     shutil.copytree(cache, pc)
+    time.sleep(1.1)  # v2's notAfter differs from v1's (second resolution)
     v2 = certs.issue("v2", ["albd.test", "www.albd.test"])
     shutil.copy(v2.cert, os.path.join(pc, "cas", "www", "cert.pem"))
     shutil.copy(v2.key, os.path.join(pc, "cas", "www", "key.pem"))
