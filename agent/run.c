@@ -156,6 +156,30 @@ static void log_errs(const struct rc_errs *errs)
     }
 }
 
+/* --strict and a load that failed because listeners wait for service
+ * certificates never fetched: only a fetch can end that, so the service
+ * certificates a contained load finds are fetched anyway (the result is
+ * used for nothing else). */
+static void fetch_pending_strict(struct ag_agent *a, const struct rc_errs *errs)
+{
+    bool pending = false;
+    for (size_t i = 0; i < errs->n && !pending; i++)
+        pending = errs->v[i].msg && strstr(errs->v[i].msg, RC_PENDING_PREFIX) != NULL;
+    if (!pending)
+        return;
+    struct rc_load_opts o = {.now = time(NULL),
+                             .prev = a->running,
+                             .cert_cache_dir = a->opt.cert_cache_dir,
+                             .cert_pending_is_error = true};
+    struct rc_model *m = NULL;
+    struct rc_errs e;
+    rc_errs_init(&e);
+    if (rc_load_dir_ex(a->opt.manifest_dir, &o, &m, &e, NULL) >= 0 && m)
+        ag_certsvc_sync(a->certsvc, m);
+    rc_model_unref(m);
+    rc_errs_cleanup(&e);
+}
+
 /* Loads the manifests (with the running model as the source of last good
  * versions), then applies. A listener the proxy cannot serve (its port will
  * not bind, OpenSSL refuses its certificate) is contained like an invalid
@@ -208,6 +232,8 @@ int ag_reconcile(struct ag_agent *a)
             snprintf(a->last_error, sizeof a->last_error,
                      "%zu error(s) in the manifests; the running configuration is unchanged",
                      rc_errs_count_errors(&errs));
+            if (a->opt.strict)
+                fetch_pending_strict(a, &errs);
             break;
         }
         if (a->running && same_config(a->running, m)) {

@@ -7,7 +7,7 @@ folders 0700 and files 0600; albd restarted while the service is down
 serves from the cache; a cold start with neither leaves only that listener
 down (Pending in /status, /readyz 503 unless --ready-when-any) while a
 listener with a file certificate serves, and the listener comes up once
-the service answers."""
+the service answers (also with --strict, whose first load fails on it)."""
 import json
 import os
 import stat
@@ -131,6 +131,13 @@ def body(env):
          "once the service answers, the waiting listener serves its certificate")
     log(f"MEASURE: service back -> pending listener serving: {time.monotonic() - t0:.2f} s")
     albd4.check_clean_exit(c)
+
+    # --strict, nothing cached: the first load fails on the waiting listener,
+    # yet the certificate is fetched and the configuration then applies.
+    cold3 = os.path.join(env.dir, "cold-cache-3")
+    albd5 = env.start_albd(ports=(p_svc, p_file), args=("--cert-cache", cold3, "--strict"))
+    c.eq(served_fp(env, p_svc), want, "--strict cold start: the certificate is fetched and served")
+    albd5.check_clean_exit(c)
     svc.stop()
 
 
