@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "agent/obs_metrics.h"
+#include "agent/certsvc.h"
 #include "agent/query.h"
 #include "common/log.h"
 #include "proxy/dns.h"
@@ -467,8 +468,13 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
         if (r->file)
             snprintf(src, sizeof src, "%s:%d:%d", r->file, r->line, r->col);
         bool ready = r->state == RC_RES_READY;
-        json_t *rs = resource_status(r->kind, r->name, ready ? "Ready" : "Invalid",
-                                     reasons[r->state], r->message, r->file ? src : NULL);
+        bool pending = !ready && r->message && strstr(r->message, RC_PENDING_PREFIX);
+        json_t *rs = resource_status(r->kind, r->name,
+                                     ready     ? "Ready"
+                                     : pending ? "Pending"
+                                               : "Invalid",
+                                     pending ? "Pending" : reasons[r->state], r->message,
+                                     r->file ? src : NULL);
         if (r->kind && r->name && strcmp(r->kind, "ServerGroup") == 0)
             add_host_names(a, r->name, rs);
         json_array_append_new(res, rs);
@@ -477,6 +483,7 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
     json_t *groups = server_groups_status(a, sel, ex);
     add_degraded(res, groups);
     json_object_set_new(root, "serverGroups", groups);
+    json_object_set_new(root, "certificateService", ag_certsvc_status(a->certsvc));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
     json_decref(ex);
@@ -560,6 +567,11 @@ static char *metrics_text(struct ag_agent *a)
     if (obs)
         sb_printf(&b, "%s", obs);
     free(obs);
+    char *cs = NULL;
+    size_t cs_len = 0;
+    if (ag_certsvc_metrics(a->certsvc, &cs, &cs_len) == 0 && cs)
+        sb_printf(&b, "%s", cs);
+    free(cs);
     return b.p;
 }
 
@@ -728,6 +740,8 @@ static void handle(struct admin_conn *c)
     } else if (strcmp(path, "/readyz") == 0) {
         if (a->stopping) /* SIGTERM: stop sending here; still serving for the grace */
             respond(c, head, 503, TEXT("draining\n"));
+        else if (a->running && a->listeners_pending && !a->opt.ready_when_any)
+            respond(c, head, 503, TEXT("not ready: listeners wait for service certificates\n"));
         else if (a->running && a->running->n_listeners > 0)
             respond(c, head, 200, TEXT("ready\n"));
         else if (a->running) /* an empty folder serves nothing: not ready for traffic */

@@ -16,6 +16,7 @@
 struct px_runtime;
 struct ag_admin;
 struct ag_watch;
+struct ag_certsvc;
 
 struct ag_options {
     const char *manifest_dir;
@@ -32,6 +33,8 @@ struct ag_options {
     const char *probe_addr;     /* --probe: /healthz and /readyz only; NULL = off */
     const char *admin_hosts[8]; /* --admin-host: names accepted in Host besides IPs, localhost */
     size_t n_admin_hosts;
+    const char *cert_cache_dir; /* --cert-cache: service certificates (agent/certsvc.h) */
+    bool ready_when_any;        /* --ready-when-any: /readyz 200 while some listeners wait */
 };
 
 struct ag_agent {
@@ -49,6 +52,10 @@ struct ag_agent {
     struct ag_admin *admin;
     struct ag_admin *probe; /* --probe endpoint, NULL when off */
     struct ag_watch *watch; /* NULL when the tree cannot be watched */
+
+    struct ag_certsvc *certsvc; /* the certificate-service client */
+    uv_timer_t certsvc_timer;   /* a new version was cached: reconcile soon */
+    size_t listeners_pending;   /* listeners waiting for a service certificate */
     /* What changed under the manifest folder since the running model's
      * load began (all: unknown — before the first load, after SIGHUP).
      * The loader checks only these files (reconciler/changes.h). */

@@ -58,6 +58,11 @@ static const char usage_run[] =
     "                              kustomization.yaml, a Deployment) is an error; by default\n"
     "                              it is skipped with a note (log, /status)\n"
     "      --session-ticket-key FILE  TLS session-ticket key (48 or 80 bytes), repeatable\n"
+    "      --cert-cache DIR        where certificates fetched from a CertificateService are\n"
+    "                              cached (0700/0600); default $STATE_DIRECTORY/certs or\n"
+    "                              /var/lib/albd/certs\n"
+    "      --ready-when-any        /readyz answers 200 while some listeners still wait for\n"
+    "                              their first service certificate (default: all must serve)\n"
     "                              (at most 8; the first encrypts); default: generated, rotated\n"
     "  -l, --log-level L           error, warn, info (default) or debug\n"
     "      --log-format F          text, json (one object per line: ts, level, msg) or auto\n"
@@ -209,7 +214,7 @@ static int cmd_run(int argc, char **argv)
 {
     struct ag_options o = {
         .admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
-    enum { OPT_GRACE = 256, OPT_SHARE, OPT_FOREIGN, OPT_LOG_FORMAT };
+    enum { OPT_GRACE = 256, OPT_SHARE, OPT_FOREIGN, OPT_LOG_FORMAT, OPT_CERT_CACHE, OPT_READY_ANY };
     const char *env_format = getenv("ALBD_LOG_FORMAT");
     int log_format = env_format ? px_log_parse_format(env_format) : PX_LOG_FORMAT_AUTO;
     if (log_format < 0)
@@ -227,6 +232,8 @@ static int cmd_run(int argc, char **argv)
                                          {"session-ticket-key", required_argument, NULL, 't'},
                                          {"probe", required_argument, NULL, 'p'},
                                          {"admin-host", required_argument, NULL, 'H'},
+                                         {"cert-cache", required_argument, NULL, OPT_CERT_CACHE},
+                                         {"ready-when-any", no_argument, NULL, OPT_READY_ANY},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -257,6 +264,14 @@ static int cmd_run(int argc, char **argv)
             break;
         case OPT_SHARE:
             o.share_ports = true;
+            break;
+        case OPT_CERT_CACHE:
+            if (optarg[0] == '\0')
+                return usage_error("run", "--cert-cache takes a folder");
+            o.cert_cache_dir = optarg;
+            break;
+        case OPT_READY_ANY:
+            o.ready_when_any = true;
             break;
         case 'l': {
             int l = parse_log_level(optarg);
@@ -303,12 +318,27 @@ static int cmd_run(int argc, char **argv)
     if (!o.manifest_dir)
         return usage_error("run", "-m DIR is required");
     px_log_set_format((enum px_log_format)log_format);
+    if (o.cert_cache_dir == NULL)
+        o.cert_cache_dir = ag_cert_cache_default();
     return ag_run(&o);
 }
 
 const char *ag_cli_commit(void)
 {
     return ALBD_COMMIT;
+}
+
+const char *ag_cert_cache_default(void)
+{
+    static char cache[4096];
+    /* systemd's StateDirectory= (its first entry), else the FHS place. */
+    const char *st = getenv("STATE_DIRECTORY");
+    size_t n = st && st[0] == '/' ? strcspn(st, ":") : 0;
+    if (n && n < sizeof cache - 8)
+        snprintf(cache, sizeof cache, "%.*s/certs", (int)n, st);
+    else
+        snprintf(cache, sizeof cache, "/var/lib/albd/certs");
+    return cache;
 }
 
 int ag_cli_main(int argc, char **argv)

@@ -22,6 +22,10 @@ enum {
  * errs holds an error. Notes and warnings go to errs either way. */
 int ag_load_all_or_nothing(const char *dir, bool refuse_foreign, struct rc_model **out,
                            struct rc_errs *errs);
+/* The certificate cache `albd run` and `albd plan` use without
+ * --cert-cache: $STATE_DIRECTORY/certs (systemd's StateDirectory=), else
+ * /var/lib/albd/certs. A static buffer; main thread. */
+const char *ag_cert_cache_default(void);
 
 /* Parses the command line and runs the chosen command; returns the exit
  * status (see DESIGN.md "Processes, interfaces, files"). */

@@ -13,6 +13,7 @@
 #include "agent/http_get.h"
 #include "reconciler/diff.h"
 #include "reconciler/export.h"
+#include "reconciler/load.h"
 #include "reconciler/plan.h"
 #include "reconciler/rc.h"
 #include "reconciler/selector.h"
@@ -56,9 +57,37 @@ static json_t *fetch_running(const char *url)
     return j;
 }
 
+/* A service certificate plan did not find in the cache has unknown facts,
+ * not removed ones: it takes the compared configuration's, so that the
+ * plan shows only what is known to change (the loader's warning says plan
+ * could not look). */
+static void keep_unknown_facts(json_t *running, json_t *desired)
+{
+    json_t *dcerts = json_object_get(json_object_get(desired, "resources"), "Certificate");
+    json_t *rcerts = json_object_get(json_object_get(running, "resources"), "Certificate");
+    const char *name;
+    json_t *res;
+    json_object_foreach(dcerts, name, res)
+    {
+        json_t *spec = json_object_get(res, "spec");
+        json_t *svc = json_object_get(json_object_get(spec, "source"), "service");
+        json_t *rspec = json_object_get(json_object_get(rcerts, name), "spec");
+        if (!json_is_true(json_object_get(svc, "pending")) || rspec == NULL)
+            continue;
+        json_object_del(svc, "pending");
+        const char *k;
+        json_t *v;
+        json_object_foreach(rspec, k, v)
+        {
+            if (strcmp(k, "source") != 0 && json_object_get(spec, k) == NULL)
+                json_object_set(spec, k, v);
+        }
+    }
+}
+
 const char ag_plan_usage[] =
     "usage: albd plan -m DIR [--against URL | --state FILE] [-o text|json] [-l SELECTOR]\n"
-    "                 [--refuse-foreign]\n"
+    "                 [--refuse-foreign] [--cert-cache DIR]\n"
     "show what applying the manifests in DIR would change; the manifests are loaded as\n"
     "`albd validate` does (errors on stderr)\n"
     "\n"
@@ -73,6 +102,10 @@ const char ag_plan_usage[] =
     "                        several -l are ANDed)\n"
     "      --refuse-foreign  a document whose apiVersion is not albd/... is an error\n"
     "                        (default: skipped with a note on stderr)\n"
+    "      --cert-cache DIR  where `albd run` caches certificates of a CertificateService\n"
+    "                        (default as run's): their subject, names, expiry and\n"
+    "                        fingerprint are read there; a warning says when one is not\n"
+    "                        there (plan could not look)\n"
     "  -h, --help            print this\n"
     "\n"
     "A change of labels, annotations or namespace only is a change (shown as\n"
@@ -92,6 +125,7 @@ static int usage_error(const char *msg, char *sel_text)
 int ag_plan_main(int argc, char **argv)
 {
     const char *dir = NULL, *against = NULL, *state = NULL, *format = "text";
+    const char *cache = NULL;
     char *sel_text = NULL;
     bool refuse_foreign = false;
     enum { OPT_FOREIGN = 256 };
@@ -101,6 +135,7 @@ int ag_plan_main(int argc, char **argv)
                                          {"output", required_argument, NULL, 'o'},
                                          {"selector", required_argument, NULL, 'l'},
                                          {"refuse-foreign", no_argument, NULL, OPT_FOREIGN},
+                                         {"cert-cache", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -120,6 +155,9 @@ int ag_plan_main(int argc, char **argv)
             break;
         case OPT_FOREIGN:
             refuse_foreign = true;
+            break;
+        case 'C':
+            cache = optarg;
             break;
         case 'l':
             if (selector_add(&sel_text, optarg) != 0) {
@@ -177,7 +215,14 @@ int ag_plan_main(int argc, char **argv)
     struct rc_model *m = NULL;
     struct rc_errs errs;
     rc_errs_init(&errs);
-    int rc = ag_load_all_or_nothing(dir, refuse_foreign, &m, &errs);
+    /* Strict, like validate; service certificates from the cache (a
+     * warning for those not there: plan could not look). */
+    struct rc_load_opts lo = {.now = time(NULL),
+                              .strict = true,
+                              .refuse_foreign = refuse_foreign,
+                              .keys_optional = true,
+                              .cert_cache_dir = cache ? cache : ag_cert_cache_default()};
+    int rc = rc_load_dir_ex(dir, &lo, &m, &errs, NULL) == 0 ? 0 : -1;
     rc_errs_sort(&errs);
     rc_errs_print(&errs, stderr);
     rc_errs_cleanup(&errs);
@@ -188,6 +233,8 @@ int ag_plan_main(int argc, char **argv)
     }
     json_t *desired = rc_export_model(m);
     rc_model_unref(m);
+    if (desired && running)
+        keep_unknown_facts(running, desired);
     struct rc_diff d;
     rc_diff_init(&d);
     int status = AG_EXIT_ERROR;

@@ -12,6 +12,7 @@
 
 #include "agent/admin.h"
 #include "agent/events.h"
+#include "agent/certsvc.h"
 #include "agent/notify.h"
 #include "agent/watch.h"
 #include "common/log.h"
@@ -142,6 +143,7 @@ static void adopt(struct ag_agent *a, struct rc_model *m)
     a->running = m;
     ag_changes_clear(&a->pending);
     watch_cert_folders(a);
+    ag_certsvc_sync(a->certsvc, m);
 }
 
 static void log_errs(const struct rc_errs *errs)
@@ -187,6 +189,30 @@ static void schedule_retry(struct ag_agent *a, bool failing)
     uv_timer_start(&a->retry_timer, on_retry_timer, a->retry_ms, 0);
 }
 
+/* --strict and a load that failed because listeners wait for service
+ * certificates never fetched: only a fetch can end that, so the service
+ * certificates a contained load finds are fetched anyway (the result is
+ * used for nothing else). */
+static void fetch_pending_strict(struct ag_agent *a, const struct rc_errs *errs)
+{
+    bool pending = false;
+    for (size_t i = 0; i < errs->n && !pending; i++)
+        pending = errs->v[i].msg && strstr(errs->v[i].msg, RC_PENDING_PREFIX) != NULL;
+    if (!pending)
+        return;
+    struct rc_load_opts o = {.now = time(NULL),
+                             .prev = a->running,
+                             .cert_cache_dir = a->opt.cert_cache_dir,
+                             .cert_pending_is_error = true};
+    struct rc_model *m = NULL;
+    struct rc_errs e;
+    rc_errs_init(&e);
+    if (rc_load_dir_ex(a->opt.manifest_dir, &o, &m, &e, NULL) >= 0 && m)
+        ag_certsvc_sync(a->certsvc, m);
+    rc_model_unref(m);
+    rc_errs_cleanup(&e);
+}
+
 /* Loads the manifests (with the running model as the source of last good
  * versions), then applies. A listener the proxy cannot serve (its port will
  * not bind, OpenSSL refuses its certificate) is contained like an invalid
@@ -218,7 +244,9 @@ int ag_reconcile(struct ag_agent *a)
                                  .refuse_foreign = a->opt.refuse_foreign,
                                  .invalid = invalid,
                                  .n_invalid = n_invalid,
-                                 .changes = pending_view(a, &view)};
+                                 .changes = pending_view(a, &view),
+                                 .cert_cache_dir = a->opt.cert_cache_dir,
+                                 .cert_pending_is_error = true};
         struct rc_model *m = NULL;
         rc_errs_cleanup(&errs);
         rc_status_cleanup(&st);
@@ -238,6 +266,8 @@ int ag_reconcile(struct ag_agent *a)
             snprintf(a->last_error, sizeof a->last_error,
                      "%zu error(s) in the manifests; the running configuration is unchanged",
                      rc_errs_count_errors(&errs));
+            if (a->opt.strict)
+                fetch_pending_strict(a, &errs);
             break;
         }
         if (a->running && same_config(a->running, m)) {
@@ -309,6 +339,11 @@ int ag_reconcile(struct ag_agent *a)
     a->last_errs = errs;
     rc_status_cleanup(&a->last_status);
     a->last_status = st;
+    a->listeners_pending = 0;
+    for (size_t i = 0; i < st.n; i++)
+        a->listeners_pending += !strcmp(st.v[i].kind, "Listener") &&
+                                st.v[i].state != RC_RES_READY && st.v[i].message &&
+                                strstr(st.v[i].message, RC_PENDING_PREFIX) != NULL;
     if (result < 0) {
         a->reconciles_failed++;
         px_log_error("reconcile: %s", a->last_error);
@@ -349,6 +384,9 @@ static void close_handles(struct ag_agent *a)
     ag_watch_close(a->watch);
     a->watch = NULL;
     px_runtime_close_dns(a->rt);
+    uv_close((uv_handle_t *)&a->certsvc_timer, NULL);
+    ag_certsvc_close(a->certsvc);
+    a->certsvc = NULL;
 }
 
 static void on_drain_poll(uv_timer_t *t)
@@ -411,6 +449,22 @@ static void on_manifests_changed(struct ag_watch *w, void *arg)
         ag_reconcile(a);
 }
 
+static void on_certsvc_timer(uv_timer_t *t)
+{
+    struct ag_agent *a = t->data;
+    if (!a->stopping)
+        ag_reconcile(a);
+}
+
+/* A new certificate version is in the cache: reconcile after a short quiet
+ * time, so that many certificates fetched together apply at once. */
+static void on_cert_cached(void *arg)
+{
+    struct ag_agent *a = arg;
+    if (!a->stopping && !uv_is_active((uv_handle_t *)&a->certsvc_timer))
+        uv_timer_start(&a->certsvc_timer, on_certsvc_timer, 20, 0);
+}
+
 static void on_ticket_timer(uv_timer_t *t)
 {
     struct ag_agent *a = t->data;
@@ -437,6 +491,7 @@ static void on_hup(uv_signal_t *h, int signum)
     }
     a->pending.all = true; /* check every file, including those outside the folder */
     ag_reconcile(a);
+    ag_certsvc_refresh(a->certsvc); /* and ask for every service certificate now */
     if (was_ready) {
         char msg[128];
         snprintf(msg, sizeof msg, "READY=1\nSTATUS=serving generation %llu",
@@ -488,6 +543,11 @@ int ag_run(const struct ag_options *opt)
     a.ticket_timer.data = &a;
     uv_timer_init(a.loop, &a.retry_timer);
     a.retry_timer.data = &a;
+    uv_timer_init(a.loop, &a.certsvc_timer);
+    a.certsvc_timer.data = &a;
+    int crc = ag_certsvc_start(a.loop, opt->cert_cache_dir, on_cert_cached, &a, &a.certsvc);
+    if (crc != 0)
+        px_log_error("certificate-service client: %s", strerror(-crc));
     uv_timer_start(&a.ticket_timer, on_ticket_timer, PX_TLS_KEYS_ROTATE_S * 1000,
                    PX_TLS_KEYS_ROTATE_S * 1000);
     uv_signal_init(a.loop, &a.sig_term);

@@ -13,6 +13,7 @@ pkgs=(
   build-essential cmake pkg-config
   libssl-dev libuv1-dev node-llhttp libnghttp2-dev zlib1g-dev libbrotli-dev
   libyaml-dev libjansson-dev
+  libcurl4-openssl-dev   # the certificate-service client only (agent/certsvc.c)
 )
 [[ "${1:-}" == "--build" ]] || pkgs+=(
   libcmocka-dev

@@ -8,6 +8,7 @@
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
 #include "reconciler/cert.h"
+#include "reconciler/certservice.h"
 #include "reconciler/field.h"
 #include "reconciler/group.h"
 #include "reconciler/instance.h"
@@ -57,6 +58,20 @@ int rc_build_model(struct rc_load *L)
         d->built = in;
     }
 
+    /* Before certificates: a service certificate points to its service. */
+    m->cert_services = rc_arena_alloc(m->arena, (services.n + 1) * sizeof(*m->cert_services));
+    if (m->cert_services == NULL)
+        return -1;
+    for (size_t i = 0; i < services.n; i++) {
+        struct rc_doc *d = services.v[i];
+        struct rc_cert_service *s = &m->cert_services[m->n_cert_services++];
+        if (d->lazy && rc_doc_parse(d) != 0)
+            return -1;
+        if (rc_build_cert_service(L, d, s) != 0)
+            return -1;
+        d->built = s;
+    }
+
     m->certificates = rc_arena_alloc(m->arena, (r.certs.n + 1) * sizeof(*m->certificates));
     if (m->certificates == NULL)
         return -1;
@@ -69,15 +84,21 @@ int rc_build_model(struct rc_load *L)
         d->reused = tried && rc_reuse_certificate(L, d, c);
         if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
             return -1;
+        long si = -1;
         if (!d->reused) {
             yaml_node_t *svc =
                 rc_at(d, yaml_document_get_root_node(&d->y), "spec.source.service.name");
             if (svc)
-                rc_resolve(L, d, svc, "spec.source.service.name", "CertificateService", &services);
+                si = rc_resolve(L, d, svc, "spec.source.service.name", "CertificateService",
+                                &services);
             d->reused = !tried && rc_reuse_certificate(L, d, c);
         }
         if (!d->reused && rc_build_certificate(L, d, c) < -1)
             return -1;
+        /* Built or copied, a service certificate points to this load's
+         * service (services are built by every load). */
+        if (c->source == RC_CERT_SOURCE_SERVICE && si >= 0 && (size_t)si < m->n_cert_services)
+            c->service = &m->cert_services[si];
         d->built = c;
         if (L->pass == 1)
             d->pass1_cert = &m->certificates[m->n_certificates - 1];

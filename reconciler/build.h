@@ -63,6 +63,10 @@ struct rc_load {
     size_t certs_parsed, certs_reused;
     /* Certificate/key files read by this load (filecache.h), across passes. */
     struct rc_filecache *files;
+    /* rc_load_opts.cert_cache_dir, cert_pending_is_error, keys_optional. */
+    const char *cert_cache_dir;
+    bool cert_pending_is_error;
+    bool keys_optional;
 };
 
 /* Builds every model array from the documents that passed the schema and

@@ -136,24 +136,27 @@ static X509 *parse_chain(const char *pem, size_t len, int *n_certs)
     return leaf;
 }
 
-static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, const char *field,
-                      const char **path, uint64_t *hash, const char **pem, size_t *len)
+/* Reads one PEM file of c into *path, *hash, *pem, *len: from the kept
+ * version or this load's first pass when there is one (bytes already read
+ * rather than files that may have changed since), else the file abs
+ * (malloc'd by the caller; NULL when out of memory). Errors are reported
+ * at node n, manifest path fpath; with missing non-NULL, a file that does
+ * not exist is not reported but sets *missing. Returns 0, -1, or -2 when
+ * out of memory. */
+static int read_pem(struct rc_load *L, struct rc_doc *d, yaml_node_t *n, const char *fpath,
+                    bool key, const char *abs, const char **path, uint64_t *hash, const char **pem,
+                    size_t *len, bool *missing)
 {
-    yaml_node_t *n = rc_at(d, files, field);
-    char fpath[64];
-    snprintf(fpath, sizeof(fpath), "spec.source.files.%s", field);
-    /* A kept version, and the later passes of one load, use bytes already
-     * read rather than files that may have changed since. */
     const struct rc_certificate *from = d->fallback_cert ? d->fallback_cert
                                         : L->pass > 1    ? d->pass1_cert
                                                          : NULL;
     if (from) {
-        bool key = !strcmp(field, "privateKey");
         const char *fp = key ? from->key_path : from->cert_path;
         const char *bytes = key ? from->key_pem : from->cert_pem;
         size_t blen = key ? from->key_pem_len : from->cert_pem_len;
         if (fp == NULL || bytes == NULL) {
-            rc_doc_err(L, d, RC_ERROR, n, fpath, "the last good version has no %s", field);
+            rc_doc_err(L, d, RC_ERROR, n, fpath, "the last good version has no %s",
+                       key ? "privateKey" : "certificate");
             return -1;
         }
         *path = rc_arena_strdup(L->arena, fp);
@@ -163,19 +166,106 @@ static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, c
         *len = blen;
         return *path && *pem ? 0 : -2;
     }
-    char *abs = resolve_path(d, rc_y_str(n));
     if (abs == NULL)
         return -2;
     *hash = cm_hash_str(abs);
     /* The path and bytes come back shared by every certificate of this
      * load that names the same file (one key for 10,000 certificates). */
     int rc = rc_filecache_read(L->files, L->arena, abs, *hash, path, pem, len);
+    if (rc == -ENOENT && missing) {
+        *missing = true;
+        return -1;
+    }
     if (rc != 0 && rc != -ENOMEM)
         rc_doc_err(L, d, RC_ERROR, n, fpath, "cannot read \"%s\": %s", abs,
                    rc == -EFBIG ? "larger than 1 MiB, the most a certificate or key file may hold"
                                 : rc_read_strerror(-rc));
-    free(abs);
     return rc == 0 ? 0 : rc == -ENOMEM ? -2 : -1;
+}
+
+static int file_field(struct rc_load *L, struct rc_doc *d, yaml_node_t *files, const char *field,
+                      const char **path, uint64_t *hash, const char **pem, size_t *len)
+{
+    yaml_node_t *n = rc_at(d, files, field);
+    char fpath[64];
+    snprintf(fpath, sizeof(fpath), "spec.source.files.%s", field);
+    bool key = !strcmp(field, "privateKey");
+    bool from = d->fallback_cert || L->pass > 1;
+    char *abs = from ? NULL : resolve_path(d, rc_y_str(n));
+    if (!from && abs == NULL)
+        return -2;
+    bool missing = false;
+    int rc = read_pem(L, d, n, fpath, key, abs, path, hash, pem, len,
+                      key && L->keys_optional ? &missing : NULL);
+    if (missing) {
+        /* plan in a checkout without keys: the certificate is compared by
+         * its public facts; the path is kept, so it compares too. */
+        rc_doc_err(L, d, RC_WARNING, n, fpath,
+                   "the private key \"%s\" is missing: compared by the certificate's public facts "
+                   "only (albd run and validate need it)",
+                   abs);
+        *path = rc_arena_strdup(L->arena, abs);
+        *pem = NULL;
+        *len = 0;
+        rc = *path ? 0 : -2;
+    }
+    free(abs);
+    return rc;
+}
+
+/* A service certificate: its PEM comes from the certificate cache the
+ * agent fills (model-t.h RC_CERT_CACHE_*). Not there: c->pending. Returns
+ * 0, -1 (reported) or -2 when out of memory. */
+static int service_source(struct rc_load *L, struct rc_doc *d, yaml_node_t *svc,
+                          struct rc_certificate *c)
+{
+    const char *sname = rc_field_str(d, svc, "name", "");
+    c->service_id = rc_arena_strdup(L->arena, rc_field_str(d, svc, "certificateId", ""));
+    if (c->service_id == NULL)
+        return -2;
+    if (c->type == RC_CERT_CA) {
+        rc_doc_err(L, d, RC_ERROR, svc, "spec.source.service",
+                   "a certificate service serves Server certificates: a CA certificate needs "
+                   "source.files or source.inline");
+        return -1;
+    }
+    if (L->cert_cache_dir == NULL)
+        return 0; /* validate: nothing to look at */
+    char *cabs = NULL, *kabs = NULL;
+    if (asprintf(&cabs, "%s/%s/%s/%s", L->cert_cache_dir, sname, c->service_id,
+                 RC_CERT_CACHE_CERT) < 0)
+        cabs = NULL;
+    if (asprintf(&kabs, "%s/%s/%s/%s", L->cert_cache_dir, sname, c->service_id, RC_CERT_CACHE_KEY) <
+        0)
+        kabs = NULL;
+    const struct rc_certificate *prior = d->fallback_cert ? d->fallback_cert
+                                         : L->pass > 1    ? d->pass1_cert
+                                                          : NULL;
+    bool from = prior != NULL;
+    bool missing = prior && prior->cert_pem == NULL;
+    int rc = missing ? -1 : -2;
+    if (!missing && (from || (cabs && kabs))) {
+        rc = read_pem(L, d, svc, "spec.source.service", false, cabs, &c->cert_path,
+                      &c->cert_path_hash, &c->cert_pem, &c->cert_pem_len, &missing);
+        if (rc == 0)
+            rc = read_pem(L, d, svc, "spec.source.service", true, kabs, &c->key_path,
+                          &c->key_path_hash, &c->key_pem, &c->key_pem_len, &missing);
+    }
+    if (missing) {
+        /* Never fetched (or the cache was emptied): no PEM, no facts. */
+        c->pending = true;
+        c->cert_pem = c->key_pem = NULL;
+        c->cert_pem_len = c->key_pem_len = 0;
+        if (!L->cert_pending_is_error)
+            rc_doc_err(L, d, RC_WARNING, svc, "spec.source.service",
+                       "certificate \"%s\" of certificate service \"%s\" is not in the cache "
+                       "(%s): its subject, names and expiry cannot be shown",
+                       c->service_id, sname, L->cert_cache_dir);
+        rc = 0;
+    }
+    free(cabs);
+    free(kabs);
+    return rc;
 }
 
 /* Parses the PEM of c: the facts about the leaf, and that the private key
@@ -215,20 +305,21 @@ static int parse_facts(struct rc_load *L, struct rc_doc *d, struct rc_certificat
     }
     int rc = 0;
     if (c->key_pem) {
-        yaml_node_t *kn = rc_at(d, files, "privateKey");
+        bool svc = c->source == RC_CERT_SOURCE_SERVICE;
+        yaml_node_t *kn = svc ? files : rc_at(d, files, "privateKey");
+        const char *kpath = svc ? "spec.source.service" : "spec.source.files.privateKey";
         BIO *b = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
         EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
         BIO_free(b);
         ERR_clear_error();
         if (key == NULL) {
-            rc_doc_err(L, d, RC_ERROR, kn, "spec.source.files.privateKey",
+            rc_doc_err(L, d, RC_ERROR, kn, kpath,
                        "no unencrypted PEM private key could be parsed (encrypted keys are not "
                        "supported)");
             rc = -1;
         } else if (X509_check_private_key(x, key) != 1) {
             ERR_clear_error();
-            rc_doc_err(L, d, RC_ERROR, kn, "spec.source.files.privateKey",
-                       "the private key does not match the certificate");
+            rc_doc_err(L, d, RC_ERROR, kn, kpath, "the private key does not match the certificate");
             rc = -1;
         }
         EVP_PKEY_free(key);
@@ -295,6 +386,7 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     c->type = type && !strcmp(type, "CA") ? RC_CERT_CA : RC_CERT_SERVER;
     yaml_node_t *files = rc_at(d, spec, "source.files");
     yaml_node_t *inl = rc_at(d, spec, "source.inline");
+    yaml_node_t *svc = rc_at(d, spec, "source.service");
     int rc = 0;
     if (files) {
         c->source = RC_CERT_SOURCE_FILES;
@@ -338,18 +430,27 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
             rc = -1;
         }
     } else {
-        c->source = RC_CERT_SOURCE_SERVICE; /* unsupported.c reports it */
-        if (rc_fill_meta(L, d, &c->meta, NULL, 0, NULL, 0) != 0)
+        c->source = RC_CERT_SOURCE_SERVICE;
+        rc = service_source(L, d, svc, c);
+        if (rc == -2)
             return -2;
-        return -1;
+        if (c->cert_pem == NULL) { /* pending, or validate without a cache */
+            if (rc_fill_meta(L, d, &c->meta, c->service_id, strlen(c->service_id), NULL, 0))
+                return -2;
+            return rc;
+        }
     }
     if (rc_fill_meta(L, d, &c->meta, c->cert_pem, c->cert_pem_len, c->key_pem, c->key_pem_len))
         return -2;
     if (c->cert_pem == NULL)
         return -1;
 
-    yaml_node_t *where = files ? rc_at(d, files, "certificate") : rc_at(d, inl, "certificate");
-    const char *wpath = files ? "spec.source.files.certificate" : "spec.source.inline.certificate";
+    yaml_node_t *where = files ? rc_at(d, files, "certificate")
+                         : inl ? rc_at(d, inl, "certificate")
+                               : svc;
+    const char *wpath = files ? "spec.source.files.certificate"
+                        : inl ? "spec.source.inline.certificate"
+                              : "spec.source.service";
     int key_rc = 0;
     const struct rc_certificate *same = reusable(L, d, c);
     if (same) {
@@ -358,7 +459,7 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
         L->certs_reused++;
     } else {
         L->certs_parsed++;
-        key_rc = parse_facts(L, d, c, files, where, wpath);
+        key_rc = parse_facts(L, d, c, files ? files : svc, where, wpath);
         if (key_rc == -2)
             return -2;
         if (key_rc == -3)
@@ -410,10 +511,17 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     if (!rc_reuse_from(L, d))
         return false;
     const struct rc_certificate *o = d->prev_src->res;
-    if (o->source == RC_CERT_SOURCE_SERVICE || !rc_cert_time_quiet(L, o))
+    if (!rc_cert_time_quiet(L, o))
         return false;
-    /* Files: the bytes prev holds must still be what the files hold. */
-    if (o->source == RC_CERT_SOURCE_FILES &&
+    /* A service certificate is copied only once it is in the cache (a
+     * pending one is looked up again) and under the same cache. */
+    if (o->source == RC_CERT_SOURCE_SERVICE &&
+        (o->pending || o->cert_path == NULL || o->key_path == NULL || L->cert_cache_dir == NULL ||
+         strncmp(o->cert_path, L->cert_cache_dir, strlen(L->cert_cache_dir)) != 0))
+        return false;
+    /* Files and the cache: the bytes prev holds must still be what the
+     * files hold. */
+    if (o->source != RC_CERT_SOURCE_INLINE &&
         (!rc_filecache_unchanged(L->files, o->cert_path, o->cert_path_hash, o->cert_pem,
                                  o->cert_pem_len) ||
          (o->key_path && !rc_filecache_unchanged(L->files, o->key_path, o->key_path_hash,
@@ -427,6 +535,8 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     /* The document may have moved in its file (a changed file's unchanged
      * document, load.c): the copy is where the document is now. */
     c->meta.loc.line += d->src_line - d->prev_src->line;
+    /* Its service is this load's (build.c repoints it), never prev's. */
+    c->service = NULL;
     L->certs_reused++;
     return true;
 }

@@ -867,7 +867,13 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
                      struct rc_errs *errs, struct rc_status *st)
 {
     struct ctx C = {.S = S, .o = o, .prev_src = rc_model_sources(o->prev)};
-    struct rc_load L = {.errs = errs, .now = o->now, .prev = o->prev, .pass = 1};
+    struct rc_load L = {.errs = errs,
+                        .now = o->now,
+                        .prev = o->prev,
+                        .pass = 1,
+                        .cert_cache_dir = o->cert_cache_dir,
+                        .cert_pending_is_error = o->cert_pending_is_error,
+                        .keys_optional = o->keys_optional};
     struct rc_model *first = NULL, *m = NULL;
     int rc = -1;
     const struct rc_sources *prev_src = rc_model_sources(o->prev);

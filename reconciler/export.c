@@ -196,10 +196,15 @@ static int export_certificate(json_t *kind, const struct rc_certificate *c)
             return -1;
         break;
     case RC_CERT_SOURCE_SERVICE:
-        if (add_obj(source, "service") == NULL)
+        if ((src = add_obj(source, "service")) == NULL ||
+            set_str(src, "name", c->service ? c->service->meta.name : NULL) ||
+            set_str(src, "certificateId", c->service_id) ||
+            (c->pending && set_bool(src, "pending", true)))
             return -1;
         break;
     }
+    if (c->cert_pem == NULL)
+        return 0; /* a service certificate not fetched yet: no facts */
     if (set_str(spec, "subject", c->subject) != 0 || set_str(spec, "issuer", c->issuer) != 0 ||
         set_str_array(spec, "dnsNames", c->dns_names, c->n_dns_names) != 0 ||
         set_time(spec, "notBefore", c->not_before) != 0 ||
@@ -216,6 +221,25 @@ static int export_certificate(json_t *kind, const struct rc_certificate *c)
         char hex[65];
         size_t len = c->cert_pem_len != 0 ? c->cert_pem_len : strlen(c->cert_pem);
         if (sha256_hex(c->cert_pem, len, hex) != 0 || set_str(spec, "chainSha256", hex) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The token file's path is shown, never its content. */
+static int export_cert_service(json_t *kind, const struct rc_cert_service *s)
+{
+    json_t *spec = add_resource(kind, &s->meta);
+    if (spec == NULL || set_str(spec, "endpoint", s->endpoint) ||
+        set_str(spec, "caFile", s->ca_file) ||
+        (s->token_file && set_str(spec, "tokenFile", s->token_file)) ||
+        set_int(spec, "refreshIntervalSeconds", s->refresh_s) ||
+        set_int(spec, "timeoutSeconds", s->timeout_s))
+        return -1;
+    if (s->client_cert) {
+        json_t *cc = add_obj(spec, "clientCertificate");
+        if (cc == NULL || set_str(cc, "certificate", s->client_cert) ||
+            set_str(cc, "privateKey", s->client_key))
             return -1;
     }
     return 0;
@@ -665,6 +689,11 @@ static int export_all(json_t *root, const struct rc_model *m)
         return -1;
     for (size_t i = 0; i < m->n_certificates; i++)
         if (export_certificate(k, &m->certificates[i]) != 0)
+            return -1;
+    if ((k = add_obj(res, "CertificateService")) == NULL)
+        return -1;
+    for (size_t i = 0; i < m->n_cert_services; i++)
+        if (export_cert_service(k, &m->cert_services[i]) != 0)
             return -1;
     if ((k = add_obj(res, "TLSPolicy")) == NULL)
         return -1;

@@ -167,6 +167,12 @@ static const struct rc_certificate *server_cert(struct rc_load *L, struct rc_doc
     if (i < 0)
         return NULL;
     const struct rc_certificate *c = &L->m->certificates[i];
+    if (c->pending && L->cert_pending_is_error)
+        rc_doc_err(L, d, RC_ERROR, v, path,
+                   RC_PENDING_PREFIX "certificate \"%s\" was never fetched from certificate "
+                                     "service \"%s\" and is not cached: this listener waits "
+                                     "for it",
+                   c->meta.name, c->service ? c->service->meta.name : "?");
     /* A self-signed leaf may carry CA:TRUE (what `openssl req -x509`
      * makes by default); an issuing CA certificate may not serve. */
     if (c->type == RC_CERT_CA || (c->is_ca && !c->self_signed))

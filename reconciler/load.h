@@ -48,6 +48,19 @@ struct rc_load_opts {
      * tests set it, so that "read within the settle window" does not
      * depend on how fast the machine is. */
     void (*realtime)(struct timespec *now);
+    /* The certificate cache the agent's certificate-service client writes
+     * (model-t.h RC_CERT_CACHE_*): service certificates are read from it
+     * like source.files. NULL: service certificates are not looked up
+     * (validate). */
+    const char *cert_cache_dir;
+    /* A service certificate not in the cache: when true a listener naming
+     * it is invalid (run: it waits, others serve); when false only a
+     * warning (plan: it cannot show the certificate's facts). */
+    bool cert_pending_is_error;
+    /* A certificate's privateKey file that does not exist is a warning,
+     * and the certificate is compared by its public facts (plan in a CI
+     * checkout without keys); false: an error (run, validate). */
+    bool keys_optional;
 };
 
 enum rc_res_state {

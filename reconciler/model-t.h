@@ -66,12 +66,45 @@ enum rc_cert_type { RC_CERT_SERVER, RC_CERT_CA };
 enum rc_cert_source { RC_CERT_SOURCE_FILES, RC_CERT_SOURCE_INLINE, RC_CERT_SOURCE_SERVICE };
 enum rc_key_type { RC_KEY_NONE, RC_KEY_RSA, RC_KEY_EC, RC_KEY_OTHER };
 
+/* A CertificateService: where service certificates are fetched from
+ * (schemas/api/certsvc.md). Paths are absolute; the token file's content
+ * is never read by the reconciler. */
+struct rc_cert_service {
+    struct rc_meta meta;
+    const char *endpoint;    /* "https://host:port[/base]", no trailing '/' */
+    const char *ca_file;     /* PEM CA bundle the service's certificate must chain to */
+    const char *token_file;  /* bearer token file, NULL when none */
+    const char *client_cert; /* mutual TLS to the service, NULL when none */
+    const char *client_key;
+    int refresh_s; /* refreshIntervalSeconds, 10-86400, default 300 */
+    int timeout_s; /* timeoutSeconds, 1-300, default 10 */
+};
+
+/* Folder of the certificate cache below rc_load_opts.cert_cache_dir, and
+ * the three files of one service certificate in it:
+ * CACHE/<service>/<id>/{cert.pem,key.pem,version}. */
+#define RC_CERT_CACHE_CERT "cert.pem"
+#define RC_CERT_CACHE_KEY "key.pem"
+#define RC_CERT_CACHE_VERSION "version"
+/* The start of the status message of a Listener that waits for a service
+ * certificate never fetched and not cached (agent/admin.c shows it as
+ * Pending). */
+#define RC_PENDING_PREFIX "pending: "
+
 struct rc_certificate {
     struct rc_meta meta;
     enum rc_cert_type type;
     enum rc_cert_source source;
-    const char *cert_path; /* files: absolute path of the PEM chain; else NULL */
-    const char *key_path;  /* files: absolute path of the key; else NULL */
+    /* files: absolute paths of the PEM chain and the key; service: of the
+     * cache's files (NULL without a cache folder); else NULL. */
+    const char *cert_path;
+    const char *key_path;
+    /* service: the CertificateService and the certificate's ID there. */
+    const struct rc_cert_service *service;
+    const char *service_id;
+    /* service: not in the cache yet (never fetched), so no PEM and no
+     * facts; a listener that names it is not built. */
+    bool pending;
     /* cm_hash_str() of the paths (0 when NULL), computed once when the
      * certificate is built: a reload checks 10,000 files without hashing
      * their paths again (reconciler/filecache.c). */
@@ -356,6 +389,8 @@ struct rc_model {
     size_t n_instances;
     struct rc_certificate *certificates;
     size_t n_certificates;
+    struct rc_cert_service *cert_services;
+    size_t n_cert_services;
     /* Custom policies from manifests followed by every system policy. */
     struct rc_tls_policy *policies;
     size_t n_policies;

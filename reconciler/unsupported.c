@@ -19,7 +19,6 @@ struct unsupported {
 static const struct unsupported table[] = {
     {"Listener", "spec.protocol", "QUIC", "QUIC listeners are not supported yet"},
     {"Listener", "spec.quic.upgrade", "true", "quic is not supported yet"},
-    {"Certificate", "spec.source.service", NULL, "certificate services are not supported yet"},
 };
 
 void rc_check_unsupported(struct rc_load *L, struct rc_doc *d)

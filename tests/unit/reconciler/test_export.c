@@ -38,8 +38,9 @@ static void test_shape(void **state)
     assert_true(json_is_integer(json_object_get(root, "generation")));
     assert_string_equal(str_at(root, "manifestDigest"), fx.model.digest);
     json_t *res = json_object_get(root, "resources");
-    assert_int_equal(json_object_size(res), 5);
+    assert_int_equal(json_object_size(res), 6);
     assert_int_equal(json_object_size(json_object_get(res, "Instance")), 1);
+    assert_non_null(json_object_get(res, "CertificateService"));
     assert_int_equal(json_object_size(json_object_get(res, "Certificate")), 3);
     assert_int_equal(json_object_size(json_object_get(res, "ServerGroup")), 2);
     assert_int_equal(json_object_size(json_object_get(res, "Listener")), 2);
