@@ -173,7 +173,22 @@ static const char *key_type_name(enum rc_key_type t)
 /* Facts only. key_pem is deliberately never read here: nothing computed
  * from a private key may leave the process. key_path is a path the operator
  * wrote, not a secret. */
-static int export_certificate(json_t *kind, const struct rc_certificate *c)
+/* p relative to the manifest folder root when it lies under it (the same
+ * repository checked out elsewhere exports the same text), else p. */
+static const char *under_root(const char *root, const char *p)
+{
+    size_t n = root ? strlen(root) : 0;
+    while (n > 1 && root[n - 1] == '/')
+        n--;
+    if (!p || n == 0 || strncmp(p, root, n) != 0 || p[n] != '/')
+        return p;
+    p += n;
+    while (*p == '/')
+        p++;
+    return *p ? p : NULL;
+}
+
+static int export_certificate(json_t *kind, const struct rc_certificate *c, const char *root)
 {
     json_t *spec = add_resource(kind, &c->meta);
     if (spec == NULL)
@@ -186,8 +201,9 @@ static int export_certificate(json_t *kind, const struct rc_certificate *c)
     json_t *src;
     switch (c->source) {
     case RC_CERT_SOURCE_FILES:
-        if ((src = add_obj(source, "files")) == NULL || set_str(src, "certificate", c->cert_path) ||
-            set_str(src, "privateKey", c->key_path))
+        if ((src = add_obj(source, "files")) == NULL ||
+            set_str(src, "certificate", under_root(root, c->cert_path)) ||
+            set_str(src, "privateKey", under_root(root, c->key_path)))
             return -1;
         break;
     case RC_CERT_SOURCE_INLINE:
@@ -688,7 +704,7 @@ static int export_all(json_t *root, const struct rc_model *m)
     if ((k = add_obj(res, "Certificate")) == NULL)
         return -1;
     for (size_t i = 0; i < m->n_certificates; i++)
-        if (export_certificate(k, &m->certificates[i]) != 0)
+        if (export_certificate(k, &m->certificates[i], m->root) != 0)
             return -1;
     if ((k = add_obj(res, "CertificateService")) == NULL)
         return -1;

@@ -1044,6 +1044,10 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         oom(errs);
     else if (!w.top_failed)
         rc = rc_contain_build(&S, o, out, errs, st);
+    if (rc >= 0 && *out && !((*out)->root = rc_arena_strdup((*out)->arena, dir))) {
+        oom(errs);
+        rc = -1;
+    }
     if (st) {
         st->manifests_read = n_read;
         st->manifests_skipped = n_skipped;

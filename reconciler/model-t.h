@@ -190,7 +190,7 @@ struct rc_server_group {
         const char *server_name;
         const struct rc_certificate *client_certificate; /* NULL: none */
     } tls;
-    const char *uch_query_parameter;     /* Uch: the query parameter hashed (else NULL) */
+    const char *uch_query_parameter; /* Uch: the query parameter hashed (else NULL) */
     /* stickySession: Insert (albd's SERVERID cookie, cookie_timeout_s
      * 1-86400) or Server (the backend's cookie named cookie). */
     struct {
@@ -399,6 +399,10 @@ struct rc_model {
     struct rc_listener *listeners;
     size_t n_listeners;
     char digest[65]; /* SHA-256 over the manifest files' bytes, in path order */
+    /* The folder as given to the load (-m): file paths under it are shown
+     * relative to it (rc_export), so that the same repository checked out
+     * elsewhere plans "No changes". NULL for a model not loaded from one. */
+    const char *root;
 };
 
 #endif
