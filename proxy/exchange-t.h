@@ -10,6 +10,7 @@
 
 #include "proxy/lb-t.h"
 #include "proxy/alog-t.h"
+#include "proxy/cors-t.h"
 #include "proxy/upstream-t.h"
 #include "proxy/worker-t.h"
 
@@ -66,6 +67,7 @@ struct px_exchange {
      * for the next request, freed by px_compress_release). */
     void *sink_owner;
     struct px_cz *cz;
+    struct px_cors_f cors; /* the CORS filter's (proxy/cors.c) */
     /* What the request brings to the scheduler (hash, sticky server):
      * px_lb_key_from_req, after px_exchange_begin. */
     struct px_lb_key lb_key;

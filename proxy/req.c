@@ -13,6 +13,7 @@
 #include "proxy/backend_h1.h"
 #include "proxy/clientip.h"
 #include "proxy/compress.h"
+#include "proxy/cors.h"
 #include "proxy/exchange.h"
 #include "proxy/router.h"
 #include "proxy/lb.h"
@@ -164,8 +165,11 @@ void px_req_client_ip(struct px_req *r)
 int px_filters_attach(const struct px_req *r, struct px_exchange *x, const struct px_action *a,
                       const struct px_sink *sink, const struct px_sink **out)
 {
-    (void)a;
-    return px_compress_attach(x, r, sink, out) < 0 ? 500 : 0;
+    if (px_compress_attach(x, r, sink, out) < 0)
+        return 500;
+    /* In front of compression: the CORS fields join the head it passes on. */
+    px_cors_attach(x, r, a->rule ? a->rule->cors : NULL, out);
+    return 0;
 }
 
 /* The request transforms of a forward: client-sent client-certificate
@@ -246,6 +250,10 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
         r->n_hdrs = px_reqid_apply(r->hdrs, r->n_hdrs, m->request_id.trust_client, wid, x->req_id);
         px_alog_request_id(&x->log, x->req_id);
     }
+    if (a.kind != PX_ACTION_ANSWER && a.rule && a.rule->cors && px_cors_is_preflight(r))
+        return px_cors_answer_preflight(r, a.rule->cors, proto_sink, x->owner) < 0
+                   ? 500
+                   : PX_REQ_ANSWERED;
     if (a.kind == PX_ACTION_ANSWER)
         return px_action_answer(r, &a, proto_sink, x->owner) < 0 ? 500 : PX_REQ_ANSWERED;
     px_exchange_begin(x, r->lis);

@@ -556,6 +556,17 @@ static int export_rule(json_t *rules, const struct rc_rule *r)
             set_int(tl, "status", r->limit_status) != 0)
             return -1;
     }
+    if (r->cors) {
+        const struct rc_cors *co = r->cors;
+        json_t *cj = add_obj(a, "cors");
+        if (cj == NULL || set_strs(cj, "allowOrigin", co->origins, co->n_origins) != 0 ||
+            set_strs(cj, "allowMethods", co->methods, co->n_methods) != 0 ||
+            set_strs(cj, "allowHeaders", co->headers, co->n_headers) != 0 ||
+            set_strs(cj, "exposeHeaders", co->expose, co->n_expose) != 0 ||
+            set_bool(cj, "allowCredentials", co->credentials) != 0 ||
+            (co->has_max_age && set_int(cj, "maxAge", co->max_age) != 0))
+            return -1;
+    }
     if (r->n_insert_headers) {
         static const char *const types[] = {"UserDefined", "ReferenceHeader", "SystemDefined"};
         json_t *ih = add_array(a, "insertHeaders");

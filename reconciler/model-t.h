@@ -157,7 +157,7 @@ struct rc_server_group {
         const char *server_name;
         const struct rc_certificate *client_certificate; /* NULL: none */
     } tls;
-    const char *uch_query_parameter;     /* Uch: the query parameter hashed (else NULL) */
+    const char *uch_query_parameter; /* Uch: the query parameter hashed (else NULL) */
     /* stickySession: Insert (albd's SERVERID cookie, cookie_timeout_s
      * 1-86400) or Server (the backend's cookie named cookie). */
     struct {
@@ -242,6 +242,22 @@ struct rc_header_op {
     enum rc_system_value system; /* SystemDefined */
 };
 
+/* A rule's cors action (the reference's Cors): albd answers a preflight
+ * itself and adds the Access-Control-* fields to forwarded responses
+ * whose request's Origin is allowed. The lists are kept joined with ", "
+ * as they go on the wire (NULL: none given). */
+struct rc_cors {
+    const char **origins; /* "*" or scheme://host[:port], compared case-insensitively */
+    size_t n_origins;
+    const char **methods, **headers, **expose; /* as given */
+    size_t n_methods, n_headers, n_expose;
+    const char *methods_j, *headers_j, *expose_j; /* joined with ", "; NULL: none */
+    bool any_origin;                              /* "*" is among the origins */
+    bool credentials; /* allowCredentials (default true, the console's) */
+    bool has_max_age;
+    int max_age; /* -1..172800 seconds */
+};
+
 /* One forwarding rule. Condition types AND together, the values within a
  * type OR; a type with no values matches everything. */
 struct rc_rule {
@@ -275,6 +291,7 @@ struct rc_rule {
      * (0: no limit); over either, albd answers limit_status (503) with
      * ALB-QPS-Limited: Limited. */
     int limit_qps, limit_per_ip_qps, limit_status;
+    const struct rc_cors *cors; /* NULL: no cors action */
 };
 
 enum rc_listener_protocol { RC_LISTENER_HTTP, RC_LISTENER_HTTPS, RC_LISTENER_QUIC };

@@ -429,7 +429,7 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
                        "fixedResponse"
                      : "no final action: give exactly one of forward, redirect, fixedResponse");
     }
-    static const char *const not_yet[] = {"cors", "trafficMirror"};
+    static const char *const not_yet[] = {"trafficMirror"};
     for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++) {
         yaml_node_t *x = rc_at(c->d, an, not_yet[i]);
         if (x) {
@@ -523,6 +523,150 @@ static bool forbidden_header(const char *name)
 static const char *const system_values[] = {"ClientSrcPort", "ClientSrcIp", "Protocol", "SLBId",
                                             "SLBPort"};
 
+/* A string list of cors: each entry checked by ok (NULL: any), copied,
+ * and joined with ", " into *joined. Returns 0 or -1 (no memory). */
+static int cors_list(struct ctx *c, yaml_node_t *cn, const char *key, const char *base,
+                     bool (*ok)(const char *), const char *what, const char ***out, size_t *n_out,
+                     const char **joined)
+{
+    char path[160];
+    yaml_node_t *l = rc_at(c->d, cn, key);
+    size_t n = seq_len(l), total = 1;
+    *out = NULL;
+    *n_out = 0;
+    *joined = NULL;
+    if (!n)
+        return 0;
+    if (!(*out = rc_arena_alloc(c->L->arena, n * sizeof(char *))))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *v = seq_at(c->d, l, i);
+        const char *s = rc_y_str(v);
+        s = s ? s : "";
+        snprintf(path, sizeof path, "%s.%s[%zu]", base, key, i);
+        if (ok && !ok(s))
+            rc_doc_err(c->L, c->d, RC_ERROR, v, path, "\"%s\" is not %s", s, what);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp((*out)[j], s))
+                rerr(c, v, path, "\"%s\" is given twice", s);
+        if (!((*out)[i] = rc_arena_strdup(c->L->arena, s)))
+            return -1;
+        total += strlen(s) + 2;
+    }
+    char *j = rc_arena_alloc(c->L->arena, total);
+    if (!j)
+        return -1;
+    j[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(j, ", ");
+        strcat(j, (*out)[i]);
+    }
+    *n_out = n;
+    *joined = j;
+    return 0;
+}
+
+/* "*" or http(s)://host[:port] (the reference's AllowOrigin): a host of
+ * letters, digits, '-' and '.', or a bracketed IPv6 address; no path. */
+static bool cors_origin_ok(const char *s)
+{
+    if (!strcmp(s, "*"))
+        return true;
+    const char *p = !strncasecmp(s, "http://", 7)    ? s + 7
+                    : !strncasecmp(s, "https://", 8) ? s + 8
+                                                     : NULL;
+    if (!p || !*p)
+        return false;
+    if (*p == '[') {
+        const char *e = strchr(p, ']');
+        if (!e || e == p + 1)
+            return false;
+        for (const char *q = p + 1; q < e; q++)
+            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
+                return false;
+        p = e + 1;
+    } else {
+        const char *h = p;
+        while (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
+            p++;
+        if (p == h)
+            return false;
+    }
+    if (*p == ':') {
+        const char *d = ++p;
+        long port = 0;
+        while (isdigit((unsigned char)*p) && port <= 65535)
+            port = port * 10 + (*p++ - '0');
+        if (p == d || port < 1 || port > 65535)
+            return false;
+    }
+    return *p == '\0';
+}
+
+/* A field name (RFC 9110 token, the characters albd forwards), or "*". */
+static bool cors_header_ok(const char *s)
+{
+    if (!strcmp(s, "*"))
+        return true;
+    if (!*s || strlen(s) > 128)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+static bool cors_method_ok(const char *s)
+{
+    static const char *const m[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (!strcmp(s, m[i]))
+            return true;
+    return false;
+}
+
+static int build_cors(struct ctx *c, yaml_node_t *cn, const char *base, bool fwd,
+                      struct rc_rule *ru)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s.cors", base);
+    if (!fwd)
+        rerr(c, cn, path, "%s", "cors needs a forward action");
+    struct rc_cors *co = rc_arena_alloc(c->L->arena, sizeof *co);
+    if (!co)
+        return -1;
+    *co = (struct rc_cors){0};
+    if (cors_list(c, cn, "allowOrigin", path, cors_origin_ok,
+                  "\"*\" or an origin http(s)://host[:port]", &co->origins, &co->n_origins,
+                  &(const char *){NULL}) ||
+        cors_list(c, cn, "allowMethods", path, cors_method_ok,
+                  "one of GET POST PUT DELETE HEAD OPTIONS PATCH", &co->methods, &co->n_methods,
+                  &co->methods_j) ||
+        cors_list(c, cn, "allowHeaders", path, cors_header_ok, "a header name or \"*\"",
+                  &co->headers, &co->n_headers, &co->headers_j) ||
+        cors_list(c, cn, "exposeHeaders", path, cors_header_ok, "a header name or \"*\"",
+                  &co->expose, &co->n_expose, &co->expose_j))
+        return -1;
+    if (!co->n_origins)
+        rerr(c, cn, path, "%s", "cors needs allowOrigin (\"*\" or the origins allowed)");
+    for (size_t i = 0; i < co->n_origins; i++)
+        co->any_origin |= !strcmp(co->origins[i], "*");
+    co->credentials = rc_field_bool(c->d, cn, "allowCredentials", true);
+    yaml_node_t *ma = rc_at(c->d, cn, "maxAge");
+    if (ma) {
+        co->has_max_age = true;
+        co->max_age = rc_field_int(c->d, cn, "maxAge", 0);
+        if (co->max_age < -1 || co->max_age > 172800) {
+            snprintf(path, sizeof path, "%s.cors.maxAge", base);
+            rc_doc_err(c->L, c->d, RC_ERROR, ma, path, "%d is outside -1..172800 seconds",
+                       co->max_age);
+        }
+    }
+    ru->cors = co;
+    return 0;
+}
+
 static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct rc_rule *ru)
 {
     char path[128];
@@ -544,6 +688,9 @@ static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct
         if (!ru->rewrite_host && !ru->rewrite_path && !ru->rewrite_query)
             rerr(c, rw, path, "%s", "rewrite needs host, path or query");
     }
+    yaml_node_t *cn = rc_at(c->d, an, "cors");
+    if (cn && build_cors(c, cn, base, fwd, ru))
+        return -1;
     yaml_node_t *tl = rc_at(c->d, an, "trafficLimit");
     if (tl) {
         snprintf(path, sizeof path, "%s.trafficLimit", base);
