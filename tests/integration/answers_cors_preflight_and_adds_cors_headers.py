@@ -8,7 +8,8 @@ an allowed Origin gets Access-Control-Allow-Origin (the Origin echoed),
 backend's response, also when the response is compressed (the two
 response filters chained); without Origin or with another one the
 response is unchanged; "*" without credentials answers "*"; an OPTIONS
-that is not a preflight is forwarded."""
+that is not a preflight is forwarded; /config shows the action."""
+import json
 import os
 import subprocess
 import sys
@@ -43,7 +44,12 @@ def body(env):
                         http_listener("h1", p_h1, "web", rules=rules(), compression=comp),
                         https_listener("h2", p_h2, "rsa", "web", http2=True, rules=rules(),
                                        compression=comp))
-    env.start_albd(ports=(p_h1, p_h2))
+    albd = env.start_albd(ports=(p_h1, p_h2))
+    cfg = json.loads(albd.admin_get("/config")[1])
+    cors = cfg["resources"]["Listener"]["h1"]["spec"]["rules"][0]["actions"].get("cors")
+    c.eq(cors, {"allowOrigin": [ORIGIN, "http://other.example:8080"], "allowMethods": ["GET", "PUT"],
+                "allowHeaders": ["X-Token", "Content-Type"], "exposeHeaders": ["X-Total"],
+                "allowCredentials": True, "maxAge": 600}, "/config shows the cors action")
 
     def req(proto, path, *args):
         """(status, {lowercased name: [values]}) of one request."""
