@@ -11,6 +11,7 @@
 #include "proxy/lb-t.h"
 #include "proxy/alog-t.h"
 #include "proxy/cors-t.h"
+#include "proxy/resp_rules-t.h"
 #include "proxy/upstream-t.h"
 #include "proxy/worker-t.h"
 
@@ -68,6 +69,7 @@ struct px_exchange {
     void *sink_owner;
     struct px_cz *cz;
     struct px_cors_f cors; /* the CORS filter's (proxy/cors.c) */
+    struct px_rrf rrf;     /* the response-rule filter's (proxy/resp_rules.c) */
     /* What the request brings to the scheduler (hash, sticky server):
      * px_lb_key_from_req, after px_exchange_begin. */
     struct px_lb_key lb_key;

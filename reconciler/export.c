@@ -5,6 +5,7 @@
 #include "reconciler/export.h"
 
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -537,8 +538,33 @@ static int export_rule(json_t *rules, const struct rc_rule *r)
             set_strs(h, "values", r->header_values, r->n_header_values) != 0)
             return -1;
     }
+    if (r->response) {
+        if (set_str(o, "direction", "Response") != 0)
+            return -1;
+        if (r->n_statuses) {
+            json_t *sc = add_array(c, "responseStatusCode");
+            if (sc == NULL)
+                return -1;
+            for (size_t i = 0; i < r->n_statuses; i++) {
+                char b[16];
+                if (r->statuses[i][0] == r->statuses[i][1])
+                    snprintf(b, sizeof b, "%d", r->statuses[i][0]);
+                else
+                    snprintf(b, sizeof b, "%d-%d", r->statuses[i][0], r->statuses[i][1]);
+                if (json_array_append_new(sc, json_string(b)) != 0)
+                    return -1;
+            }
+        }
+        if (r->resp_header_name) {
+            json_t *h = add_obj(c, "responseHeader");
+            if (h == NULL || set_str(h, "name", r->resp_header_name) != 0 ||
+                set_strs(h, "values", r->resp_header_values, r->n_resp_header_values) != 0)
+                return -1;
+        }
+    }
     json_t *a = add_obj(o, "actions");
-    if (a == NULL || export_action(a, &r->action) != 0)
+    if (a == NULL || ((!r->response || r->action.kind != RC_ACTION_FORWARD) &&
+                      export_action(a, &r->action) != 0))
         return -1;
     if (r->rewrite_host || r->rewrite_path || r->rewrite_query) {
         json_t *rw = add_obj(a, "rewrite");
@@ -646,13 +672,16 @@ static int export_listener(json_t *kind, const struct rc_listener *l)
         if (fwd == NULL || set_str(fwd, "serverGroup", l->default_group->meta.name) != 0)
             return -1;
     }
-    if (l->n_rules == 0)
+    if (l->n_rules == 0 && l->n_resp_rules == 0)
         return 0;
     json_t *rules = add_array(spec, "rules");
     if (rules == NULL)
         return -1;
     for (size_t i = 0; i < l->n_rules; i++)
         if (export_rule(rules, &l->rules[i]) != 0)
+            return -1;
+    for (size_t i = 0; i < l->n_resp_rules; i++)
+        if (export_rule(rules, &l->resp_rules[i]) != 0)
             return -1;
     return 0;
 }

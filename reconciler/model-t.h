@@ -194,6 +194,7 @@ enum {
 enum rc_action_kind { RC_ACTION_FORWARD, RC_ACTION_REDIRECT, RC_ACTION_FIXED };
 
 #define RC_RULE_MAX_GROUPS 5
+#define RC_RESP_RULES_MAX 64 /* response rules per listener */
 
 struct rc_kv {
     const char *key, *value;
@@ -292,6 +293,18 @@ struct rc_rule {
      * ALB-QPS-Limited: Limited. */
     int limit_qps, limit_per_ip_qps, limit_status;
     const struct rc_cors *cors; /* NULL: no cors action */
+    /* A response rule (direction: Response; kept in the listener's
+     * resp_rules): its response conditions — status ranges (pairs lo, hi)
+     * and a response header — and its actions: action.kind
+     * RC_ACTION_FIXED replaces the response, else (kind RC_ACTION_FORWARD,
+     * no groups) remove_headers then insert_headers (UserDefined only)
+     * edit it. */
+    bool response;
+    int (*statuses)[2];
+    size_t n_statuses;
+    const char *resp_header_name;
+    const char **resp_header_values;
+    size_t n_resp_header_values;
 };
 
 enum rc_listener_protocol { RC_LISTENER_HTTP, RC_LISTENER_HTTPS, RC_LISTENER_QUIC };
@@ -345,6 +358,9 @@ struct rc_listener {
      * re-pointed by rc_rules_reuse on a copied listener). */
     const struct rc_rule *rules;
     size_t n_rules;
+    /* The response rules, by priority (at most RC_RESP_RULES_MAX). */
+    const struct rc_rule *resp_rules;
+    size_t n_resp_rules;
     /* spec.limits: HTTP/1.1 request limits and slow-client defences. */
     struct {
         uint64_t max_request_body_bytes; /* 0 = unlimited (default) -> 413 */

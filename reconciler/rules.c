@@ -782,6 +782,158 @@ static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct
     return 0;
 }
 
+/* Headers a response rule may neither insert nor remove (the reference's
+ * response list, alb-api.md 4.3). */
+static const char *const resp_forbidden[] = {"connection", "upgrade", "content-length",
+                                             "transfer-encoding", NULL};
+
+static bool resp_forbidden_header(const char *name)
+{
+    for (size_t i = 0; resp_forbidden[i]; i++)
+        if (!strcasecmp(name, resp_forbidden[i]))
+            return true;
+    return false;
+}
+
+/* responseStatusCode and responseHeader: refused on a request rule. */
+static int build_resp_conditions(struct ctx *c, yaml_node_t *cn, const char *base,
+                                 struct rc_rule *ru)
+{
+    char path[112];
+    yaml_node_t *sc = rc_at(c->d, cn, "responseStatusCode");
+    yaml_node_t *rh = rc_at(c->d, cn, "responseHeader");
+    if (!ru->response) {
+        if (sc || rh) {
+            snprintf(path, sizeof path, "%s.conditions.%s", base,
+                     sc ? "responseStatusCode" : "responseHeader");
+            rerr(c, sc ? sc : rh, path, "%s", "response conditions need direction: Response");
+        }
+        return 0;
+    }
+    size_t n = seq_len(sc);
+    if (n) {
+        if (!(ru->statuses = rc_arena_alloc(c->L->arena, n * sizeof *ru->statuses)))
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *v = seq_at(c->d, sc, i);
+            const char *s = rc_y_str(v);
+            int lo = 0, hi = 0, used = 0;
+            snprintf(path, sizeof path, "%s.conditions.responseStatusCode[%zu]", base, i);
+            if (!s || sscanf(s, "%d%n", &lo, &used) != 1)
+                lo = hi = 0;
+            else if (s[used] == '-' && sscanf(s + used + 1, "%d", &hi) == 1)
+                ;
+            else
+                hi = lo;
+            if (lo < 100 || hi > 599 || lo > hi)
+                rerr(c, v, path, "\"%s\" is not a status 100-599 or a range lo-hi of them",
+                     s ? s : "");
+            ru->statuses[i][0] = lo;
+            ru->statuses[i][1] = hi;
+        }
+        ru->n_statuses = n;
+    }
+    if (rh) {
+        const char *name = rc_y_str(rc_at(c->d, rh, "name"));
+        if (!(ru->resp_header_name = rc_arena_strdup(c->L->arena, name ? name : "")))
+            return -1;
+        yaml_node_t *vals = rc_at(c->d, rh, "values");
+        for (size_t i = 0; i < seq_len(vals); i++) {
+            snprintf(path, sizeof path, "%s.conditions.responseHeader.values[%zu]", base, i);
+            check_printable(c, seq_at(c->d, vals, i), path, true, NULL);
+        }
+        int conds = 0, wild = 0;
+        if (str_list(c, vals, &ru->resp_header_values, &ru->n_resp_header_values, false, &conds,
+                     &wild))
+            return -1;
+    }
+    return 0;
+}
+
+/* A response rule's actions: fixedResponse, or insertHeaders and/or
+ * removeHeaders (UserDefined values only; the response-forbidden names
+ * refused). */
+static int build_resp_actions(struct ctx *c, yaml_node_t *an, const char *base, struct rc_rule *ru)
+{
+    char path[128];
+    static const char *const request_only[] = {"forward",      "redirect", "rewrite",
+                                               "trafficLimit", "cors",     "trafficMirror"};
+    for (size_t i = 0; i < sizeof request_only / sizeof request_only[0]; i++) {
+        yaml_node_t *x = rc_at(c->d, an, request_only[i]);
+        if (x) {
+            snprintf(path, sizeof path, "%s.%s", base, request_only[i]);
+            rerr(c, x, path,
+                 "%s is a request action: a response rule has fixedResponse, insertHeaders "
+                 "and removeHeaders",
+                 request_only[i]);
+        }
+    }
+    yaml_node_t *fr = rc_at(c->d, an, "fixedResponse");
+    yaml_node_t *ins = rc_at(c->d, an, "insertHeaders"), *rm = rc_at(c->d, an, "removeHeaders");
+    ru->action.kind = RC_ACTION_FORWARD; /* no groups: edit the response */
+    if (fr) {
+        snprintf(path, sizeof path, "%s.fixedResponse", base);
+        if (ins || rm)
+            rerr(c, fr, path, "%s",
+                 "a fixed response replaces the whole response: give it without insertHeaders "
+                 "or removeHeaders");
+        if (build_fixed(c, fr, path, &ru->action))
+            return -1;
+    } else if (!seq_len(ins) && !seq_len(rm)) {
+        rerr(c, an, base, "%s",
+             "a response rule needs fixedResponse, insertHeaders or removeHeaders");
+    }
+    size_t n = seq_len(rm);
+    if (n) {
+        if (!(ru->remove_headers = rc_arena_alloc(c->L->arena, n * sizeof(char *))))
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *v = seq_at(c->d, rm, i);
+            const char *name = rc_y_str(v);
+            snprintf(path, sizeof path, "%s.removeHeaders[%zu]", base, i);
+            if (name && resp_forbidden_header(name))
+                rerr(c, v, path, "\"%s\" frames the response; it cannot be removed", name);
+            if (!(ru->remove_headers[i] = rc_arena_strdup(c->L->arena, name ? name : "")))
+                return -1;
+        }
+        ru->n_remove_headers = n;
+    }
+    n = seq_len(ins);
+    if (!n)
+        return 0;
+    if (!(ru->insert_headers = rc_arena_alloc(c->L->arena, n * sizeof *ru->insert_headers)))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *e = seq_at(c->d, ins, i);
+        struct rc_header_op *op = &ru->insert_headers[i];
+        yaml_node_t *nn = rc_at(c->d, e, "name"), *vn = rc_at(c->d, e, "value");
+        const char *name = rc_y_str(nn), *value = rc_y_str(vn);
+        name = name ? name : "";
+        value = value ? value : "";
+        snprintf(path, sizeof path, "%s.insertHeaders[%zu].name", base, i);
+        if (resp_forbidden_header(name))
+            rerr(c, nn, path, "\"%s\" frames the response; it cannot be inserted", name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(ru->insert_headers[j].name, name))
+                rerr(c, nn, path, "\"%s\" is inserted twice", name);
+        const char *type = rc_field_str(c->d, e, "valueType", "UserDefined");
+        if (strcmp(type, "UserDefined")) {
+            snprintf(path, sizeof path, "%s.insertHeaders[%zu].valueType", base, i);
+            rerr(c, rc_at(c->d, e, "valueType"), path,
+                 "%s: a response rule inserts UserDefined values only", type);
+        }
+        op->type = RC_HDR_USER;
+        snprintf(path, sizeof path, "%s.insertHeaders[%zu].value", base, i);
+        check_printable(c, vn, path, false, "\"");
+        op->name = rc_arena_strdup(c->L->arena, name);
+        op->value = rc_arena_strdup(c->L->arena, value);
+        if (!op->name || !op->value)
+            return -1;
+    }
+    ru->n_insert_headers = n;
+    return 0;
+}
+
 static int cmp_priority(const void *a, const void *b)
 {
     const struct rc_rule *x = a, *y = b;
@@ -874,6 +1026,7 @@ int rc_build_rules(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec, struc
     struct rc_rule *v = rc_arena_alloc(L->arena, n * sizeof *v);
     if (!v)
         return -1;
+    size_t n_resp = 0;
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *rn = seq_at(d, rs, i);
         struct rc_rule *ru = &v[i];
@@ -889,24 +1042,43 @@ int rc_build_rules(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec, struc
         }
         if (!(ru->name = rc_arena_strdup(L->arena, name)))
             return -1;
-        yaml_node_t *dir = rc_at(d, rn, "direction");
-        if (dir && !strcmp(rc_field_str(d, rn, "direction", "Request"), "Response")) {
-            snprintf(path, sizeof path, "%s.direction", base);
-            rc_doc_err(L, d, RC_ERROR, dir, path, "response rules are not supported yet");
-        }
+        ru->response = !strcmp(rc_field_str(d, rn, "direction", "Request"), "Response");
         yaml_node_t *cn = rc_at(d, rn, "conditions");
-        if (build_conditions(&c, cn, base, ru, rn))
+        if (build_conditions(&c, cn, base, ru, rn) || build_resp_conditions(&c, cn, base, ru))
             return -1;
         snprintf(path, sizeof path, "%s.actions", base);
-        if (build_actions(&c, rc_at(d, rn, "actions"), path, &ru->action, false) ||
-            build_extras(&c, rc_at(d, rn, "actions"), path, ru))
+        yaml_node_t *an = rc_at(d, rn, "actions");
+        if (ru->response) {
+            if (build_resp_actions(&c, an, path, ru))
+                return -1;
+            if (++n_resp > RC_RESP_RULES_MAX) {
+                snprintf(path, sizeof path, "%s.direction", base);
+                rc_doc_err(L, d, RC_ERROR, rc_at(d, rn, "direction"), path,
+                           "more than %d response rules on one listener", RC_RESP_RULES_MAX);
+            }
+        } else if (build_actions(&c, an, path, &ru->action, false) ||
+                   build_extras(&c, an, path, ru)) {
             return -1;
+        }
     }
     if (check_unique(L, d, rs, v, n) != 0)
         return -1;
     qsort(v, n, sizeof *v, cmp_priority);
+    /* Request rules first, then the response rules, each by priority. */
+    struct rc_rule *resp = n_resp ? rc_arena_alloc(L->arena, n_resp * sizeof *resp) : NULL;
+    if (n_resp && !resp)
+        return -1;
+    size_t k = 0, kr = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].response)
+            resp[kr++] = v[i];
+        else
+            v[k++] = v[i];
+    }
     li->rules = v;
-    li->n_rules = n;
+    li->n_rules = k;
+    li->resp_rules = resp;
+    li->n_resp_rules = kr;
     return 0;
 }
 
