@@ -15,6 +15,7 @@
 #include "proxy/compress.h"
 #include "proxy/cors.h"
 #include "proxy/exchange.h"
+#include "proxy/group_sticky.h"
 #include "proxy/router.h"
 #include "proxy/lb.h"
 #include "proxy/reqid.h"
@@ -200,11 +201,14 @@ void px_req_client_ip(struct px_req *r)
 int px_filters_attach(const struct px_req *r, struct px_exchange *x, const struct px_action *a,
                       const struct px_sink *sink, const struct px_sink **out)
 {
+    bool set_group_cookie = a->set_group_cookie;
     if (px_compress_attach(x, r, sink, out) < 0)
         return 500;
     /* In front of compression: the CORS fields join the head it passes on. */
     px_cors_attach(x, r, a->rule ? a->rule->cors : NULL, out);
-    /* In front of both: response rules see the backend's head. */
+    if (set_group_cookie)
+        px_group_sticky_attach(x, a->rule, a->group, out);
+    /* In front of all: response rules see the backend's head. */
     if (r->lis->model->n_resp_rules)
         px_resp_rules_attach(x, r->lis->model, resp_candidates(r), r->is_head, out);
     return 0;
@@ -281,6 +285,14 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     int rst = px_route(r, &a);
     if (rst)
         return rst;
+    bool set_group_cookie = false;
+    if (a.kind == PX_ACTION_FORWARD && a.rule && a.rule->action.forward.sticky &&
+        a.rule->action.forward.n_groups > 1) {
+        struct px_group *sg = px_group_sticky_pick(r, a.rule, &set_group_cookie);
+        if (sg)
+            a.group = sg;
+        a.set_group_cookie = set_group_cookie && a.group;
+    }
     px_alog_group(&x->log, a.group);
     px_alog_rule(&x->log, a.rule ? a.rule->name : NULL);
     x->req_id[0] = '\0';

@@ -436,6 +436,12 @@ static int export_action(json_t *o, const struct rc_action *a)
                 set_int(g, "weight", a->forward.weights[i]) != 0)
                 return -1;
         }
+        if (a->forward.sticky) {
+            json_t *ss = add_obj(fwd, "stickySession");
+            if (ss == NULL || set_bool(ss, "enabled", true) != 0 ||
+                set_int(ss, "timeoutSeconds", a->forward.sticky_timeout_s) != 0)
+                return -1;
+        }
         return 0;
     }
     if (a->kind == RC_ACTION_REDIRECT) {

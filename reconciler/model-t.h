@@ -209,6 +209,11 @@ struct rc_action {
         const struct rc_server_group *groups[RC_RULE_MAX_GROUPS];
         int weights[RC_RULE_MAX_GROUPS]; /* 0-100 */
         size_t n_groups;
+        /* stickySession: a client keeps its group through the cookie
+         * albd-group-<rule name> (the group's name), Max-Age
+         * sticky_timeout_s. */
+        bool sticky;
+        int sticky_timeout_s;
     } forward;
     struct {
         int code;             /* 301 302 303 307 308 */

@@ -467,6 +467,19 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
             ac->forward.groups[g] = &c->L->m->groups[gi];
             ac->forward.weights[g] = rc_field_int(c->d, e, "weight", 100);
         }
+        yaml_node_t *ss = rc_at(c->d, a, "stickySession");
+        if (ss && rc_field_bool(c->d, ss, "enabled", false)) {
+            ac->forward.sticky = true;
+            ac->forward.sticky_timeout_s = rc_field_int(c->d, ss, "timeoutSeconds", 1000);
+            for (size_t g = 0; g < ac->forward.n_groups; g++)
+                if (!ac->forward.groups[g]->sticky.enabled) {
+                    snprintf(path, sizeof path, "%s.forward.stickySession", base);
+                    rerr(c, ss, path,
+                         "group stickiness needs stickySession enabled on every group, and "
+                         "\"%s\" has none",
+                         ac->forward.groups[g]->meta.name);
+                }
+        }
         if (k > 1)
             for (size_t i = 0; i < k; i++)
                 if (!rc_at(c->d, seq_at(c->d, gs, i), "weight")) {
