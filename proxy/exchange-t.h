@@ -10,6 +10,9 @@
 
 #include "proxy/lb-t.h"
 #include "proxy/alog-t.h"
+#include "proxy/cors-t.h"
+#include "proxy/group_sticky-t.h"
+#include "proxy/resp_rules-t.h"
 #include "proxy/upstream-t.h"
 #include "proxy/worker-t.h"
 
@@ -66,6 +69,9 @@ struct px_exchange {
      * for the next request, freed by px_compress_release). */
     void *sink_owner;
     struct px_cz *cz;
+    struct px_cors_f cors; /* the CORS filter's (proxy/cors.c) */
+    struct px_rrf rrf;     /* the response-rule filter's (proxy/resp_rules.c) */
+    struct px_gsf gsf;     /* group stickiness's Set-Cookie (proxy/group_sticky.c) */
     /* What the request brings to the scheduler (hash, sticky server):
      * px_lb_key_from_req, after px_exchange_begin. */
     struct px_lb_key lb_key;

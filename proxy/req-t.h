@@ -94,6 +94,10 @@ struct px_action {
     /* PX_ACTION_ANSWER with answer NULL: the rule's trafficLimit refused
      * the request; answered with this status and ALB-QPS-Limited: Limited. */
     int limited_status;
+    /* A forward of a rule with group stickiness whose request named no
+     * usable group: the response sets the group cookie
+     * (proxy/group_sticky.h). */
+    bool set_group_cookie;
 };
 
 /* A response head as the backend sent it. */

@@ -13,10 +13,13 @@
 #include "proxy/backend_h1.h"
 #include "proxy/clientip.h"
 #include "proxy/compress.h"
+#include "proxy/cors.h"
 #include "proxy/exchange.h"
+#include "proxy/group_sticky.h"
 #include "proxy/router.h"
 #include "proxy/lb.h"
 #include "proxy/reqid.h"
+#include "proxy/resp_rules.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_headers.h"
@@ -76,23 +79,22 @@ static void take_action(const struct px_req *r, const struct rc_action *a, struc
     }
 }
 
-/* Matches r against its listener's rules (router.h says on what). 0, or
- * 400 for a path no rule can be sure about. */
-static int match_rules(const struct px_req *r, struct px_action *out)
+/* The router's view of r into q (host and npath: the caller's buffers,
+ * host 256 bytes; *npath is stack, of stack_size bytes, or a malloc'd
+ * buffer the caller frees when it is not stack). 0, 400 for a path no
+ * rule can be sure about, or 500. */
+static int match_req(const struct px_req *r, struct px_match_req *q, char *host, char *stack,
+                     size_t stack_size, char **npath)
 {
-    const struct rc_listener *m = r->lis->model;
-    char host[256];
     size_t pl = r->query ? (size_t)(r->query - 1 - r->path) : r->path_len;
     if (r->path_slash)
         pl = 0;
-    char stack[1024];
-    char *npath = pl + 1 <= sizeof stack ? stack : malloc(pl + 1);
-    if (!npath)
+    *npath = pl + 1 <= stack_size ? stack : malloc(pl + 1);
+    if (!*npath)
         return 500;
-    struct px_match_req q = {
+    *q = (struct px_match_req){
         .host = host,
-        .host_len =
-            r->authority ? px_router_host(r->authority, r->authority_len, host, sizeof host) : 0,
+        .host_len = r->authority ? px_router_host(r->authority, r->authority_len, host, 256) : 0,
         .query = r->query,
         .query_len = r->query_len,
         .method = px_router_method(r->method),
@@ -100,17 +102,27 @@ static int match_rules(const struct px_req *r, struct px_action *out)
         .n_hdrs = r->n_hdrs,
         .client = &r->client_addr,
     };
-    if (!q.host_len)
+    if (!q->host_len)
         host[0] = '\0';
-    int st = 0;
     if (pl == 1 && r->path[0] == '*') { /* OPTIONS * */
-        q.path = "*";
-        q.path_len = 1;
-    } else if (px_router_normalise(r->path, pl, npath, &q.path_len) < 0) {
-        st = 400;
+        q->path = "*";
+        q->path_len = 1;
+    } else if (px_router_normalise(r->path, pl, *npath, &q->path_len) < 0) {
+        return 400;
     } else {
-        q.path = npath;
+        q->path = *npath;
     }
+    return 0;
+}
+
+/* Matches r against its listener's rules (router.h says on what). 0, or
+ * 400 for a path no rule can be sure about. */
+static int match_rules(const struct px_req *r, struct px_action *out)
+{
+    const struct rc_listener *m = r->lis->model;
+    char host[256], stack[1024], *npath = NULL;
+    struct px_match_req q;
+    int st = match_req(r, &q, host, stack, sizeof stack, &npath);
     if (!st) {
         long i = px_router_match(r->lis->router, m, &q);
         if (i >= 0) {
@@ -127,6 +139,31 @@ static int match_rules(const struct px_req *r, struct px_action *out)
     if (npath != stack)
         free(npath);
     return st;
+}
+
+/* Bit i: the request conditions of the listener's resp_rules[i] match r
+ * (as forwarded: after a rewrite). A path no rule can be sure about
+ * matches only rules without a path condition. */
+static uint64_t resp_candidates(const struct px_req *r)
+{
+    const struct rc_listener *m = r->lis->model;
+    char host[256], stack[1024], *npath = NULL;
+    struct px_match_req q;
+    int st = match_req(r, &q, host, stack, sizeof stack, &npath);
+    uint64_t cand = 0;
+    if (st == 400) {
+        q.path = "";
+        q.path_len = 0;
+    }
+    if (st != 500)
+        for (size_t i = 0; i < m->n_resp_rules && i < 64; i++) {
+            const struct rc_rule *ru = &m->resp_rules[i];
+            if ((st != 400 || !ru->n_paths) && px_rule_matches(ru, NULL, &q))
+                cand |= (uint64_t)1 << i;
+        }
+    if (npath && npath != stack)
+        free(npath);
+    return cand;
 }
 
 int px_route(const struct px_req *r, struct px_action *out)
@@ -164,8 +201,17 @@ void px_req_client_ip(struct px_req *r)
 int px_filters_attach(const struct px_req *r, struct px_exchange *x, const struct px_action *a,
                       const struct px_sink *sink, const struct px_sink **out)
 {
-    (void)a;
-    return px_compress_attach(x, r, sink, out) < 0 ? 500 : 0;
+    bool set_group_cookie = a->set_group_cookie;
+    if (px_compress_attach(x, r, sink, out) < 0)
+        return 500;
+    /* In front of compression: the CORS fields join the head it passes on. */
+    px_cors_attach(x, r, a->rule ? a->rule->cors : NULL, out);
+    if (set_group_cookie)
+        px_group_sticky_attach(x, a->rule, a->group, out);
+    /* In front of all: response rules see the backend's head. */
+    if (r->lis->model->n_resp_rules)
+        px_resp_rules_attach(x, r->lis->model, resp_candidates(r), r->is_head, out);
+    return 0;
 }
 
 /* The request transforms of a forward: client-sent client-certificate
@@ -239,6 +285,14 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
     int rst = px_route(r, &a);
     if (rst)
         return rst;
+    bool set_group_cookie = false;
+    if (a.kind == PX_ACTION_FORWARD && a.rule && a.rule->action.forward.sticky &&
+        a.rule->action.forward.n_groups > 1) {
+        struct px_group *sg = px_group_sticky_pick(r, a.rule, &set_group_cookie);
+        if (sg)
+            a.group = sg;
+        a.set_group_cookie = set_group_cookie && a.group;
+    }
     px_alog_group(&x->log, a.group);
     px_alog_rule(&x->log, a.rule ? a.rule->name : NULL);
     x->req_id[0] = '\0';
@@ -246,6 +300,10 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
         r->n_hdrs = px_reqid_apply(r->hdrs, r->n_hdrs, m->request_id.trust_client, wid, x->req_id);
         px_alog_request_id(&x->log, x->req_id);
     }
+    if (a.kind != PX_ACTION_ANSWER && a.rule && a.rule->cors && px_cors_is_preflight(r))
+        return px_cors_answer_preflight(r, a.rule->cors, proto_sink, x->owner) < 0
+                   ? 500
+                   : PX_REQ_ANSWERED;
     if (a.kind == PX_ACTION_ANSWER)
         return px_action_answer(r, &a, proto_sink, x->owner) < 0 ? 500 : PX_REQ_ANSWERED;
     px_exchange_begin(x, r->lis);

@@ -41,8 +41,9 @@ int px_route(const struct px_req *r, struct px_action *out);
 /* The response-filter step: sets *out to the sink the backend response
  * goes through for request r with action a on exchange x, ending in the
  * protocol's sink, and x->sink_owner to the owner to pass it (x->owner
- * when no filter runs). Today the one filter is compression
- * (proxy/compress.h). 0, or 500 (no memory). */
+ * when no filter runs). The filters: compression (proxy/compress.h),
+ * then in front of it the rule's cors (proxy/cors.h). 0, or 500 (no
+ * memory). */
 int px_filters_attach(const struct px_req *r, struct px_exchange *x, const struct px_action *a,
                       const struct px_sink *sink, const struct px_sink **out);
 

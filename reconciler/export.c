@@ -5,6 +5,7 @@
 #include "reconciler/export.h"
 
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -475,6 +476,12 @@ static int export_action(json_t *o, const struct rc_action *a)
                 set_int(g, "weight", a->forward.weights[i]) != 0)
                 return -1;
         }
+        if (a->forward.sticky) {
+            json_t *ss = add_obj(fwd, "stickySession");
+            if (ss == NULL || set_bool(ss, "enabled", true) != 0 ||
+                set_int(ss, "timeoutSeconds", a->forward.sticky_timeout_s) != 0)
+                return -1;
+        }
         return 0;
     }
     if (a->kind == RC_ACTION_REDIRECT) {
@@ -577,8 +584,33 @@ static int export_rule(json_t *rules, const struct rc_rule *r)
             set_strs(h, "values", r->header_values, r->n_header_values) != 0)
             return -1;
     }
+    if (r->response) {
+        if (set_str(o, "direction", "Response") != 0)
+            return -1;
+        if (r->n_statuses) {
+            json_t *sc = add_array(c, "responseStatusCode");
+            if (sc == NULL)
+                return -1;
+            for (size_t i = 0; i < r->n_statuses; i++) {
+                char b[16];
+                if (r->statuses[i][0] == r->statuses[i][1])
+                    snprintf(b, sizeof b, "%d", r->statuses[i][0]);
+                else
+                    snprintf(b, sizeof b, "%d-%d", r->statuses[i][0], r->statuses[i][1]);
+                if (json_array_append_new(sc, json_string(b)) != 0)
+                    return -1;
+            }
+        }
+        if (r->resp_header_name) {
+            json_t *h = add_obj(c, "responseHeader");
+            if (h == NULL || set_str(h, "name", r->resp_header_name) != 0 ||
+                set_strs(h, "values", r->resp_header_values, r->n_resp_header_values) != 0)
+                return -1;
+        }
+    }
     json_t *a = add_obj(o, "actions");
-    if (a == NULL || export_action(a, &r->action) != 0)
+    if (a == NULL || ((!r->response || r->action.kind != RC_ACTION_FORWARD) &&
+                      export_action(a, &r->action) != 0))
         return -1;
     if (r->rewrite_host || r->rewrite_path || r->rewrite_query) {
         json_t *rw = add_obj(a, "rewrite");
@@ -594,6 +626,17 @@ static int export_rule(json_t *rules, const struct rc_rule *r)
         if (tl == NULL || (r->limit_qps && set_int(tl, "qps", r->limit_qps) != 0) ||
             (r->limit_per_ip_qps && set_int(tl, "perIpQps", r->limit_per_ip_qps) != 0) ||
             set_int(tl, "status", r->limit_status) != 0)
+            return -1;
+    }
+    if (r->cors) {
+        const struct rc_cors *co = r->cors;
+        json_t *cj = add_obj(a, "cors");
+        if (cj == NULL || set_strs(cj, "allowOrigin", co->origins, co->n_origins) != 0 ||
+            set_strs(cj, "allowMethods", co->methods, co->n_methods) != 0 ||
+            set_strs(cj, "allowHeaders", co->headers, co->n_headers) != 0 ||
+            set_strs(cj, "exposeHeaders", co->expose, co->n_expose) != 0 ||
+            set_bool(cj, "allowCredentials", co->credentials) != 0 ||
+            (co->has_max_age && set_int(cj, "maxAge", co->max_age) != 0))
             return -1;
     }
     if (r->n_insert_headers) {
@@ -675,13 +718,16 @@ static int export_listener(json_t *kind, const struct rc_listener *l)
         if (fwd == NULL || set_str(fwd, "serverGroup", l->default_group->meta.name) != 0)
             return -1;
     }
-    if (l->n_rules == 0)
+    if (l->n_rules == 0 && l->n_resp_rules == 0)
         return 0;
     json_t *rules = add_array(spec, "rules");
     if (rules == NULL)
         return -1;
     for (size_t i = 0; i < l->n_rules; i++)
         if (export_rule(rules, &l->rules[i]) != 0)
+            return -1;
+    for (size_t i = 0; i < l->n_resp_rules; i++)
+        if (export_rule(rules, &l->resp_rules[i]) != 0)
             return -1;
     return 0;
 }

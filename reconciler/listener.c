@@ -431,7 +431,8 @@ void rc_check_ports(struct rc_load *L, struct rc_kind_docs *ld)
  * array (rules, default_action) whose forward actions point at groups:
  * rc_reuse_listener gives the copy a new rules array with every group
  * re-pointed (rc_rules_reuse), or builds the listener when one is not a
- * copy. default_action holds no reference. */
+ * copy. default_action and resp_rules (response rules: no forward)
+ * hold no reference. */
 const struct rc_ref_field rc_listener_refs[] = {
     {"instance", offsetof(struct rc_listener, instance), RC_REF_ONE, RC_REF_INSTANCE},
     {"tls.certificate", offsetof(struct rc_listener, tls.certificate), RC_REF_ONE,

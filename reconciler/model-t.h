@@ -227,6 +227,7 @@ enum {
 enum rc_action_kind { RC_ACTION_FORWARD, RC_ACTION_REDIRECT, RC_ACTION_FIXED };
 
 #define RC_RULE_MAX_GROUPS 5
+#define RC_RESP_RULES_MAX 64 /* response rules per listener */
 
 struct rc_kv {
     const char *key, *value;
@@ -241,6 +242,11 @@ struct rc_action {
         const struct rc_server_group *groups[RC_RULE_MAX_GROUPS];
         int weights[RC_RULE_MAX_GROUPS]; /* 0-100 */
         size_t n_groups;
+        /* stickySession: a client keeps its group through the cookie
+         * albd-group-<rule name> (the group's name), Max-Age
+         * sticky_timeout_s. */
+        bool sticky;
+        int sticky_timeout_s;
     } forward;
     struct {
         int code;             /* 301 302 303 307 308 */
@@ -273,6 +279,22 @@ struct rc_header_op {
     enum rc_header_value type;
     const char *value;           /* UserDefined text, or the ReferenceHeader's name */
     enum rc_system_value system; /* SystemDefined */
+};
+
+/* A rule's cors action (the reference's Cors): albd answers a preflight
+ * itself and adds the Access-Control-* fields to forwarded responses
+ * whose request's Origin is allowed. The lists are kept joined with ", "
+ * as they go on the wire (NULL: none given). */
+struct rc_cors {
+    const char **origins; /* "*" or scheme://host[:port], compared case-insensitively */
+    size_t n_origins;
+    const char **methods, **headers, **expose; /* as given */
+    size_t n_methods, n_headers, n_expose;
+    const char *methods_j, *headers_j, *expose_j; /* joined with ", "; NULL: none */
+    bool any_origin;                              /* "*" is among the origins */
+    bool credentials; /* allowCredentials (default true, the console's) */
+    bool has_max_age;
+    int max_age; /* -1..172800 seconds */
 };
 
 /* One forwarding rule. Condition types AND together, the values within a
@@ -308,6 +330,19 @@ struct rc_rule {
      * (0: no limit); over either, albd answers limit_status (503) with
      * ALB-QPS-Limited: Limited. */
     int limit_qps, limit_per_ip_qps, limit_status;
+    const struct rc_cors *cors; /* NULL: no cors action */
+    /* A response rule (direction: Response; kept in the listener's
+     * resp_rules): its response conditions — status ranges (pairs lo, hi)
+     * and a response header — and its actions: action.kind
+     * RC_ACTION_FIXED replaces the response, else (kind RC_ACTION_FORWARD,
+     * no groups) remove_headers then insert_headers (UserDefined only)
+     * edit it. */
+    bool response;
+    int (*statuses)[2];
+    size_t n_statuses;
+    const char *resp_header_name;
+    const char **resp_header_values;
+    size_t n_resp_header_values;
 };
 
 enum rc_listener_protocol { RC_LISTENER_HTTP, RC_LISTENER_HTTPS, RC_LISTENER_QUIC };
@@ -361,6 +396,9 @@ struct rc_listener {
      * re-pointed by rc_rules_reuse on a copied listener). */
     const struct rc_rule *rules;
     size_t n_rules;
+    /* The response rules, by priority (at most RC_RESP_RULES_MAX). */
+    const struct rc_rule *resp_rules;
+    size_t n_resp_rules;
     /* spec.limits: HTTP/1.1 request limits and slow-client defences. */
     struct {
         uint64_t max_request_body_bytes; /* 0 = unlimited (default) -> 413 */

@@ -429,7 +429,7 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
                        "fixedResponse"
                      : "no final action: give exactly one of forward, redirect, fixedResponse");
     }
-    static const char *const not_yet[] = {"cors", "trafficMirror"};
+    static const char *const not_yet[] = {"trafficMirror"};
     for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++) {
         yaml_node_t *x = rc_at(c->d, an, not_yet[i]);
         if (x) {
@@ -466,6 +466,19 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
             size_t g = ac->forward.n_groups++;
             ac->forward.groups[g] = &c->L->m->groups[gi];
             ac->forward.weights[g] = rc_field_int(c->d, e, "weight", 100);
+        }
+        yaml_node_t *ss = rc_at(c->d, a, "stickySession");
+        if (ss && rc_field_bool(c->d, ss, "enabled", false)) {
+            ac->forward.sticky = true;
+            ac->forward.sticky_timeout_s = rc_field_int(c->d, ss, "timeoutSeconds", 1000);
+            for (size_t g = 0; g < ac->forward.n_groups; g++)
+                if (!ac->forward.groups[g]->sticky.enabled) {
+                    snprintf(path, sizeof path, "%s.forward.stickySession", base);
+                    rerr(c, ss, path,
+                         "group stickiness needs stickySession enabled on every group, and "
+                         "\"%s\" has none",
+                         ac->forward.groups[g]->meta.name);
+                }
         }
         if (k > 1)
             for (size_t i = 0; i < k; i++)
@@ -523,6 +536,150 @@ static bool forbidden_header(const char *name)
 static const char *const system_values[] = {"ClientSrcPort", "ClientSrcIp", "Protocol", "SLBId",
                                             "SLBPort"};
 
+/* A string list of cors: each entry checked by ok (NULL: any), copied,
+ * and joined with ", " into *joined. Returns 0 or -1 (no memory). */
+static int cors_list(struct ctx *c, yaml_node_t *cn, const char *key, const char *base,
+                     bool (*ok)(const char *), const char *what, const char ***out, size_t *n_out,
+                     const char **joined)
+{
+    char path[160];
+    yaml_node_t *l = rc_at(c->d, cn, key);
+    size_t n = seq_len(l), total = 1;
+    *out = NULL;
+    *n_out = 0;
+    *joined = NULL;
+    if (!n)
+        return 0;
+    if (!(*out = rc_arena_alloc(c->L->arena, n * sizeof(char *))))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *v = seq_at(c->d, l, i);
+        const char *s = rc_y_str(v);
+        s = s ? s : "";
+        snprintf(path, sizeof path, "%s.%s[%zu]", base, key, i);
+        if (ok && !ok(s))
+            rc_doc_err(c->L, c->d, RC_ERROR, v, path, "\"%s\" is not %s", s, what);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp((*out)[j], s))
+                rerr(c, v, path, "\"%s\" is given twice", s);
+        if (!((*out)[i] = rc_arena_strdup(c->L->arena, s)))
+            return -1;
+        total += strlen(s) + 2;
+    }
+    char *j = rc_arena_alloc(c->L->arena, total);
+    if (!j)
+        return -1;
+    j[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strcat(j, ", ");
+        strcat(j, (*out)[i]);
+    }
+    *n_out = n;
+    *joined = j;
+    return 0;
+}
+
+/* "*" or http(s)://host[:port] (the reference's AllowOrigin): a host of
+ * letters, digits, '-' and '.', or a bracketed IPv6 address; no path. */
+static bool cors_origin_ok(const char *s)
+{
+    if (!strcmp(s, "*"))
+        return true;
+    const char *p = !strncasecmp(s, "http://", 7)    ? s + 7
+                    : !strncasecmp(s, "https://", 8) ? s + 8
+                                                     : NULL;
+    if (!p || !*p)
+        return false;
+    if (*p == '[') {
+        const char *e = strchr(p, ']');
+        if (!e || e == p + 1)
+            return false;
+        for (const char *q = p + 1; q < e; q++)
+            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
+                return false;
+        p = e + 1;
+    } else {
+        const char *h = p;
+        while (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
+            p++;
+        if (p == h)
+            return false;
+    }
+    if (*p == ':') {
+        const char *d = ++p;
+        long port = 0;
+        while (isdigit((unsigned char)*p) && port <= 65535)
+            port = port * 10 + (*p++ - '0');
+        if (p == d || port < 1 || port > 65535)
+            return false;
+    }
+    return *p == '\0';
+}
+
+/* A field name (RFC 9110 token, the characters albd forwards), or "*". */
+static bool cors_header_ok(const char *s)
+{
+    if (!strcmp(s, "*"))
+        return true;
+    if (!*s || strlen(s) > 128)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+static bool cors_method_ok(const char *s)
+{
+    static const char *const m[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (!strcmp(s, m[i]))
+            return true;
+    return false;
+}
+
+static int build_cors(struct ctx *c, yaml_node_t *cn, const char *base, bool fwd,
+                      struct rc_rule *ru)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s.cors", base);
+    if (!fwd)
+        rerr(c, cn, path, "%s", "cors needs a forward action");
+    struct rc_cors *co = rc_arena_alloc(c->L->arena, sizeof *co);
+    if (!co)
+        return -1;
+    *co = (struct rc_cors){0};
+    if (cors_list(c, cn, "allowOrigin", path, cors_origin_ok,
+                  "\"*\" or an origin http(s)://host[:port]", &co->origins, &co->n_origins,
+                  &(const char *){NULL}) ||
+        cors_list(c, cn, "allowMethods", path, cors_method_ok,
+                  "one of GET POST PUT DELETE HEAD OPTIONS PATCH", &co->methods, &co->n_methods,
+                  &co->methods_j) ||
+        cors_list(c, cn, "allowHeaders", path, cors_header_ok, "a header name or \"*\"",
+                  &co->headers, &co->n_headers, &co->headers_j) ||
+        cors_list(c, cn, "exposeHeaders", path, cors_header_ok, "a header name or \"*\"",
+                  &co->expose, &co->n_expose, &co->expose_j))
+        return -1;
+    if (!co->n_origins)
+        rerr(c, cn, path, "%s", "cors needs allowOrigin (\"*\" or the origins allowed)");
+    for (size_t i = 0; i < co->n_origins; i++)
+        co->any_origin |= !strcmp(co->origins[i], "*");
+    co->credentials = rc_field_bool(c->d, cn, "allowCredentials", true);
+    yaml_node_t *ma = rc_at(c->d, cn, "maxAge");
+    if (ma) {
+        co->has_max_age = true;
+        co->max_age = rc_field_int(c->d, cn, "maxAge", 0);
+        if (co->max_age < -1 || co->max_age > 172800) {
+            snprintf(path, sizeof path, "%s.cors.maxAge", base);
+            rc_doc_err(c->L, c->d, RC_ERROR, ma, path, "%d is outside -1..172800 seconds",
+                       co->max_age);
+        }
+    }
+    ru->cors = co;
+    return 0;
+}
+
 static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct rc_rule *ru)
 {
     char path[128];
@@ -544,6 +701,9 @@ static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct
         if (!ru->rewrite_host && !ru->rewrite_path && !ru->rewrite_query)
             rerr(c, rw, path, "%s", "rewrite needs host, path or query");
     }
+    yaml_node_t *cn = rc_at(c->d, an, "cors");
+    if (cn && build_cors(c, cn, base, fwd, ru))
+        return -1;
     yaml_node_t *tl = rc_at(c->d, an, "trafficLimit");
     if (tl) {
         snprintf(path, sizeof path, "%s.trafficLimit", base);
@@ -626,6 +786,158 @@ static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct
                      value);
             op->system = k < 5 ? (enum rc_system_value)k : RC_SYS_PROTOCOL;
         }
+        op->name = rc_arena_strdup(c->L->arena, name);
+        op->value = rc_arena_strdup(c->L->arena, value);
+        if (!op->name || !op->value)
+            return -1;
+    }
+    ru->n_insert_headers = n;
+    return 0;
+}
+
+/* Headers a response rule may neither insert nor remove (the reference's
+ * response list, alb-api.md 4.3). */
+static const char *const resp_forbidden[] = {"connection", "upgrade", "content-length",
+                                             "transfer-encoding", NULL};
+
+static bool resp_forbidden_header(const char *name)
+{
+    for (size_t i = 0; resp_forbidden[i]; i++)
+        if (!strcasecmp(name, resp_forbidden[i]))
+            return true;
+    return false;
+}
+
+/* responseStatusCode and responseHeader: refused on a request rule. */
+static int build_resp_conditions(struct ctx *c, yaml_node_t *cn, const char *base,
+                                 struct rc_rule *ru)
+{
+    char path[112];
+    yaml_node_t *sc = rc_at(c->d, cn, "responseStatusCode");
+    yaml_node_t *rh = rc_at(c->d, cn, "responseHeader");
+    if (!ru->response) {
+        if (sc || rh) {
+            snprintf(path, sizeof path, "%s.conditions.%s", base,
+                     sc ? "responseStatusCode" : "responseHeader");
+            rerr(c, sc ? sc : rh, path, "%s", "response conditions need direction: Response");
+        }
+        return 0;
+    }
+    size_t n = seq_len(sc);
+    if (n) {
+        if (!(ru->statuses = rc_arena_alloc(c->L->arena, n * sizeof *ru->statuses)))
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *v = seq_at(c->d, sc, i);
+            const char *s = rc_y_str(v);
+            int lo = 0, hi = 0, used = 0;
+            snprintf(path, sizeof path, "%s.conditions.responseStatusCode[%zu]", base, i);
+            if (!s || sscanf(s, "%d%n", &lo, &used) != 1)
+                lo = hi = 0;
+            else if (s[used] == '-' && sscanf(s + used + 1, "%d", &hi) == 1)
+                ;
+            else
+                hi = lo;
+            if (lo < 100 || hi > 599 || lo > hi)
+                rerr(c, v, path, "\"%s\" is not a status 100-599 or a range lo-hi of them",
+                     s ? s : "");
+            ru->statuses[i][0] = lo;
+            ru->statuses[i][1] = hi;
+        }
+        ru->n_statuses = n;
+    }
+    if (rh) {
+        const char *name = rc_y_str(rc_at(c->d, rh, "name"));
+        if (!(ru->resp_header_name = rc_arena_strdup(c->L->arena, name ? name : "")))
+            return -1;
+        yaml_node_t *vals = rc_at(c->d, rh, "values");
+        for (size_t i = 0; i < seq_len(vals); i++) {
+            snprintf(path, sizeof path, "%s.conditions.responseHeader.values[%zu]", base, i);
+            check_printable(c, seq_at(c->d, vals, i), path, true, NULL);
+        }
+        int conds = 0, wild = 0;
+        if (str_list(c, vals, &ru->resp_header_values, &ru->n_resp_header_values, false, &conds,
+                     &wild))
+            return -1;
+    }
+    return 0;
+}
+
+/* A response rule's actions: fixedResponse, or insertHeaders and/or
+ * removeHeaders (UserDefined values only; the response-forbidden names
+ * refused). */
+static int build_resp_actions(struct ctx *c, yaml_node_t *an, const char *base, struct rc_rule *ru)
+{
+    char path[128];
+    static const char *const request_only[] = {"forward",      "redirect", "rewrite",
+                                               "trafficLimit", "cors",     "trafficMirror"};
+    for (size_t i = 0; i < sizeof request_only / sizeof request_only[0]; i++) {
+        yaml_node_t *x = rc_at(c->d, an, request_only[i]);
+        if (x) {
+            snprintf(path, sizeof path, "%s.%s", base, request_only[i]);
+            rerr(c, x, path,
+                 "%s is a request action: a response rule has fixedResponse, insertHeaders "
+                 "and removeHeaders",
+                 request_only[i]);
+        }
+    }
+    yaml_node_t *fr = rc_at(c->d, an, "fixedResponse");
+    yaml_node_t *ins = rc_at(c->d, an, "insertHeaders"), *rm = rc_at(c->d, an, "removeHeaders");
+    ru->action.kind = RC_ACTION_FORWARD; /* no groups: edit the response */
+    if (fr) {
+        snprintf(path, sizeof path, "%s.fixedResponse", base);
+        if (ins || rm)
+            rerr(c, fr, path, "%s",
+                 "a fixed response replaces the whole response: give it without insertHeaders "
+                 "or removeHeaders");
+        if (build_fixed(c, fr, path, &ru->action))
+            return -1;
+    } else if (!seq_len(ins) && !seq_len(rm)) {
+        rerr(c, an, base, "%s",
+             "a response rule needs fixedResponse, insertHeaders or removeHeaders");
+    }
+    size_t n = seq_len(rm);
+    if (n) {
+        if (!(ru->remove_headers = rc_arena_alloc(c->L->arena, n * sizeof(char *))))
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *v = seq_at(c->d, rm, i);
+            const char *name = rc_y_str(v);
+            snprintf(path, sizeof path, "%s.removeHeaders[%zu]", base, i);
+            if (name && resp_forbidden_header(name))
+                rerr(c, v, path, "\"%s\" frames the response; it cannot be removed", name);
+            if (!(ru->remove_headers[i] = rc_arena_strdup(c->L->arena, name ? name : "")))
+                return -1;
+        }
+        ru->n_remove_headers = n;
+    }
+    n = seq_len(ins);
+    if (!n)
+        return 0;
+    if (!(ru->insert_headers = rc_arena_alloc(c->L->arena, n * sizeof *ru->insert_headers)))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *e = seq_at(c->d, ins, i);
+        struct rc_header_op *op = &ru->insert_headers[i];
+        yaml_node_t *nn = rc_at(c->d, e, "name"), *vn = rc_at(c->d, e, "value");
+        const char *name = rc_y_str(nn), *value = rc_y_str(vn);
+        name = name ? name : "";
+        value = value ? value : "";
+        snprintf(path, sizeof path, "%s.insertHeaders[%zu].name", base, i);
+        if (resp_forbidden_header(name))
+            rerr(c, nn, path, "\"%s\" frames the response; it cannot be inserted", name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(ru->insert_headers[j].name, name))
+                rerr(c, nn, path, "\"%s\" is inserted twice", name);
+        const char *type = rc_field_str(c->d, e, "valueType", "UserDefined");
+        if (strcmp(type, "UserDefined")) {
+            snprintf(path, sizeof path, "%s.insertHeaders[%zu].valueType", base, i);
+            rerr(c, rc_at(c->d, e, "valueType"), path,
+                 "%s: a response rule inserts UserDefined values only", type);
+        }
+        op->type = RC_HDR_USER;
+        snprintf(path, sizeof path, "%s.insertHeaders[%zu].value", base, i);
+        check_printable(c, vn, path, false, "\"");
         op->name = rc_arena_strdup(c->L->arena, name);
         op->value = rc_arena_strdup(c->L->arena, value);
         if (!op->name || !op->value)
@@ -727,6 +1039,7 @@ int rc_build_rules(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec, struc
     struct rc_rule *v = rc_arena_alloc(L->arena, n * sizeof *v);
     if (!v)
         return -1;
+    size_t n_resp = 0;
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *rn = seq_at(d, rs, i);
         struct rc_rule *ru = &v[i];
@@ -742,24 +1055,43 @@ int rc_build_rules(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec, struc
         }
         if (!(ru->name = rc_arena_strdup(L->arena, name)))
             return -1;
-        yaml_node_t *dir = rc_at(d, rn, "direction");
-        if (dir && !strcmp(rc_field_str(d, rn, "direction", "Request"), "Response")) {
-            snprintf(path, sizeof path, "%s.direction", base);
-            rc_doc_err(L, d, RC_ERROR, dir, path, "response rules are not supported yet");
-        }
+        ru->response = !strcmp(rc_field_str(d, rn, "direction", "Request"), "Response");
         yaml_node_t *cn = rc_at(d, rn, "conditions");
-        if (build_conditions(&c, cn, base, ru, rn))
+        if (build_conditions(&c, cn, base, ru, rn) || build_resp_conditions(&c, cn, base, ru))
             return -1;
         snprintf(path, sizeof path, "%s.actions", base);
-        if (build_actions(&c, rc_at(d, rn, "actions"), path, &ru->action, false) ||
-            build_extras(&c, rc_at(d, rn, "actions"), path, ru))
+        yaml_node_t *an = rc_at(d, rn, "actions");
+        if (ru->response) {
+            if (build_resp_actions(&c, an, path, ru))
+                return -1;
+            if (++n_resp > RC_RESP_RULES_MAX) {
+                snprintf(path, sizeof path, "%s.direction", base);
+                rc_doc_err(L, d, RC_ERROR, rc_at(d, rn, "direction"), path,
+                           "more than %d response rules on one listener", RC_RESP_RULES_MAX);
+            }
+        } else if (build_actions(&c, an, path, &ru->action, false) ||
+                   build_extras(&c, an, path, ru)) {
             return -1;
+        }
     }
     if (check_unique(L, d, rs, v, n) != 0)
         return -1;
     qsort(v, n, sizeof *v, cmp_priority);
+    /* Request rules first, then the response rules, each by priority. */
+    struct rc_rule *resp = n_resp ? rc_arena_alloc(L->arena, n_resp * sizeof *resp) : NULL;
+    if (n_resp && !resp)
+        return -1;
+    size_t k = 0, kr = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].response)
+            resp[kr++] = v[i];
+        else
+            v[k++] = v[i];
+    }
     li->rules = v;
-    li->n_rules = n;
+    li->n_rules = k;
+    li->resp_rules = resp;
+    li->n_resp_rules = kr;
     return 0;
 }
 
