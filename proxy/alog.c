@@ -707,6 +707,8 @@ static void count(const struct px_alog_rec *rec, int status, const char *reason,
     px_obs_observe(&l->duration, now - rec->t0);
     if (rec->gs >= 0 && rec->gs < PX_OBS_GROUPS && rec->t_first)
         px_obs_observe(&b->grp[rec->gs].upstream, (rec->t_up_end ? rec->t_up_end : now) - rec->t0);
+    if (rec->ss >= 0 && rec->ss < PX_OBS_SERVERS && rec->t_first)
+        px_obs_observe(&b->srv[rec->ss].upstream, (rec->t_up_end ? rec->t_up_end : now) - rec->t0);
     if (rec->ss >= 0 && rec->ss < PX_OBS_SERVERS && rec->upstream_status)
         px_obs_add(&b->srv[rec->ss].responses, 1);
 }
