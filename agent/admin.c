@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "reconciler/meta.h"
 #include "reconciler/model-t.h"
 #include "reconciler/selector.h"
+#include "reconciler/source.h"
 
 enum {
     REQ_MAX = 8192,           /* request line and headers, bytes */
@@ -180,23 +182,61 @@ static void iso_time(time_t t, char out[32])
  * Ready/Accepted/Programmed conditions, with lastTransitionTime kept
  * across reloads in a->status_track. ---- */
 
+/* The metadata of name in an array of n resources of stride bytes whose
+ * struct rc_meta is at offset off: a binary search (model arrays are
+ * sorted by name), then, should that miss, a scan. NULL when absent. */
+static const struct rc_meta *meta_in(const void *base, size_t n, size_t stride, size_t off,
+                                     const char *name)
+{
+#define AG_META(i) ((const struct rc_meta *)((const char *)base + (i)*stride + off))
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(AG_META(mid)->name, name);
+        if (c == 0)
+            return AG_META(mid);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(AG_META(i)->name, name) == 0)
+            return AG_META(i);
+    return NULL;
+#undef AG_META
+}
+
 /* The running model's metadata of kind/name, or NULL. */
 static const struct rc_meta *running_meta(const struct rc_model *m, const char *kind,
                                           const char *name)
 {
     if (m == NULL || kind == NULL || name == NULL)
         return NULL;
-#define AG_FIND(arr, n)                                                                            \
-    for (size_t i = 0; i < m->n; i++)                                                              \
-        if (strcmp(m->arr[i].meta.name, name) == 0 && strcmp(m->arr[i].meta.kind, kind) == 0)      \
-            return &m->arr[i].meta;
-    AG_FIND(instances, n_instances)
-    AG_FIND(certificates, n_certificates)
-    AG_FIND(policies, n_policies)
-    AG_FIND(groups, n_groups)
-    AG_FIND(listeners, n_listeners)
+#define AG_FIND(k, T, arr, n)                                                                      \
+    if (strcmp(kind, k) == 0)                                                                      \
+        return meta_in(m->arr, m->n, sizeof *m->arr, offsetof(T, meta), name);
+    AG_FIND("Instance", struct rc_instance, instances, n_instances)
+    AG_FIND("Certificate", struct rc_certificate, certificates, n_certificates)
+    AG_FIND("TLSPolicy", struct rc_tls_policy, policies, n_policies)
+    AG_FIND("ServerGroup", struct rc_server_group, groups, n_groups)
+    AG_FIND("Listener", struct rc_listener, listeners, n_listeners)
 #undef AG_FIND
     return NULL;
+}
+
+/* The running model's ServerGroup name, or NULL: a binary search (a
+ * /status of 10,000 groups must not compare every pair). */
+static const struct rc_server_group *running_group(const struct ag_agent *a, const char *name)
+{
+    const struct rc_model *m = a->running;
+    if (m == NULL || name == NULL)
+        return NULL;
+    const struct rc_meta *mt = meta_in(m->groups, m->n_groups, sizeof *m->groups,
+                                       offsetof(struct rc_server_group, meta), name);
+    return mt ? (const struct rc_server_group *)((const char *)mt -
+                                                 offsetof(struct rc_server_group, meta))
+              : NULL;
 }
 
 /* The three conditions of a resource in state st: status, reason. */
@@ -246,18 +286,33 @@ static void resource_source(const struct ag_agent *a, const struct rc_res_status
         return;
     }
     const struct rc_meta *mt = running_meta(a->running, r->kind, r->name);
+    const struct rc_source *src =
+        mt ? NULL : rc_sources_find(rc_model_sources(a->running), r->kind, r->name);
     if (mt && mt->loc.file)
         snprintf(out, size, "%s:%d:%d", mt->loc.file, mt->loc.line, mt->loc.col);
+    else if (src && src->file)
+        snprintf(out, size, "%s:%d:%d", src->file, src->line, src->col);
 }
 
 /* The digest that decides whether r's spec changed: the running
- * resource's canonical digest when it is ready, else one over its state,
- * error and location (a new broken version is a new generation). */
+ * resource's canonical digest when it is ready (for a kind the model does
+ * not hold, e.g. CertificateService, its document's bytes), else one over
+ * its state, error and location (a new broken version is a new
+ * generation). */
 static void resource_digest(const struct ag_agent *a, const struct rc_res_status *r, char out[65])
 {
-    const struct rc_meta *mt = running_meta(a->running, r->kind, r->name);
-    if (r->state == RC_RES_READY && mt) {
+    const struct rc_meta *mt =
+        r->state == RC_RES_READY ? running_meta(a->running, r->kind, r->name) : NULL;
+    if (mt) {
         memcpy(out, mt->digest, 65);
+        return;
+    }
+    const struct rc_source *src =
+        r->state == RC_RES_READY && a->running
+            ? rc_sources_find(rc_model_sources(a->running), r->kind, r->name)
+            : NULL;
+    if (src && src->text) {
+        rc_sha256_hex(src->text, src->len, out);
         return;
     }
     struct sbuf b = {0};
@@ -378,11 +433,7 @@ static bool status_selected(const struct rc_selector *sel, const json_t *ex, con
  * has none. */
 static void add_host_names(struct ag_agent *a, const char *name, json_t *res)
 {
-    const struct rc_model *m = a->running;
-    const struct rc_server_group *g = NULL;
-    for (size_t i = 0; m && i < m->n_groups && !g; i++)
-        if (strcmp(m->groups[i].meta.name, name) == 0)
-            g = &m->groups[i];
+    const struct rc_server_group *g = running_group(a, name);
     json_t *names = NULL;
     for (size_t i = 0; g && i < g->n_servers; i++) {
         const struct rc_server *sv = &g->servers[i];
@@ -428,22 +479,16 @@ struct health_status {
 
 static const char *when_all_unhealthy(const struct ag_agent *a, const char *group)
 {
-    for (size_t i = 0; a->running && i < a->running->n_groups; i++)
-        if (!strcmp(a->running->groups[i].meta.name, group))
-            return a->running->groups[i].fail_open ? "FailOpen" : "Reject";
-    return NULL;
+    const struct rc_server_group *g = running_group(a, group);
+    return g ? (g->fail_open ? "FailOpen" : "Reject") : NULL;
 }
 
 /* The slowStart.durationSeconds of group `group` in the running model, 0
  * when it has no slow start. */
 static int slow_start_duration(const struct ag_agent *a, const char *group)
 {
-    for (size_t i = 0; a->running && i < a->running->n_groups; i++)
-        if (!strcmp(a->running->groups[i].meta.name, group))
-            return a->running->groups[i].slow_start.enabled
-                       ? a->running->groups[i].slow_start.duration_s
-                       : 0;
-    return 0;
+    const struct rc_server_group *g = running_group(a, group);
+    return g && g->slow_start.enabled ? g->slow_start.duration_s : 0;
 }
 
 static void health_status_row(const struct px_server_health *sh, void *arg)
@@ -507,16 +552,23 @@ static void add_degraded(struct ag_agent *a, json_t *res, json_t *groups)
 {
     size_t i, j, k;
     json_t *r, *g, *sv;
+    json_t *by_name = json_object(); /* name -> group: one lookup per resource */
+    json_array_foreach(groups, j, g)
+    {
+        const char *n = json_string_value(json_object_get(g, "name"));
+        if (n)
+            json_object_set(by_name, n, g);
+    }
     json_array_foreach(res, i, r)
     {
         const char *kind = json_string_value(json_object_get(r, "kind"));
         if (!kind || strcmp(kind, "ServerGroup") != 0)
             continue;
         const char *name = json_string_value(json_object_get(r, "name"));
-        json_array_foreach(groups, j, g)
+        g = name ? json_object_get(by_name, name) : NULL;
+        if (!g)
+            continue;
         {
-            if (!name || strcmp(json_string_value(json_object_get(g, "name")), name) != 0)
-                continue;
             size_t total = json_array_size(json_object_get(g, "servers")), down = 0;
             struct sbuf msg = {0};
             json_array_foreach(json_object_get(g, "servers"), k, sv)
@@ -545,18 +597,19 @@ static void add_degraded(struct ag_agent *a, json_t *res, json_t *groups)
             char key[512];
             snprintf(key, sizeof key, "ServerGroup/%s", name);
             json_t *track = json_object_get(json_object_get(a->status_track, key), "conditions");
-            json_t *c = down > 0
+            json_t *c = !track ? NULL
+                        : down > 0
                             ? json_array_get(json_object_get(r, "conditions"),
                                              json_array_size(json_object_get(r, "conditions")) - 1)
                             : json_pack("{s:s, s:s}", "type", "Degraded", "status", "False");
-            if (track)
+            if (c)
                 stamp_condition(track, c, time(NULL));
-            if (down == 0)
+            if (c && down == 0)
                 json_decref(c);
             free(msg.p);
-            break;
         }
     }
+    json_decref(by_name);
 }
 
 static void label_value(struct sbuf *b, const char *v)
