@@ -7,7 +7,9 @@ CamelCase reason, a message and an RFC 3339 lastTransitionTime that moves
 only when that condition's status changes. A broken resource reads
 Ready=False (never an "Invalid" condition) with its reason and the
 location of its error, while the rest keeps serving; fixing it makes it
-Ready=True again with a new lastTransitionTime."""
+Ready=True again with a new lastTransitionTime. With --strict, a valid
+change beside a broken resource reads Accepted=True, Programmed=False,
+Ready=False, reason Blocked."""
 import os
 import re
 import signal
@@ -171,6 +173,23 @@ def body(env):
     c.eq(api2.get("observedGeneration"), api.get("observedGeneration", 0) + 1,
          "the fixed spec is one more observedGeneration")
     albd.check_clean_exit(c)
+
+    # 5. --strict: a valid change beside a broken resource is not applied:
+    #    Accepted=True, Programmed=False and Ready=False, reason Blocked.
+    write_then_rename(lst, listeners("gb"))
+    strict = env.start_albd(ports=(p_web, p_api), args=("--strict",))
+    c.ok(wait_backend(env, p_web, "a", tls=False), "--strict: web serves group ga")
+    fail0 = reconciles(strict, "failure")
+    write_then_rename(lst, yaml_docs(http_listener("web", p_web, "gb"), http_listener("api", p_api, "nope")))
+    c.ok(wait_for(lambda: reconciles(strict, "failure") > fail0, scaled(5)), "--strict: the reconcile fails")
+    st = status(strict)
+    check_shape(c, st, "--strict with a broken listener")
+    web = by_key(st).get("Listener/web", {})
+    c.eq([((cond(web, t) or {}).get("status"), (cond(web, t) or {}).get("reason")) for t in TYPES],
+         [("True", "Accepted"), ("False", "Blocked"), ("False", "Blocked")],
+         "--strict: the valid change reads Accepted=True, Programmed=False and Ready=False (Blocked)")
+    c.eq(backend_of(env, p_web, tls=False), "a", "--strict: web still serves its applied version")
+    strict.check_clean_exit(c)
 
 
 if __name__ == "__main__":
