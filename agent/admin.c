@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,10 @@
 #include "proxy/px.h"
 #include "reconciler/err.h"
 #include "reconciler/export.h"
+#include "reconciler/meta.h"
 #include "reconciler/model-t.h"
 #include "reconciler/selector.h"
+#include "reconciler/source.h"
 
 enum {
     REQ_MAX = 8192,           /* request line and headers, bytes */
@@ -176,15 +179,247 @@ static void iso_time(time_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static json_t *resource_status(const char *kind, const char *name, const char *type,
-                               const char *reason, const char *message, const char *source)
+/* ---- Kubernetes-style resource status: observedGeneration and the
+ * Ready/Accepted/Programmed conditions, with lastTransitionTime kept
+ * across reloads in a->status_track. ---- */
+
+/* The metadata of name in an array of n resources of stride bytes whose
+ * struct rc_meta is at offset off: a binary search (model arrays are
+ * sorted by name), then, should that miss, a scan. NULL when absent. */
+static const struct rc_meta *meta_in(const void *base, size_t n, size_t stride, size_t off,
+                                     const char *name)
 {
-    json_t *cond = json_pack("{s:s, s:s, s:s}", "type", type, "status", "True", "reason", reason);
-    if (message)
-        json_object_set_new(cond, "message", json_string(message));
-    if (source)
-        json_object_set_new(cond, "source", json_string(source));
-    return json_pack("{s:s, s:s, s:[o]}", "kind", kind, "name", name, "conditions", cond);
+#define AG_META(i) ((const struct rc_meta *)((const char *)base + (i)*stride + off))
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(AG_META(mid)->name, name);
+        if (c == 0)
+            return AG_META(mid);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(AG_META(i)->name, name) == 0)
+            return AG_META(i);
+    return NULL;
+#undef AG_META
+}
+
+/* The running model's metadata of kind/name, or NULL. */
+static const struct rc_meta *running_meta(const struct rc_model *m, const char *kind,
+                                          const char *name)
+{
+    if (m == NULL || kind == NULL || name == NULL)
+        return NULL;
+#define AG_FIND(k, T, arr, n)                                                                      \
+    if (strcmp(kind, k) == 0)                                                                      \
+        return meta_in(m->arr, m->n, sizeof *m->arr, offsetof(T, meta), name);
+    AG_FIND("Instance", struct rc_instance, instances, n_instances)
+    AG_FIND("Certificate", struct rc_certificate, certificates, n_certificates)
+    AG_FIND("TLSPolicy", struct rc_tls_policy, policies, n_policies)
+    AG_FIND("ServerGroup", struct rc_server_group, groups, n_groups)
+    AG_FIND("Listener", struct rc_listener, listeners, n_listeners)
+#undef AG_FIND
+    return NULL;
+}
+
+/* The running model's ServerGroup name, or NULL: a binary search (a
+ * /status of 10,000 groups must not compare every pair). */
+static const struct rc_server_group *running_group(const struct ag_agent *a, const char *name)
+{
+    const struct rc_model *m = a->running;
+    if (m == NULL || name == NULL)
+        return NULL;
+    const struct rc_meta *mt = meta_in(m->groups, m->n_groups, sizeof *m->groups,
+                                       offsetof(struct rc_server_group, meta), name);
+    return mt ? (const struct rc_server_group *)((const char *)mt -
+                                                 offsetof(struct rc_server_group, meta))
+              : NULL;
+}
+
+/* The three conditions of a resource in state st: status, reason. */
+struct cond_view {
+    const char *type, *status, *reason, *message;
+};
+
+static void conditions_of(const struct rc_res_status *r, struct cond_view out[3])
+{
+    const char *msg = r->message ? r->message : "";
+    if (r->state != RC_RES_READY && strstr(msg, RC_PENDING_PREFIX)) {
+        /* Valid, but it waits for a certificate from a certificate service
+         * that was never fetched nor cached: not serving yet. */
+        out[0] = (struct cond_view){"Accepted", "True", "Accepted", "the spec is valid"};
+        out[1] = (struct cond_view){"Programmed", "False", "Pending", msg};
+        out[2] = (struct cond_view){"Ready", "False", "Pending", msg};
+        return;
+    }
+    switch (r->state) {
+    case RC_RES_READY:
+        out[0] = (struct cond_view){"Accepted", "True", "Accepted", "the spec is valid"};
+        out[1] =
+            (struct cond_view){"Programmed", "True", "Programmed", "the proxy serves this spec"};
+        out[2] = (struct cond_view){"Ready", "True", "Ready", "serving its current spec"};
+        break;
+    case RC_RES_KEPT:
+        out[0] = (struct cond_view){"Accepted", "False", "Invalid", msg};
+        out[1] = (struct cond_view){"Programmed", "True", "KeptLastGood",
+                                    "the proxy still serves the last good version"};
+        out[2] = (struct cond_view){"Ready", "False", "KeptLastGood", msg};
+        break;
+    case RC_RES_ABSENT:
+        out[0] = (struct cond_view){"Accepted", "False", "Invalid", msg};
+        out[1] = (struct cond_view){"Programmed", "False", "Invalid",
+                                    "never valid: the proxy does not serve it"};
+        out[2] = (struct cond_view){"Ready", "False", "Invalid", msg};
+        break;
+    case RC_RES_BLOCKED:
+    default:
+        out[0] = (struct cond_view){"Accepted", "True", "Accepted", "the spec is valid"};
+        out[1] = (struct cond_view){"Programmed", "False", "Blocked", msg};
+        out[2] = (struct cond_view){"Ready", "False", "Blocked", msg};
+        break;
+    }
+}
+
+/* "file:line:col" of r: its error's location when it is not ready, else
+ * where the running model's document starts; "" when unknown. */
+static void resource_source(const struct ag_agent *a, const struct rc_res_status *r, char *out,
+                            size_t size)
+{
+    out[0] = '\0';
+    if (r->file) {
+        snprintf(out, size, "%s:%d:%d", r->file, r->line, r->col);
+        return;
+    }
+    const struct rc_meta *mt = running_meta(a->running, r->kind, r->name);
+    const struct rc_source *src =
+        mt ? NULL : rc_sources_find(rc_model_sources(a->running), r->kind, r->name);
+    if (mt && mt->loc.file)
+        snprintf(out, size, "%s:%d:%d", mt->loc.file, mt->loc.line, mt->loc.col);
+    else if (src && src->file)
+        snprintf(out, size, "%s:%d:%d", src->file, src->line, src->col);
+}
+
+/* The digest that decides whether r's spec changed: the running
+ * resource's canonical digest when it is ready (for a kind the model does
+ * not hold, e.g. CertificateService, its document's bytes), else one over
+ * its state, error and location (a new broken version is a new
+ * generation). */
+static void resource_digest(const struct ag_agent *a, const struct rc_res_status *r, char out[65])
+{
+    const struct rc_meta *mt =
+        r->state == RC_RES_READY ? running_meta(a->running, r->kind, r->name) : NULL;
+    if (mt) {
+        memcpy(out, mt->digest, 65);
+        return;
+    }
+    const struct rc_source *src =
+        r->state == RC_RES_READY && a->running
+            ? rc_sources_find(rc_model_sources(a->running), r->kind, r->name)
+            : NULL;
+    if (src && src->text) {
+        rc_sha256_hex(src->text, src->len, out);
+        return;
+    }
+    struct sbuf b = {0};
+    sb_printf(&b, "%d\n%s\n%s:%d:%d", (int)r->state, r->message ? r->message : "",
+              r->file ? r->file : "", r->line, r->col);
+    rc_sha256_hex(b.p ? b.p : "", b.p ? strlen(b.p) : 0, out);
+    free(b.p);
+}
+
+/* Sets cond's lastTransitionTime from track (an object type -> {"status",
+ * "since"}), recording now when its status is new or changed. */
+static void stamp_condition(json_t *track, json_t *cond, time_t now)
+{
+    const char *type = json_string_value(json_object_get(cond, "type"));
+    const char *status = json_string_value(json_object_get(cond, "status"));
+    if (!type || !status)
+        return;
+    json_t *t = json_object_get(track, type);
+    const char *was = json_string_value(json_object_get(t, "status"));
+    if (!t || !was || strcmp(was, status) != 0) {
+        t = json_pack("{s:s, s:I}", "status", status, "since", (json_int_t)now);
+        json_object_set_new(track, type, t);
+    }
+    char ts[32];
+    iso_time((time_t)json_integer_value(json_object_get(t, "since")), ts);
+    json_object_set_new(cond, "lastTransitionTime", json_string(ts));
+}
+
+void ag_status_observe(struct ag_agent *a)
+{
+    json_t *old = a->status_track ? a->status_track : json_object();
+    json_t *now_track = json_object();
+    time_t now = time(NULL);
+    const struct rc_status *st = &a->last_status;
+    for (size_t i = 0; i < st->n; i++) {
+        const struct rc_res_status *r = &st->v[i];
+        if (!r->kind || !r->name)
+            continue;
+        char key[512], digest[65];
+        snprintf(key, sizeof key, "%s/%s", r->kind, r->name);
+        resource_digest(a, r, digest);
+        json_t *e = json_object_get(old, key);
+        if (e) {
+            json_incref(e);
+            const char *d = json_string_value(json_object_get(e, "digest"));
+            if (!d || strcmp(d, digest) != 0) {
+                json_t *g = json_object_get(e, "generation");
+                json_object_set_new(e, "generation", json_integer(json_integer_value(g) + 1));
+                json_object_set_new(e, "digest", json_string(digest));
+            }
+        } else {
+            e = json_pack("{s:s, s:i, s:{}}", "digest", digest, "generation", 1, "conditions");
+        }
+        struct cond_view cv[3];
+        conditions_of(r, cv);
+        for (int k = 0; k < 3; k++) {
+            json_t *c = json_pack("{s:s, s:s}", "type", cv[k].type, "status", cv[k].status);
+            stamp_condition(json_object_get(e, "conditions"), c, now);
+            json_decref(c);
+        }
+        json_object_set_new(now_track, key, e);
+    }
+    json_decref(old);
+    a->status_track = now_track;
+}
+
+void ag_status_forget(struct ag_agent *a)
+{
+    json_decref(a->status_track);
+    a->status_track = NULL;
+}
+
+/* The /status entry of r: kind, name, source, observedGeneration and its
+ * conditions (see README "/status"). */
+static json_t *resource_status(struct ag_agent *a, const struct rc_res_status *r)
+{
+    char key[512], src[512];
+    snprintf(key, sizeof key, "%s/%s", r->kind ? r->kind : "", r->name ? r->name : "");
+    resource_source(a, r, src, sizeof src);
+    json_t *e = json_object_get(a->status_track, key);
+    json_t *rs = json_pack("{s:s, s:s, s:[]}", "kind", r->kind ? r->kind : "", "name",
+                           r->name ? r->name : "", "conditions");
+    json_object_set_new(rs, "source", src[0] ? json_string(src) : json_null());
+    json_object_set_new(rs, "observedGeneration",
+                        e ? json_incref(json_object_get(e, "generation")) : json_integer(0));
+    struct cond_view cv[3];
+    conditions_of(r, cv);
+    time_t now = time(NULL);
+    for (int k = 0; k < 3; k++) {
+        json_t *c = json_pack("{s:s, s:s, s:s, s:s}", "type", cv[k].type, "status", cv[k].status,
+                              "reason", cv[k].reason, "message", cv[k].message);
+        if (strcmp(cv[k].status, "True") != 0 && src[0])
+            json_object_set_new(c, "source", json_string(src));
+        if (e)
+            stamp_condition(json_object_get(e, "conditions"), c, now);
+        json_array_append_new(json_object_get(rs, "conditions"), c);
+    }
+    return rs;
 }
 
 /* With a label selector, whether /status lists resource kind/name: by its
@@ -207,11 +442,7 @@ static bool status_selected(const struct rc_selector *sel, const json_t *ex, con
  * has none. */
 static void add_host_names(struct ag_agent *a, const char *name, json_t *res)
 {
-    const struct rc_model *m = a->running;
-    const struct rc_server_group *g = NULL;
-    for (size_t i = 0; m && i < m->n_groups && !g; i++)
-        if (strcmp(m->groups[i].meta.name, name) == 0)
-            g = &m->groups[i];
+    const struct rc_server_group *g = running_group(a, name);
     json_t *names = NULL;
     for (size_t i = 0; g && i < g->n_servers; i++) {
         const struct rc_server *sv = &g->servers[i];
@@ -257,22 +488,16 @@ struct health_status {
 
 static const char *when_all_unhealthy(const struct ag_agent *a, const char *group)
 {
-    for (size_t i = 0; a->running && i < a->running->n_groups; i++)
-        if (!strcmp(a->running->groups[i].meta.name, group))
-            return a->running->groups[i].fail_open ? "FailOpen" : "Reject";
-    return NULL;
+    const struct rc_server_group *g = running_group(a, group);
+    return g ? (g->fail_open ? "FailOpen" : "Reject") : NULL;
 }
 
 /* The slowStart.durationSeconds of group `group` in the running model, 0
  * when it has no slow start. */
 static int slow_start_duration(const struct ag_agent *a, const char *group)
 {
-    for (size_t i = 0; a->running && i < a->running->n_groups; i++)
-        if (!strcmp(a->running->groups[i].meta.name, group))
-            return a->running->groups[i].slow_start.enabled
-                       ? a->running->groups[i].slow_start.duration_s
-                       : 0;
-    return 0;
+    const struct rc_server_group *g = running_group(a, group);
+    return g && g->slow_start.enabled ? g->slow_start.duration_s : 0;
 }
 
 static void health_status_row(const struct px_server_health *sh, void *arg)
@@ -332,20 +557,27 @@ static json_t *server_groups_status(struct ag_agent *a, const struct rc_selector
 /* Adds a Degraded condition to each ServerGroup of res (the /status
  * resources) that has servers marked down, naming them and why: a group
  * whose backends fail their checks must not look merely Ready. */
-static void add_degraded(json_t *res, json_t *groups)
+static void add_degraded(struct ag_agent *a, json_t *res, json_t *groups)
 {
     size_t i, j, k;
     json_t *r, *g, *sv;
+    json_t *by_name = json_object(); /* name -> group: one lookup per resource */
+    json_array_foreach(groups, j, g)
+    {
+        const char *n = json_string_value(json_object_get(g, "name"));
+        if (n)
+            json_object_set(by_name, n, g);
+    }
     json_array_foreach(res, i, r)
     {
         const char *kind = json_string_value(json_object_get(r, "kind"));
         if (!kind || strcmp(kind, "ServerGroup") != 0)
             continue;
         const char *name = json_string_value(json_object_get(r, "name"));
-        json_array_foreach(groups, j, g)
+        g = name ? json_object_get(by_name, name) : NULL;
+        if (!g)
+            continue;
         {
-            if (!name || strcmp(json_string_value(json_object_get(g, "name")), name) != 0)
-                continue;
             size_t total = json_array_size(json_object_get(g, "servers")), down = 0;
             struct sbuf msg = {0};
             json_array_foreach(json_object_get(g, "servers"), k, sv)
@@ -369,10 +601,24 @@ static void add_degraded(json_t *res, json_t *groups)
                               head, msg.p ? msg.p : "");
                 json_array_append_new(json_object_get(r, "conditions"), cond);
             }
+            /* Its lastTransitionTime: when /status first saw this status
+             * (health changes between reads are not tracked here). */
+            char key[512];
+            snprintf(key, sizeof key, "ServerGroup/%s", name);
+            json_t *track = json_object_get(json_object_get(a->status_track, key), "conditions");
+            json_t *c = !track ? NULL
+                        : down > 0
+                            ? json_array_get(json_object_get(r, "conditions"),
+                                             json_array_size(json_object_get(r, "conditions")) - 1)
+                            : json_pack("{s:s, s:s}", "type", "Degraded", "status", "False");
+            if (c)
+                stamp_condition(track, c, time(NULL));
+            if (c && down == 0)
+                json_decref(c);
             free(msg.p);
-            break;
         }
     }
+    json_decref(by_name);
 }
 
 static void label_value(struct sbuf *b, const char *v)
@@ -463,25 +709,14 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
         const struct rc_res_status *r = &st->v[i];
         if (!status_selected(sel, ex, r->kind, r->name))
             continue;
-        static const char *const reasons[] = {"Applied", "KeptLastGood", "Absent", "Blocked"};
-        char src[512] = "";
-        if (r->file)
-            snprintf(src, sizeof src, "%s:%d:%d", r->file, r->line, r->col);
-        bool ready = r->state == RC_RES_READY;
-        bool pending = !ready && r->message && strstr(r->message, RC_PENDING_PREFIX);
-        json_t *rs = resource_status(r->kind, r->name,
-                                     ready     ? "Ready"
-                                     : pending ? "Pending"
-                                               : "Invalid",
-                                     pending ? "Pending" : reasons[r->state], r->message,
-                                     r->file ? src : NULL);
+        json_t *rs = resource_status(a, r);
         if (r->kind && r->name && strcmp(r->kind, "ServerGroup") == 0)
             add_host_names(a, r->name, rs);
         json_array_append_new(res, rs);
     }
     json_object_set_new(root, "resources", res);
     json_t *groups = server_groups_status(a, sel, ex);
-    add_degraded(res, groups);
+    add_degraded(a, res, groups);
     json_object_set_new(root, "serverGroups", groups);
     json_object_set_new(root, "certificateService", ag_certsvc_status(a->certsvc));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);

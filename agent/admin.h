@@ -15,6 +15,16 @@
  * endpoint in *out, or a negative uv error code. */
 int ag_admin_start(struct ag_agent *a, const char *addr, bool probe_only, struct ag_admin **out);
 
+/* Records what the last reconcile (a->last_status, a->running) says of
+ * each resource for /status: its generation, a counter bumped when its
+ * spec's digest changes, and when each of its Ready/Accepted/Programmed
+ * conditions last changed status. Call after every reconcile; resources
+ * no longer listed are forgotten. */
+void ag_status_observe(struct ag_agent *a);
+
+/* Frees what ag_status_observe keeps. */
+void ag_status_forget(struct ag_agent *a);
+
 /* Stops listening and closes open admin connections; frees in the close
  * callbacks. NULL is a no-op. */
 void ag_admin_close(struct ag_admin *ad);

@@ -221,8 +221,25 @@ static uint64_t ld(const _Atomic uint64_t *c)
         var += ld(&b_->expr);                                                                      \
     }
 
-static void hist(struct obuf *b, const char *name, const char *label, const char *value, int nw,
-                 size_t off)
+/* The labels of one histogram series: label="value" and, when label2 is
+ * not NULL, label2="value2". */
+static void hist_labels(struct obuf *b, const char *label, const char *value, const char *label2,
+                        const char *value2)
+{
+    ob_printf(b, "%s=\"", label);
+    ob_label(b, value);
+    ob_printf(b, "\"");
+    if (label2) {
+        ob_printf(b, ",%s=\"", label2);
+        ob_label(b, value2);
+        ob_printf(b, "\"");
+    }
+}
+
+/* One histogram series summed over the nw workers' px_obs_hist at offset
+ * off of their blocks, labelled as hist_labels says. */
+static void hist(struct obuf *b, const char *name, const char *label, const char *value,
+                 const char *label2, const char *value2, int nw, size_t off)
 {
     static const double bounds[PX_OBS_BUCKETS] = PX_OBS_BUCKET_BOUNDS;
     uint64_t buckets[PX_OBS_BUCKETS] = {0}, count = 0, sum = 0;
@@ -237,19 +254,19 @@ static void hist(struct obuf *b, const char *name, const char *label, const char
     uint64_t cum = 0;
     for (int i = 0; i < PX_OBS_BUCKETS; i++) {
         cum += buckets[i];
-        ob_printf(b, "%s_bucket{%s=\"", name, label);
-        ob_label(b, value);
-        ob_printf(b, "\",le=\"%g\"} %llu\n", bounds[i], (unsigned long long)cum);
+        ob_printf(b, "%s_bucket{", name);
+        hist_labels(b, label, value, label2, value2);
+        ob_printf(b, ",le=\"%g\"} %llu\n", bounds[i], (unsigned long long)cum);
     }
-    ob_printf(b, "%s_bucket{%s=\"", name, label);
-    ob_label(b, value);
-    ob_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)count);
-    ob_printf(b, "%s_sum{%s=\"", name, label);
-    ob_label(b, value);
-    ob_printf(b, "\"} %.9f\n", (double)sum / 1e9);
-    ob_printf(b, "%s_count{%s=\"", name, label);
-    ob_label(b, value);
-    ob_printf(b, "\"} %llu\n", (unsigned long long)count);
+    ob_printf(b, "%s_bucket{", name);
+    hist_labels(b, label, value, label2, value2);
+    ob_printf(b, ",le=\"+Inf\"} %llu\n", (unsigned long long)count);
+    ob_printf(b, "%s_sum{", name);
+    hist_labels(b, label, value, label2, value2);
+    ob_printf(b, "} %.9f\n", (double)sum / 1e9);
+    ob_printf(b, "%s_count{", name);
+    hist_labels(b, label, value, label2, value2);
+    ob_printf(b, "} %llu\n", (unsigned long long)count);
 }
 
 /* The slots of kind that have a name (registered, or the overflow slot). */
@@ -341,20 +358,23 @@ static void listener_metrics(struct obuf *b, int nw)
                       (unsigned long long)v);
         }
     help(b, "albd_tls_handshake_failures_total", "counter",
-         "TLS handshakes that failed, by listener and reason.");
+         "TLS handshakes that failed, by listener, reason and TLS version (the negotiated one, "
+         "for protocol_version the client's hello version, unknown before a ClientHello).");
     for (int i = 0; i < n; i++)
-        for (int f = 0; f < PX_OBS_TLS_FAILS; f++) {
-            SUM(v, lis[sl[i]].tls_fail[f]);
-            start_series(b, "albd_tls_handshake_failures_total", "listener",
-                         px_obs_name(PX_OBS_LISTENER, sl[i]));
-            ob_printf(b, ",reason=\"%s\"} %llu\n", px_obs_tls_fail_name(f), (unsigned long long)v);
-        }
+        for (int f = 0; f < PX_OBS_TLS_FAILS; f++)
+            for (int t = 0; t <= PX_OBS_TLS_VERSIONS; t++) {
+                SUM(v, lis[sl[i]].tls_fail[f][t]);
+                start_series(b, "albd_tls_handshake_failures_total", "listener",
+                             px_obs_name(PX_OBS_LISTENER, sl[i]));
+                ob_printf(b, ",reason=\"%s\",version=\"%s\"} %llu\n", px_obs_tls_fail_name(f),
+                          px_obs_tls_version_name(t), (unsigned long long)v);
+            }
     help(b, "albd_http_request_duration_seconds", "histogram",
          "Time from a request's start (its head, for HTTP/1.1 its pipeline step) to the end of "
          "its response, by listener.");
     for (int i = 0; i < n; i++)
         hist(b, "albd_http_request_duration_seconds", "listener",
-             px_obs_name(PX_OBS_LISTENER, sl[i]), nw,
+             px_obs_name(PX_OBS_LISTENER, sl[i]), NULL, NULL, nw,
              offsetof(struct px_obs_worker, lis) + (size_t)sl[i] * sizeof(struct px_obs_listener) +
                  offsetof(struct px_obs_listener, duration));
 }
@@ -376,10 +396,23 @@ static void upstream_metrics(struct obuf *b, int nw)
          "Time from a request's start to the end of its backend response, by server group.");
     for (int i = 0; i < n; i++)
         hist(b, "albd_upstream_response_duration_seconds", "server_group",
-             px_obs_name(PX_OBS_GROUP, sl[i]), nw,
+             px_obs_name(PX_OBS_GROUP, sl[i]), NULL, NULL, nw,
              offsetof(struct px_obs_worker, grp) + (size_t)sl[i] * sizeof(struct px_obs_group) +
                  offsetof(struct px_obs_group, upstream));
     n = slots(PX_OBS_SERVER, sl, PX_OBS_SERVERS);
+    help(b, "albd_upstream_server_response_duration_seconds", "histogram",
+         "Time from a request's start to the end of its backend response, by server group and "
+         "server (address:port).");
+    for (int i = 0; i < n; i++) {
+        const char *full = px_obs_name(PX_OBS_SERVER, sl[i]);
+        const char *slash = strchr(full, '/');
+        char grp[256];
+        snprintf(grp, sizeof grp, "%.*s", slash ? (int)(slash - full) : (int)strlen(full), full);
+        hist(b, "albd_upstream_server_response_duration_seconds", "server_group", grp, "server",
+             slash ? slash + 1 : full, nw,
+             offsetof(struct px_obs_worker, srv) + (size_t)sl[i] * sizeof(struct px_obs_server) +
+                 offsetof(struct px_obs_server, upstream));
+    }
     help(b, "albd_upstream_responses_total", "counter",
          "Backend responses, by server group and server (address:port).");
     for (int pass = 0; pass < 2; pass++) {

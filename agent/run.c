@@ -344,6 +344,7 @@ int ag_reconcile(struct ag_agent *a)
         a->listeners_pending += !strcmp(st.v[i].kind, "Listener") &&
                                 st.v[i].state != RC_RES_READY && st.v[i].message &&
                                 strstr(st.v[i].message, RC_PENDING_PREFIX) != NULL;
+    ag_status_observe(a);
     if (result < 0) {
         a->reconciles_failed++;
         px_log_error("reconcile: %s", a->last_error);
@@ -597,6 +598,7 @@ int ag_run(const struct ag_options *opt)
     free(a.pending.v);
     rc_errs_cleanup(&a.last_errs);
     rc_status_cleanup(&a.last_status);
+    ag_status_forget(&a);
     ag_events_cleanup();
     uv_loop_close(a.loop);
     px_log_info("stopped");

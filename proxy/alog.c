@@ -188,8 +188,8 @@ static void *writer_main(void *arg)
         bool stop = s->stop, re = s->reopen;
         s->reopen = false;
         pthread_mutex_unlock(&s->mu);
-        if (re)
-            reopen(s);
+        /* On SIGUSR1 the lines logged so far still go to the file being
+         * rotated away; the reopened one gets the lines after them. */
         for (int i = 0; i < s->n_slots; i++) {
             struct slot *sl = &s->slots[i];
             pthread_mutex_lock(&sl->mu);
@@ -206,6 +206,8 @@ static void *writer_main(void *arg)
             if (n && spare)
                 write_out(s, spare, n, lines);
         }
+        if (re)
+            reopen(s);
         if (stop)
             break;
     }
@@ -707,6 +709,8 @@ static void count(const struct px_alog_rec *rec, int status, const char *reason,
     px_obs_observe(&l->duration, now - rec->t0);
     if (rec->gs >= 0 && rec->gs < PX_OBS_GROUPS && rec->t_first)
         px_obs_observe(&b->grp[rec->gs].upstream, (rec->t_up_end ? rec->t_up_end : now) - rec->t0);
+    if (rec->ss >= 0 && rec->ss < PX_OBS_SERVERS && rec->t_first)
+        px_obs_observe(&b->srv[rec->ss].upstream, (rec->t_up_end ? rec->t_up_end : now) - rec->t0);
     if (rec->ss >= 0 && rec->ss < PX_OBS_SERVERS && rec->upstream_status)
         px_obs_add(&b->srv[rec->ss].responses, 1);
 }

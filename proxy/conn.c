@@ -432,7 +432,12 @@ static void handshake_failed(struct px_conn *c, int fail)
     const char *text = NULL;
     if (fail < 0)
         fail = px_tls_io_fail(c->tls, &text);
-    px_obs_tls_fail(c->w->id, c->lis->obs_slot, fail);
+    /* The version is known once a ClientHello was read: before that,
+     * SSL_version() is only the method's default. */
+    SSL *ssl = c->tls ? px_tls_io_ssl(c->tls) : NULL;
+    int version =
+        fail != PX_OBS_TLSF_HTTP_REQUEST && ssl && !SSL_in_before(ssl) ? SSL_version(ssl) : 0;
+    px_obs_tls_fail(c->w->id, c->lis->obs_slot, fail, version);
     unsigned suppressed;
     if (!px_log_limit_allow(&limit, uv_now(&c->w->loop), &suppressed))
         return;

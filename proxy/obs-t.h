@@ -80,7 +80,9 @@ struct px_obs_listener {
     _Atomic uint64_t bytes_in, bytes_out;
     _Atomic uint64_t conns_active; /* opened minus closed (this worker's) */
     _Atomic uint64_t tls_ok[PX_OBS_TLS_VERSIONS];
-    _Atomic uint64_t tls_fail[PX_OBS_TLS_FAILS];
+    /* By reason, then by TLS version where known ([PX_OBS_TLS_VERSIONS]:
+     * unknown, e.g. no ClientHello was read). */
+    _Atomic uint64_t tls_fail[PX_OBS_TLS_FAILS][PX_OBS_TLS_VERSIONS + 1];
     struct px_obs_hist duration;
 };
 
@@ -92,6 +94,7 @@ struct px_obs_group {
 struct px_obs_server {
     _Atomic uint64_t responses; /* responses it gave */
     _Atomic uint64_t connect_fail[PX_OBS_CONNECT_FAILS];
+    struct px_obs_hist upstream; /* as px_obs_group's, for the requests it answered */
 };
 
 struct px_obs_worker {

@@ -176,10 +176,15 @@ void px_obs_tls_ok(int wid, int ls, int ssl_version)
     px_obs_add(&b->lis[ls].tls_ok[v], 1);
 }
 
-void px_obs_tls_fail(int wid, int ls, int fail)
+void px_obs_tls_fail(int wid, int ls, int fail, int ssl_version)
 {
     struct px_obs_worker *b = px_obs_worker(wid);
     if (!b || ls < 0 || ls >= PX_OBS_LISTENERS || fail < 0 || fail >= PX_OBS_TLS_FAILS)
         return;
-    px_obs_add(&b->lis[ls].tls_fail[fail], 1);
+    int v = ssl_version == TLS1_3_VERSION   ? PX_OBS_TLS13
+            : ssl_version == TLS1_2_VERSION ? PX_OBS_TLS12
+            : ssl_version == TLS1_1_VERSION ? PX_OBS_TLS11
+            : ssl_version == TLS1_VERSION   ? PX_OBS_TLS10
+                                            : PX_OBS_TLS_VERSIONS;
+    px_obs_add(&b->lis[ls].tls_fail[fail][v], 1);
 }

@@ -56,9 +56,12 @@ const char *px_obs_connect_fail_name(int f);
 
 /* Records a connection opened / closed on listener slot ls of worker
  * wid, and a TLS handshake's outcome (ok: version is an SSL version
- * constant; failed: fail is enum px_obs_tls_fail). */
+ * constant; failed: fail is enum px_obs_tls_fail and ssl_version the
+ * version of the failed connection where known, after its ClientHello:
+ * the negotiated one, or for a refused version the one its hello carries;
+ * 0 or any other value counts as "unknown"). */
 void px_obs_conn(int wid, int ls, int delta);
 void px_obs_tls_ok(int wid, int ls, int ssl_version);
-void px_obs_tls_fail(int wid, int ls, int fail);
+void px_obs_tls_fail(int wid, int ls, int fail, int ssl_version);
 
 #endif

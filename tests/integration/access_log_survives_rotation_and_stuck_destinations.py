@@ -79,10 +79,17 @@ def body(env):
         done = [0]
         lock = threading.Lock()
 
+        # Each client sends a third of its requests, waits while the file
+        # is moved and albd reopens it, then sends the rest: on a loaded
+        # machine the clients could otherwise finish before the reopen.
+        gate = threading.Event()
+
         def client(k):
             conn = env.connection(p_rot, tls=False)
             try:
                 for i in range(per):
+                    if i == per // 3:
+                        gate.wait(scaled(30))
                     conn.request("GET", f"/r{k}-{i}")
                     r = conn.getresponse()
                     r.read()
@@ -99,10 +106,14 @@ def body(env):
         for t in ts:
             t.start()
         end = time.monotonic() + scaled(30)
-        while done[0] < threads * per // 3 and time.monotonic() < end:
+        while done[0] < threads * (per // 3) and time.monotonic() < end:
             time.sleep(0.01)
         os.rename(rot, rot + ".1")
         albd.signal(signal.SIGUSR1)
+        end = time.monotonic() + scaled(10)  # the reopen creates the new file
+        while not os.path.exists(rot) and time.monotonic() < end:
+            time.sleep(0.01)
+        gate.set()
         for t in ts:
             t.join(scaled(60))
         total = threads * per

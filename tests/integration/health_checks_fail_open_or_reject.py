@@ -6,6 +6,7 @@ have weight 0, or that has no server, answers 503; weight-0 servers are not
 probed."""
 import os
 import json
+import re
 import sys
 import time
 
@@ -62,6 +63,14 @@ def body(env):
     conds = [cond for r in json.loads(body_)["resources"] if r["kind"] == "ServerGroup" and r["name"] == "reject"
              for cond in r["conditions"] if cond["type"] == "Degraded"]
     c.eq([cond["reason"] for cond in conds], ["AllServersDown"], "the rejecting group is Degraded: AllServersDown")
+    c.ok(all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", cond.get("lastTransitionTime") or "")
+             and cond.get("status") == "True" and cond.get("message") for cond in conds),
+         "Degraded has the shape of the other conditions (status, message, RFC 3339 lastTransitionTime)", None, conds)
+    st2, body2 = albd.admin_get("/status")
+    conds2 = [cond for r in json.loads(body2)["resources"] if r["kind"] == "ServerGroup" and r["name"] == "reject"
+              for cond in r["conditions"] if cond["type"] == "Degraded"]
+    c.eq([x.get("lastTransitionTime") for x in conds2], [x.get("lastTransitionTime") for x in conds],
+         "Degraded's lastTransitionTime stays while the group stays down")
 
     got = spread(env, p_open)
     print("FailOpen with every server down:", got)

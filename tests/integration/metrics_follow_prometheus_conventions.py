@@ -6,8 +6,9 @@ counters end in _total; histograms have cumulative buckets ending in
 le="+Inf" equal to _count, and _sum. Then the values after known traffic:
 per-listener requests, responses by class and albd's reasons, body bytes,
 the request-duration histogram, active connections; TLS handshakes by
-version and failures by reason; upstream responses and connect failures
-per server, retries and duration per group; albd_build_info, process_*,
+version and failures by reason and version; upstream responses, connect
+failures and response duration per server, retries and duration per
+group; albd_build_info, process_*,
 config generation, last successful reconcile time, the access-log
 counters. Label values stay within the configured names."""
 import calendar
@@ -187,6 +188,11 @@ def body(env):
     # TLS 1.0, which the default policy refuses.
     subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{p_tls}", "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"],
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=scaled(10))
+    # TLS 1.2 with only a NULL cipher: the version is negotiated, then no
+    # cipher is shared.
+    subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{p_tls}", "-tls1_2", "-cipher",
+                    "NULL-SHA256:@SECLEVEL=0"],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=scaled(10))
     # One keep-alive connection stays open while we scrape.
     held = env.connection(p_web, tls=False)
     held.request("GET", "/held")
@@ -229,17 +235,35 @@ def body(env):
     hs = {v: value(fams, "albd_tls_handshakes_total", listener="tls", version=v)
           for v in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")}
     c.eq(sorted(hs.values()), [0.0, 0.0, 0.0, 1.0], "one TLS handshake, under its version", )
-    c.eq(value(fams, "albd_tls_handshake_failures_total", listener="tls", reason="http_request"), 1.0,
-         "plain HTTP on the HTTPS port counted as http_request")
-    c.eq(value(fams, "albd_tls_handshake_failures_total", listener="tls", reason="protocol_version"), 1.0,
-         "a TLS 1.0 client counted as protocol_version")
+    c.eq(value(fams, "albd_tls_handshake_failures_total", listener="tls", reason="http_request", version="unknown"),
+         1.0, "plain HTTP on the HTTPS port counted as http_request, version unknown (no ClientHello)")
+    c.eq(value(fams, "albd_tls_handshake_failures_total", listener="tls", reason="protocol_version", version="TLSv1"),
+         1.0, "a TLS 1.0 client counted as protocol_version under version TLSv1")
+    c.eq(value(fams, "albd_tls_handshake_failures_total", listener="tls", reason="no_shared_cipher",
+               version="TLSv1.2"), 1.0, "a TLS 1.2 client without a shared cipher counted under version TLSv1.2")
+    fails = {(lb.get("reason"), lb.get("version")): v
+             for _, lb, v in fams.get("albd_tls_handshake_failures_total", {"samples": []})["samples"]
+             if lb.get("listener") == "tls"}
+    c.eq(sorted(k for k, v in fails.items() if v), [("http_request", "unknown"), ("no_shared_cipher", "TLSv1.2"),
+                                                   ("protocol_version", "TLSv1")],
+         "TLS failures are counted once each, by reason and version")
+    c.eq({v for _, v in fails}, {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "unknown"},
+         "the version label of TLS failures is bounded: the four versions and unknown")
     c.eq(value(fams, "albd_upstream_responses_total", server_group="web", server=f"127.0.0.1:{be.port}"), 6.0,
          "backend responses per server (504 had none)")
     c.eq(value(fams, "albd_upstream_connect_failures_total", server_group="dead", server=f"127.0.0.1:{dead1}",
                reason="refused"), 1.0, "connect failure by reason per server")
     c.eq(value(fams, "albd_upstream_response_duration_seconds_count", server_group="web"), 6.0,
          "upstream duration histogram per group")
-    c.eq(value(fams, "albd_upstream_retries_total", server_group="dead"), 0.0, "no retry with one server")
+    c.eq(value(fams, "albd_upstream_server_response_duration_seconds_count", server_group="web",
+               server=f"127.0.0.1:{be.port}"), 6.0, "upstream duration histogram per server")
+    c.ok((value(fams, "albd_upstream_server_response_duration_seconds_bucket", server_group="web",
+                server=f"127.0.0.1:{be.port}", le="0.5") or 0) >= 5.0,
+         "the per-server histogram has the fast responses under 0.5 s", ">= 5",
+         value(fams, "albd_upstream_server_response_duration_seconds_bucket", server_group="web",
+               server=f"127.0.0.1:{be.port}", le="0.5"))
+    c.eq(value(fams, "albd_upstream_server_response_duration_seconds_count", server_group="dead",
+               server=f"127.0.0.1:{dead1}"), 0.0, "a server that never answered has an empty histogram")
     info = [lb for n, lb, v in fams.get("albd_build_info", {"samples": []})["samples"] if v == 1.0]
     c.ok(len(info) == 1 and set(info[0]) == {"version", "commit"} and info[0]["version"], "albd_build_info",
          None, info)

@@ -111,9 +111,13 @@ def body(env):
     c.ok(refuses(p_svc), "... the service-certificate listener is not listening")
     st, b = albd3.admin_get("/readyz")
     c.eq(st, 503, "/readyz is 503 while a listener waits for its certificate")
-    res = {(r["kind"], r["name"]): r["conditions"][0] for r in status(albd3)["resources"]}
-    c.eq(res.get(("Listener", "svc"), {}).get("reason"), "Pending", "/status: Listener svc is Pending")
-    c.eq(res.get(("Listener", "plain"), {}).get("type"), "Ready", "/status: Listener plain is Ready")
+    res = {(r["kind"], r["name"]): {k["type"]: k for k in r["conditions"]}
+           for r in status(albd3)["resources"]}
+    svc_c, plain_c = res.get(("Listener", "svc"), {}), res.get(("Listener", "plain"), {})
+    c.eq((svc_c.get("Ready", {}).get("status"), svc_c.get("Ready", {}).get("reason"),
+          svc_c.get("Accepted", {}).get("status")), ("False", "Pending", "True"),
+         "/status: Listener svc is Pending (Accepted, not Ready)")
+    c.eq(plain_c.get("Ready", {}).get("status"), "True", "/status: Listener plain is Ready")
     c.eq((cert_status(albd3, "www") or {}).get("state"), "Pending", "/status certificateService: www Pending")
     albd3.check_clean_exit(c)
 

@@ -66,12 +66,30 @@ static void reasons_round_trip(void **state)
     assert_string_equal(px_obs_connect_fail_name(PX_OBS_CF_TIMEOUT), "timeout");
 }
 
+static void tls_failures_by_version(void **state)
+{
+    (void)state;
+    assert_int_equal(px_obs_init(1), 0);
+    struct px_obs_worker *w = px_obs_worker(0);
+    px_obs_tls_fail(0, 0, PX_OBS_TLSF_PROTOCOL_VERSION, 0x0301); /* TLS 1.0 */
+    px_obs_tls_fail(0, 0, PX_OBS_TLSF_NO_SHARED_CIPHER, 0x0303); /* TLS 1.2 */
+    px_obs_tls_fail(0, 0, PX_OBS_TLSF_EOF, 0);                   /* before a ClientHello */
+    px_obs_tls_fail(0, 0, PX_OBS_TLSF_EOF, 0x10000);             /* not a version */
+    px_obs_tls_fail(0, 0, PX_OBS_TLS_FAILS, 0x0303);             /* out of range: ignored */
+    assert_int_equal(w->lis[0].tls_fail[PX_OBS_TLSF_PROTOCOL_VERSION][PX_OBS_TLS10], 1);
+    assert_int_equal(w->lis[0].tls_fail[PX_OBS_TLSF_NO_SHARED_CIPHER][PX_OBS_TLS12], 1);
+    assert_int_equal(w->lis[0].tls_fail[PX_OBS_TLSF_EOF][PX_OBS_TLS_VERSIONS], 2);
+    assert_string_equal(px_obs_tls_version_name(PX_OBS_TLS_VERSIONS), "unknown");
+    px_obs_cleanup();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slots_are_stable_and_bounded),
         cmocka_unit_test(histogram_and_workers),
         cmocka_unit_test(reasons_round_trip),
+        cmocka_unit_test(tls_failures_by_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
