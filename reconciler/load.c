@@ -1044,7 +1044,10 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         oom(errs);
     else if (!w.top_failed)
         rc = rc_contain_build(&S, o, out, errs, st);
-    if (rc >= 0 && *out && !((*out)->root = rc_arena_strdup((*out)->arena, dir))) {
+    /* The real path: documents' folders are real paths (abs_dir_of), so
+     * `-m manifests` and `-m /abs/manifests` export the same. */
+    if (rc >= 0 && *out &&
+        !((*out)->root = rc_arena_strdup((*out)->arena, w.root[0] ? w.root : dir))) {
         oom(errs);
         rc = -1;
     }

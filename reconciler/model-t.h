@@ -437,7 +437,7 @@ struct rc_model {
     struct rc_listener *listeners;
     size_t n_listeners;
     char digest[65]; /* SHA-256 over the manifest files' bytes, in path order */
-    /* The folder as given to the load (-m): file paths under it are shown
+    /* The folder of the load (-m), as a real path: file paths under it are shown
      * relative to it (rc_export), so that the same repository checked out
      * elsewhere plans "No changes". NULL for a model not loaded from one. */
     const char *root;

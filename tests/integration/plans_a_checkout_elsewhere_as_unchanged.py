@@ -7,12 +7,20 @@ by their path relative to it, so the other checkout plans "No changes"
 change. A certificate outside the folder keeps its absolute path."""
 import os
 import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from albd_harness import (CertPair, certificate, free_ports, https_listener, instance, run,  # noqa: E402
-                          server_group, to_yaml)
+from albd_harness import (CertPair, albd_binary, certificate, free_ports, https_listener,  # noqa: E402
+                          instance, run, scaled, server_group, to_yaml)
 from reconcile_support import config, plan  # noqa: E402
+
+
+def plan_in(cwd, *args):
+    """`albd plan ARGS` run from cwd: (exit status, stdout, stderr)."""
+    r = subprocess.run([os.path.abspath(albd_binary()), "plan", *args], cwd=cwd, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=scaled(60))
+    return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
 
 
 def body(env):
@@ -43,6 +51,13 @@ def body(env):
     rc, out, err = plan("-m", env.manifest_dir, "--against", url)
     c.eq((rc, out.strip()), (0, "No changes. The running configuration matches the manifests."),
          f"plan from the folder albd reads: no changes {err[-300:]}")
+
+    # The folder named relative to the working directory (as `make run` and
+    # a CI script do) exports the same.
+    rc, out, err = plan_in(os.path.dirname(env.manifest_dir), "-m", os.path.basename(env.manifest_dir),
+                           "--against", url)
+    c.eq((rc, out.strip()), (0, "No changes. The running configuration matches the manifests."),
+         f"plan with -m relative to the working directory: no changes {err[-300:]}")
 
     other = os.path.join(env.dir, "ci-checkout", "manifests")
     shutil.copytree(env.manifest_dir, other)
