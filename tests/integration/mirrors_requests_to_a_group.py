@@ -8,13 +8,15 @@ a body (not mirrored, as documented), reach only the primary group;
 /metrics counts the copies."""
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from albd_harness import (certificate, dead_port, free_ports, header, http_listener,  # noqa: E402
-                          https_listener, instance, log, run, scaled, server_group)
+from albd_harness import (albd_binary, certificate, dead_port, doc, free_ports, header,  # noqa: E402
+                          http_listener, https_listener, instance, log, run, scaled, server_group,
+                          to_yaml)
 
 N = 5  # requests per slow/down check
 
@@ -55,11 +57,11 @@ class Silent:
         self.sock.close()
 
 
-def rules():
+def rules(copy_to="mirror"):
     fwd = {"serverGroups": [{"name": "web"}]}
     return [
         {"name": "copy", "priority": 1, "conditions": {"path": ["/m/*"]},
-         "actions": {"forward": fwd, "trafficMirror": {"serverGroups": [{"name": "mirror"}]}}},
+         "actions": {"forward": fwd, "trafficMirror": {"serverGroups": [{"name": copy_to}]}}},
         {"name": "slow", "priority": 2, "conditions": {"path": ["/slow/*"]},
          "actions": {"forward": fwd, "trafficMirror": {"serverGroups": [{"name": "silent"}]}}},
         {"name": "down", "priority": 3, "conditions": {"path": ["/down/*"]},
@@ -74,10 +76,11 @@ def body(env):
     mirror = env.backend("mirror")
     silent = Silent()
     p_h1, p_h2 = free_ports(2)
+    dead = dead_port()
     env.write_manifests(instance(), certificate("rsa", certs.rsa),
                         server_group("web", [web.addr]), server_group("mirror", [mirror.addr]),
                         server_group("silent", [silent.addr]),
-                        server_group("dead", [("127.0.0.1", dead_port())]),
+                        server_group("dead", [("127.0.0.1", dead)]),
                         http_listener("h1", p_h1, "web", rules=rules()),
                         https_listener("h2", p_h2, "rsa", "web", http2=True, rules=rules()))
     env.start_albd(ports=(p_h1, p_h2))
@@ -151,6 +154,27 @@ def body(env):
     c.ok(sent is not None and sent >= 6, "/metrics counts the copies answered", ">= 6", sent)
     failed = env.albds[-1].metric('albd_mirror_requests_total{result="failed"}')
     c.ok(failed is not None and failed >= N, "/metrics counts the copies that failed", f">= {N}", failed)
+    # /config shows the mirror; albd plan shows a changed mirror group.
+    albd = env.albds[-1]
+    st, cfg = albd.admin_get("/config")
+    c.ok(b'"trafficMirror"' in cfg and b'"silent"' in cfg, "/config shows each rule's trafficMirror",
+         "trafficMirror", cfg[:300])
+    other = os.path.join(env.dir, "plan-manifests")
+    os.makedirs(other, exist_ok=True)
+    docs = [instance(), certificate("rsa", certs.rsa), server_group("web", [web.addr]),
+            server_group("mirror", [mirror.addr]), server_group("silent", [silent.addr]),
+            server_group("dead", [("127.0.0.1", dead)]),
+            http_listener("h1", p_h1, "web", rules=rules("silent")),
+            https_listener("h2", p_h2, "rsa", "web", http2=True, rules=rules())]
+    with open(os.path.join(other, "albd.yaml"), "w") as fh:
+        fh.write("\n".join("---\n" + to_yaml(d) for d in docs) + "\n")
+    p = subprocess.run([albd_binary(), "plan", "-m", other, "--against",
+                        f"http://127.0.0.1:{albd.admin_port}"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=scaled(30), text=True)
+    c.eq(p.returncode, 2, "albd plan exits 2 for a changed mirror group")
+    want = 'spec.rules[copy].actions.trafficMirror.serverGroups[silent]: (none) → {"name": "silent"}'
+    c.ok(want in p.stdout and "Plan: 0 to add, 1 to change" in p.stdout,
+         "albd plan shows the mirror group's change (only)", want, p.stdout + p.stderr)
     silent.stop()
 
 
