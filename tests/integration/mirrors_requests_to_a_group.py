@@ -7,6 +7,7 @@ not slow the client; requests the rule does not match, and requests with
 a body (not mirrored, as documented), reach only the primary group;
 /metrics counts the copies."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -154,14 +155,33 @@ def body(env):
     c.ok(sent is not None and sent >= 6, "/metrics counts the copies answered", ">= 6", sent)
     failed = env.albds[-1].metric('albd_mirror_requests_total{result="failed"}')
     c.ok(failed is not None and failed >= N, "/metrics counts the copies that failed", f">= {N}", failed)
-    # /config shows the mirror; albd plan shows a changed mirror group.
+    # A reload that adds a group before the others leaves the listeners
+    # unchanged (their rules are kept): the kept rule's mirror group must
+    # follow the new configuration's groups.
     albd = env.albds[-1]
+    gen = albd.generation()
+    env.write_manifests(instance(), certificate("rsa", certs.rsa),
+                        server_group("aaa-extra", [web.addr]),
+                        server_group("web", [web.addr]), server_group("mirror", [mirror.addr]),
+                        server_group("silent", [silent.addr]),
+                        server_group("dead", [("127.0.0.1", dead)]),
+                        http_listener("h1", p_h1, "web", rules=rules()),
+                        https_listener("h2", p_h2, "rsa", "web", http2=True, rules=rules()))
+    albd.signal(signal.SIGHUP)
+    c.require(albd.wait_generation(gen) is not None, "the reload with another group serves")
+    path = "/m/after-reload"
+    c.eq(env.curl(f"http://{env.host}:{p_h1}{path}")[0], 200, "after the reload: answered")
+    c.ok(wait_for(mirror, path) is not None, "after the reload: still mirrored to the mirror group",
+         path, [r["path"] for r in mirror.requests][-3:])
+    # /config shows the mirror; albd plan shows a changed mirror group.
+
     st, cfg = albd.admin_get("/config")
     c.ok(b'"trafficMirror"' in cfg and b'"silent"' in cfg, "/config shows each rule's trafficMirror",
          "trafficMirror", cfg[:300])
     other = os.path.join(env.dir, "plan-manifests")
     os.makedirs(other, exist_ok=True)
-    docs = [instance(), certificate("rsa", certs.rsa), server_group("web", [web.addr]),
+    docs = [instance(), certificate("rsa", certs.rsa), server_group("aaa-extra", [web.addr]),
+            server_group("web", [web.addr]),
             server_group("mirror", [mirror.addr]), server_group("silent", [silent.addr]),
             server_group("dead", [("127.0.0.1", dead)]),
             http_listener("h1", p_h1, "web", rules=rules("silent")),
