@@ -797,6 +797,14 @@ static char *metrics_text(struct ag_agent *a)
               "albd_upstream_connections_total{kind=\"new\"} %llu\n"
               "albd_upstream_connections_total{kind=\"reused\"} %llu\n",
               (unsigned long long)st.upstream_connects, (unsigned long long)st.upstream_reused);
+    sb_printf(&b,
+              "# HELP albd_mirror_requests_total trafficMirror copies, by outcome.\n"
+              "# TYPE albd_mirror_requests_total counter\n"
+              "albd_mirror_requests_total{result=\"sent\"} %llu\n"
+              "albd_mirror_requests_total{result=\"dropped\"} %llu\n"
+              "albd_mirror_requests_total{result=\"failed\"} %llu\n",
+              (unsigned long long)st.mirror_sent, (unsigned long long)st.mirror_dropped,
+              (unsigned long long)st.mirror_failed);
     server_health_metrics(a, &b);
     char *obs = ag_obs_metrics(a); /* agent/obs_metrics.c */
     if (obs)

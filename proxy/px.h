@@ -88,6 +88,7 @@ struct px_stats {
     uint64_t connections_accepted, connections_active, requests;
     uint64_t responses_by_class[6];
     uint64_t upstream_connects, upstream_reused;
+    uint64_t mirror_sent, mirror_dropped, mirror_failed; /* trafficMirror copies */
     int snapshots_alive;
 };
 void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out);

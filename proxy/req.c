@@ -18,6 +18,7 @@
 #include "proxy/group_sticky.h"
 #include "proxy/router.h"
 #include "proxy/lb.h"
+#include "proxy/mirror.h"
 #include "proxy/reqid.h"
 #include "proxy/resp_rules.h"
 #include "proxy/snapshot.h"
@@ -324,6 +325,8 @@ int px_req_start(struct px_req *r, struct px_exchange *x, struct px_buf *hout, s
         free(scratch);
         return st;
     }
+    if (a.rule && a.rule->mirror_group && px_mirror_eligible(r))
+        px_mirror_send(x->w, r, a.rule, hout->data, hout->len);
     px_exchange_connect(x);
     free(scratch); /* rewritten values: r points into it until now */
     return 0;

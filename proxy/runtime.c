@@ -318,6 +318,9 @@ void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out)
         out->upstream_connects +=
             atomic_load_explicit(&st->upstream_connects, memory_order_relaxed);
         out->upstream_reused += atomic_load_explicit(&st->upstream_reused, memory_order_relaxed);
+        out->mirror_sent += atomic_load_explicit(&st->mirror_sent, memory_order_relaxed);
+        out->mirror_dropped += atomic_load_explicit(&st->mirror_dropped, memory_order_relaxed);
+        out->mirror_failed += atomic_load_explicit(&st->mirror_failed, memory_order_relaxed);
     }
     out->snapshots_alive = px_snapshot_alive_count();
 }

@@ -49,6 +49,9 @@ struct px_worker_stats {
     atomic_uint_fast64_t responses_by_class[6]; /* index = status / 100 (1xx..5xx), 0 unused */
     atomic_uint_fast64_t upstream_connects;
     atomic_uint_fast64_t upstream_reused;
+    /* trafficMirror copies: answered by the mirror, dropped (over
+     * PX_MIRROR_MAX_INFLIGHT or no server), failed (proxy/mirror.c). */
+    atomic_uint_fast64_t mirror_sent, mirror_dropped, mirror_failed;
 };
 
 struct px_worker {
@@ -82,6 +85,8 @@ struct px_worker {
     bool started;
     atomic_bool done; /* the worker's loop has returned: nothing left to drain */
     struct px_worker_stats stats;
+    struct px_mirror *mirrors; /* trafficMirror copies in flight (proxy/mirror.c) */
+    unsigned n_mirrors;
 };
 
 #endif

@@ -12,6 +12,7 @@
 #include "proxy/listen.h"
 #include "proxy/runtime-t.h"
 #include "proxy/snapshot.h"
+#include "proxy/mirror.h"
 #include "proxy/upstream.h"
 
 enum { DRAIN_TICK_MS = 20 };
@@ -91,6 +92,7 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&w->flush_prepare, NULL);
     uv_close((uv_handle_t *)&w->flush_check, NULL);
+    px_mirror_abort_all(w);
     px_upstream_close_idle(w);
     uv_close((uv_handle_t *)&w->wake, NULL);
 }

@@ -628,6 +628,14 @@ static int export_rule(json_t *rules, const struct rc_rule *r)
             set_int(tl, "status", r->limit_status) != 0)
             return -1;
     }
+    if (r->mirror_group) {
+        json_t *tm = add_obj(a, "trafficMirror");
+        json_t *gs = tm ? add_array(tm, "serverGroups") : NULL;
+        json_t *g = gs ? json_object() : NULL;
+        if (g == NULL || json_array_append_new(gs, g) != 0 ||
+            set_str(g, "name", r->mirror_group->meta.name) != 0)
+            return -1;
+    }
     if (r->cors) {
         const struct rc_cors *co = r->cors;
         json_t *cj = add_obj(a, "cors");

@@ -331,6 +331,10 @@ struct rc_rule {
      * ALB-QPS-Limited: Limited. */
     int limit_qps, limit_per_ip_qps, limit_status;
     const struct rc_cors *cors; /* NULL: no cors action */
+    /* trafficMirror: copies of the rule's bodiless requests go to this
+     * group, their responses discarded (proxy/mirror.c); NULL: none.
+     * Re-pointed by rc_rules_reuse like the forward's groups. */
+    const struct rc_server_group *mirror_group;
     /* A response rule (direction: Response; kept in the listener's
      * resp_rules): its response conditions — status ranges (pairs lo, hi)
      * and a response header — and its actions: action.kind

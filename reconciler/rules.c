@@ -429,14 +429,6 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
                        "fixedResponse"
                      : "no final action: give exactly one of forward, redirect, fixedResponse");
     }
-    static const char *const not_yet[] = {"trafficMirror"};
-    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++) {
-        yaml_node_t *x = rc_at(c->d, an, not_yet[i]);
-        if (x) {
-            snprintf(path, sizeof path, "%s.%s", base, not_yet[i]);
-            rerr(c, x, path, "%s is not supported yet", not_yet[i]);
-        }
-    }
     int max_a = c->basic ? RC_RULE_ACTIONS_BASIC : RC_RULE_ACTIONS_STD;
     if (n_actions > max_a) {
         snprintf(path, sizeof path, "%s", base);
@@ -704,6 +696,23 @@ static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct
     yaml_node_t *cn = rc_at(c->d, an, "cors");
     if (cn && build_cors(c, cn, base, fwd, ru))
         return -1;
+    yaml_node_t *tm = rc_at(c->d, an, "trafficMirror");
+    if (tm) {
+        snprintf(path, sizeof path, "%s.trafficMirror", base);
+        if (!fwd)
+            rerr(c, tm, path, "%s", "trafficMirror needs a forward action");
+        yaml_node_t *gs = rc_at(c->d, tm, "serverGroups");
+        if (seq_len(gs) != 1) {
+            snprintf(path, sizeof path, "%s.trafficMirror.serverGroups", base);
+            rerr(c, gs ? gs : tm, path, "%s", "trafficMirror takes exactly one server group");
+        } else {
+            yaml_node_t *nn = rc_at(c->d, seq_at(c->d, gs, 0), "name");
+            snprintf(path, sizeof path, "%s.trafficMirror.serverGroups[0].name", base);
+            long gi = nn ? rc_resolve(c->L, c->d, nn, path, "ServerGroup", &c->r->groups) : -1;
+            if (gi >= 0)
+                ru->mirror_group = &c->L->m->groups[gi];
+        }
+    }
     yaml_node_t *tl = rc_at(c->d, an, "trafficLimit");
     if (tl) {
         snprintf(path, sizeof path, "%s.trafficLimit", base);
@@ -1113,6 +1122,15 @@ bool rc_rules_reuse(struct rc_load *L, struct rc_listener *c)
             if (!ng)
                 return false;
             v[i].action.forward.groups[g] = ng;
+        }
+    for (size_t i = 0; i < c->n_rules; i++)
+        if (v[i].mirror_group) {
+            const void *ng =
+                rc_copy_of(v[i].mirror_group, L->prev->groups, L->prev->n_groups, L->m->groups,
+                           L->m->n_groups, sizeof(struct rc_server_group), true);
+            if (!ng)
+                return false;
+            v[i].mirror_group = ng;
         }
     c->rules = v;
     return true;

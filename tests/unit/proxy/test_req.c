@@ -14,6 +14,7 @@
 
 #include "proxy/exchange.h"
 #include "proxy/compress.h"
+#include "proxy/mirror.h"
 #include "proxy/req.h"
 #include "proxy/worker-t.h"
 
@@ -39,6 +40,19 @@ void px_exchange_connect(struct px_exchange *x)
 {
     (void)x;
     connected++;
+}
+
+/* trafficMirror copies (proxy/mirror.c) would take upstream connections:
+ * faked too. */
+bool px_mirror_eligible(const struct px_req *r)
+{
+    return r->body == PX_FRAME_NONE;
+}
+
+void px_mirror_send(struct px_worker *w, const struct px_req *r, const struct rc_rule *rule,
+                    const char *head, size_t len)
+{
+    (void)w, (void)r, (void)rule, (void)head, (void)len;
 }
 
 /* --- a listener ------------------------------------------------------------ */
