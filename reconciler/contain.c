@@ -459,6 +459,8 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
     L->n_dv = n;
     L->n_missing = 0;
     L->n_contained = 0;
+    for (size_t i = 0; i < n; i++)
+        dv[i]->rules_contained = false; /* set again by this pass's rc_contain_rule */
     if (intern_files(L) != 0 || rc_build_model(L) != 0) {
         rc_model_unref(m);
         return NULL;

@@ -523,7 +523,8 @@ static void test_reload_reuses_certificate_facts(void **state)
     done(&r);
 }
 
-/* The api listener with two rules: "one" forwards to ga, "two" to gc. */
+/* The api listener with two rules: "one" forwards to ga, "two" to gb and
+ * gc (a rule with one invalid group of several is left out whole). */
 static const char api_two_rules[] =
     "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: web}\n"
     "spec:\n  instance: edge\n  protocol: HTTPS\n  port: 8443\n"
@@ -535,7 +536,8 @@ static const char api_two_rules[] =
     "    - {name: one, priority: 10, conditions: {path: [/one]},\n"
     "       actions: {forward: {serverGroups: [{name: ga}]}}}\n"
     "    - {name: two, priority: 20, conditions: {path: [/two]},\n"
-    "       actions: {forward: {serverGroups: [{name: gc}]}}}\n";
+    "       actions: {forward: {serverGroups: [{name: gb, weight: 50}, {name: gc, weight: "
+    "50}]}}}\n";
 
 static const char group_gc[] = "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gc}\n"
                                "spec:\n  servers:\n    - {address: 127.0.0.1, port: %d}\n";
@@ -601,7 +603,8 @@ static void test_rule_with_invalid_group_is_contained(void **state)
     li = listener(r3.m, "api");
     assert_int_equal(li->n_rules, 2);
     assert_string_equal(li->rules[1].name, "two");
-    assert_int_equal(li->rules[1].action.forward.groups[0]->servers[0].port, 9003);
+    assert_int_equal(li->rules[1].action.forward.n_groups, 2);
+    assert_int_equal(li->rules[1].action.forward.groups[1]->servers[0].port, 9003);
 
     /* No group gc at all: an error of the listener (as before), which keeps
      * its last good version, the one with both rules (and gc with it). */
