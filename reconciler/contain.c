@@ -815,7 +815,8 @@ static void report_contained_rules(struct ctx *C, const struct rc_load *L, struc
         char path[48];
         snprintf(path, sizeof path, "spec.rules[%zu]", k->index);
         rc_errs_add(errs, RC_WARNING, &k->loc, "Listener", k->d->name, path,
-                    "RuleContained: rule %s (priority %d) refers to ServerGroup %s, which is "
+                    RC_RULE_CONTAINED_PREFIX
+                    "rule %s (priority %d) refers to ServerGroup %s, which is "
                     "invalid and has no last good version (%s); the listener serves without "
                     "this rule: its requests go to the next matching rule or the default action",
                     k->rule, k->priority, k->group, why);

@@ -68,6 +68,7 @@ def body(env):
     msg = p.get("message", "")
     for part in ("rule rb (priority 20)", "ServerGroup gb2", "70000"):
         c.ok(part in msg, f"the report names {part!r}", part, msg)
+    c.eq(p.get("reason"), "RuleContained", "the report's reason")
     c.eq(p.get("kind"), "Listener", "the report is on the Listener")
     c.eq(p.get("name"), "web", "the report names the listener")
     c.eq(p.get("severity"), "warning", "a contained rule is a warning (the listener applies)")
