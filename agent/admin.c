@@ -699,6 +699,8 @@ static char *status_json(struct ag_agent *a, const struct rc_selector *sel)
             json_object_set_new(o, "name", json_string(e->name));
         if (e->path)
             json_object_set_new(o, "path", json_string(e->path));
+        if (e->msg && !strncmp(e->msg, RC_RULE_CONTAINED_PREFIX, strlen(RC_RULE_CONTAINED_PREFIX)))
+            json_object_set_new(o, "reason", json_string("RuleContained"));
         json_array_append_new(problems, o);
     }
     json_object_set_new(root, "problems", problems);

@@ -37,6 +37,18 @@ struct rc_missing {
     size_t err_index;          /* the error reported for it in L->errs */
 };
 
+/* A forwarding rule a containment pass left out of its listener because a
+ * ServerGroup it forwards to is invalid and has no version to use
+ * (rules.c): the listener and its other rules apply without it. */
+struct rc_contained_rule {
+    const struct rc_doc *d; /* the listener's document */
+    const char *rule;       /* the rule's name (L->arena) */
+    int priority;
+    const char *group; /* the group's name (points into d->y) */
+    struct rc_loc loc; /* the rule's */
+    size_t index;      /* spec.rules[index] */
+};
+
 /* One build pass: the documents to build from and where the model goes. A
  * load runs one pass, or several when it contains invalid resources
  * (contain.c); each pass builds a new model in its own arena. */
@@ -57,6 +69,8 @@ struct rc_load {
     size_t n_broken;
     struct rc_missing *missing; /* malloc'd, grows */
     size_t n_missing, cap_missing;
+    struct rc_contained_rule *contained; /* malloc'd, grows; this pass's */
+    size_t n_contained, cap_contained;
     bool oom;
     /* Certificates whose PEM this load parsed, and those whose facts it took
      * from an earlier parse of byte-identical PEM. */

@@ -458,6 +458,9 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
     L->dv = dv;
     L->n_dv = n;
     L->n_missing = 0;
+    L->n_contained = 0;
+    for (size_t i = 0; i < n; i++)
+        dv[i]->rules_contained = false; /* set again by this pass's rc_contain_rule */
     if (intern_files(L) != 0 || rc_build_model(L) != 0) {
         rc_model_unref(m);
         return NULL;
@@ -580,7 +583,9 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
         *o = src;
         if (r->choice == USE_NEW)
             r->doc->kept = o;
-        o->res = d ? d->built : NULL;
+        /* A listener built without a contained rule is not copied by the
+         * next load: the rule's group may be valid by then. */
+        o->res = d && !d->rules_contained ? d->built : NULL;
         o->origin = a;
         if (src.file != last_file) {
             last_file = src.file;
@@ -797,6 +802,27 @@ static struct rc_broken *broken_list(struct ctx *C, size_t *n)
     return b; /* res is sorted by kind, then name: so is b */
 }
 
+/* A warning for each rule the successful pass left out (rc_contain_rule),
+ * at the rule, naming it, its group and why the group is invalid. */
+static void report_contained_rules(struct ctx *C, const struct rc_load *L, struct rc_errs *errs)
+{
+    for (size_t i = 0; i < L->n_contained; i++) {
+        const struct rc_contained_rule *k = &L->contained[i];
+        const struct res *g = find_res(C, "ServerGroup", k->group);
+        const char *why = g && g->err.msg        ? g->err.msg
+                          : g && g->prev_err.msg ? g->prev_err.msg
+                                                 : "invalid";
+        char path[48];
+        snprintf(path, sizeof path, "spec.rules[%zu]", k->index);
+        rc_errs_add(errs, RC_WARNING, &k->loc, "Listener", k->d->name, path,
+                    RC_RULE_CONTAINED_PREFIX
+                    "rule %s (priority %d) refers to ServerGroup %s, which is "
+                    "invalid and has no last good version (%s); the listener serves without "
+                    "this rule: its requests go to the next matching rule or the default action",
+                    k->rule, k->priority, k->group, why);
+    }
+}
+
 static int contain_passes(struct ctx *C, struct rc_load *L, struct rc_errs *errs,
                           struct rc_model **out)
 {
@@ -842,6 +868,7 @@ static int contain_passes(struct ctx *C, struct rc_load *L, struct rc_errs *errs
             goto oom;
         if (rc_errs_count_errors(&scratch) == 0) {
             rc_errs_cleanup(&scratch);
+            report_contained_rules(C, L, errs);
             *out = m;
             rc = 0;
             break;
@@ -950,6 +977,7 @@ done:
     SSL_CTX_free(L.scratch);
     rc_filecache_free(L.files);
     free(L.missing);
+    free(L.contained);
     for (size_t i = 0; i < C.n_fallbacks; i++)
         yaml_document_delete(&C.fallbacks[i]->y);
     free(C.fallbacks);

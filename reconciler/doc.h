@@ -49,6 +49,10 @@ struct rc_doc {
      * and whether that was copied from prev_src->res. */
     const void *built;
     bool reused;
+    /* The latest build pass left one of its rules out (a Listener whose rule
+     * forwards to an invalid group, rc_contain_rule): what it built must not
+     * be copied by a later load, which may find the group valid again. */
+    bool rules_contained;
     /* y is not parsed yet: the document was taken from the running model
      * (an unchanged manifest file, load.c) and is parsed from src_text only
      * when something needs its nodes (rc_doc_parse). */

@@ -90,6 +90,10 @@ struct rc_cert_service {
  * certificate never fetched and not cached (agent/admin.c shows it as
  * Pending). */
 #define RC_PENDING_PREFIX "pending: "
+/* The start of the warning that a forwarding rule was left out of its
+ * Listener because a group it forwards to is invalid (contain.c; /status
+ * gives that problem the reason RuleContained). */
+#define RC_RULE_CONTAINED_PREFIX "RuleContained: "
 
 struct rc_certificate {
     struct rc_meta meta;

@@ -154,6 +154,24 @@ void rc_missing_ref(struct rc_load *L, struct rc_doc *d, const yaml_node_t *v, c
         rc_doc_err(L, d, RC_ERROR, v, path, "no %s named \"%s\"", kind, name);
 }
 
+void rc_contain_rule(struct rc_load *L, struct rc_doc *d, const struct rc_rule *ru, size_t index,
+                     const char *group)
+{
+    if (L->n_contained == L->cap_contained) {
+        size_t cap = L->cap_contained ? L->cap_contained * 2 : 8;
+        struct rc_contained_rule *p = realloc(L->contained, cap * sizeof(*p));
+        if (p == NULL) {
+            L->oom = true;
+            return;
+        }
+        L->contained = p;
+        L->cap_contained = cap;
+    }
+    d->rules_contained = true;
+    L->contained[L->n_contained++] =
+        (struct rc_contained_rule){d, ru->name, ru->priority, group, ru->loc, index};
+}
+
 /* Resolves the reference at node v (a name) to an index of k; reports an
  * unknown name. Returns the index or -1. */
 long rc_resolve(struct rc_load *L, struct rc_doc *d, yaml_node_t *v, const char *path,

@@ -10,6 +10,8 @@
 
 #include "reconciler/doc.h"
 
+struct rc_rule;
+
 struct rc_load;
 
 /* The documents of one kind in this pass. */
@@ -52,5 +54,11 @@ long rc_resolve(struct rc_load *L, struct rc_doc *d, yaml_node_t *v, const char 
  * that fails). broken: the target exists but is invalid. */
 void rc_missing_ref(struct rc_load *L, struct rc_doc *d, const yaml_node_t *v, const char *path,
                     const char *kind, const char *name, bool broken);
+
+/* Records that a containment pass leaves rule index (ru) of listener d out
+ * because it forwards to the invalid ServerGroup group (L->oom when that
+ * fails). */
+void rc_contain_rule(struct rc_load *L, struct rc_doc *d, const struct rc_rule *ru, size_t index,
+                     const char *group);
 
 #endif

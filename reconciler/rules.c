@@ -25,6 +25,9 @@ struct ctx {
     struct rc_listener *li;
     const struct rc_refs *r;
     bool basic;
+    /* In a containment pass: the first group of the rule being built that is
+     * invalid and has no version (the rule is left out), else NULL. */
+    const char *broken_group;
 };
 
 static size_t seq_len(const yaml_node_t *n)
@@ -411,7 +414,8 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
                          bool is_default)
 {
     char path[112];
-    (void)is_default; /* the default action's mapping allows final actions only (schema) */
+    /* The default action's mapping allows final actions only (schema); a
+     * default forward to an invalid group fails the listener. */
     static const char *const finals[] = {"forward", "redirect", "fixedResponse"};
     int n_final = 0, n_actions = 0;
     for (size_t i = 0; i < 3; i++)
@@ -451,6 +455,14 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
                 const char *other = rc_y_str(rc_at(c->d, seq_at(c->d, gs, j), "name"));
                 if (other && rc_y_str(nn) && !strcmp(other, rc_y_str(nn)))
                     rerr(c, nn, path, "server group \"%s\" is named twice", other);
+            }
+            const char *gname = rc_y_str(nn);
+            if (!is_default && c->L->contain && gname && rc_kind_find(&c->r->groups, gname) < 0 &&
+                rc_kind_broken(&c->r->groups, gname)) {
+                /* Contain the rule, not the listener (rc_build_rules). */
+                if (c->broken_group == NULL)
+                    c->broken_group = gname;
+                continue;
             }
             long gi = rc_resolve(c->L, c->d, nn, path, "ServerGroup", &c->r->groups);
             if (gi < 0)
@@ -1027,7 +1039,8 @@ static int check_unique(struct rc_load *L, struct rc_doc *d, yaml_node_t *rs,
 int rc_build_rules(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec, struct rc_listener *li,
                    const struct rc_refs *r)
 {
-    struct ctx c = {L, d, li, r, li->instance && li->instance->edition == RC_EDITION_BASIC};
+    struct ctx c = {L, d, li, r, li->instance && li->instance->edition == RC_EDITION_BASIC, NULL};
+    d->rules_contained = false;
     yaml_node_t *da = rc_at(d, spec, "defaultAction");
     if (da && (rc_at(d, da, "redirect") || rc_at(d, da, "fixedResponse"))) {
         struct rc_action *ac = rc_arena_alloc(L->arena, sizeof *ac);
@@ -1078,13 +1091,32 @@ int rc_build_rules(struct rc_load *L, struct rc_doc *d, yaml_node_t *spec, struc
                 rc_doc_err(L, d, RC_ERROR, rc_at(d, rn, "direction"), path,
                            "more than %d response rules on one listener", RC_RESP_RULES_MAX);
             }
-        } else if (build_actions(&c, an, path, &ru->action, false) ||
-                   build_extras(&c, an, path, ru)) {
-            return -1;
+        } else {
+            c.broken_group = NULL;
+            if (build_actions(&c, an, path, &ru->action, false) || build_extras(&c, an, path, ru))
+                return -1;
+            if (c.broken_group)
+                rc_contain_rule(L, d, ru, i, c.broken_group);
         }
     }
     if (check_unique(L, d, rs, v, n) != 0)
         return -1;
+    /* Rules a containment pass leaves out (their group is invalid and has
+     * no version): the listener serves without them. They are the last
+     * entries of L->contained, and checked above like the others. */
+    if (d->rules_contained) {
+        size_t first = L->n_contained;
+        while (first > 0 && L->contained[first - 1].d == d)
+            first--;
+        size_t kept = 0, k = first; /* recorded in index order */
+        for (size_t i = 0; i < n; i++) {
+            if (k < L->n_contained && L->contained[k].index == i)
+                k++;
+            else
+                v[kept++] = v[i];
+        }
+        n = kept;
+    }
     qsort(v, n, sizeof *v, cmp_priority);
     /* Request rules first, then the response rules, each by priority. */
     struct rc_rule *resp = n_resp ? rc_arena_alloc(L->arena, n_resp * sizeof *resp) : NULL;

@@ -523,6 +523,107 @@ static void test_reload_reuses_certificate_facts(void **state)
     done(&r);
 }
 
+/* The api listener with two rules: "one" forwards to ga, "two" to gb and
+ * gc (a rule with one invalid group of several is left out whole). */
+static const char api_two_rules[] =
+    "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: web}\n"
+    "spec:\n  instance: edge\n  protocol: HTTPS\n  port: 8443\n"
+    "  tls: {certificate: site}\n  defaultAction: {forward: {serverGroup: ga}}\n---\n"
+    "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: api}\n"
+    "spec:\n  instance: edge\n  protocol: HTTP\n  port: 8081\n"
+    "  defaultAction: {forward: {serverGroup: gb}}\n"
+    "  rules:\n"
+    "    - {name: one, priority: 10, conditions: {path: [/one]},\n"
+    "       actions: {forward: {serverGroups: [{name: ga}]}}}\n"
+    "    - {name: two, priority: 20, conditions: {path: [/two]},\n"
+    "       actions: {forward: {serverGroups: [{name: gb, weight: 50}, {name: gc, weight: "
+    "50}]}}}\n";
+
+static const char group_gc[] = "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gc}\n"
+                               "spec:\n  servers:\n    - {address: 127.0.0.1, port: %d}\n";
+
+static const struct rc_err *rule_warning(const struct rc_errs *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (e->v[i].msg && strstr(e->v[i].msg, "RuleContained"))
+            return &e->v[i];
+    return NULL;
+}
+
+/* A rule whose group is invalid and has no version is contained: the
+ * listener applies its new version with the other rule, and the rule is
+ * reported at its location. Fixing the group brings the rule back; a group
+ * that does not exist at all still fails the listener. */
+static void test_rule_with_invalid_group_is_contained(void **state)
+{
+    struct rc_model *m0 = base_model();
+    char gc[256];
+    snprintf(gc, sizeof gc, group_gc, 70000);
+    put("listeners.yaml", api_two_rules);
+    put("gc.yaml", gc);
+    struct result r;
+    load(&r, m0, false, NULL, 0);
+    assert_int_equal(r.rc, 1);
+    assert_non_null(r.m);
+    expect_state(&r, "ServerGroup", "gc", RC_RES_ABSENT, "70000", "gc.yaml", 6);
+    expect_state(&r, "Listener", "api", RC_RES_READY, NULL, NULL, 0);
+    const struct rc_listener *li = listener(r.m, "api");
+    assert_int_equal(li->port, 8081); /* the new version */
+    assert_int_equal(li->n_rules, 1);
+    assert_string_equal(li->rules[0].name, "one");
+    assert_ptr_equal(li->rules[0].action.forward.groups[0], rc_model_group(r.m, "ga"));
+    const struct rc_err *w = rule_warning(&r.errs);
+    assert_non_null(w);
+    assert_int_equal(w->severity, RC_WARNING);
+    assert_string_equal(w->kind, "Listener");
+    assert_string_equal(w->name, "api");
+    assert_string_equal(w->path, "spec.rules[1]");
+    assert_non_null(strstr(w->file, "listeners.yaml"));
+    assert_int_equal(w->line, 22);
+    assert_int_equal(w->col, 7);
+    assert_non_null(strstr(w->msg, "rule two (priority 20) refers to ServerGroup gc"));
+    assert_non_null(strstr(w->msg, "70000"));
+
+    /* Loading again: the same outcome (the contained listener is rebuilt,
+     * not copied). */
+    struct result r2;
+    load(&r2, r.m, false, NULL, 0);
+    assert_int_equal(r2.rc, 1);
+    assert_int_equal(listener(r2.m, "api")->n_rules, 1);
+    assert_non_null(rule_warning(&r2.errs));
+    done(&r2);
+
+    /* The group fixed: the rule is back, nothing is reported. */
+    snprintf(gc, sizeof gc, group_gc, 9003);
+    put("gc.yaml", gc);
+    struct result r3;
+    load(&r3, r.m, false, NULL, 0);
+    assert_int_equal(r3.rc, 0);
+    assert_int_equal(r3.errs.n, 0);
+    li = listener(r3.m, "api");
+    assert_int_equal(li->n_rules, 2);
+    assert_string_equal(li->rules[1].name, "two");
+    assert_int_equal(li->rules[1].action.forward.n_groups, 2);
+    assert_int_equal(li->rules[1].action.forward.groups[1]->servers[0].port, 9003);
+
+    /* No group gc at all: an error of the listener (as before), which keeps
+     * its last good version, the one with both rules (and gc with it). */
+    char gcpath[512];
+    snprintf(gcpath, sizeof gcpath, "%s/gc.yaml", dir);
+    assert_int_equal(unlink(gcpath), 0);
+    struct result r4;
+    load(&r4, r3.m, false, NULL, 0);
+    assert_int_equal(r4.rc, 1);
+    expect_state(&r4, "Listener", "api", RC_RES_KEPT, "no ServerGroup named \"gc\"",
+                 "listeners.yaml", 23);
+    assert_int_equal(listener(r4.m, "api")->n_rules, 2);
+    assert_null(rule_warning(&r4.errs));
+    done(&r4);
+    done(&r3);
+    done(&r);
+    rc_model_unref(m0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +637,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_instance_is_not_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_reuses_certificate_facts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_with_invalid_group_is_contained, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
