@@ -720,7 +720,17 @@ static int build_extras(struct ctx *c, yaml_node_t *an, const char *base, struct
         } else {
             yaml_node_t *nn = rc_at(c->d, seq_at(c->d, gs, 0), "name");
             snprintf(path, sizeof path, "%s.trafficMirror.serverGroups[0].name", base);
-            long gi = nn ? rc_resolve(c->L, c->d, nn, path, "ServerGroup", &c->r->groups) : -1;
+            const char *gname = nn ? rc_y_str(nn) : NULL;
+            long gi = -1;
+            if (c->L->contain && gname && rc_kind_find(&c->r->groups, gname) < 0 &&
+                rc_kind_broken(&c->r->groups, gname)) {
+                /* An invalid mirror group contains the rule, as a forward
+                 * group does (rc_build_rules), not the listener. */
+                if (c->broken_group == NULL)
+                    c->broken_group = gname;
+            } else if (nn) {
+                gi = rc_resolve(c->L, c->d, nn, path, "ServerGroup", &c->r->groups);
+            }
             if (gi >= 0)
                 ru->mirror_group = &c->L->m->groups[gi];
         }

@@ -550,6 +550,55 @@ static const struct rc_err *rule_warning(const struct rc_errs *e)
     return NULL;
 }
 
+static const char api_mirror_rule[] =
+    "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: web}\n"
+    "spec:\n  instance: edge\n  protocol: HTTPS\n  port: 8443\n"
+    "  tls: {certificate: site}\n  defaultAction: {forward: {serverGroup: ga}}\n---\n"
+    "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: api}\n"
+    "spec:\n  instance: edge\n  protocol: HTTP\n  port: 8081\n"
+    "  defaultAction: {forward: {serverGroup: gb}}\n"
+    "  rules:\n"
+    "    - {name: one, priority: 10, conditions: {path: [/one]},\n"
+    "       actions: {forward: {serverGroups: [{name: ga}]}}}\n"
+    "    - {name: two, priority: 20, conditions: {path: [/two]},\n"
+    "       actions: {forward: {serverGroups: [{name: gb}]}, trafficMirror: {serverGroups: "
+    "[{name: gc}]}}}\n";
+
+/* A rule whose mirror group is invalid and has no version is contained the
+ * same way: the listener serves its other rule, the rule is reported. */
+static void test_rule_with_invalid_mirror_group_is_contained(void **state)
+{
+    struct rc_model *m0 = base_model();
+    char gc[256];
+    snprintf(gc, sizeof gc, group_gc, 70000);
+    put("listeners.yaml", api_mirror_rule);
+    put("gc.yaml", gc);
+    struct result r;
+    load(&r, m0, false, NULL, 0);
+    assert_int_equal(r.rc, 1);
+    assert_non_null(r.m);
+    expect_state(&r, "Listener", "api", RC_RES_READY, NULL, NULL, 0);
+    const struct rc_listener *li = listener(r.m, "api");
+    assert_int_equal(li->n_rules, 1);
+    assert_string_equal(li->rules[0].name, "one");
+    const struct rc_err *w = rule_warning(&r.errs);
+    assert_non_null(w);
+    assert_non_null(strstr(w->msg, "rule two (priority 20) refers to ServerGroup gc"));
+    /* Fixed: the rule is back with its mirror. */
+    snprintf(gc, sizeof gc, group_gc, 9003);
+    put("gc.yaml", gc);
+    struct result r2;
+    load(&r2, r.m, false, NULL, 0);
+    assert_int_equal(r2.rc, 0);
+    li = listener(r2.m, "api");
+    assert_int_equal(li->n_rules, 2);
+    assert_ptr_equal(li->rules[1].mirror_group, rc_model_group(r2.m, "gc"));
+    done(&r2);
+    done(&r);
+    rc_model_unref(m0);
+    (void)state;
+}
+
 /* A rule whose group is invalid and has no version is contained: the
  * listener applies its new version with the other rule, and the rule is
  * reported at its location. Fixing the group brings the rule back; a group
@@ -638,6 +687,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_strict_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_reuses_certificate_facts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rule_with_invalid_group_is_contained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_with_invalid_mirror_group_is_contained, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
