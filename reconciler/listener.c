@@ -21,8 +21,9 @@
 
 /* ---- Listener ---- */
 
-/* Request headers a client-certificate header may not be renamed to
- * (alb-https-listener.txt). */
+/* The reference's reserved request headers: a client-certificate header
+ * may not be renamed to one (alb-https-listener.txt), nor may a rule
+ * insert or remove one (alb-api.md 4.3; rules.c). */
 static const char *const reserved_headers[] = {"slb-id",
                                                "slb-ip",
                                                "x-forwarded-for",
@@ -42,6 +43,14 @@ static const char *const reserved_headers[] = {"slb-id",
                                                "remoteip",
                                                "authority",
                                                NULL};
+
+bool rc_header_reserved(const char *name)
+{
+    for (size_t r = 0; reserved_headers[r]; r++)
+        if (!strcasecmp(name, reserved_headers[r]))
+            return true;
+    return false;
+}
 
 struct cc_header {
     const char *field; /* manifest key under headers.clientCert */
@@ -74,10 +83,8 @@ static int build_client_cert_headers(struct rc_load *L, struct rc_doc *d, yaml_n
         const char *name = rc_y_str(name_node);
         char full[112];
         snprintf(full, sizeof(full), "spec.%s.name", path);
-        for (size_t r = 0; name && reserved_headers[r]; r++)
-            if (!strcasecmp(name, reserved_headers[r]))
-                rc_doc_err(L, d, RC_ERROR, name_node, full, "\"%s\" is a reserved header name",
-                           name);
+        if (name && rc_header_reserved(name))
+            rc_doc_err(L, d, RC_ERROR, name_node, full, "\"%s\" is a reserved header name", name);
         for (size_t j = 0; name && j < i; j++) {
             const char **other = (const char **)((char *)li + cc_headers[j].offset);
             if (*other && !strcasecmp(*other, name))

@@ -40,6 +40,11 @@ void rc_check_ports(struct rc_load *L, struct rc_kind_docs *ld);
 extern const struct rc_ref_field rc_listener_refs[];
 extern const size_t rc_listener_n_refs;
 
+/* True when name (any case) is one of the reference's reserved request
+ * headers: no client-certificate header may be renamed to it, no rule may
+ * insert or remove it. */
+bool rc_header_reserved(const char *name);
+
 /* sizeof(struct rc_listener) on LP64 when rc_listener_refs was last
  * checked against the struct: a static assertion in listener.c fails the
  * build when the struct changes without this being updated. */

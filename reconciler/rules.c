@@ -13,6 +13,7 @@
 #include "common/ip.h"
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/listener.h"
 #include "reconciler/field.h"
 #include "reconciler/reuse.h"
 
@@ -507,34 +508,12 @@ static int build_actions(struct ctx *c, yaml_node_t *an, const char *base, struc
     return 0;
 }
 
-/* Request headers a rule may neither insert nor remove (the reference's
- * list, alb-api.md 4.3). */
-static const char *const forbidden_headers[] = {"slb-id",
-                                                "slb-ip",
-                                                "x-forwarded-for",
-                                                "x-forwarded-proto",
-                                                "x-forwarded-eip",
-                                                "x-forwarded-port",
-                                                "x-forwarded-client-srcport",
-                                                "x-forwarded-host",
-                                                "connection",
-                                                "upgrade",
-                                                "content-length",
-                                                "transfer-encoding",
-                                                "keep-alive",
-                                                "te",
-                                                "host",
-                                                "cookie",
-                                                "remoteip",
-                                                "authority",
-                                                NULL};
-
+/* Request headers a rule may neither insert nor remove: the reference's
+ * reserved list (alb-api.md 4.3), the same one client-certificate headers
+ * may not be renamed to (rc_header_reserved, listener.c). */
 static bool forbidden_header(const char *name)
 {
-    for (size_t i = 0; forbidden_headers[i]; i++)
-        if (!strcasecmp(name, forbidden_headers[i]))
-            return true;
-    return false;
+    return rc_header_reserved(name);
 }
 
 static const char *const system_values[] = {"ClientSrcPort", "ClientSrcIp", "Protocol", "SLBId",
