@@ -524,8 +524,7 @@ static const char *sni_read(SSL *ssl, char *host, size_t hostsz)
         if (nlen + 3 > list)
             return NULL;
         if (p[0] == TLSEXT_NAMETYPE_host_name)
-            return cm_hostname_normalize((const char *)p + 3, nlen, host, hostsz) >= 0 ? host
-                                                                                       : NULL;
+            return cm_hostname_normalize((const char *)p + 3, nlen, host, hostsz) >= 0 ? host : NULL;
         p += 3 + nlen;
         list -= 3 + nlen;
     }
