@@ -600,6 +600,58 @@ static void hello_read(SSL *ssl, struct px_sni_hello *h)
         hello_suites(ssl, h);
 }
 
+/* Whether the SSL's certificate slot holding e's leaf has e's key and
+ * chain (the same objects). */
+static bool slot_is(SSL *ssl, const struct cert_entry *e)
+{
+    STACK_OF(X509) *chain = NULL;
+    if (SSL_get_privatekey(ssl) != e->pkey || SSL_get0_chain_certs(ssl, &chain) != 1)
+        return false;
+    int n = chain != NULL ? sk_X509_num(chain) : 0;
+    if (n != (e->chain != NULL ? sk_X509_num(e->chain) : 0))
+        return false;
+    for (int i = 0; i < n; i++)
+        if (sk_X509_value(chain, i) != sk_X509_value(e->chain, i))
+            return false;
+    return true;
+}
+
+/* Whether ssl already holds exactly the certificates of c: on the first
+ * ClientHello an SSL holds its context's (the listener's defaults), which
+ * is the choice for every client of a one-certificate listener and for
+ * names no other certificate covers. Installing them again would redo
+ * OpenSSL's key and security checks on every handshake. Moves the SSL's
+ * current certificate, which OpenSSL sets again when it picks the
+ * signature algorithm. */
+static bool ssl_holds(SSL *ssl, const struct choice *c)
+{
+    int want = (c->ec != NULL) + (c->rsa != NULL), seen = 0;
+    if (want == 0 || SSL_set_current_cert(ssl, SSL_CERT_SET_FIRST) != 1)
+        return false;
+    do {
+        const X509 *x = SSL_get_certificate(ssl);
+        const struct cert_entry *e = c->ec != NULL && x == c->ec->leaf     ? c->ec
+                                     : c->rsa != NULL && x == c->rsa->leaf ? c->rsa
+                                                                           : NULL;
+        if (e == NULL || !slot_is(ssl, e))
+            return false;
+        seen++;
+    } while (SSL_set_current_cert(ssl, SSL_CERT_SET_NEXT) == 1);
+    return seen == want;
+}
+
+/* Per-handshake settings that need no state: without client certificate
+ * verification the context's certificate store is empty, so OpenSSL's
+ * automatic chain building (an X509_verify_cert per handshake for a
+ * certificate given without intermediates) can only ever find the leaf:
+ * skip it. With mTLS the store holds the client CAs and building stays. */
+static void hello_tune(SSL *ssl)
+{
+    if (!(SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER))
+        SSL_set_mode(ssl, SSL_MODE_NO_AUTO_CHAIN);
+    SSL_set_num_tickets(ssl, PX_TLS_TICKETS);
+}
+
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     const struct tls_index *ix = arg;
@@ -610,6 +662,7 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
     index_choose(ix, sni_read(ssl, buf, sizeof buf), &hello, &c);
 
     struct choice *kept = SSL_get_ex_data(ssl, ssl_ex_idx);
+    bool first = kept == NULL;
     if (kept == NULL) {
         kept = malloc(sizeof *kept);
         if (kept == NULL || !SSL_set_ex_data(ssl, ssl_ex_idx, kept)) {
@@ -618,6 +671,11 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
         }
     }
     *kept = c;
+    if (first) {
+        hello_tune(ssl);
+        if (ssl_holds(ssl, &c))
+            return SSL_CLIENT_HELLO_SUCCESS;
+    }
     SSL_certs_clear(ssl);
     if (c.ec != NULL && SSL_use_cert_and_key(ssl, c.ec->leaf, c.ec->pkey, c.ec->chain, 1) != 1)
         goto fail;

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -213,11 +215,34 @@ size_t px_tls_keys_count(struct px_tls_keys *k)
     return n;
 }
 
+/* The ticket ciphers, fetched once per process: EVP_CipherInit_ex given
+ * OpenSSL's built-in EVP_aes_*_cbc() fetches the provider's implementation
+ * again on every call, i.e. for every ticket issued or opened. Never
+ * freed (two objects for the life of the process); NULL when the fetch
+ * failed, and then the built-in ones are used. */
+static pthread_once_t cipher_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *cipher_128, *cipher_256;
+
+static void cipher_fetch(void)
+{
+    cipher_128 = EVP_CIPHER_fetch(NULL, "AES-128-CBC", NULL);
+    cipher_256 = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    ERR_clear_error();
+}
+
+static const EVP_CIPHER *key_cipher(size_t size)
+{
+    pthread_once(&cipher_once, cipher_fetch);
+    if (size == 16)
+        return cipher_128 != NULL ? cipher_128 : EVP_aes_128_cbc();
+    return cipher_256 != NULL ? cipher_256 : EVP_aes_256_cbc();
+}
+
 /* Keys the cipher and the HMAC for key; 1 or -1. */
 static int key_setup(const struct ticket_key *key, unsigned char *iv, EVP_CIPHER_CTX *cctx,
                      EVP_MAC_CTX *hctx, int enc)
 {
-    const EVP_CIPHER *cipher = key->size == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
+    const EVP_CIPHER *cipher = key_cipher(key->size);
     OSSL_PARAM params[3];
     params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)key->hmac, key->size);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
@@ -235,8 +260,7 @@ int px_tls_keys_ticket_cb(struct px_tls_keys *k, unsigned char key_name[16], uns
     pthread_rwlock_rdlock(&k->lock);
     if (enc) {
         const struct ticket_key *cur = &k->keys[0];
-        int ivlen =
-            EVP_CIPHER_get_iv_length(cur->size == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc());
+        int ivlen = EVP_CIPHER_get_iv_length(key_cipher(cur->size));
         memcpy(key_name, cur->name, 16);
         rc = RAND_bytes(iv, ivlen) == 1 ? key_setup(cur, iv, cctx, hctx, 1) : -1;
     } else {
