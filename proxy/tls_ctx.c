@@ -649,7 +649,6 @@ static void hello_tune(SSL *ssl)
 {
     if (!(SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER))
         SSL_set_mode(ssl, SSL_MODE_NO_AUTO_CHAIN);
-    SSL_set_num_tickets(ssl, PX_TLS_TICKETS);
 }
 
 static int client_hello_cb(SSL *ssl, int *al, void *arg)

@@ -19,13 +19,6 @@
 #define PX_TLS_TICKET_LIFETIME_S 300
 #define PX_TLS_KEYS_ROTATE_S 300
 
-/* Session tickets a TLS 1.3 server sends after a full handshake (OpenSSL
- * sends 2 by default; after a resumption it always sends 1). One is what a
- * client reconnecting one connection at a time uses: each resumption hands
- * it a fresh one. Each extra ticket costs a session serialization, a key
- * derivation, an encryption and an HMAC on every full handshake. */
-#define PX_TLS_TICKETS 1
-
 /* Most keys a ring holds (current first). */
 #define PX_TLS_KEYS_MAX 8
 
