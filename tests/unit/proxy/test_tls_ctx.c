@@ -1055,6 +1055,99 @@ static void test_precedence_name_then_key(void **state)
     EVP_PKEY_free(ec1);
 }
 
+/* Counts the NewSessionTicket messages a server sends. */
+static void count_tickets(int write_p, int version, int content_type, const void *buf, size_t len,
+                          SSL *ssl, void *arg)
+{
+    if (write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+        ((const unsigned char *)buf)[0] == SSL3_MT_NEWSESSION_TICKET)
+        (*(int *)arg)++;
+}
+
+/* What the handshake path leaves out, and what it must still do:
+ * OpenSSL's two TLS 1.3 tickets per full handshake (a client that uses
+ * each ticket once, as RFC 8446 asks, resumes twice), at most one when
+ * resumed; the listener's default certificate served without being
+ * installed again, and other certificates installed over it, on the same
+ * context, in any order; no chain built from an empty store, and with
+ * mTLS the chain built from the client CAs as before. */
+static void test_handshake_work(void **state)
+{
+    SSL_CTX *ctx = server_ctx(&F.l, F.keys, false);
+    int tickets = 0;
+    SSL_CTX_set_msg_callback(ctx, count_tickets);
+    SSL_CTX_set_msg_callback_arg(ctx, &tickets);
+    struct client_opts o13 = {.version = TLS1_3_VERSION};
+    struct conn k = hs(ctx, &o13, "www.example.com", NULL);
+    assert_true(k.ok);
+    assert_int_equal(tickets, 2);
+    SSL_SESSION *sess = SSL_get1_session(k.c);
+    conn_free(&k);
+    tickets = 0;
+    k = hs(ctx, &o13, "www.example.com", sess);
+    assert_true(k.ok && SSL_session_reused(k.c));
+    assert_true(tickets <= 1); /* OpenSSL 3.0 sends none unless renewing */
+    conn_free(&k);
+    SSL_SESSION_free(sess);
+
+    /* Defaults and others alternating on one context. */
+    struct client_opts o = {0};
+    const char *sni[] = {NULL, "www.example.com", "unknown.test", "foo.wild.test", NULL};
+    const char *cn[] = {"default.test", "www.example.com", "default.test", "wild.test",
+                        "default.test"};
+    const char *host[] = {"default.test", "www.example.com", "default.test", "foo.wild.test",
+                          "default.test"};
+    for (size_t i = 0; i < sizeof sni / sizeof sni[0]; i++) {
+        k = hs(ctx, &o, sni[i], NULL);
+        assert_true(k.ok);
+        char got[128];
+        peer_cn(k.c, got, sizeof got);
+        assert_string_equal(got, cn[i]);
+        assert_true(SSL_get_certificate(k.s) != NULL);
+        assert_true(px_tls_host_allowed(k.s, host[i], strlen(host[i])));
+        STACK_OF(X509) *chain = SSL_get_peer_cert_chain(k.c);
+        /* www-ec comes with its intermediate; the others alone. */
+        assert_int_equal(sk_X509_num(chain), i == 1 ? 2 : 1);
+        conn_free(&k);
+    }
+    SSL_CTX_free(ctx);
+
+    /* A one-certificate listener serves its certificate to every client. */
+    struct rc_listener one;
+    listener_init(&one, &pol_1_2_strict_13);
+    one.tls.n_extension_certificates = 0;
+    ctx = server_ctx(&one, F.keys, false);
+    for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
+        struct client_opts ov = {.version = v};
+        k = hs(ctx, &ov, "default.test", NULL);
+        assert_true(k.ok);
+        char got[128];
+        peer_cn(k.c, got, sizeof got);
+        assert_string_equal(got, "default.test");
+        assert_true(px_tls_host_allowed(k.s, "default.test", 12));
+        assert_false(px_tls_host_allowed(k.s, "www.example.com", 15));
+        conn_free(&k);
+    }
+    SSL_CTX_free(ctx);
+
+    /* mTLS: the default certificate's issuer is a client CA, and OpenSSL
+     * still completes its chain from the store. */
+    struct rc_listener l;
+    listener_init(&l, &pol_1_2_strict_13);
+    l.tls.mutual.enabled = true;
+    l.tls.mutual.ca_certificates = F.cas;
+    l.tls.mutual.n_ca_certificates = 1;
+    ctx = server_ctx(&l, F.keys, false);
+    struct client_opts good = {.cert = F.client, .key = F.client_key};
+    k = hs(ctx, &good, "default.test", NULL);
+    assert_true(k.ok);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(k.c);
+    assert_true(sk_X509_num(chain) >= 2);
+    assert_int_equal(X509_cmp(sk_X509_value(chain, 1), F.ca), 0);
+    conn_free(&k);
+    SSL_CTX_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1072,6 +1165,7 @@ int main(void)
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_many_certificates),
         cmocka_unit_test(test_precedence_name_then_key),
+        cmocka_unit_test(test_handshake_work),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
