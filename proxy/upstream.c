@@ -129,9 +129,15 @@ static void upstream_close(struct px_upstream *u)
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct px_upstream *u = h->data;
+    struct px_worker *w = u->w;
     (void)suggested;
-    buf->base = u->rbuf;
-    buf->len = sizeof u->rbuf;
+    /* One buffer per worker: every read callback consumes its bytes
+     * before it returns (px_upstream_cbs.on_read's contract), and one
+     * large read takes a whole 64 KiB response. */
+    if (!w->up_rbuf)
+        w->up_rbuf = malloc(PX_UPSTREAM_RBUF);
+    buf->base = w->up_rbuf;
+    buf->len = w->up_rbuf ? PX_UPSTREAM_RBUF : 0;
 }
 
 /* Moves the ciphertext OpenSSL produced to the socket. 0 or an error. */
@@ -145,7 +151,8 @@ static int tls_flush(struct px_upstream *u)
         size_t n = px_tls_io_take(u->tls, p, cap);
         if (n == 0)
             break;
-        int rc = px_outq_send(&u->out, n);
+        int rc = px_tls_io_out_pending(u->tls) ? px_outq_send_part(&u->out, n)
+                                               : px_outq_send(&u->out, n);
         if (rc < 0)
             return rc;
     }

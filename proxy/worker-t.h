@@ -88,6 +88,10 @@ struct px_worker {
      * first of them was queued, 0 while none is. */
     struct h2 *h2_later;
     uint64_t h2_later_since;
+    /* PX_UPSTREAM_RBUF bytes every backend connection of this worker reads
+     * into (proxy/upstream.c; allocated on the first read, freed by
+     * px_worker_join). */
+    char *up_rbuf;
     bool draining;           /* stop requested: no new connections, finish in-flight */
     uv_timer_t drain_timer;  /* force-closes what is left at the drain deadline */
     uint64_t drain_deadline; /* uv_now() value after which connections are closed */

@@ -213,5 +213,7 @@ void px_worker_join(struct px_worker *w)
         px_log_warn("worker %d: loop closed with handles still open: %s", w->id, uv_strerror(rc));
     px_snapshot_unref(w->snap);
     w->snap = NULL;
+    free(w->up_rbuf);
+    w->up_rbuf = NULL;
     w->started = false;
 }
