@@ -61,6 +61,10 @@ struct px_upstream {
      * connecting or active. */
     struct px_upstream *idle_prev, *idle_next;
     bool drain_armed; /* timer runs to the backend's drain deadline */
+    /* uv_now() when it last went to its pool. The idle timer is not
+     * stopped when the connection is taken nor restarted when it comes
+     * back while it runs: when it fires early it re-arms for the rest. */
+    uint64_t idle_since;
     const struct px_upstream_cbs *cbs;
     void *owner;
     bool reading;
