@@ -149,7 +149,9 @@ static int tls_flush(struct px_conn *c)
         size_t n = px_tls_io_take(c->tls, p, cap);
         if (n == 0)
             break;
-        int rc = px_outq_send(&c->out, n);
+        /* Records over a chunk leave in one writev. */
+        int rc = px_tls_io_out_pending(c->tls) ? px_outq_send_part(&c->out, n)
+                                               : px_outq_send(&c->out, n);
         if (rc < 0)
             return rc;
     }
@@ -317,6 +319,16 @@ int px_conn_write(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
+    if (c->stage_len + total > sizeof c->stage && total > sizeof c->stage && c->stage_len &&
+        n < 8) {
+        /* Large output follows what is staged (a response head) in the
+         * same write. */
+        uv_buf_t v[8];
+        v[0] = uv_buf_init(c->stage, (unsigned)c->stage_len);
+        memcpy(v + 1, bufs, n * sizeof *bufs);
+        c->stage_len = 0;
+        return write_now(c, v, n + 1);
+    }
     if (c->stage_len + total > sizeof c->stage) {
         int rc = stage_flush(c);
         if (rc < 0)

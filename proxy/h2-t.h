@@ -90,6 +90,11 @@ struct h2 {
     bool in_ng;  /* inside nghttp2 (mem_recv / mem_send): no mem_send now */
     bool goaway; /* a graceful GOAWAY was submitted */
     bool finished;
+    /* On the worker's list of sessions whose frames are produced at the end
+     * of the loop iteration (px_h2_flush_later): the responses of several
+     * streams leave in one TLS record and one write. */
+    bool later_queued;
+    struct h2 *later_next;
     uint64_t rst_since;
     unsigned rst_count; /* streams reset or broken by the client (count_reset) */
     bool calmed;        /* GOAWAY ENHANCE_YOUR_CALM was submitted */

@@ -655,6 +655,44 @@ void px_h2_flush(struct h2 *h)
         finish(h);
 }
 
+void px_h2_flush_later(struct h2 *h)
+{
+    struct px_worker *w = h->c->w;
+    if (h->later_queued || h->finished || h->c->closing)
+        return;
+    if (!w->h2_later)
+        w->h2_later_since = uv_hrtime();
+    h->later_queued = true;
+    h->later_next = w->h2_later;
+    w->h2_later = h;
+}
+
+void px_h2_flush_pending(struct px_worker *w)
+{
+    while (w->h2_later) {
+        struct h2 *h = w->h2_later;
+        w->h2_later = h->later_next;
+        h->later_next = NULL;
+        h->later_queued = false;
+        px_h2_flush(h);
+    }
+    w->h2_later_since = 0;
+}
+
+/* Takes h off the worker's list of pending sessions (it is being freed). */
+static void later_unlink(struct h2 *h)
+{
+    if (!h->later_queued)
+        return;
+    struct h2 **pp = &h->c->w->h2_later;
+    while (*pp && *pp != h)
+        pp = &(*pp)->later_next;
+    if (*pp)
+        *pp = h->later_next;
+    h->later_queued = false;
+    h->later_next = NULL;
+}
+
 static void goaway(struct h2 *h)
 {
     if (!h->goaway) {
@@ -797,6 +835,7 @@ static void h2_free(struct px_conn *c)
     struct h2 *h = c->ps;
     if (!h)
         return;
+    later_unlink(h);
     if (h->ng)
         nghttp2_session_del(h->ng);
     while (h->active) {

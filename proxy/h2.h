@@ -27,4 +27,13 @@
 
 extern const struct px_proto px_h2_proto;
 
+struct px_worker;
+
+/* Serializes the output of every HTTP/2 session of w that backend reads
+ * left for later (px_h2_flush_later, proxy/h2_stream.c) into its
+ * connection's staged output. The worker calls it at the end of each loop
+ * iteration, before the staged output is sent, and when the oldest has
+ * waited long enough. */
+void px_h2_flush_pending(struct px_worker *w);
+
 #endif

@@ -450,7 +450,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
             response_done(s, false);
         else
             s->sink->abort(s->x.sink_owner, 502); /* cut: through the filters, to the stream */
-        px_h2_flush(h);
+        px_h2_flush_later(h);
         return;
     }
     px_h2_touch(s);
@@ -462,7 +462,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
                      px_bresp_error(&s->bp));
         s->sink->abort(s->x.sink_owner, 502);
     }
-    px_h2_flush(h);
+    px_h2_flush_later(h);
 }
 
 static void up_on_writable(void *owner)

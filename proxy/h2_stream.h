@@ -49,6 +49,12 @@ void px_h2_stream_forward(struct h2_stream *s, struct px_req *r);
  * nghttp2 callback (it checks). */
 void px_h2_flush(struct h2 *h);
 
+/* px_h2_flush, at the end of the loop iteration (px_h2_flush_pending):
+ * for output produced by a backend read, so that the responses that
+ * several streams of the session receive in one iteration share frames'
+ * TLS records and writes instead of one each. */
+void px_h2_flush_later(struct h2 *h);
+
 static inline uint64_t px_h2_now_ms(const struct h2 *h)
 {
     return uv_now(&h->c->w->loop);

@@ -95,9 +95,16 @@ static int chunk_send(struct px_outq *q, struct px_outq_chunk *ch)
     return 0;
 }
 
+static int send_held(struct px_outq *q, struct px_outq_chunk *last);
+
 int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n)
 {
     size_t skip = 0;
+    if (q->held) {
+        int rc = send_held(q, NULL);
+        if (rc < 0)
+            return rc;
+    }
     if (q->inflight == 0 && !q->open) {
         int w = uv_try_write(q->stream, bufs, n);
         if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
@@ -151,14 +158,99 @@ char *px_outq_reserve(struct px_outq *q, size_t *cap)
     return q->open->data;
 }
 
+/* Queues a chunk with uv_write (something is in flight, or the socket
+ * took only part). */
+static int chunk_queue(struct px_outq *q, struct px_outq_chunk *ch)
+{
+    uv_buf_t b = uv_buf_init(ch->data, (unsigned)ch->len);
+    int rc = uv_write(&ch->req, q->stream, &b, 1, write_cb);
+    if (rc < 0) {
+        chunk_put(q, ch);
+        return rc;
+    }
+    q->queued += ch->len;
+    q->inflight++;
+    return 0;
+}
+
+/* Writes the held chunks and then last (if any): one writev while nothing
+ * is in flight; what the socket does not take is queued chunk by chunk. */
+static int send_held(struct px_outq *q, struct px_outq_chunk *last)
+{
+    if (last) {
+        if (q->held)
+            q->held_tail->next = last;
+        else
+            q->held = last;
+        q->held_tail = last;
+    }
+    struct px_outq_chunk *ch = q->held;
+    q->held = q->held_tail = NULL;
+    size_t done = 0;
+    if (q->inflight == 0) {
+        uv_buf_t v[16];
+        unsigned k = 0;
+        for (struct px_outq_chunk *c = ch; c && k < 16; c = c->next)
+            v[k++] = uv_buf_init(c->data, (unsigned)c->len);
+        int w = uv_try_write(q->stream, v, k);
+        if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
+            while (ch) {
+                struct px_outq_chunk *next = ch->next;
+                chunk_put(q, ch);
+                ch = next;
+            }
+            return w;
+        }
+        done = w > 0 ? (size_t)w : 0;
+    }
+    int rc = 0;
+    while (ch) {
+        struct px_outq_chunk *next = ch->next;
+        ch->next = NULL;
+        if (done >= ch->len) {
+            done -= ch->len;
+            chunk_put(q, ch);
+        } else if (rc < 0) {
+            chunk_put(q, ch);
+        } else {
+            if (done) {
+                memmove(ch->data, ch->data + done, ch->len - done);
+                ch->len -= done;
+                done = 0;
+            }
+            rc = chunk_queue(q, ch);
+        }
+        ch = next;
+    }
+    return rc;
+}
+
 int px_outq_send(struct px_outq *q, size_t len)
+{
+    struct px_outq_chunk *ch = q->open;
+    if (!ch || len == 0)
+        return q->held ? send_held(q, NULL) : 0;
+    q->open = NULL;
+    ch->len = len;
+    if (q->held)
+        return send_held(q, ch);
+    return chunk_send(q, ch);
+}
+
+int px_outq_send_part(struct px_outq *q, size_t len)
 {
     struct px_outq_chunk *ch = q->open;
     if (!ch || len == 0)
         return 0;
     q->open = NULL;
     ch->len = len;
-    return chunk_send(q, ch);
+    ch->next = NULL;
+    if (q->held)
+        q->held_tail->next = ch;
+    else
+        q->held = ch;
+    q->held_tail = ch;
+    return 0;
 }
 
 void px_outq_cleanup(struct px_outq *q)
@@ -167,6 +259,12 @@ void px_outq_cleanup(struct px_outq *q)
         free(q->open);
         q->open = NULL;
     }
+    while (q->held) {
+        struct px_outq_chunk *ch = q->held;
+        q->held = ch->next;
+        free(ch);
+    }
+    q->held_tail = NULL;
     while (q->free_chunks) {
         struct px_outq_chunk *ch = q->free_chunks;
         q->free_chunks = ch->next;

@@ -31,6 +31,9 @@ struct px_outq {
     struct px_outq_chunk *free_chunks;
     unsigned n_free;
     struct px_outq_chunk *open; /* reserved by px_outq_reserve, not yet sent */
+    /* Filled by px_outq_send_part, written with the next px_outq_send (or
+     * px_outq_writev) in one system call. */
+    struct px_outq_chunk *held, *held_tail;
 };
 
 void px_outq_init(struct px_outq *q, uv_stream_t *stream, px_outq_cb on_written);
@@ -45,6 +48,11 @@ int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n);
  * first len bytes (len 0 keeps it for the next reserve). */
 char *px_outq_reserve(struct px_outq *q, size_t *cap);
 int px_outq_send(struct px_outq *q, size_t len);
+
+/* px_outq_send for a producer with more to come at once (TLS output larger
+ * than a chunk): the chunk's first len bytes wait for the next
+ * px_outq_send, which writes them with its own in one writev. Returns 0. */
+int px_outq_send_part(struct px_outq *q, size_t len);
 
 /* Frees the cached chunks. Call from the stream's close callback: libuv has
  * completed (cancelled) every write by then. */

@@ -14,6 +14,11 @@
 /* How long an idle pooled connection is kept, and how many per server. */
 #define PX_UPSTREAM_IDLE_MS 30000
 #define PX_UPSTREAM_IDLE_MAX 512
+/* What one read of a backend connection takes at most: a 64 KiB body and
+ * its head in one system call. The buffer is the worker's (px_worker.
+ * up_rbuf), shared by all its backend connections: read callbacks consume
+ * the bytes before they return. */
+#define PX_UPSTREAM_RBUF (128 * 1024)
 /* Plaintext buffer of a TLS backend connection. */
 #define PX_UPSTREAM_PLAIN (16 * 1024)
 
@@ -56,6 +61,10 @@ struct px_upstream {
      * connecting or active. */
     struct px_upstream *idle_prev, *idle_next;
     bool drain_armed; /* timer runs to the backend's drain deadline */
+    /* uv_now() when it last went to its pool. The idle timer is not
+     * stopped when the connection is taken nor restarted when it comes
+     * back while it runs: when it fires early it re-arms for the rest. */
+    uint64_t idle_since;
     const struct px_upstream_cbs *cbs;
     void *owner;
     bool reading;
@@ -67,7 +76,6 @@ struct px_upstream {
      * finishes) and the buffer plaintext is decrypted into. NULL: plain. */
     struct px_tls_io *tls;
     char *plain;
-    char rbuf[16 * 1024];
 };
 
 #endif

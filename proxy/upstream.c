@@ -129,9 +129,15 @@ static void upstream_close(struct px_upstream *u)
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct px_upstream *u = h->data;
+    struct px_worker *w = u->w;
     (void)suggested;
-    buf->base = u->rbuf;
-    buf->len = sizeof u->rbuf;
+    /* One buffer per worker: every read callback consumes its bytes
+     * before it returns (px_upstream_cbs.on_read's contract), and one
+     * large read takes a whole 64 KiB response. */
+    if (!w->up_rbuf)
+        w->up_rbuf = malloc(PX_UPSTREAM_RBUF);
+    buf->base = w->up_rbuf;
+    buf->len = w->up_rbuf ? PX_UPSTREAM_RBUF : 0;
 }
 
 /* Moves the ciphertext OpenSSL produced to the socket. 0 or an error. */
@@ -145,7 +151,8 @@ static int tls_flush(struct px_upstream *u)
         size_t n = px_tls_io_take(u->tls, p, cap);
         if (n == 0)
             break;
-        int rc = px_outq_send(&u->out, n);
+        int rc = px_tls_io_out_pending(u->tls) ? px_outq_send_part(&u->out, n)
+                                               : px_outq_send(&u->out, n);
         if (rc < 0)
             return rc;
     }
@@ -340,7 +347,11 @@ static void timer_cb(uv_timer_t *t)
                         PX_UPSTREAM_CONNECT_MS);
         connect_failed(u, UV_ETIMEDOUT);
     } else if (u->state == PX_UP_IDLE) {
-        upstream_close(u);
+        uint64_t idle = uv_now(&u->w->loop) - u->idle_since;
+        if (idle < PX_UPSTREAM_IDLE_MS)
+            uv_timer_start(&u->timer, timer_cb, PX_UPSTREAM_IDLE_MS - idle, 0);
+        else
+            upstream_close(u);
     } else if (u->state == PX_UP_ACTIVE && u->tls) {
         struct px_worker *w = u->w;
         tls_deliver(u); /* px_upstream_read resumed over buffered records */
@@ -416,7 +427,8 @@ int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool all
     if (allow_pooled && e->idle) {
         struct px_upstream *u = e->idle;
         idle_unlink(u);
-        uv_timer_stop(&u->timer);
+        /* The idle timer keeps running (a plain active connection ignores
+         * it; release finds it armed): no timer work per request. */
         set_state(u, PX_UP_ACTIVE);
         u->cbs = cbs;
         u->owner = owner;
@@ -553,6 +565,8 @@ void px_upstream_release(struct px_upstream *u, bool keep)
     e->idle = u;
     e->n_idle++;
     u->out_high = false;
-    uv_timer_start(&u->timer, timer_cb, PX_UPSTREAM_IDLE_MS, 0);
+    u->idle_since = uv_now(&u->w->loop);
+    if (!uv_is_active((uv_handle_t *)&u->timer))
+        uv_timer_start(&u->timer, timer_cb, PX_UPSTREAM_IDLE_MS, 0);
     px_upstream_read(u, true); /* notice the backend closing it */
 }

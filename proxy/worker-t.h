@@ -16,6 +16,7 @@ struct px_runtime;
 struct px_worker;
 struct px_conn;
 struct px_registry;
+struct h2;
 
 /* A listening socket of this worker, for one px_bind key. Its fd was
  * created, bound and set to listen on the agent thread (px_listen_sockets:
@@ -79,6 +80,18 @@ struct px_worker {
     struct px_conn *flush_head;
     uv_prepare_t flush_prepare;
     uv_check_t flush_check;
+    /* HTTP/2 sessions with output produced by backend reads, serialized by
+     * px_h2_flush_pending before the staged output above is sent (at the
+     * end of the iteration, or once the oldest has waited
+     * PX_WORKER_BATCH_US), so that the responses of one session's streams
+     * share TLS records and writes. h2_later_since: uv_hrtime() when the
+     * first of them was queued, 0 while none is. */
+    struct h2 *h2_later;
+    uint64_t h2_later_since;
+    /* PX_UPSTREAM_RBUF bytes every backend connection of this worker reads
+     * into (proxy/upstream.c; allocated on the first read, freed by
+     * px_worker_join). */
+    char *up_rbuf;
     bool draining;           /* stop requested: no new connections, finish in-flight */
     uv_timer_t drain_timer;  /* force-closes what is left at the drain deadline */
     uint64_t drain_deadline; /* uv_now() value after which connections are closed */

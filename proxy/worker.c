@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "proxy/conn.h"
+#include "proxy/h2.h"
 #include "common/log.h"
 #include "proxy/listen.h"
 #include "proxy/runtime-t.h"
@@ -16,6 +17,9 @@
 #include "proxy/upstream.h"
 
 enum { DRAIN_TICK_MS = 20 };
+/* How long HTTP/2 output produced by backend reads may wait for the end of
+ * the loop iteration (px_h2_flush_later) when the iteration runs long. */
+enum { PX_WORKER_BATCH_US = 250 };
 
 /* Takes this worker's fd of (key, sock_id) from the runtime's table, or -1.
  * Called with rt->lock held. */
@@ -127,12 +131,25 @@ static void on_wake(uv_async_t *a)
 
 static void on_flush_prepare(uv_prepare_t *p)
 {
+    px_h2_flush_pending(p->data);
     px_conn_flush_all(p->data);
 }
 
 static void on_flush_check(uv_check_t *c)
 {
+    px_h2_flush_pending(c->data);
     px_conn_flush_all(c->data);
+}
+
+/* After backend bytes went to their owner: an HTTP/1.x response leaves at
+ * once (its connection has nothing else to send); HTTP/2 sessions wait for
+ * the end of the iteration unless the oldest has waited PX_WORKER_BATCH_US
+ * (a long iteration: many events, or TLS handshakes). */
+static void after_upstream_read(struct px_worker *w)
+{
+    if (w->h2_later && uv_hrtime() - w->h2_later_since >= (uint64_t)PX_WORKER_BATCH_US * 1000)
+        px_h2_flush_pending(w);
+    px_conn_flush_all(w);
 }
 
 static void worker_main(void *arg)
@@ -163,7 +180,7 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
         uv_unref((uv_handle_t *)&w->flush_prepare);
         uv_unref((uv_handle_t *)&w->flush_check);
         w->registry = rt->registry;
-        w->after_upstream_read = px_conn_flush_all;
+        w->after_upstream_read = after_upstream_read;
     }
     if (rc == 0)
         rc = uv_thread_create(&w->thread, worker_main, w);
@@ -196,5 +213,7 @@ void px_worker_join(struct px_worker *w)
         px_log_warn("worker %d: loop closed with handles still open: %s", w->id, uv_strerror(rc));
     px_snapshot_unref(w->snap);
     w->snap = NULL;
+    free(w->up_rbuf);
+    w->up_rbuf = NULL;
     w->started = false;
 }

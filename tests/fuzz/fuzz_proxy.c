@@ -13,6 +13,7 @@
 #include "proxy/backend.h"
 #include "proxy/conn-io.h"
 #include "proxy/exchange.h"
+#include "proxy/h2.h"
 #include "proxy/headers.h"
 #include "common/log.h"
 #include "proxy/snapshot.h"
@@ -347,6 +348,9 @@ void fz_up_read(struct fz_up *up, const char *data, long n)
 {
     up->answered = true;
     up->x->cbs->on_read(up->x->owner, data, (ssize_t)n);
+    /* The end of the loop iteration (proxy/worker.c): HTTP/2 output that
+     * backend reads left for later is produced. */
+    px_h2_flush_pending(&worker);
 }
 
 /* --- the fake backend connection (proxy/upstream.h) --------------------- */

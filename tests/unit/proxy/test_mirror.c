@@ -86,6 +86,8 @@ static int teardown(void **state)
     px_backend_unref(server.backend);
     assert_int_equal(px_registry_free(w.registry), 0);
     assert_int_equal(uv_loop_close(&w.loop), 0);
+    free(w.up_rbuf); /* the backend read buffer (px_worker_join frees it in albd) */
+    w.up_rbuf = NULL;
     close(lfd);
     return 0;
 }
