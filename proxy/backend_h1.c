@@ -188,8 +188,10 @@ bool px_bresp_eof(struct px_bresp *r)
     return (e == HPE_OK || e == HPE_PAUSED) && r->complete;
 }
 
-bool px_bresp_keepalive(const struct px_bresp *r)
+bool px_bresp_keepalive(const struct px_bresp *r, int req_minor)
 {
+    if (!req_minor && !(r->p.flags & F_CONNECTION_KEEP_ALIVE))
+        return false;
     return llhttp_should_keep_alive(&r->p);
 }
 
@@ -210,7 +212,11 @@ size_t px_bresp_trailers(struct px_bresp *r)
 int px_backend_h1_minor(const struct px_req *r)
 {
     /* HTTP/1.1 to backends for 1.1 clients, 1.0 for 1.0 clients (unless
-     * the 1.0 client sent a chunked body, which only 1.1 can carry). */
+     * the 1.0 client sent a chunked body, which only 1.1 can carry), as
+     * the reference says. A 1.0 request still asks for a persistent
+     * connection (px_headers_request, px_bresp_keepalive): a 1.0 client
+     * closing its own connection after each request need not cost a
+     * backend connection too. */
     return (r->minor || r->body == PX_FRAME_CHUNKED) ? 1 : 0;
 }
 

@@ -70,8 +70,12 @@ enum px_bresp_rc px_bresp_feed(struct px_bresp *r, const char *data, size_t n, s
 bool px_bresp_eof(struct px_bresp *r);
 
 /* True when the backend allows its connection to be reused after this
- * (complete) response. */
-bool px_bresp_keepalive(const struct px_bresp *r);
+ * (complete) response. req_minor: the HTTP/1.x minor version of the
+ * request albd sent (px_backend_h1_minor). An HTTP/1.0 request asked for a
+ * persistent connection with "Connection: keep-alive"; its response must
+ * say "keep-alive" back (RFC 7230 appendix A.1.2): a server that answers
+ * HTTP/1.1 without it may still close after a 1.0 request. */
+bool px_bresp_keepalive(const struct px_bresp *r, int req_minor);
 
 /* The llhttp error name of the last PX_BRESP_BAD, for logs. */
 const char *px_bresp_error(const struct px_bresp *r);

@@ -533,8 +533,8 @@ static void upstream_lost(struct h1 *h, int err)
 static void response_done(struct h1 *h, bool clean)
 {
     struct px_conn *c = h->c;
-    bool keep = clean && h->req_complete && h->up_minor && h->x.group->model->upstream_keepalive &&
-                px_bresp_keepalive(&h->bp);
+    bool keep = clean && h->req_complete && h->x.group->model->upstream_keepalive &&
+                px_bresp_keepalive(&h->bp, h->up_minor);
     drop_upstream(h, keep);
     px_alog_upstream_end(&h->x.log);
     log_end(h, h->status, NULL);

@@ -346,7 +346,7 @@ static const struct px_sink h2_sink = {
 static void response_done(struct h2_stream *s, bool clean)
 {
     bool keep = clean && s->req_complete && s->x.group && s->x.group->model->upstream_keepalive &&
-                px_bresp_keepalive(&s->bp);
+                px_bresp_keepalive(&s->bp, 1);
     px_h2_stream_drop_upstream(s, keep);
     if (!s->req_complete) {
         /* The rest of the request body has nowhere to go. */

@@ -344,6 +344,8 @@ int px_headers_request(struct px_buf *out, const char *method, const char *targe
         TRY(px_buf_append(out, "\r\n", 2));
     } else if (minor && !keepalive) {
         TRY(px_buf_puts(out, "Connection: close\r\n"));
+    } else if (!minor && keepalive) {
+        TRY(px_buf_puts(out, "Connection: keep-alive\r\n"));
     }
     return px_buf_append(out, "\r\n", 2);
 }

@@ -119,7 +119,8 @@ void px_headers_mark_hop(const struct px_hdr *h, size_t n, bool *drop);
  * "<method> <target> HTTP/1.<minor>", the client's end-to-end headers
  * except the forwarding-metadata ones (the rule above struct px_fwd), the
  * forwarded headers of fwd, framing (chunked adds Transfer-Encoding) and,
- * for HTTP/1.1 without keepalive, "Connection: close". Returns 0 or the
+ * for HTTP/1.1 without keepalive, "Connection: close", for HTTP/1.0 with
+ * keepalive, "Connection: keep-alive". Returns 0 or the
  * px_buf error. */
 int px_headers_request(struct px_buf *out, const char *method, const char *target,
                        size_t target_len, int minor, const struct px_hdr *h, size_t n,

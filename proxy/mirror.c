@@ -16,6 +16,7 @@ struct px_mirror {
     uv_timer_t timer;
     bool done;
     bool head_req;
+    int req_minor; /* of the head sent (px_backend_h1_minor) */
     char *head;
     size_t head_len;
     struct px_bresp bp;
@@ -123,7 +124,7 @@ static void up_on_read(void *owner, struct px_upstream *u, const char *data, ssi
     case PX_BRESP_MORE:
         return;
     case PX_BRESP_DONE:
-        finish(m, true, px_bresp_keepalive(&m->bp));
+        finish(m, true, px_bresp_keepalive(&m->bp, m->req_minor));
         return;
     case PX_BRESP_LEFTOVER:
     case PX_BRESP_UPGRADE:
@@ -194,6 +195,7 @@ void px_mirror_send(struct px_worker *w, const struct px_req *r, const struct rc
     m->head = copy;
     m->head_len = len;
     m->head_req = r->is_head;
+    m->req_minor = px_backend_h1_minor(r);
     m->hl.ents = m->ents;
     px_buf_init(&m->hin, PX_BACKEND_MAX_HEAD);
     bool reused = false;

@@ -262,7 +262,7 @@ static int transform(struct px_req *r, const struct px_group *g, struct px_buf *
         .extra = cch,
         .n_extra = n_cch,
     };
-    bool keep = px_backend_h1_minor(r) && g && g->model->upstream_keepalive && !r->upgrade;
+    bool keep = g && g->model->upstream_keepalive && !r->upgrade;
     px_buf_reset(hout);
     return px_backend_h1_request_head(hout, r, &fwd, keep, tgt) < 0 ? 431 : 0;
 }

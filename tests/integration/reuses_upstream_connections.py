@@ -3,9 +3,11 @@
 backend and by /metrics albd_upstream_connections_total), a pooled
 connection the backend closes is dropped and the next request still
 succeeds, a GET sent on a pooled connection the backend then drops is
-retried once on a fresh one (a POST is not replayed: 502), and with
+retried once on a fresh one (a POST is not replayed: 502), with
 `upstreamKeepalive: false` every request gets its own backend connection,
-closed after the response."""
+closed after the response, and HTTP/1.0 clients (sent to the backend as
+HTTP/1.0, as the reference says) share pooled connections when the backend
+answers "Connection: keep-alive", and only then."""
 import os
 import socket
 import sys
@@ -27,6 +29,8 @@ def script(req):
         return [response(200, tag), ("sleep", 0.05), CLOSE]
     if path == "/reset-after":
         return [response(200, tag), ("sleep", 0.05), RESET]
+    if path.startswith("/v10-ka"):  # a server that honours HTTP/1.0 keep-alive
+        return [response(200, tag, headers=[("Connection", "keep-alive")])]
     if path.startswith("/stale") and req.index > 0:
         # Arrived on a reused connection: the backend had "timed it out".
         return [RESET] if path.endswith("-reset") else [DROP]
@@ -162,6 +166,41 @@ def body(env):
     c.eq((m1[NEW] - m0[NEW], m1[REUSED] - m0[REUSED]), (4, 0), "/metrics: new +4, reused +0")
     c.ok(one.wait_open(0, scaled(5)), "albd closed every backend connection after its response",
          0, one.open_connections())
+
+    # 5. HTTP/1.0 clients, one client connection per request (as ab
+    #    does): albd asks the backend for keep-alive and reuses the
+    #    connection when the answer says keep-alive; an HTTP/1.1 answer
+    #    without it (a server that may close after a 1.0 request) is not
+    #    reused.
+    def get10(path):
+        s = socket.create_connection(("127.0.0.1", p_pool), timeout=scaled(10))
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: albd.test\r\n\r\n".encode())
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        return data
+
+    m0, n0 = metrics(albd), len(be.requests)
+    got = [get10(f"/v10-ka{i}") for i in range(4)]
+    m1 = metrics(albd)
+    seen = be.requests[n0:]
+    c.ok(all(b" 200 " in g.split(b"\r\n")[0] for g in got), "HTTP/1.0: four requests answered 200",
+         "200", [g[:20] for g in got])
+    c.eq([r.version for r in seen], ["HTTP/1.0"] * 4, "HTTP/1.0: the backend got HTTP/1.0 requests")
+    c.eq([r.header("Connection") for r in seen], [["keep-alive"]] * 4,
+         "HTTP/1.0: each asked the backend for keep-alive")
+    c.eq(len({r.conn for r in seen}), 1, "HTTP/1.0: one backend connection carried all four")
+    c.ok(m1[REUSED] - m0[REUSED] >= 3 and (m1[NEW] - m0[NEW]) + (m1[REUSED] - m0[REUSED]) == 4,
+         "HTTP/1.0: /metrics reused >= 3 of 4", "reused >= 3", (m1[NEW] - m0[NEW], m1[REUSED] - m0[REUSED]))
+    n0 = len(be.requests)
+    got = [get10(f"/v10-plain{i}") for i in range(3)]
+    seen = be.requests[n0:]
+    c.eq(len({r.conn for r in seen}), 3,
+         "HTTP/1.0: an answer without keep-alive is not reused (three requests, three connections)")
 
     albd.check_clean_exit(c)
 

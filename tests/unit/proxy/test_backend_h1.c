@@ -114,7 +114,33 @@ static void length_body_in_pieces(void **state)
     assert_int_equal(feed(f, "ngth: 5\r\nX-A: b\r\n\r\nhel"), PX_BRESP_MORE);
     assert_int_equal(feed(f, "lo"), PX_BRESP_DONE);
     assert_string_equal(f->rec.log, "H200 Fine|n=2|ch=0|cl=1;D3:hel;D2:lo;E;");
-    assert_true(px_bresp_keepalive(&f->bp));
+    assert_true(px_bresp_keepalive(&f->bp, 1));
+}
+
+/* After an HTTP/1.0 request (Connection: keep-alive), only a response
+ * that says keep-alive back leaves a reusable connection. */
+static void http10_request_needs_keep_alive_back(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *resp;
+        bool keep;
+    } c[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+        {"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", true},
+        {"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nhi", true},
+        {"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", false},
+        {"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n", false},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        start(f, false, false);
+        assert_int_equal(feed(f, c[i].resp), PX_BRESP_DONE);
+        assert_int_equal(px_bresp_keepalive(&f->bp, 0), c[i].keep);
+    }
+    /* The same HTTP/1.1 response after an HTTP/1.1 request is kept. */
+    start(f, false, false);
+    assert_int_equal(feed(f, c[0].resp), PX_BRESP_DONE);
+    assert_true(px_bresp_keepalive(&f->bp, 1));
 }
 
 static void bytes_after_the_response_are_leftover(void **state)
@@ -231,7 +257,7 @@ static void connection_close_is_not_kept(void **state)
     start(f, false, false);
     assert_int_equal(feed(f, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
                      PX_BRESP_DONE);
-    assert_false(px_bresp_keepalive(&f->bp));
+    assert_false(px_bresp_keepalive(&f->bp, 1));
 }
 
 /* --- the request head ---------------------------------------------------- */
@@ -305,6 +331,7 @@ static void body_pieces_are_chunk_framed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(http10_request_needs_keep_alive_back, setup, teardown),
         cmocka_unit_test_setup_teardown(length_body_in_pieces, setup, teardown),
         cmocka_unit_test_setup_teardown(bytes_after_the_response_are_leftover, setup, teardown),
         cmocka_unit_test_setup_teardown(chunked_body_and_trailers, setup, teardown),

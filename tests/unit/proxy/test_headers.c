@@ -81,6 +81,11 @@ static void xff_append_creates_header(void **state)
     assert_int_equal(px_headers_request(&out, "GET", "/", 1, 0, h, 1, &f, PX_FRAME_NONE, false), 0);
     assert_string_equal(head(),
                         "GET / HTTP/1.0\r\nHost: a\r\nX-Forwarded-For: 2001:db8::1\r\n\r\n");
+    /* An HTTP/1.0 request that may keep its backend connection asks for it. */
+    px_buf_reset(&out);
+    assert_int_equal(px_headers_request(&out, "GET", "/", 1, 0, h, 1, &f, PX_FRAME_NONE, true), 0);
+    assert_string_equal(head(), "GET / HTTP/1.0\r\nHost: a\r\nX-Forwarded-For: 2001:db8::1\r\n"
+                                "Connection: keep-alive\r\n\r\n");
 }
 
 static void xff_remove_and_preserve(void **state)
