@@ -38,7 +38,9 @@ static int lfd;
 
 static struct px_req req(void)
 {
-    return (struct px_req){.lis = &lis, .client = &client, .method = "GET", .body = PX_FRAME_NONE};
+    /* An HTTP/1.1 request, as HEAD says (minor 1). */
+    return (struct px_req){
+        .lis = &lis, .client = &client, .method = "GET", .minor = 1, .body = PX_FRAME_NONE};
 }
 
 static uint64_t count_of(atomic_uint_fast64_t *c)
