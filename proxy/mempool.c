@@ -120,3 +120,61 @@ void *px_mempool_realloc(struct px_mempool *p, void *ptr, size_t n)
     px_mempool_release(p, ptr);
     return v;
 }
+
+void px_mempool_trim(struct px_mempool *p)
+{
+    if (!p)
+        return;
+    for (int c = 0; c < N_CLASSES; c++) {
+        while (p->free[c]) {
+            struct free_block *b = p->free[c];
+            p->free[c] = b->next;
+            free((struct hdr *)b - 1);
+        }
+        p->n_free[c] = 0;
+    }
+}
+
+void px_bufpool_init(struct px_bufpool *p, size_t size, unsigned max)
+{
+    *p = (struct px_bufpool){.size = size < sizeof(void *) ? sizeof(void *) : size, .max = max};
+}
+
+void *px_bufpool_get(struct px_bufpool *p)
+{
+    void *b = p->free;
+    if (b) {
+        memcpy(&p->free, b, sizeof p->free);
+        p->n_free--;
+    } else {
+        b = malloc(p->size);
+        if (!b)
+            return NULL;
+    }
+    p->out++;
+    return b;
+}
+
+void px_bufpool_put(struct px_bufpool *p, void *b)
+{
+    if (!b)
+        return;
+    p->out--;
+    if (p->n_free >= p->max) {
+        free(b);
+        return;
+    }
+    memcpy(b, &p->free, sizeof p->free);
+    p->free = b;
+    p->n_free++;
+}
+
+void px_bufpool_cleanup(struct px_bufpool *p)
+{
+    while (p->free) {
+        void *b = p->free;
+        memcpy(&p->free, b, sizeof p->free);
+        free(b);
+    }
+    p->n_free = 0;
+}

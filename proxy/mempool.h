@@ -23,4 +23,30 @@ void *px_mempool_calloc(struct px_mempool *p, size_t nmemb, size_t size);
 void *px_mempool_realloc(struct px_mempool *p, void *ptr, size_t n);
 void px_mempool_release(struct px_mempool *p, void *ptr);
 
+/* A per-worker cache of equal-sized buffers (a connection's read, staging
+ * and decrypt buffers, output-queue chunks): a connection takes one while
+ * bytes are in flight and gives it back as soon as they are consumed, so
+ * an idle connection holds none and a busy one reuses warm memory without
+ * calling malloc. Single-threaded, like the worker. */
+struct px_bufpool {
+    void *free;      /* cached buffers, linked through their first bytes */
+    unsigned n_free; /* how many are cached */
+    unsigned max;    /* more than this many given back go to free() */
+    size_t size;     /* bytes per buffer (at least a pointer) */
+    size_t out;      /* buffers handed out and not yet given back */
+};
+
+/* Sets up an empty pool of size-byte buffers keeping at most max cached. */
+void px_bufpool_init(struct px_bufpool *p, size_t size, unsigned max);
+/* A buffer of p->size bytes (uninitialized), or NULL when out of memory. */
+void *px_bufpool_get(struct px_bufpool *p);
+/* Gives b (from px_bufpool_get on p) back. NULL is a no-op. */
+void px_bufpool_put(struct px_bufpool *p, void *b);
+/* Frees the cached buffers (those handed out stay the caller's). */
+void px_bufpool_cleanup(struct px_bufpool *p);
+
+/* Frees every block cached in p (blocks handed out are untouched): an idle
+ * connection gives its pool's spare memory back. */
+void px_mempool_trim(struct px_mempool *p);
+
 #endif

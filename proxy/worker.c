@@ -92,6 +92,7 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&w->flush_prepare, NULL);
     uv_close((uv_handle_t *)&w->flush_check, NULL);
+    px_conn_worker_close(w);
     px_mirror_abort_all(w);
     px_upstream_close_idle(w);
     uv_close((uv_handle_t *)&w->wake, NULL);
@@ -146,6 +147,7 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
 {
     w->id = id;
     w->rt = rt;
+    px_conn_worker_init(w);
     int rc = uv_loop_init(&w->loop);
     if (rc != 0)
         return rc;
@@ -196,5 +198,6 @@ void px_worker_join(struct px_worker *w)
         px_log_warn("worker %d: loop closed with handles still open: %s", w->id, uv_strerror(rc));
     px_snapshot_unref(w->snap);
     w->snap = NULL;
+    px_conn_worker_cleanup(w);
     w->started = false;
 }

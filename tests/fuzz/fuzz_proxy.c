@@ -111,6 +111,7 @@ struct px_snapshot *fz_snapshot(void)
         fz_fail("expected 3 listeners in %s/proxy", ALBD_FUZZ_DATA);
     if (uv_loop_init(&worker.loop) != 0)
         fz_fail("uv_loop_init");
+    px_bufpool_init(&worker.conn_bufs, PX_CONN_BUF, 16);
     worker.registry = reg;
     worker.snap = snap;
     return snap;
@@ -191,6 +192,16 @@ bool px_conn_listener_gone(const struct px_conn *c)
 {
     (void)c;
     return false;
+}
+
+/* Parks at once (proxy/conn.c waits PX_CONN_PARK_MS): every idle moment of
+ * a fuzzed session releases the handler's scratch, so the next bytes run
+ * the re-acquiring paths. */
+void px_conn_idle(struct px_conn *c)
+{
+    if (!c->closing && c->state == PX_CONN_OPEN && c->proto->idle && c->proto->idle(c) &&
+        c->proto->park)
+        c->proto->park(c);
 }
 
 void px_conn_close(struct px_conn *c)
