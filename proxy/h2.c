@@ -877,7 +877,20 @@ static void h2_park(struct px_conn *c)
     free(h->nva);
     h->nva = NULL;
     px_mempool_trim(h->pool);
+    /* nghttp2 serializes every outgoing frame into one 16 KiB buffer it
+     * keeps for the session's life; with nothing to send (h2_idle: no
+     * outbound item, so the buffer was reset after the last frame, whose
+     * bytes px_h2_flush copied out) its contents are dead: its pages go
+     * back to the kernel until the next frame is written. */
+    px_mempool_discard_captured(h->pool);
 }
+
+/* The size of nghttp2's outgoing frame buffer, allocated once in
+ * nghttp2_session_server_new3: a frame header, a pad-length byte and the
+ * largest payload (NGHTTP2_FRAMEBUF_CHUNKLEN in nghttp2's sources, the
+ * same since 1.0). Should a version allocate another size, nothing is
+ * captured and parking simply keeps the buffer. */
+#define NG_FRAMEBUF_SIZE (9 + 1 + 16384)
 
 static void *ng_malloc(size_t size, void *ud)
 {
@@ -913,9 +926,13 @@ static int h2_start(struct px_conn *c)
     px_buf_init(&h->hb, 2 * PX_H2_MAX_HEADER_LIST);
     h->pool = px_mempool_new();
     h->mem = (nghttp2_mem){h->pool, ng_malloc, ng_free, ng_calloc, ng_realloc};
-    if (scratch_take(h) < 0 || !h->pool ||
-        nghttp2_session_server_new3(&h->ng, callbacks, h, options, &h->mem))
+    if (scratch_take(h) < 0 || !h->pool)
         return -ENOMEM; /* h2_free releases what exists */
+    px_mempool_capture(h->pool, NG_FRAMEBUF_SIZE);
+    int rv = nghttp2_session_server_new3(&h->ng, callbacks, h, options, &h->mem);
+    px_mempool_capture(h->pool, 0);
+    if (rv)
+        return -ENOMEM;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, PX_H2_MAX_STREAMS},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PX_H2_STREAM_WINDOW},

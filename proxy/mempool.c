@@ -3,6 +3,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 enum {
     N_CLASSES = 8, /* 32, 64, ..., 4096 bytes */
@@ -26,6 +28,9 @@ struct free_block {
 struct px_mempool {
     struct free_block *free[N_CLASSES];
     unsigned n_free[N_CLASSES];
+    size_t capture_size; /* px_mempool_capture: the size to watch for */
+    void *captured;      /* ... the block found, while it lives */
+    size_t captured_size;
 };
 
 static int class_of(size_t n)
@@ -78,6 +83,10 @@ void *px_mempool_alloc(struct px_mempool *p, size_t n)
         return NULL;
     h->cls = c >= 0 ? (uint32_t)c : LARGE;
     h->size = body;
+    if (c < 0 && n == p->capture_size && !p->captured) {
+        p->captured = h + 1;
+        p->captured_size = n;
+    }
     return h + 1;
 }
 
@@ -95,6 +104,8 @@ void px_mempool_release(struct px_mempool *p, void *ptr)
 {
     if (!ptr)
         return;
+    if (ptr == p->captured)
+        p->captured = NULL;
     struct hdr *h = (struct hdr *)ptr - 1;
     if (h->cls == LARGE || p->n_free[h->cls] >= CACHE_PER_CLASS) {
         free(h);
@@ -119,6 +130,29 @@ void *px_mempool_realloc(struct px_mempool *p, void *ptr, size_t n)
     memcpy(v, ptr, h->size);
     px_mempool_release(p, ptr);
     return v;
+}
+
+void px_mempool_capture(struct px_mempool *p, size_t size)
+{
+    p->capture_size = size;
+}
+
+size_t px_mempool_discard_captured(struct px_mempool *p)
+{
+    if (!p || !p->captured)
+        return 0;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t page = pg > 0 ? (uintptr_t)pg : 4096;
+    uintptr_t start = ((uintptr_t)p->captured + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)p->captured + p->captured_size) & ~(page - 1);
+    if (end <= start)
+        return 0;
+    /* Whole pages inside one live block: nothing of malloc's lies there,
+     * and the caller says their contents are dead. They read as zeros
+     * after this and become resident again when written. */
+    if (madvise((void *)start, end - start, MADV_DONTNEED) != 0)
+        return 0;
+    return end - start;
 }
 
 void px_mempool_trim(struct px_mempool *p)

@@ -45,6 +45,17 @@ void px_bufpool_put(struct px_bufpool *p, void *b);
 /* Frees the cached buffers (those handed out stay the caller's). */
 void px_bufpool_cleanup(struct px_bufpool *p);
 
+/* Watches for the next block larger than 4 KiB of exactly size bytes
+ * allocated from p (0: stop watching), remembered while it lives: a
+ * library's one big buffer whose contents the owner knows to be dead at
+ * times (nghttp2's frame buffer between frames). */
+void px_mempool_capture(struct px_mempool *p, size_t size);
+/* Returns the whole pages inside the captured block to the kernel
+ * (madvise MADV_DONTNEED: they read as zeros afterwards, and cost memory
+ * again only when written). Call only when its contents are dead. Returns
+ * the bytes released (0: no block, or nothing page-sized). */
+size_t px_mempool_discard_captured(struct px_mempool *p);
+
 /* Frees every block cached in p (blocks handed out are untouched): an idle
  * connection gives its pool's spare memory back. */
 void px_mempool_trim(struct px_mempool *p);
