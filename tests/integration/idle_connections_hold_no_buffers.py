@@ -19,12 +19,13 @@ from albd_harness import (SANITIZE, certificate, echo_of, free_ports, http_liste
 import h2_frames as h2  # noqa: E402
 
 N = 200
-# RSS growth per idle connection with 200 of them (2 workers, RSA): ~29 KiB
-# over HTTP/1.1 and ~26 over HTTP/2 on this build, most of it OpenSSL's own
-# state (~14.5 KiB after SSL_free_buffers) plus malloc arenas still growing;
-# before idle connections released their buffers: ~63 and ~82 KiB. Generous
-# bounds: the metrics above are the exact check.
-MAX_KIB_H1, MAX_KIB_H2 = 45, 55
+# RSS growth per idle connection with only 200 of them (2 workers, RSA) is
+# noisy: 17 to 42 KiB seen on this build (OpenSSL's own state is ~14.5 KiB
+# after SSL_free_buffers; the rest is malloc holes left by the buffers of
+# connections set up before they parked, amortized over few connections).
+# Before idle connections released their buffers: 63 KiB over HTTP/1.1 and
+# 82 over HTTP/2. The bound sits between; the metrics are the exact check.
+MAX_KIB_H1, MAX_KIB_H2 = 52, 52
 
 
 def metric(albd, name):
