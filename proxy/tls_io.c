@@ -236,8 +236,9 @@ bool px_tls_io_park(struct px_tls_io *t)
         SSL_has_pending(t->ssl))
         return false;
     /* SSL_free_buffers itself refuses while its buffers hold a record or a
-     * part of one, or output not yet written to the BIO. */
-    if (!safe || !SSL_free_buffers(t->ssl)) {
+     * part of one, or output not yet written to the BIO. An older OpenSSL
+     * keeps its buffers (the rest is released all the same). */
+    if (safe && !SSL_free_buffers(t->ssl)) {
         ERR_clear_error();
         return false;
     }
