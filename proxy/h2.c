@@ -881,7 +881,8 @@ static void h2_park(struct px_conn *c)
      * keeps for the session's life; with nothing to send (h2_idle: no
      * outbound item, so the buffer was reset after the last frame, whose
      * bytes px_h2_flush copied out) its contents are dead: its pages go
-     * back to the kernel until the next frame is written. */
+     * back to the kernel until the next frame is written. So does the
+     * stream table while it is empty (zero pages only). */
     px_mempool_discard_captured(h->pool);
 }
 
@@ -891,6 +892,10 @@ static void h2_park(struct px_conn *c)
  * same since 1.0). Should a version allocate another size, nothing is
  * captured and parking simply keeps the buffer. */
 #define NG_FRAMEBUF_SIZE (9 + 1 + 16384)
+/* nghttp2's stream hash table (256 buckets of 16 bytes, 1.52): all zeros
+ * while no stream exists, and then only given back (zero pages only: safe
+ * whatever the block really is). */
+#define NG_MAP_TABLE_SIZE 4096
 
 static void *ng_malloc(size_t size, void *ud)
 {
@@ -928,9 +933,11 @@ static int h2_start(struct px_conn *c)
     h->mem = (nghttp2_mem){h->pool, ng_malloc, ng_free, ng_calloc, ng_realloc};
     if (scratch_take(h) < 0 || !h->pool)
         return -ENOMEM; /* h2_free releases what exists */
-    px_mempool_capture(h->pool, NG_FRAMEBUF_SIZE);
+    px_mempool_capture(h->pool, 0, NG_FRAMEBUF_SIZE, true);
+    px_mempool_capture(h->pool, 1, NG_MAP_TABLE_SIZE, false);
     int rv = nghttp2_session_server_new3(&h->ng, callbacks, h, options, &h->mem);
-    px_mempool_capture(h->pool, 0);
+    px_mempool_capture(h->pool, 0, 0, true);
+    px_mempool_capture(h->pool, 1, 0, false);
     if (rv)
         return -ENOMEM;
     nghttp2_settings_entry iv[] = {

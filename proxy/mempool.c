@@ -28,10 +28,29 @@ struct free_block {
 struct px_mempool {
     struct free_block *free[N_CLASSES];
     unsigned n_free[N_CLASSES];
-    size_t capture_size; /* px_mempool_capture: the size to watch for */
-    void *captured;      /* ... the block found, while it lives */
-    size_t captured_size;
+    /* px_mempool_capture: sizes watched for, and the page-aligned blocks
+     * found (no header: recognized by address), while they live. */
+    struct capture {
+        size_t want;  /* 0: not watching */
+        bool dead;    /* contents dead whenever the owner discards */
+        void *block;  /* NULL: none */
+        size_t bytes; /* its size, whole pages */
+    } cap[PX_MEMPOOL_CAPTURES];
 };
+
+static size_t page_size(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    return pg > 0 ? (size_t)pg : 4096;
+}
+
+static struct capture *captured(struct px_mempool *p, void *ptr)
+{
+    for (int i = 0; i < PX_MEMPOOL_CAPTURES; i++)
+        if (p->cap[i].block && p->cap[i].block == ptr)
+            return &p->cap[i];
+    return NULL;
+}
 
 static int class_of(size_t n)
 {
@@ -68,6 +87,17 @@ void px_mempool_free(struct px_mempool *p)
 
 void *px_mempool_alloc(struct px_mempool *p, size_t n)
 {
+    for (int i = 0; i < PX_MEMPOOL_CAPTURES; i++) {
+        struct capture *k = &p->cap[i];
+        if (k->want && n == k->want && !k->block) {
+            size_t pg = page_size(), bytes = (n + pg - 1) / pg * pg;
+            k->block = aligned_alloc(pg, bytes);
+            if (!k->block)
+                return NULL;
+            k->bytes = bytes;
+            return k->block;
+        }
+    }
     int c = class_of(n);
     if (c >= 0 && p->free[c]) {
         struct free_block *b = p->free[c];
@@ -83,10 +113,6 @@ void *px_mempool_alloc(struct px_mempool *p, size_t n)
         return NULL;
     h->cls = c >= 0 ? (uint32_t)c : LARGE;
     h->size = body;
-    if (c < 0 && n == p->capture_size && !p->captured) {
-        p->captured = h + 1;
-        p->captured_size = n;
-    }
     return h + 1;
 }
 
@@ -104,8 +130,12 @@ void px_mempool_release(struct px_mempool *p, void *ptr)
 {
     if (!ptr)
         return;
-    if (ptr == p->captured)
-        p->captured = NULL;
+    struct capture *k = captured(p, ptr);
+    if (k) {
+        free(k->block);
+        k->block = NULL;
+        return;
+    }
     struct hdr *h = (struct hdr *)ptr - 1;
     if (h->cls == LARGE || p->n_free[h->cls] >= CACHE_PER_CLASS) {
         free(h);
@@ -121,6 +151,17 @@ void *px_mempool_realloc(struct px_mempool *p, void *ptr, size_t n)
 {
     if (!ptr)
         return px_mempool_alloc(p, n);
+    struct capture *k = captured(p, ptr);
+    if (k) {
+        if (n <= k->bytes)
+            return ptr;
+        void *v = px_mempool_alloc(p, n);
+        if (!v)
+            return NULL;
+        memcpy(v, ptr, k->bytes);
+        px_mempool_release(p, ptr);
+        return v;
+    }
     struct hdr *h = (struct hdr *)ptr - 1;
     if (n <= h->size)
         return ptr;
@@ -132,27 +173,48 @@ void *px_mempool_realloc(struct px_mempool *p, void *ptr, size_t n)
     return v;
 }
 
-void px_mempool_capture(struct px_mempool *p, size_t size)
+void px_mempool_capture(struct px_mempool *p, int slot, size_t size, bool dead)
 {
-    p->capture_size = size;
+    if (slot < 0 || slot >= PX_MEMPOOL_CAPTURES)
+        return;
+    p->cap[slot].want = size > 4096 || (size && !dead) ? size : 0;
+    p->cap[slot].dead = dead;
+}
+
+static bool page_zero(const unsigned char *q, size_t n)
+{
+    for (size_t i = 0; i < n; i += sizeof(uint64_t)) {
+        uint64_t v;
+        memcpy(&v, q + i, sizeof v);
+        if (v)
+            return false;
+    }
+    return true;
 }
 
 size_t px_mempool_discard_captured(struct px_mempool *p)
 {
-    if (!p || !p->captured)
+    if (!p)
         return 0;
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t page = pg > 0 ? (uintptr_t)pg : 4096;
-    uintptr_t start = ((uintptr_t)p->captured + page - 1) & ~(page - 1);
-    uintptr_t end = ((uintptr_t)p->captured + p->captured_size) & ~(page - 1);
-    if (end <= start)
-        return 0;
-    /* Whole pages inside one live block: nothing of malloc's lies there,
-     * and the caller says their contents are dead. They read as zeros
-     * after this and become resident again when written. */
-    if (madvise((void *)start, end - start, MADV_DONTNEED) != 0)
-        return 0;
-    return end - start;
+    size_t pg = page_size(), released = 0;
+    for (int i = 0; i < PX_MEMPOOL_CAPTURES; i++) {
+        struct capture *k = &p->cap[i];
+        if (!k->block)
+            continue;
+        /* Whole pages of one live block of ours: nothing of malloc's lies
+         * there. They read as zeros afterwards and cost memory again only
+         * when written: for a dead block any content may go, for another
+         * only pages that are zeros already (nothing changes for its
+         * reader). */
+        for (size_t off = 0; off < k->bytes; off += pg) {
+            unsigned char *q = (unsigned char *)k->block + off;
+            if (!k->dead && !page_zero(q, pg))
+                continue;
+            if (madvise(q, pg, MADV_DONTNEED) == 0)
+                released += pg;
+        }
+    }
+    return released;
 }
 
 void px_mempool_trim(struct px_mempool *p)

@@ -5,6 +5,7 @@
 #ifndef ALBD_PROXY_MEMPOOL_H
 #define ALBD_PROXY_MEMPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct px_mempool;
@@ -45,15 +46,21 @@ void px_bufpool_put(struct px_bufpool *p, void *b);
 /* Frees the cached buffers (those handed out stay the caller's). */
 void px_bufpool_cleanup(struct px_bufpool *p);
 
-/* Watches for the next block larger than 4 KiB of exactly size bytes
- * allocated from p (0: stop watching), remembered while it lives: a
- * library's one big buffer whose contents the owner knows to be dead at
- * times (nghttp2's frame buffer between frames). */
-void px_mempool_capture(struct px_mempool *p, size_t size);
-/* Returns the whole pages inside the captured block to the kernel
- * (madvise MADV_DONTNEED: they read as zeros afterwards, and cost memory
- * again only when written). Call only when its contents are dead. Returns
- * the bytes released (0: no block, or nothing page-sized). */
+/* Capture slots per pool (px_mempool_capture). */
+#define PX_MEMPOOL_CAPTURES 2
+
+/* Watches, in slot, for the next block of exactly size bytes allocated
+ * from p (0: stop watching): it is given whole pages of its own,
+ * page-aligned, and remembered while it lives. For a library's few big
+ * blocks whose memory the owner can give back at times: dead, the
+ * contents are known to be dead then (nghttp2's frame buffer between
+ * frames; sizes over 4 KiB only); else only pages that are all zeros are
+ * given back (an empty table), which changes nothing for the reader. */
+void px_mempool_capture(struct px_mempool *p, int slot, size_t size, bool dead);
+/* Returns the captured blocks' pages to the kernel (madvise MADV_DONTNEED:
+ * they read as zeros afterwards, and cost memory again only when
+ * written), as px_mempool_capture allows. Call only when dead blocks'
+ * contents are dead. Returns the bytes released. */
 size_t px_mempool_discard_captured(struct px_mempool *p);
 
 /* Frees every block cached in p (blocks handed out are untouched): an idle
