@@ -785,6 +785,15 @@ static char *metrics_text(struct ag_agent *a)
               (unsigned long long)st.connections_accepted,
               (unsigned long long)st.connections_active);
     sb_printf(&b,
+              "# HELP albd_connections_parked Idle client connections holding no read or write "
+              "buffer.\n"
+              "# TYPE albd_connections_parked gauge\nalbd_connections_parked %llu\n"
+              "# HELP albd_connection_buffer_bytes Bytes of read and write buffers client "
+              "connections hold.\n"
+              "# TYPE albd_connection_buffer_bytes gauge\nalbd_connection_buffer_bytes %llu\n",
+              (unsigned long long)st.connections_parked,
+              (unsigned long long)st.connection_buffer_bytes);
+    sb_printf(&b,
               "# HELP albd_requests_total Requests received.\n"
               "# TYPE albd_requests_total counter\nalbd_requests_total %llu\n",
               (unsigned long long)st.requests);

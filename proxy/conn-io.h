@@ -52,4 +52,10 @@ int px_conn_snapshot_refresh(struct px_conn *c);
 /* True when the newest snapshot no longer has c's listening address. */
 bool px_conn_listener_gone(const struct px_conn *c);
 
+/* The handler went idle (nothing in flight, its idle() callback says so):
+ * PX_CONN_PARK_MS from now, unless bytes arrive first, c is parked (TLS
+ * record buffers and the handler's scratch released, px_proto.park).
+ * Cheap and idempotent; arriving bytes end the idle time. */
+void px_conn_idle(struct px_conn *c);
+
 #endif

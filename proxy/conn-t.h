@@ -21,6 +21,14 @@ struct px_tls_io;
 /* Output written during one loop iteration is gathered here and sent once
  * at its end (one TLS record, one write syscall) instead of per call. */
 #define PX_CONN_STAGE (16 * 1024)
+/* The read, staging and decrypt buffers are all this size and come from
+ * the worker's pool (px_worker.conn_bufs) only while bytes are in them. */
+#define PX_CONN_BUF (16 * 1024)
+/* A connection idle this long is parked: its TLS record buffers and its
+ * handler's scratch are released (proxy/conn.c, px_proto.park). Not at
+ * once: a keep-alive client's next request usually follows within
+ * milliseconds, and parking costs a few frees and mallocs. */
+#define PX_CONN_PARK_MS 500
 /* TLS input buffered while the handler does not want input: reading
  * continues (no epoll change per request) up to this much. */
 #define PX_CONN_TLS_IN_MAX (64 * 1024)
@@ -47,6 +55,13 @@ struct px_proto {
     /* The worker moved to a new snapshot: when idle, move to it now (or
      * close if the listener is gone); when busy, after the response. */
     void (*on_snapshot)(struct px_conn *c);
+    /* Whether nothing is in flight (between requests, no stream open, no
+     * output pending): the connection may be parked. NULL: never parked. */
+    bool (*idle)(struct px_conn *c);
+    /* Parking: release every buffer and scratch the handler keeps for its
+     * next request (taken again when it comes). Called only while idle()
+     * is true; NULL: nothing to release. */
+    void (*park)(struct px_conn *c);
     /* c is closing: release upstream connections now, free state in
      * free (called from the last close callback). */
     void (*on_close)(struct px_conn *c);
@@ -105,13 +120,25 @@ struct px_conn {
      * rbuf (plain) or plain (TLS). */
     const char *in;
     size_t in_len;
-    char *plain; /* TLS only: PX_CONN_RBUF bytes of decrypted input */
+    /* PX_CONN_BUF-byte buffers from w->conn_bufs, NULL while not in use:
+     * rbuf while a read is in progress (plain HTTP: until its bytes are
+     * consumed), plain (TLS) while decrypted input waits, stage while
+     * output waits for the end of the loop iteration. */
+    char *plain;
+    char *rbuf;
+    char *stage;
+    size_t stage_len;
+
+    /* Idle tracking (px_conn_idle): linked on w->idle_head/idle_tail since
+     * idle_since (uv_now); parked once the handler and TLS let go of their
+     * buffers. */
+    struct px_conn *idle_prev, *idle_next;
+    uint64_t idle_since;
+    bool idle_linked;
+    bool parked;
 
     char client_ip[64];
     char client_port[8];
-    char rbuf[PX_CONN_RBUF];
-    size_t stage_len;
-    char stage[PX_CONN_STAGE];
 };
 
 #endif

@@ -35,6 +35,157 @@ static void stat_add(atomic_uint_fast64_t *v, int64_t d)
     atomic_fetch_add_explicit(v, (uint_fast64_t)d, memory_order_relaxed);
 }
 
+/* --- pooled buffers and parking ----------------------------------------
+ *
+ * An idle connection holds no buffer: the read, staging and decrypt
+ * buffers and the output chunks come from the worker's pools while bytes
+ * are in them and go back as soon as they are consumed or sent (a pointer
+ * push, no malloc). What the TLS library and the protocol handler keep
+ * between requests (OpenSSL's record buffers, header scratch, HTTP/2
+ * stream caches) is released when the connection has been idle for
+ * PX_CONN_PARK_MS ("parked"); it is taken again when bytes arrive. */
+
+/* The gauge of pooled bytes client connections hold (single writer: this
+ * worker; a relaxed store, no read-modify-write on the hot path). */
+static void publish_bufs(struct px_worker *w)
+{
+    uint64_t bytes = (uint64_t)w->conn_bufs.out * w->conn_bufs.size +
+                     (uint64_t)w->out_chunks.out * w->out_chunks.size;
+    atomic_store_explicit(&w->stats.connection_buffer_bytes, bytes, memory_order_relaxed);
+}
+
+static char *buf_take(struct px_conn *c)
+{
+    char *b = px_bufpool_get(&c->w->conn_bufs);
+    publish_bufs(c->w);
+    return b;
+}
+
+static void buf_give(struct px_conn *c, char **b)
+{
+    if (!*b)
+        return;
+    px_bufpool_put(&c->w->conn_bufs, *b);
+    *b = NULL;
+    publish_bufs(c->w);
+}
+
+static void idle_unlink(struct px_conn *c)
+{
+    if (!c->idle_linked)
+        return;
+    struct px_worker *w = c->w;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        w->idle_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        w->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    c->idle_linked = false;
+}
+
+/* Bytes moved again: c is no longer parked (what it released is taken
+ * again on demand). */
+static void unpark(struct px_conn *c)
+{
+    if (c->parked) {
+        c->parked = false;
+        stat_add(&c->w->stats.connections_parked, -1);
+    }
+}
+
+/* Releases what c keeps while idle, if nothing is in flight on any layer:
+ * handler, albd's buffers, TLS (px_tls_io_park refuses while OpenSSL holds
+ * unread or unsent bytes). */
+static void park(struct px_conn *c)
+{
+    if (c->closing || c->state != PX_CONN_OPEN || c->parked || c->eof || !c->proto->idle ||
+        !c->proto->idle(c))
+        return;
+    if (c->in_len || c->stage_len || c->out.queued || c->out.inflight || c->out.open || c->out.held)
+        return;
+    if (c->tls && !px_tls_io_park(c->tls))
+        return;
+    if (c->proto->park)
+        c->proto->park(c);
+    buf_give(c, &c->rbuf);
+    buf_give(c, &c->plain);
+    buf_give(c, &c->stage);
+    c->parked = true;
+    stat_add(&c->w->stats.connections_parked, 1);
+}
+
+static void park_cb(uv_timer_t *t)
+{
+    struct px_worker *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    struct px_conn *c;
+    while ((c = w->idle_head) && c->idle_since + PX_CONN_PARK_MS <= now) {
+        idle_unlink(c);
+        park(c);
+    }
+    if (w->idle_head)
+        uv_timer_start(t, park_cb, w->idle_head->idle_since + PX_CONN_PARK_MS - now, 0);
+    publish_bufs(w);
+}
+
+void px_conn_idle(struct px_conn *c)
+{
+    if (c->closing || c->state != PX_CONN_OPEN || c->idle_linked || c->parked)
+        return;
+    struct px_worker *w = c->w;
+    c->idle_since = uv_now(&w->loop);
+    c->idle_prev = w->idle_tail;
+    c->idle_next = NULL;
+    if (w->idle_tail)
+        w->idle_tail->idle_next = c;
+    else
+        w->idle_head = c;
+    w->idle_tail = c;
+    c->idle_linked = true;
+    if (!w->park_timer_on) {
+        uv_timer_init(&w->loop, &w->park_timer);
+        w->park_timer.data = w;
+        uv_unref((uv_handle_t *)&w->park_timer); /* connections keep the loop alive */
+        w->park_timer_on = true;
+    }
+    if (!uv_is_active((uv_handle_t *)&w->park_timer))
+        uv_timer_start(&w->park_timer, park_cb, PX_CONN_PARK_MS, 0);
+}
+
+/* Asks the handler whether c is idle now, and starts its idle time. */
+static void idle_check(struct px_conn *c)
+{
+    if (!c->closing && c->state == PX_CONN_OPEN && !c->idle_linked && !c->parked &&
+        c->proto->idle && c->proto->idle(c))
+        px_conn_idle(c);
+}
+
+void px_conn_worker_init(struct px_worker *w)
+{
+    /* Enough cached buffers for every connection of a busy iteration; the
+     * rest go back to malloc. */
+    px_bufpool_init(&w->conn_bufs, PX_CONN_BUF, 128);
+    px_bufpool_init(&w->out_chunks, px_outq_chunk_size(), 64);
+}
+
+void px_conn_worker_close(struct px_worker *w)
+{
+    if (w->park_timer_on) {
+        uv_close((uv_handle_t *)&w->park_timer, NULL);
+        w->park_timer_on = false;
+    }
+}
+
+void px_conn_worker_cleanup(struct px_worker *w)
+{
+    px_bufpool_cleanup(&w->conn_bufs);
+    px_bufpool_cleanup(&w->out_chunks);
+}
+
 struct px_conn *px_conn_next(struct px_conn *c)
 {
     return c ? c->next : NULL;
@@ -58,9 +209,13 @@ static void conn_free(struct px_conn *c)
         w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    idle_unlink(c);
+    unpark(c);
     px_outq_cleanup(&c->out);
     px_tls_io_free(c->tls);
-    free(c->plain);
+    buf_give(c, &c->plain);
+    buf_give(c, &c->rbuf);
+    buf_give(c, &c->stage);
     if (c->lis)
         px_obs_conn(w->id, c->lis->obs_slot, -1);
     px_snapshot_unref(c->snap);
@@ -81,6 +236,7 @@ void px_conn_close(struct px_conn *c)
         return;
     c->closing = true;
     c->state = PX_CONN_CLOSING;
+    idle_unlink(c);
     if (c->proto && c->proto->on_close)
         c->proto->on_close(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -269,12 +425,15 @@ static void on_written(struct px_outq *q, int status)
         if (c->state == PX_CONN_OPEN && c->proto && c->proto->on_writable)
             c->proto->on_writable(c);
     }
+    if (q->inflight == 0)
+        idle_check(c); /* a response the client was slow to take has gone */
 }
 
 /* Writes bufs to the client now: through TLS, or straight to the queue. */
 static int write_now(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
 {
     int rc = 0;
+    unpark(c); /* TLS takes its write buffer again */
     if (!c->tls) {
         rc = px_outq_writev(&c->out, bufs, n);
     } else {
@@ -291,11 +450,15 @@ static int write_now(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
 /* Sends what is staged. */
 static int stage_flush(struct px_conn *c)
 {
-    if (c->stage_len == 0)
+    if (c->stage_len == 0) {
+        buf_give(c, &c->stage);
         return 0;
+    }
     uv_buf_t b = uv_buf_init(c->stage, (unsigned)c->stage_len);
     c->stage_len = 0;
-    return write_now(c, &b, 1);
+    int rc = write_now(c, &b, 1); /* copies (outq chunk or TLS record) */
+    buf_give(c, &c->stage);
+    return rc;
 }
 
 void px_conn_flush_all(struct px_worker *w)
@@ -319,23 +482,28 @@ int px_conn_write(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
-    if (c->stage_len + total > sizeof c->stage && total > sizeof c->stage && c->stage_len &&
-        n < 8) {
+    if (c->stage_len + total > PX_CONN_STAGE && total > PX_CONN_STAGE && c->stage_len && n < 8) {
         /* Large output follows what is staged (a response head) in the
          * same write. */
         uv_buf_t v[8];
         v[0] = uv_buf_init(c->stage, (unsigned)c->stage_len);
         memcpy(v + 1, bufs, n * sizeof *bufs);
         c->stage_len = 0;
-        return write_now(c, v, n + 1);
+        int rc = write_now(c, v, n + 1); /* copies, as in stage_flush */
+        buf_give(c, &c->stage);
+        return rc;
     }
-    if (c->stage_len + total > sizeof c->stage) {
+    if (c->stage_len + total > PX_CONN_STAGE) {
         int rc = stage_flush(c);
         if (rc < 0)
             return rc;
-        if (total > sizeof c->stage)
+        if (total > PX_CONN_STAGE)
             return write_now(c, bufs, n);
     }
+    if (total == 0)
+        return 0;
+    if (!c->stage && !(c->stage = buf_take(c)))
+        return -ENOMEM;
     /* Small output waits for the end of the loop iteration, so a response
      * head and its body (or several pipelined responses) leave together. */
     for (unsigned i = 0; i < n; i++) {
@@ -408,8 +576,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct px_conn *c = h->data;
     (void)suggested;
+    if (!c->rbuf)
+        c->rbuf = buf_take(c);
     buf->base = c->rbuf;
-    buf->len = sizeof c->rbuf;
+    buf->len = c->rbuf ? PX_CONN_BUF : 0; /* 0: libuv reports UV_ENOBUFS, c closes */
 }
 
 static void client_eof(struct px_conn *c)
@@ -513,7 +683,17 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct px_conn *c = s->data;
     struct px_worker *w = c->w;
     (void)buf;
+    if (nread > 0) {
+        idle_unlink(c);
+        unpark(c);
+    }
     read_cb_body(c, s, nread);
+    /* The read buffer goes back at once, unless plain-HTTP input in it
+     * waits for the handler (TLS input was copied to OpenSSL). */
+    if (c->tls || c->in_len == 0 || c->closing)
+        buf_give(c, &c->rbuf);
+    if (nread > 0)
+        idle_check(c);
     px_conn_flush_all(w);
 }
 
@@ -602,7 +782,11 @@ static void input_pump(struct px_conn *c)
         c->pump_again = false;
         while (!c->closing && c->state == PX_CONN_OPEN && c->want_input) {
             if (c->in_len == 0 && c->tls) {
-                ssize_t n = px_tls_io_read(c->tls, c->plain, PX_CONN_RBUF);
+                if (!c->plain && !(c->plain = buf_take(c))) {
+                    px_conn_close(c);
+                    break;
+                }
+                ssize_t n = px_tls_io_read(c->tls, c->plain, PX_CONN_BUF);
                 if (tls_flush(c) < 0) {
                     px_conn_close(c);
                     break;
@@ -633,6 +817,13 @@ static void input_pump(struct px_conn *c)
         }
     } while (c->pump_again && !c->closing);
     c->in_pump = false;
+    if (c->in_len == 0) {
+        /* Nothing waits in them: the decrypt buffer, and a plain read
+         * buffer whose bytes were consumed after a pause, go back. */
+        buf_give(c, &c->plain);
+        if (!c->tls)
+            buf_give(c, &c->rbuf);
+    }
     if (c->eof_deferred && c->want_input && c->in_len == 0 && !c->closing &&
         c->state == PX_CONN_OPEN) {
         c->eof_deferred = false;
@@ -697,6 +888,7 @@ void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd)
     c->timer.data = c;
     c->open_handles = 2;
     px_outq_init(&c->out, (uv_stream_t *)&c->tcp, on_written);
+    px_outq_set_pool(&c->out, &w->out_chunks);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -726,8 +918,7 @@ void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd)
 
     if (c->lis->ssl_ctx) {
         c->tls = px_tls_io_new(c->lis->ssl_ctx);
-        c->plain = malloc(PX_CONN_RBUF);
-        if (!c->tls || !c->plain) {
+        if (!c->tls) {
             px_log_error("conn: out of memory for a TLS session");
             px_conn_close(c);
             return;

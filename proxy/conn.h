@@ -34,4 +34,13 @@ struct px_conn *px_conn_next(struct px_conn *c);
  * iteration. The worker calls it from its prepare and check handles. */
 void px_conn_flush_all(struct px_worker *w);
 
+/* The worker's share of the connection machinery: px_conn_worker_init sets
+ * up its buffer pools (before its loop runs); px_conn_worker_close closes
+ * the parking timer (with the worker's other handles, when it drains);
+ * px_conn_worker_cleanup frees the cached buffers (after the loop closed,
+ * every connection freed). */
+void px_conn_worker_init(struct px_worker *w);
+void px_conn_worker_close(struct px_worker *w);
+void px_conn_worker_cleanup(struct px_worker *w);
+
 #endif

@@ -211,10 +211,23 @@ static int refuse(struct h1 *h, int status)
     return HPE_USER;
 }
 
+/* The header scratch (PX_HDR_MAX entries each): allocated for a request,
+ * released when the connection parks (h1_park). 0 or -1 (no memory). */
+static int scratch_take(struct h1 *h)
+{
+    if (!h->hl.ents)
+        h->hl.ents = calloc(PX_HDR_MAX, sizeof *h->hl.ents);
+    if (!h->hdrs)
+        h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
+    return h->hl.ents && h->hdrs ? 0 : -1;
+}
+
 static int on_req_begin(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
     const struct rc_listener *m = h->c->lis->model;
+    if (scratch_take(h) < 0)
+        return refuse(h, 503);
     head_reset(h);
     h->phase = PH_HEAD;
     h->err_status = 0;
@@ -552,6 +565,8 @@ static void response_done(struct h1 *h, bool clean)
     }
     px_conn_timer(c, ms(c->lis->model->idle_timeout_s));
     req_resume(h);
+    if (!c->closing && h->phase == PH_IDLE)
+        px_conn_idle(c); /* no pipelined request began */
 }
 
 static void up_on_read(void *owner, const char *data, ssize_t n)
@@ -1006,14 +1021,36 @@ static void h1_free(struct px_conn *c)
     c->ps = NULL;
 }
 
+/* Idle: between requests, nothing parsed or forwarded. */
+static bool h1_idle(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    return h && h->phase == PH_IDLE && !h->x.u && !h->req_paused;
+}
+
+/* Parked: the head buffers, the header scratch and the compressor state
+ * go; the next request takes them again (on_req_begin, px_buf growth,
+ * the compression filter). */
+static void h1_park(struct px_conn *c)
+{
+    struct h1 *h = c->ps;
+    px_buf_cleanup(&h->hin);
+    px_buf_cleanup(&h->hout);
+    px_buf_cleanup(&h->tgt);
+    px_hdrlist_reset(&h->hl);
+    free(h->hl.ents);
+    h->hl.ents = NULL;
+    free(h->hdrs);
+    h->hdrs = NULL;
+    px_compress_release(&h->x);
+}
+
 static int h1_start(struct px_conn *c)
 {
     struct h1 *h = calloc(1, sizeof *h);
     if (!h)
         return -ENOMEM;
-    h->hl.ents = calloc(PX_HDR_MAX, sizeof *h->hl.ents);
-    h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
-    if (!h->hl.ents || !h->hdrs) {
+    if (scratch_take(h) < 0) {
         free(h->hl.ents);
         free(h->hdrs);
         free(h);
@@ -1030,6 +1067,7 @@ static int h1_start(struct px_conn *c)
     h->req.data = h;
     c->ps = h;
     px_conn_timer(c, ms(c->lis->model->idle_timeout_s));
+    px_conn_idle(c);
     return 0;
 }
 
@@ -1066,6 +1104,8 @@ const struct px_proto px_h1_proto = {
     .on_timeout = h1_on_timeout,
     .drain = h1_drain,
     .on_snapshot = h1_on_snapshot,
+    .idle = h1_idle,
+    .park = h1_park,
     .on_close = h1_on_close,
     .free = h1_free,
 };

@@ -113,8 +113,12 @@ struct h2 {
     struct px_hdr *hdrs;
     nghttp2_nv *nva;
 
+    /* Output being coalesced: a PX_CONN_BUF-byte buffer from the worker's
+     * pool, held only inside px_h2_flush. */
     size_t olen;
-    uint8_t obuf[OBUF_SIZE];
+    uint8_t *obuf;
 };
+
+_Static_assert(OBUF_SIZE <= PX_CONN_BUF, "h2 output buffer comes from the connection pool");
 
 #endif

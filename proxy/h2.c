@@ -363,11 +363,27 @@ static void rearm(struct h2 *h)
         px_conn_timer(h->c, next > now ? next - now : 1);
 }
 
+/* The header scratch (request fields, pipeline fields, response nv):
+ * taken for the first stream, released when the connection parks
+ * (h2_park). 0 or -1 (no memory). */
+static int scratch_take(struct h2 *h)
+{
+    if (!h->ents)
+        h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
+    if (!h->hdrs)
+        h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
+    if (!h->nva)
+        h->nva = calloc(PX_HDR_MAX + 2, sizeof *h->nva); /* :status, fields, x-request-id */
+    return h->ents && h->hdrs && h->nva ? 0 : -1;
+}
+
 static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     struct h2 *h = user;
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
+    if (scratch_take(h) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
     hb_reset(h);
     if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
@@ -630,6 +646,10 @@ void px_h2_flush(struct h2 *h)
             break;
         if (h->olen + (size_t)n > OBUF_SIZE && (rc = obuf_flush(h)) < 0)
             break;
+        if (!h->obuf && !(h->obuf = px_bufpool_get(&c->w->conn_bufs))) {
+            rc = -ENOMEM;
+            break;
+        }
         if ((size_t)n > OBUF_SIZE) {
             uv_buf_t b = uv_buf_init((char *)d, (unsigned)n);
             if ((rc = px_conn_write(c, &b, 1)) < 0)
@@ -641,6 +661,9 @@ void px_h2_flush(struct h2 *h)
     }
     if (rc == 0)
         rc = obuf_flush(h);
+    h->olen = 0;
+    px_bufpool_put(&c->w->conn_bufs, h->obuf); /* px_conn_write copied it */
+    h->obuf = NULL;
     h->in_ng = false;
     if (c->closing)
         return;
@@ -651,8 +674,12 @@ void px_h2_flush(struct h2 *h)
         return;
     }
     if ((!nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng)) ||
-        (c->eof && h->n_active == 0))
+        (c->eof && h->n_active == 0)) {
         finish(h);
+        return;
+    }
+    if (h->n_active == 0 && !nghttp2_session_want_write(h->ng))
+        px_conn_idle(c);
 }
 
 void px_h2_flush_later(struct h2 *h)
@@ -859,6 +886,56 @@ static void h2_free(struct px_conn *c)
     c->ps = NULL;
 }
 
+/* Idle: no stream open, nothing for nghttp2 to send. */
+static bool h2_idle(struct px_conn *c)
+{
+    struct h2 *h = c->ps;
+    return h && h->ng && !h->finished && !h->in_ng && h->n_active == 0 && !h->later_queued &&
+           !nghttp2_session_want_write(h->ng);
+}
+
+/* Parked: the recycled streams (with their buffers), the header scratch
+ * and the blocks nghttp2 gave back to the connection's pool go; a new
+ * stream takes them again. nghttp2's session itself (settings, HPACK
+ * tables, its frame buffer) stays. */
+static void h2_park(struct px_conn *c)
+{
+    struct h2 *h = c->ps;
+    while (h->free_streams) {
+        struct h2_stream *s = h->free_streams;
+        h->free_streams = s->next;
+        px_h2_stream_free(s);
+    }
+    h->n_free = 0;
+    hb_reset(h);
+    px_buf_cleanup(&h->hb);
+    free(h->ents);
+    h->ents = NULL;
+    free(h->hdrs);
+    h->hdrs = NULL;
+    free(h->nva);
+    h->nva = NULL;
+    px_mempool_trim(h->pool);
+    /* nghttp2 serializes every outgoing frame into one 16 KiB buffer it
+     * keeps for the session's life; with nothing to send (h2_idle: no
+     * outbound item, so the buffer was reset after the last frame, whose
+     * bytes px_h2_flush copied out) its contents are dead: its pages go
+     * back to the kernel until the next frame is written. So does the
+     * stream table while it is empty (zero pages only). */
+    px_mempool_discard_captured(h->pool);
+}
+
+/* The size of nghttp2's outgoing frame buffer, allocated once in
+ * nghttp2_session_server_new3: a frame header, a pad-length byte and the
+ * largest payload (NGHTTP2_FRAMEBUF_CHUNKLEN in nghttp2's sources, the
+ * same since 1.0). Should a version allocate another size, nothing is
+ * captured and parking simply keeps the buffer. */
+#define NG_FRAMEBUF_SIZE (9 + 1 + 16384)
+/* nghttp2's stream hash table (256 buckets of 16 bytes, 1.52): all zeros
+ * while no stream exists, and then only given back (zero pages only: safe
+ * whatever the block really is). */
+#define NG_MAP_TABLE_SIZE 4096
+
 static void *ng_malloc(size_t size, void *ud)
 {
     return px_mempool_alloc(ud, size);
@@ -890,15 +967,18 @@ static int h2_start(struct px_conn *c)
     h->c = c;
     c->ps = h;
     px_client_init(&h->cl, c);
-    h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
-    h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
-    h->nva = calloc(PX_HDR_MAX + 2, sizeof *h->nva); /* :status, fields, x-request-id */
     px_buf_init(&h->hb, 2 * PX_H2_MAX_HEADER_LIST);
     h->pool = px_mempool_new();
     h->mem = (nghttp2_mem){h->pool, ng_malloc, ng_free, ng_calloc, ng_realloc};
-    if (!h->ents || !h->hdrs || !h->nva || !h->pool ||
-        nghttp2_session_server_new3(&h->ng, callbacks, h, options, &h->mem))
+    if (scratch_take(h) < 0 || !h->pool)
         return -ENOMEM; /* h2_free releases what exists */
+    px_mempool_capture(h->pool, 0, NG_FRAMEBUF_SIZE, true);
+    px_mempool_capture(h->pool, 1, NG_MAP_TABLE_SIZE, false);
+    int rv = nghttp2_session_server_new3(&h->ng, callbacks, h, options, &h->mem);
+    px_mempool_capture(h->pool, 0, 0, true);
+    px_mempool_capture(h->pool, 1, 0, false);
+    if (rv)
+        return -ENOMEM;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, PX_H2_MAX_STREAMS},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PX_H2_STREAM_WINDOW},
@@ -923,6 +1003,8 @@ const struct px_proto px_h2_proto = {
     .on_timeout = h2_on_timeout,
     .drain = h2_drain,
     .on_snapshot = h2_on_snapshot,
+    .idle = h2_idle,
+    .park = h2_park,
     .on_close = h2_on_close,
     .free = h2_free,
 };

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/mempool.h"
+
 /* Chunks kept for reuse per queue; more are freed on completion. */
 #define FREE_MAX 8
 
@@ -22,10 +24,24 @@ void px_outq_init(struct px_outq *q, uv_stream_t *stream, px_outq_cb on_written)
     q->on_written = on_written;
 }
 
+void px_outq_set_pool(struct px_outq *q, struct px_bufpool *pool)
+{
+    q->pool = pool;
+}
+
+size_t px_outq_chunk_size(void)
+{
+    return sizeof(struct px_outq_chunk);
+}
+
 static struct px_outq_chunk *chunk_get(struct px_outq *q)
 {
     struct px_outq_chunk *ch = q->free_chunks;
-    if (ch) {
+    if (q->pool) {
+        ch = px_bufpool_get(q->pool);
+        if (!ch)
+            return NULL;
+    } else if (ch) {
         q->free_chunks = ch->next;
         q->n_free--;
     } else {
@@ -41,6 +57,10 @@ static struct px_outq_chunk *chunk_get(struct px_outq *q)
 
 static void chunk_put(struct px_outq *q, struct px_outq_chunk *ch)
 {
+    if (q->pool) {
+        px_bufpool_put(q->pool, ch);
+        return;
+    }
     if (q->n_free >= FREE_MAX) {
         free(ch);
         return;
@@ -256,13 +276,13 @@ int px_outq_send_part(struct px_outq *q, size_t len)
 void px_outq_cleanup(struct px_outq *q)
 {
     if (q->open) {
-        free(q->open);
+        chunk_put(q, q->open);
         q->open = NULL;
     }
     while (q->held) {
         struct px_outq_chunk *ch = q->held;
         q->held = ch->next;
-        free(ch);
+        chunk_put(q, ch);
     }
     q->held_tail = NULL;
     while (q->free_chunks) {

@@ -34,9 +34,20 @@ struct px_outq {
     /* Filled by px_outq_send_part, written with the next px_outq_send (or
      * px_outq_writev) in one system call. */
     struct px_outq_chunk *held, *held_tail;
+    /* When set (px_outq_set_pool), chunks come from and go back to this
+     * per-worker pool at once instead of a per-queue cache: an idle queue
+     * holds no chunk. */
+    struct px_bufpool *pool;
 };
 
 void px_outq_init(struct px_outq *q, uv_stream_t *stream, px_outq_cb on_written);
+
+/* Takes chunks from pool (created with px_outq_chunk_size() bytes per
+ * buffer, proxy/mempool.h) from now on. Call right after px_outq_init. */
+struct px_bufpool;
+void px_outq_set_pool(struct px_outq *q, struct px_bufpool *pool);
+/* The buffer size a chunk pool must have. */
+size_t px_outq_chunk_size(void);
 
 /* Writes the buffers in order: directly with uv_try_write when nothing is
  * queued, the rest copied and queued. Returns 0 or a negative uv error

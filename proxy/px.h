@@ -89,6 +89,9 @@ struct px_stats {
     uint64_t responses_by_class[6];
     uint64_t upstream_connects, upstream_reused;
     uint64_t mirror_sent, mirror_dropped, mirror_failed; /* trafficMirror copies */
+    /* Client connections parked (idle, holding no buffer), and bytes of
+     * pooled read/write buffers client connections hold now. */
+    uint64_t connections_parked, connection_buffer_bytes;
     int snapshots_alive;
 };
 void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out);

@@ -321,6 +321,10 @@ void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out)
         out->mirror_sent += atomic_load_explicit(&st->mirror_sent, memory_order_relaxed);
         out->mirror_dropped += atomic_load_explicit(&st->mirror_dropped, memory_order_relaxed);
         out->mirror_failed += atomic_load_explicit(&st->mirror_failed, memory_order_relaxed);
+        out->connections_parked +=
+            atomic_load_explicit(&st->connections_parked, memory_order_relaxed);
+        out->connection_buffer_bytes +=
+            atomic_load_explicit(&st->connection_buffer_bytes, memory_order_relaxed);
     }
     out->snapshots_alive = px_snapshot_alive_count();
 }

@@ -183,6 +183,70 @@ void px_tls_io_alpn(struct px_tls_io *t, const unsigned char **proto, unsigned *
     }
 }
 
+/* SSL_free_buffers could free a read buffer holding part of a record
+ * before these releases (CVE-2024-4741); with them it refuses to. */
+static bool free_buffers_safe(void)
+{
+    unsigned long v = OpenSSL_version_num(); /* 0xMNN00PP0 */
+    unsigned major = (unsigned)(v >> 28), minor = (unsigned)(v >> 20) & 0xff,
+             patch = (unsigned)(v >> 4) & 0xff;
+    if (major != 3)
+        return major > 3;
+    switch (minor) {
+    case 0:
+        return patch >= 14;
+    case 1:
+        return patch >= 6;
+    case 2:
+        return patch >= 2;
+    case 3:
+        return patch >= 1;
+    default:
+        return true;
+    }
+}
+
+/* A new empty memory BIO in place of *slot when the old one has storage
+ * (it keeps the largest size it ever held); set0 frees the old one. */
+static void mem_bio_renew(struct px_tls_io *t, BIO **slot, bool read)
+{
+    BUF_MEM *m = NULL;
+    BIO_get_mem_ptr(*slot, &m);
+    if (!m || m->max == 0)
+        return;
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b) {
+        ERR_clear_error();
+        return; /* keep the old one: correct, only larger */
+    }
+    BIO_set_mem_eof_return(b, -1);
+    if (read)
+        SSL_set0_rbio(t->ssl, b);
+    else
+        SSL_set0_wbio(t->ssl, b);
+    *slot = b;
+}
+
+bool px_tls_io_park(struct px_tls_io *t)
+{
+    static _Thread_local int safe = -1;
+    if (safe < 0)
+        safe = free_buffers_safe();
+    if (!SSL_is_init_finished(t->ssl) || BIO_ctrl_pending(t->rbio) || BIO_ctrl_pending(t->wbio) ||
+        SSL_has_pending(t->ssl))
+        return false;
+    /* SSL_free_buffers itself refuses while its buffers hold a record or a
+     * part of one, or output not yet written to the BIO. An older OpenSSL
+     * keeps its buffers (the rest is released all the same). */
+    if (safe && !SSL_free_buffers(t->ssl)) {
+        ERR_clear_error();
+        return false;
+    }
+    mem_bio_renew(t, &t->rbio, true);
+    mem_bio_renew(t, &t->wbio, false);
+    return true;
+}
+
 SSL *px_tls_io_ssl(struct px_tls_io *t)
 {
     return t->ssl;

@@ -6,6 +6,7 @@
 #define ALBD_PROXY_TLS_IO_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -46,6 +47,15 @@ size_t px_tls_io_take(struct px_tls_io *t, char *buf, size_t cap);
 
 /* The ALPN protocol selected in the handshake ("" when none). */
 void px_tls_io_alpn(struct px_tls_io *t, const unsigned char **proto, unsigned *len);
+
+/* An idle connection lets go of its buffers: OpenSSL's record buffers
+ * (SSL_free_buffers, from OpenSSL 3.0.14 / 3.1.6 / 3.2.2 / 3.3.1 on, which
+ * refuse while part of a record is buffered; taken again by the next read
+ * or write) and the storage of both memory BIOs. Returns false, releasing
+ * nothing, while any byte is in flight: ciphertext not yet decrypted or
+ * not yet taken, plaintext not yet read, a record partly received, or the
+ * handshake not finished. */
+bool px_tls_io_park(struct px_tls_io *t);
 
 /* The underlying SSL, for peer certificate / SNI inspection. */
 SSL *px_tls_io_ssl(struct px_tls_io *t);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proxy/mempool.h"
 #include "proxy/snapshot-t.h"
 
 struct px_runtime;
@@ -53,6 +54,10 @@ struct px_worker_stats {
     /* trafficMirror copies: answered by the mirror, dropped (over
      * PX_MIRROR_MAX_INFLIGHT or no server), failed (proxy/mirror.c). */
     atomic_uint_fast64_t mirror_sent, mirror_dropped, mirror_failed;
+    /* Client connections parked (idle, holding no buffer; proxy/conn.c),
+     * and bytes of pooled buffers client connections hold right now. */
+    atomic_uint_fast64_t connections_parked;
+    atomic_uint_fast64_t connection_buffer_bytes;
 };
 
 struct px_worker {
@@ -100,6 +105,16 @@ struct px_worker {
     struct px_worker_stats stats;
     struct px_mirror *mirrors; /* trafficMirror copies in flight (proxy/mirror.c) */
     unsigned n_mirrors;
+    /* Client connections' buffers (proxy/conn.c): 16 KiB read, staging and
+     * decrypt buffers, and output-queue chunks, held only while bytes are
+     * in them. */
+    struct px_bufpool conn_bufs, out_chunks;
+    /* Idle client connections not yet parked, oldest first, and the timer
+     * that parks them PX_CONN_PARK_MS after they went idle (initialized on
+     * first use; closed by px_conn_worker_close). */
+    struct px_conn *idle_head, *idle_tail;
+    uv_timer_t park_timer;
+    bool park_timer_on;
 };
 
 #endif

@@ -96,6 +96,7 @@ static void on_drain_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&w->flush_prepare, NULL);
     uv_close((uv_handle_t *)&w->flush_check, NULL);
+    px_conn_worker_close(w);
     px_mirror_abort_all(w);
     px_upstream_close_idle(w);
     uv_close((uv_handle_t *)&w->wake, NULL);
@@ -163,6 +164,7 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
 {
     w->id = id;
     w->rt = rt;
+    px_conn_worker_init(w);
     int rc = uv_loop_init(&w->loop);
     if (rc != 0)
         return rc;
@@ -215,5 +217,6 @@ void px_worker_join(struct px_worker *w)
     w->snap = NULL;
     free(w->up_rbuf);
     w->up_rbuf = NULL;
+    px_conn_worker_cleanup(w);
     w->started = false;
 }

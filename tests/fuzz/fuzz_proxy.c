@@ -112,6 +112,7 @@ struct px_snapshot *fz_snapshot(void)
         fz_fail("expected 3 listeners in %s/proxy", ALBD_FUZZ_DATA);
     if (uv_loop_init(&worker.loop) != 0)
         fz_fail("uv_loop_init");
+    px_bufpool_init(&worker.conn_bufs, PX_CONN_BUF, 16);
     worker.registry = reg;
     worker.snap = snap;
     return snap;
@@ -192,6 +193,16 @@ bool px_conn_listener_gone(const struct px_conn *c)
 {
     (void)c;
     return false;
+}
+
+/* Parks at once (proxy/conn.c waits PX_CONN_PARK_MS): every idle moment of
+ * a fuzzed session releases the handler's scratch, so the next bytes run
+ * the re-acquiring paths. */
+void px_conn_idle(struct px_conn *c)
+{
+    if (!c->closing && c->state == PX_CONN_OPEN && c->proto->idle && c->proto->idle(c) &&
+        c->proto->park)
+        c->proto->park(c);
 }
 
 void px_conn_close(struct px_conn *c)
@@ -493,10 +504,13 @@ static bool forwarding_name(const char *n, size_t l, bool *known)
 
 static void check_field(struct fz_req *r, const char *n, size_t nl, const char *v, size_t vl)
 {
-    static const char *const own[4] = {"Connection: close", "Connection: Upgrade",
-                                       "Upgrade: websocket", "Transfer-Encoding: chunked"};
+    /* albd's own: close (HTTP/1.1 without keep-alive), keep-alive (an
+     * HTTP/1.0 request that may keep its connection), upgrades, framing. */
+    static const char *const own[5] = {"Connection: close", "Connection: Upgrade",
+                                       "Upgrade: websocket", "Transfer-Encoding: chunked",
+                                       "Connection: keep-alive"};
     if (px_header_is_hop(n, nl)) {
-        for (size_t i = 0; i < 4 && !r->in_trailers; i++) {
+        for (size_t i = 0; i < 5 && !r->in_trailers; i++) {
             size_t on = (size_t)(strchr(own[i], ':') - own[i]);
             if (nl == on && memcmp(n, own[i], on) == 0 && vl == strlen(own[i]) - on - 2 &&
                 memcmp(v, own[i] + on + 2, vl) == 0 && !r->own_seen[i]) {

@@ -98,7 +98,7 @@ struct fz_req {
     unsigned long long body_len;
     bool upgrade;
     /* internal */
-    bool reserved, in_trailers, own_seen[4];
+    bool reserved, in_trailers, own_seen[5];
     struct fz_bytes name, value;
 };
 void fz_parse_request(const char *p, size_t n, struct fz_req *out, bool reserved);
