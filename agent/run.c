@@ -19,6 +19,7 @@
 #include "proxy/alog.h"
 #include "proxy/px.h"
 #include "proxy/tls_keys.h"
+#include "reconciler/certstore.h"
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
 
@@ -333,6 +334,13 @@ int ag_reconcile(struct ag_agent *a)
     }
 
     schedule_retry(a, n_invalid > 0);
+    /* Parsed certificates that no TLS context serves any more, and those
+     * this load parsed that none took (reconciler/certstore.h). */
+    size_t swept = rc_certstore_sweep();
+    struct rc_certstore_stats cs;
+    rc_certstore_stats(&cs);
+    px_log_debug("certificates: %zu parsed in memory, %zu freed now, %zu parsed since start",
+                 cs.entries, swept, cs.parsed);
     rc_errs_sort(&errs);
     log_errs(&errs);
     rc_errs_cleanup(&a->last_errs);
