@@ -29,6 +29,7 @@
 #include "reconciler/source.h"
 
 #define EXPIRY_WARNING_DAYS 30
+#define EXPIRY_WARNING_PREFIX "the certificate expires on"
 
 /* Makes p absolute (malloc'd): relative paths resolve against the
  * manifest's folder. */
@@ -309,8 +310,8 @@ static int after_checks(struct rc_load *L, struct rc_doc *d, struct rc_certifica
         rc = -1;
     } else if (c->not_after - L->now < (time_t)EXPIRY_WARNING_DAYS * 86400) {
         fmt_time(c->not_after, when, sizeof(when));
-        rc_doc_err(L, d, RC_WARNING, where, wpath, "the certificate expires on %s (in %lld days)",
-                   when, (long long)((c->not_after - L->now) / 86400));
+        rc_doc_err(L, d, RC_WARNING, where, wpath, EXPIRY_WARNING_PREFIX " %s (in %lld days)", when,
+                   (long long)((c->not_after - L->now) / 86400));
     }
     return rc;
 }
@@ -387,6 +388,7 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     const char *wpath = files ? "spec.source.files.certificate"
                         : inl ? "spec.source.inline.certificate"
                               : "spec.source.service";
+    c->where_loc = rc_y_loc(d, where ? where : yaml_document_get_root_node(&d->y));
     rc_certstore_id(c->cert_pem, c->cert_pem_len, c->key_pem, c->key_pem_len, c->store_id);
     c->has_store_id = true;
     const struct rc_certificate *same = reusable(L, d, c);
@@ -440,6 +442,12 @@ int rc_finish_certificates(struct rc_load *L)
     return rc;
 }
 
+bool rc_cert_is_expiry_warning(const struct rc_err *e)
+{
+    return e->severity == RC_WARNING && e->kind && strcmp(e->kind, "Certificate") == 0 && e->msg &&
+           strncmp(e->msg, EXPIRY_WARNING_PREFIX, sizeof EXPIRY_WARNING_PREFIX - 1) == 0;
+}
+
 bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
 {
     return c->not_after >= L->now && c->not_before <= L->now &&
@@ -451,8 +459,14 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     if (!rc_reuse_from(L, d))
         return false;
     const struct rc_certificate *o = d->prev_src->res;
-    if (!rc_cert_time_quiet(L, o))
+    /* Expired or not valid yet: built, so that the error is reported at
+     * its field. Near expiry: copied, and the warning reported again at
+     * where it was (10,000 certificates of a short lifetime must not be
+     * rebuilt on every change). */
+    if (o->not_after < L->now || o->not_before > L->now)
         return false;
+    if (!rc_cert_time_quiet(L, o) && o->where_loc.line == 0)
+        return false; /* from before where_loc was kept */
     /* A service certificate is copied only once it is in the cache (a
      * pending one is looked up again) and under the same cache. */
     if (o->source == RC_CERT_SOURCE_SERVICE &&
@@ -475,8 +489,19 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     /* The document may have moved in its file (a changed file's unchanged
      * document, load.c): the copy is where the document is now. */
     c->meta.loc.line += d->src_line - d->prev_src->line;
+    c->where_loc.line += d->src_line - d->prev_src->line;
     /* Its service is this load's (build.c repoints it), never prev's. */
     c->service = NULL;
     L->certs_reused++;
+    if (!rc_cert_time_quiet(L, c)) {
+        char when[32];
+        fmt_time(c->not_after, when, sizeof(when));
+        const char *wpath = c->source == RC_CERT_SOURCE_FILES    ? "spec.source.files.certificate"
+                            : c->source == RC_CERT_SOURCE_INLINE ? "spec.source.inline.certificate"
+                                                                 : "spec.source.service";
+        rc_errs_add(L->errs, RC_WARNING, &c->where_loc, d->kind, d->name, wpath,
+                    EXPIRY_WARNING_PREFIX " %s (in %lld days)", when,
+                    (long long)((c->not_after - L->now) / 86400));
+    }
     return true;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "reconciler/doc.h"
+#include "reconciler/err-t.h"
 #include "reconciler/model-t.h"
 
 struct rc_load;
@@ -35,5 +36,10 @@ bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
  * hold the same bytes and it is not near expiry; false when it must be
  * built (L->oom when out of memory). */
 bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
+
+/* Whether e is the warning that a certificate expires soon: the one
+ * diagnostic rc_reuse_certificate() reports again for a copy, so it does
+ * not keep its manifest file from being reused (contain.c). */
+bool rc_cert_is_expiry_warning(const struct rc_err *e);
 
 #endif

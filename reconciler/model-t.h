@@ -137,6 +137,10 @@ struct rc_certificate {
      * PEM again. Not secret, but never shown either. has_store_id: set. */
     unsigned char store_id[32];
     bool has_store_id;
+    /* Where its validity warnings point (the certificate's source field),
+     * so that a copy near expiry reports them again without its document
+     * being parsed. */
+    struct rc_loc where_loc;
 };
 
 /* TLS versions as a bit set. */
