@@ -3,10 +3,12 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "reconciler/diff.h"
 #include "reconciler/export.h"
@@ -78,13 +80,44 @@ struct warned {
 };
 static struct warned *warned;
 static size_t n_warned, cap_warned;
+/* An index over warned (entry + 1, 0 empty; open addressing, at most half
+ * full): 10,000 certificates near expiry are looked up in linear time. */
+static size_t *warned_ix;
+static size_t warned_ix_mask;
+
+static size_t *warned_slot(const char *fp)
+{
+    for (size_t i = cm_hash_str(fp) & warned_ix_mask;; i = (i + 1) & warned_ix_mask)
+        if (warned_ix[i] == 0 || strcmp(warned[warned_ix[i] - 1].fingerprint, fp) == 0)
+            return &warned_ix[i];
+}
 
 static struct warned *find_warned(const char *fp)
 {
-    for (size_t i = 0; i < n_warned; i++)
-        if (strcmp(warned[i].fingerprint, fp) == 0)
-            return &warned[i];
-    return NULL;
+    if (warned_ix == NULL)
+        return NULL;
+    size_t *slot = warned_slot(fp);
+    return *slot ? &warned[*slot - 1] : NULL;
+}
+
+/* Indexes warned[n_warned - 1]; false when out of memory. */
+static bool index_warned(void)
+{
+    if (warned_ix == NULL || 2 * n_warned > warned_ix_mask + 1) {
+        size_t cap = 64;
+        while (cap < 4 * n_warned)
+            cap <<= 1;
+        size_t *v = calloc(cap, sizeof *v);
+        if (v == NULL)
+            return false;
+        free(warned_ix);
+        warned_ix = v;
+        warned_ix_mask = cap - 1;
+        for (size_t i = 0; i + 1 < n_warned; i++)
+            *warned_slot(warned[i].fingerprint) = i + 1;
+    }
+    *warned_slot(warned[n_warned - 1].fingerprint) = n_warned;
+    return true;
 }
 
 void ag_events_cert_expiry(const struct rc_model *m, time_t now)
@@ -109,6 +142,10 @@ void ag_events_cert_expiry(const struct rc_model *m, time_t now)
             }
             w = &warned[n_warned++];
             snprintf(w->fingerprint, sizeof w->fingerprint, "%s", c->fingerprint_sha256);
+            if (!index_warned()) {
+                n_warned--;
+                return;
+            }
         }
         w->when = now;
         struct tm tm;
@@ -137,4 +174,7 @@ void ag_events_cleanup(void)
     free(warned);
     warned = NULL;
     n_warned = cap_warned = 0;
+    free(warned_ix);
+    warned_ix = NULL;
+    warned_ix_mask = 0;
 }

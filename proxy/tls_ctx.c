@@ -33,17 +33,22 @@
 #include "common/hash.h"
 #include "common/hostname.h"
 #include "proxy/sni.h"
+#include "reconciler/certstore.h"
 
+/* One certificate a context serves. The parsed objects and names belong
+ * to the store's entry (reconciler/certstore.h), of which the context
+ * holds one reference: contexts built from the same PEM share them. */
 struct cert_entry {
-    X509 *leaf;
-    STACK_OF(X509) * chain; /* intermediates, may be NULL */
-    EVP_PKEY *pkey;
+    struct rc_cert_parsed *parsed; /* one reference */
+    X509 *leaf;                    /* parsed->leaf */
+    STACK_OF(X509) * chain;        /* parsed->chain: intermediates, may be NULL */
+    EVP_PKEY *pkey;                /* parsed->pkey */
     bool rsa;
     bool weak_hash;       /* signed with MD5 (or older) */
     enum px_sni_key kind; /* what the client must support to verify it */
     int bits;
     time_t not_after;
-    char **names; /* lowercase DNS names and valid wildcard patterns */
+    char *const *names; /* parsed->tls_names: lowercase DNS names and valid wildcard patterns */
     size_t n_names;
 };
 
@@ -51,8 +56,8 @@ struct cert_entry {
  * (wildcard): all of them, since which one a client can use depends on
  * its ClientHello. */
 struct slot {
-    char *pattern;   /* the certificate name, owned */
-    const char *key; /* hash key: pattern itself, or what follows its '*' label */
+    const char *pattern; /* the certificate name (a cert_entry's, which outlives the slot) */
+    const char *key;     /* hash key: pattern itself, or what follows its '*' label */
     uint64_t hash;
     const struct cert_entry **certs; /* owned array */
     size_t n_certs;
@@ -105,7 +110,6 @@ static void table_cleanup(struct table *t)
         struct slot *s = t->b[i];
         while (s != NULL) {
             struct slot *next = s->next;
-            free(s->pattern);
             free(s->certs);
             free(s);
             s = next;
@@ -146,10 +150,9 @@ static int index_add(struct tls_index *ix, struct cert_entry *e, const char *nam
     struct slot *s = slot_find(t, key, name);
     if (s == NULL) {
         s = calloc(1, sizeof *s);
-        if (s == NULL || (s->pattern = strdup(name)) == NULL) {
-            free(s);
+        if (s == NULL)
             return -ENOMEM;
-        }
+        s->pattern = name;
         s->key = wild ? wild_key(s->pattern) : s->pattern;
         s->hash = cm_hash_str(s->key);
         s->next = t->b[s->hash & t->mask];
@@ -257,72 +260,15 @@ static void openssl_reason(char *buf, size_t len)
     ERR_clear_error();
 }
 
-static int names_add(struct cert_entry *e, const unsigned char *data, size_t len)
-{
-    char buf[CM_HOSTNAME_MAX + 1];
-    if (len == 0 || len > CM_HOSTNAME_MAX || memchr(data, '\0', len) != NULL)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        buf[i] = (char)((data[i] >= 'A' && data[i] <= 'Z') ? data[i] - 'A' + 'a' : data[i]);
-    buf[len] = '\0';
-    if (buf[0] == '*') {
-        if (!cm_hostname_wildcard_valid(buf))
-            return 0; /* the validator reports it; such a name selects nothing */
-    } else if (cm_hostname_normalize(buf, len, buf, sizeof buf) < 0) {
-        return 0;
-    }
-    for (size_t i = 0; i < e->n_names; i++)
-        if (strcmp(e->names[i], buf) == 0)
-            return 0;
-    char **v = realloc(e->names, (e->n_names + 1) * sizeof *v);
-    if (v == NULL)
-        return -ENOMEM;
-    e->names = v;
-    if ((v[e->n_names] = strdup(buf)) == NULL)
-        return -ENOMEM;
-    e->n_names++;
-    return 0;
-}
-
-/* subjectAltName DNS entries, or the subject CN when there are none. */
-static int names_read(struct cert_entry *e)
-{
-    GENERAL_NAMES *gens = X509_get_ext_d2i(e->leaf, NID_subject_alt_name, NULL, NULL);
-    int rc = 0;
-    for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type == GEN_DNS)
-            rc = names_add(e, ASN1_STRING_get0_data(g->d.dNSName),
-                           (size_t)ASN1_STRING_length(g->d.dNSName));
-    }
-    GENERAL_NAMES_free(gens);
-    if (rc != 0 || e->n_names > 0)
-        return rc;
-    const X509_NAME *subj = X509_get_subject_name(e->leaf);
-    int at = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-    if (at < 0)
-        return 0;
-    unsigned char *utf8 = NULL;
-    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, at)));
-    if (len > 0)
-        rc = names_add(e, utf8, (size_t)len);
-    OPENSSL_free(utf8);
-    return rc;
-}
-
 static void cert_cleanup(struct cert_entry *e)
 {
-    X509_free(e->leaf);
-    sk_X509_pop_free(e->chain, X509_free);
-    EVP_PKEY_free(e->pkey);
-    for (size_t i = 0; i < e->n_names; i++)
-        free(e->names[i]);
-    free(e->names);
+    rc_cert_parsed_unref(e->parsed);
+    e->parsed = NULL;
 }
 
-static enum px_sni_key key_kind(EVP_PKEY *k)
+static enum px_sni_key key_kind(const struct rc_cert_parsed *p)
 {
-    switch (EVP_PKEY_get_base_id(k)) {
+    switch (EVP_PKEY_get_base_id(p->pkey)) {
     case EVP_PKEY_RSA:
         return PX_SNI_KEY_RSA;
     case EVP_PKEY_RSA_PSS:
@@ -332,98 +278,92 @@ static enum px_sni_key key_kind(EVP_PKEY *k)
     case EVP_PKEY_ED448:
         return PX_SNI_KEY_ED448;
     case EVP_PKEY_EC:
-        break;
+        return p->curve_nid == NID_X9_62_prime256v1 ? PX_SNI_KEY_P256
+               : p->curve_nid == NID_secp384r1      ? PX_SNI_KEY_P384
+               : p->curve_nid == NID_secp521r1      ? PX_SNI_KEY_P521
+                                                    : PX_SNI_KEY_OTHER;
     default:
         return PX_SNI_KEY_OTHER;
     }
-    char g[80];
-    size_t glen = 0;
-    if (EVP_PKEY_get_group_name(k, g, sizeof g, &glen) != 1) {
-        ERR_clear_error();
-        return PX_SNI_KEY_OTHER;
-    }
-    int nid = OBJ_sn2nid(g);
-    if (nid == NID_undef)
-        nid = EC_curve_nist2nid(g);
-    return nid == NID_X9_62_prime256v1 ? PX_SNI_KEY_P256
-           : nid == NID_secp384r1      ? PX_SNI_KEY_P384
-           : nid == NID_secp521r1      ? PX_SNI_KEY_P521
-                                       : PX_SNI_KEY_OTHER;
 }
 
-static bool weak_signature(const X509 *leaf)
+/* Fills e from certificate c and its parsed entry p (taking over the
+ * caller's reference). 0, or -1 with err. */
+static int cert_load(struct cert_entry *e, const struct rc_certificate *c, struct rc_cert_parsed *p,
+                     char *err, size_t errlen)
 {
-    int md = NID_undef, pk = NID_undef;
-    if (!OBJ_find_sigid_algs(X509_get_signature_nid(leaf), &md, &pk))
-        return false;
-    return md == NID_md5 || md == NID_md4 || md == NID_md2 || md == NID_md5_sha1;
-}
-
-/* Parses certificate c (leaf, chain, key) into e. 0, or -1 with err. */
-static int cert_load(struct cert_entry *e, const struct rc_certificate *c, char *err, size_t errlen)
-{
-    char why[160];
     const char *name = c->meta.name ? c->meta.name : "(unnamed)";
+    e->parsed = p;
     if (c->cert_pem == NULL || c->key_pem == NULL) {
         snprintf(err, errlen, "certificate %s: no %s", name,
                  c->cert_pem == NULL ? "certificate" : "private key");
         return -1;
     }
-    BIO *b = BIO_new_mem_buf(c->cert_pem, (int)c->cert_pem_len);
-    if (b == NULL)
-        goto nomem;
-    e->leaf = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
-    if (e->leaf == NULL) {
-        BIO_free(b);
-        openssl_reason(why, sizeof why);
-        snprintf(err, errlen, "certificate %s: cannot read the certificate: %s", name, why);
+    switch (p->status) {
+    case RC_CERT_PARSE_OK:
+        break;
+    case RC_CERT_PARSE_NO_CERT:
+        snprintf(err, errlen, "certificate %s: cannot read the certificate: no PEM certificate",
+                 name);
         return -1;
-    }
-    for (;;) {
-        X509 *x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
-        if (x == NULL)
-            break;
-        if ((e->chain == NULL && (e->chain = sk_X509_new_null()) == NULL) ||
-            !sk_X509_push(e->chain, x)) {
-            X509_free(x);
-            BIO_free(b);
-            goto nomem;
-        }
-    }
-    BIO_free(b);
-    ERR_clear_error(); /* the end of the PEM text */
-
-    b = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
-    if (b == NULL)
-        goto nomem;
-    e->pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
-    BIO_free(b);
-    if (e->pkey == NULL) {
-        ERR_clear_error();
+    case RC_CERT_PARSE_BAD_KEY:
         snprintf(err, errlen,
                  "certificate %s: cannot read the private key (encrypted or malformed)", name);
         return -1;
-    }
-    if (X509_check_private_key(e->leaf, e->pkey) != 1) {
-        ERR_clear_error();
+    case RC_CERT_PARSE_KEY_MISMATCH:
         snprintf(err, errlen, "certificate %s: the private key does not match the certificate",
                  name);
         return -1;
     }
-    e->rsa = EVP_PKEY_get_base_id(e->pkey) == EVP_PKEY_RSA ||
-             EVP_PKEY_get_base_id(e->pkey) == EVP_PKEY_RSA_PSS;
-    e->kind = key_kind(e->pkey);
-    e->weak_hash = weak_signature(e->leaf);
-    e->bits = EVP_PKEY_get_bits(e->pkey);
-    struct tm tm;
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(e->leaf), &tm) == 1)
-        e->not_after = timegm(&tm);
-    if (names_read(e) != 0)
-        goto nomem;
+    e->leaf = p->leaf;
+    e->chain = p->chain;
+    e->pkey = p->pkey;
+    e->rsa = EVP_PKEY_get_base_id(p->pkey) == EVP_PKEY_RSA ||
+             EVP_PKEY_get_base_id(p->pkey) == EVP_PKEY_RSA_PSS;
+    e->kind = key_kind(p);
+    e->weak_hash = p->weak_hash;
+    e->bits = EVP_PKEY_get_bits(p->pkey);
+    e->not_after = p->not_after;
+    e->names = p->tls_names;
+    e->n_names = p->n_tls_names;
     return 0;
-nomem:
-    snprintf(err, errlen, "certificate %s: out of memory", name);
-    return -1;
+}
+
+/* A set of pointers (open addressing): which certificates a listener
+ * already listed, in time linear in the list. */
+struct ptrset {
+    const void **v;
+    size_t mask;
+};
+
+static int ptrset_init(struct ptrset *s, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    s->v = calloc(cap, sizeof *s->v);
+    s->mask = cap - 1;
+    return s->v ? 0 : -ENOMEM;
+}
+
+static void ptrset_cleanup(struct ptrset *s)
+{
+    free(s->v);
+    s->v = NULL;
+}
+
+/* Adds p; false when it was there already. */
+static bool ptrset_add(struct ptrset *s, const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
+    for (size_t i = (size_t)(h >> 32) & s->mask;; i = (i + 1) & s->mask) {
+        if (s->v[i] == p)
+            return false;
+        if (s->v[i] == NULL) {
+            s->v[i] = p;
+            return true;
+        }
+    }
 }
 
 static void index_free(struct tls_index *ix)
@@ -442,26 +382,60 @@ static void index_free(struct tls_index *ix)
 /* Loads the listener's certificates and indexes their names. */
 static int index_build(struct tls_index *ix, const struct rc_listener *l, char *err, size_t errlen)
 {
+    struct ptrset seen = {0};
     size_t n = 1 + l->tls.n_extension_certificates;
+    const struct rc_certificate **uniq = malloc(n * sizeof *uniq);
+    struct rc_certstore_in *in = calloc(n, sizeof *in);
+    struct rc_cert_parsed **parsed = calloc(n, sizeof *parsed);
     ix->certs = calloc(n, sizeof *ix->certs);
-    if (ix->certs == NULL)
+    size_t n_uniq = 0;
+    if (uniq == NULL || in == NULL || parsed == NULL || ix->certs == NULL ||
+        ptrset_init(&seen, n) != 0) {
+        free(uniq);
+        free(in);
+        free(parsed);
+        ptrset_cleanup(&seen);
         goto nomem;
-    size_t n_names = 0;
+    }
     for (size_t i = 0; i < n; i++) {
         const struct rc_certificate *c =
             i == 0 ? l->tls.certificate : l->tls.extension_certificates[i - 1];
-        bool dup = c == NULL;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = c == (j == 0 ? l->tls.certificate : l->tls.extension_certificates[j - 1]);
-        if (dup)
-            continue; /* the default listed again as an extension: same certificate */
-        if (cert_load(&ix->certs[ix->n_certs], c, err, errlen) != 0) {
-            cert_cleanup(&ix->certs[ix->n_certs]);
-            return -1;
-        }
-        n_names += ix->certs[ix->n_certs].n_names;
-        ix->n_certs++;
+        /* Listed twice (the default again as an extension): one certificate. */
+        if (c == NULL || !ptrset_add(&seen, c))
+            continue;
+        uniq[n_uniq] = c;
+        in[n_uniq] = (struct rc_certstore_in){.cert_pem = c->cert_pem,
+                                              .cert_len = c->cert_pem_len,
+                                              .key_pem = c->key_pem,
+                                              .key_len = c->key_pem_len,
+                                              .id = c->has_store_id ? c->store_id : NULL};
+        n_uniq++;
     }
+    ptrset_cleanup(&seen);
+    /* Parsed once per process: certificates the validator or an earlier
+     * context parsed are only looked up (reconciler/certstore.h). */
+    int arc = rc_certstore_acquire(in, n_uniq, parsed);
+    free(in);
+    if (arc != 0) {
+        free(uniq);
+        free(parsed);
+        goto nomem;
+    }
+    size_t n_names = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n_uniq; i++) {
+        if (rc != 0) {
+            rc_cert_parsed_unref(parsed[i]);
+            continue;
+        }
+        /* ix->certs[i] owns the reference from here, even on failure. */
+        rc = cert_load(&ix->certs[ix->n_certs++], uniq[i], parsed[i], err, errlen);
+        n_names += ix->certs[ix->n_certs - 1].n_names;
+    }
+    free(uniq);
+    free(parsed);
+    if (rc != 0)
+        return -1;
     if (table_init(&ix->exact, n_names) != 0 || table_init(&ix->wild, n_names) != 0)
         goto nomem;
     for (size_t i = 0; i < ix->n_certs; i++)
@@ -524,7 +498,8 @@ static const char *sni_read(SSL *ssl, char *host, size_t hostsz)
         if (nlen + 3 > list)
             return NULL;
         if (p[0] == TLSEXT_NAMETYPE_host_name)
-            return cm_hostname_normalize((const char *)p + 3, nlen, host, hostsz) >= 0 ? host : NULL;
+            return cm_hostname_normalize((const char *)p + 3, nlen, host, hostsz) >= 0 ? host
+                                                                                       : NULL;
         p += 3 + nlen;
         list -= 3 + nlen;
     }

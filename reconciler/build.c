@@ -73,8 +73,11 @@ int rc_build_model(struct rc_load *L)
     }
 
     m->certificates = rc_arena_alloc(m->arena, (r.certs.n + 1) * sizeof(*m->certificates));
-    if (m->certificates == NULL)
+    struct rc_cert_batch batch = {.v = rc_arena_alloc(m->arena, (r.certs.n + 1) * sizeof(*batch.v)),
+                                  .cap = r.certs.n};
+    if (m->certificates == NULL || batch.v == NULL)
         return -1;
+    L->cert_batch = &batch;
     for (size_t i = 0; i < r.certs.n; i++) {
         struct rc_doc *d = r.certs.v[i];
         struct rc_certificate *c = &m->certificates[m->n_certificates++];
@@ -103,6 +106,10 @@ int rc_build_model(struct rc_load *L)
         if (L->pass == 1)
             d->pass1_cert = &m->certificates[m->n_certificates - 1];
     }
+    int frc = rc_finish_certificates(L);
+    L->cert_batch = NULL;
+    if (frc != 0)
+        return -1;
 
     size_t n_sys = rc_system_policy_count();
     m->policies = rc_arena_alloc(m->arena, (r.policies.n + n_sys) * sizeof(*m->policies));

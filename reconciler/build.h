@@ -49,6 +49,22 @@ struct rc_contained_rule {
     size_t index;      /* spec.rules[index] */
 };
 
+/* A certificate whose PEM cert.c queued for parsing with the others of its
+ * pass (rc_finish_certificates()), with what its checks report at. */
+struct rc_cert_todo {
+    struct rc_doc *d;
+    struct rc_certificate *c;
+    yaml_node_t *files; /* spec.source.files, or spec.source.service */
+    yaml_node_t *where;
+    const char *wpath;
+    int rc; /* what rc_build_certificate() found before the parse */
+};
+
+struct rc_cert_batch {
+    struct rc_cert_todo *v; /* in the pass's arena, one per Certificate document */
+    size_t n, cap;
+};
+
 /* One build pass: the documents to build from and where the model goes. A
  * load runs one pass, or several when it contains invalid resources
  * (contain.c); each pass builds a new model in its own arena. */
@@ -75,6 +91,9 @@ struct rc_load {
     /* Certificates whose PEM this load parsed, and those whose facts it took
      * from an earlier parse of byte-identical PEM. */
     size_t certs_parsed, certs_reused;
+    /* Certificates of this pass waiting for their parse (cert.c); set by
+     * build.c. */
+    struct rc_cert_batch *cert_batch;
     /* Certificate/key files read by this load (filecache.h), across passes. */
     struct rc_filecache *files;
     /* rc_load_opts.cert_cache_dir, cert_pending_is_error, keys_optional. */

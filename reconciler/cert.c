@@ -19,6 +19,7 @@
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
 #include "reconciler/cert.h"
+#include "reconciler/certstore.h"
 #include "reconciler/field.h"
 #include "reconciler/filecache.h"
 #include "reconciler/meta.h"
@@ -28,6 +29,7 @@
 #include "reconciler/source.h"
 
 #define EXPIRY_WARNING_DAYS 30
+#define EXPIRY_WARNING_PREFIX "the certificate expires on"
 
 /* Makes p absolute (malloc'd): relative paths resolve against the
  * manifest's folder. */
@@ -41,99 +43,11 @@ static char *resolve_path(struct rc_doc *d, const char *p)
     return out;
 }
 
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    return 0; /* encrypted keys are refused rather than prompted for */
-}
-
-static const char *dn_string(struct rc_load *L, const X509_NAME *name)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    if (b == NULL)
-        return NULL;
-    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
-    char *data = NULL;
-    long n = BIO_get_mem_data(b, &data);
-    const char *s = rc_arena_strndup(L->arena, n > 0 ? data : "", n > 0 ? (size_t)n : 0);
-    BIO_free(b);
-    return s;
-}
-
-static char *lower_dup(struct rc_load *L, const unsigned char *s, size_t n)
-{
-    char *p = rc_arena_strndup(L->arena, (const char *)s, n);
-    for (size_t i = 0; p && i < n; i++)
-        p[i] = (char)tolower((unsigned char)p[i]);
-    return p;
-}
-
-static int collect_dns_names(struct rc_load *L, X509 *x, struct rc_certificate *c)
-{
-    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    int n = gens ? sk_GENERAL_NAME_num(gens) : 0;
-    c->dns_names = rc_arena_alloc(L->arena, (size_t)(n + 1) * sizeof(*c->dns_names));
-    if (c->dns_names == NULL) {
-        GENERAL_NAMES_free(gens);
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type != GEN_DNS)
-            continue;
-        const ASN1_IA5STRING *s = g->d.dNSName;
-        char *name = lower_dup(L, ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
-        if (name == NULL) {
-            GENERAL_NAMES_free(gens);
-            return -1;
-        }
-        c->dns_names[c->n_dns_names++] = name;
-    }
-    GENERAL_NAMES_free(gens);
-    if (c->n_dns_names == 0) { /* no SAN DNS entry: the subject's CN */
-        X509_NAME *subj = X509_get_subject_name(x);
-        int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-        if (idx >= 0) {
-            ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-            char *name = lower_dup(L, ASN1_STRING_get0_data(cn), (size_t)ASN1_STRING_length(cn));
-            if (name == NULL)
-                return -1;
-            c->dns_names[c->n_dns_names++] = name;
-        }
-    }
-    return 0;
-}
-
-static time_t asn1_to_time(const ASN1_TIME *t)
-{
-    struct tm tm;
-    if (ASN1_TIME_to_tm(t, &tm) != 1)
-        return 0;
-    return timegm(&tm);
-}
-
 static void fmt_time(time_t t, char *buf, size_t size)
 {
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* Parses the leaf and checks the rest of the chain parses too. */
-static X509 *parse_chain(const char *pem, size_t len, int *n_certs)
-{
-    BIO *b = BIO_new_mem_buf(pem, (int)len);
-    if (b == NULL)
-        return NULL;
-    X509 *leaf = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
-    *n_certs = leaf ? 1 : 0;
-    X509 *more;
-    while (leaf && (more = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
-        X509_free(more);
-        (*n_certs)++;
-    }
-    ERR_clear_error(); /* the loop ends on "no start line" */
-    BIO_free(b);
-    return leaf;
 }
 
 /* Reads one PEM file of c into *path, *hash, *pem, *len: from the kept
@@ -268,64 +182,47 @@ static int service_source(struct rc_load *L, struct rc_doc *d, yaml_node_t *svc,
     return rc;
 }
 
-/* Parses the PEM of c: the facts about the leaf, and that the private key
- * (if any) parses and matches. Returns 0, -1 after a key error (the facts
- * are filled), -3 when no certificate parses (nothing filled), or -2 when
- * out of memory. */
-static int parse_facts(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c,
-                       yaml_node_t *files, yaml_node_t *where, const char *wpath)
+/* Takes the facts about the leaf of c from its parsed entry e and reports
+ * a key that does not parse or match. Returns 0, -1 after a key error (the
+ * facts are filled), -3 when no certificate parses (nothing filled), or -2
+ * when out of memory. */
+static int facts_from(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c,
+                      const struct rc_cert_parsed *e, yaml_node_t *files, yaml_node_t *where,
+                      const char *wpath)
 {
-    int n_certs = 0;
-    X509 *x = parse_chain(c->cert_pem, c->cert_pem_len, &n_certs);
-    if (x == NULL) {
-        ERR_clear_error();
+    if (e->status == RC_CERT_PARSE_NO_CERT) {
         rc_doc_err(L, d, RC_ERROR, where, wpath, "no PEM certificate could be parsed");
         return -3;
     }
-    c->subject = dn_string(L, X509_get_subject_name(x));
-    c->issuer = dn_string(L, X509_get_issuer_name(x));
-    c->not_before = asn1_to_time(X509_get0_notBefore(x));
-    c->not_after = asn1_to_time(X509_get0_notAfter(x));
-    c->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
-    c->self_signed = (X509_get_extension_flags(x) & EXFLAG_SS) != 0;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    X509_digest(x, EVP_sha256(), md, &mdlen);
-    for (unsigned i = 0; i < mdlen && i < 32; i++)
-        snprintf(c->fingerprint_sha256 + 2 * i, 3, "%02x", md[i]);
-    EVP_PKEY *pub = X509_get0_pubkey(x);
-    int base = pub ? EVP_PKEY_get_base_id(pub) : 0;
-    c->key_type = base == EVP_PKEY_RSA  ? RC_KEY_RSA
-                  : base == EVP_PKEY_EC ? RC_KEY_EC
-                                        : RC_KEY_OTHER;
-    c->key_bits = pub ? EVP_PKEY_get_bits(pub) : 0;
-    if (c->subject == NULL || c->issuer == NULL || collect_dns_names(L, x, c) != 0) {
-        X509_free(x);
+    c->subject = rc_arena_strdup(L->arena, e->subject);
+    c->issuer = rc_arena_strdup(L->arena, e->issuer);
+    c->dns_names = rc_arena_alloc(L->arena, (e->n_dns_names + 1) * sizeof(*c->dns_names));
+    if (c->subject == NULL || c->issuer == NULL || c->dns_names == NULL)
         return -2;
-    }
-    int rc = 0;
-    if (c->key_pem) {
-        bool svc = c->source == RC_CERT_SOURCE_SERVICE;
-        yaml_node_t *kn = svc ? files : rc_at(d, files, "privateKey");
-        const char *kpath = svc ? "spec.source.service" : "spec.source.files.privateKey";
-        BIO *b = BIO_new_mem_buf(c->key_pem, (int)c->key_pem_len);
-        EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
-        BIO_free(b);
-        ERR_clear_error();
-        if (key == NULL) {
-            rc_doc_err(L, d, RC_ERROR, kn, kpath,
-                       "no unencrypted PEM private key could be parsed (encrypted keys are not "
-                       "supported)");
-            rc = -1;
-        } else if (X509_check_private_key(x, key) != 1) {
-            ERR_clear_error();
-            rc_doc_err(L, d, RC_ERROR, kn, kpath, "the private key does not match the certificate");
-            rc = -1;
-        }
-        EVP_PKEY_free(key);
-    }
-    X509_free(x);
-    return rc;
+    for (size_t i = 0; i < e->n_dns_names; i++)
+        if ((c->dns_names[c->n_dns_names++] = rc_arena_strdup(L->arena, e->dns_names[i])) == NULL)
+            return -2;
+    c->not_before = e->not_before;
+    c->not_after = e->not_after;
+    c->is_ca = e->is_ca;
+    c->self_signed = e->self_signed;
+    memcpy(c->fingerprint_sha256, e->fingerprint_sha256, sizeof(c->fingerprint_sha256));
+    c->key_type = e->pub_base_id == EVP_PKEY_RSA  ? RC_KEY_RSA
+                  : e->pub_base_id == EVP_PKEY_EC ? RC_KEY_EC
+                                                  : RC_KEY_OTHER;
+    c->key_bits = e->pub_bits;
+    if (c->key_pem == NULL || e->status == RC_CERT_PARSE_OK)
+        return 0;
+    bool svc = c->source == RC_CERT_SOURCE_SERVICE;
+    yaml_node_t *kn = svc ? files : rc_at(d, files, "privateKey");
+    const char *kpath = svc ? "spec.source.service" : "spec.source.files.privateKey";
+    if (e->status == RC_CERT_PARSE_BAD_KEY)
+        rc_doc_err(L, d, RC_ERROR, kn, kpath,
+                   "no unencrypted PEM private key could be parsed (encrypted keys are not "
+                   "supported)");
+    else
+        rc_doc_err(L, d, RC_ERROR, kn, kpath, "the private key does not match the certificate");
+    return -1;
 }
 
 static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
@@ -377,6 +274,46 @@ static int copy_facts(struct rc_load *L, const struct rc_certificate *o, struct 
     c->is_ca = o->is_ca;
     c->self_signed = o->self_signed;
     return 0;
+}
+
+/* The checks that follow the facts: names the proxy could never match,
+ * a CA certificate that is none, validity at L->now. rc: what the caller
+ * found so far. Returns rc, or -1 after an error. */
+static int after_checks(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c,
+                        yaml_node_t *where, const char *wpath, int rc)
+{
+    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    /* Names the proxy could never match must not pass silently: the same
+     * rule as the proxy matches by (common/hostname.c). */
+    for (size_t i = 0; c->type == RC_CERT_SERVER && i < c->n_dns_names; i++)
+        if (strchr(c->dns_names[i], '*') && !cm_hostname_wildcard_valid(c->dns_names[i])) {
+            rc_doc_err(L, d, RC_ERROR, where, wpath,
+                       "the certificate name \"%s\" is not a legal wildcard: one '*', only at the "
+                       "start of the leftmost label (\"*.example.com\", \"*test.example.com\"), "
+                       "followed by at least one label",
+                       c->dns_names[i]);
+            rc = -1;
+        }
+
+    if (c->type == RC_CERT_CA && !c->is_ca)
+        rc_doc_err(L, d, RC_ERROR, rc_at(d, spec, "type"), "spec.type",
+                   "the certificate is not a CA certificate (no basicConstraints CA:TRUE)");
+
+    char when[32];
+    if (c->not_after < L->now) {
+        fmt_time(c->not_after, when, sizeof(when));
+        rc_doc_err(L, d, RC_ERROR, where, wpath, "the certificate expired on %s", when);
+        rc = -1;
+    } else if (c->not_before > L->now) {
+        fmt_time(c->not_before, when, sizeof(when));
+        rc_doc_err(L, d, RC_ERROR, where, wpath, "the certificate is not valid before %s", when);
+        rc = -1;
+    } else if (c->not_after - L->now < (time_t)EXPIRY_WARNING_DAYS * 86400) {
+        fmt_time(c->not_after, when, sizeof(when));
+        rc_doc_err(L, d, RC_WARNING, where, wpath, EXPIRY_WARNING_PREFIX " %s (in %lld days)", when,
+                   (long long)((c->not_after - L->now) / 86400));
+    }
+    return rc;
 }
 
 int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c)
@@ -451,53 +388,64 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     const char *wpath = files ? "spec.source.files.certificate"
                         : inl ? "spec.source.inline.certificate"
                               : "spec.source.service";
-    int key_rc = 0;
+    c->where_loc = rc_y_loc(d, where ? where : yaml_document_get_root_node(&d->y));
+    rc_certstore_id(c->cert_pem, c->cert_pem_len, c->key_pem, c->key_pem_len, c->store_id);
+    c->has_store_id = true;
     const struct rc_certificate *same = reusable(L, d, c);
     if (same) {
         if (copy_facts(L, same, c) != 0)
             return -2;
         L->certs_reused++;
-    } else {
-        L->certs_parsed++;
-        key_rc = parse_facts(L, d, c, files ? files : svc, where, wpath);
-        if (key_rc == -2)
-            return -2;
-        if (key_rc == -3)
-            return -1;
+        return after_checks(L, d, c, where, wpath, rc);
     }
+    /* Parsed with the other certificates of this pass, on every core
+     * (rc_finish_certificates()). */
+    L->certs_parsed++;
+    struct rc_cert_batch *b = L->cert_batch;
+    if (b == NULL || b->n == b->cap)
+        return -2;
+    b->v[b->n++] = (struct rc_cert_todo){
+        .d = d, .c = c, .files = files ? files : svc, .where = where, .wpath = wpath, .rc = rc};
+    return rc;
+}
 
-    /* Names the proxy could never match must not pass silently: the same
-     * rule as the proxy matches by (common/hostname.c). */
-    for (size_t i = 0; c->type == RC_CERT_SERVER && i < c->n_dns_names; i++)
-        if (strchr(c->dns_names[i], '*') && !cm_hostname_wildcard_valid(c->dns_names[i])) {
-            rc_doc_err(L, d, RC_ERROR, where, wpath,
-                       "the certificate name \"%s\" is not a legal wildcard: one '*', only at the "
-                       "start of the leftmost label (\"*.example.com\", \"*test.example.com\"), "
-                       "followed by at least one label",
-                       c->dns_names[i]);
+int rc_finish_certificates(struct rc_load *L)
+{
+    struct rc_cert_batch *b = L->cert_batch;
+    if (b == NULL || b->n == 0)
+        return 0;
+    struct rc_certstore_in *in = rc_arena_alloc(L->arena, b->n * sizeof(*in));
+    struct rc_cert_parsed **e = rc_arena_alloc(L->arena, b->n * sizeof(*e));
+    if (in == NULL || e == NULL)
+        return -1;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct rc_certificate *c = b->v[i].c;
+        in[i] = (struct rc_certstore_in){.cert_pem = c->cert_pem,
+                                         .cert_len = c->cert_pem_len,
+                                         .key_pem = c->key_pem,
+                                         .key_len = c->key_pem_len,
+                                         .id = c->store_id};
+    }
+    if (rc_certstore_acquire(in, b->n, e) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct rc_cert_todo *t = &b->v[i];
+        int frc = rc == 0 ? facts_from(L, t->d, t->c, e[i], t->files, t->where, t->wpath) : 0;
+        if (frc == -2)
             rc = -1;
-        }
-
-    if (c->type == RC_CERT_CA && !c->is_ca)
-        rc_doc_err(L, d, RC_ERROR, rc_at(d, spec, "type"), "spec.type",
-                   "the certificate is not a CA certificate (no basicConstraints CA:TRUE)");
-
-    char when[32];
-    if (c->not_after < L->now) {
-        fmt_time(c->not_after, when, sizeof(when));
-        rc_doc_err(L, d, RC_ERROR, where, wpath, "the certificate expired on %s", when);
-        rc = -1;
-    } else if (c->not_before > L->now) {
-        fmt_time(c->not_before, when, sizeof(when));
-        rc_doc_err(L, d, RC_ERROR, where, wpath, "the certificate is not valid before %s", when);
-        rc = -1;
-    } else if (c->not_after - L->now < (time_t)EXPIRY_WARNING_DAYS * 86400) {
-        fmt_time(c->not_after, when, sizeof(when));
-        rc_doc_err(L, d, RC_WARNING, where, wpath, "the certificate expires on %s (in %lld days)",
-                   when, (long long)((c->not_after - L->now) / 86400));
+        else if (rc == 0 && frc != -3)
+            after_checks(L, t->d, t->c, t->where, t->wpath, t->rc);
+        rc_cert_parsed_unref(e[i]);
     }
+    b->n = 0;
+    return rc;
+}
 
-    return key_rc ? -1 : rc;
+bool rc_cert_is_expiry_warning(const struct rc_err *e)
+{
+    return e->severity == RC_WARNING && e->kind && strcmp(e->kind, "Certificate") == 0 && e->msg &&
+           strncmp(e->msg, EXPIRY_WARNING_PREFIX, sizeof EXPIRY_WARNING_PREFIX - 1) == 0;
 }
 
 bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
@@ -511,8 +459,14 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     if (!rc_reuse_from(L, d))
         return false;
     const struct rc_certificate *o = d->prev_src->res;
-    if (!rc_cert_time_quiet(L, o))
+    /* Expired or not valid yet: built, so that the error is reported at
+     * its field. Near expiry: copied, and the warning reported again at
+     * where it was (10,000 certificates of a short lifetime must not be
+     * rebuilt on every change). */
+    if (o->not_after < L->now || o->not_before > L->now)
         return false;
+    if (!rc_cert_time_quiet(L, o) && o->where_loc.line == 0)
+        return false; /* from before where_loc was kept */
     /* A service certificate is copied only once it is in the cache (a
      * pending one is looked up again) and under the same cache. */
     if (o->source == RC_CERT_SOURCE_SERVICE &&
@@ -535,8 +489,19 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     /* The document may have moved in its file (a changed file's unchanged
      * document, load.c): the copy is where the document is now. */
     c->meta.loc.line += d->src_line - d->prev_src->line;
+    c->where_loc.line += d->src_line - d->prev_src->line;
     /* Its service is this load's (build.c repoints it), never prev's. */
     c->service = NULL;
     L->certs_reused++;
+    if (!rc_cert_time_quiet(L, c)) {
+        char when[32];
+        fmt_time(c->not_after, when, sizeof(when));
+        const char *wpath = c->source == RC_CERT_SOURCE_FILES    ? "spec.source.files.certificate"
+                            : c->source == RC_CERT_SOURCE_INLINE ? "spec.source.inline.certificate"
+                                                                 : "spec.source.service";
+        rc_errs_add(L->errs, RC_WARNING, &c->where_loc, d->kind, d->name, wpath,
+                    EXPIRY_WARNING_PREFIX " %s (in %lld days)", when,
+                    (long long)((c->not_after - L->now) / 86400));
+    }
     return true;
 }

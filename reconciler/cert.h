@@ -8,14 +8,25 @@
 #include <stdbool.h>
 
 #include "reconciler/doc.h"
+#include "reconciler/err-t.h"
 #include "reconciler/model-t.h"
 
 struct rc_load;
 
-/* Fills c from a Certificate document: reads and parses the PEM, checks
- * key match and validity. Returns 0, -1 after appending errors, or -2 when
- * out of memory. */
+/* Fills c from a Certificate document: reads the PEM and, when no earlier
+ * parse of the same bytes has the facts, queues c on L->cert_batch for
+ * rc_finish_certificates(), which parses, checks key match and validity;
+ * otherwise checks validity now. Returns 0, -1 after appending errors, or
+ * -2 when out of memory (or L->cert_batch is full). */
 int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
+
+/* Parses the certificates queued on L->cert_batch together (the store of
+ * parsed certificates, certstore.h: on every core, or nothing when the
+ * process parsed the same bytes before), fills their facts and runs their
+ * checks, in queue order. Call once every certificate of the pass is
+ * built, before anything reads their facts. Returns 0, or -1 when out of
+ * memory. */
+int rc_finish_certificates(struct rc_load *L);
 
 /* Whether c, valid at L->now, is far enough from its expiry that building
  * it would report nothing about its validity. */
@@ -25,5 +36,10 @@ bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
  * hold the same bytes and it is not near expiry; false when it must be
  * built (L->oom when out of memory). */
 bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
+
+/* Whether e is the warning that a certificate expires soon: the one
+ * diagnostic rc_reuse_certificate() reports again for a copy, so it does
+ * not keep its manifest file from being reused (contain.c). */
+bool rc_cert_is_expiry_warning(const struct rc_err *e);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "reconciler/cert.h"
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
 #include "reconciler/loadset.h"
@@ -504,6 +505,8 @@ static int keep_mfiles(struct ctx *C, const struct rc_errs *errs, struct rc_mode
     bool all_dirty = false;
     for (size_t i = S->errs_before; i < errs->n; i++) {
         const struct rc_err *e = &errs->v[i];
+        if (rc_cert_is_expiry_warning(e))
+            continue; /* a copy reports it again (cert.c): the file stays clean */
         int fi = e->file ? file_of(S, e->file) : -1;
         if (fi < 0 && e->kind && e->name) {
             const struct res *r = find_res(C, e->kind, e->name);

@@ -131,6 +131,16 @@ struct rc_certificate {
     int key_bits;
     bool is_ca;       /* basicConstraints CA:TRUE */
     bool self_signed; /* issuer == subject and self-signature verifies */
+    /* rc_certstore_id() of cert_pem and key_pem (reconciler/certstore.h),
+     * computed once when the certificate is built and copied with it: a
+     * TLS context finds the parsed certificate by it without hashing the
+     * PEM again. Not secret, but never shown either. has_store_id: set. */
+    unsigned char store_id[32];
+    bool has_store_id;
+    /* Where its validity warnings point (the certificate's source field),
+     * so that a copy near expiry reports them again without its document
+     * being parsed. */
+    struct rc_loc where_loc;
 };
 
 /* TLS versions as a bit set. */

@@ -992,6 +992,58 @@ static void test_many_certificates(void **state)
     EVP_PKEY_free(k);
 }
 
+/* Contexts built from byte-identical certificates share the parsed
+ * objects (reconciler/certstore.h): a rebuilt listener holds nothing
+ * twice. A changed certificate is its own; a context outlives the one it
+ * shared with. */
+static void test_contexts_share_parsed_certificates(void **state)
+{
+    SSL_CTX *a = server_ctx(&F.l, F.keys, false);
+    /* The same PEM at other addresses, as a later model holds it. */
+    struct rc_certificate def2 = F.c_def, wild2 = F.c_wild;
+    def2.cert_pem = strdup(F.c_def.cert_pem);
+    def2.key_pem = strdup(F.c_def.key_pem);
+    wild2.cert_pem = strdup(F.c_wild.cert_pem);
+    wild2.key_pem = strdup(F.c_wild.key_pem);
+    const struct rc_certificate *ext2[] = {&F.c_www_ec, &F.c_www_rsa, &wild2};
+    struct rc_listener l2;
+    listener_init(&l2, &pol_1_2_strict_13);
+    l2.tls.certificate = &def2;
+    l2.tls.extension_certificates = ext2;
+    SSL_CTX *b = server_ctx(&l2, F.keys, false);
+    assert_ptr_equal(SSL_CTX_get0_certificate(a), SSL_CTX_get0_certificate(b));
+    assert_ptr_equal(SSL_CTX_get0_privatekey(a), SSL_CTX_get0_privatekey(b));
+    struct client_opts o = {0};
+    struct conn ka = hs(a, &o, "x.wild.test", NULL), kb = hs(b, &o, "x.wild.test", NULL);
+    assert_true(ka.ok);
+    assert_true(kb.ok);
+    assert_ptr_equal(SSL_get_certificate(ka.s), SSL_get_certificate(kb.s));
+
+    /* Renewed: a new key and certificate for the same names. */
+    EVP_PKEY *k = key_ec();
+    X509 *renewed = make_cert(k, "wild.test renewed", "DNS:*.wild.test", F.ca, F.ca_key, false);
+    struct rc_certificate wild3;
+    cert_fill(&wild3, "wild", renewed, NULL, k);
+    const struct rc_certificate *ext3[] = {&F.c_www_ec, &F.c_www_rsa, &wild3};
+    struct rc_listener l3;
+    listener_init(&l3, &pol_1_2_strict_13);
+    l3.tls.extension_certificates = ext3;
+    SSL_CTX *c = server_ctx(&l3, F.keys, false);
+    assert_ptr_equal(SSL_CTX_get0_certificate(a), SSL_CTX_get0_certificate(c));
+    SSL_CTX_free(a);
+    SSL_CTX_free(b);
+    expect_cert(c, &o, "x.wild.test", "wild.test renewed");
+    expect_cert(c, &o, "www.example.com", "www.example.com");
+    conn_free(&ka);
+    conn_free(&kb);
+    SSL_CTX_free(c);
+    cert_cleanup(&def2);
+    cert_cleanup(&wild2);
+    cert_cleanup(&wild3);
+    X509_free(renewed);
+    EVP_PKEY_free(k);
+}
+
 /* The reference's order over real handshakes: exact name before wildcard,
  * and only then ECDSA before RSA; a client that cannot verify the winner
  * gets the best certificate it can verify. */
@@ -1164,6 +1216,7 @@ int main(void)
         cmocka_unit_test(test_host_allowed),
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_many_certificates),
+        cmocka_unit_test(test_contexts_share_parsed_certificates),
         cmocka_unit_test(test_precedence_name_then_key),
         cmocka_unit_test(test_handshake_work),
     };

@@ -502,11 +502,71 @@ static void a_clash_on_a_copied_listener_is_located(void **state)
     tf_done(&b);
 }
 
+/* A load at now (errs: rc_errs_init'ed). */
+static struct tf_result load_at(const struct rc_model *prev, time_t now, struct rc_errs *errs)
+{
+    struct tf_result r = {0};
+    rc_status_init(&r.st);
+    struct rc_load_opts o = {.now = now, .prev = prev, .realtime = tf_clock};
+    r.rc = rc_load_dir_ex(dir, &o, &r.m, errs, &r.st);
+    return r;
+}
+
+/* A certificate near expiry is copied like any unchanged one (10,000
+ * short-lived certificates are not rebuilt on every change), and its
+ * warning is reported again, at the same place. */
+static void a_certificate_near_expiry_is_copied_with_its_warning(void **state)
+{
+    (void)state;
+    struct tf_result first = load(NULL);
+    time_t soon = rc_model_certificate(first.m, "site")->not_after - 10 * 86400;
+    tf_done(&first);
+    struct rc_errs ea, eb;
+    rc_errs_init(&ea);
+    rc_errs_init(&eb);
+    struct tf_result a = load_at(NULL, soon, &ea);
+    assert_int_equal(a.rc, 0);
+    struct tf_result b = load_at(a.m, soon, &eb);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(b.st.resources_copied, 4);
+    assert_int_equal(b.st.docs_parsed, 0);
+    assert_int_equal(b.st.certs_parsed, 0);
+    assert_ptr_equal(rc_model_certificate(b.m, "site")->cert_pem,
+                     rc_model_certificate(a.m, "site")->cert_pem);
+    assert_int_equal(ea.n, 1);
+    assert_int_equal(eb.n, 1);
+    assert_int_equal(eb.v[0].severity, RC_WARNING);
+    assert_string_equal(eb.v[0].msg, ea.v[0].msg);
+    assert_non_null(strstr(eb.v[0].msg, "(in 10 days)"));
+    assert_string_equal(eb.v[0].path, ea.v[0].path);
+    assert_string_equal(eb.v[0].kind, "Certificate");
+    assert_string_equal(eb.v[0].name, "site");
+    assert_string_equal(eb.v[0].file, ea.v[0].file);
+    assert_int_equal(eb.v[0].line, ea.v[0].line);
+    assert_int_equal(eb.v[0].col, ea.v[0].col);
+    assert_wired(b.m);
+    /* Expired by now: built, and the error reported. */
+    struct rc_errs ec;
+    rc_errs_init(&ec);
+    struct tf_result c = load_at(b.m, soon + 11 * 86400, &ec);
+    assert_int_equal(ec.n >= 1, 1);
+    assert_int_equal(ec.v[0].severity, RC_ERROR);
+    assert_non_null(strstr(ec.v[0].msg, "expired"));
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
+    rc_errs_cleanup(&ea);
+    rc_errs_cleanup(&eb);
+    rc_errs_cleanup(&ec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(unchanged_documents_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(a_changed_document_is_built, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_certificate_near_expiry_is_copied_with_its_warning, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_certificate_file_replaced_by_rename_is_read, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_manifest_replaced_by_rename_is_read, setup, teardown),

@@ -1,0 +1,657 @@
+/* The store of parsed certificates (see certstore.h).
+ *
+ * Parsing cost, OpenSSL 3.0 (measured on this project's bench machine, one
+ * ECDSA P-256 certificate and its PKCS#8 key): PEM_read_bio_PrivateKey()
+ * takes ~360 us because every call builds a decoder context that tries
+ * every decoder of every provider; decoding the same DER with a decoder
+ * context told the structure and key type, built once per thread and
+ * reused, takes ~22 us. d2i_X509() takes ~100 us (it builds such a context
+ * for the public key inside, which no API lets us reuse): the certificate
+ * is now the larger part, and a batch is spread over every core. */
+#include "reconciler/certstore.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/bio.h>
+#include <openssl/decoder.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/hostname.h"
+
+/* At most this many threads parse one batch (the agent's own included). */
+#define MAX_PARSE_THREADS 16
+/* Fewer inputs than this are parsed on the calling thread. */
+#define PARALLEL_MIN 16
+
+/* ---- the table ---------------------------------------------------------- */
+
+static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rc_cert_parsed **buckets; /* under store_mu */
+static size_t n_buckets, n_entries, n_parsed;
+
+static uint64_t id_hash(const unsigned char *id)
+{
+    uint64_t h;
+    memcpy(&h, id, sizeof h); /* a SHA-256 prefix is already uniform */
+    return h;
+}
+
+/* Under store_mu. */
+static struct rc_cert_parsed *table_find(const unsigned char *id)
+{
+    if (n_buckets == 0)
+        return NULL;
+    for (struct rc_cert_parsed *e = buckets[id_hash(id) & (n_buckets - 1)]; e; e = e->next)
+        if (memcmp(e->id, id, RC_CERTSTORE_ID_LEN) == 0)
+            return e;
+    return NULL;
+}
+
+/* Under store_mu. Grows the table to keep chains short; 0 or -ENOMEM. */
+static int table_reserve(size_t more)
+{
+    size_t want = n_buckets ? n_buckets : 64;
+    while (want < 2 * (n_entries + more))
+        want <<= 1;
+    if (want == n_buckets)
+        return 0;
+    struct rc_cert_parsed **nb = calloc(want, sizeof *nb);
+    if (nb == NULL)
+        return n_buckets ? 0 : -ENOMEM; /* longer chains, still correct */
+    for (size_t i = 0; i < n_buckets; i++) {
+        struct rc_cert_parsed *e = buckets[i];
+        while (e) {
+            struct rc_cert_parsed *next = e->next;
+            size_t at = id_hash(e->id) & (want - 1);
+            e->next = nb[at];
+            nb[at] = e;
+            e = next;
+        }
+    }
+    free(buckets);
+    buckets = nb;
+    n_buckets = want;
+    return 0;
+}
+
+/* Under store_mu, after table_reserve(). */
+static void table_insert(struct rc_cert_parsed *e)
+{
+    size_t at = id_hash(e->id) & (n_buckets - 1);
+    e->next = buckets[at];
+    buckets[at] = e;
+    n_entries++;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void entry_free(struct rc_cert_parsed *e)
+{
+    if (e == NULL)
+        return;
+    X509_free(e->leaf);
+    sk_X509_pop_free(e->chain, X509_free);
+    EVP_PKEY_free(e->pkey);
+    free(e->subject);
+    free(e->issuer);
+    strv_free(e->dns_names, e->n_dns_names);
+    strv_free(e->tls_names, e->n_tls_names);
+    free(e);
+}
+
+/* ---- the id ------------------------------------------------------------- */
+
+void rc_certstore_id(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                     unsigned char id[RC_CERTSTORE_ID_LEN])
+{
+    uint64_t lens[3] = {cert_len, key_pem ? 1 : 0, key_len};
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    bool ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(h, "albd-certstore", 14) == 1 &&
+              EVP_DigestUpdate(h, lens, sizeof lens) == 1 &&
+              EVP_DigestUpdate(h, cert_pem ? cert_pem : "", cert_len) == 1 &&
+              EVP_DigestUpdate(h, key_pem ? key_pem : "", key_len) == 1 &&
+              EVP_DigestFinal_ex(h, id, &n) == 1 && n == RC_CERTSTORE_ID_LEN;
+    EVP_MD_CTX_free(h);
+    if (!ok) {
+        /* No digest (out of memory): an id that matches nothing stored,
+         * so the input is parsed rather than mistaken for another. */
+        ERR_clear_error();
+        memset(id, 0, RC_CERTSTORE_ID_LEN);
+        id[0] = 0xff;
+        memcpy(id + 8, &cert_pem, sizeof cert_pem);
+    }
+}
+
+/* ---- decoding a private key --------------------------------------------- */
+
+/* Decoder contexts told the input structure and key type, each reused for
+ * every key of its kind one thread decodes (built once: ~70 us each). */
+struct dec_slot {
+    const char *structure, *type;
+    OSSL_DECODER_CTX *ctx;
+    EVP_PKEY *out; /* where ctx puts the key it decodes */
+};
+
+struct dec_cache {
+    struct dec_slot s[8];
+    size_t n;
+};
+
+static void dec_cache_cleanup(struct dec_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        OSSL_DECODER_CTX_free(c->s[i].ctx);
+        EVP_PKEY_free(c->s[i].out);
+    }
+    c->n = 0;
+}
+
+static struct dec_slot *dec_get(struct dec_cache *c, const char *structure, const char *type)
+{
+    struct dec_slot *s = NULL;
+    for (size_t i = 0; i < c->n && s == NULL; i++)
+        if (c->s[i].structure == structure && c->s[i].type == type)
+            s = &c->s[i];
+    if (s == NULL) {
+        if (c->n == sizeof c->s / sizeof c->s[0])
+            return NULL;
+        s = &c->s[c->n++];
+        *s = (struct dec_slot){.structure = structure, .type = type};
+    }
+    if (s->ctx == NULL)
+        s->ctx = OSSL_DECODER_CTX_new_for_pkey(&s->out, "DER", structure, type, EVP_PKEY_KEYPAIR,
+                                               NULL, NULL);
+    return s->ctx ? s : NULL;
+}
+
+/* The key type of a PKCS#8 PrivateKeyInfo, for the decoder; NULL when it
+ * is not one this fast path knows. */
+static const char *pkcs8_type(const unsigned char *der, long len)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, len);
+    const ASN1_OBJECT *obj = NULL;
+    int nid = NID_undef;
+    if (p8 != NULL && PKCS8_pkey_get0(&obj, NULL, NULL, NULL, p8) == 1)
+        nid = OBJ_obj2nid(obj);
+    PKCS8_PRIV_KEY_INFO_free(p8); /* wipes its copy of the key */
+    switch (nid) {
+    case NID_X9_62_id_ecPublicKey:
+        return "EC";
+    case NID_rsaEncryption:
+        return "RSA";
+    case NID_rsassaPss:
+        return "RSA-PSS";
+    case NID_ED25519:
+        return "ED25519";
+    case NID_ED448:
+        return "ED448";
+    default:
+        return NULL;
+    }
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    return 0; /* encrypted keys are refused rather than prompted for */
+}
+
+/* The first private key in pem: by the fast path when its PEM label (and
+ * for PKCS#8, its algorithm) names a structure and key type, else by
+ * OpenSSL's generic reader (which refuses encrypted keys). NULL when none
+ * parses. */
+static EVP_PKEY *decode_key(struct dec_cache *c, const char *pem, size_t len)
+{
+    EVP_PKEY *key = NULL;
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    for (bool more = b != NULL; more;) {
+        char *name = NULL, *header = NULL;
+        unsigned char *der = NULL;
+        long dlen = 0;
+        if (PEM_read_bio(b, &name, &header, &der, &dlen) != 1)
+            break;
+        const char *structure = NULL, *type = NULL;
+        more = strcmp(name, "EC PARAMETERS") == 0; /* `openssl ecparam -genkey` puts it first */
+        if (header[0] != '\0') {
+            /* encrypted legacy PEM: the generic reader refuses it */
+        } else if (strcmp(name, "PRIVATE KEY") == 0) {
+            structure = "PrivateKeyInfo";
+            type = pkcs8_type(der, dlen);
+        } else if (strcmp(name, "EC PRIVATE KEY") == 0) {
+            structure = "type-specific";
+            type = "EC";
+        } else if (strcmp(name, "RSA PRIVATE KEY") == 0) {
+            structure = "type-specific";
+            type = "RSA";
+        }
+        struct dec_slot *s = structure && type ? dec_get(c, structure, type) : NULL;
+        if (s != NULL) {
+            const unsigned char *p = der;
+            size_t left = (size_t)dlen;
+            s->out = NULL;
+            if (OSSL_DECODER_from_data(s->ctx, &p, &left) == 1 && s->out != NULL) {
+                key = s->out;
+            } else {
+                /* Start the next key of this kind from a fresh context. */
+                EVP_PKEY_free(s->out);
+                OSSL_DECODER_CTX_free(s->ctx);
+                s->ctx = NULL;
+            }
+            s->out = NULL;
+        }
+        OPENSSL_cleanse(der, (size_t)dlen);
+        OPENSSL_free(der);
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+    }
+    BIO_free(b);
+    ERR_clear_error();
+    if (key != NULL)
+        return key;
+    b = BIO_new_mem_buf(pem, (int)len);
+    key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(b);
+    ERR_clear_error();
+    return key;
+}
+
+/* ---- parsing one certificate -------------------------------------------- */
+
+static char *dn_string(const X509_NAME *name)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return NULL;
+    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    char *s = strndup(n > 0 ? data : "", n > 0 ? (size_t)n : 0);
+    BIO_free(b);
+    return s;
+}
+
+static int strv_push(char ***v, size_t *n, char *s)
+{
+    if (s == NULL)
+        return -ENOMEM;
+    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (nv == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
+    *v = nv;
+    nv[(*n)++] = s;
+    return 0;
+}
+
+static char *lower_dup(const unsigned char *s, size_t n)
+{
+    char *p = strndup((const char *)s, n);
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = (char)tolower((unsigned char)p[i]);
+    return p;
+}
+
+/* A name SNI can select by, normalized; duplicates and names that can
+ * never match (an invalid wildcard, a bad host name) are left out. */
+static int tls_name_add(struct rc_cert_parsed *e, const unsigned char *data, size_t len)
+{
+    char buf[CM_HOSTNAME_MAX + 1];
+    if (len == 0 || len > CM_HOSTNAME_MAX || memchr(data, '\0', len) != NULL)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)((data[i] >= 'A' && data[i] <= 'Z') ? data[i] - 'A' + 'a' : data[i]);
+    buf[len] = '\0';
+    if (buf[0] == '*') {
+        if (!cm_hostname_wildcard_valid(buf))
+            return 0; /* the validator reports it; such a name selects nothing */
+    } else if (cm_hostname_normalize(buf, len, buf, sizeof buf) < 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < e->n_tls_names; i++)
+        if (strcmp(e->tls_names[i], buf) == 0)
+            return 0;
+    return strv_push(&e->tls_names, &e->n_tls_names, strdup(buf));
+}
+
+/* subjectAltName DNS entries, or the subject CN when there are none: both
+ * as the validator shows them and as SNI selects by them. */
+static int read_names(struct rc_cert_parsed *e)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(e->leaf, NID_subject_alt_name, NULL, NULL);
+    int rc = 0;
+    for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_DNS)
+            continue;
+        const unsigned char *s = ASN1_STRING_get0_data(g->d.dNSName);
+        size_t n = (size_t)ASN1_STRING_length(g->d.dNSName);
+        rc = strv_push(&e->dns_names, &e->n_dns_names, lower_dup(s, n));
+        if (rc == 0)
+            rc = tls_name_add(e, s, n);
+    }
+    GENERAL_NAMES_free(gens);
+    ERR_clear_error();
+    if (rc != 0 || e->n_dns_names > 0)
+        return rc;
+    const X509_NAME *subj = X509_get_subject_name(e->leaf);
+    int at = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+    if (at < 0)
+        return 0;
+    const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, at));
+    rc = strv_push(&e->dns_names, &e->n_dns_names,
+                   lower_dup(ASN1_STRING_get0_data(cn), (size_t)ASN1_STRING_length(cn)));
+    /* SNI compares with the CN as UTF-8 (a BMPString CN converted). */
+    unsigned char *utf8 = NULL;
+    int len = rc == 0 ? ASN1_STRING_to_UTF8(&utf8, cn) : 0;
+    if (len > 0)
+        rc = tls_name_add(e, utf8, (size_t)len);
+    OPENSSL_free(utf8);
+    ERR_clear_error();
+    return rc;
+}
+
+static time_t asn1_to_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return timegm(&tm);
+}
+
+static bool weak_signature(const X509 *leaf)
+{
+    int md = NID_undef, pk = NID_undef;
+    if (!OBJ_find_sigid_algs(X509_get_signature_nid(leaf), &md, &pk))
+        return false;
+    return md == NID_md5 || md == NID_md4 || md == NID_md2 || md == NID_md5_sha1;
+}
+
+static int curve_of(const EVP_PKEY *k)
+{
+    char g[80];
+    size_t glen = 0;
+    if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_EC ||
+        EVP_PKEY_get_group_name(k, g, sizeof g, &glen) != 1) {
+        ERR_clear_error();
+        return NID_undef;
+    }
+    int nid = OBJ_sn2nid(g);
+    return nid != NID_undef ? nid : EC_curve_nist2nid(g);
+}
+
+/* The leaf and the rest of the chain; 0, -1 without a leaf, -ENOMEM. */
+static int parse_chain(struct rc_cert_parsed *e, const char *pem, size_t len)
+{
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    if (b == NULL)
+        return -ENOMEM;
+    e->leaf = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+    int rc = e->leaf ? 0 : -1;
+    X509 *x;
+    while (rc == 0 && (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+        if ((e->chain == NULL && (e->chain = sk_X509_new_null()) == NULL) ||
+            !sk_X509_push(e->chain, x)) {
+            X509_free(x);
+            rc = -ENOMEM;
+        }
+    }
+    BIO_free(b);
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    return rc;
+}
+
+/* Parses in into a new entry (not in the table, refs 0); NULL when out of
+ * memory. Runs on any thread: it touches only its own objects and c. */
+static struct rc_cert_parsed *parse_one(const struct rc_certstore_in *in, const unsigned char *id,
+                                        struct dec_cache *c)
+{
+    struct rc_cert_parsed *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    memcpy(e->id, id, RC_CERTSTORE_ID_LEN);
+    e->curve_nid = NID_undef;
+    int rc = in->cert_pem ? parse_chain(e, in->cert_pem, in->cert_len) : -1;
+    if (rc == -1) {
+        e->status = RC_CERT_PARSE_NO_CERT;
+        return e;
+    }
+    if (rc != 0)
+        goto nomem;
+    e->subject = dn_string(X509_get_subject_name(e->leaf));
+    e->issuer = dn_string(X509_get_issuer_name(e->leaf));
+    if (e->subject == NULL || e->issuer == NULL || read_names(e) != 0)
+        goto nomem;
+    e->not_before = asn1_to_time(X509_get0_notBefore(e->leaf));
+    e->not_after = asn1_to_time(X509_get0_notAfter(e->leaf));
+    uint32_t flags = X509_get_extension_flags(e->leaf);
+    e->is_ca = (flags & EXFLAG_CA) != 0;
+    e->self_signed = (flags & EXFLAG_SS) != 0;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (X509_digest(e->leaf, EVP_sha256(), md, &mdlen) == 1)
+        for (unsigned i = 0; i < mdlen && i < 32; i++)
+            snprintf(e->fingerprint_sha256 + 2 * i, 3, "%02x", md[i]);
+    EVP_PKEY *pub = X509_get0_pubkey(e->leaf);
+    e->pub_base_id = pub ? EVP_PKEY_get_base_id(pub) : 0;
+    e->pub_bits = pub ? EVP_PKEY_get_bits(pub) : 0;
+    e->weak_hash = weak_signature(e->leaf);
+    if (in->key_pem != NULL) {
+        e->pkey = decode_key(c, in->key_pem, in->key_len);
+        if (e->pkey == NULL) {
+            e->status = RC_CERT_PARSE_BAD_KEY;
+        } else if (X509_check_private_key(e->leaf, e->pkey) != 1) {
+            e->status = RC_CERT_PARSE_KEY_MISMATCH;
+            EVP_PKEY_free(e->pkey);
+            e->pkey = NULL;
+        }
+    }
+    e->curve_nid = curve_of(e->pkey ? e->pkey : pub);
+    ERR_clear_error();
+    return e;
+nomem:
+    ERR_clear_error();
+    entry_free(e);
+    return NULL;
+}
+
+/* ---- parsing a batch ---------------------------------------------------- */
+
+struct job {
+    const struct rc_certstore_in *in;
+    const unsigned char *id;
+    struct rc_cert_parsed *out;
+};
+
+struct batch {
+    struct job *jobs;
+    size_t n;
+    atomic_size_t next;
+};
+
+static void *parse_worker(void *arg)
+{
+    struct batch *b = arg;
+    struct dec_cache c = {.n = 0};
+    for (;;) {
+        size_t i = atomic_fetch_add_explicit(&b->next, 1, memory_order_relaxed);
+        if (i >= b->n)
+            break;
+        b->jobs[i].out = parse_one(b->jobs[i].in, b->jobs[i].id, &c);
+    }
+    dec_cache_cleanup(&c);
+    return NULL;
+}
+
+/* Parses every job, on up to one thread per core (the caller's included). */
+static void parse_jobs(struct job *jobs, size_t n)
+{
+    struct batch b = {.jobs = jobs, .n = n};
+    atomic_init(&b.next, 0);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t want = n < PARALLEL_MIN || cores <= 1 ? 1 : (size_t)cores;
+    if (want > MAX_PARSE_THREADS)
+        want = MAX_PARSE_THREADS;
+    if (want > (n + PARALLEL_MIN - 1) / PARALLEL_MIN)
+        want = (n + PARALLEL_MIN - 1) / PARALLEL_MIN;
+    pthread_t tid[MAX_PARSE_THREADS];
+    size_t started = 0;
+    for (size_t i = 1; i < want; i++) {
+        if (pthread_create(&tid[started], NULL, parse_worker, &b) != 0)
+            break; /* fewer threads: the rest is parsed here */
+        started++;
+    }
+    parse_worker(&b);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+}
+
+int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (n == 0)
+        return 0;
+    unsigned char *ids = malloc(n * RC_CERTSTORE_ID_LEN);
+    struct job *jobs = malloc(n * sizeof *jobs);
+    size_t *job_of = malloc(n * sizeof *job_of);
+    if (ids == NULL || jobs == NULL || job_of == NULL) {
+        free(ids);
+        free(jobs);
+        free(job_of);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].id)
+            memcpy(ids + i * RC_CERTSTORE_ID_LEN, in[i].id, RC_CERTSTORE_ID_LEN);
+        else
+            rc_certstore_id(in[i].cert_pem, in[i].cert_len, in[i].key_pem, in[i].key_len,
+                            ids + i * RC_CERTSTORE_ID_LEN);
+    }
+    size_t n_jobs = 0;
+    pthread_mutex_lock(&store_mu);
+    for (size_t i = 0; i < n; i++) {
+        struct rc_cert_parsed *e = table_find(ids + i * RC_CERTSTORE_ID_LEN);
+        if (e != NULL) {
+            e->refs++;
+            out[i] = e;
+        } else {
+            job_of[n_jobs] = i;
+            jobs[n_jobs++] = (struct job){.in = &in[i], .id = ids + i * RC_CERTSTORE_ID_LEN};
+        }
+    }
+    pthread_mutex_unlock(&store_mu);
+
+    int rc = 0;
+    if (n_jobs > 0) {
+        parse_jobs(jobs, n_jobs);
+        pthread_mutex_lock(&store_mu);
+        for (size_t j = 0; j < n_jobs; j++)
+            if (jobs[j].out == NULL)
+                rc = -ENOMEM;
+        if (rc == 0)
+            rc = table_reserve(n_jobs);
+        for (size_t j = 0; j < n_jobs; j++) {
+            struct rc_cert_parsed *e = jobs[j].out;
+            if (e == NULL)
+                continue;
+            n_parsed++;
+            if (rc != 0) {
+                entry_free(e);
+                continue;
+            }
+            /* The same input twice in one batch: the first one stays. */
+            struct rc_cert_parsed *had = table_find(e->id);
+            if (had != NULL) {
+                entry_free(e);
+                e = had;
+            } else {
+                table_insert(e);
+            }
+            e->refs++;
+            out[job_of[j]] = e;
+        }
+        pthread_mutex_unlock(&store_mu);
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++) {
+            rc_cert_parsed_unref(out[i]);
+            out[i] = NULL;
+        }
+    }
+    free(ids);
+    free(jobs);
+    free(job_of);
+    return rc;
+}
+
+struct rc_cert_parsed *rc_cert_parsed_ref(struct rc_cert_parsed *e)
+{
+    if (e != NULL) {
+        pthread_mutex_lock(&store_mu);
+        e->refs++;
+        pthread_mutex_unlock(&store_mu);
+    }
+    return e;
+}
+
+void rc_cert_parsed_unref(struct rc_cert_parsed *e)
+{
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&store_mu);
+    e->refs--;
+    pthread_mutex_unlock(&store_mu);
+}
+
+size_t rc_certstore_sweep(void)
+{
+    size_t freed = 0;
+    pthread_mutex_lock(&store_mu);
+    for (size_t i = 0; i < n_buckets; i++) {
+        struct rc_cert_parsed **pp = &buckets[i];
+        while (*pp != NULL) {
+            struct rc_cert_parsed *e = *pp;
+            if (e->refs == 0) {
+                *pp = e->next;
+                entry_free(e);
+                n_entries--;
+                freed++;
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+    if (n_entries == 0) {
+        free(buckets);
+        buckets = NULL;
+        n_buckets = 0;
+    }
+    pthread_mutex_unlock(&store_mu);
+    return freed;
+}
+
+void rc_certstore_stats(struct rc_certstore_stats *out)
+{
+    pthread_mutex_lock(&store_mu);
+    out->entries = n_entries;
+    out->parsed = n_parsed;
+    pthread_mutex_unlock(&store_mu);
+}

@@ -1,0 +1,119 @@
+/* The process-wide store of parsed certificates (certstore.c).
+ *
+ * A certificate's PEM (chain, and private key when it has one) is parsed
+ * once per process lifetime, not once by the validator and once more by
+ * every TLS context that serves it: entries are keyed by the SHA-256 of
+ * the PEM inputs (rc_certstore_id()), so byte-identical inputs find the
+ * same entry whatever document, model or listener names them, and a
+ * changed certificate or key is a new entry. The validator (cert.c) takes
+ * its facts from an entry; a TLS context (proxy/tls_ctx.c) holds one
+ * reference per certificate it serves and hands the entry's X509 and
+ * EVP_PKEY to OpenSSL, so a rebuilt context shares every unchanged
+ * certificate's parsed objects with the running one.
+ *
+ * Lifetime: rc_certstore_acquire() returns references; an entry nobody
+ * references stays in the store (the validator builds the model before
+ * the snapshot's contexts take their references) until
+ * rc_certstore_sweep(), which the agent calls at the end of each
+ * reconcile.
+ *
+ * Threads: the agent thread acquires and sweeps; a context's references
+ * are dropped by whichever thread frees the context (a worker may drop
+ * the last reference to a snapshot), so the table and the reference
+ * counts are under one mutex. An entry's fields never change after it is
+ * published, so readers need no lock. Parsing a batch runs on a few
+ * short-lived threads of its own (one per core), joined before
+ * rc_certstore_acquire() returns; they touch only their own items.
+ *
+ * Secrets: the key bytes are hashed into the id and decoded; the DER
+ * buffers are wiped; nothing here logs or keeps them. */
+#ifndef ALBD_RECONCILER_CERTSTORE_H
+#define ALBD_RECONCILER_CERTSTORE_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define RC_CERTSTORE_ID_LEN 32
+
+enum rc_cert_parse {
+    RC_CERT_PARSE_OK,
+    RC_CERT_PARSE_NO_CERT,      /* no PEM certificate could be parsed */
+    RC_CERT_PARSE_BAD_KEY,      /* the key given does not parse (or is encrypted) */
+    RC_CERT_PARSE_KEY_MISMATCH, /* the key is not the leaf's */
+};
+
+/* One parsed certificate. Everything but refs is immutable once the entry
+ * is in the store. */
+struct rc_cert_parsed {
+    unsigned char id[RC_CERTSTORE_ID_LEN];
+    enum rc_cert_parse status;
+    X509 *leaf;             /* NULL when status is NO_CERT */
+    STACK_OF(X509) * chain; /* the certificates after the leaf; NULL when none */
+    EVP_PKEY *pkey;         /* NULL without a key or when it did not parse */
+    /* Facts for the validator and `albd plan` (cert.c). */
+    char *subject, *issuer; /* RFC 2253 */
+    char **dns_names;       /* subjectAltName DNS entries lowercased, else the CN */
+    size_t n_dns_names;
+    time_t not_before, not_after;
+    char fingerprint_sha256[65];
+    int pub_base_id; /* EVP_PKEY_get_base_id() of the leaf's public key, 0 if none */
+    int pub_bits;
+    bool is_ca, self_signed;
+    /* For a TLS context (proxy/tls_ctx.c): the names SNI can select by
+     * (lowercase, normalized, valid wildcard patterns, no duplicates). */
+    char **tls_names;
+    size_t n_tls_names;
+    int curve_nid;  /* the EC key's curve (NID), NID_undef otherwise */
+    bool weak_hash; /* signed with MD5 (or older) */
+    /* Store bookkeeping (under the store's mutex). */
+    size_t refs;
+    struct rc_cert_parsed *next;
+};
+
+/* What to look up or parse: the PEM chain (leaf first) and the PEM private
+ * key (NULL/0 for none). id, when not NULL, is rc_certstore_id() of them,
+ * computed earlier (the model keeps it), and is trusted as such. */
+struct rc_certstore_in {
+    const char *cert_pem;
+    size_t cert_len;
+    const char *key_pem;
+    size_t key_len;
+    const unsigned char *id;
+};
+
+/* The id of a certificate's PEM inputs: SHA-256 over both, lengths
+ * included (a key given and an empty one differ). */
+void rc_certstore_id(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                     unsigned char id[RC_CERTSTORE_ID_LEN]);
+
+/* Fills out[i] with a new reference to the entry of in[i] for every i,
+ * parsing the inputs that are not in the store yet (in parallel when
+ * there are many). An input that does not parse still gets an entry,
+ * whose status says why. Returns 0, or -ENOMEM (then no reference is
+ * taken and out is left NULL-filled). Any thread; parsing is bounded by
+ * the number of cores. */
+int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out);
+
+/* Takes another reference to e. Any thread. */
+struct rc_cert_parsed *rc_cert_parsed_ref(struct rc_cert_parsed *e);
+
+/* Drops a reference (e may be NULL). The entry stays in the store until a
+ * sweep finds it unreferenced. Any thread. */
+void rc_cert_parsed_unref(struct rc_cert_parsed *e);
+
+/* Frees every entry nobody references. Returns how many it freed. */
+size_t rc_certstore_sweep(void);
+
+/* Counters for tests and logs: entries in the store, and inputs parsed
+ * since the process started. */
+struct rc_certstore_stats {
+    size_t entries;
+    size_t parsed;
+};
+void rc_certstore_stats(struct rc_certstore_stats *out);
+
+#endif

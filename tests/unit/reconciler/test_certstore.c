@@ -1,0 +1,418 @@
+/* The store of parsed certificates (certstore.c): byte-identical inputs
+ * share one entry and are parsed once; a changed key or certificate is a
+ * new entry; an entry lives while referenced and a sweep frees it after;
+ * every key format the fast decoder takes gives the key OpenSSL's generic
+ * reader gives, and the ones it does not take still parse (or fail) as
+ * before; a large batch parses on several threads with duplicates
+ * collapsed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "reconciler/certstore.h"
+
+/* ---- certificate factory ------------------------------------------------ */
+
+static EVP_PKEY *key_ec(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    assert_non_null(k);
+    return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+    assert_non_null(ext);
+    assert_int_equal(X509_add_ext(x, ext, -1), 1);
+    X509_EXTENSION_free(ext);
+}
+
+/* A certificate for key, CN=cn, SAN san (or none), signed by issuer_key
+ * (self-signed when NULL). */
+static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *issuer,
+                       EVP_PKEY *issuer_key, bool ca)
+{
+    static long serial = 1;
+    X509 *x = X509_new();
+    assert_non_null(x);
+    X509_set_version(x, X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 90);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+    X509_set_pubkey(x, key);
+    add_ext(x, issuer ? issuer : x, NID_basic_constraints, ca ? "critical,CA:TRUE" : "CA:FALSE");
+    if (san)
+        add_ext(x, issuer ? issuer : x, NID_subject_alt_name, san);
+    EVP_PKEY *signer = issuer_key ? issuer_key : key;
+    bool eddsa = EVP_PKEY_get_base_id(signer) == EVP_PKEY_ED25519;
+    assert_true(X509_sign(x, signer, eddsa ? NULL : EVP_sha256()) > 0);
+    return x;
+}
+
+static char *bio_str(BIO *b)
+{
+    char *data;
+    long n = BIO_get_mem_data(b, &data);
+    char *s = strndup(data, (size_t)n);
+    BIO_free(b);
+    assert_non_null(s);
+    return s;
+}
+
+static char *pem_certs(X509 *leaf, X509 *chain1)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_X509(b, leaf), 1);
+    if (chain1)
+        assert_int_equal(PEM_write_bio_X509(b, chain1), 1);
+    return bio_str(b);
+}
+
+enum key_form { PKCS8, TRADITIONAL, ECPARAMS_FIRST, PKCS8_ENCRYPTED, TRADITIONAL_ENCRYPTED };
+
+static char *pem_key(EVP_PKEY *k, enum key_form form)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    switch (form) {
+    case PKCS8:
+        assert_int_equal(PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL), 1);
+        break;
+    case ECPARAMS_FIRST:
+        BIO_puts(b,
+                 "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n");
+        /* fall through */
+    case TRADITIONAL:
+        assert_int_equal(PEM_write_bio_PrivateKey_traditional(b, k, NULL, NULL, 0, NULL, NULL), 1);
+        break;
+    case PKCS8_ENCRYPTED:
+        assert_int_equal(
+            PEM_write_bio_PKCS8PrivateKey(b, k, EVP_aes_128_cbc(), NULL, 0, NULL, "secret"), 1);
+        break;
+    case TRADITIONAL_ENCRYPTED:
+        assert_int_equal(
+            PEM_write_bio_PrivateKey_traditional(b, k, EVP_aes_128_cbc(), NULL, 0, NULL, "secret"),
+            1);
+        break;
+    }
+    return bio_str(b);
+}
+
+static struct rc_certstore_in input(const char *cert, const char *key)
+{
+    return (struct rc_certstore_in){.cert_pem = cert,
+                                    .cert_len = cert ? strlen(cert) : 0,
+                                    .key_pem = key,
+                                    .key_len = key ? strlen(key) : 0};
+}
+
+static struct rc_cert_parsed *acquire1(const char *cert, const char *key)
+{
+    struct rc_certstore_in in = input(cert, key);
+    struct rc_cert_parsed *e = NULL;
+    assert_int_equal(rc_certstore_acquire(&in, 1, &e), 0);
+    assert_non_null(e);
+    return e;
+}
+
+static size_t parsed_count(void)
+{
+    struct rc_certstore_stats st;
+    rc_certstore_stats(&st);
+    return st.parsed;
+}
+
+static size_t entry_count(void)
+{
+    struct rc_certstore_stats st;
+    rc_certstore_stats(&st);
+    return st.entries;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rc_certstore_sweep();
+    return entry_count() == 0 ? 0 : -1; /* a test left a reference */
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_identical_inputs_share_one_parse(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = key_ec();
+    X509 *x = make_cert(k, "a.example", "DNS:A.example,DNS:*.b.example,DNS:*bad*.example", NULL,
+                        NULL, false);
+    char *cert = pem_certs(x, NULL), *key = pem_key(k, PKCS8);
+    /* A second copy of the same bytes at another address. */
+    char *cert2 = strdup(cert), *key2 = strdup(key);
+    size_t before = parsed_count();
+
+    struct rc_cert_parsed *e1 = acquire1(cert, key);
+    struct rc_cert_parsed *e2 = acquire1(cert2, key2);
+    assert_ptr_equal(e1, e2);
+    assert_int_equal(parsed_count(), before + 1);
+    assert_int_equal(e1->status, RC_CERT_PARSE_OK);
+    assert_non_null(e1->leaf);
+    assert_null(e1->chain);
+    assert_int_equal(EVP_PKEY_eq(e1->pkey, k), 1);
+    assert_int_equal(X509_cmp(e1->leaf, x), 0);
+    /* Facts as the validator shows them: every DNS name, lowercased. */
+    assert_int_equal(e1->n_dns_names, 3);
+    assert_string_equal(e1->dns_names[0], "a.example");
+    assert_string_equal(e1->dns_names[2], "*bad*.example");
+    /* Names SNI selects by: the invalid wildcard is not one. */
+    assert_int_equal(e1->n_tls_names, 2);
+    assert_string_equal(e1->tls_names[0], "a.example");
+    assert_string_equal(e1->tls_names[1], "*.b.example");
+    assert_string_equal(e1->subject, "CN=a.example");
+    assert_int_equal(strlen(e1->fingerprint_sha256), 64);
+    assert_int_equal(e1->pub_base_id, EVP_PKEY_EC);
+    assert_int_equal(e1->pub_bits, 256);
+    assert_int_equal(e1->curve_nid, NID_X9_62_prime256v1);
+    assert_false(e1->is_ca);
+
+    /* The id given by the caller is trusted: a lookup without the PEM. */
+    struct rc_certstore_in by_id = {.id = e1->id};
+    struct rc_cert_parsed *e3 = NULL;
+    assert_int_equal(rc_certstore_acquire(&by_id, 1, &e3), 0);
+    assert_ptr_equal(e3, e1);
+    assert_int_equal(parsed_count(), before + 1);
+
+    rc_cert_parsed_unref(e1);
+    rc_cert_parsed_unref(e2);
+    rc_cert_parsed_unref(e3);
+    free(cert);
+    free(key);
+    free(cert2);
+    free(key2);
+    X509_free(x);
+    EVP_PKEY_free(k);
+}
+
+static void test_entry_lives_while_referenced(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = key_ec();
+    X509 *x = make_cert(k, "live.example", NULL, NULL, NULL, false);
+    char *cert = pem_certs(x, NULL), *key = pem_key(k, PKCS8);
+    rc_certstore_sweep();
+    size_t base = entry_count();
+
+    struct rc_cert_parsed *e = acquire1(cert, key);
+    struct rc_cert_parsed *again = rc_cert_parsed_ref(e);
+    assert_int_equal(entry_count(), base + 1);
+    rc_cert_parsed_unref(e);
+    assert_int_equal(rc_certstore_sweep(), 0); /* one reference left */
+    assert_int_equal(entry_count(), base + 1);
+    assert_int_equal(X509_cmp(again->leaf, x), 0); /* still usable */
+    rc_cert_parsed_unref(again);
+    /* Unreferenced, it waits for the sweep: found again without a parse. */
+    size_t before = parsed_count();
+    struct rc_cert_parsed *back = acquire1(cert, key);
+    assert_ptr_equal(back, again);
+    assert_int_equal(parsed_count(), before);
+    rc_cert_parsed_unref(back);
+    assert_int_equal(rc_certstore_sweep(), 1);
+    assert_int_equal(entry_count(), base);
+    /* After the sweep, the same bytes are parsed again. */
+    struct rc_cert_parsed *fresh = acquire1(cert, key);
+    assert_int_equal(parsed_count(), before + 1);
+    assert_int_equal(fresh->status, RC_CERT_PARSE_OK);
+    rc_cert_parsed_unref(fresh);
+    free(cert);
+    free(key);
+    X509_free(x);
+    EVP_PKEY_free(k);
+}
+
+static void test_changed_input_is_a_new_entry(void **state)
+{
+    (void)state;
+    EVP_PKEY *k1 = key_ec(), *k2 = key_ec();
+    X509 *x1 = make_cert(k1, "renew.example", "DNS:renew.example", NULL, NULL, false);
+    X509 *x2 = make_cert(k2, "renew.example", "DNS:renew.example", NULL, NULL, false);
+    char *c1 = pem_certs(x1, NULL), *c2 = pem_certs(x2, NULL);
+    char *p1 = pem_key(k1, PKCS8), *p2 = pem_key(k2, PKCS8);
+
+    struct rc_cert_parsed *old = acquire1(c1, p1);
+    struct rc_cert_parsed *renewed = acquire1(c2, p2);
+    struct rc_cert_parsed *mismatch = acquire1(c1, p2);
+    struct rc_cert_parsed *no_key = acquire1(c1, NULL);
+    assert_ptr_not_equal(old, renewed);
+    assert_ptr_not_equal(old, mismatch);
+    assert_ptr_not_equal(old, no_key);
+    assert_int_not_equal(memcmp(old->id, renewed->id, RC_CERTSTORE_ID_LEN), 0);
+    assert_int_equal(old->status, RC_CERT_PARSE_OK);
+    assert_int_equal(renewed->status, RC_CERT_PARSE_OK);
+    assert_int_equal(EVP_PKEY_eq(renewed->pkey, k2), 1);
+    assert_int_equal(mismatch->status, RC_CERT_PARSE_KEY_MISMATCH);
+    assert_null(mismatch->pkey);
+    assert_int_equal(no_key->status, RC_CERT_PARSE_OK);
+    assert_null(no_key->pkey);
+    assert_non_null(no_key->leaf);
+
+    rc_cert_parsed_unref(old);
+    rc_cert_parsed_unref(renewed);
+    rc_cert_parsed_unref(mismatch);
+    rc_cert_parsed_unref(no_key);
+    free(c1);
+    free(c2);
+    free(p1);
+    free(p2);
+    X509_free(x1);
+    X509_free(x2);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+}
+
+/* Every form the fast decoder reads gives the same key; encrypted and
+ * malformed keys fail as OpenSSL's generic reader fails them. */
+static void test_key_forms(void **state)
+{
+    (void)state;
+    EVP_PKEY *ec = key_ec();
+    EVP_PKEY *rsa = EVP_RSA_gen(2048);
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(rsa);
+    assert_non_null(ed);
+    EVP_PKEY *keys[] = {ec, rsa, ed};
+    for (size_t i = 0; i < 3; i++) {
+        X509 *x = make_cert(keys[i], "k.example", NULL, NULL, NULL, false);
+        char *cert = pem_certs(x, NULL);
+        enum key_form forms[] = {PKCS8, TRADITIONAL, ECPARAMS_FIRST, PKCS8_ENCRYPTED,
+                                 TRADITIONAL_ENCRYPTED};
+        for (size_t f = 0; f < 5; f++) {
+            if (keys[i] == ed && (forms[f] == TRADITIONAL || forms[f] == ECPARAMS_FIRST ||
+                                  forms[f] == TRADITIONAL_ENCRYPTED))
+                continue; /* EdDSA keys have no traditional form */
+            char *key = pem_key(keys[i], forms[f]);
+            struct rc_cert_parsed *e = acquire1(cert, key);
+            bool encrypted = forms[f] == PKCS8_ENCRYPTED || forms[f] == TRADITIONAL_ENCRYPTED;
+            assert_int_equal(e->status, encrypted ? RC_CERT_PARSE_BAD_KEY : RC_CERT_PARSE_OK);
+            if (!encrypted)
+                assert_int_equal(EVP_PKEY_eq(e->pkey, keys[i]), 1);
+            rc_cert_parsed_unref(e);
+            free(key);
+        }
+        struct rc_cert_parsed *bad = acquire1(cert, "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+                                                    "-----END PRIVATE KEY-----\n");
+        assert_int_equal(bad->status, RC_CERT_PARSE_BAD_KEY);
+        rc_cert_parsed_unref(bad);
+        free(cert);
+        X509_free(x);
+    }
+    struct rc_cert_parsed *none = acquire1("not a certificate", NULL);
+    assert_int_equal(none->status, RC_CERT_PARSE_NO_CERT);
+    assert_null(none->leaf);
+    rc_cert_parsed_unref(none);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ed);
+}
+
+static void test_chain_and_ca_facts(void **state)
+{
+    (void)state;
+    EVP_PKEY *cak = key_ec(), *k = key_ec();
+    X509 *ca = make_cert(cak, "Test CA", NULL, NULL, NULL, true);
+    X509 *leaf = make_cert(k, "Leaf.example", NULL, ca, cak, false);
+    char *cert = pem_certs(leaf, ca), *key = pem_key(k, PKCS8), *ca_pem = pem_certs(ca, NULL);
+    struct rc_cert_parsed *e = acquire1(cert, key);
+    assert_int_equal(e->status, RC_CERT_PARSE_OK);
+    assert_non_null(e->chain);
+    assert_int_equal(sk_X509_num(e->chain), 1);
+    assert_int_equal(X509_cmp(sk_X509_value(e->chain, 0), ca), 0);
+    assert_string_equal(e->issuer, "CN=Test CA");
+    /* No SAN: the CN, lowercased for the validator and for SNI. */
+    assert_int_equal(e->n_dns_names, 1);
+    assert_string_equal(e->dns_names[0], "leaf.example");
+    assert_int_equal(e->n_tls_names, 1);
+    assert_string_equal(e->tls_names[0], "leaf.example");
+    struct rc_cert_parsed *c = acquire1(ca_pem, NULL);
+    assert_true(c->is_ca);
+    assert_true(c->self_signed);
+    rc_cert_parsed_unref(e);
+    rc_cert_parsed_unref(c);
+    free(cert);
+    free(key);
+    free(ca_pem);
+    X509_free(ca);
+    X509_free(leaf);
+    EVP_PKEY_free(cak);
+    EVP_PKEY_free(k);
+}
+
+/* A batch large enough for the parse threads, with each input twice. */
+static void test_batch_parses_in_parallel(void **state)
+{
+    (void)state;
+    enum { N = 48 };
+    char *certs[N], *keys[N];
+    struct rc_certstore_in in[2 * N];
+    struct rc_cert_parsed *out[2 * N];
+    EVP_PKEY *k[N];
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "h%zu.example", i);
+        k[i] = key_ec();
+        X509 *x = make_cert(k[i], name, NULL, NULL, NULL, false);
+        certs[i] = pem_certs(x, NULL);
+        keys[i] = pem_key(k[i], i % 2 ? PKCS8 : TRADITIONAL);
+        X509_free(x);
+        in[i] = input(certs[i], keys[i]);
+        in[N + i] = input(certs[i], keys[i]);
+    }
+    size_t before = parsed_count(), entries = entry_count();
+    assert_int_equal(rc_certstore_acquire(in, 2 * N, out), 0);
+    assert_int_equal(entry_count(), entries + N);
+    assert_true(parsed_count() >= before + N);
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "h%zu.example", i);
+        assert_ptr_equal(out[i], out[N + i]);
+        assert_int_equal(out[i]->status, RC_CERT_PARSE_OK);
+        assert_string_equal(out[i]->tls_names[0], name);
+        assert_int_equal(EVP_PKEY_eq(out[i]->pkey, k[i]), 1);
+    }
+    for (size_t i = 0; i < 2 * N; i++)
+        rc_cert_parsed_unref(out[i]);
+    assert_int_equal(rc_certstore_sweep(), N);
+    for (size_t i = 0; i < N; i++) {
+        free(certs[i]);
+        free(keys[i]);
+        EVP_PKEY_free(k[i]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_identical_inputs_share_one_parse, teardown),
+        cmocka_unit_test_teardown(test_entry_lives_while_referenced, teardown),
+        cmocka_unit_test_teardown(test_changed_input_is_a_new_entry, teardown),
+        cmocka_unit_test_teardown(test_key_forms, teardown),
+        cmocka_unit_test_teardown(test_chain_and_ca_facts, teardown),
+        cmocka_unit_test_teardown(test_batch_parses_in_parallel, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
