@@ -73,15 +73,7 @@ struct px_mempool *px_mempool_new(void)
 
 void px_mempool_free(struct px_mempool *p)
 {
-    if (!p)
-        return;
-    for (int c = 0; c < N_CLASSES; c++) {
-        while (p->free[c]) {
-            struct free_block *b = p->free[c];
-            p->free[c] = b->next;
-            free((struct hdr *)b - 1);
-        }
-    }
+    px_mempool_trim(p);
     free(p);
 }
 

@@ -81,6 +81,21 @@ static void write_cb(uv_write_t *req, int status)
         q->on_written(q, status);
 }
 
+/* Queues a chunk with uv_write (something is in flight, or the socket
+ * took only part). */
+static int chunk_queue(struct px_outq *q, struct px_outq_chunk *ch)
+{
+    uv_buf_t b = uv_buf_init(ch->data, (unsigned)ch->len);
+    int rc = uv_write(&ch->req, q->stream, &b, 1, write_cb);
+    if (rc < 0) {
+        chunk_put(q, ch);
+        return rc;
+    }
+    q->queued += ch->len;
+    q->inflight++;
+    return 0;
+}
+
 static int chunk_send(struct px_outq *q, struct px_outq_chunk *ch)
 {
     size_t off = 0;
@@ -104,15 +119,7 @@ static int chunk_send(struct px_outq *q, struct px_outq_chunk *ch)
             ch->len -= off;
         }
     }
-    uv_buf_t b = uv_buf_init(ch->data, (unsigned)ch->len);
-    int rc = uv_write(&ch->req, q->stream, &b, 1, write_cb);
-    if (rc < 0) {
-        chunk_put(q, ch);
-        return rc;
-    }
-    q->queued += ch->len;
-    q->inflight++;
-    return 0;
+    return chunk_queue(q, ch);
 }
 
 static int send_held(struct px_outq *q, struct px_outq_chunk *last);
@@ -176,21 +183,6 @@ char *px_outq_reserve(struct px_outq *q, size_t *cap)
     }
     *cap = PX_OUTQ_CHUNK;
     return q->open->data;
-}
-
-/* Queues a chunk with uv_write (something is in flight, or the socket
- * took only part). */
-static int chunk_queue(struct px_outq *q, struct px_outq_chunk *ch)
-{
-    uv_buf_t b = uv_buf_init(ch->data, (unsigned)ch->len);
-    int rc = uv_write(&ch->req, q->stream, &b, 1, write_cb);
-    if (rc < 0) {
-        chunk_put(q, ch);
-        return rc;
-    }
-    q->queued += ch->len;
-    q->inflight++;
-    return 0;
 }
 
 /* Writes the held chunks and then last (if any): one writev while nothing

@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "../lib/x509_fixture.h"
 #include "proxy/tls_ctx.h"
 #include "proxy/tls_keys.h"
 
@@ -38,54 +39,6 @@ static EVP_PKEY *key_rsa(void)
     return k;
 }
 
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX v3;
-    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-    assert_non_null(ext);
-    assert_int_equal(X509_add_ext(x, ext, -1), 1);
-    X509_EXTENSION_free(ext);
-}
-
-/* A certificate for key with subject CN=cn and SAN (comma list of
- * "DNS:..." or NULL), signed by issuer/issuer_key (self-signed when NULL). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *issuer,
-                       EVP_PKEY *issuer_key, bool ca)
-{
-    static long serial = 1;
-    X509 *x = X509_new();
-    assert_non_null(x);
-    X509_set_version(x, X509_VERSION_3);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 30);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
-    X509_set_pubkey(x, key);
-    add_ext(x, issuer ? issuer : x, NID_basic_constraints, ca ? "critical,CA:TRUE" : "CA:FALSE");
-    if (ca)
-        add_ext(x, issuer ? issuer : x, NID_key_usage, "critical,keyCertSign,cRLSign");
-    if (san)
-        add_ext(x, issuer ? issuer : x, NID_subject_alt_name, san);
-    assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
-    return x;
-}
-
-static char *pem_certs(X509 *leaf, X509 *chain1)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    assert_int_equal(PEM_write_bio_X509(b, leaf), 1);
-    if (chain1)
-        assert_int_equal(PEM_write_bio_X509(b, chain1), 1);
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    char *s = strndup(data, (size_t)n);
-    BIO_free(b);
-    return s;
-}
-
 static char *pem_key(EVP_PKEY *k)
 {
     BIO *b = BIO_new(BIO_s_mem());
@@ -103,7 +56,7 @@ static void cert_fill(struct rc_certificate *c, const char *name, X509 *leaf, X5
     memset(c, 0, sizeof *c);
     c->meta.name = name;
     c->type = key ? RC_CERT_SERVER : RC_CERT_CA;
-    c->cert_pem = pem_certs(leaf, chain1);
+    c->cert_pem = ut_pem_certs(leaf, chain1);
     c->cert_pem_len = strlen(c->cert_pem);
     if (key) {
         c->key_pem = pem_key(key);
@@ -191,23 +144,23 @@ static void listener_init(struct rc_listener *l, const struct rc_tls_policy *pol
 static int setup(void **state)
 {
     F.ca_key = key_ec();
-    F.ca = make_cert(F.ca_key, "Test CA", NULL, NULL, NULL, true);
+    F.ca = ut_make_cert(F.ca_key, "Test CA", NULL, NULL, NULL, true, 30);
     F.inter_key = key_ec();
-    F.inter = make_cert(F.inter_key, "Test Intermediate", NULL, F.ca, F.ca_key, true);
+    F.inter = ut_make_cert(F.inter_key, "Test Intermediate", NULL, F.ca, F.ca_key, true, 30);
     F.def_key = key_rsa();
-    F.def = make_cert(F.def_key, "default.test", "DNS:default.test", F.ca, F.ca_key, false);
+    F.def = ut_make_cert(F.def_key, "default.test", "DNS:default.test", F.ca, F.ca_key, false, 30);
     F.www_ec_key = key_ec();
-    F.www_ec = make_cert(F.www_ec_key, "www.example.com", "DNS:www.example.com,DNS:example.com",
-                         F.inter, F.inter_key, false);
+    F.www_ec = ut_make_cert(F.www_ec_key, "www.example.com", "DNS:www.example.com,DNS:example.com",
+                            F.inter, F.inter_key, false, 30);
     F.www_rsa_key = key_rsa();
-    F.www_rsa = make_cert(F.www_rsa_key, "www.example.com rsa", "DNS:www.example.com", F.ca,
-                          F.ca_key, false);
+    F.www_rsa = ut_make_cert(F.www_rsa_key, "www.example.com rsa", "DNS:www.example.com", F.ca,
+                             F.ca_key, false, 30);
     F.wild_key = key_ec();
-    F.wild = make_cert(F.wild_key, "wild.test", "DNS:*.wild.test", F.ca, F.ca_key, false);
+    F.wild = ut_make_cert(F.wild_key, "wild.test", "DNS:*.wild.test", F.ca, F.ca_key, false, 30);
     F.client_key = key_ec();
-    F.client = make_cert(F.client_key, "client-1", NULL, F.ca, F.ca_key, false);
+    F.client = ut_make_cert(F.client_key, "client-1", NULL, F.ca, F.ca_key, false, 30);
     F.rogue_key = key_ec();
-    F.rogue = make_cert(F.rogue_key, "rogue", NULL, NULL, NULL, false);
+    F.rogue = ut_make_cert(F.rogue_key, "rogue", NULL, NULL, NULL, false, 30);
 
     cert_fill(&F.c_def, "default-cert", F.def, NULL, F.def_key);
     cert_fill(&F.c_www_ec, "www-ec", F.www_ec, F.inter, F.www_ec_key);
@@ -963,9 +916,9 @@ static void test_many_certificates(void **state)
         snprintf(names[i], sizeof names[i], "cert-%d", i);
         snprintf(cn, sizeof cn, "host%d.example.net", i);
         snprintf(san, sizeof san, "DNS:host%d.example.net,DNS:*.zone%d.example.net", i, i);
-        X509 *x = make_cert(k, cn, san, NULL, NULL, false);
+        X509 *x = ut_make_cert(k, cn, san, NULL, NULL, false, 30);
         certs[i].meta.name = names[i];
-        certs[i].cert_pem = pem_certs(x, NULL);
+        certs[i].cert_pem = ut_pem_certs(x, NULL);
         certs[i].cert_pem_len = strlen(certs[i].cert_pem);
         certs[i].key_pem = key_pem;
         certs[i].key_pem_len = strlen(key_pem);
@@ -1021,7 +974,8 @@ static void test_contexts_share_parsed_certificates(void **state)
 
     /* Renewed: a new key and certificate for the same names. */
     EVP_PKEY *k = key_ec();
-    X509 *renewed = make_cert(k, "wild.test renewed", "DNS:*.wild.test", F.ca, F.ca_key, false);
+    X509 *renewed =
+        ut_make_cert(k, "wild.test renewed", "DNS:*.wild.test", F.ca, F.ca_key, false, 30);
     struct rc_certificate wild3;
     cert_fill(&wild3, "wild", renewed, NULL, k);
     const struct rc_certificate *ext3[] = {&F.c_www_ec, &F.c_www_rsa, &wild3};
@@ -1050,9 +1004,10 @@ static void test_contexts_share_parsed_certificates(void **state)
 static void test_precedence_name_then_key(void **state)
 {
     EVP_PKEY *rsa1 = key_rsa(), *rsa2 = key_rsa(), *ec1 = key_ec();
-    X509 *exact_rsa = make_cert(rsa1, "exact rsa", "DNS:exact.wild.test", F.ca, F.ca_key, false);
-    X509 *wild_rsa = make_cert(rsa2, "wild rsa", "DNS:*.wild.test", F.ca, F.ca_key, false);
-    X509 *exact_ec = make_cert(ec1, "exact ec", "DNS:ec.wild.test", F.ca, F.ca_key, false);
+    X509 *exact_rsa =
+        ut_make_cert(rsa1, "exact rsa", "DNS:exact.wild.test", F.ca, F.ca_key, false, 30);
+    X509 *wild_rsa = ut_make_cert(rsa2, "wild rsa", "DNS:*.wild.test", F.ca, F.ca_key, false, 30);
+    X509 *exact_ec = ut_make_cert(ec1, "exact ec", "DNS:ec.wild.test", F.ca, F.ca_key, false, 30);
     struct rc_certificate c1, c2, c3;
     cert_fill(&c1, "exact-rsa", exact_rsa, NULL, rsa1);
     cert_fill(&c2, "wild-rsa", wild_rsa, NULL, rsa2);

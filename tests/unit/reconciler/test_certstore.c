@@ -22,6 +22,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "../lib/x509_fixture.h"
 #include "reconciler/certstore.h"
 
 /* ---- certificate factory ------------------------------------------------ */
@@ -31,60 +32,6 @@ static EVP_PKEY *key_ec(void)
     EVP_PKEY *k = EVP_EC_gen("P-256");
     assert_non_null(k);
     return k;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX v3;
-    X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-    assert_non_null(ext);
-    assert_int_equal(X509_add_ext(x, ext, -1), 1);
-    X509_EXTENSION_free(ext);
-}
-
-/* A certificate for key, CN=cn, SAN san (or none), signed by issuer_key
- * (self-signed when NULL). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *issuer,
-                       EVP_PKEY *issuer_key, bool ca)
-{
-    static long serial = 1;
-    X509 *x = X509_new();
-    assert_non_null(x);
-    X509_set_version(x, X509_VERSION_3);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 90);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
-    X509_set_pubkey(x, key);
-    add_ext(x, issuer ? issuer : x, NID_basic_constraints, ca ? "critical,CA:TRUE" : "CA:FALSE");
-    if (san)
-        add_ext(x, issuer ? issuer : x, NID_subject_alt_name, san);
-    EVP_PKEY *signer = issuer_key ? issuer_key : key;
-    bool eddsa = EVP_PKEY_get_base_id(signer) == EVP_PKEY_ED25519;
-    assert_true(X509_sign(x, signer, eddsa ? NULL : EVP_sha256()) > 0);
-    return x;
-}
-
-static char *bio_str(BIO *b)
-{
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    char *s = strndup(data, (size_t)n);
-    BIO_free(b);
-    assert_non_null(s);
-    return s;
-}
-
-static char *pem_certs(X509 *leaf, X509 *chain1)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    assert_int_equal(PEM_write_bio_X509(b, leaf), 1);
-    if (chain1)
-        assert_int_equal(PEM_write_bio_X509(b, chain1), 1);
-    return bio_str(b);
 }
 
 enum key_form { PKCS8, TRADITIONAL, ECPARAMS_FIRST, PKCS8_ENCRYPTED, TRADITIONAL_ENCRYPTED };
@@ -113,7 +60,7 @@ static char *pem_key(EVP_PKEY *k, enum key_form form)
             1);
         break;
     }
-    return bio_str(b);
+    return ut_bio_str(b);
 }
 
 static struct rc_certstore_in input(const char *cert, const char *key)
@@ -160,9 +107,9 @@ static void test_identical_inputs_share_one_parse(void **state)
 {
     (void)state;
     EVP_PKEY *k = key_ec();
-    X509 *x = make_cert(k, "a.example", "DNS:A.example,DNS:*.b.example,DNS:*bad*.example", NULL,
-                        NULL, false);
-    char *cert = pem_certs(x, NULL), *key = pem_key(k, PKCS8);
+    X509 *x = ut_make_cert(k, "a.example", "DNS:A.example,DNS:*.b.example,DNS:*bad*.example", NULL,
+                           NULL, false, 90);
+    char *cert = ut_pem_certs(x, NULL), *key = pem_key(k, PKCS8);
     /* A second copy of the same bytes at another address. */
     char *cert2 = strdup(cert), *key2 = strdup(key);
     size_t before = parsed_count();
@@ -213,8 +160,8 @@ static void test_entry_lives_while_referenced(void **state)
 {
     (void)state;
     EVP_PKEY *k = key_ec();
-    X509 *x = make_cert(k, "live.example", NULL, NULL, NULL, false);
-    char *cert = pem_certs(x, NULL), *key = pem_key(k, PKCS8);
+    X509 *x = ut_make_cert(k, "live.example", NULL, NULL, NULL, false, 90);
+    char *cert = ut_pem_certs(x, NULL), *key = pem_key(k, PKCS8);
     rc_certstore_sweep();
     size_t base = entry_count();
 
@@ -249,9 +196,9 @@ static void test_changed_input_is_a_new_entry(void **state)
 {
     (void)state;
     EVP_PKEY *k1 = key_ec(), *k2 = key_ec();
-    X509 *x1 = make_cert(k1, "renew.example", "DNS:renew.example", NULL, NULL, false);
-    X509 *x2 = make_cert(k2, "renew.example", "DNS:renew.example", NULL, NULL, false);
-    char *c1 = pem_certs(x1, NULL), *c2 = pem_certs(x2, NULL);
+    X509 *x1 = ut_make_cert(k1, "renew.example", "DNS:renew.example", NULL, NULL, false, 90);
+    X509 *x2 = ut_make_cert(k2, "renew.example", "DNS:renew.example", NULL, NULL, false, 90);
+    char *c1 = ut_pem_certs(x1, NULL), *c2 = ut_pem_certs(x2, NULL);
     char *p1 = pem_key(k1, PKCS8), *p2 = pem_key(k2, PKCS8);
 
     struct rc_cert_parsed *old = acquire1(c1, p1);
@@ -297,8 +244,8 @@ static void test_key_forms(void **state)
     assert_non_null(ed);
     EVP_PKEY *keys[] = {ec, rsa, ed};
     for (size_t i = 0; i < 3; i++) {
-        X509 *x = make_cert(keys[i], "k.example", NULL, NULL, NULL, false);
-        char *cert = pem_certs(x, NULL);
+        X509 *x = ut_make_cert(keys[i], "k.example", NULL, NULL, NULL, false, 90);
+        char *cert = ut_pem_certs(x, NULL);
         enum key_form forms[] = {PKCS8, TRADITIONAL, ECPARAMS_FIRST, PKCS8_ENCRYPTED,
                                  TRADITIONAL_ENCRYPTED};
         for (size_t f = 0; f < 5; f++) {
@@ -334,9 +281,9 @@ static void test_chain_and_ca_facts(void **state)
 {
     (void)state;
     EVP_PKEY *cak = key_ec(), *k = key_ec();
-    X509 *ca = make_cert(cak, "Test CA", NULL, NULL, NULL, true);
-    X509 *leaf = make_cert(k, "Leaf.example", NULL, ca, cak, false);
-    char *cert = pem_certs(leaf, ca), *key = pem_key(k, PKCS8), *ca_pem = pem_certs(ca, NULL);
+    X509 *ca = ut_make_cert(cak, "Test CA", NULL, NULL, NULL, true, 90);
+    X509 *leaf = ut_make_cert(k, "Leaf.example", NULL, ca, cak, false, 90);
+    char *cert = ut_pem_certs(leaf, ca), *key = pem_key(k, PKCS8), *ca_pem = ut_pem_certs(ca, NULL);
     struct rc_cert_parsed *e = acquire1(cert, key);
     assert_int_equal(e->status, RC_CERT_PARSE_OK);
     assert_non_null(e->chain);
@@ -375,8 +322,8 @@ static void test_batch_parses_in_parallel(void **state)
         char name[32];
         snprintf(name, sizeof name, "h%zu.example", i);
         k[i] = key_ec();
-        X509 *x = make_cert(k[i], name, NULL, NULL, NULL, false);
-        certs[i] = pem_certs(x, NULL);
+        X509 *x = ut_make_cert(k[i], name, NULL, NULL, NULL, false, 90);
+        certs[i] = ut_pem_certs(x, NULL);
         keys[i] = pem_key(k[i], i % 2 ? PKCS8 : TRADITIONAL);
         X509_free(x);
         in[i] = input(certs[i], keys[i]);
