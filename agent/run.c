@@ -392,6 +392,14 @@ static void close_handles(struct ag_agent *a)
     uv_close((uv_handle_t *)&a->sig_int, NULL);
     uv_close((uv_handle_t *)&a->sig_hup, NULL);
     uv_close((uv_handle_t *)&a->sig_usr1, NULL);
+    /* Closing the last watcher of a signal puts back its default action
+     * (libuv): a SIGTERM repeated now (systemd, a supervisor, a second
+     * Ctrl-C) would kill the process while it frees and exits 0. It is
+     * already stopping: ignore them. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
     uv_close((uv_handle_t *)&a->ticket_timer, NULL);
     uv_close((uv_handle_t *)&a->retry_timer, NULL);
     ag_admin_close(a->admin);
