@@ -284,10 +284,16 @@ static void keepalive_follows_the_group_and_the_version(void **state)
     assert_non_null(strstr(head(), "\r\nConnection: close\r\n"));
     g_model.upstream_keepalive = true;
     px_buf_reset(&hout);
-    r.minor = 0; /* an HTTP/1.0 client: 1.0 to the backend, which closes by default */
+    r.minor = 0; /* an HTTP/1.0 client: 1.0 to the backend, asking to keep it */
+    assert_int_equal(px_req_start(&r, &x, &hout, &tgt, &proto_sink, &sink), 0);
+    assert_non_null(strstr(head(), "GET /a?b HTTP/1.0\r\n"));
+    assert_non_null(strstr(head(), "\r\nConnection: keep-alive\r\n"));
+    g_model.upstream_keepalive = false; /* 1.0 closes by default: nothing to say */
+    px_buf_reset(&hout);
     assert_int_equal(px_req_start(&r, &x, &hout, &tgt, &proto_sink, &sink), 0);
     assert_non_null(strstr(head(), "GET /a?b HTTP/1.0\r\n"));
     assert_null(strstr(head(), "Connection"));
+    g_model.upstream_keepalive = true;
 }
 
 static void a_head_too_large_is_431_and_connects_nothing(void **state)
