@@ -124,7 +124,10 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const char *cmd, co
 int ag_load_all_or_nothing(const char *dir, bool refuse_foreign, struct rc_model **out,
                            struct rc_errs *errs)
 {
-    struct rc_load_opts o = {.now = time(NULL), .strict = true, .refuse_foreign = refuse_foreign};
+    struct rc_load_opts o = {.now = time(NULL),
+                             .strict = true,
+                             .refuse_foreign = refuse_foreign,
+                             .release_parsed = true};
     int rc = rc_load_dir_ex(dir, &o, out, errs, NULL);
     if (rc == 0)
         return 0;

@@ -37,11 +37,12 @@ static void add(struct line *l, const char *fmt, ...)
 
 void ag_events_changes(const struct rc_model *old, const struct rc_model *new)
 {
-    json_t *a = old ? rc_export_model(old) : NULL;
-    json_t *b = rc_export_model(new);
+    /* Unchanged certificates left out of both: cost follows the change. */
+    json_t *a = NULL, *b = NULL;
+    int erc = rc_export_pair(old, new, &a, &b);
     struct rc_diff d;
     rc_diff_init(&d);
-    if (!b || (old && !a) || rc_diff_compute(a, b, &d) != 0) {
+    if (erc != 0 || rc_diff_compute(a, b, &d) != 0) {
         px_log_warn("reconcile: cannot compute what changed: %s",
                     d.error[0] ? d.error : "no memory");
         goto out;

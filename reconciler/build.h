@@ -100,6 +100,8 @@ struct rc_load {
     const char *cert_cache_dir;
     bool cert_pending_is_error;
     bool keys_optional;
+    /* rc_load_opts.release_parsed. */
+    bool release_parsed;
 };
 
 /* Builds every model array from the documents that passed the schema and

@@ -409,6 +409,10 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     return rc;
 }
 
+/* Certificates parsed together when rc_load.release_parsed: enough to keep
+ * every core busy, few enough that their parsed keys stay a few MiB. */
+#define RELEASE_CHUNK 256
+
 int rc_finish_certificates(struct rc_load *L)
 {
     struct rc_cert_batch *b = L->cert_batch;
@@ -426,17 +430,23 @@ int rc_finish_certificates(struct rc_load *L)
                                          .key_len = c->key_pem_len,
                                          .id = c->store_id};
     }
-    if (rc_certstore_acquire(in, b->n, e) != 0)
-        return -1;
+    size_t chunk = L->release_parsed ? RELEASE_CHUNK : b->n;
     int rc = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        struct rc_cert_todo *t = &b->v[i];
-        int frc = rc == 0 ? facts_from(L, t->d, t->c, e[i], t->files, t->where, t->wpath) : 0;
-        if (frc == -2)
-            rc = -1;
-        else if (rc == 0 && frc != -3)
-            after_checks(L, t->d, t->c, t->where, t->wpath, t->rc);
-        rc_cert_parsed_unref(e[i]);
+    for (size_t at = 0; at < b->n; at += chunk) {
+        size_t n = b->n - at < chunk ? b->n - at : chunk;
+        if (rc_certstore_acquire(in + at, n, e + at) != 0)
+            return -1;
+        for (size_t i = at; i < at + n; i++) {
+            struct rc_cert_todo *t = &b->v[i];
+            int frc = rc == 0 ? facts_from(L, t->d, t->c, e[i], t->files, t->where, t->wpath) : 0;
+            if (frc == -2)
+                rc = -1;
+            else if (rc == 0 && frc != -3)
+                after_checks(L, t->d, t->c, t->where, t->wpath, t->rc);
+            rc_cert_parsed_unref(e[i]);
+        }
+        if (L->release_parsed)
+            rc_certstore_sweep();
     }
     b->n = 0;
     return rc;

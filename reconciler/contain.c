@@ -903,7 +903,8 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
                         .pass = 1,
                         .cert_cache_dir = o->cert_cache_dir,
                         .cert_pending_is_error = o->cert_pending_is_error,
-                        .keys_optional = o->keys_optional};
+                        .keys_optional = o->keys_optional,
+                        .release_parsed = o->release_parsed};
     struct rc_model *first = NULL, *m = NULL;
     int rc = -1;
     const struct rc_sources *prev_src = rc_model_sources(o->prev);

@@ -5,10 +5,13 @@
 #include "reconciler/export.h"
 
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "reconciler/model.h"
 
 /* json_string() refuses invalid UTF-8; names from certificates can carry
  * any byte, and one bad subject must not make /config fail, so such bytes
@@ -740,7 +743,42 @@ static int export_listener(json_t *kind, const struct rc_listener *l)
     return 0;
 }
 
-static int export_all(json_t *root, const struct rc_model *m)
+static bool str_same(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool labels_same(const struct rc_label *a, size_t na, const struct rc_label *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!str_same(a[i].key, b[i].key) || !str_same(a[i].value, b[i].value))
+            return false;
+    return true;
+}
+
+/* True when export_certificate() writes the same for c (root rc) and o
+ * (root ro): the digest covers the document and the PEM bytes (model-t.h
+ * rc_meta.digest); the rest is compared here. */
+static bool cert_same(const struct rc_certificate *c, const char *rc,
+                      const struct rc_certificate *o, const char *ro)
+{
+    return o != NULL && c->meta.digest[0] != '\0' && strcmp(c->meta.digest, o->meta.digest) == 0 &&
+           str_same(rc, ro) && str_same(c->meta.ns, o->meta.ns) &&
+           labels_same(c->meta.labels, c->meta.n_labels, o->meta.labels, o->meta.n_labels) &&
+           labels_same(c->meta.annotations, c->meta.n_annotations, o->meta.annotations,
+                       o->meta.n_annotations) &&
+           c->type == o->type && c->source == o->source && c->pending == o->pending &&
+           str_same(c->cert_path, o->cert_path) && str_same(c->key_path, o->key_path) &&
+           str_same(c->service_id, o->service_id) &&
+           (c->cert_pem == NULL) == (o->cert_pem == NULL) &&
+           str_same(c->fingerprint_sha256, o->fingerprint_sha256);
+}
+
+/* other: NULL, or the model m is compared with (rc_export_pair()): its
+ * certificates that cert_same() are left out. */
+static int export_all(json_t *root, const struct rc_model *m, const struct rc_model *other)
 {
     if (set_str(root, "apiVersion", RC_EXPORT_API_VERSION) != 0 ||
         set_int(root, "generation", 0) != 0 ||
@@ -757,9 +795,14 @@ static int export_all(json_t *root, const struct rc_model *m)
             return -1;
     if ((k = add_obj(res, "Certificate")) == NULL)
         return -1;
-    for (size_t i = 0; i < m->n_certificates; i++)
-        if (export_certificate(k, &m->certificates[i], m->root) != 0)
+    for (size_t i = 0; i < m->n_certificates; i++) {
+        const struct rc_certificate *c = &m->certificates[i];
+        if (other != NULL &&
+            cert_same(c, m->root, rc_model_certificate(other, c->meta.name), other->root))
+            continue;
+        if (export_certificate(k, c, m->root) != 0)
             return -1;
+    }
     if ((k = add_obj(res, "CertificateService")) == NULL)
         return -1;
     for (size_t i = 0; i < m->n_cert_services; i++)
@@ -788,11 +831,25 @@ json_t *rc_export_model(const struct rc_model *m)
     json_t *root = json_object();
     if (root == NULL)
         return NULL;
-    if (export_all(root, m) != 0) {
+    if (export_all(root, m, NULL) != 0) {
         json_decref(root);
         return NULL;
     }
     return root;
+}
+
+int rc_export_pair(const struct rc_model *a, const struct rc_model *b, json_t **ea, json_t **eb)
+{
+    *ea = a != NULL ? json_object() : NULL;
+    *eb = json_object();
+    if ((a != NULL && (*ea == NULL || export_all(*ea, a, b) != 0)) || *eb == NULL ||
+        export_all(*eb, b, a) != 0) {
+        json_decref(*ea);
+        json_decref(*eb);
+        *ea = *eb = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 char *rc_export_model_text(const struct rc_model *m)

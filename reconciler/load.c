@@ -278,9 +278,18 @@ static const struct rc_kept_mfile *prev_mfile(const struct rc_sources *p, const 
     return NULL;
 }
 
+/* The last folder abs_dir_of() resolved in one load: the files are walked
+ * sorted, so 10,000 manifests in one folder cost one realpath(), not
+ * 10,000 (each a readlink per path component). */
+struct dir_memo {
+    char dir[PATH_MAX];
+    const char *abs; /* in the load's arena; NULL: nothing resolved yet */
+};
+
 /* The absolute folder of a manifest file as walked (not its link target:
- * relative paths in a ConfigMap file resolve next to the visible link). */
-static char *abs_dir_of(struct rc_arena *a, const char *file)
+ * relative paths in a ConfigMap file resolve next to the visible link).
+ * memo: the load's last answer, reused for the same folder. */
+static const char *abs_dir_of(struct rc_arena *a, const char *file, struct dir_memo *memo)
 {
     const char *slash = strrchr(file, '/');
     char dir[PATH_MAX];
@@ -290,10 +299,15 @@ static char *abs_dir_of(struct rc_arena *a, const char *file)
         snprintf(dir, sizeof(dir), "/");
     else
         snprintf(dir, sizeof(dir), "%.*s", (int)(slash - file), file);
+    if (memo->abs != NULL && strcmp(memo->dir, dir) == 0)
+        return memo->abs;
     char real[PATH_MAX];
-    if (realpath(dir, real) == NULL)
-        return rc_arena_strdup(a, dir);
-    return rc_arena_strdup(a, real);
+    const char *abs = rc_arena_strdup(a, realpath(dir, real) != NULL ? real : dir);
+    if (abs != NULL) {
+        memcpy(memo->dir, dir, sizeof memo->dir);
+        memo->abs = abs;
+    }
+    return abs;
 }
 
 static bool is_empty_doc(yaml_document_t *y)
@@ -906,11 +920,12 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     else
         clock_gettime(CLOCK_REALTIME, &start);
     size_t n_read = 0, n_skipped = 0, n_parsed = 0;
+    struct dir_memo dir_memo = {.abs = NULL};
     for (size_t i = 0; i < w.files.n && !failed; i++) {
         const char *file = w.files.v[i];
         struct rc_mfile *f = &S.files[S.n_files++];
         const char *afile = f->path = rc_arena_strdup(S.tmp, file);
-        const char *adir = abs_dir_of(S.tmp, file);
+        const char *adir = abs_dir_of(S.tmp, file, &dir_memo);
         if (afile == NULL || adir == NULL) {
             failed = true;
             break;

@@ -61,6 +61,12 @@ struct rc_load_opts {
      * and the certificate is compared by its public facts (plan in a CI
      * checkout without keys); false: an error (run, validate). */
     bool keys_optional;
+    /* A one-shot command (validate, plan): no TLS context will take the
+     * parsed certificates, so the store frees them as the load goes, a chunk
+     * of certificates at a time (certstore.h rc_certstore_sweep()): peak
+     * memory holds one chunk parsed, not every certificate. Never set in a
+     * process that serves (the sweep is process-wide). */
+    bool release_parsed;
 };
 
 enum rc_res_state {

@@ -5,9 +5,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "reconciler/diff.h"
 #include "reconciler/export.h"
 #include "plan_fixture.h"
 
@@ -303,6 +305,73 @@ static void test_out_of_memory(void **state)
     json_decref(want);
 }
 
+static void set_digests(struct fixture *fx)
+{
+    for (size_t i = 0; i < 3; i++)
+        snprintf(fx->certs[i].meta.digest, sizeof fx->certs[i].meta.digest, "%064zu", i);
+}
+
+static size_t n_changes(const json_t *a, const json_t *b)
+{
+    struct rc_diff d;
+    rc_diff_init(&d);
+    assert_int_equal(rc_diff_compute(a, b, &d), 0);
+    size_t n = d.n_changes;
+    rc_diff_cleanup(&d);
+    return n;
+}
+
+/* rc_export_pair leaves out only the certificates that export the same in
+ * both models, and the diff of the pair is the diff of the whole exports. */
+static void test_pair_leaves_out_unchanged_certificates(void **state)
+{
+    (void)state;
+    struct fixture fa, fb;
+    fixture_init(&fa);
+    fixture_init(&fb);
+    set_digests(&fa);
+    set_digests(&fb);
+    fb.certs[2].meta.digest[0] = 'f'; /* example-com renewed */
+    static const char renewed[] = FX_CERT_PEM FX_CERT_PEM;
+    fb.certs[2].cert_pem = renewed;
+    fb.certs[2].cert_pem_len = strlen(renewed);
+    static struct rc_label note = {"owner", "web"};
+    fb.certs[1].meta.annotations = &note; /* corp-ca: digest same, annotation not */
+    fb.certs[1].meta.n_annotations = 1;
+    json_t *a, *b;
+    assert_int_equal(rc_export_pair(&fa.model, &fb.model, &a, &b), 0);
+    json_t *ca = json_object_get(json_object_get(a, "resources"), "Certificate");
+    json_t *cb = json_object_get(json_object_get(b, "resources"), "Certificate");
+    assert_int_equal(json_object_size(ca), 2);
+    assert_int_equal(json_object_size(cb), 2);
+    assert_null(json_object_get(ca, "api-example-com"));
+    assert_null(json_object_get(cb, "api-example-com"));
+    assert_non_null(spec_of(b, "Certificate", "example-com"));
+    assert_non_null(spec_of(b, "Certificate", "corp-ca"));
+    json_t *wa = rc_export_model(&fa.model), *wb = rc_export_model(&fb.model);
+    assert_int_equal(n_changes(a, b), 2);
+    assert_int_equal(n_changes(wa, wb), 2);
+    json_decref(a);
+    json_decref(b);
+
+    /* another root: every certificate's paths may read differently */
+    fb.model.root = "/elsewhere";
+    assert_int_equal(rc_export_pair(&fa.model, &fb.model, &a, &b), 0);
+    assert_int_equal(
+        json_object_size(json_object_get(json_object_get(b, "resources"), "Certificate")), 3);
+    json_decref(a);
+    json_decref(b);
+
+    /* no running model: the whole of the new one */
+    assert_int_equal(rc_export_pair(NULL, &fb.model, &a, &b), 0);
+    assert_null(a);
+    assert_int_equal(
+        json_object_size(json_object_get(json_object_get(b, "resources"), "Certificate")), 3);
+    json_decref(b);
+    json_decref(wa);
+    json_decref(wb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_text_is_stable_json),
         cmocka_unit_test(test_invalid_utf8_subject),
         cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_pair_leaves_out_unchanged_certificates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -642,10 +642,46 @@ static void test_missing_dir(void **state)
     rc_errs_cleanup(&errs);
 }
 
+/* Relative certificate paths resolve next to each manifest, folder by
+ * folder, also when many manifests share a folder (load.c resolves each
+ * folder once) and the next folder's name extends the last one's. */
+static void test_relative_paths_per_folder(void **state)
+{
+    (void)state;
+    static const char *const subs[] = {"a", "a/x", "ab", "b"};
+    char d[512], path[600];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(d, sizeof d, "%s/%s", tmpdir, subs[i]);
+        assert_int_equal(mkdir(d, 0700), 0);
+        snprintf(path, sizeof path, "%s/c%zu.pem", d, i);
+        copy_file(ALBD_TEST_DATA "/certs/test-only-server.pem", path);
+        snprintf(path, sizeof path, "%s/c%zu.key", d, i);
+        copy_file(ALBD_TEST_DATA "/certs/test-only-server.key", path);
+        for (int k = 0; k < 3; k++) {
+            char name[32], text[512];
+            snprintf(name, sizeof name, "m%d.yaml", k);
+            snprintf(text, sizeof text,
+                     "apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: c%zu-%d}\n"
+                     "spec:\n  source:\n    files: {certificate: c%zu.pem, privateKey: "
+                     "c%zu.key}\n",
+                     i, k, i, i);
+            write_file(d, name, text);
+        }
+    }
+    struct rc_errs errs;
+    struct rc_model *m = load_ok(tmpdir, time(NULL), &errs);
+    assert_int_equal(m->n_certificates, 12);
+    for (size_t i = 0; i < m->n_certificates; i++)
+        assert_int_equal(strlen(m->certificates[i].fingerprint_sha256), 64);
+    rc_model_unref(m);
+    rc_errs_cleanup(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_paths_per_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults_and_implicit_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_configmap_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_links_out_of_the_folder_are_not_read, setup, teardown),
