@@ -42,8 +42,12 @@ struct ag_agent {
     uv_loop_t *loop;
     struct px_runtime *rt;
     struct rc_model *running; /* the model being served (one reference), NULL before the first */
-    uv_signal_t sig_term, sig_int, sig_hup;
-    uv_signal_t sig_usr1;    /* reopen access logs (proxy/alog.h) */
+    /* TERM, INT, HUP and USR1 (reopen access logs, proxy/alog.h) stay
+     * blocked in every thread from the start of ag_run and are read from
+     * this signalfd: no handler is ever installed, so none is taken away
+     * while albd stops (see ag_run). */
+    int sig_fd;
+    uv_poll_t sig_poll;
     uv_timer_t ticket_timer; /* rotates generated session-ticket keys */
     /* Reconciles again while a listener could not be applied (its port
      * would not bind ...), backing off from 1 s to 60 s; retry_ms 0: idle. */

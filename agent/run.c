@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "agent/admin.h"
@@ -383,23 +386,22 @@ int ag_reconcile(struct ag_agent *a)
     return result < 0 ? -1 : 0;
 }
 
+static void on_sig_poll_closed(uv_handle_t *h)
+{
+    struct ag_agent *a = h->data;
+    close(a->sig_fd);
+    a->sig_fd = -1;
+}
+
 /* Closes the agent's handles so that its loop ends. */
 static void close_handles(struct ag_agent *a)
 {
     a->stopping = true;
     uv_close((uv_handle_t *)&a->stop_timer, NULL);
-    uv_close((uv_handle_t *)&a->sig_term, NULL);
-    uv_close((uv_handle_t *)&a->sig_int, NULL);
-    uv_close((uv_handle_t *)&a->sig_hup, NULL);
-    uv_close((uv_handle_t *)&a->sig_usr1, NULL);
-    /* Closing the last watcher of a signal puts back its default action
-     * (libuv): a SIGTERM repeated now (systemd, a supervisor, a second
-     * Ctrl-C) would kill the process while it frees and exits 0. It is
-     * already stopping: ignore them. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGUSR1, SIG_IGN);
+    /* The signals stay blocked: one repeated from now on (systemd, a
+     * supervisor, a second Ctrl-C) stays pending and the process still
+     * frees and exits with its status. */
+    uv_close((uv_handle_t *)&a->sig_poll, on_sig_poll_closed);
     uv_close((uv_handle_t *)&a->ticket_timer, NULL);
     uv_close((uv_handle_t *)&a->retry_timer, NULL);
     ag_admin_close(a->admin);
@@ -442,9 +444,8 @@ static void on_grace_over(uv_timer_t *t)
  * a Kubernetes Service or an external load balancer needs to stop sending
  * here — then close and in-flight requests drain. A second signal during
  * the grace cuts it short. */
-static void on_stop_signal(uv_signal_t *h, int signum)
+static void on_stop_signal(struct ag_agent *a, int signum)
 {
-    struct ag_agent *a = h->data;
     const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
     if (a->stopping) {
         if (!a->workers_draining) {
@@ -497,9 +498,8 @@ static void on_ticket_timer(uv_timer_t *t)
     ag_events_cert_expiry(a->running, time(NULL)); /* a day without reconciles still warns */
 }
 
-static void on_hup(uv_signal_t *h, int signum)
+static void on_hup(struct ag_agent *a)
 {
-    struct ag_agent *a = h->data;
     if (a->stopping)
         return;
     px_log_info("SIGHUP: reconciling");
@@ -526,12 +526,34 @@ static void on_hup(uv_signal_t *h, int signum)
 }
 
 /* SIGUSR1: access-log files are reopened (logrotate's postrotate). */
-static void on_usr1(uv_signal_t *h, int signum)
+static void on_usr1(void)
 {
-    (void)h;
-    (void)signum;
     px_log_info("SIGUSR1: reopening access logs");
     px_alog_reopen_all();
+}
+
+static void on_signalfd(uv_poll_t *p, int status, int events)
+{
+    struct ag_agent *a = p->data;
+    (void)status;
+    (void)events;
+    struct signalfd_siginfo si;
+    while (!uv_is_closing((uv_handle_t *)p) && read(a->sig_fd, &si, sizeof si) == sizeof si) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            on_stop_signal(a, (int)si.ssi_signo);
+            break;
+        case SIGHUP:
+            on_hup(a);
+            break;
+        case SIGUSR1:
+            on_usr1();
+            break;
+        default:
+            break;
+        }
+    }
 }
 
 int ag_run(const struct ag_options *opt)
@@ -540,10 +562,29 @@ int ag_run(const struct ag_options *opt)
     rc_errs_init(&a.last_errs);
     rc_status_init(&a.last_status);
     signal(SIGPIPE, SIG_IGN);
+    /* The stop, reload and reopen signals are blocked here, before any
+     * thread exists, so that every thread albd or a library starts later
+     * inherits the mask, and are read from a signalfd on the agent's loop.
+     * (Departs from DESIGN's libuv signal watchers: closing the last
+     * uv_signal_t of a signal restores SIG_DFL, and a SIGTERM repeated
+     * while albd stops then killed it instead of letting it exit 0.) */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGHUP);
+    sigaddset(&stop_set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    a.sig_fd = signalfd(-1, &stop_set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (a.sig_fd < 0) {
+        px_log_error("cannot read signals (signalfd): %s", strerror(errno));
+        return 1;
+    }
 
     a.rt = px_runtime_start(opt->workers);
     if (!a.rt) {
         px_log_error("cannot start the workers: %s", strerror(errno));
+        close(a.sig_fd);
         return 1;
     }
     px_runtime_set_drain_ms(a.rt, opt->drain_ms);
@@ -554,12 +595,14 @@ int ag_run(const struct ag_options *opt)
                                         sizeof err) != 0) {
             px_log_error("session ticket keys: %s", err);
             px_runtime_stop(a.rt, 0);
+            close(a.sig_fd);
             return 1;
         }
     }
     if (px_runtime_start_dns(a.rt, a.loop) != 0) {
         px_log_error("cannot start the host-name resolver: out of memory");
         px_runtime_stop(a.rt, 0);
+        close(a.sig_fd);
         return 1;
     }
     uv_timer_init(a.loop, &a.stop_timer);
@@ -575,16 +618,9 @@ int ag_run(const struct ag_options *opt)
         px_log_error("certificate-service client: %s", strerror(-crc));
     uv_timer_start(&a.ticket_timer, on_ticket_timer, PX_TLS_KEYS_ROTATE_S * 1000,
                    PX_TLS_KEYS_ROTATE_S * 1000);
-    uv_signal_init(a.loop, &a.sig_term);
-    uv_signal_init(a.loop, &a.sig_int);
-    uv_signal_init(a.loop, &a.sig_hup);
-    a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
-    uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
-    uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
-    uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
-    uv_signal_init(a.loop, &a.sig_usr1);
-    a.sig_usr1.data = &a;
-    uv_signal_start(&a.sig_usr1, on_usr1, SIGUSR1);
+    uv_poll_init(a.loop, &a.sig_poll, a.sig_fd);
+    a.sig_poll.data = &a;
+    uv_poll_start(&a.sig_poll, UV_READABLE, on_signalfd);
 
     int arc = 0;
     if (opt->admin_addr && (arc = ag_admin_start(&a, opt->admin_addr, false, &a.admin)) != 0)

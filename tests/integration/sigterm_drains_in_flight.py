@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """SIGTERM while a slow (2 s) request is in flight: albd stops accepting
 (new connections are refused), the request still completes with 200, and
-albd exits 0."""
+albd exits 0 -- also when SIGTERM keeps coming until it has exited (a
+supervisor resending it, a second Ctrl-C): never killed by the signal's
+default action once it has let go of its handlers."""
 import os
 import signal
 import sys
@@ -80,6 +82,17 @@ def body(env):
         pass
     c.ok(not albd.alive(), "albd exits on its own after draining", "exited", "still running")
     albd.check_clean_exit(c)
+
+    albd2 = env.start_albd(ports=(port,))
+    pid = albd2.pid
+    sent, end = 0, time.monotonic() + scaled(15)
+    while albd2.alive() and time.monotonic() < end:
+        albd2.signal(signal.SIGTERM)
+        sent += 1
+        time.sleep(0.0002)
+    c.ok(sent >= 2, "SIGTERM was sent more than once", ">= 2", sent)
+    rc = albd2.stop()
+    c.eq(rc, 0, f"SIGTERM repeated until albd {pid} exited: it still exits 0 (not -15)")
 
 
 run("sigterm_drains_in_flight", body)
