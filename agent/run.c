@@ -239,8 +239,19 @@ int ag_reconcile(struct ag_agent *a)
     struct px_apply_error aerr = {{0}, {0}, false};
     int result = -1;
     struct rc_changes view;
-    if (a->watch)
+    if (a->watch) {
         ag_watch_take_changes(a->watch, &a->pending);
+        if (ag_watch_writing(a->watch)) {
+            /* An in-place save is under way (SIGHUP, a retry or a service
+             * certificate came in the middle of it): its file may be empty
+             * now, which would read as its resources deleted. The watcher
+             * calls back once the writer closes it. */
+            px_log_debug("reconcile: a manifest is being written; reading it once it is closed");
+            rc_errs_cleanup(&errs);
+            rc_status_cleanup(&st);
+            return 1;
+        }
+    }
 
     for (;;) {
         struct rc_load_opts o = {.now = time(NULL),

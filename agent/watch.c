@@ -15,6 +15,7 @@
 #include "reconciler/readall.h"
 
 static void on_debounce(uv_timer_t *t);
+static int drain_events(struct ag_watch *w);
 static bool link_wd(const struct ag_watch *w, int wd);
 
 enum {
@@ -495,6 +496,14 @@ static void arm(struct ag_watch *w)
 static void on_debounce(uv_timer_t *t)
 {
     struct ag_watch *w = t->data;
+    /* libuv runs due timers before it polls: events may be queued that
+     * on_poll has not read yet — a change after the timer was armed, or the
+     * truncation of an in-place save whose write has not come. Read them
+     * first: a change restarts the debounce, a writer is waited for. */
+    if (drain_events(w) > 0) {
+        arm(w);
+        return;
+    }
     if (w->n_writing) {
         if (uv_now(w->loop) - w->writing_since < OPEN_WRITE_MAX_MS) {
             arm(w);
@@ -737,6 +746,11 @@ void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into)
 const char *ag_watch_root(const struct ag_watch *w)
 {
     return w->real;
+}
+
+bool ag_watch_writing(const struct ag_watch *w)
+{
+    return w->n_writing > 0;
 }
 
 uint64_t ag_watch_mark(struct ag_watch *w)

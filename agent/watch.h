@@ -59,6 +59,13 @@ bool ag_watch_changed_since(struct ag_watch *w, uint64_t mark);
  * begins. */
 void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into);
 
+/* True while a file the watcher saw written to has not been closed by its
+ * writer (an in-place save under way, its content possibly truncated or
+ * half-written), for at most 2 s; the debounce timer is armed meanwhile
+ * and raises the callback once the writer closes. Ask after
+ * ag_watch_take_changes(). */
+bool ag_watch_writing(const struct ag_watch *w);
+
 /* The real path of the watched folder (NULL if unknown). */
 const char *ag_watch_root(const struct ag_watch *w);
 

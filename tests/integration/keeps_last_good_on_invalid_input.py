@@ -5,7 +5,8 @@ another process are each reported (/status with file:line:col, a failed
 reconcile in /metrics) while the last good configuration keeps serving;
 requests from a keep-alive and a new-connection client succeed throughout.
 Fixing the input applies it. A valid change made alongside an invalid
-resource still applies (invalid input is contained per resource)."""
+resource still applies (invalid input is contained per resource). A
+SIGHUP in the middle of an in-place save waits for the save."""
 import os
 import signal
 import sys
@@ -155,7 +156,26 @@ def port_in_use(w):
            st.get("lastError"))
 
 
-CASES = [yaml_syntax_error, unknown_field, bad_reference, port_in_use]
+def sighup_during_in_place_save(w):
+    """A SIGHUP (a config-management tool, a retry) that lands while an
+    in-place save has truncated the file but not yet written it must not
+    read the empty file as "every resource in it deleted"."""
+    c = w.c
+    w.begin()
+    f = open(w.listeners, "w")  # the save has begun: the file is empty now
+    try:
+        w.albd.signal(signal.SIGHUP)
+        time.sleep(0.5)  # well under the watcher's 2 s wait for a writer
+        c.eq(backend_of(w.env, w.p_web), w.serving,
+             "SIGHUP during an in-place save: the last configuration still serves (the half-written file "
+             "is not read as its listener deleted)")
+        f.write(text(listener_lines(w.p_web, "ga")))
+    finally:
+        f.close()
+    w.expect_fixed("SIGHUP during an in-place save", "a")
+
+
+CASES = [yaml_syntax_error, unknown_field, bad_reference, port_in_use, sighup_during_in_place_save]
 
 
 def body(env):
