@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "agent/admin.h"
+#include "agent/certdirs.h"
 #include "agent/events.h"
 #include "agent/certsvc.h"
 #include "agent/notify.h"
@@ -72,73 +73,22 @@ static const struct rc_changes *pending_view(struct ag_agent *a, struct rc_chang
     return view;
 }
 
-static void add_dir_of(char ***v, size_t *n, size_t *cap, const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL || slash == path)
-        return;
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        char **nv = realloc(*v, nc * sizeof(*nv));
-        if (nv == NULL)
-            return;
-        *v = nv;
-        *cap = nc;
-    }
-    if (((*v)[*n] = strndup(path, (size_t)(slash - path))) != NULL)
-        (*n)++;
-}
-
 /* The watcher also watches the folders of certificate and key files that
  * live outside the manifest folder (and of link targets out there), so that
- * a renewal there reconciles without SIGHUP. Recomputed only when the set
- * of certificate paths changes. */
+ * a renewal there reconciles without SIGHUP. Kept incrementally
+ * (agent/certdirs.h): only the certificates that are new or changed are
+ * looked at, and the watcher hears of the folders only when they change. */
 static void watch_cert_folders(struct ag_agent *a)
 {
-    const struct rc_model *m = a->running;
-    if (a->watch == NULL || m == NULL)
+    if (a->watch == NULL || a->running == NULL)
         return;
-    uint64_t key = 0x9e3779b97f4a7c15ull ^ m->n_certificates;
-    for (size_t i = 0; i < m->n_certificates; i++)
-        key = (key ^ m->certificates[i].cert_path_hash ^ (m->certificates[i].key_path_hash << 1)) *
-              0xff51afd7ed558ccdull;
-    if (a->cert_dirs_known && key == a->cert_dirs_key)
+    if (a->cert_dirs == NULL && (a->cert_dirs = ag_certdirs_new()) == NULL)
         return;
-    a->cert_dirs_known = true;
-    a->cert_dirs_key = key;
-    const char *root = ag_watch_root(a->watch);
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < m->n_certificates; i++) {
-        const struct rc_certificate *c = &m->certificates[i];
-        const char *paths[2] = {c->cert_path, c->key_path};
-        for (int k = 0; k < 2; k++) {
-            const char *p = paths[k];
-            if (p == NULL || c->source != RC_CERT_SOURCE_FILES)
-                continue;
-            bool inside = root && rc_rel_under(root, p);
-            if (!inside)
-                add_dir_of(&v, &n, &cap, p);
-            struct stat st;
-            char real[PATH_MAX];
-            if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode) && realpath(p, real) &&
-                !(root && rc_rel_under(root, real)))
-                add_dir_of(&v, &n, &cap, real); /* certbot's live/ -> archive/ */
-        }
-    }
-    if (n > 1)
-        qsort(v, n, sizeof(*v), str_cmp);
-    size_t u = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (u && strcmp(v[u - 1], v[i]) == 0)
-            free(v[i]);
-        else
-            v[u++] = v[i];
-    }
-    ag_watch_set_extra(a->watch, (const char *const *)v, u);
-    for (size_t i = 0; i < u; i++)
-        free(v[i]);
-    free(v);
+    if (!ag_certdirs_update(a->cert_dirs, a->running, ag_watch_root(a->watch)))
+        return;
+    size_t n;
+    const char *const *v = ag_certdirs_list(a->cert_dirs, &n);
+    ag_watch_set_extra(a->watch, v, n);
 }
 
 /* m becomes the running model: the changes so far are in it. */
@@ -659,6 +609,7 @@ int ag_run(const struct ag_options *opt)
     rc_errs_cleanup(&a.last_errs);
     rc_status_cleanup(&a.last_status);
     ag_status_forget(&a);
+    ag_certdirs_free(a.cert_dirs);
     ag_events_cleanup();
     uv_loop_close(a.loop);
     px_log_info("stopped");

@@ -1,0 +1,290 @@
+/* The certificate folders outside the manifest folder, kept incrementally
+ * (see certdirs.h). Two chained hash tables: files by path, each pointing
+ * at up to two interned folders; folders by path, with the number of
+ * files that name them. */
+#include "agent/certdirs.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/hash.h"
+#include "reconciler/changes.h"
+#include "reconciler/model.h"
+
+struct cd_dir {
+    char *path;
+    uint64_t h;
+    size_t refs; /* files naming it */
+    struct cd_dir *next;
+};
+
+struct cd_file {
+    char *path;
+    uint64_t h;
+    uint64_t stamp;     /* hash of its certificate's digest when looked at */
+    struct cd_dir *dir; /* its folder when outside root, else NULL */
+    struct cd_dir *via; /* its link target's folder when outside root, else NULL */
+    unsigned gen;       /* the update that last saw it */
+    struct cd_file *next;
+};
+
+struct ag_certdirs {
+    struct cd_file **files;
+    size_t n_fb, n_files;
+    struct cd_dir **dirs;
+    size_t n_db, n_dirs;
+    char *root;
+    unsigned gen;
+    bool changed; /* a folder came or went during this update */
+    bool known;   /* list reflects the tables */
+    char **list;  /* sorted: the folders' paths (borrowed from the table) */
+    size_t n_list;
+    size_t looked;
+};
+
+struct ag_certdirs *ag_certdirs_new(void)
+{
+    return calloc(1, sizeof(struct ag_certdirs));
+}
+
+/* Doubles a chained table of power-of-two size when it is full. */
+#define CD_GROW(T, tab, nb, n)                                                                     \
+    do {                                                                                           \
+        if ((n) + 1 > (nb)) {                                                                      \
+            size_t nn = (nb) ? (nb)*2 : 64;                                                        \
+            T **nt = calloc(nn, sizeof *nt);                                                       \
+            if (nt) {                                                                              \
+                for (size_t i_ = 0; i_ < (nb); i_++)                                               \
+                    for (T *e_ = (tab)[i_], *x_; e_; e_ = x_) {                                    \
+                        x_ = e_->next;                                                             \
+                        e_->next = nt[e_->h & (nn - 1)];                                           \
+                        nt[e_->h & (nn - 1)] = e_;                                                 \
+                    }                                                                              \
+                free(tab);                                                                         \
+                (tab) = nt;                                                                        \
+                (nb) = nn;                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* The folder path (of n bytes), interned with one more reference; NULL
+ * when out of memory. */
+static struct cd_dir *dir_ref(struct ag_certdirs *cd, const char *path, size_t n)
+{
+    uint64_t h = cm_hash(path, n);
+    if (cd->n_db)
+        for (struct cd_dir *d = cd->dirs[h & (cd->n_db - 1)]; d; d = d->next)
+            if (d->h == h && strncmp(d->path, path, n) == 0 && d->path[n] == '\0') {
+                d->refs++;
+                return d;
+            }
+    CD_GROW(struct cd_dir, cd->dirs, cd->n_db, cd->n_dirs);
+    if (cd->n_db == 0)
+        return NULL;
+    struct cd_dir *d = calloc(1, sizeof *d);
+    if (d == NULL || (d->path = strndup(path, n)) == NULL) {
+        free(d);
+        return NULL;
+    }
+    d->h = h;
+    d->refs = 1;
+    d->next = cd->dirs[h & (cd->n_db - 1)];
+    cd->dirs[h & (cd->n_db - 1)] = d;
+    cd->n_dirs++;
+    cd->changed = true;
+    return d;
+}
+
+static void dir_unref(struct ag_certdirs *cd, struct cd_dir *d)
+{
+    if (d == NULL || --d->refs > 0)
+        return;
+    for (struct cd_dir **pp = &cd->dirs[d->h & (cd->n_db - 1)]; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    cd->n_dirs--;
+    cd->changed = true;
+    free(d->path);
+    free(d);
+}
+
+/* The folder of path when path is outside root; NULL when inside, or
+ * when path has no folder part. */
+static struct cd_dir *dir_of(struct ag_certdirs *cd, const char *path, bool *oom)
+{
+    if (cd->root && rc_rel_under(cd->root, path))
+        return NULL;
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path)
+        return NULL;
+    struct cd_dir *d = dir_ref(cd, path, (size_t)(slash - path));
+    if (d == NULL)
+        *oom = true;
+    return d;
+}
+
+/* Looks at f's file: its folder, and its link target's folder. */
+static void look(struct ag_certdirs *cd, struct cd_file *f, bool *oom)
+{
+    cd->looked++;
+    dir_unref(cd, f->dir);
+    dir_unref(cd, f->via);
+    f->dir = dir_of(cd, f->path, oom);
+    f->via = NULL;
+    struct stat st;
+    char real[PATH_MAX];
+    if (lstat(f->path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(f->path, real))
+        f->via = dir_of(cd, real, oom);
+}
+
+static void file_drop(struct ag_certdirs *cd, struct cd_file *f)
+{
+    dir_unref(cd, f->dir);
+    dir_unref(cd, f->via);
+    free(f->path);
+    free(f);
+    cd->n_files--;
+}
+
+/* Sees path, named by a certificate of digest stamp, in this update. */
+static void see(struct ag_certdirs *cd, const char *path, uint64_t stamp, bool *oom)
+{
+    uint64_t h = cm_hash_str(path);
+    struct cd_file *f = NULL;
+    if (cd->n_fb)
+        for (f = cd->files[h & (cd->n_fb - 1)]; f; f = f->next)
+            if (f->h == h && strcmp(f->path, path) == 0)
+                break;
+    if (f) {
+        if (f->gen != cd->gen && f->stamp != stamp) {
+            f->stamp = stamp;
+            look(cd, f, oom);
+        }
+        f->gen = cd->gen;
+        return;
+    }
+    CD_GROW(struct cd_file, cd->files, cd->n_fb, cd->n_files);
+    if (cd->n_fb == 0 || (f = calloc(1, sizeof *f)) == NULL || (f->path = strdup(path)) == NULL) {
+        free(f);
+        *oom = true;
+        return;
+    }
+    f->h = h;
+    f->stamp = stamp;
+    f->gen = cd->gen;
+    f->next = cd->files[h & (cd->n_fb - 1)];
+    cd->files[h & (cd->n_fb - 1)] = f;
+    cd->n_files++;
+    look(cd, f, oom);
+}
+
+/* Drops the files this update did not see (all when every is set). */
+static void sweep(struct ag_certdirs *cd, bool every)
+{
+    for (size_t i = 0; i < cd->n_fb; i++)
+        for (struct cd_file **pp = &cd->files[i]; *pp;) {
+            struct cd_file *f = *pp;
+            if (every || f->gen != cd->gen) {
+                *pp = f->next;
+                file_drop(cd, f);
+            } else {
+                pp = &f->next;
+            }
+        }
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool same_root(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Forgets everything: the next update looks at every file again. */
+static void forget(struct ag_certdirs *cd)
+{
+    sweep(cd, true);
+    free(cd->list);
+    cd->list = NULL;
+    cd->n_list = 0;
+    cd->known = false;
+}
+
+bool ag_certdirs_update(struct ag_certdirs *cd, const struct rc_model *m, const char *root)
+{
+    cd->looked = 0;
+    cd->changed = !cd->known;
+    if (!same_root(cd->root, root)) {
+        sweep(cd, true); /* inside and outside change meaning: look again */
+        free(cd->root);
+        cd->root = root ? strdup(root) : NULL;
+        cd->changed = true;
+        if (root && !cd->root) {
+            forget(cd);
+            return false;
+        }
+    }
+    cd->gen++;
+    bool oom = false;
+    for (size_t i = 0; m && i < m->n_certificates; i++) {
+        const struct rc_certificate *c = &m->certificates[i];
+        if (c->source != RC_CERT_SOURCE_FILES)
+            continue;
+        uint64_t stamp = cm_hash_str(c->meta.digest);
+        if (c->cert_path)
+            see(cd, c->cert_path, stamp, &oom);
+        if (c->key_path)
+            see(cd, c->key_path, stamp, &oom);
+    }
+    sweep(cd, false);
+    if (oom) {
+        forget(cd); /* a file without its folder: start over next time */
+        return false;
+    }
+    if (!cd->changed)
+        return false;
+    free(cd->list);
+    cd->list = NULL;
+    cd->n_list = 0;
+    if (cd->n_dirs && (cd->list = malloc(cd->n_dirs * sizeof *cd->list)) == NULL) {
+        forget(cd);
+        return false;
+    }
+    for (size_t i = 0; i < cd->n_db; i++)
+        for (struct cd_dir *d = cd->dirs[i]; d; d = d->next)
+            cd->list[cd->n_list++] = d->path;
+    if (cd->n_list > 1)
+        qsort(cd->list, cd->n_list, sizeof *cd->list, str_cmp);
+    cd->known = true;
+    return true;
+}
+
+const char *const *ag_certdirs_list(const struct ag_certdirs *cd, size_t *n)
+{
+    *n = cd->n_list;
+    return (const char *const *)cd->list;
+}
+
+size_t ag_certdirs_looked(const struct ag_certdirs *cd)
+{
+    return cd->looked;
+}
+
+void ag_certdirs_free(struct ag_certdirs *cd)
+{
+    if (cd == NULL)
+        return;
+    forget(cd);
+    free(cd->files);
+    free(cd->dirs);
+    free(cd->root);
+    free(cd);
+}
