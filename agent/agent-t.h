@@ -64,6 +64,8 @@ struct ag_agent {
      * load began (all: unknown — before the first load, after SIGHUP).
      * The loader checks only these files (reconciler/changes.h). */
     struct ag_changes pending;
+    /* ag_watch_epoch when the running model's load began. */
+    uint64_t running_epoch;
     /* The certificate folders outside the manifest folder the watcher
      * watches (run.c watch_cert_folders, agent/certdirs.h); NULL until
      * the first model. */

@@ -62,14 +62,18 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The loader's view of a->pending: NULL when not known. */
-static const struct rc_changes *pending_view(struct ag_agent *a, struct rc_changes *view)
+/* The loader's view of a->pending: NULL when not known. trusted: the
+ * certificate folders outside the tree watched since before the running
+ * model's load (ag_watch_trusted_extra). */
+static const struct rc_changes *pending_view(struct ag_agent *a, struct rc_changes *view,
+                                             char *const *trusted, size_t n_trusted)
 {
     if (a->pending.all || a->watch == NULL || a->running == NULL)
         return NULL;
     if (a->pending.n > 1)
         qsort(a->pending.v, a->pending.n, sizeof(*a->pending.v), str_cmp);
-    *view = (struct rc_changes){(const char *const *)a->pending.v, a->pending.n, a->pending.tree};
+    *view = (struct rc_changes){(const char *const *)a->pending.v, a->pending.n, a->pending.tree,
+                                (const char *const *)trusted, n_trusted};
     return view;
 }
 
@@ -92,10 +96,11 @@ static void watch_cert_folders(struct ag_agent *a)
 }
 
 /* m becomes the running model: the changes so far are in it. */
-static void adopt(struct ag_agent *a, struct rc_model *m)
+static void adopt(struct ag_agent *a, struct rc_model *m, uint64_t epoch)
 {
     rc_model_unref(a->running);
     a->running = m;
+    a->running_epoch = epoch;
     ag_changes_clear(&a->pending);
     watch_cert_folders(a);
     ag_certsvc_sync(a->certsvc, m);
@@ -189,8 +194,15 @@ int ag_reconcile(struct ag_agent *a)
     struct px_apply_error aerr = {{0}, {0}, false};
     int result = -1;
     struct rc_changes view;
-    if (a->watch)
+    uint64_t epoch = 0;
+    size_t n_trusted = 0;
+    char **trusted = NULL;
+    if (a->watch) {
         ag_watch_take_changes(a->watch, &a->pending);
+        epoch = ag_watch_epoch(a->watch);
+        if (a->running)
+            trusted = ag_watch_trusted_extra(a->watch, a->running_epoch, &n_trusted);
+    }
 
     for (;;) {
         struct rc_load_opts o = {.now = time(NULL),
@@ -199,7 +211,7 @@ int ag_reconcile(struct ag_agent *a)
                                  .refuse_foreign = a->opt.refuse_foreign,
                                  .invalid = invalid,
                                  .n_invalid = n_invalid,
-                                 .changes = pending_view(a, &view),
+                                 .changes = pending_view(a, &view, trusted, n_trusted),
                                  .cert_cache_dir = a->opt.cert_cache_dir,
                                  .cert_pending_is_error = true};
         struct rc_model *m = NULL;
@@ -214,6 +226,7 @@ int ag_reconcile(struct ag_agent *a)
             rc_model_unref(m);
             rc_errs_cleanup(&errs);
             rc_status_cleanup(&st);
+            ag_watch_free_list(trusted, n_trusted);
             return 1;
         }
         if (rc < 0 || !m) {
@@ -228,13 +241,13 @@ int ag_reconcile(struct ag_agent *a)
         if (a->running && same_config(a->running, m)) {
             /* Nothing to publish. m describes the same configuration with
              * fresher file records; the snapshot holds its own model. */
-            adopt(a, m);
+            adopt(a, m, epoch);
             result = rc > 0 ? 1 : 0;
             break;
         }
         if (px_runtime_apply(a->rt, m, &aerr) == 0) {
             struct rc_model *before = a->running ? rc_model_ref(a->running) : NULL;
-            adopt(a, m);
+            adopt(a, m, epoch);
             a->last_applied = time(NULL);
             a->last_apply_seconds = now_seconds() - t0;
             memcpy(a->manifest_digest, m->digest, sizeof a->manifest_digest);
@@ -287,6 +300,7 @@ int ag_reconcile(struct ag_agent *a)
         invalid[i].reason = reasons[i];
     }
 
+    ag_watch_free_list(trusted, n_trusted);
     schedule_retry(a, n_invalid > 0);
     /* Parsed certificates that no TLS context serves any more, and those
      * this load parsed that none took (reconciler/certstore.h). */
