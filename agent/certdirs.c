@@ -12,6 +12,7 @@
 
 #include "common/hash.h"
 #include "reconciler/changes.h"
+#include "reconciler/filecache.h"
 #include "reconciler/model.h"
 
 struct cd_dir {
@@ -287,4 +288,39 @@ void ag_certdirs_free(struct ag_certdirs *cd)
     free(cd->dirs);
     free(cd->root);
     free(cd);
+}
+
+void ag_certdirs_check_fresh(const struct rc_kept_files *kept, char *const *dirs, bool *ok,
+                             size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ok[i] = true;
+    for (size_t i = 0; kept && i < kept->n; i++) {
+        const struct rc_kept_file *k = &kept->v[i];
+        const char *slash = strrchr(k->path, '/');
+        if (!k->settled || !k->watchable || slash == NULL)
+            continue; /* never taken without a stat anyway */
+        size_t dl = (size_t)(slash - k->path), lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strncmp(dirs[mid], k->path, dl);
+            if (c == 0 && dirs[mid][dl] == '\0') {
+                struct stat st;
+                struct rc_fid id;
+                if (ok[mid]) {
+                    if (stat(k->path, &st) != 0) {
+                        ok[mid] = false;
+                    } else {
+                        rc_fid_from_stat(&id, &st);
+                        ok[mid] = rc_fid_equal(&id, &k->id);
+                    }
+                }
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid; /* c > 0, or dirs[mid] longer: it sorts after */
+        }
+    }
 }

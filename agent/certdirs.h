@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 struct rc_model;
+struct rc_kept_files;
 struct ag_certdirs;
 
 /* A new, empty tracker, or NULL when out of memory. */
@@ -37,5 +38,13 @@ const char *const *ag_certdirs_list(const struct ag_certdirs *cd, size_t *n);
 /* How many files the last update looked at (for tests and the debug
  * log). */
 size_t ag_certdirs_looked(const struct ag_certdirs *cd);
+
+/* For each folder dirs[i] (n, sorted): ok[i] is set true when every file
+ * of kept directly in it that a load may take without a stat (settled,
+ * watchable) still has the identity it was read with (one stat each), else
+ * false. Called once the watcher watches those folders: then a change made
+ * since the read shows here, and one made later raises an event. */
+void ag_certdirs_check_fresh(const struct rc_kept_files *kept, char *const *dirs, bool *ok,
+                             size_t n);
 
 #endif

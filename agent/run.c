@@ -27,6 +27,7 @@
 #include "reconciler/certstore.h"
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
+#include "reconciler/source.h"
 
 /* Tells systemd (when it started albd with Type=notify); see notify.h. */
 static void notify(const char *msg)
@@ -77,6 +78,30 @@ static const struct rc_changes *pending_view(struct ag_agent *a, struct rc_chang
     return view;
 }
 
+/* The certificate folders the watcher began watching just now were read
+ * before their watch began: checks (one stat each) that every file the
+ * running model read there that a load may trust (settled, watchable) is
+ * still what was read, and if so has the watcher vouch for the folder at
+ * once — so the first change after a start (one certificate added) needs
+ * no stat of the 20,000 files out there. A folder with a file changed
+ * meanwhile stays unvouched until a load has read it again. */
+static void vouch_fresh_cert_folders(struct ag_agent *a)
+{
+    size_t n = 0;
+    char **fresh = ag_watch_fresh_extra(a->watch, &n);
+    const struct rc_sources *src = rc_model_sources(a->running);
+    bool *ok = n ? malloc(n) : NULL;
+    if (fresh == NULL || src == NULL || ok == NULL) {
+        free(ok);
+        ag_watch_free_list(fresh, n);
+        return;
+    }
+    ag_certdirs_check_fresh(&src->kept, fresh, ok, n);
+    ag_watch_vouch_extra(a->watch, fresh, ok, n);
+    free(ok);
+    ag_watch_free_list(fresh, n);
+}
+
 /* The watcher also watches the folders of certificate and key files that
  * live outside the manifest folder (and of link targets out there), so that
  * a renewal there reconciles without SIGHUP. Kept incrementally
@@ -93,6 +118,7 @@ static void watch_cert_folders(struct ag_agent *a)
     size_t n;
     const char *const *v = ag_certdirs_list(a->cert_dirs, &n);
     ag_watch_set_extra(a->watch, v, n);
+    vouch_fresh_cert_folders(a);
 }
 
 /* m becomes the running model: the changes so far are in it. */

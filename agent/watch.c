@@ -784,6 +784,50 @@ char **ag_watch_trusted_extra(struct ag_watch *w, uint64_t before, size_t *n)
     return v;
 }
 
+char **ag_watch_fresh_extra(struct ag_watch *w, size_t *n)
+{
+    *n = 0;
+    size_t cnt = 0;
+    for (const struct wdir *d = w->dirs; d; d = d->next)
+        cnt += d->extra && d->since >= w->epoch;
+    char **v = cnt ? calloc(cnt, sizeof *v) : NULL;
+    if (v == NULL)
+        return NULL;
+    for (const struct wdir *d = w->dirs; d; d = d->next)
+        if (d->extra && d->since >= w->epoch) {
+            if ((v[*n] = strdup(d->path)) == NULL) {
+                ag_watch_free_list(v, *n);
+                *n = 0;
+                return NULL;
+            }
+            (*n)++;
+        }
+    qsort(v, *n, sizeof *v, cmp_str);
+    return v;
+}
+
+void ag_watch_vouch_extra(struct ag_watch *w, char *const *dirs, const bool *ok, size_t n)
+{
+    for (struct wdir *d = w->dirs; d; d = d->next) {
+        if (!d->extra)
+            continue;
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(dirs[mid], d->path);
+            if (c == 0) {
+                if (ok[mid])
+                    d->since = 0; /* before any load */
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+}
+
 void ag_watch_free_list(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)

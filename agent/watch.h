@@ -85,6 +85,17 @@ uint64_t ag_watch_epoch(const struct ag_watch *w);
 char **ag_watch_trusted_extra(struct ag_watch *w, uint64_t before, size_t *n);
 void ag_watch_free_list(char **v, size_t n);
 
+/* The extra folders whose watch began during the current epoch (after
+ * this load's files were read), sorted copies as above. */
+char **ag_watch_fresh_extra(struct ag_watch *w, size_t *n);
+
+/* Counts the folders dirs[i] (sorted) with ok[i] as watched since before
+ * any load: the caller checked, after their watch began, that every file
+ * the running model read there still has the identity it was read with,
+ * so any change since that read either showed in that check or raises an
+ * event. */
+void ag_watch_vouch_extra(struct ag_watch *w, char *const *dirs, const bool *ok, size_t n);
+
 /* Stops watching; frees in the close callbacks. NULL is a no-op. */
 void ag_watch_close(struct ag_watch *w);
 

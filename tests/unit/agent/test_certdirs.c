@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "agent/certdirs.h"
+#include "reconciler/filecache.h"
 #include "reconciler/model.h"
 
 enum { N = 3 };
@@ -169,11 +170,60 @@ static void test_link_repointed(void **state)
     ag_certdirs_free(cd);
 }
 
+/* A folder whose watch began after its files were read is vouched for only
+ * when each file a load may trust is still what was read. */
+static void test_check_fresh(void **state)
+{
+    struct fixture *fx = *state;
+    char p[4][256];
+    const char *names[4] = {"a/x.crt", "a/x.key", "b/y.crt", "b/y.key"};
+    struct rc_kept_file kf[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p[i], sizeof p[i], "%s/%s", fx->tmp, names[i]);
+        mk(p[i]);
+        struct stat st;
+        assert_int_equal(stat(p[i], &st), 0);
+        kf[i] = (struct rc_kept_file){.path = p[i], .settled = true, .watchable = true};
+        rc_fid_from_stat(&kf[i].id, &st);
+    }
+    struct rc_kept_files kept = {.v = kf, .n = 4};
+    char da[256], db[256], dc[256];
+    snprintf(da, sizeof da, "%s/a", fx->tmp);
+    snprintf(db, sizeof db, "%s/b", fx->tmp);
+    snprintf(dc, sizeof dc, "%s/m", fx->tmp);
+    char *dirs[3] = {da, db, dc};
+    bool ok[3] = {false, false, false};
+    ag_certdirs_check_fresh(&kept, dirs, ok, 3);
+    assert_true(ok[0] && ok[1] && ok[2]);
+
+    /* Rewritten (longer) since it was read: b is not vouched for, a is. */
+    FILE *f = fopen(p[3], "a");
+    assert_non_null(f);
+    fputs("more\n", f);
+    fclose(f);
+    ag_certdirs_check_fresh(&kept, dirs, ok, 3);
+    assert_true(ok[0]);
+    assert_false(ok[1]);
+    assert_true(ok[2]);
+
+    /* Removed: a is not vouched for either. */
+    assert_int_equal(unlink(p[0]), 0);
+    ag_certdirs_check_fresh(&kept, dirs, ok, 3);
+    assert_false(ok[0]);
+
+    /* A file no load trusts without a stat does not count. */
+    kf[0].watchable = false;
+    kf[3].settled = false;
+    ag_certdirs_check_fresh(&kept, dirs, ok, 3);
+    assert_true(ok[0] && ok[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_changes_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_repointed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_fresh, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
