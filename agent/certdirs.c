@@ -1,7 +1,9 @@
 /* The certificate folders outside the manifest folder, kept incrementally
- * (see certdirs.h). Two chained hash tables: files by path, each pointing
- * at up to two interned folders; folders by path, with the number of
- * files that name them. */
+ * (see certdirs.h). Two chained hash tables: certificates by name, each
+ * pointing at up to four interned folders (its two files' and their link
+ * targets'); folders by path, with the number of references to them. One
+ * small entry per certificate, no path copied: 10,000 certificates cost
+ * about 1 MiB. */
 #include "agent/certdirs.h"
 
 #include <limits.h>
@@ -18,23 +20,24 @@
 struct cd_dir {
     char *path;
     uint64_t h;
-    size_t refs; /* files naming it */
+    size_t refs; /* certificates' references to it */
     struct cd_dir *next;
 };
 
-struct cd_file {
-    char *path;
+struct cd_cert {
+    char *name;
     uint64_t h;
-    uint64_t stamp;     /* hash of its certificate's digest when looked at */
-    struct cd_dir *dir; /* its folder when outside root, else NULL */
-    struct cd_dir *via; /* its link target's folder when outside root, else NULL */
-    unsigned gen;       /* the update that last saw it */
-    struct cd_file *next;
+    uint64_t stamp; /* of its digest and paths when looked at (cert_stamp) */
+    /* The folders of its certificate and key files when outside root, and
+     * of their link targets out there; NULL for none. */
+    struct cd_dir *dir[4];
+    unsigned gen; /* the update that last saw it */
+    struct cd_cert *next;
 };
 
 struct ag_certdirs {
-    struct cd_file **files;
-    size_t n_fb, n_files;
+    struct cd_cert **certs;
+    size_t n_cb, n_certs;
     struct cd_dir **dirs;
     size_t n_db, n_dirs;
     char *root;
@@ -129,72 +132,95 @@ static struct cd_dir *dir_of(struct ag_certdirs *cd, const char *path, bool *oom
     return d;
 }
 
-/* Looks at f's file: its folder, and its link target's folder. */
-static void look(struct ag_certdirs *cd, struct cd_file *f, bool *oom)
+/* Looks at c's files: their folders, and their link targets' folders. */
+static void look(struct ag_certdirs *cd, struct cd_cert *e, const struct rc_certificate *c,
+                 bool *oom)
 {
-    cd->looked++;
-    dir_unref(cd, f->dir);
-    dir_unref(cd, f->via);
-    f->dir = dir_of(cd, f->path, oom);
-    f->via = NULL;
-    struct stat st;
-    char real[PATH_MAX];
-    if (lstat(f->path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(f->path, real))
-        f->via = dir_of(cd, real, oom);
+    for (int i = 0; i < 4; i++) {
+        dir_unref(cd, e->dir[i]);
+        e->dir[i] = NULL;
+    }
+    const char *paths[2] = {c->cert_path, c->key_path};
+    for (int k = 0; k < 2; k++) {
+        if (paths[k] == NULL)
+            continue;
+        cd->looked++;
+        e->dir[2 * k] = dir_of(cd, paths[k], oom);
+        struct stat st;
+        char real[PATH_MAX];
+        if (lstat(paths[k], &st) == 0 && S_ISLNK(st.st_mode) && realpath(paths[k], real))
+            e->dir[2 * k + 1] = dir_of(cd, real, oom);
+    }
 }
 
-static void file_drop(struct ag_certdirs *cd, struct cd_file *f)
+static void cert_drop(struct ag_certdirs *cd, struct cd_cert *e)
 {
-    dir_unref(cd, f->dir);
-    dir_unref(cd, f->via);
-    free(f->path);
-    free(f);
-    cd->n_files--;
+    for (int i = 0; i < 4; i++)
+        dir_unref(cd, e->dir[i]);
+    free(e->name);
+    free(e);
+    cd->n_certs--;
 }
 
-/* Sees path, named by a certificate of digest stamp, in this update. */
-static void see(struct ag_certdirs *cd, const char *path, uint64_t stamp, bool *oom)
+static uint64_t path_hash(const char *p, uint64_t known)
 {
-    uint64_t h = cm_hash_str(path);
-    struct cd_file *f = NULL;
-    if (cd->n_fb)
-        for (f = cd->files[h & (cd->n_fb - 1)]; f; f = f->next)
-            if (f->h == h && strcmp(f->path, path) == 0)
+    return p == NULL ? 0 : known ? known : cm_hash_str(p);
+}
+
+/* What decides whether c is looked at again: its digest (a renewal, a
+ * link re-pointed to new bytes, a new spec) and its paths. */
+static uint64_t cert_stamp(const struct rc_certificate *c)
+{
+    uint64_t h = cm_hash_str(c->meta.digest);
+    h = cm_hash_mix(h ^ path_hash(c->cert_path, c->cert_path_hash));
+    return cm_hash_mix(h ^ (path_hash(c->key_path, c->key_path_hash) * 0x9e3779b97f4a7c15ull));
+}
+
+/* Sees certificate c in this update. */
+static void see(struct ag_certdirs *cd, const struct rc_certificate *c, bool *oom)
+{
+    uint64_t h = cm_hash_str(c->meta.name), stamp = cert_stamp(c);
+    struct cd_cert *e = NULL;
+    if (cd->n_cb)
+        for (e = cd->certs[h & (cd->n_cb - 1)]; e; e = e->next)
+            if (e->h == h && strcmp(e->name, c->meta.name) == 0)
                 break;
-    if (f) {
-        if (f->gen != cd->gen && f->stamp != stamp) {
-            f->stamp = stamp;
-            look(cd, f, oom);
+    if (e) {
+        if (e->gen != cd->gen && e->stamp != stamp) {
+            e->stamp = stamp;
+            look(cd, e, c, oom);
         }
-        f->gen = cd->gen;
+        e->gen = cd->gen;
         return;
     }
-    CD_GROW(struct cd_file, cd->files, cd->n_fb, cd->n_files);
-    if (cd->n_fb == 0 || (f = calloc(1, sizeof *f)) == NULL || (f->path = strdup(path)) == NULL) {
-        free(f);
+    CD_GROW(struct cd_cert, cd->certs, cd->n_cb, cd->n_certs);
+    if (cd->n_cb == 0 || (e = calloc(1, sizeof *e)) == NULL ||
+        (e->name = strdup(c->meta.name)) == NULL) {
+        free(e);
         *oom = true;
         return;
     }
-    f->h = h;
-    f->stamp = stamp;
-    f->gen = cd->gen;
-    f->next = cd->files[h & (cd->n_fb - 1)];
-    cd->files[h & (cd->n_fb - 1)] = f;
-    cd->n_files++;
-    look(cd, f, oom);
+    e->h = h;
+    e->stamp = stamp;
+    e->gen = cd->gen;
+    e->next = cd->certs[h & (cd->n_cb - 1)];
+    cd->certs[h & (cd->n_cb - 1)] = e;
+    cd->n_certs++;
+    look(cd, e, c, oom);
 }
 
-/* Drops the files this update did not see (all when every is set). */
+/* Drops the certificates this update did not see (all when every is
+ * set). */
 static void sweep(struct ag_certdirs *cd, bool every)
 {
-    for (size_t i = 0; i < cd->n_fb; i++)
-        for (struct cd_file **pp = &cd->files[i]; *pp;) {
-            struct cd_file *f = *pp;
-            if (every || f->gen != cd->gen) {
-                *pp = f->next;
-                file_drop(cd, f);
+    for (size_t i = 0; i < cd->n_cb; i++)
+        for (struct cd_cert **pp = &cd->certs[i]; *pp;) {
+            struct cd_cert *e = *pp;
+            if (every || e->gen != cd->gen) {
+                *pp = e->next;
+                cert_drop(cd, e);
             } else {
-                pp = &f->next;
+                pp = &e->next;
             }
         }
 }
@@ -237,13 +263,8 @@ bool ag_certdirs_update(struct ag_certdirs *cd, const struct rc_model *m, const 
     bool oom = false;
     for (size_t i = 0; m && i < m->n_certificates; i++) {
         const struct rc_certificate *c = &m->certificates[i];
-        if (c->source != RC_CERT_SOURCE_FILES)
-            continue;
-        uint64_t stamp = cm_hash_str(c->meta.digest);
-        if (c->cert_path)
-            see(cd, c->cert_path, stamp, &oom);
-        if (c->key_path)
-            see(cd, c->key_path, stamp, &oom);
+        if (c->source == RC_CERT_SOURCE_FILES && c->meta.name)
+            see(cd, c, &oom);
     }
     sweep(cd, false);
     if (oom) {
@@ -284,7 +305,7 @@ void ag_certdirs_free(struct ag_certdirs *cd)
     if (cd == NULL)
         return;
     forget(cd);
-    free(cd->files);
+    free(cd->certs);
     free(cd->dirs);
     free(cd->root);
     free(cd);

@@ -1,8 +1,8 @@
 /* The folders outside the manifest folder that hold certificate and key
  * files (and the folders their symbolic links point into: certbot's
  * live/ -> archive/), kept across reconciles so that a change costs what
- * changed: a certificate seen before with the same digest is not looked
- * at again (no lstat, no realpath), and the folder list is rebuilt only
+ * changed: a certificate seen before with the same digest and paths is not
+ * looked at again (no lstat, no realpath), and the folder list is rebuilt only
  * when a folder gains its first file or loses its last. The watcher
  * watches these folders (agent/watch.h ag_watch_set_extra). */
 #ifndef ALBD_AGENT_CERTDIRS_H
@@ -23,9 +23,10 @@ void ag_certdirs_free(struct ag_certdirs *cd);
 
 /* Brings cd to m's certificates read from files, root being the manifest
  * folder's real path (NULL: none; files under it are watched with the
- * tree and give no folder). A file is looked at (lstat, realpath) when it
- * is new to cd or its certificate's digest changed (a renewal, a link
- * re-pointed, a new spec); a new root looks at every file again. Returns
+ * tree and give no folder). A certificate's files are looked at (lstat,
+ * realpath) when it is new to cd (by name) or its digest or paths changed
+ * (a renewal, a link re-pointed to new bytes, a new spec); a new root
+ * looks at every file again. Returns
  * true when the folder set changed since the last call (always on the
  * first), false when it did not or when memory ran out (then the set is
  * forgotten and the next call rebuilds it). */

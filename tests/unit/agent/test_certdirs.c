@@ -41,7 +41,9 @@ static void set_cert(struct fixture *fx, size_t i, const char *dir, const char *
     memcpy(tmp, fx->tmp, sizeof tmp);
     snprintf(fx->path[i][0], sizeof fx->path[i][0], "%s/%s/h%zu.crt", tmp, dir, i);
     snprintf(fx->path[i][1], sizeof fx->path[i][1], "%s/%s/h%zu.key", tmp, dir, i);
+    static const char *const names[N] = {"h0", "h1", "h2"};
     struct rc_certificate *c = &fx->certs[i];
+    c->meta.name = names[i];
     c->source = RC_CERT_SOURCE_FILES;
     c->cert_path = fx->path[i][0];
     c->key_path = fx->path[i][1];
