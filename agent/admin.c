@@ -350,6 +350,22 @@ static void stamp_condition(json_t *track, json_t *cond, time_t now)
     json_object_set_new(cond, "lastTransitionTime", json_string(ts));
 }
 
+/* Records in track (an object type -> {"status", "since"}) that condition
+ * type now has status: since becomes now when the status is new or
+ * changed, else stays. */
+static void track_condition(json_t *track, const char *type, const char *status, time_t now)
+{
+    json_t *t = json_object_get(track, type);
+    const char *was = json_string_value(json_object_get(t, "status"));
+    if (t && was && strcmp(was, status) == 0)
+        return;
+    json_object_set_new(track, type,
+                        json_pack("{s:s, s:I}", "status", status, "since", (json_int_t)now));
+}
+
+/* Once per reconcile over every resource (10,000 certificates): only the
+ * tracking entries are touched — an unchanged resource costs a digest
+ * comparison and three string comparisons, nothing is formatted. */
 void ag_status_observe(struct ag_agent *a)
 {
     json_t *old = a->status_track ? a->status_track : json_object();
@@ -377,11 +393,9 @@ void ag_status_observe(struct ag_agent *a)
         }
         struct cond_view cv[3];
         conditions_of(r, cv);
-        for (int k = 0; k < 3; k++) {
-            json_t *c = json_pack("{s:s, s:s}", "type", cv[k].type, "status", cv[k].status);
-            stamp_condition(json_object_get(e, "conditions"), c, now);
-            json_decref(c);
-        }
+        json_t *track = json_object_get(e, "conditions");
+        for (int k = 0; k < 3; k++)
+            track_condition(track, cv[k].type, cv[k].status, now);
         json_object_set_new(now_track, key, e);
     }
     json_decref(old);

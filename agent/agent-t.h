@@ -64,10 +64,12 @@ struct ag_agent {
      * load began (all: unknown — before the first load, after SIGHUP).
      * The loader checks only these files (reconciler/changes.h). */
     struct ag_changes pending;
-    /* Which certificate paths the watcher's extra folders were computed
-     * for (run.c watch_cert_folders). */
-    uint64_t cert_dirs_key;
-    bool cert_dirs_known;
+    /* ag_watch_epoch when the running model's load began. */
+    uint64_t running_epoch;
+    /* The certificate folders outside the manifest folder the watcher
+     * watches (run.c watch_cert_folders, agent/certdirs.h); NULL until
+     * the first model. */
+    struct ag_certdirs *cert_dirs;
     /* SIGTERM: /readyz answers 503, listeners accept for opt.grace_ms
      * (stop_timer), then the workers drain (stop_timer polls them), then
      * the agent's handles close and its loop ends. */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "agent/admin.h"
+#include "agent/certdirs.h"
 #include "agent/events.h"
 #include "agent/certsvc.h"
 #include "agent/notify.h"
@@ -26,6 +27,7 @@
 #include "reconciler/certstore.h"
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
+#include "reconciler/source.h"
 
 /* Tells systemd (when it started albd with Type=notify); see notify.h. */
 static void notify(const char *msg)
@@ -61,91 +63,70 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The loader's view of a->pending: NULL when not known. */
-static const struct rc_changes *pending_view(struct ag_agent *a, struct rc_changes *view)
+/* The loader's view of a->pending: NULL when not known. trusted: the
+ * certificate folders outside the tree watched since before the running
+ * model's load (ag_watch_trusted_extra). */
+static const struct rc_changes *pending_view(struct ag_agent *a, struct rc_changes *view,
+                                             char *const *trusted, size_t n_trusted)
 {
     if (a->pending.all || a->watch == NULL || a->running == NULL)
         return NULL;
     if (a->pending.n > 1)
         qsort(a->pending.v, a->pending.n, sizeof(*a->pending.v), str_cmp);
-    *view = (struct rc_changes){(const char *const *)a->pending.v, a->pending.n, a->pending.tree};
+    *view = (struct rc_changes){(const char *const *)a->pending.v, a->pending.n, a->pending.tree,
+                                (const char *const *)trusted, n_trusted};
     return view;
 }
 
-static void add_dir_of(char ***v, size_t *n, size_t *cap, const char *path)
+/* The certificate folders the watcher began watching just now were read
+ * before their watch began: checks (one stat each) that every file the
+ * running model read there that a load may trust (settled, watchable) is
+ * still what was read, and if so has the watcher vouch for the folder at
+ * once — so the first change after a start (one certificate added) needs
+ * no stat of the 20,000 files out there. A folder with a file changed
+ * meanwhile stays unvouched until a load has read it again. */
+static void vouch_fresh_cert_folders(struct ag_agent *a)
 {
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL || slash == path)
+    size_t n = 0;
+    char **fresh = ag_watch_fresh_extra(a->watch, &n);
+    const struct rc_sources *src = rc_model_sources(a->running);
+    bool *ok = n ? malloc(n) : NULL;
+    if (fresh == NULL || src == NULL || ok == NULL) {
+        free(ok);
+        ag_watch_free_list(fresh, n);
         return;
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        char **nv = realloc(*v, nc * sizeof(*nv));
-        if (nv == NULL)
-            return;
-        *v = nv;
-        *cap = nc;
     }
-    if (((*v)[*n] = strndup(path, (size_t)(slash - path))) != NULL)
-        (*n)++;
+    ag_certdirs_check_fresh(&src->kept, fresh, ok, n);
+    ag_watch_vouch_extra(a->watch, fresh, ok, n);
+    free(ok);
+    ag_watch_free_list(fresh, n);
 }
 
 /* The watcher also watches the folders of certificate and key files that
  * live outside the manifest folder (and of link targets out there), so that
- * a renewal there reconciles without SIGHUP. Recomputed only when the set
- * of certificate paths changes. */
+ * a renewal there reconciles without SIGHUP. Kept incrementally
+ * (agent/certdirs.h): only the certificates that are new or changed are
+ * looked at, and the watcher hears of the folders only when they change. */
 static void watch_cert_folders(struct ag_agent *a)
 {
-    const struct rc_model *m = a->running;
-    if (a->watch == NULL || m == NULL)
+    if (a->watch == NULL || a->running == NULL)
         return;
-    uint64_t key = 0x9e3779b97f4a7c15ull ^ m->n_certificates;
-    for (size_t i = 0; i < m->n_certificates; i++)
-        key = (key ^ m->certificates[i].cert_path_hash ^ (m->certificates[i].key_path_hash << 1)) *
-              0xff51afd7ed558ccdull;
-    if (a->cert_dirs_known && key == a->cert_dirs_key)
+    if (a->cert_dirs == NULL && (a->cert_dirs = ag_certdirs_new()) == NULL)
         return;
-    a->cert_dirs_known = true;
-    a->cert_dirs_key = key;
-    const char *root = ag_watch_root(a->watch);
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < m->n_certificates; i++) {
-        const struct rc_certificate *c = &m->certificates[i];
-        const char *paths[2] = {c->cert_path, c->key_path};
-        for (int k = 0; k < 2; k++) {
-            const char *p = paths[k];
-            if (p == NULL || c->source != RC_CERT_SOURCE_FILES)
-                continue;
-            bool inside = root && rc_rel_under(root, p);
-            if (!inside)
-                add_dir_of(&v, &n, &cap, p);
-            struct stat st;
-            char real[PATH_MAX];
-            if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode) && realpath(p, real) &&
-                !(root && rc_rel_under(root, real)))
-                add_dir_of(&v, &n, &cap, real); /* certbot's live/ -> archive/ */
-        }
-    }
-    if (n > 1)
-        qsort(v, n, sizeof(*v), str_cmp);
-    size_t u = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (u && strcmp(v[u - 1], v[i]) == 0)
-            free(v[i]);
-        else
-            v[u++] = v[i];
-    }
-    ag_watch_set_extra(a->watch, (const char *const *)v, u);
-    for (size_t i = 0; i < u; i++)
-        free(v[i]);
-    free(v);
+    if (!ag_certdirs_update(a->cert_dirs, a->running, ag_watch_root(a->watch)))
+        return;
+    size_t n;
+    const char *const *v = ag_certdirs_list(a->cert_dirs, &n);
+    ag_watch_set_extra(a->watch, v, n);
+    vouch_fresh_cert_folders(a);
 }
 
 /* m becomes the running model: the changes so far are in it. */
-static void adopt(struct ag_agent *a, struct rc_model *m)
+static void adopt(struct ag_agent *a, struct rc_model *m, uint64_t epoch)
 {
     rc_model_unref(a->running);
     a->running = m;
+    a->running_epoch = epoch;
     ag_changes_clear(&a->pending);
     watch_cert_folders(a);
     ag_certsvc_sync(a->certsvc, m);
@@ -239,6 +220,9 @@ int ag_reconcile(struct ag_agent *a)
     struct px_apply_error aerr = {{0}, {0}, false};
     int result = -1;
     struct rc_changes view;
+    uint64_t epoch = 0;
+    size_t n_trusted = 0;
+    char **trusted = NULL;
     if (a->watch) {
         ag_watch_take_changes(a->watch, &a->pending);
         if (ag_watch_writing(a->watch)) {
@@ -251,6 +235,9 @@ int ag_reconcile(struct ag_agent *a)
             rc_status_cleanup(&st);
             return 1;
         }
+        epoch = ag_watch_epoch(a->watch);
+        if (a->running)
+            trusted = ag_watch_trusted_extra(a->watch, a->running_epoch, &n_trusted);
     }
 
     for (;;) {
@@ -260,7 +247,7 @@ int ag_reconcile(struct ag_agent *a)
                                  .refuse_foreign = a->opt.refuse_foreign,
                                  .invalid = invalid,
                                  .n_invalid = n_invalid,
-                                 .changes = pending_view(a, &view),
+                                 .changes = pending_view(a, &view, trusted, n_trusted),
                                  .cert_cache_dir = a->opt.cert_cache_dir,
                                  .cert_pending_is_error = true};
         struct rc_model *m = NULL;
@@ -275,6 +262,7 @@ int ag_reconcile(struct ag_agent *a)
             rc_model_unref(m);
             rc_errs_cleanup(&errs);
             rc_status_cleanup(&st);
+            ag_watch_free_list(trusted, n_trusted);
             return 1;
         }
         if (rc < 0 || !m) {
@@ -289,13 +277,13 @@ int ag_reconcile(struct ag_agent *a)
         if (a->running && same_config(a->running, m)) {
             /* Nothing to publish. m describes the same configuration with
              * fresher file records; the snapshot holds its own model. */
-            adopt(a, m);
+            adopt(a, m, epoch);
             result = rc > 0 ? 1 : 0;
             break;
         }
         if (px_runtime_apply(a->rt, m, &aerr) == 0) {
             struct rc_model *before = a->running ? rc_model_ref(a->running) : NULL;
-            adopt(a, m);
+            adopt(a, m, epoch);
             a->last_applied = time(NULL);
             a->last_apply_seconds = now_seconds() - t0;
             memcpy(a->manifest_digest, m->digest, sizeof a->manifest_digest);
@@ -348,6 +336,7 @@ int ag_reconcile(struct ag_agent *a)
         invalid[i].reason = reasons[i];
     }
 
+    ag_watch_free_list(trusted, n_trusted);
     schedule_retry(a, n_invalid > 0);
     /* Parsed certificates that no TLS context serves any more, and those
      * this load parsed that none took (reconciler/certstore.h). */
@@ -670,6 +659,7 @@ int ag_run(const struct ag_options *opt)
     rc_errs_cleanup(&a.last_errs);
     rc_status_cleanup(&a.last_status);
     ag_status_forget(&a);
+    ag_certdirs_free(a.cert_dirs);
     ag_events_cleanup();
     uv_loop_close(a.loop);
     px_log_info("stopped");

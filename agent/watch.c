@@ -31,7 +31,8 @@ enum {
 struct wdir {
     int wd;
     char *path;
-    bool extra; /* a folder outside the tree (ag_watch_set_extra), watched alone */
+    bool extra;     /* a folder outside the tree (ag_watch_set_extra), watched alone */
+    uint64_t since; /* extra: the epoch (ag_watch_epoch) when its watch was added */
     struct wdir *next;
 };
 
@@ -68,6 +69,7 @@ struct ag_watch {
     ag_watch_cb cb;
     void *arg;
     uint64_t changes;
+    uint64_t epoch; /* ag_watch_take_changes calls so far */
     struct wdir *dirs;
     struct open_write *writing;
     size_t n_writing, cap_writing;
@@ -264,7 +266,7 @@ static void add_extra(struct ag_watch *w, const char *path)
         inotify_rm_watch(w->fd, wd);
         return;
     }
-    *d = (struct wdir){.wd = wd, .path = p, .extra = true, .next = w->dirs};
+    *d = (struct wdir){.wd = wd, .path = p, .extra = true, .since = w->epoch, .next = w->dirs};
     w->dirs = d;
 }
 
@@ -625,8 +627,16 @@ static int drain_events(struct ag_watch *w)
                 continue;
             }
             if (ed && ed->extra) {
-                /* A certificate folder outside the tree: a reconcile, whose
-                 * load stats every file out there anyway (changes.h). */
+                /* A certificate folder outside the tree: a reconcile, and
+                 * the file's absolute path (the folder's for an event on
+                 * the folder itself) among the changes, so that the load
+                 * trusts the files no event names (ag_watch_trusted_extra). */
+                char *abs = NULL;
+                if (ev->len == 0)
+                    abs = strdup(ed->path);
+                else if (asprintf(&abs, "%s/%s", ed->path, ev->name) < 0)
+                    abs = NULL;
+                changes_add(&w->seen, abs); /* NULL: all */
                 if (ev->len && (ev->mask & IN_MODIFY))
                     writing_add(w, ev->wd, ev->name);
                 else if (ev->len && (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM)))
@@ -715,6 +725,7 @@ int ag_watch_start(uv_loop_t *loop, const char *dir, unsigned debounce_ms, ag_wa
 
 void ag_watch_take_changes(struct ag_watch *w, struct ag_changes *into)
 {
+    w->epoch++;
     if (drain_events(w) > 0)
         arm(w);
     /* The folder is a link that now points elsewhere (a release swap):
@@ -751,6 +762,91 @@ const char *ag_watch_root(const struct ag_watch *w)
 bool ag_watch_writing(const struct ag_watch *w)
 {
     return w->n_writing > 0;
+}
+
+uint64_t ag_watch_epoch(const struct ag_watch *w)
+{
+    return w->epoch;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **ag_watch_trusted_extra(struct ag_watch *w, uint64_t before, size_t *n)
+{
+    *n = 0;
+    /* No drain here: an event read now would be in neither this load's
+     * changes nor past its mark (ag_watch_mark). */
+    size_t cnt = 0;
+    for (const struct wdir *d = w->dirs; d; d = d->next)
+        cnt += d->extra && d->since < before;
+    char **v = cnt ? calloc(cnt, sizeof *v) : NULL;
+    if (v == NULL)
+        return NULL;
+    for (const struct wdir *d = w->dirs; d; d = d->next)
+        if (d->extra && d->since < before) {
+            if ((v[*n] = strdup(d->path)) == NULL) {
+                ag_watch_free_list(v, *n);
+                *n = 0;
+                return NULL;
+            }
+            (*n)++;
+        }
+    qsort(v, *n, sizeof *v, cmp_str);
+    return v;
+}
+
+char **ag_watch_fresh_extra(struct ag_watch *w, size_t *n)
+{
+    *n = 0;
+    size_t cnt = 0;
+    for (const struct wdir *d = w->dirs; d; d = d->next)
+        cnt += d->extra && d->since >= w->epoch;
+    char **v = cnt ? calloc(cnt, sizeof *v) : NULL;
+    if (v == NULL)
+        return NULL;
+    for (const struct wdir *d = w->dirs; d; d = d->next)
+        if (d->extra && d->since >= w->epoch) {
+            if ((v[*n] = strdup(d->path)) == NULL) {
+                ag_watch_free_list(v, *n);
+                *n = 0;
+                return NULL;
+            }
+            (*n)++;
+        }
+    qsort(v, *n, sizeof *v, cmp_str);
+    return v;
+}
+
+void ag_watch_vouch_extra(struct ag_watch *w, char *const *dirs, const bool *ok, size_t n)
+{
+    for (struct wdir *d = w->dirs; d; d = d->next) {
+        if (!d->extra)
+            continue;
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(dirs[mid], d->path);
+            if (c == 0) {
+                if (ok[mid])
+                    d->since = 0; /* before any load */
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+}
+
+void ag_watch_free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 uint64_t ag_watch_mark(struct ag_watch *w)

@@ -76,6 +76,33 @@ const char *ag_watch_root(const struct ag_watch *w);
  * Replaces the previous set; a folder that does not exist is skipped. */
 void ag_watch_set_extra(struct ag_watch *w, const char *const *dirs, size_t n);
 
+/* How many times ag_watch_take_changes was called: the agent notes it for
+ * the load whose model runs (see ag_watch_trusted_extra). */
+uint64_t ag_watch_epoch(const struct ag_watch *w);
+
+/* The extra folders (ag_watch_set_extra) watched without a break since
+ * before epoch `before` — the start of the running model's load — as a
+ * sorted malloc'd list of copies (free with ag_watch_free_list); NULL and
+ * *n = 0 when none or out of memory. Every change to a file in them since
+ * that load began is among the changes (its absolute path, or the
+ * folder's), or that load would have been read again: the next load may
+ * take such a file, when no change names it, without a stat
+ * (reconciler/changes.h). A folder watched later is not listed: its files
+ * were read before its watch began. */
+char **ag_watch_trusted_extra(struct ag_watch *w, uint64_t before, size_t *n);
+void ag_watch_free_list(char **v, size_t n);
+
+/* The extra folders whose watch began during the current epoch (after
+ * this load's files were read), sorted copies as above. */
+char **ag_watch_fresh_extra(struct ag_watch *w, size_t *n);
+
+/* Counts the folders dirs[i] (sorted) with ok[i] as watched since before
+ * any load: the caller checked, after their watch began, that every file
+ * the running model read there still has the identity it was read with,
+ * so any change since that read either showed in that check or raises an
+ * event. */
+void ag_watch_vouch_extra(struct ag_watch *w, char *const *dirs, const bool *ok, size_t n);
+
 /* Stops watching; frees in the close callbacks. NULL is a no-op. */
 void ag_watch_close(struct ag_watch *w);
 

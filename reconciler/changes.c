@@ -57,6 +57,28 @@ const char *rc_rel_under(const char *root, const char *path)
     return *path ? path : NULL;
 }
 
+bool rc_changes_vouch_abs(const struct rc_changes *c, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (c == NULL || c->n_trusted == 0 || path[0] != '/' || slash == NULL || slash == path ||
+        slash[1] == '\0')
+        return false;
+    size_t dl = (size_t)(slash - path), lo = 0, hi = c->n_trusted;
+    bool found = false;
+    while (lo < hi && !found) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *s = c->trusted[mid];
+        int r = strncmp(s, path, dl);
+        if (r == 0 && s[dl] == '\0')
+            found = true;
+        else if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid; /* r > 0, or s longer than the folder: after it */
+    }
+    return found && !rc_changes_cover(c, path);
+}
+
 bool rc_watchable(const char *path, const struct stat *st, const char *rel,
                   const char *real_expected)
 {

@@ -29,10 +29,21 @@ struct rc_changes {
      * changed): the folder is walked again. Otherwise the load takes the
      * running model's list of manifest files. */
     bool tree;
+    /* Folders outside the manifest folder (absolute, sorted) whose files
+     * the watcher reports too, by absolute path in rel, since before the
+     * running model's load (agent/watch.h ag_watch_trusted_extra): a
+     * certificate or key file directly in one of them is taken like a
+     * file of the tree. */
+    const char *const *trusted;
+    size_t n_trusted;
 };
 
 /* True when rel, or a folder above it, is in c. */
 bool rc_changes_cover(const struct rc_changes *c, const char *rel);
+
+/* True when the absolute path is a file directly in one of c's trusted
+ * folders and neither it nor its folder is in c: no event named it. */
+bool rc_changes_vouch_abs(const struct rc_changes *c, const char *path);
 
 /* The part of the absolute path under root ("certs/a.pem" for
  * "/m/certs/a.pem" under "/m"), or NULL when path is not below root. */

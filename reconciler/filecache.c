@@ -219,7 +219,7 @@ static bool still_same(struct rc_filecache *fc, const struct rc_kept_file *k, co
         return false;
     if (k->watchable && fc->changes) {
         const char *rel = rc_rel_under(fc->root, path);
-        if (rel && !rc_changes_cover(fc->changes, rel)) {
+        if (rel ? !rc_changes_cover(fc->changes, rel) : rc_changes_vouch_abs(fc->changes, path)) {
             fc->n_unstatted++;
             return true;
         }
@@ -253,8 +253,11 @@ static int read_whole(struct rc_filecache *fc, struct entry *e, const char *path
     e->len = n;
     /* Changed while read (not what fstat saw): never trust this identity. */
     e->settled = (off_t)n == st.st_size && rc_fid_settled(&e->id, &fc->start);
-    e->watchable =
-        e->settled && fc->root && rc_watchable(path, &st, rc_rel_under(fc->root, path), path);
+    /* Outside the tree too: a file in a folder the watcher watches alone
+     * (rc_changes_vouch_abs), which needs the same plain, single-link,
+     * link-free, not-mounted file. */
+    const char *rel = fc->root ? rc_rel_under(fc->root, path) : NULL;
+    e->watchable = e->settled && fc->root && rc_watchable(path, &st, rel ? rel : path, path);
     return 0;
 }
 

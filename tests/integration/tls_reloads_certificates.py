@@ -153,6 +153,31 @@ def body(env):
         https_listener("web", port, "main", "web", idleTimeoutSeconds=61)))
     c.eq(served_fp(), der_sha256(v6.cert), "the certificate outside the folder is served")
 
+    # Once its folder has been watched since before a load, a file out
+    # there is taken without a stat unless the watcher names it (by its
+    # absolute path): an in-place rewrite there must still be named.
+    for timeout in (62, 61):
+        time.sleep(scaled(0.3))
+        reconciled("a touched manifest (certificate outside)", lambda: env.write_manifests(
+            instance(), certificate("main", outside), server_group("web", [be.addr]),
+            https_listener("web", port, "main", "web", idleTimeoutSeconds=timeout)))
+    unstatted = metrics(albd).get('albd_last_reconcile_files{how="unchanged_without_stat"}', 0)
+    c.ok(unstatted >= 2, "the certificate files outside were taken without a stat (their folder "
+         "is watched)", ">= 2", unstatted)
+    v6b = certs.issue("v6b", ["albd.test", "localhost"])
+
+    def in_place_outside():
+        for src, dst in ((v6b.key, outside.key), (v6b.cert, outside.cert)):
+            with open(src, "rb") as fsrc, open(dst, "r+b") as fdst:
+                data = fsrc.read()
+                fdst.truncate(0)
+                fdst.write(data)
+    time.sleep(scaled(0.3))
+    reconciled("certificate files rewritten in place outside the manifest folder", in_place_outside,
+               serves=v6b.cert)
+    c.eq(served_fp(), der_sha256(v6b.cert),
+         "a new handshake sees the certificate rewritten in place outside the folder")
+
     def replace_outside():
         for src, dst in ((v7.key, outside.key), (v7.cert, outside.cert)):
             shutil.copy(src, dst + ".tmp")

@@ -27,7 +27,7 @@ static void cover_is_exact_or_a_folder_above(void **state)
 {
     (void)state;
     const char *v[] = {"a.yaml", "certs", "deep/x/y.pem"};
-    struct rc_changes c = {v, 3, false};
+    struct rc_changes c = {v, 3, false, NULL, 0};
     assert_true(rc_changes_cover(&c, "a.yaml"));
     assert_true(rc_changes_cover(&c, "certs/site.pem"));
     assert_true(rc_changes_cover(&c, "certs/sub/site.pem"));
@@ -41,10 +41,10 @@ static void cover_is_exact_or_a_folder_above(void **state)
     assert_false(rc_changes_cover(&c, "b.yaml"));
     /* The whole tree, and "unknown". */
     const char *all[] = {"", "a.yaml"};
-    struct rc_changes everything = {all, 2, false};
+    struct rc_changes everything = {all, 2, false, NULL, 0};
     assert_true(rc_changes_cover(&everything, "b/c.pem"));
     assert_true(rc_changes_cover(NULL, "b/c.pem"));
-    struct rc_changes none = {NULL, 0, false};
+    struct rc_changes none = {NULL, 0, false, NULL, 0};
     assert_false(rc_changes_cover(&none, "b/c.pem"));
 }
 
@@ -58,6 +58,31 @@ static void rel_under_the_root(void **state)
     assert_null(rc_rel_under("/m", "/m"));
     assert_null(rc_rel_under("/m", "/m/"));
     assert_null(rc_rel_under("/m", "/other/a.pem"));
+}
+
+/* Absolute paths: a file directly in a trusted folder outside the tree,
+ * named by no change (by itself or its folder). */
+static void vouch_abs_needs_a_trusted_folder_and_no_change(void **state)
+{
+    (void)state;
+    const char *trusted[] = {"/etc/ssl/a", "/srv/certs"};
+    const char *v[] = {"/srv/certs/renewed.pem", "a.yaml"};
+    struct rc_changes c = {v, 2, false, trusted, 2};
+    assert_true(rc_changes_vouch_abs(&c, "/srv/certs/site.pem"));
+    assert_true(rc_changes_vouch_abs(&c, "/etc/ssl/a/k.key"));
+    assert_false(rc_changes_vouch_abs(&c, "/srv/certs/renewed.pem"));  /* reported */
+    assert_false(rc_changes_vouch_abs(&c, "/srv/certs/sub/site.pem")); /* not watched */
+    assert_false(rc_changes_vouch_abs(&c, "/srv/certs2/site.pem"));
+    assert_false(rc_changes_vouch_abs(&c, "/srv/site.pem"));
+    assert_false(rc_changes_vouch_abs(&c, "/etc/ssl/k.key"));
+    assert_false(rc_changes_vouch_abs(&c, "/srv/certs/"));
+    const char *folder[] = {"/srv/certs"};
+    struct rc_changes f = {folder, 1, false, trusted, 2};
+    assert_false(rc_changes_vouch_abs(&f, "/srv/certs/site.pem")); /* its folder reported */
+    assert_true(rc_changes_vouch_abs(&f, "/etc/ssl/a/k.key"));
+    struct rc_changes untrusted = {NULL, 0, false, NULL, 0};
+    assert_false(rc_changes_vouch_abs(&untrusted, "/srv/certs/site.pem"));
+    assert_false(rc_changes_vouch_abs(NULL, "/srv/certs/site.pem"));
 }
 
 static char dir[PATH_MAX];
@@ -100,7 +125,7 @@ static struct tf_result load(const struct rc_model *prev, const struct rc_change
     return tf_load(dir, prev, changes, NULL);
 }
 
-static const struct rc_changes NOTHING = {NULL, 0, false};
+static const struct rc_changes NOTHING = {NULL, 0, false, NULL, 0};
 
 static void replace_key_in_place(void)
 {
@@ -126,7 +151,7 @@ static void unreported_files_are_not_even_stated(void **state)
     assert_int_equal(c.rc, 0);
     /* ...and one it reports is, by file or by a folder above it. */
     const char *key[] = {"keys/site.key"}, *folder[] = {"keys"};
-    struct rc_changes by_file = {key, 1, false}, by_folder = {folder, 1, false};
+    struct rc_changes by_file = {key, 1, false, NULL, 0}, by_folder = {folder, 1, false, NULL, 0};
     struct tf_result d = load(c.m, &by_file);
     assert_int_equal(d.rc, 1); /* contained: the key does not match */
     assert_int_equal(d.st.files_read, 1);
@@ -142,6 +167,61 @@ static void unreported_files_are_not_even_stated(void **state)
     tf_done(&d);
     tf_done(&e);
     tf_done(&f);
+}
+
+/* Certificate files in a folder outside the tree that the watcher watches
+ * alone (agent/watch.h ag_watch_trusted_extra): taken without a stat when
+ * no change names them, checked when one does — by file or by folder —
+ * and always checked when the folder is not trusted. */
+static void files_in_a_trusted_folder_outside_are_not_stated(void **state)
+{
+    (void)state;
+    char made[PATH_MAX], out[PATH_MAX], text[3 * PATH_MAX], keyp[PATH_MAX + 16];
+    assert_int_equal(tf_mkdtemp(made, sizeof(made), "changes-out"), 0);
+    assert_non_null(realpath(made, out));
+    tf_copy_in(out, ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem");
+    tf_copy_in(out, ALBD_TEST_DATA "/certs/test-only-server.key", "site.key");
+    snprintf(text, sizeof(text),
+             "apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: site}\n"
+             "spec:\n  source:\n    files: {certificate: %s/site.pem, privateKey: %s/site.key}\n",
+             out, out);
+    tf_put(dir, "certs.yaml", text);
+    settle();
+    struct tf_result a = load(NULL, NULL);
+    assert_int_equal(a.rc, 0);
+    const char *trusted[] = {out};
+    struct rc_changes quiet = {NULL, 0, false, trusted, 1};
+    struct tf_result b = load(a.m, &quiet);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(b.st.files_unstatted, 3); /* site.pem, site.key, certs.yaml */
+    assert_int_equal(b.st.files_read, 0);
+    /* A folder not (yet) trusted: its files are stat'ed. */
+    struct tf_result u = load(a.m, &NOTHING);
+    assert_int_equal(u.rc, 0);
+    assert_int_equal(u.st.files_unstatted, 1);
+    /* Proof that nothing was looked at: a change nobody reported... */
+    tf_copy_in(out, ALBD_TEST_DATA "/certs/test-only-other.key", "site.key");
+    struct tf_result c = load(b.m, &quiet);
+    assert_int_equal(c.rc, 0);
+    /* ...is seen once reported, by file or by folder, or not trusted. */
+    snprintf(keyp, sizeof(keyp), "%s/site.key", out);
+    const char *by_file[] = {keyp}, *by_folder[] = {out};
+    struct rc_changes f = {by_file, 1, false, trusted, 1}, d = {by_folder, 1, false, trusted, 1};
+    struct tf_result e = load(c.m, &f);
+    assert_int_equal(e.rc, 1); /* contained: the key does not match */
+    assert_int_equal(e.st.files_read, 1);
+    struct tf_result g = load(c.m, &d);
+    assert_int_equal(g.rc, 1);
+    struct tf_result h = load(c.m, &NOTHING);
+    assert_int_equal(h.rc, 1);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&u);
+    tf_done(&c);
+    tf_done(&e);
+    tf_done(&g);
+    tf_done(&h);
+    assert_int_equal(tf_rm_rf(out), 0);
 }
 
 /* Kubernetes Secret layout: the visible file is a link. The watcher
@@ -195,7 +275,7 @@ static void an_unsettled_file_is_checked_again(void **state)
     struct tf_result a = load(NULL, NULL);
     tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem");
     const char *pem[] = {"site.pem"};
-    struct rc_changes ch = {pem, 1, false};
+    struct rc_changes ch = {pem, 1, false, NULL, 0};
     struct tf_result b = load(a.m, &ch); /* reads it, unsettled */
     assert_int_equal(b.st.files_read, 1);
     struct tf_result c = load(b.m, &NOTHING);
@@ -220,7 +300,7 @@ static void the_walk_is_reused_until_a_name_changes(void **state)
     struct tf_result c = load(b.m, &NOTHING);
     assert_int_equal(c.m->n_groups, 0);
     const char *more[] = {"more.yaml"};
-    struct rc_changes created = {more, 1, true};
+    struct rc_changes created = {more, 1, true, NULL, 0};
     struct tf_result d = load(c.m, &created);
     assert_int_equal(d.rc, 0);
     assert_int_equal(d.m->n_groups, 1);
@@ -258,6 +338,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cover_is_exact_or_a_folder_above),
         cmocka_unit_test(rel_under_the_root),
+        cmocka_unit_test(vouch_abs_needs_a_trusted_folder_and_no_change),
+        cmocka_unit_test_setup_teardown(files_in_a_trusted_folder_outside_are_not_stated, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unreported_files_are_not_even_stated, setup, teardown),
         cmocka_unit_test_setup_teardown(a_file_reached_through_a_link_is_always_checked, setup,
                                         teardown),
