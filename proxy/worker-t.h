@@ -58,6 +58,8 @@ struct px_worker_stats {
      * and bytes of pooled buffers client connections hold right now. */
     atomic_uint_fast64_t connections_parked;
     atomic_uint_fast64_t connection_buffer_bytes;
+    /* HTTP/1.x exchanges client connections hold right now (w->exchanges). */
+    atomic_uint_fast64_t connection_exchanges;
 };
 
 struct px_worker {
@@ -109,6 +111,10 @@ struct px_worker {
      * decrypt buffers, and output-queue chunks, held only while bytes are
      * in them. */
     struct px_bufpool conn_bufs, out_chunks;
+    /* HTTP/1.x exchanges (struct px_exchange, proxy/h1.c): a connection
+     * holds one from the first byte of a request to the end of its
+     * response, so an idle keep-alive connection holds none. */
+    struct px_bufpool exchanges;
     /* Idle client connections not yet parked, oldest first, and the timer
      * that parks them PX_CONN_PARK_MS after they went idle (initialized on
      * first use; closed by px_conn_worker_close). */

@@ -3,8 +3,10 @@
 connections (HTTP/1.1, then HTTP/2) each make one request and go quiet;
 within about a second every one is parked (albd_connections_parked = N,
 albd_connection_buffer_bytes = 0: OpenSSL's record buffers, albd's read,
-staging and output buffers and the protocol scratch are released), and the
-process grew by far less than the 16 KiB buffers each used to keep. Every
+staging and output buffers and the protocol scratch are released; no
+HTTP/1.1 connection holds its per-request exchange between requests:
+albd_connection_exchanges = 0, while a request that has begun holds one),
+and the process grew by far less than the 16 KiB buffers each used to keep. Every
 parked connection then serves another request (buffers taken again: a GET,
 a 200 KB upload, pipelined requests, a second HTTP/2 stream) and parks
 again. Plain HTTP connections park too."""
@@ -47,6 +49,11 @@ def wait_parked(albd, n, timeout):
 
 def h1_get(f, s, host, path):
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    ver, st, hdrs, b, framing = read_response(f)
+    return st, echo_of(b).get("path")
+
+
+def h1_get_rest(f):
     ver, st, hdrs, b, framing = read_response(f)
     return st, echo_of(b).get("path")
 
@@ -98,11 +105,36 @@ def body(env):
         c.eq(parked, N, f"all {N} idle HTTP/1.1 connections are parked (albd_connections_parked)")
         c.eq(metric(albd, "albd_connection_buffer_bytes"), 0,
              "idle connections hold no pooled read or write buffer (albd_connection_buffer_bytes)")
+        c.eq(metric(albd, "albd_connection_exchanges"), 0,
+             "idle HTTP/1.1 connections hold no request exchange (albd_connection_exchanges)")
         per = (proc_mem_kib(albd.pid, "VmRSS") - rss0) / N
         log(f"RSS per idle HTTP/1.1 TLS connection: {per:.1f} KiB")
         if not SANITIZE:  # ASan's quarantine and redzones say nothing about albd's own memory
             c.ok(per <= MAX_KIB_H1, f"an idle HTTP/1.1 TLS connection costs at most {MAX_KIB_H1} KiB",
                  f"<= {MAX_KIB_H1}", round(per, 1))
+
+        # A request whose head has begun holds an exchange until its
+        # response ends (the gauge counts for real).
+        s, f = conns[0]
+        s.sendall(f"GET /half HTTP/1.1\r\nHost: {host}\r\n".encode())
+        seen = None
+        end = time.monotonic() + scaled(5)
+        while time.monotonic() < end:
+            seen = metric(albd, "albd_connection_exchanges")
+            if seen:
+                break
+            time.sleep(0.05)
+        c.eq(seen, 1, "a request whose head is arriving holds one exchange")
+        s.sendall(b"\r\n")
+        c.eq(h1_get_rest(f), (200, "/half"), "... and is answered once its head is complete")
+        seen = None
+        end = time.monotonic() + scaled(5)
+        while time.monotonic() < end:
+            seen = metric(albd, "albd_connection_exchanges")
+            if seen == 0:
+                break
+            time.sleep(0.05)
+        c.eq(seen, 0, "the exchange goes back when the response ended")
 
         # Every parked connection is used again: buffers are taken again.
         ok = 0
@@ -130,6 +162,8 @@ def body(env):
         c.eq(ok, N, "every parked HTTP/1.1 connection serves its next request (GET, upload, large response, pipelined)")
         parked = wait_parked(albd, N, scaled(5))
         c.eq(parked, N, "after their second request they park again")
+        c.eq(metric(albd, "albd_connection_exchanges"), 0,
+             "and hold no exchange (uploads, large and pipelined responses gave theirs back)")
     finally:
         for s, f in conns:
             f.close()
