@@ -597,6 +597,13 @@ static void callbacks_init(void)
     nghttp2_option_set_max_continuations(options, 8);
     /* nghttp2's own reset limiter is a backstop behind count_reset. */
     nghttp2_option_set_stream_reset_rate_limit(options, 4 * PX_H2_RST_MAX, 100);
+    /* Response headers are sent without HPACK indexing (as nginx and
+     * HAProxy send them): an indexed field costs every connection ~200
+     * bytes for as long as it stays open, idle or not, and most response
+     * fields worth indexing are short or change (date). The client's
+     * table for albd's requests (SETTINGS_HEADER_TABLE_SIZE) is unchanged:
+     * request headers are indexed as the client chooses. */
+    nghttp2_option_set_max_deflate_dynamic_table_size(options, 0);
 }
 
 /* --- output ----------------------------------------------------------- */

@@ -58,6 +58,64 @@ def h1_get_rest(f):
     return st, echo_of(b).get("path")
 
 
+def hpack_kinds(block):
+    """The representations of an HPACK header block, in order: "indexed",
+    "incremental" (literal added to the table), "size_update", "literal"
+    (without indexing or never indexed). RFC 7541 6."""
+    def integer(i, prefix):
+        v = block[i] & ((1 << prefix) - 1)
+        i += 1
+        if v == (1 << prefix) - 1:
+            shift = 0
+            while True:
+                b = block[i]
+                i += 1
+                v += (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+        return v, i
+
+    def string(i):
+        n, i = integer(i, 7)
+        return i + n
+
+    kinds, i = [], 0
+    while i < len(block):
+        b = block[i]
+        if b & 0x80:
+            kinds.append("indexed")
+            _, i = integer(i, 7)
+        elif b & 0x40:
+            kinds.append("incremental")
+            idx, i = integer(i, 6)
+            i = string(i if idx else string(i))
+        elif b & 0x20:
+            kinds.append("size_update")
+            _, i = integer(i, 5)
+        else:
+            kinds.append("literal")
+            idx, i = integer(i, 4)
+            i = string(i if idx else string(i))
+    return kinds
+
+
+def h2_response_block(conn, stream, authority, path, timeout):
+    """The response header block of one GET on stream (None if none)."""
+    conn.request(stream, "GET", authority, path)
+    block = None
+    for fr in conn.frames(timeout):
+        if fr.stream != stream:
+            continue
+        if fr.type == h2.HEADERS and block is None:
+            block = bytes(fr.payload)
+        if fr.type in (h2.HEADERS, h2.DATA) and fr.flags & h2.END_STREAM:
+            break
+        if fr.type == h2.RST_STREAM:
+            break
+    return block
+
+
 def h2_exchange(conn, stream, authority, path, timeout):
     """One GET on stream; True when its response ends with :status 200."""
     conn.request(stream, "GET", authority, path)
@@ -191,7 +249,14 @@ def body(env):
         if not SANITIZE:
             c.ok(per <= MAX_KIB_H2, f"an idle HTTP/2 TLS connection costs at most {MAX_KIB_H2} KiB",
                  f"<= {MAX_KIB_H2}", round(per, 1))
-        ok = sum(h2_exchange(conn, 3, host, f"/h2two{i}", scaled(10)) for i, conn in enumerate(conns))
+        # albd indexes no response field (as nginx and HAProxy do), so that
+        # no idle session holds HPACK entries of its own.
+        kinds = [hpack_kinds(h2_response_block(conns[0], 3, host, "/h2kinds", scaled(10)) or b"")]
+        kinds += [hpack_kinds(h2_response_block(conns[0], 5, host, "/h2kinds2", scaled(10)) or b"")]
+        log(f"HPACK representations of two responses: {kinds}")
+        c.ok(all(kinds) and "incremental" not in kinds[0] + kinds[1],
+             "responses are sent without HPACK indexing", "no incremental indexing", kinds)
+        ok = sum(h2_exchange(conn, 3 if i else 7, host, f"/h2two{i}", scaled(10)) for i, conn in enumerate(conns))
         c.eq(ok, N, "every parked HTTP/2 connection serves a new stream")
         c.eq(wait_parked(albd, N, scaled(5)), N, "and parks again")
     finally:
