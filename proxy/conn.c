@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "proxy/conn-io.h"
-#include "proxy/exchange-t.h"
 #include "proxy/headers.h"
 #include "proxy/obs.h"
 #include "common/log.h"
@@ -171,7 +170,6 @@ void px_conn_worker_init(struct px_worker *w)
      * rest go back to malloc. */
     px_bufpool_init(&w->conn_bufs, PX_CONN_BUF, 128);
     px_bufpool_init(&w->out_chunks, px_outq_chunk_size(), 64);
-    px_bufpool_init(&w->exchanges, sizeof(struct px_exchange), 128);
 }
 
 void px_conn_worker_close(struct px_worker *w)
@@ -186,7 +184,8 @@ void px_conn_worker_cleanup(struct px_worker *w)
 {
     px_bufpool_cleanup(&w->conn_bufs);
     px_bufpool_cleanup(&w->out_chunks);
-    px_bufpool_cleanup(&w->exchanges);
+    px_bufpool_cleanup(&w->h1_reqs);
+    px_bufpool_cleanup(&w->h2_scratch);
 }
 
 struct px_conn *px_conn_next(struct px_conn *c)

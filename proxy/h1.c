@@ -87,7 +87,7 @@ struct h1 {
     uint64_t tun_deadline;
 
     /* The backend: its choice, connection and failover. */
-    struct px_exchange *x; /* from w->exchanges while a request is in flight (x_take), else NULL */
+    struct px_exchange *x; /* in a struct h1_req while a request is in flight (x_take), else NULL */
     struct px_cz *cz;      /* x->cz between requests (until parked): no calloc per request */
     bool up_congested;
     struct px_bresp bp;         /* the backend's response, parsed into the sink */
@@ -135,24 +135,41 @@ static void drop_upstream(struct h1 *h, bool keep)
         px_exchange_release(h->x, keep);
 }
 
+/* What a request holds from its first byte to the end of its response,
+ * from the worker's free list (w->h1_reqs): the exchange (1.3 KiB:
+ * failover state, filter states, request id, access-log record) and the
+ * header scratch (12 KiB: the head's fields, as offsets and resolved).
+ * Between requests a keep-alive connection holds only struct h1. */
+struct h1_req {
+    struct px_exchange x;
+    struct px_hdr_ent ents[PX_HDR_MAX];
+    struct px_hdr hdrs[PX_HDR_MAX];
+};
+
+/* Request states cached per worker (the rest go back to malloc): enough
+ * for a busy loop iteration's requests. */
+#define H1_REQS_CACHED 64
+
 static void exchanges_publish(struct px_worker *w)
 {
-    atomic_store_explicit(&w->stats.connection_exchanges, w->exchanges.out, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.connection_exchanges, w->h1_reqs.out, memory_order_relaxed);
 }
 
-/* The exchange (1.3 KiB: failover state, filter states, request id,
- * access-log record) is held from the first byte of a request to the end
- * of its response, taken from the worker's free list (no malloc once
- * warm), so that an idle keep-alive connection holds only struct h1.
- * 0 or -1 (no memory). */
+/* Takes the request state (struct h1_req) for a request: a pointer pop
+ * once the worker is warm, no malloc. 0 or -1 (no memory). */
 static int x_take(struct h1 *h)
 {
     if (h->x)
         return 0;
     struct px_worker *w = h->c->w;
-    h->x = px_bufpool_get(&w->exchanges);
-    if (!h->x)
+    if (!w->h1_reqs.size) /* the first request on this worker */
+        px_bufpool_init(&w->h1_reqs, sizeof(struct h1_req), H1_REQS_CACHED);
+    struct h1_req *r = px_bufpool_get(&w->h1_reqs);
+    if (!r)
         return -1;
+    h->x = &r->x;
+    h->hl.ents = r->ents;
+    h->hdrs = r->hdrs;
     px_exchange_init(h->x, w, "h1", &x_cbs, h);
     h->x->cz = h->cz;
     h->cz = NULL;
@@ -172,8 +189,11 @@ static void x_put(struct h1 *h)
     px_alog_discard(&h->x->log);
     h->cz = h->x->cz;
     h->x->cz = NULL;
-    px_bufpool_put(&w->exchanges, h->x);
+    px_bufpool_put(&w->h1_reqs, (struct h1_req *)h->x); /* x is its first member */
     h->x = NULL;
+    h->hl.ents = NULL;
+    h->hdrs = NULL;
+    px_hdrlist_reset(&h->hl);
     exchanges_publish(w);
 }
 
@@ -261,22 +281,11 @@ static int refuse(struct h1 *h, int status)
     return HPE_USER;
 }
 
-/* The header scratch (PX_HDR_MAX entries each): allocated for a request,
- * released when the connection parks (h1_park). 0 or -1 (no memory). */
-static int scratch_take(struct h1 *h)
-{
-    if (!h->hl.ents)
-        h->hl.ents = calloc(PX_HDR_MAX, sizeof *h->hl.ents);
-    if (!h->hdrs)
-        h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
-    return h->hl.ents && h->hdrs ? 0 : -1;
-}
-
 static int on_req_begin(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
     const struct rc_listener *m = h->c->lis->model;
-    if (scratch_take(h) < 0 || x_take(h) < 0)
+    if (x_take(h) < 0)
         return refuse(h, 503);
     head_reset(h);
     h->phase = PH_HEAD;
@@ -1065,8 +1074,6 @@ static void h1_free(struct px_conn *c)
     px_buf_cleanup(&h->tgt);
     x_put(h);
     px_compress_free(h->cz);
-    free(h->hl.ents);
-    free(h->hdrs);
     px_client_cleanup(&h->cl);
     free(h);
     c->ps = NULL;
@@ -1079,10 +1086,10 @@ static bool h1_idle(struct px_conn *c)
     return h && h->phase == PH_IDLE && !h->x && !h->req_paused;
 }
 
-/* Parked: the head buffers, the header scratch and the compressor state
- * go; the next request takes them again (on_req_begin, px_buf growth,
- * the compression filter). The exchange went back to the worker when the
- * response ended. */
+/* Parked: the head buffers and the compressor state go; the next request
+ * takes them again (px_buf growth, the compression filter). The exchange
+ * and the header scratch went back to the worker when the response
+ * ended. */
 static void h1_park(struct px_conn *c)
 {
     struct h1 *h = c->ps;
@@ -1090,10 +1097,6 @@ static void h1_park(struct px_conn *c)
     px_buf_cleanup(&h->hout);
     px_buf_cleanup(&h->tgt);
     px_hdrlist_reset(&h->hl);
-    free(h->hl.ents);
-    h->hl.ents = NULL;
-    free(h->hdrs);
-    h->hdrs = NULL;
     px_compress_free(h->cz);
     h->cz = NULL;
 }
@@ -1103,12 +1106,6 @@ static int h1_start(struct px_conn *c)
     struct h1 *h = calloc(1, sizeof *h);
     if (!h)
         return -ENOMEM;
-    if (scratch_take(h) < 0) {
-        free(h->hl.ents);
-        free(h->hdrs);
-        free(h);
-        return -ENOMEM;
-    }
     h->c = c;
     h->minor = 1;
     px_buf_init(&h->hin, PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS + PX_BACKEND_MAX_HEAD);

@@ -113,7 +113,6 @@ struct px_snapshot *fz_snapshot(void)
     if (uv_loop_init(&worker.loop) != 0)
         fz_fail("uv_loop_init");
     px_bufpool_init(&worker.conn_bufs, PX_CONN_BUF, 16);
-    px_bufpool_init(&worker.exchanges, sizeof(struct px_exchange), 16);
     worker.registry = reg;
     worker.snap = snap;
     return snap;
