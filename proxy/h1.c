@@ -148,7 +148,7 @@ struct h1_req {
 
 /* Request states cached per worker (the rest go back to malloc): enough
  * for a busy loop iteration's requests. */
-#define H1_REQS_CACHED 64
+#define H1_REQS_CACHED 32
 
 static void exchanges_publish(struct px_worker *w)
 {

@@ -374,8 +374,10 @@ struct h2_scratch {
     nghttp2_nv nva[PX_HDR_MAX + 2]; /* :status, fields, x-request-id */
 };
 
-/* Scratch blocks cached per worker (the rest go back to malloc). */
-#define H2_SCRATCH_CACHED 64
+/* Scratch blocks cached per worker (the rest go back to malloc): a
+ * session holds its block for as long as it is awake, so few change
+ * hands at a time. */
+#define H2_SCRATCH_CACHED 16
 
 /* 0 or -1 (no memory). */
 static int scratch_take(struct h2 *h)
