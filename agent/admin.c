@@ -808,6 +808,11 @@ static char *metrics_text(struct ag_agent *a)
               (unsigned long long)st.connections_parked,
               (unsigned long long)st.connection_buffer_bytes);
     sb_printf(&b,
+              "# HELP albd_connection_exchanges HTTP/1.x request states client connections "
+              "hold (idle keep-alive connections hold none).\n"
+              "# TYPE albd_connection_exchanges gauge\nalbd_connection_exchanges %llu\n",
+              (unsigned long long)st.connection_exchanges);
+    sb_printf(&b,
               "# HELP albd_requests_total Requests received.\n"
               "# TYPE albd_requests_total counter\nalbd_requests_total %llu\n",
               (unsigned long long)st.requests);

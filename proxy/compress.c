@@ -448,9 +448,14 @@ int px_compress_attach(struct px_exchange *x, const struct px_req *r, const stru
 
 void px_compress_release(struct px_exchange *x)
 {
-    if (!x->cz)
-        return;
-    stop(x->cz);
-    free(x->cz);
+    px_compress_free(x->cz);
     x->cz = NULL;
+}
+
+void px_compress_free(struct px_cz *cz)
+{
+    if (!cz)
+        return;
+    stop(cz);
+    free(cz);
 }

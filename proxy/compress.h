@@ -77,4 +77,8 @@ int px_compress_attach(struct px_exchange *x, const struct px_req *r, const stru
 /* Frees x's filter state (the exchange's owner is going away). */
 void px_compress_release(struct px_exchange *x);
 
+/* Frees a filter state taken out of an exchange (x->cz, kept by its
+ * connection between requests). NULL is a no-op. */
+void px_compress_free(struct px_cz *cz);
+
 #endif

@@ -184,6 +184,8 @@ void px_conn_worker_cleanup(struct px_worker *w)
 {
     px_bufpool_cleanup(&w->conn_bufs);
     px_bufpool_cleanup(&w->out_chunks);
+    px_bufpool_cleanup(&w->h1_reqs);
+    px_bufpool_cleanup(&w->h2_scratch);
 }
 
 struct px_conn *px_conn_next(struct px_conn *c)

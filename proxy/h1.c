@@ -87,7 +87,8 @@ struct h1 {
     uint64_t tun_deadline;
 
     /* The backend: its choice, connection and failover. */
-    struct px_exchange x;
+    struct px_exchange *x; /* in a struct h1_req while a request is in flight (x_take), else NULL */
+    struct px_cz *cz;      /* x->cz between requests (until parked): no calloc per request */
     bool up_congested;
     struct px_bresp bp;         /* the backend's response, parsed into the sink */
     const struct px_sink *sink; /* where it goes (h1_sink, or a filter before it) */
@@ -130,24 +131,89 @@ static size_t head_headers(struct h1 *h)
 
 static void drop_upstream(struct h1 *h, bool keep)
 {
-    px_exchange_release(&h->x, keep);
+    if (h->x)
+        px_exchange_release(h->x, keep);
+}
+
+/* What a request holds from its first byte to the end of its response,
+ * from the worker's free list (w->h1_reqs): the exchange (1.3 KiB:
+ * failover state, filter states, request id, access-log record) and the
+ * header scratch (12 KiB: the head's fields, as offsets and resolved).
+ * Between requests a keep-alive connection holds only struct h1. */
+struct h1_req {
+    struct px_exchange x;
+    struct px_hdr_ent ents[PX_HDR_MAX];
+    struct px_hdr hdrs[PX_HDR_MAX];
+};
+
+/* Request states cached per worker (the rest go back to malloc): enough
+ * for a busy loop iteration's requests. */
+#define H1_REQS_CACHED 32
+
+static void exchanges_publish(struct px_worker *w)
+{
+    atomic_store_explicit(&w->stats.connection_exchanges, w->h1_reqs.out, memory_order_relaxed);
+}
+
+/* Takes the request state (struct h1_req) for a request: a pointer pop
+ * once the worker is warm, no malloc. 0 or -1 (no memory). */
+static int x_take(struct h1 *h)
+{
+    if (h->x)
+        return 0;
+    struct px_worker *w = h->c->w;
+    if (!w->h1_reqs.size) /* the first request on this worker */
+        px_bufpool_init(&w->h1_reqs, sizeof(struct h1_req), H1_REQS_CACHED);
+    struct h1_req *r = px_bufpool_get(&w->h1_reqs);
+    if (!r)
+        return -1;
+    h->x = &r->x;
+    h->hl.ents = r->ents;
+    h->hdrs = r->hdrs;
+    px_exchange_init(h->x, w, "h1", &x_cbs, h);
+    h->x->cz = h->cz;
+    h->cz = NULL;
+    exchanges_publish(w);
+    return 0;
+}
+
+/* Gives the exchange back once its response ended (no backend connection
+ * left: drop_upstream ran); its log line goes, its compression filter
+ * state stays with the connection for the next request. */
+static void x_put(struct h1 *h)
+{
+    if (!h->x)
+        return;
+    struct px_worker *w = h->c->w;
+    px_exchange_release(h->x, false);
+    px_alog_discard(&h->x->log);
+    h->cz = h->x->cz;
+    h->x->cz = NULL;
+    px_bufpool_put(&w->h1_reqs, (struct h1_req *)h->x); /* x is its first member */
+    h->x = NULL;
+    h->hl.ents = NULL;
+    h->hdrs = NULL;
+    px_hdrlist_reset(&h->hl);
+    exchanges_publish(w);
 }
 
 /* Adds X-Request-Id to the response head in hout when the listener
  * echoes it. 0 or -1. */
 static int echo_request_id(struct h1 *h)
 {
-    if (!h->x.req_id[0] || !h->c->lis->model->request_id.echo)
+    if (!h->x || !h->x->req_id[0] || !h->c->lis->model->request_id.echo)
         return 0;
-    return px_reqid_echo_h1(&h->hout, h->x.req_id);
+    return px_reqid_echo_h1(&h->hout, h->x->req_id);
 }
 
 /* Ends the request's access-log line (when its listener logs). */
 static void log_end(struct h1 *h, int status, const char *reason)
 {
+    if (!h->x)
+        return; /* between requests: nothing to log */
     if (h->phase != PH_TUNNEL)
-        h->x.log.bytes_in = h->meter.total;
-    px_alog_end(&h->x.log, status, reason);
+        h->x->log.bytes_in = h->meter.total;
+    px_alog_end(&h->x->log, status, reason);
 }
 
 /* Answers with albd's own error page and closes after it; when the response
@@ -158,11 +224,15 @@ static void send_error(struct h1 *h, int status)
     drop_upstream(h, false);
     if (c->closing)
         return;
+    if (x_take(h) < 0) { /* no request state: nothing to answer with */
+        px_conn_close(c);
+        return;
+    }
     if (h->phase != PH_DONE) { /* a request refused before it reached the pipeline */
-        px_alog_begin(&h->x.log, c->lis, c->w->id, &h->cl, h->minor ? "1.1" : "1.0", NULL);
-        if (!h->x.req_id[0] && c->lis->model->request_id.enabled)
-            px_reqid_new(h->x.req_id, c->w->id);
-        px_alog_request_id(&h->x.log, h->x.req_id[0] ? h->x.req_id : NULL);
+        px_alog_begin(&h->x->log, c->lis, c->w->id, &h->cl, h->minor ? "1.1" : "1.0", NULL);
+        if (!h->x->req_id[0] && c->lis->model->request_id.enabled)
+            px_reqid_new(h->x->req_id, c->w->id);
+        px_alog_request_id(&h->x->log, h->x->req_id[0] ? h->x->req_id : NULL);
     }
     if (h->resp_started || h->phase == PH_DONE) {
         log_end(h, h->status, px_alog_reason(status));
@@ -188,7 +258,7 @@ static void send_error(struct h1 *h, int status)
     }
     px_req_count_response(c->w, status);
     if (!h->is_head)
-        h->x.log.bytes_out = strlen(px_status_reason(status)) + 5; /* px_headers_error_body */
+        h->x->log.bytes_out = strlen(px_status_reason(status)) + 5; /* px_headers_error_body */
     log_end(h, status, px_alog_reason(status));
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
     if (px_conn_write(c, &b, 1) < 0) {
@@ -211,27 +281,16 @@ static int refuse(struct h1 *h, int status)
     return HPE_USER;
 }
 
-/* The header scratch (PX_HDR_MAX entries each): allocated for a request,
- * released when the connection parks (h1_park). 0 or -1 (no memory). */
-static int scratch_take(struct h1 *h)
-{
-    if (!h->hl.ents)
-        h->hl.ents = calloc(PX_HDR_MAX, sizeof *h->hl.ents);
-    if (!h->hdrs)
-        h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
-    return h->hl.ents && h->hdrs ? 0 : -1;
-}
-
 static int on_req_begin(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
     const struct rc_listener *m = h->c->lis->model;
-    if (scratch_take(h) < 0)
+    if (x_take(h) < 0)
         return refuse(h, 503);
     head_reset(h);
     h->phase = PH_HEAD;
     h->err_status = 0;
-    h->x.req_id[0] = '\0';
+    h->x->req_id[0] = '\0';
     h->is_head = false;
     /* A client that starts a request must finish its head in time (408):
      * a deadline from the first byte, not an idle timer that every byte
@@ -360,7 +419,7 @@ static int on_req_headers_complete(llhttp_t *p)
 static int on_req_body(llhttp_t *p, const char *at, size_t len)
 {
     struct h1 *h = req_h1(p);
-    if (!h->x.u || h->phase != PH_FORWARD)
+    if (!h->x || !h->x->u || h->phase != PH_FORWARD)
         return refuse(h, 502);
     /* The body limit and the minimum body rate (slow-body defence). */
     int st = px_body_meter_add(&h->meter, h->c->lis->model, uv_now(&h->c->w->loop), len);
@@ -370,12 +429,12 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len)
     int rc;
     if (h->chunked) {
         uv_buf_t b[3];
-        rc = px_upstream_write(h->x.u, b, px_backend_h1_chunk(hex, at, len, b));
+        rc = px_upstream_write(h->x->u, b, px_backend_h1_chunk(hex, at, len, b));
     } else {
         uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
-        rc = px_upstream_write(h->x.u, &b, 1);
+        rc = px_upstream_write(h->x->u, &b, 1);
     }
-    h->x.body_sent = true;
+    h->x->body_sent = true;
     if (rc < 0)
         return refuse(h, 502);
     px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
@@ -386,9 +445,9 @@ static int on_req_complete(llhttp_t *p)
 {
     struct h1 *h = req_h1(p);
     h->req_complete = true;
-    if (h->chunked && h->x.u && h->phase == PH_FORWARD) {
+    if (h->chunked && h->x && h->x->u && h->phase == PH_FORWARD) {
         uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-        if (px_upstream_write(h->x.u, &b, 1) < 0)
+        if (px_upstream_write(h->x->u, &b, 1) < 0)
             return refuse(h, 502);
     }
     return HPE_PAUSED; /* the next request waits for this response */
@@ -494,7 +553,7 @@ static void exchange_start(struct h1 *h)
     make_req(h, &r);
     h->up_minor = px_backend_h1_minor(&r);
     px_conn_timer(h->c, ms(h->c->lis->model->request_timeout_s));
-    int st = px_req_start(&r, &h->x, &h->hout, &h->tgt, &h1_sink, &h->sink);
+    int st = px_req_start(&r, h->x, &h->hout, &h->tgt, &h1_sink, &h->sink);
     if (st == PX_REQ_ANSWERED)
         answered(h);
     else if (st)
@@ -507,10 +566,10 @@ static void upstream_ready(void *owner)
     struct h1 *h = owner;
     uv_buf_t b = uv_buf_init(h->hout.data, (unsigned)h->hout.len);
     h->phase = PH_FORWARD;
-    px_bresp_init(&h->bp, h->sink, h->x.sink_owner, &h->hin, &h->hl, h->hdrs,
+    px_bresp_init(&h->bp, h->sink, h->x->sink_owner, &h->hin, &h->hl, h->hdrs,
                   h->method == HTTP_HEAD, false);
-    px_sticky_watch(&h->x, &h->bp);
-    int rc = px_upstream_write(h->x.u, &b, 1);
+    px_sticky_watch(h->x, &h->bp);
+    int rc = px_upstream_write(h->x->u, &b, 1);
     if (rc < 0) {
         upstream_lost(h, rc);
         return;
@@ -540,16 +599,16 @@ static void upstream_lost(struct h1 *h, int err)
         px_conn_close(h->c);
         return;
     }
-    px_exchange_lost(&h->x, err);
+    px_exchange_lost(h->x, err);
 }
 
 static void response_done(struct h1 *h, bool clean)
 {
     struct px_conn *c = h->c;
-    bool keep = clean && h->req_complete && h->x.group->model->upstream_keepalive &&
+    bool keep = clean && h->req_complete && h->x->group->model->upstream_keepalive &&
                 px_bresp_keepalive(&h->bp, h->up_minor);
     drop_upstream(h, keep);
-    px_alog_upstream_end(&h->x.log);
+    px_alog_upstream_end(&h->x->log);
     log_end(h, h->status, NULL);
     if (h->close_after || !h->req_complete || c->draining || c->eof) {
         h->phase = PH_DONE;
@@ -557,6 +616,7 @@ static void response_done(struct h1 *h, bool clean)
         return;
     }
     h->phase = PH_IDLE;
+    x_put(h);
     memset(&h->scan, 0, sizeof h->scan);
     if (px_conn_snapshot_refresh(c) < 0) {
         h->phase = PH_DONE;
@@ -587,7 +647,7 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
                 return;
             }
         }
-        h->sink->abort(h->x.sink_owner, 502); /* cut: through the filters, to the client */
+        h->sink->abort(h->x->sink_owner, 502); /* cut: through the filters, to the client */
         return;
     }
     px_conn_timer(c, ms(c->lis->model->request_timeout_s));
@@ -606,13 +666,13 @@ static void up_on_read(void *owner, const char *data, ssize_t n)
         return;
     }
     if (rc != PX_BRESP_MORE) {
-        px_log_debug("h1: malformed response from %s: %s", h->x.server->key,
+        px_log_debug("h1: malformed response from %s: %s", h->x->server->key,
                      px_bresp_error(&h->bp));
-        h->sink->abort(h->x.sink_owner, 502);
+        h->sink->abort(h->x->sink_owner, 502);
         return;
     }
-    if (h->x.u && px_conn_congested(c))
-        px_upstream_read(h->x.u, false);
+    if (h->x->u && px_conn_congested(c))
+        px_upstream_read(h->x->u, false);
 }
 
 /* --- WebSocket: the exchange becomes a tunnel ---------------------------- */
@@ -621,7 +681,7 @@ static int tun_write(void *ctx, const char *data, size_t len)
 {
     struct h1 *h = ctx;
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    h->x.log.bytes_out += len;
+    h->x->log.bytes_out += len;
     return px_conn_write(h->c, &b, 1);
 }
 
@@ -681,13 +741,13 @@ static const struct px_tunnel_client tun_client = {
 static void tunnel_start(struct h1 *h, const char *rest, size_t n)
 {
     struct px_conn *c = h->c;
-    h->tun = px_tunnel_new(h->x.u, &tun_client, h);
+    h->tun = px_tunnel_new(h->x->u, &tun_client, h);
     if (!h->tun) {
         px_conn_close(c);
         return;
     }
-    h->x.u = NULL;           /* the tunnel's now */
-    px_alog_hold(&h->x.log); /* the line is written when the tunnel ends */
+    h->x->u = NULL;           /* the tunnel's now */
+    px_alog_hold(&h->x->log); /* the line is written when the tunnel ends */
     if (n && tun_write(h, rest, n) < 0) {
         px_conn_close(c);
         return;
@@ -712,7 +772,7 @@ static void up_on_writable(void *owner)
 static void up_fail(void *owner, int status)
 {
     struct h1 *h = owner;
-    h->sink->abort(h->x.sink_owner, status);
+    h->sink->abort(h->x->sink_owner, status);
 }
 
 static const struct px_exchange_cbs x_cbs = {
@@ -741,7 +801,7 @@ static int sink_head(void *owner, const struct px_resp_head *rh)
         return -1;
     int status = rh->status;
     if (status >= 200 || status == 101)
-        px_alog_upstream_head(&h->x.log, status);
+        px_alog_upstream_head(&h->x->log, status);
     if (status == 101) {
         if (!h->ws)
             return -1; /* albd did not ask for an upgrade */
@@ -800,7 +860,7 @@ static int sink_data(void *owner, const char *at, size_t len)
     struct h1 *h = owner;
     if (h->c->closing)
         return -1;
-    h->x.log.bytes_out += len;
+    h->x->log.bytes_out += len;
     if (h->rframing == PX_FRAME_CHUNKED) {
         char hex[24];
         uv_buf_t b[3];
@@ -857,7 +917,7 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
         return len;
     if (h->phase == PH_TUNNEL) {
         size_t used = h->tun ? px_tunnel_client_data(h->tun, data, len) : len;
-        h->x.log.bytes_in += used;
+        h->x->log.bytes_in += used;
         return used;
     }
     size_t done = 0;
@@ -890,7 +950,7 @@ static size_t h1_on_data(struct px_conn *c, const char *data, size_t len)
         if (c->closing)
             return len;
         if (e == HPE_OK) {
-            if (h->x.u && px_upstream_congested(h->x.u)) {
+            if (h->x && h->x->u && px_upstream_congested(h->x->u)) {
                 h->up_congested = true;
                 px_conn_want_input(c, false);
             }
@@ -947,8 +1007,8 @@ static void h1_on_writable(struct px_conn *c)
             px_tunnel_client_writable(h->tun);
         return;
     }
-    if (h->x.u && h->phase == PH_FORWARD) {
-        px_upstream_read(h->x.u, true);
+    if (h->x && h->x->u && h->phase == PH_FORWARD) {
+        px_upstream_read(h->x->u, true);
         px_conn_timer(c, ms(c->lis->model->request_timeout_s));
     }
 }
@@ -1012,11 +1072,9 @@ static void h1_free(struct px_conn *c)
     px_buf_cleanup(&h->hin);
     px_buf_cleanup(&h->hout);
     px_buf_cleanup(&h->tgt);
-    px_alog_discard(&h->x.log);
-    free(h->hl.ents);
-    free(h->hdrs);
+    x_put(h);
+    px_compress_free(h->cz);
     px_client_cleanup(&h->cl);
-    px_compress_release(&h->x);
     free(h);
     c->ps = NULL;
 }
@@ -1025,12 +1083,13 @@ static void h1_free(struct px_conn *c)
 static bool h1_idle(struct px_conn *c)
 {
     struct h1 *h = c->ps;
-    return h && h->phase == PH_IDLE && !h->x.u && !h->req_paused;
+    return h && h->phase == PH_IDLE && !h->x && !h->req_paused;
 }
 
-/* Parked: the head buffers, the header scratch and the compressor state
- * go; the next request takes them again (on_req_begin, px_buf growth,
- * the compression filter). */
+/* Parked: the head buffers and the compressor state go; the next request
+ * takes them again (px_buf growth, the compression filter). The exchange
+ * and the header scratch went back to the worker when the response
+ * ended. */
 static void h1_park(struct px_conn *c)
 {
     struct h1 *h = c->ps;
@@ -1038,11 +1097,8 @@ static void h1_park(struct px_conn *c)
     px_buf_cleanup(&h->hout);
     px_buf_cleanup(&h->tgt);
     px_hdrlist_reset(&h->hl);
-    free(h->hl.ents);
-    h->hl.ents = NULL;
-    free(h->hdrs);
-    h->hdrs = NULL;
-    px_compress_release(&h->x);
+    px_compress_free(h->cz);
+    h->cz = NULL;
 }
 
 static int h1_start(struct px_conn *c)
@@ -1050,15 +1106,8 @@ static int h1_start(struct px_conn *c)
     struct h1 *h = calloc(1, sizeof *h);
     if (!h)
         return -ENOMEM;
-    if (scratch_take(h) < 0) {
-        free(h->hl.ents);
-        free(h->hdrs);
-        free(h);
-        return -ENOMEM;
-    }
     h->c = c;
     h->minor = 1;
-    px_exchange_init(&h->x, c->w, "h1", &x_cbs, h);
     px_buf_init(&h->hin, PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS + PX_BACKEND_MAX_HEAD);
     px_buf_init(&h->hout, 2 * (PX_H1_MAX_TARGET + PX_H1_MAX_HEADERS) + PX_BACKEND_MAX_HEAD);
     px_client_init(&h->cl, c);

@@ -364,17 +364,46 @@ static void rearm(struct h2 *h)
 }
 
 /* The header scratch (request fields, pipeline fields, response nv):
- * taken for the first stream, released when the connection parks
- * (h2_park). 0 or -1 (no memory). */
+ * 22 KiB in one block from the worker's free list (w->h2_scratch), taken
+ * for the first stream and given back when the connection parks
+ * (h2_park): recycled, not malloc'd and freed, so that sessions waking
+ * and parking leave no holes in the heap. */
+struct h2_scratch {
+    struct px_hdr_ent ents[PX_HDR_MAX]; /* first: h->ents is the block */
+    struct px_hdr hdrs[PX_HDR_MAX];
+    nghttp2_nv nva[PX_HDR_MAX + 2]; /* :status, fields, x-request-id */
+};
+
+/* Scratch blocks cached per worker (the rest go back to malloc): a
+ * session holds its block for as long as it is awake, so few change
+ * hands at a time. */
+#define H2_SCRATCH_CACHED 16
+
+/* 0 or -1 (no memory). */
 static int scratch_take(struct h2 *h)
 {
+    if (h->ents)
+        return 0;
+    struct px_worker *w = h->c->w;
+    if (!w->h2_scratch.size) /* the first session on this worker */
+        px_bufpool_init(&w->h2_scratch, sizeof(struct h2_scratch), H2_SCRATCH_CACHED);
+    struct h2_scratch *s = px_bufpool_get(&w->h2_scratch);
+    if (!s)
+        return -1;
+    h->ents = s->ents;
+    h->hdrs = s->hdrs;
+    h->nva = s->nva;
+    return 0;
+}
+
+static void scratch_put(struct h2 *h)
+{
     if (!h->ents)
-        h->ents = calloc(PX_HDR_MAX, sizeof *h->ents);
-    if (!h->hdrs)
-        h->hdrs = calloc(PX_HDR_MAX, sizeof *h->hdrs);
-    if (!h->nva)
-        h->nva = calloc(PX_HDR_MAX + 2, sizeof *h->nva); /* :status, fields, x-request-id */
-    return h->ents && h->hdrs && h->nva ? 0 : -1;
+        return;
+    px_bufpool_put(&h->c->w->h2_scratch, (struct h2_scratch *)h->ents);
+    h->ents = NULL;
+    h->hdrs = NULL;
+    h->nva = NULL;
 }
 
 static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
@@ -597,6 +626,13 @@ static void callbacks_init(void)
     nghttp2_option_set_max_continuations(options, 8);
     /* nghttp2's own reset limiter is a backstop behind count_reset. */
     nghttp2_option_set_stream_reset_rate_limit(options, 4 * PX_H2_RST_MAX, 100);
+    /* Response headers are sent without HPACK indexing (as nginx and
+     * HAProxy send them): an indexed field costs every connection ~200
+     * bytes for as long as it stays open, idle or not, and most response
+     * fields worth indexing are short or change (date). The client's
+     * table for albd's requests (SETTINGS_HEADER_TABLE_SIZE) is unchanged:
+     * request headers are indexed as the client chooses. */
+    nghttp2_option_set_max_deflate_dynamic_table_size(options, 0);
 }
 
 /* --- output ----------------------------------------------------------- */
@@ -877,9 +913,7 @@ static void h2_free(struct px_conn *c)
         px_h2_stream_free(s);
     }
     px_buf_cleanup(&h->hb);
-    free(h->ents);
-    free(h->hdrs);
-    free(h->nva);
+    scratch_put(h);
     px_client_cleanup(&h->cl);
     px_mempool_free(h->pool); /* after nghttp2_session_del gave every block back */
     free(h);
@@ -909,12 +943,7 @@ static void h2_park(struct px_conn *c)
     h->n_free = 0;
     hb_reset(h);
     px_buf_cleanup(&h->hb);
-    free(h->ents);
-    h->ents = NULL;
-    free(h->hdrs);
-    h->hdrs = NULL;
-    free(h->nva);
-    h->nva = NULL;
+    scratch_put(h);
     px_mempool_trim(h->pool);
     /* nghttp2 serializes every outgoing frame into one 16 KiB buffer it
      * keeps for the session's life; with nothing to send (h2_idle: no

@@ -6,12 +6,21 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Block sizes: four steps per power of two (32, 48, 64, 80, 96, 112, 128,
+ * 160, ..., 3072, 3584, 4096), so a block is rounded up by less than a
+ * quarter: the blocks a connection keeps for its whole life (nghttp2's
+ * 2.9 KiB session, its HPACK entries) would waste up to half their size
+ * in power-of-two classes. */
+static const uint16_t class_sizes[] = {32,   48,   64,   80,   96,   112,  128,  160,  192,
+                                       224,  256,  320,  384,  448,  512,  640,  768,  896,
+                                       1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096};
 enum {
-    N_CLASSES = 8, /* 32, 64, ..., 4096 bytes */
-    MIN_SHIFT = 5,
+    N_CLASSES = sizeof class_sizes / sizeof class_sizes[0],
     CACHE_PER_CLASS = 64, /* free blocks kept per class; more go to free() */
     LARGE = 0xff,
 };
+
+_Static_assert(CACHE_PER_CLASS <= UINT8_MAX, "n_free counts in a byte");
 
 /* In front of every block: its class (or LARGE) and, for large blocks, the
  * size. 16 bytes keep the payload as aligned as malloc's. */
@@ -27,7 +36,7 @@ struct free_block {
 
 struct px_mempool {
     struct free_block *free[N_CLASSES];
-    unsigned n_free[N_CLASSES];
+    uint8_t n_free[N_CLASSES]; /* at most CACHE_PER_CLASS */
     /* px_mempool_capture: sizes watched for, and the page-aligned blocks
      * found (no header: recognized by address), while they live. */
     struct capture {
@@ -54,16 +63,15 @@ static struct capture *captured(struct px_mempool *p, void *ptr)
 
 static int class_of(size_t n)
 {
-    size_t cap = (size_t)1 << MIN_SHIFT;
-    for (int c = 0; c < N_CLASSES; c++, cap <<= 1)
-        if (n <= cap)
+    for (int c = 0; c < N_CLASSES; c++)
+        if (n <= class_sizes[c])
             return c;
     return -1;
 }
 
 static size_t class_size(int c)
 {
-    return (size_t)1 << (MIN_SHIFT + c);
+    return class_sizes[c];
 }
 
 struct px_mempool *px_mempool_new(void)

@@ -92,6 +92,7 @@ struct px_stats {
     /* Client connections parked (idle, holding no buffer), and bytes of
      * pooled read/write buffers client connections hold now. */
     uint64_t connections_parked, connection_buffer_bytes;
+    uint64_t connection_exchanges; /* HTTP/1.x request states held (none while idle) */
     int snapshots_alive;
 };
 void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out);

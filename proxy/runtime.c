@@ -325,6 +325,8 @@ void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out)
             atomic_load_explicit(&st->connections_parked, memory_order_relaxed);
         out->connection_buffer_bytes +=
             atomic_load_explicit(&st->connection_buffer_bytes, memory_order_relaxed);
+        out->connection_exchanges +=
+            atomic_load_explicit(&st->connection_exchanges, memory_order_relaxed);
     }
     out->snapshots_alive = px_snapshot_alive_count();
 }

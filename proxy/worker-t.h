@@ -58,6 +58,8 @@ struct px_worker_stats {
      * and bytes of pooled buffers client connections hold right now. */
     atomic_uint_fast64_t connections_parked;
     atomic_uint_fast64_t connection_buffer_bytes;
+    /* HTTP/1.x request states client connections hold right now (w->h1_reqs). */
+    atomic_uint_fast64_t connection_exchanges;
 };
 
 struct px_worker {
@@ -109,6 +111,15 @@ struct px_worker {
      * decrypt buffers, and output-queue chunks, held only while bytes are
      * in them. */
     struct px_bufpool conn_bufs, out_chunks;
+    /* HTTP/1.x request states (struct h1_req: the exchange and the header
+     * scratch, proxy/h1.c; set up on the first request): a connection
+     * holds one from the first byte of a request to the end of its
+     * response, so an idle keep-alive connection holds none. */
+    struct px_bufpool h1_reqs;
+    /* HTTP/2 sessions' header scratch (struct h2_scratch, proxy/h2.c; set
+     * up on the first session): held from the first stream until the
+     * session parks. */
+    struct px_bufpool h2_scratch;
     /* Idle client connections not yet parked, oldest first, and the timer
      * that parks them PX_CONN_PARK_MS after they went idle (initialized on
      * first use; closed by px_conn_worker_close). */

@@ -3,8 +3,10 @@
 connections (HTTP/1.1, then HTTP/2) each make one request and go quiet;
 within about a second every one is parked (albd_connections_parked = N,
 albd_connection_buffer_bytes = 0: OpenSSL's record buffers, albd's read,
-staging and output buffers and the protocol scratch are released), and the
-process grew by far less than the 16 KiB buffers each used to keep. Every
+staging and output buffers and the protocol scratch are released; no
+HTTP/1.1 connection holds its per-request exchange between requests:
+albd_connection_exchanges = 0, while a request that has begun holds one),
+and the process grew by far less than the 16 KiB buffers each used to keep. Every
 parked connection then serves another request (buffers taken again: a GET,
 a 200 KB upload, pipelined requests, a second HTTP/2 stream) and parks
 again. Plain HTTP connections park too."""
@@ -49,6 +51,69 @@ def h1_get(f, s, host, path):
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     ver, st, hdrs, b, framing = read_response(f)
     return st, echo_of(b).get("path")
+
+
+def h1_get_rest(f):
+    ver, st, hdrs, b, framing = read_response(f)
+    return st, echo_of(b).get("path")
+
+
+def hpack_kinds(block):
+    """The representations of an HPACK header block, in order: "indexed",
+    "incremental" (literal added to the table), "size_update", "literal"
+    (without indexing or never indexed). RFC 7541 6."""
+    def integer(i, prefix):
+        v = block[i] & ((1 << prefix) - 1)
+        i += 1
+        if v == (1 << prefix) - 1:
+            shift = 0
+            while True:
+                b = block[i]
+                i += 1
+                v += (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+        return v, i
+
+    def string(i):
+        n, i = integer(i, 7)
+        return i + n
+
+    kinds, i = [], 0
+    while i < len(block):
+        b = block[i]
+        if b & 0x80:
+            kinds.append("indexed")
+            _, i = integer(i, 7)
+        elif b & 0x40:
+            kinds.append("incremental")
+            idx, i = integer(i, 6)
+            i = string(i if idx else string(i))
+        elif b & 0x20:
+            kinds.append("size_update")
+            _, i = integer(i, 5)
+        else:
+            kinds.append("literal")
+            idx, i = integer(i, 4)
+            i = string(i if idx else string(i))
+    return kinds
+
+
+def h2_response_block(conn, stream, authority, path, timeout):
+    """The response header block of one GET on stream (None if none)."""
+    conn.request(stream, "GET", authority, path)
+    block = None
+    for fr in conn.frames(timeout):
+        if fr.stream != stream:
+            continue
+        if fr.type == h2.HEADERS and block is None:
+            block = bytes(fr.payload)
+        if fr.type in (h2.HEADERS, h2.DATA) and fr.flags & h2.END_STREAM:
+            break
+        if fr.type == h2.RST_STREAM:
+            break
+    return block
 
 
 def h2_exchange(conn, stream, authority, path, timeout):
@@ -98,11 +163,36 @@ def body(env):
         c.eq(parked, N, f"all {N} idle HTTP/1.1 connections are parked (albd_connections_parked)")
         c.eq(metric(albd, "albd_connection_buffer_bytes"), 0,
              "idle connections hold no pooled read or write buffer (albd_connection_buffer_bytes)")
+        c.eq(metric(albd, "albd_connection_exchanges"), 0,
+             "idle HTTP/1.1 connections hold no request exchange (albd_connection_exchanges)")
         per = (proc_mem_kib(albd.pid, "VmRSS") - rss0) / N
         log(f"RSS per idle HTTP/1.1 TLS connection: {per:.1f} KiB")
         if not SANITIZE:  # ASan's quarantine and redzones say nothing about albd's own memory
             c.ok(per <= MAX_KIB_H1, f"an idle HTTP/1.1 TLS connection costs at most {MAX_KIB_H1} KiB",
                  f"<= {MAX_KIB_H1}", round(per, 1))
+
+        # A request whose head has begun holds an exchange until its
+        # response ends (the gauge counts for real).
+        s, f = conns[0]
+        s.sendall(f"GET /half HTTP/1.1\r\nHost: {host}\r\n".encode())
+        seen = None
+        end = time.monotonic() + scaled(5)
+        while time.monotonic() < end:
+            seen = metric(albd, "albd_connection_exchanges")
+            if seen:
+                break
+            time.sleep(0.05)
+        c.eq(seen, 1, "a request whose head is arriving holds one exchange")
+        s.sendall(b"\r\n")
+        c.eq(h1_get_rest(f), (200, "/half"), "... and is answered once its head is complete")
+        seen = None
+        end = time.monotonic() + scaled(5)
+        while time.monotonic() < end:
+            seen = metric(albd, "albd_connection_exchanges")
+            if seen == 0:
+                break
+            time.sleep(0.05)
+        c.eq(seen, 0, "the exchange goes back when the response ended")
 
         # Every parked connection is used again: buffers are taken again.
         ok = 0
@@ -130,6 +220,8 @@ def body(env):
         c.eq(ok, N, "every parked HTTP/1.1 connection serves its next request (GET, upload, large response, pipelined)")
         parked = wait_parked(albd, N, scaled(5))
         c.eq(parked, N, "after their second request they park again")
+        c.eq(metric(albd, "albd_connection_exchanges"), 0,
+             "and hold no exchange (uploads, large and pipelined responses gave theirs back)")
     finally:
         for s, f in conns:
             f.close()
@@ -157,7 +249,14 @@ def body(env):
         if not SANITIZE:
             c.ok(per <= MAX_KIB_H2, f"an idle HTTP/2 TLS connection costs at most {MAX_KIB_H2} KiB",
                  f"<= {MAX_KIB_H2}", round(per, 1))
-        ok = sum(h2_exchange(conn, 3, host, f"/h2two{i}", scaled(10)) for i, conn in enumerate(conns))
+        # albd indexes no response field (as nginx and HAProxy do), so that
+        # no idle session holds HPACK entries of its own.
+        kinds = [hpack_kinds(h2_response_block(conns[0], 3, host, "/h2kinds", scaled(10)) or b"")]
+        kinds += [hpack_kinds(h2_response_block(conns[0], 5, host, "/h2kinds2", scaled(10)) or b"")]
+        log(f"HPACK representations of two responses: {kinds}")
+        c.ok(all(kinds) and "incremental" not in kinds[0] + kinds[1],
+             "responses are sent without HPACK indexing", "no incremental indexing", kinds)
+        ok = sum(h2_exchange(conn, 3 if i else 7, host, f"/h2two{i}", scaled(10)) for i, conn in enumerate(conns))
         c.eq(ok, N, "every parked HTTP/2 connection serves a new stream")
         c.eq(wait_parked(albd, N, scaled(5)), N, "and parks again")
     finally:

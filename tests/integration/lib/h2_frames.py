@@ -66,8 +66,18 @@ def hpack(fields):
 
 
 def status_of(header_block):
-    """The :status of a response header block when nghttp2 sent it indexed."""
-    return _STATIC_STATUS.get(header_block[0]) if header_block else None
+    """The :status of a response header block when nghttp2 sent it indexed
+    (after any dynamic table size update, RFC 7541 6.3: albd, which indexes
+    no response field, sends one when a client's SETTINGS_HEADER_TABLE_SIZE
+    changes the table's limit)."""
+    i = 0
+    while i < len(header_block) and header_block[i] & 0xE0 == 0x20:
+        i += 1
+        if header_block[i - 1] & 0x1F == 0x1F:  # multi-byte integer
+            while i < len(header_block) and header_block[i] & 0x80:
+                i += 1
+            i += 1
+    return _STATIC_STATUS.get(header_block[i]) if i < len(header_block) else None
 
 
 def tls_socket(env, port, timeout=10.0):
