@@ -11,8 +11,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from albd_harness import (certificate, echo_header, echo_of, free_ports, https_listener, instance,  # noqa: E402
                           read_response, run, scaled, server_group)
+from h2_frames import status_of  # noqa: E402
 
-STATIC_STATUS = {0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500}
 
 
 def hpack_int(n, prefix_bits, first):
@@ -117,8 +117,8 @@ def body(env):
                     if flags & 0x20:  # priority
                         payload = payload[5:]
                     # nghttp2 sends a status of the static table (200, 400)
-                    # as an indexed field first.
-                    return STATIC_STATUS.get(payload[0], f"status field {payload[:4].hex()}")
+                    # as an indexed field first (after any table size update).
+                    return status_of(payload) or f"status field {payload[:4].hex()}"
         except (OSError, ValueError) as ex:
             return f"no response ({ex!r})"
         finally:
