@@ -774,19 +774,19 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-char **ag_watch_trusted_extra(struct ag_watch *w, uint64_t before, size_t *n)
+/* The extra folders whose watch began in [from, to), their paths sorted;
+ * NULL (and *n 0) when there are none or memory runs out. */
+static char **extra_since(const struct ag_watch *w, uint64_t from, uint64_t to, size_t *n)
 {
     *n = 0;
-    /* No drain here: an event read now would be in neither this load's
-     * changes nor past its mark (ag_watch_mark). */
     size_t cnt = 0;
     for (const struct wdir *d = w->dirs; d; d = d->next)
-        cnt += d->extra && d->since < before;
+        cnt += d->extra && d->since >= from && d->since < to;
     char **v = cnt ? calloc(cnt, sizeof *v) : NULL;
     if (v == NULL)
         return NULL;
     for (const struct wdir *d = w->dirs; d; d = d->next)
-        if (d->extra && d->since < before) {
+        if (d->extra && d->since >= from && d->since < to) {
             if ((v[*n] = strdup(d->path)) == NULL) {
                 ag_watch_free_list(v, *n);
                 *n = 0;
@@ -798,26 +798,16 @@ char **ag_watch_trusted_extra(struct ag_watch *w, uint64_t before, size_t *n)
     return v;
 }
 
+char **ag_watch_trusted_extra(struct ag_watch *w, uint64_t before, size_t *n)
+{
+    /* No drain here: an event read now would be in neither this load's
+     * changes nor past its mark (ag_watch_mark). */
+    return extra_since(w, 0, before, n);
+}
+
 char **ag_watch_fresh_extra(struct ag_watch *w, size_t *n)
 {
-    *n = 0;
-    size_t cnt = 0;
-    for (const struct wdir *d = w->dirs; d; d = d->next)
-        cnt += d->extra && d->since >= w->epoch;
-    char **v = cnt ? calloc(cnt, sizeof *v) : NULL;
-    if (v == NULL)
-        return NULL;
-    for (const struct wdir *d = w->dirs; d; d = d->next)
-        if (d->extra && d->since >= w->epoch) {
-            if ((v[*n] = strdup(d->path)) == NULL) {
-                ag_watch_free_list(v, *n);
-                *n = 0;
-                return NULL;
-            }
-            (*n)++;
-        }
-    qsort(v, *n, sizeof *v, cmp_str);
-    return v;
+    return extra_since(w, w->epoch, UINT64_MAX, n);
 }
 
 void ag_watch_vouch_extra(struct ag_watch *w, char *const *dirs, const bool *ok, size_t n)
