@@ -25,6 +25,7 @@ struct ag_options {
     unsigned grace_ms;      /* SIGTERM: keep accepting this long, /readyz 503, then drain */
     unsigned drain_ms;      /* SIGTERM drain deadline, after the grace */
     bool share_ports;       /* --share-ports: listen where another process listens too */
+    bool sched_normal;      /* --worker-scheduling normal: workers stay SCHED_OTHER */
     unsigned debounce_ms;   /* quiet time after a manifest change before reconciling */
     bool strict;
     bool refuse_foreign; /* --refuse-foreign: a non-albd document is an error, not a note */

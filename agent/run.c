@@ -589,6 +589,11 @@ int ag_run(const struct ag_options *opt)
     }
     px_runtime_set_drain_ms(a.rt, opt->drain_ms);
     px_runtime_set_share_ports(a.rt, opt->share_ports);
+    int src = px_runtime_set_worker_scheduling(a.rt, opt->sched_normal ? PX_SCHED_NORMAL
+                                                                       : PX_SCHED_BATCH);
+    if (src != 0)
+        px_log_warn("workers keep the default scheduling (--worker-scheduling %s refused: %s)",
+                    opt->sched_normal ? "normal" : "batch", strerror(-src));
     if (opt->n_ticket_key_files) {
         char err[512];
         if (px_runtime_load_ticket_keys(a.rt, opt->ticket_key_files, opt->n_ticket_key_files, err,

@@ -68,6 +68,24 @@ void px_runtime_set_drain_ms(struct px_runtime *rt, unsigned drain_ms);
  * two). false (the default): the apply fails with err.port_shared. */
 void px_runtime_set_share_ports(struct px_runtime *rt, bool share);
 
+/* How the kernel schedules the worker threads. PX_SCHED_BATCH (albd's
+ * default, --worker-scheduling batch) gives them SCHED_BATCH: a worker
+ * woken by network events does not preempt the task running on its CPU; it
+ * waits for that task's time slice to end and then handles everything that
+ * arrived meanwhile in one loop iteration. On a host whose CPUs are busy
+ * (clients, backends or other services beside albd) that turns one
+ * wake-up, context switch and cold cache per event or two into one per
+ * batch: on ../shared/bench h2_small with proxy, client and origin sharing
+ * two cores, proxy CPU per request fell from ~20-26 to ~15-16 us and p99
+ * from 65-121 to 39-53 ms. On an idle CPU a woken worker runs at once, as
+ * before; the cost is that, on a saturated CPU, an event may wait up to one
+ * scheduler slice (a few ms) for the running task. PX_SCHED_NORMAL keeps
+ * SCHED_OTHER. Also names the threads "albd-w<N>" (top -H, ps -L).
+ * Returns 0, or -errno of the first thread the kernel refused (the others
+ * are still set; seccomp profiles may deny sched_setscheduler). */
+enum px_worker_sched { PX_SCHED_NORMAL, PX_SCHED_BATCH };
+int px_runtime_set_worker_scheduling(struct px_runtime *rt, enum px_worker_sched how);
+
 /* Starts stopping without waiting: every worker stops accepting and closes
  * its listening sockets, in-flight requests get the drain time set with
  * px_runtime_set_drain_ms. Idempotent. Then poll px_runtime_drained and

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +271,22 @@ void px_runtime_set_drain_ms(struct px_runtime *rt, unsigned drain_ms)
 void px_runtime_set_share_ports(struct px_runtime *rt, bool share)
 {
     rt->share_ports = share;
+}
+
+int px_runtime_set_worker_scheduling(struct px_runtime *rt, enum px_worker_sched how)
+{
+    int first = 0;
+    struct sched_param none = {.sched_priority = 0};
+    for (int i = 0; i < rt->n_workers; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "albd-w%d", i);
+        pthread_setname_np(rt->workers[i].thread, name);
+        int rc = pthread_setschedparam(rt->workers[i].thread,
+                                       how == PX_SCHED_BATCH ? SCHED_BATCH : SCHED_OTHER, &none);
+        if (rc != 0 && first == 0)
+            first = -rc;
+    }
+    return first;
 }
 
 void px_runtime_begin_stop(struct px_runtime *rt)
