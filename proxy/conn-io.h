@@ -23,7 +23,9 @@ bool px_conn_congested(const struct px_conn *c);
 void px_conn_want_input(struct px_conn *c, bool want);
 
 /* Arms the connection timer for ms milliseconds (0 stops it); the
- * handler's on_timeout runs when it fires. */
+ * handler's on_timeout runs when it fires. Cheap enough to call twice per
+ * request: a later deadline only moves a number, and the uv timer, when it
+ * fires early, re-arms for what is left (no timer-heap work per request). */
 void px_conn_timer(struct px_conn *c, uint64_t ms);
 
 /* Graceful close: no more input is consumed, queued output (and a TLS

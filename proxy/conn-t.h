@@ -109,6 +109,8 @@ struct px_conn {
 
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uint64_t deadline; /* loop time (ms) px_conn_timer asked for; 0: none */
+    uint64_t timer_at; /* loop time the uv timer is armed for, while active */
     uv_shutdown_t shutdown_req;
     struct px_outq out;
     struct px_tls_io *tls; /* NULL for plain HTTP */

@@ -530,8 +530,15 @@ static void handshake_failed(struct px_conn *c, int fail);
 static void timer_cb(uv_timer_t *t)
 {
     struct px_conn *c = CONN_OF(t, timer);
-    if (c->closing)
+    if (c->closing || c->deadline == 0)
+        return; /* stopped since it was armed */
+    uint64_t now = uv_now(&c->w->loop);
+    if (now < c->deadline) { /* moved later since it was armed */
+        c->timer_at = c->deadline;
+        uv_timer_start(&c->timer, timer_cb, c->deadline - now, 0);
         return;
+    }
+    c->deadline = 0;
     if (c->state == PX_CONN_OPEN && c->proto && c->proto->on_timeout) {
         c->proto->on_timeout(c);
     } else {
@@ -545,10 +552,16 @@ void px_conn_timer(struct px_conn *c, uint64_t ms)
 {
     if (c->closing)
         return;
-    if (ms == 0)
-        uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, timer_cb, ms, 0);
+    if (ms == 0) {
+        c->deadline = 0; /* the armed timer, if any, finds nothing to do */
+        return;
+    }
+    uint64_t at = uv_now(&c->w->loop) + ms;
+    c->deadline = at;
+    if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_at <= at)
+        return; /* fires first and re-arms for the rest */
+    c->timer_at = at;
+    uv_timer_start(&c->timer, timer_cb, ms, 0);
 }
 
 int px_conn_snapshot_refresh(struct px_conn *c)
