@@ -192,7 +192,9 @@ void px_req_client_ip(struct px_req *r)
         cm_ip_format(&r->client_addr, r->client_ip);
     } else {
         r->client_addr = r->client->addr;
-        snprintf(r->client_ip, sizeof r->client_ip, "%s", r->client->ip);
+        size_t n = strnlen(r->client->ip, sizeof r->client_ip - 1); /* per request: no snprintf */
+        memcpy(r->client_ip, r->client->ip, n);
+        r->client_ip[n] = '\0';
     }
     if (m->client_ips.enabled)
         px_log_debug("client IP %s for %.*s (%s; peer %s)", r->client_ip, (int)r->path_len, r->path,

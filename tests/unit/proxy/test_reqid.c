@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -24,6 +25,16 @@ static void new_ids_are_unique_and_name_the_worker(void **state)
     assert_non_null(strstr(a, "-3-"));
     assert_non_null(strstr(c, "-7-"));
     assert_true(px_reqid_valid(a, la));
+    /* The counter is lowercase hex, one more per ID on this thread; the
+     * worker is hex too. */
+    unsigned long long na = strtoull(strrchr(a, '-') + 1, NULL, 16);
+    unsigned long long nb = strtoull(strrchr(b, '-') + 1, NULL, 16);
+    assert_int_equal(nb, na + 1);
+    assert_int_equal(strspn(strrchr(a, '-') + 1, "0123456789abcdef"), strlen(strrchr(a, '-') + 1));
+    char d[PX_REQID_SIZE];
+    size_t ld = px_reqid_new(d, 255);
+    assert_int_equal(ld, strlen(d));
+    assert_non_null(strstr(d, "-ff-"));
 }
 
 static void validity(void **state)
