@@ -46,13 +46,14 @@ static uint64_t id_hash(const unsigned char *id)
     return h;
 }
 
-/* Under store_mu. */
-static struct rc_cert_parsed *table_find(const unsigned char *id)
+/* Under store_mu. An entry that holds only facts (facts_only) is found
+ * only by a caller that wants no more (facts). */
+static struct rc_cert_parsed *table_find(const unsigned char *id, bool facts)
 {
     if (n_buckets == 0)
         return NULL;
     for (struct rc_cert_parsed *e = buckets[id_hash(id) & (n_buckets - 1)]; e; e = e->next)
-        if (memcmp(e->id, id, RC_CERTSTORE_ID_LEN) == 0)
+        if (memcmp(e->id, id, RC_CERTSTORE_ID_LEN) == 0 && (facts || !e->facts_only))
             return e;
     return NULL;
 }
@@ -480,10 +481,24 @@ struct job {
     struct rc_cert_parsed *out;
 };
 
+/* Keeps only e's facts: its OpenSSL objects are freed on the thread that
+ * made them (rc_certstore_acquire_facts()). */
+static void drop_objects(struct rc_cert_parsed *e)
+{
+    X509_free(e->leaf);
+    e->leaf = NULL;
+    sk_X509_pop_free(e->chain, X509_free);
+    e->chain = NULL;
+    EVP_PKEY_free(e->pkey);
+    e->pkey = NULL;
+    e->facts_only = true;
+}
+
 struct batch {
     struct job *jobs;
     size_t n;
     atomic_size_t next;
+    bool facts; /* keep only the facts of each entry */
 };
 
 static void *parse_worker(void *arg)
@@ -495,15 +510,17 @@ static void *parse_worker(void *arg)
         if (i >= b->n)
             break;
         b->jobs[i].out = parse_one(b->jobs[i].in, b->jobs[i].id, &c);
+        if (b->facts && b->jobs[i].out != NULL)
+            drop_objects(b->jobs[i].out);
     }
     dec_cache_cleanup(&c);
     return NULL;
 }
 
 /* Parses every job, on up to one thread per core (the caller's included). */
-static void parse_jobs(struct job *jobs, size_t n)
+static void parse_jobs(struct job *jobs, size_t n, bool facts)
 {
-    struct batch b = {.jobs = jobs, .n = n};
+    struct batch b = {.jobs = jobs, .n = n, .facts = facts};
     atomic_init(&b.next, 0);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     size_t want = n < PARALLEL_MIN || cores <= 1 ? 1 : (size_t)cores;
@@ -523,7 +540,8 @@ static void parse_jobs(struct job *jobs, size_t n)
         pthread_join(tid[i], NULL);
 }
 
-int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out)
+static int acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out,
+                   bool facts)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = NULL;
@@ -548,7 +566,7 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
     size_t n_jobs = 0;
     pthread_mutex_lock(&store_mu);
     for (size_t i = 0; i < n; i++) {
-        struct rc_cert_parsed *e = table_find(ids + i * RC_CERTSTORE_ID_LEN);
+        struct rc_cert_parsed *e = table_find(ids + i * RC_CERTSTORE_ID_LEN, facts);
         if (e != NULL) {
             e->refs++;
             out[i] = e;
@@ -561,7 +579,7 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
 
     int rc = 0;
     if (n_jobs > 0) {
-        parse_jobs(jobs, n_jobs);
+        parse_jobs(jobs, n_jobs, facts);
         pthread_mutex_lock(&store_mu);
         for (size_t j = 0; j < n_jobs; j++)
             if (jobs[j].out == NULL)
@@ -578,7 +596,7 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
                 continue;
             }
             /* The same input twice in one batch: the first one stays. */
-            struct rc_cert_parsed *had = table_find(e->id);
+            struct rc_cert_parsed *had = table_find(e->id, facts);
             if (had != NULL) {
                 entry_free(e);
                 e = had;
@@ -600,6 +618,17 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
     free(jobs);
     free(job_of);
     return rc;
+}
+
+int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out)
+{
+    return acquire(in, n, out, false);
+}
+
+int rc_certstore_acquire_facts(const struct rc_certstore_in *in, size_t n,
+                               struct rc_cert_parsed **out)
+{
+    return acquire(in, n, out, true);
 }
 
 struct rc_cert_parsed *rc_cert_parsed_ref(struct rc_cert_parsed *e)

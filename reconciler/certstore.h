@@ -69,6 +69,9 @@ struct rc_cert_parsed {
     size_t n_tls_names;
     int curve_nid;  /* the EC key's curve (NID), NID_undef otherwise */
     bool weak_hash; /* signed with MD5 (or older) */
+    /* Made by rc_certstore_acquire_facts(): leaf, chain and pkey are NULL
+     * (freed once the facts were taken), whatever status says. */
+    bool facts_only;
     /* Store bookkeeping (under the store's mutex). */
     size_t refs;
     struct rc_cert_parsed *next;
@@ -97,6 +100,18 @@ void rc_certstore_id(const char *cert_pem, size_t cert_len, const char *key_pem,
  * taken and out is left NULL-filled). Any thread; parsing is bounded by
  * the number of cores. */
 int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out);
+
+/* rc_certstore_acquire() for a caller that reads only the facts (the
+ * validator of a one-shot load: cert.c, rc_load_opts.release_parsed). An
+ * input not in the store is parsed and its OpenSSL objects (leaf, chain,
+ * key) are freed at once, on the thread that parsed it, leaving an entry
+ * with facts_only set: a whole batch then holds facts only (about 0.5 KiB
+ * a certificate instead of 9) and is parsed in one go on every core. An
+ * entry with its objects serves too. rc_certstore_acquire() never returns
+ * a facts_only entry (it parses that input again), so no TLS context gets
+ * one. Same contract otherwise. */
+int rc_certstore_acquire_facts(const struct rc_certstore_in *in, size_t n,
+                               struct rc_cert_parsed **out);
 
 /* Takes another reference to e. Any thread. */
 struct rc_cert_parsed *rc_cert_parsed_ref(struct rc_cert_parsed *e);

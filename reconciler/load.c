@@ -999,7 +999,8 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         }
         n_read++;
         f->settled = rc_fid_settled(&f->id, &start) && (off_t)len == sb.st_size;
-        if (f->settled && S.root) {
+        /* One-shot (validate): no later load asks (filecache.h). */
+        if (f->settled && S.root && !o->release_parsed) {
             char want[PATH_MAX];
             if (snprintf(want, sizeof(want), "%s/%s", S.root, rel) < (int)sizeof(want))
                 f->watchable = rc_watchable(file, &sb, rel, want);
