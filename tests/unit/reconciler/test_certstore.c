@@ -351,6 +351,74 @@ static void test_batch_parses_in_parallel(void **state)
     }
 }
 
+/* A one-shot load's batch (rc_certstore_acquire_facts()): the facts, with
+ * no OpenSSL object kept; a TLS context's acquire never takes such an
+ * entry (it parses the input again), while a facts acquire takes a full
+ * entry that is there. */
+static void test_facts_only_batch(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    char *certs[N], *keys[N];
+    struct rc_certstore_in in[N];
+    struct rc_cert_parsed *facts[N], *full[N], *again[N];
+    EVP_PKEY *k[N];
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%zu.example", i);
+        k[i] = key_ec();
+        X509 *x = ut_make_cert(k[i], name, NULL, NULL, NULL, false, 90);
+        certs[i] = ut_pem_certs(x, NULL);
+        /* The last one's key is another's: the mismatch is still found. */
+        keys[i] = pem_key(i == N - 1 ? k[0] : k[i], PKCS8);
+        X509_free(x);
+        in[i] = input(certs[i], keys[i]);
+    }
+    size_t before = parsed_count(), entries = entry_count();
+    assert_int_equal(rc_certstore_acquire_facts(in, N, facts), 0);
+    assert_int_equal(parsed_count(), before + N);
+    assert_int_equal(entry_count(), entries + N);
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%zu.example", i);
+        assert_true(facts[i]->facts_only);
+        assert_null(facts[i]->leaf);
+        assert_null(facts[i]->pkey);
+        assert_null(facts[i]->chain);
+        assert_int_equal(facts[i]->status,
+                         i == N - 1 ? RC_CERT_PARSE_KEY_MISMATCH : RC_CERT_PARSE_OK);
+        assert_string_equal(facts[i]->dns_names[0], name);
+        assert_int_equal(strlen(facts[i]->fingerprint_sha256), 64);
+        assert_int_equal(facts[i]->pub_bits, 256);
+        assert_true(facts[i]->not_after > facts[i]->not_before);
+    }
+    /* A TLS context's acquire: parsed again, objects kept, same facts. */
+    assert_int_equal(rc_certstore_acquire(in, N, full), 0);
+    assert_int_equal(parsed_count(), before + 2 * N);
+    for (size_t i = 0; i < N; i++) {
+        assert_ptr_not_equal(full[i], facts[i]);
+        assert_false(full[i]->facts_only);
+        assert_non_null(full[i]->leaf);
+        assert_string_equal(full[i]->fingerprint_sha256, facts[i]->fingerprint_sha256);
+        if (i < N - 1)
+            assert_int_equal(EVP_PKEY_eq(full[i]->pkey, k[i]), 1);
+    }
+    /* Facts again: found in the store, nothing parsed. */
+    assert_int_equal(rc_certstore_acquire_facts(in, N, again), 0);
+    assert_int_equal(parsed_count(), before + 2 * N);
+    for (size_t i = 0; i < N; i++) {
+        rc_cert_parsed_unref(facts[i]);
+        rc_cert_parsed_unref(full[i]);
+        rc_cert_parsed_unref(again[i]);
+    }
+    assert_int_equal(rc_certstore_sweep(), 2 * N);
+    for (size_t i = 0; i < N; i++) {
+        free(certs[i]);
+        free(keys[i]);
+        EVP_PKEY_free(k[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +428,7 @@ int main(void)
         cmocka_unit_test_teardown(test_key_forms, teardown),
         cmocka_unit_test_teardown(test_chain_and_ca_facts, teardown),
         cmocka_unit_test_teardown(test_batch_parses_in_parallel, teardown),
+        cmocka_unit_test_teardown(test_facts_only_batch, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
