@@ -113,6 +113,28 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
 int rc_certstore_acquire_facts(const struct rc_certstore_in *in, size_t n,
                                struct rc_cert_parsed **out);
 
+/* Parsing ahead: while a cold load (nothing to reuse) reads and checks
+ * its manifests on the calling thread, the certificates its documents
+ * name are read and parsed into the store on the other cores, so that the
+ * load's rc_certstore_acquire() finds them (on 2 cores the load's serial
+ * part and the parse overlap). cert_paths[i] and key_paths[i] (NULL: no
+ * key) are read as the load reads them (regular files, at most 1 MiB);
+ * what cannot be read is left to the load, which reports it. facts: as
+ * rc_certstore_acquire_facts(). An entry parsed ahead is like one nobody
+ * references: the load takes it, or a sweep frees it. The first
+ * rc_certstore_acquire() (either kind) stops the parse ahead: what it
+ * finished is in the store, and the acquire parses the rest on every
+ * core. Returns NULL when there is nothing to gain (one core, few inputs,
+ * one running already, out of memory). Agent thread only (the one that
+ * acquires): paths are copied. */
+struct rc_certstore_ahead;
+struct rc_certstore_ahead *rc_certstore_ahead_start(const char *const *cert_paths,
+                                                    const char *const *key_paths, size_t n,
+                                                    bool facts);
+
+/* Stops a parse ahead (when no acquire did) and frees it; a may be NULL. */
+void rc_certstore_ahead_end(struct rc_certstore_ahead *a);
+
 /* Takes another reference to e. Any thread. */
 struct rc_cert_parsed *rc_cert_parsed_ref(struct rc_cert_parsed *e);
 
