@@ -712,8 +712,10 @@ struct rc_certstore_ahead {
     bool joined;
 };
 
-/* The parse ahead running, if any: rc_certstore_acquire() stops it. Only
- * the thread that starts and joins it (the agent's) touches this. */
+/* The parse ahead running, if any: rc_certstore_acquire() stops it. Under
+ * ahead_mu (an acquire from another thread than the one that started it
+ * must not join it twice); its workers never take ahead_mu. */
+static pthread_mutex_t ahead_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rc_certstore_ahead *ahead_running;
 
 /* The bytes of path, NULL when it cannot be read (the load reports that). */
@@ -798,7 +800,10 @@ struct rc_certstore_ahead *rc_certstore_ahead_start(const char *const *cert_path
         want = MAX_PARSE_THREADS;
     if (want > n / PARALLEL_MIN)
         want = n / PARALLEL_MIN;
-    if (want == 0 || ahead_running != NULL)
+    pthread_mutex_lock(&ahead_mu);
+    bool busy = ahead_running != NULL;
+    pthread_mutex_unlock(&ahead_mu);
+    if (want == 0 || busy)
         return NULL;
     struct rc_certstore_ahead *a = calloc(1, sizeof *a);
     if (a == NULL || (a->items = calloc(n, sizeof *a->items)) == NULL) {
@@ -828,11 +833,13 @@ struct rc_certstore_ahead *rc_certstore_ahead_start(const char *const *cert_path
         free(a);
         return NULL;
     }
+    pthread_mutex_lock(&ahead_mu);
     ahead_running = a;
+    pthread_mutex_unlock(&ahead_mu);
     return a;
 }
 
-/* Stops a and waits for the items in flight; idempotent. */
+/* Stops a and waits for the items in flight; idempotent. Under ahead_mu. */
 static void ahead_join(struct rc_certstore_ahead *a)
 {
     if (a->joined)
@@ -847,15 +854,19 @@ static void ahead_join(struct rc_certstore_ahead *a)
 
 static void ahead_stop(void)
 {
+    pthread_mutex_lock(&ahead_mu);
     if (ahead_running != NULL)
         ahead_join(ahead_running);
+    pthread_mutex_unlock(&ahead_mu);
 }
 
 void rc_certstore_ahead_end(struct rc_certstore_ahead *a)
 {
     if (a == NULL)
         return;
+    pthread_mutex_lock(&ahead_mu);
     ahead_join(a);
+    pthread_mutex_unlock(&ahead_mu);
     ahead_free_items(a);
     free(a);
 }

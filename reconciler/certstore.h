@@ -125,8 +125,8 @@ int rc_certstore_acquire_facts(const struct rc_certstore_in *in, size_t n,
  * rc_certstore_acquire() (either kind) stops the parse ahead: what it
  * finished is in the store, and the acquire parses the rest on every
  * core. Returns NULL when there is nothing to gain (one core, few inputs,
- * one running already, out of memory). Agent thread only (the one that
- * acquires): paths are copied. */
+ * one running already, out of memory). Paths are copied. Any thread;
+ * one parse ahead at a time per process. */
 struct rc_certstore_ahead;
 struct rc_certstore_ahead *rc_certstore_ahead_start(const char *const *cert_paths,
                                                     const char *const *key_paths, size_t n,

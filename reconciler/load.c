@@ -889,8 +889,12 @@ static struct rc_certstore_ahead *parse_ahead(const struct docs *D, bool facts)
         if (d->lazy)
             continue;
         yaml_node_t *root = yaml_document_get_root_node(&d->y);
+        const char *api = rc_y_str(rc_y_get(&d->y, root, "apiVersion"));
         const char *kind = rc_y_str(rc_y_get(&d->y, root, "kind"));
-        if (kind == NULL || strcmp(kind, "Certificate") != 0)
+        /* albd's only: another API's Certificate (cert-manager's) names no
+         * file albd reads. */
+        if (api == NULL || strncmp(api, "albd/", 5) != 0 || kind == NULL ||
+            strcmp(kind, "Certificate") != 0)
             continue;
         yaml_node_t *spec = rc_y_get(&d->y, root, "spec");
         yaml_node_t *files = rc_y_get(&d->y, rc_y_get(&d->y, spec, "source"), "files");
