@@ -83,6 +83,8 @@ static int read_pem(struct rc_load *L, struct rc_doc *d, yaml_node_t *n, const c
     if (abs == NULL)
         return -2;
     *hash = cm_hash_str(abs);
+    if (L->release_parsed)
+        rc_filecache_one_shot(L->files);
     /* The path and bytes come back shared by every certificate of this
      * load that names the same file (one key for 10,000 certificates). */
     int rc = rc_filecache_read(L->files, L->arena, abs, *hash, path, pem, len);
@@ -409,10 +411,6 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     return rc;
 }
 
-/* Certificates parsed together when rc_load.release_parsed: enough to keep
- * every core busy, few enough that their parsed keys stay a few MiB. */
-#define RELEASE_CHUNK 256
-
 int rc_finish_certificates(struct rc_load *L)
 {
     struct rc_cert_batch *b = L->cert_batch;
@@ -430,24 +428,26 @@ int rc_finish_certificates(struct rc_load *L)
                                          .key_len = c->key_pem_len,
                                          .id = c->store_id};
     }
-    size_t chunk = L->release_parsed ? RELEASE_CHUNK : b->n;
+    /* A one-shot load (validate) needs the facts only: the parse frees
+     * each certificate's OpenSSL objects as it goes (9 KiB each), so the
+     * whole batch is parsed at once on every core, and the sweep after it
+     * leaves the store as it found it. A serving load keeps the parse for
+     * its TLS contexts. */
+    if ((L->release_parsed ? rc_certstore_acquire_facts(in, b->n, e)
+                           : rc_certstore_acquire(in, b->n, e)) != 0)
+        return -1;
     int rc = 0;
-    for (size_t at = 0; at < b->n; at += chunk) {
-        size_t n = b->n - at < chunk ? b->n - at : chunk;
-        if (rc_certstore_acquire(in + at, n, e + at) != 0)
-            return -1;
-        for (size_t i = at; i < at + n; i++) {
-            struct rc_cert_todo *t = &b->v[i];
-            int frc = rc == 0 ? facts_from(L, t->d, t->c, e[i], t->files, t->where, t->wpath) : 0;
-            if (frc == -2)
-                rc = -1;
-            else if (rc == 0 && frc != -3)
-                after_checks(L, t->d, t->c, t->where, t->wpath, t->rc);
-            rc_cert_parsed_unref(e[i]);
-        }
-        if (L->release_parsed)
-            rc_certstore_sweep();
+    for (size_t i = 0; i < b->n; i++) {
+        struct rc_cert_todo *t = &b->v[i];
+        int frc = rc == 0 ? facts_from(L, t->d, t->c, e[i], t->files, t->where, t->wpath) : 0;
+        if (frc == -2)
+            rc = -1;
+        else if (rc == 0 && frc != -3)
+            after_checks(L, t->d, t->c, t->where, t->wpath, t->rc);
+        rc_cert_parsed_unref(e[i]);
     }
+    if (L->release_parsed)
+        rc_certstore_sweep();
     b->n = 0;
     return rc;
 }

@@ -24,9 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/hostname.h"
+#include "reconciler/readall.h"
 
 /* At most this many threads parse one batch (the agent's own included). */
 #define MAX_PARSE_THREADS 16
@@ -46,13 +48,14 @@ static uint64_t id_hash(const unsigned char *id)
     return h;
 }
 
-/* Under store_mu. */
-static struct rc_cert_parsed *table_find(const unsigned char *id)
+/* Under store_mu. An entry that holds only facts (facts_only) is found
+ * only by a caller that wants no more (facts). */
+static struct rc_cert_parsed *table_find(const unsigned char *id, bool facts)
 {
     if (n_buckets == 0)
         return NULL;
     for (struct rc_cert_parsed *e = buckets[id_hash(id) & (n_buckets - 1)]; e; e = e->next)
-        if (memcmp(e->id, id, RC_CERTSTORE_ID_LEN) == 0)
+        if (memcmp(e->id, id, RC_CERTSTORE_ID_LEN) == 0 && (facts || !e->facts_only))
             return e;
     return NULL;
 }
@@ -480,10 +483,24 @@ struct job {
     struct rc_cert_parsed *out;
 };
 
+/* Keeps only e's facts: its OpenSSL objects are freed on the thread that
+ * made them (rc_certstore_acquire_facts()). */
+static void drop_objects(struct rc_cert_parsed *e)
+{
+    X509_free(e->leaf);
+    e->leaf = NULL;
+    sk_X509_pop_free(e->chain, X509_free);
+    e->chain = NULL;
+    EVP_PKEY_free(e->pkey);
+    e->pkey = NULL;
+    e->facts_only = true;
+}
+
 struct batch {
     struct job *jobs;
     size_t n;
     atomic_size_t next;
+    bool facts; /* keep only the facts of each entry */
 };
 
 static void *parse_worker(void *arg)
@@ -495,15 +512,17 @@ static void *parse_worker(void *arg)
         if (i >= b->n)
             break;
         b->jobs[i].out = parse_one(b->jobs[i].in, b->jobs[i].id, &c);
+        if (b->facts && b->jobs[i].out != NULL)
+            drop_objects(b->jobs[i].out);
     }
     dec_cache_cleanup(&c);
     return NULL;
 }
 
 /* Parses every job, on up to one thread per core (the caller's included). */
-static void parse_jobs(struct job *jobs, size_t n)
+static void parse_jobs(struct job *jobs, size_t n, bool facts)
 {
-    struct batch b = {.jobs = jobs, .n = n};
+    struct batch b = {.jobs = jobs, .n = n, .facts = facts};
     atomic_init(&b.next, 0);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     size_t want = n < PARALLEL_MIN || cores <= 1 ? 1 : (size_t)cores;
@@ -523,12 +542,18 @@ static void parse_jobs(struct job *jobs, size_t n)
         pthread_join(tid[i], NULL);
 }
 
-int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out)
+static void ahead_stop(void);
+
+static int acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out,
+                   bool facts)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = NULL;
     if (n == 0)
         return 0;
+    /* What the parse ahead finished is in the table; the rest is parsed
+     * here, on every core. */
+    ahead_stop();
     unsigned char *ids = malloc(n * RC_CERTSTORE_ID_LEN);
     struct job *jobs = malloc(n * sizeof *jobs);
     size_t *job_of = malloc(n * sizeof *job_of);
@@ -548,7 +573,7 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
     size_t n_jobs = 0;
     pthread_mutex_lock(&store_mu);
     for (size_t i = 0; i < n; i++) {
-        struct rc_cert_parsed *e = table_find(ids + i * RC_CERTSTORE_ID_LEN);
+        struct rc_cert_parsed *e = table_find(ids + i * RC_CERTSTORE_ID_LEN, facts);
         if (e != NULL) {
             e->refs++;
             out[i] = e;
@@ -561,7 +586,7 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
 
     int rc = 0;
     if (n_jobs > 0) {
-        parse_jobs(jobs, n_jobs);
+        parse_jobs(jobs, n_jobs, facts);
         pthread_mutex_lock(&store_mu);
         for (size_t j = 0; j < n_jobs; j++)
             if (jobs[j].out == NULL)
@@ -578,7 +603,7 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
                 continue;
             }
             /* The same input twice in one batch: the first one stays. */
-            struct rc_cert_parsed *had = table_find(e->id);
+            struct rc_cert_parsed *had = table_find(e->id, facts);
             if (had != NULL) {
                 entry_free(e);
                 e = had;
@@ -600,6 +625,17 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
     free(jobs);
     free(job_of);
     return rc;
+}
+
+int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out)
+{
+    return acquire(in, n, out, false);
+}
+
+int rc_certstore_acquire_facts(const struct rc_certstore_in *in, size_t n,
+                               struct rc_cert_parsed **out)
+{
+    return acquire(in, n, out, true);
 }
 
 struct rc_cert_parsed *rc_cert_parsed_ref(struct rc_cert_parsed *e)
@@ -654,4 +690,183 @@ void rc_certstore_stats(struct rc_certstore_stats *out)
     out->entries = n_entries;
     out->parsed = n_parsed;
     pthread_mutex_unlock(&store_mu);
+}
+
+/* ---- parsing ahead ------------------------------------------------------ */
+
+/* Larger than any certificate or key file a load reads (filecache.c). */
+#define AHEAD_MAX_FILE (1u << 20)
+
+struct ahead_item {
+    char *cert_path, *key_path; /* key_path may be NULL */
+};
+
+struct rc_certstore_ahead {
+    struct ahead_item *items;
+    size_t n;
+    atomic_size_t next;
+    atomic_bool stop;
+    bool facts;
+    pthread_t tid[MAX_PARSE_THREADS];
+    size_t n_threads;
+    bool joined;
+};
+
+/* The parse ahead running, if any: rc_certstore_acquire() stops it. Under
+ * ahead_mu (an acquire from another thread than the one that started it
+ * must not join it twice); its workers never take ahead_mu. */
+static pthread_mutex_t ahead_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rc_certstore_ahead *ahead_running;
+
+/* The bytes of path, NULL when it cannot be read (the load reports that). */
+static char *ahead_read(const char *path, bool secret, size_t *len)
+{
+    struct stat st;
+    int fd = rc_open_regular(path, &st);
+    if (fd < 0)
+        return NULL;
+    char *buf = NULL;
+    int rc =
+        rc_read_all(fd, st.st_size > 0 ? (size_t)st.st_size : 0, AHEAD_MAX_FILE, secret, &buf, len);
+    close(fd);
+    return rc == 0 ? buf : NULL;
+}
+
+static void ahead_one(const struct ahead_item *it, bool facts, struct dec_cache *c)
+{
+    size_t clen = 0, klen = 0;
+    char *cert = ahead_read(it->cert_path, false, &clen);
+    char *key = cert && it->key_path ? ahead_read(it->key_path, true, &klen) : NULL;
+    if (cert == NULL || (it->key_path && key == NULL))
+        goto out;
+    struct rc_certstore_in in = {
+        .cert_pem = cert, .cert_len = clen, .key_pem = key, .key_len = klen};
+    unsigned char id[RC_CERTSTORE_ID_LEN];
+    rc_certstore_id(cert, clen, key, klen, id);
+    pthread_mutex_lock(&store_mu);
+    bool have = table_find(id, facts) != NULL;
+    pthread_mutex_unlock(&store_mu);
+    struct rc_cert_parsed *e = have ? NULL : parse_one(&in, id, c);
+    if (e == NULL)
+        goto out;
+    if (facts)
+        drop_objects(e);
+    pthread_mutex_lock(&store_mu);
+    n_parsed++;
+    if (table_find(id, facts) != NULL || table_reserve(1) != 0) {
+        entry_free(e);
+    } else {
+        table_insert(e); /* refs 0: rc_certstore_acquire() takes it, or a sweep frees it */
+    }
+    pthread_mutex_unlock(&store_mu);
+out:
+    if (key != NULL) {
+        OPENSSL_cleanse(key, klen);
+        free(key);
+    }
+    free(cert);
+}
+
+static void *ahead_worker(void *arg)
+{
+    struct rc_certstore_ahead *a = arg;
+    struct dec_cache c = {.n = 0};
+    while (!atomic_load_explicit(&a->stop, memory_order_relaxed)) {
+        size_t i = atomic_fetch_add_explicit(&a->next, 1, memory_order_relaxed);
+        if (i >= a->n)
+            break;
+        ahead_one(&a->items[i], a->facts, &c);
+    }
+    dec_cache_cleanup(&c);
+    return NULL;
+}
+
+static void ahead_free_items(struct rc_certstore_ahead *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->items[i].cert_path);
+        free(a->items[i].key_path);
+    }
+    free(a->items);
+}
+
+struct rc_certstore_ahead *rc_certstore_ahead_start(const char *const *cert_paths,
+                                                    const char *const *key_paths, size_t n,
+                                                    bool facts)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t want = cores > 1 ? (size_t)cores - 1 : 0; /* the caller's core is busy loading */
+    if (want > MAX_PARSE_THREADS)
+        want = MAX_PARSE_THREADS;
+    if (want > n / PARALLEL_MIN)
+        want = n / PARALLEL_MIN;
+    pthread_mutex_lock(&ahead_mu);
+    bool busy = ahead_running != NULL;
+    pthread_mutex_unlock(&ahead_mu);
+    if (want == 0 || busy)
+        return NULL;
+    struct rc_certstore_ahead *a = calloc(1, sizeof *a);
+    if (a == NULL || (a->items = calloc(n, sizeof *a->items)) == NULL) {
+        free(a);
+        return NULL;
+    }
+    a->facts = facts;
+    atomic_init(&a->next, 0);
+    atomic_init(&a->stop, false);
+    for (size_t i = 0; i < n; i++, a->n++) {
+        a->items[i].cert_path = strdup(cert_paths[i]);
+        a->items[i].key_path = key_paths[i] ? strdup(key_paths[i]) : NULL;
+        if (a->items[i].cert_path == NULL || (key_paths[i] && a->items[i].key_path == NULL)) {
+            a->n++;
+            ahead_free_items(a);
+            free(a);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < want; i++) {
+        if (pthread_create(&a->tid[a->n_threads], NULL, ahead_worker, a) != 0)
+            break;
+        a->n_threads++;
+    }
+    if (a->n_threads == 0) {
+        ahead_free_items(a);
+        free(a);
+        return NULL;
+    }
+    pthread_mutex_lock(&ahead_mu);
+    ahead_running = a;
+    pthread_mutex_unlock(&ahead_mu);
+    return a;
+}
+
+/* Stops a and waits for the items in flight; idempotent. Under ahead_mu. */
+static void ahead_join(struct rc_certstore_ahead *a)
+{
+    if (a->joined)
+        return;
+    atomic_store(&a->stop, true);
+    for (size_t i = 0; i < a->n_threads; i++)
+        pthread_join(a->tid[i], NULL);
+    a->joined = true;
+    if (ahead_running == a)
+        ahead_running = NULL;
+}
+
+static void ahead_stop(void)
+{
+    pthread_mutex_lock(&ahead_mu);
+    if (ahead_running != NULL)
+        ahead_join(ahead_running);
+    pthread_mutex_unlock(&ahead_mu);
+}
+
+void rc_certstore_ahead_end(struct rc_certstore_ahead *a)
+{
+    if (a == NULL)
+        return;
+    pthread_mutex_lock(&ahead_mu);
+    ahead_join(a);
+    pthread_mutex_unlock(&ahead_mu);
+    ahead_free_items(a);
+    free(a);
 }

@@ -69,6 +69,9 @@ struct rc_cert_parsed {
     size_t n_tls_names;
     int curve_nid;  /* the EC key's curve (NID), NID_undef otherwise */
     bool weak_hash; /* signed with MD5 (or older) */
+    /* Made by rc_certstore_acquire_facts(): leaf, chain and pkey are NULL
+     * (freed once the facts were taken), whatever status says. */
+    bool facts_only;
     /* Store bookkeeping (under the store's mutex). */
     size_t refs;
     struct rc_cert_parsed *next;
@@ -97,6 +100,40 @@ void rc_certstore_id(const char *cert_pem, size_t cert_len, const char *key_pem,
  * taken and out is left NULL-filled). Any thread; parsing is bounded by
  * the number of cores. */
 int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_cert_parsed **out);
+
+/* rc_certstore_acquire() for a caller that reads only the facts (the
+ * validator of a one-shot load: cert.c, rc_load_opts.release_parsed). An
+ * input not in the store is parsed and its OpenSSL objects (leaf, chain,
+ * key) are freed at once, on the thread that parsed it, leaving an entry
+ * with facts_only set: a whole batch then holds facts only (about 0.5 KiB
+ * a certificate instead of 9) and is parsed in one go on every core. An
+ * entry with its objects serves too. rc_certstore_acquire() never returns
+ * a facts_only entry (it parses that input again), so no TLS context gets
+ * one. Same contract otherwise. */
+int rc_certstore_acquire_facts(const struct rc_certstore_in *in, size_t n,
+                               struct rc_cert_parsed **out);
+
+/* Parsing ahead: while a cold load (nothing to reuse) reads and checks
+ * its manifests on the calling thread, the certificates its documents
+ * name are read and parsed into the store on the other cores, so that the
+ * load's rc_certstore_acquire() finds them (on 2 cores the load's serial
+ * part and the parse overlap). cert_paths[i] and key_paths[i] (NULL: no
+ * key) are read as the load reads them (regular files, at most 1 MiB);
+ * what cannot be read is left to the load, which reports it. facts: as
+ * rc_certstore_acquire_facts(). An entry parsed ahead is like one nobody
+ * references: the load takes it, or a sweep frees it. The first
+ * rc_certstore_acquire() (either kind) stops the parse ahead: what it
+ * finished is in the store, and the acquire parses the rest on every
+ * core. Returns NULL when there is nothing to gain (one core, few inputs,
+ * one running already, out of memory). Paths are copied. Any thread;
+ * one parse ahead at a time per process. */
+struct rc_certstore_ahead;
+struct rc_certstore_ahead *rc_certstore_ahead_start(const char *const *cert_paths,
+                                                    const char *const *key_paths, size_t n,
+                                                    bool facts);
+
+/* Stops a parse ahead (when no acquire did) and frees it; a may be NULL. */
+void rc_certstore_ahead_end(struct rc_certstore_ahead *a);
 
 /* Takes another reference to e. Any thread. */
 struct rc_cert_parsed *rc_cert_parsed_ref(struct rc_cert_parsed *e);

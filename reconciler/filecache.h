@@ -83,6 +83,11 @@ struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
                                       const struct rc_changes *changes);
 void rc_filecache_free(struct rc_filecache *fc);
 
+/* The load is a one-shot command's (rc_load_opts.release_parsed): no later
+ * load takes its records, so whether a file is watchable (changes.h) is
+ * not worked out; its files all record watchable false. */
+void rc_filecache_one_shot(struct rc_filecache *fc);
+
 /* The bytes of path (hash: cm_hash_str(path)) (NUL-terminated) in *out
  * and *len, and path itself in *apath; both in arena a and shared by
  * every call for the same path and arena in this load, so that 10,000

@@ -17,6 +17,7 @@
 #include "common/hash.h"
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
+#include "reconciler/certstore.h"
 #include "reconciler/ignore.h"
 #include "reconciler/loadset.h"
 #include "reconciler/model-t.h"
@@ -860,6 +861,69 @@ static bool foreign(struct rc_doc *d, bool refuse, struct rc_errs *errs)
     return true;
 }
 
+/* Fewer certificates than this are parsed by the load alone. */
+#define AHEAD_MIN 32
+
+/* p resolved as cert.c does (relative to the manifest's folder dir),
+ * malloc'd; NULL when out of memory. */
+static char *abs_path(const char *dir, const char *p)
+{
+    char *out = NULL;
+    if (p[0] == '/')
+        return strdup(p);
+    return asprintf(&out, "%s/%s", dir, p) < 0 ? NULL : out;
+}
+
+/* The certificate and key files of D's Certificate documents that take
+ * them from files, as cert.c resolves them (relative to the manifest's
+ * folder), handed to a parse ahead (certstore.h) so that the load finds
+ * them parsed. Only the paths are read here: a document the schema will
+ * refuse is at worst parsed for nothing. NULL when there is nothing to
+ * start. */
+static struct rc_certstore_ahead *parse_ahead(const struct docs *D, bool facts)
+{
+    char **cert = calloc(D->n + 1, sizeof *cert), **key = calloc(D->n + 1, sizeof *key);
+    size_t n = 0;
+    for (size_t i = 0; cert && key && i < D->n; i++) {
+        struct rc_doc *d = D->v[i];
+        if (d->lazy)
+            continue;
+        yaml_node_t *root = yaml_document_get_root_node(&d->y);
+        const char *api = rc_y_str(rc_y_get(&d->y, root, "apiVersion"));
+        const char *kind = rc_y_str(rc_y_get(&d->y, root, "kind"));
+        /* albd's only: another API's Certificate (cert-manager's) names no
+         * file albd reads. */
+        if (api == NULL || strncmp(api, "albd/", 5) != 0 || kind == NULL ||
+            strcmp(kind, "Certificate") != 0)
+            continue;
+        yaml_node_t *spec = rc_y_get(&d->y, root, "spec");
+        yaml_node_t *files = rc_y_get(&d->y, rc_y_get(&d->y, spec, "source"), "files");
+        const char *c = rc_y_str(rc_y_get(&d->y, files, "certificate"));
+        const char *k = rc_y_str(rc_y_get(&d->y, files, "privateKey"));
+        if (c == NULL || c[0] == '\0' || (k && k[0] == '\0'))
+            continue;
+        cert[n] = abs_path(d->dir, c);
+        key[n] = k ? abs_path(d->dir, k) : NULL;
+        if (cert[n] == NULL || (k && key[n] == NULL)) {
+            free(cert[n]);
+            free(key[n]);
+            cert[n] = key[n] = NULL;
+            break; /* out of memory: the load parses the rest */
+        }
+        n++;
+    }
+    struct rc_certstore_ahead *a = NULL;
+    if (n >= AHEAD_MIN)
+        a = rc_certstore_ahead_start((const char *const *)cert, (const char *const *)key, n, facts);
+    for (size_t i = 0; cert && key && i < n; i++) {
+        free(cert[i]);
+        free(key[i]);
+    }
+    free(cert);
+    free(key);
+    return a;
+}
+
 static void oom(struct rc_errs *errs)
 {
     rc_errs_add(errs, RC_ERROR, NULL, NULL, NULL, NULL, "out of memory while loading manifests");
@@ -999,7 +1063,8 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         }
         n_read++;
         f->settled = rc_fid_settled(&f->id, &start) && (off_t)len == sb.st_size;
-        if (f->settled && S.root) {
+        /* One-shot (validate): no later load asks (filecache.h). */
+        if (f->settled && S.root && !o->release_parsed) {
             char want[PATH_MAX];
             if (snprintf(want, sizeof(want), "%s/%s", S.root, rel) < (int)sizeof(want))
                 f->watchable = rc_watchable(file, &sb, rel, want);
@@ -1039,6 +1104,11 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     }
     S.docs = D.v;
     S.n_docs = D.n;
+    /* A cold load (nothing to reuse: a start, validate) parses its
+     * certificates on the other cores while this thread checks and builds
+     * (certstore.h). */
+    struct rc_certstore_ahead *ahead =
+        !failed && !w.top_failed && prev_src == NULL ? parse_ahead(&D, o->release_parsed) : NULL;
 
     size_t n_albd = 0;
     for (size_t i = 0; i < S.n_docs && !failed; i++) {
@@ -1064,6 +1134,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         oom(errs);
     else if (!w.top_failed)
         rc = rc_contain_build(&S, o, out, errs, st);
+    rc_certstore_ahead_end(ahead);
     /* The real path: documents' folders are real paths (abs_dir_of), so
      * `-m manifests` and `-m /abs/manifests` export the same. */
     if (rc >= 0 && *out &&

@@ -62,10 +62,13 @@ struct rc_load_opts {
      * checkout without keys); false: an error (run, validate). */
     bool keys_optional;
     /* A one-shot command (validate, plan): no TLS context will take the
-     * parsed certificates, so the store frees them as the load goes, a chunk
-     * of certificates at a time (certstore.h rc_certstore_sweep()): peak
-     * memory holds one chunk parsed, not every certificate. Never set in a
-     * process that serves (the sweep is process-wide). */
+     * parsed certificates, so the load keeps only their facts, freeing each
+     * one's OpenSSL objects as it is parsed (certstore.h
+     * rc_certstore_acquire_facts()), and sweeps the store after: peak
+     * memory holds no parsed key. Never set in a process that serves (the
+     * sweep is process-wide). No later load takes
+     * the model's records either, so what only such a load would use
+     * (whether files are watchable: changes.h) is not worked out. */
     bool release_parsed;
 };
 

@@ -1,8 +1,10 @@
 /* Certificates of a load (cert.c): a one-shot load
- * (rc_load_opts.release_parsed, as `albd validate` does it) parses its
- * certificates a chunk at a time and leaves none in the store of parsed
+ * (rc_load_opts.release_parsed, as `albd validate` does it) keeps only the
+ * facts of its certificates and leaves none in the store of parsed
  * certificates, every certificate still with its facts; a load for a
- * process that serves leaves them in the store for its TLS contexts. */
+ * process that serves leaves them in the store for its TLS contexts. Both
+ * are cold loads, so their certificates are parsed ahead too
+ * (certstore.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +21,7 @@
 #include "reconciler/rc.h"
 #include "test_files.h"
 
-/* More than one chunk of cert.c's RELEASE_CHUNK (256). */
+/* Enough for a parse ahead (load.c AHEAD_MIN) and the parse threads. */
 #define N_CERTS 300
 
 static char dir[256];

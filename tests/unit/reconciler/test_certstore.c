@@ -24,6 +24,7 @@
 
 #include "../lib/x509_fixture.h"
 #include "reconciler/certstore.h"
+#include "test_files.h"
 
 /* ---- certificate factory ------------------------------------------------ */
 
@@ -351,6 +352,141 @@ static void test_batch_parses_in_parallel(void **state)
     }
 }
 
+/* A one-shot load's batch (rc_certstore_acquire_facts()): the facts, with
+ * no OpenSSL object kept; a TLS context's acquire never takes such an
+ * entry (it parses the input again), while a facts acquire takes a full
+ * entry that is there. */
+static void test_facts_only_batch(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    char *certs[N], *keys[N];
+    struct rc_certstore_in in[N];
+    struct rc_cert_parsed *facts[N], *full[N], *again[N];
+    EVP_PKEY *k[N];
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%zu.example", i);
+        k[i] = key_ec();
+        X509 *x = ut_make_cert(k[i], name, NULL, NULL, NULL, false, 90);
+        certs[i] = ut_pem_certs(x, NULL);
+        /* The last one's key is another's: the mismatch is still found. */
+        keys[i] = pem_key(i == N - 1 ? k[0] : k[i], PKCS8);
+        X509_free(x);
+        in[i] = input(certs[i], keys[i]);
+    }
+    size_t before = parsed_count(), entries = entry_count();
+    assert_int_equal(rc_certstore_acquire_facts(in, N, facts), 0);
+    assert_int_equal(parsed_count(), before + N);
+    assert_int_equal(entry_count(), entries + N);
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%zu.example", i);
+        assert_true(facts[i]->facts_only);
+        assert_null(facts[i]->leaf);
+        assert_null(facts[i]->pkey);
+        assert_null(facts[i]->chain);
+        assert_int_equal(facts[i]->status,
+                         i == N - 1 ? RC_CERT_PARSE_KEY_MISMATCH : RC_CERT_PARSE_OK);
+        assert_string_equal(facts[i]->dns_names[0], name);
+        assert_int_equal(strlen(facts[i]->fingerprint_sha256), 64);
+        assert_int_equal(facts[i]->pub_bits, 256);
+        assert_true(facts[i]->not_after > facts[i]->not_before);
+    }
+    /* A TLS context's acquire: parsed again, objects kept, same facts. */
+    assert_int_equal(rc_certstore_acquire(in, N, full), 0);
+    assert_int_equal(parsed_count(), before + 2 * N);
+    for (size_t i = 0; i < N; i++) {
+        assert_ptr_not_equal(full[i], facts[i]);
+        assert_false(full[i]->facts_only);
+        assert_non_null(full[i]->leaf);
+        assert_string_equal(full[i]->fingerprint_sha256, facts[i]->fingerprint_sha256);
+        if (i < N - 1)
+            assert_int_equal(EVP_PKEY_eq(full[i]->pkey, k[i]), 1);
+    }
+    /* Facts again: found in the store, nothing parsed. */
+    assert_int_equal(rc_certstore_acquire_facts(in, N, again), 0);
+    assert_int_equal(parsed_count(), before + 2 * N);
+    for (size_t i = 0; i < N; i++) {
+        rc_cert_parsed_unref(facts[i]);
+        rc_cert_parsed_unref(full[i]);
+        rc_cert_parsed_unref(again[i]);
+    }
+    assert_int_equal(rc_certstore_sweep(), 2 * N);
+    for (size_t i = 0; i < N; i++) {
+        free(certs[i]);
+        free(keys[i]);
+        EVP_PKEY_free(k[i]);
+    }
+}
+
+/* Parsing ahead (rc_certstore_ahead_start()): the certificates of files
+ * are parsed into the store on another thread; the acquire that follows
+ * stops it and parses only what it had not done, so every input is parsed
+ * exactly once; ending it without an acquire leaves entries nobody
+ * references (a sweep frees them). */
+static void test_parse_ahead(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    char dir[256], name[64];
+    assert_int_equal(tf_mkdtemp(dir, sizeof dir, "ahead"), 0);
+    char *certs[N], *keys[N], *cpaths[N], *kpaths[N];
+    struct rc_certstore_in in[N];
+    struct rc_cert_parsed *out[N];
+    EVP_PKEY *k[N];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "a%zu.example", i);
+        k[i] = key_ec();
+        X509 *x = ut_make_cert(k[i], name, NULL, NULL, NULL, false, 90);
+        certs[i] = ut_pem_certs(x, NULL);
+        keys[i] = pem_key(k[i], i % 2 ? PKCS8 : TRADITIONAL);
+        X509_free(x);
+        snprintf(name, sizeof name, "a%zu.crt", i);
+        tf_put(dir, name, certs[i]);
+        assert_true(asprintf(&cpaths[i], "%s/%s", dir, name) > 0);
+        snprintf(name, sizeof name, "a%zu.key", i);
+        tf_put(dir, name, keys[i]);
+        assert_true(asprintf(&kpaths[i], "%s/%s", dir, name) > 0);
+        in[i] = input(certs[i], keys[i]);
+    }
+    /* A path that cannot be read is left to the load. */
+    free(kpaths[N - 1]);
+    assert_true(asprintf(&kpaths[N - 1], "%s/missing.key", dir) > 0);
+
+    size_t before = parsed_count(), entries = entry_count();
+    struct rc_certstore_ahead *a = rc_certstore_ahead_start((const char *const *)cpaths,
+                                                            (const char *const *)kpaths, N, false);
+    /* (NULL on one core: then the acquire parses everything.) */
+    assert_int_equal(rc_certstore_acquire(in, N, out), 0);
+    assert_int_equal(parsed_count(), before + N); /* none twice */
+    assert_int_equal(entry_count(), entries + N);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(out[i]->status, RC_CERT_PARSE_OK);
+        assert_false(out[i]->facts_only);
+        assert_int_equal(EVP_PKEY_eq(out[i]->pkey, k[i]), 1);
+        rc_cert_parsed_unref(out[i]);
+    }
+    rc_certstore_ahead_end(a);
+    assert_int_equal(rc_certstore_sweep(), N);
+
+    /* Ended without an acquire: what it parsed waits for a sweep. */
+    before = parsed_count();
+    a = rc_certstore_ahead_start((const char *const *)cpaths, (const char *const *)kpaths, N, true);
+    rc_certstore_ahead_end(a);
+    assert_int_equal(rc_certstore_sweep(), parsed_count() - before);
+    assert_int_equal(entry_count(), entries);
+
+    for (size_t i = 0; i < N; i++) {
+        free(certs[i]);
+        free(keys[i]);
+        free(cpaths[i]);
+        free(kpaths[i]);
+        EVP_PKEY_free(k[i]);
+    }
+    assert_int_equal(tf_rm_rf(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +496,8 @@ int main(void)
         cmocka_unit_test_teardown(test_key_forms, teardown),
         cmocka_unit_test_teardown(test_chain_and_ca_facts, teardown),
         cmocka_unit_test_teardown(test_batch_parses_in_parallel, teardown),
+        cmocka_unit_test_teardown(test_facts_only_batch, teardown),
+        cmocka_unit_test_teardown(test_parse_ahead, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
