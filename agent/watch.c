@@ -109,6 +109,7 @@ void ag_changes_clear(struct ag_changes *c)
     c->n = 0;
     c->all = false;
     c->tree = false;
+    c->dirs = false;
 }
 
 /* Adds rel (taken) to c; beyond MAX_CHANGES, c becomes "all". */
@@ -148,11 +149,13 @@ void ag_changes_merge(struct ag_changes *into, struct ag_changes *from)
     if (from->all)
         into->all = true;
     into->tree = into->tree || from->tree;
+    into->dirs = into->dirs || from->dirs;
     for (size_t i = 0; i < from->n; i++)
         changes_add(into, from->v[i]);
     from->n = 0;
     from->all = false;
     from->tree = false;
+    from->dirs = false;
     if (into->all) {
         ag_changes_clear(into); /* the paths say nothing more than "all" */
         into->all = true;
@@ -542,6 +545,7 @@ static void rescan(struct ag_watch *w)
     ag_changes_clear(&w->seen);
     w->seen.all = true;
     w->seen.tree = true;
+    w->seen.dirs = true;
 }
 
 /* What an event in a link's parent folder means: 1 the link was replaced
@@ -678,8 +682,13 @@ static int drain_events(struct ag_watch *w)
              * have become unreadable): the loader walks the tree again. */
             if ((ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                              IN_MOVE_SELF)) ||
-                ((ev->mask & IN_ATTRIB) && ((ev->mask & IN_ISDIR) || ev->len == 0)))
+                ((ev->mask & IN_ATTRIB) && ((ev->mask & IN_ISDIR) || ev->len == 0))) {
                 w->seen.tree = true;
+                /* A file's name alone lets the loader patch its list of
+                 * manifest files; a folder's needs the walk. */
+                if ((ev->mask & (IN_ISDIR | IN_DELETE_SELF | IN_MOVE_SELF)) || ev->len == 0)
+                    w->seen.dirs = true;
+            }
             if (ev->len && !(ev->mask & IN_ISDIR)) {
                 if (ev->mask & IN_MODIFY)
                     writing_add(w, ev->wd, ev->name);

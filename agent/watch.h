@@ -20,6 +20,7 @@ struct ag_changes {
     size_t n, cap;
     bool all;
     bool tree; /* something was created, removed or renamed: walk again */
+    bool dirs; /* among that, a folder (created, removed, renamed, its mode) */
 };
 
 /* Moves every path of from into into (from ends empty). */

@@ -190,6 +190,33 @@ static void test_open_writer_holds_a_rename(void **state)
     assert_int_equal(run_for(fx, 5000), 1);
 }
 
+/* What the loader is told: a file renamed into place is a change of the
+ * tree by a file's name alone (the list of manifests can be patched); a
+ * folder created needs the walk. */
+static void test_changes_say_whether_a_folder_came(void **state)
+{
+    struct fixture *fx = *state;
+    start(fx, 50);
+    write_file(fx, "a.yaml.tmp", "kind: Instance\n");
+    rename_in(fx, "a.yaml.tmp", "a.yaml");
+    assert_int_equal(run_for(fx, 5000), 1);
+    struct ag_changes ch = {0};
+    ag_watch_take_changes(fx->w, &ch);
+    assert_false(ch.all);
+    assert_true(ch.tree);
+    assert_false(ch.dirs);
+    ag_changes_clear(&ch);
+    char p[128];
+    snprintf(p, sizeof p, "%s/sub", fx->dir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    assert_int_equal(run_for(fx, 5000), 2);
+    ag_watch_take_changes(fx->w, &ch);
+    assert_true(ch.tree);
+    assert_true(ch.dirs);
+    ag_changes_clear(&ch);
+    free(ch.v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +227,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_after_rename_waits_for_debounce, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_open_writer_holds_a_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_say_whether_a_folder_came, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
