@@ -113,6 +113,9 @@ struct vctx {
      * would be walked without end. A second line of defence. */
     size_t visits_left;
     bool exhausted;
+    /* The last $ref resolved (from root): the items of a list all name
+     * the same one. */
+    const json_t *ref_key, *ref_root, *ref_target, *ref_target_root;
 };
 
 /* Errors kept per document: a list of a million wrong items must not
@@ -152,10 +155,26 @@ static size_t push_key(struct vctx *c, const char *key)
 
 static size_t push_index(struct vctx *c, size_t i)
 {
-    size_t old = c->plen;
-    int w = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "[%zu]", i);
-    if (w > 0)
-        c->plen = c->plen + (size_t)w < sizeof(c->path) ? c->plen + (size_t)w : sizeof(c->path) - 1;
+    /* By hand: once per item of every list (10,000 certificate names). */
+    size_t old = c->plen, i0 = i;
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    if (c->plen + n + 2 >= sizeof(c->path)) { /* cut short, as snprintf cuts it */
+        snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "[%zu]", i0);
+        c->plen = sizeof(c->path) - 1;
+        return old;
+    }
+    char *p = c->path + c->plen;
+    *p++ = '[';
+    while (n)
+        *p++ = digits[--n];
+    *p++ = ']';
+    *p = '\0';
+    c->plen = (size_t)(p - c->path);
     return old;
 }
 
@@ -224,25 +243,24 @@ static bool json_equals_node(const json_t *j, const yaml_node_t *n)
     }
 }
 
-static bool type_matches(const char *t, const yaml_node_t *n)
+/* Whether a node classified as v (rc_y_classify) is of JSON type t. */
+static bool type_matches(const char *t, const struct rc_yval *v)
 {
-    struct rc_yval v;
-    rc_y_classify(n, &v);
     if (!strcmp(t, "object"))
-        return v.type == RC_Y_MAP;
+        return v->type == RC_Y_MAP;
     if (!strcmp(t, "array"))
-        return v.type == RC_Y_SEQ;
+        return v->type == RC_Y_SEQ;
     if (!strcmp(t, "string"))
-        return v.type == RC_Y_STR;
+        return v->type == RC_Y_STR;
     if (!strcmp(t, "integer"))
-        return v.type == RC_Y_INT ||
-               (v.type == RC_Y_FLOAT && v.d > -9e18 && v.d < 9e18 && (double)(long long)v.d == v.d);
+        return v->type == RC_Y_INT || (v->type == RC_Y_FLOAT && v->d > -9e18 && v->d < 9e18 &&
+                                       (double)(long long)v->d == v->d);
     if (!strcmp(t, "number"))
-        return v.type == RC_Y_INT || v.type == RC_Y_FLOAT;
+        return v->type == RC_Y_INT || v->type == RC_Y_FLOAT;
     if (!strcmp(t, "boolean"))
-        return v.type == RC_Y_BOOL;
+        return v->type == RC_Y_BOOL;
     if (!strcmp(t, "null"))
-        return v.type == RC_Y_NULL;
+        return v->type == RC_Y_NULL;
     return false;
 }
 
@@ -546,8 +564,20 @@ static void validate_array(struct vctx *c, const json_t *root, const json_t *sch
         if (canon == NULL)
             return;
         size_t *first = calloc(count, sizeof(*first));
-        for (size_t i = 0; first && i < count; i++)
+        /* A list of strings (certificate names): two items are the same
+         * exactly when their texts are, as their canonical forms (quoted
+         * strings) would say — compared as they are, without a copy. */
+        bool strings = true;
+        for (size_t i = 0; strings && i < count; i++) {
+            struct rc_yval v;
+            yaml_node_t *n = yaml_document_get_node(c->y, start[i]);
+            rc_y_classify(n, &v);
+            strings = v.type == RC_Y_STR && n->type == YAML_SCALAR_NODE;
+        }
+        for (size_t i = 0; first && !strings && i < count; i++)
             canon[i] = rc_y_canonical(c->y, yaml_document_get_node(c->y, start[i]), NULL);
+        for (size_t i = 0; first && strings && i < count; i++)
+            canon[i] = (char *)rc_y_str(yaml_document_get_node(c->y, start[i]));
         if (first && first_equal((const char *const *)canon, count, first) == 0) {
             for (size_t i = 1; i < count; i++) {
                 if (first[i] != SIZE_MAX && first[i] != i) {
@@ -558,17 +588,17 @@ static void validate_array(struct vctx *c, const json_t *root, const json_t *sch
                 }
             }
         }
-        for (size_t i = 0; i < count; i++)
+        for (size_t i = 0; !strings && i < count; i++)
             free(canon[i]);
         free(canon);
         free(first);
     }
 }
 
-static void validate_scalar(struct vctx *c, const json_t *schema, yaml_node_t *node)
+static void validate_scalar(struct vctx *c, const json_t *schema, yaml_node_t *node,
+                            const struct rc_yval *vp)
 {
-    struct rc_yval v;
-    rc_y_classify(node, &v);
+    struct rc_yval v = *vp;
     char sv[96];
     if (v.type == RC_Y_INT || v.type == RC_Y_FLOAT) {
         const json_t *min = json_object_get(schema, "minimum");
@@ -634,8 +664,17 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
 
     const json_t *ref = json_object_get(schema, "$ref");
     if (json_is_string(ref)) {
-        const json_t *target_root;
-        const json_t *target = resolve_ref(root, json_string_value(ref), &target_root);
+        const json_t *target_root, *target;
+        if (ref == c->ref_key && root == c->ref_root) {
+            target = c->ref_target;
+            target_root = c->ref_target_root;
+        } else {
+            target = resolve_ref(root, json_string_value(ref), &target_root);
+            c->ref_key = ref;
+            c->ref_root = root;
+            c->ref_target = target;
+            c->ref_target_root = target_root;
+        }
         if (target)
             validate(c, target_root, target, node);
         else
@@ -643,19 +682,22 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     }
 
     char sv[96];
+    /* Classified once for every keyword below. */
+    struct rc_yval v;
+    rc_y_classify(node, &v);
     const json_t *type = json_object_get(schema, "type");
     if (type) {
         bool ok = false;
         char want[96] = "";
         if (json_is_string(type)) {
-            ok = type_matches(json_string_value(type), node);
+            ok = type_matches(json_string_value(type), &v);
             snprintf(want, sizeof(want), "%s", json_string_value(type));
         } else {
             size_t i;
             json_t *t;
             json_array_foreach(type, i, t)
             {
-                ok = ok || type_matches(json_string_value(t), node);
+                ok = ok || type_matches(json_string_value(t), &v);
                 size_t l = strlen(want);
                 snprintf(want + l, sizeof(want) - l, "%s%s", i ? " or " : "", json_string_value(t));
             }
@@ -700,7 +742,7 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     else if (node->type == YAML_SEQUENCE_NODE)
         validate_array(c, root, schema, node);
     else
-        validate_scalar(c, schema, node);
+        validate_scalar(c, schema, node, &v);
 
     const json_t *all = json_object_get(schema, "allOf");
     size_t i;
