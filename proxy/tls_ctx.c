@@ -59,14 +59,20 @@ struct slot {
     const char *pattern; /* the certificate name (a cert_entry's, which outlives the slot) */
     const char *key;     /* hash key: pattern itself, or what follows its '*' label */
     uint64_t hash;
-    const struct cert_entry **certs; /* owned array */
+    const struct cert_entry **certs; /* &one, or an owned array when more than one */
     size_t n_certs;
-    struct slot *next; /* bucket chain */
+    const struct cert_entry *one; /* the usual case: one certificate per name */
+    struct slot *next;            /* bucket chain */
 };
 
+/* A hash table whose slots all come from one array sized for the names
+ * to index (a name is at most one slot): 10,000 names cost three
+ * allocations, not 20,000. */
 struct table {
     struct slot **b;
     size_t mask;
+    struct slot *pool;
+    size_t n_pool, cap_pool;
 };
 
 /* Everything a context owns beyond OpenSSL's own state; hangs off the
@@ -90,33 +96,37 @@ static int ctx_ex_idx = -1, ssl_ex_idx = -1;
 
 /* ---- the index ---------------------------------------------------------- */
 
+/* A table for at most n names. */
 static int table_init(struct table *t, size_t n)
 {
     size_t cap = 16;
     while (cap < 2 * n)
         cap <<= 1;
     t->b = calloc(cap, sizeof *t->b);
-    if (t->b == NULL)
+    t->pool = malloc((n ? n : 1) * sizeof *t->pool);
+    if (t->b == NULL || t->pool == NULL) {
+        free(t->b);
+        free(t->pool);
+        t->b = NULL;
+        t->pool = NULL;
         return -ENOMEM;
+    }
     t->mask = cap - 1;
+    t->n_pool = 0;
+    t->cap_pool = n ? n : 1;
     return 0;
 }
 
 static void table_cleanup(struct table *t)
 {
-    if (t->b == NULL)
-        return;
-    for (size_t i = 0; i <= t->mask; i++) {
-        struct slot *s = t->b[i];
-        while (s != NULL) {
-            struct slot *next = s->next;
-            free(s->certs);
-            free(s);
-            s = next;
-        }
-    }
+    for (size_t i = 0; i < t->n_pool; i++)
+        if (t->pool[i].certs != &t->pool[i].one)
+            free(t->pool[i].certs);
+    free(t->pool);
     free(t->b);
+    t->pool = NULL;
     t->b = NULL;
+    t->n_pool = 0;
 }
 
 static bool better(const struct cert_entry *a, const struct cert_entry *b)
@@ -128,13 +138,18 @@ static bool better(const struct cert_entry *a, const struct cert_entry *b)
     return a->not_after > b->not_after;
 }
 
-static struct slot *slot_find(const struct table *t, const char *key, const char *pattern)
+static struct slot *slot_find_h(const struct table *t, uint64_t h, const char *key,
+                                const char *pattern)
 {
-    uint64_t h = cm_hash_str(key);
     for (struct slot *s = t->b[h & t->mask]; s != NULL; s = s->next)
         if (s->hash == h && strcmp(s->key, key) == 0 && strcmp(s->pattern, pattern) == 0)
             return s;
     return NULL;
+}
+
+static struct slot *slot_find(const struct table *t, const char *key, const char *pattern)
+{
+    return slot_find_h(t, cm_hash_str(key), key, pattern);
 }
 
 static const char *wild_key(const char *pattern)
@@ -147,23 +162,29 @@ static int index_add(struct tls_index *ix, struct cert_entry *e, const char *nam
     bool wild = name[0] == '*';
     struct table *t = wild ? &ix->wild : &ix->exact;
     const char *key = wild ? wild_key(name) : name;
-    struct slot *s = slot_find(t, key, name);
+    uint64_t h = cm_hash_str(key);
+    struct slot *s = slot_find_h(t, h, key, name);
     if (s == NULL) {
-        s = calloc(1, sizeof *s);
-        if (s == NULL)
-            return -ENOMEM;
-        s->pattern = name;
-        s->key = wild ? wild_key(s->pattern) : s->pattern;
-        s->hash = cm_hash_str(s->key);
-        s->next = t->b[s->hash & t->mask];
-        t->b[s->hash & t->mask] = s;
+        if (t->n_pool == t->cap_pool)
+            return -ENOMEM; /* more names than the table was sized for: a bug */
+        s = &t->pool[t->n_pool++];
+        *s = (struct slot){.pattern = name, .key = key, .hash = h, .next = t->b[h & t->mask]};
+        t->b[h & t->mask] = s;
+        s->one = e;
+        s->certs = &s->one;
+        s->n_certs = 1;
+        return 0;
     }
     for (size_t i = 0; i < s->n_certs; i++)
         if (s->certs[i] == e)
             return 0;
-    const struct cert_entry **v = realloc(s->certs, (s->n_certs + 1) * sizeof *v);
+    const struct cert_entry **v =
+        malloc((s->n_certs + 1) * sizeof *v); /* the rare name several certificates share */
     if (v == NULL)
         return -ENOMEM;
+    memcpy(v, s->certs, s->n_certs * sizeof *v);
+    if (s->certs != &s->one)
+        free(s->certs);
     s->certs = v;
     v[s->n_certs++] = e;
     return 0;
@@ -421,7 +442,7 @@ static int index_build(struct tls_index *ix, const struct rc_listener *l, char *
         free(parsed);
         goto nomem;
     }
-    size_t n_names = 0;
+    size_t n_exact = 0, n_wild = 0;
     int rc = 0;
     for (size_t i = 0; i < n_uniq; i++) {
         if (rc != 0) {
@@ -429,14 +450,16 @@ static int index_build(struct tls_index *ix, const struct rc_listener *l, char *
             continue;
         }
         /* ix->certs[i] owns the reference from here, even on failure. */
-        rc = cert_load(&ix->certs[ix->n_certs++], uniq[i], parsed[i], err, errlen);
-        n_names += ix->certs[ix->n_certs - 1].n_names;
+        struct cert_entry *e = &ix->certs[ix->n_certs++];
+        rc = cert_load(e, uniq[i], parsed[i], err, errlen);
+        for (size_t j = 0; rc == 0 && j < e->n_names; j++)
+            *(e->names[j][0] == '*' ? &n_wild : &n_exact) += 1;
     }
     free(uniq);
     free(parsed);
     if (rc != 0)
         return -1;
-    if (table_init(&ix->exact, n_names) != 0 || table_init(&ix->wild, n_names) != 0)
+    if (table_init(&ix->exact, n_exact) != 0 || table_init(&ix->wild, n_wild) != 0)
         goto nomem;
     for (size_t i = 0; i < ix->n_certs; i++)
         for (size_t j = 0; j < ix->certs[i].n_names; j++)
