@@ -94,6 +94,30 @@ const json_t *rc_schema_get(const char *name)
     return NULL;
 }
 
+/* The keywords validate() and validate_scalar() look up in every schema
+ * they apply: with a cache (a list of many items), each schema object's
+ * are looked up once per document rather than once per item. */
+enum kw_id {
+    KW_REF,
+    KW_TYPE,
+    KW_CONST,
+    KW_ENUM,
+    KW_ALLOF,
+    KW_ANYOF,
+    KW_ONEOF,
+    KW_MINLEN,
+    KW_MAXLEN,
+    KW_PATTERN,
+    KW_N
+};
+static const char *const kw_names[KW_N] = {"$ref",  "type",  "const",     "enum",      "allOf",
+                                           "anyOf", "oneOf", "minLength", "maxLength", "pattern"};
+struct kw_entry {
+    const json_t *schema;
+    const json_t *v[KW_N];
+};
+enum { KW_CACHE = 32, KW_CACHE_FROM = 64 /* items in a list */ };
+
 /* Validation state for one document. */
 struct vctx {
     const struct rc_doc *doc;
@@ -116,7 +140,22 @@ struct vctx {
     /* The last $ref resolved (from root): the items of a list all name
      * the same one. */
     const json_t *ref_key, *ref_root, *ref_target, *ref_target_root;
+    struct kw_entry *kw; /* KW_CACHE entries, or NULL: looked up each time */
 };
+
+/* Keyword id of schema (an object), through c's cache when it has one. */
+static const json_t *kw(struct vctx *c, const json_t *schema, enum kw_id id)
+{
+    if (c->kw == NULL)
+        return json_object_get(schema, kw_names[id]);
+    struct kw_entry *e = &c->kw[((uintptr_t)schema / sizeof(void *)) % KW_CACHE];
+    if (e->schema != schema) {
+        e->schema = schema;
+        for (int i = 0; i < KW_N; i++)
+            e->v[i] = json_object_get(schema, kw_names[i]);
+    }
+    return e->v[id];
+}
 
 /* Errors kept per document: a list of a million wrong items must not
  * become a million log lines (the count still says whether it is valid). */
@@ -544,6 +583,8 @@ static void validate_array(struct vctx *c, const json_t *root, const json_t *sch
     yaml_node_item_t *start = node->data.sequence.items.start, *top = node->data.sequence.items.top;
     size_t count = (size_t)(top - start);
     const json_t *items = json_object_get(schema, "items");
+    if (items && count >= KW_CACHE_FROM && c->kw == NULL)
+        c->kw = calloc(KW_CACHE, sizeof *c->kw); /* NULL: looked up each time */
     if (items) {
         for (yaml_node_item_t *it = start; it < top; it++) {
             size_t old = push_index(c, (size_t)(it - start));
@@ -626,9 +667,9 @@ static void validate_scalar(struct vctx *c, const json_t *schema, yaml_node_t *n
     if (v.type == RC_Y_STR) {
         const char *s = rc_y_str(node);
         size_t len = utf8_len(s);
-        const json_t *minl = json_object_get(schema, "minLength");
-        const json_t *maxl = json_object_get(schema, "maxLength");
-        const json_t *pat = json_object_get(schema, "pattern");
+        const json_t *minl = kw(c, schema, KW_MINLEN);
+        const json_t *maxl = kw(c, schema, KW_MAXLEN);
+        const json_t *pat = kw(c, schema, KW_PATTERN);
         if (json_is_integer(minl) && (json_int_t)len < json_integer_value(minl)) {
             if (len == 0)
                 verr(c, node, "must not be empty");
@@ -662,7 +703,7 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     c->visits_left--;
     c->depth++;
 
-    const json_t *ref = json_object_get(schema, "$ref");
+    const json_t *ref = kw(c, schema, KW_REF);
     if (json_is_string(ref)) {
         const json_t *target_root, *target;
         if (ref == c->ref_key && root == c->ref_root) {
@@ -685,7 +726,7 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     /* Classified once for every keyword below. */
     struct rc_yval v;
     rc_y_classify(node, &v);
-    const json_t *type = json_object_get(schema, "type");
+    const json_t *type = kw(c, schema, KW_TYPE);
     if (type) {
         bool ok = false;
         char want[96] = "";
@@ -713,13 +754,13 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
         }
     }
 
-    const json_t *cst = json_object_get(schema, "const");
+    const json_t *cst = kw(c, schema, KW_CONST);
     if (cst && !json_equals_node(cst, node)) {
         char want[128];
         show_json(cst, want, sizeof(want));
         verr(c, node, "%s must be %s", show(node, sv, sizeof(sv)), want);
     }
-    const json_t *en = json_object_get(schema, "enum");
+    const json_t *en = kw(c, schema, KW_ENUM);
     if (json_is_array(en)) {
         bool ok = false;
         size_t i;
@@ -744,14 +785,14 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     else
         validate_scalar(c, schema, node, &v);
 
-    const json_t *all = json_object_get(schema, "allOf");
+    const json_t *all = kw(c, schema, KW_ALLOF);
     size_t i;
     json_t *sub;
     json_array_foreach(all, i, sub) validate(c, root, sub, node);
-    const json_t *any = json_object_get(schema, "anyOf");
+    const json_t *any = kw(c, schema, KW_ANYOF);
     if (json_is_array(any))
         validate_combinator(c, root, any, node, false);
-    const json_t *one = json_object_get(schema, "oneOf");
+    const json_t *one = kw(c, schema, KW_ONEOF);
     if (json_is_array(one))
         validate_combinator(c, root, one, node, true);
     c->depth--;
@@ -778,6 +819,7 @@ size_t rc_schema_validate(const json_t *root, const json_t *schema, const struct
         rc_errs_add(errs, RC_ERROR, &c.hidden_at, kind, name, NULL,
                     "from here on, more errors in this document are not shown (the first %d are)",
                     MAX_SHOWN);
+    free(c.kw);
     return c.n_err;
 }
 
