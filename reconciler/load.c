@@ -382,15 +382,22 @@ static int read_file(const char *path, const char *root, char **out, size_t *len
 }
 
 /* The running model's record of path (prev's files are sorted by path), or
- * NULL. */
-static const struct rc_kept_mfile *prev_mfile(const struct rc_sources *p, const char *path)
+ * NULL. *next: where the next file asked for probably is (the files are
+ * asked for in the same order): one comparison per file of a folder of
+ * 10,000 rather than a search each. */
+static const struct rc_kept_mfile *prev_mfile(const struct rc_sources *p, const char *path,
+                                              size_t *next)
 {
+    if (p && *next < p->n_mfiles && strcmp(p->mfiles[*next].path, path) == 0)
+        return &p->mfiles[(*next)++];
     size_t lo = 0, hi = p ? p->n_mfiles : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(p->mfiles[mid].path, path);
-        if (c == 0)
+        if (c == 0) {
+            *next = mid + 1;
             return &p->mfiles[mid];
+        }
         if (c < 0)
             lo = mid + 1;
         else
@@ -1049,6 +1056,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         clock_gettime(CLOCK_REALTIME, &start);
     size_t n_read = 0, n_skipped = 0, n_parsed = 0;
     struct dir_memo dir_memo = {.abs = NULL};
+    size_t next_mfile = 0;
     for (size_t i = 0; i < w.files.n && !failed; i++) {
         const char *file = w.files.v[i];
         struct rc_mfile *f = &S.files[S.n_files++];
@@ -1062,7 +1070,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         while (*rel == '/')
             rel++;
         size_t n0 = D.n;
-        const struct rc_kept_mfile *pm = prev_mfile(prev_src, file);
+        const struct rc_kept_mfile *pm = prev_mfile(prev_src, file, &next_mfile);
         struct stat sb;
         bool reusable = pm && pm->clean && pm->settled, unstatted = false;
         if (reusable) {
