@@ -73,8 +73,9 @@ static const struct rc_changes *pending_view(struct ag_agent *a, struct rc_chang
         return NULL;
     if (a->pending.n > 1)
         qsort(a->pending.v, a->pending.n, sizeof(*a->pending.v), str_cmp);
-    *view = (struct rc_changes){(const char *const *)a->pending.v, a->pending.n, a->pending.tree,
-                                (const char *const *)trusted, n_trusted};
+    *view = (struct rc_changes){
+        (const char *const *)a->pending.v, a->pending.n, a->pending.tree,
+        (const char *const *)trusted,      n_trusted,    a->pending.tree && !a->pending.dirs};
     return view;
 }
 

@@ -59,6 +59,14 @@ struct open_write {
  * anyway (a process that keeps a manifest open must not block reloads). */
 enum { OPEN_WRITE_MAX_MS = 2000 };
 
+/* The quiet wait after a change that is complete by construction — a file
+ * renamed into place (write-then-rename, a link swapped) or deleted — with
+ * no file still open for writing: long enough to take the renames of one
+ * burst together (a Certificate and the Listener that names it, a key and
+ * its certificate), far shorter than the debounce an in-place save needs.
+ * Any other event after it (a write begun) brings the debounce back. */
+enum { COMPLETE_SETTLE_MS = 3 };
+
 struct ag_watch {
     uv_loop_t *loop;
     char *dir;
@@ -89,6 +97,9 @@ struct ag_watch {
     char *ig_text;
     size_t ig_len;
     bool relinked; /* a link on the way to the folder was replaced */
+    /* The last relevant event read was a rename into place or a delete
+     * (COMPLETE_SETTLE_MS applies rather than the debounce). */
+    bool complete;
 };
 
 void ag_changes_clear(struct ag_changes *c)
@@ -98,6 +109,7 @@ void ag_changes_clear(struct ag_changes *c)
     c->n = 0;
     c->all = false;
     c->tree = false;
+    c->dirs = false;
 }
 
 /* Adds rel (taken) to c; beyond MAX_CHANGES, c becomes "all". */
@@ -137,11 +149,13 @@ void ag_changes_merge(struct ag_changes *into, struct ag_changes *from)
     if (from->all)
         into->all = true;
     into->tree = into->tree || from->tree;
+    into->dirs = into->dirs || from->dirs;
     for (size_t i = 0; i < from->n; i++)
         changes_add(into, from->v[i]);
     from->n = 0;
     from->all = false;
     from->tree = false;
+    from->dirs = false;
     if (into->all) {
         ag_changes_clear(into); /* the paths say nothing more than "all" */
         into->all = true;
@@ -481,11 +495,14 @@ static void writing_clear(struct ag_watch *w)
         free(w->writing[--w->n_writing].name);
 }
 
-/* Arms the timer: the debounce after the last change, or — while a file
- * is still open for writing — a re-check, bounded by OPEN_WRITE_MAX_MS. */
+/* Arms the timer: the debounce after the last change (COMPLETE_SETTLE_MS
+ * when it was a rename into place or a delete), or — while a file is still
+ * open for writing — a re-check, bounded by OPEN_WRITE_MAX_MS. */
 static void arm(struct ag_watch *w)
 {
     uint64_t delay = w->debounce_ms;
+    if (w->complete && w->n_writing == 0 && delay > COMPLETE_SETTLE_MS)
+        delay = COMPLETE_SETTLE_MS;
     if (w->n_writing) {
         uint64_t waited = uv_now(w->loop) - w->writing_since;
         uint64_t left = waited < OPEN_WRITE_MAX_MS ? OPEN_WRITE_MAX_MS - waited : 0;
@@ -528,6 +545,7 @@ static void rescan(struct ag_watch *w)
     ag_changes_clear(&w->seen);
     w->seen.all = true;
     w->seen.tree = true;
+    w->seen.dirs = true;
 }
 
 /* What an event in a link's parent folder means: 1 the link was replaced
@@ -561,6 +579,18 @@ static char *event_rel(struct ag_watch *w, const struct inotify_event *ev)
     return rel;
 }
 
+/* Notes what a relevant event says of the change it belongs to: a rename
+ * into place, a rename away or a delete leaves nothing half-written; any
+ * other change (a file created, written, closed, its mode changed) may be
+ * the start of more. The watch's own removal and an event on a watched
+ * folder itself say nothing either way. */
+static void note_event(struct ag_watch *w, uint32_t mask)
+{
+    if (mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+        return;
+    w->complete = (mask & (IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) != 0;
+}
+
 /* Reads every queued event; returns how many were relevant. */
 static int drain_events(struct ag_watch *w)
 {
@@ -575,6 +605,7 @@ static int drain_events(struct ag_watch *w)
             p += sizeof *ev + ev->len;
             if (ev->mask & IN_Q_OVERFLOW) {
                 relevant++;
+                w->complete = false;
                 px_log_warn("watch: inotify queue overflowed; rescanning %s", w->dir);
                 refresh_ignore(w);
                 rescan(w);
@@ -589,6 +620,7 @@ static int drain_events(struct ag_watch *w)
                      * (ag_watch_take_changes) and, when it moved, watches
                      * the new tree and checks every file. */
                     relevant++;
+                    note_event(w, ev->mask);
                     w->relinked = true;
                     continue;
                 }
@@ -600,6 +632,7 @@ static int drain_events(struct ag_watch *w)
                 if (rel && strcmp(rel, RC_IGNORE_FILE) == 0) {
                     free(rel);
                     relevant++;
+                    note_event(w, ev->mask);
                     if (refresh_ignore(w)) {
                         px_log_info("watch: %s/%s changed; watching the tree again", w->dir,
                                     RC_IGNORE_FILE);
@@ -614,6 +647,7 @@ static int drain_events(struct ag_watch *w)
                 }
             }
             relevant++;
+            note_event(w, ev->mask);
             if (ev->mask & IN_IGNORED) {
                 struct wdir **pp = &w->dirs;
                 while (*pp && (*pp)->wd != ev->wd)
@@ -648,8 +682,13 @@ static int drain_events(struct ag_watch *w)
              * have become unreadable): the loader walks the tree again. */
             if ((ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                              IN_MOVE_SELF)) ||
-                ((ev->mask & IN_ATTRIB) && ((ev->mask & IN_ISDIR) || ev->len == 0)))
+                ((ev->mask & IN_ATTRIB) && ((ev->mask & IN_ISDIR) || ev->len == 0))) {
                 w->seen.tree = true;
+                /* A file's name alone lets the loader patch its list of
+                 * manifest files; a folder's needs the walk. */
+                if ((ev->mask & (IN_ISDIR | IN_DELETE_SELF | IN_MOVE_SELF)) || ev->len == 0)
+                    w->seen.dirs = true;
+            }
             if (ev->len && !(ev->mask & IN_ISDIR)) {
                 if (ev->mask & IN_MODIFY)
                     writing_add(w, ev->wd, ev->name);

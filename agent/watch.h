@@ -20,6 +20,7 @@ struct ag_changes {
     size_t n, cap;
     bool all;
     bool tree; /* something was created, removed or renamed: walk again */
+    bool dirs; /* among that, a folder (created, removed, renamed, its mode) */
 };
 
 /* Moves every path of from into into (from ends empty). */
@@ -28,9 +29,11 @@ void ag_changes_merge(struct ag_changes *into, struct ag_changes *from);
 void ag_changes_clear(struct ag_changes *c);
 
 /* Starts watching dir recursively. cb runs on loop after debounce_ms of
- * quiet — and once no file written to is still open for writing (at most
- * 2 s), so a slow truncate-then-write save is read only when complete —
- * following any change (files written, renamed, created, deleted,
+ * quiet — a few milliseconds only when the last change was complete by
+ * construction (a file renamed into place or away, or deleted), enough to
+ * take one burst of renames together — and once no file written to is
+ * still open for writing (at most 2 s), so a slow truncate-then-write save
+ * is read only when complete — following any change (files written, renamed, created, deleted,
  * folders added or removed, the ConfigMap "..data" link swapped) and after
  * an inotify queue overflow (which also re-adds every watch).
  *

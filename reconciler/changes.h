@@ -36,6 +36,11 @@ struct rc_changes {
      * file of the tree. */
     const char *const *trusted;
     size_t n_trusted;
+    /* With tree: every creation, removal or rename was of a file named in
+     * rel — no folder came, went, moved or changed mode. The load then
+     * takes the running model's list of manifest files and looks only at
+     * the named paths again (load.c). */
+    bool files_only;
 };
 
 /* True when rel, or a folder above it, is in c. */

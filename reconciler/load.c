@@ -226,6 +226,122 @@ static int path_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* What the walk would say of rel, a path the watcher named below the
+ * folder dir: 1 a manifest file it lists, 0 none (gone, not YAML, not a
+ * regular file, ignored), -1 not known without walking (a hidden or deep
+ * path, a link, a folder, an error). Mirrors walk_dir's rules. */
+static int walk_would_list(const struct walk *w, const char *dir, const char *rel)
+{
+    if (rel[0] == '/' || rel[0] == '\0')
+        return -1;
+    int depth = 0;
+    for (const char *p = rel; *p; p++) {
+        if ((p == rel || p[-1] == '/') && *p == '.')
+            return -1; /* hidden entries are skipped by the walk, links behind them */
+        if (*p == '/') {
+            depth++;
+            char prefix[PATH_MAX];
+            if ((size_t)(p - rel) >= sizeof prefix)
+                return -1;
+            memcpy(prefix, rel, (size_t)(p - rel));
+            prefix[p - rel] = '\0';
+            if (w->ig && rc_ignore_match(w->ig, prefix, true))
+                return 0; /* in an ignored folder: never entered */
+        }
+    }
+    if (depth > 30)
+        return -1;
+    char *path = join(dir, rel);
+    if (path == NULL)
+        return -1;
+    struct stat st;
+    int rc = lstat(path, &st);
+    int err = errno;
+    free(path);
+    if (rc != 0)
+        return err == ENOENT || err == ENOTDIR ? 0 : -1;
+    if (!S_ISREG(st.st_mode))
+        return S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode) ? -1 : 0;
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    return has_yaml_ext(base) && !(w->ig && rc_ignore_match(w->ig, rel, false)) ? 1 : 0;
+}
+
+/* The running model's walk, patched with the files the watcher named as
+ * created, removed or renamed (no folder among them: changes.h
+ * files_only): each named path is looked at alone, the rest of the list
+ * is taken as it was — a folder of 10,000 manifests is neither read nor
+ * sorted again. false when a named path needs the walk (w->files is then
+ * empty); the order is the walk's (path_cmp). */
+static bool patch_walk(struct walk *w, const char *dir, const struct rc_sources *prev,
+                       const struct rc_changes *c)
+{
+    size_t dlen = strlen(dir);
+    /* The named paths that the walk lists now, sorted (c->rel is). */
+    char **add = calloc(c->n ? c->n : 1, sizeof *add);
+    size_t n_add = 0;
+    if (add == NULL)
+        return false;
+    bool ok = true;
+    for (size_t i = 0; ok && i < c->n; i++) {
+        if (i && strcmp(c->rel[i], c->rel[i - 1]) == 0)
+            continue;
+        if (c->rel[i][0] == '/')
+            continue; /* a certificate folder outside the tree */
+        int r = walk_would_list(w, dir, c->rel[i]);
+        if (r < 0)
+            ok = false;
+        else if (r > 0 && (add[n_add] = join(dir, c->rel[i])) != NULL)
+            n_add++;
+        else if (r > 0)
+            ok = false;
+    }
+    /* Merge: prev's list without the named paths, and add. */
+    size_t a = 0;
+    for (size_t i = 0; ok && !w->oom && i <= prev->n_mfiles; i++) {
+        const char *p = i < prev->n_mfiles ? prev->mfiles[i].path : NULL;
+        int cmp = -1;
+        while (a < n_add && (p == NULL || (cmp = strcmp(add[a], p)) <= 0)) {
+            list_add(w, &w->files, add[a]);
+            add[a++] = NULL;
+            if (cmp == 0)
+                break; /* p itself, listed */
+        }
+        if (p == NULL || cmp == 0)
+            continue;
+        const char *rel = p + dlen;
+        while (*rel == '/')
+            rel++;
+        bool named = false;
+        for (size_t lo = 0, hi = c->n; lo < hi && !named;) {
+            size_t mid = lo + (hi - lo) / 2;
+            int r = strcmp(c->rel[mid], rel);
+            named = r == 0;
+            if (r < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (named)
+            continue; /* listed by add when it is still there */
+        char *copy = strdup(p);
+        if (copy == NULL)
+            w->oom = true;
+        else
+            list_add(w, &w->files, copy);
+    }
+    for (size_t i = 0; i < n_add; i++)
+        free(add[i]);
+    free(add);
+    if (!ok || w->oom) {
+        for (size_t i = 0; i < w->files.n; i++)
+            free(w->files.v[i]);
+        w->files.n = 0;
+        return false;
+    }
+    return true;
+}
+
 /* Whether the open file fd is inside root (the real path of the manifest
  * folder): asked of the open file, so that a link changed between the
  * walk and the open cannot point the read elsewhere. Without /proc, the
@@ -267,15 +383,22 @@ static int read_file(const char *path, const char *root, char **out, size_t *len
 }
 
 /* The running model's record of path (prev's files are sorted by path), or
- * NULL. */
-static const struct rc_kept_mfile *prev_mfile(const struct rc_sources *p, const char *path)
+ * NULL. *next: where the next file asked for probably is (the files are
+ * asked for in the same order): one comparison per file of a folder of
+ * 10,000 rather than a search each. */
+static const struct rc_kept_mfile *prev_mfile(const struct rc_sources *p, const char *path,
+                                              size_t *next)
 {
+    if (p && *next < p->n_mfiles && strcmp(p->mfiles[*next].path, path) == 0)
+        return &p->mfiles[(*next)++];
     size_t lo = 0, hi = p ? p->n_mfiles : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(p->mfiles[mid].path, path);
-        if (c == 0)
+        if (c == 0) {
+            *next = mid + 1;
             return &p->mfiles[mid];
+        }
         if (c < 0)
             lo = mid + 1;
         else
@@ -961,7 +1084,14 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         }
         failed = w.oom;
         S.walk_reused = true;
+    } else if (!failed && !w.top_failed && o->changes && o->changes->files_only && prev_src &&
+               prev_src->walk_reusable && !rc_changes_cover(o->changes, RC_IGNORE_FILE) &&
+               patch_walk(&w, dir, prev_src, o->changes)) {
+        /* Only files were created, removed or renamed: prev's walk with
+         * those paths looked at again. */
+        S.walk_reused = true;
     } else if (!failed && !w.top_failed) {
+        w.oom = false;
         size_t errs_before = errs->n;
         walk_dir(&w, dir, 0);
         failed = w.oom;
@@ -990,6 +1120,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         clock_gettime(CLOCK_REALTIME, &start);
     size_t n_read = 0, n_skipped = 0, n_parsed = 0;
     struct dir_memo dir_memo = {.abs = NULL};
+    size_t next_mfile = 0;
     for (size_t i = 0; i < w.files.n && !failed; i++) {
         const char *file = w.files.v[i];
         struct rc_mfile *f = &S.files[S.n_files++];
@@ -1003,7 +1134,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         while (*rel == '/')
             rel++;
         size_t n0 = D.n;
-        const struct rc_kept_mfile *pm = prev_mfile(prev_src, file);
+        const struct rc_kept_mfile *pm = prev_mfile(prev_src, file, &next_mfile);
         struct stat sb;
         bool reusable = pm && pm->clean && pm->settled, unstatted = false;
         if (reusable) {

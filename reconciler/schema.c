@@ -94,6 +94,30 @@ const json_t *rc_schema_get(const char *name)
     return NULL;
 }
 
+/* The keywords validate() and validate_scalar() look up in every schema
+ * they apply: with a cache (a list of many items), each schema object's
+ * are looked up once per document rather than once per item. */
+enum kw_id {
+    KW_REF,
+    KW_TYPE,
+    KW_CONST,
+    KW_ENUM,
+    KW_ALLOF,
+    KW_ANYOF,
+    KW_ONEOF,
+    KW_MINLEN,
+    KW_MAXLEN,
+    KW_PATTERN,
+    KW_N
+};
+static const char *const kw_names[KW_N] = {"$ref",  "type",  "const",     "enum",      "allOf",
+                                           "anyOf", "oneOf", "minLength", "maxLength", "pattern"};
+struct kw_entry {
+    const json_t *schema;
+    const json_t *v[KW_N];
+};
+enum { KW_CACHE = 32, KW_CACHE_FROM = 64 /* items in a list */ };
+
 /* Validation state for one document. */
 struct vctx {
     const struct rc_doc *doc;
@@ -113,7 +137,25 @@ struct vctx {
      * would be walked without end. A second line of defence. */
     size_t visits_left;
     bool exhausted;
+    /* The last $ref resolved (from root): the items of a list all name
+     * the same one. */
+    const json_t *ref_key, *ref_root, *ref_target, *ref_target_root;
+    struct kw_entry *kw; /* KW_CACHE entries, or NULL: looked up each time */
 };
+
+/* Keyword id of schema (an object), through c's cache when it has one. */
+static const json_t *kw(struct vctx *c, const json_t *schema, enum kw_id id)
+{
+    if (c->kw == NULL)
+        return json_object_get(schema, kw_names[id]);
+    struct kw_entry *e = &c->kw[((uintptr_t)schema / sizeof(void *)) % KW_CACHE];
+    if (e->schema != schema) {
+        e->schema = schema;
+        for (int i = 0; i < KW_N; i++)
+            e->v[i] = json_object_get(schema, kw_names[i]);
+    }
+    return e->v[id];
+}
 
 /* Errors kept per document: a list of a million wrong items must not
  * become a million log lines (the count still says whether it is valid). */
@@ -152,10 +194,26 @@ static size_t push_key(struct vctx *c, const char *key)
 
 static size_t push_index(struct vctx *c, size_t i)
 {
-    size_t old = c->plen;
-    int w = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "[%zu]", i);
-    if (w > 0)
-        c->plen = c->plen + (size_t)w < sizeof(c->path) ? c->plen + (size_t)w : sizeof(c->path) - 1;
+    /* By hand: once per item of every list (10,000 certificate names). */
+    size_t old = c->plen, i0 = i;
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    if (c->plen + n + 2 >= sizeof(c->path)) { /* cut short, as snprintf cuts it */
+        snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "[%zu]", i0);
+        c->plen = sizeof(c->path) - 1;
+        return old;
+    }
+    char *p = c->path + c->plen;
+    *p++ = '[';
+    while (n)
+        *p++ = digits[--n];
+    *p++ = ']';
+    *p = '\0';
+    c->plen = (size_t)(p - c->path);
     return old;
 }
 
@@ -224,25 +282,24 @@ static bool json_equals_node(const json_t *j, const yaml_node_t *n)
     }
 }
 
-static bool type_matches(const char *t, const yaml_node_t *n)
+/* Whether a node classified as v (rc_y_classify) is of JSON type t. */
+static bool type_matches(const char *t, const struct rc_yval *v)
 {
-    struct rc_yval v;
-    rc_y_classify(n, &v);
     if (!strcmp(t, "object"))
-        return v.type == RC_Y_MAP;
+        return v->type == RC_Y_MAP;
     if (!strcmp(t, "array"))
-        return v.type == RC_Y_SEQ;
+        return v->type == RC_Y_SEQ;
     if (!strcmp(t, "string"))
-        return v.type == RC_Y_STR;
+        return v->type == RC_Y_STR;
     if (!strcmp(t, "integer"))
-        return v.type == RC_Y_INT ||
-               (v.type == RC_Y_FLOAT && v.d > -9e18 && v.d < 9e18 && (double)(long long)v.d == v.d);
+        return v->type == RC_Y_INT || (v->type == RC_Y_FLOAT && v->d > -9e18 && v->d < 9e18 &&
+                                       (double)(long long)v->d == v->d);
     if (!strcmp(t, "number"))
-        return v.type == RC_Y_INT || v.type == RC_Y_FLOAT;
+        return v->type == RC_Y_INT || v->type == RC_Y_FLOAT;
     if (!strcmp(t, "boolean"))
-        return v.type == RC_Y_BOOL;
+        return v->type == RC_Y_BOOL;
     if (!strcmp(t, "null"))
-        return v.type == RC_Y_NULL;
+        return v->type == RC_Y_NULL;
     return false;
 }
 
@@ -526,6 +583,8 @@ static void validate_array(struct vctx *c, const json_t *root, const json_t *sch
     yaml_node_item_t *start = node->data.sequence.items.start, *top = node->data.sequence.items.top;
     size_t count = (size_t)(top - start);
     const json_t *items = json_object_get(schema, "items");
+    if (items && count >= KW_CACHE_FROM && c->kw == NULL)
+        c->kw = calloc(KW_CACHE, sizeof *c->kw); /* NULL: looked up each time */
     if (items) {
         for (yaml_node_item_t *it = start; it < top; it++) {
             size_t old = push_index(c, (size_t)(it - start));
@@ -546,8 +605,20 @@ static void validate_array(struct vctx *c, const json_t *root, const json_t *sch
         if (canon == NULL)
             return;
         size_t *first = calloc(count, sizeof(*first));
-        for (size_t i = 0; first && i < count; i++)
+        /* A list of strings (certificate names): two items are the same
+         * exactly when their texts are, as their canonical forms (quoted
+         * strings) would say — compared as they are, without a copy. */
+        bool strings = true;
+        for (size_t i = 0; strings && i < count; i++) {
+            struct rc_yval v;
+            yaml_node_t *n = yaml_document_get_node(c->y, start[i]);
+            rc_y_classify(n, &v);
+            strings = v.type == RC_Y_STR && n->type == YAML_SCALAR_NODE;
+        }
+        for (size_t i = 0; first && !strings && i < count; i++)
             canon[i] = rc_y_canonical(c->y, yaml_document_get_node(c->y, start[i]), NULL);
+        for (size_t i = 0; first && strings && i < count; i++)
+            canon[i] = (char *)rc_y_str(yaml_document_get_node(c->y, start[i]));
         if (first && first_equal((const char *const *)canon, count, first) == 0) {
             for (size_t i = 1; i < count; i++) {
                 if (first[i] != SIZE_MAX && first[i] != i) {
@@ -558,17 +629,17 @@ static void validate_array(struct vctx *c, const json_t *root, const json_t *sch
                 }
             }
         }
-        for (size_t i = 0; i < count; i++)
+        for (size_t i = 0; !strings && i < count; i++)
             free(canon[i]);
         free(canon);
         free(first);
     }
 }
 
-static void validate_scalar(struct vctx *c, const json_t *schema, yaml_node_t *node)
+static void validate_scalar(struct vctx *c, const json_t *schema, yaml_node_t *node,
+                            const struct rc_yval *vp)
 {
-    struct rc_yval v;
-    rc_y_classify(node, &v);
+    struct rc_yval v = *vp;
     char sv[96];
     if (v.type == RC_Y_INT || v.type == RC_Y_FLOAT) {
         const json_t *min = json_object_get(schema, "minimum");
@@ -596,9 +667,9 @@ static void validate_scalar(struct vctx *c, const json_t *schema, yaml_node_t *n
     if (v.type == RC_Y_STR) {
         const char *s = rc_y_str(node);
         size_t len = utf8_len(s);
-        const json_t *minl = json_object_get(schema, "minLength");
-        const json_t *maxl = json_object_get(schema, "maxLength");
-        const json_t *pat = json_object_get(schema, "pattern");
+        const json_t *minl = kw(c, schema, KW_MINLEN);
+        const json_t *maxl = kw(c, schema, KW_MAXLEN);
+        const json_t *pat = kw(c, schema, KW_PATTERN);
         if (json_is_integer(minl) && (json_int_t)len < json_integer_value(minl)) {
             if (len == 0)
                 verr(c, node, "must not be empty");
@@ -632,10 +703,19 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     c->visits_left--;
     c->depth++;
 
-    const json_t *ref = json_object_get(schema, "$ref");
+    const json_t *ref = kw(c, schema, KW_REF);
     if (json_is_string(ref)) {
-        const json_t *target_root;
-        const json_t *target = resolve_ref(root, json_string_value(ref), &target_root);
+        const json_t *target_root, *target;
+        if (ref == c->ref_key && root == c->ref_root) {
+            target = c->ref_target;
+            target_root = c->ref_target_root;
+        } else {
+            target = resolve_ref(root, json_string_value(ref), &target_root);
+            c->ref_key = ref;
+            c->ref_root = root;
+            c->ref_target = target;
+            c->ref_target_root = target_root;
+        }
         if (target)
             validate(c, target_root, target, node);
         else
@@ -643,19 +723,22 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     }
 
     char sv[96];
-    const json_t *type = json_object_get(schema, "type");
+    /* Classified once for every keyword below. */
+    struct rc_yval v;
+    rc_y_classify(node, &v);
+    const json_t *type = kw(c, schema, KW_TYPE);
     if (type) {
         bool ok = false;
         char want[96] = "";
         if (json_is_string(type)) {
-            ok = type_matches(json_string_value(type), node);
+            ok = type_matches(json_string_value(type), &v);
             snprintf(want, sizeof(want), "%s", json_string_value(type));
         } else {
             size_t i;
             json_t *t;
             json_array_foreach(type, i, t)
             {
-                ok = ok || type_matches(json_string_value(t), node);
+                ok = ok || type_matches(json_string_value(t), &v);
                 size_t l = strlen(want);
                 snprintf(want + l, sizeof(want) - l, "%s%s", i ? " or " : "", json_string_value(t));
             }
@@ -671,13 +754,13 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
         }
     }
 
-    const json_t *cst = json_object_get(schema, "const");
+    const json_t *cst = kw(c, schema, KW_CONST);
     if (cst && !json_equals_node(cst, node)) {
         char want[128];
         show_json(cst, want, sizeof(want));
         verr(c, node, "%s must be %s", show(node, sv, sizeof(sv)), want);
     }
-    const json_t *en = json_object_get(schema, "enum");
+    const json_t *en = kw(c, schema, KW_ENUM);
     if (json_is_array(en)) {
         bool ok = false;
         size_t i;
@@ -700,16 +783,16 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     else if (node->type == YAML_SEQUENCE_NODE)
         validate_array(c, root, schema, node);
     else
-        validate_scalar(c, schema, node);
+        validate_scalar(c, schema, node, &v);
 
-    const json_t *all = json_object_get(schema, "allOf");
+    const json_t *all = kw(c, schema, KW_ALLOF);
     size_t i;
     json_t *sub;
     json_array_foreach(all, i, sub) validate(c, root, sub, node);
-    const json_t *any = json_object_get(schema, "anyOf");
+    const json_t *any = kw(c, schema, KW_ANYOF);
     if (json_is_array(any))
         validate_combinator(c, root, any, node, false);
-    const json_t *one = json_object_get(schema, "oneOf");
+    const json_t *one = kw(c, schema, KW_ONEOF);
     if (json_is_array(one))
         validate_combinator(c, root, one, node, true);
     c->depth--;
@@ -736,6 +819,7 @@ size_t rc_schema_validate(const json_t *root, const json_t *schema, const struct
         rc_errs_add(errs, RC_ERROR, &c.hidden_at, kind, name, NULL,
                     "from here on, more errors in this document are not shown (the first %d are)",
                     MAX_SHOWN);
+    free(c.kw);
     return c.n_err;
 }
 

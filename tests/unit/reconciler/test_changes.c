@@ -27,7 +27,7 @@ static void cover_is_exact_or_a_folder_above(void **state)
 {
     (void)state;
     const char *v[] = {"a.yaml", "certs", "deep/x/y.pem"};
-    struct rc_changes c = {v, 3, false, NULL, 0};
+    struct rc_changes c = {v, 3, false, NULL, 0, false};
     assert_true(rc_changes_cover(&c, "a.yaml"));
     assert_true(rc_changes_cover(&c, "certs/site.pem"));
     assert_true(rc_changes_cover(&c, "certs/sub/site.pem"));
@@ -41,10 +41,10 @@ static void cover_is_exact_or_a_folder_above(void **state)
     assert_false(rc_changes_cover(&c, "b.yaml"));
     /* The whole tree, and "unknown". */
     const char *all[] = {"", "a.yaml"};
-    struct rc_changes everything = {all, 2, false, NULL, 0};
+    struct rc_changes everything = {all, 2, false, NULL, 0, false};
     assert_true(rc_changes_cover(&everything, "b/c.pem"));
     assert_true(rc_changes_cover(NULL, "b/c.pem"));
-    struct rc_changes none = {NULL, 0, false, NULL, 0};
+    struct rc_changes none = {NULL, 0, false, NULL, 0, false};
     assert_false(rc_changes_cover(&none, "b/c.pem"));
 }
 
@@ -67,7 +67,7 @@ static void vouch_abs_needs_a_trusted_folder_and_no_change(void **state)
     (void)state;
     const char *trusted[] = {"/etc/ssl/a", "/srv/certs"};
     const char *v[] = {"/srv/certs/renewed.pem", "a.yaml"};
-    struct rc_changes c = {v, 2, false, trusted, 2};
+    struct rc_changes c = {v, 2, false, trusted, 2, false};
     assert_true(rc_changes_vouch_abs(&c, "/srv/certs/site.pem"));
     assert_true(rc_changes_vouch_abs(&c, "/etc/ssl/a/k.key"));
     assert_false(rc_changes_vouch_abs(&c, "/srv/certs/renewed.pem"));  /* reported */
@@ -77,10 +77,10 @@ static void vouch_abs_needs_a_trusted_folder_and_no_change(void **state)
     assert_false(rc_changes_vouch_abs(&c, "/etc/ssl/k.key"));
     assert_false(rc_changes_vouch_abs(&c, "/srv/certs/"));
     const char *folder[] = {"/srv/certs"};
-    struct rc_changes f = {folder, 1, false, trusted, 2};
+    struct rc_changes f = {folder, 1, false, trusted, 2, false};
     assert_false(rc_changes_vouch_abs(&f, "/srv/certs/site.pem")); /* its folder reported */
     assert_true(rc_changes_vouch_abs(&f, "/etc/ssl/a/k.key"));
-    struct rc_changes untrusted = {NULL, 0, false, NULL, 0};
+    struct rc_changes untrusted = {NULL, 0, false, NULL, 0, false};
     assert_false(rc_changes_vouch_abs(&untrusted, "/srv/certs/site.pem"));
     assert_false(rc_changes_vouch_abs(NULL, "/srv/certs/site.pem"));
 }
@@ -125,7 +125,7 @@ static struct tf_result load(const struct rc_model *prev, const struct rc_change
     return tf_load(dir, prev, changes, NULL);
 }
 
-static const struct rc_changes NOTHING = {NULL, 0, false, NULL, 0};
+static const struct rc_changes NOTHING = {NULL, 0, false, NULL, 0, false};
 
 static void replace_key_in_place(void)
 {
@@ -151,7 +151,8 @@ static void unreported_files_are_not_even_stated(void **state)
     assert_int_equal(c.rc, 0);
     /* ...and one it reports is, by file or by a folder above it. */
     const char *key[] = {"keys/site.key"}, *folder[] = {"keys"};
-    struct rc_changes by_file = {key, 1, false, NULL, 0}, by_folder = {folder, 1, false, NULL, 0};
+    struct rc_changes by_file = {key, 1, false, NULL, 0, false},
+                      by_folder = {folder, 1, false, NULL, 0, false};
     struct tf_result d = load(c.m, &by_file);
     assert_int_equal(d.rc, 1); /* contained: the key does not match */
     assert_int_equal(d.st.files_read, 1);
@@ -190,7 +191,7 @@ static void files_in_a_trusted_folder_outside_are_not_stated(void **state)
     struct tf_result a = load(NULL, NULL);
     assert_int_equal(a.rc, 0);
     const char *trusted[] = {out};
-    struct rc_changes quiet = {NULL, 0, false, trusted, 1};
+    struct rc_changes quiet = {NULL, 0, false, trusted, 1, false};
     struct tf_result b = load(a.m, &quiet);
     assert_int_equal(b.rc, 0);
     assert_int_equal(b.st.files_unstatted, 3); /* site.pem, site.key, certs.yaml */
@@ -206,7 +207,8 @@ static void files_in_a_trusted_folder_outside_are_not_stated(void **state)
     /* ...is seen once reported, by file or by folder, or not trusted. */
     snprintf(keyp, sizeof(keyp), "%s/site.key", out);
     const char *by_file[] = {keyp}, *by_folder[] = {out};
-    struct rc_changes f = {by_file, 1, false, trusted, 1}, d = {by_folder, 1, false, trusted, 1};
+    struct rc_changes f = {by_file, 1, false, trusted, 1, false},
+                      d = {by_folder, 1, false, trusted, 1, false};
     struct tf_result e = load(c.m, &f);
     assert_int_equal(e.rc, 1); /* contained: the key does not match */
     assert_int_equal(e.st.files_read, 1);
@@ -275,7 +277,7 @@ static void an_unsettled_file_is_checked_again(void **state)
     struct tf_result a = load(NULL, NULL);
     tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-server.pem", "site.pem");
     const char *pem[] = {"site.pem"};
-    struct rc_changes ch = {pem, 1, false, NULL, 0};
+    struct rc_changes ch = {pem, 1, false, NULL, 0, false};
     struct tf_result b = load(a.m, &ch); /* reads it, unsettled */
     assert_int_equal(b.st.files_read, 1);
     struct tf_result c = load(b.m, &NOTHING);
@@ -300,7 +302,7 @@ static void the_walk_is_reused_until_a_name_changes(void **state)
     struct tf_result c = load(b.m, &NOTHING);
     assert_int_equal(c.m->n_groups, 0);
     const char *more[] = {"more.yaml"};
-    struct rc_changes created = {more, 1, true, NULL, 0};
+    struct rc_changes created = {more, 1, true, NULL, 0, false};
     struct tf_result d = load(c.m, &created);
     assert_int_equal(d.rc, 0);
     assert_int_equal(d.m->n_groups, 1);
@@ -308,6 +310,53 @@ static void the_walk_is_reused_until_a_name_changes(void **state)
     tf_done(&b);
     tf_done(&c);
     tf_done(&d);
+}
+
+/* Only files were created, removed or renamed, each named: the running
+ * model's list of manifest files is patched with those names (no walk of
+ * the folder). A named folder, or a hidden name, needs the walk. */
+static void the_walk_is_patched_from_named_files(void **state)
+{
+    (void)state;
+    struct tf_result a = load(NULL, NULL);
+    struct tf_result b = load(a.m, &NOTHING);
+    assert_int_equal(b.rc, 0);
+    static const char ga[] = "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+                             "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080}\n";
+    static const char gb[] = "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
+                             "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080}\n";
+    tf_put(dir, "more.yaml", ga);
+    tf_put(dir, "unreported.yaml", gb);
+    /* Proof that the list was patched, not walked: the file nobody named
+     * is not seen, the named one is (and a named file that is not YAML
+     * adds nothing). */
+    const char *more[] = {"more.yaml", "notes.txt"};
+    struct rc_changes created = {more, 2, true, NULL, 0, true};
+    struct tf_result c = load(b.m, &created);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.m->n_groups, 1);
+    assert_string_equal(c.m->groups[0].meta.name, "ga");
+    /* Removed and named: gone from the list. */
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/more.yaml", dir);
+    assert_int_equal(unlink(path), 0);
+    struct tf_result d = load(c.m, &created);
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.m->n_groups, 0);
+    /* A named folder: walked, and every file is seen. */
+    snprintf(path, sizeof(path), "%s/sub", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    const char *sub[] = {"sub"};
+    struct rc_changes folder = {sub, 1, true, NULL, 0, true};
+    struct tf_result e = load(d.m, &folder);
+    assert_int_equal(e.rc, 0);
+    assert_int_equal(e.m->n_groups, 1);
+    assert_string_equal(e.m->groups[0].meta.name, "gb");
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
+    tf_done(&d);
+    tf_done(&e);
 }
 
 /* A folder entered through a link may gain files with no event in the
@@ -348,6 +397,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(an_unsettled_file_is_checked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(the_walk_is_reused_until_a_name_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_walk_is_patched_from_named_files, setup, teardown),
         cmocka_unit_test_setup_teardown(a_tree_with_a_linked_folder_is_always_walked, setup,
                                         teardown),
     };

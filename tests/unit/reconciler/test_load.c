@@ -604,7 +604,7 @@ static void test_albdignore(void **state)
     assert_int_equal(r1.m->n_groups, 2);
     write_file(tmpdir, ".albdignore", "drafts/\n*.bak.yaml\n/sub/\n");
     const char *rel[] = {".albdignore"};
-    struct rc_changes ch = {rel, 1, false, NULL, 0};
+    struct rc_changes ch = {rel, 1, false, NULL, 0, false};
     struct tf_result r2 = tf_load(tmpdir, r1.m, &ch, NULL);
     assert_int_equal(r2.rc, 0);
     assert_int_equal(r2.m->n_groups, 1);
