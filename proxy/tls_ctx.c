@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,18 +32,18 @@
 #include <time.h>
 
 #include "common/hash.h"
+#include "common/log.h"
 #include "common/hostname.h"
 #include "proxy/sni.h"
 #include "reconciler/certstore.h"
 
 /* One certificate a context serves. The parsed objects and names belong
  * to the store's entry (reconciler/certstore.h), of which the context
- * holds one reference: contexts built from the same PEM share them. */
+ * holds one reference: contexts built from the same PEM share them. The
+ * leaf, chain and key are decoded when a handshake first selects the
+ * certificate (cert_objects()); the defaults when the context is built. */
 struct cert_entry {
     struct rc_cert_parsed *parsed; /* one reference */
-    X509 *leaf;                    /* parsed->leaf */
-    STACK_OF(X509) * chain;        /* parsed->chain: intermediates, may be NULL */
-    EVP_PKEY *pkey;                /* parsed->pkey */
     bool rsa;
     bool weak_hash;       /* signed with MD5 (or older) */
     enum px_sni_key kind; /* what the client must support to verify it */
@@ -281,6 +282,27 @@ static void openssl_reason(char *buf, size_t len)
     ERR_clear_error();
 }
 
+/* e's leaf, chain and key, decoded on the first call for its entry (by
+ * any context or thread) and shared from then on; NULL when that decode
+ * runs out of memory, said once per process (the handshake is refused). */
+static const struct rc_cert_objects *cert_objects(const struct cert_entry *e)
+{
+    static atomic_bool said;
+    const struct rc_cert_objects *o = rc_cert_parsed_objects(e->parsed);
+    if (o == NULL && !atomic_exchange(&said, true))
+        px_log_error("TLS: cannot decode certificate %s for a handshake (out of memory); "
+                     "handshakes selecting it fail until memory is available",
+                     e->parsed->subject ? e->parsed->subject : "(unnamed)");
+    return o;
+}
+
+/* e's leaf if it was decoded, else NULL (no handshake could hold it). */
+static const X509 *cert_leaf(const struct cert_entry *e)
+{
+    const struct rc_cert_objects *o = e != NULL ? rc_cert_parsed_peek(e->parsed) : NULL;
+    return o != NULL ? o->leaf : NULL;
+}
+
 static void cert_cleanup(struct cert_entry *e)
 {
     rc_cert_parsed_unref(e->parsed);
@@ -337,19 +359,13 @@ static int cert_load(struct cert_entry *e, const struct rc_certificate *c, struc
                  name);
         return -1;
     }
-    e->leaf = p->leaf;
-    e->chain = p->chain;
-    e->pkey = p->pkey;
-    /* An EC certificate whose key matched it: its key is EC of the same
-     * curve, and the store noted both (no look into the key object, one
-     * cache miss less per certificate of 10,000). RSA keys are asked:
-     * an RSA-PSS key may sit behind an rsaEncryption certificate. */
-    bool ec = p->pub_base_id == EVP_PKEY_EC && p->curve_nid != NID_undef && p->pub_bits > 0;
-    int base = ec ? EVP_PKEY_EC : EVP_PKEY_get_base_id(p->pkey);
+    /* The store noted the private key's type and size (an RSA-PSS key
+     * may sit behind an rsaEncryption certificate). */
+    int base = p->key_base_id;
     e->rsa = base == EVP_PKEY_RSA || base == EVP_PKEY_RSA_PSS;
     e->kind = key_kind(p, base);
     e->weak_hash = p->weak_hash;
-    e->bits = ec ? p->pub_bits : EVP_PKEY_get_bits(p->pkey);
+    e->bits = p->key_bits;
     e->not_after = p->not_after;
     e->names = p->tls_names;
     e->n_names = p->n_tls_names;
@@ -617,13 +633,14 @@ static void hello_read(SSL *ssl, struct px_sni_hello *h)
 static bool slot_is(SSL *ssl, const struct cert_entry *e)
 {
     STACK_OF(X509) *chain = NULL;
-    if (SSL_get_privatekey(ssl) != e->pkey || SSL_get0_chain_certs(ssl, &chain) != 1)
+    const struct rc_cert_objects *o = rc_cert_parsed_peek(e->parsed);
+    if (o == NULL || SSL_get_privatekey(ssl) != o->pkey || SSL_get0_chain_certs(ssl, &chain) != 1)
         return false;
     int n = chain != NULL ? sk_X509_num(chain) : 0;
-    if (n != (e->chain != NULL ? sk_X509_num(e->chain) : 0))
+    if (n != (o->chain != NULL ? sk_X509_num(o->chain) : 0))
         return false;
     for (int i = 0; i < n; i++)
-        if (sk_X509_value(chain, i) != sk_X509_value(e->chain, i))
+        if (sk_X509_value(chain, i) != sk_X509_value(o->chain, i))
             return false;
     return true;
 }
@@ -642,8 +659,8 @@ static bool ssl_holds(SSL *ssl, const struct choice *c)
         return false;
     do {
         const X509 *x = SSL_get_certificate(ssl);
-        const struct cert_entry *e = c->ec != NULL && x == c->ec->leaf     ? c->ec
-                                     : c->rsa != NULL && x == c->rsa->leaf ? c->rsa
+        const struct cert_entry *e = x != NULL && x == cert_leaf(c->ec)    ? c->ec
+                                     : x != NULL && x == cert_leaf(c->rsa) ? c->rsa
                                                                            : NULL;
         if (e == NULL || !slot_is(ssl, e))
             return false;
@@ -687,10 +704,15 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
         if (ssl_holds(ssl, &c))
             return SSL_CLIENT_HELLO_SUCCESS;
     }
-    SSL_certs_clear(ssl);
-    if (c.ec != NULL && SSL_use_cert_and_key(ssl, c.ec->leaf, c.ec->pkey, c.ec->chain, 1) != 1)
+    /* Decoded on the first handshake that selects them. */
+    const struct rc_cert_objects *oec = c.ec != NULL ? cert_objects(c.ec) : NULL;
+    const struct rc_cert_objects *orsa = c.rsa != NULL ? cert_objects(c.rsa) : NULL;
+    if ((c.ec != NULL && oec == NULL) || (c.rsa != NULL && orsa == NULL))
         goto fail;
-    if (c.rsa != NULL && SSL_use_cert_and_key(ssl, c.rsa->leaf, c.rsa->pkey, c.rsa->chain, 1) != 1)
+    SSL_certs_clear(ssl);
+    if (oec != NULL && SSL_use_cert_and_key(ssl, oec->leaf, oec->pkey, oec->chain, 1) != 1)
+        goto fail;
+    if (orsa != NULL && SSL_use_cert_and_key(ssl, orsa->leaf, orsa->pkey, orsa->chain, 1) != 1)
         goto fail;
     return SSL_CLIENT_HELLO_SUCCESS;
 fail:
@@ -907,8 +929,12 @@ SSL_CTX *px_tls_ctx_new(const struct rc_listener *l, struct px_tls_keys *keys, b
      * fails here rather than on the first handshake. */
     const struct cert_entry *defs[2] = {owned->def_ec, owned->def_rsa};
     for (int i = 0; i < 2; i++) {
-        if (defs[i] != NULL &&
-            SSL_CTX_use_cert_and_key(ctx, defs[i]->leaf, defs[i]->pkey, defs[i]->chain, 1) != 1) {
+        const struct rc_cert_objects *o = defs[i] != NULL ? cert_objects(defs[i]) : NULL;
+        if (defs[i] != NULL && o == NULL) {
+            snprintf(msg, sizeof msg, "out of memory");
+            goto fail;
+        }
+        if (o != NULL && SSL_CTX_use_cert_and_key(ctx, o->leaf, o->pkey, o->chain, 1) != 1) {
             char why[160];
             openssl_reason(why, sizeof why);
             snprintf(msg, sizeof msg, "default certificate refused by OpenSSL: %s", why);
@@ -966,9 +992,9 @@ bool px_tls_host_allowed(SSL *ssl, const char *host, size_t len)
     }
     /* The certificate actually served, when OpenSSL says which. */
     const X509 *served = SSL_get_certificate(ssl);
-    if (c->ec != NULL && served == c->ec->leaf)
+    if (served != NULL && served == cert_leaf(c->ec))
         return entry_covers(c->ec, host, len);
-    if (c->rsa != NULL && served == c->rsa->leaf)
+    if (served != NULL && served == cert_leaf(c->rsa))
         return entry_covers(c->rsa, host, len);
     return entry_covers(c->ec, host, len) || entry_covers(c->rsa, host, len);
 }

@@ -7,7 +7,16 @@
  * context told the structure and key type, built once per thread and
  * reused, takes ~22 us. d2i_X509() takes ~100 us (it builds such a context
  * for the public key inside, which no API lets us reuse): the certificate
- * is now the larger part, and a batch is spread over every core. */
+ * is now the larger part, and a batch is spread over every core.
+ *
+ * What an entry keeps: the parse checks everything (the leaf decodes, the
+ * key decodes and matches it) and takes the facts, then frees the OpenSSL
+ * objects and keeps the DER of the leaf, the chain and the key. The
+ * objects (~7.5 KiB for an ECDSA P-256 certificate and key: the X509 with
+ * its decoded public key, EC group and extension cache, the EVP_PKEY with
+ * another EC group) are made again on first use (rc_cert_parsed_objects():
+ * d2i_X509() ~100 us, the key ~22 us with a decoder context from a pool
+ * kept for it) and published with a compare-and-swap. */
 #include "reconciler/certstore.h"
 
 #include <ctype.h>
@@ -40,6 +49,7 @@
 static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rc_cert_parsed **buckets; /* under store_mu */
 static size_t n_buckets, n_entries, n_parsed;
+static atomic_size_t n_decoded;
 
 static uint64_t id_hash(const unsigned char *id)
 {
@@ -103,13 +113,23 @@ static void strv_free(char **v, size_t n)
     free(v);
 }
 
+static void objects_free(struct rc_cert_objects *o)
+{
+    if (o == NULL)
+        return;
+    X509_free(o->leaf);
+    sk_X509_pop_free(o->chain, X509_free);
+    EVP_PKEY_free(o->pkey);
+    free(o);
+}
+
 static void entry_free(struct rc_cert_parsed *e)
 {
     if (e == NULL)
         return;
-    X509_free(e->leaf);
-    sk_X509_pop_free(e->chain, X509_free);
-    EVP_PKEY_free(e->pkey);
+    objects_free(atomic_load_explicit(&e->objs, memory_order_acquire));
+    free(e->der);
+    OPENSSL_clear_free(e->key_der, e->key_der_len);
     free(e->subject);
     free(e->issuer);
     strv_free(e->dns_names, e->n_dns_names);
@@ -216,11 +236,38 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return 0; /* encrypted keys are refused rather than prompted for */
 }
 
+/* The key in der decoded by s, NULL when it does not decode (then s
+ * starts its next key from a fresh context). */
+static EVP_PKEY *slot_decode(struct dec_slot *s, const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der;
+    size_t left = len;
+    EVP_PKEY *key = NULL;
+    s->out = NULL;
+    if (OSSL_DECODER_from_data(s->ctx, &p, &left) == 1 && s->out != NULL) {
+        key = s->out;
+    } else {
+        EVP_PKEY_free(s->out);
+        OSSL_DECODER_CTX_free(s->ctx);
+        s->ctx = NULL;
+    }
+    s->out = NULL;
+    return key;
+}
+
+/* The DER a key was decoded from, and what to tell the decoder to decode
+ * it again (rc_cert_parsed_objects()). der is OPENSSL_malloc()ed. */
+struct key_der {
+    unsigned char *der;
+    size_t len;
+    const char *structure, *type;
+};
+
 /* The first private key in pem: by the fast path when its PEM label (and
  * for PKCS#8, its algorithm) names a structure and key type, else by
  * OpenSSL's generic reader (which refuses encrypted keys). NULL when none
  * parses. */
-static EVP_PKEY *decode_key(struct dec_cache *c, const char *pem, size_t len)
+static EVP_PKEY *decode_key(struct dec_cache *c, const char *pem, size_t len, struct key_der *kd)
 {
     EVP_PKEY *key = NULL;
     BIO *b = BIO_new_mem_buf(pem, (int)len);
@@ -245,22 +292,16 @@ static EVP_PKEY *decode_key(struct dec_cache *c, const char *pem, size_t len)
             type = "RSA";
         }
         struct dec_slot *s = structure && type ? dec_get(c, structure, type) : NULL;
-        if (s != NULL) {
-            const unsigned char *p = der;
-            size_t left = (size_t)dlen;
-            s->out = NULL;
-            if (OSSL_DECODER_from_data(s->ctx, &p, &left) == 1 && s->out != NULL) {
-                key = s->out;
-            } else {
-                /* Start the next key of this kind from a fresh context. */
-                EVP_PKEY_free(s->out);
-                OSSL_DECODER_CTX_free(s->ctx);
-                s->ctx = NULL;
+        if (s != NULL && (key = slot_decode(s, der, (size_t)dlen)) != NULL) {
+            more = false;
+            if (kd != NULL) {
+                *kd = (struct key_der){
+                    .der = der, .len = (size_t)dlen, .structure = structure, .type = type};
+                der = NULL; /* the caller's now */
             }
-            s->out = NULL;
         }
-        OPENSSL_cleanse(der, (size_t)dlen);
-        OPENSSL_free(der);
+        if (der != NULL)
+            OPENSSL_clear_free(der, (size_t)dlen);
         OPENSSL_free(name);
         OPENSSL_free(header);
     }
@@ -271,6 +312,33 @@ static EVP_PKEY *decode_key(struct dec_cache *c, const char *pem, size_t len)
     b = BIO_new_mem_buf(pem, (int)len);
     key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
     BIO_free(b);
+    if (key != NULL && kd != NULL) {
+        /* A form the fast path does not know: kept as PKCS#8. */
+        PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
+        unsigned char *der = NULL;
+        int dlen = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
+        PKCS8_PRIV_KEY_INFO_free(p8);
+        if (dlen > 0)
+            *kd = (struct key_der){.der = der,
+                                   .len = (size_t)dlen,
+                                   .structure = "PrivateKeyInfo",
+                                   .type = pkcs8_type(der, dlen)};
+    }
+    ERR_clear_error();
+    return key;
+}
+
+/* The key in der, as decode_key() described it; NULL when it does not
+ * decode (out of memory: it decoded at load). */
+static EVP_PKEY *decode_key_der(struct dec_cache *c, const unsigned char *der, size_t len,
+                                const char *structure, const char *type)
+{
+    struct dec_slot *s = structure && type ? dec_get(c, structure, type) : NULL;
+    EVP_PKEY *key = s ? slot_decode(s, der, len) : NULL;
+    if (key == NULL) {
+        const unsigned char *p = der;
+        key = d2i_AutoPrivateKey(NULL, &p, (long)len);
+    }
     ERR_clear_error();
     return key;
 }
@@ -336,9 +404,9 @@ static int tls_name_add(struct rc_cert_parsed *e, const unsigned char *data, siz
 
 /* subjectAltName DNS entries, or the subject CN when there are none: both
  * as the validator shows them and as SNI selects by them. */
-static int read_names(struct rc_cert_parsed *e)
+static int read_names(struct rc_cert_parsed *e, X509 *leaf)
 {
-    GENERAL_NAMES *gens = X509_get_ext_d2i(e->leaf, NID_subject_alt_name, NULL, NULL);
+    GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
     int rc = 0;
     for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
@@ -354,7 +422,7 @@ static int read_names(struct rc_cert_parsed *e)
     ERR_clear_error();
     if (rc != 0 || e->n_dns_names > 0)
         return rc;
-    const X509_NAME *subj = X509_get_subject_name(e->leaf);
+    const X509_NAME *subj = X509_get_subject_name(leaf);
     int at = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
     if (at < 0)
         return 0;
@@ -401,17 +469,17 @@ static int curve_of(const EVP_PKEY *k)
 }
 
 /* The leaf and the rest of the chain; 0, -1 without a leaf, -ENOMEM. */
-static int parse_chain(struct rc_cert_parsed *e, const char *pem, size_t len)
+static int parse_chain(struct rc_cert_objects *o, const char *pem, size_t len)
 {
     BIO *b = BIO_new_mem_buf(pem, (int)len);
     if (b == NULL)
         return -ENOMEM;
-    e->leaf = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
-    int rc = e->leaf ? 0 : -1;
+    o->leaf = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
+    int rc = o->leaf ? 0 : -1;
     X509 *x;
     while (rc == 0 && (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
-        if ((e->chain == NULL && (e->chain = sk_X509_new_null()) == NULL) ||
-            !sk_X509_push(e->chain, x)) {
+        if ((o->chain == NULL && (o->chain = sk_X509_new_null()) == NULL) ||
+            !sk_X509_push(o->chain, x)) {
             X509_free(x);
             rc = -ENOMEM;
         }
@@ -421,58 +489,196 @@ static int parse_chain(struct rc_cert_parsed *e, const char *pem, size_t len)
     return rc;
 }
 
+/* Keeps the DER of o's leaf and chain in e; 0 or -ENOMEM. */
+static int keep_der(struct rc_cert_parsed *e, const struct rc_cert_objects *o)
+{
+    int n = o->chain ? sk_X509_num(o->chain) : 0;
+    int leaf_len = i2d_X509(o->leaf, NULL);
+    size_t total = leaf_len > 0 ? (size_t)leaf_len : 0;
+    for (int i = 0; i < n; i++) {
+        int l = i2d_X509(sk_X509_value(o->chain, i), NULL);
+        if (l <= 0)
+            return -ENOMEM;
+        total += (size_t)l;
+    }
+    if (leaf_len <= 0 || (e->der = malloc(total)) == NULL)
+        return -ENOMEM;
+    unsigned char *p = e->der;
+    i2d_X509(o->leaf, &p);
+    e->leaf_der_len = (size_t)leaf_len;
+    for (int i = 0; i < n; i++)
+        i2d_X509(sk_X509_value(o->chain, i), &p);
+    e->chain_der_len = total - e->leaf_der_len;
+    return 0;
+}
+
 /* Parses in into a new entry (not in the table, refs 0); NULL when out of
- * memory. Runs on any thread: it touches only its own objects and c. */
+ * memory. Runs on any thread: it touches only its own objects and c. With
+ * facts, only the facts are kept; otherwise the DER too (status OK). */
 static struct rc_cert_parsed *parse_one(const struct rc_certstore_in *in, const unsigned char *id,
-                                        struct dec_cache *c)
+                                        struct dec_cache *c, bool facts)
 {
     struct rc_cert_parsed *e = calloc(1, sizeof *e);
     if (e == NULL)
         return NULL;
+    struct rc_cert_objects o = {NULL, NULL, NULL};
+    struct key_der kd = {NULL, 0, NULL, NULL};
     memcpy(e->id, id, RC_CERTSTORE_ID_LEN);
     e->curve_nid = NID_undef;
-    int rc = in->cert_pem ? parse_chain(e, in->cert_pem, in->cert_len) : -1;
+    e->facts_only = facts;
+    atomic_init(&e->objs, NULL);
+    int rc = in->cert_pem ? parse_chain(&o, in->cert_pem, in->cert_len) : -1;
     if (rc == -1) {
         e->status = RC_CERT_PARSE_NO_CERT;
-        return e;
+        goto out;
     }
     if (rc != 0)
         goto nomem;
-    e->subject = dn_string(X509_get_subject_name(e->leaf));
-    e->issuer = dn_string(X509_get_issuer_name(e->leaf));
-    if (e->subject == NULL || e->issuer == NULL || read_names(e) != 0)
+    e->subject = dn_string(X509_get_subject_name(o.leaf));
+    e->issuer = dn_string(X509_get_issuer_name(o.leaf));
+    if (e->subject == NULL || e->issuer == NULL || read_names(e, o.leaf) != 0)
         goto nomem;
-    e->not_before = asn1_to_time(X509_get0_notBefore(e->leaf));
-    e->not_after = asn1_to_time(X509_get0_notAfter(e->leaf));
-    uint32_t flags = X509_get_extension_flags(e->leaf);
+    e->not_before = asn1_to_time(X509_get0_notBefore(o.leaf));
+    e->not_after = asn1_to_time(X509_get0_notAfter(o.leaf));
+    uint32_t flags = X509_get_extension_flags(o.leaf);
     e->is_ca = (flags & EXFLAG_CA) != 0;
     e->self_signed = (flags & EXFLAG_SS) != 0;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (X509_digest(e->leaf, EVP_sha256(), md, &mdlen) == 1)
+    if (X509_digest(o.leaf, EVP_sha256(), md, &mdlen) == 1)
         for (unsigned i = 0; i < mdlen && i < 32; i++)
             snprintf(e->fingerprint_sha256 + 2 * i, 3, "%02x", md[i]);
-    EVP_PKEY *pub = X509_get0_pubkey(e->leaf);
+    EVP_PKEY *pub = X509_get0_pubkey(o.leaf);
     e->pub_base_id = pub ? EVP_PKEY_get_base_id(pub) : 0;
     e->pub_bits = pub ? EVP_PKEY_get_bits(pub) : 0;
-    e->weak_hash = weak_signature(e->leaf);
+    e->weak_hash = weak_signature(o.leaf);
     if (in->key_pem != NULL) {
-        e->pkey = decode_key(c, in->key_pem, in->key_len);
-        if (e->pkey == NULL) {
+        o.pkey = decode_key(c, in->key_pem, in->key_len, facts ? NULL : &kd);
+        if (o.pkey == NULL) {
             e->status = RC_CERT_PARSE_BAD_KEY;
-        } else if (X509_check_private_key(e->leaf, e->pkey) != 1) {
+        } else if (X509_check_private_key(o.leaf, o.pkey) != 1) {
             e->status = RC_CERT_PARSE_KEY_MISMATCH;
-            EVP_PKEY_free(e->pkey);
-            e->pkey = NULL;
+            EVP_PKEY_free(o.pkey);
+            o.pkey = NULL;
         }
     }
-    e->curve_nid = curve_of(e->pkey ? e->pkey : pub);
+    e->curve_nid = curve_of(o.pkey ? o.pkey : pub);
+    e->key_base_id = o.pkey ? EVP_PKEY_get_base_id(o.pkey) : 0;
+    e->key_bits = o.pkey ? EVP_PKEY_get_bits(o.pkey) : 0;
+    if (!facts && e->status == RC_CERT_PARSE_OK) {
+        if (keep_der(e, &o) != 0 || (o.pkey != NULL && kd.der == NULL))
+            goto nomem;
+        e->key_der = kd.der;
+        e->key_der_len = kd.len;
+        e->key_structure = kd.structure;
+        e->key_type = kd.type;
+        kd.der = NULL;
+    }
+out:
+    /* Made again from the DER on first use (rc_cert_parsed_objects()). */
+    X509_free(o.leaf);
+    sk_X509_pop_free(o.chain, X509_free);
+    EVP_PKEY_free(o.pkey);
+    OPENSSL_clear_free(kd.der, kd.len);
     ERR_clear_error();
     return e;
 nomem:
+    X509_free(o.leaf);
+    sk_X509_pop_free(o.chain, X509_free);
+    EVP_PKEY_free(o.pkey);
+    OPENSSL_clear_free(kd.der, kd.len);
     ERR_clear_error();
     entry_free(e);
     return NULL;
+}
+
+/* ---- objects on first use ----------------------------------------------- */
+
+/* Decoder caches for rc_cert_parsed_objects(), lent to one decoding
+ * thread at a time: as many as threads ever decoded at once, kept for
+ * the process's life (a handful of small contexts). */
+struct dec_lend {
+    struct dec_cache c;
+    struct dec_lend *next;
+};
+static pthread_mutex_t lend_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct dec_lend *lend_free; /* under lend_mu */
+
+static struct dec_lend *lend_take(void)
+{
+    pthread_mutex_lock(&lend_mu);
+    struct dec_lend *l = lend_free;
+    if (l != NULL)
+        lend_free = l->next;
+    pthread_mutex_unlock(&lend_mu);
+    return l != NULL ? l : calloc(1, sizeof *l);
+}
+
+static void lend_give(struct dec_lend *l)
+{
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&lend_mu);
+    l->next = lend_free;
+    lend_free = l;
+    pthread_mutex_unlock(&lend_mu);
+}
+
+/* e's objects decoded from its DER; NULL when out of memory. */
+static struct rc_cert_objects *objects_decode(const struct rc_cert_parsed *e)
+{
+    struct rc_cert_objects *o = calloc(1, sizeof *o);
+    if (o == NULL)
+        return NULL;
+    const unsigned char *p = e->der;
+    o->leaf = d2i_X509(NULL, &p, (long)e->leaf_der_len);
+    bool ok = o->leaf != NULL;
+    const unsigned char *end = e->der + e->leaf_der_len + e->chain_der_len;
+    while (ok && p < end) {
+        X509 *x = d2i_X509(NULL, &p, (long)(end - p));
+        if (x == NULL || (o->chain == NULL && (o->chain = sk_X509_new_null()) == NULL) ||
+            !sk_X509_push(o->chain, x)) {
+            X509_free(x);
+            ok = false;
+        }
+    }
+    if (ok && e->key_der != NULL) {
+        struct dec_lend *l = lend_take();
+        o->pkey =
+            l ? decode_key_der(&l->c, e->key_der, e->key_der_len, e->key_structure, e->key_type)
+              : NULL;
+        lend_give(l);
+        ok = o->pkey != NULL;
+    }
+    ERR_clear_error();
+    if (!ok) {
+        objects_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+const struct rc_cert_objects *rc_cert_parsed_objects(struct rc_cert_parsed *e)
+{
+    struct rc_cert_objects *o = atomic_load_explicit(&e->objs, memory_order_acquire);
+    if (o != NULL || e->der == NULL)
+        return o;
+    o = objects_decode(e);
+    if (o == NULL)
+        return NULL;
+    atomic_fetch_add_explicit(&n_decoded, 1, memory_order_relaxed);
+    struct rc_cert_objects *had = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&e->objs, &had, o, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        objects_free(o); /* another thread published first: use its */
+        o = had;
+    }
+    return o;
+}
+
+const struct rc_cert_objects *rc_cert_parsed_peek(const struct rc_cert_parsed *e)
+{
+    return atomic_load_explicit(&((struct rc_cert_parsed *)e)->objs, memory_order_acquire);
 }
 
 /* ---- parsing a batch ---------------------------------------------------- */
@@ -482,19 +688,6 @@ struct job {
     const unsigned char *id;
     struct rc_cert_parsed *out;
 };
-
-/* Keeps only e's facts: its OpenSSL objects are freed on the thread that
- * made them (rc_certstore_acquire_facts()). */
-static void drop_objects(struct rc_cert_parsed *e)
-{
-    X509_free(e->leaf);
-    e->leaf = NULL;
-    sk_X509_pop_free(e->chain, X509_free);
-    e->chain = NULL;
-    EVP_PKEY_free(e->pkey);
-    e->pkey = NULL;
-    e->facts_only = true;
-}
 
 struct batch {
     struct job *jobs;
@@ -511,9 +704,7 @@ static void *parse_worker(void *arg)
         size_t i = atomic_fetch_add_explicit(&b->next, 1, memory_order_relaxed);
         if (i >= b->n)
             break;
-        b->jobs[i].out = parse_one(b->jobs[i].in, b->jobs[i].id, &c);
-        if (b->facts && b->jobs[i].out != NULL)
-            drop_objects(b->jobs[i].out);
+        b->jobs[i].out = parse_one(b->jobs[i].in, b->jobs[i].id, &c, b->facts);
     }
     dec_cache_cleanup(&c);
     return NULL;
@@ -689,6 +880,7 @@ void rc_certstore_stats(struct rc_certstore_stats *out)
     pthread_mutex_lock(&store_mu);
     out->entries = n_entries;
     out->parsed = n_parsed;
+    out->decoded = atomic_load_explicit(&n_decoded, memory_order_relaxed);
     pthread_mutex_unlock(&store_mu);
 }
 
@@ -746,11 +938,9 @@ static void ahead_one(const struct ahead_item *it, bool facts, struct dec_cache 
     pthread_mutex_lock(&store_mu);
     bool have = table_find(id, facts) != NULL;
     pthread_mutex_unlock(&store_mu);
-    struct rc_cert_parsed *e = have ? NULL : parse_one(&in, id, c);
+    struct rc_cert_parsed *e = have ? NULL : parse_one(&in, id, c, facts);
     if (e == NULL)
         goto out;
-    if (facts)
-        drop_objects(e);
     pthread_mutex_lock(&store_mu);
     n_parsed++;
     if (table_find(id, facts) != NULL || table_reserve(1) != 0) {

@@ -9,7 +9,11 @@
  * its facts from an entry; a TLS context (proxy/tls_ctx.c) holds one
  * reference per certificate it serves and hands the entry's X509 and
  * EVP_PKEY to OpenSSL, so a rebuilt context shares every unchanged
- * certificate's parsed objects with the running one.
+ * certificate's parsed objects with the running one. Those objects are
+ * decoded from DER the entry keeps when first asked for
+ * (rc_cert_parsed_objects(): a handshake selecting the certificate, or a
+ * context's default), so of 10,000 certificates only those clients use
+ * cost OpenSSL objects.
  *
  * Lifetime: rc_certstore_acquire() returns references; an entry nobody
  * references stays in the store (the validator builds the model before
@@ -32,6 +36,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,14 +51,25 @@ enum rc_cert_parse {
     RC_CERT_PARSE_KEY_MISMATCH, /* the key is not the leaf's */
 };
 
-/* One parsed certificate. Everything but refs is immutable once the entry
- * is in the store. */
+/* The OpenSSL objects of an entry (rc_cert_parsed_objects()): the leaf,
+ * the certificates after it (NULL when none) and the private key (NULL
+ * when the input had none). Shared by every TLS context and handshake
+ * that serves the entry; never changed once published. */
+struct rc_cert_objects {
+    X509 *leaf;
+    STACK_OF(X509) * chain;
+    EVP_PKEY *pkey;
+};
+
+/* One parsed certificate. Everything but refs and objs is immutable once
+ * the entry is in the store. The parse checks everything at once (the
+ * key decodes and matches the leaf), then keeps the facts and the DER of
+ * the leaf, the chain and the key: a certificate no client selected holds
+ * no OpenSSL object (~1.5 KiB in all instead of ~9 KiB); the first caller
+ * of rc_cert_parsed_objects() decodes them. */
 struct rc_cert_parsed {
     unsigned char id[RC_CERTSTORE_ID_LEN];
     enum rc_cert_parse status;
-    X509 *leaf;             /* NULL when status is NO_CERT */
-    STACK_OF(X509) * chain; /* the certificates after the leaf; NULL when none */
-    EVP_PKEY *pkey;         /* NULL without a key or when it did not parse */
     /* Facts for the validator and `albd plan` (cert.c). */
     char *subject, *issuer; /* RFC 2253 */
     char **dns_names;       /* subjectAltName DNS entries lowercased, else the CN */
@@ -62,6 +78,7 @@ struct rc_cert_parsed {
     char fingerprint_sha256[65];
     int pub_base_id; /* EVP_PKEY_get_base_id() of the leaf's public key, 0 if none */
     int pub_bits;
+    int key_base_id, key_bits; /* the same for the private key; 0 without one */
     bool is_ca, self_signed;
     /* For a TLS context (proxy/tls_ctx.c): the names SNI can select by
      * (lowercase, normalized, valid wildcard patterns, no duplicates). */
@@ -69,9 +86,20 @@ struct rc_cert_parsed {
     size_t n_tls_names;
     int curve_nid;  /* the EC key's curve (NID), NID_undef otherwise */
     bool weak_hash; /* signed with MD5 (or older) */
-    /* Made by rc_certstore_acquire_facts(): leaf, chain and pkey are NULL
-     * (freed once the facts were taken), whatever status says. */
+    /* Made by rc_certstore_acquire_facts(): no DER kept, no objects ever. */
     bool facts_only;
+    /* What rc_cert_parsed_objects() decodes: set only when status is OK
+     * and the entry is not facts_only. der holds the leaf (leaf_der_len
+     * bytes) followed by the chain (chain_der_len); key_der (wiped when
+     * freed) is the key as the parse decoded it, key_structure/key_type
+     * what the decoder is told (static strings; NULL: OpenSSL guesses). */
+    unsigned char *der;
+    size_t leaf_der_len, chain_der_len;
+    unsigned char *key_der;
+    size_t key_der_len;
+    const char *key_structure, *key_type;
+    /* The decoded objects, published once by rc_cert_parsed_objects(). */
+    _Atomic(struct rc_cert_objects *) objs;
     /* Store bookkeeping (under the store's mutex). */
     size_t refs;
     struct rc_cert_parsed *next;
@@ -104,9 +132,9 @@ int rc_certstore_acquire(const struct rc_certstore_in *in, size_t n, struct rc_c
 /* rc_certstore_acquire() for a caller that reads only the facts (the
  * validator of a one-shot load: cert.c, rc_load_opts.release_parsed). An
  * input not in the store is parsed and its OpenSSL objects (leaf, chain,
- * key) are freed at once, on the thread that parsed it, leaving an entry
+ * key) are freed at once and no DER is kept, on the thread that parsed it, leaving an entry
  * with facts_only set: a whole batch then holds facts only (about 0.5 KiB
- * a certificate instead of 9) and is parsed in one go on every core. An
+ * a certificate instead of 1.5 with the DER) and is parsed in one go on every core. An
  * entry with its objects serves too. rc_certstore_acquire() never returns
  * a facts_only entry (it parses that input again), so no TLS context gets
  * one. Same contract otherwise. */
@@ -142,14 +170,30 @@ struct rc_cert_parsed *rc_cert_parsed_ref(struct rc_cert_parsed *e);
  * sweep finds it unreferenced. Any thread. */
 void rc_cert_parsed_unref(struct rc_cert_parsed *e);
 
+/* The entry's leaf, chain and key, decoded from its DER by the first
+ * caller and kept until the entry is freed: every later caller gets the
+ * same objects (two threads racing on first use both decode, one
+ * publishes, the other frees its copy). ~150 us the first time (d2i_X509
+ * and the key with a reused decoder), a load afterwards. NULL when the
+ * entry has nothing to decode (status not OK, facts_only) or out of
+ * memory (then a later call tries again). The objects belong to the
+ * entry: take a reference (SSL_use_cert_and_key() does) to keep them past
+ * the caller's reference to e. Any thread. */
+const struct rc_cert_objects *rc_cert_parsed_objects(struct rc_cert_parsed *e);
+
+/* The objects if rc_cert_parsed_objects() published them already, else
+ * NULL; never decodes. Any thread. */
+const struct rc_cert_objects *rc_cert_parsed_peek(const struct rc_cert_parsed *e);
+
 /* Frees every entry nobody references. Returns how many it freed. */
 size_t rc_certstore_sweep(void);
 
-/* Counters for tests and logs: entries in the store, and inputs parsed
- * since the process started. */
+/* Counters for tests and logs: entries in the store, inputs parsed and
+ * objects decoded on first use since the process started. */
 struct rc_certstore_stats {
     size_t entries;
     size_t parsed;
+    size_t decoded; /* rc_cert_parsed_objects() decodes, published or not */
 };
 void rc_certstore_stats(struct rc_certstore_stats *out);
 

@@ -5,6 +5,7 @@
  * reader gives, and the ones it does not take still parse (or fail) as
  * before; a large batch parses on several threads with duplicates
  * collapsed. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -81,6 +82,14 @@ static struct rc_cert_parsed *acquire1(const char *cert, const char *key)
     return e;
 }
 
+/* e's objects, decoded on demand (rc_cert_parsed_objects()). */
+static const struct rc_cert_objects *objs(struct rc_cert_parsed *e)
+{
+    const struct rc_cert_objects *o = rc_cert_parsed_objects(e);
+    assert_non_null(o);
+    return o;
+}
+
 static size_t parsed_count(void)
 {
     struct rc_certstore_stats st;
@@ -120,10 +129,10 @@ static void test_identical_inputs_share_one_parse(void **state)
     assert_ptr_equal(e1, e2);
     assert_int_equal(parsed_count(), before + 1);
     assert_int_equal(e1->status, RC_CERT_PARSE_OK);
-    assert_non_null(e1->leaf);
-    assert_null(e1->chain);
-    assert_int_equal(EVP_PKEY_eq(e1->pkey, k), 1);
-    assert_int_equal(X509_cmp(e1->leaf, x), 0);
+    assert_non_null(objs(e1)->leaf);
+    assert_null(objs(e1)->chain);
+    assert_int_equal(EVP_PKEY_eq(objs(e1)->pkey, k), 1);
+    assert_int_equal(X509_cmp(objs(e1)->leaf, x), 0);
     /* Facts as the validator shows them: every DNS name, lowercased. */
     assert_int_equal(e1->n_dns_names, 3);
     assert_string_equal(e1->dns_names[0], "a.example");
@@ -172,7 +181,7 @@ static void test_entry_lives_while_referenced(void **state)
     rc_cert_parsed_unref(e);
     assert_int_equal(rc_certstore_sweep(), 0); /* one reference left */
     assert_int_equal(entry_count(), base + 1);
-    assert_int_equal(X509_cmp(again->leaf, x), 0); /* still usable */
+    assert_int_equal(X509_cmp(objs(again)->leaf, x), 0); /* still usable */
     rc_cert_parsed_unref(again);
     /* Unreferenced, it waits for the sweep: found again without a parse. */
     size_t before = parsed_count();
@@ -212,12 +221,12 @@ static void test_changed_input_is_a_new_entry(void **state)
     assert_int_not_equal(memcmp(old->id, renewed->id, RC_CERTSTORE_ID_LEN), 0);
     assert_int_equal(old->status, RC_CERT_PARSE_OK);
     assert_int_equal(renewed->status, RC_CERT_PARSE_OK);
-    assert_int_equal(EVP_PKEY_eq(renewed->pkey, k2), 1);
+    assert_int_equal(EVP_PKEY_eq(objs(renewed)->pkey, k2), 1);
     assert_int_equal(mismatch->status, RC_CERT_PARSE_KEY_MISMATCH);
-    assert_null(mismatch->pkey);
+    assert_null(rc_cert_parsed_objects(mismatch)); /* nothing a context may serve */
     assert_int_equal(no_key->status, RC_CERT_PARSE_OK);
-    assert_null(no_key->pkey);
-    assert_non_null(no_key->leaf);
+    assert_null(objs(no_key)->pkey);
+    assert_int_equal(X509_cmp(objs(no_key)->leaf, x1), 0);
 
     rc_cert_parsed_unref(old);
     rc_cert_parsed_unref(renewed);
@@ -258,7 +267,7 @@ static void test_key_forms(void **state)
             bool encrypted = forms[f] == PKCS8_ENCRYPTED || forms[f] == TRADITIONAL_ENCRYPTED;
             assert_int_equal(e->status, encrypted ? RC_CERT_PARSE_BAD_KEY : RC_CERT_PARSE_OK);
             if (!encrypted)
-                assert_int_equal(EVP_PKEY_eq(e->pkey, keys[i]), 1);
+                assert_int_equal(EVP_PKEY_eq(objs(e)->pkey, keys[i]), 1);
             rc_cert_parsed_unref(e);
             free(key);
         }
@@ -271,7 +280,7 @@ static void test_key_forms(void **state)
     }
     struct rc_cert_parsed *none = acquire1("not a certificate", NULL);
     assert_int_equal(none->status, RC_CERT_PARSE_NO_CERT);
-    assert_null(none->leaf);
+    assert_null(rc_cert_parsed_objects(none));
     rc_cert_parsed_unref(none);
     EVP_PKEY_free(ec);
     EVP_PKEY_free(rsa);
@@ -287,9 +296,10 @@ static void test_chain_and_ca_facts(void **state)
     char *cert = ut_pem_certs(leaf, ca), *key = pem_key(k, PKCS8), *ca_pem = ut_pem_certs(ca, NULL);
     struct rc_cert_parsed *e = acquire1(cert, key);
     assert_int_equal(e->status, RC_CERT_PARSE_OK);
-    assert_non_null(e->chain);
-    assert_int_equal(sk_X509_num(e->chain), 1);
-    assert_int_equal(X509_cmp(sk_X509_value(e->chain, 0), ca), 0);
+    assert_non_null(objs(e)->chain);
+    assert_int_equal(sk_X509_num(objs(e)->chain), 1);
+    assert_int_equal(X509_cmp(sk_X509_value(objs(e)->chain, 0), ca), 0);
+    assert_int_equal(X509_cmp(objs(e)->leaf, leaf), 0);
     assert_string_equal(e->issuer, "CN=Test CA");
     /* No SAN: the CN, lowercased for the validator and for SNI. */
     assert_int_equal(e->n_dns_names, 1);
@@ -340,7 +350,7 @@ static void test_batch_parses_in_parallel(void **state)
         assert_ptr_equal(out[i], out[N + i]);
         assert_int_equal(out[i]->status, RC_CERT_PARSE_OK);
         assert_string_equal(out[i]->tls_names[0], name);
-        assert_int_equal(EVP_PKEY_eq(out[i]->pkey, k[i]), 1);
+        assert_int_equal(EVP_PKEY_eq(objs(out[i])->pkey, k[i]), 1);
     }
     for (size_t i = 0; i < 2 * N; i++)
         rc_cert_parsed_unref(out[i]);
@@ -383,9 +393,9 @@ static void test_facts_only_batch(void **state)
         char name[32];
         snprintf(name, sizeof name, "f%zu.example", i);
         assert_true(facts[i]->facts_only);
-        assert_null(facts[i]->leaf);
-        assert_null(facts[i]->pkey);
-        assert_null(facts[i]->chain);
+        assert_null(facts[i]->der);
+        assert_null(facts[i]->key_der);
+        assert_null(rc_cert_parsed_objects(facts[i]));
         assert_int_equal(facts[i]->status,
                          i == N - 1 ? RC_CERT_PARSE_KEY_MISMATCH : RC_CERT_PARSE_OK);
         assert_string_equal(facts[i]->dns_names[0], name);
@@ -399,10 +409,9 @@ static void test_facts_only_batch(void **state)
     for (size_t i = 0; i < N; i++) {
         assert_ptr_not_equal(full[i], facts[i]);
         assert_false(full[i]->facts_only);
-        assert_non_null(full[i]->leaf);
         assert_string_equal(full[i]->fingerprint_sha256, facts[i]->fingerprint_sha256);
         if (i < N - 1)
-            assert_int_equal(EVP_PKEY_eq(full[i]->pkey, k[i]), 1);
+            assert_int_equal(EVP_PKEY_eq(objs(full[i])->pkey, k[i]), 1);
     }
     /* Facts again: found in the store, nothing parsed. */
     assert_int_equal(rc_certstore_acquire_facts(in, N, again), 0);
@@ -464,7 +473,7 @@ static void test_parse_ahead(void **state)
     for (size_t i = 0; i < N; i++) {
         assert_int_equal(out[i]->status, RC_CERT_PARSE_OK);
         assert_false(out[i]->facts_only);
-        assert_int_equal(EVP_PKEY_eq(out[i]->pkey, k[i]), 1);
+        assert_int_equal(EVP_PKEY_eq(objs(out[i])->pkey, k[i]), 1);
         rc_cert_parsed_unref(out[i]);
     }
     rc_certstore_ahead_end(a);
@@ -487,6 +496,96 @@ static void test_parse_ahead(void **state)
     assert_int_equal(tf_rm_rf(dir), 0);
 }
 
+static size_t decoded_count(void)
+{
+    struct rc_certstore_stats st;
+    rc_certstore_stats(&st);
+    return st.decoded;
+}
+
+struct first_use {
+    struct rc_cert_parsed *e;
+    pthread_barrier_t *go;
+    const struct rc_cert_objects *got;
+};
+
+static void *first_use_thread(void *arg)
+{
+    struct first_use *u = arg;
+    pthread_barrier_wait(u->go);
+    u->got = rc_cert_parsed_objects(u->e);
+    return NULL;
+}
+
+/* An acquired entry holds no OpenSSL object, only DER, until something
+ * asks for its objects: then the leaf, chain and key are decoded, match
+ * a fresh parse of the PEM, and stay (the next caller gets the same
+ * objects, nothing decoded again). Two threads asking at once get one
+ * published set (the other decode is freed: ASan sees no leak). */
+static void test_objects_on_first_use(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    EVP_PKEY *cak = key_ec();
+    X509 *ca = ut_make_cert(cak, "Lazy CA", NULL, NULL, NULL, true, 90);
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "lazy%zu.example", i);
+        EVP_PKEY *k = i % 3 == 2 ? EVP_RSA_gen(2048) : key_ec();
+        X509 *x = ut_make_cert(k, name, NULL, ca, cak, false, 90);
+        char *cert = ut_pem_certs(x, ca), *key = pem_key(k, i % 2 ? PKCS8 : TRADITIONAL);
+        size_t decoded = decoded_count();
+        struct rc_cert_parsed *e = acquire1(cert, key);
+        assert_int_equal(e->status, RC_CERT_PARSE_OK);
+        /* Nothing decoded yet: DER only. */
+        assert_null(rc_cert_parsed_peek(e));
+        assert_non_null(e->der);
+        assert_non_null(e->key_der);
+        assert_int_equal(decoded_count(), decoded);
+        assert_int_equal(e->key_base_id, i % 3 == 2 ? EVP_PKEY_RSA : EVP_PKEY_EC);
+        assert_int_equal(e->key_bits, i % 3 == 2 ? 2048 : 256);
+
+        pthread_barrier_t go;
+        assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+        struct first_use u[2] = {{.e = e, .go = &go}, {.e = e, .go = &go}};
+        pthread_t t[2];
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(pthread_create(&t[j], NULL, first_use_thread, &u[j]), 0);
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(pthread_join(t[j], NULL), 0);
+        pthread_barrier_destroy(&go);
+        assert_non_null(u[0].got);
+        assert_ptr_equal(u[0].got, u[1].got);
+        assert_ptr_equal(rc_cert_parsed_peek(e), u[0].got);
+        size_t after = decoded_count();
+        assert_true(after >= decoded + 1 && after <= decoded + 2);
+        assert_ptr_equal(rc_cert_parsed_objects(e), u[0].got);
+        assert_int_equal(decoded_count(), after);
+
+        /* The same objects a fresh parse of the PEM gives. */
+        const struct rc_cert_objects *o = u[0].got;
+        BIO *b = BIO_new_mem_buf(cert, -1);
+        X509 *fresh = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        X509 *fresh_ca = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+        assert_int_equal(X509_cmp(o->leaf, fresh), 0);
+        assert_int_equal(sk_X509_num(o->chain), 1);
+        assert_int_equal(X509_cmp(sk_X509_value(o->chain, 0), fresh_ca), 0);
+        assert_int_equal(EVP_PKEY_eq(o->pkey, k), 1);
+        assert_int_equal(X509_check_private_key(o->leaf, o->pkey), 1);
+        X509_free(fresh);
+        X509_free(fresh_ca);
+
+        rc_cert_parsed_unref(e);
+        free(cert);
+        free(key);
+        X509_free(x);
+        EVP_PKEY_free(k);
+    }
+    X509_free(ca);
+    EVP_PKEY_free(cak);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +597,7 @@ int main(void)
         cmocka_unit_test_teardown(test_batch_parses_in_parallel, teardown),
         cmocka_unit_test_teardown(test_facts_only_batch, teardown),
         cmocka_unit_test_teardown(test_parse_ahead, teardown),
+        cmocka_unit_test_teardown(test_objects_on_first_use, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
