@@ -60,11 +60,15 @@ struct open_write {
 enum { OPEN_WRITE_MAX_MS = 2000 };
 
 /* The quiet wait after a change that is complete by construction — a file
- * renamed into place (write-then-rename, a link swapped) or deleted — with
- * no file still open for writing: long enough to take the renames of one
- * burst together (a Certificate and the Listener that names it, a key and
- * its certificate), far shorter than the debounce an in-place save needs.
- * Any other event after it (a write begun) brings the debounce back. */
+ * renamed into place (write-then-rename, a link swapped) — with no file
+ * still open for writing: long enough to take the renames of one burst
+ * together (a Certificate and the Listener that names it, a key and its
+ * certificate), far shorter than the debounce an in-place save needs. Any
+ * other event after it (a write begun) brings the debounce back. A
+ * manifest deleted or moved away in the burst keeps the debounce: editors
+ * save by moving the old file aside (vim's default: a.yaml to a.yaml~) or
+ * deleting it, then creating the new one, and a load between the two
+ * would apply the file's resources as deleted. */
 enum { COMPLETE_SETTLE_MS = 3 };
 
 struct ag_watch {
@@ -97,9 +101,11 @@ struct ag_watch {
     char *ig_text;
     size_t ig_len;
     bool relinked; /* a link on the way to the folder was replaced */
-    /* The last relevant event read was a rename into place or a delete
+    /* The last relevant event read was a rename into place, and no
+     * manifest was deleted or moved away since the last call-back
      * (COMPLETE_SETTLE_MS applies rather than the debounce). */
     bool complete;
+    bool manifest_gone;
 };
 
 void ag_changes_clear(struct ag_changes *c)
@@ -530,6 +536,8 @@ static void on_debounce(uv_timer_t *t)
         }
         writing_clear(w); /* a writer that never closes: read what is there */
     }
+    w->manifest_gone = false;
+    w->complete = false;
     w->cb(w, w->arg);
 }
 
@@ -579,16 +587,28 @@ static char *event_rel(struct ag_watch *w, const struct inotify_event *ev)
     return rel;
 }
 
-/* Notes what a relevant event says of the change it belongs to: a rename
- * into place, a rename away or a delete leaves nothing half-written; any
- * other change (a file created, written, closed, its mode changed) may be
- * the start of more. The watch's own removal and an event on a watched
- * folder itself say nothing either way. */
-static void note_event(struct ag_watch *w, uint32_t mask)
+/* A name the loader reads as a manifest (reconciler/load.c's rule). */
+static bool manifest_name(const char *name, size_t len)
 {
-    if (mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+    size_t n = strnlen(name, len);
+    return (n > 5 && memcmp(name + n - 5, ".yaml", 5) == 0) ||
+           (n > 4 && memcmp(name + n - 4, ".yml", 4) == 0);
+}
+
+/* Notes what a relevant event says of the change it belongs to: a rename
+ * into place leaves nothing half-written, unless a manifest went away in
+ * the same burst (an editor's save: moved aside or deleted, the new file
+ * comes next; a temporary file renamed into place is not a manifest going
+ * away); any other change (a file created, written, closed, its mode
+ * changed) may be the start of more. The watch's own removal and an event
+ * on a watched folder itself say nothing either way. */
+static void note_event(struct ag_watch *w, const struct inotify_event *ev)
+{
+    if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
         return;
-    w->complete = (mask & (IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) != 0;
+    if ((ev->mask & (IN_MOVED_FROM | IN_DELETE)) && ev->len && manifest_name(ev->name, ev->len))
+        w->manifest_gone = true;
+    w->complete = (ev->mask & IN_MOVED_TO) != 0 && !w->manifest_gone;
 }
 
 /* Reads every queued event; returns how many were relevant. */
@@ -620,7 +640,7 @@ static int drain_events(struct ag_watch *w)
                      * (ag_watch_take_changes) and, when it moved, watches
                      * the new tree and checks every file. */
                     relevant++;
-                    note_event(w, ev->mask);
+                    note_event(w, ev);
                     w->relinked = true;
                     continue;
                 }
@@ -632,7 +652,7 @@ static int drain_events(struct ag_watch *w)
                 if (rel && strcmp(rel, RC_IGNORE_FILE) == 0) {
                     free(rel);
                     relevant++;
-                    note_event(w, ev->mask);
+                    note_event(w, ev);
                     if (refresh_ignore(w)) {
                         px_log_info("watch: %s/%s changed; watching the tree again", w->dir,
                                     RC_IGNORE_FILE);
@@ -647,7 +667,7 @@ static int drain_events(struct ag_watch *w)
                 }
             }
             relevant++;
-            note_event(w, ev->mask);
+            note_event(w, ev);
             if (ev->mask & IN_IGNORED) {
                 struct wdir **pp = &w->dirs;
                 while (*pp && (*pp)->wd != ev->wd)

@@ -1,8 +1,9 @@
 /* agent/watch.c: when the callback runs after a change. A file renamed
- * into place or deleted is complete by construction: the load starts
- * after a few milliseconds, not the debounce. A file written in place, or
- * a rename followed by a write begun, waits for the debounce (and for its
- * writer to close it). */
+ * into place is complete by construction: the load starts after a few
+ * milliseconds, not the debounce. A file written in place, deleted or
+ * moved aside (an editor's save: the new file comes next), or a rename
+ * followed by a write begun, waits for the debounce (and for its writer to
+ * close it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -135,16 +136,32 @@ static void test_renames_of_one_burst_load_once(void **state)
     assert_int_equal(run_for(fx, 200), 1); /* no second callback */
 }
 
-/* A file deleted: at once too. */
-static void test_delete_loads_at_once(void **state)
+/* A file deleted keeps the debounce: an editor may be about to write it
+ * again (and the delete still loads, after the debounce). */
+static void test_delete_waits_for_debounce(void **state)
 {
     struct fixture *fx = *state;
     write_file(fx, "a.yaml", "kind: Instance\n");
-    start(fx, LONG_DEBOUNCE_MS);
+    start(fx, 600);
     char p[128];
     snprintf(p, sizeof p, "%s/a.yaml", fx->dir);
     assert_int_equal(unlink(p), 0);
-    assert_int_equal(run_for(fx, 2000), 1);
+    assert_int_equal(run_for(fx, 300), 0);
+    assert_int_equal(run_for(fx, 5000), 1);
+}
+
+/* vim's save (backupcopy=auto): the file moved aside, then written anew.
+ * No load may come between the two, when the file is missing. */
+static void test_moved_aside_waits_for_debounce(void **state)
+{
+    struct fixture *fx = *state;
+    write_file(fx, "a.yaml", "kind: Instance\n");
+    start(fx, 600);
+    rename_in(fx, "a.yaml", "a.yaml~");
+    assert_int_equal(run_for(fx, 300), 0);
+    write_file(fx, "a.yaml", "kind: ServerGroup\n");
+    assert_int_equal(run_for(fx, 5000), 1);
+    assert_int_equal(run_for(fx, 200), 1); /* one load, with the new file */
 }
 
 /* An in-place save keeps the debounce. */
@@ -222,7 +239,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rename_into_place_loads_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renames_of_one_burst_load_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_loads_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_waits_for_debounce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_aside_waits_for_debounce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_place_write_waits_for_debounce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_after_rename_waits_for_debounce, setup,
                                         teardown),
