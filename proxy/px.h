@@ -76,8 +76,8 @@ void px_runtime_set_share_ports(struct px_runtime *rt, bool share);
  * (clients, backends or other services beside albd) that turns one
  * wake-up, context switch and cold cache per event or two into one per
  * batch: on ../shared/bench h2_small with proxy, client and origin sharing
- * two cores, proxy CPU per request fell from ~20-26 to ~15-16 us and p99
- * from 65-121 to 39-53 ms. On an idle CPU a woken worker runs at once, as
+ * two cores, proxy CPU per request fell from ~20-28 to ~14-17 us and p99
+ * from 86 to 30 ms (quiet run). On an idle CPU a woken worker runs at once, as
  * before; the cost is that, on a saturated CPU, an event may wait up to one
  * scheduler slice (a few ms) for the running task. PX_SCHED_NORMAL keeps
  * SCHED_OTHER. Also names the threads "albd-w<N>" (top -H, ps -L).
