@@ -68,14 +68,21 @@ int px_buf_puts(struct px_buf *b, const char *s)
     return px_buf_append(b, s, strlen(s));
 }
 
-int px_buf_num(struct px_buf *b, unsigned long long v, int hex)
+size_t px_num_fmt(char *out, unsigned long long v, int hex)
 {
-    char tmp[24];
+    char tmp[PX_NUM_MAX];
     size_t i = sizeof tmp;
     unsigned base = hex ? 16 : 10;
     do {
         tmp[--i] = "0123456789abcdef"[v % base];
         v /= base;
     } while (v);
-    return px_buf_append(b, tmp + i, sizeof tmp - i);
+    memcpy(out, tmp + i, sizeof tmp - i);
+    return sizeof tmp - i;
+}
+
+int px_buf_num(struct px_buf *b, unsigned long long v, int hex)
+{
+    char tmp[PX_NUM_MAX];
+    return px_buf_append(b, tmp, px_num_fmt(tmp, v, hex));
 }

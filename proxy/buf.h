@@ -27,5 +27,10 @@ int px_buf_append(struct px_buf *b, const void *p, size_t n);
 int px_buf_puts(struct px_buf *b, const char *s);
 /* Appends an unsigned number in decimal (or lowercase hex when hex != 0). */
 int px_buf_num(struct px_buf *b, unsigned long long v, int hex);
+/* Writes v in decimal (or lowercase hex when hex != 0) at out, which has
+ * room for PX_NUM_MAX bytes, without a terminating NUL; returns the number
+ * of digits. */
+enum { PX_NUM_MAX = 20 };
+size_t px_num_fmt(char *out, unsigned long long v, int hex);
 
 #endif
