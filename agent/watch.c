@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "reconciler/ignore.h"
+#include "reconciler/load.h"
 #include "reconciler/readall.h"
 
 static void on_debounce(uv_timer_t *t);
@@ -587,14 +588,6 @@ static char *event_rel(struct ag_watch *w, const struct inotify_event *ev)
     return rel;
 }
 
-/* A name the loader reads as a manifest (reconciler/load.c's rule). */
-static bool manifest_name(const char *name, size_t len)
-{
-    size_t n = strnlen(name, len);
-    return (n > 5 && memcmp(name + n - 5, ".yaml", 5) == 0) ||
-           (n > 4 && memcmp(name + n - 4, ".yml", 4) == 0);
-}
-
 /* Notes what a relevant event says of the change it belongs to: a rename
  * into place leaves nothing half-written, unless a manifest went away in
  * the same burst (an editor's save: moved aside or deleted, the new file
@@ -606,7 +599,7 @@ static void note_event(struct ag_watch *w, const struct inotify_event *ev)
 {
     if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
         return;
-    if ((ev->mask & (IN_MOVED_FROM | IN_DELETE)) && ev->len && manifest_name(ev->name, ev->len))
+    if ((ev->mask & (IN_MOVED_FROM | IN_DELETE)) && ev->len && rc_is_manifest_name(ev->name))
         w->manifest_gone = true;
     w->complete = (ev->mask & IN_MOVED_TO) != 0 && !w->manifest_gone;
 }

@@ -67,7 +67,7 @@ static bool inside(const char *root, const char *real)
     return strncmp(real, root, n) == 0 && (real[n] == '\0' || real[n] == '/');
 }
 
-static bool has_yaml_ext(const char *name)
+bool rc_is_manifest_name(const char *name)
 {
     size_t n = strlen(name);
     return (n > 5 && !strcmp(name + n - 5, ".yaml")) || (n > 4 && !strcmp(name + n - 4, ".yml"));
@@ -157,7 +157,7 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
             continue;
         /* A regular file that is not YAML needs no stat: a folder of
          * thousands of certificates costs one readdir, not a stat each. */
-        if (e->d_type == DT_REG && !has_yaml_ext(e->d_name))
+        if (e->d_type == DT_REG && !rc_is_manifest_name(e->d_name))
             continue;
         char *path = join(dir, e->d_name);
         if (path == NULL) {
@@ -182,7 +182,7 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
             continue;
         }
         if (!stat_ok) {
-            if (has_yaml_ext(e->d_name))
+            if (rc_is_manifest_name(e->d_name))
                 file_error(w->errs, path, "cannot read", stat_errno);
             free(path);
             continue;
@@ -210,7 +210,7 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
             }
             walk_dir(w, path, depth + 1);
             free(path);
-        } else if (S_ISREG(est.st_mode) && has_yaml_ext(e->d_name)) {
+        } else if (S_ISREG(est.st_mode) && rc_is_manifest_name(e->d_name)) {
             list_add(w, &w->files, path);
             if (w->oom)
                 break;
@@ -264,7 +264,7 @@ static int walk_would_list(const struct walk *w, const char *dir, const char *re
         return S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode) ? -1 : 0;
     const char *base = strrchr(rel, '/');
     base = base ? base + 1 : rel;
-    return has_yaml_ext(base) && !(w->ig && rc_ignore_match(w->ig, rel, false)) ? 1 : 0;
+    return rc_is_manifest_name(base) && !(w->ig && rc_ignore_match(w->ig, rel, false)) ? 1 : 0;
 }
 
 /* The running model's walk, patched with the files the watcher named as

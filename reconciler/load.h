@@ -151,4 +151,8 @@ const struct rc_res_status *rc_status_find(const struct rc_status *st, const cha
 int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_model **out,
                    struct rc_errs *errs, struct rc_status *st);
 
+/* Whether a file of this name is read as a manifest (*.yaml, *.yml), when
+ * no ignore rule says otherwise. */
+bool rc_is_manifest_name(const char *name);
+
 #endif
