@@ -80,7 +80,7 @@ void px_runtime_set_share_ports(struct px_runtime *rt, bool share);
  * from 86 to 30 ms (quiet run). On an idle CPU a woken worker runs at once, as
  * before; the cost is that, on a saturated CPU, an event may wait up to one
  * scheduler slice (a few ms) for the running task. PX_SCHED_NORMAL keeps
- * SCHED_OTHER. Also names the threads "albd-w<N>" (top -H, ps -L).
+ * SCHED_OTHER. (The workers are named "albd-w<N>": top -H, ps -L.)
  * Returns 0, or -errno of the first thread the kernel refused (the others
  * are still set; seccomp profiles may deny sched_setscheduler). */
 enum px_worker_sched { PX_SCHED_NORMAL, PX_SCHED_BATCH };

@@ -278,9 +278,6 @@ int px_runtime_set_worker_scheduling(struct px_runtime *rt, enum px_worker_sched
     int first = 0;
     struct sched_param none = {.sched_priority = 0};
     for (int i = 0; i < rt->n_workers; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "albd-w%d", i);
-        pthread_setname_np(rt->workers[i].thread, name);
         int rc = pthread_setschedparam(rt->workers[i].thread,
                                        how == PX_SCHED_BATCH ? SCHED_BATCH : SCHED_OTHER, &none);
         if (rc != 0 && first == 0)

@@ -3,6 +3,8 @@
 #include "proxy/worker.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -156,6 +158,9 @@ static void after_upstream_read(struct px_worker *w)
 static void worker_main(void *arg)
 {
     struct px_worker *w = arg;
+    char name[16]; /* shown by top -H and ps -L */
+    snprintf(name, sizeof name, "albd-w%d", w->id);
+    pthread_setname_np(pthread_self(), name);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     atomic_store(&w->done, true);
 }
