@@ -73,6 +73,27 @@ static struct rc_certstore_in input(const char *cert, const char *key)
                                     .key_len = key ? strlen(key) : 0};
 }
 
+/* A fresh P-256 key (*k, the caller frees it) and the PEM of a 90-day
+ * certificate for name. */
+static char *ec_cert(const char *name, EVP_PKEY **k)
+{
+    *k = key_ec();
+    X509 *x = ut_make_cert(*k, name, NULL, NULL, NULL, false, 90);
+    char *pem = ut_pem_certs(x, NULL);
+    X509_free(x);
+    return pem;
+}
+
+/* Frees what a batch test made: n certificate and key PEMs and keys. */
+static void free_batch(char **certs, char **keys, EVP_PKEY **k, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(certs[i]);
+        free(keys[i]);
+        EVP_PKEY_free(k[i]);
+    }
+}
+
 static struct rc_cert_parsed *acquire1(const char *cert, const char *key)
 {
     struct rc_certstore_in in = input(cert, key);
@@ -332,11 +353,8 @@ static void test_batch_parses_in_parallel(void **state)
     for (size_t i = 0; i < N; i++) {
         char name[32];
         snprintf(name, sizeof name, "h%zu.example", i);
-        k[i] = key_ec();
-        X509 *x = ut_make_cert(k[i], name, NULL, NULL, NULL, false, 90);
-        certs[i] = ut_pem_certs(x, NULL);
+        certs[i] = ec_cert(name, &k[i]);
         keys[i] = pem_key(k[i], i % 2 ? PKCS8 : TRADITIONAL);
-        X509_free(x);
         in[i] = input(certs[i], keys[i]);
         in[N + i] = input(certs[i], keys[i]);
     }
@@ -355,11 +373,7 @@ static void test_batch_parses_in_parallel(void **state)
     for (size_t i = 0; i < 2 * N; i++)
         rc_cert_parsed_unref(out[i]);
     assert_int_equal(rc_certstore_sweep(), N);
-    for (size_t i = 0; i < N; i++) {
-        free(certs[i]);
-        free(keys[i]);
-        EVP_PKEY_free(k[i]);
-    }
+    free_batch(certs, keys, k, N);
 }
 
 /* A one-shot load's batch (rc_certstore_acquire_facts()): the facts, with
@@ -377,12 +391,9 @@ static void test_facts_only_batch(void **state)
     for (size_t i = 0; i < N; i++) {
         char name[32];
         snprintf(name, sizeof name, "f%zu.example", i);
-        k[i] = key_ec();
-        X509 *x = ut_make_cert(k[i], name, NULL, NULL, NULL, false, 90);
-        certs[i] = ut_pem_certs(x, NULL);
+        certs[i] = ec_cert(name, &k[i]);
         /* The last one's key is another's: the mismatch is still found. */
         keys[i] = pem_key(i == N - 1 ? k[0] : k[i], PKCS8);
-        X509_free(x);
         in[i] = input(certs[i], keys[i]);
     }
     size_t before = parsed_count(), entries = entry_count();
@@ -422,11 +433,7 @@ static void test_facts_only_batch(void **state)
         rc_cert_parsed_unref(again[i]);
     }
     assert_int_equal(rc_certstore_sweep(), 2 * N);
-    for (size_t i = 0; i < N; i++) {
-        free(certs[i]);
-        free(keys[i]);
-        EVP_PKEY_free(k[i]);
-    }
+    free_batch(certs, keys, k, N);
 }
 
 /* Parsing ahead (rc_certstore_ahead_start()): the certificates of files
@@ -446,11 +453,8 @@ static void test_parse_ahead(void **state)
     EVP_PKEY *k[N];
     for (size_t i = 0; i < N; i++) {
         snprintf(name, sizeof name, "a%zu.example", i);
-        k[i] = key_ec();
-        X509 *x = ut_make_cert(k[i], name, NULL, NULL, NULL, false, 90);
-        certs[i] = ut_pem_certs(x, NULL);
+        certs[i] = ec_cert(name, &k[i]);
         keys[i] = pem_key(k[i], i % 2 ? PKCS8 : TRADITIONAL);
-        X509_free(x);
         snprintf(name, sizeof name, "a%zu.crt", i);
         tf_put(dir, name, certs[i]);
         assert_true(asprintf(&cpaths[i], "%s/%s", dir, name) > 0);
@@ -486,12 +490,10 @@ static void test_parse_ahead(void **state)
     assert_int_equal(rc_certstore_sweep(), parsed_count() - before);
     assert_int_equal(entry_count(), entries);
 
+    free_batch(certs, keys, k, N);
     for (size_t i = 0; i < N; i++) {
-        free(certs[i]);
-        free(keys[i]);
         free(cpaths[i]);
         free(kpaths[i]);
-        EVP_PKEY_free(k[i]);
     }
     assert_int_equal(tf_rm_rf(dir), 0);
 }
