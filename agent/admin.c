@@ -20,6 +20,7 @@
 #include "agent/obs_metrics.h"
 #include "agent/certsvc.h"
 #include "agent/query.h"
+#include "agent/status_track.h"
 #include "common/log.h"
 #include "proxy/dns.h"
 #include "proxy/health.h"
@@ -331,36 +332,17 @@ static void resource_digest(const struct ag_agent *a, const struct rc_res_status
     free(b.p);
 }
 
-/* Sets cond's lastTransitionTime from track (an object type -> {"status",
- * "since"}), recording now when its status is new or changed. */
-static void stamp_condition(json_t *track, json_t *cond, time_t now)
+/* Sets cond's lastTransitionTime from e's record of its type, recording
+ * now when its status is new or changed (status_track.h). */
+static void stamp_condition(struct ag_track_entry *e, json_t *cond, time_t now)
 {
     const char *type = json_string_value(json_object_get(cond, "type"));
     const char *status = json_string_value(json_object_get(cond, "status"));
     if (!type || !status)
         return;
-    json_t *t = json_object_get(track, type);
-    const char *was = json_string_value(json_object_get(t, "status"));
-    if (!t || !was || strcmp(was, status) != 0) {
-        t = json_pack("{s:s, s:I}", "status", status, "since", (json_int_t)now);
-        json_object_set_new(track, type, t);
-    }
     char ts[32];
-    iso_time((time_t)json_integer_value(json_object_get(t, "since")), ts);
+    iso_time(ag_track_condition(e, ag_cond_type_of(type), status, now), ts);
     json_object_set_new(cond, "lastTransitionTime", json_string(ts));
-}
-
-/* Records in track (an object type -> {"status", "since"}) that condition
- * type now has status: since becomes now when the status is new or
- * changed, else stays. */
-static void track_condition(json_t *track, const char *type, const char *status, time_t now)
-{
-    json_t *t = json_object_get(track, type);
-    const char *was = json_string_value(json_object_get(t, "status"));
-    if (t && was && strcmp(was, status) == 0)
-        return;
-    json_object_set_new(track, type,
-                        json_pack("{s:s, s:I}", "status", status, "since", (json_int_t)now));
 }
 
 /* Once per reconcile over every resource (10,000 certificates): only the
@@ -368,10 +350,11 @@ static void track_condition(json_t *track, const char *type, const char *status,
  * comparison and three string comparisons, nothing is formatted. */
 void ag_status_observe(struct ag_agent *a)
 {
-    json_t *old = a->status_track ? a->status_track : json_object();
-    json_t *now_track = json_object();
-    time_t now = time(NULL);
     const struct rc_status *st = &a->last_status;
+    struct ag_track *t = ag_track_new(st->n);
+    if (t == NULL)
+        return; /* out of memory: the last reconcile's records stay */
+    time_t now = time(NULL);
     for (size_t i = 0; i < st->n; i++) {
         const struct rc_res_status *r = &st->v[i];
         if (!r->kind || !r->name)
@@ -379,32 +362,22 @@ void ag_status_observe(struct ag_agent *a)
         char key[512], digest[65];
         snprintf(key, sizeof key, "%s/%s", r->kind, r->name);
         resource_digest(a, r, digest);
-        json_t *e = json_object_get(old, key);
-        if (e) {
-            json_incref(e);
-            const char *d = json_string_value(json_object_get(e, "digest"));
-            if (!d || strcmp(d, digest) != 0) {
-                json_t *g = json_object_get(e, "generation");
-                json_object_set_new(e, "generation", json_integer(json_integer_value(g) + 1));
-                json_object_set_new(e, "digest", json_string(digest));
-            }
-        } else {
-            e = json_pack("{s:s, s:i, s:{}}", "digest", digest, "generation", 1, "conditions");
-        }
+        struct ag_track_entry *e = ag_track_carry(t, a->status_track, key, digest);
+        if (e == NULL)
+            continue; /* out of memory: /status shows it at generation 0 */
         struct cond_view cv[3];
         conditions_of(r, cv);
-        json_t *track = json_object_get(e, "conditions");
         for (int k = 0; k < 3; k++)
-            track_condition(track, cv[k].type, cv[k].status, now);
-        json_object_set_new(now_track, key, e);
+            ag_track_condition(e, ag_cond_type_of(cv[k].type), cv[k].status, now);
     }
-    json_decref(old);
-    a->status_track = now_track;
+    /* What is left in the old table: resources gone from the manifests. */
+    ag_track_free(a->status_track);
+    a->status_track = t;
 }
 
 void ag_status_forget(struct ag_agent *a)
 {
-    json_decref(a->status_track);
+    ag_track_free(a->status_track);
     a->status_track = NULL;
 }
 
@@ -415,12 +388,12 @@ static json_t *resource_status(struct ag_agent *a, const struct rc_res_status *r
     char key[512], src[512];
     snprintf(key, sizeof key, "%s/%s", r->kind ? r->kind : "", r->name ? r->name : "");
     resource_source(a, r, src, sizeof src);
-    json_t *e = json_object_get(a->status_track, key);
+    struct ag_track_entry *e = ag_track_get(a->status_track, key);
     json_t *rs = json_pack("{s:s, s:s, s:[]}", "kind", r->kind ? r->kind : "", "name",
                            r->name ? r->name : "", "conditions");
     json_object_set_new(rs, "source", src[0] ? json_string(src) : json_null());
     json_object_set_new(rs, "observedGeneration",
-                        e ? json_incref(json_object_get(e, "generation")) : json_integer(0));
+                        json_integer(e ? (json_int_t)ag_track_generation(e) : 0));
     struct cond_view cv[3];
     conditions_of(r, cv);
     time_t now = time(NULL);
@@ -430,7 +403,7 @@ static json_t *resource_status(struct ag_agent *a, const struct rc_res_status *r
         if (strcmp(cv[k].status, "True") != 0 && src[0])
             json_object_set_new(c, "source", json_string(src));
         if (e)
-            stamp_condition(json_object_get(e, "conditions"), c, now);
+            stamp_condition(e, c, now);
         json_array_append_new(json_object_get(rs, "conditions"), c);
     }
     return rs;
@@ -619,7 +592,7 @@ static void add_degraded(struct ag_agent *a, json_t *res, json_t *groups)
              * (health changes between reads are not tracked here). */
             char key[512];
             snprintf(key, sizeof key, "ServerGroup/%s", name);
-            json_t *track = json_object_get(json_object_get(a->status_track, key), "conditions");
+            struct ag_track_entry *track = ag_track_get(a->status_track, key);
             json_t *c = !track ? NULL
                         : down > 0
                             ? json_array_get(json_object_get(r, "conditions"),

@@ -91,11 +91,10 @@ struct ag_agent {
     struct rc_errs last_errs;     /* problems of the last reconcile (errors and warnings) */
     struct rc_status last_status; /* per-resource state of the last reconcile */
     char last_error[512];         /* the last apply failure, "" if the last reconcile succeeded */
-    /* Per resource "Kind/name" across reloads (agent/admin.c,
-     * ag_status_observe): {"digest", "generation", "conditions": {type:
-     * {"status", "since"}}}: /status observedGeneration and each
+    /* Per resource "Kind/name" across reloads (agent/status_track.h, kept
+     * by ag_status_observe): /status observedGeneration and each
      * condition's lastTransitionTime. NULL until the first reconcile. */
-    struct json_t *status_track;
+    struct ag_track *status_track;
 };
 
 #endif
