@@ -376,6 +376,154 @@ static void test_batch_parses_in_parallel(void **state)
     free_batch(certs, keys, k, N);
 }
 
+/* Two parses of the same input agree on every fact. */
+static void assert_same_parse(const struct rc_cert_parsed *a, const struct rc_cert_parsed *b)
+{
+    assert_int_equal(a->status, b->status);
+    if (a->status == RC_CERT_PARSE_NO_CERT)
+        return;
+    assert_string_equal(a->subject, b->subject);
+    assert_string_equal(a->issuer, b->issuer);
+    assert_int_equal(a->n_dns_names, b->n_dns_names);
+    for (size_t i = 0; i < a->n_dns_names; i++)
+        assert_string_equal(a->dns_names[i], b->dns_names[i]);
+    assert_int_equal(a->n_tls_names, b->n_tls_names);
+    assert_int_equal(a->not_before, b->not_before);
+    assert_int_equal(a->not_after, b->not_after);
+    assert_string_equal(a->fingerprint_sha256, b->fingerprint_sha256);
+    assert_int_equal(a->pub_base_id, b->pub_base_id);
+    assert_int_equal(a->pub_bits, b->pub_bits);
+    assert_int_equal(a->key_base_id, b->key_base_id);
+    assert_int_equal(a->key_bits, b->key_bits);
+    assert_int_equal(a->curve_nid, b->curve_nid);
+    assert_int_equal(a->is_ca, b->is_ca);
+    assert_int_equal(a->self_signed, b->self_signed);
+    assert_int_equal(a->weak_hash, b->weak_hash);
+}
+
+/* A batch on several threads parses each in a library context of the
+ * thread's own: every outcome (keys of each type and form, a chain, a
+ * mismatched, an encrypted and a missing key, PEM blocks before the
+ * certificate, no certificate at all) comes out as it does parsed alone
+ * on the calling thread in the default context, and the objects decoded
+ * later from the batch's entries are the right ones. */
+static void test_threads_parse_as_one_does(void **state)
+{
+    (void)state;
+    enum { N = 45, CASES = 9 };
+    char *certs[N], *keys[N];
+    EVP_PKEY *k[N];
+    struct rc_certstore_in in[N];
+    struct rc_cert_parsed *alone[N], *batch[N];
+    EVP_PKEY *rsa = EVP_RSA_gen(2048), *cak = key_ec();
+    assert_non_null(rsa);
+    X509 *ca = ut_make_cert(cak, "Batch CA", NULL, NULL, NULL, true, 90);
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "t%zu.example", i);
+        keys[i] = NULL;
+        k[i] = NULL;
+        X509 *x = NULL;
+        switch (i % CASES) {
+        case 0: /* PKCS#8 */
+        case 4: /* another certificate's key */
+        case 5: /* an encrypted key */
+            certs[i] = ec_cert(name, &k[i]);
+            keys[i] = pem_key(i % CASES == 4 ? cak : k[i], i % CASES == 5 ? PKCS8_ENCRYPTED : PKCS8);
+            break;
+        case 1: /* EC PARAMETERS, then the traditional key */
+            certs[i] = ec_cert(name, &k[i]);
+            keys[i] = pem_key(k[i], ECPARAMS_FIRST);
+            break;
+        case 2: /* RSA, traditional */
+            EVP_PKEY_up_ref(rsa);
+            k[i] = rsa;
+            x = ut_make_cert(rsa, name, NULL, NULL, NULL, false, 90);
+            certs[i] = ut_pem_certs(x, NULL);
+            keys[i] = pem_key(rsa, TRADITIONAL);
+            break;
+        case 3: /* Ed25519 */
+            k[i] = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+            x = ut_make_cert(k[i], name, NULL, NULL, NULL, false, 90);
+            certs[i] = ut_pem_certs(x, NULL);
+            keys[i] = pem_key(k[i], PKCS8);
+            break;
+        case 6: /* a leaf and its CA */
+            k[i] = key_ec();
+            x = ut_make_cert(k[i], name, NULL, ca, cak, false, 90);
+            certs[i] = ut_pem_certs(x, ca);
+            keys[i] = pem_key(k[i], PKCS8);
+            break;
+        case 7: { /* another PEM block first (skipped), then a CA, no key */
+            EVP_PKEY *ck = key_ec();
+            x = ut_make_cert(ck, name, NULL, NULL, NULL, true, 90);
+            char *pem = ut_pem_certs(x, NULL);
+            const char *params =
+                "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
+            certs[i] = malloc(strlen(params) + strlen(pem) + 1);
+            assert_non_null(certs[i]);
+            strcpy(certs[i], params);
+            strcat(certs[i], pem);
+            free(pem);
+            EVP_PKEY_free(ck);
+            break;
+        }
+        default: /* no certificate */
+            certs[i] = malloc(64);
+            assert_non_null(certs[i]);
+            snprintf(certs[i], 64, "not a certificate %zu", i);
+            break;
+        }
+        X509_free(x);
+        in[i] = input(certs[i], keys[i]);
+    }
+    /* One at a time (below the size that starts threads), facts only;
+     * then all at once on threads, a TLS context's acquire, which never
+     * takes a facts-only entry: each input parsed both ways. */
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(rc_certstore_acquire_facts(&in[i], 1, &alone[i]), 0);
+    size_t before = parsed_count();
+    assert_int_equal(rc_certstore_acquire(in, N, batch), 0);
+    assert_int_equal(parsed_count(), before + N);
+    for (size_t i = 0; i < N; i++) {
+        assert_ptr_not_equal(alone[i], batch[i]);
+        assert_same_parse(alone[i], batch[i]);
+        enum rc_cert_parse want = i % CASES == 4   ? RC_CERT_PARSE_KEY_MISMATCH
+                                  : i % CASES == 5 ? RC_CERT_PARSE_BAD_KEY
+                                  : i % CASES == 8 ? RC_CERT_PARSE_NO_CERT
+                                                   : RC_CERT_PARSE_OK;
+        assert_int_equal(batch[i]->status, want);
+        if (want != RC_CERT_PARSE_OK)
+            continue;
+        /* Made again in the default context from what the batch kept. */
+        const struct rc_cert_objects *o = objs(batch[i]);
+        BIO *bio = BIO_new_mem_buf(certs[i], -1);
+        X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+        assert_non_null(leaf);
+        assert_int_equal(X509_cmp(o->leaf, leaf), 0);
+        X509_free(leaf);
+        assert_int_equal(o->chain ? sk_X509_num(o->chain) : 0, i % CASES == 6 ? 1 : 0);
+        if (k[i] != NULL)
+            assert_int_equal(EVP_PKEY_eq(o->pkey, k[i]), 1);
+        else
+            assert_null(o->pkey);
+    }
+    assert_string_equal(batch[6]->issuer, "CN=Batch CA");
+    assert_int_equal(batch[2]->pub_base_id, EVP_PKEY_RSA);
+    assert_int_equal(batch[3]->key_base_id, EVP_PKEY_ED25519);
+    assert_true(batch[7]->is_ca);
+    for (size_t i = 0; i < N; i++) {
+        rc_cert_parsed_unref(alone[i]);
+        rc_cert_parsed_unref(batch[i]);
+    }
+    assert_int_equal(rc_certstore_sweep(), 2 * N);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(cak);
+    X509_free(ca);
+    free_batch(certs, keys, k, N);
+}
+
 /* A one-shot load's batch (rc_certstore_acquire_facts()): the facts, with
  * no OpenSSL object kept; a TLS context's acquire never takes such an
  * entry (it parses the input again), while a facts acquire takes a full
@@ -597,6 +745,7 @@ int main(void)
         cmocka_unit_test_teardown(test_key_forms, teardown),
         cmocka_unit_test_teardown(test_chain_and_ca_facts, teardown),
         cmocka_unit_test_teardown(test_batch_parses_in_parallel, teardown),
+        cmocka_unit_test_teardown(test_threads_parse_as_one_does, teardown),
         cmocka_unit_test_teardown(test_facts_only_batch, teardown),
         cmocka_unit_test_teardown(test_parse_ahead, teardown),
         cmocka_unit_test_teardown(test_objects_on_first_use, teardown),
