@@ -36,7 +36,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
-#include <openssl/provider.h>
+#include <openssl/conf.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -188,19 +188,23 @@ struct dec_cache {
     /* The library context everything decoded through this cache is made
      * in: NULL, the default one, or this thread's own (dec_cache_own()). */
     OSSL_LIB_CTX *lib;
-    OSSL_PROVIDER *prov;
 };
 
-/* Gives c a library context of its own with the default provider, for a
- * thread that parses alongside others; c keeps the default one when that
- * fails. Only for objects that die with the parse. */
+/* Gives c a library context of its own, for a thread that parses
+ * alongside others; c keeps the default one when that fails. Only for
+ * objects that die with the parse. It reads the configuration the default
+ * context read at start (openssl.cnf, or $OPENSSL_CONF), so that it has
+ * the same providers (a FIPS-only host refuses the same keys here as when
+ * serving); without one, OpenSSL activates the default provider. */
 static void dec_cache_own(struct dec_cache *c)
 {
     c->lib = OSSL_LIB_CTX_new();
-    if (c->lib != NULL && (c->prov = OSSL_PROVIDER_load(c->lib, "default")) == NULL) {
+    char *conf = c->lib ? CONF_get1_default_config_file() : NULL;
+    if (conf != NULL && access(conf, R_OK) == 0 && OSSL_LIB_CTX_load_config(c->lib, conf) != 1) {
         OSSL_LIB_CTX_free(c->lib);
         c->lib = NULL;
     }
+    OPENSSL_free(conf);
     ERR_clear_error();
 }
 
@@ -211,12 +215,8 @@ static void dec_cache_cleanup(struct dec_cache *c)
         EVP_PKEY_free(c->s[i].out);
     }
     c->n = 0;
-    if (c->lib != NULL) {
-        OSSL_PROVIDER_unload(c->prov);
-        OSSL_LIB_CTX_free(c->lib);
-        c->lib = NULL;
-        c->prov = NULL;
-    }
+    OSSL_LIB_CTX_free(c->lib);
+    c->lib = NULL;
 }
 
 static struct dec_slot *dec_get(struct dec_cache *c, const char *structure, const char *type)
