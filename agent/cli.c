@@ -2,6 +2,9 @@
 #include "agent/cli.h"
 
 #include <getopt.h>
+#include <openssl/conf.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -363,6 +366,27 @@ const char *ag_cert_cache_default(void)
     return cache;
 }
 
+/* Whether OpenSSL can hash with SHA-256, which every load needs (document
+ * digests, certificate fingerprints): an OpenSSL configuration that
+ * activates no provider able to (only the base provider, say) would
+ * otherwise fail each load as if memory had run out. Prints why not. */
+static bool crypto_ready(void)
+{
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (md != NULL) {
+        EVP_MD_free(md);
+        return true;
+    }
+    char *conf = CONF_get1_default_config_file();
+    fprintf(stderr,
+            "albd: OpenSSL offers no SHA-256: the providers its configuration activates (%s%s) "
+            "cannot hash; activate the default (or fips) provider there\n",
+            getenv("OPENSSL_CONF") ? "$OPENSSL_CONF " : "", conf ? conf : "openssl.cnf");
+    OPENSSL_free(conf);
+    ERR_clear_error();
+    return false;
+}
+
 int ag_cli_main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -398,6 +422,12 @@ int ag_cli_main(int argc, char **argv)
         return AG_EXIT_OK;
     }
     /* Subcommand options are parsed from argv[1] on, as if it were argv[0]. */
+    bool help = false;
+    for (int i = 2; i < argc && !help; i++)
+        help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    if ((strcmp(cmd, "validate") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "run") == 0) &&
+        !help && !crypto_ready())
+        return AG_EXIT_ERROR;
     if (strcmp(cmd, "validate") == 0)
         return cmd_validate(argc - 1, argv + 1);
     if (strcmp(cmd, "plan") == 0)
