@@ -27,7 +27,6 @@ static char moved_mark;
 struct ag_track {
     size_t cap; /* a power of two, at least twice the records it may hold */
     size_t n;   /* records */
-    size_t max; /* records it holds before it grows */
     struct ag_track_entry **slot;
 };
 
@@ -62,7 +61,6 @@ static int table_init(struct ag_track *t, size_t n)
     if (t->slot == NULL)
         return -1;
     t->cap = cap;
-    t->max = cap / 2;
     t->n = 0;
     return 0;
 }
@@ -137,7 +135,7 @@ struct ag_track_entry *ag_track_carry(struct ag_track *t, struct ag_track *from,
     struct ag_track_entry **at = find(t, key, h);
     struct ag_track_entry *e = *at;
     if (e == NULL) {
-        if (t->n >= t->max) {
+        if (t->n >= t->cap / 2) { /* at most half full */
             if (grow(t) != 0)
                 return NULL;
             at = find(t, key, h);
