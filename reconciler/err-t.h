@@ -20,9 +20,11 @@ enum rc_severity {
     RC_NOTE = 2,    /* for information (e.g. a document of another API, skipped) */
 };
 
+/* One allocation holds all the strings of an entry, msg first: only
+ * rc_errs_cleanup frees them (free(msg)); never free or replace a field. */
 struct rc_err {
     enum rc_severity severity;
-    char *file;    /* owned copy; NULL when not about a file */
+    char *file;    /* copy; NULL when not about a file */
     int line, col; /* 1-based; 0 = unknown */
     char *kind;    /* resource kind ("Listener"), NULL if not about one */
     char *name;    /* resource metadata.name, NULL if unknown */
