@@ -43,11 +43,48 @@ static char *resolve_path(struct rc_doc *d, const char *p)
     return out;
 }
 
+/* n as w decimal digits at p. */
+static void digits(char *p, long n, int w)
+{
+    while (w-- > 0) {
+        p[w] = (char)('0' + n % 10);
+        n /= 10;
+    }
+}
+
+/* t as "YYYY-MM-DDTHH:MM:SSZ" (UTC), what strftime's "%Y-%m-%dT%H:%M:%SZ"
+ * gives: worked out directly for years 1000-9999 (a reload near 10,000
+ * certificates' expiry formats one date each; gmtime_r takes the time zone
+ * lock every time), by gmtime_r and strftime otherwise. */
 static void fmt_time(time_t t, char *buf, size_t size)
 {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* Days since 1970-01-01 to a civil date (H. Hinnant's algorithm). */
+    long long days = t / 86400, secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    long long z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    long long d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    long long y = yoe + era * 400 + (m <= 2);
+    if (size < 21 || y < 1000 || y > 9999) {
+        struct tm tm;
+        if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+            if (size)
+                buf[0] = '\0';
+        }
+        return;
+    }
+    memcpy(buf, "0000-00-00T00:00:00Z", 21);
+    digits(buf, (long)y, 4);
+    digits(buf + 5, (long)m, 2);
+    digits(buf + 8, (long)d, 2);
+    digits(buf + 11, (long)(secs / 3600), 2);
+    digits(buf + 14, (long)(secs / 60 % 60), 2);
+    digits(buf + 17, (long)(secs % 60), 2);
 }
 
 /* Reads one PEM file of c into *path, *hash, *pem, *len: from the kept
