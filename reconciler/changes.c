@@ -44,11 +44,16 @@ bool rc_changes_cover(const struct rc_changes *c, const char *rel)
     return false;
 }
 
-const char *rc_rel_under(const char *root, const char *path)
+size_t rc_root_len(const char *root)
 {
     size_t n = strlen(root);
     while (n > 1 && root[n - 1] == '/')
         n--;
+    return n;
+}
+
+const char *rc_rel_under_len(const char *root, size_t n, const char *path)
+{
     if (strncmp(path, root, n) != 0 || path[n] != '/')
         return NULL;
     path += n;
@@ -57,26 +62,98 @@ const char *rc_rel_under(const char *root, const char *path)
     return *path ? path : NULL;
 }
 
-bool rc_changes_vouch_abs(const struct rc_changes *c, const char *path)
+const char *rc_rel_under(const char *root, const char *path)
 {
-    const char *slash = strrchr(path, '/');
-    if (c == NULL || c->n_trusted == 0 || path[0] != '/' || slash == NULL || slash == path ||
-        slash[1] == '\0')
-        return false;
-    size_t dl = (size_t)(slash - path), lo = 0, hi = c->n_trusted;
-    bool found = false;
-    while (lo < hi && !found) {
+    return rc_rel_under_len(root, rc_root_len(root), path);
+}
+
+/* Whether the folder path[0..dl) is one of c's trusted folders. */
+static bool trusted_dir(const struct rc_changes *c, const char *path, size_t dl)
+{
+    size_t lo = 0, hi = c->n_trusted;
+    while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const char *s = c->trusted[mid];
         int r = strncmp(s, path, dl);
         if (r == 0 && s[dl] == '\0')
-            found = true;
-        else if (r < 0)
+            return true;
+        if (r < 0)
             lo = mid + 1;
         else
             hi = mid; /* r > 0, or s longer than the folder: after it */
     }
-    return found && !rc_changes_cover(c, path);
+    return false;
+}
+
+/* The folder of a file path that vouching can consider: its length, or -1
+ * (not absolute, no folder, or no file name). */
+static long vouch_dir_len(const struct rc_changes *c, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (c == NULL || c->n_trusted == 0 || path[0] != '/' || slash == NULL || slash == path ||
+        slash[1] == '\0')
+        return -1;
+    return (long)(slash - path);
+}
+
+bool rc_changes_vouch_abs(const struct rc_changes *c, const char *path)
+{
+    long dl = vouch_dir_len(c, path);
+    return dl >= 0 && trusted_dir(c, path, (size_t)dl) && !rc_changes_cover(c, path);
+}
+
+/* Points m at the folder p[0..dl) of the next path, working out whether
+ * c covers it when it is not the one m already holds. 0, or -1 when out
+ * of memory (m then holds nothing). */
+static int memo_dir(const struct rc_changes *c, const char *p, size_t dl, struct rc_cover_memo *m)
+{
+    if (m->dir && m->len == dl && memcmp(m->dir, p, dl) == 0)
+        return 0;
+    free(m->dir);
+    m->dir = malloc(dl + 1);
+    if (m->dir == NULL)
+        return -1;
+    memcpy(m->dir, p, dl);
+    m->dir[dl] = '\0';
+    m->len = dl;
+    m->has_trusted = false;
+    /* rc_changes_cover's folder part: "" and each prefix that ends before a
+     * '/' of p[0..dl] (the file name after dl holds none). */
+    m->covered = has(c, "", 0);
+    for (size_t j = 0; !m->covered && j <= dl; j++)
+        m->covered = p[j] == '/' && has(c, p, j);
+    return 0;
+}
+
+bool rc_changes_cover_m(const struct rc_changes *c, const char *rel, struct rc_cover_memo *m)
+{
+    if (c == NULL)
+        return true;
+    const char *slash = strrchr(rel, '/');
+    size_t dl = slash ? (size_t)(slash - rel) : 0;
+    if (memo_dir(c, rel, dl, m) != 0)
+        return rc_changes_cover(c, rel);
+    return m->covered || has(c, rel, strlen(rel));
+}
+
+bool rc_changes_vouch_abs_m(const struct rc_changes *c, const char *path, struct rc_cover_memo *m)
+{
+    long dl = vouch_dir_len(c, path);
+    if (dl < 0)
+        return false;
+    if (memo_dir(c, path, (size_t)dl, m) != 0)
+        return rc_changes_vouch_abs(c, path);
+    if (!m->has_trusted) {
+        m->trusted = trusted_dir(c, path, (size_t)dl);
+        m->has_trusted = true;
+    }
+    return m->trusted && !m->covered && !has(c, path, strlen(path));
+}
+
+void rc_cover_memo_free(struct rc_cover_memo *m)
+{
+    free(m->dir);
+    m->dir = NULL;
 }
 
 bool rc_watchable(const char *path, const struct stat *st, const char *rel,

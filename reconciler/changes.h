@@ -50,9 +50,29 @@ bool rc_changes_cover(const struct rc_changes *c, const char *rel);
  * folders and neither it nor its folder is in c: no event named it. */
 bool rc_changes_vouch_abs(const struct rc_changes *c, const char *path);
 
+/* rc_changes_cover and rc_changes_vouch_abs for many files of a few
+ * folders in a row (a reload checks 10,000 certificate files of one
+ * folder): what depends on the folder alone is worked out once per folder
+ * and kept in *m. The same answers as the functions above. Zero *m before
+ * the first call, use it with one c only, rc_cover_memo_free() after. */
+struct rc_cover_memo {
+    char *dir; /* the folder part last asked about (malloc'd); NULL: none */
+    size_t len;
+    bool covered;     /* "", that folder or a folder above it is in c */
+    bool has_trusted; /* trusted is worked out (rc_changes_vouch_abs_m) */
+    bool trusted;     /* that folder is one of c's trusted folders */
+};
+bool rc_changes_cover_m(const struct rc_changes *c, const char *rel, struct rc_cover_memo *m);
+bool rc_changes_vouch_abs_m(const struct rc_changes *c, const char *path, struct rc_cover_memo *m);
+void rc_cover_memo_free(struct rc_cover_memo *m);
+
 /* The part of the absolute path under root ("certs/a.pem" for
  * "/m/certs/a.pem" under "/m"), or NULL when path is not below root. */
 const char *rc_rel_under(const char *root, const char *path);
+/* The same with root's length given (what rc_root_len(root) says), for
+ * many paths under one root. */
+size_t rc_root_len(const char *root);
+const char *rc_rel_under_len(const char *root, size_t n, const char *path);
 
 /* Whether the file at path (rel under the manifest folder), whose fstat is
  * st, is one the watcher reports: see above. real_expected is what

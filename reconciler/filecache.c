@@ -51,8 +51,12 @@ struct rc_filecache {
     unsigned gen;
     struct timespec start;
     const char *root;                 /* real path of the manifest folder, or NULL */
+    size_t root_n;                    /* rc_root_len(root) */
     const struct rc_changes *changes; /* NULL: every file is stat'ed */
-    struct entry *tab;                /* open addressing, cap a power of two */
+    /* What changes says of the folder of the last file looked up (a
+     * folder of certificates is looked up file after file). */
+    struct rc_cover_memo memo_rel, memo_abs;
+    struct entry *tab; /* open addressing, cap a power of two */
     size_t cap, n;
     size_t n_read, n_reused;
     size_t n_unstatted; /* reused without a stat (changes.h) */
@@ -110,6 +114,7 @@ struct rc_filecache *rc_filecache_new(const struct rc_kept_files *prev,
     fc->prev = prev;
     fc->start = *start;
     fc->root = root;
+    fc->root_n = root ? rc_root_len(root) : 0;
     fc->changes = root ? changes : NULL;
     fc->gen = 1; /* copies start at 0: not valid */
     fc->dir_fd = -1;
@@ -153,6 +158,8 @@ void rc_filecache_free(struct rc_filecache *fc)
     if (fc->dir_fd >= 0)
         close(fc->dir_fd);
     free(fc->dir);
+    rc_cover_memo_free(&fc->memo_rel);
+    rc_cover_memo_free(&fc->memo_abs);
     free(fc);
 }
 
@@ -227,8 +234,9 @@ static bool still_same(struct rc_filecache *fc, const struct rc_kept_file *k, co
     if (!k->settled)
         return false;
     if (k->watchable && fc->changes) {
-        const char *rel = rc_rel_under(fc->root, path);
-        if (rel ? !rc_changes_cover(fc->changes, rel) : rc_changes_vouch_abs(fc->changes, path)) {
+        const char *rel = rc_rel_under_len(fc->root, fc->root_n, path);
+        if (rel ? !rc_changes_cover_m(fc->changes, rel, &fc->memo_rel)
+                : rc_changes_vouch_abs_m(fc->changes, path, &fc->memo_abs)) {
             fc->n_unstatted++;
             return true;
         }

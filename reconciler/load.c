@@ -1120,6 +1120,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         clock_gettime(CLOCK_REALTIME, &start);
     size_t n_read = 0, n_skipped = 0, n_parsed = 0;
     struct dir_memo dir_memo = {.abs = NULL};
+    struct rc_cover_memo cover_memo = {.dir = NULL};
     size_t next_mfile = 0;
     for (size_t i = 0; i < w.files.n && !failed; i++) {
         const char *file = w.files.v[i];
@@ -1138,7 +1139,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         struct stat sb;
         bool reusable = pm && pm->clean && pm->settled, unstatted = false;
         if (reusable) {
-            unstatted = pm->watchable && changes && !rc_changes_cover(changes, rel);
+            unstatted = pm->watchable && changes && !rc_changes_cover_m(changes, rel, &cover_memo);
             if (unstatted)
                 f->id = pm->id; /* no event names it: the watcher vouches */
             else if (stat(file, &sb) == 0)
@@ -1226,6 +1227,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         f->n_docs = D.n - n0;
         n_parsed += D.n - n0;
     }
+    rc_cover_memo_free(&cover_memo);
     if (md != NULL) {
         unsigned char sum[EVP_MAX_MD_SIZE];
         unsigned int sumlen = 0;

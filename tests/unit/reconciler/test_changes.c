@@ -85,6 +85,80 @@ static void vouch_abs_needs_a_trusted_folder_and_no_change(void **state)
     assert_false(rc_changes_vouch_abs(NULL, "/srv/certs/site.pem"));
 }
 
+/* The folder-remembering forms answer as the plain ones, path after path
+ * in any order: same folder in a row, folders alternating, a folder and
+ * its subfolder, with changes naming "", folders, files and trusted
+ * folders, and with a memo carried from one question to the other. */
+static void memo_forms_answer_as_the_plain_ones(void **state)
+{
+    (void)state;
+    const char *paths[] = {"a.yaml",
+                           "certs/site.pem",
+                           "certs/sub/site.pem",
+                           "certs/a.pem",
+                           "certs",
+                           "deep/x/y.pem",
+                           "deep/x/z.pem",
+                           "deep/y.pem",
+                           "b.yaml",
+                           "certs2/site.pem",
+                           "x",
+                           "/srv/certs/site.pem",
+                           "/srv/certs/renewed.pem",
+                           "/srv/certs/sub/site.pem",
+                           "/srv/certs2/site.pem",
+                           "/srv/site.pem",
+                           "/etc/ssl/a/k.key",
+                           "/etc/ssl/k.key",
+                           "/srv/certs/",
+                           "/srv/certs/b.pem",
+                           "/",
+                           "/a",
+                           "/etc/ssl/a/k.key",
+                           "/srv/certs/site.pem",
+                           ""};
+    size_t np = sizeof paths / sizeof *paths;
+    const char *trusted[] = {"/etc/ssl/a", "/srv/certs"};
+    const char *v1[] = {"/srv/certs/renewed.pem", "a.yaml", "certs", "deep/x/y.pem"};
+    const char *v2[] = {"/srv/certs"};
+    const char *v3[] = {"", "a.yaml"};
+    const char *v4[] = {"/etc", "certs/a.pem", "deep"};
+    struct rc_changes sets[] = {
+        {v1, 4, false, trusted, 2, false},   {v2, 1, false, trusted, 2, false},
+        {v3, 2, false, trusted, 2, false},   {v4, 3, false, trusted, 2, false},
+        {NULL, 0, false, trusted, 2, false}, {NULL, 0, false, NULL, 0, false},
+    };
+    for (size_t s = 0; s < sizeof sets / sizeof *sets; s++) {
+        struct rc_cover_memo cm = {NULL}, vm = {NULL}, shared = {NULL};
+        /* Forwards, then backwards, then every pair: each order of folders. */
+        for (size_t round = 0; round < 3; round++) {
+            for (size_t k = 0; k < np * (round == 2 ? np : 1); k++) {
+                size_t i = round == 0 ? k : round == 1 ? np - 1 - k % np : (k / np + k % np) % np;
+                const char *p = paths[i];
+                assert_int_equal(rc_changes_cover_m(&sets[s], p, &cm),
+                                 rc_changes_cover(&sets[s], p));
+                assert_int_equal(rc_changes_vouch_abs_m(&sets[s], p, &vm),
+                                 rc_changes_vouch_abs(&sets[s], p));
+                bool both =
+                    rc_changes_vouch_abs_m(&sets[s], p, &shared) ==
+                        rc_changes_vouch_abs(&sets[s], p) &&
+                    rc_changes_cover_m(&sets[s], p, &shared) == rc_changes_cover(&sets[s], p);
+                assert_true(both);
+            }
+        }
+        rc_cover_memo_free(&cm);
+        rc_cover_memo_free(&vm);
+        rc_cover_memo_free(&shared);
+    }
+    struct rc_cover_memo m = {NULL};
+    assert_true(rc_changes_cover_m(NULL, "a.yaml", &m));
+    assert_false(rc_changes_vouch_abs_m(NULL, "/srv/certs/site.pem", &m));
+    rc_cover_memo_free(&m);
+    assert_string_equal(rc_rel_under_len("/m", rc_root_len("/m//"), "/m/certs/a.pem"),
+                        "certs/a.pem");
+    assert_null(rc_rel_under_len("/m", rc_root_len("/m"), "/mx/a.pem"));
+}
+
 static char dir[PATH_MAX];
 
 static const char CERTS[] = "apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: site}\n"
@@ -388,6 +462,7 @@ int main(void)
         cmocka_unit_test(cover_is_exact_or_a_folder_above),
         cmocka_unit_test(rel_under_the_root),
         cmocka_unit_test(vouch_abs_needs_a_trusted_folder_and_no_change),
+        cmocka_unit_test(memo_forms_answer_as_the_plain_ones),
         cmocka_unit_test_setup_teardown(files_in_a_trusted_folder_outside_are_not_stated, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(unreported_files_are_not_even_stated, setup, teardown),
