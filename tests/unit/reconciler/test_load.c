@@ -151,6 +151,49 @@ static void put_certs(const char *dir)
     copy_file(ALBD_TEST_DATA "/certs/test-only-ca.pem", path);
 }
 
+/* References among many resources of a kind (rc_kind_find's hash index,
+ * from 64 documents on) find the named one, whatever the order written,
+ * and still report a name that is not there. */
+static void test_references_among_many(void **state)
+{
+    (void)state;
+    size_t cap = 100 * 96 + 512, len = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    for (int i = 99; i >= 0; i--)
+        len += (size_t)snprintf(text + len, cap - len,
+                                "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: g%d}\n"
+                                "spec: {}\n---\n",
+                                i);
+    snprintf(text + len, cap - len,
+             "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: l}\n"
+             "spec: {protocol: HTTP, port: 80, defaultAction: {forward: {serverGroup: g77}}}\n");
+    write_file(tmpdir, "many.yaml", text);
+    struct rc_errs errs;
+    struct rc_model *m = load_ok(tmpdir, time(NULL), &errs);
+    assert_int_equal(m->n_groups, 100);
+    assert_int_equal(m->n_listeners, 1);
+    assert_non_null(m->listeners[0].default_group);
+    assert_string_equal(m->listeners[0].default_group->meta.name, "g77");
+    assert_ptr_equal(m->listeners[0].default_group, rc_model_group(m, "g77"));
+    rc_model_unref(m);
+    rc_errs_cleanup(&errs);
+
+    write_file(tmpdir, "more.yaml",
+               "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: l2}\n"
+               "spec: {protocol: HTTP, port: 81, defaultAction: {forward: {serverGroup: g100}}}\n");
+    m = NULL;
+    rc_errs_init(&errs);
+    assert_int_not_equal(rc_load_dir(tmpdir, time(NULL), &m, &errs), 0);
+    bool named = false;
+    for (size_t i = 0; i < errs.n; i++)
+        named = named || strstr(errs.v[i].msg, "no ServerGroup named \"g100\"") != NULL;
+    assert_true(named);
+    rc_model_unref(m);
+    rc_errs_cleanup(&errs);
+    free(text);
+}
+
 static void test_full_model(void **state)
 {
     write_file(tmpdir, "all.yaml", full_yaml);
@@ -691,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_documents_are_skipped_with_a_note, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_albdignore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_references_among_many, setup, teardown),
         cmocka_unit_test(test_missing_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
