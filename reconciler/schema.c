@@ -21,7 +21,22 @@ const char *const rc_kinds[] = {"Instance",  "Listener",    "Certificate", "Cert
 struct compiled_re {
     const json_t *src; /* the "pattern" string of a parsed schema */
     regex_t re;
+    bool dns_label; /* it is DNS_LABEL: matched by is_dns_label() instead */
 };
+
+/* The pattern of every resource name (Document.json's $defs/name), which
+ * a listener naming 10,000 certificates applies 10,000 times per reload:
+ * matched by hand, the same strings as regexec in albd's C locale. */
+#define DNS_LABEL "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+static bool is_dns_label(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '-'))
+            return false;
+    return n > 0 && s[0] != '-' && s[n - 1] != '-';
+}
 
 static struct {
     const char **names;
@@ -55,8 +70,10 @@ static void collect_patterns(json_t *j, size_t *cap)
                 S.res = p;
                 *cap = ncap;
             }
-            if (regcomp(&S.res[S.n_res].re, json_string_value(v), REG_EXTENDED | REG_NOSUB) == 0)
+            if (regcomp(&S.res[S.n_res].re, json_string_value(v), REG_EXTENDED | REG_NOSUB) == 0) {
+                S.res[S.n_res].dns_label = !strcmp(json_string_value(v), DNS_LABEL);
                 S.res[S.n_res++].src = v;
+            }
         } else {
             collect_patterns(v, cap);
         }
@@ -361,7 +378,7 @@ static bool pattern_matches(const json_t *pat, const char *s)
 {
     for (size_t i = 0; i < S.n_res; i++)
         if (S.res[i].src == pat)
-            return regexec(&S.res[i].re, s, 0, NULL, 0) == 0;
+            return S.res[i].dns_label ? is_dns_label(s) : regexec(&S.res[i].re, s, 0, NULL, 0) == 0;
     regex_t re; /* a schema that was not embedded (tests): compile now */
     if (regcomp(&re, json_string_value(pat), REG_EXTENDED | REG_NOSUB) != 0)
         return true;
@@ -729,21 +746,24 @@ static void validate(struct vctx *c, const json_t *root, const json_t *schema, y
     const json_t *type = kw(c, schema, KW_TYPE);
     if (type) {
         bool ok = false;
-        char want[96] = "";
-        if (json_is_string(type)) {
+        size_t i;
+        json_t *t;
+        if (json_is_string(type))
             ok = type_matches(json_string_value(type), &v);
-            snprintf(want, sizeof(want), "%s", json_string_value(type));
-        } else {
-            size_t i;
-            json_t *t;
-            json_array_foreach(type, i, t)
-            {
-                ok = ok || type_matches(json_string_value(t), &v);
-                size_t l = strlen(want);
-                snprintf(want + l, sizeof(want) - l, "%s%s", i ? " or " : "", json_string_value(t));
-            }
-        }
+        else
+            json_array_foreach(type, i, t) ok = ok || type_matches(json_string_value(t), &v);
         if (!ok) {
+            /* What was wanted, said only when it was not given. */
+            char want[96] = "";
+            if (json_is_string(type))
+                snprintf(want, sizeof(want), "%s", json_string_value(type));
+            else
+                json_array_foreach(type, i, t)
+                {
+                    size_t l = strlen(want);
+                    snprintf(want + l, sizeof(want) - l, "%s%s", i ? " or " : "",
+                             json_string_value(t));
+                }
             const char *got = rc_y_type_name(node);
             if (node->type == YAML_SCALAR_NODE)
                 verr(c, node, "expected %s, got %s %s", want, got, show(node, sv, sizeof(sv)));

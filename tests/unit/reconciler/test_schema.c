@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <regex.h>
 
 #include "reconciler/doc.h"
 #include "reconciler/err.h"
@@ -87,6 +88,70 @@ static void test_embedded_schemas_parse(void **state)
     assert_int_equal(n, 7);
 }
 
+/* Whether the embedded schemas' name pattern (matched by hand, not by
+ * regexec) refuses s: validates s as a quoted YAML string against
+ * Document's $defs/name and looks for the pattern's message. */
+static bool name_pattern_refuses(const char *s)
+{
+    const json_t *root = rc_schema_get("Document");
+    const json_t *name = json_object_get(json_object_get(root, "$defs"), "name");
+    assert_non_null(name);
+    char yaml[256];
+    snprintf(yaml, sizeof yaml, "\"%s\"", s);
+    struct rc_doc doc = {.file = "t.yaml"};
+    yaml_parser_t p;
+    assert_true(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, strlen(yaml));
+    assert_true(yaml_parser_load(&p, &doc.y));
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    rc_schema_validate(root, name, &doc, yaml_document_get_root_node(&doc.y), "", NULL, NULL,
+                       &errs);
+    bool refused = false;
+    for (size_t i = 0; i < errs.n; i++)
+        refused = refused || strstr(errs.v[i].msg, "does not match the pattern") != NULL;
+    rc_errs_cleanup(&errs);
+    yaml_document_delete(&doc.y);
+    yaml_parser_delete(&p);
+    return refused;
+}
+
+/* Resource names are checked by hand against the DNS-label pattern (the
+ * one pattern a big listener applies thousands of times): the same
+ * verdicts as regexec with that pattern, on every edge. */
+static void test_name_pattern_as_regexec(void **state)
+{
+    (void)state;
+    const json_t *name =
+        json_object_get(json_object_get(rc_schema_get("Document"), "$defs"), "name");
+    const char *pat = json_string_value(json_object_get(name, "pattern"));
+    assert_non_null(pat);
+    regex_t re;
+    assert_int_equal(regcomp(&re, pat, REG_EXTENDED | REG_NOSUB), 0);
+    const char *names[] = {"a",      "z",   "0",  "9",  "ab",  "a-b", "a--b",    "a0-9z",
+                           "h10001", "-",   "a-", "-a", "--",  "A",   "aB",      "a_b",
+                           "a.b",    "a b", " a", "a ", "a/b", "a:b", "\\u00e9", "\\t",
+                           "a\\nb",  "`",   "{",  "@",  "[",   "a[",  "z{"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        /* The YAML escapes give the string regexec sees. */
+        yaml_parser_t p;
+        yaml_document_t y;
+        char yaml[64];
+        snprintf(yaml, sizeof yaml, "\"%s\"", names[i]);
+        assert_true(yaml_parser_initialize(&p));
+        yaml_parser_set_input_string(&p, (const unsigned char *)yaml, strlen(yaml));
+        assert_true(yaml_parser_load(&p, &y));
+        const char *str = (const char *)yaml_document_get_root_node(&y)->data.scalar.value;
+        bool want = regexec(&re, str, 0, NULL, 0) != 0;
+        if (name_pattern_refuses(names[i]) != want)
+            fail_msg("name \"%s\": hand check %s, regexec %s", names[i],
+                     want ? "accepts" : "refuses", want ? "refuses" : "accepts");
+        yaml_document_delete(&y);
+        yaml_parser_delete(&p);
+    }
+    regfree(&re);
+}
+
 static void test_scalar_types(void **state)
 {
     const char *schema = "{\"type\":\"object\",\"properties\":{"
@@ -162,6 +227,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_nodes_stop_validation),
         cmocka_unit_test(test_embedded_schemas_parse),
+        cmocka_unit_test(test_name_pattern_as_regexec),
         cmocka_unit_test(test_scalar_types),
         cmocka_unit_test(test_keywords),
     };
