@@ -105,6 +105,11 @@ void rc_y_classify(const yaml_node_t *n, struct rc_yval *out)
     out->type = RC_Y_STR;
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return;
+    /* Null, booleans and numbers all start with one of these (the empty
+     * string's NUL included): any other plain scalar is a string, decided
+     * without the comparisons below (a list of 10,000 names). */
+    if (strchr("~nNtTfF-+.0123456789", s[0]) == NULL)
+        return;
     if (is_null(s)) {
         out->type = RC_Y_NULL;
     } else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
