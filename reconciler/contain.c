@@ -159,7 +159,11 @@ static int build_universe(struct ctx *C)
 {
     struct rc_loadset *S = C->S;
     size_t cap = S->n_docs + (C->prev_src ? C->prev_src->n : 0) + 1;
-    struct res *v = calloc(cap, sizeof(*v));
+    /* Not zeroed: each resource is written whole below, and a reload's
+     * documents and prev's sources name mostly the same resources, so
+     * about half of cap is used (zeroing all of it touched 2.6 MiB with
+     * 10,000 certificates). */
+    struct res *v = malloc(cap * sizeof(*v));
     struct ukey *k = malloc(cap * sizeof(*k));
     if (v == NULL || k == NULL) {
         free(v);
