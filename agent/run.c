@@ -253,6 +253,7 @@ int ag_reconcile(struct ag_agent *a)
                                  .cert_pending_is_error = true};
         struct rc_model *m = NULL;
         rc_errs_cleanup(&errs);
+        rc_errs_reserve(&errs, a->last_errs.n + 16);
         rc_status_cleanup(&st);
         uint64_t mark = a->watch ? ag_watch_mark(a->watch) : 0;
         int rc = rc_load_dir_ex(a->opt.manifest_dir, &o, &m, &errs, &st);

@@ -20,6 +20,17 @@ void rc_errs_init(struct rc_errs *e)
     e->n = e->cap = 0;
 }
 
+void rc_errs_reserve(struct rc_errs *e, size_t n)
+{
+    if (n <= e->cap)
+        return;
+    struct rc_err *v = realloc(e->v, n * sizeof(*e->v));
+    if (v == NULL)
+        return; /* rc_errs_add grows it when it must */
+    e->v = v;
+    e->cap = n;
+}
+
 void rc_errs_cleanup(struct rc_errs *e)
 {
     for (size_t i = 0; i < e->n; i++) {

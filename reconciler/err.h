@@ -10,6 +10,12 @@
 void rc_errs_init(struct rc_errs *e);
 void rc_errs_cleanup(struct rc_errs *e);
 
+/* Makes room for n entries at once (a reload that will report about as
+ * many as the last one: 10,000 certificates near expiry), instead of
+ * doubling and copying as they come. Best effort: out of memory, it does
+ * nothing. */
+void rc_errs_reserve(struct rc_errs *e, size_t n);
+
 /* Appends one error. loc may be NULL; kind, name, path may be NULL. The
  * message is printf-formatted. All strings are copied. Allocation failure
  * aborts the process (out of memory while reporting is not recoverable). */

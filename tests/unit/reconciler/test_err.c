@@ -51,6 +51,52 @@ static void test_format_and_sort(void **state)
     assert_null(e.v);
 }
 
+/* Each entry is one block (message, then its other strings): a message
+ * longer than the first formatting buffer is whole, every part is a copy
+ * the caller may free, and room reserved up front holds the entries
+ * without moving them. */
+static void test_entries_own_their_strings(void **state)
+{
+    (void)state;
+    struct rc_errs e;
+    rc_errs_init(&e);
+    rc_errs_reserve(&e, 100);
+    assert_true(e.cap >= 100);
+    struct rc_err *first = e.v;
+    char *file = strdup("certs/a.yaml"), *kind = strdup("Certificate"), *name = strdup("a"),
+         *path = strdup("spec.source.files.certificate");
+    char long_text[1000];
+    memset(long_text, 'x', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    struct rc_loc loc = {file, 4, 2};
+    for (int i = 0; i < 100; i++)
+        rc_errs_add(&e, RC_WARNING, &loc, kind, name, path, "%d %s", i,
+                    i == 7 ? long_text : "short");
+    assert_ptr_equal(e.v, first);
+    free(file);
+    free(kind);
+    free(name);
+    free(path);
+    assert_int_equal(e.n, 100);
+    assert_int_equal(strlen(e.v[7].msg), 2 + sizeof long_text - 1);
+    assert_int_equal(strncmp(e.v[7].msg, "7 xxx", 5), 0);
+    assert_string_equal(e.v[8].msg, "8 short");
+    for (size_t i = 0; i < e.n; i++) {
+        assert_string_equal(e.v[i].file, "certs/a.yaml");
+        assert_string_equal(e.v[i].kind, "Certificate");
+        assert_string_equal(e.v[i].name, "a");
+        assert_string_equal(e.v[i].path, "spec.source.files.certificate");
+    }
+    rc_errs_add(&e, RC_NOTE, NULL, NULL, NULL, "", "bare");
+    assert_null(e.v[100].file);
+    assert_null(e.v[100].kind);
+    assert_null(e.v[100].name);
+    assert_null(e.v[100].path);
+    rc_errs_reserve(&e, 10); /* never shrinks */
+    assert_int_equal(e.n, 101);
+    rc_errs_cleanup(&e);
+}
+
 /* Manifest text quoted in a message (a key, a value, a file name) cannot
  * start a new log line or drive the terminal: every control character is
  * escaped, and the entry stays one line. */
@@ -107,6 +153,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_and_sort),
+        cmocka_unit_test(test_entries_own_their_strings),
         cmocka_unit_test(test_format_escapes_control_characters),
         cmocka_unit_test(test_arena),
     };
