@@ -167,13 +167,32 @@ static int build_client_ips(struct rc_load *L, struct rc_doc *d, yaml_node_t *sp
     return 0;
 }
 
-static const struct rc_certificate *server_cert(struct rc_load *L, struct rc_doc *d, yaml_node_t *v,
-                                                const char *path, const struct rc_refs *r)
+/* The field path of a server certificate reference: field itself, or its
+ * item index (index >= 0) — written out only for a message, not for each
+ * of 10,000 extension certificates that resolve. */
+static const char *cert_path(char *buf, size_t size, const char *field, long index)
 {
-    long i = rc_resolve(L, d, v, path, "Certificate", &r->certs);
+    if (index < 0)
+        return field;
+    snprintf(buf, size, "%s[%ld]", field, index);
+    return buf;
+}
+
+static const struct rc_certificate *server_cert(struct rc_load *L, struct rc_doc *d, yaml_node_t *v,
+                                                const char *field, long index,
+                                                const struct rc_refs *r)
+{
+    char buf[96];
+    const char *name = rc_y_str(v);
+    long i = name ? rc_kind_find(&r->certs, name) : -1;
+    if (i < 0)
+        i = rc_resolve(L, d, v, cert_path(buf, sizeof buf, field, index), "Certificate", &r->certs);
     if (i < 0)
         return NULL;
     const struct rc_certificate *c = &L->m->certificates[i];
+    const char *path = c->pending || c->type == RC_CERT_CA || c->is_ca
+                           ? cert_path(buf, sizeof buf, field, index)
+                           : field;
     if (c->pending && L->cert_pending_is_error)
         rc_doc_err(L, d, RC_ERROR, v, path,
                    RC_PENDING_PREFIX "certificate \"%s\" was never fetched from certificate "
@@ -205,7 +224,7 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
                    "%s listeners need tls.certificate",
                    li->protocol == RC_LISTENER_HTTPS ? "HTTPS" : "QUIC");
     else
-        li->tls.certificate = server_cert(L, d, cert, "spec.tls.certificate", r);
+        li->tls.certificate = server_cert(L, d, cert, "spec.tls.certificate", -1, r);
 
     yaml_node_t *ext = rc_at(d, tls, "extensionCertificates");
     if (ext && ext->type == YAML_SEQUENCE_NODE) {
@@ -215,10 +234,9 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
         if (li->tls.extension_certificates == NULL)
             return -1;
         for (size_t i = 0; i < n; i++) {
-            char path[64];
-            snprintf(path, sizeof(path), "spec.tls.extensionCertificates[%zu]", i);
             const struct rc_certificate *c =
-                server_cert(L, d, yaml_document_get_node(&d->y, start[i]), path, r);
+                server_cert(L, d, yaml_document_get_node(&d->y, start[i]),
+                            "spec.tls.extensionCertificates", (long)i, r);
             if (c)
                 li->tls.extension_certificates[li->tls.n_extension_certificates++] = c;
         }

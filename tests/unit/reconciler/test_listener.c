@@ -149,6 +149,44 @@ static void a_built_listener_passes(void **state)
     tf_done(&a);
 }
 
+/* A reference among extensionCertificates that fails is reported at its
+ * item: a missing name, and a CA certificate that cannot serve. */
+static void extension_certificate_errors_name_their_item(void **state)
+{
+    (void)state;
+    tf_copy_in(dir, ALBD_TEST_DATA "/certs/test-only-ca.pem", "ca.pem");
+    tf_put(dir, "all.yaml",
+           "apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: site}\n"
+           "spec:\n  source:\n    files: {certificate: site.pem, privateKey: site.key}\n---\n"
+           "apiVersion: albd/v1\nkind: Certificate\nmetadata: {name: root}\n"
+           "spec:\n  type: CA\n  source:\n    files: {certificate: ca.pem}\n---\n"
+           "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+           "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080}\n---\n"
+           "apiVersion: albd/v1\nkind: Listener\nmetadata: {name: web}\n"
+           "spec:\n  protocol: HTTPS\n  port: 8443\n"
+           "  tls: {certificate: site, extensionCertificates: [site, gone, root]}\n"
+           "  defaultAction: {forward: {serverGroup: ga}}\n");
+    tf_settle();
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct tf_result r = tf_load(dir, NULL, NULL, &errs);
+    assert_int_not_equal(r.rc, 0);
+    bool missing = false, ca = false;
+    for (size_t i = 0; i < errs.n; i++) {
+        const char *p = errs.v[i].path ? errs.v[i].path : "";
+        missing = missing || (!strcmp(p, "spec.tls.extensionCertificates[1]") &&
+                              strstr(errs.v[i].msg, "no Certificate named \"gone\"") != NULL);
+        ca = ca || (!strcmp(p, "spec.tls.extensionCertificates[2]") &&
+                    strstr(errs.v[i].msg, "is a CA certificate") != NULL);
+    }
+    if (!missing || !ca)
+        rc_errs_print(&errs, stderr);
+    assert_true(missing);
+    assert_true(ca);
+    rc_errs_cleanup(&errs);
+    tf_done(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +194,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(an_unlisted_reference_field_is_caught, setup, teardown),
         cmocka_unit_test_setup_teardown(a_built_listener_passes, setup, teardown),
+        cmocka_unit_test_setup_teardown(extension_certificate_errors_name_their_item, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
