@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reconciler/sort.h"
+
 static void *xalloc(void *p)
 {
     if (p == NULL)
@@ -142,7 +144,10 @@ static int err_cmp(const void *pa, const void *pb)
 
 void rc_errs_sort(struct rc_errs *e)
 {
-    if (e->n > 1)
+    /* Mostly in order already (a reload reports its certificates' expiry
+     * in name order, then the few it parsed): merging the runs costs about
+     * one comparison per entry. */
+    if (e->n > 1 && rc_sort_runs(e->v, e->n, sizeof(*e->v), err_cmp) != 0)
         qsort(e->v, e->n, sizeof(*e->v), err_cmp);
 }
 
