@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "reconciler/doc.h"
 #include "reconciler/err.h"
 
@@ -499,6 +500,32 @@ static int keyed_cmp(const void *a, const void *b)
  * when out of memory. */
 static int first_equal(const char *const *v, size_t n, size_t *first)
 {
+    /* Many items (a listener's 10,000 certificate names): one pass over
+     * a hash table of the first of each value instead of a sort. */
+    size_t cap = 64;
+    while (n >= 64 && cap < 2 * n)
+        cap <<= 1;
+    size_t *slot = n >= 64 ? calloc(cap, sizeof(*slot)) : NULL; /* position + 1; 0: empty */
+    if (slot != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            first[i] = SIZE_MAX;
+            if (v[i] == NULL)
+                continue;
+            for (size_t h = (size_t)cm_hash_str(v[i]) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+                if (slot[h] == 0) {
+                    slot[h] = i + 1;
+                    first[i] = i;
+                    break;
+                }
+                if (!strcmp(v[slot[h] - 1], v[i])) {
+                    first[i] = slot[h] - 1;
+                    break;
+                }
+            }
+        }
+        free(slot);
+        return 0;
+    }
     struct keyed *k = malloc((n ? n : 1) * sizeof(*k));
     if (k == NULL)
         return -1;

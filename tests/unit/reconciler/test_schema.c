@@ -152,6 +152,34 @@ static void test_name_pattern_as_regexec(void **state)
     regfree(&re);
 }
 
+/* uniqueItems over a long list (a hash table from 64 items on) names
+ * each repeat's first occurrence, for strings and for other values. */
+static void test_unique_items_in_long_lists(void **state)
+{
+    (void)state;
+    const char *schema = "{\"type\":\"object\",\"properties\":{"
+                         "\"s\":{\"type\":\"array\",\"uniqueItems\":true},"
+                         "\"o\":{\"type\":\"array\",\"uniqueItems\":true}}}";
+    char yaml[8192];
+    size_t len = (size_t)snprintf(yaml, sizeof yaml, "s: [");
+    for (int i = 0; i < 100; i++) {
+        int v = i == 70 || i == 99 ? 3 : i == 50 ? 49 : i;
+        len += (size_t)snprintf(yaml + len, sizeof yaml - len, "%sn%d", i ? ", " : "", v);
+    }
+    len += (size_t)snprintf(yaml + len, sizeof yaml - len, "]\no: [");
+    for (int i = 0; i < 80; i++) {
+        int v = i == 65 ? 2 : i;
+        len += (size_t)snprintf(yaml + len, sizeof yaml - len, "%s{k: %d}", i ? ", " : "", v);
+    }
+    snprintf(yaml + len, sizeof yaml - len, "]\n");
+    char out[4096];
+    assert_int_equal(check(schema, yaml, out, sizeof(out)), 4);
+    assert_non_null(strstr(out, "error: s[50]: duplicates item [49]\n"));
+    assert_non_null(strstr(out, "error: s[70]: duplicates item [3]\n"));
+    assert_non_null(strstr(out, "error: s[99]: duplicates item [3]\n"));
+    assert_non_null(strstr(out, "error: o[65]: duplicates item [2]\n"));
+}
+
 static void test_scalar_types(void **state)
 {
     const char *schema = "{\"type\":\"object\",\"properties\":{"
@@ -228,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_shared_nodes_stop_validation),
         cmocka_unit_test(test_embedded_schemas_parse),
         cmocka_unit_test(test_name_pattern_as_regexec),
+        cmocka_unit_test(test_unique_items_in_long_lists),
         cmocka_unit_test(test_scalar_types),
         cmocka_unit_test(test_keywords),
     };
