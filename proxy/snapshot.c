@@ -187,6 +187,28 @@ static int build_group(struct px_snapshot *s, const struct px_snapshot *prev, st
 }
 
 /* The digest of everything an HTTPS listener's SSL_CTX is built from. */
+/* Bytes on their way to a digest, passed on a buffer at a time. */
+struct digest_buf {
+    EVP_MD_CTX *ctx;
+    size_t n;
+    char v[4096];
+};
+
+static void put_digest(struct digest_buf *b, const char *s)
+{
+    size_t len = strlen(s);
+    if (b->n + len > sizeof b->v) {
+        EVP_DigestUpdate(b->ctx, b->v, b->n);
+        b->n = 0;
+    }
+    if (len > sizeof b->v) {
+        EVP_DigestUpdate(b->ctx, s, len);
+        return;
+    }
+    memcpy(b->v + b->n, s, len);
+    b->n += len;
+}
+
 static void tls_digest(const struct rc_listener *l, char out[65])
 {
     unsigned char md[32];
@@ -197,20 +219,19 @@ static void tls_digest(const struct rc_listener *l, char out[65])
         return;
     }
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    EVP_DigestUpdate(ctx, l->meta.digest, strlen(l->meta.digest));
-    const struct rc_certificate *c = l->tls.certificate;
-    if (c)
-        EVP_DigestUpdate(ctx, c->meta.digest, strlen(c->meta.digest));
-    for (size_t i = 0; i < l->tls.n_extension_certificates; i++) {
-        c = l->tls.extension_certificates[i];
-        EVP_DigestUpdate(ctx, c->meta.digest, strlen(c->meta.digest));
-    }
-    for (size_t i = 0; i < l->tls.mutual.n_ca_certificates; i++) {
-        c = l->tls.mutual.ca_certificates[i];
-        EVP_DigestUpdate(ctx, c->meta.digest, strlen(c->meta.digest));
-    }
+    /* The same bytes as one update per digest, gathered into a buffer:
+     * a listener with 10,000 certificates made 10,000 updates. */
+    struct digest_buf b = {.ctx = ctx};
+    put_digest(&b, l->meta.digest);
+    if (l->tls.certificate)
+        put_digest(&b, l->tls.certificate->meta.digest);
+    for (size_t i = 0; i < l->tls.n_extension_certificates; i++)
+        put_digest(&b, l->tls.extension_certificates[i]->meta.digest);
+    for (size_t i = 0; i < l->tls.mutual.n_ca_certificates; i++)
+        put_digest(&b, l->tls.mutual.ca_certificates[i]->meta.digest);
     if (l->tls.policy)
-        EVP_DigestUpdate(ctx, l->tls.policy->meta.digest, strlen(l->tls.policy->meta.digest));
+        put_digest(&b, l->tls.policy->meta.digest);
+    EVP_DigestUpdate(ctx, b.v, b.n);
     EVP_DigestFinal_ex(ctx, md, &mdlen);
     EVP_MD_CTX_free(ctx);
     for (unsigned i = 0; i < mdlen; i++)
