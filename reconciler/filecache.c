@@ -279,12 +279,11 @@ static int read_whole(struct rc_filecache *fc, struct entry *e, const char *path
     return 0;
 }
 
-/* The entry of prev for path if this load finds that file unchanged
- * (checked once per load), or NULL. */
-static const struct rc_kept_file *prev_unchanged(struct rc_filecache *fc, const char *path,
-                                                 uint64_t h)
+/* prev's entry k for path (found already; NULL: none) if this load finds
+ * that file unchanged (checked once per load), or NULL. */
+static const struct rc_kept_file *prev_checked(struct rc_filecache *fc, const char *path,
+                                               const struct rc_kept_file *k)
 {
-    const struct rc_kept_file *k = prev_find(fc->prev, path, h);
     if (k == NULL)
         return NULL;
     size_t i = (size_t)(k - fc->prev->v);
@@ -295,6 +294,14 @@ static const struct rc_kept_file *prev_unchanged(struct rc_filecache *fc, const 
         fc->n_reused++;
     }
     return k;
+}
+
+/* The entry of prev for path if this load finds that file unchanged, or
+ * NULL. */
+static const struct rc_kept_file *prev_unchanged(struct rc_filecache *fc, const char *path,
+                                                 uint64_t h)
+{
+    return prev_checked(fc, path, prev_find(fc->prev, path, h));
 }
 
 /* The copy of path's bytes in arena a (c caches it for this arena). */
@@ -380,7 +387,7 @@ bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, uint64_t 
             return e->err == 0 && same(e->bytes, e->len, bytes, len);
     }
     const struct rc_kept_file *k = prev_find(fc->prev, path, h);
-    return k && same(k->bytes, k->len, bytes, len) && prev_unchanged(fc, path, h) != NULL;
+    return k && same(k->bytes, k->len, bytes, len) && prev_checked(fc, path, k) != NULL;
 }
 
 size_t rc_filecache_n_read(const struct rc_filecache *fc)
