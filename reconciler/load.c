@@ -421,6 +421,11 @@ struct dir_memo {
 static const char *abs_dir_of(struct rc_arena *a, const char *file, struct dir_memo *memo)
 {
     const char *slash = strrchr(file, '/');
+    /* The common case, the folder of the file before: no copy. */
+    size_t dl = slash ? (size_t)(slash - file) : 0;
+    if (memo->abs != NULL && slash != NULL && slash != file && dl < sizeof memo->dir &&
+        memo->dir[dl] == '\0' && strncmp(memo->dir, file, dl) == 0)
+        return memo->abs;
     char dir[PATH_MAX];
     if (slash == NULL)
         snprintf(dir, sizeof(dir), ".");
@@ -887,7 +892,17 @@ static void digest_file(EVP_MD_CTX *md, const char *rel, size_t len, const unsig
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++)
         lenbuf[i] = (unsigned char)(n >> (8 * (7 - i)));
-    EVP_DigestUpdate(md, rel, strlen(rel) + 1);
+    size_t rl = strlen(rel) + 1;
+    unsigned char one[512];
+    if (rl + 8 + 32 <= sizeof one) {
+        /* The same bytes in one update (10,000 files: 30,000 updates). */
+        memcpy(one, rel, rl);
+        memcpy(one + rl, lenbuf, 8);
+        memcpy(one + rl + 8, sum, 32);
+        EVP_DigestUpdate(md, one, rl + 8 + 32);
+        return;
+    }
+    EVP_DigestUpdate(md, rel, rl);
     EVP_DigestUpdate(md, lenbuf, sizeof(lenbuf));
     EVP_DigestUpdate(md, sum, 32);
 }
