@@ -14,6 +14,16 @@
 #include "reconciler/err.h"
 #include "reconciler/schema.h"
 
+/* Loads the YAML text into y (libyaml's own loader). */
+static void load_doc(yaml_document_t *y, const char *yaml)
+{
+    yaml_parser_t p;
+    assert_true(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, strlen(yaml));
+    assert_true(yaml_parser_load(&p, y));
+    yaml_parser_delete(&p);
+}
+
 /* Validates yaml against the schema text; returns the errors, formatted and
  * joined by newlines, in buf. */
 static size_t check(const char *schema_text, const char *yaml, char *buf, size_t size)
@@ -22,10 +32,7 @@ static size_t check(const char *schema_text, const char *yaml, char *buf, size_t
     json_t *schema = json_loads(schema_text, 0, &jerr);
     assert_non_null(schema);
     struct rc_doc doc = {.file = "t.yaml"};
-    yaml_parser_t p;
-    assert_true(yaml_parser_initialize(&p));
-    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, strlen(yaml));
-    assert_true(yaml_parser_load(&p, &doc.y));
+    load_doc(&doc.y, yaml);
     struct rc_errs errs;
     rc_errs_init(&errs);
     size_t n = rc_schema_validate(schema, schema, &doc, yaml_document_get_root_node(&doc.y), "",
@@ -41,7 +48,6 @@ static size_t check(const char *schema_text, const char *yaml, char *buf, size_t
     }
     rc_errs_cleanup(&errs);
     yaml_document_delete(&doc.y);
-    yaml_parser_delete(&p);
     json_decref(schema);
     return n;
 }
@@ -99,10 +105,7 @@ static bool name_pattern_refuses(const char *s)
     char yaml[256];
     snprintf(yaml, sizeof yaml, "\"%s\"", s);
     struct rc_doc doc = {.file = "t.yaml"};
-    yaml_parser_t p;
-    assert_true(yaml_parser_initialize(&p));
-    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, strlen(yaml));
-    assert_true(yaml_parser_load(&p, &doc.y));
+    load_doc(&doc.y, yaml);
     struct rc_errs errs;
     rc_errs_init(&errs);
     rc_schema_validate(root, name, &doc, yaml_document_get_root_node(&doc.y), "", NULL, NULL,
@@ -112,7 +115,6 @@ static bool name_pattern_refuses(const char *s)
         refused = refused || strstr(errs.v[i].msg, "does not match the pattern") != NULL;
     rc_errs_cleanup(&errs);
     yaml_document_delete(&doc.y);
-    yaml_parser_delete(&p);
     return refused;
 }
 
@@ -134,20 +136,16 @@ static void test_name_pattern_as_regexec(void **state)
                            "a\\nb",  "`",   "{",  "@",  "[",   "a[",  "z{"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         /* The YAML escapes give the string regexec sees. */
-        yaml_parser_t p;
         yaml_document_t y;
         char yaml[64];
         snprintf(yaml, sizeof yaml, "\"%s\"", names[i]);
-        assert_true(yaml_parser_initialize(&p));
-        yaml_parser_set_input_string(&p, (const unsigned char *)yaml, strlen(yaml));
-        assert_true(yaml_parser_load(&p, &y));
+        load_doc(&y, yaml);
         const char *str = (const char *)yaml_document_get_root_node(&y)->data.scalar.value;
         bool want = regexec(&re, str, 0, NULL, 0) != 0;
         if (name_pattern_refuses(names[i]) != want)
             fail_msg("name \"%s\": hand check %s, regexec %s", names[i],
                      want ? "accepts" : "refuses", want ? "refuses" : "accepts");
         yaml_document_delete(&y);
-        yaml_parser_delete(&p);
     }
     regfree(&re);
 }
