@@ -102,27 +102,37 @@ bool rc_changes_vouch_abs(const struct rc_changes *c, const char *path)
     return dl >= 0 && trusted_dir(c, path, (size_t)dl) && !rc_changes_cover(c, path);
 }
 
-/* Points m at the folder p[0..dl) of the next path, working out whether
- * c covers it when it is not the one m already holds. 0, or -1 when out
- * of memory (m then holds nothing). */
-static int memo_dir(const struct rc_changes *c, const char *p, size_t dl, struct rc_cover_memo *m)
+/* m's entry for the folder p[0..dl) of the next path, working out
+ * whether c covers it when m holds neither of its last two folders; NULL
+ * when out of memory. */
+static struct rc_cover_folder *memo_dir(const struct rc_changes *c, const char *p, size_t dl,
+                                        struct rc_cover_memo *m)
 {
-    if (m->dir && m->len == dl && memcmp(m->dir, p, dl) == 0)
-        return 0;
-    free(m->dir);
-    m->dir = malloc(dl + 1);
-    if (m->dir == NULL)
-        return -1;
-    memcpy(m->dir, p, dl);
-    m->dir[dl] = '\0';
-    m->len = dl;
-    m->has_trusted = false;
+    for (int i = 0; i < 2; i++)
+        if (m->f[i].used && m->f[i].len == dl && memcmp(m->f[i].dir, p, dl) == 0)
+            return &m->f[i];
+    struct rc_cover_folder *f = &m->f[m->next];
+    m->next ^= 1;
+    if (f->cap < dl + 1) {
+        char *d = realloc(f->dir, dl + 1);
+        if (d == NULL) {
+            f->used = false;
+            return NULL;
+        }
+        f->dir = d;
+        f->cap = dl + 1;
+    }
+    memcpy(f->dir, p, dl);
+    f->dir[dl] = '\0';
+    f->len = dl;
+    f->used = true;
+    f->has_trusted = false;
     /* rc_changes_cover's folder part: "" and each prefix that ends before a
      * '/' of p[0..dl] (the file name after dl holds none). */
-    m->covered = has(c, "", 0);
-    for (size_t j = 0; !m->covered && j <= dl; j++)
-        m->covered = p[j] == '/' && has(c, p, j);
-    return 0;
+    f->covered = has(c, "", 0);
+    for (size_t j = 0; !f->covered && j <= dl; j++)
+        f->covered = p[j] == '/' && has(c, p, j);
+    return f;
 }
 
 bool rc_changes_cover_m(const struct rc_changes *c, const char *rel, struct rc_cover_memo *m)
@@ -130,10 +140,10 @@ bool rc_changes_cover_m(const struct rc_changes *c, const char *rel, struct rc_c
     if (c == NULL)
         return true;
     const char *slash = strrchr(rel, '/');
-    size_t dl = slash ? (size_t)(slash - rel) : 0;
-    if (memo_dir(c, rel, dl, m) != 0)
+    const struct rc_cover_folder *f = memo_dir(c, rel, slash ? (size_t)(slash - rel) : 0, m);
+    if (f == NULL)
         return rc_changes_cover(c, rel);
-    return m->covered || has(c, rel, strlen(rel));
+    return f->covered || has(c, rel, strlen(rel));
 }
 
 bool rc_changes_vouch_abs_m(const struct rc_changes *c, const char *path, struct rc_cover_memo *m)
@@ -141,19 +151,22 @@ bool rc_changes_vouch_abs_m(const struct rc_changes *c, const char *path, struct
     long dl = vouch_dir_len(c, path);
     if (dl < 0)
         return false;
-    if (memo_dir(c, path, (size_t)dl, m) != 0)
+    struct rc_cover_folder *f = memo_dir(c, path, (size_t)dl, m);
+    if (f == NULL)
         return rc_changes_vouch_abs(c, path);
-    if (!m->has_trusted) {
-        m->trusted = trusted_dir(c, path, (size_t)dl);
-        m->has_trusted = true;
+    if (!f->has_trusted) {
+        f->trusted = trusted_dir(c, path, (size_t)dl);
+        f->has_trusted = true;
     }
-    return m->trusted && !m->covered && !has(c, path, strlen(path));
+    return f->trusted && !f->covered && !has(c, path, strlen(path));
 }
 
 void rc_cover_memo_free(struct rc_cover_memo *m)
 {
-    free(m->dir);
-    m->dir = NULL;
+    for (int i = 0; i < 2; i++) {
+        free(m->f[i].dir);
+        m->f[i] = (struct rc_cover_folder){.dir = NULL};
+    }
 }
 
 bool rc_watchable(const char *path, const struct stat *st, const char *rel,

@@ -56,11 +56,17 @@ bool rc_changes_vouch_abs(const struct rc_changes *c, const char *path);
  * and kept in *m. The same answers as the functions above. Zero *m before
  * the first call, use it with one c only, rc_cover_memo_free() after. */
 struct rc_cover_memo {
-    char *dir; /* the folder part last asked about (malloc'd); NULL: none */
-    size_t len;
-    bool covered;     /* "", that folder or a folder above it is in c */
-    bool has_trusted; /* trusted is worked out (rc_changes_vouch_abs_m) */
-    bool trusted;     /* that folder is one of c's trusted folders */
+    /* The last two folders asked about (a certificate's folder and its
+     * key's may differ and alternate). */
+    struct rc_cover_folder {
+        char *dir; /* malloc'd, grown only; NULL: none */
+        size_t len, cap;
+        bool used;
+        bool covered;     /* "", that folder or a folder above it is in c */
+        bool has_trusted; /* trusted is worked out (rc_changes_vouch_abs_m) */
+        bool trusted;     /* that folder is one of c's trusted folders */
+    } f[2];
+    unsigned next; /* the one to replace on a miss */
 };
 bool rc_changes_cover_m(const struct rc_changes *c, const char *rel, struct rc_cover_memo *m);
 bool rc_changes_vouch_abs_m(const struct rc_changes *c, const char *path, struct rc_cover_memo *m);

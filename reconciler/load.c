@@ -1135,7 +1135,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         clock_gettime(CLOCK_REALTIME, &start);
     size_t n_read = 0, n_skipped = 0, n_parsed = 0;
     struct dir_memo dir_memo = {.abs = NULL};
-    struct rc_cover_memo cover_memo = {.dir = NULL};
+    struct rc_cover_memo cover_memo = {.next = 0};
     size_t next_mfile = 0;
     for (size_t i = 0; i < w.files.n && !failed; i++) {
         const char *file = w.files.v[i];

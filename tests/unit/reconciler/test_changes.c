@@ -129,7 +129,7 @@ static void memo_forms_answer_as_the_plain_ones(void **state)
         {NULL, 0, false, trusted, 2, false}, {NULL, 0, false, NULL, 0, false},
     };
     for (size_t s = 0; s < sizeof sets / sizeof *sets; s++) {
-        struct rc_cover_memo cm = {NULL}, vm = {NULL}, shared = {NULL};
+        struct rc_cover_memo cm = {.next = 0}, vm = {.next = 0}, shared = {.next = 0};
         /* Forwards, then backwards, then every pair: each order of folders. */
         for (size_t round = 0; round < 3; round++) {
             for (size_t k = 0; k < np * (round == 2 ? np : 1); k++) {
@@ -150,7 +150,7 @@ static void memo_forms_answer_as_the_plain_ones(void **state)
         rc_cover_memo_free(&vm);
         rc_cover_memo_free(&shared);
     }
-    struct rc_cover_memo m = {NULL};
+    struct rc_cover_memo m = {.next = 0};
     assert_true(rc_changes_cover_m(NULL, "a.yaml", &m));
     assert_false(rc_changes_vouch_abs_m(NULL, "/srv/certs/site.pem", &m));
     rc_cover_memo_free(&m);
