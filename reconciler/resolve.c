@@ -32,7 +32,28 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int index_names(struct rc_load *L, struct rc_kind_docs *k);
+/* Many documents (certificates): the hash index rc_kind_find uses. The
+ * names in v are unique, so it finds what the binary search would. */
+static int index_names(struct rc_load *L, struct rc_kind_docs *k)
+{
+    enum { INDEX_FROM = 64 };
+    if (k->n < INDEX_FROM || k->n > UINT32_MAX / 4)
+        return 0;
+    size_t cap = 1;
+    while (cap < k->n * 2)
+        cap <<= 1;
+    k->index = rc_arena_alloc(L->m->arena, cap * sizeof(*k->index));
+    if (k->index == NULL)
+        return -1;
+    k->index_cap = cap;
+    for (size_t i = 0; i < k->n; i++) {
+        size_t s = (size_t)cm_hash_str(k->v[i]->name) & (cap - 1);
+        while (k->index[s])
+            s = (s + 1) & (cap - 1);
+        k->index[s] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
 
 int rc_kind_collect(struct rc_load *L, const char *kind, struct rc_kind_docs *out)
 {
@@ -107,29 +128,6 @@ int rc_kind_collect(struct rc_load *L, const char *kind, struct rc_kind_docs *ou
     rc_sort(out->v, out->n, sizeof(*out->v), doc_name_cmp);
     rc_sort(out->broken, out->n_broken, sizeof(*out->broken), str_cmp);
     return index_names(L, out);
-}
-
-/* Many documents (certificates): the hash index rc_kind_find uses. The
- * names in v are unique, so it finds what the binary search would. */
-static int index_names(struct rc_load *L, struct rc_kind_docs *k)
-{
-    enum { INDEX_FROM = 64 };
-    if (k->n < INDEX_FROM || k->n > UINT32_MAX / 4)
-        return 0;
-    size_t cap = 1;
-    while (cap < k->n * 2)
-        cap <<= 1;
-    k->index = rc_arena_alloc(L->m->arena, cap * sizeof(*k->index));
-    if (k->index == NULL)
-        return -1;
-    k->index_cap = cap;
-    for (size_t i = 0; i < k->n; i++) {
-        size_t s = (size_t)cm_hash_str(k->v[i]->name) & (cap - 1);
-        while (k->index[s])
-            s = (s + 1) & (cap - 1);
-        k->index[s] = (uint32_t)(i + 1);
-    }
-    return 0;
 }
 
 bool rc_kind_broken(const struct rc_kind_docs *k, const char *name)
