@@ -35,9 +35,8 @@ void rc_errs_reserve(struct rc_errs *e, size_t n)
 
 void rc_errs_cleanup(struct rc_errs *e)
 {
-    for (size_t i = 0; i < e->n; i++) {
+    for (size_t i = 0; i < e->n; i++)
         free(e->v[i].msg); /* the block that holds all its strings (rc_errs_add) */
-    }
     free(e->v);
     rc_errs_init(e);
 }

@@ -190,11 +190,8 @@ static const struct rc_certificate *server_cert(struct rc_load *L, struct rc_doc
     if (i < 0)
         return NULL;
     const struct rc_certificate *c = &L->m->certificates[i];
-    const char *path = c->pending || c->type == RC_CERT_CA || c->is_ca
-                           ? cert_path(buf, sizeof buf, field, index)
-                           : field;
     if (c->pending && L->cert_pending_is_error)
-        rc_doc_err(L, d, RC_ERROR, v, path,
+        rc_doc_err(L, d, RC_ERROR, v, cert_path(buf, sizeof buf, field, index),
                    RC_PENDING_PREFIX "certificate \"%s\" was never fetched from certificate "
                                      "service \"%s\" and is not cached: this listener waits "
                                      "for it",
@@ -202,7 +199,7 @@ static const struct rc_certificate *server_cert(struct rc_load *L, struct rc_doc
     /* A self-signed leaf may carry CA:TRUE (what `openssl req -x509`
      * makes by default); an issuing CA certificate may not serve. */
     if (c->type == RC_CERT_CA || (c->is_ca && !c->self_signed))
-        rc_doc_err(L, d, RC_ERROR, v, path,
+        rc_doc_err(L, d, RC_ERROR, v, cert_path(buf, sizeof buf, field, index),
                    "certificate \"%s\" is a CA certificate, not a server certificate",
                    c->meta.name);
     return c;

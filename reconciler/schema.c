@@ -481,65 +481,36 @@ static void validate_combinator(struct vctx *c, const json_t *root, const json_t
     rc_errs_cleanup(&best);
 }
 
-/* A string with where it came from, to find repeats by sorting: comparing
- * every pair would make a list of n items cost n * n. */
-struct keyed {
-    const char *s;
-    size_t i;
-};
-
-static int keyed_cmp(const void *a, const void *b)
-{
-    const struct keyed *x = a, *y = b;
-    int c = strcmp(x->s, y->s);
-    return c ? c : (x->i > y->i) - (x->i < y->i);
-}
-
 /* first[i] = the position of the first of v[0..n) equal to v[i] (i itself
- * when none before it is; SIZE_MAX when v[i] is NULL). Returns 0 or -1
- * when out of memory. */
+ * when none before it is; SIZE_MAX when v[i] is NULL), in one pass over an
+ * open-addressing table of each value's first position (a listener's
+ * 10,000 certificate names were sorted on every reload before). Returns 0
+ * or -1 when out of memory. */
 static int first_equal(const char *const *v, size_t n, size_t *first)
 {
-    /* Many items (a listener's 10,000 certificate names): one pass over
-     * a hash table of the first of each value instead of a sort. */
-    size_t cap = 64;
-    while (n >= 64 && cap < 2 * n)
+    size_t cap = 16;
+    while (cap < 2 * n)
         cap <<= 1;
-    size_t *slot = n >= 64 ? calloc(cap, sizeof(*slot)) : NULL; /* position + 1; 0: empty */
-    if (slot != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            first[i] = SIZE_MAX;
-            if (v[i] == NULL)
-                continue;
-            for (size_t h = (size_t)cm_hash_str(v[i]) & (cap - 1);; h = (h + 1) & (cap - 1)) {
-                if (slot[h] == 0) {
-                    slot[h] = i + 1;
-                    first[i] = i;
-                    break;
-                }
-                if (!strcmp(v[slot[h] - 1], v[i])) {
-                    first[i] = slot[h] - 1;
-                    break;
-                }
+    size_t *slot = calloc(cap, sizeof(*slot)); /* position + 1; 0: empty */
+    if (slot == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        first[i] = SIZE_MAX;
+        if (v[i] == NULL)
+            continue;
+        for (size_t h = (size_t)cm_hash_str(v[i]) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+            if (slot[h] == 0) {
+                slot[h] = i + 1;
+                first[i] = i;
+                break;
+            }
+            if (!strcmp(v[slot[h] - 1], v[i])) {
+                first[i] = slot[h] - 1;
+                break;
             }
         }
-        free(slot);
-        return 0;
     }
-    struct keyed *k = malloc((n ? n : 1) * sizeof(*k));
-    if (k == NULL)
-        return -1;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        first[i] = v[i] ? i : SIZE_MAX;
-        if (v[i])
-            k[m++] = (struct keyed){v[i], i};
-    }
-    qsort(k, m, sizeof(*k), keyed_cmp);
-    for (size_t j = 1; j < m; j++)
-        if (!strcmp(k[j].s, k[j - 1].s))
-            first[k[j].i] = first[k[j - 1].i];
-    free(k);
+    free(slot);
     return 0;
 }
 
