@@ -29,6 +29,7 @@
 #include "reconciler/export.h"
 #include "reconciler/meta.h"
 #include "reconciler/model-t.h"
+#include "reconciler/model.h"
 #include "reconciler/selector.h"
 #include "reconciler/source.h"
 
@@ -759,6 +760,12 @@ static char *metrics_text(struct ag_agent *a)
               "# HELP albd_snapshots_active Configuration snapshots still in memory.\n"
               "# TYPE albd_snapshots_active gauge\nalbd_snapshots_active %d\n",
               st.snapshots_alive);
+    sb_printf(&b,
+              "# HELP albd_config_model_bytes Memory held by the running configuration model: "
+              "its resources, their sources and certificate bytes, including what it keeps "
+              "of earlier reconciles' memory (bounded by compaction).\n"
+              "# TYPE albd_config_model_bytes gauge\nalbd_config_model_bytes %zu\n",
+              rc_model_footprint(a->running));
     sb_printf(&b,
               "# HELP albd_manifest_errors Errors found by the last reconcile.\n"
               "# TYPE albd_manifest_errors gauge\nalbd_manifest_errors %zu\n",

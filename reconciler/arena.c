@@ -29,6 +29,9 @@ struct rc_arena {
     int refs;               /* atomic */
     struct rc_arena **held; /* arenas this one keeps alive (malloc'd) */
     size_t n_held, cap_held;
+    /* Bytes of its blocks (headers included), and of the allocations made
+     * in them so far (rounded up as allocated): see rc_arena_footprint. */
+    size_t footprint, used;
 };
 
 struct rc_arena *rc_arena_new(void)
@@ -83,11 +86,12 @@ void rc_arena_free(struct rc_arena *a)
     free(a);
 }
 
-static struct block *block_new(size_t size)
+static struct block *block_new(struct rc_arena *a, size_t size)
 {
     struct block *b = malloc(sizeof(*b) + size);
     if (b == NULL)
         return NULL;
+    a->footprint += sizeof(*b) + size;
     b->next = NULL;
     b->used = 0;
     b->size = size;
@@ -105,7 +109,7 @@ void *rc_arena_alloc(struct rc_arena *a, size_t n)
         if (n > BLOCK_SIZE / 4) {
             /* A block of its own, linked behind the current one so the
              * current block keeps serving small requests. */
-            struct block *big = block_new(n);
+            struct block *big = block_new(a, n);
             if (big == NULL)
                 return NULL;
             big->used = n;
@@ -116,9 +120,10 @@ void *rc_arena_alloc(struct rc_arena *a, size_t n)
                 b->next = big;
             }
             memset(big->data, 0, n);
+            a->used += n;
             return big->data;
         }
-        b = block_new(BLOCK_SIZE);
+        b = block_new(a, BLOCK_SIZE);
         if (b == NULL)
             return NULL;
         b->next = a->head;
@@ -126,6 +131,7 @@ void *rc_arena_alloc(struct rc_arena *a, size_t n)
     }
     void *p = b->data + b->used;
     b->used += n;
+    a->used += n;
     memset(p, 0, n);
     return p;
 }
@@ -156,6 +162,24 @@ char *rc_arena_strndup_secret(struct rc_arena *a, const char *s, size_t n)
 char *rc_arena_strdup(struct rc_arena *a, const char *s)
 {
     return s == NULL ? NULL : rc_arena_strndup(a, s, strlen(s));
+}
+
+size_t rc_arena_footprint(const struct rc_arena *a)
+{
+    return a ? sizeof(*a) + a->cap_held * sizeof(*a->held) + a->footprint : 0;
+}
+
+size_t rc_arena_used(const struct rc_arena *a)
+{
+    return a ? a->used : 0;
+}
+
+size_t rc_arena_footprint_held(const struct rc_arena *a)
+{
+    size_t n = rc_arena_footprint(a);
+    for (size_t i = 0; a && i < a->n_held; i++)
+        n += rc_arena_footprint(a->held[i]);
+    return n;
 }
 
 void rc_arena_set_user(struct rc_arena *a, void *p)

@@ -34,6 +34,18 @@ char *rc_arena_strndup(struct rc_arena *a, const char *s, size_t n);
  * (OPENSSL_cleanse) when the arena is freed. */
 char *rc_arena_strndup_secret(struct rc_arena *a, const char *s, size_t n);
 
+/* The memory a takes: its blocks (with their headers and unused tails)
+ * and its own records. rc_arena_used: the bytes handed out by
+ * rc_arena_alloc (and the str* copies) so far, each rounded up to the
+ * alignment; the difference of two readings is what was allocated in
+ * between. rc_arena_footprint_held: a's footprint plus that of each arena
+ * it holds (one level: a model's arena holds its data arenas, which hold
+ * none). All three are 0 for NULL. Read them only while nothing allocates
+ * in the arena (a model's arenas are immutable once it is built). */
+size_t rc_arena_footprint(const struct rc_arena *a);
+size_t rc_arena_used(const struct rc_arena *a);
+size_t rc_arena_footprint_held(const struct rc_arena *a);
+
 /* One pointer the arena's owner may attach (the reconciler keeps a model's
  * private data, such as its resources' sources, there). NULL until set. */
 void rc_arena_set_user(struct rc_arena *a, void *p);

@@ -4,6 +4,7 @@
  * the kind, and checks what spans listeners (ports). */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
@@ -17,6 +18,57 @@
 #include "reconciler/resolve.h"
 #include "reconciler/source.h"
 #include "reconciler/unsupported.h"
+
+/* The certificates, copied or built; those built are parsed together at
+ * the end (rc_finish_certificates). Returns 0 or -1 when out of memory. */
+static int build_certificates(struct rc_load *L, struct rc_kind_docs *certs,
+                              struct rc_kind_docs *services)
+{
+    struct rc_model *m = L->m;
+    m->certificates = rc_arena_alloc(m->arena, (certs->n + 1) * sizeof(*m->certificates));
+    /* The queue is scratch: malloc'd, not in the model's arena. */
+    struct rc_cert_batch batch = {.v = malloc((certs->n + 1) * sizeof(*batch.v)), .cap = certs->n};
+    int rc = -1;
+    if (m->certificates == NULL || batch.v == NULL)
+        goto done;
+    L->cert_batch = &batch;
+    for (size_t i = 0; i < certs->n; i++) {
+        struct rc_doc *d = certs->v[i];
+        struct rc_certificate *c = &m->certificates[m->n_certificates++];
+        /* A lazy document is never a service certificate (load.c): it is
+         * parsed only when it cannot be copied. */
+        bool tried = d->lazy;
+        d->reused = tried && rc_reuse_certificate(L, d, c);
+        if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
+            goto done;
+        long si = -1;
+        if (!d->reused) {
+            yaml_node_t *svc =
+                rc_at(d, yaml_document_get_root_node(&d->y), "spec.source.service.name");
+            if (svc)
+                si = rc_resolve(L, d, svc, "spec.source.service.name", "CertificateService",
+                                services);
+            d->reused = !tried && rc_reuse_certificate(L, d, c);
+        }
+        /* rc_finish_certificates adds what the parse's facts take. */
+        size_t u0 = rc_arena_used(L->arena);
+        if (!d->reused && rc_build_certificate(L, d, c) < -1)
+            goto done;
+        d->built_bytes = rc_arena_used(L->arena) - u0;
+        /* Built or copied, a service certificate points to this load's
+         * service (services are built by every load). */
+        if (c->source == RC_CERT_SOURCE_SERVICE && si >= 0 && (size_t)si < m->n_cert_services)
+            c->service = &m->cert_services[si];
+        d->built = c;
+        if (L->pass == 1)
+            d->pass1_cert = &m->certificates[m->n_certificates - 1];
+    }
+    rc = rc_finish_certificates(L) != 0 ? -1 : 0;
+done:
+    L->cert_batch = NULL;
+    free(batch.v);
+    return rc;
+}
 
 int rc_build_model(struct rc_load *L)
 {
@@ -53,8 +105,10 @@ int rc_build_model(struct rc_load *L)
         d->reused = rc_reuse_instance(L, d, in);
         if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
             return -1;
+        size_t u0 = rc_arena_used(L->arena);
         if (!d->reused && rc_build_instance(L, d, in) != 0)
             return -1;
+        d->built_bytes = rc_arena_used(L->arena) - u0;
         d->built = in;
     }
 
@@ -67,57 +121,26 @@ int rc_build_model(struct rc_load *L)
         struct rc_cert_service *s = &m->cert_services[m->n_cert_services++];
         if (d->lazy && rc_doc_parse(d) != 0)
             return -1;
+        size_t u0 = rc_arena_used(L->arena);
         if (rc_build_cert_service(L, d, s) != 0)
             return -1;
+        d->built_bytes = rc_arena_used(L->arena) - u0;
         d->built = s;
     }
 
-    m->certificates = rc_arena_alloc(m->arena, (r.certs.n + 1) * sizeof(*m->certificates));
-    struct rc_cert_batch batch = {.v = rc_arena_alloc(m->arena, (r.certs.n + 1) * sizeof(*batch.v)),
-                                  .cap = r.certs.n};
-    if (m->certificates == NULL || batch.v == NULL)
-        return -1;
-    L->cert_batch = &batch;
-    for (size_t i = 0; i < r.certs.n; i++) {
-        struct rc_doc *d = r.certs.v[i];
-        struct rc_certificate *c = &m->certificates[m->n_certificates++];
-        /* A lazy document is never a service certificate (load.c): it is
-         * parsed only when it cannot be copied. */
-        bool tried = d->lazy;
-        d->reused = tried && rc_reuse_certificate(L, d, c);
-        if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
-            return -1;
-        long si = -1;
-        if (!d->reused) {
-            yaml_node_t *svc =
-                rc_at(d, yaml_document_get_root_node(&d->y), "spec.source.service.name");
-            if (svc)
-                si = rc_resolve(L, d, svc, "spec.source.service.name", "CertificateService",
-                                &services);
-            d->reused = !tried && rc_reuse_certificate(L, d, c);
-        }
-        if (!d->reused && rc_build_certificate(L, d, c) < -1)
-            return -1;
-        /* Built or copied, a service certificate points to this load's
-         * service (services are built by every load). */
-        if (c->source == RC_CERT_SOURCE_SERVICE && si >= 0 && (size_t)si < m->n_cert_services)
-            c->service = &m->cert_services[si];
-        d->built = c;
-        if (L->pass == 1)
-            d->pass1_cert = &m->certificates[m->n_certificates - 1];
-    }
-    int frc = rc_finish_certificates(L);
-    L->cert_batch = NULL;
-    if (frc != 0)
+    if (build_certificates(L, &r.certs, &services) != 0)
         return -1;
 
     size_t n_sys = rc_system_policy_count();
     m->policies = rc_arena_alloc(m->arena, (r.policies.n + n_sys) * sizeof(*m->policies));
     if (m->policies == NULL)
         return -1;
-    for (size_t i = 0; i < r.policies.n; i++)
+    for (size_t i = 0; i < r.policies.n; i++) {
+        size_t u0 = rc_arena_used(L->arena);
         if (rc_build_policy(L, r.policies.v[i], &m->policies[m->n_policies++]) < -1)
             return -1;
+        r.policies.v[i]->built_bytes = rc_arena_used(L->arena) - u0;
+    }
     for (size_t i = 0; i < n_sys; i++)
         if (rc_system_policy(L, i, &m->policies[m->n_policies++]) != 0)
             return -1;
@@ -131,8 +154,10 @@ int rc_build_model(struct rc_load *L)
         d->reused = rc_reuse_group(L, d, g);
         if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
             return -1;
+        size_t u0 = rc_arena_used(L->arena);
         if (!d->reused && rc_build_group(L, d, g, &r.certs) != 0)
             return -1;
+        d->built_bytes = rc_arena_used(L->arena) - u0;
         d->built = g;
     }
 
@@ -146,8 +171,10 @@ int rc_build_model(struct rc_load *L)
         d->reused = rc_reuse_listener(L, d, li, &r);
         if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
             return -1;
+        size_t u0 = rc_arena_used(L->arena);
         if (!d->reused && rc_build_listener(L, d, li, &r) != 0)
             return -1;
+        d->built_bytes = d->reused ? 0 : rc_arena_used(L->arena) - u0;
     }
     rc_check_ports(L, &listeners);
     return L->oom ? -1 : 0;

@@ -61,7 +61,7 @@ struct rc_cert_todo {
 };
 
 struct rc_cert_batch {
-    struct rc_cert_todo *v; /* in the pass's arena, one per Certificate document */
+    struct rc_cert_todo *v; /* malloc'd by build.c, one per Certificate document */
     size_t n, cap;
 };
 
@@ -102,6 +102,10 @@ struct rc_load {
     bool keys_optional;
     /* rc_load_opts.release_parsed. */
     bool release_parsed;
+    /* Arenas of earlier loads this load builds from instead of copying
+     * (rc_reuse_plan), and the resources it did not copy because of them. */
+    const struct rc_reuse_plan *plan;
+    size_t compacted;
 };
 
 /* Builds every model array from the documents that passed the schema and

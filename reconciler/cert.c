@@ -453,10 +453,14 @@ int rc_finish_certificates(struct rc_load *L)
     struct rc_cert_batch *b = L->cert_batch;
     if (b == NULL || b->n == 0)
         return 0;
-    struct rc_certstore_in *in = rc_arena_alloc(L->arena, b->n * sizeof(*in));
-    struct rc_cert_parsed **e = rc_arena_alloc(L->arena, b->n * sizeof(*e));
-    if (in == NULL || e == NULL)
+    /* Scratch for this call: not in the arena, which keeps what resources own. */
+    struct rc_certstore_in *in = malloc(b->n * sizeof(*in));
+    struct rc_cert_parsed **e = malloc(b->n * sizeof(*e));
+    if (in == NULL || e == NULL) {
+        free(in);
+        free(e);
         return -1;
+    }
     for (size_t i = 0; i < b->n; i++) {
         const struct rc_certificate *c = b->v[i].c;
         in[i] = (struct rc_certstore_in){.cert_pem = c->cert_pem,
@@ -470,19 +474,25 @@ int rc_finish_certificates(struct rc_load *L)
      * whole batch is parsed at once on every core, and the sweep after it
      * leaves the store as it found it. A serving load keeps the parse for
      * its TLS contexts. */
-    if ((L->release_parsed ? rc_certstore_acquire_facts(in, b->n, e)
-                           : rc_certstore_acquire(in, b->n, e)) != 0)
+    int rc = L->release_parsed ? rc_certstore_acquire_facts(in, b->n, e)
+                               : rc_certstore_acquire(in, b->n, e);
+    free(in);
+    if (rc != 0) {
+        free(e);
         return -1;
-    int rc = 0;
+    }
     for (size_t i = 0; i < b->n; i++) {
         struct rc_cert_todo *t = &b->v[i];
+        size_t u0 = rc_arena_used(L->arena);
         int frc = rc == 0 ? facts_from(L, t->d, t->c, e[i], t->files, t->where, t->wpath) : 0;
+        t->d->built_bytes += rc_arena_used(L->arena) - u0;
         if (frc == -2)
             rc = -1;
         else if (rc == 0 && frc != -3)
             after_checks(L, t->d, t->c, t->where, t->wpath, t->rc);
         rc_cert_parsed_unref(e[i]);
     }
+    free(e);
     if (L->release_parsed)
         rc_certstore_sweep();
     b->n = 0;

@@ -18,6 +18,7 @@
 #include "reconciler/arena.h"
 #include "reconciler/build.h"
 #include "reconciler/loadset.h"
+#include "reconciler/reuse.h"
 #include "reconciler/rc.h"
 #include "reconciler/schema.h"
 #include "reconciler/sort.h"
@@ -579,7 +580,8 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
                 continue;
             }
             src = (struct rc_source){r->kind,    r->name,     d->file_src, d->dir, d->src_text,
-                                     d->src_len, d->src_line, d->src_col,  NULL,   NULL};
+                                     d->src_len, d->src_line, d->src_col,  NULL,   NULL,
+                                     0};
         } else if (r->choice == USE_PREV) {
             src = *r->prev;
             d = r->fallback;
@@ -588,6 +590,7 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
         }
         struct rc_source *o = &s->v[s->n++];
         *o = src;
+        size_t u0 = rc_arena_used(a);
         if (r->choice == USE_NEW)
             r->doc->kept = o;
         /* A listener built without a contained rule is not copied by the
@@ -608,6 +611,7 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
         o->text = rc_arena_strndup(a, src.text, src.len);
         if (o->file == NULL || o->dir == NULL || o->name == NULL || o->text == NULL)
             return -1;
+        o->bytes = (d ? d->built_bytes : 0) + (rc_arena_used(a) - u0);
     }
     if (keep_mfiles(C, errs, m, s) != 0)
         return -1;
@@ -919,7 +923,10 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
         clock_gettime(CLOCK_REALTIME, &start);
     L.files = rc_filecache_new(prev_src ? &prev_src->kept : NULL, &start, S->root, o->changes);
     L.scratch = SSL_CTX_new(TLS_method());
-    if (L.scratch == NULL || L.files == NULL)
+    struct rc_reuse_plan plan;
+    int prc = rc_reuse_plan(prev_src, &plan); /* sets plan, even when it fails */
+    L.plan = &plan;
+    if (prc != 0 || L.scratch == NULL || L.files == NULL)
         goto fail;
     SSL_CTX_set_security_level(L.scratch, 0);
 
@@ -963,6 +970,7 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
         contained_digest(&C, m);
     if (st) {
         st->resources_copied = C.copied;
+        st->resources_compacted = L.compacted;
         st->passes = (unsigned)L.pass;
         st->certs_parsed = L.certs_parsed;
         st->certs_reused = L.certs_reused;
@@ -980,6 +988,7 @@ fail:
                     "out of memory while loading manifests");
     rc = -1;
 done:
+    rc_reuse_plan_cleanup(&plan);
     rc_model_unref(m);
     rc_model_unref(first);
     SSL_CTX_free(L.scratch);

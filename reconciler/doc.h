@@ -49,6 +49,9 @@ struct rc_doc {
      * and whether that was copied from prev_src->res. */
     const void *built;
     bool reused;
+    /* Bytes the latest pass's build of it allocated in the pass's data
+     * arena (0 when copied): its share of that arena (source.h bytes). */
+    size_t built_bytes;
     /* The latest build pass left one of its rules out (a Listener whose rule
      * forwards to an invalid group, rc_contain_rule): what it built must not
      * be copied by a later load, which may find the group valid again. */

@@ -109,6 +109,9 @@ struct rc_status {
     /* Resources of the model copied from the running model (byte-identical
      * document, unchanged inputs) instead of being built again. */
     size_t resources_copied;
+    /* Unchanged resources built again instead of copied because the memory
+     * they would have kept alive was mostly unused (reuse.h, compaction). */
+    size_t resources_compacted;
     /* Manifest files opened and read; those whose documents were taken
      * from the running model because the file's identity is unchanged
      * (not opened); and YAML documents this load parsed. */

@@ -62,3 +62,8 @@ const struct rc_certificate *rc_model_certificate(const struct rc_model *m, cons
         return NULL;
     return by_name(m->certificates, m->n_certificates, sizeof(*m->certificates), name);
 }
+
+size_t rc_model_footprint(const struct rc_model *m)
+{
+    return m ? rc_arena_footprint_held(m->arena) : 0;
+}

@@ -16,4 +16,9 @@ const struct rc_tls_policy *rc_model_policy(const struct rc_model *m, const char
 const struct rc_server_group *rc_model_group(const struct rc_model *m, const char *name);
 const struct rc_certificate *rc_model_certificate(const struct rc_model *m, const char *name);
 
+/* The bytes m takes: its arena (arrays) and every data arena it keeps
+ * alive, its own and those of the earlier loads its copies point into
+ * (reuse.h, compaction). 0 for NULL. */
+size_t rc_model_footprint(const struct rc_model *m);
+
 #endif

@@ -1,16 +1,133 @@
 /* Copies of unchanged resources (reuse.h). */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "reconciler/arena.h"
 #include "reconciler/build.h"
 #include "reconciler/reuse.h"
 #include "reconciler/source.h"
 
+static bool evacuating(const struct rc_reuse_plan *p, const struct rc_arena *a)
+{
+    size_t lo = 0, hi = p->n_evacuate;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->evacuate[mid] == a)
+            return true;
+        if ((uintptr_t)p->evacuate[mid] < (uintptr_t)a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
 bool rc_reuse_from(struct rc_load *L, const struct rc_doc *d)
 {
     const struct rc_source *s = d->prev_src;
-    return s && s->res && s->origin && L->prev && L->files;
+    if (!(s && s->res && s->origin && L->prev && L->files))
+        return false;
+    if (L->plan && L->plan->n_evacuate > 0 && evacuating(L->plan, s->origin)) {
+        if (L->pass == 1)
+            L->compacted++;
+        return false;
+    }
+    return true;
+}
+
+/* ---- compaction ---- */
+
+/* An origin of the running model's resources and the bytes they use in it. */
+struct origin {
+    struct rc_arena *a;
+    size_t used;
+};
+
+static size_t slot_of(const struct origin *t, size_t cap, const struct rc_arena *a)
+{
+    size_t h = (size_t)((((uintptr_t)a >> 4) * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+    while (t[h].a != NULL && t[h].a != a)
+        h = (h + 1) & (cap - 1);
+    return h;
+}
+
+static int by_address(const void *x, const void *y)
+{
+    uintptr_t a = (uintptr_t) * (struct rc_arena *const *)x;
+    uintptr_t b = (uintptr_t) * (struct rc_arena *const *)y;
+    return (a > b) - (a < b);
+}
+
+int rc_reuse_plan(const struct rc_sources *prev, struct rc_reuse_plan *plan)
+{
+    *plan = (struct rc_reuse_plan){0};
+    if (prev == NULL || prev->n == 0)
+        return 0;
+    size_t cap = 16, n = 0, last = SIZE_MAX;
+    struct origin *t = calloc(cap, sizeof(*t));
+    if (t == NULL)
+        return -1;
+    for (size_t i = 0; i < prev->n; i++) {
+        const struct rc_source *s = &prev->v[i];
+        if (s->origin == NULL)
+            continue;
+        if (last != SIZE_MAX && t[last].a == s->origin) { /* runs are common */
+            t[last].used += s->bytes;
+            continue;
+        }
+        if (2 * (n + 1) > cap) {
+            struct origin *g = calloc(2 * cap, sizeof(*g));
+            if (g == NULL) {
+                free(t);
+                return -1;
+            }
+            for (size_t k = 0; k < cap; k++)
+                if (t[k].a != NULL)
+                    g[slot_of(g, 2 * cap, t[k].a)] = t[k];
+            free(t);
+            t = g;
+            cap *= 2;
+        }
+        last = slot_of(t, cap, s->origin);
+        if (t[last].a == NULL) {
+            t[last].a = s->origin;
+            n++;
+        }
+        t[last].used += s->bytes;
+    }
+    size_t sparse = 0;
+    for (size_t k = 0; k < cap; k++) {
+        if (t[k].a == NULL)
+            continue;
+        size_t fp = rc_arena_footprint(t[k].a);
+        if (t[k].used > fp)
+            t[k].used = fp; /* an estimate: never more than all of it */
+        plan->footprint += fp;
+        plan->used += t[k].used;
+        sparse += 2 * t[k].used < fp;
+    }
+    size_t waste = plan->footprint - plan->used;
+    if (sparse > 0 && waste > RC_COMPACT_MIN_WASTE && waste > plan->used / 4) {
+        plan->evacuate = malloc(sparse * sizeof(*plan->evacuate));
+        if (plan->evacuate == NULL) {
+            free(t);
+            return -1;
+        }
+        for (size_t k = 0; k < cap; k++)
+            if (t[k].a != NULL && 2 * t[k].used < rc_arena_footprint(t[k].a))
+                plan->evacuate[plan->n_evacuate++] = t[k].a;
+        qsort(plan->evacuate, plan->n_evacuate, sizeof(*plan->evacuate), by_address);
+    }
+    free(t);
+    return 0;
+}
+
+void rc_reuse_plan_cleanup(struct rc_reuse_plan *plan)
+{
+    free(plan->evacuate);
+    *plan = (struct rc_reuse_plan){0};
 }
 
 const void *rc_copy_of(const void *old, const void *pbase, size_t pn, const void *base, size_t n,

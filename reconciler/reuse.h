@@ -26,10 +26,42 @@
 #include "reconciler/model-t.h"
 
 struct rc_load;
+struct rc_arena;
+struct rc_sources;
 
 /* Whether d's resource may be copied from the running model at all (it has
- * a previous source with a resource, and this load has a running model). */
+ * a previous source with a resource, this load has a running model, and
+ * the arena the resource lives in is not being compacted: L->plan). */
 bool rc_reuse_from(struct rc_load *L, const struct rc_doc *d);
+
+/* Compaction. A copy keeps the data arena it was built in alive (its
+ * origin), and an arena is freed only when nothing in it is used: a load
+ * that built one small certificate next to a large listener keeps the
+ * listener's old bytes for as long as that certificate is unchanged, and a
+ * stream of such changes (one certificate renewed at a time) would grow
+ * memory without bound. So each load weighs, for every origin the running
+ * model's resources point into, the bytes they use there (rc_source.bytes)
+ * against the arena's footprint; when the unused bytes of all of them
+ * exceed RC_COMPACT_MIN_WASTE and a quarter of the used ones, resources
+ * living in origins less than half used are built again (into this load's
+ * arena, from their documents and the bytes the running model read) rather
+ * than copied, and those origins are freed with the running model. The
+ * unused memory stays below a quarter of the used (plus the minimum), and
+ * a load builds again only what sits in sparse origins: each byte is
+ * rebuilt at most once per time the waste grew by as much. */
+#define RC_COMPACT_MIN_WASTE ((size_t)1 << 20)
+
+struct rc_reuse_plan {
+    struct rc_arena **evacuate; /* sorted by address; malloc'd */
+    size_t n_evacuate;
+    /* What the running model's origins take and what of that is used. */
+    size_t footprint, used;
+};
+
+/* Fills plan from the running model's sources (may be NULL: nothing to
+ * compact). Returns 0, or -1 when out of memory. */
+int rc_reuse_plan(const struct rc_sources *prev, struct rc_reuse_plan *plan);
+void rc_reuse_plan_cleanup(struct rc_reuse_plan *plan);
 
 /* The element of this model's array (base, n elements of size, sorted by
  * name when sorted) that is a copy of old, an element of prev's array

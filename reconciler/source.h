@@ -25,6 +25,11 @@ struct rc_source {
      * byte-identical copies the resource instead of building it again. */
     const void *res;
     struct rc_arena *origin;
+    /* The bytes of origin that this resource and its text take (what its
+     * build allocated there, and the copies of text, name and paths): a
+     * later load weighs them against origin's footprint to find arenas
+     * kept alive for a few small resources (reuse.h rc_reuse_plan). */
+    size_t bytes;
 };
 
 /* A manifest file a model was loaded from. When its document's resources
