@@ -19,6 +19,23 @@
 #include "reconciler/source.h"
 #include "reconciler/unsupported.h"
 
+int rc_doc_own_file(struct rc_load *L, struct rc_doc *d)
+{
+    if (d->file_pass == L->pass)
+        return 0;
+    if (L->own_file_pass != L->pass || L->own_file_src != d->file_src) {
+        const char *copy = rc_arena_strdup(L->arena, d->file_src);
+        if (copy == NULL)
+            return -1;
+        L->own_file_src = d->file_src;
+        L->own_file = copy;
+        L->own_file_pass = L->pass;
+    }
+    d->file = L->own_file;
+    d->file_pass = L->pass;
+    return 0;
+}
+
 /* The certificates, copied or built; those built are parsed together at
  * the end (rc_finish_certificates). Returns 0 or -1 when out of memory. */
 static int build_certificates(struct rc_load *L, struct rc_kind_docs *certs,
@@ -52,7 +69,7 @@ static int build_certificates(struct rc_load *L, struct rc_kind_docs *certs,
         }
         /* rc_finish_certificates adds what the parse's facts take. */
         size_t u0 = rc_arena_used(L->arena);
-        if (!d->reused && rc_build_certificate(L, d, c) < -1)
+        if (!d->reused && (rc_doc_own_file(L, d) != 0 || rc_build_certificate(L, d, c) < -1))
             goto done;
         d->built_bytes = rc_arena_used(L->arena) - u0;
         /* Built or copied, a service certificate points to this load's
@@ -70,18 +87,34 @@ done:
     return rc;
 }
 
+static int build_model(struct rc_load *L, struct rc_refs r, struct rc_kind_docs services,
+                       struct rc_kind_docs listeners);
+
 int rc_build_model(struct rc_load *L)
 {
+    struct rc_refs r = {0};
+    struct rc_kind_docs services = {0}, listeners = {0};
+    int rc = -1;
+    if (rc_kind_collect(L, "Instance", &r.instances) == 0 &&
+        rc_kind_collect(L, "Certificate", &r.certs) == 0 &&
+        rc_kind_collect(L, "TLSPolicy", &r.policies) == 0 &&
+        rc_kind_collect(L, "ServerGroup", &r.groups) == 0 &&
+        rc_kind_collect(L, "CertificateService", &services) == 0 &&
+        rc_kind_collect(L, "Listener", &listeners) == 0)
+        rc = build_model(L, r, services, listeners);
+    rc_kind_docs_cleanup(&r.instances);
+    rc_kind_docs_cleanup(&r.certs);
+    rc_kind_docs_cleanup(&r.policies);
+    rc_kind_docs_cleanup(&r.groups);
+    rc_kind_docs_cleanup(&services);
+    rc_kind_docs_cleanup(&listeners);
+    return rc;
+}
+
+static int build_model(struct rc_load *L, struct rc_refs r, struct rc_kind_docs services,
+                       struct rc_kind_docs listeners)
+{
     struct rc_model *m = L->m;
-    struct rc_refs r;
-    struct rc_kind_docs services, listeners;
-    if (rc_kind_collect(L, "Instance", &r.instances) ||
-        rc_kind_collect(L, "Certificate", &r.certs) ||
-        rc_kind_collect(L, "TLSPolicy", &r.policies) ||
-        rc_kind_collect(L, "ServerGroup", &r.groups) ||
-        rc_kind_collect(L, "CertificateService", &services) ||
-        rc_kind_collect(L, "Listener", &listeners))
-        return -1;
 
     /* A document byte-identical to the source of a resource the running
      * model holds passed these checks when that resource was built (they
@@ -106,7 +139,7 @@ int rc_build_model(struct rc_load *L)
         if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
             return -1;
         size_t u0 = rc_arena_used(L->arena);
-        if (!d->reused && rc_build_instance(L, d, in) != 0)
+        if (!d->reused && (rc_doc_own_file(L, d) != 0 || rc_build_instance(L, d, in) != 0))
             return -1;
         d->built_bytes = rc_arena_used(L->arena) - u0;
         d->built = in;
@@ -122,7 +155,7 @@ int rc_build_model(struct rc_load *L)
         if (d->lazy && rc_doc_parse(d) != 0)
             return -1;
         size_t u0 = rc_arena_used(L->arena);
-        if (rc_build_cert_service(L, d, s) != 0)
+        if (rc_doc_own_file(L, d) != 0 || rc_build_cert_service(L, d, s) != 0)
             return -1;
         d->built_bytes = rc_arena_used(L->arena) - u0;
         d->built = s;
@@ -137,7 +170,8 @@ int rc_build_model(struct rc_load *L)
         return -1;
     for (size_t i = 0; i < r.policies.n; i++) {
         size_t u0 = rc_arena_used(L->arena);
-        if (rc_build_policy(L, r.policies.v[i], &m->policies[m->n_policies++]) < -1)
+        if (rc_doc_own_file(L, r.policies.v[i]) != 0 ||
+            rc_build_policy(L, r.policies.v[i], &m->policies[m->n_policies++]) < -1)
             return -1;
         r.policies.v[i]->built_bytes = rc_arena_used(L->arena) - u0;
     }
@@ -155,7 +189,7 @@ int rc_build_model(struct rc_load *L)
         if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
             return -1;
         size_t u0 = rc_arena_used(L->arena);
-        if (!d->reused && rc_build_group(L, d, g, &r.certs) != 0)
+        if (!d->reused && (rc_doc_own_file(L, d) != 0 || rc_build_group(L, d, g, &r.certs) != 0))
             return -1;
         d->built_bytes = rc_arena_used(L->arena) - u0;
         d->built = g;
@@ -172,7 +206,7 @@ int rc_build_model(struct rc_load *L)
         if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
             return -1;
         size_t u0 = rc_arena_used(L->arena);
-        if (!d->reused && rc_build_listener(L, d, li, &r) != 0)
+        if (!d->reused && (rc_doc_own_file(L, d) != 0 || rc_build_listener(L, d, li, &r) != 0))
             return -1;
         d->built_bytes = d->reused ? 0 : rc_arena_used(L->arena) - u0;
     }

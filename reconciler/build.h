@@ -20,6 +20,8 @@
 #include "reconciler/filecache.h"
 #include "reconciler/model-t.h"
 
+struct rc_reuse_plan;
+
 /* A resource that is invalid and has no version to fall back to: a
  * reference to it is a dependency failure, and an Instance of that name
  * still counts (no implicit "default" instance appears in its place). */
@@ -106,7 +108,19 @@ struct rc_load {
      * (rc_reuse_plan), and the resources it did not copy because of them. */
     const struct rc_reuse_plan *plan;
     size_t compacted;
+    /* rc_doc_own_file's last copy (made by pass own_file_pass):
+     * consecutive documents of one file share it. */
+    const char *own_file_src, *own_file;
+    int own_file_pass;
 };
+
+/* Points d->file at a copy in the pass's data arena, once per pass (the
+ * copy is shared with the file's other documents built next to it). Every
+ * build of a document calls it first: locations it stores in the model
+ * (rc_y_loc) then live as long as the model. Copied documents never need
+ * it, so that 10,000 unchanged files cost the new arena nothing. Returns
+ * 0 or -1 when out of memory. */
+int rc_doc_own_file(struct rc_load *L, struct rc_doc *d);
 
 /* Builds every model array from the documents that passed the schema and
  * runs the semantic checks (build.c, the driver: each kind is built and

@@ -425,23 +425,6 @@ static struct rc_model *model_new(void)
     return m;
 }
 
-/* Points every document's file at a copy in the pass's arena (locations in
- * the model must live as long as the model). */
-static int intern_files(struct rc_load *L)
-{
-    const char *last_src = NULL, *last = NULL;
-    for (size_t i = 0; i < L->n_dv; i++) {
-        struct rc_doc *d = L->dv[i];
-        if (d->file_src != last_src) {
-            last_src = d->file_src;
-            if ((last = rc_arena_strdup(L->arena, last_src)) == NULL)
-                return -1;
-        }
-        d->file = last;
-    }
-    return 0;
-}
-
 /* Builds a model from dv. Returns the model or NULL when out of memory. */
 static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_doc **dv, size_t n)
 {
@@ -467,7 +450,7 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
     L->n_contained = 0;
     for (size_t i = 0; i < n; i++)
         dv[i]->rules_contained = false; /* set again by this pass's rc_contain_rule */
-    if (intern_files(L) != 0 || rc_build_model(L) != 0) {
+    if (rc_build_model(L) != 0) {
         rc_model_unref(m);
         return NULL;
     }

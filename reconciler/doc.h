@@ -62,6 +62,12 @@ struct rc_doc {
     bool lazy;
     /* Its source in the model the load returns (contain.c keep_sources). */
     const struct rc_source *kept;
+    /* The build pass (rc_load.pass) that copied file into its data arena
+     * for what the build keeps (locations in the model live as long as the
+     * model); 0 while file is the load-scoped path: build.h
+     * rc_doc_own_file. A pass number, not the arena's address: a failed
+     * pass's arena is freed and the next one may get its address. */
+    int file_pass;
 };
 
 /* Parses d->src_text (one document starting at src_line:src_col of its

@@ -34,7 +34,7 @@ static int str_cmp(const void *a, const void *b)
 
 /* Many documents (certificates): the hash index rc_kind_find uses. The
  * names in v are unique, so it finds what the binary search would. */
-static int index_names(struct rc_load *L, struct rc_kind_docs *k)
+static int index_names(struct rc_kind_docs *k)
 {
     enum { INDEX_FROM = 64 };
     if (k->n < INDEX_FROM || k->n > UINT32_MAX / 4)
@@ -42,7 +42,7 @@ static int index_names(struct rc_load *L, struct rc_kind_docs *k)
     size_t cap = 1;
     while (cap < k->n * 2)
         cap <<= 1;
-    k->index = rc_arena_alloc(L->m->arena, cap * sizeof(*k->index));
+    k->index = calloc(cap, sizeof(*k->index));
     if (k->index == NULL)
         return -1;
     k->index_cap = cap;
@@ -61,17 +61,24 @@ int rc_kind_collect(struct rc_load *L, const char *kind, struct rc_kind_docs *ou
     size_t n_extra = 0;
     for (size_t i = 0; i < L->n_broken; i++)
         n_extra += !strcmp(L->broken[i].kind, kind);
-    out->v = rc_arena_alloc(L->m->arena, (L->n_dv + 1) * sizeof(*out->v));
-    out->broken = rc_arena_alloc(L->m->arena, (L->n_dv + n_extra + 1) * sizeof(*out->broken));
-    struct named *all = malloc((L->n_dv + 1) * sizeof(*all));
+    size_t n_kind = 0;
+    for (size_t i = 0; i < L->n_dv; i++) {
+        const struct rc_doc *d = L->dv[i];
+        n_kind += d->kind != NULL && !strcmp(d->kind, kind) && d->name != NULL;
+    }
+    /* Scratch of the build (rc_kind_docs_cleanup), sized for this kind. */
+    out->v = malloc((n_kind + 1) * sizeof(*out->v));
+    out->broken = malloc((n_kind + n_extra + 1) * sizeof(*out->broken));
+    struct named *all = malloc((n_kind + 1) * sizeof(*all));
     bool *dup = calloc(L->n_dv + 1, sizeof(*dup));
     if (out->v == NULL || out->broken == NULL || all == NULL || dup == NULL) {
         free(all);
         free(dup);
+        rc_kind_docs_cleanup(out);
         return -1;
     }
     size_t n = 0;
-    for (size_t i = 0; i < L->n_dv; i++) {
+    for (size_t i = 0; i < L->n_dv && n < n_kind; i++) {
         struct rc_doc *d = L->dv[i];
         if (d->kind != NULL && !strcmp(d->kind, kind) && d->name != NULL)
             all[n++] = (struct named){d, i};
@@ -102,6 +109,7 @@ int rc_kind_collect(struct rc_load *L, const char *kind, struct rc_kind_docs *ou
         if ((d->lazy && rc_doc_parse(d) != 0) || (first->lazy && rc_doc_parse(first) != 0)) {
             free(all);
             free(dup);
+            rc_kind_docs_cleanup(out);
             return -1;
         }
         yaml_node_t *root = yaml_document_get_root_node(&d->y);
@@ -127,7 +135,15 @@ int rc_kind_collect(struct rc_load *L, const char *kind, struct rc_kind_docs *ou
     /* Already sorted by name; the sort keeps this independent of that. */
     rc_sort(out->v, out->n, sizeof(*out->v), doc_name_cmp);
     rc_sort(out->broken, out->n_broken, sizeof(*out->broken), str_cmp);
-    return index_names(L, out);
+    return index_names(out);
+}
+
+void rc_kind_docs_cleanup(struct rc_kind_docs *k)
+{
+    free(k->v);
+    free(k->broken);
+    free(k->index);
+    memset(k, 0, sizeof(*k));
 }
 
 bool rc_kind_broken(const struct rc_kind_docs *k, const char *name)

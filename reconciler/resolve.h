@@ -38,10 +38,14 @@ struct rc_refs {
     struct rc_kind_docs instances, certs, policies, groups;
 };
 
-/* Fills out with the documents of kind among L->dv (arrays in L->m->arena),
- * reporting duplicate names (the first written one is the definition).
- * Returns 0 or -1 when out of memory. */
+/* Fills out with the documents of kind among L->dv (malloc'd arrays: free
+ * them with rc_kind_docs_cleanup, also after a failure), reporting
+ * duplicate names (the first written one is the definition). Returns 0 or
+ * -1 when out of memory. */
 int rc_kind_collect(struct rc_load *L, const char *kind, struct rc_kind_docs *out);
+/* Frees what rc_kind_collect allocated in k (malloc'd scratch of one build;
+ * it may be called on a zeroed k). */
+void rc_kind_docs_cleanup(struct rc_kind_docs *k);
 
 /* Whether a document named name of this kind is invalid (this pass's, or
  * one with no last good version: L->broken). */
