@@ -147,10 +147,15 @@ static void respond(struct admin_conn *c, bool head, int code, const char *ctype
                          : code == 503 ? "Service Unavailable"
                                        : "Bad Request";
     struct sbuf b = {0};
+    /* Albd-Generation on every answer: the serving configuration's
+     * generation, for a script that waits for a change to apply (HEAD
+     * /healthz costs nothing; /metrics and /status grow with the
+     * configuration). */
     sb_printf(&b,
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-              "%sCache-Control: no-store\r\nConnection: close\r\n\r\n",
-              code, reason, ctype, blen, code == 405 ? "Allow: GET, HEAD\r\n" : "");
+              "%sAlbd-Generation: %llu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+              code, reason, ctype, blen, code == 405 ? "Allow: GET, HEAD\r\n" : "",
+              (unsigned long long)px_runtime_generation(c->ad->agent->rt));
     if (!b.p) {
         conn_close(c);
         return;

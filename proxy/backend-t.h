@@ -98,12 +98,16 @@ struct px_backend {
  * guards the lists; it is taken when a snapshot is built, when an entry
  * dies, and when a worker stops, never to pick a server or a connection. */
 #define PX_REGISTRY_BUCKETS 1024
+#define PX_LB_BUCKETS 4096
 struct px_registry {
     uv_mutex_t lock;
     int n_workers;
     size_t n_backends;
     struct px_backend *buckets[PX_REGISTRY_BUCKETS];
-    struct px_lb_state *lb_states; /* proxy/lb.c */
+    /* proxy/lb.c: the load-balancing states, hashed by key and by group
+     * name (chains, newest first), and how many there are. */
+    struct px_lb_state *lb_by_key[PX_LB_BUCKETS], *lb_by_name[PX_LB_BUCKETS];
+    size_t n_lb_states;
     /* Addresses of host-name servers (proxy/dns.c), read by snapshot
      * builds; agent thread only, NULL when names are not resolved. */
     struct px_dns *dns;

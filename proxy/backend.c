@@ -36,7 +36,7 @@ int px_registry_free(struct px_registry *r)
     if (!r)
         return 0;
     uv_mutex_lock(&r->lock);
-    bool busy = r->n_backends != 0 || r->lb_states != NULL;
+    bool busy = r->n_backends != 0 || r->n_lb_states != 0;
     uv_mutex_unlock(&r->lock);
     if (busy)
         return -EBUSY;

@@ -6,19 +6,12 @@
 #include <uv.h>
 
 #include "proxy/backend-t.h"
+#include "proxy/snapshot.h"
 
 static int ptr_cmp(const void *a, const void *b)
 {
     uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
     return (x > y) - (x < y);
-}
-
-static const struct px_group *group_named(const struct px_snapshot *s, const char *name)
-{
-    for (size_t i = 0; s && i < s->n_groups; i++)
-        if (s->groups[i].model && !strcmp(s->groups[i].model->meta.name, name))
-            return &s->groups[i];
-    return NULL;
 }
 
 void px_drain_mark(const struct px_snapshot *now, const struct px_snapshot *before)
@@ -43,7 +36,7 @@ void px_drain_mark(const struct px_snapshot *now, const struct px_snapshot *befo
     uint64_t ms = uv_hrtime() / 1000000u;
     for (size_t i = 0; i < before->n_groups; i++) {
         const struct px_group *old = &before->groups[i];
-        const struct px_group *g = group_named(now, old->model->meta.name);
+        const struct px_group *g = px_snapshot_group(now, old->model->meta.name);
         const struct rc_server_group *m = g ? g->model : old->model;
         for (size_t j = 0; j < old->n_servers; j++) {
             struct px_backend *b = old->servers[j].backend;

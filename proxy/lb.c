@@ -45,7 +45,11 @@ struct px_lb_state {
     char (*cookie)[PX_STICKY_VALUE_LEN + 1]; /* Insert: per server */
     struct cookie_ref *by_cookie;            /* the same, sorted, with the server's index */
     uint32_t *ident;                         /* per server: identity hash (Server stickiness) */
-    struct px_lb_state *next;                /* reg->lb_states, under reg->lock */
+    /* Hashes of key and name, and the chains of reg->lb_by_key and
+     * reg->lb_by_name (under reg->lock): a snapshot of 10,000 groups finds
+     * each group's state without comparing it with every other's. */
+    uint64_t key_hash, name_hash;
+    struct px_lb_state *next_key, *next_name;
 };
 
 static void state_key(const struct px_group *g, char out[65])
@@ -71,8 +75,12 @@ static void state_key(const struct px_group *g, char out[65])
     }
     EVP_DigestFinal_ex(ctx, md, &mdlen);
     EVP_MD_CTX_free(ctx);
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    static const char hex[] = "0123456789abcdef"; /* 10,000 groups: no snprintf per byte */
+    for (unsigned i = 0; i < mdlen && i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * (mdlen < 32 ? mdlen : 32)] = '\0';
 }
 
 static uint64_t now_ms(void)
@@ -203,13 +211,12 @@ struct px_lb_state *px_lb_state_get(struct px_registry *r, const struct px_group
     if (!key[0])
         return NULL;
     const char *name = g->model && g->model->meta.name ? g->model->meta.name : "";
+    uint64_t key_hash = cm_hash_str(key), name_hash = cm_hash_str(name);
+    struct px_lb_state **kb = &r->lb_by_key[key_hash % PX_LB_BUCKETS];
+    struct px_lb_state **nb = &r->lb_by_name[name_hash % PX_LB_BUCKETS];
     uv_mutex_lock(&r->lock);
-    const struct px_lb_state *prev = NULL; /* newest first */
-    for (struct px_lb_state *st = r->lb_states; st; st = st->next) {
-        if (!prev && !strcmp(st->name, name) &&
-            atomic_load_explicit(&st->refs, memory_order_relaxed) > 0)
-            prev = st;
-        if (strcmp(st->key, key) != 0)
+    for (struct px_lb_state *st = *kb; st; st = st->next_key) {
+        if (st->key_hash != key_hash || strcmp(st->key, key) != 0)
             continue;
         int n = atomic_load_explicit(&st->refs, memory_order_relaxed);
         while (n > 0 && !atomic_compare_exchange_weak(&st->refs, &n, n + 1))
@@ -219,6 +226,11 @@ struct px_lb_state *px_lb_state_get(struct px_registry *r, const struct px_group
             return st;
         }
     }
+    const struct px_lb_state *prev = NULL; /* the newest live state of the group */
+    for (struct px_lb_state *st = *nb; st && !prev; st = st->next_name)
+        if (st->name_hash == name_hash && !strcmp(st->name, name) &&
+            atomic_load_explicit(&st->refs, memory_order_relaxed) > 0)
+            prev = st;
     struct px_lb_state *st = calloc(1, sizeof *st);
     size_t n = g->n_servers;
     size_t stride = (n + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
@@ -253,8 +265,13 @@ struct px_lb_state *px_lb_state_get(struct px_registry *r, const struct px_group
     memcpy(st->key, key, sizeof st->key);
     st->n_servers = n;
     st->stride = stride;
-    st->next = r->lb_states;
-    r->lb_states = st;
+    st->key_hash = key_hash;
+    st->name_hash = name_hash;
+    st->next_key = *kb;
+    *kb = st;
+    st->next_name = *nb;
+    *nb = st;
+    r->n_lb_states++;
     uv_mutex_unlock(&r->lock);
     return st;
 }
@@ -265,11 +282,18 @@ void px_lb_state_unref(struct px_lb_state *st)
         return;
     struct px_registry *r = st->reg;
     uv_mutex_lock(&r->lock);
-    struct px_lb_state **pp = &r->lb_states;
+    struct px_lb_state **pp = &r->lb_by_key[st->key_hash % PX_LB_BUCKETS];
     while (*pp && *pp != st)
-        pp = &(*pp)->next;
+        pp = &(*pp)->next_key;
     if (*pp)
-        *pp = st->next;
+        *pp = st->next_key;
+    pp = &r->lb_by_name[st->name_hash % PX_LB_BUCKETS];
+    while (*pp && *pp != st)
+        pp = &(*pp)->next_name;
+    if (*pp) {
+        *pp = st->next_name;
+        r->n_lb_states--;
+    }
     uv_mutex_unlock(&r->lock);
     state_free(st);
 }

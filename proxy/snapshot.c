@@ -56,12 +56,40 @@ static void format_addr(const char *ip, int port, char *buf, size_t size)
         snprintf(buf, size, "%s:%d", ip, port);
 }
 
+const struct px_group *px_snapshot_group(const struct px_snapshot *s, const char *name)
+{
+    size_t lo = 0, hi = s ? s->n_groups : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct px_group *g = &s->groups[mid];
+        if (g->model == NULL)
+            break;
+        int c = strcmp(g->model->meta.name, name);
+        if (c == 0)
+            return g;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = 0; s && i < s->n_groups; i++)
+        if (s->groups[i].model && !strcmp(s->groups[i].model->meta.name, name))
+            return &s->groups[i];
+    return NULL;
+}
+
 /* The group's client SSL_CTX (HTTPS groups): the previous snapshot's when
- * its inputs are unchanged (sessions and parsed certificates kept). */
+ * its inputs are unchanged (sessions and parsed certificates kept) — its
+ * own group's, found by name, or any group's with the same inputs. */
 static SSL_CTX *group_tls_ctx(const struct px_snapshot *prev, const struct rc_server_group *m,
                               char digest[65], char *err, size_t errlen)
 {
     px_upstream_tls_digest(m, digest);
+    const struct px_group *same = digest[0] ? px_snapshot_group(prev, m->meta.name) : NULL;
+    if (same && same->tls_ctx && strcmp(same->tls_digest, digest) == 0) {
+        SSL_CTX_up_ref(same->tls_ctx);
+        return same->tls_ctx;
+    }
     for (size_t i = 0; prev && digest[0] && i < prev->n_groups; i++) {
         const struct px_group *pg = &prev->groups[i];
         if (pg->tls_ctx && strcmp(pg->tls_digest, digest) == 0) {

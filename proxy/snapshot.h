@@ -31,4 +31,10 @@ void px_snapshot_unref(struct px_snapshot *s);
 /* The bind with this key, or NULL. */
 const struct px_bind *px_snapshot_find_bind(const struct px_snapshot *s, const char *key);
 
+/* The group of s named name, or NULL (s may be NULL). A snapshot's groups
+ * are its model's, sorted by name: a binary search, then — for a group
+ * built otherwise (tests) or absent — a scan, so that a miss costs what
+ * the scan costs and never a wrong answer. */
+const struct px_group *px_snapshot_group(const struct px_snapshot *s, const char *name);
+
 #endif

@@ -776,8 +776,21 @@ static bool cert_same(const struct rc_certificate *c, const char *rc,
            str_same(c->fingerprint_sha256, o->fingerprint_sha256);
 }
 
+/* True when export_group() writes the same for g and o: the digest covers
+ * the group's spec, which is all its export derives from (defaults and the
+ * names it refers to included); the envelope is compared here. */
+static bool group_same(const struct rc_server_group *g, const struct rc_server_group *o)
+{
+    return o != NULL && g->meta.digest[0] != '\0' && strcmp(g->meta.digest, o->meta.digest) == 0 &&
+           str_same(g->meta.ns, o->meta.ns) &&
+           labels_same(g->meta.labels, g->meta.n_labels, o->meta.labels, o->meta.n_labels) &&
+           labels_same(g->meta.annotations, g->meta.n_annotations, o->meta.annotations,
+                       o->meta.n_annotations);
+}
+
 /* other: NULL, or the model m is compared with (rc_export_pair()): its
- * certificates that cert_same() are left out. */
+ * certificates that cert_same() and groups that group_same() are left out
+ * (10,000 unchanged groups are not exported twice to find one change). */
 static int export_all(json_t *root, const struct rc_model *m, const struct rc_model *other)
 {
     if (set_str(root, "apiVersion", RC_EXPORT_API_VERSION) != 0 ||
@@ -815,9 +828,13 @@ static int export_all(json_t *root, const struct rc_model *m, const struct rc_mo
             return -1;
     if ((k = add_obj(res, "ServerGroup")) == NULL)
         return -1;
-    for (size_t i = 0; i < m->n_groups; i++)
-        if (export_group(k, &m->groups[i]) != 0)
+    for (size_t i = 0; i < m->n_groups; i++) {
+        const struct rc_server_group *g = &m->groups[i];
+        if (other != NULL && group_same(g, rc_model_group(other, g->meta.name)))
+            continue;
+        if (export_group(k, g) != 0)
             return -1;
+    }
     if ((k = add_obj(res, "Listener")) == NULL)
         return -1;
     for (size_t i = 0; i < m->n_listeners; i++)

@@ -274,6 +274,7 @@ def body(env):
     c.ok(abs((value(fams, "albd_last_successful_reconcile_timestamp_seconds") or 0) - time.time()) < 600,
          "last successful reconcile is recent")
     c.eq(value(fams, "albd_config_generation"), 1.0, "config generation")
+    c.eq(albd.admin_head_generation("/healthz"), 1, "HEAD /healthz carries Albd-Generation, the same generation")
     mb = value(fams, "albd_config_model_bytes")
     c.ok(mb is not None and 16384 < mb < 16 << 20, "the running model's memory is reported (a few small "
          "resources: between 16 KiB and 16 MiB)", "16 KiB < x < 16 MiB", mb)

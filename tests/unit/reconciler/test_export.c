@@ -372,6 +372,51 @@ static void test_pair_leaves_out_unchanged_certificates(void **state)
     json_decref(wb);
 }
 
+/* The same for server groups: one weight changed among unchanged groups
+ * exports that group only, and the pair's diff is the whole exports'. */
+static void test_pair_leaves_out_unchanged_groups(void **state)
+{
+    (void)state;
+    struct fixture fa, fb, fc;
+    fixture_init(&fa);
+    fixture_init(&fb);
+    fixture_init(&fc);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(fa.groups[i].meta.digest, sizeof fa.groups[i].meta.digest, "%064zu", i);
+        memcpy(fb.groups[i].meta.digest, fa.groups[i].meta.digest, sizeof fa.groups[i].meta.digest);
+        memcpy(fc.groups[i].meta.digest, fa.groups[i].meta.digest, sizeof fa.groups[i].meta.digest);
+    }
+    fb.web_servers[1].weight = 70; /* web: weight and digest changed */
+    fb.groups[1].meta.digest[0] = 'f';
+    json_t *a, *b;
+    assert_int_equal(rc_export_pair(&fa.model, &fb.model, &a, &b), 0);
+    json_t *ga = json_object_get(json_object_get(a, "resources"), "ServerGroup");
+    json_t *gb = json_object_get(json_object_get(b, "resources"), "ServerGroup");
+    assert_int_equal(json_object_size(ga), 1);
+    assert_int_equal(json_object_size(gb), 1);
+    assert_null(json_object_get(gb, "api"));
+    assert_non_null(spec_of(b, "ServerGroup", "web"));
+    json_t *wa = rc_export_model(&fa.model), *wb = rc_export_model(&fb.model);
+    assert_int_equal(n_changes(a, b), 1);
+    assert_int_equal(n_changes(wa, wb), 1);
+    json_decref(a);
+    json_decref(b);
+    json_decref(wa);
+    json_decref(wb);
+
+    /* api: the same digest, a new label: exported, and a change */
+    static struct rc_label team = {"team", "api"};
+    fc.groups[0].meta.labels = &team;
+    fc.groups[0].meta.n_labels = 1;
+    assert_int_equal(rc_export_pair(&fa.model, &fc.model, &a, &b), 0);
+    assert_non_null(spec_of(b, "ServerGroup", "api"));
+    assert_null(
+        json_object_get(json_object_get(json_object_get(b, "resources"), "ServerGroup"), "web"));
+    assert_int_equal(n_changes(a, b), 1);
+    json_decref(a);
+    json_decref(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8_subject),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_pair_leaves_out_unchanged_certificates),
+        cmocka_unit_test(test_pair_leaves_out_unchanged_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
