@@ -1,7 +1,8 @@
 /* Schedulers with their state kept outside the snapshot (see lb.h). */
 #include "proxy/lb.h"
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,35 +53,72 @@ struct px_lb_state {
     struct px_lb_state *next_key, *next_name;
 };
 
+/* Appends s and its NUL to the key material (grown as needed); false when
+ * out of memory. */
+static bool km_put(char **buf, size_t *len, size_t *cap, char *stack, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = (*cap) * 2 > *len + n + 1 ? (*cap) * 2 : *len + n + 1;
+        char *p = *buf == stack ? malloc(c) : realloc(*buf, c);
+        if (p == NULL)
+            return false;
+        if (*buf == stack)
+            memcpy(p, stack, *len);
+        *buf = p;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n);
+    (*buf)[*len + n] = '\0';
+    *len += n + 1;
+    return true;
+}
+
+/* The SHA-256 (hex) of the group's identity, members and weights: NUL-
+ * terminated name, "scheduler/n/sticky", then each server's key and weight.
+ * Gathered into one buffer and hashed at once (SHA256()): a snapshot of
+ * 10,000 groups does not set up a digest context per group. "" when out of
+ * memory. */
 static void state_key(const struct px_group *g, char out[65])
 {
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    char stack[2048], *buf = stack, num[48];
+    size_t len = 0, cap = sizeof stack;
     out[0] = '\0';
-    if (!ctx)
-        return;
-    char num[48];
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     const char *name = g->model && g->model->meta.name ? g->model->meta.name : "";
-    EVP_DigestUpdate(ctx, name, strlen(name) + 1);
-    snprintf(num, sizeof num, "%d/%zu/%d%d", g->model ? (int)g->model->scheduler : 0, g->n_servers,
-             g->model && g->model->sticky.enabled, g->model && g->model->sticky.server);
-    EVP_DigestUpdate(ctx, num, strlen(num) + 1);
-    for (size_t i = 0; i < g->n_servers; i++) {
+    int nn = snprintf(num, sizeof num, "%d/%zu/%d%d", g->model ? (int)g->model->scheduler : 0,
+                      g->n_servers, g->model && g->model->sticky.enabled,
+                      g->model && g->model->sticky.server);
+    bool ok = km_put(&buf, &len, &cap, stack, name, strlen(name)) &&
+              km_put(&buf, &len, &cap, stack, num, (size_t)nn);
+    for (size_t i = 0; ok && i < g->n_servers; i++) {
         const char *k = g->servers[i].key;
-        EVP_DigestUpdate(ctx, k, strlen(k) + 1);
-        snprintf(num, sizeof num, "%d", g->servers[i].weight);
-        EVP_DigestUpdate(ctx, num, strlen(num) + 1);
+        int w = g->servers[i].weight; /* 0-100 (rc_server): no snprintf */
+        char wd[16];
+        size_t wn = 0;
+        unsigned u = w < 0 ? 0u - (unsigned)w : (unsigned)w;
+        char rev[12];
+        size_t rn = 0;
+        do
+            rev[rn++] = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (w < 0)
+            wd[wn++] = '-';
+        while (rn)
+            wd[wn++] = rev[--rn];
+        ok = km_put(&buf, &len, &cap, stack, k, strlen(k)) &&
+             km_put(&buf, &len, &cap, stack, wd, wn);
     }
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
-    static const char hex[] = "0123456789abcdef"; /* 10,000 groups: no snprintf per byte */
-    for (unsigned i = 0; i < mdlen && i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
+    if (ok) {
+        unsigned char md[32];
+        SHA256((const unsigned char *)buf, len, md);
+        static const char hex[] = "0123456789abcdef";
+        for (unsigned i = 0; i < 32; i++) {
+            out[2 * i] = hex[md[i] >> 4];
+            out[2 * i + 1] = hex[md[i] & 15];
+        }
+        out[64] = '\0';
     }
-    out[2 * (mdlen < 32 ? mdlen : 32)] = '\0';
+    if (buf != stack)
+        free(buf);
 }
 
 static uint64_t now_ms(void)

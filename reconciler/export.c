@@ -788,9 +788,32 @@ static bool group_same(const struct rc_server_group *g, const struct rc_server_g
                        o->meta.n_annotations);
 }
 
+/* True when l is a copy of other's listener of the same name (reuse.h: a
+ * copy keeps the very name pointer of what it copies, a build never has
+ * it). A listener is copied only when its document is unchanged and what
+ * it refers to was copied too, so it exports the same; a changed one, or
+ * one whose group changed, was built and is compared whole. */
+static bool listener_copied(const struct rc_listener *l, const struct rc_model *other)
+{
+    size_t lo = 0, hi = other->n_listeners;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(other->listeners[mid].meta.name, l->meta.name);
+        if (c == 0)
+            return other->listeners[mid].meta.name == l->meta.name;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
 /* other: NULL, or the model m is compared with (rc_export_pair()): its
- * certificates that cert_same() and groups that group_same() are left out
- * (10,000 unchanged groups are not exported twice to find one change). */
+ * certificates that cert_same(), groups that group_same() and listeners
+ * that one model copied from the other are left out (10,000 unchanged
+ * groups, or 2,500 extension certificates of an unchanged listener, are
+ * not exported twice to find one change). */
 static int export_all(json_t *root, const struct rc_model *m, const struct rc_model *other)
 {
     if (set_str(root, "apiVersion", RC_EXPORT_API_VERSION) != 0 ||
@@ -837,9 +860,12 @@ static int export_all(json_t *root, const struct rc_model *m, const struct rc_mo
     }
     if ((k = add_obj(res, "Listener")) == NULL)
         return -1;
-    for (size_t i = 0; i < m->n_listeners; i++)
+    for (size_t i = 0; i < m->n_listeners; i++) {
+        if (other != NULL && listener_copied(&m->listeners[i], other))
+            continue;
         if (export_listener(k, &m->listeners[i]) != 0)
             return -1;
+    }
     return 0;
 }
 

@@ -42,7 +42,8 @@ json_t *rc_export_model(const struct rc_model *m);
 /* rc_export_model() of a (*ea; NULL when a is NULL) and of b (*eb), less
  * the certificates and server groups that export the same in both (same
  * name, digest, labels, annotations, namespace; for certificates also
- * files, pending state, root): rc_diff_compute() of the two finds the same
+ * files, pending state, root) and the listeners one model copied from the
+ * other (reuse.h): rc_diff_compute() of the two finds the same
  * changes as of the whole exports, at the cost of the resources that
  * changed (one renewed certificate among 10,000, or one weight among
  * 10,000 groups, does not export 20,000). For change events, not for /config. Returns 0 (new

@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
+#include "reconciler/diff.h"
+#include "reconciler/export.h"
 #include "reconciler/filecache.h"
 #include "reconciler/load.h"
 #include "reconciler/model.h"
@@ -454,6 +457,59 @@ static void a_listener_whose_group_changed_is_built(void **state)
     tf_done(&d);
 }
 
+/* The change log compares exports of the running and the new model
+ * (rc_export_pair): a copied listener is left out of both, a built one is
+ * in both, and the changes found are those of the whole exports. */
+static size_t changes_between(const json_t *x, const json_t *y)
+{
+    struct rc_diff d;
+    rc_diff_init(&d);
+    assert_int_equal(rc_diff_compute(x, y, &d), 0);
+    size_t n = d.n_changes;
+    rc_diff_cleanup(&d);
+    return n;
+}
+
+static void the_change_log_leaves_out_copied_listeners(void **state)
+{
+    (void)state;
+    struct tf_result a = load(NULL);
+    put_groups(40); /* gb changes; the listener forwards to ga: copied */
+    settle();
+    struct tf_result b = load(a.m);
+    json_t *x, *y;
+    assert_int_equal(rc_export_pair(a.m, b.m, &x, &y), 0);
+    json_t *lx = json_object_get(json_object_get(x, "resources"), "Listener");
+    json_t *ly = json_object_get(json_object_get(y, "resources"), "Listener");
+    assert_int_equal(json_object_size(lx), 0);
+    assert_int_equal(json_object_size(ly), 0);
+    json_t *wx = rc_export_model(a.m), *wy = rc_export_model(b.m);
+    assert_int_equal(changes_between(x, y), 1);
+    assert_int_equal(changes_between(wx, wy), 1);
+    json_decref(x);
+    json_decref(y);
+    json_decref(wx);
+    json_decref(wy);
+    /* ga changes: the listener is built, in both exports, and unchanged. */
+    put("groups.yaml", "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: ga}\n"
+                       "spec:\n  servers:\n  - {address: 10.0.0.1, port: 8080, weight: 11}\n---\n"
+                       "apiVersion: albd/v1\nkind: ServerGroup\nmetadata: {name: gb}\n"
+                       "spec:\n  servers:\n  - {address: 10.0.0.2, port: 8080, weight: 40}\n");
+    settle();
+    struct tf_result c = load(b.m);
+    assert_int_equal(rc_export_pair(b.m, c.m, &x, &y), 0);
+    assert_int_equal(json_object_size(json_object_get(json_object_get(x, "resources"), "Listener")),
+                     1);
+    assert_int_equal(json_object_size(json_object_get(json_object_get(y, "resources"), "Listener")),
+                     1);
+    assert_int_equal(changes_between(x, y), 1); /* ga only */
+    json_decref(x);
+    json_decref(y);
+    tf_done(&a);
+    tf_done(&b);
+    tf_done(&c);
+}
+
 /* With a second Instance a listener that names none is an error: it is
  * built again, not copied. */
 static void a_listener_is_built_when_the_instances_change(void **state)
@@ -655,6 +711,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_model_with_copies_outlives_its_predecessors, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_listener_whose_group_changed_is_built, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_change_log_leaves_out_copied_listeners, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_listener_is_built_when_the_instances_change, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_clash_on_a_copied_listener_is_located, setup, teardown),
