@@ -280,9 +280,16 @@ static SSL_CTX *reuse_ssl_ctx(const struct px_snapshot *prev, const char *digest
     return NULL;
 }
 
+/* The snapshot's group built from m: groups are the model's, in the same
+ * order (as a rule's group is found, px_listener.model_groups), so the
+ * index is m's; a scan only for a pointer that is not in the array. */
 static struct px_group *find_group(struct px_snapshot *s, const struct rc_server_group *m)
 {
-    for (size_t i = 0; i < s->n_groups; i++)
+    uintptr_t base = (uintptr_t)s->model->groups, p = (uintptr_t)m;
+    size_t i = (p - base) / sizeof *m;
+    if (p >= base && i < s->n_groups && s->groups[i].model == m)
+        return &s->groups[i];
+    for (i = 0; i < s->n_groups; i++)
         if (s->groups[i].model == m)
             return &s->groups[i];
     return NULL;
