@@ -91,21 +91,9 @@ static void state_key(const struct px_group *g, char out[65])
               km_put(&buf, &len, &cap, stack, num, (size_t)nn);
     for (size_t i = 0; ok && i < g->n_servers; i++) {
         const char *k = g->servers[i].key;
-        int w = g->servers[i].weight; /* 0-100 (rc_server): no snprintf */
-        char wd[16];
-        size_t wn = 0;
-        unsigned u = w < 0 ? 0u - (unsigned)w : (unsigned)w;
-        char rev[12];
-        size_t rn = 0;
-        do
-            rev[rn++] = (char)('0' + u % 10);
-        while ((u /= 10) != 0);
-        if (w < 0)
-            wd[wn++] = '-';
-        while (rn)
-            wd[wn++] = rev[--rn];
+        int wn = snprintf(num, sizeof num, "%d", g->servers[i].weight);
         ok = km_put(&buf, &len, &cap, stack, k, strlen(k)) &&
-             km_put(&buf, &len, &cap, stack, wd, wn);
+             km_put(&buf, &len, &cap, stack, num, (size_t)wn);
     }
     if (ok) {
         unsigned char md[32];
