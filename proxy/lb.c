@@ -302,6 +302,13 @@ struct px_lb_state *px_lb_state_get(struct px_registry *r, const struct px_group
     return st;
 }
 
+struct px_lb_state *px_lb_state_ref(struct px_lb_state *st)
+{
+    if (st)
+        atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+    return st;
+}
+
 void px_lb_state_unref(struct px_lb_state *st)
 {
     if (!st || atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)

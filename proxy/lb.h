@@ -36,6 +36,9 @@ struct px_lb_state *px_lb_state_get(struct px_registry *r, const struct px_group
 
 /* Drops a reference; the last one frees the state. Any thread;
  * NULL is a no-op. */
+/* Another reference to st, which the caller already holds one of (a
+ * snapshot reusing its predecessor's group, proxy/snapshot.c). */
+struct px_lb_state *px_lb_state_ref(struct px_lb_state *st);
 void px_lb_state_unref(struct px_lb_state *st);
 
 /* The first server for a request on worker `worker` (< r->n_workers), key

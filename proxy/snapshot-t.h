@@ -108,6 +108,8 @@ struct px_snapshot {
     size_t n_listeners;
     struct px_group *groups; /* same order as model->groups */
     size_t n_groups;
+    /* Groups taken whole from the previous snapshot (unchanged; snapshot.c). */
+    size_t groups_reused;
     struct px_bind *binds;
     size_t n_binds;
 };

@@ -177,6 +177,49 @@ static void reload_keeps_entries_of_unchanged_servers(void **state)
     assert_int_equal(px_registry_free(r), 0);
 }
 
+/* An unchanged group is taken from the previous snapshot: the same
+ * registry entries and scheduler state, a servers array of its own that
+ * points into the new model, and it outlives the snapshot it came from.
+ * A changed one (a weight) is built, with a new scheduler state. */
+static void unchanged_group_is_taken_from_the_previous_snapshot(void **state)
+{
+    (void)state;
+    struct px_registry *r = px_registry_new(1);
+    static const char two[] = "  - {address: 127.0.0.1, port: 9001}\n"
+                              "  - {address: 127.0.0.1, port: 9002, weight: 30}\n";
+    struct px_snapshot *s1 = build(r, two, NULL);
+    struct px_snapshot *s2 = build(r, two, s1);
+    assert_int_equal(s1->groups_reused, 0);
+    assert_int_equal(s2->groups_reused, 1);
+    const struct px_group *g1 = &s1->groups[0], *g2 = &s2->groups[0];
+    assert_ptr_not_equal(g2->servers, g1->servers);
+    assert_ptr_equal(g2->lb, g1->lb);
+    assert_int_equal(g2->n_servers, 2);
+    assert_int_equal(g2->total_weight, g1->total_weight);
+    for (size_t j = 0; j < 2; j++) {
+        assert_ptr_equal(g2->servers[j].backend, g1->servers[j].backend);
+        assert_ptr_equal(g2->servers[j].model, &s2->model->groups[0].servers[j]);
+        assert_int_equal(g2->servers[j].obs_slot, g1->servers[j].obs_slot);
+    }
+    assert_int_equal(atomic_load(&g1->servers[0].backend->refs), 2);
+    px_snapshot_unref(s1); /* s2's references keep the entries and the state */
+    assert_int_equal(px_registry_backend_count(r), 2);
+    assert_string_equal(g2->servers[1].key, "127.0.0.1:9002");
+    assert_int_equal(g2->servers[1].weight, 30);
+    struct px_snapshot *s3 = build(r,
+                                   "  - {address: 127.0.0.1, port: 9001}\n"
+                                   "  - {address: 127.0.0.1, port: 9002, weight: 40}\n",
+                                   s2);
+    assert_int_equal(s3->groups_reused, 0);
+    assert_ptr_not_equal(s3->groups[0].lb, g2->lb);
+    assert_ptr_equal(s3->groups[0].servers[0].backend, g2->servers[0].backend);
+    assert_int_equal(s3->groups[0].servers[1].weight, 40);
+    px_snapshot_unref(s2);
+    px_snapshot_unref(s3);
+    assert_int_equal(px_registry_backend_count(r), 0);
+    assert_int_equal(px_registry_free(r), 0);
+}
+
 /* A group naming the same server twice shares one entry. */
 static void duplicate_servers_share_an_entry(void **state)
 {
@@ -280,6 +323,7 @@ int main(void)
         cmocka_unit_test(identity_is_address_and_port),
         cmocka_unit_test(dead_entry_is_replaced),
         cmocka_unit_test(reload_keeps_entries_of_unchanged_servers),
+        cmocka_unit_test(unchanged_group_is_taken_from_the_previous_snapshot),
         cmocka_unit_test(duplicate_servers_share_an_entry),
         cmocka_unit_test(upstream_connections_keep_counts),
     };
