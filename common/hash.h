@@ -41,4 +41,16 @@ static inline uint64_t cm_hash_str(const char *s)
     return cm_hash(s, strlen(s));
 }
 
+/* The n bytes at b as lowercase hex into out (2n characters and a NUL):
+ * digests shown or compared as text, without a snprintf per byte. */
+static inline void cm_hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 #endif

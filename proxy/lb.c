@@ -98,12 +98,7 @@ static void state_key(const struct px_group *g, char out[65])
     if (ok) {
         unsigned char md[32];
         SHA256((const unsigned char *)buf, len, md);
-        static const char hex[] = "0123456789abcdef";
-        for (unsigned i = 0; i < 32; i++) {
-            out[2 * i] = hex[md[i] >> 4];
-            out[2 * i + 1] = hex[md[i] & 15];
-        }
-        out[64] = '\0';
+        cm_hex(md, sizeof md, out);
     }
     if (buf != stack)
         free(buf);

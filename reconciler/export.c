@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/hash.h"
 #include "reconciler/model.h"
 
 /* json_string() refuses invalid UTF-8; names from certificates can carry
@@ -150,12 +151,7 @@ static int sha256_hex(const void *data, size_t len, char out[65])
     unsigned int mdlen = 0;
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof md)
         return -1;
-    for (size_t i = 0; i < sizeof md; i++) {
-        static const char hex[] = "0123456789abcdef";
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
+    cm_hex(md, sizeof md, out);
     return 0;
 }
 

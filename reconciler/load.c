@@ -907,16 +907,6 @@ static void digest_file(EVP_MD_CTX *md, const char *rel, size_t len, const unsig
     EVP_DigestUpdate(md, sum, 32);
 }
 
-static void hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Reads dir/.albdignore into *ig. An ignore file that exists but cannot
  * be read fails the load as an unreadable folder does (w->top_failed):
  * reading every file instead could apply what it was meant to keep out.
@@ -1248,7 +1238,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         unsigned int sumlen = 0;
         EVP_DigestFinal_ex(md, sum, &sumlen);
         EVP_MD_CTX_free(md);
-        hex(sum, sumlen, S.digest);
+        cm_hex(sum, sumlen, S.digest);
     }
     S.docs = D.v;
     S.n_docs = D.n;
