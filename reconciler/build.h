@@ -112,6 +112,18 @@ struct rc_load {
      * consecutive documents of one file share it. */
     const char *own_file_src, *own_file;
     int own_file_pass;
+    /* Certificates copied by pass 1 that are near expiry, when their
+     * warnings wait until the model is served (defer_expiry:
+     * rc_load_opts.ready is set): 10,000 warnings are formatted after the
+     * apply, not before it (cert.c, contain.c). malloc'd. */
+    bool defer_expiry;
+    struct rc_late_expiry *late_expiry;
+    size_t n_late_expiry, cap_late_expiry;
+};
+
+struct rc_late_expiry {
+    const struct rc_certificate *c; /* in pass 1's model */
+    const char *kind, *name;        /* the document's */
 };
 
 /* Points d->file at a copy in the pass's data arena, once per pass (the

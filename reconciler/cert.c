@@ -511,6 +511,21 @@ bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
            c->not_after - L->now >= (time_t)EXPIRY_WARNING_DAYS * 86400;
 }
 
+/* The warning a copy near expiry reports: what its build would (the same
+ * words, at the certificate's source field). */
+static void report_copy_expiry(struct rc_errs *errs, time_t now, const struct rc_certificate *c,
+                               const char *kind, const char *name)
+{
+    char when[32];
+    fmt_time(c->not_after, when, sizeof(when));
+    const char *wpath = c->source == RC_CERT_SOURCE_FILES    ? "spec.source.files.certificate"
+                        : c->source == RC_CERT_SOURCE_INLINE ? "spec.source.inline.certificate"
+                                                             : "spec.source.service";
+    rc_errs_add(errs, RC_WARNING, &c->where_loc, kind, name, wpath,
+                EXPIRY_WARNING_PREFIX " %s (in %lld days)", when,
+                (long long)((c->not_after - now) / 86400));
+}
+
 bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c)
 {
     if (!rc_reuse_from(L, d))
@@ -550,15 +565,32 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     /* Its service is this load's (build.c repoints it), never prev's. */
     c->service = NULL;
     L->certs_reused++;
-    if (!rc_cert_time_quiet(L, c)) {
-        char when[32];
-        fmt_time(c->not_after, when, sizeof(when));
-        const char *wpath = c->source == RC_CERT_SOURCE_FILES    ? "spec.source.files.certificate"
-                            : c->source == RC_CERT_SOURCE_INLINE ? "spec.source.inline.certificate"
-                                                                 : "spec.source.service";
-        rc_errs_add(L->errs, RC_WARNING, &c->where_loc, d->kind, d->name, wpath,
-                    EXPIRY_WARNING_PREFIX " %s (in %lld days)", when,
-                    (long long)((c->not_after - L->now) / 86400));
+    if (rc_cert_time_quiet(L, c))
+        return true;
+    if (L->defer_expiry && L->pass == 1 && L->n_late_expiry == L->cap_late_expiry) {
+        size_t cap = L->cap_late_expiry ? 2 * L->cap_late_expiry : 64;
+        struct rc_late_expiry *v = realloc(L->late_expiry, cap * sizeof(*v));
+        if (v != NULL) {
+            L->late_expiry = v;
+            L->cap_late_expiry = cap;
+        }
     }
+    if (L->defer_expiry && L->pass == 1 && L->n_late_expiry < L->cap_late_expiry) {
+        L->late_expiry[L->n_late_expiry++] = (struct rc_late_expiry){c, d->kind, d->name};
+        return true;
+    }
+    /* (Without room to wait in, it is reported now.) */
+    report_copy_expiry(L->errs, L->now, c, d->kind, d->name);
     return true;
+}
+
+void rc_report_late_expiry(struct rc_load *L, struct rc_errs *errs)
+{
+    for (size_t i = 0; i < L->n_late_expiry; i++) {
+        const struct rc_late_expiry *x = &L->late_expiry[i];
+        report_copy_expiry(errs, L->now, x->c, x->kind, x->name);
+    }
+    free(L->late_expiry);
+    L->late_expiry = NULL;
+    L->n_late_expiry = L->cap_late_expiry = 0;
 }

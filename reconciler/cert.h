@@ -33,9 +33,15 @@ int rc_finish_certificates(struct rc_load *L);
 bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c);
 
 /* Copies d's running version into c when d is unchanged, its files still
- * hold the same bytes and it is not near expiry; false when it must be
- * built (L->oom when out of memory). */
+ * hold the same bytes and it is valid now; false when it must be built
+ * (L->oom when out of memory). A copy near expiry reports the warning its
+ * build would, now or, when L->defer_expiry, once rc_report_late_expiry
+ * is called. */
 bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
+
+/* Reports the expiry warnings L->defer_expiry held back, to errs, and
+ * forgets them. */
+void rc_report_late_expiry(struct rc_load *L, struct rc_errs *errs);
 
 /* Whether e is the warning that a certificate expires soon: the one
  * diagnostic rc_reuse_certificate() reports again for a copy, so it does

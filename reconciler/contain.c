@@ -895,9 +895,11 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
                         .cert_cache_dir = o->cert_cache_dir,
                         .cert_pending_is_error = o->cert_pending_is_error,
                         .keys_optional = o->keys_optional,
-                        .release_parsed = o->release_parsed};
+                        .release_parsed = o->release_parsed,
+                        .defer_expiry = o->ready != NULL};
     struct rc_model *first = NULL, *m = NULL;
     int rc = -1;
+    bool served = false; /* o->ready has the model */
     const struct rc_sources *prev_src = rc_model_sources(o->prev);
     struct timespec start;
     if (o->realtime)
@@ -945,12 +947,28 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
             goto fail;
         rc = 1;
     }
-    if (keep_sources(&C, &L, errs, m) != 0)
-        goto fail;
     if (rc == 0)
         memcpy(m->digest, S->digest, sizeof(m->digest));
     else
         contained_digest(&C, m);
+    if (S->model_root && (m->root = rc_arena_strdup(m->arena, S->model_root)) == NULL)
+        goto fail;
+    /* The model is complete: what follows is for reports and for the next
+     * load, and waits until it serves (rc_load_opts.ready). */
+    if (o->ready) {
+        o->ready(o->ready_arg, m);
+        served = true;
+    }
+    rc_report_late_expiry(&L, errs);
+    if (keep_sources(&C, &L, errs, m) != 0) {
+        if (!served)
+            goto fail;
+        /* The model serves: the next load builds everything again. */
+        rc_arena_set_user(m->arena, NULL);
+        rc_errs_add(errs, RC_WARNING, NULL, NULL, NULL, NULL,
+                    "out of memory while keeping this load's records: the next load "
+                    "reads every manifest and certificate again");
+    }
     if (st) {
         st->resources_copied = C.copied;
         st->resources_compacted = L.compacted;
@@ -971,6 +989,7 @@ fail:
                     "out of memory while loading manifests");
     rc = -1;
 done:
+    rc_report_late_expiry(&L, errs); /* (the paths that did not get there) */
     rc_reuse_plan_cleanup(&plan);
     rc_model_unref(m);
     rc_model_unref(first);

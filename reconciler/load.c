@@ -1268,18 +1268,14 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
     if (!failed)
         S.n_docs = n_albd;
 
+    /* The real path: documents' folders are real paths (abs_dir_of), so
+     * `-m manifests` and `-m /abs/manifests` export the same. */
+    S.model_root = w.root[0] ? w.root : dir;
     if (failed)
         oom(errs);
     else if (!w.top_failed)
         rc = rc_contain_build(&S, o, out, errs, st);
     rc_certstore_ahead_end(ahead);
-    /* The real path: documents' folders are real paths (abs_dir_of), so
-     * `-m manifests` and `-m /abs/manifests` export the same. */
-    if (rc >= 0 && *out &&
-        !((*out)->root = rc_arena_strdup((*out)->arena, w.root[0] ? w.root : dir))) {
-        oom(errs);
-        rc = -1;
-    }
     if (st) {
         st->manifests_read = n_read;
         st->manifests_skipped = n_skipped;

@@ -70,6 +70,17 @@ struct rc_load_opts {
      * the model's records either, so what only such a load would use
      * (whether files are watchable: changes.h) is not worked out. */
     bool release_parsed;
+    /* Called once, as soon as the model *out will return is complete (its
+     * digest and root set) and before the rest of the load: the records a later load takes
+     * from it (reconciler/source.h: rc_model_sources() is NULL until then), the status, the
+     * expiry warnings of certificates copied from prev, freeing the
+     * scratch. A caller that serves the model (agent/run.c) applies it
+     * from here, those milliseconds sooner; rc_load_dir_ex then returns
+     * this model with 0 or 1 whatever else fails (a record it could not
+     * keep costs the next load a full read, never the applied model).
+     * The callee keeps m only by its own reference. NULL: not called. */
+    void (*ready)(void *arg, struct rc_model *m);
+    void *ready_arg;
 };
 
 enum rc_res_state {

@@ -40,6 +40,8 @@ struct rc_loadset {
     size_t n_docs;
     char digest[65];  /* SHA-256 over the files' relative paths and bytes */
     const char *root; /* realpath of the manifest folder, or NULL */
+    /* What the model's root becomes: root, or the folder as given. */
+    const char *model_root;
     /* The walk found every file with no error and entered no linked
      * folder: a later load told that nothing was created, removed or
      * renamed (changes.h) may take the same list. walk_reused: this load

@@ -25,6 +25,7 @@
 #include "reconciler/model.h"
 #include "reconciler/rc.h"
 #include "reconciler/reuse.h"
+#include "reconciler/source.h"
 #include "test_files.h"
 
 static char dir[256];
@@ -618,6 +619,90 @@ static void a_certificate_near_expiry_is_copied_with_its_warning(void **state)
     rc_errs_cleanup(&ec);
 }
 
+/* What a ready call (rc_load_opts.ready) saw. */
+struct seen_ready {
+    int calls;
+    struct rc_model *m;
+    const struct rc_errs *errs;
+    size_t errs_then;      /* errs->n at the call */
+    bool sources_then;     /* rc_model_sources(m) at the call */
+    char digest_then[65];  /* m->digest at the call */
+    const char *root_then; /* m->root at the call */
+};
+
+static void note_ready(void *arg, struct rc_model *m)
+{
+    struct seen_ready *s = arg;
+    s->calls++;
+    s->m = m;
+    s->errs_then = s->errs->n;
+    s->sources_then = rc_model_sources(m) != NULL;
+    memcpy(s->digest_then, m->digest, sizeof(s->digest_then));
+    s->root_then = m->root;
+}
+
+/* A caller that serves the model gets it as soon as it is built: before
+ * the load keeps its records for the next one and before the expiry
+ * warnings of the certificates it copied are formatted (10,000 of them on
+ * every change). The load then returns that very model, complete, and the
+ * same warnings as a load without the call. */
+static void the_ready_call_comes_before_the_bookkeeping(void **state)
+{
+    (void)state;
+    struct tf_result first = load(NULL);
+    time_t soon = rc_model_certificate(first.m, "site")->not_after - 10 * 86400;
+    tf_done(&first);
+    struct rc_errs ea, eb, ec;
+    rc_errs_init(&ea);
+    rc_errs_init(&eb);
+    rc_errs_init(&ec);
+    struct tf_result a = load_at(NULL, soon, &ea);
+    assert_int_equal(a.rc, 0);
+    struct tf_result plain = load_at(a.m, soon, &ec); /* no ready call */
+    assert_int_equal(plain.rc, 0);
+
+    struct seen_ready seen = {.errs = &eb};
+    struct tf_result b = {0};
+    rc_status_init(&b.st);
+    struct rc_load_opts o = {
+        .now = soon, .prev = a.m, .realtime = tf_clock, .ready = note_ready, .ready_arg = &seen};
+    b.rc = rc_load_dir_ex(dir, &o, &b.m, &eb, &b.st);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(seen.calls, 1);
+    assert_ptr_equal(seen.m, b.m);
+    assert_int_equal(b.st.resources_copied, 4); /* the certificate among them */
+    /* At the call: complete for serving, nothing kept or reported yet. */
+    assert_int_equal(seen.errs_then, 0);
+    assert_false(seen.sources_then);
+    assert_string_equal(seen.digest_then, plain.m->digest);
+    assert_non_null(seen.root_then);
+    assert_string_equal(seen.root_then, plain.m->root);
+    /* After it: the records and the same warning as without the call. */
+    assert_non_null(rc_model_sources(b.m));
+    assert_int_equal(eb.n, 1);
+    assert_int_equal(ec.n, 1);
+    assert_string_equal(eb.v[0].msg, ec.v[0].msg);
+    assert_string_equal(eb.v[0].file, ec.v[0].file);
+    assert_int_equal(eb.v[0].line, ec.v[0].line);
+    assert_string_equal(eb.v[0].path, ec.v[0].path);
+    assert_string_equal(eb.v[0].name, "site");
+    /* And the next load copies from it as from any other. */
+    struct rc_errs ed;
+    rc_errs_init(&ed);
+    struct tf_result c = load_at(b.m, soon, &ed);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.st.resources_copied, 4);
+    assert_wired(c.m);
+    tf_done(&a);
+    tf_done(&plain);
+    tf_done(&b);
+    tf_done(&c);
+    rc_errs_cleanup(&ea);
+    rc_errs_cleanup(&eb);
+    rc_errs_cleanup(&ec);
+    rc_errs_cleanup(&ed);
+}
+
 /* ---- compaction: copies do not keep mostly unused arenas alive ---- */
 
 /* The listener with a ~256 KiB comment inside its document (so inside the
@@ -699,6 +784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(unchanged_documents_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(a_changed_document_is_built, setup, teardown),
         cmocka_unit_test_setup_teardown(a_certificate_near_expiry_is_copied_with_its_warning, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_ready_call_comes_before_the_bookkeeping, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_certificate_file_replaced_by_rename_is_read, setup,
                                         teardown),
