@@ -448,8 +448,10 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
     L->n_dv = n;
     L->n_missing = 0;
     L->n_contained = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         dv[i]->rules_contained = false; /* set again by this pass's rc_contain_rule */
+        dv[i]->copy_local = false;      /* and by this pass's copies */
+    }
     if (rc_build_model(L) != 0) {
         rc_model_unref(m);
         return NULL;
@@ -557,7 +559,8 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
             if (d->reused) {
                 /* Copied from prev: so is its source, in the same arena. */
                 s->v[s->n] = *d->prev_src;
-                s->v[s->n].res = d->built;
+                s->v[s->n].res = d->copy_local ? NULL : d->built;
+                s->v[s->n].line = d->src_line; /* where it is now (moved in its file) */
                 r->doc->kept = &s->v[s->n++];
                 C->copied++;
                 continue;

@@ -49,6 +49,11 @@ struct rc_doc {
      * and whether that was copied from prev_src->res. */
     const void *built;
     bool reused;
+    /* The copy allocated in the pass's data arena (a group moved in its
+     * file gets its servers with the new lines there): a later load would
+     * keep only prev_src->origin alive, not that arena, so it must build
+     * this resource again rather than copy it (contain.c keep_sources). */
+    bool copy_local;
     /* Bytes the latest pass's build of it allocated in the pass's data
      * arena (0 when copied): its share of that arena (source.h bytes). */
     size_t built_bytes;

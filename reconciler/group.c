@@ -268,6 +268,7 @@ bool rc_reuse_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group 
         }
         g->servers = sv;
         g->meta.loc.line += moved;
+        d->copy_local = true;
     }
     return true;
 }

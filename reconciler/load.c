@@ -873,9 +873,12 @@ static bool same_as_prev(struct rc_doc *d, const struct rc_sources *prev)
     yaml_node_t *name = rc_y_get(&d->y, rc_y_get(&d->y, root, "metadata"), "name");
     if (kind == NULL || name == NULL || strcmp(rc_y_type_name(name), "string") != 0)
         return false;
+    /* In the same file: a document moved to another one is built again
+     * (its locations, and the folder its relative paths start from, are
+     * the new file's). */
     const struct rc_source *s = rc_sources_find(prev, kind, rc_y_str(name));
     if (s == NULL || s->len != d->src_len || s->col != d->src_col ||
-        memcmp(s->text, d->src_text, d->src_len) != 0)
+        memcmp(s->text, d->src_text, d->src_len) != 0 || strcmp(s->file, d->file_src) != 0)
         return false;
     d->kind = s->kind; /* the static kind string */
     d->prev_src = s;

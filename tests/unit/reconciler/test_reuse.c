@@ -339,7 +339,9 @@ static void an_inserted_document_moves_the_others(void **state)
     struct rc_model *m = NULL;
     struct rc_load_opts o = {.now = time(NULL), .prev = b.m, .realtime = tf_clock};
     assert_int_equal(rc_load_dir_ex(dir, &o, &m, &errs, &st), 1);
-    assert_int_equal(st.docs_parsed, 1); /* gb (the listener is copied) */
+    /* gb, and ga: a group copied with its servers moved is built by the
+     * next load (a_moved_copy_outlives_the_load_that_moved_it). */
+    assert_int_equal(st.docs_parsed, 2);
     bool found = false;
     for (size_t i = 0; i < errs.n; i++)
         if (errs.v[i].name && !strcmp(errs.v[i].name, "gb") && errs.v[i].severity == RC_ERROR) {
@@ -354,6 +356,81 @@ static void an_inserted_document_moves_the_others(void **state)
     tf_done(&a);
     tf_done(&b);
     tf_done(&c);
+}
+
+/* A copy records where its document is now: the next load measures moves
+ * from there, and parses it there when it must build it (an error in it,
+ * or a change to what it refers to, is reported at the right line). */
+static void a_moved_copy_keeps_its_new_place(void **state)
+{
+    (void)state;
+    struct tf_result a = load(NULL);
+    const struct rc_source *sa = rc_sources_find(rc_model_sources(a.m), "Listener", "web");
+    assert_non_null(sa);
+    int line = sa->line;
+    char text[2048];
+    snprintf(text, sizeof(text), "# moved\n# down\n%s", LISTENER);
+    put("listener.yaml", text);
+    settle();
+    struct tf_result b = load(a.m);
+    assert_int_equal(b.st.resources_copied, 4); /* the listener among them */
+    const struct rc_source *sb = rc_sources_find(rc_model_sources(b.m), "Listener", "web");
+    assert_non_null(sb);
+    assert_int_equal(sb->line, line + 2);
+    assert_int_equal(b.m->listeners[0].meta.loc.line, a.m->listeners[0].meta.loc.line + 2);
+    tf_done(&a);
+    tf_done(&b);
+}
+
+/* A document moved to another file, byte for byte, is built again: its
+ * locations, and the folder its relative paths start from, are the new
+ * file's. */
+static void a_document_moved_to_another_file_is_built(void **state)
+{
+    (void)state;
+    struct tf_result a = load(NULL);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/listener.yaml", dir);
+    assert_int_equal(unlink(path), 0);
+    put("other.yaml", LISTENER);
+    settle();
+    struct tf_result b = load(a.m);
+    assert_int_equal(b.st.resources_copied, 3); /* site, ga, gb */
+    assert_int_equal(b.m->n_listeners, 1);
+    assert_non_null(strstr(b.m->listeners[0].meta.loc.file, "other.yaml"));
+    assert_wired(b.m);
+    tf_done(&a);
+    tf_done(&b);
+}
+
+/* A group copied after its document moved in its file gets its servers
+ * with the new lines in this load's arena; a later load that copies it
+ * again must keep that arena alive, not only the one the group was first
+ * built in (ASan reports a use after free here otherwise). */
+static void a_moved_copy_outlives_the_load_that_moved_it(void **state)
+{
+    (void)state;
+    put("groups.yaml", GA_GB);
+    struct tf_result a = load(NULL);
+    int line = rc_model_group(a.m, "gb")->servers[0].loc.line + 2;
+    char text[2048];
+    snprintf(text, sizeof(text), "# moved\n# down\n%s", GA_GB);
+    put("groups.yaml", text);
+    settle();
+    struct tf_result b = load(a.m);
+    assert_int_equal(b.st.docs_parsed, 0); /* ga and gb copied, moved */
+    assert_int_equal(rc_model_group(b.m, "gb")->servers[0].loc.line, line);
+    tf_done(&a);
+    struct tf_result c = load(b.m); /* gb copied from b's copy */
+    tf_done(&b);
+    const struct rc_server_group *gb = rc_model_group(c.m, "gb");
+    assert_non_null(gb);
+    assert_int_equal(gb->servers[0].loc.line, line);
+    assert_string_equal(gb->servers[0].address, "10.0.0.2");
+    struct tf_result d = load(c.m);
+    tf_done(&c);
+    assert_string_equal(rc_model_group(d.m, "gb")->servers[0].address, "10.0.0.2");
+    tf_done(&d);
 }
 
 /* Anchors are refused on the path that parses only the changed documents
@@ -797,6 +874,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_error_in_a_changed_document_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(a_model_with_copies_outlives_its_predecessors, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_moved_copy_outlives_the_load_that_moved_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_moved_copy_keeps_its_new_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_document_moved_to_another_file_is_built, setup, teardown),
         cmocka_unit_test_setup_teardown(a_listener_whose_group_changed_is_built, setup, teardown),
         cmocka_unit_test_setup_teardown(the_change_log_leaves_out_copied_listeners, setup,
                                         teardown),
