@@ -225,7 +225,10 @@ static const struct rc_meta *running_meta(const struct rc_model *m, const char *
     if (strcmp(kind, k) == 0)                                                                      \
         return meta_in(m->arr, m->n, sizeof *m->arr, offsetof(T, meta), name);
     AG_FIND("Instance", struct rc_instance, instances, n_instances)
-    AG_FIND("Certificate", struct rc_certificate, certificates, n_certificates)
+    if (strcmp(kind, "Certificate") == 0) { /* an array of pointers (model-t.h) */
+        const struct rc_certificate *c = rc_model_certificate(m, name);
+        return c ? &c->meta : NULL;
+    }
     AG_FIND("TLSPolicy", struct rc_tls_policy, policies, n_policies)
     AG_FIND("ServerGroup", struct rc_server_group, groups, n_groups)
     AG_FIND("Listener", struct rc_listener, listeners, n_listeners)

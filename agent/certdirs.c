@@ -262,7 +262,7 @@ bool ag_certdirs_update(struct ag_certdirs *cd, const struct rc_model *m, const 
     cd->gen++;
     bool oom = false;
     for (size_t i = 0; m && i < m->n_certificates; i++) {
-        const struct rc_certificate *c = &m->certificates[i];
+        const struct rc_certificate *c = m->certificates[i];
         if (c->source == RC_CERT_SOURCE_FILES && c->meta.name)
             see(cd, c, &oom);
     }

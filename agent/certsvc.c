@@ -808,7 +808,7 @@ void ag_certsvc_sync(struct ag_certsvc *cs, const struct rc_model *m)
         for (struct entry *e = cs->buckets[b]; e; e = e->next)
             e->wanted = false;
     for (size_t i = 0; m && i < m->n_certificates; i++) {
-        const struct rc_certificate *c = &m->certificates[i];
+        const struct rc_certificate *c = m->certificates[i];
         if (c->source != RC_CERT_SOURCE_SERVICE || c->service == NULL || c->service_id == NULL)
             continue;
         const char *svc = c->service->meta.name;

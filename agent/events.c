@@ -126,7 +126,7 @@ void ag_events_cert_expiry(const struct rc_model *m, time_t now)
     if (!m)
         return;
     for (size_t i = 0; i < m->n_certificates; i++) {
-        const struct rc_certificate *c = &m->certificates[i];
+        const struct rc_certificate *c = m->certificates[i];
         if (!c->not_after || c->not_after - now > (time_t)AG_CERT_WARN_DAYS * 86400)
             continue;
         struct warned *w = find_warned(c->fingerprint_sha256);

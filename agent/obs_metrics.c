@@ -185,7 +185,7 @@ static void certificate_metrics(struct obuf *b, const struct ag_agent *a)
     help(b, "albd_certificate_not_after_seconds", "gauge",
          "When each certificate of the running configuration expires (Unix time).");
     for (size_t i = 0; i < a->running->n_certificates; i++) {
-        const struct rc_certificate *c = &a->running->certificates[i];
+        const struct rc_certificate *c = a->running->certificates[i];
         ob_printf(b, "albd_certificate_not_after_seconds{certificate=\"");
         ob_label(b, c->meta.name);
         ob_printf(b, "\"} %lld\n", (long long)c->not_after);

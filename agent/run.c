@@ -53,7 +53,8 @@ static bool same_config(const struct rc_model *a, const struct rc_model *b)
     if (strcmp(a->digest, b->digest) != 0 || a->n_certificates != b->n_certificates)
         return false;
     for (size_t i = 0; i < a->n_certificates; i++)
-        if (strcmp(a->certificates[i].meta.digest, b->certificates[i].meta.digest) != 0)
+        if (a->certificates[i] != b->certificates[i] &&
+            strcmp(a->certificates[i]->meta.digest, b->certificates[i]->meta.digest) != 0)
             return false;
     return true;
 }

@@ -16,6 +16,7 @@
 #include "reconciler/listener.h"
 #include "reconciler/policy.h"
 #include "reconciler/resolve.h"
+#include "reconciler/reuse.h"
 #include "reconciler/source.h"
 #include "reconciler/unsupported.h"
 
@@ -51,34 +52,50 @@ static int build_certificates(struct rc_load *L, struct rc_kind_docs *certs,
     L->cert_batch = &batch;
     for (size_t i = 0; i < certs->n; i++) {
         struct rc_doc *d = certs->v[i];
-        struct rc_certificate *c = &m->certificates[m->n_certificates++];
+        /* Shared with the running model (c), or this load's own (own: a
+         * copy or a build, in the pass's data arena). */
+        const struct rc_certificate *c = NULL;
+        struct rc_certificate *own = NULL;
         /* A lazy document is never a service certificate (load.c): it is
          * parsed only when it cannot be copied. */
         bool tried = d->lazy;
-        d->reused = tried && rc_reuse_certificate(L, d, c);
-        if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
+        if (tried)
+            c = rc_reuse_certificate(L, d, &own);
+        if (c == NULL && d->lazy && rc_doc_parse(d) != 0)
             goto done;
         long si = -1;
-        if (!d->reused) {
+        if (c == NULL) {
             yaml_node_t *svc =
                 rc_at(d, yaml_document_get_root_node(&d->y), "spec.source.service.name");
             if (svc)
                 si = rc_resolve(L, d, svc, "spec.source.service.name", "CertificateService",
                                 services);
-            d->reused = !tried && rc_reuse_certificate(L, d, c);
+            if (!tried)
+                c = rc_reuse_certificate(L, d, &own);
         }
-        /* rc_finish_certificates adds what the parse's facts take. */
-        size_t u0 = rc_arena_used(L->arena);
-        if (!d->reused && (rc_doc_own_file(L, d) != 0 || rc_build_certificate(L, d, c) < -1))
+        if (L->oom)
             goto done;
+        d->reused = c != NULL;
+        /* The struct and what rc_finish_certificates adds for the parse's
+         * facts are the build's bytes. */
+        size_t u0 = rc_arena_used(L->arena);
+        if (c == NULL) {
+            own = rc_arena_alloc(L->arena, sizeof(*own));
+            if (own == NULL || rc_doc_own_file(L, d) != 0 || rc_build_certificate(L, d, own) < -1)
+                goto done;
+            c = own;
+        }
         d->built_bytes = rc_arena_used(L->arena) - u0;
         /* Built or copied, a service certificate points to this load's
-         * service (services are built by every load). */
-        if (c->source == RC_CERT_SOURCE_SERVICE && si >= 0 && (size_t)si < m->n_cert_services)
-            c->service = &m->cert_services[si];
+         * service (services are built by every load; such a copy is never
+         * shared: rc_reuse_certificate). */
+        if (own && own->source == RC_CERT_SOURCE_SERVICE && si >= 0 &&
+            (size_t)si < m->n_cert_services)
+            own->service = &m->cert_services[si];
+        m->certificates[m->n_certificates++] = c;
         d->built = c;
         if (L->pass == 1)
-            d->pass1_cert = &m->certificates[m->n_certificates - 1];
+            d->pass1_cert = c;
     }
     rc = rc_finish_certificates(L) != 0 ? -1 : 0;
 done:
@@ -198,18 +215,28 @@ static int build_model(struct rc_load *L, struct rc_refs r, struct rc_kind_docs 
     m->listeners = rc_arena_alloc(m->arena, (listeners.n + 1) * sizeof(*m->listeners));
     if (m->listeners == NULL)
         return -1;
-    for (size_t i = 0; i < listeners.n; i++) {
+    struct rc_copy_ctx cx;
+    rc_copy_ctx_init(&cx, m, L->prev);
+    L->copy_ctx = &cx;
+    int rc = 0;
+    for (size_t i = 0; i < listeners.n && rc == 0; i++) {
         struct rc_doc *d = listeners.v[i];
         struct rc_listener *li = &m->listeners[m->n_listeners++];
         d->built = li;
         d->reused = rc_reuse_listener(L, d, li, &r);
-        if (!d->reused && d->lazy && rc_doc_parse(d) != 0)
-            return -1;
+        if (!d->reused && d->lazy && rc_doc_parse(d) != 0) {
+            rc = -1;
+            break;
+        }
         size_t u0 = rc_arena_used(L->arena);
         if (!d->reused && (rc_doc_own_file(L, d) != 0 || rc_build_listener(L, d, li, &r) != 0))
-            return -1;
+            rc = -1;
         d->built_bytes = d->reused ? 0 : rc_arena_used(L->arena) - u0;
     }
+    L->copy_ctx = NULL;
+    rc_copy_ctx_cleanup(&cx);
+    if (rc != 0)
+        return -1;
     rc_check_ports(L, &listeners);
     return L->oom ? -1 : 0;
 }

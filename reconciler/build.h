@@ -117,6 +117,9 @@ struct rc_load {
      * rc_load_opts.ready is set): 10,000 warnings are formatted after the
      * apply, not before it (cert.c, contain.c). malloc'd. */
     bool defer_expiry;
+    /* What copied listeners are checked against (reuse.h), while the
+     * listeners are built (build.c); else NULL. */
+    struct rc_copy_ctx *copy_ctx;
     struct rc_late_expiry *late_expiry;
     size_t n_late_expiry, cap_late_expiry;
 };

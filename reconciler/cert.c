@@ -526,25 +526,27 @@ static void report_copy_expiry(struct rc_errs *errs, time_t now, const struct rc
                 (long long)((c->not_after - now) / 86400));
 }
 
-bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c)
+const struct rc_certificate *rc_reuse_certificate(struct rc_load *L, struct rc_doc *d,
+                                                  struct rc_certificate **own)
 {
+    *own = NULL;
     if (!rc_reuse_from(L, d))
-        return false;
+        return NULL;
     const struct rc_certificate *o = d->prev_src->res;
     /* Expired or not valid yet: built, so that the error is reported at
      * its field. Near expiry: copied, and the warning reported again at
      * where it was (10,000 certificates of a short lifetime must not be
      * rebuilt on every change). */
     if (o->not_after < L->now || o->not_before > L->now)
-        return false;
+        return NULL;
     if (!rc_cert_time_quiet(L, o) && o->where_loc.line == 0)
-        return false; /* from before where_loc was kept */
+        return NULL; /* from before where_loc was kept */
     /* A service certificate is copied only once it is in the cache (a
      * pending one is looked up again) and under the same cache. */
     if (o->source == RC_CERT_SOURCE_SERVICE &&
         (o->pending || o->cert_path == NULL || o->key_path == NULL || L->cert_cache_dir == NULL ||
          strncmp(o->cert_path, L->cert_cache_dir, strlen(L->cert_cache_dir)) != 0))
-        return false;
+        return NULL;
     /* Files and the cache: the bytes prev holds must still be what the
      * files hold. */
     if (o->source != RC_CERT_SOURCE_INLINE &&
@@ -552,21 +554,36 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
                                  o->cert_pem_len) ||
          (o->key_path && !rc_filecache_unchanged(L->files, o->key_path, o->key_path_hash,
                                                  o->key_pem, o->key_pem_len))))
-        return false;
+        return NULL;
     if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
         L->oom = true;
-        return false;
+        return NULL;
     }
-    *c = *o;
-    /* The document may have moved in its file (a changed file's unchanged
-     * document, load.c): the copy is where the document is now. */
-    c->meta.loc.line += d->src_line - d->prev_src->line;
-    c->where_loc.line += d->src_line - d->prev_src->line;
-    /* Its service is this load's (build.c repoints it), never prev's. */
-    c->service = NULL;
+    const struct rc_certificate *c = o;
+    int moved = d->src_line - d->prev_src->line;
+    if (moved != 0 || o->source == RC_CERT_SOURCE_SERVICE || o->relocated) {
+        /* A copy of its own, in this pass's data arena: the document moved
+         * in its file (a changed file's unchanged document, load.c) and the
+         * copy is where the document is now; or its service is this
+         * load's (build.c re-points it), never prev's. The arena is not
+         * the source's origin: later loads copy this struct, never share
+         * it. */
+        struct rc_certificate *w = rc_arena_alloc(L->arena, sizeof(*w));
+        if (w == NULL) {
+            L->oom = true;
+            return NULL;
+        }
+        *w = *o;
+        w->meta.loc.line += moved;
+        w->where_loc.line += moved;
+        w->service = NULL;
+        w->relocated = true;
+        *own = w;
+        c = w;
+    }
     L->certs_reused++;
     if (rc_cert_time_quiet(L, c))
-        return true;
+        return c;
     if (L->defer_expiry && L->pass == 1 && L->n_late_expiry == L->cap_late_expiry) {
         size_t cap = L->cap_late_expiry ? 2 * L->cap_late_expiry : 64;
         struct rc_late_expiry *v = realloc(L->late_expiry, cap * sizeof(*v));
@@ -577,11 +594,11 @@ bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certifi
     }
     if (L->defer_expiry && L->pass == 1 && L->n_late_expiry < L->cap_late_expiry) {
         L->late_expiry[L->n_late_expiry++] = (struct rc_late_expiry){c, d->kind, d->name};
-        return true;
+        return c;
     }
     /* (Without room to wait in, it is reported now.) */
     report_copy_expiry(L->errs, L->now, c, d->kind, d->name);
-    return true;
+    return c;
 }
 
 void rc_report_late_expiry(struct rc_load *L, struct rc_errs *errs)

@@ -32,12 +32,15 @@ int rc_finish_certificates(struct rc_load *L);
  * it would report nothing about its validity. */
 bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c);
 
-/* Copies d's running version into c when d is unchanged, its files still
- * hold the same bytes and it is valid now; false when it must be built
- * (L->oom when out of memory). A copy near expiry reports the warning its
- * build would, now or, when L->defer_expiry, once rc_report_late_expiry
- * is called. */
-bool rc_reuse_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c);
+/* d's running version when d is unchanged, its files still hold the same
+ * bytes and it is valid now: that very struct, shared (model-t.h), or,
+ * when the copy must differ (it moved in its file, a service certificate)
+ * or was such a copy already, a copy in the pass's data arena, also set
+ * in *own (else NULL). NULL when it must be built (L->oom when out of
+ * memory). A copy near expiry reports the warning its build would, now
+ * or, when L->defer_expiry, once rc_report_late_expiry is called. */
+const struct rc_certificate *rc_reuse_certificate(struct rc_load *L, struct rc_doc *d,
+                                                  struct rc_certificate **own);
 
 /* Reports the expiry warnings L->defer_expiry held back, to errs, and
  * forgets them. */

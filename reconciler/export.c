@@ -828,7 +828,7 @@ static int export_all(json_t *root, const struct rc_model *m, const struct rc_mo
     if ((k = add_obj(res, "Certificate")) == NULL)
         return -1;
     for (size_t i = 0; i < m->n_certificates; i++) {
-        const struct rc_certificate *c = &m->certificates[i];
+        const struct rc_certificate *c = m->certificates[i];
         if (other != NULL &&
             cert_same(c, m->root, rc_model_certificate(other, c->meta.name), other->root))
             continue;

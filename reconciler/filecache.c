@@ -441,7 +441,7 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
     if (out->v == NULL)
         return -1;
     for (size_t i = 0; i < m->n_certificates; i++) {
-        const struct rc_certificate *c = &m->certificates[i];
+        const struct rc_certificate *c = m->certificates[i];
         if (c->source != RC_CERT_SOURCE_FILES)
             continue;
         keep_one(fc, out, c->cert_path, c->cert_path_hash, c->cert_pem, c->cert_pem_len);

@@ -209,7 +209,7 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
             long k = rc_resolve(L, d, v, path, "Certificate", certs);
             if (k < 0)
                 continue;
-            const struct rc_certificate *c = &L->m->certificates[k];
+            const struct rc_certificate *c = L->m->certificates[k];
             if (c->type != RC_CERT_CA)
                 rc_doc_err(L, d, RC_ERROR, v, path,
                            "certificate \"%s\" is a Server certificate, not a CA", c->meta.name);
@@ -229,7 +229,7 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
     if (cc) {
         long k = rc_resolve(L, d, cc, "spec.tls.clientCertificate", "Certificate", certs);
         if (k >= 0) {
-            const struct rc_certificate *c = &L->m->certificates[k];
+            const struct rc_certificate *c = L->m->certificates[k];
             if (c->type == RC_CERT_CA || c->key_pem == NULL)
                 rc_doc_err(L, d, RC_ERROR, cc, "spec.tls.clientCertificate",
                            "certificate \"%s\" has no private key (a client certificate needs "

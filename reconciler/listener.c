@@ -189,7 +189,7 @@ static const struct rc_certificate *server_cert(struct rc_load *L, struct rc_doc
         i = rc_resolve(L, d, v, cert_path(buf, sizeof buf, field, index), "Certificate", &r->certs);
     if (i < 0)
         return NULL;
-    const struct rc_certificate *c = &L->m->certificates[i];
+    const struct rc_certificate *c = L->m->certificates[i];
     if (c->pending && L->cert_pending_is_error)
         rc_doc_err(L, d, RC_ERROR, v, cert_path(buf, sizeof buf, field, index),
                    RC_PENDING_PREFIX "certificate \"%s\" was never fetched from certificate "
@@ -278,7 +278,7 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
             long k = rc_resolve(L, d, v, path, "Certificate", &r->certs);
             if (k < 0)
                 continue;
-            const struct rc_certificate *c = &L->m->certificates[k];
+            const struct rc_certificate *c = L->m->certificates[k];
             if (c->type != RC_CERT_CA)
                 rc_doc_err(L, d, RC_ERROR, v, path,
                            "certificate \"%s\" is a Server certificate, not a CA", c->meta.name);
@@ -490,7 +490,30 @@ _Static_assert(sizeof(struct rc_listener) == RC_LISTENER_REVIEWED_SIZE,
  * is not a copy of what its running version used. */
 #define REPOINT(L, field, ref) ((ref) == NULL || ((ref) = COPY_OF(L, field, (ref))) != NULL)
 
-static bool repoint_certs(struct rc_load *L, const struct rc_certificate ***v, size_t n)
+/* This model's version of old, a certificate of the running model: old
+ * itself when this model shares it, its copy (the same name pointer), or
+ * NULL when it was built again (or is gone). */
+static const struct rc_certificate *cert_copy_of(struct rc_load *L, const struct rc_refs *r,
+                                                 const struct rc_certificate *old)
+{
+    if (rc_copy_ctx_has_cert(L->copy_ctx, old))
+        return old;
+    long i = rc_kind_find(&r->certs, old->meta.name);
+    if (i < 0 || (size_t)i >= L->m->n_certificates)
+        return NULL;
+    const struct rc_certificate *c = L->m->certificates[i];
+    return c->meta.name == old->meta.name ? c : NULL;
+}
+
+/* Re-points one certificate reference; false when it is not a copy. */
+static bool repoint_cert(struct rc_load *L, const struct rc_refs *r,
+                         const struct rc_certificate **ref)
+{
+    return *ref == NULL || (*ref = cert_copy_of(L, r, *ref)) != NULL;
+}
+
+static bool repoint_certs(struct rc_load *L, const struct rc_refs *r,
+                          const struct rc_certificate ***v, size_t n)
 {
     if (n == 0)
         return true;
@@ -500,7 +523,7 @@ static bool repoint_certs(struct rc_load *L, const struct rc_certificate ***v, s
         return false;
     }
     for (size_t i = 0; i < n; i++)
-        if ((nv[i] = COPY_OF(L, certificates, (*v)[i])) == NULL)
+        if ((nv[i] = cert_copy_of(L, r, (*v)[i])) == NULL)
             return false;
     *v = nv;
     return true;
@@ -527,10 +550,10 @@ bool rc_reuse_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *
             return false;
         c.tls.policy = pol;
     }
-    if (!REPOINT(L, instances, c.instance) || !REPOINT(L, certificates, c.tls.certificate) ||
+    if (!REPOINT(L, instances, c.instance) || !repoint_cert(L, r, &c.tls.certificate) ||
         !REPOINT(L, groups, c.default_group) ||
-        !repoint_certs(L, &c.tls.extension_certificates, c.tls.n_extension_certificates) ||
-        !repoint_certs(L, &c.tls.mutual.ca_certificates, c.tls.mutual.n_ca_certificates) ||
+        !repoint_certs(L, r, &c.tls.extension_certificates, c.tls.n_extension_certificates) ||
+        !repoint_certs(L, r, &c.tls.mutual.ca_certificates, c.tls.mutual.n_ca_certificates) ||
         !rc_rules_reuse(L, &c))
         return false;
     if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
@@ -539,8 +562,12 @@ bool rc_reuse_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *
     }
     c.meta.loc.line += d->src_line - d->prev_src->line;
     char why[160];
-    if (rc_copy_check(&c, sizeof(c), rc_listener_refs, rc_listener_n_refs, L->m, L->prev, why,
+    if (rc_copy_check(&c, sizeof(c), rc_listener_refs, rc_listener_n_refs, L->copy_ctx, why,
                       sizeof(why)) != 0) {
+        if (L->copy_ctx->failed) {
+            L->oom = true;
+            return false;
+        }
         /* A reference field that rc_reuse_listener does not re-point (why
          * names it): a programming error. Debug builds (the ASan test
          * suite) stop here; a release build builds the listener instead

@@ -141,6 +141,11 @@ struct rc_certificate {
      * so that a copy near expiry reports them again without its document
      * being parsed. */
     struct rc_loc where_loc;
+    /* A copy made by one load (the document moved in its file, or a
+     * service certificate pointed at the load's own service) in that
+     * load's data arena, which its source's origin does not cover: later
+     * loads copy it again rather than share it (cert.c). */
+    bool relocated;
 };
 
 /* TLS versions as a bit set. */
@@ -443,7 +448,14 @@ struct rc_model {
     int refs; /* atomic; use rc_model_ref/unref */
     struct rc_instance *instances;
     size_t n_instances;
-    struct rc_certificate *certificates;
+    /* One pointer per certificate, sorted by name. Unlike the other kinds'
+     * structs, a certificate's struct is not in this model's arena: a built
+     * one lives in its load's data arena with its strings, and a later
+     * model whose certificate is unchanged shares that very struct (it
+     * holds the arena anyway, for the strings) instead of copying 400
+     * bytes of it; 10,000 unchanged certificates cost a change 80 KB of
+     * pointers, not 4 MiB of copies. Immutable once the load returns. */
+    const struct rc_certificate **certificates;
     size_t n_certificates;
     struct rc_cert_service *cert_services;
     size_t n_cert_services;

@@ -58,9 +58,18 @@ const struct rc_server_group *rc_model_group(const struct rc_model *m, const cha
 
 const struct rc_certificate *rc_model_certificate(const struct rc_model *m, const char *name)
 {
-    if (m == NULL || name == NULL || m->n_certificates == 0)
-        return NULL;
-    return by_name(m->certificates, m->n_certificates, sizeof(*m->certificates), name);
+    size_t lo = 0, hi = m && name ? m->n_certificates : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(m->certificates[mid]->meta.name, name);
+        if (c == 0)
+            return m->certificates[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 size_t rc_model_footprint(const struct rc_model *m)

@@ -162,6 +162,87 @@ const void *rc_copy_of(const void *old, const void *pbase, size_t pn, const void
 #undef NAME_AT
 }
 
+/* ---- sets of certificate addresses ---- */
+
+struct rc_ptr_set {
+    const void **slot; /* open addressing; NULL = empty */
+    size_t mask;
+};
+
+static size_t ptr_hash(const void *p)
+{
+    return (size_t)((((uintptr_t)p >> 4) * UINT64_C(0x9E3779B97F4A7C15)) >> 20);
+}
+
+static struct rc_ptr_set *cert_set_of(const struct rc_model *m)
+{
+    size_t cap = 16;
+    while (cap < 2 * m->n_certificates)
+        cap *= 2;
+    struct rc_ptr_set *s = malloc(sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->slot = calloc(cap, sizeof(*s->slot));
+    if (s->slot == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->mask = cap - 1;
+    for (size_t i = 0; i < m->n_certificates; i++) {
+        size_t h = ptr_hash(m->certificates[i]) & s->mask;
+        while (s->slot[h] != NULL && s->slot[h] != m->certificates[i])
+            h = (h + 1) & s->mask;
+        s->slot[h] = m->certificates[i];
+    }
+    return s;
+}
+
+static bool set_has(const struct rc_ptr_set *s, const void *p)
+{
+    if (s == NULL || p == NULL)
+        return false;
+    for (size_t h = ptr_hash(p) & s->mask; s->slot[h] != NULL; h = (h + 1) & s->mask)
+        if (s->slot[h] == p)
+            return true;
+    return false;
+}
+
+static void set_free(struct rc_ptr_set *s)
+{
+    if (s) {
+        free(s->slot);
+        free(s);
+    }
+}
+
+void rc_copy_ctx_init(struct rc_copy_ctx *x, const struct rc_model *m, const struct rc_model *prev)
+{
+    *x = (struct rc_copy_ctx){.m = m, .prev = prev};
+}
+
+void rc_copy_ctx_cleanup(struct rc_copy_ctx *x)
+{
+    set_free(x->certs);
+    set_free(x->prev_certs);
+    x->certs = x->prev_certs = NULL;
+}
+
+/* Builds the sets on first use; false when out of memory. */
+static bool sets_ready(struct rc_copy_ctx *x)
+{
+    if (x->certs == NULL && !x->failed && (x->certs = cert_set_of(x->m)) == NULL)
+        x->failed = true;
+    if (x->prev && x->prev_certs == NULL && !x->failed &&
+        (x->prev_certs = cert_set_of(x->prev)) == NULL)
+        x->failed = true;
+    return !x->failed;
+}
+
+bool rc_copy_ctx_has_cert(struct rc_copy_ctx *x, const struct rc_certificate *c)
+{
+    return sets_ready(x) && set_has(x->certs, c);
+}
+
 /* The bounds of one model array, as addresses. */
 struct span {
     uintptr_t lo, hi; /* [lo, hi) */
@@ -177,8 +258,7 @@ static struct span span_of(const struct rc_model *m, enum rc_ref_target t)
         base = m->instances, n = m->n_instances, size = sizeof(*m->instances);
         break;
     case RC_REF_CERTIFICATE:
-        base = m->certificates, n = m->n_certificates, size = sizeof(*m->certificates);
-        break;
+        break; /* no array of structs: rc_copy_ctx's sets */
     case RC_REF_POLICY:
         base = m->policies, n = m->n_policies, size = sizeof(*m->policies);
         break;
@@ -197,9 +277,12 @@ static bool points_into(uintptr_t p, struct span s)
 }
 
 /* Whether p points anywhere inside one of m's resource arrays (the
- * listeners' too: nothing may refer to a listener of another model). */
-static bool inside_model(uintptr_t p, const struct rc_model *m)
+ * listeners' too: nothing may refer to a listener of another model), or
+ * at one of its certificates (certs: m's set). */
+static bool inside_model(uintptr_t p, const struct rc_model *m, const struct rc_ptr_set *certs)
 {
+    if (set_has(certs, (const void *)p))
+        return true;
     for (int t = RC_REF_INSTANCE; t <= RC_REF_GROUP; t++) {
         struct span s = span_of(m, (enum rc_ref_target)t);
         if (p >= s.lo && p < s.hi)
@@ -216,15 +299,27 @@ static uintptr_t word_at(const void *obj, size_t offset)
     return (uintptr_t)p;
 }
 
-int rc_copy_check(const void *obj, size_t size, const struct rc_ref_field *table, size_t n,
-                  const struct rc_model *m, const struct rc_model *prev, char *why, size_t why_size)
+/* Whether p is an element of m's array of target t. */
+static bool member(uintptr_t p, enum rc_ref_target t, const struct rc_copy_ctx *x)
 {
+    if (t == RC_REF_CERTIFICATE)
+        return set_has(x->certs, (const void *)p);
+    return points_into(p, span_of(x->m, t));
+}
+
+int rc_copy_check(const void *obj, size_t size, const struct rc_ref_field *table, size_t n,
+                  struct rc_copy_ctx *x, char *why, size_t why_size)
+{
+    if (!sets_ready(x)) {
+        snprintf(why, why_size, "out of memory");
+        return -1;
+    }
+    const struct rc_model *m = x->m, *prev = x->prev;
     for (size_t i = 0; i < n; i++) {
         const struct rc_ref_field *f = &table[i];
-        struct span s = span_of(m, f->target);
         if (f->count_offset == RC_REF_ONE) {
             uintptr_t p = word_at(obj, f->offset);
-            if (p != 0 && !points_into(p, s)) {
+            if (p != 0 && !member(p, f->target, x)) {
                 snprintf(why, why_size, "%s does not point into the new model", f->name);
                 return -1;
             }
@@ -234,7 +329,7 @@ int rc_copy_check(const void *obj, size_t size, const struct rc_ref_field *table
         memcpy(&count, (const char *)obj + f->count_offset, sizeof(count));
         const void *const *v = (const void *const *)word_at(obj, f->offset);
         for (size_t k = 0; k < count; k++) {
-            if (!points_into((uintptr_t)v[k], s)) {
+            if (!member((uintptr_t)v[k], f->target, x)) {
                 snprintf(why, why_size, "%s[%zu] does not point into the new model", f->name, k);
                 return -1;
             }
@@ -249,7 +344,8 @@ int rc_copy_check(const void *obj, size_t size, const struct rc_ref_field *table
         if (listed)
             continue;
         uintptr_t p = word_at(obj, off);
-        if (p != 0 && ((prev && inside_model(p, prev)) || inside_model(p, m))) {
+        if (p != 0 &&
+            ((prev && inside_model(p, prev, x->prev_certs)) || inside_model(p, m, x->certs))) {
             snprintf(why, why_size,
                      "the word at offset %zu points into a model's resources and is not in the "
                      "table of reference fields",

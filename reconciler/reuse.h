@@ -26,6 +26,7 @@
 #include "reconciler/model-t.h"
 
 struct rc_load;
+struct rc_ptr_set;
 struct rc_arena;
 struct rc_sources;
 
@@ -90,16 +91,33 @@ struct rc_ref_field {
 };
 #define RC_REF_ONE ((size_t)-1)
 
+/* What rc_copy_check checks against: the new model m and the running one
+ * prev (may be NULL). Certificates are not in an array of structs
+ * (model-t.h): their addresses are gathered into a set for each model the
+ * first time a check needs them, once for all the copies of a load. */
+struct rc_copy_ctx {
+    const struct rc_model *m, *prev;
+    struct rc_ptr_set *certs, *prev_certs; /* NULL until needed */
+    bool failed;                           /* out of memory building them */
+};
+void rc_copy_ctx_init(struct rc_copy_ctx *x, const struct rc_model *m, const struct rc_model *prev);
+void rc_copy_ctx_cleanup(struct rc_copy_ctx *x);
+
+/* Whether c is one of x->m's certificates (the struct itself: shared with
+ * prev, or built or copied by this load). False when out of memory. */
+bool rc_copy_ctx_has_cert(struct rc_copy_ctx *x, const struct rc_certificate *c);
+
 /* Checks a copied resource (obj, size bytes) against its table of reference
  * fields (n entries): every listed pointer (or, for an array, each of its
- * elements) is NULL or points to an element of m's array of its target;
- * and no other pointer-aligned word of obj points into any resource array
- * of prev or of m. The second part is what catches a reference field that
- * was added to the struct but not to its table (and so was never
- * re-pointed): it would still point into prev's arrays. Returns 0, or -1
- * with the offending field's name or offset in why (why_size bytes). */
+ * elements) is NULL or points to an element of x->m of its target (for
+ * certificates: is one of x->m's); and no other pointer-aligned word of obj
+ * points into any resource array of x->prev or of x->m, nor at a
+ * certificate of either. The second part is what catches a reference
+ * field that was added to the struct but not to its table (and so was
+ * never re-pointed): it would still point into prev's arrays. Returns 0,
+ * or -1 with the offending field's name or offset in why (why_size bytes;
+ * "out of memory" when the sets could not be built). */
 int rc_copy_check(const void *obj, size_t size, const struct rc_ref_field *table, size_t n,
-                  const struct rc_model *m, const struct rc_model *prev, char *why,
-                  size_t why_size);
+                  struct rc_copy_ctx *x, char *why, size_t why_size);
 
 #endif

@@ -24,6 +24,7 @@ struct fixture {
     char tmp[64];
     char path[N][2][256]; /* certificate and key paths */
     struct rc_certificate certs[N];
+    const struct rc_certificate *cert_ptrs[N]; /* the model's array (model-t.h) */
     struct rc_model m;
 };
 
@@ -76,7 +77,9 @@ static int setup(void **state)
         snprintf(p, sizeof p, "%s/%s", fx->tmp, dirs[i]);
         assert_int_equal(mkdir(p, 0700), 0);
     }
-    fx->m.certificates = fx->certs;
+    for (size_t i = 0; i < N; i++)
+        fx->cert_ptrs[i] = &fx->certs[i];
+    fx->m.certificates = fx->cert_ptrs;
     fx->m.n_certificates = N;
     *state = fx;
     return 0;

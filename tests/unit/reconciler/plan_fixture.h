@@ -22,6 +22,7 @@ struct fixture {
     struct rc_instance instances[1];
     const char *addresses[2];
     struct rc_certificate certs[3];
+    const struct rc_certificate *cert_ptrs[3]; /* the model's array (model-t.h) */
     const char *dns_example[2];
     const char *dns_api[1];
     struct rc_tls_policy policies[2];
@@ -143,7 +144,9 @@ static inline void fixture_init(struct fixture *fx)
     memset(ex->fingerprint_sha256, 'e', 64);
     ex->key_type = RC_KEY_RSA;
     ex->key_bits = 2048;
-    m->certificates = fx->certs;
+    for (size_t i = 0; i < 3; i++)
+        fx->cert_ptrs[i] = &fx->certs[i];
+    m->certificates = fx->cert_ptrs;
     m->n_certificates = 3;
 
     struct rc_tls_policy *modern = &fx->policies[0], *sys = &fx->policies[1];

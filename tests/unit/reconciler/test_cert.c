@@ -75,8 +75,8 @@ static void load_checked(bool release)
     assert_non_null(m);
     assert_int_equal(m->n_certificates, N_CERTS);
     for (size_t i = 0; i < m->n_certificates; i++) {
-        assert_int_equal(strlen(m->certificates[i].fingerprint_sha256), 64);
-        assert_true(m->certificates[i].not_after > 0);
+        assert_int_equal(strlen(m->certificates[i]->fingerprint_sha256), 64);
+        assert_true(m->certificates[i]->not_after > 0);
     }
     rc_model_unref(m);
     rc_errs_cleanup(&errs);

@@ -214,7 +214,7 @@ static void test_full_model(void **state)
     assert_int_equal(in->meta.loc.line, 1);
 
     assert_int_equal(m->n_certificates, 2);
-    assert_string_equal(m->certificates[0].meta.name, "corp-ca"); /* sorted by name */
+    assert_string_equal(m->certificates[0]->meta.name, "corp-ca"); /* sorted by name */
     const struct rc_certificate *c = rc_model_certificate(m, "server");
     assert_non_null(c);
     assert_int_equal(c->type, RC_CERT_SERVER);
@@ -417,7 +417,7 @@ static void test_expiring_soon_is_a_warning(void **state)
     put_certs(tmpdir);
     struct rc_errs errs;
     struct rc_model *m = load_ok(tmpdir, time(NULL), &errs);
-    time_t not_after = m->certificates[0].not_after;
+    time_t not_after = m->certificates[0]->not_after;
     rc_model_unref(m);
     rc_errs_cleanup(&errs);
     m = load_ok(tmpdir, not_after - 10 * 86400, &errs);
@@ -715,7 +715,7 @@ static void test_relative_paths_per_folder(void **state)
     struct rc_model *m = load_ok(tmpdir, time(NULL), &errs);
     assert_int_equal(m->n_certificates, 12);
     for (size_t i = 0; i < m->n_certificates; i++)
-        assert_int_equal(strlen(m->certificates[i].fingerprint_sha256), 64);
+        assert_int_equal(strlen(m->certificates[i]->fingerprint_sha256), 64);
     rc_model_unref(m);
     rc_errs_cleanup(&errs);
 }

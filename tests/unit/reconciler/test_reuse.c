@@ -358,6 +358,49 @@ static void an_inserted_document_moves_the_others(void **state)
     tf_done(&c);
 }
 
+/* An unchanged certificate is the running model's very struct, shared
+ * (model-t.h: 10,000 unchanged certificates cost a change pointers, not
+ * copies). One whose document moved in its file is a copy of its own,
+ * with the new line, and the loads after copy that copy again rather than
+ * share it: it lives in the arena of the load that moved it, which they do
+ * not hold (ASan checks the bytes after that load's model is gone). */
+static void an_unchanged_certificate_is_shared_a_moved_one_copied(void **state)
+{
+    (void)state;
+    struct tf_result a = load(NULL);
+    struct tf_result b = load(a.m);
+    const struct rc_certificate *ca = rc_model_certificate(a.m, "site");
+    const struct rc_certificate *cb = rc_model_certificate(b.m, "site");
+    assert_ptr_equal(cb, ca);
+    assert_false(cb->relocated);
+    char text[2048];
+    snprintf(text, sizeof(text), "# moved\n# down\n%s", CERTS);
+    put("certs.yaml", text);
+    settle();
+    struct tf_result c = load(b.m);
+    assert_int_equal(c.st.certs_parsed, 0);
+    const struct rc_certificate *cc = rc_model_certificate(c.m, "site");
+    assert_ptr_not_equal(cc, cb);
+    assert_true(cc->relocated);
+    assert_int_equal(cc->meta.loc.line, cb->meta.loc.line + 2);
+    assert_int_equal(cc->where_loc.line, cb->where_loc.line + 2);
+    assert_ptr_equal(cc->cert_pem, cb->cert_pem); /* its bytes still shared */
+    assert_wired(c.m);
+    tf_done(&a);
+    tf_done(&b);
+    struct tf_result d = load(c.m);
+    const struct rc_certificate *cd = rc_model_certificate(d.m, "site");
+    assert_ptr_not_equal(cd, cc);
+    int line = cc->meta.loc.line;
+    tf_done(&c);
+    assert_int_equal(cd->meta.loc.line, line);
+    assert_string_equal(cd->meta.name, "site");
+    assert_int_equal(strlen(cd->cert_pem), cd->cert_pem_len);
+    assert_int_equal(strlen(cd->key_pem), cd->key_pem_len);
+    assert_wired(d.m);
+    tf_done(&d);
+}
+
 /* A copy records where its document is now: the next load measures moves
  * from there, and parses it there when it must build it (an error in it,
  * or a change to what it refers to, is reported at the right line). */
@@ -877,6 +920,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_moved_copy_outlives_the_load_that_moved_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_moved_copy_keeps_its_new_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_unchanged_certificate_is_shared_a_moved_one_copied,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(a_document_moved_to_another_file_is_built, setup, teardown),
         cmocka_unit_test_setup_teardown(a_listener_whose_group_changed_is_built, setup, teardown),
         cmocka_unit_test_setup_teardown(the_change_log_leaves_out_copied_listeners, setup,
