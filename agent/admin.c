@@ -755,11 +755,13 @@ static char *metrics_text(struct ag_agent *a)
               "albd_last_reconcile_files{how=\"unchanged_without_stat\"} %zu\n",
               ls->files_read + ls->manifests_read, ls->files_reused + ls->manifests_skipped,
               ls->files_unstatted);
-    sb_printf(&b,
-              "# HELP albd_apply_duration_seconds Duration of the last successful apply.\n"
-              "# TYPE albd_apply_duration_seconds gauge\n"
-              "albd_apply_duration_seconds %.6f\n",
-              a->last_apply_seconds);
+    sb_printf(
+        &b,
+        "# HELP albd_apply_duration_seconds Seconds the last successful reconcile took until its "
+        "configuration served (read, validate, build, swap).\n"
+        "# TYPE albd_apply_duration_seconds gauge\n"
+        "albd_apply_duration_seconds %.6f\n",
+        a->last_apply_seconds);
     sb_printf(&b,
               "# HELP albd_config_generation Generation of the serving configuration.\n"
               "# TYPE albd_config_generation gauge\nalbd_config_generation %llu\n",
