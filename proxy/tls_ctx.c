@@ -755,7 +755,14 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EV
     const struct tls_index *ix = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_ex_idx);
     if (ix == NULL || ix->keys == NULL)
         return -1;
-    return px_tls_keys_ticket_cb(ix->keys, key_name, iv, cctx, hctx, enc);
+    int rc = px_tls_keys_ticket_cb(ix->keys, key_name, iv, cctx, hctx, enc);
+    /* TLS 1.3 clients use a ticket once (RFC 8446 C.4; OpenSSL's client,
+     * browsers): a resumption must bring a new one, or every other
+     * connection of such a client is a full handshake. OpenSSL sends one
+     * only when the callback asks to renew. */
+    if (!enc && rc == 1 && SSL_version(ssl) == TLS1_3_VERSION)
+        rc = 2;
+    return rc;
 }
 
 /* ---- context setup ------------------------------------------------------ */

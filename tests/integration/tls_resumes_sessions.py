@@ -6,6 +6,8 @@ same --session-ticket-key file resume each other's sessions, and one with
 another key does not."""
 import os
 import re
+import socket
+import ssl
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -23,6 +25,30 @@ def session(port, ver, path, resume=False):
     rc, out = s_client(port, *args, data=REQUEST)
     hint = re.findall(r"TLS session ticket lifetime hint: (\d+)", out)
     return s_client_ok(out), "Reused, " in out, (int(hint[-1]) if hint else None), out
+
+
+def tls13_chain(port, n):
+    """n TLS 1.3 connections, each resuming with the session the one before
+    it ended with (as wrk, curl and browsers do: a TLS 1.3 ticket is used
+    once). Returns [(resumed, session id)]: the client's session id is the
+    SHA-256 of its ticket, so a new ticket means a new id."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    sess, out = None, []
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname="albd.test", session=sess) as t:
+                t.sendall(REQUEST)
+                try:
+                    while t.recv(65536):  # to the end: the tickets come first
+                        pass
+                except (ssl.SSLError, OSError):
+                    pass
+                out.append((t.session_reused, t.session.id if t.session else b""))
+                sess = t.session
+    return out
 
 
 def body(env):
@@ -56,6 +82,15 @@ def body(env):
         c.eq((ok, reused), (True, True), f"{ver}: the ticket resumes the session")
         if not reused:
             print(out[-1500:])
+
+    # Every TLS 1.3 resumption brings a new ticket: a client that uses each
+    # ticket once then resumes every connection, not every other one.
+    chain = tls13_chain(p1, 5)
+    c.eq([r for r, _ in chain], [False, True, True, True, True],
+         "TLSv1.3: five connections in a row, each with the last one's session: all but the "
+         "first resumed")
+    c.ok(all(chain[i][1] != chain[i - 1][1] for i in range(1, len(chain))),
+         "TLSv1.3: each resumption brought a new ticket")
 
     # A reconcile that rebuilds the TLS context (one more certificate).
     gen = a.generation()
