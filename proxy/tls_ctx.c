@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "common/hash.h"
+#include "common/ptrset.h"
 #include "common/log.h"
 #include "common/hostname.h"
 #include "proxy/sni.h"
@@ -372,43 +373,6 @@ static int cert_load(struct cert_entry *e, const struct rc_certificate *c, struc
     return 0;
 }
 
-/* A set of pointers (open addressing): which certificates a listener
- * already listed, in time linear in the list. */
-struct ptrset {
-    const void **v;
-    size_t mask;
-};
-
-static int ptrset_init(struct ptrset *s, size_t n)
-{
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap <<= 1;
-    s->v = calloc(cap, sizeof *s->v);
-    s->mask = cap - 1;
-    return s->v ? 0 : -ENOMEM;
-}
-
-static void ptrset_cleanup(struct ptrset *s)
-{
-    free(s->v);
-    s->v = NULL;
-}
-
-/* Adds p; false when it was there already. */
-static bool ptrset_add(struct ptrset *s, const void *p)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
-    for (size_t i = (size_t)(h >> 32) & s->mask;; i = (i + 1) & s->mask) {
-        if (s->v[i] == p)
-            return false;
-        if (s->v[i] == NULL) {
-            s->v[i] = p;
-            return true;
-        }
-    }
-}
-
 static void index_free(struct tls_index *ix)
 {
     if (ix == NULL)
@@ -425,7 +389,7 @@ static void index_free(struct tls_index *ix)
 /* Loads the listener's certificates and indexes their names. */
 static int index_build(struct tls_index *ix, const struct rc_listener *l, char *err, size_t errlen)
 {
-    struct ptrset seen = {0};
+    struct cm_ptrset seen = {0};
     size_t n = 1 + l->tls.n_extension_certificates;
     const struct rc_certificate **uniq = malloc(n * sizeof *uniq);
     struct rc_certstore_in *in = calloc(n, sizeof *in);
@@ -433,18 +397,18 @@ static int index_build(struct tls_index *ix, const struct rc_listener *l, char *
     ix->certs = calloc(n, sizeof *ix->certs);
     size_t n_uniq = 0;
     if (uniq == NULL || in == NULL || parsed == NULL || ix->certs == NULL ||
-        ptrset_init(&seen, n) != 0) {
+        cm_ptrset_init(&seen, n) != 0) {
         free(uniq);
         free(in);
         free(parsed);
-        ptrset_cleanup(&seen);
+        cm_ptrset_cleanup(&seen);
         goto nomem;
     }
     for (size_t i = 0; i < n; i++) {
         const struct rc_certificate *c =
             i == 0 ? l->tls.certificate : l->tls.extension_certificates[i - 1];
         /* Listed twice (the default again as an extension): one certificate. */
-        if (c == NULL || !ptrset_add(&seen, c))
+        if (c == NULL || !cm_ptrset_add(&seen, c))
             continue;
         uniq[n_uniq] = c;
         in[n_uniq] = (struct rc_certstore_in){.cert_pem = c->cert_pem,
@@ -454,7 +418,7 @@ static int index_build(struct tls_index *ix, const struct rc_listener *l, char *
                                               .id = c->has_store_id ? c->store_id : NULL};
         n_uniq++;
     }
-    ptrset_cleanup(&seen);
+    cm_ptrset_cleanup(&seen);
     /* Parsed once per process: certificates the validator or an earlier
      * context parsed are only looked up (reconciler/certstore.h). */
     int arc = rc_certstore_acquire(in, n_uniq, parsed);

@@ -164,55 +164,13 @@ const void *rc_copy_of(const void *old, const void *pbase, size_t pn, const void
 
 /* ---- sets of certificate addresses ---- */
 
-struct rc_ptr_set {
-    const void **slot; /* open addressing; NULL = empty */
-    size_t mask;
-};
-
-static size_t ptr_hash(const void *p)
+static int cert_set_of(struct cm_ptrset *s, const struct rc_model *m)
 {
-    return (size_t)((((uintptr_t)p >> 4) * UINT64_C(0x9E3779B97F4A7C15)) >> 20);
-}
-
-static struct rc_ptr_set *cert_set_of(const struct rc_model *m)
-{
-    size_t cap = 16;
-    while (cap < 2 * m->n_certificates)
-        cap *= 2;
-    struct rc_ptr_set *s = malloc(sizeof(*s));
-    if (s == NULL)
-        return NULL;
-    s->slot = calloc(cap, sizeof(*s->slot));
-    if (s->slot == NULL) {
-        free(s);
-        return NULL;
-    }
-    s->mask = cap - 1;
-    for (size_t i = 0; i < m->n_certificates; i++) {
-        size_t h = ptr_hash(m->certificates[i]) & s->mask;
-        while (s->slot[h] != NULL && s->slot[h] != m->certificates[i])
-            h = (h + 1) & s->mask;
-        s->slot[h] = m->certificates[i];
-    }
-    return s;
-}
-
-static bool set_has(const struct rc_ptr_set *s, const void *p)
-{
-    if (s == NULL || p == NULL)
-        return false;
-    for (size_t h = ptr_hash(p) & s->mask; s->slot[h] != NULL; h = (h + 1) & s->mask)
-        if (s->slot[h] == p)
-            return true;
-    return false;
-}
-
-static void set_free(struct rc_ptr_set *s)
-{
-    if (s) {
-        free(s->slot);
-        free(s);
-    }
+    if (cm_ptrset_init(s, m->n_certificates) != 0)
+        return -1;
+    for (size_t i = 0; i < m->n_certificates; i++)
+        cm_ptrset_add(s, m->certificates[i]);
+    return 0;
 }
 
 void rc_copy_ctx_init(struct rc_copy_ctx *x, const struct rc_model *m, const struct rc_model *prev)
@@ -222,25 +180,25 @@ void rc_copy_ctx_init(struct rc_copy_ctx *x, const struct rc_model *m, const str
 
 void rc_copy_ctx_cleanup(struct rc_copy_ctx *x)
 {
-    set_free(x->certs);
-    set_free(x->prev_certs);
-    x->certs = x->prev_certs = NULL;
+    cm_ptrset_cleanup(&x->certs);
+    cm_ptrset_cleanup(&x->prev_certs);
+    x->built = false;
 }
 
 /* Builds the sets on first use; false when out of memory. */
 static bool sets_ready(struct rc_copy_ctx *x)
 {
-    if (x->certs == NULL && !x->failed && (x->certs = cert_set_of(x->m)) == NULL)
-        x->failed = true;
-    if (x->prev && x->prev_certs == NULL && !x->failed &&
-        (x->prev_certs = cert_set_of(x->prev)) == NULL)
-        x->failed = true;
-    return !x->failed;
+    if (!x->built && !x->failed) {
+        x->failed = cert_set_of(&x->certs, x->m) != 0 ||
+                    (x->prev && cert_set_of(&x->prev_certs, x->prev) != 0);
+        x->built = !x->failed;
+    }
+    return x->built;
 }
 
 bool rc_copy_ctx_has_cert(struct rc_copy_ctx *x, const struct rc_certificate *c)
 {
-    return sets_ready(x) && set_has(x->certs, c);
+    return sets_ready(x) && cm_ptrset_has(&x->certs, c);
 }
 
 /* The bounds of one model array, as addresses. */
@@ -279,9 +237,9 @@ static bool points_into(uintptr_t p, struct span s)
 /* Whether p points anywhere inside one of m's resource arrays (the
  * listeners' too: nothing may refer to a listener of another model), or
  * at one of its certificates (certs: m's set). */
-static bool inside_model(uintptr_t p, const struct rc_model *m, const struct rc_ptr_set *certs)
+static bool inside_model(uintptr_t p, const struct rc_model *m, const struct cm_ptrset *certs)
 {
-    if (set_has(certs, (const void *)p))
+    if (cm_ptrset_has(certs, (const void *)p))
         return true;
     for (int t = RC_REF_INSTANCE; t <= RC_REF_GROUP; t++) {
         struct span s = span_of(m, (enum rc_ref_target)t);
@@ -303,7 +261,7 @@ static uintptr_t word_at(const void *obj, size_t offset)
 static bool member(uintptr_t p, enum rc_ref_target t, const struct rc_copy_ctx *x)
 {
     if (t == RC_REF_CERTIFICATE)
-        return set_has(x->certs, (const void *)p);
+        return cm_ptrset_has(&x->certs, (const void *)p);
     return points_into(p, span_of(x->m, t));
 }
 
@@ -345,7 +303,7 @@ int rc_copy_check(const void *obj, size_t size, const struct rc_ref_field *table
             continue;
         uintptr_t p = word_at(obj, off);
         if (p != 0 &&
-            ((prev && inside_model(p, prev, x->prev_certs)) || inside_model(p, m, x->certs))) {
+            ((prev && inside_model(p, prev, &x->prev_certs)) || inside_model(p, m, &x->certs))) {
             snprintf(why, why_size,
                      "the word at offset %zu points into a model's resources and is not in the "
                      "table of reference fields",

@@ -22,11 +22,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/ptrset.h"
 #include "reconciler/doc.h"
 #include "reconciler/model-t.h"
 
 struct rc_load;
-struct rc_ptr_set;
 struct rc_arena;
 struct rc_sources;
 
@@ -97,8 +97,8 @@ struct rc_ref_field {
  * first time a check needs them, once for all the copies of a load. */
 struct rc_copy_ctx {
     const struct rc_model *m, *prev;
-    struct rc_ptr_set *certs, *prev_certs; /* NULL until needed */
-    bool failed;                           /* out of memory building them */
+    struct cm_ptrset certs, prev_certs; /* empty until needed */
+    bool built, failed;                 /* failed: out of memory building them */
 };
 void rc_copy_ctx_init(struct rc_copy_ctx *x, const struct rc_model *m, const struct rc_model *prev);
 void rc_copy_ctx_cleanup(struct rc_copy_ctx *x);
