@@ -11,6 +11,7 @@
 
 #include "reconciler/diff.h"
 #include "reconciler/export.h"
+#include "diff_count.h"
 #include "plan_fixture.h"
 
 /* resources.<kind>.<name>.spec, borrowed */
@@ -311,16 +312,6 @@ static void set_digests(struct fixture *fx)
         snprintf(fx->certs[i].meta.digest, sizeof fx->certs[i].meta.digest, "%064zu", i);
 }
 
-static size_t n_changes(const json_t *a, const json_t *b)
-{
-    struct rc_diff d;
-    rc_diff_init(&d);
-    assert_int_equal(rc_diff_compute(a, b, &d), 0);
-    size_t n = d.n_changes;
-    rc_diff_cleanup(&d);
-    return n;
-}
-
 /* rc_export_pair leaves out only the certificates that export the same in
  * both models, and the diff of the pair is the diff of the whole exports. */
 static void test_pair_leaves_out_unchanged_certificates(void **state)
@@ -348,11 +339,7 @@ static void test_pair_leaves_out_unchanged_certificates(void **state)
     assert_null(json_object_get(cb, "api-example-com"));
     assert_non_null(spec_of(b, "Certificate", "example-com"));
     assert_non_null(spec_of(b, "Certificate", "corp-ca"));
-    json_t *wa = rc_export_model(&fa.model), *wb = rc_export_model(&fb.model);
-    assert_int_equal(n_changes(a, b), 2);
-    assert_int_equal(n_changes(wa, wb), 2);
-    json_decref(a);
-    json_decref(b);
+    tf_assert_pair_changes(a, b, &fa.model, &fb.model, 2);
 
     /* another root: every certificate's paths may read differently */
     fb.model.root = "/elsewhere";
@@ -368,8 +355,6 @@ static void test_pair_leaves_out_unchanged_certificates(void **state)
     assert_int_equal(
         json_object_size(json_object_get(json_object_get(b, "resources"), "Certificate")), 3);
     json_decref(b);
-    json_decref(wa);
-    json_decref(wb);
 }
 
 /* The same for server groups: one weight changed among unchanged groups
@@ -396,13 +381,7 @@ static void test_pair_leaves_out_unchanged_groups(void **state)
     assert_int_equal(json_object_size(gb), 1);
     assert_null(json_object_get(gb, "api"));
     assert_non_null(spec_of(b, "ServerGroup", "web"));
-    json_t *wa = rc_export_model(&fa.model), *wb = rc_export_model(&fb.model);
-    assert_int_equal(n_changes(a, b), 1);
-    assert_int_equal(n_changes(wa, wb), 1);
-    json_decref(a);
-    json_decref(b);
-    json_decref(wa);
-    json_decref(wb);
+    tf_assert_pair_changes(a, b, &fa.model, &fb.model, 1);
 
     /* api: the same digest, a new label: exported, and a change */
     static struct rc_label team = {"team", "api"};
@@ -412,7 +391,7 @@ static void test_pair_leaves_out_unchanged_groups(void **state)
     assert_non_null(spec_of(b, "ServerGroup", "api"));
     assert_null(
         json_object_get(json_object_get(json_object_get(b, "resources"), "ServerGroup"), "web"));
-    assert_int_equal(n_changes(a, b), 1);
+    assert_int_equal(tf_n_changes(a, b), 1);
     json_decref(a);
     json_decref(b);
 }
