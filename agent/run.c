@@ -292,8 +292,6 @@ int ag_reconcile(struct ag_agent *a)
         o.ready = on_model_ready;
         o.ready_arg = &ready;
         int rc = rc_load_dir_ex(a->opt.manifest_dir, &o, &m, &errs, &st);
-        if (ready.applied == 0 && rc >= 0 && m && !ready.changed && !ready.same)
-            on_model_ready(&ready, m); /* (a load that did not call it) */
         /* Applied, it serves: changes since are the next load's. */
         if (ready.applied == 0 &&
             (ready.changed || (a->watch && ag_watch_changed_since(a->watch, mark)))) {

@@ -902,7 +902,6 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
                         .defer_expiry = o->ready != NULL};
     struct rc_model *first = NULL, *m = NULL;
     int rc = -1;
-    bool served = false; /* o->ready has the model */
     const struct rc_sources *prev_src = rc_model_sources(o->prev);
     struct timespec start;
     if (o->realtime)
@@ -958,13 +957,11 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
         goto fail;
     /* The model is complete: what follows is for reports and for the next
      * load, and waits until it serves (rc_load_opts.ready). */
-    if (o->ready) {
+    if (o->ready)
         o->ready(o->ready_arg, m);
-        served = true;
-    }
     rc_report_late_expiry(&L, errs);
     if (keep_sources(&C, &L, errs, m) != 0) {
-        if (!served)
+        if (!o->ready)
             goto fail;
         /* The model serves: the next load builds everything again. */
         rc_arena_set_user(m->arena, NULL);
