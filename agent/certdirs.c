@@ -317,7 +317,7 @@ void ag_certdirs_check_fresh(const struct rc_kept_files *kept, char *const *dirs
     for (size_t i = 0; i < n; i++)
         ok[i] = true;
     for (size_t i = 0; kept && i < kept->n; i++) {
-        const struct rc_kept_file *k = &kept->v[i];
+        const struct rc_kept_file *k = kept->v[i];
         const char *slash = strrchr(k->path, '/');
         if (!k->settled || !k->watchable || slash == NULL)
             continue; /* never taken without a stat anyway */

@@ -178,7 +178,7 @@ static int build_universe(struct ctx *C)
             k[n++] = (struct ukey){.kind = d->kind, .name = d->name, .doc = d};
     }
     for (size_t i = 0; C->prev_src && i < C->prev_src->n; i++) {
-        const struct rc_source *p = &C->prev_src->v[i];
+        const struct rc_source *p = C->prev_src->v[i];
         k[n++] = (struct ukey){.kind = p->kind, .name = p->name, .prev = p};
     }
     /* Merge equal kind/name: the first document (in file order) is the one
@@ -495,21 +495,30 @@ static int file_of(const struct rc_loadset *S, const char *path)
     return -1;
 }
 
+/* Per manifest file, while keep_mfiles works out its record. */
+struct mfile_facts {
+    bool dirty;
+    bool same_docs; /* its kept sources are its prev_mfile's, in order */
+    bool all_home;  /* each kept source is home, in data (made by this load) */
+    size_t nk;      /* its documents with a kept source */
+};
+
 /* The model's record of each manifest file (source.h rc_kept_mfile): a
  * file is clean when every one of its documents is a resource of m exactly
- * as written and no diagnostic of this load concerns it. */
+ * as written and no diagnostic of this load concerns it. An unchanged file
+ * whose sources are all taken as they are takes prev's record too. */
 static int keep_mfiles(struct ctx *C, const struct rc_errs *errs, struct rc_model *m,
-                       struct rc_sources *s)
+                       struct rc_arena *data, struct rc_sources *s)
 {
     const struct rc_loadset *S = C->S;
     s->mfiles = rc_arena_alloc(m->arena, (S->n_files + 1) * sizeof(*s->mfiles));
-    bool *dirty = calloc(S->n_files + 1, sizeof(*dirty));
-    size_t *nk = calloc(S->n_files + 1, sizeof(*nk));
-    if (s->mfiles == NULL || dirty == NULL || nk == NULL) {
-        free(dirty);
-        free(nk);
+    struct mfile_facts *ff = calloc(S->n_files + 1, sizeof(*ff));
+    if (s->mfiles == NULL || ff == NULL) {
+        free(ff);
         return -1;
     }
+    for (size_t i = 0; i < S->n_files; i++)
+        ff[i].same_docs = ff[i].all_home = true;
     bool all_dirty = false;
     for (size_t i = S->errs_before; i < errs->n; i++) {
         const struct rc_err *e = &errs->v[i];
@@ -522,39 +531,71 @@ static int keep_mfiles(struct ctx *C, const struct rc_errs *errs, struct rc_mode
                 fi = (int)r->doc->file_index;
         }
         if (fi >= 0)
-            dirty[fi] = true;
+            ff[fi].dirty = true;
         else
             all_dirty = true; /* not about one file: trust none */
     }
-    for (size_t i = 0; i < S->n_docs; i++)
-        if (S->docs[i]->kept && S->docs[i]->file_index < S->n_files)
-            nk[S->docs[i]->file_index]++;
-    int rc = 0;
+    for (size_t i = 0; i < S->n_docs; i++) {
+        const struct rc_doc *d = S->docs[i];
+        if (!d->kept || d->file_index >= S->n_files)
+            continue;
+        struct mfile_facts *x = &ff[d->file_index];
+        const struct rc_kept_mfile *pm = S->files[d->file_index].prev_mfile;
+        x->same_docs = x->same_docs && pm && x->nk < pm->n_docs && pm->docs[x->nk] == d->kept;
+        x->all_home = x->all_home && d->kept->home && d->kept->origin == data;
+        x->nk++;
+    }
+    /* The new records, filled below in document order. */
+    struct rc_kept_mfile **fresh = calloc(S->n_files + 1, sizeof(*fresh));
+    int rc = fresh ? 0 : -1;
     for (size_t i = 0; i < S->n_files && rc == 0; i++) {
         const struct rc_mfile *f = &S->files[i];
-        struct rc_kept_mfile *k = &s->mfiles[s->n_mfiles++];
-        k->path = rc_arena_strdup(m->arena, f->path);
+        const struct mfile_facts *x = &ff[i];
+        bool clean =
+            !all_dirty && !x->dirty && !f->damaged && !f->unidentified && x->nk == f->n_docs;
+        const struct rc_kept_mfile *pm = f->prev_mfile;
+        /* prev_mfile is set only when the file's identity is pm's and its
+         * documents were taken from pm: the same bytes, length and digest. */
+        if (clean && pm && pm->home && pm->clean && x->same_docs && x->nk == pm->n_docs &&
+            f->settled == pm->settled && f->watchable == pm->watchable) {
+            s->mfiles[s->n_mfiles++] = pm;
+            continue;
+        }
+        /* Home when all its documents' sources were made by this load in
+         * data: a model that takes them holds data. */
+        bool home = clean && x->nk > 0 && x->all_home;
+        struct rc_arena *at = home ? data : m->arena;
+        struct rc_kept_mfile *k = rc_arena_alloc(at, sizeof(*k));
+        if (k == NULL || (k->path = rc_arena_strdup(at, f->path)) == NULL) {
+            rc = -1;
+            break;
+        }
+        k->home = home;
         k->id = f->id;
         k->settled = f->settled;
         k->watchable = f->watchable;
         k->len = f->len;
         memcpy(k->digest, f->digest, sizeof(k->digest));
-        k->clean = !all_dirty && !dirty[i] && !f->damaged && !f->unidentified && nk[i] == f->n_docs;
-        if (k->path == NULL)
+        k->clean = clean;
+        if (k->clean && (k->docs = rc_arena_alloc(at, (f->n_docs + 1) * sizeof(*k->docs))) == NULL)
             rc = -1;
-        if (k->clean && rc == 0) {
-            k->docs = rc_arena_alloc(m->arena, (f->n_docs + 1) * sizeof(*k->docs));
-            if (k->docs == NULL)
-                rc = -1;
-        }
+        s->mfiles[s->n_mfiles++] = k;
+        fresh[i] = k;
     }
     for (size_t i = 0; i < S->n_docs && rc == 0; i++) {
         const struct rc_doc *d = S->docs[i];
-        if (d->file_index < S->n_files && s->mfiles[d->file_index].clean)
-            s->mfiles[d->file_index].docs[s->mfiles[d->file_index].n_docs++] = d->kept;
+        struct rc_kept_mfile *k = d->file_index < S->n_files ? fresh[d->file_index] : NULL;
+        if (k && k->clean)
+            k->docs[k->n_docs++] = d->kept;
+        /* A home record's bytes in data count as its first document's
+         * (reuse.h compaction weighs them), which this load made there. */
+        if (k && k->home && k->n_docs == 1)
+            ((struct rc_source *)d->kept)->bytes +=
+                sizeof(*k) + strlen(k->path) + 1 +
+                (S->files[d->file_index].n_docs + 1) * sizeof(*k->docs);
     }
-    free(dirty);
-    free(nk);
+    free(fresh);
+    free(ff);
     return rc;
 }
 
@@ -565,7 +606,7 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
     struct rc_sources *s = rc_arena_alloc(m->arena, sizeof(*s));
     if (s == NULL || (s->v = rc_arena_alloc(m->arena, (C->n_res + 1) * sizeof(*s->v))) == NULL)
         return -1;
-    if (rc_filecache_keep(L->files, m, &s->kept) != 0)
+    if (rc_filecache_keep(L->files, m, a, &s->kept) != 0)
         return -1;
     const char *last_file = NULL, *file = NULL, *last_dir = NULL, *dir = NULL;
     for (size_t i = 0; i < C->n_res; i++) {
@@ -575,26 +616,45 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
         if (r->choice == USE_NEW && r->doc->src_text) {
             d = r->doc;
             if (d->reused) {
-                /* Copied from prev: so is its source, in the same arena. */
-                s->v[s->n] = *d->prev_src;
-                s->v[s->n].res = d->copy_local ? NULL : d->built;
-                s->v[s->n].line = d->src_line; /* where it is now (moved in its file) */
-                r->doc->kept = &s->v[s->n++];
+                /* Copied from prev: so is its source, its strings in the
+                 * same arena; the record itself when it says the same. */
+                const struct rc_source *p = d->prev_src;
                 C->copied++;
+                if (p->home && !d->copy_local && d->built == p->res && d->src_line == p->line) {
+                    s->v[s->n++] = r->doc->kept = p;
+                    continue;
+                }
+                struct rc_source *o = rc_arena_alloc(m->arena, sizeof(*o));
+                if (o == NULL)
+                    return -1;
+                *o = *p;
+                o->home = false; /* lives with m, not in origin */
+                o->res = d->copy_local ? NULL : d->built;
+                o->line = d->src_line; /* where it is now (moved in its file) */
+                s->v[s->n++] = r->doc->kept = o;
                 continue;
             }
-            src = (struct rc_source){r->kind,    r->name,     d->file_src, d->dir, d->src_text,
-                                     d->src_len, d->src_line, d->src_col,  NULL,   NULL,
-                                     0};
+            src = (struct rc_source){.kind = r->kind,
+                                     .name = r->name,
+                                     .file = d->file_src,
+                                     .dir = d->dir,
+                                     .text = d->src_text,
+                                     .len = d->src_len,
+                                     .line = d->src_line,
+                                     .col = d->src_col};
         } else if (r->choice == USE_PREV) {
             src = *r->prev;
             d = r->fallback;
         } else {
             continue;
         }
-        struct rc_source *o = &s->v[s->n++];
-        *o = src;
         size_t u0 = rc_arena_used(a);
+        struct rc_source *o = rc_arena_alloc(a, sizeof(*o));
+        if (o == NULL)
+            return -1;
+        s->v[s->n++] = o;
+        *o = src;
+        o->home = true;
         if (r->choice == USE_NEW)
             r->doc->kept = o;
         /* A listener built without a contained rule is not copied by the
@@ -617,7 +677,7 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
             return -1;
         o->bytes = (d ? d->built_bytes : 0) + (rc_arena_used(a) - u0);
     }
-    if (keep_mfiles(C, errs, m, s) != 0)
+    if (keep_mfiles(C, errs, m, a, s) != 0)
         return -1;
     s->walk_reusable = C->S->walk_reused || C->S->walk_reusable;
     rc_arena_set_user(m->arena, s);
@@ -1040,9 +1100,9 @@ const struct rc_source *rc_sources_find(const struct rc_sources *s, const char *
     size_t lo = 0, hi = s ? s->n : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = kind_name_cmp(s->v[mid].kind, s->v[mid].name, kind, name);
+        int c = kind_name_cmp(s->v[mid]->kind, s->v[mid]->name, kind, name);
         if (c == 0)
-            return &s->v[mid];
+            return s->v[mid];
         if (c < 0)
             lo = mid + 1;
         else

@@ -213,18 +213,19 @@ static int grow(struct rc_filecache *fc)
     return 0;
 }
 
-/* prev's entry for path (hash h), or NULL. */
-static const struct rc_kept_file *prev_find(const struct rc_kept_files *k, const char *path,
-                                            uint64_t h)
+#define NONE SIZE_MAX
+
+/* The position in prev of its entry for path (hash h), or NONE. */
+static size_t prev_find(const struct rc_kept_files *k, const char *path, uint64_t h)
 {
     if (k == NULL || k->index == NULL)
-        return NULL; /* no files (rc_filecache_keep indexes every non-empty set) */
+        return NONE; /* no files (rc_filecache_keep indexes every non-empty set) */
     for (size_t i = (size_t)h & (k->index_cap - 1); k->index[i]; i = (i + 1) & (k->index_cap - 1)) {
-        const struct rc_kept_file *f = &k->v[k->index[i] - 1];
+        const struct rc_kept_file *f = k->v[k->index[i] - 1];
         if (f->hash == h && (f->path == path || !strcmp(f->path, path)))
-            return f;
+            return k->index[i] - 1;
     }
-    return NULL;
+    return NONE;
 }
 
 /* Whether the file at path still is what prev recorded as k: without a
@@ -279,14 +280,13 @@ static int read_whole(struct rc_filecache *fc, struct entry *e, const char *path
     return 0;
 }
 
-/* prev's entry k for path (found already; NULL: none) if this load finds
+/* prev's entry i for path (found already; NONE: none) if this load finds
  * that file unchanged (checked once per load), or NULL. */
-static const struct rc_kept_file *prev_checked(struct rc_filecache *fc, const char *path,
-                                               const struct rc_kept_file *k)
+static const struct rc_kept_file *prev_checked(struct rc_filecache *fc, const char *path, size_t i)
 {
-    if (k == NULL)
+    if (i == NONE)
         return NULL;
-    size_t i = (size_t)(k - fc->prev->v);
+    const struct rc_kept_file *k = fc->prev->v[i];
     if (!fc->prev_used[i]) {
         if (!still_same(fc, k, path))
             return NULL;
@@ -296,12 +296,12 @@ static const struct rc_kept_file *prev_checked(struct rc_filecache *fc, const ch
     return k;
 }
 
-/* The entry of prev for path if this load finds that file unchanged, or
- * NULL. */
-static const struct rc_kept_file *prev_unchanged(struct rc_filecache *fc, const char *path,
-                                                 uint64_t h)
+/* The position in prev of its entry for path if this load finds that file
+ * unchanged, or NONE. */
+static size_t prev_unchanged(struct rc_filecache *fc, const char *path, uint64_t h)
 {
-    return prev_checked(fc, path, prev_find(fc->prev, path, h));
+    size_t i = prev_find(fc->prev, path, h);
+    return prev_checked(fc, path, i) ? i : NONE;
 }
 
 /* The copy of path's bytes in arena a (c caches it for this arena). */
@@ -339,14 +339,14 @@ int rc_filecache_read(struct rc_filecache *fc, struct rc_arena *a, const char *p
         return -ENOMEM;
     struct entry *e = slot(fc->tab, fc->cap, path, h);
     if (e->path == NULL) {
-        const struct rc_kept_file *k = prev_unchanged(fc, path, h);
-        if (k != NULL) {
+        size_t i = prev_unchanged(fc, path, h);
+        if (i != NONE) {
+            const struct rc_kept_file *k = fc->prev->v[i];
             if (fc->prev_copy == NULL &&
                 (fc->prev_copy = calloc(fc->prev->n, sizeof(*fc->prev_copy))) == NULL)
                 return -ENOMEM;
             *len = k->len;
-            return copy_into(fc, a, &fc->prev_copy[k - fc->prev->v], path, k->bytes, k->len, apath,
-                             out);
+            return copy_into(fc, a, &fc->prev_copy[i], path, k->bytes, k->len, apath, out);
         }
         struct entry ne = {.hash = h, .path = strdup(path), .copy = calloc(1, sizeof(*ne.copy))};
         if (ne.path == NULL || ne.copy == NULL) {
@@ -386,8 +386,9 @@ bool rc_filecache_unchanged(struct rc_filecache *fc, const char *path, uint64_t 
         if (e->path != NULL)
             return e->err == 0 && same(e->bytes, e->len, bytes, len);
     }
-    const struct rc_kept_file *k = prev_find(fc->prev, path, h);
-    return k && same(k->bytes, k->len, bytes, len) && prev_checked(fc, path, k) != NULL;
+    size_t i = prev_find(fc->prev, path, h);
+    return i != NONE && same(fc->prev->v[i]->bytes, fc->prev->v[i]->len, bytes, len) &&
+           prev_checked(fc, path, i) != NULL;
 }
 
 size_t rc_filecache_n_read(const struct rc_filecache *fc)
@@ -405,32 +406,60 @@ size_t rc_filecache_n_unstatted(const struct rc_filecache *fc)
     return fc ? fc->n_unstatted : 0;
 }
 
-static void keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, const char *path,
-                     uint64_t h, const char *bytes, size_t len)
+/* Whether bytes is the copy c made in data, the arena of this load's last
+ * pass (a record made now lives there too: home). */
+static bool copied_into(const struct rc_filecache *fc, const struct copy *c,
+                        const struct rc_arena *data, const char *bytes)
+{
+    return c && fc->arena == data && c->gen == fc->gen && c->bytes == bytes;
+}
+
+/* A new record in data. Returns 0 or -1 (out of memory). */
+static int keep_new(struct rc_kept_files *out, struct rc_arena *data, struct rc_kept_file k)
+{
+    struct rc_kept_file *r = rc_arena_alloc(data, sizeof(*r));
+    if (r == NULL)
+        return -1;
+    *r = k;
+    out->v[out->n++] = r;
+    return 0;
+}
+
+static int keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, struct rc_arena *data,
+                    const char *path, uint64_t h, const char *bytes, size_t len)
 {
     if (path == NULL || bytes == NULL)
-        return;
+        return 0;
     struct entry *e = fc->n ? slot(fc->tab, fc->cap, path, h) : NULL;
     if (e != NULL && e->path != NULL) {
         if (e->err != 0 || e->kept || !same(e->bytes, e->len, bytes, len))
-            return; /* m holds other bytes (a kept version), or kept already */
-        out->v[out->n++] =
-            (struct rc_kept_file){path, h, e->id, e->settled, e->watchable, bytes, len};
+            return 0; /* m holds other bytes (a kept version), or kept already */
         e->kept = true;
-        return;
+        return keep_new(out, data,
+                        (struct rc_kept_file){path, h, e->id, e->settled,
+                                              copied_into(fc, e->copy, data, bytes), e->watchable,
+                                              bytes, len});
     }
-    const struct rc_kept_file *k = prev_find(fc->prev, path, h);
-    if (k == NULL)
-        return;
-    size_t i = (size_t)(k - fc->prev->v);
+    size_t i = prev_find(fc->prev, path, h);
+    if (i == NONE)
+        return 0;
+    const struct rc_kept_file *k = fc->prev->v[i];
     if (!fc->prev_used[i] || fc->prev_kept[i] || !same(k->bytes, k->len, bytes, len))
-        return; /* not checked by this load, kept already, or other bytes */
-    out->v[out->n++] = (struct rc_kept_file){path, h, k->id, k->settled, k->watchable, bytes, len};
+        return 0; /* not checked by this load, kept already, or other bytes */
     fc->prev_kept[i] = true;
+    if (k->home && k->path == path && k->bytes == bytes) {
+        out->v[out->n++] = k; /* the same file, bytes and identity */
+        return 0;
+    }
+    return keep_new(out, data,
+                    (struct rc_kept_file){
+                        path, h, k->id, k->settled,
+                        copied_into(fc, fc->prev_copy ? &fc->prev_copy[i] : NULL, data, bytes),
+                        k->watchable, bytes, len});
 }
 
 int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
-                      struct rc_kept_files *out)
+                      struct rc_arena *data, struct rc_kept_files *out)
 {
     out->n = 0;
     for (size_t i = 0; i < fc->cap; i++)
@@ -444,8 +473,10 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
         const struct rc_certificate *c = m->certificates[i];
         if (c->source != RC_CERT_SOURCE_FILES)
             continue;
-        keep_one(fc, out, c->cert_path, c->cert_path_hash, c->cert_pem, c->cert_pem_len);
-        keep_one(fc, out, c->key_path, c->key_path_hash, c->key_pem, c->key_pem_len);
+        if (keep_one(fc, out, data, c->cert_path, c->cert_path_hash, c->cert_pem,
+                     c->cert_pem_len) != 0 ||
+            keep_one(fc, out, data, c->key_path, c->key_path_hash, c->key_pem, c->key_pem_len) != 0)
+            return -1;
     }
     out->index = NULL;
     out->index_cap = 0;
@@ -459,7 +490,7 @@ int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
         memset(out->index, 0, cap * sizeof(*out->index));
         out->index_cap = cap;
         for (size_t i = 0; i < out->n; i++) {
-            size_t j = (size_t)out->v[i].hash & (cap - 1);
+            size_t j = (size_t)out->v[i]->hash & (cap - 1);
             while (out->index[j])
                 j = (j + 1) & (cap - 1);
             out->index[j] = (unsigned)i + 1;

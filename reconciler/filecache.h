@@ -40,13 +40,18 @@ struct rc_fid {
     struct timespec mtim, ctim;
 };
 
-/* One file a model's certificates were read from. bytes live in the
- * model's arena (they are the certificate's own PEM). */
+/* One file a model's certificates were read from. bytes live in an arena
+ * the model holds (they are the certificate's own PEM). */
 struct rc_kept_file {
     const char *path; /* absolute, as the certificate names it */
     uint64_t hash;    /* cm_hash_str(path) */
     struct rc_fid id;
     bool settled; /* id may be trusted by the next load */
+    /* The record lives in the arena of bytes (the load that read the file
+     * made both): a later model that keeps the same bytes under the same
+     * identity takes this record, not a copy; it holds that arena for its
+     * certificate's sake. */
+    bool home;
     /* A plain file in the manifest folder's tree (changes.h): the next
      * load may trust it without a stat unless the watcher names it. */
     bool watchable;
@@ -55,7 +60,9 @@ struct rc_kept_file {
 };
 
 struct rc_kept_files {
-    struct rc_kept_file *v; /* in no particular order: found through index */
+    /* In no particular order: found through index. Pointers: records are
+     * shared between models (home). */
+    const struct rc_kept_file **v;
     size_t n;
     /* Open-addressing index by path hash (1 + position in v, 0 = empty;
      * index_cap a power of two); NULL only when n is 0. */
@@ -120,10 +127,12 @@ size_t rc_filecache_n_reused(const struct rc_filecache *fc);
  * (changes.h). */
 size_t rc_filecache_n_unstatted(const struct rc_filecache *fc);
 
-/* Fills out (in m's arena) with the files m's certificates were read from
- * in this load and whose bytes m holds unchanged. Returns 0 or -1 (out of
- * memory). */
+/* Fills out (its arrays in m's arena) with the files m's certificates were
+ * read from in this load and whose bytes m holds unchanged: prev's record
+ * when it is home and says the same, else a new one in data (m's data
+ * arena, the one this load's last build pass read into). Returns 0 or -1
+ * (out of memory). */
 int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
-                      struct rc_kept_files *out);
+                      struct rc_arena *data, struct rc_kept_files *out);
 
 #endif

@@ -70,7 +70,7 @@ int rc_reuse_plan(const struct rc_sources *prev, struct rc_reuse_plan *plan)
     if (t == NULL)
         return -1;
     for (size_t i = 0; i < prev->n; i++) {
-        const struct rc_source *s = &prev->v[i];
+        const struct rc_source *s = prev->v[i];
         if (s->origin == NULL)
             continue;
         if (last != SIZE_MAX && t[last].a == s->origin) { /* runs are common */

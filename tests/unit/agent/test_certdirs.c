@@ -191,7 +191,8 @@ static void test_check_fresh(void **state)
         kf[i] = (struct rc_kept_file){.path = p[i], .settled = true, .watchable = true};
         rc_fid_from_stat(&kf[i].id, &st);
     }
-    struct rc_kept_files kept = {.v = kf, .n = 4};
+    const struct rc_kept_file *kfp[4] = {&kf[0], &kf[1], &kf[2], &kf[3]};
+    struct rc_kept_files kept = {.v = kfp, .n = 4};
     char da[256], db[256], dc[256];
     snprintf(da, sizeof da, "%s/a", fx->tmp);
     snprintf(db, sizeof db, "%s/b", fx->tmp);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -400,6 +401,139 @@ static void an_unchanged_certificate_is_shared_a_moved_one_copied(void **state)
     assert_int_equal(strlen(cd->key_pem), cd->key_pem_len);
     assert_wired(d.m);
     tf_done(&d);
+}
+
+static const struct rc_kept_mfile *mfile_of(const struct rc_model *m, const char *name)
+{
+    const struct rc_sources *s = rc_model_sources(m);
+    assert_non_null(s);
+    for (size_t i = 0; i < s->n_mfiles; i++) {
+        const char *p = s->mfiles[i]->path, *slash = strrchr(p, '/');
+        if (slash && !strcmp(slash + 1, name))
+            return s->mfiles[i];
+    }
+    return NULL;
+}
+
+static const struct rc_kept_file *kept_file_of(const struct rc_model *m, const char *name)
+{
+    const struct rc_sources *s = rc_model_sources(m);
+    for (size_t i = 0; i < s->kept.n; i++) {
+        const char *slash = strrchr(s->kept.v[i]->path, '/');
+        if (slash && !strcmp(slash + 1, name))
+            return s->kept.v[i];
+    }
+    return NULL;
+}
+
+/* The records a later load takes (sources, the manifest file, the
+ * certificate and key files) of an unchanged certificate are the same
+ * structs in every model, like the certificate itself: a change does not
+ * copy 10,000 of each. They live in the arena of the load that made them,
+ * and stay valid when that load's model is gone (ASan). The records of a
+ * certificate whose document moved are the new model's own, and the next
+ * load does not share them: that model may be gone first. */
+static void an_unchanged_certificate_s_records_are_shared(void **state)
+{
+    (void)state;
+    struct tf_result a = load(NULL);
+    put_groups(30);
+    settle();
+    struct tf_result b = load(a.m);
+    const struct rc_source *sa = rc_sources_find(rc_model_sources(a.m), "Certificate", "site");
+    assert_non_null(sa);
+    assert_true(sa->home);
+    assert_ptr_equal(rc_sources_find(rc_model_sources(b.m), "Certificate", "site"), sa);
+    assert_ptr_equal(mfile_of(b.m, "certs.yaml"), mfile_of(a.m, "certs.yaml"));
+    assert_ptr_equal(kept_file_of(b.m, "site.pem"), kept_file_of(a.m, "site.pem"));
+    assert_ptr_equal(kept_file_of(b.m, "site.key"), kept_file_of(a.m, "site.key"));
+    /* The changed group's records are new; the listener's (a copy in
+     * b's own arrays) are b's own. */
+    assert_ptr_not_equal(rc_sources_find(rc_model_sources(b.m), "ServerGroup", "gb"),
+                         rc_sources_find(rc_model_sources(a.m), "ServerGroup", "gb"));
+    assert_ptr_not_equal(mfile_of(b.m, "groups.yaml"), mfile_of(a.m, "groups.yaml"));
+    const struct rc_source *lb = rc_sources_find(rc_model_sources(b.m), "Listener", "web");
+    assert_false(lb->home);
+    tf_done(&a);
+    put_groups(40);
+    settle();
+    struct tf_result c = load(b.m);
+    tf_done(&b);
+    const struct rc_source *sc = rc_sources_find(rc_model_sources(c.m), "Certificate", "site");
+    assert_ptr_equal(sc, sa);
+    assert_int_equal(strlen(sc->text), sc->len);
+    assert_non_null(strstr(sc->text, "privateKey: site.key"));
+    const struct rc_kept_mfile *mc = mfile_of(c.m, "certs.yaml");
+    assert_int_equal(mc->n_docs, 1);
+    assert_ptr_equal(mc->docs[0], sc);
+    const struct rc_kept_file *kc = kept_file_of(c.m, "site.pem");
+    assert_non_null(kc);
+    assert_int_equal(strlen(kc->bytes), kc->len);
+    assert_ptr_equal(kc->bytes, rc_model_certificate(c.m, "site")->cert_pem);
+
+    /* Moved: the records are c's own, and d takes copies of them. */
+    char text[2048];
+    snprintf(text, sizeof(text), "# moved\n%s", CERTS);
+    put("certs.yaml", text);
+    settle();
+    struct tf_result d = load(c.m);
+    const struct rc_source *sd = rc_sources_find(rc_model_sources(d.m), "Certificate", "site");
+    assert_ptr_not_equal(sd, sc);
+    assert_false(sd->home);
+    assert_int_equal(sd->line, sc->line + 1);
+    assert_false(mfile_of(d.m, "certs.yaml")->home);
+    int line = sd->line;
+    struct tf_result e = load(d.m);
+    tf_done(&c);
+    tf_done(&d);
+    const struct rc_source *se = rc_sources_find(rc_model_sources(e.m), "Certificate", "site");
+    assert_int_equal(se->line, line);
+    assert_string_equal(se->name, "site");
+    const struct rc_kept_mfile *me = mfile_of(e.m, "certs.yaml");
+    assert_int_equal(me->n_docs, 1);
+    assert_int_equal(me->docs[0]->line, line);
+    assert_non_null(kept_file_of(e.m, "site.key"));
+    assert_int_equal(strlen(kept_file_of(e.m, "site.key")->bytes),
+                     kept_file_of(e.m, "site.key")->len);
+    tf_done(&e);
+}
+
+/* A certificate file touched (the same bytes, a new identity) while a
+ * group is invalid: the first pass builds the certificate again and reads
+ * the file; the containing pass copies the certificate (the file's bytes
+ * are what prev read) and its file's record names those bytes, from an
+ * earlier load, so the record lives with the new model, not with its
+ * bytes, and the next load makes its own: that load may keep nothing else
+ * of that model (ASan: the record is read after that model is gone). */
+static void a_file_record_away_from_its_bytes_is_not_shared(void **state)
+{
+    (void)state;
+    struct tf_result a = load(NULL);
+    char key[512];
+    snprintf(key, sizeof(key), "%s/site.key", dir);
+    assert_int_equal(utimes(key, NULL), 0);
+    put_groups(-5);
+    settle();
+    struct rc_errs errs;
+    rc_errs_init(&errs);
+    struct tf_result b = load_with(a.m, &errs);
+    rc_errs_cleanup(&errs);
+    assert_int_equal(b.rc, 1);
+    assert_ptr_equal(rc_model_certificate(b.m, "site"), rc_model_certificate(a.m, "site"));
+    const struct rc_kept_file *kb = kept_file_of(b.m, "site.key");
+    assert_non_null(kb);
+    assert_false(kb->home);
+    put_groups(50);
+    settle();
+    struct tf_result c = load(b.m);
+    assert_ptr_not_equal(kept_file_of(c.m, "site.key"), kb);
+    tf_done(&a);
+    tf_done(&b);
+    const struct rc_kept_file *kc = kept_file_of(c.m, "site.key");
+    assert_non_null(kc);
+    assert_int_equal(strlen(kc->bytes), kc->len);
+    assert_non_null(strstr(kc->path, "site.key"));
+    tf_done(&c);
 }
 
 /* A copy records where its document is now: the next load measures moves
@@ -905,6 +1039,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_moved_copy_outlives_the_load_that_moved_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_moved_copy_keeps_its_new_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_unchanged_certificate_s_records_are_shared, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_file_record_away_from_its_bytes_is_not_shared, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(an_unchanged_certificate_is_shared_a_moved_one_copied,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_document_moved_to_another_file_is_built, setup, teardown),
