@@ -461,24 +461,6 @@ static struct rc_model *build_pass(struct ctx *C, struct rc_load *L, struct rc_d
 
 /* ---- the result: sources, digest, status ---- */
 
-/* Every build pass is done: the documents' trees are not read again (a
- * changed listener of 10,000 names holds ~3 MiB of nodes), so they go
- * before the model is applied and the records the next load takes are
- * made, instead of adding to that peak. A document keeps its text and
- * becomes lazy (doc.h): anything that still wants its nodes parses it
- * again. Names were copied out of the trees (load.c). */
-static void release_trees(struct rc_loadset *S)
-{
-    for (size_t i = 0; i < S->n_docs; i++) {
-        struct rc_doc *d = S->docs[i];
-        if (d->lazy || d->src_text == NULL)
-            continue;
-        yaml_document_delete(&d->y);
-        memset(&d->y, 0, sizeof(d->y));
-        d->lazy = true;
-    }
-}
-
 static int file_of(const struct rc_loadset *S, const char *path)
 {
     size_t lo = 0, hi = S->n_files;
@@ -1035,7 +1017,6 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
         goto fail;
     /* The model is complete: what follows is for reports and for the next
      * load, and waits until it serves (rc_load_opts.ready). */
-    release_trees(S);
     if (o->ready)
         o->ready(o->ready_arg, m);
     rc_report_late_expiry(&L, errs);

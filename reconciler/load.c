@@ -1285,10 +1285,6 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         }
         if (d->kind == NULL || d->name == NULL)
             S.files[d->file_index].unidentified = true;
-        /* The name outlives the tree: contain.c frees the trees once the
-         * model is complete, before its bookkeeping. */
-        if (d->name && !d->lazy && (d->name = rc_arena_strdup(S.tmp, d->name)) == NULL)
-            failed = true;
         S.docs[n_albd++] = d;
     }
     if (!failed)
