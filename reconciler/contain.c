@@ -573,8 +573,8 @@ static int keep_mfiles(struct ctx *C, const struct rc_errs *errs, struct rc_mode
          * (reuse.h compaction weighs them), which this load made there. */
         if (k && k->home && k->n_docs == 1)
             ((struct rc_source *)d->kept)->bytes +=
-                sizeof(*k) + strlen(k->path) + 1 +
-                (S->files[d->file_index].n_docs + 1) * sizeof(*k->docs);
+                (uint32_t)(sizeof(*k) + strlen(k->path) + 1 +
+                           (S->files[d->file_index].n_docs + 1) * sizeof(*k->docs));
     }
     free(fresh);
     free(ff);
@@ -657,7 +657,8 @@ static int keep_sources(struct ctx *C, const struct rc_load *L, const struct rc_
         o->text = rc_arena_strndup(a, src.text, src.len);
         if (o->file == NULL || o->dir == NULL || o->name == NULL || o->text == NULL)
             return -1;
-        o->bytes = (d ? d->built_bytes : 0) + (rc_arena_used(a) - u0);
+        size_t bytes = (d ? d->built_bytes : 0) + (rc_arena_used(a) - u0);
+        o->bytes = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
     }
     if (keep_mfiles(C, errs, m, a, s) != 0)
         return -1;

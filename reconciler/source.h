@@ -5,6 +5,7 @@
 #define ALBD_RECONCILER_SOURCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "reconciler/filecache.h"
 #include "reconciler/model-t.h"
@@ -36,8 +37,10 @@ struct rc_source {
     /* The bytes of origin that this resource and its text take (what its
      * build allocated there, and the copies of text, name and paths): a
      * later load weighs them against origin's footprint to find arenas
-     * kept alive for a few small resources (reuse.h rc_reuse_plan). */
-    size_t bytes;
+     * kept alive for a few small resources (reuse.h rc_reuse_plan). 32
+     * bits, next to home: a record per resource, 10,000s of them (a
+     * manifest file is at most 8 MiB: reconciler/load.c). */
+    uint32_t bytes;
 };
 
 /* A manifest file a model was loaded from. When its document's resources
@@ -47,13 +50,13 @@ struct rc_source {
  * opening, reading or parsing it. */
 struct rc_kept_mfile {
     const char *path; /* as walked */
+    struct rc_fid id;
+    bool settled, clean;
     /* The record (with path and docs) lives in the origin of every one of
      * its documents' sources, and each of those is home: a later model
      * that takes all those sources as they are (so holds that arena) and
      * finds the file unchanged takes this record too. */
     bool home;
-    struct rc_fid id;
-    bool settled, clean;
     bool watchable;                /* changes.h: the next load may skip its stat */
     size_t len;                    /* its size in bytes */
     unsigned char digest[32];      /* SHA-256 of its bytes */
