@@ -33,23 +33,41 @@ struct first_err {
     int line, col;
 };
 
-/* One kind/name of the manifests or of the previous model. */
+/* One kind/name of the manifests or of the previous model: one per
+ * resource of a load (10,000s), so kept small (72 bytes). */
 struct res {
     const char *kind; /* static */
     const char *name;
     struct rc_doc *doc;           /* its new document, NULL when none counts */
-    bool doc_damaged;             /* it has a document, in a file that does not parse */
     const struct rc_source *prev; /* its last good source, NULL when none */
     struct rc_doc *fallback;      /* prev parsed (lazily), NULL until needed */
-    bool invalid;                 /* the new version fails */
-    bool prev_bad;                /* the last good version fails (or cannot be rebuilt) */
-    bool file_damaged;            /* prev's file did not parse: keep prev without a document */
-    bool needed;                  /* deleted, but a kept version uses it */
     const struct res *needed_by;
+    /* [NEW] of the new version, [PREV] of the last good one; NULL until
+     * one is set (errp): most resources have none. */
+    struct first_err *errs;
     enum choice choice;
-    struct first_err err;      /* of the new version */
-    struct first_err prev_err; /* of the last good version */
+    bool doc_damaged;  /* it has a document, in a file that does not parse */
+    bool invalid;      /* the new version fails */
+    bool prev_bad;     /* the last good version fails (or cannot be rebuilt) */
+    bool file_damaged; /* prev's file did not parse: keep prev without a document */
+    bool needed;       /* deleted, but a kept version uses it */
 };
+
+enum { NEW, PREV };
+
+/* r's first problem of version which (NEW, PREV), allocated on first use. */
+static struct first_err *errp(struct res *r, int which)
+{
+    if (r->errs == NULL && (r->errs = calloc(2, sizeof(*r->errs))) == NULL)
+        abort(); /* as rc_errs_add: out of memory while reporting */
+    return &r->errs[which];
+}
+
+/* Its message, or NULL. */
+static const char *err_msg(const struct res *r, int which)
+{
+    return r->errs ? r->errs[which].msg : NULL;
+}
 
 struct ctx {
     struct rc_loadset *S;
@@ -239,7 +257,7 @@ static void attribute_first_pass(struct ctx *C, const struct rc_errs *errs)
         struct res *r = find_res(C, static_kind(x->kind), x->name);
         if (r) {
             r->invalid = true;
-            set_err_from(&r->err, x);
+            set_err_from(errp(r, NEW), x);
             continue;
         }
         for (size_t k = 0; x->file && k < n_bad; k++)
@@ -261,14 +279,14 @@ static void attribute_first_pass(struct ctx *C, const struct rc_errs *errs)
                 const struct first_err *fe = &ferr[bad[k]];
                 r->file_damaged = true;
                 if (fe->msg)
-                    set_err(&r->err, fe->file, fe->line, fe->col, NULL, fe->msg);
+                    set_err(errp(r, NEW), fe->file, fe->line, fe->col, NULL, fe->msg);
                 break;
             }
         }
         for (size_t b = 0; !r->file_damaged && b < S->n_bad_dirs; b++)
             if (under_dir(r->prev->file, S->bad_dirs[b])) {
                 r->file_damaged = true;
-                set_err(&r->err, S->bad_dirs[b], 0, 0, NULL,
+                set_err(errp(r, NEW), S->bad_dirs[b], 0, 0, NULL,
                         "its folder cannot be read; the last good version is kept");
             }
     }
@@ -278,7 +296,7 @@ static void attribute_first_pass(struct ctx *C, const struct rc_errs *errs)
         struct res *r = find_res(C, d->kind, d->name);
         if (r && r->doc == NULL && S->files[d->file_index].damaged && ferr[d->file_index].msg) {
             const struct first_err *fe = &ferr[d->file_index];
-            set_err(&r->err, fe->file, fe->line, fe->col, NULL, fe->msg);
+            set_err(errp(r, NEW), fe->file, fe->line, fe->col, NULL, fe->msg);
         }
     }
     for (size_t f = 0; f < S->n_files; f++)
@@ -300,11 +318,11 @@ static void apply_forced(struct ctx *C)
         const char *why = f->reason ? f->reason : "invalid";
         if (r->doc) {
             r->invalid = true;
-            set_err(&r->err, file, line, col, NULL, why);
+            set_err(errp(r, NEW), file, line, col, NULL, why);
         }
         if (f->absent || r->doc == NULL) {
             r->prev_bad = true;
-            set_err(&r->prev_err, file, line, col, NULL, why);
+            set_err(errp(r, PREV), file, line, col, NULL, why);
         }
     }
 }
@@ -345,7 +363,7 @@ static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
         pc = rc_model_certificate(C->o->prev, r->name);
         if (pc == NULL) {
             r->prev_bad = true;
-            set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+            set_err(errp(r, PREV), p->file, p->line, p->col, NULL,
                     "the last good version's certificate is not in the running model");
             return 1;
         }
@@ -365,7 +383,7 @@ static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
     struct rc_y_diag e;
     if (rc_y_prescan(text, (size_t)pad + p->len, &e) != 0) {
         r->prev_bad = true;
-        set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+        set_err(errp(r, PREV), p->file, p->line, p->col, NULL,
                 "the last good version's source does not parse");
         return 1;
     }
@@ -383,7 +401,7 @@ static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
         return -1;
     if (!ok) {
         r->prev_bad = true;
-        set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+        set_err(errp(r, PREV), p->file, p->line, p->col, NULL,
                 "the last good version's source does not parse");
         return 1;
     }
@@ -402,7 +420,7 @@ static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
     if (scratch->n != before || d->kind != r->kind || d->name == NULL ||
         strcmp(d->name, r->name) != 0) {
         r->prev_bad = true;
-        set_err(&r->prev_err, p->file, p->line, p->col, NULL,
+        set_err(errp(r, PREV), p->file, p->line, p->col, NULL,
                 "the last good version no longer passes the schema");
         return 1;
     }
@@ -722,7 +740,9 @@ static void status_put(struct rc_status *st, const struct res *r, enum rc_res_st
     e->name = memcpy(*pool, r->name, nl);
     *pool += nl;
     e->state = state;
-    const struct first_err *fe = r->err.msg ? &r->err : r->prev_err.msg ? &r->prev_err : NULL;
+    const struct first_err *fe = err_msg(r, NEW)    ? &r->errs[NEW]
+                                 : err_msg(r, PREV) ? &r->errs[PREV]
+                                                    : NULL;
     char *needed = NULL;
     if (state != RC_RES_READY && fe == NULL && r->needed_by &&
         asprintf(&needed, "deleted, but the last good version of %s/%s uses it", r->needed_by->kind,
@@ -830,14 +850,14 @@ static long attribute_pass(struct ctx *C, struct rc_load *L, struct rc_errs *scr
         if (r->choice == USE_NEW) {
             changed += !r->invalid;
             r->invalid = true;
-            set_err_from(&r->err, x);
+            set_err_from(errp(r, NEW), x);
             /* It fails only because of what it depends on: say so too. */
             rc_errs_add(errs, RC_ERROR, &(struct rc_loc){x->file, x->line, x->col}, x->kind,
                         x->name, x->path, "%s", x->msg);
         } else {
             changed += !r->prev_bad;
             r->prev_bad = true;
-            set_err_from(&r->prev_err, x);
+            set_err_from(errp(r, PREV), x);
         }
     }
     free(skip);
@@ -867,9 +887,9 @@ static void report_contained_rules(struct ctx *C, const struct rc_load *L, struc
     for (size_t i = 0; i < L->n_contained; i++) {
         const struct rc_contained_rule *k = &L->contained[i];
         const struct res *g = find_res(C, "ServerGroup", k->group);
-        const char *why = g && g->err.msg        ? g->err.msg
-                          : g && g->prev_err.msg ? g->prev_err.msg
-                                                 : "invalid";
+        const char *why = g && err_msg(g, NEW)    ? err_msg(g, NEW)
+                          : g && err_msg(g, PREV) ? err_msg(g, PREV)
+                                                  : "invalid";
         char path[48];
         snprintf(path, sizeof path, "spec.rules[%zu]", k->index);
         rc_errs_add(errs, RC_WARNING, &k->loc, "Listener", k->d->name, path,
@@ -1062,8 +1082,11 @@ done:
         yaml_document_delete(&C.fallbacks[i]->y);
     free(C.fallbacks);
     for (size_t i = 0; i < C.n_res; i++) {
-        free_err(&C.res[i].err);
-        free_err(&C.res[i].prev_err);
+        if (C.res[i].errs) {
+            free_err(&C.res[i].errs[NEW]);
+            free_err(&C.res[i].errs[PREV]);
+            free(C.res[i].errs);
+        }
     }
     free(C.res);
     return rc;
