@@ -74,8 +74,7 @@ static int build_certificates(struct rc_load *L, struct rc_kind_docs *certs,
         if (t[i].c == NULL && d->lazy && rc_doc_parse(d) != 0)
             goto done;
         if (t[i].c == NULL) {
-            yaml_node_t *svc =
-                rc_at(d, yaml_document_get_root_node(&d->y), "spec.source.service.name");
+            yaml_node_t *svc = rc_at(d, rc_doc_root(d), "spec.source.service.name");
             if (svc)
                 t[i].si = rc_resolve(L, d, svc, "spec.source.service.name", "CertificateService",
                                      services);

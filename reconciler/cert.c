@@ -321,7 +321,7 @@ static int copy_facts(struct rc_load *L, const struct rc_certificate *o, struct 
 static int after_checks(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c,
                         yaml_node_t *where, const char *wpath, int rc)
 {
-    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    yaml_node_t *spec = rc_at(d, rc_doc_root(d), "spec");
     /* Names the proxy could never match must not pass silently: the same
      * rule as the proxy matches by (common/hostname.c). */
     for (size_t i = 0; c->type == RC_CERT_SERVER && i < c->n_dns_names; i++)
@@ -357,7 +357,7 @@ static int after_checks(struct rc_load *L, struct rc_doc *d, struct rc_certifica
 
 int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certificate *c)
 {
-    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    yaml_node_t *spec = rc_at(d, rc_doc_root(d), "spec");
     const char *type = rc_y_str(rc_at(d, spec, "type"));
     c->type = type && !strcmp(type, "CA") ? RC_CERT_CA : RC_CERT_SERVER;
     yaml_node_t *files = rc_at(d, spec, "source.files");
@@ -427,7 +427,7 @@ int rc_build_certificate(struct rc_load *L, struct rc_doc *d, struct rc_certific
     const char *wpath = files ? "spec.source.files.certificate"
                         : inl ? "spec.source.inline.certificate"
                               : "spec.source.service";
-    c->where_loc = rc_y_loc(d, where ? where : yaml_document_get_root_node(&d->y));
+    c->where_loc = rc_y_loc(d, where ? where : rc_doc_root(d));
     rc_certstore_id(c->cert_pem, c->cert_pem_len, c->key_pem, c->key_pem_len, c->store_id);
     c->has_store_id = true;
     const struct rc_certificate *same = reusable(L, d, c);

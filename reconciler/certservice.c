@@ -29,7 +29,7 @@ static const char *abs_path(struct rc_load *L, struct rc_doc *d, const char *p, 
 
 int rc_build_cert_service(struct rc_load *L, struct rc_doc *d, struct rc_cert_service *s)
 {
-    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    yaml_node_t *spec = rc_at(d, rc_doc_root(d), "spec");
     if (rc_fill_meta(L, d, &s->meta, NULL, 0, NULL, 0) != 0)
         return -1;
     bool oom = false;

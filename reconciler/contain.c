@@ -392,10 +392,10 @@ static int fallback_doc(struct ctx *C, struct res *r, struct rc_errs *scratch)
         return -1;
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, (size_t)pad + p->len);
     size_t budget = RC_Y_MAX_NODES;
-    int lr = rc_y_load(&parser, &d->y, &budget, &e);
-    bool ok = lr == 1 && yaml_document_get_root_node(&d->y) != NULL;
+    int lr = rc_doc_load_tree(d, &parser, &budget, &e);
+    bool ok = lr == 1 && rc_doc_root(d) != NULL;
     if (lr == 1 && !ok)
-        yaml_document_delete(&d->y);
+        rc_doc_free_tree(d);
     yaml_parser_delete(&parser);
     if (lr < 0)
         return -1;
@@ -1079,7 +1079,7 @@ done:
     free(L.missing);
     free(L.contained);
     for (size_t i = 0; i < C.n_fallbacks; i++)
-        yaml_document_delete(&C.fallbacks[i]->y);
+        rc_doc_free_tree(C.fallbacks[i]);
     free(C.fallbacks);
     for (size_t i = 0; i < C.n_res; i++) {
         if (C.res[i].errs) {

@@ -11,6 +11,7 @@
 
 struct rc_certificate;
 struct rc_source;
+struct rc_y_diag;
 
 /* One YAML document of one manifest file, or the kept source of a resource
  * of the previous model that is rebuilt as its last good version. */
@@ -21,7 +22,10 @@ struct rc_doc {
     const char *file;
     const char *file_src;
     const char *dir; /* absolute folder of the file: relative paths start here */
-    yaml_document_t y;
+    /* Its parsed tree (malloc'd: rc_doc_take_tree, rc_doc_load_tree), NULL
+     * while lazy: a pointer, so that the 10,000 lazy documents of a reload
+     * do not each carry an unused 104-byte yaml_document_t. */
+    yaml_document_t *y;
     const char *kind; /* a known kind (static string) or NULL */
     const char *name; /* metadata.name when it is a string, else NULL */
     bool schema_ok;   /* no schema error: the model builder may trust its shape */
@@ -74,6 +78,24 @@ struct rc_doc {
      * pass's arena is freed and the next one may get its address. */
     int file_pass;
 };
+
+/* Makes the loaded tree *y d's (moved: *y is d's to delete now). Returns 0,
+ * or -1 when out of memory (*y is deleted then). */
+int rc_doc_take_tree(struct rc_doc *d, yaml_document_t *y);
+
+/* rc_y_load() of p's next document as d's tree: the same returns; d->y is
+ * set only on 1. */
+int rc_doc_load_tree(struct rc_doc *d, yaml_parser_t *p, size_t *budget, struct rc_y_diag *e);
+
+/* Deletes and frees d's tree, if it has one; d->y is NULL after. */
+void rc_doc_free_tree(struct rc_doc *d);
+
+/* The root node of d's tree; NULL when it has none (lazy, as an empty
+ * document's). */
+static inline yaml_node_t *rc_doc_root(const struct rc_doc *d)
+{
+    return d->y ? yaml_document_get_root_node(d->y) : NULL;
+}
 
 /* Parses d->src_text (one document starting at src_line:src_col of its
  * file) into d->y, so that node locations are those in the file; clears

@@ -18,7 +18,7 @@ yaml_node_t *rc_at(struct rc_doc *d, yaml_node_t *n, const char *dotted)
             return NULL;
         memcpy(key, p, len);
         key[len] = '\0';
-        n = rc_y_get(&d->y, n, key);
+        n = rc_y_get(d->y, n, key);
         p += len;
         if (*p == '.')
             p++;
@@ -35,7 +35,7 @@ void rc_doc_err(struct rc_load *L, struct rc_doc *d, enum rc_severity sev, const
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (n == NULL)
-        n = yaml_document_get_root_node(&d->y);
+        n = rc_doc_root(d);
     struct rc_loc loc = rc_y_loc(d, n);
     rc_errs_add(L->errs, sev, &loc, d->kind, d->name, path, "%s", msg);
 }

@@ -113,7 +113,7 @@ static int build_lb_options(struct rc_load *L, struct rc_doc *d, yaml_node_t *sp
 int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *g,
                    const struct rc_kind_docs *certs)
 {
-    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    yaml_node_t *spec = rc_at(d, rc_doc_root(d), "spec");
     if (rc_fill_meta(L, d, &g->meta, NULL, 0, NULL, 0) != 0)
         return -1;
     g->protocol = !strcmp(rc_field_str(d, spec, "protocol", "HTTP"), "HTTPS") ? RC_GROUP_HTTPS
@@ -134,7 +134,7 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
         if (g->servers == NULL)
             return -1;
         for (size_t i = 0; i < n; i++) {
-            yaml_node_t *sn = yaml_document_get_node(&d->y, start[i]);
+            yaml_node_t *sn = yaml_document_get_node(d->y, start[i]);
             struct rc_server *s = &g->servers[g->n_servers++];
             yaml_node_t *an = rc_at(d, sn, "address");
             s->address = rc_arena_strdup(L->arena, rc_y_str(an));
@@ -177,7 +177,7 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
     if (codes && codes->type == YAML_SEQUENCE_NODE) {
         for (yaml_node_item_t *it = codes->data.sequence.items.start;
              it < codes->data.sequence.items.top; it++)
-            hc->codes |= code_bit(rc_y_str(yaml_document_get_node(&d->y, *it)));
+            hc->codes |= code_bit(rc_y_str(yaml_document_get_node(d->y, *it)));
     } else {
         hc->codes = code_bit("http_2xx") | code_bit("http_3xx");
     }
@@ -205,7 +205,7 @@ int rc_build_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group *
         for (size_t i = 0; i < n; i++) {
             char path[64];
             snprintf(path, sizeof(path), "spec.tls.caCertificates[%zu]", i);
-            yaml_node_t *v = yaml_document_get_node(&d->y, start[i]);
+            yaml_node_t *v = yaml_document_get_node(d->y, start[i]);
             long k = rc_resolve(L, d, v, path, "Certificate", certs);
             if (k < 0)
                 continue;
@@ -245,8 +245,7 @@ bool rc_reuse_group(struct rc_load *L, struct rc_doc *d, struct rc_server_group 
 {
     /* spec.tls names certificates: their existence is checked by a build
      * (a lazy document has no "tls" in its text at all: load.c). */
-    if (!rc_reuse_from(L, d) ||
-        (!d->lazy && rc_at(d, yaml_document_get_root_node(&d->y), "spec.tls") != NULL))
+    if (!rc_reuse_from(L, d) || (!d->lazy && rc_at(d, rc_doc_root(d), "spec.tls") != NULL))
         return false;
     if (rc_arena_hold(L->m->arena, d->prev_src->origin) != 0) {
         L->oom = true;

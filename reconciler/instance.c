@@ -12,7 +12,7 @@
 
 int rc_build_instance(struct rc_load *L, struct rc_doc *d, struct rc_instance *in)
 {
-    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    yaml_node_t *spec = rc_at(d, rc_doc_root(d), "spec");
     if (rc_fill_meta(L, d, &in->meta, NULL, 0, NULL, 0) != 0)
         return -1;
     in->id = rc_arena_strdup(L->arena, rc_field_str(d, spec, "id", d->name));
@@ -28,7 +28,7 @@ int rc_build_instance(struct rc_load *L, struct rc_doc *d, struct rc_instance *i
         if (in->addresses == NULL)
             return -1;
         for (size_t i = 0; i < n; i++) {
-            yaml_node_t *a = yaml_document_get_node(&d->y, addrs->data.sequence.items.start[i]);
+            yaml_node_t *a = yaml_document_get_node(d->y, addrs->data.sequence.items.start[i]);
             const char *s = rc_y_str(a);
             if (!rc_is_ip(s)) {
                 char path[64];

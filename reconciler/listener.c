@@ -143,7 +143,7 @@ static int build_client_ips(struct rc_load *L, struct rc_doc *d, yaml_node_t *sp
     if (v == NULL || txt == NULL)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *e = yaml_document_get_node(&d->y, tr->data.sequence.items.start[i]);
+        yaml_node_t *e = yaml_document_get_node(d->y, tr->data.sequence.items.start[i]);
         const char *t = rc_y_str(e);
         char path[80];
         snprintf(path, sizeof(path), "spec.xForwardedFor.clientSourceIps.trusted[%zu]", i);
@@ -211,7 +211,7 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
     yaml_node_t *tls = rc_at(d, spec, "tls");
     if (li->protocol == RC_LISTENER_HTTP) {
         if (tls)
-            rc_doc_err(L, d, RC_ERROR, rc_y_get_key(&d->y, spec, "tls"), "spec.tls",
+            rc_doc_err(L, d, RC_ERROR, rc_y_get_key(d->y, spec, "tls"), "spec.tls",
                        "HTTP listeners take no tls settings");
         return 0;
     }
@@ -232,7 +232,7 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
             return -1;
         for (size_t i = 0; i < n; i++) {
             const struct rc_certificate *c =
-                server_cert(L, d, yaml_document_get_node(&d->y, start[i]),
+                server_cert(L, d, yaml_document_get_node(d->y, start[i]),
                             "spec.tls.extensionCertificates", (long)i, r);
             if (c)
                 li->tls.extension_certificates[li->tls.n_extension_certificates++] = c;
@@ -274,7 +274,7 @@ static int build_listener_tls(struct rc_load *L, struct rc_doc *d, yaml_node_t *
         for (size_t i = 0; i < n; i++) {
             char path[80];
             snprintf(path, sizeof(path), "spec.tls.mutualAuthentication.caCertificates[%zu]", i);
-            yaml_node_t *v = yaml_document_get_node(&d->y, start[i]);
+            yaml_node_t *v = yaml_document_get_node(d->y, start[i]);
             long k = rc_resolve(L, d, v, path, "Certificate", &r->certs);
             if (k < 0)
                 continue;
@@ -334,7 +334,7 @@ static int build_access_log(struct rc_load *L, struct rc_doc *d, yaml_node_t *sp
 int rc_build_listener(struct rc_load *L, struct rc_doc *d, struct rc_listener *li,
                       const struct rc_refs *r)
 {
-    yaml_node_t *spec = rc_at(d, yaml_document_get_root_node(&d->y), "spec");
+    yaml_node_t *spec = rc_at(d, rc_doc_root(d), "spec");
     if (rc_fill_meta(L, d, &li->meta, NULL, 0, NULL, 0) != 0)
         return -1;
     yaml_node_t *inst = rc_at(d, spec, "instance");
@@ -431,8 +431,7 @@ void rc_check_ports(struct rc_load *L, struct rc_kind_docs *ld)
                 L->oom = true;
                 return;
             }
-            rc_doc_err(L, d, RC_ERROR, rc_at(d, yaml_document_get_root_node(&d->y), "spec.port"),
-                       "spec.port",
+            rc_doc_err(L, d, RC_ERROR, rc_at(d, rc_doc_root(d), "spec.port"), "spec.port",
                        "port %d is already used by %s listener \"%s\" on instance \"%s\"", a->port,
                        pnames[b->protocol], b->meta.name, a->instance->meta.name);
             break;

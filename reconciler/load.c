@@ -544,10 +544,13 @@ static int parse_file(struct docs *D, size_t index, const char *afile, const cha
             rc = -1;
             break;
         }
+        if (rc_doc_take_tree(d, &y) != 0) {
+            rc = -1;
+            break;
+        }
         D->v[D->n++] = d;
         d->file = d->file_src = afile;
         d->dir = adir;
-        d->y = y;
         d->file_index = index;
         size_t start = root->start_mark.index, end = root->end_mark.index;
         if (start <= end && end <= len) {
@@ -627,7 +630,7 @@ static int take_prev_file(struct docs *D, size_t index, const char *afile, const
             if (r != 0) {
                 for (size_t j = n0; j < D->n; j++)
                     if (!D->v[j]->lazy)
-                        yaml_document_delete(&D->v[j]->y);
+                        rc_doc_free_tree(D->v[j]);
                 D->n = n0;
                 return r;
             }
@@ -817,7 +820,7 @@ static void drop_docs(struct docs *D, size_t n0)
 {
     for (size_t j = n0; j < D->n; j++)
         if (!D->v[j]->lazy)
-            yaml_document_delete(&D->v[j]->y);
+            rc_doc_free_tree(D->v[j]);
     D->n = n0;
 }
 
@@ -869,8 +872,8 @@ static int take_changed_file(struct docs *D, size_t index, const char *afile, co
             break;
         }
         n_parsed++;
-        if (s == NULL && is_empty_doc(&d->y)) {
-            yaml_document_delete(&d->y);
+        if (s == NULL && is_empty_doc(d->y)) {
+            rc_doc_free_tree(d);
             D->n--;
         }
     }
@@ -892,9 +895,9 @@ static bool same_as_prev(struct rc_doc *d, const struct rc_sources *prev)
 {
     if (prev == NULL || d->src_text == NULL)
         return false;
-    yaml_node_t *root = yaml_document_get_root_node(&d->y);
-    const char *kind = rc_y_str(rc_y_get(&d->y, root, "kind"));
-    yaml_node_t *name = rc_y_get(&d->y, rc_y_get(&d->y, root, "metadata"), "name");
+    yaml_node_t *root = rc_doc_root(d);
+    const char *kind = rc_y_str(rc_y_get(d->y, root, "kind"));
+    yaml_node_t *name = rc_y_get(d->y, rc_y_get(d->y, root, "metadata"), "name");
     if (kind == NULL || name == NULL || strcmp(rc_y_type_name(name), "string") != 0)
         return false;
     /* In the same file: a document moved to another one is built again
@@ -980,11 +983,11 @@ static void quote(char *buf, size_t size, const char *s)
  * NULL. */
 static bool foreign(struct rc_doc *d, bool refuse, struct rc_errs *errs)
 {
-    yaml_node_t *root = yaml_document_get_root_node(&d->y);
+    yaml_node_t *root = rc_doc_root(d);
     if (root == NULL || root->type != YAML_MAPPING_NODE)
         return false; /* not a manifest at all: the schema says so */
-    yaml_node_t *api = rc_y_get(&d->y, root, "apiVersion");
-    yaml_node_t *kind = rc_y_get(&d->y, root, "kind");
+    yaml_node_t *api = rc_y_get(d->y, root, "apiVersion");
+    yaml_node_t *kind = rc_y_get(d->y, root, "kind");
     const char *api_s = api ? rc_y_str(api) : NULL;
     const char *kind_s = kind ? rc_y_str(kind) : NULL;
     if (api != NULL) {
@@ -1043,18 +1046,18 @@ static struct rc_certstore_ahead *parse_ahead(const struct docs *D, bool facts)
         struct rc_doc *d = D->v[i];
         if (d->lazy)
             continue;
-        yaml_node_t *root = yaml_document_get_root_node(&d->y);
-        const char *api = rc_y_str(rc_y_get(&d->y, root, "apiVersion"));
-        const char *kind = rc_y_str(rc_y_get(&d->y, root, "kind"));
+        yaml_node_t *root = rc_doc_root(d);
+        const char *api = rc_y_str(rc_y_get(d->y, root, "apiVersion"));
+        const char *kind = rc_y_str(rc_y_get(d->y, root, "kind"));
         /* albd's only: another API's Certificate (cert-manager's) names no
          * file albd reads. */
         if (api == NULL || strncmp(api, "albd/", 5) != 0 || kind == NULL ||
             strcmp(kind, "Certificate") != 0)
             continue;
-        yaml_node_t *spec = rc_y_get(&d->y, root, "spec");
-        yaml_node_t *files = rc_y_get(&d->y, rc_y_get(&d->y, spec, "source"), "files");
-        const char *c = rc_y_str(rc_y_get(&d->y, files, "certificate"));
-        const char *k = rc_y_str(rc_y_get(&d->y, files, "privateKey"));
+        yaml_node_t *spec = rc_y_get(d->y, root, "spec");
+        yaml_node_t *files = rc_y_get(d->y, rc_y_get(d->y, spec, "source"), "files");
+        const char *c = rc_y_str(rc_y_get(d->y, files, "certificate"));
+        const char *k = rc_y_str(rc_y_get(d->y, files, "privateKey"));
         if (c == NULL || c[0] == '\0' || (k && k[0] == '\0'))
             continue;
         cert[n] = abs_path(d->dir, c);
@@ -1278,7 +1281,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
                 rc_schema_validate_doc(d, errs);
             } else if (!o->refuse_foreign) {
                 /* Another API's document: no part of the load. */
-                yaml_document_delete(&d->y);
+                rc_doc_free_tree(d);
                 S.files[d->file_index].n_docs--;
                 continue;
             } /* else refused: a document without a kind, as before */
@@ -1307,7 +1310,7 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
 
     for (size_t i = 0; i < S.n_docs; i++)
         if (!S.docs[i]->lazy)
-            yaml_document_delete(&S.docs[i]->y);
+            rc_doc_free_tree(S.docs[i]);
     free(D.v);
     for (size_t i = 0; texts && i < w.files.n; i++)
         free(texts[i]);

@@ -44,8 +44,8 @@ static int fill_map(struct rc_load *L, struct rc_doc *d, yaml_node_t *root, cons
     size_t k = 0;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
-        const char *key = rc_y_str(yaml_document_get_node(&d->y, p->key));
-        const char *value = rc_y_str(yaml_document_get_node(&d->y, p->value));
+        const char *key = rc_y_str(yaml_document_get_node(d->y, p->key));
+        const char *value = rc_y_str(yaml_document_get_node(d->y, p->value));
         struct rc_label *l = &v[k++];
         l->key = rc_arena_strdup(L->arena, key ? key : "");
         l->value = rc_arena_strdup(L->arena, value ? value : "");
@@ -61,7 +61,7 @@ static int fill_map(struct rc_load *L, struct rc_doc *d, yaml_node_t *root, cons
 int rc_fill_meta(struct rc_load *L, struct rc_doc *d, struct rc_meta *meta, const void *extra,
                  size_t extra_len, const void *extra2, size_t extra2_len)
 {
-    yaml_node_t *root = yaml_document_get_root_node(&d->y);
+    yaml_node_t *root = rc_doc_root(d);
     meta->kind = d->kind;
     meta->name = rc_arena_strdup(L->arena, d->name);
     meta->loc = rc_y_loc(d, root);
@@ -73,7 +73,7 @@ int rc_fill_meta(struct rc_load *L, struct rc_doc *d, struct rc_meta *meta, cons
     if (ns != NULL && (meta->ns = rc_arena_strdup(L->arena, ns)) == NULL)
         return -1;
     size_t len = 0;
-    char *canon = rc_y_canonical(&d->y, rc_y_get(&d->y, root, "spec"), &len);
+    char *canon = rc_y_canonical(d->y, rc_y_get(d->y, root, "spec"), &len);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (canon == NULL || md == NULL) {
         free(canon);

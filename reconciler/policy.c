@@ -162,7 +162,7 @@ static bool openssl_knows(struct rc_load *L, const char *name)
 
 int rc_build_policy(struct rc_load *L, struct rc_doc *d, struct rc_tls_policy *p)
 {
-    yaml_node_t *root = yaml_document_get_root_node(&d->y);
+    yaml_node_t *root = rc_doc_root(d);
     yaml_node_t *spec = rc_at(d, root, "spec");
     if (rc_fill_meta(L, d, &p->meta, NULL, 0, NULL, 0) != 0)
         return -2;
@@ -175,7 +175,7 @@ int rc_build_policy(struct rc_load *L, struct rc_doc *d, struct rc_tls_policy *p
     yaml_node_t *vers = rc_at(d, spec, "tlsVersions");
     for (yaml_node_item_t *it = vers->data.sequence.items.start; it < vers->data.sequence.items.top;
          it++)
-        p->versions |= version_bit(rc_y_str(yaml_document_get_node(&d->y, *it)));
+        p->versions |= version_bit(rc_y_str(yaml_document_get_node(d->y, *it)));
 
     yaml_node_t *cs = rc_at(d, spec, "ciphers");
     yaml_node_item_t *start = cs->data.sequence.items.start;
@@ -184,7 +184,7 @@ int rc_build_policy(struct rc_load *L, struct rc_doc *d, struct rc_tls_policy *p
     if (p->ciphers == NULL)
         return -2;
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *cn = yaml_document_get_node(&d->y, start[i]);
+        yaml_node_t *cn = yaml_document_get_node(d->y, start[i]);
         const char *name = rc_y_str(cn);
         char path[48];
         snprintf(path, sizeof(path), "spec.ciphers[%zu]", i);

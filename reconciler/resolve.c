@@ -112,8 +112,8 @@ int rc_kind_collect(struct rc_load *L, const char *kind, struct rc_kind_docs *ou
             rc_kind_docs_cleanup(out);
             return -1;
         }
-        yaml_node_t *root = yaml_document_get_root_node(&d->y);
-        yaml_node_t *first_root = yaml_document_get_root_node(&first->y);
+        yaml_node_t *root = rc_doc_root(d);
+        yaml_node_t *first_root = rc_doc_root(first);
         struct rc_loc fl = rc_y_loc(first, first_root);
         /* metadata.namespace does not make them two: one albd serves one
          * configuration, and references carry no namespace. */

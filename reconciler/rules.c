@@ -40,7 +40,7 @@ static size_t seq_len(const yaml_node_t *n)
 
 static yaml_node_t *seq_at(struct rc_doc *d, const yaml_node_t *n, size_t i)
 {
-    return yaml_document_get_node(&d->y, n->data.sequence.items.start[i]);
+    return yaml_document_get_node(d->y, n->data.sequence.items.start[i]);
 }
 
 static bool has_wildcard(const char *s)

@@ -821,7 +821,7 @@ size_t rc_schema_validate(const json_t *root, const json_t *schema, const struct
                           struct rc_errs *errs)
 {
     struct vctx c = {
-        .doc = doc, .y = (yaml_document_t *)&doc->y, .errs = errs, .kind = kind, .name = name};
+        .doc = doc, .y = (yaml_document_t *)doc->y, .errs = errs, .kind = kind, .name = name};
     snprintf(c.path, sizeof(c.path), "%s", path ? path : "");
     c.plen = strlen(c.path);
     size_t nodes = (size_t)(c.y->nodes.top - c.y->nodes.start);
@@ -843,7 +843,7 @@ size_t rc_schema_validate(const json_t *root, const json_t *schema, const struct
 
 size_t rc_schema_validate_doc(struct rc_doc *doc, struct rc_errs *errs)
 {
-    yaml_node_t *root = yaml_document_get_root_node(&doc->y);
+    yaml_node_t *root = rc_doc_root(doc);
     doc->kind = NULL;
     doc->name = NULL;
     doc->schema_ok = false;
@@ -859,11 +859,11 @@ size_t rc_schema_validate_doc(struct rc_doc *doc, struct rc_errs *errs)
                     root->type == YAML_SEQUENCE_NODE ? "an array" : "a single value");
         return 1;
     }
-    const char *kind = rc_y_str(rc_y_get(&doc->y, root, "kind"));
+    const char *kind = rc_y_str(rc_y_get(doc->y, root, "kind"));
     for (size_t i = 0; kind && rc_kinds[i]; i++)
         if (!strcmp(kind, rc_kinds[i]))
             doc->kind = rc_kinds[i];
-    yaml_node_t *name = rc_y_get(&doc->y, rc_y_get(&doc->y, root, "metadata"), "name");
+    yaml_node_t *name = rc_y_get(doc->y, rc_y_get(doc->y, root, "metadata"), "name");
     if (name && !strcmp(rc_y_type_name(name), "string"))
         doc->name = rc_y_str(name);
 

@@ -23,7 +23,7 @@ static const struct unsupported table[] = {
 
 void rc_check_unsupported(struct rc_load *L, struct rc_doc *d)
 {
-    yaml_node_t *root = yaml_document_get_root_node(&d->y);
+    yaml_node_t *root = rc_doc_root(d);
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         const struct unsupported *u = &table[i];
         if (strcmp(u->kind, d->kind) != 0)

@@ -80,13 +80,13 @@ static void each_document(const uint8_t *data, size_t size)
                     if (!errs.v[i].msg || !errs.v[i].msg[0])
                         abort();
                 rc_errs_cleanup(&errs);
-                yaml_node_t *r = yaml_document_get_root_node(&d.y);
+                yaml_node_t *r = yaml_document_get_root_node(d.y);
                 size_t len = 0;
-                char *canon = r ? rc_y_canonical(&d.y, r, &len) : NULL;
+                char *canon = r ? rc_y_canonical(d.y, r, &len) : NULL;
                 if (canon && strlen(canon) != len)
                     abort();
                 free(canon);
-                yaml_document_delete(&d.y);
+                rc_doc_free_tree(&d);
             }
         }
         yaml_document_delete(&y);

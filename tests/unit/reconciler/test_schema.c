@@ -31,11 +31,12 @@ static size_t check(const char *schema_text, const char *yaml, char *buf, size_t
     json_error_t jerr;
     json_t *schema = json_loads(schema_text, 0, &jerr);
     assert_non_null(schema);
-    struct rc_doc doc = {.file = "t.yaml"};
-    load_doc(&doc.y, yaml);
+    yaml_document_t y;
+    struct rc_doc doc = {.file = "t.yaml", .y = &y};
+    load_doc(doc.y, yaml);
     struct rc_errs errs;
     rc_errs_init(&errs);
-    size_t n = rc_schema_validate(schema, schema, &doc, yaml_document_get_root_node(&doc.y), "",
+    size_t n = rc_schema_validate(schema, schema, &doc, yaml_document_get_root_node(doc.y), "",
                                   NULL, NULL, &errs);
     assert_int_equal(n, errs.n);
     rc_errs_sort(&errs);
@@ -47,7 +48,7 @@ static size_t check(const char *schema_text, const char *yaml, char *buf, size_t
         strcat(buf, "\n");
     }
     rc_errs_cleanup(&errs);
-    yaml_document_delete(&doc.y);
+    yaml_document_delete(doc.y);
     json_decref(schema);
     return n;
 }
@@ -104,17 +105,17 @@ static bool name_pattern_refuses(const char *s)
     assert_non_null(name);
     char yaml[256];
     snprintf(yaml, sizeof yaml, "\"%s\"", s);
-    struct rc_doc doc = {.file = "t.yaml"};
-    load_doc(&doc.y, yaml);
+    yaml_document_t y;
+    struct rc_doc doc = {.file = "t.yaml", .y = &y};
+    load_doc(doc.y, yaml);
     struct rc_errs errs;
     rc_errs_init(&errs);
-    rc_schema_validate(root, name, &doc, yaml_document_get_root_node(&doc.y), "", NULL, NULL,
-                       &errs);
+    rc_schema_validate(root, name, &doc, yaml_document_get_root_node(doc.y), "", NULL, NULL, &errs);
     bool refused = false;
     for (size_t i = 0; i < errs.n; i++)
         refused = refused || strstr(errs.v[i].msg, "does not match the pattern") != NULL;
     rc_errs_cleanup(&errs);
-    yaml_document_delete(&doc.y);
+    yaml_document_delete(doc.y);
     return refused;
 }
 
