@@ -571,11 +571,11 @@ static int keep_mfiles(struct ctx *C, const struct rc_errs *errs, struct rc_mode
             break;
         }
         k->home = home;
-        k->id = f->id;
+        k->id = *rc_mfile_id(f);
         k->settled = f->settled;
         k->watchable = f->watchable;
-        k->len = f->len;
-        memcpy(k->digest, f->digest, sizeof(k->digest));
+        k->len = rc_mfile_len(f);
+        memcpy(k->digest, rc_mfile_digest(f), sizeof(k->digest));
         k->clean = clean;
         if (k->clean && (k->docs = rc_arena_alloc(at, (f->n_docs + 1) * sizeof(*k->docs))) == NULL)
             rc = -1;

@@ -1167,18 +1167,19 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
         size_t n0 = D.n;
         const struct rc_kept_mfile *pm = prev_mfile(prev_src, file, &next_mfile);
         struct stat sb;
+        struct rc_fid id;
         bool reusable = pm && pm->clean && pm->settled, unstatted = false;
         if (reusable) {
             unstatted = pm->watchable && changes && !rc_changes_cover_m(changes, rel, &cover_memo);
             if (unstatted)
-                f->id = pm->id; /* no event names it: the watcher vouches */
+                id = pm->id; /* no event names it: the watcher vouches */
             else if (stat(file, &sb) == 0)
-                rc_fid_from_stat(&f->id, &sb);
+                rc_fid_from_stat(&id, &sb);
             else
                 reusable = false;
         }
         if (reusable) {
-            if (rc_fid_equal(&f->id, &pm->id)) {
+            if (rc_fid_equal(&id, &pm->id)) {
                 int r = take_prev_file(&D, i, afile, adir, pm, &n_parsed);
                 if (r < 0) {
                     failed = true;
@@ -1188,18 +1189,22 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
                     f->settled = true;
                     f->watchable = pm->watchable;
                     n_unstatted += unstatted;
-                    f->len = pm->len;
-                    memcpy(f->digest, pm->digest, sizeof(f->digest));
-                    f->prev_mfile = pm;
+                    f->prev_mfile = pm; /* its id, len and digest are the file's */
                     f->n_docs = D.n - n0;
-                    digest_file(md, rel, f->len, f->digest);
+                    digest_file(md, rel, pm->len, pm->digest);
                     n_skipped++;
                     continue;
                 }
             }
         }
         size_t len = 0;
-        int r = read_file(file, S.root, &texts[i], &len, &f->id, &sb);
+        struct rc_mfile_read *fr = rc_arena_alloc(S.tmp, sizeof(*fr));
+        if (fr == NULL) {
+            failed = true;
+            break;
+        }
+        f->read = fr;
+        int r = read_file(file, S.root, &texts[i], &len, &fr->id, &sb);
         if (r == -EXDEV) {
             /* The target is never named or quoted: it is not ours to show. */
             struct rc_loc loc = {file, 0, 0};
@@ -1224,20 +1229,20 @@ int rc_load_dir_ex(const char *dir, const struct rc_load_opts *o, struct rc_mode
             continue;
         }
         n_read++;
-        f->settled = rc_fid_settled(&f->id, &start) && (off_t)len == sb.st_size;
+        f->settled = rc_fid_settled(&fr->id, &start) && (off_t)len == sb.st_size;
         /* One-shot (validate): no later load asks (filecache.h). */
         if (f->settled && S.root && !o->release_parsed) {
             char want[PATH_MAX];
             if (snprintf(want, sizeof(want), "%s/%s", S.root, rel) < (int)sizeof(want))
                 f->watchable = rc_watchable(file, &sb, rel, want);
         }
-        f->len = len;
+        fr->len = len;
         unsigned int dl = 0;
-        if (!EVP_Digest(texts[i], len, f->digest, &dl, EVP_sha256(), NULL)) {
+        if (!EVP_Digest(texts[i], len, fr->digest, &dl, EVP_sha256(), NULL)) {
             failed = true;
             break;
         }
-        digest_file(md, rel, len, f->digest);
+        digest_file(md, rel, len, fr->digest);
         r = 1;
         if (pm && pm->clean) {
             r = take_changed_file(&D, i, afile, adir, pm, texts[i], len, &n_parsed);

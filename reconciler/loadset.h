@@ -11,22 +11,43 @@
 #include "reconciler/load.h"
 #include "reconciler/source.h"
 
-struct rc_mfile {
-    const char *path;  /* as walked */
-    bool damaged;      /* could not be read, or is not valid YAML: none of its documents count */
-    bool unidentified; /* a document without a known kind or a name */
-    /* Its identity when read (fstat of the open file), whether that was
-     * settled, its size and the SHA-256 of its bytes. */
+/* What this load read of a manifest file: its identity when read (fstat
+ * of the open file), its size and the SHA-256 of its bytes. */
+struct rc_mfile_read {
     struct rc_fid id;
-    bool settled;
-    bool watchable; /* changes.h */
     size_t len;
     unsigned char digest[32];
-    /* Its documents were taken from the running model (prev_mfile): the
-     * file was not opened. */
-    const struct rc_kept_mfile *prev_mfile;
-    size_t n_docs; /* documents of this file in the load set */
 };
+
+/* One manifest file of the load: 40 bytes, one per file (10,000s), the
+ * facts of a file that was not read being prev_mfile's own. */
+struct rc_mfile {
+    const char *path; /* as walked */
+    /* What this load read (in the load set's arena), or NULL when its
+     * documents were taken from the running model's prev_mfile, whose
+     * identity, size and digest are the file's: it was not opened. */
+    const struct rc_mfile_read *read;
+    const struct rc_kept_mfile *prev_mfile;
+    size_t n_docs;     /* documents of this file in the load set */
+    bool damaged;      /* could not be read, or is not valid YAML: none of its documents count */
+    bool unidentified; /* a document without a known kind or a name */
+    bool settled;      /* its identity may be trusted by the next load */
+    bool watchable;    /* changes.h */
+};
+
+/* f's identity, size and digest: what this load read, or prev_mfile's. */
+static inline const struct rc_fid *rc_mfile_id(const struct rc_mfile *f)
+{
+    return f->read ? &f->read->id : &f->prev_mfile->id;
+}
+static inline size_t rc_mfile_len(const struct rc_mfile *f)
+{
+    return f->read ? f->read->len : f->prev_mfile->len;
+}
+static inline const unsigned char *rc_mfile_digest(const struct rc_mfile *f)
+{
+    return f->read ? f->read->digest : f->prev_mfile->digest;
+}
 
 struct rc_loadset {
     struct rc_arena *tmp; /* load-scoped: file names, documents */
