@@ -436,9 +436,14 @@ static int keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, st
             return 0; /* m holds other bytes (a kept version), or kept already */
         e->kept = true;
         return keep_new(out, data,
-                        (struct rc_kept_file){path, h, e->id, e->settled,
-                                              copied_into(fc, e->copy, data, bytes), e->watchable,
-                                              bytes, len});
+                        (struct rc_kept_file){.path = path,
+                                              .hash = h,
+                                              .id = e->id,
+                                              .settled = e->settled,
+                                              .home = copied_into(fc, e->copy, data, bytes),
+                                              .watchable = e->watchable,
+                                              .bytes = bytes,
+                                              .len = len});
     }
     size_t i = prev_find(fc->prev, path, h);
     if (i == NONE)
@@ -451,11 +456,16 @@ static int keep_one(const struct rc_filecache *fc, struct rc_kept_files *out, st
         out->v[out->n++] = k; /* the same file, bytes and identity */
         return 0;
     }
+    const struct copy *c = fc->prev_copy ? &fc->prev_copy[i] : NULL;
     return keep_new(out, data,
-                    (struct rc_kept_file){
-                        path, h, k->id, k->settled,
-                        copied_into(fc, fc->prev_copy ? &fc->prev_copy[i] : NULL, data, bytes),
-                        k->watchable, bytes, len});
+                    (struct rc_kept_file){.path = path,
+                                          .hash = h,
+                                          .id = k->id,
+                                          .settled = k->settled,
+                                          .home = copied_into(fc, c, data, bytes),
+                                          .watchable = k->watchable,
+                                          .bytes = bytes,
+                                          .len = len});
 }
 
 int rc_filecache_keep(const struct rc_filecache *fc, const struct rc_model *m,
