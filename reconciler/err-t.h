@@ -20,8 +20,9 @@ enum rc_severity {
     RC_NOTE = 2,    /* for information (e.g. a document of another API, skipped) */
 };
 
-/* One allocation holds all the strings of an entry, msg first: only
- * rc_errs_cleanup frees them (free(msg)); never free or replace a field. */
+/* The strings of an entry lie together, msg first, in memory of its list
+ * (err.c): only rc_errs_cleanup frees them; never free or replace a
+ * field. */
 struct rc_err {
     enum rc_severity severity;
     char *file;    /* copy; NULL when not about a file */
@@ -33,9 +34,11 @@ struct rc_err {
 };
 
 /* A growable list of errors. Zero-initialise or rc_errs_init(). */
+struct rc_errs_block;
 struct rc_errs {
     struct rc_err *v;
     size_t n, cap;
+    struct rc_errs_block *blocks; /* where the entries' strings live (err.c) */
 };
 
 #endif

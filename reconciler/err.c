@@ -3,9 +3,12 @@
 #include "reconciler/err.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "reconciler/sort.h"
 
@@ -16,10 +19,83 @@ static void *xalloc(void *p)
     return p;
 }
 
+/* ---- where the strings live ----
+ *
+ * Each entry's strings are one piece carved from blocks of its list, freed
+ * only with the list. The first block comes from malloc (most lists hold a
+ * few entries: a schema alternative tried and dropped, a validate run);
+ * the next ones are mapped, 64 KiB doubling up to 1 MiB, and unmapped
+ * whole. Why mapped: the agent replaces its list of 10,000 expiry
+ * warnings on every reload, and malloc does not reuse the chunks of the
+ * list just freed for the new one but picks from the holes a start of
+ * 10,000 certificates leaves in its arena, whose pages malloc_trim gave
+ * back: the new list cost ~1.5 MiB of fresh pages at the reload's peak.
+ * Unmapped blocks leave the resident set at once and the new list's pages
+ * replace them. Under AddressSanitizer every block comes from malloc, so
+ * that a list never cleaned up shows as a leak. */
+struct rc_errs_block {
+    struct rc_errs_block *next;
+    size_t size; /* the whole block, this header included */
+    size_t used; /* bytes handed out, this header included */
+    bool mapped;
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ERRS_MAP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ERRS_MAP 0
+#endif
+#endif
+#ifndef ERRS_MAP
+#define ERRS_MAP 1
+#endif
+
+enum { ERRS_FIRST = 1024, ERRS_MAP_MIN = 64 << 10, ERRS_MAP_MAX = 1 << 20 };
+
+static struct rc_errs_block *block_new(size_t size, bool map)
+{
+    struct rc_errs_block *b = NULL;
+    if (map && ERRS_MAP) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size = (size + page - 1) / page * page;
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        b = xalloc(p == MAP_FAILED ? NULL : p);
+    } else {
+        b = xalloc(malloc(size));
+        map = false;
+    }
+    b->size = size;
+    b->used = sizeof(*b);
+    b->mapped = map;
+    return b;
+}
+
+/* n bytes for one entry's strings, from the list's newest block or a new
+ * one. */
+static char *strings_alloc(struct rc_errs *e, size_t n)
+{
+    struct rc_errs_block *b = e->blocks;
+    if (b == NULL || b->size - b->used < n) {
+        size_t size = b == NULL ? ERRS_FIRST : b->mapped ? 2 * b->size : ERRS_MAP_MIN;
+        if (size > ERRS_MAP_MAX)
+            size = ERRS_MAP_MAX;
+        if (size - sizeof(*b) < n)
+            size = sizeof(*b) + n;
+        struct rc_errs_block *nb = block_new(size, b != NULL);
+        nb->next = b;
+        e->blocks = b = nb;
+    }
+    char *p = (char *)b + b->used;
+    b->used += n;
+    return p;
+}
+
 void rc_errs_init(struct rc_errs *e)
 {
     e->v = NULL;
     e->n = e->cap = 0;
+    e->blocks = NULL;
 }
 
 void rc_errs_reserve(struct rc_errs *e, size_t n)
@@ -35,8 +111,13 @@ void rc_errs_reserve(struct rc_errs *e, size_t n)
 
 void rc_errs_cleanup(struct rc_errs *e)
 {
-    for (size_t i = 0; i < e->n; i++)
-        free(e->v[i].msg); /* the block that holds all its strings (rc_errs_add) */
+    for (struct rc_errs_block *b = e->blocks, *next; b != NULL; b = next) {
+        next = b->next;
+        if (b->mapped)
+            munmap(b, b->size);
+        else
+            free(b);
+    }
     free(e->v);
     rc_errs_init(e);
 }
@@ -61,10 +142,10 @@ void rc_errs_add(struct rc_errs *e, enum rc_severity sev, const struct rc_loc *l
         e->v = xalloc(realloc(e->v, cap * sizeof(*e->v)));
         e->cap = cap;
     }
-    /* One allocation per entry: the message, then the copies of file,
-     * kind, name and path. 10,000 certificates near expiry add 10,000
-     * warnings to every reload; five allocations (and five frees) each
-     * were a tenth of its time. */
+    /* One piece per entry: the message, then the copies of file, kind,
+     * name and path. 10,000 certificates near expiry add 10,000 warnings
+     * to every reload; five allocations (and five frees) each were a
+     * tenth of its time. */
     char first[256];
     va_list ap, again;
     va_start(ap, fmt);
@@ -78,7 +159,7 @@ void rc_errs_add(struct rc_errs *e, enum rc_severity sev, const struct rc_loc *l
         path = NULL;
     size_t fl = file ? strlen(file) : 0, kl = kind ? strlen(kind) : 0, nl = name ? strlen(name) : 0,
            pl = path ? strlen(path) : 0;
-    char *msg = xalloc(malloc((size_t)n + 1 + fl + 1 + kl + 1 + nl + 1 + pl + 1));
+    char *msg = strings_alloc(e, (size_t)n + 1 + fl + 1 + kl + 1 + nl + 1 + pl + 1);
     if ((size_t)n < sizeof first)
         memcpy(msg, first, (size_t)n + 1);
     else

@@ -100,6 +100,59 @@ static void test_entries_own_their_strings(void **state)
 /* Manifest text quoted in a message (a key, a value, a file name) cannot
  * start a new log line or drive the terminal: every control character is
  * escaped, and the entry stays one line. */
+/* Thousands of entries (a reload's expiry warnings) and one larger than
+ * the largest block: every entry keeps its own strings, none overlaps the
+ * next, and a list moved by value (the agent keeps the last reload's)
+ * still cleans up whole (under ASan: no leak, no overflow). */
+static void test_many_entries_span_blocks(void **state)
+{
+    (void)state;
+    struct rc_errs e;
+    rc_errs_init(&e);
+    enum { N = 20000 };
+    size_t big = (2u << 20) + 3;
+    char *huge = malloc(big + 1);
+    assert_non_null(huge);
+    memset(huge, 'y', big);
+    huge[big] = '\0';
+    for (int i = 0; i < N; i++) {
+        char file[64], name[32];
+        snprintf(file, sizeof file, "certs/h%d.yaml", i);
+        snprintf(name, sizeof name, "h%d", i);
+        struct rc_loc loc = {file, i + 1, 1};
+        rc_errs_add(&e, RC_WARNING, &loc, "Certificate", name, NULL,
+                    "certificate expires in %d days (%s)", i % 30,
+                    i == N / 2 ? huge : "not after 2027-01-01T00:00:00Z");
+    }
+    free(huge);
+    struct rc_errs moved = e;
+    rc_errs_init(&e);
+    assert_int_equal(moved.n, N);
+    for (int i = 0; i < N; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "certs/h%d.yaml", i);
+        assert_string_equal(moved.v[i].file, want);
+        snprintf(want, sizeof want, "h%d", i);
+        assert_string_equal(moved.v[i].name, want);
+        assert_string_equal(moved.v[i].kind, "Certificate");
+        assert_null(moved.v[i].path);
+        assert_int_equal(moved.v[i].line, i + 1);
+        if (i == N / 2) {
+            assert_int_equal(strlen(moved.v[i].msg),
+                             strlen("certificate expires in 0 days ()") + big + (i % 30 >= 10));
+        } else {
+            snprintf(want, sizeof want,
+                     "certificate expires in %d days (not after "
+                     "2027-01-01T00:00:00Z)",
+                     i % 30);
+            assert_string_equal(moved.v[i].msg, want);
+        }
+    }
+    rc_errs_cleanup(&moved);
+    assert_int_equal(moved.n, 0);
+    rc_errs_cleanup(&e); /* an empty list cleans up too */
+}
+
 static void test_format_escapes_control_characters(void **state)
 {
     struct rc_errs e;
@@ -154,6 +207,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_and_sort),
         cmocka_unit_test(test_entries_own_their_strings),
+        cmocka_unit_test(test_many_entries_span_blocks),
         cmocka_unit_test(test_format_escapes_control_characters),
         cmocka_unit_test(test_arena),
     };
