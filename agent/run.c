@@ -266,6 +266,10 @@ int ag_reconcile(struct ag_agent *a)
      * at the end (see there). */
     struct rc_model *replaced = NULL;
     bool log_changes = false;
+    /* Expiry warnings the load left for later (load.h), of late_model's
+     * certificates. */
+    struct rc_late_expiries late = {.n = 0};
+    const struct rc_model *late_model = NULL;
     uint64_t epoch = 0;
     size_t n_trusted = 0;
     char **trusted = NULL;
@@ -298,13 +302,15 @@ int ag_reconcile(struct ag_agent *a)
                                  .cert_pending_is_error = true};
         struct rc_model *m = NULL;
         rc_errs_cleanup(&errs);
-        rc_errs_reserve(&errs, a->last_errs.n + 16);
         rc_status_cleanup(&st);
+        rc_late_expiries_drop(&late); /* (an apply refused: loaded again) */
         uint64_t mark = a->watch ? ag_watch_mark(a->watch) : 0;
         struct ready_state ready = {.a = a, .mark = mark, .t0 = t0, .aerr = &aerr};
         o.ready = on_model_ready;
         o.ready_arg = &ready;
+        o.late_expiry = &late;
         int rc = rc_load_dir_ex(a->opt.manifest_dir, &o, &m, &errs, &st);
+        late_model = m;
         /* Applied, it serves: changes since are the next load's. */
         if (ready.applied == 0 &&
             (ready.changed || (a->watch && ag_watch_changed_since(a->watch, mark)))) {
@@ -314,6 +320,7 @@ int ag_reconcile(struct ag_agent *a)
             rc_model_unref(m);
             rc_errs_cleanup(&errs);
             rc_status_cleanup(&st);
+            rc_late_expiries_drop(&late);
             ag_watch_free_list(trusted, n_trusted);
             return 1;
         }
@@ -404,13 +411,18 @@ int ag_reconcile(struct ag_agent *a)
      * before, that JSON lands in pages given back after the last load and
      * adds to the reload's peak (measured: +1.5 MiB of VmHWM on adding one
      * certificate to 10,000) instead of reusing the scratch's. The
-     * replaced model is kept until then, so the sweep comes after. */
+     * replaced model is kept until then, so the sweep comes after. So are
+     * the expiry warnings of the certificates the load copied (~2 MiB of
+     * strings at 10,000 short-lived ones): the load leaves them here. */
     if (log_changes) {
         malloc_trim(0);
         ag_events_changes(replaced, a->running); /* agent/events.c */
     }
     rc_model_unref(replaced);
     size_t swept = rc_certstore_sweep();
+    if (late_model != NULL && late_model == a->running)
+        rc_late_expiries_report(&late, &errs);
+    rc_late_expiries_drop(&late); /* (the model was not kept) */
     malloc_trim(0);
     struct rc_certstore_stats cs;
     rc_certstore_stats(&cs);

@@ -601,6 +601,35 @@ const struct rc_certificate *rc_reuse_certificate(struct rc_load *L, struct rc_d
     return c;
 }
 
+void rc_late_expiries_report(struct rc_late_expiries *x, struct rc_errs *errs)
+{
+    rc_errs_reserve(errs, errs->n + x->n);
+    for (size_t i = 0; i < x->n; i++)
+        report_copy_expiry(errs, x->now, x->v[i].c, x->v[i].kind, x->v[i].name);
+    rc_late_expiries_drop(x);
+}
+
+void rc_late_expiries_drop(struct rc_late_expiries *x)
+{
+    free(x->v);
+    x->v = NULL;
+    x->n = 0;
+}
+
+void rc_hand_late_expiry(struct rc_load *L, struct rc_late_expiries *out)
+{
+    for (size_t i = 0; i < L->n_late_expiry; i++) {
+        struct rc_late_expiry *x = &L->late_expiry[i];
+        x->kind = x->c->meta.kind;
+        x->name = x->c->meta.name;
+    }
+    out->v = L->late_expiry;
+    out->n = L->n_late_expiry;
+    out->now = L->now;
+    L->late_expiry = NULL;
+    L->n_late_expiry = L->cap_late_expiry = 0;
+}
+
 void rc_report_late_expiry(struct rc_load *L, struct rc_errs *errs)
 {
     for (size_t i = 0; i < L->n_late_expiry; i++) {

@@ -9,6 +9,7 @@
 
 #include "reconciler/doc.h"
 #include "reconciler/err-t.h"
+#include "reconciler/load.h"
 #include "reconciler/model-t.h"
 
 struct rc_load;
@@ -45,6 +46,11 @@ const struct rc_certificate *rc_reuse_certificate(struct rc_load *L, struct rc_d
 /* Reports the expiry warnings L->defer_expiry held back, to errs, and
  * forgets them. */
 void rc_report_late_expiry(struct rc_load *L, struct rc_errs *errs);
+
+/* Moves them to *out instead (rc_load_opts.late_expiry), named by their
+ * certificates (which live as long as pass 1's model), not by documents
+ * that go with the load. */
+void rc_hand_late_expiry(struct rc_load *L, struct rc_late_expiries *out);
 
 /* Whether e is the warning that a certificate expires soon: the one
  * diagnostic rc_reuse_certificate() reports again for a copy, so it does

@@ -1059,7 +1059,10 @@ int rc_contain_build(struct rc_loadset *S, const struct rc_load_opts *o, struct 
      * load, and waits until it serves (rc_load_opts.ready). */
     if (o->ready)
         o->ready(o->ready_arg, m);
-    rc_report_late_expiry(&L, errs);
+    if (o->ready && o->late_expiry && m == first)
+        rc_hand_late_expiry(&L, o->late_expiry); /* (load.h) */
+    else
+        rc_report_late_expiry(&L, errs);
     if (keep_sources(&C, &L, errs, m) != 0) {
         if (!o->ready)
             goto fail;

@@ -81,7 +81,31 @@ struct rc_load_opts {
      * The callee keeps m only by its own reference. NULL: not called. */
     void (*ready)(void *arg, struct rc_model *m);
     void *ready_arg;
+    /* With ready: where the load leaves the expiry warnings of the
+     * certificates it copied from prev, instead of adding them to errs,
+     * when they are certificates of the model it returns (not after a
+     * containing pass: then they go to errs). The caller reports them
+     * (rc_late_expiries_report) while it holds that model, or drops them.
+     * At 10,000 short-lived certificates they are ~2 MiB of strings, and
+     * the agent writes them once the load's scratch is given back rather
+     * than beside it at the reload's peak. NULL: to errs. */
+    struct rc_late_expiries *late_expiry;
 };
+
+/* Expiry warnings a load left to its caller (rc_load_opts.late_expiry). */
+struct rc_late_expiry;
+struct rc_late_expiries {
+    struct rc_late_expiry *v; /* malloc'd */
+    size_t n;
+    time_t now; /* the load's rc_load_opts.now */
+};
+
+/* Adds them to errs, as the load would have, and frees them (x is empty
+ * after). Their certificates are the returned model's: hold it. */
+void rc_late_expiries_report(struct rc_late_expiries *x, struct rc_errs *errs);
+
+/* Frees them unreported (the model was not kept). */
+void rc_late_expiries_drop(struct rc_late_expiries *x);
 
 enum rc_res_state {
     RC_RES_READY,   /* the version in the manifests is in the model */

@@ -942,6 +942,78 @@ static void the_ready_call_comes_before_the_bookkeeping(void **state)
     rc_errs_cleanup(&ed);
 }
 
+/* A caller that serves the model may take those warnings after the load
+ * (rc_load_opts.late_expiry: the agent writes them once the load's
+ * scratch is given back). They are the same warnings, about the returned
+ * model's certificates: still whole once the running model the load
+ * copied them from is gone (under ASan: nothing read from freed
+ * memory). */
+static void the_expiry_warnings_can_wait_for_the_caller(void **state)
+{
+    (void)state;
+    struct tf_result first = load(NULL);
+    time_t soon = rc_model_certificate(first.m, "site")->not_after - 10 * 86400;
+    tf_done(&first);
+    struct rc_errs ea, eb, ec;
+    rc_errs_init(&ea);
+    rc_errs_init(&eb);
+    rc_errs_init(&ec);
+    struct tf_result a = load_at(NULL, soon, &ea);
+    assert_int_equal(a.rc, 0);
+    struct tf_result plain = load_at(a.m, soon, &ec);
+    assert_int_equal(plain.rc, 0);
+    assert_int_equal(ec.n, 1);
+
+    struct seen_ready seen = {.errs = &eb};
+    struct rc_late_expiries late = {.n = 0};
+    struct tf_result b = {0};
+    rc_status_init(&b.st);
+    struct rc_load_opts o = {.now = soon,
+                             .prev = a.m,
+                             .realtime = tf_clock,
+                             .ready = note_ready,
+                             .ready_arg = &seen,
+                             .late_expiry = &late};
+    b.rc = rc_load_dir_ex(dir, &o, &b.m, &eb, &b.st);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(b.st.resources_copied, 4);
+    assert_int_equal(eb.n, 0); /* left to the caller */
+    assert_int_equal(late.n, 1);
+    tf_done(&a); /* the running model it copied from goes */
+    rc_late_expiries_report(&late, &eb);
+    assert_int_equal(late.n, 0);
+    assert_null(late.v);
+    assert_int_equal(eb.n, 1);
+    assert_int_equal(eb.v[0].severity, RC_WARNING);
+    assert_string_equal(eb.v[0].msg, ec.v[0].msg);
+    assert_string_equal(eb.v[0].file, ec.v[0].file);
+    assert_int_equal(eb.v[0].line, ec.v[0].line);
+    assert_int_equal(eb.v[0].col, ec.v[0].col);
+    assert_string_equal(eb.v[0].path, ec.v[0].path);
+    assert_string_equal(eb.v[0].kind, "Certificate");
+    assert_string_equal(eb.v[0].name, "site");
+    /* Without a ready call nothing waits: to errs, as before. */
+    struct rc_errs ed;
+    rc_errs_init(&ed);
+    struct rc_late_expiries unused = {.n = 0};
+    struct tf_result c = {0};
+    rc_status_init(&c.st);
+    struct rc_load_opts oc = {
+        .now = soon, .prev = b.m, .realtime = tf_clock, .late_expiry = &unused};
+    c.rc = rc_load_dir_ex(dir, &oc, &c.m, &ed, &c.st);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(unused.n, 0);
+    assert_int_equal(ed.n, 1);
+    assert_string_equal(ed.v[0].msg, ec.v[0].msg);
+    tf_done(&plain);
+    tf_done(&b);
+    tf_done(&c);
+    rc_errs_cleanup(&ea);
+    rc_errs_cleanup(&eb);
+    rc_errs_cleanup(&ec);
+    rc_errs_cleanup(&ed);
+}
+
 /* ---- compaction: copies do not keep mostly unused arenas alive ---- */
 
 /* The listener with a ~256 KiB comment inside its document (so inside the
@@ -1025,6 +1097,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_certificate_near_expiry_is_copied_with_its_warning, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(the_ready_call_comes_before_the_bookkeeping, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_expiry_warnings_can_wait_for_the_caller, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_certificate_file_replaced_by_rename_is_read, setup,
                                         teardown),
