@@ -16,6 +16,10 @@ struct rc_y_diag;
 /* One YAML document of one manifest file, or the kept source of a resource
  * of the previous model that is rebuilt as its last good version. */
 struct rc_doc {
+    /* (Pointers, then sizes, then ints, then flags: a reload holds one per
+     * document of the whole folder, 10,000 and more, and the padding
+     * between mixed fields was 24 bytes of each.) */
+
     /* The path as walked, copied into the arena of the model being built
      * (each build pass has its own arena: see load.c); file_src is the
      * load-scoped original. */
@@ -28,16 +32,11 @@ struct rc_doc {
     yaml_document_t *y;
     const char *kind; /* a known kind (static string) or NULL */
     const char *name; /* metadata.name when it is a string, else NULL */
-    bool schema_ok;   /* no schema error: the model builder may trust its shape */
-    /* The document's text as written (its root node's byte range), kept in
-     * the model so that a later load can rebuild this version; src_line and
-     * src_col are where it starts in file (1-based). */
+    /* The document's text as written (its root node's byte range, src_len
+     * bytes), kept in the model so that a later load can rebuild this
+     * version; src_line and src_col are where it starts in file
+     * (1-based). */
     const char *src_text;
-    size_t src_len;
-    int src_line, src_col;
-    /* Added to every line number of y (a rebuilt source starts at line 1 of
-     * its own text, not of the file). */
-    int line_base;
     /* Certificates: where the PEM bytes come from instead of the files.
      * fallback_cert: the previous model's version (a resource kept at its
      * last good version never re-reads files that may have changed);
@@ -45,22 +44,39 @@ struct rc_doc {
      * load see the same bytes). NULL: read the files. */
     const struct rc_certificate *fallback_cert;
     const struct rc_certificate *pass1_cert;
-    size_t file_index; /* the manifest file it came from (load.c), or SIZE_MAX */
     /* The running model's source of this resource when the document is
      * byte-identical to it (load.c same_as_prev), else NULL. */
     const struct rc_source *prev_src;
     /* What the latest build pass made of it (a struct in that pass's model)
-     * and whether that was copied from prev_src->res. */
+     * and whether that was copied from prev_src->res (reused, below). */
     const void *built;
-    bool reused;
+    /* Its source in the model the load returns (contain.c keep_sources). */
+    const struct rc_source *kept;
+
+    size_t src_len;
+    size_t file_index; /* the manifest file it came from (load.c), or SIZE_MAX */
+    /* Bytes the latest pass's build of it allocated in the pass's data
+     * arena (0 when copied): its share of that arena (source.h bytes). */
+    size_t built_bytes;
+
+    int src_line, src_col;
+    /* Added to every line number of y (a rebuilt source starts at line 1 of
+     * its own text, not of the file). */
+    int line_base;
+    /* The build pass (rc_load.pass) that copied file into its data arena
+     * for what the build keeps (locations in the model live as long as the
+     * model); 0 while file is the load-scoped path: build.h
+     * rc_doc_own_file. A pass number, not the arena's address: a failed
+     * pass's arena is freed and the next one may get its address. */
+    int file_pass;
+
+    bool schema_ok; /* no schema error: the model builder may trust its shape */
+    bool reused;    /* built was copied from prev_src->res */
     /* The copy allocated in the pass's data arena (a group moved in its
      * file gets its servers with the new lines there): a later load would
      * keep only prev_src->origin alive, not that arena, so it must build
      * this resource again rather than copy it (contain.c keep_sources). */
     bool copy_local;
-    /* Bytes the latest pass's build of it allocated in the pass's data
-     * arena (0 when copied): its share of that arena (source.h bytes). */
-    size_t built_bytes;
     /* The latest build pass left one of its rules out (a Listener whose rule
      * forwards to an invalid group, rc_contain_rule): what it built must not
      * be copied by a later load, which may find the group valid again. */
@@ -69,14 +85,6 @@ struct rc_doc {
      * (an unchanged manifest file, load.c) and is parsed from src_text only
      * when something needs its nodes (rc_doc_parse). */
     bool lazy;
-    /* Its source in the model the load returns (contain.c keep_sources). */
-    const struct rc_source *kept;
-    /* The build pass (rc_load.pass) that copied file into its data arena
-     * for what the build keeps (locations in the model live as long as the
-     * model); 0 while file is the load-scoped path: build.h
-     * rc_doc_own_file. A pass number, not the arena's address: a failed
-     * pass's arena is freed and the next one may get its address. */
-    int file_pass;
 };
 
 /* Makes the loaded tree *y d's (moved: *y is d's to delete now). Returns 0,
