@@ -90,18 +90,20 @@ static void on_model_ready(void *arg, struct rc_model *m)
         r->same = true;
         return;
     }
+    /* From here on this load's problems and status replace these when
+     * ag_reconcile ends, applied or not (a refused apply loads again and
+     * ends with that load's), and nothing reads them before: the admin
+     * endpoint runs on this thread. Freed before the apply, their memory
+     * (10,000 expiry warnings and status entries at 10,000 short-lived
+     * certificates, ~2 MiB) is out of the resident set, or free for the
+     * apply's new listener and SNI table (~1.2 MiB at 10,000 names), by
+     * the time those are built: after the apply, it was the reload's
+     * peak. */
+    rc_errs_cleanup(&a->last_errs);
+    rc_status_cleanup(&a->last_status);
     r->applied = px_runtime_apply(a->rt, m, r->aerr) == 0 ? 1 : -1;
-    if (r->applied > 0) {
+    if (r->applied > 0)
         a->last_apply_seconds = now_seconds() - r->t0;
-        /* This load's problems and status replace these when it returns
-         * (ag_reconcile), and nothing reads them before: the admin
-         * endpoint runs on this thread. Freed now, the rest of the load
-         * (its expiry warnings and status: 10,000 of each at 10,000
-         * short-lived certificates, ~2 MiB) reuses their memory instead of
-         * adding to the reload's peak. */
-        rc_errs_cleanup(&a->last_errs);
-        rc_status_cleanup(&a->last_status);
-    }
 }
 
 /* The loader's view of a->pending: NULL when not known. trusted: the

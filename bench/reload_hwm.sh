@@ -42,7 +42,7 @@ kib() { awk -v k="$2" '$1 == k { print $2 }' "/proc/$1/$3"; }
 wait_log() { # TEXT: at most 60 s
     local i
     for ((i = 0; i < 600; i++)); do
-        grep -q "$1" "$PEER_RUN/log" && return 0
+        grep -qs "$1" "$PEER_RUN/log" && return 0
         kill -0 "$PID" 2>/dev/null || { echo "albd exited:" >&2; tail -5 "$PEER_RUN/log" >&2; exit 1; }
         sleep 0.1
     done
