@@ -880,6 +880,38 @@ static void note_ready(void *arg, struct rc_model *m)
     s->root_then = m->root;
 }
 
+/* Loads *a (into ea) at a time 10 days before the test certificate
+ * expires, then *plain (into ec): the next load after it, with no ready
+ * call, which copies the certificate and warns once. Returns that time. */
+static time_t near_expiry_loads(struct tf_result *a, struct rc_errs *ea, struct tf_result *plain,
+                                struct rc_errs *ec)
+{
+    struct tf_result first = load(NULL);
+    time_t soon = rc_model_certificate(first.m, "site")->not_after - 10 * 86400;
+    tf_done(&first);
+    rc_errs_init(ea);
+    rc_errs_init(ec);
+    *a = load_at(NULL, soon, ea);
+    assert_int_equal(a->rc, 0);
+    *plain = load_at(a->m, soon, ec);
+    assert_int_equal(plain->rc, 0);
+    assert_int_equal(ec->n, 1);
+    return soon;
+}
+
+/* x is the warning y is: the same text at the same place, about "site". */
+static void assert_same_warning(const struct rc_err *x, const struct rc_err *y)
+{
+    assert_int_equal(x->severity, RC_WARNING);
+    assert_string_equal(x->msg, y->msg);
+    assert_string_equal(x->file, y->file);
+    assert_int_equal(x->line, y->line);
+    assert_int_equal(x->col, y->col);
+    assert_string_equal(x->path, y->path);
+    assert_string_equal(x->kind, "Certificate");
+    assert_string_equal(x->name, "site");
+}
+
 /* A caller that serves the model gets it as soon as it is built: before
  * the load keeps its records for the next one and before the expiry
  * warnings of the certificates it copied are formatted (10,000 of them on
@@ -888,17 +920,10 @@ static void note_ready(void *arg, struct rc_model *m)
 static void the_ready_call_comes_before_the_bookkeeping(void **state)
 {
     (void)state;
-    struct tf_result first = load(NULL);
-    time_t soon = rc_model_certificate(first.m, "site")->not_after - 10 * 86400;
-    tf_done(&first);
     struct rc_errs ea, eb, ec;
-    rc_errs_init(&ea);
+    struct tf_result a, plain;
+    time_t soon = near_expiry_loads(&a, &ea, &plain, &ec);
     rc_errs_init(&eb);
-    rc_errs_init(&ec);
-    struct tf_result a = load_at(NULL, soon, &ea);
-    assert_int_equal(a.rc, 0);
-    struct tf_result plain = load_at(a.m, soon, &ec); /* no ready call */
-    assert_int_equal(plain.rc, 0);
 
     struct seen_ready seen = {.errs = &eb};
     struct tf_result b = {0};
@@ -919,12 +944,7 @@ static void the_ready_call_comes_before_the_bookkeeping(void **state)
     /* After it: the records and the same warning as without the call. */
     assert_non_null(rc_model_sources(b.m));
     assert_int_equal(eb.n, 1);
-    assert_int_equal(ec.n, 1);
-    assert_string_equal(eb.v[0].msg, ec.v[0].msg);
-    assert_string_equal(eb.v[0].file, ec.v[0].file);
-    assert_int_equal(eb.v[0].line, ec.v[0].line);
-    assert_string_equal(eb.v[0].path, ec.v[0].path);
-    assert_string_equal(eb.v[0].name, "site");
+    assert_same_warning(&eb.v[0], &ec.v[0]);
     /* And the next load copies from it as from any other. */
     struct rc_errs ed;
     rc_errs_init(&ed);
@@ -951,18 +971,10 @@ static void the_ready_call_comes_before_the_bookkeeping(void **state)
 static void the_expiry_warnings_can_wait_for_the_caller(void **state)
 {
     (void)state;
-    struct tf_result first = load(NULL);
-    time_t soon = rc_model_certificate(first.m, "site")->not_after - 10 * 86400;
-    tf_done(&first);
     struct rc_errs ea, eb, ec;
-    rc_errs_init(&ea);
+    struct tf_result a, plain;
+    time_t soon = near_expiry_loads(&a, &ea, &plain, &ec);
     rc_errs_init(&eb);
-    rc_errs_init(&ec);
-    struct tf_result a = load_at(NULL, soon, &ea);
-    assert_int_equal(a.rc, 0);
-    struct tf_result plain = load_at(a.m, soon, &ec);
-    assert_int_equal(plain.rc, 0);
-    assert_int_equal(ec.n, 1);
 
     struct seen_ready seen = {.errs = &eb};
     struct rc_late_expiries late = {.n = 0};
@@ -984,14 +996,7 @@ static void the_expiry_warnings_can_wait_for_the_caller(void **state)
     assert_int_equal(late.n, 0);
     assert_null(late.v);
     assert_int_equal(eb.n, 1);
-    assert_int_equal(eb.v[0].severity, RC_WARNING);
-    assert_string_equal(eb.v[0].msg, ec.v[0].msg);
-    assert_string_equal(eb.v[0].file, ec.v[0].file);
-    assert_int_equal(eb.v[0].line, ec.v[0].line);
-    assert_int_equal(eb.v[0].col, ec.v[0].col);
-    assert_string_equal(eb.v[0].path, ec.v[0].path);
-    assert_string_equal(eb.v[0].kind, "Certificate");
-    assert_string_equal(eb.v[0].name, "site");
+    assert_same_warning(&eb.v[0], &ec.v[0]);
     /* Without a ready call nothing waits: to errs, as before. */
     struct rc_errs ed;
     rc_errs_init(&ed);
