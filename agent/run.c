@@ -268,10 +268,11 @@ int ag_reconcile(struct ag_agent *a)
      * at the end (see there). */
     struct rc_model *replaced = NULL;
     bool log_changes = false;
-    /* Expiry warnings the load left for later (load.h), of late_model's
-     * certificates. */
+    /* Expiry warnings the load left for later (load.h), about the
+     * certificates of the model it returned: reported at the end when
+     * that model is kept (late_kept). */
     struct rc_late_expiries late = {.n = 0};
-    const struct rc_model *late_model = NULL;
+    bool late_kept = false;
     uint64_t epoch = 0;
     size_t n_trusted = 0;
     char **trusted = NULL;
@@ -312,7 +313,6 @@ int ag_reconcile(struct ag_agent *a)
         o.ready_arg = &ready;
         o.late_expiry = &late;
         int rc = rc_load_dir_ex(a->opt.manifest_dir, &o, &m, &errs, &st);
-        late_model = m;
         /* Applied, it serves: changes since are the next load's. */
         if (ready.applied == 0 &&
             (ready.changed || (a->watch && ag_watch_changed_since(a->watch, mark)))) {
@@ -339,6 +339,7 @@ int ag_reconcile(struct ag_agent *a)
             /* Nothing to publish. m describes the same configuration with
              * fresher file records; the snapshot holds its own model. */
             adopt(a, m, epoch);
+            late_kept = true;
             result = rc > 0 ? 1 : 0;
             break;
         }
@@ -354,7 +355,7 @@ int ag_reconcile(struct ag_agent *a)
                         rc > 0 ? "; invalid resources contained" : "",
                         a->last_apply_seconds * 1000);
             replaced = before;
-            log_changes = true;
+            log_changes = late_kept = true;
             ag_events_cert_expiry(m, time(NULL));
             result = rc > 0 ? 1 : 0;
             break;
@@ -416,13 +417,13 @@ int ag_reconcile(struct ag_agent *a)
      * replaced model is kept until then, so the sweep comes after. So are
      * the expiry warnings of the certificates the load copied (~2 MiB of
      * strings at 10,000 short-lived ones): the load leaves them here. */
-    if (log_changes) {
+    if (log_changes || (late_kept && late.n > 0))
         malloc_trim(0);
+    if (log_changes)
         ag_events_changes(replaced, a->running); /* agent/events.c */
-    }
     rc_model_unref(replaced);
     size_t swept = rc_certstore_sweep();
-    if (late_model != NULL && late_model == a->running)
+    if (late_kept)
         rc_late_expiries_report(&late, &errs);
     rc_late_expiries_drop(&late); /* (the model was not kept) */
     malloc_trim(0);
