@@ -120,13 +120,8 @@ struct rc_load {
     /* What copied listeners are checked against (reuse.h), while the
      * listeners are built (build.c); else NULL. */
     struct rc_copy_ctx *copy_ctx;
-    struct rc_late_expiry *late_expiry;
+    const struct rc_certificate **late_expiry; /* in pass 1's model */
     size_t n_late_expiry, cap_late_expiry;
-};
-
-struct rc_late_expiry {
-    const struct rc_certificate *c; /* in pass 1's model */
-    const char *kind, *name;        /* the document's */
 };
 
 /* Points d->file at a copy in the pass's data arena, once per pass (the

@@ -513,15 +513,17 @@ bool rc_cert_time_quiet(const struct rc_load *L, const struct rc_certificate *c)
 
 /* The warning a copy near expiry reports: what its build would (the same
  * words, at the certificate's source field). */
-static void report_copy_expiry(struct rc_errs *errs, time_t now, const struct rc_certificate *c,
-                               const char *kind, const char *name)
+/* Named by the certificate (its meta is its document's kind and name):
+ * the warnings may be written after the load's documents are gone
+ * (rc_load_opts.late_expiry). */
+static void report_copy_expiry(struct rc_errs *errs, time_t now, const struct rc_certificate *c)
 {
     char when[32];
     fmt_time(c->not_after, when, sizeof(when));
     const char *wpath = c->source == RC_CERT_SOURCE_FILES    ? "spec.source.files.certificate"
                         : c->source == RC_CERT_SOURCE_INLINE ? "spec.source.inline.certificate"
                                                              : "spec.source.service";
-    rc_errs_add(errs, RC_WARNING, &c->where_loc, kind, name, wpath,
+    rc_errs_add(errs, RC_WARNING, &c->where_loc, c->meta.kind, c->meta.name, wpath,
                 EXPIRY_WARNING_PREFIX " %s (in %lld days)", when,
                 (long long)((c->not_after - now) / 86400));
 }
@@ -586,18 +588,18 @@ const struct rc_certificate *rc_reuse_certificate(struct rc_load *L, struct rc_d
         return c;
     if (L->defer_expiry && L->pass == 1 && L->n_late_expiry == L->cap_late_expiry) {
         size_t cap = L->cap_late_expiry ? 2 * L->cap_late_expiry : 64;
-        struct rc_late_expiry *v = realloc(L->late_expiry, cap * sizeof(*v));
+        const struct rc_certificate **v = realloc(L->late_expiry, cap * sizeof(*v));
         if (v != NULL) {
             L->late_expiry = v;
             L->cap_late_expiry = cap;
         }
     }
     if (L->defer_expiry && L->pass == 1 && L->n_late_expiry < L->cap_late_expiry) {
-        L->late_expiry[L->n_late_expiry++] = (struct rc_late_expiry){c, d->kind, d->name};
+        L->late_expiry[L->n_late_expiry++] = c;
         return c;
     }
     /* (Without room to wait in, it is reported now.) */
-    report_copy_expiry(L->errs, L->now, c, d->kind, d->name);
+    report_copy_expiry(L->errs, L->now, c);
     return c;
 }
 
@@ -605,7 +607,7 @@ void rc_late_expiries_report(struct rc_late_expiries *x, struct rc_errs *errs)
 {
     rc_errs_reserve(errs, errs->n + x->n);
     for (size_t i = 0; i < x->n; i++)
-        report_copy_expiry(errs, x->now, x->v[i].c, x->v[i].kind, x->v[i].name);
+        report_copy_expiry(errs, x->now, x->v[i]);
     rc_late_expiries_drop(x);
 }
 
@@ -618,11 +620,6 @@ void rc_late_expiries_drop(struct rc_late_expiries *x)
 
 void rc_hand_late_expiry(struct rc_load *L, struct rc_late_expiries *out)
 {
-    for (size_t i = 0; i < L->n_late_expiry; i++) {
-        struct rc_late_expiry *x = &L->late_expiry[i];
-        x->kind = x->c->meta.kind;
-        x->name = x->c->meta.name;
-    }
     out->v = L->late_expiry;
     out->n = L->n_late_expiry;
     out->now = L->now;
@@ -632,11 +629,7 @@ void rc_hand_late_expiry(struct rc_load *L, struct rc_late_expiries *out)
 
 void rc_report_late_expiry(struct rc_load *L, struct rc_errs *errs)
 {
-    for (size_t i = 0; i < L->n_late_expiry; i++) {
-        const struct rc_late_expiry *x = &L->late_expiry[i];
-        report_copy_expiry(errs, L->now, x->c, x->kind, x->name);
-    }
-    free(L->late_expiry);
-    L->late_expiry = NULL;
-    L->n_late_expiry = L->cap_late_expiry = 0;
+    struct rc_late_expiries x;
+    rc_hand_late_expiry(L, &x);
+    rc_late_expiries_report(&x, errs);
 }

@@ -47,9 +47,8 @@ const struct rc_certificate *rc_reuse_certificate(struct rc_load *L, struct rc_d
  * forgets them. */
 void rc_report_late_expiry(struct rc_load *L, struct rc_errs *errs);
 
-/* Moves them to *out instead (rc_load_opts.late_expiry), named by their
- * certificates (which live as long as pass 1's model), not by documents
- * that go with the load. */
+/* Moves them to *out instead (rc_load_opts.late_expiry): their
+ * certificates live as long as pass 1's model. */
 void rc_hand_late_expiry(struct rc_load *L, struct rc_late_expiries *out);
 
 /* Whether e is the warning that a certificate expires soon: the one

@@ -92,10 +92,10 @@ struct rc_load_opts {
     struct rc_late_expiries *late_expiry;
 };
 
-/* Expiry warnings a load left to its caller (rc_load_opts.late_expiry). */
-struct rc_late_expiry;
+/* Expiry warnings a load left to its caller (rc_load_opts.late_expiry):
+ * the certificates they are about. */
 struct rc_late_expiries {
-    struct rc_late_expiry *v; /* malloc'd */
+    const struct rc_certificate **v; /* malloc'd */
     size_t n;
     time_t now; /* the load's rc_load_opts.now */
 };
