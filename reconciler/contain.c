@@ -167,13 +167,6 @@ static int doc_key_cmp(const void *a, const void *b)
     return kind_name_cmp(x->kind, x->name, y->kind, y->name);
 }
 
-static int source_key_cmp(const void *a, const void *b)
-{
-    const struct rc_source *x = *(const struct rc_source *const *)a,
-                           *y = *(const struct rc_source *const *)b;
-    return kind_name_cmp(x->kind, x->name, y->kind, y->name);
-}
-
 /* r's document among those naming it: the first in file order (later ones
  * are duplicates, and errors), not one of a file that does not parse. */
 static void res_take_doc(const struct rc_loadset *S, struct res *r, struct rc_doc *d)
@@ -193,33 +186,21 @@ static void res_take_doc(const struct rc_loadset *S, struct res *r, struct rc_do
  * sorted by kind, then name: the documents' pointers sorted (they arrive
  * as a few sorted runs, rc_sort_runs) and merged with prev's sources,
  * which are in that order already (keep_sources writes them in C->res
- * order). Sorting pointers rather than a copy of every key of both sides
- * keeps the scratch at 16 bytes per document: the keys were ~1.3 MiB at
+ * order; rc_sources_find's binary search needs it too). Sorting pointers rather than a copy of
+ * every key of both sides keeps the scratch at 16 bytes per document: the keys were ~1.3 MiB at
  * 10,000 certificates, beside everything else a reload holds. */
 static int build_universe(struct ctx *C)
 {
     struct rc_loadset *S = C->S;
     size_t np = C->prev_src ? C->prev_src->n : 0, nd = 0;
     struct rc_doc **dv = malloc((S->n_docs + 1) * sizeof(*dv));
-    const struct rc_source **pv = C->prev_src ? (const struct rc_source **)C->prev_src->v : NULL;
-    const struct rc_source **sorted = NULL;
+    const struct rc_source *const *pv = C->prev_src ? C->prev_src->v : NULL;
     struct res *v = NULL;
     if (dv == NULL)
         return -1;
     for (size_t i = 0; i < S->n_docs; i++)
         if (S->docs[i]->kind && S->docs[i]->name)
             dv[nd++] = S->docs[i];
-    bool prev_sorted = true;
-    for (size_t j = 1; j < np && prev_sorted; j++)
-        prev_sorted = source_key_cmp(&pv[j - 1], &pv[j]) < 0;
-    if (!prev_sorted) { /* (never seen: keep_sources writes them sorted) */
-        if ((sorted = malloc(np * sizeof(*sorted))) == NULL)
-            goto fail;
-        memcpy(sorted, pv, np * sizeof(*sorted));
-        if (rc_sort_runs(sorted, np, sizeof(*sorted), source_key_cmp) != 0)
-            goto fail;
-        pv = sorted;
-    }
     if (rc_sort_runs(dv, nd, sizeof(*dv), doc_key_cmp) != 0)
         goto fail;
     /* Twice: to count the resources, then to write them. */
@@ -244,14 +225,11 @@ static int build_universe(struct ctx *C)
         }
     }
     free(dv);
-    free(sorted);
     C->res = v;
     C->n_res = out;
     return 0;
 fail:
     free(dv);
-    free(sorted);
-    free(v);
     return -1;
 }
 
