@@ -800,14 +800,31 @@ static void a_clash_on_a_copied_listener_is_located(void **state)
     tf_done(&b);
 }
 
-/* A load at now (errs: rc_errs_init'ed). */
-static struct tf_result load_at(const struct rc_model *prev, time_t now, struct rc_errs *errs)
+/* A load at time now (errs: rc_errs_init'ed) with prev as the running
+ * model; a ready call noted
+ * in *seen (note_ready, below; NULL: none) and, when late is not NULL, the
+ * expiry warnings left there (rc_load_opts.late_expiry). */
+struct seen_ready;
+static void note_ready(void *arg, struct rc_model *m);
+static struct tf_result load_ready(const struct rc_model *prev, time_t now, struct rc_errs *errs,
+                                   struct seen_ready *seen, struct rc_late_expiries *late)
 {
     struct tf_result r = {0};
     rc_status_init(&r.st);
-    struct rc_load_opts o = {.now = now, .prev = prev, .realtime = tf_clock};
+    struct rc_load_opts o = {.now = now,
+                             .prev = prev,
+                             .realtime = tf_clock,
+                             .ready = seen ? note_ready : NULL,
+                             .ready_arg = seen,
+                             .late_expiry = late};
     r.rc = rc_load_dir_ex(dir, &o, &r.m, errs, &r.st);
     return r;
+}
+
+/* ... with neither. */
+static struct tf_result load_at(const struct rc_model *prev, time_t now, struct rc_errs *errs)
+{
+    return load_ready(prev, now, errs, NULL, NULL);
 }
 
 /* A certificate near expiry is copied like any unchanged one (10,000
@@ -926,11 +943,7 @@ static void the_ready_call_comes_before_the_bookkeeping(void **state)
     rc_errs_init(&eb);
 
     struct seen_ready seen = {.errs = &eb};
-    struct tf_result b = {0};
-    rc_status_init(&b.st);
-    struct rc_load_opts o = {
-        .now = soon, .prev = a.m, .realtime = tf_clock, .ready = note_ready, .ready_arg = &seen};
-    b.rc = rc_load_dir_ex(dir, &o, &b.m, &eb, &b.st);
+    struct tf_result b = load_ready(a.m, soon, &eb, &seen, NULL);
     assert_int_equal(b.rc, 0);
     assert_int_equal(seen.calls, 1);
     assert_ptr_equal(seen.m, b.m);
@@ -978,15 +991,7 @@ static void the_expiry_warnings_can_wait_for_the_caller(void **state)
 
     struct seen_ready seen = {.errs = &eb};
     struct rc_late_expiries late = {.n = 0};
-    struct tf_result b = {0};
-    rc_status_init(&b.st);
-    struct rc_load_opts o = {.now = soon,
-                             .prev = a.m,
-                             .realtime = tf_clock,
-                             .ready = note_ready,
-                             .ready_arg = &seen,
-                             .late_expiry = &late};
-    b.rc = rc_load_dir_ex(dir, &o, &b.m, &eb, &b.st);
+    struct tf_result b = load_ready(a.m, soon, &eb, &seen, &late);
     assert_int_equal(b.rc, 0);
     assert_int_equal(b.st.resources_copied, 4);
     assert_int_equal(eb.n, 0); /* left to the caller */
@@ -1001,11 +1006,7 @@ static void the_expiry_warnings_can_wait_for_the_caller(void **state)
     struct rc_errs ed;
     rc_errs_init(&ed);
     struct rc_late_expiries unused = {.n = 0};
-    struct tf_result c = {0};
-    rc_status_init(&c.st);
-    struct rc_load_opts oc = {
-        .now = soon, .prev = b.m, .realtime = tf_clock, .late_expiry = &unused};
-    c.rc = rc_load_dir_ex(dir, &oc, &c.m, &ed, &c.st);
+    struct tf_result c = load_ready(b.m, soon, &ed, NULL, &unused);
     assert_int_equal(c.rc, 0);
     assert_int_equal(unused.n, 0);
     assert_int_equal(ed.n, 1);
