@@ -316,12 +316,11 @@ static int tls_flush(struct px_conn *c)
     return 0;
 }
 
-static void shutdown_cb(uv_shutdown_t *req, int status)
+/* The response is out and the FIN sent (status 0) or not (< 0). */
+static void finish_shut(struct px_conn *c, int status)
 {
-    struct px_conn *c = req->data;
-    if (c->closing)
-        return;
-    if (status < 0) {
+    c->wr_done = true;
+    if (status < 0 || c->eof) { /* the client's FIN came already: nothing to wait for */
         px_conn_close(c);
         return;
     }
@@ -330,11 +329,16 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
     update_reading(c);
 }
 
+/* Called once nothing waits in the output queue or in libuv (every byte
+ * is in the kernel): the half-close is one shutdown(2) now. uv_shutdown
+ * would wait for a POLLOUT round first, an epoll_ctl more. */
 static void finish_flushed(struct px_conn *c)
 {
-    c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0)
-        px_conn_close(c);
+    uv_os_fd_t fd;
+    int rc = uv_fileno((uv_handle_t *)&c->tcp, &fd);
+    if (rc == 0 && shutdown(fd, SHUT_WR) != 0)
+        rc = -errno;
+    finish_shut(c, rc);
 }
 
 static void half_close_cb(uv_shutdown_t *req, int status)
@@ -385,7 +389,17 @@ void px_conn_finish(struct px_conn *c)
             px_conn_close(c);
         return;
     }
-    if (stage_flush(c) < 0) {
+    int rc;
+    if (c->tls && c->stage_len) {
+        /* The staged output and the close_notify leave in one write. */
+        unpark(c);
+        rc = px_tls_io_write(c->tls, c->stage, c->stage_len);
+        c->stage_len = 0;
+        buf_give(c, &c->stage);
+    } else {
+        rc = stage_flush(c);
+    }
+    if (rc < 0) {
         px_conn_close(c);
         return;
     }
@@ -402,8 +416,9 @@ void px_conn_finish(struct px_conn *c)
     /* Bound the flush by the idle timeout: a client that does not read its
      * response does not keep the connection forever. */
     px_conn_timer(c, (uint64_t)(c->lis->model ? c->lis->model->idle_timeout_s : 15) * 1000);
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = false;
+    /* Reading goes on (discarding) while the output leaves: stopping and
+     * starting again for the linger would cost two epoll_ctl calls. */
+    update_reading(c);
     if (c->out.queued == 0)
         finish_flushed(c);
 }
@@ -418,7 +433,7 @@ static void on_written(struct px_outq *q, int status)
         return;
     }
     if (c->state == PX_CONN_FINISHING) {
-        if (q->queued == 0 && q->inflight == 0 && !c->wr_shut)
+        if (q->queued == 0 && q->inflight == 0 && !c->wr_shut && !c->wr_done)
             finish_flushed(c);
         return;
     }
@@ -719,9 +734,16 @@ static void read_cb_body(struct px_conn *c, uv_stream_t *s, ssize_t nread)
     if (nread == 0)
         return;
     if (c->state == PX_CONN_FINISHING) {
-        if (nread < 0)
+        if (nread == UV_EOF && !c->wr_done) {
+            /* The client half-closed while the response still leaves:
+             * close once it is out (finish_shut). */
+            c->eof = true;
+            uv_read_stop(s);
+            c->reading = false;
+        } else if (nread < 0) {
             px_conn_close(c);
-        return; /* lingering: discard */
+        }
+        return; /* discard */
     }
     if (nread < 0) {
         uv_read_stop(s);
@@ -764,7 +786,7 @@ static void update_reading(struct px_conn *c)
         return;
     bool want;
     if (c->state == PX_CONN_FINISHING)
-        want = c->out.queued == 0 && c->out.inflight == 0; /* lingering after shutdown */
+        want = !c->eof; /* discarding, until EOF or the timer */
     else if (c->state == PX_CONN_HANDSHAKE)
         want = true;
     else
@@ -859,31 +881,32 @@ void px_conn_want_input(struct px_conn *c, bool want)
         update_reading(c);
 }
 
-static void peer_address(struct px_conn *c)
+/* The client's address as accept4 returned it (no getpeername per
+ * connection). */
+static void peer_address(struct px_conn *c, const struct sockaddr *sa, socklen_t salen)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
     strcpy(c->client_ip, "unknown");
     strcpy(c->client_port, "0");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-        return;
     unsigned port = 0;
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    if (sa->sa_family == AF_INET && salen >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &a->sin_addr, c->client_ip, sizeof c->client_ip);
         port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    } else if (sa->sa_family == AF_INET6 && salen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
         if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
             inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], c->client_ip, sizeof c->client_ip);
         else
             inet_ntop(AF_INET6, &a->sin6_addr, c->client_ip, sizeof c->client_ip);
         port = ntohs(a->sin6_port);
+    } else {
+        return;
     }
     snprintf(c->client_port, sizeof c->client_port, "%u", port);
 }
 
-void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd)
+void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd, const struct sockaddr *peer,
+                    socklen_t peer_len)
 {
     struct px_conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -928,7 +951,7 @@ void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd)
     c->lis = &s->listeners[wl->listener];
     px_obs_conn(w->id, c->lis->obs_slot, 1);
     snprintf(c->bind_key, sizeof c->bind_key, "%s", wl->key);
-    peer_address(c);
+    peer_address(c, peer, peer_len);
     uv_tcp_nodelay(&c->tcp, 1);
 
     if (c->lis->ssl_ctx) {

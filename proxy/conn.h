@@ -3,14 +3,18 @@
 #ifndef ALBD_PROXY_CONN_H
 #define ALBD_PROXY_CONN_H
 
+#include <sys/socket.h>
+
 #include "proxy/worker-t.h"
 
-/* Serves fd, a connection just accepted on wl (proxy/listen.c); fd is
- * owned by the connection from here on, closed on any failure. The
+/* Serves fd, a connection just accepted on wl (proxy/listen.c) from peer
+ * (the address accept4 filled in); fd is owned by the connection from
+ * here on, closed on any failure. The
  * connection takes a reference on w->snap and uses
  * w->snap->listeners[wl->listener]. Failures are counted and logged, never
  * fatal. */
-void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd);
+void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd, const struct sockaddr *peer,
+                    socklen_t peer_len);
 
 /* Asks c to finish what it is doing and close: an idle keep-alive
  * connection closes now, one with a request in flight closes after its

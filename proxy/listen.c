@@ -98,7 +98,9 @@ static void on_readable(uv_poll_t *p, int status, int events)
         return;
     }
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(wl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(wl->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
             if (e == EINTR || e == ECONNABORTED || e == EPROTO)
@@ -118,7 +120,7 @@ static void on_readable(uv_poll_t *p, int status, int events)
             return;
         }
         wl->paused_warned = false;
-        px_conn_accept(wl->w, wl, fd);
+        px_conn_accept(wl->w, wl, fd, (const struct sockaddr *)&peer, peer_len);
     }
 }
 
