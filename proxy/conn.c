@@ -951,8 +951,7 @@ void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd, const st
     c->lis = &s->listeners[wl->listener];
     px_obs_conn(w->id, c->lis->obs_slot, 1);
     snprintf(c->bind_key, sizeof c->bind_key, "%s", wl->key);
-    peer_address(c, peer, peer_len);
-    uv_tcp_nodelay(&c->tcp, 1);
+    peer_address(c, peer, peer_len); /* TCP_NODELAY: inherited from the listener */
 
     if (c->lis->ssl_ctx) {
         c->tls = px_tls_io_new(c->lis->ssl_ctx);

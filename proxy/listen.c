@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +23,8 @@ int px_listen_socket(int type, const struct sockaddr *addr, socklen_t addrlen)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
         (addr->sa_family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        /* Accepted connections inherit it (Linux): no setsockopt each. */
+        (type == SOCK_STREAM && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) ||
         bind(fd, addr, addrlen) != 0 ||
         (type == SOCK_STREAM && listen(fd, PX_LISTEN_BACKLOG) != 0)) {
         int e = errno;

@@ -1,7 +1,9 @@
 /* proxy/listen.c: one TCP or UDP socket per worker on the same address
  * (SO_REUSEPORT), bound, listening for TCP, non-blocking and
  * close-on-exec; each accepts / receives; a port held by a socket without
- * SO_REUSEPORT is reported as -EADDRINUSE with nothing left open. */
+ * SO_REUSEPORT is reported as -EADDRINUSE with nothing left open. TCP
+ * sockets carry TCP_NODELAY, and the connections they accept inherit it
+ * (albd sets it nowhere else). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,6 +68,8 @@ static void check_fd(int fd, int type, unsigned short port)
     assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
     assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     assert_int_equal(port_of(fd), port);
+    if (type == SOCK_STREAM)
+        assert_int_equal(opt(fd, IPPROTO_TCP, TCP_NODELAY), 1);
 }
 
 static void tcp_socket_per_worker(void **state)
@@ -92,6 +97,7 @@ static void tcp_socket_per_worker(void **state)
                 int a = accept(fds[i], NULL, NULL);
                 if (a >= 0) {
                     accepted++;
+                    assert_int_equal(opt(a, IPPROTO_TCP, TCP_NODELAY), 1);
                     close(a);
                 }
             }
