@@ -905,8 +905,8 @@ static void peer_address(struct px_conn *c, const struct sockaddr *sa, socklen_t
     snprintf(c->client_port, sizeof c->client_port, "%u", port);
 }
 
-void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd, const struct sockaddr *peer,
-                    socklen_t peer_len)
+void px_conn_accept(struct px_worker *w, const char *key, size_t listener, int fd,
+                    const struct sockaddr *peer, socklen_t peer_len)
 {
     struct px_conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -937,20 +937,20 @@ void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd, const st
 
     int rc = uv_tcp_open(&c->tcp, fd);
     if (rc != 0) {
-        px_log_warn("conn: serving a connection on %s: %s", wl->key, uv_strerror(rc));
+        px_log_warn("conn: serving a connection on %s: %s", key, uv_strerror(rc));
         close(fd);
         px_conn_close(c);
         return;
     }
     struct px_snapshot *s = w->snap;
-    if (!s || wl->listener >= s->n_listeners || w->draining) {
+    if (!s || listener >= s->n_listeners || w->draining) {
         px_conn_close(c);
         return;
     }
     c->snap = px_snapshot_ref(s);
-    c->lis = &s->listeners[wl->listener];
+    c->lis = &s->listeners[listener];
     px_obs_conn(w->id, c->lis->obs_slot, 1);
-    snprintf(c->bind_key, sizeof c->bind_key, "%s", wl->key);
+    snprintf(c->bind_key, sizeof c->bind_key, "%s", key);
     peer_address(c, peer, peer_len); /* TCP_NODELAY: inherited from the listener */
 
     if (c->lis->ssl_ctx) {

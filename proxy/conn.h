@@ -7,14 +7,13 @@
 
 #include "proxy/worker-t.h"
 
-/* Serves fd, a connection just accepted on wl (proxy/listen.c) from peer
- * (the address accept4 filled in); fd is owned by the connection from
- * here on, closed on any failure. The
- * connection takes a reference on w->snap and uses
- * w->snap->listeners[wl->listener]. Failures are counted and logged, never
- * fatal. */
-void px_conn_accept(struct px_worker *w, struct px_wlisten *wl, int fd, const struct sockaddr *peer,
-                    socklen_t peer_len);
+/* Serves fd, a connection just accepted on bind key (proxy/listen.c) for
+ * w->snap->listeners[listener], from peer (the address accept4 filled
+ * in); fd is owned by the connection from here on, closed on any failure.
+ * The connection takes a reference on w->snap. Failures are counted and
+ * logged, never fatal. */
+void px_conn_accept(struct px_worker *w, const char *key, size_t listener, int fd,
+                    const struct sockaddr *peer, socklen_t peer_len);
 
 /* Asks c to finish what it is doing and close: an idle keep-alive
  * connection closes now, one with a request in flight closes after its

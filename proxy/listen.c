@@ -4,11 +4,15 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "proxy/conn.h"
+#include "proxy/runtime-t.h"
+#include "proxy/snapshot.h"
+#include "proxy/worker.h"
 #include "common/log.h"
 
 int px_listen_socket(int type, const struct sockaddr *addr, socklen_t addrlen)
@@ -81,6 +85,127 @@ void px_listen_close(struct px_worker *w, struct px_wlisten *wl)
 
 static void on_readable(uv_poll_t *p, int status, int events);
 
+/* --- balancing ------------------------------------------------------------
+ *
+ * The kernel spreads connections over the workers' SO_REUSEPORT sockets by
+ * a hash of their addresses, not by load: 64 connections arriving at once
+ * split 38/26 often enough, and the busier worker's clients wait longer
+ * for as long as they stay connected (HTTP/2, WebSocket, keep-alive). A
+ * worker that accepts a connection while it serves clearly more than the
+ * least loaded one (open connections, and those handed to it not yet
+ * opened) hands the socket over: a slot in that worker's inbox and one
+ * wake-up of its loop, paid only while the counts are apart. */
+
+/* How many more connections than the least loaded worker a worker keeps
+ * before it hands new ones over: a margin, so that counts moving by a few
+ * do not make every accept a hand-over. */
+static uint64_t balance_slack(uint64_t mine)
+{
+    return 2 + mine / 16;
+}
+
+static uint64_t load_of(struct px_worker *w)
+{
+    return atomic_load_explicit(&w->stats.connections_active, memory_order_relaxed) +
+           atomic_load_explicit(&w->handoff_pending, memory_order_relaxed);
+}
+
+/* The worker that should take a connection w accepted: w, or one serving
+ * clearly fewer. */
+static struct px_worker *less_loaded(struct px_worker *w)
+{
+    struct px_runtime *rt = w->rt;
+    if (rt->n_workers < 2)
+        return w;
+    uint64_t mine = load_of(w), least = mine;
+    struct px_worker *best = w;
+    for (int i = 0; i < rt->n_workers; i++) {
+        struct px_worker *t = &rt->workers[i];
+        uint64_t l = t == w ? mine : load_of(t);
+        if (l < least) {
+            least = l;
+            best = t;
+        }
+    }
+    return mine >= least + balance_slack(mine) ? best : w;
+}
+
+/* Puts fd in t's inbox and wakes t. Returns 0, or -1 when t takes no more
+ * (stopping, or its inbox is full): the caller keeps the connection. The
+ * wake-up is sent under the lock, so t cannot have closed its handle. */
+static int hand_over(struct px_worker *t, const char *key, int fd,
+                     const struct sockaddr_storage *peer, socklen_t peer_len)
+{
+    uv_mutex_lock(&t->handoff_lock);
+    bool ok = t->handoff_open && t->n_handoff < PX_HANDOFF_MAX;
+    if (ok) {
+        struct px_handoff *h = &t->handoff[t->n_handoff++];
+        h->fd = fd;
+        h->peer = *peer;
+        h->peer_len = peer_len;
+        snprintf(h->key, sizeof h->key, "%s", key);
+        atomic_fetch_add_explicit(&t->handoff_pending, 1, memory_order_relaxed);
+        uv_async_send(&t->handoff_wake);
+    }
+    uv_mutex_unlock(&t->handoff_lock);
+    return ok ? 0 : -1;
+}
+
+/* Opens the connections handed to this worker, for the listener of the
+ * same bind in this worker's snapshot. */
+static void on_handoff(uv_async_t *a)
+{
+    struct px_worker *w = a->data;
+    struct px_handoff got[PX_HANDOFF_MAX];
+    uv_mutex_lock(&w->handoff_lock);
+    unsigned n = w->n_handoff;
+    memcpy(got, w->handoff, n * sizeof *got);
+    w->n_handoff = 0;
+    uv_mutex_unlock(&w->handoff_lock);
+    for (unsigned i = 0; i < n; i++) {
+        /* The sender may have seen a snapshot this worker has not picked
+         * up yet (a listener just added). */
+        const struct px_bind *b = w->snap ? px_snapshot_find_bind(w->snap, got[i].key) : NULL;
+        if (!b && !w->draining) {
+            px_worker_pick_up(w);
+            b = w->snap ? px_snapshot_find_bind(w->snap, got[i].key) : NULL;
+        }
+        if (b)
+            px_conn_accept(w, got[i].key, b->listener, got[i].fd,
+                           (const struct sockaddr *)&got[i].peer, got[i].peer_len);
+        else
+            close(got[i].fd); /* the listener is gone from the running configuration */
+        atomic_fetch_sub_explicit(&w->handoff_pending, 1, memory_order_relaxed);
+    }
+}
+
+int px_listen_handoff_init(struct px_worker *w)
+{
+    int rc = uv_mutex_init(&w->handoff_lock);
+    if (rc != 0)
+        return rc;
+    w->handoff_wake.data = w;
+    rc = uv_async_init(&w->loop, &w->handoff_wake, on_handoff);
+    if (rc != 0) {
+        uv_mutex_destroy(&w->handoff_lock);
+        return rc;
+    }
+    w->handoff_open = true;
+    return 0;
+}
+
+void px_listen_handoff_stop(struct px_worker *w)
+{
+    uv_mutex_lock(&w->handoff_lock);
+    w->handoff_open = false;
+    for (unsigned i = 0; i < w->n_handoff; i++) {
+        close(w->handoff[i].fd);
+        atomic_fetch_sub_explicit(&w->handoff_pending, 1, memory_order_relaxed);
+    }
+    w->n_handoff = 0;
+    uv_mutex_unlock(&w->handoff_lock);
+}
+
 static void on_resume(uv_timer_t *t)
 {
     struct px_wlisten *wl = t->data;
@@ -123,7 +248,10 @@ static void on_readable(uv_poll_t *p, int status, int events)
             return;
         }
         wl->paused_warned = false;
-        px_conn_accept(wl->w, wl, fd, (const struct sockaddr *)&peer, peer_len);
+        struct px_worker *t = less_loaded(wl->w);
+        if (t != wl->w && hand_over(t, wl->key, fd, &peer, peer_len) == 0)
+            continue;
+        px_conn_accept(wl->w, wl->key, wl->listener, fd, (const struct sockaddr *)&peer, peer_len);
     }
 }
 

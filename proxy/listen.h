@@ -32,6 +32,17 @@ void px_listen_start(struct px_worker *w, const struct px_bind *b, int fd);
  * callback); unlinks it from w->listens. Worker loop only. */
 void px_listen_close(struct px_worker *w, struct px_wlisten *wl);
 
+/* Balancing (see proxy/listen.c): a worker that accepts while it serves
+ * clearly more connections than another hands the socket to that one.
+ * px_listen_handoff_init sets up w's inbox and its wake-up handle on w's
+ * loop before the worker thread starts (0 or a uv error);
+ * px_listen_handoff_stop, on w's loop when it drains, refuses further
+ * hand-overs and closes those not yet opened (then close
+ * w->handoff_wake); uv_mutex_destroy(&w->handoff_lock) once every worker
+ * is joined. */
+int px_listen_handoff_init(struct px_worker *w);
+void px_listen_handoff_stop(struct px_worker *w);
+
 /* w's handle for a bind key, or NULL. */
 struct px_wlisten *px_listen_find(struct px_worker *w, const char *key);
 

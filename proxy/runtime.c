@@ -359,6 +359,10 @@ void px_runtime_stop(struct px_runtime *rt, unsigned drain_ms)
     px_runtime_begin_stop(rt);
     for (int i = 0; i < rt->n_workers; i++)
         px_worker_join(&rt->workers[i]);
+    /* Workers lock each other's hand-over inbox: destroyed once all are
+     * joined. */
+    for (int i = 0; i < rt->n_workers; i++)
+        uv_mutex_destroy(&rt->workers[i].handoff_lock);
     while (rt->socks) {
         struct rt_socks *n = rt->socks->next;
         socks_free(rt->socks, rt->n_workers);

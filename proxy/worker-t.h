@@ -1,13 +1,15 @@
 /* A worker: one thread, one uv loop, its listening handles, its client
  * connections and its slot in every backend's idle connection pool. Nothing here is touched by
  * another thread except `snap_pending` handling (through the runtime's
- * atomic pointer) and the relaxed-atomic counters in `stats`. */
+ * atomic pointer), the relaxed-atomic counters in `stats` and
+ * `handoff_pending`, and the hand-over inbox under `handoff_lock`. */
 #ifndef ALBD_PROXY_WORKER_T_H
 #define ALBD_PROXY_WORKER_T_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "proxy/mempool.h"
@@ -42,6 +44,19 @@ struct px_wlisten {
     bool closing;
     struct px_wlisten *next;
 };
+
+/* A connection one worker accepted for another, less loaded one
+ * (proxy/listen.c): the socket, the bind it came in on, the client. */
+struct px_handoff {
+    int fd;
+    socklen_t peer_len;
+    struct sockaddr_storage peer;
+    char key[96];
+};
+
+/* Handed-over connections a worker takes at most per wake-up; a full inbox
+ * makes the accepting worker keep the connection. */
+#define PX_HANDOFF_MAX 64
 
 /* Counters read by the agent for /metrics; written with relaxed atomics. */
 struct px_worker_stats {
@@ -104,6 +119,19 @@ struct px_worker {
     uint64_t drain_deadline; /* uv_now() value after which connections are closed */
     bool started;
     atomic_bool done; /* the worker's loop has returned: nothing left to drain */
+    /* Connections other workers accepted and hand to this one because it
+     * serves fewer (proxy/listen.c). The one part of a worker other
+     * threads write: the inbox and handoff_open under handoff_lock (set
+     * up by px_listen_handoff_init before any worker starts, destroyed
+     * after all are joined); handoff_wake tells this loop. handoff_open
+     * is true from the loop's start until it drains. handoff_pending:
+     * handed and not yet opened here, counted as this worker's load. */
+    uv_mutex_t handoff_lock;
+    uv_async_t handoff_wake;
+    bool handoff_open;
+    unsigned n_handoff;
+    struct px_handoff handoff[PX_HANDOFF_MAX];
+    atomic_uint_fast64_t handoff_pending;
     struct px_worker_stats stats;
     struct px_mirror *mirrors; /* trafficMirror copies in flight (proxy/mirror.c) */
     unsigned n_mirrors;

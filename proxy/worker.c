@@ -39,7 +39,7 @@ static int take_fd(struct px_runtime *rt, int worker, const char *key, uint64_t 
 
 /* Moves the worker to the newest published snapshot: opens handles for new
  * binds, closes those of removed ones, and lets connections know. */
-static void pick_up_snapshot(struct px_worker *w)
+void px_worker_pick_up(struct px_worker *w)
 {
     struct px_runtime *rt = w->rt;
     uv_mutex_lock(&rt->lock);
@@ -102,11 +102,13 @@ static void on_drain_tick(uv_timer_t *t)
     px_mirror_abort_all(w);
     px_upstream_close_idle(w);
     uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_close((uv_handle_t *)&w->handoff_wake, NULL);
 }
 
 static void begin_drain(struct px_worker *w)
 {
     w->draining = true;
+    px_listen_handoff_stop(w);
     while (w->listens)
         px_listen_close(w, w->listens);
     struct px_conn *cn;
@@ -129,7 +131,7 @@ static void on_wake(uv_async_t *a)
         begin_drain(w);
         return;
     }
-    pick_up_snapshot(w);
+    px_worker_pick_up(w);
 }
 
 static void on_flush_prepare(uv_prepare_t *p)
@@ -175,6 +177,11 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
         return rc;
     w->wake.data = w;
     rc = uv_async_init(&w->loop, &w->wake, on_wake);
+    bool handoff = false;
+    if (rc == 0) {
+        rc = px_listen_handoff_init(w);
+        handoff = rc == 0;
+    }
     if (rc == 0) {
         /* Staged output is sent after each iteration's I/O callbacks (check)
          * and before the loop blocks after timers (prepare). Unreferenced:
@@ -193,6 +200,10 @@ int px_worker_start(struct px_worker *w, struct px_runtime *rt, int id)
         rc = uv_thread_create(&w->thread, worker_main, w);
     if (rc != 0) {
         uv_close((uv_handle_t *)&w->wake, NULL);
+        if (handoff) {
+            uv_close((uv_handle_t *)&w->handoff_wake, NULL);
+            uv_mutex_destroy(&w->handoff_lock);
+        }
         if (uv_is_active((uv_handle_t *)&w->flush_prepare)) {
             uv_close((uv_handle_t *)&w->flush_prepare, NULL);
             uv_close((uv_handle_t *)&w->flush_check, NULL);
