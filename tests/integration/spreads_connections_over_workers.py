@@ -10,6 +10,7 @@ counted. Without the hand-over the hash splits 96 connections by more than
 import os
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from albd_harness import (echo_of, free_ports, http_listener, instance, run, scaled,  # noqa: E402
@@ -39,6 +40,16 @@ def worker_of(sock_file):
             parts = v.split("-")
             return parts[1] if len(parts) == 3 else None
     return None
+
+
+def wait_no_connections(c, albd, what):
+    """Closed connections count as load until albd has closed them too."""
+    end = time.monotonic() + scaled(10)
+    n = albd.metric("albd_connections_active")
+    while n != 0 and time.monotonic() < end:
+        time.sleep(0.05)
+        n = albd.metric("albd_connections_active")
+    c.eq(n, 0, f"{what}: albd closed every connection")
 
 
 def spread(c, port, host, burst, what):
@@ -76,7 +87,9 @@ def body(env):
     env.write_manifests(instance(), server_group("web", [be.addr]), http_listener("web", port, "web"))
     albd = env.start_albd(ports=(port,), workers=2)
     host = f"{env.host}:{port}"
+    wait_no_connections(c, albd, "before")
     spread(c, port, host, False, "one after the other")
+    wait_no_connections(c, albd, "after the first")
     spread(c, port, host, True, "all at once")
     albd.check_clean_exit(c)
 
