@@ -478,6 +478,11 @@ int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool all
         upstream_close(u);
         return rc;
     }
+    /* Reading is on from the start (the connect completes first): started
+     * in connect_cb, after libuv dropped its POLLOUT interest, it cost an
+     * epoll ADD failing with EEXIST and a MOD. */
+    if (uv_read_start((uv_stream_t *)&u->tcp, alloc_cb, read_cb) == 0)
+        u->reading = true;
     uv_timer_start(&u->timer, timer_cb, PX_UPSTREAM_CONNECT_MS, 0);
     atomic_fetch_add_explicit(&w->stats.upstream_connects, 1, memory_order_relaxed);
     *out = u;
