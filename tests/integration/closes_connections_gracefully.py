@@ -19,45 +19,35 @@ from albd_harness import (certificate, free_ports, hashlib, http_listener, https
 BIG = 2_000_000
 
 
-def read_all_tls(s, timeout):
-    """Reads a TLS socket until the peer closes: (bytes, how) where how is
-    'close_notify', 'eof without close_notify', 'reset' or 'timeout'."""
+def recv_by(s, end):
+    """One recv before the monotonic deadline end: (bytes, None), or
+    (None, how) with how 'timeout', 'eof without close_notify' or 'reset'."""
+    left = end - time.monotonic()
+    if left <= 0:
+        return None, "timeout"
+    s.settimeout(left)
+    try:
+        return s.recv(65536), None
+    except (socket.timeout, TimeoutError):
+        return None, "timeout"
+    except ssl.SSLEOFError:
+        return None, "eof without close_notify"
+    except (ConnectionResetError, BrokenPipeError):
+        return None, "reset"
+
+
+def read_all(s, timeout):
+    """Reads a socket until the peer closes: (bytes, how) where how is
+    'close_notify' (TLS) or 'eof' (plain) for a clean end, or as recv_by."""
+    clean = "close_notify" if isinstance(s, ssl.SSLSocket) else "eof"
     data = bytearray()
     end = time.monotonic() + timeout
     while True:
-        left = end - time.monotonic()
-        if left <= 0:
-            return bytes(data), "timeout"
-        s.settimeout(left)
-        try:
-            b = s.recv(65536)
-        except (socket.timeout, TimeoutError):
-            return bytes(data), "timeout"
-        except ssl.SSLEOFError:
-            return bytes(data), "eof without close_notify"
-        except (ConnectionResetError, BrokenPipeError):
-            return bytes(data), "reset"
+        b, how = recv_by(s, end)
+        if how:
+            return bytes(data), how
         if not b:
-            return bytes(data), "close_notify"
-        data += b
-
-
-def read_all_plain(s, timeout):
-    data = bytearray()
-    end = time.monotonic() + timeout
-    while True:
-        left = end - time.monotonic()
-        if left <= 0:
-            return bytes(data), "timeout"
-        s.settimeout(left)
-        try:
-            b = s.recv(65536)
-        except (socket.timeout, TimeoutError):
-            return bytes(data), "timeout"
-        except (ConnectionResetError, BrokenPipeError):
-            return bytes(data), "reset"
-        if not b:
-            return bytes(data), "eof"
+            return bytes(data), clean
         data += b
 
 
@@ -72,6 +62,13 @@ def split_response(raw):
         k, _, v = ln.partition(":")
         hdrs[k.strip().lower()] = v.strip()
     return status, hdrs, body
+
+
+def answer(got, how):
+    """(status, body length, body sha256, how it ended) of a response read
+    to the end."""
+    st, _, b = split_response(got)
+    return st, len(b), hashlib.sha256(b).hexdigest(), how
 
 
 def tls_half_close(ctx, host, port, request, timeout):
@@ -114,16 +111,9 @@ def tls_half_close(ctx, host, port, request, timeout):
                 pass
             except ssl.SSLZeroReturnError:
                 return bytes(data), "close_notify"
-            left = end - time.monotonic()
-            if left <= 0:
-                return bytes(data), "timeout"
-            raw.settimeout(left)
-            try:
-                b = raw.recv(65536)
-            except (socket.timeout, TimeoutError):
-                return bytes(data), "timeout"
-            except ConnectionResetError:
-                return bytes(data), "reset"
+            b, how = recv_by(raw, end)
+            if how:
+                return bytes(data), how
             if not b:
                 return bytes(data), "eof without close_notify"
             inc.write(b)
@@ -154,7 +144,7 @@ def body(env):
     try:
         s.sendall(big_request(tls_port))
         time.sleep(0.5)
-        got, how = read_all_tls(s, scaled(20))
+        got, how = read_all(s, scaled(20))
     finally:
         s.close()
     st, hdrs, b = split_response(got)
@@ -169,7 +159,7 @@ def body(env):
     try:
         s.sendall(f"GET /small HTTP/1.0\r\nHost: {host}:{tls_port}\r\n\r\n".encode())
         ver, st, hh, b, framing = read_response(f)
-        rest, how = read_all_tls(s, scaled(10))
+        rest, how = read_all(s, scaled(10))
     finally:
         f.close()
         s.close()
@@ -182,16 +172,14 @@ def body(env):
         raw.sendall(big_request(plain_port))
         raw.shutdown(socket.SHUT_WR)
         time.sleep(0.3)
-        got, how = read_all_plain(raw, scaled(20))
+        got, how = read_all(raw, scaled(20))
     finally:
         raw.close()
-    st, hdrs, b = split_response(got)
-    c.eq((st, len(b), hashlib.sha256(b).hexdigest(), how), (200,) + want + ("eof",),
+    c.eq(answer(got, how), (200,) + want + ("eof",),
          "a plain client that half-closed gets the whole response, then EOF")
 
     got, how = tls_half_close(ctx, host, tls_port, big_request(tls_port), scaled(20))
-    st, hdrs, b = split_response(got)
-    c.eq((st, len(b), hashlib.sha256(b).hexdigest(), how), (200,) + want + ("close_notify",),
+    c.eq(answer(got, how), (200,) + want + ("close_notify",),
          "a TLS client that half-closed gets the whole response, then close_notify")
 
     # 4. More requests behind the last one albd answers: they are read and
@@ -204,11 +192,10 @@ def body(env):
                         for i in range(200))
         s.sendall(big_request(tls_port) + more)
         time.sleep(0.5)
-        got, how = read_all_tls(s, scaled(20))
+        got, how = read_all(s, scaled(20))
     finally:
         s.close()
-    st, hdrs, b = split_response(got)
-    c.eq((st, len(b), hashlib.sha256(b).hexdigest(), how), (200,) + want + ("close_notify",),
+    c.eq(answer(got, how), (200,) + want + ("close_notify",),
          "requests behind a Connection: close one do not cut its answer")
     c.eq(be.count(), before + 1, "only the request before the close reached the backend")
 
@@ -228,7 +215,7 @@ def body(env):
             shut = "half-closed"
         except OSError as ex:  # ENOTCONN: the connection was reset
             shut = repr(ex)
-        got, how = read_all_plain(raw, scaled(10))
+        got, how = read_all(raw, scaled(10))
     finally:
         raw.close()
     st, hdrs, b = split_response(got)
