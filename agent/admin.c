@@ -785,9 +785,14 @@ static char *metrics_text(struct ag_agent *a)
               "# TYPE albd_connections_accepted_total counter\n"
               "albd_connections_accepted_total %llu\n"
               "# HELP albd_connections_active Client connections open.\n"
-              "# TYPE albd_connections_active gauge\nalbd_connections_active %llu\n",
+              "# TYPE albd_connections_active gauge\nalbd_connections_active %llu\n"
+              "# HELP albd_connections_handed_over_total Client connections a worker accepted "
+              "and handed to a less loaded worker.\n"
+              "# TYPE albd_connections_handed_over_total counter\n"
+              "albd_connections_handed_over_total %llu\n",
               (unsigned long long)st.connections_accepted,
-              (unsigned long long)st.connections_active);
+              (unsigned long long)st.connections_active,
+              (unsigned long long)st.connections_handed_over);
     sb_printf(&b,
               "# HELP albd_connections_parked Idle client connections holding no read or write "
               "buffer.\n"

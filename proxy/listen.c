@@ -249,8 +249,11 @@ static void on_readable(uv_poll_t *p, int status, int events)
         }
         wl->paused_warned = false;
         struct px_worker *t = less_loaded(wl->w);
-        if (t != wl->w && hand_over(t, wl->key, fd, &peer, peer_len) == 0)
+        if (t != wl->w && hand_over(t, wl->key, fd, &peer, peer_len) == 0) {
+            atomic_fetch_add_explicit(&wl->w->stats.connections_handed_over, 1,
+                                      memory_order_relaxed);
             continue;
+        }
         px_conn_accept(wl->w, wl->key, wl->listener, fd, (const struct sockaddr *)&peer, peer_len);
     }
 }

@@ -104,6 +104,7 @@ uint64_t px_runtime_generation(const struct px_runtime *rt);
 
 struct px_stats {
     uint64_t connections_accepted, connections_active, requests;
+    uint64_t connections_handed_over; /* to a less loaded worker (proxy/listen.c) */
     uint64_t responses_by_class[6];
     uint64_t upstream_connects, upstream_reused;
     uint64_t mirror_sent, mirror_dropped, mirror_failed; /* trafficMirror copies */

@@ -326,6 +326,8 @@ void px_runtime_stats(const struct px_runtime *rt, struct px_stats *out)
             atomic_load_explicit(&st->connections_accepted, memory_order_relaxed);
         out->connections_active +=
             atomic_load_explicit(&st->connections_active, memory_order_relaxed);
+        out->connections_handed_over +=
+            atomic_load_explicit(&st->connections_handed_over, memory_order_relaxed);
         out->requests += atomic_load_explicit(&st->requests, memory_order_relaxed);
         for (int c = 0; c < 6; c++)
             out->responses_by_class[c] +=

@@ -62,6 +62,8 @@ struct px_handoff {
 struct px_worker_stats {
     atomic_uint_fast64_t connections_accepted;
     atomic_uint_fast64_t connections_active;
+    /* Accepted here and handed to a less loaded worker (proxy/listen.c). */
+    atomic_uint_fast64_t connections_handed_over;
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t responses_by_class[6]; /* index = status / 100 (1xx..5xx), 0 unused */
     atomic_uint_fast64_t upstream_connects;

@@ -4,9 +4,10 @@ kernel's SO_REUSEPORT hash picked: a worker that accepts while it serves
 clearly more connections than another hands the new one over. 96
 keep-alive connections, opened one after the other or all at once, stay
 open; the worker that served each (the middle field of X-Request-Id) is
-counted. Without the hand-over the hash splits 96 connections by more than
-6 about every other run; with it the counts stay within albd's margin (2 +
-1/16 of a worker's connections: at most 5 here)."""
+counted, and /metrics counts the hand-overs. Without the hand-over the
+hash splits 96 connections by more than 6 about every other run; with it
+the counts stay within albd's margin (2 + 1/16 of a worker's
+connections: at most 5 here)."""
 import os
 import socket
 import sys
@@ -91,6 +92,9 @@ def body(env):
     spread(c, port, host, False, "one after the other")
     wait_no_connections(c, albd, "after the first")
     spread(c, port, host, True, "all at once")
+    handed = albd.metric("albd_connections_handed_over_total")
+    c.ok(handed is not None and 0 <= handed <= 2 * N,
+         "albd_connections_handed_over_total counts the hand-overs", f"0..{2 * N}", handed)
     albd.check_clean_exit(c)
 
 
