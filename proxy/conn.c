@@ -27,7 +27,7 @@
     ((struct px_conn *)((char *)(field_ptr)-offsetof(struct px_conn, field)))
 
 static void input_pump(struct px_conn *c);
-static int stage_flush(struct px_conn *c);
+static int stage_flush(struct px_conn *c, bool send);
 static void update_reading(struct px_conn *c);
 
 static void stat_add(atomic_uint_fast64_t *v, int64_t d)
@@ -355,7 +355,8 @@ void px_conn_shutdown_write(struct px_conn *c)
 {
     if (!c || c->closing || c->wr_shut || c->state != PX_CONN_OPEN)
         return;
-    if (stage_flush(c) < 0) {
+    /* TLS: the staged output and the close_notify leave in one write. */
+    if (stage_flush(c, !c->tls) < 0) {
         px_conn_close(c);
         return;
     }
@@ -389,17 +390,8 @@ void px_conn_finish(struct px_conn *c)
             px_conn_close(c);
         return;
     }
-    int rc;
-    if (c->tls && c->stage_len) {
-        /* The staged output and the close_notify leave in one write. */
-        unpark(c);
-        rc = px_tls_io_write(c->tls, c->stage, c->stage_len);
-        c->stage_len = 0;
-        buf_give(c, &c->stage);
-    } else {
-        rc = stage_flush(c);
-    }
-    if (rc < 0) {
+    /* TLS: the staged output and the close_notify leave in one write. */
+    if (stage_flush(c, !c->tls) < 0) {
         px_conn_close(c);
         return;
     }
@@ -446,8 +438,10 @@ static void on_written(struct px_outq *q, int status)
         idle_check(c); /* a response the client was slow to take has gone */
 }
 
-/* Writes bufs to the client now: through TLS, or straight to the queue. */
-static int write_now(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
+/* Writes bufs to the client now: through TLS, or straight to the queue.
+ * send false (TLS only): the records stay in OpenSSL's output for the next
+ * tls_flush to take along. */
+static int write_now(struct px_conn *c, const uv_buf_t *bufs, unsigned n, bool send)
 {
     int rc = 0;
     unpark(c); /* TLS takes its write buffer again */
@@ -456,7 +450,7 @@ static int write_now(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
     } else {
         for (unsigned i = 0; i < n && rc == 0; i++)
             rc = px_tls_io_write(c->tls, bufs[i].base, bufs[i].len);
-        if (rc == 0)
+        if (rc == 0 && send)
             rc = tls_flush(c);
     }
     if (rc == 0 && c->out.queued > PX_OUTQ_HIGH)
@@ -464,8 +458,8 @@ static int write_now(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
     return rc;
 }
 
-/* Sends what is staged. */
-static int stage_flush(struct px_conn *c)
+/* Sends what is staged (send: as write_now). */
+static int stage_flush(struct px_conn *c, bool send)
 {
     if (c->stage_len == 0) {
         buf_give(c, &c->stage);
@@ -473,7 +467,7 @@ static int stage_flush(struct px_conn *c)
     }
     uv_buf_t b = uv_buf_init(c->stage, (unsigned)c->stage_len);
     c->stage_len = 0;
-    int rc = write_now(c, &b, 1); /* copies (outq chunk or TLS record) */
+    int rc = write_now(c, &b, 1, send); /* copies (outq chunk or TLS record) */
     buf_give(c, &c->stage);
     return rc;
 }
@@ -487,7 +481,7 @@ void px_conn_flush_all(struct px_worker *w)
         c->flush_queued = false;
         if (c->closing)
             continue;
-        if (stage_flush(c) < 0)
+        if (stage_flush(c, true) < 0)
             px_conn_close(c);
     }
 }
@@ -506,16 +500,16 @@ int px_conn_write(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
         v[0] = uv_buf_init(c->stage, (unsigned)c->stage_len);
         memcpy(v + 1, bufs, n * sizeof *bufs);
         c->stage_len = 0;
-        int rc = write_now(c, v, n + 1); /* copies, as in stage_flush */
+        int rc = write_now(c, v, n + 1, true); /* copies, as in stage_flush */
         buf_give(c, &c->stage);
         return rc;
     }
     if (c->stage_len + total > PX_CONN_STAGE) {
-        int rc = stage_flush(c);
+        int rc = stage_flush(c, true);
         if (rc < 0)
             return rc;
         if (total > PX_CONN_STAGE)
-            return write_now(c, bufs, n);
+            return write_now(c, bufs, n, true);
     }
     if (total == 0)
         return 0;
