@@ -5,7 +5,9 @@ reset that could destroy the response's tail at the client: not when the
 client reads slowly (the response still leaving when albd decides to close),
 not when the client half-closes right after its request, not when it sent
 more requests behind the one albd answers last (albd reads and discards
-them until the client closes too)."""
+them until the client closes too), not when the client's FIN arrives while
+albd still holds part of the answer (a client whose small receive window
+keeps the rest of the answer inside albd)."""
 import os
 import socket
 import ssl
@@ -17,6 +19,12 @@ from albd_harness import (certificate, free_ports, hashlib, http_listener, https
                           instance, pattern_sha256, read_response, run, scaled, server_group)
 
 BIG = 2_000_000
+# Fits albd's output queue (PX_OUTQ_HIGH, 256 KiB) whole, so albd has the
+# entire answer and has decided to close while part of it is still queued
+# inside albd: for a client that reads nothing through a small window and
+# small segments (small_window_socket), the kernel takes ~100 KB of it.
+QUEUED = 200_000
+SMALL_RCVBUF = 4096
 
 
 def recv_by(s, end):
@@ -71,11 +79,50 @@ def answer(got, how):
     return st, len(b), hashlib.sha256(b).hexdigest(), how
 
 
-def tls_half_close(ctx, host, port, request, timeout):
-    """TLS over a plain socket (memory BIOs): sends request, then a TCP FIN
-    without close_notify (a client that is done sending), then reads
-    everything. Returns (bytes, how)."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def kernel_held(raw, server_port):
+    """Bytes of the answer the kernel holds between albd and the client:
+    what albd's socket has not had acknowledged (its send queue) plus what
+    the client's socket has not read (its receive queue), from
+    /proc/net/tcp (loopback, IPv4)."""
+    def hexaddr(addr):
+        ip, port = addr
+        return "%08X:%04X" % (int.from_bytes(socket.inet_aton(ip), "little"), port)
+    me = hexaddr(raw.getsockname())
+    albd_side = hexaddr(("127.0.0.1", server_port))
+    held = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            col = line.split()
+            tx, rx = (int(v, 16) for v in col[4].split(":"))
+            if col[1] == me:
+                held += rx
+            elif col[1] == albd_side and col[2] == me:
+                held += tx
+    return held
+
+
+def small_window_socket(port, timeout):
+    """A client socket whose receive buffer (so its TCP window) is small, and
+    whose segments are: the kernel sizes albd's send buffer from the
+    segment size (on loopback ~64 KiB, which lets albd's socket take 1 MB
+    and more of answer), so with 536-byte segments it takes only tens of
+    KiB and the rest of an answer stays in albd."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    raw.settimeout(timeout)
+    raw.connect(("127.0.0.1", port))
+    return raw
+
+
+def tls_half_close(ctx, host, port, request, timeout, raw=None, before_fin=None):
+    """TLS over a plain socket (memory BIOs): sends request, calls
+    before_fin(raw) if given, then sends a TCP FIN without close_notify (a
+    client that is done sending), then reads everything. Returns (bytes,
+    how)."""
+    if raw is None:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(inc, out, server_hostname=host)
     data = bytearray()
@@ -98,6 +145,8 @@ def tls_half_close(ctx, host, port, request, timeout):
         pump_out()
         obj.write(request)
         pump_out()
+        if before_fin:
+            before_fin(raw)
         raw.shutdown(socket.SHUT_WR)
         end = time.monotonic() + timeout
         while True:
@@ -182,7 +231,43 @@ def body(env):
     c.eq(answer(got, how), (200,) + want + ("close_notify",),
          "a TLS client that half-closed gets the whole response, then close_notify")
 
-    # 4. More requests behind the last one albd answers: they are read and
+    # 4. The client's FIN arrives while albd still holds most of an answer
+    # it has decided to end the connection with: albd stops reading, sends
+    # the rest as the client makes room, then closes (plain and TLS).
+    queued = (QUEUED, pattern_sha256(QUEUED))
+    held = {}
+
+    def request_queued(port):
+        return (f"GET /stream?bytes={QUEUED} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Connection: close\r\n\r\n").encode()
+
+    def wait_then_measure(which, port):
+        def before_fin(raw):
+            time.sleep(scaled(0.5))  # the backend's whole answer reaches albd
+            held[which] = kernel_held(raw, port)
+        return before_fin
+
+    raw = small_window_socket(plain_port, scaled(10))
+    try:
+        raw.sendall(request_queued(plain_port))
+        wait_then_measure("plain", plain_port)(raw)
+        raw.shutdown(socket.SHUT_WR)
+        got, how = read_all(raw, scaled(20))
+    finally:
+        raw.close()
+    c.eq(answer(got, how), (200,) + queued + ("eof",),
+         "a plain client whose FIN comes while albd holds the answer gets it whole, then EOF")
+
+    got, how = tls_half_close(ctx, host, tls_port, request_queued(tls_port), scaled(20),
+                              raw=small_window_socket(tls_port, scaled(10)),
+                              before_fin=wait_then_measure("tls", tls_port))
+    c.eq(answer(got, how), (200,) + queued + ("close_notify",),
+         "a TLS client whose FIN comes while albd holds the answer gets it whole, then close_notify")
+    c.ok(len(held) == 2 and all(0 < v <= QUEUED - 50_000 for v in held.values()),
+         "at the client's FIN albd itself still held 50 KB or more of the answer",
+         f"the kernel holding 1 to {QUEUED - 50_000} bytes, plain and tls", held)
+
+    # 5. More requests behind the last one albd answers: they are read and
     # discarded, so closing does not reset the connection under the answer.
     before = be.count()
     raw = socket.create_connection(("127.0.0.1", tls_port), timeout=scaled(10))
@@ -199,7 +284,7 @@ def body(env):
          "requests behind a Connection: close one do not cut its answer")
     c.eq(be.count(), before + 1, "only the request before the close reached the backend")
 
-    # 5. Bytes that arrive after albd answered and half-closed are read and
+    # 6. Bytes that arrive after albd answered and half-closed are read and
     # discarded too (its linger), not met with a reset that could drop the
     # answer still unread at the client (a reset on loopback shows as an
     # error after the data).
@@ -221,7 +306,7 @@ def body(env):
     st, hdrs, b = split_response(got)
     c.eq((st, how, shut), (200, "eof", "half-closed"), "bytes sent after the answer do not reset the connection")
 
-    # 6. The client's address still reaches the backend (taken from accept).
+    # 7. The client's address still reaches the backend (taken from accept).
     st, _, b = env.https("GET", tls_port, "/who")
     fwd = [v for k, v in be.requests[-1]["headers"] if k.lower() == "x-forwarded-for"]
     c.eq((st, fwd), (200, ["127.0.0.1"]), "X-Forwarded-For carries the client's address")
