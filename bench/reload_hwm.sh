@@ -14,6 +14,12 @@
 # PSS before and 1 s after. Not a ratio to the peers: compare binaries
 # run back to back. Loopback only; every process it starts is stopped by
 # PID on exit; every wait is bounded.
+#
+# HEAP_PEAK=1: albd runs under bench/heap_peak.c (built here with cc, an
+# LD_PRELOAD library), armed just before the change; after each run it
+# prints which allocations made by the change were live at the heap's
+# highest point, by call stack (albd's frames resolved with addr2line).
+# Its VmHWM line then counts the tracer's own table: read only the stacks.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 64; }
 ALBD=$(realpath "$1")
@@ -24,6 +30,7 @@ SHARED_BENCH=${SHARED_BENCH:-$(dirname "$0")/../../shared/bench}
 [ -f "$SHARED_BENCH/bigconf/albd.sh" ] || { echo "no $SHARED_BENCH/bigconf/albd.sh (set SHARED_BENCH)" >&2; exit 66; }
 [ -f "$BIG_CERTS/h$((K + 1)).crt" ] || { echo "$BIG_CERTS has no h$((K + 1)).crt" >&2; exit 66; }
 [ -w /proc/self/clear_refs ] || { echo "/proc/PID/clear_refs is not writable here" >&2; exit 69; }
+HEAP_PEAK=${HEAP_PEAK:-0}
 
 export BIG_CERTS PORT=${PORT:-19443} BACKEND_HOST=127.0.0.1 BACKEND_PORT=${BACKEND_PORT:-19080}
 export WORKERS=${WORKERS:-2}
@@ -35,6 +42,33 @@ cleanup() {
     rm -rf "$PEER_RUN"
 }
 trap cleanup EXIT
+PRELOAD=()
+if [ "$HEAP_PEAK" = 1 ]; then
+    cc -std=c17 -O2 -Wall -Wextra -shared -fPIC -o "$PEER_RUN/heap_peak.so" "$(dirname "$0")/heap_peak.c"
+    PRELOAD=(env LD_PRELOAD="$PEER_RUN/heap_peak.so" HEAP_PEAK_DIR="$PEER_RUN/hp")
+fi
+# heap_peak_report: the tracer's summary, albd's frames as function and line.
+heap_peak_report() {
+    python3 - "$ALBD" "$PEER_RUN/hp/out" <<'PY'
+import re, subprocess, sys
+albd, path = sys.argv[1], sys.argv[2]
+try:
+    text = open(path).read()
+except OSError:
+    sys.exit("heap_peak: no summary (was it armed?)")
+offs = sorted(set(re.findall(re.escape(albd) + r"\(\+(0x[0-9a-f]+)\)", text)))
+names = {}
+if offs:
+    out = subprocess.run(["addr2line", "-f", "-s", "-e", albd] + offs,
+                         capture_output=True, text=True).stdout.split("\n")
+    names = {o: out[2 * i] + " " + out[2 * i + 1] for i, o in enumerate(offs)}
+text = re.sub(re.escape(albd) + r"\(\+(0x[0-9a-f]+)\)[^\n]*", lambda m: names.get(m.group(1), m.group(0)), text)
+text = re.sub(r"/(usr/)?lib/x86_64-linux-gnu/", "", text)
+blocks = ["\n".join(ln for ln in b.split("\n") if "heap_peak.so" not in ln)
+          for b in text.split("\n\n")]
+print("\n\n".join(blocks[:16]))
+PY
+}
 # shellcheck source=/dev/null
 . "$SHARED_BENCH/bigconf/albd.sh"
 
@@ -54,13 +88,16 @@ for ((run = 1; run <= RUNS; run++)); do
     rm -rf "$PEER_RUN/m" "$PEER_RUN/log"
     mkdir -p "$PEER_RUN/m"
     bc_render "$K"
-    "$ALBD" run -m "$PEER_RUN/m" --workers "$WORKERS" --admin off >"$PEER_RUN/log" 2>&1 &
+    rm -rf "$PEER_RUN/hp"
+    mkdir -p "$PEER_RUN/hp"
+    "${PRELOAD[@]}" "$ALBD" run -m "$PEER_RUN/m" --workers "$WORKERS" --admin off >"$PEER_RUN/log" 2>&1 &
     PID=$!
     wait_log "applied generation 1 "
     sleep 3
     rss0=$(kib "$PID" VmRSS: status)
     anon0=$(kib "$PID" Pss_Anon: smaps_rollup)
     echo 5 >"/proc/$PID/clear_refs"
+    [ "$HEAP_PEAK" = 1 ] && touch "$PEER_RUN/hp/arm"
     bc_add $((K + 1))
     wait_log "applied generation 2 "
     sleep 1
@@ -73,4 +110,5 @@ for ((run = 1; run <= RUNS; run++)); do
     kill -INT "$PID"
     wait "$PID" || true
     PID=
+    [ "$HEAP_PEAK" = 1 ] && heap_peak_report
 done
