@@ -667,6 +667,11 @@ int ag_run(const struct ag_options *opt)
         close(a.sig_fd);
         return 1;
     }
+    if (px_runtime_workers_take_turns(a.rt))
+        px_log_info("%d workers on %d CPU%s (the CPUs albd may run on): the workers take turns, "
+                    "each yielding its CPU after every loop iteration",
+                    px_runtime_n_workers(a.rt), px_runtime_cpus(a.rt),
+                    px_runtime_cpus(a.rt) == 1 ? "" : "s");
     px_runtime_set_drain_ms(a.rt, opt->drain_ms);
     px_runtime_set_share_ports(a.rt, opt->share_ports);
     int src = px_runtime_set_worker_scheduling(a.rt, opt->sched_normal ? PX_SCHED_NORMAL

@@ -11,10 +11,25 @@
 
 struct px_runtime;
 
-/* Starts n_workers worker threads (n_workers <= 0: one per CPU), each with
- * its own uv loop and no listener yet. Returns NULL with errno set on
- * failure. */
+/* Starts n_workers worker threads (n_workers <= 0: one per CPU the process
+ * may run on, its affinity mask), each with its own uv loop and no listener
+ * yet. Returns NULL with errno set on failure.
+ *
+ * When there are more workers than CPUs in that mask, the workers share
+ * CPUs and take turns: each yields the CPU (sched_yield) after every loop
+ * iteration. Otherwise one that has events keeps its CPU until it has none
+ * or the scheduler's next tick (4 ms at HZ=250), and the events of a worker
+ * waiting for that CPU wait as long: with two workers on one core
+ * (../shared/bench pinned h1_small) p99 2.0-2.5 ms with turns, 2.3-6.2 ms
+ * without, CPU per request the same (README "Worker scheduling"). */
 struct px_runtime *px_runtime_start(int n_workers);
+
+/* The workers, the CPUs in the process's affinity mask when the runtime
+ * started, and whether the workers take turns on them (more workers than
+ * CPUs). */
+int px_runtime_n_workers(const struct px_runtime *rt);
+int px_runtime_cpus(const struct px_runtime *rt);
+bool px_runtime_workers_take_turns(const struct px_runtime *rt);
 
 /* Builds a snapshot from m (taking a reference), opens the sockets of new
  * listening addresses (one SO_REUSEPORT socket per worker), and publishes it

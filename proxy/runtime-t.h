@@ -24,6 +24,8 @@ struct rt_socks {
 
 struct px_runtime {
     int n_workers;
+    int cpus; /* in the affinity mask at start; fewer than n_workers: the
+               * workers take turns (px_worker.take_turns) */
     struct px_worker *workers;
     /* Guards `published` against a worker's load+ref racing the agent's
      * unref of the previous snapshot, and the socket table. Taken only on

@@ -27,16 +27,27 @@
 #include "proxy/worker.h"
 #include "reconciler/model.h"
 
+/* The CPUs this process may run on: its affinity mask (taskset, a
+ * container's cpuset), else the CPUs online. At least 1. */
+static int cpus_allowed(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 struct px_runtime *px_runtime_start(int n_workers)
 {
-    if (n_workers <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        n_workers = n > 0 ? (int)n : 1;
-    }
+    int cpus = cpus_allowed();
+    if (n_workers <= 0)
+        n_workers = cpus;
     struct px_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return NULL;
     rt->n_workers = n_workers;
+    rt->cpus = cpus;
     rt->next_sock_id = 1;
     rt->workers = calloc((size_t)n_workers, sizeof *rt->workers);
     rt->tls_keys = px_tls_keys_new();
@@ -55,6 +66,7 @@ struct px_runtime *px_runtime_start(int n_workers)
     if (px_obs_init(n_workers) != 0)
         px_log_warn("no memory for per-listener metrics: they stay at 0");
     for (int i = 0; i < n_workers; i++) {
+        rt->workers[i].take_turns = n_workers > cpus;
         int rc = px_worker_start(&rt->workers[i], rt, i);
         if (rc != 0) {
             rt->n_workers = i;
@@ -261,6 +273,21 @@ int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths,
     rt->tls_keys = k;
     rt->ticket_keys_from_files = true;
     return 0;
+}
+
+int px_runtime_n_workers(const struct px_runtime *rt)
+{
+    return rt->n_workers;
+}
+
+int px_runtime_cpus(const struct px_runtime *rt)
+{
+    return rt->cpus;
+}
+
+bool px_runtime_workers_take_turns(const struct px_runtime *rt)
+{
+    return rt->n_workers > rt->cpus;
 }
 
 void px_runtime_set_drain_ms(struct px_runtime *rt, unsigned drain_ms)

@@ -94,6 +94,9 @@ struct px_worker {
      * pools are its entries' pools[id]. */
     struct px_registry *registry;
     bool pools_closed; /* stopping: released upstream connections close */
+    /* More workers than CPUs: yield the CPU after every loop iteration
+     * (px_runtime_start in px.h says why). */
+    bool take_turns;
     /* Runs after backend bytes went to their owner, so that what they
      * produced leaves at once (px_conn_flush_all; set by the worker, so
      * proxy/upstream.c does not know client connections). */
