@@ -47,7 +47,7 @@ static const char usage_run[] =
     "                              besides IP addresses and localhost (repeatable, at most 8)\n"
     "  -w, --workers N             worker threads, 0 = one per CPU albd may run on (its\n"
     "                              affinity mask; default 0); more workers than those CPUs\n"
-    "                              take turns, each yielding after every loop iteration\n"
+    "                              take turns, each yielding after 1 ms without a pause\n"
     "      --worker-scheduling S   batch (default): workers run as SCHED_BATCH and, woken on\n"
     "                              a busy CPU, wait for the running task's slice instead of\n"
     "                              preempting it, then handle all that arrived at once (less\n"

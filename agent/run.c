@@ -669,7 +669,7 @@ int ag_run(const struct ag_options *opt)
     }
     if (px_runtime_workers_take_turns(a.rt))
         px_log_info("%d workers on %d CPU%s (the CPUs albd may run on): the workers take turns, "
-                    "each yielding its CPU after every loop iteration",
+                    "each yielding its CPU after 1 ms of running without a pause",
                     px_runtime_n_workers(a.rt), px_runtime_cpus(a.rt),
                     px_runtime_cpus(a.rt) == 1 ? "" : "s");
     px_runtime_set_drain_ms(a.rt, opt->drain_ms);

@@ -16,12 +16,12 @@ struct px_runtime;
  * yet. Returns NULL with errno set on failure.
  *
  * When there are more workers than CPUs in that mask, the workers share
- * CPUs and take turns: each yields the CPU (sched_yield) after every loop
- * iteration. Otherwise one that has events keeps its CPU until it has none
- * or the scheduler's next tick (4 ms at HZ=250), and the events of a worker
- * waiting for that CPU wait as long: with two workers on one core
- * (../shared/bench pinned h1_small) p99 2.0-2.5 ms with turns, 2.3-6.2 ms
- * without, CPU per request the same (README "Worker scheduling"). */
+ * CPUs and take turns: each yields the CPU (sched_yield) at the end of a
+ * loop iteration once it has run 1 ms without blocking. Otherwise one that
+ * has events keeps its CPU until it has none or the scheduler's next tick
+ * (4 ms at HZ=250), and the events of a worker waiting for that CPU wait as
+ * long: with two workers on one core (../shared/bench pinned h1_small) p99
+ * 2.3-2.6 ms with turns, 1.8-6.2 ms without (README "Worker scheduling"). */
 struct px_runtime *px_runtime_start(int n_workers);
 
 /* The workers, the CPUs in the process's affinity mask when the runtime

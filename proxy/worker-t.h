@@ -94,9 +94,12 @@ struct px_worker {
      * pools are its entries' pools[id]. */
     struct px_registry *registry;
     bool pools_closed; /* stopping: released upstream connections close */
-    /* More workers than CPUs: yield the CPU after every loop iteration
-     * (px_runtime_start in px.h says why). */
+    /* More workers than CPUs: yield the CPU after PX_WORKER_TURN_US of
+     * running without blocking (px_runtime_start in px.h says why);
+     * turn_since: uv_hrtime() when this run began, turn_idle: the loop's
+     * idle time then (worker.c take_turn). */
     bool take_turns;
+    uint64_t turn_since, turn_idle;
     /* Runs after backend bytes went to their owner, so that what they
      * produced leaves at once (px_conn_flush_all; set by the worker, so
      * proxy/upstream.c does not know client connections). */

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """--workers 0 starts one worker per CPU albd may run on (its affinity
 mask: taskset, a container's cpuset), not per CPU online. With more
-workers than those CPUs, the workers take turns (each yields its CPU
-after every loop iteration, so a worker with events does not wait for the
-scheduler's next tick), albd says so at start, and requests are served;
-with no more workers than CPUs nothing changes."""
+workers than those CPUs, the workers take turns (each yields its CPU once
+it has run 1 ms without a pause, so a worker with events does not wait
+for the scheduler's next tick), albd says so at start, and requests are
+served; with no more workers than CPUs nothing changes."""
 import concurrent.futures
 import os
 import sys
