@@ -31,6 +31,7 @@ struct ag_options {
     bool refuse_foreign; /* --refuse-foreign: a non-albd document is an error, not a note */
     const char *ticket_key_files[8]; /* --session-ticket-key, in order */
     size_t n_ticket_key_files;
+    unsigned session_tickets;   /* --session-tickets: TLS 1.3 tickets per full handshake */
     const char *probe_addr;     /* --probe: /healthz and /readyz only; NULL = off */
     const char *admin_hosts[8]; /* --admin-host: names accepted in Host besides IPs, localhost */
     size_t n_admin_hosts;

@@ -15,6 +15,7 @@
 #include "agent/agent.h"
 #include "agent/plan_cmd.h"
 #include "common/log.h"
+#include "proxy/tls_keys.h"
 #include "reconciler/load.h"
 #include "reconciler/rc.h"
 
@@ -69,6 +70,10 @@ static const char usage_run[] =
     "                              it is skipped with a note (log, /status)\n"
     "      --session-ticket-key FILE  TLS session-ticket key (48 or 80 bytes), repeatable\n"
     "                              (at most 8; the first encrypts); default: generated, rotated\n"
+    "      --session-tickets N     TLS 1.3 session tickets sent after a full handshake, 1-8\n"
+    "                              (default 1: a client uses each once and every resumption\n"
+    "                              brings a new one; more serve clients that open several\n"
+    "                              connections at once, at ~13 us of CPU per ticket)\n"
     "      --cert-cache DIR        where certificates fetched from a CertificateService are\n"
     "                              cached (0700/0600); default $STATE_DIRECTORY/certs or\n"
     "                              /var/lib/albd/certs\n"
@@ -225,8 +230,11 @@ static long parse_seconds(const char *s)
 
 static int cmd_run(int argc, char **argv)
 {
-    struct ag_options o = {
-        .admin_addr = "127.0.0.1:9901", .workers = 0, .drain_ms = 30000, .debounce_ms = 20};
+    struct ag_options o = {.admin_addr = "127.0.0.1:9901",
+                           .workers = 0,
+                           .drain_ms = 30000,
+                           .debounce_ms = 20,
+                           .session_tickets = PX_TLS_TICKETS_DEFAULT};
     enum {
         OPT_GRACE = 256,
         OPT_SHARE,
@@ -234,7 +242,8 @@ static int cmd_run(int argc, char **argv)
         OPT_LOG_FORMAT,
         OPT_CERT_CACHE,
         OPT_READY_ANY,
-        OPT_SCHED
+        OPT_SCHED,
+        OPT_TICKETS
     };
     const char *env_format = getenv("ALBD_LOG_FORMAT");
     int log_format = env_format ? px_log_parse_format(env_format) : PX_LOG_FORMAT_AUTO;
@@ -252,6 +261,7 @@ static int cmd_run(int argc, char **argv)
                                          {"strict", no_argument, NULL, 's'},
                                          {"refuse-foreign", no_argument, NULL, OPT_FOREIGN},
                                          {"session-ticket-key", required_argument, NULL, 't'},
+                                         {"session-tickets", required_argument, NULL, OPT_TICKETS},
                                          {"probe", required_argument, NULL, 'p'},
                                          {"admin-host", required_argument, NULL, 'H'},
                                          {"cert-cache", required_argument, NULL, OPT_CERT_CACHE},
@@ -322,6 +332,13 @@ static int cmd_run(int argc, char **argv)
                 return usage_error("run", "at most 8 --session-ticket-key files");
             o.ticket_key_files[o.n_ticket_key_files++] = optarg;
             break;
+        case OPT_TICKETS: {
+            long n = strtol(optarg, &end, 10);
+            if (end == optarg || *end || n < 1 || n > PX_TLS_TICKETS_MAX)
+                return usage_error("run", "--session-tickets takes a number from 1 to 8");
+            o.session_tickets = (unsigned)n;
+            break;
+        }
         case 'p':
             o.probe_addr = optarg;
             break;

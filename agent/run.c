@@ -679,6 +679,7 @@ int ag_run(const struct ag_options *opt)
     if (src != 0)
         px_log_warn("workers keep the default scheduling (--worker-scheduling %s refused: %s)",
                     opt->sched_normal ? "normal" : "batch", strerror(-src));
+    px_runtime_set_session_tickets(a.rt, opt->session_tickets);
     if (opt->n_ticket_key_files) {
         char err[512];
         if (px_runtime_load_ticket_keys(a.rt, opt->ticket_key_files, opt->n_ticket_key_files, err,

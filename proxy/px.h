@@ -73,6 +73,12 @@ void px_runtime_host_state(const struct px_runtime *rt, const char *name, struct
 int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths, size_t n,
                                 char *err, size_t errlen);
 
+/* How many TLS 1.3 session tickets a full handshake ends with (1 to
+ * PX_TLS_TICKETS_MAX = 8, default 1: proxy/tls_keys.h says why), for the
+ * generated ring and one loaded from files alike. Call before the first
+ * apply. */
+void px_runtime_set_session_tickets(struct px_runtime *rt, unsigned n);
+
 /* How long connections of a removed listener (WebSocket tunnels, requests
  * in flight) and, at stop, every connection may take to finish. Call
  * before the first apply. */

@@ -269,10 +269,16 @@ int px_runtime_load_ticket_keys(struct px_runtime *rt, const char *const *paths,
     struct px_tls_keys *k = px_tls_keys_new_from_files(paths, n, err, errlen);
     if (!k)
         return -1;
+    px_tls_keys_set_tickets(k, px_tls_keys_tickets(rt->tls_keys));
     px_tls_keys_unref(rt->tls_keys);
     rt->tls_keys = k;
     rt->ticket_keys_from_files = true;
     return 0;
+}
+
+void px_runtime_set_session_tickets(struct px_runtime *rt, unsigned n)
+{
+    px_tls_keys_set_tickets(rt->tls_keys, n);
 }
 
 int px_runtime_n_workers(const struct px_runtime *rt)

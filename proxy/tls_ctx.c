@@ -916,6 +916,9 @@ SSL_CTX *px_tls_ctx_new(const struct rc_listener *l, struct px_tls_keys *keys, b
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, owned);
 
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* TLS 1.3 tickets after a full handshake (tls_keys.h: one by default,
+     * OpenSSL's two cost ~13 us per handshake for little use). */
+    SSL_CTX_set_num_tickets(ctx, keys != NULL ? px_tls_keys_tickets(keys) : PX_TLS_TICKETS_DEFAULT);
     SSL_CTX_set_timeout(ctx, PX_TLS_TICKET_LIFETIME_S);
     if (keys != NULL && SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1) {
         snprintf(msg, sizeof msg, "cannot install the session ticket key callback");

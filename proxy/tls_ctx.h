@@ -45,7 +45,9 @@
  *
  * Sessions: tickets only (no server-side session cache, so nothing is
  * lost when the context is swapped and no lock is shared by the workers),
- * lifetime PX_TLS_TICKET_LIFETIME_S, which is also the lifetime hint. The
+ * lifetime PX_TLS_TICKET_LIFETIME_S, which is also the lifetime hint;
+ * px_tls_keys_tickets(keys) TLS 1.3 tickets after a full handshake
+ * (PX_TLS_TICKETS_DEFAULT without keys), one after a resumption. The
  * session id context is derived from the listener's name and its mutual
  * TLS trust anchors: changing the CA set invalidates old sessions.
  *

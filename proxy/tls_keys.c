@@ -30,6 +30,7 @@ struct px_tls_keys {
     atomic_int refs;
     pthread_rwlock_t lock;
     bool from_files;
+    atomic_uint tickets; /* TLS 1.3 tickets after a full handshake */
     size_t n;
     struct ticket_key keys[PX_TLS_KEYS_MAX]; /* [0] is current */
 };
@@ -56,6 +57,7 @@ static struct px_tls_keys *ring_alloc(void)
         return NULL;
     }
     atomic_init(&k->refs, 1);
+    atomic_init(&k->tickets, PX_TLS_TICKETS_DEFAULT);
     return k;
 }
 
@@ -205,6 +207,20 @@ int px_tls_keys_rotate(struct px_tls_keys *k)
     pthread_rwlock_unlock(&k->lock);
     OPENSSL_cleanse(&fresh, sizeof fresh);
     return 0;
+}
+
+void px_tls_keys_set_tickets(struct px_tls_keys *k, unsigned n)
+{
+    if (n < 1)
+        n = 1;
+    if (n > PX_TLS_TICKETS_MAX)
+        n = PX_TLS_TICKETS_MAX;
+    atomic_store_explicit(&k->tickets, n, memory_order_relaxed);
+}
+
+unsigned px_tls_keys_tickets(struct px_tls_keys *k)
+{
+    return atomic_load_explicit(&k->tickets, memory_order_relaxed);
 }
 
 size_t px_tls_keys_count(struct px_tls_keys *k)

@@ -52,6 +52,24 @@ void px_tls_keys_unref(struct px_tls_keys *k);
  * -ENOTSUP for a ring loaded from files. */
 int px_tls_keys_rotate(struct px_tls_keys *k);
 
+/* How many TLS 1.3 session tickets a full handshake ends with (every
+ * SSL_CTX built with the ring sends that many; a resumption gets one new
+ * ticket whatever the number, tls_ctx.c). One by default: a TLS 1.3 client
+ * uses a ticket once, and since each resumption brings the next, one keeps
+ * a client that connects again and again resuming. A second ticket is of
+ * use only to a client that opens two connections at once before its first
+ * has resumed, and costs every full handshake ~13 us of CPU (the ticket's
+ * encoding, encryption and MAC: 4-7 % of a full handshake's proxy CPU,
+ * measured in ../shared/bench's h1_handshake). OpenSSL's default (and so
+ * nginx's and HAProxy's) is two; Go's crypto/tls sends one. */
+#define PX_TLS_TICKETS_DEFAULT 1
+#define PX_TLS_TICKETS_MAX 8
+
+/* Sets the number (clamped to 1..PX_TLS_TICKETS_MAX) for contexts built
+ * from now on; call before the first apply. Thread-safe. */
+void px_tls_keys_set_tickets(struct px_tls_keys *k, unsigned n);
+unsigned px_tls_keys_tickets(struct px_tls_keys *k);
+
 /* Number of keys in the ring (tests, /metrics). */
 size_t px_tls_keys_count(struct px_tls_keys *k);
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Session resumption by ticket, TLS 1.2 and 1.3: the lifetime hint is 300
-s; a ticket still resumes after a reconcile that rebuilds the listener's
-TLS context (keys outlive configurations); two albd processes that load the
-same --session-ticket-key file resume each other's sessions, and one with
-another key does not."""
+s; a full TLS 1.3 handshake ends with one ticket (--session-tickets N: N),
+a resumption with one; a ticket still resumes after a reconcile that
+rebuilds the listener's TLS context (keys outlive configurations); two albd
+processes that load the same --session-ticket-key file resume each other's
+sessions, and one with another key does not."""
 import os
 import re
 import socket
@@ -25,6 +26,17 @@ def session(port, ver, path, resume=False):
     rc, out = s_client(port, *args, data=REQUEST)
     hint = re.findall(r"TLS session ticket lifetime hint: (\d+)", out)
     return s_client_ok(out), "Reused, " in out, (int(hint[-1]) if hint else None), out
+
+
+def tls13_tickets(port, path=None):
+    """One TLS 1.3 s_client connection (resuming the session at path, if
+    given) that reads its response to the end. Returns (handshake
+    completed, resumed, how many NewSessionTicket messages came)."""
+    args = ["-servername", "albd.test", "-tls1_3", "-ign_eof", "-msg"]
+    if path:
+        args += ["-sess_in", path]
+    rc, out = s_client(port, *args, data=REQUEST)
+    return s_client_ok(out), "Reused, " in out, out.count(", NewSessionTicket")
 
 
 def tls13_chain(port, n):
@@ -83,6 +95,12 @@ def body(env):
         if not reused:
             print(out[-1500:])
 
+    # One ticket after a full TLS 1.3 handshake (OpenSSL's default is two),
+    # one after a resumption.
+    c.eq(tls13_tickets(p1), (True, False, 1), "TLSv1.3: a full handshake ends with one ticket")
+    c.eq(tls13_tickets(p1, sess["-tls1_3"]), (True, True, 1),
+         "TLSv1.3: a resumption ends with one new ticket")
+
     # Every TLS 1.3 resumption brings a new ticket: a client that uses each
     # ticket once then resumes every connection, not every other one.
     chain = tls13_chain(p1, 5)
@@ -108,12 +126,16 @@ def body(env):
         env.manifest_dir, saved = d, env.manifest_dir
         env.write_manifests(*manifests(port))
         env.manifest_dir = saved
-    b = Albd(env, d2, ports=(p2,), args=("--session-ticket-key", keyfile))
+    b = Albd(env, d2, ports=(p2,), args=("--session-ticket-key", keyfile, "--session-tickets", "3"))
     env.albds.append(b)
     b.wait_ready()
     x = Albd(env, d3, ports=(p3,), args=("--session-ticket-key", other_key))
     env.albds.append(x)
     x.wait_ready()
+    c.eq(tls13_tickets(p2), (True, False, 3),
+         "TLSv1.3: with --session-tickets 3 (and key files) a full handshake ends with three tickets")
+    c.eq(tls13_tickets(p2, sess["-tls1_3"]), (True, True, 1),
+         "TLSv1.3: ... and a resumption with one")
     for ver in ("-tls1_2", "-tls1_3"):
         ok, reused, _, _ = session(p2, ver, sess[ver], resume=True)
         c.eq((ok, reused), (True, True), f"{ver}: another albd with the same ticket key file resumes it")
