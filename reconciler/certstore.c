@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "common/hostname.h"
+#include "common/prefetch.h"
 #include "reconciler/readall.h"
 
 /* At most this many threads parse one batch (the agent's own included). */
@@ -956,6 +957,7 @@ struct rc_certstore_ahead {
     pthread_t tid[MAX_PARSE_THREADS];
     size_t n_threads;
     bool joined;
+    struct cm_prefetch *prefetch; /* reads the files ahead of the parsers */
 };
 
 /* The parse ahead running, if any: rc_certstore_acquire() stops it. Under
@@ -1035,6 +1037,24 @@ static void ahead_free_items(struct rc_certstore_ahead *a)
     free(a->items);
 }
 
+/* The files of the items, certificate then key, read ahead of the parsers
+ * (common/prefetch.h): on a cold page cache the parsers would otherwise
+ * wait for one small read at a time. */
+static struct cm_prefetch *ahead_prefetch(const char *const *cert_paths,
+                                          const char *const *key_paths, size_t n)
+{
+    const char **v = calloc(2 * n, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        v[2 * i] = cert_paths[i];
+        v[2 * i + 1] = key_paths[i];
+    }
+    struct cm_prefetch *p = cm_prefetch_start(v, 2 * n);
+    free(v);
+    return p;
+}
+
 struct rc_certstore_ahead *rc_certstore_ahead_start(const char *const *cert_paths,
                                                     const char *const *key_paths, size_t n,
                                                     bool facts)
@@ -1068,12 +1088,14 @@ struct rc_certstore_ahead *rc_certstore_ahead_start(const char *const *cert_path
             return NULL;
         }
     }
+    a->prefetch = ahead_prefetch(cert_paths, key_paths, n);
     for (size_t i = 0; i < want; i++) {
         if (pthread_create(&a->tid[a->n_threads], NULL, ahead_worker, a) != 0)
             break;
         a->n_threads++;
     }
     if (a->n_threads == 0) {
+        cm_prefetch_end(a->prefetch);
         ahead_free_items(a);
         free(a);
         return NULL;
@@ -1092,6 +1114,8 @@ static void ahead_join(struct rc_certstore_ahead *a)
     atomic_store(&a->stop, true);
     for (size_t i = 0; i < a->n_threads; i++)
         pthread_join(a->tid[i], NULL);
+    cm_prefetch_end(a->prefetch);
+    a->prefetch = NULL;
     a->joined = true;
     if (ahead_running == a)
         ahead_running = NULL;
