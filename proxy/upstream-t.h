@@ -70,6 +70,8 @@ struct px_upstream {
     bool reading;
     bool out_high;
     bool shut; /* px_upstream_shutdown was called: never pooled */
+    /* Bytes read since the exchange began or ack_now last sent an ACK. */
+    uint32_t unacked;
     int open_handles;
     /* HTTPS groups: the TLS session over the socket (set up at acquire,
      * handshake after the TCP connect, still PX_UP_CONNECTING until it

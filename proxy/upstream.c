@@ -13,6 +13,8 @@
 #include "proxy/upstream.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +260,42 @@ static void tls_read(struct px_upstream *u, ssize_t nread, const uv_buf_t *buf)
     tls_deliver(u);
 }
 
+/* Once a read has emptied the socket and the response is unfinished (the
+ * owner still holds the connection), acknowledge what arrived now instead
+ * of when the delayed-ACK timer fires. A connection that carries requests
+ * one way and responses the other is in Linux's "pingpong" (interactive)
+ * mode, where an ACK waits for data to ride on or for the timer (40 ms and
+ * more); over loopback — a sidecar in front of its application, albd's
+ * common case — a 64 KiB segment is less than one MSS, so nothing else
+ * forces it. A backend whose send buffer holds less than its response
+ * then stops, the rest unsent until the timer fires (seen in
+ * ../shared/bench's h1_64k: ~0.4 % of responses took 40-55 ms between the
+ * backend's first and last segment, and p99 was 30-35 ms for every proxy;
+ * a backend with an 8 KiB send buffer took 0.6 s per MiB). Most responses
+ * are whole in the socket when albd reads them, so this costs a system
+ * call and an ACK for ~1 % of them there (perf trace: 115 in 17,000).
+ * Not below PX_UPSTREAM_ACK_BYTES: less than that cannot fill a send
+ * buffer, and a slow stream of small events costs no system call.
+ * TCP_QUICKACK with an even value sends the pending ACK and stays in
+ * pingpong mode (Linux: __tcp_sock_set_quickack), so the connection sends
+ * no more ACKs than that one. */
+#define PX_UPSTREAM_ACK_BYTES 4096
+static void ack_now(struct px_upstream *u, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread <= 0 || u->state != PX_UP_ACTIVE || u->cbs == NULL)
+        return;
+    u->unacked =
+        u->unacked > UINT32_MAX - (uint32_t)nread ? UINT32_MAX : u->unacked + (uint32_t)nread;
+    if ((size_t)nread == buf->len || u->unacked < PX_UPSTREAM_ACK_BYTES)
+        return; /* more waits in the socket (libuv reads again first), or too little */
+    u->unacked = 0;
+    uv_os_fd_t fd;
+    int ack_stay_pingpong = 2;
+    if (uv_fileno((uv_handle_t *)&u->tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &ack_stay_pingpong,
+                         sizeof ack_stay_pingpong);
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct px_upstream *u = s->data;
@@ -266,6 +304,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (u->tls) {
         struct px_worker *w = u->w;
         tls_read(u, nread, buf);
+        ack_now(u, nread, buf); /* (u is freed only in close_cb, from the loop) */
         if (w->after_upstream_read)
             w->after_upstream_read(w);
         return;
@@ -281,6 +320,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     struct px_worker *w = u->w;
     u->cbs->on_read(u->owner, u, nread > 0 ? buf->base : NULL, nread);
+    ack_now(u, nread, buf); /* (u is freed only in close_cb, from the loop) */
     /* What this response produced leaves now, not after every other
      * callback of the iteration (TLS handshakes can take milliseconds). */
     if (w->after_upstream_read)
@@ -432,6 +472,7 @@ int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool all
         set_state(u, PX_UP_ACTIVE);
         u->cbs = cbs;
         u->owner = owner;
+        u->unacked = 0;
         px_upstream_read(u, true);
         atomic_fetch_add_explicit(&w->stats.upstream_reused, 1, memory_order_relaxed);
         *reused = true;
