@@ -493,22 +493,25 @@ int px_conn_write(struct px_conn *c, const uv_buf_t *bufs, unsigned n)
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
-    if (c->stage_len + total > PX_CONN_STAGE && total > PX_CONN_STAGE && c->stage_len && n < 8) {
-        /* Large output follows what is staged (a response head) in the
-         * same write. */
-        uv_buf_t v[8];
-        v[0] = uv_buf_init(c->stage, (unsigned)c->stage_len);
-        memcpy(v + 1, bufs, n * sizeof *bufs);
-        c->stage_len = 0;
-        int rc = write_now(c, v, n + 1, true); /* copies, as in stage_flush */
-        buf_give(c, &c->stage);
-        return rc;
-    }
-    if (c->stage_len + total > PX_CONN_STAGE) {
+    if (c->stage_len + total > PX_CONN_STAGE || total >= PX_CONN_STAGE) {
+        if (total >= PX_CONN_STAGE && c->stage_len && n < 8) {
+            /* Large output follows what is staged (a response head) in the
+             * same write. */
+            uv_buf_t v[8];
+            v[0] = uv_buf_init(c->stage, (unsigned)c->stage_len);
+            memcpy(v + 1, bufs, n * sizeof *bufs);
+            c->stage_len = 0;
+            int rc = write_now(c, v, n + 1, true); /* copies, as in stage_flush */
+            buf_give(c, &c->stage);
+            return rc;
+        }
         int rc = stage_flush(c, true);
         if (rc < 0)
             return rc;
-        if (total > PX_CONN_STAGE)
+        /* A stage's worth or more (a full HTTP/2 DATA frame, a large body
+         * read) goes out as it is: copying it into the stage would only
+         * fill it. */
+        if (total >= PX_CONN_STAGE)
             return write_now(c, bufs, n, true);
     }
     if (total == 0)

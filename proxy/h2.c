@@ -686,7 +686,9 @@ void px_h2_flush(struct h2 *h)
             rc = -ENOMEM;
             break;
         }
-        if ((size_t)n > OBUF_SIZE) {
+        if ((size_t)n >= OBUF_SIZE) {
+            /* A full DATA frame (or more) goes to the connection as it is:
+             * copying it into obuf first gained nothing (it fills obuf). */
             uv_buf_t b = uv_buf_init((char *)d, (unsigned)n);
             if ((rc = px_conn_write(c, &b, 1)) < 0)
                 break;
