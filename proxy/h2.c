@@ -600,6 +600,21 @@ static nghttp2_session_callbacks *callbacks;
 static nghttp2_option *options;
 static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
 
+static int obuf_flush(struct h2 *h);
+
+/* A DATA frame body_read left for this (NO_COPY): what earlier
+ * nghttp2_session_mem_send calls returned goes first. albd never pads. */
+static int cb_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *user)
+{
+    struct h2 *h = user;
+    (void)ng;
+    if (frame->data.padlen != 0 || obuf_flush(h) < 0 ||
+        px_h2_stream_send_data(src->ptr, framehd, length) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
 static void callbacks_init(void)
 {
     if (nghttp2_session_callbacks_new(&callbacks) != 0)
@@ -610,6 +625,7 @@ static void callbacks_init(void)
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, cb_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, cb_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, cb_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, cb_send_data);
     if (nghttp2_option_new(&options) != 0) {
         nghttp2_session_callbacks_del(callbacks);
         callbacks = NULL;

@@ -171,21 +171,10 @@ static size_t fields_to_nv(struct h2 *h, const struct px_hdr *hd, size_t n, size
     return k;
 }
 
-static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
-                         uint32_t *flags, nghttp2_data_source *src, void *user)
+/* n bytes at rq_off have gone to the client (copied into a frame, or
+ * written by px_h2_stream_send_data). */
+static void body_consumed(struct h2_stream *s, size_t n)
 {
-    struct h2_stream *s = src->ptr;
-    struct h2 *h = user;
-    size_t avail = s->rq.len - s->rq_off;
-    if (avail == 0 && !s->resp_complete) {
-        s->deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = avail < length ? avail : length;
-    if (n > DATA_MAX)
-        n = DATA_MAX;
-    if (n) /* an empty body: rq may never have been allocated */
-        memcpy(buf, s->rq.data + s->rq_off, n);
     s->rq_off += n;
     s->x.log.bytes_out += n;
     if (s->rq_off == s->rq.len) {
@@ -201,7 +190,39 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         s->up_paused = false;
         px_upstream_read(s->x.u, true);
     }
-    if (s->resp_complete && s->rq.len == 0) {
+}
+
+/* A DATA frame of at least this much is written from rq itself (nghttp2's
+ * NO_COPY: px_h2_stream_send_data) instead of being copied into
+ * nghttp2's frame buffer first; smaller ones are staged anyway. */
+#define NOCOPY_MIN 4096
+
+static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    struct h2_stream *s = src->ptr;
+    struct h2 *h = user;
+    size_t avail = s->rq.len - s->rq_off;
+    if (avail == 0 && !s->resp_complete) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = avail < length ? avail : length;
+    if (n > DATA_MAX)
+        n = DATA_MAX;
+    bool last = s->resp_complete && n == avail;
+    /* The frame header goes in the 9 bytes before the data, already sent
+     * (so not for the first frame of what rq holds). nghttp2 calls
+     * send_data within this same nghttp2_session_mem_send, before anything
+     * else can touch rq. */
+    if (n >= NOCOPY_MIN && s->rq_off >= 9) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    } else {
+        if (n) /* an empty body: rq may never have been allocated */
+            memcpy(buf, s->rq.data + s->rq_off, n);
+        body_consumed(s, n);
+    }
+    if (last) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (s->has_trailers) {
             size_t k = fields_to_nv(h, h->hdrs, px_bresp_trailers(&s->bp), 0);
@@ -210,6 +231,16 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         }
     }
     return (ssize_t)n;
+}
+
+int px_h2_stream_send_data(struct h2_stream *s, const uint8_t *framehd, size_t length)
+{
+    char *p = s->rq.data + s->rq_off - 9;
+    memcpy(p, framehd, 9);
+    uv_buf_t b = uv_buf_init(p, (unsigned)(9 + length));
+    int rc = px_conn_write(s->h->c, &b, 1); /* copies: TLS record or stage */
+    body_consumed(s, length);
+    return rc;
 }
 
 /* Answers the stream with albd's own error response; once the response has

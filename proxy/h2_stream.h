@@ -45,6 +45,11 @@ int px_h2_send_up(struct h2_stream *s, const uv_buf_t *b, unsigned n, size_t dat
  * complete and checked; method is NUL-terminated. */
 void px_h2_stream_forward(struct h2_stream *s, struct px_req *r);
 
+/* nghttp2's send_data callback for a DATA frame body_read marked NO_COPY:
+ * writes the frame (header framehd, length bytes of s's response) to the
+ * client from the response buffer itself. 0 or a negative errno. */
+int px_h2_stream_send_data(struct h2_stream *s, const uint8_t *framehd, size_t length);
+
 /* Serializes what nghttp2 has to send (proxy/h2.c). Never from inside an
  * nghttp2 callback (it checks). */
 void px_h2_flush(struct h2 *h);
