@@ -3,7 +3,8 @@
 backend as HTTP/1.1 with Host from :authority and X-Forwarded-For/-Proto;
 request bodies with and without a length arrive intact; response header
 names are lowercase, hop-by-hop fields are gone and chunked trailers become
-HTTP/2 trailers; h2load's 2000 requests over 4 connections x 50 streams all
+HTTP/2 trailers, also after a 120,000-byte body whose DATA frames albd
+writes from its response buffer (nghttp2 NO_COPY); h2load's 2000 requests over 4 connections x 50 streams all
 get 200; a slow backend gets a stream 504 after the request timeout while
 another stream on the same connection is answered; a listener with
 http2: false stays on HTTP/1.1."""
@@ -23,6 +24,14 @@ import h2_frames as h2  # noqa: E402
 RAW_RESPONSE = (b"HTTP/1.1 200 OK\r\nX-Mixed-Case: yes\r\nConnection: keep-alive, X-Hop\r\n"
                 b"X-Hop: drop-me\r\nKeep-Alive: timeout=5\r\nTrailer: X-Checksum\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc123\r\n\r\n")
+# For /bigtrailer: 120,000 bytes in three chunks, then a trailer with their
+# SHA-256 — over HTTP/2 the last DATA frames are written from albd's
+# response buffer (nghttp2 NO_COPY), the last one with the trailer after it.
+BIG_BODY = bytes(range(256)) * 468 + b"x" * 192
+BIG_SUM = hashlib.sha256(BIG_BODY).hexdigest()
+BIG_RESPONSE = (b"HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                b"".join(b"%x\r\n" % 40000 + BIG_BODY[i:i + 40000] + b"\r\n" for i in range(0, 120000, 40000)) +
+                b"0\r\nX-Checksum: " + BIG_SUM.encode() + b"\r\n\r\n")
 
 
 def raw_backend():
@@ -57,7 +66,7 @@ def raw_backend():
                         tail = rest.find(b"\r\n\r\n", end)
                         rest = rest[(end + 5 if rest[end:].startswith(b"0\r\n\r\n") else tail + 4):]
                     buf = rest
-                    conn.sendall(RAW_RESPONSE)
+                    conn.sendall(BIG_RESPONSE if b"/bigtrailer" in head else RAW_RESPONSE)
 
     def accept():
         while True:
@@ -132,6 +141,15 @@ def body(env):
     c.ok("x-checksum: abc123" in fields, "a chunked response's trailer arrives as an HTTP/2 trailer",
          "x-checksum: abc123", fields)
     c.ok("hello" in out, "the chunked response body arrives", "hello", out[-500:])
+    # Windows large enough that the whole body goes without waiting for a WINDOW_UPDATE.
+    r = subprocess.run(["nghttp", "-v", "-n", "-w", "24", "-W", "24", f"https://127.0.0.1:{p_raw}/bigtrailer"],
+                       capture_output=True, text=True, timeout=scaled(20))
+    fields = [m.group(1) for m in re.finditer(r"recv \(stream_id=\d+\) ([^:\n][^\n]*)", r.stdout)]
+    c.ok(f"x-checksum: {BIG_SUM}" in fields, "a large chunked response's trailer follows its last DATA frame",
+         f"x-checksum: {BIG_SUM}", fields)
+    code, out, _ = env.curl(f"https://{env.host}:{p_raw}/bigtrailer", "--http2")
+    c.eq((code, len(out), hashlib.sha256(out).hexdigest()),
+         (200, len(BIG_BODY), BIG_SUM), "... and its 120,000-byte body arrives intact over HTTP/2")
 
     # 3b. Request trailers go to an HTTP/1.1 backend as chunked trailers.
     conn = h2.H2Conn.connect(env, p_raw)
