@@ -299,21 +299,7 @@ void px_conn_on_snapshot(struct px_conn *c)
 /* Moves TLS output produced by OpenSSL to the socket. */
 static int tls_flush(struct px_conn *c)
 {
-    while (px_tls_io_out_pending(c->tls)) {
-        size_t cap;
-        char *p = px_outq_reserve(&c->out, &cap);
-        if (!p)
-            return -ENOMEM;
-        size_t n = px_tls_io_take(c->tls, p, cap);
-        if (n == 0)
-            break;
-        /* Records over a chunk leave in one writev. */
-        int rc = px_tls_io_out_pending(c->tls) ? px_outq_send_part(&c->out, n)
-                                               : px_outq_send(&c->out, n);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return px_outq_flush(&c->out);
 }
 
 /* The response is out and the FIN sent (status 0) or not (< 0). */
@@ -951,7 +937,7 @@ void px_conn_accept(struct px_worker *w, const char *key, size_t listener, int f
     peer_address(c, peer, peer_len); /* TCP_NODELAY: inherited from the listener */
 
     if (c->lis->ssl_ctx) {
-        c->tls = px_tls_io_new(c->lis->ssl_ctx);
+        c->tls = px_tls_io_new(c->lis->ssl_ctx, px_outq_append_to, &c->out);
         if (!c->tls) {
             px_log_error("conn: out of memory for a TLS session");
             px_conn_close(c);

@@ -122,17 +122,15 @@ static int chunk_send(struct px_outq *q, struct px_outq_chunk *ch)
     return chunk_queue(q, ch);
 }
 
-static int send_held(struct px_outq *q, struct px_outq_chunk *last);
-
 int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n)
 {
     size_t skip = 0;
-    if (q->held) {
-        int rc = send_held(q, NULL);
+    if (q->held || q->open) {
+        int rc = px_outq_flush(q);
         if (rc < 0)
             return rc;
     }
-    if (q->inflight == 0 && !q->open) {
+    if (q->inflight == 0) {
         int w = uv_try_write(q->stream, bufs, n);
         if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
             return w;
@@ -172,17 +170,6 @@ int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n)
         }
     }
     return ch ? chunk_send(q, ch) : 0;
-}
-
-char *px_outq_reserve(struct px_outq *q, size_t *cap)
-{
-    if (!q->open) {
-        q->open = chunk_get(q);
-        if (!q->open)
-            return NULL;
-    }
-    *cap = PX_OUTQ_CHUNK;
-    return q->open->data;
 }
 
 /* Writes the held chunks and then last (if any): one writev while nothing
@@ -237,32 +224,45 @@ static int send_held(struct px_outq *q, struct px_outq_chunk *last)
     return rc;
 }
 
-int px_outq_send(struct px_outq *q, size_t len)
+int px_outq_append(struct px_outq *q, const char *p, size_t n)
 {
-    struct px_outq_chunk *ch = q->open;
-    if (!ch || len == 0)
-        return q->held ? send_held(q, NULL) : 0;
-    q->open = NULL;
-    ch->len = len;
-    if (q->held)
-        return send_held(q, ch);
-    return chunk_send(q, ch);
+    while (n) {
+        struct px_outq_chunk *ch = q->open;
+        if (!ch && !(ch = q->open = chunk_get(q)))
+            return UV_ENOMEM;
+        size_t take = PX_OUTQ_CHUNK - ch->len;
+        if (take > n)
+            take = n;
+        memcpy(ch->data + ch->len, p, take);
+        ch->len += take;
+        p += take;
+        n -= take;
+        if (ch->len == PX_OUTQ_CHUNK) { /* full: held for the flush */
+            q->open = NULL;
+            if (q->held)
+                q->held_tail->next = ch;
+            else
+                q->held = ch;
+            q->held_tail = ch;
+        }
+    }
+    return 0;
 }
 
-int px_outq_send_part(struct px_outq *q, size_t len)
+int px_outq_append_to(void *q, const char *p, size_t n)
 {
-    struct px_outq_chunk *ch = q->open;
-    if (!ch || len == 0)
-        return 0;
+    return px_outq_append(q, p, n);
+}
+
+int px_outq_flush(struct px_outq *q)
+{
+    struct px_outq_chunk *last = q->open;
     q->open = NULL;
-    ch->len = len;
-    ch->next = NULL;
-    if (q->held)
-        q->held_tail->next = ch;
-    else
-        q->held = ch;
-    q->held_tail = ch;
-    return 0;
+    if (!last && !q->held)
+        return 0;
+    if (!q->held)
+        return chunk_send(q, last);
+    return send_held(q, last);
 }
 
 void px_outq_cleanup(struct px_outq *q)

@@ -30,9 +30,9 @@ struct px_outq {
     unsigned inflight; /* uv_write requests not yet completed */
     struct px_outq_chunk *free_chunks;
     unsigned n_free;
-    struct px_outq_chunk *open; /* reserved by px_outq_reserve, not yet sent */
-    /* Filled by px_outq_send_part, written with the next px_outq_send (or
-     * px_outq_writev) in one system call. */
+    /* Appended and not yet flushed (px_outq_append): the chunk being
+     * filled, and the full ones before it. */
+    struct px_outq_chunk *open;
     struct px_outq_chunk *held, *held_tail;
     /* When set (px_outq_set_pool), chunks come from and go back to this
      * per-worker pool at once instead of a per-queue cache: an idle queue
@@ -54,16 +54,18 @@ size_t px_outq_chunk_size(void);
  * (the stream is then unusable). */
 int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n);
 
-/* Zero-copy path for producers that fill memory themselves (TLS output):
- * reserve returns a chunk of *cap bytes (NULL on ENOMEM); send queues its
- * first len bytes (len 0 keeps it for the next reserve). */
-char *px_outq_reserve(struct px_outq *q, size_t *cap);
-int px_outq_send(struct px_outq *q, size_t len);
-
-/* px_outq_send for a producer with more to come at once (TLS output larger
- * than a chunk): the chunk's first len bytes wait for the next
- * px_outq_send, which writes them with its own in one writev. Returns 0. */
-int px_outq_send_part(struct px_outq *q, size_t len);
+/* For producers that hand over their output piece by piece and send it
+ * in one go (TLS: OpenSSL writes each record through a BIO that appends
+ * here, tls_io.c). append copies n bytes after what earlier appends left,
+ * into pooled chunks, and sends nothing; flush writes everything appended
+ * — in one writev while nothing is in flight — and appends hold the chunk
+ * they fill until then. 0 or a negative uv error (append: UV_ENOMEM). A
+ * px_outq_writev flushes first, so the output keeps its order. */
+int px_outq_append(struct px_outq *q, const char *p, size_t n);
+int px_outq_flush(struct px_outq *q);
+/* px_outq_append for a callback that takes the queue as void * (a TLS
+ * sink, px_tls_io_set_sink). */
+int px_outq_append_to(void *q, const char *p, size_t n);
 
 /* Frees the cached chunks. Call from the stream's close callback: libuv has
  * completed (cancelled) every write by then. */

@@ -3,27 +3,84 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "proxy/obs-t.h"
 
 struct px_tls_io {
     SSL *ssl;
-    BIO *rbio;             /* ciphertext from the peer */
-    BIO *wbio;             /* ciphertext for the peer */
+    BIO *rbio;                  /* ciphertext from the peer */
+    BIO *wbio;                  /* ciphertext for the peer (memory, or the sink) */
+    px_tls_io_append_fn append; /* the sink, when set */
+    void *append_arg;
     int fail;              /* why the handshake failed (enum px_obs_tls_fail) */
     const char *fail_text; /* OpenSSL's reason (static), or NULL */
 };
 
-struct px_tls_io *px_tls_io_new(SSL_CTX *ctx)
+/* The sink BIO: a write hands the bytes to the owner's append at once
+ * (a memory BIO would zero its buffer's new space, copy the bytes in, and
+ * px_tls_io_take would copy them out again: three passes over every byte
+ * sent instead of one). */
+static BIO_METHOD *sink_method;
+static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+
+static int sink_write(BIO *b, const char *data, size_t n, size_t *written)
+{
+    struct px_tls_io *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!t || t->append(t->append_arg, data, n) < 0)
+        return 0;
+    *written = n;
+    return 1;
+}
+
+static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH; /* written already; nothing else applies */
+}
+
+static int sink_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void sink_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "albd sink");
+    if (m && (!BIO_meth_set_write_ex(m, sink_write) || !BIO_meth_set_ctrl(m, sink_ctrl) ||
+              !BIO_meth_set_create(m, sink_create))) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    sink_method = m; /* for the life of the process */
+}
+
+/* A BIO that hands what is written to t's sink. NULL on failure. */
+static BIO *sink_new(struct px_tls_io *t)
+{
+    pthread_once(&sink_once, sink_method_init);
+    BIO *b = sink_method ? BIO_new(sink_method) : NULL;
+    if (b)
+        BIO_set_data(b, t);
+    return b;
+}
+
+struct px_tls_io *px_tls_io_new(SSL_CTX *ctx, px_tls_io_append_fn append, void *arg)
 {
     struct px_tls_io *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
     t->fail = PX_OBS_TLSF_OTHER;
+    t->append = append;
+    t->append_arg = arg;
     t->ssl = SSL_new(ctx);
     t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->wbio = append ? sink_new(t) : BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) {
         SSL_free(t->ssl);
         BIO_free(t->rbio);
@@ -34,7 +91,8 @@ struct px_tls_io *px_tls_io_new(SSL_CTX *ctx)
     }
     /* An empty memory BIO means "try again", not end of file. */
     BIO_set_mem_eof_return(t->rbio, -1);
-    BIO_set_mem_eof_return(t->wbio, -1);
+    if (!append)
+        BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns both BIOs now */
     SSL_set_accept_state(t->ssl);
     SSL_set_options(t->ssl, SSL_OP_NO_RENEGOTIATION);
@@ -243,7 +301,8 @@ bool px_tls_io_park(struct px_tls_io *t)
         return false;
     }
     mem_bio_renew(t, &t->rbio, true);
-    mem_bio_renew(t, &t->wbio, false);
+    if (!t->append)
+        mem_bio_renew(t, &t->wbio, false);
     return true;
 }
 

@@ -1,7 +1,8 @@
-/* TLS over memory BIOs: the event loop moves ciphertext, OpenSSL never
+/* TLS without sockets: the event loop moves ciphertext, OpenSSL never
  * touches a socket. The owner feeds what it read (px_tls_io_feed), pumps the
- * handshake and reads, writes plaintext, and after every call moves the
- * produced ciphertext to its socket (px_tls_io_out_pending/take). */
+ * handshake and reads, and writes plaintext. What OpenSSL produces goes to
+ * the owner's sink (the connection's output queue: one copy)  or, without one, waits in a memory
+ * BIO for px_tls_io_take. */
 #ifndef ALBD_PROXY_TLS_IO_H
 #define ALBD_PROXY_TLS_IO_H
 
@@ -12,9 +13,16 @@
 
 struct px_tls_io;
 
-/* A server-side session on ctx (reference taken by SSL_new). NULL on
- * allocation failure. */
-struct px_tls_io *px_tls_io_new(SSL_CTX *ctx);
+/* The sink: every byte OpenSSL writes goes to append(arg, bytes, n) as it
+ * is written (a TLS record, or part of one). append returns 0, or < 0 when
+ * it could not take them (the TLS call then fails). The owner sends what it
+ * gathered after each call. */
+typedef int (*px_tls_io_append_fn)(void *arg, const char *data, size_t n);
+
+/* A server-side session on ctx (reference taken by SSL_new), its output to
+ * append(arg) — or, with append NULL, to a memory BIO for px_tls_io_take.
+ * NULL on allocation failure. */
+struct px_tls_io *px_tls_io_new(SSL_CTX *ctx, px_tls_io_append_fn append, void *arg);
 void px_tls_io_free(struct px_tls_io *t);
 
 /* Hands n bytes of ciphertext from the peer to OpenSSL. 0 or -ENOMEM. */
@@ -34,16 +42,17 @@ int px_tls_io_write(struct px_tls_io *t, const char *data, size_t n);
 /* Queues a close_notify alert. */
 void px_tls_io_shutdown(struct px_tls_io *t);
 
-/* Ciphertext waiting to be sent, and a way to take it (returns bytes). */
 /* Why the handshake failed after px_tls_io_handshake returned < 0: an
  * enum px_obs_tls_fail, and OpenSSL's reason text in *text (static; NULL
  * when there is none). */
 int px_tls_io_fail(const struct px_tls_io *t, const char **text);
 
+/* Without a sink: the ciphertext waiting to be sent, and a way to take it
+ * (returns bytes). */
 size_t px_tls_io_out_pending(struct px_tls_io *t);
+size_t px_tls_io_take(struct px_tls_io *t, char *buf, size_t cap);
 /* Ciphertext received and not yet decrypted. */
 size_t px_tls_io_in_pending(struct px_tls_io *t);
-size_t px_tls_io_take(struct px_tls_io *t, char *buf, size_t cap);
 
 /* The ALPN protocol selected in the handshake ("" when none). */
 void px_tls_io_alpn(struct px_tls_io *t, const unsigned char **proto, unsigned *len);

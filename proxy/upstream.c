@@ -145,20 +145,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 /* Moves the ciphertext OpenSSL produced to the socket. 0 or an error. */
 static int tls_flush(struct px_upstream *u)
 {
-    while (px_tls_io_out_pending(u->tls)) {
-        size_t cap;
-        char *p = px_outq_reserve(&u->out, &cap);
-        if (!p)
-            return -ENOMEM;
-        size_t n = px_tls_io_take(u->tls, p, cap);
-        if (n == 0)
-            break;
-        int rc = px_tls_io_out_pending(u->tls) ? px_outq_send_part(&u->out, n)
-                                               : px_outq_send(&u->out, n);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return px_outq_flush(&u->out);
 }
 
 /* The connect (TCP, then TLS) failed with status: u closes, the owner is
@@ -501,7 +488,7 @@ int px_upstream_acquire(struct px_worker *w, const struct px_server *s, bool all
     set_state(u, PX_UP_CONNECTING);
     px_outq_init(&u->out, (uv_stream_t *)&u->tcp, on_written);
     if (s->tls_ctx) {
-        u->tls = px_tls_io_new(s->tls_ctx);
+        u->tls = px_tls_io_new(s->tls_ctx, px_outq_append_to, &u->out);
         u->plain = malloc(PX_UPSTREAM_PLAIN);
         if (!u->tls || !u->plain) {
             upstream_close(u);

@@ -85,7 +85,7 @@ static void raw(SSL_CTX *ctx, const uint8_t *d, size_t n)
     n -= 2;
     if (hl > n)
         hl = n;
-    struct px_tls_io *t = px_tls_io_new(ctx);
+    struct px_tls_io *t = px_tls_io_new(ctx, NULL, NULL);
     if (!t)
         abort();
     SSL *ssl = px_tls_io_ssl(t);
@@ -123,7 +123,7 @@ static void handshake(SSL_CTX *ctx, const uint8_t *d, size_t n)
     if (strlen(sni) != sl)
         return; /* a NUL in the name: OpenSSL's client would cut it */
 
-    struct px_tls_io *t = px_tls_io_new(ctx);
+    struct px_tls_io *t = px_tls_io_new(ctx, NULL, NULL);
     SSL *cl = SSL_new(client_ctx);
     BIO *crd = BIO_new(BIO_s_mem()), *cwr = BIO_new(BIO_s_mem());
     if (!t || !cl || !crd || !cwr)

@@ -1,7 +1,7 @@
-/* proxy/outq.c: TLS output larger than a chunk (px_outq_send_part, then
- * px_outq_send) reaches the peer whole and in order, also when the socket
- * takes only part of it at once, and held chunks go before anything
- * written after them. */
+/* proxy/outq.c: output appended piece by piece (px_outq_append: TLS
+ * records crossing chunk boundaries), then flushed, reaches the peer whole
+ * and in order, also when the socket takes only part of it at once, and
+ * appended bytes go before anything written after them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -75,40 +75,50 @@ static char *rig_read(struct rig *r, size_t n)
     return out;
 }
 
-/* Fills a reserved chunk with len bytes of c. */
-static void fill(struct px_outq *q, char c, size_t len)
+/* The byte at offset i of the test stream. */
+static char pattern(size_t i)
 {
-    size_t cap = 0;
-    char *p = px_outq_reserve(q, &cap);
-    assert_non_null(p);
-    assert_true(len <= cap);
-    memset(p, c, len);
+    return (char)('a' + (i / 1000 + i) % 26);
 }
 
-static void parts_arrive_whole_and_in_order(void **state)
+/* Appends len bytes of the pattern from offset *off, in pieces of piece
+ * bytes (the last one shorter). */
+static void append_pattern(struct px_outq *q, size_t *off, size_t len, size_t piece)
+{
+    char *buf = malloc(piece);
+    assert_non_null(buf);
+    while (len) {
+        size_t n = len < piece ? len : piece;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pattern(*off + i);
+        assert_int_equal(px_outq_append(q, buf, n), 0);
+        *off += n;
+        len -= n;
+    }
+    free(buf);
+}
+
+static void appended_pieces_arrive_whole_and_in_order(void **state)
 {
     (void)state;
     struct rig r;
     rig_open(&r);
-    /* More than a UNIX socket takes at once: part of it is queued. */
-    const size_t n = 6;
-    for (size_t i = 0; i < n; i++) {
-        fill(&r.q, (char)('a' + i), PX_OUTQ_CHUNK);
-        assert_int_equal(px_outq_send_part(&r.q, PX_OUTQ_CHUNK), 0);
-    }
-    assert_int_equal(r.q.queued, 0); /* held, nothing written yet */
-    fill(&r.q, 'z', 100);
-    assert_int_equal(px_outq_send(&r.q, 100), 0);
+    /* More than a UNIX socket takes at once (part of it is queued), in
+     * pieces the size of a TLS record: they cross chunk boundaries. */
+    const size_t total = 6 * PX_OUTQ_CHUNK + 100;
+    size_t off = 0;
+    append_pattern(&r.q, &off, total, 16406);
+    assert_int_equal(r.q.queued, 0); /* nothing written before the flush */
+    assert_int_equal(r.q.inflight, 0);
+    assert_non_null(r.q.held);
+    assert_non_null(r.q.open);
+    assert_int_equal(px_outq_flush(&r.q), 0);
     assert_null(r.q.held);
-    char *got = rig_read(&r, n * PX_OUTQ_CHUNK + 100);
-    for (size_t i = 0; i < n; i++) {
-        const char *p = got + i * PX_OUTQ_CHUNK;
-        assert_int_equal(p[0], 'a' + i);
-        assert_int_equal(p[PX_OUTQ_CHUNK - 1], 'a' + i);
-        assert_null(memchr(p, 'a' + i + 1, PX_OUTQ_CHUNK));
-    }
-    assert_int_equal(got[n * PX_OUTQ_CHUNK], 'z');
-    assert_int_equal(got[n * PX_OUTQ_CHUNK + 99], 'z');
+    assert_null(r.q.open);
+    char *got = rig_read(&r, total);
+    for (size_t i = 0; i < total; i++)
+        if (got[i] != pattern(i))
+            fail_msg("byte %zu: %c, not %c", i, got[i], pattern(i));
     free(got);
     assert_int_equal(r.q.queued, 0);
     assert_int_equal(r.q.inflight, 0);
@@ -117,48 +127,54 @@ static void parts_arrive_whole_and_in_order(void **state)
     rig_close(&r);
 }
 
-static void held_chunks_go_before_later_writes(void **state)
+static void appended_bytes_go_before_later_writes(void **state)
 {
     (void)state;
     struct rig r;
     rig_open(&r);
-    fill(&r.q, 'h', 1000);
-    assert_int_equal(px_outq_send_part(&r.q, 1000), 0);
+    size_t off = 0;
+    append_pattern(&r.q, &off, 1000, 300);
     uv_buf_t b = uv_buf_init("later", 5);
     assert_int_equal(px_outq_writev(&r.q, &b, 1), 0);
-    assert_null(r.q.held);
+    assert_null(r.q.open);
     char *got = rig_read(&r, 1005);
-    assert_int_equal(got[0], 'h');
-    assert_int_equal(got[999], 'h');
+    for (size_t i = 0; i < 1000; i++)
+        assert_int_equal(got[i], pattern(i));
     assert_memory_equal(got + 1000, "later", 5);
     free(got);
-    /* A send of nothing still writes what is held. */
-    fill(&r.q, 'k', 10);
-    assert_int_equal(px_outq_send_part(&r.q, 10), 0);
-    assert_int_equal(px_outq_send(&r.q, 0), 0);
+    /* A flush with nothing appended writes nothing. */
+    assert_int_equal(px_outq_flush(&r.q), 0);
+    char extra;
+    assert_int_equal(read(r.peer, &extra, 1), -1);
+    /* Nor does an append without a flush. */
+    assert_int_equal(px_outq_append(&r.q, "kkkkkkkkkk", 10), 0);
+    uv_run(&r.loop, UV_RUN_NOWAIT);
+    assert_int_equal(read(r.peer, &extra, 1), -1);
+    assert_int_equal(px_outq_flush(&r.q), 0);
     got = rig_read(&r, 10);
     assert_memory_equal(got, "kkkkkkkkkk", 10);
     free(got);
     rig_close(&r);
 }
 
-static void cleanup_frees_held_chunks(void **state)
+static void cleanup_frees_appended_chunks(void **state)
 {
     (void)state;
     struct rig r;
     rig_open(&r);
-    fill(&r.q, 'x', 10);
-    assert_int_equal(px_outq_send_part(&r.q, 10), 0);
-    fill(&r.q, 'y', 10); /* reserved, never sent */
-    rig_close(&r);       /* ASan: nothing leaks */
+    size_t off = 0;
+    append_pattern(&r.q, &off, PX_OUTQ_CHUNK + 10, 4096); /* one held, one open */
+    assert_non_null(r.q.held);
+    assert_non_null(r.q.open);
+    rig_close(&r); /* ASan: nothing leaks */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parts_arrive_whole_and_in_order),
-        cmocka_unit_test(held_chunks_go_before_later_writes),
-        cmocka_unit_test(cleanup_frees_held_chunks),
+        cmocka_unit_test(appended_pieces_arrive_whole_and_in_order),
+        cmocka_unit_test(appended_bytes_go_before_later_writes),
+        cmocka_unit_test(cleanup_frees_appended_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

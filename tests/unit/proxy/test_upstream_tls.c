@@ -140,8 +140,8 @@ static size_t server_tickets = 2; /* tickets the server issues per connection */
 static int connect_once(struct fixture *f, SSL_CTX *cctx, const char *name, struct px_pool *pool,
                         char *why, size_t whylen, bool *reused, const char **sni)
 {
-    struct px_tls_io *c = px_tls_io_new(cctx);
-    struct px_tls_io *s = px_tls_io_new(f->server);
+    struct px_tls_io *c = px_tls_io_new(cctx, NULL, NULL);
+    struct px_tls_io *s = px_tls_io_new(f->server, NULL, NULL);
     assert_non_null(c);
     assert_non_null(s);
     SSL_set_num_tickets(px_tls_io_ssl(s), server_tickets);
