@@ -702,7 +702,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     read_cb_body(c, s, nread);
     /* The read buffer goes back at once, unless plain-HTTP input in it
-     * waits for the handler (TLS input was copied to OpenSSL). */
+     * waits for the handler (TLS input OpenSSL left unread was copied by
+     * px_tls_io_unlend). */
     if (c->tls || c->in_len == 0 || c->closing)
         buf_give(c, &c->rbuf);
     if (nread > 0)
@@ -751,11 +752,15 @@ static void read_cb_body(struct px_conn *c, uv_stream_t *s, ssize_t nread)
             return;
         }
         c->tls_seen = true;
-        if (px_tls_io_feed(c->tls, c->rbuf, (size_t)nread) < 0) {
+        /* OpenSSL reads the records from rbuf itself; what it leaves
+         * there (a paused connection) is copied before rbuf is reused. */
+        if (px_tls_io_lend(c->tls, c->rbuf, (size_t)nread) < 0) {
             px_conn_close(c);
             return;
         }
         tls_input(c);
+        if (px_tls_io_unlend(c->tls) < 0)
+            px_conn_close(c);
         return;
     }
     c->in = c->rbuf;

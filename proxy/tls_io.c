@@ -5,17 +5,24 @@
 #include <openssl/err.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "proxy/obs-t.h"
 
 struct px_tls_io {
     SSL *ssl;
-    BIO *rbio;                  /* ciphertext from the peer */
+    BIO *rbio;                  /* ciphertext from the peer (the source BIO) */
     BIO *wbio;                  /* ciphertext for the peer (memory, or the sink) */
     px_tls_io_append_fn append; /* the sink, when set */
     void *append_arg;
     int fail;              /* why the handshake failed (enum px_obs_tls_fail) */
     const char *fail_text; /* OpenSSL's reason (static), or NULL */
+    /* Received ciphertext not yet taken by OpenSSL: the owner's buffer
+     * while it is lent (px_tls_io_lend), then, or when fed, a copy. */
+    const char *lent;
+    size_t lent_len;
+    char *kept; /* kept_off..kept_len unread; NULL while nothing is kept */
+    size_t kept_off, kept_len, kept_cap;
 };
 
 /* The sink BIO: a write hands the bytes to the owner's append at once
@@ -23,7 +30,7 @@ struct px_tls_io {
  * px_tls_io_take would copy them out again: three passes over every byte
  * sent instead of one). */
 static BIO_METHOD *sink_method;
-static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
 
 static int sink_write(BIO *b, const char *data, size_t n, size_t *written)
 {
@@ -60,11 +67,83 @@ static void sink_method_init(void)
     sink_method = m; /* for the life of the process */
 }
 
+/* The source BIO: OpenSSL reads received ciphertext from what the owner
+ * lent or fed (a memory BIO would zero its new space and copy the bytes in
+ * before OpenSSL copies them out). */
+static BIO_METHOD *source_method;
+
+static int source_read(BIO *b, char *out, size_t n, size_t *readbytes)
+{
+    struct px_tls_io *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    size_t k = 0;
+    if (t && t->kept_off < t->kept_len) { /* older than anything lent */
+        k = t->kept_len - t->kept_off < n ? t->kept_len - t->kept_off : n;
+        memcpy(out, t->kept + t->kept_off, k);
+        t->kept_off += k;
+        if (t->kept_off == t->kept_len)
+            t->kept_off = t->kept_len = 0;
+    } else if (t && t->lent_len) {
+        k = t->lent_len < n ? t->lent_len : n;
+        memcpy(out, t->lent, k);
+        t->lent += k;
+        t->lent_len -= k;
+    }
+    if (k == 0) {
+        BIO_set_retry_read(b); /* nothing yet: try again, not end of file */
+        return 0;
+    }
+    *readbytes = k;
+    return 1;
+}
+
+static long source_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    struct px_tls_io *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_PENDING:
+        return t ? (long)(t->kept_len - t->kept_off + t->lent_len) : 0;
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void source_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "albd source");
+    if (m && (!BIO_meth_set_read_ex(m, source_read) || !BIO_meth_set_ctrl(m, source_ctrl) ||
+              !BIO_meth_set_create(m, sink_create))) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    source_method = m; /* for the life of the process */
+}
+
+static void methods_init(void)
+{
+    sink_method_init();
+    source_method_init();
+}
+
 /* A BIO that hands what is written to t's sink. NULL on failure. */
 static BIO *sink_new(struct px_tls_io *t)
 {
-    pthread_once(&sink_once, sink_method_init);
+    pthread_once(&methods_once, methods_init);
     BIO *b = sink_method ? BIO_new(sink_method) : NULL;
+    if (b)
+        BIO_set_data(b, t);
+    return b;
+}
+
+/* A BIO that reads what t was lent or fed. NULL on failure. */
+static BIO *source_new(struct px_tls_io *t)
+{
+    pthread_once(&methods_once, methods_init);
+    BIO *b = source_method ? BIO_new(source_method) : NULL;
     if (b)
         BIO_set_data(b, t);
     return b;
@@ -79,7 +158,7 @@ struct px_tls_io *px_tls_io_new(SSL_CTX *ctx, px_tls_io_append_fn append, void *
     t->append = append;
     t->append_arg = arg;
     t->ssl = SSL_new(ctx);
-    t->rbio = BIO_new(BIO_s_mem());
+    t->rbio = source_new(t);
     t->wbio = append ? sink_new(t) : BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) {
         SSL_free(t->ssl);
@@ -89,9 +168,7 @@ struct px_tls_io *px_tls_io_new(SSL_CTX *ctx, px_tls_io_append_fn append, void *
         ERR_clear_error();
         return NULL;
     }
-    /* An empty memory BIO means "try again", not end of file. */
-    BIO_set_mem_eof_return(t->rbio, -1);
-    if (!append)
+    if (!append) /* an empty memory BIO means "try again", not end of file */
         BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns both BIOs now */
     SSL_set_accept_state(t->ssl);
@@ -107,20 +184,59 @@ void px_tls_io_free(struct px_tls_io *t)
     if (!t)
         return;
     SSL_free(t->ssl);
+    free(t->kept);
     free(t);
+}
+
+/* Appends n bytes to what is kept. 0 or -ENOMEM. */
+static int keep(struct px_tls_io *t, const char *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (t->kept_len + n > t->kept_cap && t->kept_off) { /* move the unread part first */
+        memmove(t->kept, t->kept + t->kept_off, t->kept_len - t->kept_off);
+        t->kept_len -= t->kept_off;
+        t->kept_off = 0;
+    }
+    if (t->kept_len + n > t->kept_cap) {
+        size_t cap = t->kept_cap ? t->kept_cap : 4096;
+        while (cap < t->kept_len + n)
+            cap *= 2;
+        char *k = realloc(t->kept, cap);
+        if (!k)
+            return -ENOMEM;
+        t->kept = k;
+        t->kept_cap = cap;
+    }
+    memcpy(t->kept + t->kept_len, data, n);
+    t->kept_len += n;
+    return 0;
 }
 
 int px_tls_io_feed(struct px_tls_io *t, const char *data, size_t n)
 {
-    while (n) {
-        int chunk = n > INT_MAX ? INT_MAX : (int)n;
-        int w = BIO_write(t->rbio, data, chunk);
-        if (w <= 0)
-            return -ENOMEM;
-        data += w;
-        n -= (size_t)w;
-    }
+    if (t->lent_len && px_tls_io_unlend(t) < 0) /* the lent bytes are older */
+        return -ENOMEM;
+    return keep(t, data, n);
+}
+
+int px_tls_io_lend(struct px_tls_io *t, const char *data, size_t n)
+{
+    if (t->lent_len && px_tls_io_unlend(t) < 0)
+        return -ENOMEM;
+    if (t->kept_off < t->kept_len)
+        return keep(t, data, n); /* behind what is already waiting */
+    t->lent = data;
+    t->lent_len = n;
     return 0;
+}
+
+int px_tls_io_unlend(struct px_tls_io *t)
+{
+    int rc = keep(t, t->lent, t->lent_len);
+    t->lent = NULL;
+    t->lent_len = 0;
+    return rc;
 }
 
 /* Maps an SSL_get_error result; the error queue is cleared so a failure on
@@ -266,7 +382,7 @@ static bool free_buffers_safe(void)
 
 /* A new empty memory BIO in place of *slot when the old one has storage
  * (it keeps the largest size it ever held); set0 frees the old one. */
-static void mem_bio_renew(struct px_tls_io *t, BIO **slot, bool read)
+static void mem_bio_renew(struct px_tls_io *t, BIO **slot)
 {
     BUF_MEM *m = NULL;
     BIO_get_mem_ptr(*slot, &m);
@@ -278,10 +394,7 @@ static void mem_bio_renew(struct px_tls_io *t, BIO **slot, bool read)
         return; /* keep the old one: correct, only larger */
     }
     BIO_set_mem_eof_return(b, -1);
-    if (read)
-        SSL_set0_rbio(t->ssl, b);
-    else
-        SSL_set0_wbio(t->ssl, b);
+    SSL_set0_wbio(t->ssl, b);
     *slot = b;
 }
 
@@ -300,9 +413,11 @@ bool px_tls_io_park(struct px_tls_io *t)
         ERR_clear_error();
         return false;
     }
-    mem_bio_renew(t, &t->rbio, true);
+    free(t->kept); /* nothing unread in it (checked above) */
+    t->kept = NULL;
+    t->kept_off = t->kept_len = t->kept_cap = 0;
     if (!t->append)
-        mem_bio_renew(t, &t->wbio, false);
+        mem_bio_renew(t, &t->wbio);
     return true;
 }
 

@@ -1,8 +1,8 @@
 /* TLS without sockets: the event loop moves ciphertext, OpenSSL never
- * touches a socket. The owner feeds what it read (px_tls_io_feed), pumps the
+ * touches a socket. The owner lends (or feeds) what it read, pumps the
  * handshake and reads, and writes plaintext. What OpenSSL produces goes to
- * the owner's sink (the connection's output queue: one copy)  or, without one, waits in a memory
- * BIO for px_tls_io_take. */
+ * the owner's sink (the connection's output queue: one copy) or, without
+ * one, waits in a memory BIO for px_tls_io_take. */
 #ifndef ALBD_PROXY_TLS_IO_H
 #define ALBD_PROXY_TLS_IO_H
 
@@ -25,8 +25,17 @@ typedef int (*px_tls_io_append_fn)(void *arg, const char *data, size_t n);
 struct px_tls_io *px_tls_io_new(SSL_CTX *ctx, px_tls_io_append_fn append, void *arg);
 void px_tls_io_free(struct px_tls_io *t);
 
-/* Hands n bytes of ciphertext from the peer to OpenSSL. 0 or -ENOMEM. */
+/* Hands n bytes of ciphertext from the peer to OpenSSL, copied. 0 or
+ * -ENOMEM. */
 int px_tls_io_feed(struct px_tls_io *t, const char *data, size_t n);
+
+/* The same without the copy: OpenSSL reads straight from data (into its
+ * record buffer) until px_tls_io_unlend, which the owner must call before
+ * data changes or goes away — at the end of the read callback that lent
+ * it; what OpenSSL has not read by then is copied and kept. 0 or -ENOMEM
+ * (nothing lent: the connection is unusable). */
+int px_tls_io_lend(struct px_tls_io *t, const char *data, size_t n);
+int px_tls_io_unlend(struct px_tls_io *t);
 
 /* Advances the handshake: 1 finished, 0 needs more input, -EPROTO failed
  * (send the pending output, e.g. an alert, then close). */

@@ -230,7 +230,9 @@ static void tls_read(struct px_upstream *u, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    if (px_tls_io_feed(u->tls, buf->base, (size_t)nread) < 0) {
+    /* OpenSSL reads the records from the worker's read buffer itself;
+     * what it leaves there is copied before the next read reuses it. */
+    if (px_tls_io_lend(u->tls, buf->base, (size_t)nread) < 0) {
         if (u->state == PX_UP_CONNECTING)
             connect_failed(u, UV_ENOMEM);
         else if (u->state == PX_UP_ACTIVE && u->cbs)
@@ -239,12 +241,18 @@ static void tls_read(struct px_upstream *u, ssize_t nread, const uv_buf_t *buf)
             upstream_close(u);
         return;
     }
-    if (u->state == PX_UP_CONNECTING) {
+    if (u->state == PX_UP_CONNECTING)
         tls_handshake(u);
-        if (u->state != PX_UP_ACTIVE)
-            return;
+    if (u->state != PX_UP_CONNECTING)
+        tls_deliver(u);
+    if (px_tls_io_unlend(u->tls) < 0) {
+        if (u->state == PX_UP_CONNECTING)
+            connect_failed(u, UV_ENOMEM);
+        else if (u->state == PX_UP_ACTIVE && u->cbs)
+            u->cbs->on_read(u->owner, u, NULL, UV_ENOMEM);
+        else
+            upstream_close(u);
     }
-    tls_deliver(u);
 }
 
 /* Once a read has emptied the socket and the response is unfinished (the
