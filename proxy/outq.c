@@ -137,39 +137,18 @@ int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n)
         if (w > 0)
             skip = (size_t)w;
     }
-    struct px_outq_chunk *ch = NULL;
-    for (unsigned i = 0; i < n; i++) {
-        const char *p = bufs[i].base;
+    for (unsigned i = 0; i < n; i++) { /* the rest, copied and queued */
         size_t len = bufs[i].len;
         if (skip >= len) {
             skip -= len;
             continue;
         }
-        p += skip;
-        len -= skip;
+        int rc = px_outq_append(q, bufs[i].base + skip, len - skip);
+        if (rc < 0)
+            return rc;
         skip = 0;
-        while (len) {
-            if (!ch) {
-                ch = chunk_get(q);
-                if (!ch)
-                    return UV_ENOMEM;
-            }
-            size_t take = PX_OUTQ_CHUNK - ch->len;
-            if (take > len)
-                take = len;
-            memcpy(ch->data + ch->len, p, take);
-            ch->len += take;
-            p += take;
-            len -= take;
-            if (ch->len == PX_OUTQ_CHUNK) {
-                int rc = chunk_send(q, ch);
-                ch = NULL;
-                if (rc)
-                    return rc;
-            }
-        }
     }
-    return ch ? chunk_send(q, ch) : 0;
+    return px_outq_flush(q);
 }
 
 /* Writes the held chunks and then last (if any): one writev while nothing

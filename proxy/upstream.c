@@ -214,6 +214,17 @@ static void tls_deliver(struct px_upstream *u)
     }
 }
 
+/* Received ciphertext could not be kept: the connection is unusable. */
+static void tls_out_of_memory(struct px_upstream *u)
+{
+    if (u->state == PX_UP_CONNECTING)
+        connect_failed(u, UV_ENOMEM);
+    else if (u->state == PX_UP_ACTIVE && u->cbs)
+        u->cbs->on_read(u->owner, u, NULL, UV_ENOMEM);
+    else
+        upstream_close(u);
+}
+
 static void tls_read(struct px_upstream *u, ssize_t nread, const uv_buf_t *buf)
 {
     if (nread < 0) {
@@ -233,26 +244,15 @@ static void tls_read(struct px_upstream *u, ssize_t nread, const uv_buf_t *buf)
     /* OpenSSL reads the records from the worker's read buffer itself;
      * what it leaves there is copied before the next read reuses it. */
     if (px_tls_io_lend(u->tls, buf->base, (size_t)nread) < 0) {
-        if (u->state == PX_UP_CONNECTING)
-            connect_failed(u, UV_ENOMEM);
-        else if (u->state == PX_UP_ACTIVE && u->cbs)
-            u->cbs->on_read(u->owner, u, NULL, UV_ENOMEM);
-        else
-            upstream_close(u);
+        tls_out_of_memory(u);
         return;
     }
     if (u->state == PX_UP_CONNECTING)
         tls_handshake(u);
     if (u->state != PX_UP_CONNECTING)
         tls_deliver(u);
-    if (px_tls_io_unlend(u->tls) < 0) {
-        if (u->state == PX_UP_CONNECTING)
-            connect_failed(u, UV_ENOMEM);
-        else if (u->state == PX_UP_ACTIVE && u->cbs)
-            u->cbs->on_read(u->owner, u, NULL, UV_ENOMEM);
-        else
-            upstream_close(u);
-    }
+    if (px_tls_io_unlend(u->tls) < 0)
+        tls_out_of_memory(u);
 }
 
 /* Once a read has emptied the socket and the response is unfinished (the
