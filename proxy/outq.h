@@ -64,7 +64,7 @@ int px_outq_writev(struct px_outq *q, const uv_buf_t *bufs, unsigned n);
 int px_outq_append(struct px_outq *q, const char *p, size_t n);
 int px_outq_flush(struct px_outq *q);
 /* px_outq_append for a callback that takes the queue as void * (a TLS
- * sink, px_tls_io_set_sink). */
+ * sink, px_tls_io_new). */
 int px_outq_append_to(void *q, const char *p, size_t n);
 
 /* Frees the cached chunks. Call from the stream's close callback: libuv has
