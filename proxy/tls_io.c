@@ -50,21 +50,10 @@ static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
     return cmd == BIO_CTRL_FLUSH; /* written already; nothing else applies */
 }
 
-static int sink_create(BIO *b)
+static int bio_create(BIO *b)
 {
     BIO_set_init(b, 1);
     return 1;
-}
-
-static void sink_method_init(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "albd sink");
-    if (m && (!BIO_meth_set_write_ex(m, sink_write) || !BIO_meth_set_ctrl(m, sink_ctrl) ||
-              !BIO_meth_set_create(m, sink_create))) {
-        BIO_meth_free(m);
-        m = NULL;
-    }
-    sink_method = m; /* for the life of the process */
 }
 
 /* The source BIO: OpenSSL reads received ciphertext from what the owner
@@ -112,38 +101,33 @@ static long source_ctrl(BIO *b, int cmd, long num, void *ptr)
     }
 }
 
-static void source_method_init(void)
+/* A BIO method of ours: write or read, ctrl; NULL when OpenSSL cannot make
+ * one. Made once, for the life of the process. */
+static BIO_METHOD *method_new(const char *name, int (*wr)(BIO *, const char *, size_t, size_t *),
+                              int (*rd)(BIO *, char *, size_t, size_t *),
+                              long (*ctrl)(BIO *, int, long, void *))
 {
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "albd source");
-    if (m && (!BIO_meth_set_read_ex(m, source_read) || !BIO_meth_set_ctrl(m, source_ctrl) ||
-              !BIO_meth_set_create(m, sink_create))) {
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name);
+    if (m && ((wr && !BIO_meth_set_write_ex(m, wr)) || (rd && !BIO_meth_set_read_ex(m, rd)) ||
+              !BIO_meth_set_ctrl(m, ctrl) || !BIO_meth_set_create(m, bio_create))) {
         BIO_meth_free(m);
         m = NULL;
     }
-    source_method = m; /* for the life of the process */
+    return m;
 }
 
 static void methods_init(void)
 {
-    sink_method_init();
-    source_method_init();
+    sink_method = method_new("albd sink", sink_write, NULL, sink_ctrl);
+    source_method = method_new("albd source", NULL, source_read, source_ctrl);
 }
 
-/* A BIO that hands what is written to t's sink. NULL on failure. */
-static BIO *sink_new(struct px_tls_io *t)
+/* A BIO of method m (the sink or the source) working for t. NULL on
+ * failure. */
+static BIO *bio_new(BIO_METHOD **m, struct px_tls_io *t)
 {
     pthread_once(&methods_once, methods_init);
-    BIO *b = sink_method ? BIO_new(sink_method) : NULL;
-    if (b)
-        BIO_set_data(b, t);
-    return b;
-}
-
-/* A BIO that reads what t was lent or fed. NULL on failure. */
-static BIO *source_new(struct px_tls_io *t)
-{
-    pthread_once(&methods_once, methods_init);
-    BIO *b = source_method ? BIO_new(source_method) : NULL;
+    BIO *b = *m ? BIO_new(*m) : NULL;
     if (b)
         BIO_set_data(b, t);
     return b;
@@ -158,8 +142,8 @@ struct px_tls_io *px_tls_io_new(SSL_CTX *ctx, px_tls_io_append_fn append, void *
     t->append = append;
     t->append_arg = arg;
     t->ssl = SSL_new(ctx);
-    t->rbio = source_new(t);
-    t->wbio = append ? sink_new(t) : BIO_new(BIO_s_mem());
+    t->rbio = bio_new(&source_method, t);
+    t->wbio = append ? bio_new(&sink_method, t) : BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) {
         SSL_free(t->ssl);
         BIO_free(t->rbio);
