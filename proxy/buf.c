@@ -40,7 +40,7 @@ static int reserve(struct px_buf *b, size_t n)
     return 0;
 }
 
-int px_buf_append(struct px_buf *b, const void *p, size_t n)
+int px_buf_append_grow(struct px_buf *b, const void *p, size_t n)
 {
     if (n == 0)
         return 0;
@@ -61,11 +61,6 @@ int px_buf_append(struct px_buf *b, const void *p, size_t n)
     memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;
-}
-
-int px_buf_puts(struct px_buf *b, const char *s)
-{
-    return px_buf_append(b, s, strlen(s));
 }
 
 size_t px_num_fmt(char *out, unsigned long long v, int hex)
