@@ -69,7 +69,8 @@ void px_tls_io_alpn(struct px_tls_io *t, const unsigned char **proto, unsigned *
 /* An idle connection lets go of its buffers: OpenSSL's record buffers
  * (SSL_free_buffers, from OpenSSL 3.0.14 / 3.1.6 / 3.2.2 / 3.3.1 on, which
  * refuse while part of a record is buffered; taken again by the next read
- * or write) and the storage of both memory BIOs. Returns false, releasing
+ * or write), the received bytes kept after a lend (px_tls_io_unlend) and,
+ * without a sink, the output memory BIO's storage. Returns false, releasing
  * nothing, while any byte is in flight: ciphertext not yet decrypted or
  * not yet taken, plaintext not yet read, a record partly received, or the
  * handshake not finished. */
