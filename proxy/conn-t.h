@@ -105,6 +105,12 @@ struct px_conn {
     bool wr_done;      /* ... and its shutdown completed */
     bool flush_queued; /* on w->flush_head, stage to send at the end of the iteration */
     struct px_conn *flush_next;
+    /* The handshake's first step (the ClientHello) waits on w->hs_head
+     * for the iteration's other work (conn.c: hs_defer); hs_begun once it
+     * ran, later steps run as their bytes arrive. */
+    bool hs_queued;
+    bool hs_begun;
+    struct px_conn *hs_prev, *hs_next;
     int open_handles;
 
     uv_tcp_t tcp;

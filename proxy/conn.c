@@ -178,6 +178,10 @@ void px_conn_worker_close(struct px_worker *w)
         uv_close((uv_handle_t *)&w->park_timer, NULL);
         w->park_timer_on = false;
     }
+    if (w->hs_idle_on) {
+        uv_close((uv_handle_t *)&w->hs_idle, NULL);
+        w->hs_idle_on = false;
+    }
 }
 
 void px_conn_worker_cleanup(struct px_worker *w)
@@ -193,9 +197,28 @@ struct px_conn *px_conn_next(struct px_conn *c)
     return c ? c->next : NULL;
 }
 
+/* Takes c off the worker's queue of waiting handshakes. */
+static void hs_unlink(struct px_conn *c)
+{
+    if (!c->hs_queued)
+        return;
+    struct px_worker *w = c->w;
+    if (c->hs_prev)
+        c->hs_prev->hs_next = c->hs_next;
+    else
+        w->hs_head = c->hs_next;
+    if (c->hs_next)
+        c->hs_next->hs_prev = c->hs_prev;
+    else
+        w->hs_tail = c->hs_prev;
+    c->hs_prev = c->hs_next = NULL;
+    c->hs_queued = false;
+}
+
 static void conn_free(struct px_conn *c)
 {
     struct px_worker *w = c->w;
+    hs_unlink(c);
     if (c->flush_queued) {
         struct px_conn **pp = &w->flush_head;
         while (*pp && *pp != c)
@@ -239,6 +262,7 @@ void px_conn_close(struct px_conn *c)
     c->closing = true;
     c->state = PX_CONN_CLOSING;
     idle_unlink(c);
+    hs_unlink(c);
     if (c->proto && c->proto->on_close)
         c->proto->on_close(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -644,6 +668,62 @@ static void handshake_failed(struct px_conn *c, int fail)
                 text ? text : "", text ? ")" : "", more);
 }
 
+/* Nothing to do: an active idle handle only keeps the loop's poll from
+ * blocking while handshakes wait. */
+static void hs_idle_cb(uv_idle_t *h)
+{
+    (void)h;
+}
+
+/* Queues c's first handshake step for px_conn_run_handshakes. */
+static void hs_defer(struct px_conn *c)
+{
+    struct px_worker *w = c->w;
+    if (c->hs_queued)
+        return;
+    c->hs_queued = true;
+    c->hs_next = NULL;
+    c->hs_prev = w->hs_tail;
+    if (w->hs_tail)
+        w->hs_tail->hs_next = c;
+    else
+        w->hs_head = c;
+    w->hs_tail = c;
+}
+
+static void tls_input(struct px_conn *c);
+
+void px_conn_run_handshakes(struct px_worker *w)
+{
+    if (w->hs_head) {
+        uint64_t t0 = uv_hrtime();
+        do {
+            struct px_conn *c = w->hs_head;
+            hs_unlink(c);
+            c->hs_begun = true;
+            tls_input(c);
+            if (!c->closing) {
+                px_tls_io_trim(c->tls); /* the ClientHello's copy, read by now */
+                idle_check(c);
+            }
+        } while (w->hs_head && uv_hrtime() - t0 < (uint64_t)PX_CONN_HS_BUDGET_US * 1000);
+        px_conn_flush_all(w);
+    }
+    /* Handshakes left: the next poll must not block. None (all run, or
+     * their connections closed while waiting): it may again. */
+    if (w->hs_head && !w->hs_idle_on) {
+        uv_idle_init(&w->loop, &w->hs_idle);
+        uv_unref((uv_handle_t *)&w->hs_idle); /* connections keep the loop alive */
+        w->hs_idle_on = true;
+    }
+    if (w->hs_idle_on) {
+        if (w->hs_head)
+            uv_idle_start(&w->hs_idle, hs_idle_cb);
+        else
+            uv_idle_stop(&w->hs_idle);
+    }
+}
+
 static void tls_input(struct px_conn *c)
 {
     if (c->state == PX_CONN_HANDSHAKE) {
@@ -752,6 +832,16 @@ static void read_cb_body(struct px_conn *c, uv_stream_t *s, ssize_t nread)
             return;
         }
         c->tls_seen = true;
+        if (c->state == PX_CONN_HANDSHAKE && !c->hs_begun) {
+            /* The ClientHello waits for the iteration's other work
+             * (px_conn_run_handshakes), in a copy: rbuf goes back now. */
+            if (px_tls_io_feed(c->tls, c->rbuf, (size_t)nread) < 0) {
+                px_conn_close(c);
+                return;
+            }
+            hs_defer(c);
+            return;
+        }
         /* OpenSSL reads the records from rbuf itself; what it leaves
          * there (a paused connection) is copied before rbuf is reused. */
         if (px_tls_io_lend(c->tls, c->rbuf, (size_t)nread) < 0) {

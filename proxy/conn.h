@@ -37,6 +37,17 @@ struct px_conn *px_conn_next(struct px_conn *c);
  * iteration. The worker calls it from its prepare and check handles. */
 void px_conn_flush_all(struct px_worker *w);
 
+/* Runs the handshake steps that wait (a ClientHello each: the costly step,
+ * key exchange and signature) for up to PX_CONN_HS_BUDGET_US, oldest
+ * first, at least one. Called after the loop iteration's I/O callbacks,
+ * so that requests and responses on established connections read in the
+ * same iteration are not queued behind new connections' handshakes, and
+ * a burst of new connections cannot hold them for longer than the budget
+ * (HAProxy runs TLS handshakes in its "heavy" task class for the same
+ * reason). What is left runs in the next iterations. */
+void px_conn_run_handshakes(struct px_worker *w);
+enum { PX_CONN_HS_BUDGET_US = 1000 };
+
 /* The worker's share of the connection machinery: px_conn_worker_init sets
  * up its buffer pools (before its loop runs); px_conn_worker_close closes
  * the parking timer (with the worker's other handles, when it drains);

@@ -223,6 +223,15 @@ int px_tls_io_unlend(struct px_tls_io *t)
     return rc;
 }
 
+void px_tls_io_trim(struct px_tls_io *t)
+{
+    if (!t->kept || t->kept_off < t->kept_len)
+        return;
+    free(t->kept);
+    t->kept = NULL;
+    t->kept_off = t->kept_len = t->kept_cap = 0;
+}
+
 /* Maps an SSL_get_error result; the error queue is cleared so a failure on
  * one connection never shows up on another of this thread. */
 static int map_error(struct px_tls_io *t, int ret)
@@ -397,9 +406,7 @@ bool px_tls_io_park(struct px_tls_io *t)
         ERR_clear_error();
         return false;
     }
-    free(t->kept); /* nothing unread in it (checked above) */
-    t->kept = NULL;
-    t->kept_off = t->kept_len = t->kept_cap = 0;
+    px_tls_io_trim(t); /* nothing unread in it (checked above) */
     if (!t->append)
         mem_bio_renew(t, &t->wbio);
     return true;

@@ -36,6 +36,9 @@ int px_tls_io_feed(struct px_tls_io *t, const char *data, size_t n);
  * (nothing lent: the connection is unusable). */
 int px_tls_io_lend(struct px_tls_io *t, const char *data, size_t n);
 int px_tls_io_unlend(struct px_tls_io *t);
+/* Frees the copy kept of received bytes (px_tls_io_feed, unlend) once
+ * OpenSSL has read all of it. */
+void px_tls_io_trim(struct px_tls_io *t);
 
 /* Advances the handshake: 1 finished, 0 needs more input, -EPROTO failed
  * (send the pending output, e.g. an alert, then close). */

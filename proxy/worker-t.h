@@ -162,6 +162,14 @@ struct px_worker {
     struct px_conn *idle_head, *idle_tail;
     uv_timer_t park_timer;
     bool park_timer_on;
+    /* Connections whose ClientHello waits, oldest first, handled after
+     * the iteration's I/O callbacks for at most PX_CONN_HS_BUDGET_US per
+     * iteration (conn.c: px_conn_run_handshakes); while any waits, hs_idle
+     * keeps the loop from blocking (initialized on first use; closed by
+     * px_conn_worker_close). */
+    struct px_conn *hs_head, *hs_tail;
+    uv_idle_t hs_idle;
+    bool hs_idle_on;
 };
 
 #endif

@@ -165,6 +165,7 @@ static void take_turn(struct px_worker *w)
 static void on_flush_check(uv_check_t *c)
 {
     struct px_worker *w = c->data;
+    px_conn_run_handshakes(w);
     px_h2_flush_pending(w);
     px_conn_flush_all(w);
     if (w->take_turns)
