@@ -1,7 +1,8 @@
 /* proxy/tls_io.c: records OpenSSL reads straight from a lent buffer, and
  * what it left unread there survives the buffer (px_tls_io_unlend keeps a
  * copy), in order with what comes after; what a session writes reaches its
- * sink record by record; a parked session holds nothing it kept. A client
+ * sink record by record; a parked session holds nothing it kept, and a
+ * trim drops only a copy whose bytes were all read. A client
  * and a server session talk in memory. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,6 +202,31 @@ static void a_parked_session_keeps_nothing(void **state)
     assert_int_equal(px_tls_io_unlend(f->s), 0);
 }
 
+/* px_tls_io_trim (after a deferred ClientHello was read from its copy)
+ * drops the copy only once nothing in it waits: bytes still unread stay. */
+static void trim_keeps_unread_bytes(void **state)
+{
+    struct fixture *f = *state;
+    char wire[4096];
+    const char *words[] = {"fed", "kept"};
+    size_t len = records(f, wire, sizeof wire, words, 2);
+    assert_int_equal(px_tls_io_feed(f->s, wire, len), 0); /* copied, as a queued ClientHello */
+    memset(wire, 0xAA, sizeof wire);
+    expect_read(f->s, "fed");
+    size_t left = px_tls_io_in_pending(f->s);
+    assert_true(left > 0);
+    px_tls_io_trim(f->s);
+    assert_int_equal(px_tls_io_in_pending(f->s), left);
+    expect_read(f->s, "kept");
+    px_tls_io_trim(f->s); /* all read: the copy goes */
+    assert_int_equal(px_tls_io_in_pending(f->s), 0);
+    /* New bytes after the trim are read as before. */
+    const char *more[] = {"more"};
+    len = records(f, wire, sizeof wire, more, 1);
+    assert_int_equal(px_tls_io_feed(f->s, wire, len), 0);
+    expect_read(f->s, "more");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +234,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(later_bytes_queue_behind_kept_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(writes_reach_the_sink, setup, teardown),
         cmocka_unit_test_setup_teardown(a_parked_session_keeps_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(trim_keeps_unread_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
