@@ -707,7 +707,6 @@ void px_conn_run_handshakes(struct px_worker *w)
                 idle_check(c);
             }
         } while (w->hs_head && uv_hrtime() - t0 < (uint64_t)PX_CONN_HS_BUDGET_US * 1000);
-        px_conn_flush_all(w);
     }
     /* Handshakes left: the next poll must not block. None (all run, or
      * their connections closed while waiting): it may again. */

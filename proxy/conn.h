@@ -44,7 +44,8 @@ void px_conn_flush_all(struct px_worker *w);
  * same iteration are not queued behind new connections' handshakes, and
  * a burst of new connections cannot hold them for longer than the budget
  * (HAProxy runs TLS handshakes in its "heavy" task class for the same
- * reason). What is left runs in the next iterations. */
+ * reason). What is left runs in the next iterations. Output they staged
+ * is the caller's to send (px_conn_flush_all). */
 void px_conn_run_handshakes(struct px_worker *w);
 enum { PX_CONN_HS_BUDGET_US = 1000 };
 
