@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Sch hashes the client's address: every request from one source address
 (127.0.0.10-159 on loopback) reaches the same server, the 150 addresses
-spread over three equal servers (each 30-75 of them: 50 is even; the ring
-depends on the backends' random ports, so the tolerance covers the
-ring's spread, about 3 standard deviations), and removing a server moves only the
+spread over three equal servers (each 20-85 of them: 50 is even; the ring
+depends on the backends' random ports, so the bounds cover the ring's
+spread: simulated over 300,000 random port triples, 160 points per
+server, a share fell outside 30-75 for 0.07 % of servers, which failed
+this test about once in 250 runs, and outside 20-85 for 0.005 %; a hash
+that ignored the address would put all 150 on one), and removing a server moves only the
 addresses it had. Uch hashes the query parameter uchQueryParameter: one
 value, one server, over new connections and both workers; a request
 without the parameter is served in Wrr order (the documented fallback)."""
@@ -49,7 +52,7 @@ def body(env):
     spread = {n: sum(1 for v in where.values() if v == n) for n in ("a", "b", "c")}
     print("Sch: addresses per server:", spread)
     for n in ("a", "b", "c"):
-        c.within(spread[n], 30, 75, f"Sch: server {n} gets a share of the 150 addresses")
+        c.within(spread[n], 20, 85, f"Sch: server {n} gets a share of the 150 addresses")
 
     gen = albd.generation()
     write("Sch", bs[:2])  # c removed
@@ -72,7 +75,7 @@ def body(env):
     spread = {n: sum(1 for v in users.values() if v == n) for n in ("a", "b", "c")}
     print("Uch: users per server:", spread)
     for n in ("a", "b", "c"):
-        c.within(spread[n], 30, 75, f"Uch: server {n} gets a share of the 150 users")
+        c.within(spread[n], 20, 85, f"Uch: server {n} gets a share of the 150 users")
     # The same value from another address still goes to its server.
     c.eq(get("/p?user=u7", "127.0.0.99"), users[7], "Uch ignores the client's address")
     # Without the parameter: Wrr, one keep-alive connection (one worker)
