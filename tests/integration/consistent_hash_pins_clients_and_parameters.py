@@ -3,10 +3,11 @@
 (127.0.0.10-159 on loopback) reaches the same server, the 150 addresses
 spread over three equal servers (each 20-85 of them: 50 is even; the ring
 depends on the backends' random ports, so the bounds cover the ring's
-spread: simulated over 300,000 random port triples, 160 points per
-server, a share fell outside 30-75 for 0.07 % of servers, which failed
-this test about once in 250 runs, and outside 20-85 for 0.005 %; a hash
-that ignored the address would put all 150 on one), and removing a server moves only the
+spread: simulated over 300,000 triples of distinct random ports, 160
+points per server, a share fell outside 30-75 for 0.06 % of servers
+(at most 83), which failed this test about once in 270 runs, and never
+outside 20-85; a hash that ignored the address would put all 150 on
+one), and removing a server moves only the
 addresses it had. Uch hashes the query parameter uchQueryParameter: one
 value, one server, over new connections and both workers; a request
 without the parameter is served in Wrr order (the documented fallback)."""
