@@ -5,9 +5,16 @@
  * takes ~360 us because every call builds a decoder context that tries
  * every decoder of every provider; decoding the same DER with a decoder
  * context told the structure and key type, built once per thread and
- * reused, takes ~22 us. d2i_X509() takes ~100 us (it builds such a context
- * for the public key inside, which no API lets us reuse): the certificate
- * is now the larger part, and a batch is spread over every core.
+ * reused, takes ~22 us. d2i_X509() builds such a context for the
+ * certificate's public key inside, every time, and no API lets us pass one
+ * in; so a certificate is parsed in a library context that has no
+ * algorithms (struct dec_cache: its structure parses as d2i_X509() parses
+ * it, the key's decode finds no decoder and is skipped, as OpenSSL skips
+ * a key it cannot decode), and parse_one() decodes the key through a
+ * context kept for it. That took ~60 us of CPU off each certificate:
+ * `albd validate` of 10,000 (../shared/bench/bigconfig.sh's) 1.19-1.26 s
+ * -> 0.90-0.94 s on 2 cores, CPU 2.1-2.3 s -> 1.5-1.6 s. A batch is spread
+ * over every core.
  *
  * What an entry keeps: the parse checks everything (the leaf decodes, the
  * key decodes and matches it) and takes the facts, then frees the OpenSSL
@@ -36,6 +43,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/conf.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -179,16 +187,27 @@ void rc_certstore_id(const char *cert_pem, size_t cert_len, const char *key_pem,
  * every key of its kind one thread decodes (built once: ~70 us each). */
 struct dec_slot {
     const char *structure, *type;
+    int selection;
     OSSL_DECODER_CTX *ctx;
     EVP_PKEY *out; /* where ctx puts the key it decodes */
 };
 
 struct dec_cache {
-    struct dec_slot s[8];
+    struct dec_slot s[12]; /* private (PKCS#8 of 5 types, 2 traditional) and public (5) */
     size_t n;
     /* The library context everything decoded through this cache is made
      * in: NULL, the default one, or this thread's own (dec_cache_own()). */
     OSSL_LIB_CTX *lib;
+    /* Certificates are parsed in a library context with no algorithms
+     * (only the "null" provider), made on first use: d2i_X509() then
+     * cannot decode the public key with a decoder context of its own
+     * (built for every certificate: most of its cost), which parse_one()
+     * decodes through this cache instead. NULL when it could not be made
+     * (then lib parses them, as d2i_X509() does). */
+    OSSL_LIB_CTX *bare;
+    OSSL_PROVIDER *null_prov;
+    bool bare_tried;
+    EVP_MD *sha256; /* fetched from lib on first use */
 };
 
 /* Gives c a library context of its own, for a thread that parses
@@ -216,39 +235,58 @@ static void dec_cache_cleanup(struct dec_cache *c)
         EVP_PKEY_free(c->s[i].out);
     }
     c->n = 0;
+    EVP_MD_free(c->sha256);
+    c->sha256 = NULL;
+    if (c->null_prov != NULL)
+        OSSL_PROVIDER_unload(c->null_prov);
+    OSSL_LIB_CTX_free(c->bare);
+    c->null_prov = NULL;
+    c->bare = NULL;
+    c->bare_tried = false;
     OSSL_LIB_CTX_free(c->lib);
     c->lib = NULL;
 }
 
-static struct dec_slot *dec_get(struct dec_cache *c, const char *structure, const char *type)
+/* The library context certificates are parsed in (see struct dec_cache). */
+static OSSL_LIB_CTX *dec_cert_lib(struct dec_cache *c)
+{
+    if (!c->bare_tried) {
+        c->bare_tried = true;
+        c->bare = OSSL_LIB_CTX_new();
+        c->null_prov = c->bare ? OSSL_PROVIDER_load(c->bare, "null") : NULL;
+        if (c->null_prov == NULL) {
+            OSSL_LIB_CTX_free(c->bare);
+            c->bare = NULL;
+        }
+        ERR_clear_error();
+    }
+    return c->bare ? c->bare : c->lib;
+}
+
+static struct dec_slot *dec_get(struct dec_cache *c, const char *structure, const char *type,
+                                int selection)
 {
     struct dec_slot *s = NULL;
     for (size_t i = 0; i < c->n && s == NULL; i++)
-        if (c->s[i].structure == structure && c->s[i].type == type)
+        if (c->s[i].structure == structure && c->s[i].type == type &&
+            c->s[i].selection == selection)
             s = &c->s[i];
     if (s == NULL) {
         if (c->n == sizeof c->s / sizeof c->s[0])
             return NULL;
         s = &c->s[c->n++];
-        *s = (struct dec_slot){.structure = structure, .type = type};
+        *s = (struct dec_slot){.structure = structure, .type = type, .selection = selection};
     }
     if (s->ctx == NULL)
-        s->ctx = OSSL_DECODER_CTX_new_for_pkey(&s->out, "DER", structure, type, EVP_PKEY_KEYPAIR,
-                                               c->lib, NULL);
+        s->ctx =
+            OSSL_DECODER_CTX_new_for_pkey(&s->out, "DER", structure, type, selection, c->lib, NULL);
     return s->ctx ? s : NULL;
 }
 
-/* The key type of a PKCS#8 PrivateKeyInfo, for the decoder; NULL when it
- * is not one this fast path knows. */
-static const char *pkcs8_type(const unsigned char *der, long len)
+/* The decoder's name for a key algorithm's OID; NULL when it is not one
+ * the fast path knows. */
+static const char *key_type_of(int nid)
 {
-    const unsigned char *p = der;
-    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, len);
-    const ASN1_OBJECT *obj = NULL;
-    int nid = NID_undef;
-    if (p8 != NULL && PKCS8_pkey_get0(&obj, NULL, NULL, NULL, p8) == 1)
-        nid = OBJ_obj2nid(obj);
-    PKCS8_PRIV_KEY_INFO_free(p8); /* wipes its copy of the key */
     switch (nid) {
     case NID_X9_62_id_ecPublicKey:
         return "EC";
@@ -263,6 +301,20 @@ static const char *pkcs8_type(const unsigned char *der, long len)
     default:
         return NULL;
     }
+}
+
+/* The key type of a PKCS#8 PrivateKeyInfo, for the decoder; NULL when it
+ * is not one this fast path knows. */
+static const char *pkcs8_type(const unsigned char *der, long len)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, len);
+    const ASN1_OBJECT *obj = NULL;
+    int nid = NID_undef;
+    if (p8 != NULL && PKCS8_pkey_get0(&obj, NULL, NULL, NULL, p8) == 1)
+        nid = OBJ_obj2nid(obj);
+    PKCS8_PRIV_KEY_INFO_free(p8); /* wipes its copy of the key */
+    return key_type_of(nid);
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -325,7 +377,8 @@ static EVP_PKEY *decode_key(struct dec_cache *c, const char *pem, size_t len, st
             structure = "type-specific";
             type = "RSA";
         }
-        struct dec_slot *s = structure && type ? dec_get(c, structure, type) : NULL;
+        struct dec_slot *s =
+            structure && type ? dec_get(c, structure, type, EVP_PKEY_KEYPAIR) : NULL;
         if (s != NULL && (key = slot_decode(s, der, (size_t)dlen)) != NULL) {
             more = false;
             if (kd != NULL) {
@@ -367,7 +420,7 @@ static EVP_PKEY *decode_key(struct dec_cache *c, const char *pem, size_t len, st
 static EVP_PKEY *decode_key_der(struct dec_cache *c, const unsigned char *der, size_t len,
                                 const char *structure, const char *type)
 {
-    struct dec_slot *s = structure && type ? dec_get(c, structure, type) : NULL;
+    struct dec_slot *s = structure && type ? dec_get(c, structure, type, EVP_PKEY_KEYPAIR) : NULL;
     EVP_PKEY *key = s ? slot_decode(s, der, len) : NULL;
     if (key == NULL) {
         const unsigned char *p = der;
@@ -540,6 +593,74 @@ static int parse_chain(struct rc_cert_objects *o, const char *pem, size_t len, O
     return rc;
 }
 
+/* The public key of x, decoded in c's library context: through a decoder
+ * context kept in c when the key type is one the fast path knows, else by
+ * a context of its own (what d2i_X509() does for every certificate). NULL
+ * when it does not decode. */
+static EVP_PKEY *cert_pubkey(struct dec_cache *c, X509 *x)
+{
+    X509_PUBKEY *xpk = X509_get_X509_PUBKEY(x);
+    ASN1_OBJECT *alg = NULL;
+    unsigned char *der = NULL;
+    int len = xpk != NULL && X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, xpk) == 1
+                  ? i2d_X509_PUBKEY(xpk, &der)
+                  : -1;
+    EVP_PKEY *k = NULL;
+    if (len > 0) {
+        const char *type = key_type_of(OBJ_obj2nid(alg));
+        struct dec_slot *s =
+            type ? dec_get(c, "SubjectPublicKeyInfo", type, EVP_PKEY_PUBLIC_KEY) : NULL;
+        k = s ? slot_decode(s, der, (size_t)len) : NULL;
+        if (k == NULL) {
+            const unsigned char *p = der;
+            k = d2i_PUBKEY_ex(NULL, &p, len, c->lib, NULL);
+        }
+    }
+    OPENSSL_free(der);
+    ERR_clear_error();
+    return k;
+}
+
+/* Whether x is self-signed as OpenSSL 3.0 flags it (EXFLAG_SS, which
+ * X509_get_extension_flags() cannot set without the public key in x):
+ * self-issued (flags has EXFLAG_SI), its authority key identifier, if
+ * any, names its own key, and its signature algorithm is one of pub's
+ * type. The signature itself is not verified, by OpenSSL either. */
+static bool self_signed(X509 *x, uint32_t flags, const EVP_PKEY *pub)
+{
+    if ((flags & EXFLAG_SI) == 0 || pub == NULL)
+        return false;
+    AUTHORITY_KEYID *akid = X509_get_ext_d2i(x, NID_authority_key_identifier, NULL, NULL);
+    bool ok = X509_check_akid(x, akid) == X509_V_OK;
+    AUTHORITY_KEYID_free(akid);
+    const ASN1_OBJECT *alg = NULL;
+    X509_ALGOR_get0(&alg, NULL, NULL, X509_get0_tbs_sigalg(x));
+    int pk = NID_undef;
+    ok = ok && OBJ_find_sigid_algs(OBJ_obj2nid(alg), NULL, &pk) == 1;
+    ok = ok &&
+         (EVP_PKEY_is_a(pub, OBJ_nid2sn(pk)) || (EVP_PKEY_is_a(pub, "RSA") && pk == NID_rsassaPss));
+    ERR_clear_error();
+    return ok;
+}
+
+/* The SHA-256 of x's DER as lowercase hex in out (65 bytes); "" when it
+ * cannot be computed. */
+static void fingerprint(struct dec_cache *c, X509 *x, char *out)
+{
+    out[0] = '\0';
+    if (c->sha256 == NULL)
+        c->sha256 = EVP_MD_fetch(c->lib, "SHA256", NULL);
+    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int len = i2d_X509(x, &der);
+    if (len > 0 && c->sha256 != NULL &&
+        EVP_Digest(der, (size_t)len, md, &mdlen, c->sha256, NULL) == 1)
+        for (unsigned i = 0; i < mdlen && i < 32; i++)
+            snprintf(out + 2 * i, 3, "%02x", md[i]);
+    OPENSSL_free(der);
+    ERR_clear_error();
+}
+
 /* Keeps the DER of o's leaf and chain in e; 0 or -ENOMEM. */
 static int keep_der(struct rc_cert_parsed *e, const struct rc_cert_objects *o)
 {
@@ -574,11 +695,12 @@ static struct rc_cert_parsed *parse_one(const struct rc_certstore_in *in, const 
         return NULL;
     struct rc_cert_objects o = {NULL, NULL, NULL};
     struct key_der kd = {NULL, 0, NULL, NULL};
+    EVP_PKEY *pub = NULL; /* the leaf's */
     memcpy(e->id, id, RC_CERTSTORE_ID_LEN);
     e->curve_nid = NID_undef;
     e->facts_only = facts;
     atomic_init(&e->objs, NULL);
-    int rc = in->cert_pem ? parse_chain(&o, in->cert_pem, in->cert_len, c->lib) : -1;
+    int rc = in->cert_pem ? parse_chain(&o, in->cert_pem, in->cert_len, dec_cert_lib(c)) : -1;
     if (rc == -1) {
         e->status = RC_CERT_PARSE_NO_CERT;
         goto out;
@@ -591,15 +713,11 @@ static struct rc_cert_parsed *parse_one(const struct rc_certstore_in *in, const 
         goto nomem;
     e->not_before = asn1_to_time(X509_get0_notBefore(o.leaf));
     e->not_after = asn1_to_time(X509_get0_notAfter(o.leaf));
+    pub = cert_pubkey(c, o.leaf);
     uint32_t flags = X509_get_extension_flags(o.leaf);
     e->is_ca = (flags & EXFLAG_CA) != 0;
-    e->self_signed = (flags & EXFLAG_SS) != 0;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (X509_digest(o.leaf, EVP_sha256(), md, &mdlen) == 1)
-        for (unsigned i = 0; i < mdlen && i < 32; i++)
-            snprintf(e->fingerprint_sha256 + 2 * i, 3, "%02x", md[i]);
-    EVP_PKEY *pub = X509_get0_pubkey(o.leaf);
+    e->self_signed = self_signed(o.leaf, flags, pub);
+    fingerprint(c, o.leaf, e->fingerprint_sha256);
     e->pub_base_id = pub ? EVP_PKEY_get_base_id(pub) : 0;
     e->pub_bits = pub ? EVP_PKEY_get_bits(pub) : 0;
     e->weak_hash = weak_signature(o.leaf);
@@ -607,7 +725,7 @@ static struct rc_cert_parsed *parse_one(const struct rc_certstore_in *in, const 
         o.pkey = decode_key(c, in->key_pem, in->key_len, facts ? NULL : &kd);
         if (o.pkey == NULL) {
             e->status = RC_CERT_PARSE_BAD_KEY;
-        } else if (X509_check_private_key(o.leaf, o.pkey) != 1) {
+        } else if (pub == NULL || EVP_PKEY_eq(pub, o.pkey) != 1) {
             e->status = RC_CERT_PARSE_KEY_MISMATCH;
             EVP_PKEY_free(o.pkey);
             o.pkey = NULL;
@@ -630,6 +748,7 @@ out:
     X509_free(o.leaf);
     sk_X509_pop_free(o.chain, X509_free);
     EVP_PKEY_free(o.pkey);
+    EVP_PKEY_free(pub);
     OPENSSL_clear_free(kd.der, kd.len);
     ERR_clear_error();
     return e;
@@ -637,6 +756,7 @@ nomem:
     X509_free(o.leaf);
     sk_X509_pop_free(o.chain, X509_free);
     EVP_PKEY_free(o.pkey);
+    EVP_PKEY_free(pub);
     OPENSSL_clear_free(kd.der, kd.len);
     ERR_clear_error();
     entry_free(e);

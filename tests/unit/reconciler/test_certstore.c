@@ -3,8 +3,9 @@
  * new entry; an entry lives while referenced and a sweep frees it after;
  * every key format the fast decoder takes gives the key OpenSSL's generic
  * reader gives, and the ones it does not take still parse (or fail) as
- * before; a large batch parses on several threads with duplicates
- * collapsed. */
+ * before; the facts that need the certificate's public key (which the
+ * store decodes itself) are OpenSSL's own; a large batch parses on
+ * several threads with duplicates collapsed. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -341,6 +342,129 @@ static void test_chain_and_ca_facts(void **state)
     EVP_PKEY_free(k);
 }
 
+/* What OpenSSL's own X509, parsed in the default library context with its
+ * public key, says of cert: the store parses certificates without their
+ * public key and decodes it itself, so each fact that needs the key must
+ * come out the same. */
+static void assert_facts_as_openssl(const char *cert, EVP_PKEY *right, EVP_PKEY *wrong)
+{
+    BIO *b = BIO_new_mem_buf(cert, -1);
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
+    assert_non_null(x);
+    uint32_t flags = X509_get_extension_flags(x);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    assert_int_equal(X509_digest(x, EVP_sha256(), md, &mdlen), 1);
+    char hex[65] = "";
+    for (unsigned i = 0; i < mdlen && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    const EVP_PKEY *pub = X509_get0_pubkey(x);
+    assert_non_null(pub);
+
+    char *key = pem_key(right, PKCS8), *other = pem_key(wrong, PKCS8);
+    struct rc_cert_parsed *e = acquire1(cert, key), *m = acquire1(cert, other);
+    assert_int_equal(e->status, RC_CERT_PARSE_OK);
+    assert_int_equal(X509_check_private_key(x, right), 1);
+    assert_int_equal(m->status, RC_CERT_PARSE_KEY_MISMATCH);
+    assert_int_equal(e->self_signed, (flags & EXFLAG_SS) != 0);
+    assert_int_equal(e->is_ca, (flags & EXFLAG_CA) != 0);
+    assert_string_equal(e->fingerprint_sha256, hex);
+    assert_int_equal(e->pub_base_id, EVP_PKEY_get_base_id(pub));
+    assert_int_equal(e->pub_bits, EVP_PKEY_get_bits(pub));
+    assert_int_equal(m->pub_base_id, EVP_PKEY_get_base_id(pub));
+    rc_cert_parsed_unref(e);
+    rc_cert_parsed_unref(m);
+    free(key);
+    free(other);
+    X509_free(x);
+}
+
+/* x re-signed by key (after extensions were added), with RSA-PSS padding
+ * when pss. */
+static void resign(X509 *x, EVP_PKEY *key, bool pss)
+{
+    EVP_MD_CTX *mc = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pc = NULL;
+    bool eddsa = EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519;
+    assert_int_equal(EVP_DigestSignInit(mc, &pc, eddsa ? NULL : EVP_sha256(), NULL, key), 1);
+    if (pss)
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING), 1);
+    assert_true(X509_sign_ctx(x, mc) > 0);
+    EVP_MD_CTX_free(mc);
+}
+
+static void test_facts_match_openssl(void **state)
+{
+    (void)state;
+    EVP_PKEY *p256 = key_ec(), *p384 = EVP_EC_gen("P-384"), *rsa = EVP_RSA_gen(2048),
+             *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), *other = key_ec();
+    assert_non_null(p384);
+    assert_non_null(rsa);
+    assert_non_null(ed);
+    EVP_PKEY *self[] = {p256, p384, rsa, ed};
+    for (size_t i = 0; i < 4; i++) {
+        /* Self-signed, a leaf and a CA: OpenSSL flags both self-signed. */
+        for (int ca = 0; ca < 2; ca++) {
+            X509 *x = ut_make_cert(self[i], "self.example", NULL, NULL, NULL, ca, 90);
+            char *pem = ut_pem_certs(x, NULL);
+            assert_facts_as_openssl(pem, self[i], other);
+            free(pem);
+            X509_free(x);
+        }
+    }
+    /* Signed by a CA: neither self-issued nor self-signed. */
+    X509 *ca = ut_make_cert(rsa, "Facts CA", NULL, NULL, NULL, true, 90);
+    X509 *leaf = ut_make_cert(p256, "leaf.example", NULL, ca, rsa, false, 90);
+    char *pem = ut_pem_certs(leaf, ca);
+    assert_facts_as_openssl(pem, p256, other);
+    free(pem);
+    X509_free(leaf);
+    /* Self-issued (its issuer's name is its own) but signed with an RSA
+     * algorithm while its key is EC: not self-signed. */
+    X509 *same = ut_make_cert(rsa, "same.example", NULL, NULL, NULL, true, 90);
+    leaf = ut_make_cert(p256, "same.example", NULL, same, rsa, false, 90);
+    pem = ut_pem_certs(leaf, NULL);
+    assert_facts_as_openssl(pem, p256, other);
+    free(pem);
+    X509_free(leaf);
+    /* Self-issued, an algorithm of its key's type, but its authority key
+     * identifier names another key: not self-signed. */
+    X509 *named = ut_make_cert(p384, "same.example", NULL, NULL, NULL, true, 90);
+    ut_add_ext(named, named, NID_subject_key_identifier, "hash");
+    resign(named, p384, false);
+    leaf = ut_make_cert(p256, "same.example", NULL, named, p384, false, 90);
+    ut_add_ext(leaf, named, NID_subject_key_identifier, "hash");
+    ut_add_ext(leaf, named, NID_authority_key_identifier, "keyid:always");
+    resign(leaf, p384, false);
+    pem = ut_pem_certs(leaf, NULL);
+    assert_facts_as_openssl(pem, p256, other);
+    free(pem);
+    X509_free(leaf);
+    /* ... and naming its own key: self-signed. */
+    ut_add_ext(named, named, NID_authority_key_identifier, "keyid:always");
+    resign(named, p384, false);
+    pem = ut_pem_certs(named, NULL);
+    assert_facts_as_openssl(pem, p384, other);
+    free(pem);
+    /* An RSA key signing with RSA-PSS: self-signed (OpenSSL's one
+     * exception to "the algorithm is the key's type"). */
+    X509 *pss = ut_make_cert(rsa, "pss.example", NULL, NULL, NULL, false, 90);
+    resign(pss, rsa, true);
+    pem = ut_pem_certs(pss, NULL);
+    assert_facts_as_openssl(pem, rsa, other);
+    free(pem);
+    X509_free(pss);
+    X509_free(named);
+    X509_free(same);
+    X509_free(ca);
+    EVP_PKEY_free(p256);
+    EVP_PKEY_free(p384);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ed);
+    EVP_PKEY_free(other);
+}
+
 /* A batch large enough for the parse threads, with each input twice. */
 static void test_batch_parses_in_parallel(void **state)
 {
@@ -429,7 +553,8 @@ static void test_threads_parse_as_one_does(void **state)
         case 4: /* another certificate's key */
         case 5: /* an encrypted key */
             certs[i] = ec_cert(name, &k[i]);
-            keys[i] = pem_key(i % CASES == 4 ? cak : k[i], i % CASES == 5 ? PKCS8_ENCRYPTED : PKCS8);
+            keys[i] =
+                pem_key(i % CASES == 4 ? cak : k[i], i % CASES == 5 ? PKCS8_ENCRYPTED : PKCS8);
             break;
         case 1: /* EC PARAMETERS, then the traditional key */
             certs[i] = ec_cert(name, &k[i]);
@@ -744,6 +869,7 @@ int main(void)
         cmocka_unit_test_teardown(test_changed_input_is_a_new_entry, teardown),
         cmocka_unit_test_teardown(test_key_forms, teardown),
         cmocka_unit_test_teardown(test_chain_and_ca_facts, teardown),
+        cmocka_unit_test_teardown(test_facts_match_openssl, teardown),
         cmocka_unit_test_teardown(test_batch_parses_in_parallel, teardown),
         cmocka_unit_test_teardown(test_threads_parse_as_one_does, teardown),
         cmocka_unit_test_teardown(test_facts_only_batch, teardown),
