@@ -459,10 +459,13 @@ static int strv_push(char ***v, size_t *n, char *s)
     return 0;
 }
 
+/* The first n bytes of s lowercased, as a string: up to a NUL inside
+ * them (a certificate's name may hold one; strndup() stops there, so the
+ * copy can be shorter than n). */
 static char *lower_dup(const unsigned char *s, size_t n)
 {
     char *p = strndup((const char *)s, n);
-    for (size_t i = 0; p && i < n; i++)
+    for (size_t i = 0; p && p[i] != '\0'; i++)
         p[i] = (char)tolower((unsigned char)p[i]);
     return p;
 }

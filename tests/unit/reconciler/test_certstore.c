@@ -465,6 +465,49 @@ static void test_facts_match_openssl(void **state)
     EVP_PKEY_free(other);
 }
 
+/* A certificate whose subject CN and subjectAltName hold a NUL byte
+ * (found by the certstore fuzz harness: the lowercased copy was shorter
+ * than the name's length and was written past its end). The names read
+ * stop at the NUL, and none of them selects by SNI. */
+static void test_names_with_nul(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = key_ec();
+    static const char cn[] = "A\0B.example", dns[] = "WWW\0evil.example";
+    for (int with_san = 0; with_san < 2; with_san++) {
+        X509 *x = ut_make_cert(k, "placeholder", NULL, NULL, NULL, false, 90);
+        X509_NAME *name = X509_NAME_new();
+        assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                                    (const unsigned char *)cn, sizeof cn - 1, -1,
+                                                    0),
+                         1);
+        assert_int_equal(X509_set_subject_name(x, name), 1);
+        X509_NAME_free(name);
+        if (with_san) {
+            GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+            GENERAL_NAME *g = GENERAL_NAME_new();
+            ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+            assert_int_equal(ASN1_STRING_set(ia5, dns, sizeof dns - 1), 1);
+            GENERAL_NAME_set0_value(g, GEN_DNS, ia5);
+            sk_GENERAL_NAME_push(gens, g);
+            assert_int_equal(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, 0), 1);
+            GENERAL_NAMES_free(gens);
+        }
+        assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+        char *cert = ut_pem_certs(x, NULL), *key = pem_key(k, PKCS8);
+        struct rc_cert_parsed *e = acquire1(cert, key);
+        assert_int_equal(e->status, RC_CERT_PARSE_OK);
+        assert_int_equal(e->n_dns_names, 1);
+        assert_string_equal(e->dns_names[0], with_san ? "www" : "a");
+        assert_int_equal(e->n_tls_names, 0);
+        rc_cert_parsed_unref(e);
+        free(cert);
+        free(key);
+        X509_free(x);
+    }
+    EVP_PKEY_free(k);
+}
+
 /* A batch large enough for the parse threads, with each input twice. */
 static void test_batch_parses_in_parallel(void **state)
 {
@@ -870,6 +913,7 @@ int main(void)
         cmocka_unit_test_teardown(test_key_forms, teardown),
         cmocka_unit_test_teardown(test_chain_and_ca_facts, teardown),
         cmocka_unit_test_teardown(test_facts_match_openssl, teardown),
+        cmocka_unit_test_teardown(test_names_with_nul, teardown),
         cmocka_unit_test_teardown(test_batch_parses_in_parallel, teardown),
         cmocka_unit_test_teardown(test_threads_parse_as_one_does, teardown),
         cmocka_unit_test_teardown(test_facts_only_batch, teardown),
