@@ -8,7 +8,7 @@ ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= manifest h1_request h1_response h2_frames tls_hello certsvc_reply
+FUZZ_TARGETS ?= manifest h1_request h1_response h2_frames tls_hello certsvc_reply certstore
 # make install PREFIX=/usr DESTDIR=/tmp/stage
 PREFIX ?= /usr/local
 

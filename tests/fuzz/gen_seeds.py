@@ -225,3 +225,25 @@ tls_hs("hs-no-sni", b"", wire([b"h2"]), b"server.test")
 tls_hs("hs-deep-wildcard", b"a.b.server.test", b"", b"a.b.server.test")
 tls_hs("hs-bad-alpn", b"server.test", b"\x05h2", b"server.test")
 tls_hs("hs-ip", b"127.0.0.1", wire([b"http/1.0"]), b"127.0.0.1")
+
+
+# --- certstore: 16-bit length n, n bytes of certificate PEM, the key PEM ----
+def certs(name, cert, key=b""):
+    put("certstore", name, struct.pack(">H", len(cert)) + cert + key)
+
+
+def data(name):
+    with open(os.path.join(HERE, "..", "data", "certs", name), "rb") as f:
+        return f.read()
+
+
+SERVER, SERVER_KEY = data("test-only-server.pem"), data("test-only-server.key")
+CA = data("test-only-ca.pem")
+certs("rsa", SERVER, SERVER_KEY)
+certs("rsa-chain", SERVER + CA, SERVER_KEY)
+certs("ec-wildcard", data("test-only-badwild.pem"), data("test-only-badwild.key"))
+certs("mismatch", SERVER, data("test-only-other.key"))
+certs("ca-no-key", CA)
+certs("key-first", SERVER_KEY + SERVER, SERVER_KEY)
+certs("truncated", SERVER[: len(SERVER) // 2], SERVER_KEY)
+certs("bad-key", SERVER, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
