@@ -6,8 +6,12 @@
  * generic reader), the facts, then the objects decoded again from the DER
  * the entry keeps, as the first handshake selecting it does.
  *
- * Input: a big-endian 16-bit length n, n bytes of certificate PEM, the
- * rest the key PEM (none when empty).
+ * Input: byte 0 flags (bit 0: the certificate part is DER, wrapped here
+ * as one PEM CERTIFICATE block; bit 1: the key part is DER, wrapped as a
+ * PEM PRIVATE KEY block, or EC PRIVATE KEY with bit 2), so that the
+ * fuzzer mutates the DER itself rather than its base64; a big-endian
+ * 16-bit length n; n bytes of certificate; the rest the key (none when
+ * empty).
  *
  * Asserts: no crash, no sanitizer report, no leak; every entry's names
  * are lowercase, non-empty and NUL-free; an entry the parse accepted
@@ -21,6 +25,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -65,21 +70,50 @@ static void check_objects(struct rc_cert_parsed *e, bool has_key)
         abort();
 }
 
+/* der (not empty) as one PEM block labelled name, malloc'd in *out; its
+ * length. */
+static size_t pem_wrap(const char *name, const uint8_t *der, size_t len, char **out)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL || PEM_write_bio(b, name, "", der, (long)len) <= 0)
+        abort();
+    char *p;
+    long n = BIO_get_mem_data(b, &p);
+    *out = malloc((size_t)n);
+    if (*out == NULL)
+        abort();
+    memcpy(*out, p, (size_t)n);
+    BIO_free(b);
+    return (size_t)n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 2)
+    if (size < 3)
         return 0;
-    size_t n = (size_t)data[0] << 8 | data[1];
-    if (n > size - 2)
-        n = size - 2;
-    size_t klen = size - 2 - n;
-    struct rc_certstore_in in = {.cert_pem = (const char *)data + 2,
-                                 .cert_len = n,
-                                 .key_pem = klen ? (const char *)data + 2 + n : NULL,
-                                 .key_len = klen};
+    uint8_t flags = data[0];
+    size_t n = (size_t)data[1] << 8 | data[2];
+    if (n > size - 3)
+        n = size - 3;
+    size_t klen = size - 3 - n;
+    const uint8_t *cdata = data + 3, *kdata = data + 3 + n;
+    const char *cert = (const char *)cdata, *key = klen ? (const char *)kdata : NULL;
+    char *cert_pem = NULL, *key_pem = NULL;
+    if ((flags & 1) && n > 0) {
+        n = pem_wrap("CERTIFICATE", cdata, n, &cert_pem);
+        cert = cert_pem;
+    }
+    if ((flags & 2) && key != NULL) {
+        klen = pem_wrap(flags & 4 ? "EC PRIVATE KEY" : "PRIVATE KEY", kdata, klen, &key_pem);
+        key = key_pem;
+    }
+    struct rc_certstore_in in = {.cert_pem = cert, .cert_len = n, .key_pem = key, .key_len = klen};
     struct rc_cert_parsed *e = NULL;
-    if (rc_certstore_acquire(&in, 1, &e) != 0)
+    if (rc_certstore_acquire(&in, 1, &e) != 0) {
+        free(cert_pem);
+        OPENSSL_clear_free(key_pem, klen);
         return 0; /* out of memory */
+    }
     if (e == NULL)
         abort();
     switch (e->status) {
@@ -105,5 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     rc_cert_parsed_unref(e);
     rc_certstore_sweep();
+    free(cert_pem);
+    OPENSSL_clear_free(key_pem, klen);
     return 0;
 }

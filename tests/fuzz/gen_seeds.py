@@ -3,6 +3,7 @@
 known-failing ones of tests/fuzz/pending/<name>/ (see README.md for each
 harness's input format). Run from anywhere; rewrites only the files named
 here (prefix "seed-"), so inputs merged from fuzzing stay."""
+import base64
 import os
 import ssl
 import struct
@@ -227,14 +228,20 @@ tls_hs("hs-bad-alpn", b"server.test", b"\x05h2", b"server.test")
 tls_hs("hs-ip", b"127.0.0.1", wire([b"http/1.0"]), b"127.0.0.1")
 
 
-# --- certstore: 16-bit length n, n bytes of certificate PEM, the key PEM ----
-def certs(name, cert, key=b""):
-    put("certstore", name, struct.pack(">H", len(cert)) + cert + key)
+# --- certstore: flags (bit 0 certificate DER, bit 1 key DER, bit 2 the key
+# DER is an EC PRIVATE KEY), 16-bit length n, n bytes of certificate, key --
+def certs(name, cert, key=b"", flags=0):
+    put("certstore", name, bytes([flags]) + struct.pack(">H", len(cert)) + cert + key)
 
 
 def data(name):
     with open(os.path.join(HERE, "..", "data", "certs", name), "rb") as f:
         return f.read()
+
+
+def der(pem):
+    body = pem.split(b"-----")[2]
+    return base64.b64decode(b"".join(body.split()))
 
 
 SERVER, SERVER_KEY = data("test-only-server.pem"), data("test-only-server.key")
@@ -247,3 +254,6 @@ certs("ca-no-key", CA)
 certs("key-first", SERVER_KEY + SERVER, SERVER_KEY)
 certs("truncated", SERVER[: len(SERVER) // 2], SERVER_KEY)
 certs("bad-key", SERVER, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+certs("der-rsa", der(SERVER), der(SERVER_KEY), 3)
+certs("der-ec-wildcard", der(data("test-only-badwild.pem")), der(data("test-only-badwild.key")), 3)
+certs("der-ca", der(CA), b"", 1)
