@@ -13,10 +13,10 @@
  * 16-bit length n; n bytes of certificate; the rest the key (none when
  * empty).
  *
- * Asserts: no crash, no sanitizer report, no leak; every entry's names
- * are lowercase, non-empty and NUL-free; an entry the parse accepted
- * decodes again at first use, in the default library context as OpenSSL
- * parses a certificate with its key, and what OpenSSL's own X509 says
+ * Asserts: no crash, no sanitizer report, no leak; every name an entry
+ * read is lowercase, and its SNI names are not empty; an entry the parse
+ * accepted decodes again at first use, in the default library context as
+ * OpenSSL parses a certificate with its key, and what OpenSSL's own X509 says
  * there — the private key matches, self-signed, CA, the SHA-256
  * fingerprint, the public key's type and size — is what the store said. */
 #include <stdint.h>
